@@ -1,0 +1,89 @@
+"""The one exception type for mistakes in a spec, and how it is printed."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from .nodes import Span
+
+_sources: dict[str, str] = {}
+
+
+def remember_source(file: str, text: str) -> None:
+    """Keep a file's text so an error can quote the offending line."""
+    _sources[file] = text
+
+
+class SpecError(Exception):
+    """A mistake in a spec, located at ``span``.
+
+    ``notes`` are extra located lines ("in block X, called at line L") that
+    say how elaboration got there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None,
+        hint: str | None = None,
+        notes: list[tuple[str, Span | None]] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.notes = list(notes or [])
+
+    def add_note(self, text: str, span: Span | None) -> SpecError:  # type: ignore[override]
+        self.notes.append((text, span))
+        return self
+
+    def render(self) -> str:
+        lines = [_located(self.span, "error", self.message)]
+        lines += _excerpt(self.span)
+        for text, span in self.notes:
+            lines.append(_located(span, "note", text))
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class SpecErrors(Exception):
+    """Several independent errors found in one pass."""
+
+    def __init__(self, errors: list[SpecError]):
+        super().__init__(f"{len(errors)} errors")
+        self.errors = errors
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.errors)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _located(span: Span | None, level: str, message: str) -> str:
+    if span is None:
+        return f"{level}: {message}"
+    return f"{span.file}:{span.line}:{span.column}: {level}: {message}"
+
+
+def _excerpt(span: Span | None) -> list[str]:
+    if span is None or span.file not in _sources:
+        return []
+    src_lines = _sources[span.file].splitlines()
+    if not 1 <= span.line <= len(src_lines):
+        return []
+    text = src_lines[span.line - 1].expandtabs(4)
+    end = span.end_column if span.end_line == span.line else len(text) + 1
+    width = max(1, end - span.column)
+    return [f"    {text}", "    " + " " * (span.column - 1) + "^" + "~" * (width - 1)]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -1,0 +1,84 @@
+"""The validated graph: op records with names, shapes and costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict
+
+from .nodes import Span
+
+
+class OpNode(BaseModel):
+    """One operation of an elaborated network."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str  # unique in the graph
+    name: str | None  # module path in the generated model (``layer1.0.conv1``), None for functional ops
+    op: str  # a registry kind, or input / concat / add
+    args: dict[str, Any]
+    in_shapes: tuple[tuple[int, ...], ...]
+    shape: tuple[int, ...]
+    params: int = 0
+    macs: int = 0
+    scope: tuple[str, ...] = ()  # module paths of the enclosing block instances and named seqs
+    side: str | None = None  # the side output this op belongs to
+    span: Span | None = None
+
+
+class ScopeInfo(BaseModel):
+    """A block instance or named seq: one cluster of the graph."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    path: str
+    kind: str  # "block" or "seq"
+    block: str | None
+    call: str  # how it was called, e.g. ``Inception(64, 96, 128, 16, 32, 32)``
+    span: Span | None = None
+
+
+class Graph:
+    """A networkx DiGraph of ``OpNode``s plus the network's inputs and outputs."""
+
+    def __init__(self, network: str, variant: str | None):
+        self.network = network
+        self.variant = variant
+        self.g = nx.DiGraph()
+        self.scopes: dict[str, ScopeInfo] = {}
+        self.input: str | None = None
+        self.output: str | None = None
+        self.sides: dict[str, str] = {}  # side output name -> node id
+
+    def add(self, node: OpNode, inputs: list[str]) -> OpNode:
+        self.g.add_node(node.id, op=node)
+        for src in inputs:
+            self.g.add_edge(src, node.id, shape=self.node(src).shape)
+        return node
+
+    def node(self, node_id: str) -> OpNode:
+        return self.g.nodes[node_id]["op"]
+
+    def ops(self) -> list[OpNode]:
+        """Every node in a topological order that follows the spec's order."""
+        order = {nid: i for i, nid in enumerate(self.g.nodes)}
+        return [self.node(i) for i in nx.lexicographical_topological_sort(self.g, key=order.__getitem__)]
+
+    def modules(self) -> dict[str, OpNode]:
+        return {op.name: op for op in self.ops() if op.name is not None}
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops())
+
+    def params_without_sides(self) -> int:
+        return sum(op.params for op in self.ops() if op.side is None)
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops())
+
+    def __len__(self) -> int:
+        return self.g.number_of_nodes()

@@ -1,0 +1,280 @@
+"""Typed AST of the .arch language: one small class per grammar rule.
+
+Every node carries the ``Span`` of the source text it came from, so any later
+stage can point an error at the spec line that caused it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Span:
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(eq=False)
+class Num:
+    value: int | float
+    span: Span
+
+
+@dataclass(eq=False)
+class Str:
+    value: str
+    span: Span
+
+
+@dataclass(eq=False)
+class Const:
+    """``true``, ``false`` or ``none``."""
+
+    value: bool | None
+    span: Span
+
+
+@dataclass(eq=False)
+class Var:
+    name: str
+    span: Span
+
+
+@dataclass(eq=False)
+class TensorRef:
+    """``in`` (the block's input) or ``out`` (the tensor at this point)."""
+
+    which: str
+    span: Span
+
+
+@dataclass(eq=False)
+class Attr:
+    value: Expr
+    name: str
+    span: Span
+
+
+@dataclass(eq=False)
+class ListExpr:
+    items: list[Expr]
+    span: Span
+    tuple: bool = False
+
+
+@dataclass(eq=False)
+class BinOp:
+    op: str  # + - * / // % ** == != < <= > >= and or
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(eq=False)
+class UnaryOp:
+    op: str  # - + not
+    operand: Expr
+    span: Span
+
+
+@dataclass(eq=False)
+class IfExp:
+    cond: Expr
+    then: Expr
+    orelse: Expr
+    span: Span
+
+
+@dataclass(eq=False)
+class Index:
+    value: Expr
+    index: Expr
+    span: Span
+
+
+@dataclass(eq=False)
+class Call:
+    func: Expr
+    args: list[Expr]
+    kwargs: list[tuple[str, Expr]]
+    span: Span
+
+
+Expr = Union[Num, Str, Const, Var, TensorRef, Attr, ListExpr, BinOp, UnaryOp, IfExp, Index, Call]
+
+
+# ----------------------------------------------------------------- statements
+
+
+@dataclass(eq=False)
+class Target:
+    """A statement's name: plain (``conv1``) or interpolated (``layer{s + 1}``).
+
+    ``parts`` alternates literal text and expressions.
+    """
+
+    parts: list[str | Expr]
+    span: Span
+
+    @property
+    def is_plain(self) -> bool:
+        return all(isinstance(p, str) for p in self.parts)
+
+    @property
+    def text(self) -> str:
+        return "".join(p if isinstance(p, str) else "{...}" for p in self.parts)
+
+
+@dataclass(eq=False)
+class Arguments:
+    args: list[Expr]
+    kwargs: list[tuple[str, Expr, Span]]
+
+
+@dataclass(eq=False)
+class Layer:
+    """``[name =] op_or_block[(args)] [if cond]``."""
+
+    target: Target | None
+    func: str
+    func_span: Span
+    arguments: Arguments
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
+class Seq:
+    target: Target | None
+    body: list[Stmt]
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
+class Concat:
+    branches: list[Stmt]
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
+class Shortcut:
+    source: str | None  # ``from NAME``: read a tensor inside the residual body
+    source_span: Span | None
+    cond: Expr | None
+    body: list[Stmt]
+    span: Span
+
+
+@dataclass(eq=False)
+class Residual:
+    arguments: Arguments  # scale = ...
+    body: list[Stmt]
+    shortcut: Shortcut | None
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
+class Side:
+    target: Target
+    func: str
+    func_span: Span
+    arguments: Arguments
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
+class For:
+    var: str
+    iterable: Expr
+    body: list[Stmt]
+    span: Span
+
+
+@dataclass(eq=False)
+class If:
+    cond: Expr
+    body: list[Stmt]
+    orelse: list[Stmt]
+    span: Span
+
+
+@dataclass(eq=False)
+class Let:
+    name: str
+    value: Expr
+    span: Span
+
+
+Stmt = Union[Layer, Seq, Concat, Residual, Side, For, If, Let]
+
+
+# ------------------------------------------------------------------ top level
+
+
+@dataclass(eq=False)
+class Param:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
+class BlockDef:
+    name: str
+    params: list[Param]
+    body: list[Stmt]
+    span: Span
+    doc: str = ""
+
+
+@dataclass(eq=False)
+class NetworkDef:
+    name: str
+    params: list[Param]
+    input: list[Expr]
+    input_span: Span
+    body: list[Stmt]
+    span: Span
+    doc: str = ""
+
+
+@dataclass(eq=False)
+class VariantDef:
+    name: str
+    network: str
+    network_span: Span
+    arguments: Arguments
+    span: Span
+    doc: str = ""
+
+
+@dataclass(eq=False)
+class Use:
+    path: str
+    span: Span
+
+
+@dataclass(eq=False)
+class Module:
+    """One parsed ``.arch`` file."""
+
+    file: str
+    source: str
+    uses: list[Use] = field(default_factory=list)
+    lets: list[Let] = field(default_factory=list)
+    blocks: list[BlockDef] = field(default_factory=list)
+    networks: list[NetworkDef] = field(default_factory=list)
+    variants: list[VariantDef] = field(default_factory=list)
+    header: str = ""

@@ -1,0 +1,379 @@
+"""Source text -> typed AST (``nodes.Module``).
+
+Lark (LALR, grammar in ``grammar.lark``) parses with positions kept; a
+Transformer turns the parse tree into ``nodes`` classes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import nodes as n
+from .errors import SpecError, remember_source
+
+_OPEN = {"LPAR", "LSQB"}
+_CLOSE = {"RPAR", "RSQB"}
+_JOINS_PREVIOUS = {"SHORTCUT", "ELSE"}  # keywords that continue the statement before them
+
+
+class _Separators:
+    """Post-lexer: newlines and ';' become _SEP where they end a statement."""
+
+    always_accept = ("_NL", "SEMI")
+
+    def process(self, stream):
+        stack: list[str] = []  # open brackets: '(' '[' or '{' of a name interpolation
+        pending: Token | None = None
+        last: Token | None = None
+        for tok in stream:
+            if tok.type in ("_NL", "SEMI"):
+                if not stack and last is not None and last.type not in ("LBRACE", "_SEP"):
+                    pending = pending or Token.new_borrow_pos("_SEP", tok.value, tok)
+                continue
+            if pending is not None:
+                if tok.type not in _JOINS_PREVIOUS:
+                    last = pending
+                    yield pending
+                pending = None
+            if tok.type == "RBRACE" and stack and stack[-1] == "{":
+                stack.pop()
+            elif tok.type == "RBRACE" and last is not None and last.type not in ("LBRACE", "_SEP"):
+                last = Token.new_borrow_pos("_SEP", "", tok)
+                yield last
+            elif tok.type == "LBRACE" and _interpolates(last, tok):
+                stack.append("{")
+            elif tok.type in _OPEN:
+                stack.append(tok.value)
+            elif tok.type in _CLOSE and stack:
+                stack.pop()
+            last = tok
+            yield tok
+        if last is not None and last.type != "_SEP":
+            yield Token("_SEP", "", end_pos=getattr(last, "end_pos", 0))
+
+
+def _interpolates(last: Token | None, brace: Token) -> bool:
+    """``layer{s + 1}``: a '{' written right after a name opens an interpolation."""
+    return (
+        last is not None
+        and last.type in ("NAME", "RBRACE")
+        and last.end_pos == brace.start_pos
+    )
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = (Path(__file__).parent / "grammar.lark").read_text()
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="basic",  # the post-lexer looks one token ahead, which a contextual lexer cannot follow
+        postlex=_Separators(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def parse(text: str, file: str = "<string>") -> n.Module:
+    """Parse one spec file's text into a ``nodes.Module``."""
+    remember_source(file, text)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, file) from None
+    try:
+        module = _ToAst(file).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, SpecError):
+            raise exc.orig_exc from None
+        raise
+    module.source = text
+    module.header = _header_comment(text)
+    return module
+
+
+def _header_comment(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].strip())
+    return "\n".join(lines).strip()
+
+
+_TOKEN_WORDS = {
+    "_SEP": "end of statement",
+    "$END": "end of file",
+    "NAME": "name",
+    "NUMBER": "number",
+    "STRING": "string",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+}
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "_SEP":
+        return "end of line" if "\n" in tok.value else ("';'" if tok.value == ";" else "end of statement")
+    if tok.type == "$END":
+        return "end of file"
+    return repr(str(tok.value))
+
+
+def _syntax_error(exc: UnexpectedInput, file: str) -> SpecError:
+    line = getattr(exc, "line", None) or 1
+    column = getattr(exc, "column", None) or 1
+    if isinstance(exc, UnexpectedCharacters):
+        char = exc.char
+        span = n.Span(file, line, column, line, column + 1)
+        return SpecError(f"unexpected character {char!r}", span)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END" or tok.line is None:
+            return SpecError("unexpected end of file", None if tok.line is None else _tok_span(tok, file),
+                             hint="a '{' or '(' may be missing its closing partner")
+        expected = sorted(_TOKEN_WORDS.get(t, t.lower().strip('"')) for t in exc.expected if not t.startswith("__"))
+        hint = None
+        if tok.type == "_SEP" and "RPAR" in exc.expected:
+            hint = "a '(' is missing its ')'"
+        elif expected:
+            shown = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
+            hint = f"expected {shown}"
+        return SpecError(f"unexpected {_describe(tok)}", _tok_span(tok, file), hint=hint)
+    if isinstance(exc, UnexpectedEOF):
+        return SpecError("unexpected end of file", None, hint="a '{' or '(' may be missing its closing partner")
+    return SpecError(str(exc), n.Span(file, line, column, line, column + 1))
+
+
+def _tok_span(tok: Token, file: str) -> n.Span:
+    line = tok.line or 1
+    col = tok.column or 1
+    end_line = tok.end_line or line
+    end_col = tok.end_column or col + max(1, len(str(tok.value)))
+    if end_line != line or end_col <= col:
+        end_line, end_col = line, col + 1
+    return n.Span(file, line, col, end_line, end_col)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Parse tree -> ``nodes`` objects, every one with its span."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _span(self, meta) -> n.Span:
+        if getattr(meta, "empty", True):
+            return n.Span(self.file, 1, 1, 1, 2)
+        return n.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tspan(self, tok: Token) -> n.Span:
+        return _tok_span(tok, self.file)
+
+    # top level
+    def start(self, meta, items):
+        module = n.Module(self.file, "")
+        for item in items:
+            {
+                n.Use: module.uses,
+                n.Let: module.lets,
+                n.BlockDef: module.blocks,
+                n.NetworkDef: module.networks,
+                n.VariantDef: module.variants,
+            }[type(item)].append(item)
+        return module
+
+    def use(self, meta, items):
+        return n.Use(items[0][1:-1], self._span(meta))
+
+    def let(self, meta, items):
+        return n.Let(str(items[0]), items[1], self._span(meta))
+
+    def params(self, meta, items):
+        return items
+
+    def param(self, meta, items):
+        return n.Param(str(items[0]), items[1], self._span(meta))
+
+    def block(self, meta, items):
+        _, name, params, body = items
+        return n.BlockDef(str(name), params or [], body, self._span(meta))
+
+    def network(self, meta, items):
+        name, params, (dims, dspan), *body = items
+        return n.NetworkDef(str(name), params or [], dims, dspan, body, self._span(meta))
+
+    def input(self, meta, items):
+        for sep in items[1::2]:
+            if sep != "x":
+                raise SpecError(f"expected 'x' between input sizes, found {str(sep)!r}", self._tspan(sep),
+                                hint="write the input as C x H x W, e.g. 'input 3 x 224 x 224'")
+        return (items[::2], self._span(meta))
+
+    def variant(self, meta, items):
+        name, net, args = items
+        return n.VariantDef(str(name), str(net), self._tspan(net), args or n.Arguments([], []), self._span(meta))
+
+    # statements
+    def body(self, meta, items):
+        return items
+
+    def target(self, meta, items):
+        parts: list = []
+        for item in items:
+            if item is None:
+                continue
+            parts.append(str(item) if isinstance(item, Token) else item)
+        return n.Target(parts, self._span(meta))
+
+    def call(self, meta, items):
+        name, args = items
+        return (str(name), self._tspan(name), args or n.Arguments([], []))
+
+    def layer(self, meta, items):
+        target, (func, fspan, args), cond = items
+        return n.Layer(target, func, fspan, args, cond, self._span(meta))
+
+    def seq(self, meta, items):
+        target, body, cond = items
+        return n.Seq(target, body, cond, self._span(meta))
+
+    def concat(self, meta, items):
+        body, cond = items
+        return n.Concat(body, cond, self._span(meta))
+
+    def residual(self, meta, items):
+        args, body, shortcut, cond = items
+        return n.Residual(args or n.Arguments([], []), body, shortcut, cond, self._span(meta))
+
+    def shortcut(self, meta, items):
+        source, cond, body = items
+        return n.Shortcut(
+            str(source) if source is not None else None,
+            self._tspan(source) if source is not None else None,
+            cond,
+            body,
+            self._span(meta),
+        )
+
+    def side(self, meta, items):
+        target, (func, fspan, args), cond = items
+        return n.Side(target, func, fspan, args, cond, self._span(meta))
+
+    def cond(self, meta, items):
+        return items[0]
+
+    def for_(self, meta, items):
+        var, iterable, body = items
+        return n.For(str(var), iterable, body, self._span(meta))
+
+    def if_(self, meta, items):
+        cond, body, orelse = items
+        if isinstance(orelse, n.If):
+            orelse = [orelse]
+        return n.If(cond, body, orelse or [], self._span(meta))
+
+    # arguments
+    def args(self, meta, items):
+        pos, kw = [], []
+        for item in items:
+            if isinstance(item, tuple):
+                kw.append(item)
+            else:
+                if kw:
+                    raise SpecError("positional argument after keyword argument", item.span)
+                pos.append(item)
+        return n.Arguments(pos, kw)
+
+    def kwarg(self, meta, items):
+        name, value = items
+        return (str(name), value, self._tspan(name))
+
+    # expressions
+    def number(self, meta, items):
+        text = str(items[0])
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        return n.Num(value, self._span(meta))
+
+    def string(self, meta, items):
+        return n.Str(str(items[0])[1:-1], self._span(meta))
+
+    def true(self, meta, items):
+        return n.Const(True, self._span(meta))
+
+    def false(self, meta, items):
+        return n.Const(False, self._span(meta))
+
+    def none(self, meta, items):
+        return n.Const(None, self._span(meta))
+
+    def var(self, meta, items):
+        return n.Var(str(items[0]), self._span(meta))
+
+    def in_ref(self, meta, items):
+        return n.TensorRef("in", self._span(meta))
+
+    def out_ref(self, meta, items):
+        return n.TensorRef("out", self._span(meta))
+
+    def list_(self, meta, items):
+        return n.ListExpr([i for i in items if i is not None], self._span(meta))
+
+    def tuple_(self, meta, items):
+        return n.ListExpr([i for i in items if i is not None], self._span(meta), tuple=True)
+
+    def _chain(self, meta, items):
+        left = items[0]
+        for i in range(1, len(items), 2):
+            left = n.BinOp(str(items[i]), left, items[i + 1], self._span(meta))
+        return left
+
+    arith = _chain
+    compare = _chain
+
+    def _logical(op):
+        def rule(self, meta, items):
+            left = items[0]
+            for right in items[1:]:
+                left = n.BinOp(op, left, right, self._span(meta))
+            return left
+
+        return rule
+
+    or_ = _logical("or")
+    and_ = _logical("and")
+
+    def not_(self, meta, items):
+        return n.UnaryOp("not", items[0], self._span(meta))
+
+    def neg(self, meta, items):
+        return n.UnaryOp(str(items[0]), items[1], self._span(meta))
+
+    def pow(self, meta, items):
+        return n.BinOp("**", items[0], items[1], self._span(meta))
+
+    def ifexp(self, meta, items):
+        then, cond, orelse = items
+        return n.IfExp(cond, then, orelse, self._span(meta))
+
+    def funcall(self, meta, items):
+        func, args = items
+        args = args or n.Arguments([], [])
+        return n.Call(func, args.args, [(k, v) for k, v, _ in args.kwargs], self._span(meta))
+
+    def index(self, meta, items):
+        return n.Index(items[0], items[1], self._span(meta))
+
+    def attr(self, meta, items):
+        return n.Attr(items[0], str(items[1]), self._span(meta))

@@ -1,0 +1,833 @@
+"""One block or network -> the statement lines of one ``nn.Module`` class.
+
+The class mirrors the spec: the block's parameters (and its inferred input
+channels) are constructor arguments, repeats stay loops, conditionals stay
+``if``s, and ``forward`` makes one call per line with the shape as a comment.
+Channel counts are tracked symbolically through ``__init__``: an expression
+over the constructor's arguments, folded to a number wherever the spec gives
+numbers, so a call like ``Inception(192, 64, 96, ...)`` reads as in
+torchvision rather than as a chain of attribute look-ups.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+from dataclasses import dataclass, field
+
+from . import nodes as n
+from .errors import SpecError
+from .expr import BUILTINS, BlockRef, fold, free_names, is_literal, literal, to_python
+from .ops import REGISTRY, OpKind
+
+FIXED_NAMES = {"self", "torch", "nn", "F", "Tensor", "x", "super"}
+
+
+class Namespace:
+    """Hands out legal, unique local names (clashes get _1, _2, ...)."""
+
+    def __init__(self, taken: set[str] = frozenset()):
+        self.taken = set(taken) | FIXED_NAMES | set(dir(builtins)) | set(keyword.kwlist)
+
+    def reserve(self, name: str) -> None:
+        self.taken.add(name)
+
+    def create(self, base: str) -> str:
+        base = re.sub(r"\W", "_", base) or "v"
+        if base[0].isdigit():
+            base = "_" + base
+        name, i = base, 0
+        while name in self.taken:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    def indent(self) -> Writer:
+        self.depth += 1
+        return self
+
+    def dedent(self) -> None:
+        self.depth -= 1
+
+
+@dataclass
+class ClassInfo:
+    """What a caller needs to know about a generated block class."""
+
+    name: str
+    out_formula: n.Expr | None  # output channels over the parameters and in_channels, if expressible
+
+
+@dataclass
+class StmtInfo:
+    """Shapes seen for each statement in every elaboration: (input, output) pairs."""
+
+    shapes: dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]] = field(default_factory=dict)
+
+    def get(self, stmt) -> list:
+        return self.shapes.get(id(stmt), [])
+
+
+_SPAN = n.Span("<generated>", 1, 1, 1, 1)
+
+
+def _var(name: str) -> n.Var:
+    return n.Var(name, _SPAN)
+
+
+def shape_comment(shapes: list[tuple[int, ...]]) -> str:
+    """``N x 64 x 56 x 56``; a dimension that differs between uses shows its values."""
+    if not shapes:
+        return ""
+    dims = []
+    for values in zip(*shapes):
+        distinct = sorted(set(values))
+        if len(distinct) == 1:
+            dims.append(str(distinct[0]))
+        elif len(distinct) <= 3:
+            dims.append("|".join(map(str, distinct)))
+        else:
+            dims.append(f"{distinct[0]}..{distinct[-1]}")
+    if len({len(s) for s in shapes}) != 1:
+        return ""
+    return "N x " + " x ".join(dims)
+
+
+def creates_modules(stmt: n.Stmt, program_blocks: dict, env_blocks: set[str]) -> bool:
+    if isinstance(stmt, n.Layer):
+        if stmt.func in program_blocks or stmt.func in env_blocks:
+            return True
+        kind = REGISTRY.get(stmt.func)
+        return stmt.target is not None or (kind is not None and kind.has_params)
+    if isinstance(stmt, n.Side):
+        return True
+    if isinstance(stmt, n.Seq):
+        return stmt.target is not None or any(creates_modules(s, program_blocks, env_blocks) for s in stmt.body)
+    if isinstance(stmt, n.Concat):
+        return any(creates_modules(s, program_blocks, env_blocks) for s in stmt.branches)
+    if isinstance(stmt, n.Residual):
+        inner = list(stmt.body) + (list(stmt.shortcut.body) if stmt.shortcut else [])
+        return any(creates_modules(s, program_blocks, env_blocks) for s in inner)
+    if isinstance(stmt, (n.For, n.If)):
+        inner = list(stmt.body) + list(getattr(stmt, "orelse", []))
+        return any(creates_modules(s, program_blocks, env_blocks) for s in inner)
+    return False
+
+
+@dataclass
+class _Seq:
+    """Where __init__ puts modules: ``self`` or a local nn.Sequential."""
+
+    var: str | None  # None: attributes of self
+
+
+class ClassGen:
+    """Generates one class. ``infos`` gives the classes it calls."""
+
+    def __init__(self, definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef],
+                 constants: dict[str, object], stmt_info: StmtInfo, infos, block_params: set[str]):
+        self.d = definition
+        self.is_network = isinstance(definition, n.NetworkDef)
+        self.blocks = blocks
+        self.constants = constants  # top-level lets: folded into the code as literals
+        self.info = stmt_info
+        self.infos = infos  # callable: block name -> ClassInfo
+        self.params = [p.name for p in definition.params]
+        for p in definition.params:
+            if keyword.iskeyword(p.name) or p.name in FIXED_NAMES or p.name in BUILTINS or p.name in dir(builtins) \
+                    or p.name in ("in_channels", "training"):
+                raise SpecError(f"parameter name '{p.name}' is reserved in the generated code", p.span,
+                                hint="choose another name")
+        self.block_params = block_params  # parameters that hold a block class
+        self.stored: set[str] = set()  # names forward reads from self
+        self.inplace_ok: dict[int, bool] = {}
+        self.modules_named: set[str] = set()
+        self.fwd_locals: set[str] = set()
+        self.channel_vars: set[str] = set()
+
+    # ----------------------------------------------------------- expressions
+
+    def fold(self, e: n.Expr, cur: n.Expr | None = None) -> n.Expr:
+        def tensors(ref: n.TensorRef, attr: str):
+            if attr != "channels":
+                raise SpecError(f"'{ref.which}.{attr}' is known only while elaborating; generated code tracks "
+                                "channels alone", ref.span, hint="use .channels, or compute the size from parameters")
+            if ref.which == "in":
+                return _var("in_channels")
+            if cur is None:
+                raise SpecError("'out' is not available here", ref.span)
+            return cur
+
+        return fold(e, self.constants, tensors=tensors)
+
+    def init_expr(self, e: n.Expr, cur: n.Expr | None = None) -> str:
+        return to_python(self.fold(e, cur))
+
+    def fwd_expr(self, e: n.Expr, var: str) -> str:
+        def tensors(ref: n.TensorRef, attr: str):
+            if attr != "channels":
+                raise SpecError(f"'{ref.which}.{attr}' cannot be used at run time", ref.span)
+            if ref.which == "in":
+                self.stored.add("in_channels")
+                return _var("self.in_channels")
+            return _var(f"{var}.shape[1]")
+
+        folded = fold(e, self.constants, tensors=tensors)
+
+        def name(s: str) -> str:
+            if s in self.fwd_locals or "." in s:
+                return s
+            if s in self.params:
+                self.stored.add(s)
+                return f"self.{s}"
+            return s
+
+        return to_python(folded, name)
+
+    # ------------------------------------------------------------------ init
+
+    def generate(self) -> tuple[list[str], list[str], ClassInfo]:
+        fwd = Writer()
+        fwd.depth = 2
+        ns = Namespace(set(self.params))
+        ns.reserve("x")
+        self.fwd_ns = ns
+        if self.is_network:
+            self.sides: list[str] = []
+            var, _ = self.fwd_body(self.d.body, "x", False, fwd, None)
+            if self.sides:
+                cond = " or ".join(f"{s} is not None" for s in self.sides)
+                fwd.line(f"if self.training and ({cond}):")
+                fwd.indent().line(f"return {', '.join([var] + self.sides)}")
+                fwd.dedent()
+            fwd.line(f"return {var}")
+        else:
+            var, _ = self.fwd_body(self.d.body, "x", False, fwd, None)
+            fwd.line(f"return {var}")
+
+        init = Writer()
+        init.depth = 2
+        self.init_ns = Namespace(set(self.params) | {"in_channels"})
+        if self.is_network:
+            dims = [self.fold(e) for e in self.d.input]
+            cur: n.Expr = dims[0]
+        else:
+            cur = _var("in_channels")
+        body = Writer()
+        body.depth = 2
+        cur = self.init_body(self.d.body, cur, body, _Seq(None))
+        init.line("super().__init__()")
+        for name in sorted(self.stored):
+            if name in self.modules_named or name == "out_channels":
+                raise SpecError(f"'{name}' names both a parameter read in forward and a layer", self.d.span,
+                                hint="rename one of them")
+            init.line(f"self.{name} = {name}")
+        init.lines += body.lines
+        if not self.is_network:
+            init.line(f"self.out_channels = {to_python(cur)}")
+        formula = None
+        if not self.is_network and free_names(cur) <= set(self.params) | {"in_channels"} and not _has_attr(cur):
+            formula = cur
+        return init.lines, fwd.lines, ClassInfo(self.d.name, formula)
+
+    def init_body(self, stmts: list[n.Stmt], cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        for stmt in stmts:
+            cur = self.init_stmt(stmt, cur, w, seq)
+        return cur
+
+    def init_stmt(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        cond = getattr(stmt, "cond", None) if not isinstance(stmt, n.If) else None
+        if cond is not None:
+            cond_text = self.init_expr(cond, cur)
+            if cond_text == "True":
+                cond = None
+            elif cond_text == "False":
+                name = self._static_name(stmt)
+                if name and seq.var is None:
+                    w.line(f"self.{name} = None")
+                return cur
+        if cond is not None:
+            sub = Writer()
+            sub.depth = w.depth + 1
+            new = self._init_one(stmt, cur, sub, seq)
+            name = self._static_name(stmt)
+            if not sub.lines:
+                return cur if to_python(new) == to_python(cur) else n.IfExp(self.fold(cond, cur), new, cur, _SPAN)
+            if seq.var is None:
+                for none_name in self._conditional_names(stmt):
+                    w.line(f"self.{none_name} = None")
+            w.line(f"if {cond_text}:")
+            w.lines += sub.lines
+            if to_python(new) == to_python(cur):
+                return cur
+            if _mentions_locals(new, sub.lines):
+                chan = self.channel_var(cur)
+                w.lines.insert(len(w.lines) - len(sub.lines) - 1, "    " * w.depth + f"{chan} = {to_python(cur)}")
+                w.indent().line(f"{chan} = {to_python(new)}")
+                w.dedent()
+                return _var(chan)
+            return n.IfExp(self.fold(cond, cur), new, cur, _SPAN)
+        return self._init_one(stmt, cur, w, seq)
+
+    def _init_one(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        if isinstance(stmt, n.Let):
+            w.line(f"{stmt.name} = {self.init_expr(stmt.value, cur)}")
+            self.init_ns.reserve(stmt.name)
+            return cur
+        if isinstance(stmt, n.Layer):
+            return self.init_layer(stmt, cur, w, seq)
+        if isinstance(stmt, n.Side):
+            layer = n.Layer(stmt.target, stmt.func, stmt.func_span, stmt.arguments, None, stmt.span)
+            self.init_layer(layer, cur, w, seq)
+            return cur
+        if isinstance(stmt, n.Seq):
+            if stmt.target is None:
+                return self.init_body(stmt.body, cur, w, seq)
+            var = self.init_ns.create(_plain(stmt.target) or "layers")
+            sub = Writer()
+            sub.depth = w.depth
+            new = self.init_body(stmt.body, cur, sub, _Seq(var))
+            prefix = "    " * w.depth + f"{var}.append("
+            if sub.lines and all(line.startswith(prefix) and line.endswith(")") for line in sub.lines):
+                items = [line[len(prefix):-1] for line in sub.lines]
+                self.register(stmt.target, "nn.Sequential(\n" + "".join(
+                    "    " * (w.depth + 1) + item + ",\n" for item in items) + "    " * w.depth + ")", w, seq)
+                return new
+            w.line(f"{var} = nn.Sequential()")
+            w.lines += sub.lines
+            self.register(stmt.target, var, w, seq)
+            return new
+        if isinstance(stmt, n.Concat):
+            total: n.Expr | None = None
+            for branch in stmt.branches:
+                out = self.init_stmt(branch, cur, w, seq)
+                total = out if total is None else n.BinOp("+", total, out, _SPAN)
+            assert total is not None
+            return self.fold(total)
+        if isinstance(stmt, n.Residual):
+            new = self.init_body(stmt.body, cur, w, seq)
+            if stmt.shortcut is not None:
+                sc = stmt.shortcut
+                start = cur
+                if sc.source is not None:
+                    start = self._tap_channels(stmt.body, sc.source, cur)
+                sub_stmt = n.Seq(None, sc.body, sc.cond, sc.span)
+                self.init_stmt(sub_stmt, start, w, seq)
+            return new
+        if isinstance(stmt, n.For):
+            return self.init_for(stmt, cur, w, seq)
+        if isinstance(stmt, n.If):
+            return self.init_if(stmt, cur, w, seq)
+        raise TypeError(type(stmt))
+
+    def _tap_channels(self, body: list[n.Stmt], source: str, cur: n.Expr) -> n.Expr:
+        w = Writer()
+        for stmt in body:
+            cur = self._init_one(stmt, cur, w, _Seq("_probe")) if not isinstance(stmt, n.Let) else cur
+            if getattr(stmt, "target", None) is not None and _plain(stmt.target) == source:
+                return cur
+        return cur
+
+    def init_for(self, stmt: n.For, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        chan = self.channel_var(cur)
+        self.init_ns.reserve(stmt.var)
+        sub = Writer()
+        sub.depth = w.depth + 1
+        inner = self.init_body(stmt.body, _var(chan), sub, seq)
+        changes = to_python(inner) != chan
+        if changes:
+            sub.line(f"{chan} = {to_python(inner)}")
+        changes = changes or any(re.match(rf"\s*{chan} = ", line) for line in sub.lines)
+        uses = any(re.search(rf"\b{chan}\b", line) for line in sub.lines)
+        if not sub.lines:
+            return cur
+        if uses and to_python(cur) != chan:
+            w.line(f"{chan} = {to_python(cur)}")
+        w.line(f"for {_loop_var(stmt.var, sub.lines)} in {self.init_expr(stmt.iterable, cur)}:")
+        if uses:
+            w.lines += sub.lines
+        else:
+            w.lines += [line.replace(chan, to_python(cur)) for line in sub.lines]
+        return _var(chan) if changes else cur
+
+    def init_if(self, stmt: n.If, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        cond = self.init_expr(stmt.cond, cur)
+        if cond in ("True", "False"):
+            return self.init_body(stmt.body if cond == "True" else stmt.orelse, cur, w, seq)
+        a, b = Writer(), Writer()
+        a.depth = b.depth = w.depth + 1
+        out_a = self.init_body(stmt.body, cur, a, seq)
+        out_b = self.init_body(stmt.orelse, cur, b, seq)
+        if to_python(out_a) == to_python(out_b):
+            result = out_a
+        elif not _mentions_locals(out_a, a.lines) and not _mentions_locals(out_b, b.lines):
+            result = n.IfExp(self.fold(stmt.cond, cur), out_a, out_b, _SPAN)
+        else:
+            chan = self.init_ns.create("channels")
+            a.line(f"{chan} = {to_python(out_a)}")
+            b.line(f"{chan} = {to_python(out_b)}")
+            result = _var(chan)
+        if a.lines:
+            w.line(f"if {cond}:")
+            w.lines += a.lines
+            if b.lines:
+                w.line("else:")
+                w.lines += b.lines
+        elif b.lines:
+            w.line(f"if not ({cond}):")
+            w.lines += b.lines
+        return result
+
+    def init_layer(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        kind = REGISTRY.get(stmt.func)
+        is_block = stmt.func in self.blocks or stmt.func in self.block_params
+        if stmt.func in self.block_params or (stmt.func in self.blocks and not (kind and stmt.func in self.params)):
+            kind = None
+        if is_block:
+            return self.init_block_call(stmt, cur, w, seq)
+        assert kind is not None
+        new = self.op_channels(kind, stmt, cur)
+        needs_module = stmt.target is not None or kind.has_params or seq.var is not None
+        if needs_module:
+            self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
+        return new
+
+    def op_channels(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> n.Expr:
+        if kind.channels_from is not None:
+            fields = kind.positional
+            idx = fields.index(kind.channels_from)
+            for key, value, _ in stmt.arguments.kwargs:
+                if key == kind.channels_from:
+                    return self.fold(value, cur)
+            return self.fold(stmt.arguments.args[idx], cur)
+        if kind.flattens:
+            spatial = {s_in[1:] for s_in, _ in self.info.get(stmt)}
+            if len(spatial) != 1:
+                raise SpecError("flatten sees different input sizes in different uses; generated code needs one",
+                                stmt.span, hint="pool to a fixed size first (adaptive_avgpool)")
+            (hw,) = spatial
+            out = cur
+            for d in hw:
+                if d != 1:
+                    out = n.BinOp("*", out, n.Num(d, _SPAN), _SPAN)
+            return out
+        return cur
+
+    def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list[str], list[str]]:
+        """The op's arguments as Python: (positional, keyword)."""
+        fields = kind.positional
+        given = {}
+        for fname, value in zip(fields, stmt.arguments.args):
+            given[fname] = value
+        for key, value, _ in stmt.arguments.kwargs:
+            given[key] = value
+        pos, kw = [], []
+        for fname in fields:
+            if fname not in given:
+                continue
+            folded = self.fold(given[fname], cur)
+            if isinstance(folded, n.ListExpr):
+                folded = n.ListExpr(folded.items, folded.span, tuple=True)
+            text = to_python(folded)
+            if fname == skip:
+                pos.append(text)
+            else:
+                kw.append(f"{fname}={text}")
+        return pos, kw
+
+    def op_ctor(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> str:
+        pos, kw = self.op_args(kind, stmt, cur, kind.channels_from)
+        lead = [to_python(cur)] if kind.in_arg else []
+        if kind.inplace and self.inplace_ok.get(id(stmt)):
+            kw.append("inplace=True")
+        return f"{kind.module}({', '.join(lead + pos + kw)})"
+
+    def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        args = [self.init_expr(a, cur) for a in stmt.arguments.args]
+        args += [f"{k}={self.init_expr(v, cur)}" for k, v, _ in stmt.arguments.kwargs]
+        ctor = f"{stmt.func}({', '.join([to_python(cur)] + args)})"
+        formula = None
+        if stmt.func in self.blocks and stmt.func not in self.block_params:
+            info = self.infos(stmt.func)
+            formula = info.out_formula
+            block = self.blocks[stmt.func]
+        if formula is not None:
+            subst: dict[str, n.Expr] = {"in_channels": cur}
+            bound = _bind(block, stmt.arguments)
+            for p in block.params:
+                if p.name in bound:
+                    subst[p.name] = self.fold(bound[p.name], cur)
+                elif p.default is not None:
+                    subst[p.name] = fold(p.default, self.constants)
+            new = fold(formula, {}, subst)
+            self.register(stmt.target, ctor, w, seq)
+            return self.fold(new)
+        plain = _plain(stmt.target) if stmt.target is not None else None
+        if plain and seq.var is None:
+            self.register(stmt.target, ctor, w, seq)
+            return _var(f"self.{plain}.out_channels")
+        if seq.var is not None:
+            self.register(stmt.target, ctor, w, seq)
+            source = f"{seq.var}[-1].out_channels"
+        else:
+            var = self.init_ns.create("block")
+            w.line(f"{var} = {ctor}")
+            self.register(stmt.target, var, w, seq)
+            source = f"{var}.out_channels"
+        chan = self.channel_var(cur)
+        w.line(f"{chan} = {source}")
+        return _var(chan)
+
+    def channel_var(self, cur: n.Expr) -> str:
+        """The mutable local that holds a channel count: ``cur`` itself if it is one."""
+        if isinstance(cur, n.Var) and cur.name in self.channel_vars:
+            return cur.name
+        name = self.init_ns.create("channels")
+        self.channel_vars.add(name)
+        return name
+
+    def register(self, target: n.Target | None, value: str, w: Writer, seq: _Seq) -> None:
+        if target is not None and target.is_plain:
+            name = _plain(target)
+            self.modules_named.add(name)
+            if seq.var is None:
+                w.line(f"self.{name} = {value}")
+            else:
+                w.line(f'{seq.var}.add_module("{name}", {value})')
+            return
+        if target is not None:
+            owner = "self" if seq.var is None else seq.var
+            w.line(f"{owner}.add_module({self.fstring(target, init=True)}, {value})")
+            return
+        assert seq.var is not None
+        w.line(f"{seq.var}.append({value})")
+
+    def fstring(self, target: n.Target, init: bool, var: str = "x") -> str:
+        parts = []
+        for p in target.parts:
+            if isinstance(p, str):
+                parts.append(p.replace("{", "{{").replace("}", "}}"))
+            else:
+                parts.append("{" + (self.init_expr(p) if init else self.fwd_expr(p, var)) + "}")
+        return 'f"' + "".join(parts) + '"'
+
+    def _conditional_names(self, stmt) -> list[str]:
+        """Attributes a conditional statement creates under a fixed name: set to None when it is skipped."""
+        if isinstance(stmt, (n.Layer, n.Side)):
+            name = self._static_name(stmt)
+            return [name] if name and creates_modules(stmt, self.blocks, self.block_params) else []
+        if isinstance(stmt, n.Seq) and stmt.target is not None:
+            return [_plain(stmt.target)] if stmt.target.is_plain else []
+        if isinstance(stmt, (n.Seq, n.Concat)):
+            inner = stmt.body if isinstance(stmt, n.Seq) else stmt.branches
+            return [name for s in inner for name in self._conditional_names(s)]
+        if isinstance(stmt, n.Residual):
+            inner = list(stmt.body) + (list(stmt.shortcut.body) if stmt.shortcut else [])
+            return [name for s in inner for name in self._conditional_names(s)]
+        return []
+
+    def _static_name(self, stmt) -> str | None:
+        target = getattr(stmt, "target", None)
+        if target is not None and target.is_plain:
+            if isinstance(stmt, n.Layer) and stmt.func in REGISTRY and REGISTRY[stmt.func].functional is not None \
+                    and stmt.func not in self.blocks:
+                return _plain(target)
+            return _plain(target)
+        return None
+
+    # --------------------------------------------------------------- forward
+
+    def fwd_body(self, stmts: list[n.Stmt], var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
+        for stmt in stmts:
+            var, fresh = self.fwd_stmt(stmt, var, fresh, w, taps)
+        return var, fresh
+
+    def _module_ref(self, target: n.Target, var: str) -> str:
+        if target.is_plain:
+            return f"self.{_plain(target)}"
+        return f"getattr(self, {self.fstring(target, init=False, var=var)})"
+
+    def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
+        cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
+        if cond is not None:
+            test = self.fwd_cond(stmt, cond, var)
+            if test == "False":
+                return var, fresh
+            if test != "True":
+                sub = Writer()
+                sub.depth = w.depth + 1
+                new, sub_fresh = self.fwd_one(stmt, var, fresh, sub, taps, dest=var)
+                if sub.lines:
+                    w.line(f"if {test}:")
+                    w.lines += sub.lines
+                return new, fresh and sub_fresh
+        return self.fwd_one(stmt, var, fresh, w, taps)
+
+    def fwd_cond(self, stmt, cond: n.Expr, var: str) -> str:
+        if creates_modules(stmt, self.blocks, self.block_params):
+            name = self._static_name(stmt)
+            if name is not None and isinstance(stmt, (n.Layer, n.Seq)):
+                return f"self.{name} is not None"
+        return self.fwd_expr(cond, var)
+
+    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
+                dest: str | None = None) -> tuple[str, bool]:
+        dest = dest or var
+        if isinstance(stmt, n.Let):
+            text = self.fwd_expr(stmt.value, var)
+            self.fwd_locals.add(stmt.name)
+            self._pending_lets = getattr(self, "_pending_lets", [])
+            w.line(f"{stmt.name} = {text}")
+            return var, fresh
+        if isinstance(stmt, n.Layer):
+            return self.fwd_layer(stmt, var, fresh, w, dest, taps)
+        if isinstance(stmt, n.Side):
+            name = _plain(stmt.target)
+            if name is None:
+                raise SpecError("a side output needs a plain name", stmt.target.span)
+            local = self.fwd_ns.create(name)
+            self.sides.append(local)
+            w.line(f"{local}: Tensor | None = None")
+            if stmt.cond is not None:
+                w.line(f"if self.{name} is not None and self.training:")
+            else:
+                w.line("if self.training:")
+            w.indent().line(f"{local} = self.{name}({var})")
+            w.dedent()
+            return var, fresh
+        if isinstance(stmt, n.Seq):
+            if stmt.target is None:
+                return self.fwd_body(stmt.body, var, fresh, w, taps) if dest == var else \
+                    self._fwd_into(stmt.body, var, fresh, w, dest, taps)
+            self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
+            self._tap(stmt, dest, taps)
+            return dest, True
+        if isinstance(stmt, n.Concat):
+            outs = []
+            for branch in stmt.branches:
+                if isinstance(branch, n.Layer) and branch.func == "identity" and branch.cond is None:
+                    outs.append(var)
+                    continue
+                base = _plain(getattr(branch, "target", None)) or "branch"
+                local = self.fwd_ns.create(base)
+                out, _ = self.fwd_stmt_into(branch, var, w, local, taps)
+                outs.append(out)
+            self._comment_line(w, f"{dest} = torch.cat([{', '.join(outs)}], 1)", stmt)
+            return dest, True
+        if isinstance(stmt, n.Residual):
+            return self.fwd_residual(stmt, var, w, dest)
+        if isinstance(stmt, n.For):
+            self.fwd_locals.add(stmt.var)
+            sub = Writer()
+            sub.depth = w.depth + 1
+            new, _ = self._fwd_into(stmt.body, var, False, sub, var, taps)
+            if sub.lines:
+                w.line(f"for {_loop_var(stmt.var, sub.lines)} in {self.fwd_expr(stmt.iterable, var)}:")
+                w.lines += sub.lines
+            return var, False
+        if isinstance(stmt, n.If):
+            test = self.fwd_expr(stmt.cond, var)
+            if test in ("True", "False"):
+                return self._fwd_into(stmt.body if test == "True" else stmt.orelse, var, False, w, var, taps)
+            a, b = Writer(), Writer()
+            a.depth = b.depth = w.depth + 1
+            self._fwd_into(stmt.body, var, False, a, var, taps)
+            self._fwd_into(stmt.orelse, var, False, b, var, taps)
+            if a.lines:
+                w.line(f"if {test}:")
+                w.lines += a.lines
+                if b.lines:
+                    w.line("else:")
+                    w.lines += b.lines
+            elif b.lines:
+                w.line(f"if not ({test}):")
+                w.lines += b.lines
+            return var, False
+        raise TypeError(type(stmt))
+
+    def _fwd_into(self, stmts, var, fresh, w, dest, taps):
+        """Run ``stmts`` on ``var`` leaving the result in ``dest``."""
+        if not stmts:
+            if dest != var:
+                w.line(f"{dest} = {var}")
+            return dest, fresh
+        cur = var
+        for i, stmt in enumerate(stmts):
+            cur, fresh = self.fwd_stmt_into(stmt, cur, w, dest, taps, fresh)
+        if cur != dest:
+            w.line(f"{dest} = {cur}")
+        return dest, fresh
+
+    def fwd_stmt_into(self, stmt, var, w, dest, taps, fresh=False):
+        cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
+        if cond is not None and dest != var:
+            w.line(f"{dest} = {var}")
+            return self.fwd_stmt(stmt, dest, False, w, taps)
+        if cond is not None:
+            return self.fwd_stmt(stmt, var, fresh, w, taps)
+        return self.fwd_one(stmt, var, fresh, w, taps, dest=dest)
+
+    def fwd_layer(self, stmt: n.Layer, var: str, fresh: bool, w: Writer, dest: str, taps) -> tuple[str, bool]:
+        is_block = stmt.func in self.blocks or stmt.func in self.block_params
+        kind = None if is_block else REGISTRY[stmt.func]
+        if kind is not None and stmt.target is None and kind.functional is not None:
+            if kind.functional == "":
+                if dest != var:
+                    w.line(f"{dest} = {var}")
+                return dest, fresh if dest == var else False
+            pos, kw = self.fwd_op_args(kind, stmt, var)
+            if kind.inplace:
+                self.inplace_ok[id(stmt)] = fresh
+                if fresh and dest == var:
+                    kw.append("inplace=True")
+            call = f"{kind.functional}({', '.join([var] + pos + kw + list(kind.functional_extra))})"
+            self._comment_line(w, f"{dest} = {call}", stmt)
+            return dest, True
+        if kind is not None and kind.inplace:
+            self.inplace_ok[id(stmt)] = fresh and dest == var
+        assert stmt.target is not None
+        self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
+        self._tap(stmt, dest, taps)
+        return dest, not is_block
+
+    def fwd_op_args(self, kind: OpKind, stmt: n.Layer, var: str) -> tuple[list[str], list[str]]:
+        fields = kind.positional
+        given = {}
+        for fname, value in zip(fields, stmt.arguments.args):
+            given[fname] = value
+        for key, value, _ in stmt.arguments.kwargs:
+            given[key] = value
+        pos, kw = [], []
+        for i, fname in enumerate(fields):
+            if fname not in given:
+                continue
+            folded = given[fname]
+            text = self.fwd_expr(folded, var)
+            if text.startswith("[") and text.endswith("]"):
+                text = "(" + text[1:-1] + ("," if text.count(",") == 0 else "") + ")"
+            if i == 0:
+                pos.append(text)
+            else:
+                kw.append(f"{fname}={text}")
+        return pos, kw
+
+    def _tap(self, stmt, dest: str, taps: dict | None) -> None:
+        if taps is not None and getattr(stmt, "target", None) is not None:
+            name = _plain(stmt.target)
+            if name in taps:
+                taps[name] = dest
+
+    def fwd_residual(self, stmt: n.Residual, var: str, w: Writer, dest: str) -> tuple[str, bool]:
+        sc = stmt.shortcut
+        taps: dict[str, str | None] = {}
+        if sc is not None and sc.source is not None:
+            taps[sc.source] = None
+        ident = self.fwd_ns.create("identity")
+        out = self.fwd_ns.create("out")
+        if sc is None or sc.source is None:
+            w.line(f"{ident} = {var}")
+        body_w = Writer()
+        body_w.depth = w.depth
+        self._residual_body(stmt.body, var, body_w, out, taps, sc)
+        w.lines += body_w.lines
+        if sc is not None:
+            start = var
+            if sc.source is not None:
+                start = taps.get(sc.source) or var
+                w.line(f"{ident} = {start}")
+            sub = Writer()
+            sub.depth = w.depth + 1 if sc.cond is not None else w.depth
+            self._fwd_into(sc.body, start, False, sub, ident, None)
+            if sc.cond is not None and sub.lines:
+                w.line(f"if {self._shortcut_test(sc)}:")
+            w.lines += sub.lines
+        scale = None
+        for key, value, _ in stmt.arguments.kwargs:
+            if key == "scale":
+                scale = self.fwd_expr(value, var)
+        added = f"{out} * {scale} + {ident}" if scale is not None else f"{out} + {ident}"
+        self._comment_line(w, f"{out} = {added}", stmt)
+        if dest != var and dest != out:
+            w.line(f"{dest} = {out}")
+            return dest, True
+        return out, True
+
+    def _residual_body(self, body, var, w, out, taps, sc) -> None:
+        cur, fresh = var, False
+        for stmt in body:
+            name = _plain(getattr(stmt, "target", None)) if getattr(stmt, "target", None) is not None else None
+            if name is not None and name in taps:
+                local = self.fwd_ns.create(name)
+                cur, fresh = self.fwd_stmt_into(stmt, cur, w, local, None, fresh)
+                taps[name] = local
+                fresh = False
+                continue
+            cur, fresh = self.fwd_stmt_into(stmt, cur, w, out, None, fresh)
+        if cur != out:
+            w.line(f"{out} = {cur}")
+
+    def _shortcut_test(self, sc: n.Shortcut) -> str:
+        if len(sc.body) == 1 and self._static_name(sc.body[0]) and \
+                creates_modules(sc.body[0], self.blocks, self.block_params):
+            return f"self.{self._static_name(sc.body[0])} is not None"
+        return self.fwd_expr(sc.cond, "x")
+
+    def _comment_line(self, w: Writer, text: str, stmt) -> None:
+        shapes = [out for _, out in self.info.get(stmt)]
+        comment = shape_comment(shapes)
+        w.line(f"{text}  # {comment}" if comment else text)
+
+
+def _loop_var(name: str, body: list[str]) -> str:
+    """A loop variable the body never reads is written ``_``."""
+    return name if any(re.search(rf"\b{re.escape(name)}\b", line) for line in body) else "_"
+
+
+def _plain(target: n.Target | None) -> str | None:
+    if target is None or not target.is_plain:
+        return None
+    return "".join(target.parts)  # type: ignore[arg-type]
+
+
+def _has_attr(e: n.Expr) -> bool:
+    return "." in to_python(e)
+
+
+def _mentions_locals(e: n.Expr, lines: list[str]) -> bool:
+    """Whether ``e`` reads a name assigned in ``lines`` (so it cannot move out of them)."""
+    assigned = set()
+    for line in lines:
+        m = re.match(r"\s*(\w+) = ", line)
+        if m:
+            assigned.add(m.group(1))
+        m = re.match(r"\s*for (\w+) in ", line)
+        if m:
+            assigned.add(m.group(1))
+    return bool(free_names(e) & assigned) or "." in to_python(e)
+
+
+def _bind(block: n.BlockDef, arguments: n.Arguments) -> dict[str, n.Expr]:
+    bound = {p.name: a for p, a in zip(block.params, arguments.args)}
+    for key, value, _ in arguments.kwargs:
+        bound[key] = value
+    return bound
+
+
+def value_literal(value) -> str:
+    if isinstance(value, BlockRef):
+        return value.name
+    return to_python(literal(value, _SPAN))
+
+
+__all__ = ["ClassGen", "ClassInfo", "StmtInfo", "Namespace", "value_literal", "is_literal", "shape_comment"]

@@ -1,0 +1,138 @@
+"""A loaded spec: its variants, their validated graphs, its generated source."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from . import nodes as n
+from .elaborate import Elaborator, signature_bind
+from .errors import SpecError, did_you_mean
+from .expr import evaluate
+from .graph import Graph
+from .loader import Program, load_program
+
+
+@dataclass
+class Variant:
+    """A factory of the generated module: a network with some parameters fixed."""
+
+    name: str
+    network: n.NetworkDef
+    fixed: dict[str, object]  # parameters the variant sets
+    span: n.Span
+    doc: str = ""
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class Spec:
+    """One spec file, loaded and checked. ``archc.load`` returns this."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.elaborator = Elaborator(program)
+
+    @property
+    def path(self) -> Path:
+        return self.program.path
+
+    @cached_property
+    def variants(self) -> dict[str, Variant]:
+        result: dict[str, Variant] = {}
+        program = self.program
+        for v in program.main.variants:
+            net = program.networks.get(v.network)
+            if net is None:
+                raise SpecError(f"unknown network '{v.network}'", v.network_span,
+                                hint=did_you_mean(v.network, program.networks))
+            env = self.elaborator.globals
+            pos = [evaluate(a, env) for a in v.arguments.args]
+            kw = [(k, evaluate(e, env), s) for k, e, s in v.arguments.kwargs]
+            names = [p.name for p in net.params]
+            signature_bind(net.params, pos, kw, f"network {net.name}", v.span,
+                           lambda p, bound: evaluate(p.default, env))
+            fixed = dict(zip(names, pos))
+            fixed.update({k: val for k, val, _ in kw})
+            result[v.name] = Variant(v.name, net, fixed, v.span, leading_comment(program.main.source, v.span.line))
+        if not program.main.variants:  # a file with networks but no variants: one factory per network
+            for net in program.main.networks:
+                name = snake(net.name)
+                result[name] = Variant(name, net, {}, net.span)
+        return result
+
+    def values(self, variant: str, **overrides) -> tuple[n.NetworkDef, dict[str, object]]:
+        if variant not in self.variants:
+            raise SpecError(f"no variant '{variant}' in {self.path.name}", None,
+                            hint=did_you_mean(variant, self.variants) or f"variants: {', '.join(self.variants)}")
+        v = self.variants[variant]
+        env = self.elaborator.globals
+        kw = [(k, val, v.span) for k, val in {**v.fixed, **overrides}.items()]
+        values = signature_bind(v.network.params, [], kw, f"network {v.network.name}", v.span,
+                                lambda p, bound: evaluate(p.default, env))
+        return v.network, values
+
+    def graph(self, variant: str | None = None, **overrides) -> Graph:
+        """The validated graph of one variant (the first if none is named)."""
+        variant = variant or next(iter(self.variants))
+        net, values = self.values(variant, **overrides)
+        try:
+            return self.elaborator.network(net, variant, values)
+        except SpecError as exc:
+            exc.notes.append((f"in variant {variant}", self.variants[variant].span))
+            raise
+
+    def check(self) -> dict[str, Graph]:
+        return {name: self.graph(name) for name in self.variants}
+
+    def source(self) -> str:
+        """The generated Python module."""
+        from .codegen import generate
+
+        return generate(self)
+
+    def build(self, variant: str | None = None, **kwargs):
+        """Instantiate a variant as an ``nn.Module`` (imports torch)."""
+        module = self.python_module()
+        variant = variant or next(iter(self.variants))
+        if variant not in self.variants:
+            self.values(variant)  # raises with a hint
+        return getattr(module, variant)(**kwargs)
+
+    @cached_property
+    def _module(self):
+        import linecache
+        import types
+
+        source = self.source()
+        filename = f"<archc:{self.path.stem}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        module = types.ModuleType(f"archc_generated_{self.path.stem}")
+        module.__file__ = filename
+        exec(compile(source, filename, "exec"), module.__dict__)  # our own generated code, not spec text
+        return module
+
+    def python_module(self):
+        return self._module
+
+
+def leading_comment(source: str, line: int) -> str:
+    """The ``#`` comment lines right above line ``line`` (1-based)."""
+    lines = source.splitlines()
+    out: list[str] = []
+    i = line - 2
+    while i >= 0 and lines[i].lstrip().startswith("#"):
+        out.append(lines[i].lstrip()[1:].strip())
+        i -= 1
+    return "\n".join(reversed(out)).strip()
+
+
+def load(path: str | Path) -> Spec:
+    """Load and check a spec file: ``archc.load("specs/resnet.arch").build("resnet50")``."""
+    spec = Spec(load_program(path))
+    spec.check()
+    return spec
