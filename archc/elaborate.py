@@ -254,6 +254,9 @@ class Elaborator:
         if block is not None:
             return self.call_block(stmt, block, pos, kw, frame, x)
         assert kind is not None
+        if kind.module is None and (stmt.target is not None or frame.scope.numbered):
+            raise SpecError(f"{kind.name} has no module form: it cannot be named or sit in a named seq", stmt.span,
+                            hint="use it unnamed in a block body")
         if stmt.target is None and frame.scope.numbered:
             name: str | None = str(frame.scope.count)
             frame.scope.count += 1

@@ -48,12 +48,14 @@ class OpKind:
     flat_input: bool = False  # works on (F,) inputs rather than (C, H, W)
     inplace: bool = False  # may be written inplace=True where its input is not shared
     channels_from: str | None = None  # the argument that sets the output channels (features); None: unchanged
+    channels_rule: Callable | None = None  # (input channels, {arg: expr}) -> output channels, as expressions
+    template: str | None = None  # forward-only form as a Python expression over {x} and the arguments
     flattens: bool = False
     doc: str = ""
 
     @property
     def has_params(self) -> bool:
-        return self.functional is None
+        return self.functional is None and self.template is None
 
     @property
     def positional(self) -> list[str]:
@@ -248,3 +250,36 @@ _register(OpKind(
 _register(OpKind(
     "identity", NoArgs, _same, module="nn.Identity", functional="", flat_input=True,
     doc="passes its input through (a concat branch that keeps the input)"))
+
+
+class SubsampleArgs(Args):
+    stride: Pos
+
+
+def _subsample_shape(a: SubsampleArgs, s: Shape) -> Shape:
+    c, h, w = _spatial(s, "subsample")
+    return (c, -(-h // a.stride), -(-w // a.stride))
+
+
+class PadChannelsArgs(Args):
+    before: NonNeg
+    after: NonNeg
+
+
+def _pad_channels_rule(cur, args):
+    from .nodes import BinOp
+
+    out = cur
+    for key in ("before", "after"):
+        if key in args:
+            out = BinOp("+", out, args[key], args[key].span)
+    return out
+
+
+_register(OpKind(
+    "subsample", SubsampleArgs, _subsample_shape, template="{x}[:, :, ::{stride}, ::{stride}]",
+    doc="keeps every stride-th row and column (the option-A shortcut of CIFAR ResNets)"))
+_register(OpKind(
+    "pad_channels", PadChannelsArgs, lambda a, s: (s[0] + a.before + a.after, *s[1:]),
+    template="F.pad({x}, (0, 0, 0, 0, {before}, {after}))", channels_rule=_pad_channels_rule,
+    doc="adds zero channels before and after the input's (the option-A shortcut of CIFAR ResNets)"))

@@ -398,7 +398,7 @@ class ClassGen:
             return self.init_block_call(stmt, cur, w, seq)
         assert kind is not None
         new = self.op_channels(kind, stmt, cur)
-        needs_module = stmt.target is not None or kind.has_params or seq.var is not None
+        needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and kind.template is None
         if needs_module:
             self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
         return new
@@ -411,6 +411,11 @@ class ClassGen:
                 if key == kind.channels_from:
                     return self.fold(value, cur)
             return self.fold(stmt.arguments.args[idx], cur)
+        if kind.channels_rule is not None:
+            fields = kind.positional
+            given = dict(zip(fields, stmt.arguments.args))
+            given.update({k: v for k, v, _ in stmt.arguments.kwargs})
+            return self.fold(kind.channels_rule(cur, {k: self.fold(v, cur) for k, v in given.items()}), cur)
         if kind.flattens:
             spatial = {s_in[1:] for s_in, _ in self.info.get(stmt)}
             if len(spatial) != 1:
@@ -681,6 +686,14 @@ class ClassGen:
     def fwd_layer(self, stmt: n.Layer, var: str, fresh: bool, w: Writer, dest: str, taps) -> tuple[str, bool]:
         is_block = stmt.func in self.blocks or stmt.func in self.block_params
         kind = None if is_block else REGISTRY[stmt.func]
+        if kind is not None and kind.template is not None:
+            fields = kind.positional
+            given = dict(zip(fields, stmt.arguments.args))
+            given.update({k: v for k, v, _ in stmt.arguments.kwargs})
+            printed = {f: self.fwd_expr(given[f], var) if f in given else repr(kind.args.model_fields[f].default)
+                       for f in fields}
+            self._comment_line(w, f"{dest} = {kind.template.format(x=var, **printed)}", stmt)
+            return dest, False
         if kind is not None and stmt.target is None and kind.functional is not None:
             if kind.functional == "":
                 if dest != var:

@@ -1,0 +1,91 @@
+"""Shared checks of generated models against static graphs and reference implementations."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import archc
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+
+
+@lru_cache(maxsize=None)
+def spec(name: str) -> archc.Spec:
+    """``spec("resnet")`` loads and checks ``specs/resnet.arch`` once per test run."""
+    return archc.load(SPECS / f"{name}.arch")
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def rounds_to(value: int, paper: float, unit: float = 1e6) -> bool:
+    """Whether ``value`` rounds to the paper's figure at the paper's precision (``paper`` in ``unit``s)."""
+    text = repr(paper)
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return round(value / unit, decimals) == paper
+
+
+def input_for(s: archc.Spec, variant: str, batch: int = 2, **overrides) -> torch.Tensor:
+    graph = s.graph(variant, **overrides)
+    shape = graph.node(graph.input).shape
+    return torch.randn(batch, *shape)
+
+
+def assert_same_as_reference(model: nn.Module, reference: nn.Module, x: torch.Tensor, atol: float = 1e-5) -> None:
+    """Strict state_dict loading from the reference, then equal outputs in eval mode."""
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    with torch.no_grad():
+        ours, theirs = model(x), reference(x)
+    assert ours.shape == theirs.shape
+    diff = (ours - theirs).abs().max().item()
+    assert diff < atol, f"max difference {diff}"
+
+
+def assert_static_shapes(s: archc.Spec, variant: str, model: nn.Module, x: torch.Tensor, **overrides) -> None:
+    """Every module the graph names exists, sees the inferred input shape, gives the inferred output shape,
+    and holds exactly the parameters the graph counts; and no parameters live outside the graph."""
+    graph = s.graph(variant, **overrides)
+    named = graph.modules()
+    modules = dict(model.named_modules())
+    seen: dict[str, tuple] = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            seen[name] = (tuple(inputs[0].shape), tuple(output.shape))
+
+        return record
+
+    handles = [modules[name].register_forward_hook(hook(name)) for name in named if name in modules]
+    missing = sorted(set(named) - set(modules))
+    assert not missing, f"graph modules missing from the model: {missing[:5]}"
+    model.train()  # side outputs run in training mode only
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    batch = x.shape[0]
+    for name, op in named.items():
+        assert name in seen, f"{name} was never called"
+        got_in, got_out = seen[name]
+        assert got_in == (batch, *op.in_shapes[0]), f"{name}: input {got_in} != {op.in_shapes[0]}"
+        assert got_out == (batch, *op.shape), f"{name}: output {got_out} != {op.shape}"
+        own = sum(p.numel() for p in modules[name].parameters(recurse=False))
+        assert own == op.params, f"{name}: {own} parameters, graph says {op.params}"
+    with_params = {name for name, m in modules.items() if any(True for _ in m.parameters(recurse=False))}
+    assert with_params <= set(named), f"modules with parameters the graph does not know: {sorted(with_params - set(named))[:5]}"
+    assert count_params(model) == graph.params
+
+
+def graph_breaks(model: nn.Module, x: torch.Tensor) -> int:
+    torch._dynamo.reset()
+    return torch._dynamo.explain(model)(x).graph_break_count
