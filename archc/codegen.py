@@ -52,10 +52,11 @@ def _annotation(values: list) -> str | None:
             kinds.add("str")
         elif isinstance(v, BlockRef):
             kinds.add("type[nn.Module]")
+        elif isinstance(v, tuple) and v and all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+            kinds.add(f"tuple[{', '.join(['int'] * len(v))}]")
         elif isinstance(v, (list, tuple)):
             inner = _annotation(list(v))
-            kinds.add(f"{'list' if isinstance(v, list) else 'tuple'}[{inner or 'object'}]"
-                      if isinstance(v, list) else "tuple")
+            kinds.add(f"list[{inner or 'object'}]" if isinstance(v, list) else "tuple")
         elif v is None:
             kinds.add("None")
     if kinds == {"int", "float"}:
@@ -64,6 +65,8 @@ def _annotation(values: list) -> str | None:
         return kinds.pop()
     if len(kinds) == 2 and "None" in kinds:
         return " | ".join(sorted(kinds - {"None"})) + " | None"
+    if kinds and all(k == "int" or k.startswith("tuple[int") for k in kinds):
+        return " | ".join(sorted(kinds, key=lambda k: (k != "int", k)))
     return None
 
 
@@ -128,7 +131,8 @@ def generate(spec: Spec) -> str:
         imports.append("import torch.nn.functional as F")
     imports.append("from torch import Tensor, nn")
     header = program.main.header
-    title, _, rest = header.partition("\n")
+    title, _, rest = header.partition("\n\n")
+    title = " ".join(title.split())
     template = _environment().get_template("module.py.jinja")
     return template.render(
         title=title or f"Networks of {program.path.name}.",
@@ -185,6 +189,9 @@ def _param_text(p: n.Param, constants: dict, annotation: str | None) -> str:
     if p.default is None:
         return f"{p.name}{ann}"
     default = fold(p.default, constants)
+    if isinstance(default, n.ListExpr):  # parameters are never mutated: a tuple is the safe default
+        default = n.ListExpr(default.items, default.span, tuple=True)
+        annotation = annotation.replace("list[", "tuple[", 1).replace("]", ", ...]", 1) if annotation else None
     names = {x for x in [to_python(default)] if x.isidentifier() and x not in constants and x not in ("True", "False", "None")}
     if names:
         raise SpecError("a parameter's default must be a constant", p.default.span)

@@ -371,7 +371,8 @@ def fold(e: n.Expr, known: Mapping[str, object], subst: Mapping[str, n.Expr] | N
         if isinstance(x, n.Call):
             args = [go(a) for a in x.args]
             out = n.Call(x.func, args, [(k, go(v)) for k, v in x.kwargs], x.span)
-            if isinstance(x.func, n.Var) and x.func.name in BUILTINS and all(is_lit(a) for a in args) and not x.kwargs:
+            foldable = isinstance(x.func, n.Var) and x.func.name in BUILTINS and x.func.name != "range"
+            if foldable and all(is_lit(a) for a in args) and not x.kwargs:  # range(20) stays readable
                 return literal(value(out), x.span)
             return out
         if isinstance(x, n.Attr):

@@ -51,6 +51,7 @@ class OpKind:
     channels_rule: Callable | None = None  # (input channels, {arg: expr}) -> output channels, as expressions
     template: str | None = None  # forward-only form as a Python expression over {x} and the arguments
     flattens: bool = False
+    flat_module: str | None = None  # the torch.nn class for a flat (F,) input, where it differs
     doc: str = ""
 
     @property
@@ -217,8 +218,9 @@ _register(OpKind(
     "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg="channels", channels_from="out_channels",
     params=_conv_params, macs=_conv_macs, doc="2-D convolution"))
 _register(OpKind(
-    "batchnorm", BatchNormArgs, _same_spatial, module="nn.BatchNorm2d", in_arg="channels",
-    params=lambda a, s: 2 * s[0] if a.affine else 0, doc="batch normalisation over channels"))
+    "batchnorm", BatchNormArgs, _same, module="nn.BatchNorm2d", in_arg="channels", flat_module="nn.BatchNorm1d",
+    params=lambda a, s: 2 * s[0] if a.affine else 0, flat_input=True,
+    doc="batch normalisation over channels (or features, after flatten)"))
 _register(OpKind(
     "linear", LinearArgs, _linear_shape, module="nn.Linear", in_arg="features", channels_from="out_features",
     params=lambda a, s: s[0] * a.out_features + (a.out_features if a.bias else 0),

@@ -361,7 +361,7 @@ class _ToAst(Transformer):
         return n.UnaryOp(str(items[0]), items[1], self._span(meta))
 
     def pow(self, meta, items):
-        return n.BinOp("**", items[0], items[1], self._span(meta))
+        return n.BinOp("**", items[0], items[2], self._span(meta))
 
     def ifexp(self, meta, items):
         then, cond, orelse = items

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -43,6 +44,29 @@ class Namespace:
             name = f"{base}_{i}"
         self.taken.add(name)
         return name
+
+
+class LetLine(str):
+    """A line that binds a ``let``: dropped when nothing after it reads the name."""
+
+    name: str
+
+
+def let_line(text: str, name: str) -> LetLine:
+    line = LetLine(text)
+    line.name = name
+    return line
+
+
+def prune_lets(lines: list[str]) -> list[str]:
+    """Drop ``let`` bindings no other line reads (a let may serve __init__ only, or forward only)."""
+    while True:
+        text = "\n".join(lines)
+        dead = [i for i, line in enumerate(lines) if isinstance(line, LetLine)
+                and len(re.findall(rf"\b{re.escape(line.name)}\b", text)) <= len(re.findall(rf"\b{re.escape(line.name)}\b", line))]
+        if not dead:
+            return lines
+        lines = [line for i, line in enumerate(lines) if i not in dead]
 
 
 class Writer:
@@ -227,6 +251,11 @@ class ClassGen:
         body = Writer()
         body.depth = 2
         cur = self.init_body(self.d.body, cur, body, _Seq(None))
+        fwd.lines = prune_lets(fwd.lines)
+        body.lines = prune_lets(body.lines)
+        fwd_text = "\n".join(fwd.lines)
+        # forward expressions asked for these; a pruned let may have been the only reader
+        self.stored = {name for name in self.stored if re.search(rf"\bself\.{re.escape(name)}\b", fwd_text)}
         init.line("super().__init__()")
         for name in sorted(self.stored):
             if name in self.modules_named or name == "out_channels":
@@ -282,7 +311,7 @@ class ClassGen:
 
     def _init_one(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         if isinstance(stmt, n.Let):
-            w.line(f"{stmt.name} = {self.init_expr(stmt.value, cur)}")
+            w.lines.append(let_line("    " * w.depth + f"{stmt.name} = {self.init_expr(stmt.value, cur)}", stmt.name))
             self.init_ns.reserve(stmt.name)
             return cur
         if isinstance(stmt, n.Layer):
@@ -318,18 +347,36 @@ class ClassGen:
         if isinstance(stmt, n.Residual):
             new = self.init_body(stmt.body, cur, w, seq)
             if stmt.shortcut is not None:
-                sc = stmt.shortcut
-                start = cur
-                if sc.source is not None:
-                    start = self._tap_channels(stmt.body, sc.source, cur)
-                sub_stmt = n.Seq(None, sc.body, sc.cond, sc.span)
-                self.init_stmt(sub_stmt, start, w, seq)
+                self.init_shortcut(stmt, cur, w, seq)
             return new
         if isinstance(stmt, n.For):
             return self.init_for(stmt, cur, w, seq)
         if isinstance(stmt, n.If):
             return self.init_if(stmt, cur, w, seq)
         raise TypeError(type(stmt))
+
+    def init_shortcut(self, stmt: n.Residual, cur: n.Expr, w: Writer, seq: _Seq) -> None:
+        """The shortcut's modules; its channels are the body's, so no bookkeeping is kept."""
+        sc = stmt.shortcut
+        assert sc is not None
+        start = self._tap_channels(stmt.body, sc.source, cur) if sc.source is not None else cur
+        cond = self.init_expr(sc.cond, cur) if sc.cond is not None else "True"
+        if cond == "False":
+            return
+        sub = Writer()
+        sub.depth = w.depth + (cond != "True")
+        self.init_body(sc.body, start, sub, seq)
+        lines = prune_lets(sub.lines)
+        if not lines:
+            return
+        if cond == "True":
+            w.lines += lines
+            return
+        if seq.var is None:
+            for name in [x for s in sc.body for x in self._conditional_names(s)]:
+                w.line(f"self.{name} = None")
+        w.line(f"if {cond}:")
+        w.lines += lines
 
     def _tap_channels(self, body: list[n.Stmt], source: str, cur: n.Expr) -> n.Expr:
         w = Writer()
@@ -340,6 +387,18 @@ class ClassGen:
         return cur
 
     def init_for(self, stmt: n.For, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        if not (isinstance(cur, n.Var) and cur.name in self.channel_vars):
+            taken, chans = set(self.init_ns.taken), set(self.channel_vars)
+            trial = Writer()
+            trial.depth = w.depth + 1
+            self.init_ns.reserve(stmt.var)
+            inner = self.init_body(stmt.body, cur, trial, seq)
+            if to_python(inner) == to_python(cur) and self.channel_vars == chans:
+                if trial.lines:
+                    w.line(f"for {_loop_var(stmt.var, trial.lines)} in {self.init_expr(stmt.iterable, cur)}:")
+                    w.lines += trial.lines
+                return cur
+            self.init_ns.taken, self.channel_vars = taken, chans
         chan = self.channel_var(cur)
         self.init_ns.reserve(stmt.var)
         sub = Writer()
@@ -456,7 +515,10 @@ class ClassGen:
         lead = [to_python(cur)] if kind.in_arg else []
         if kind.inplace and self.inplace_ok.get(id(stmt)):
             kw.append("inplace=True")
-        return f"{kind.module}({', '.join(lead + pos + kw)})"
+        module = kind.module
+        if kind.flat_module and self.info.get(stmt) and all(len(i) == 1 for i, _ in self.info.get(stmt)):
+            module = kind.flat_module
+        return f"{module}({', '.join(lead + pos + kw)})"
 
     def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         args = [self.init_expr(a, cur) for a in stmt.arguments.args]
@@ -590,10 +652,9 @@ class ClassGen:
                 dest: str | None = None) -> tuple[str, bool]:
         dest = dest or var
         if isinstance(stmt, n.Let):
-            text = self.fwd_expr(stmt.value, var)
             self.fwd_locals.add(stmt.name)
-            self._pending_lets = getattr(self, "_pending_lets", [])
-            w.line(f"{stmt.name} = {text}")
+            text = self.fwd_expr(stmt.value, var)
+            w.lines.append(let_line("    " * w.depth + f"{stmt.name} = {text}", stmt.name))
             return var, fresh
         if isinstance(stmt, n.Layer):
             return self.fwd_layer(stmt, var, fresh, w, dest, taps)
@@ -624,7 +685,7 @@ class ClassGen:
                 if isinstance(branch, n.Layer) and branch.func == "identity" and branch.cond is None:
                     outs.append(var)
                     continue
-                base = _plain(getattr(branch, "target", None)) or "branch"
+                base = _branch_name(branch)
                 local = self.fwd_ns.create(base)
                 out, _ = self.fwd_stmt_into(branch, var, w, local, taps)
                 outs.append(out)
@@ -748,8 +809,8 @@ class ClassGen:
             taps[sc.source] = None
         ident = self.fwd_ns.create("identity")
         out = self.fwd_ns.create("out")
-        if sc is None or sc.source is None:
-            w.line(f"{ident} = {var}")
+        if sc is None or sc.cond is not None:
+            w.line(f"{ident} = {var}")  # the identity shortcut reads the block's input
         body_w = Writer()
         body_w.depth = w.depth
         self._residual_body(stmt.body, var, body_w, out, taps, sc)
@@ -758,7 +819,6 @@ class ClassGen:
             start = var
             if sc.source is not None:
                 start = taps.get(sc.source) or var
-                w.line(f"{ident} = {start}")
             sub = Writer()
             sub.depth = w.depth + 1 if sc.cond is not None else w.depth
             self._fwd_into(sc.body, start, False, sub, ident, None)
@@ -800,6 +860,22 @@ class ClassGen:
         shapes = [out for _, out in self.info.get(stmt)]
         comment = shape_comment(shapes)
         w.line(f"{text}  # {comment}" if comment else text)
+
+
+def _branch_name(stmt) -> str:
+    """A local name for a concat branch's output: its own name, else what its layers are called."""
+    own = _plain(getattr(stmt, "target", None))
+    if own:
+        return own
+    if isinstance(stmt, n.Seq):
+        names = [x for x in (_plain(getattr(s, "target", None)) for s in stmt.body) if x]
+        if len(names) == 1:
+            return re.sub(r"_\d+[a-z]?$", "", names[0]) or names[0]
+        if names:
+            prefix = os.path.commonprefix(names).rstrip("_")
+            if prefix.isidentifier() and len(prefix) > 1:
+                return prefix
+    return "branch"
 
 
 def _loop_var(name: str, body: list[str]) -> str:
