@@ -26,7 +26,10 @@ class _Separators:
     always_accept = ("_NL", "SEMI")
 
     def process(self, stream):
-        stack: list[str] = []  # open brackets: '(' '[' or '{' of a name interpolation
+        stack: list[Token] = []  # open brackets: '(' '[' or the '{' of a name interpolation
+        self.open_brackets = stack
+        bodies: list[Token] = []  # open '{' of bodies
+        self.open_bodies = bodies
         pending: Token | None = None
         last: Token | None = None
         for tok in stream:
@@ -39,15 +42,20 @@ class _Separators:
                     last = pending
                     yield pending
                 pending = None
-            if tok.type == "RBRACE" and stack and stack[-1] == "{":
+            if tok.type == "RBRACE" and stack and stack[-1].type == "LBRACE":
                 stack.pop()
-            elif tok.type == "RBRACE" and last is not None and last.type not in ("LBRACE", "_SEP"):
-                last = Token.new_borrow_pos("_SEP", "", tok)
-                yield last
+            elif tok.type == "RBRACE":
+                if bodies:
+                    bodies.pop()
+                if last is not None and last.type not in ("LBRACE", "_SEP"):
+                    last = Token.new_borrow_pos("_SEP", "", tok)
+                    yield last
             elif tok.type == "LBRACE" and _interpolates(last, tok):
-                stack.append("{")
+                stack.append(tok)
             elif tok.type in _OPEN:
-                stack.append(tok.value)
+                stack.append(tok)
+            elif tok.type == "LBRACE":
+                bodies.append(tok)
             elif tok.type in _CLOSE and stack:
                 stack.pop()
             last = tok
@@ -139,13 +147,22 @@ def _syntax_error(exc: UnexpectedInput, file: str) -> SpecError:
         return SpecError(f"unexpected character {char!r}", span)
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
+        bodies = getattr(_parser().options.postlex, "open_bodies", [])
+        if (tok.type == "$END" or tok.line is None) and bodies:
+            return SpecError("'{' is never closed", _tok_span(bodies[-1], file), hint="add the missing '}'")
         if tok.type == "$END" or tok.line is None:
             return SpecError("unexpected end of file", None if tok.line is None else _tok_span(tok, file),
                              hint="a '{' or '(' may be missing its closing partner")
         expected = sorted(_TOKEN_WORDS.get(t, t.lower().strip('"')) for t in exc.expected if not t.startswith("__"))
         hint = None
-        if tok.type == "_SEP" and "RPAR" in exc.expected:
-            hint = "a '(' is missing its ')'"
+        unclosed = getattr(_parser().options.postlex, "open_brackets", [])
+        if unclosed and tok.type in ("RBRACE", "_SEP", "$END"):
+            opener = unclosed[-1]
+            closer = {"(": ")", "[": "]", "{": "}"}[opener.value]
+            return SpecError(f"'{opener.value}' is never closed", _tok_span(opener, file),
+                             hint=f"add the missing '{closer}'")
+        elif {"NUMBER", "NAME"} <= set(exc.expected):
+            hint = "expected an expression"
         elif expected:
             shown = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
             hint = f"expected {shown}"

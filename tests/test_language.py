@@ -1,0 +1,263 @@
+"""The language: parsing, expressions, elaboration rules and their diagnostics."""
+
+import pytest
+
+import archc
+from archc.errors import SpecError
+from archc.expr import evaluate, fold, to_python
+from archc.parser import parse
+
+
+def load(tmp_path, text, name="t.arch"):
+    path = tmp_path / name
+    path.write_text(text)
+    return archc.load(path)
+
+
+def error(tmp_path, text) -> str:
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, text)
+    return info.value.render()
+
+
+def expr(text):
+    return parse(f"let v = {text}\n").lets[0].value
+
+
+NET = "network N(num_classes = 10) {{\n    input 3 x 32 x 32\n{body}\n}}\nvariant n = N()\n"
+
+
+def net(body: str) -> str:
+    return NET.format(body="\n".join("    " + line for line in body.strip().splitlines()))
+
+
+# ---------------------------------------------------------------- expressions
+
+@pytest.mark.parametrize("text", [
+    "1 + 2 * 3", "(1 + 2) * 3", "2 ** 3 ** 2", "-2 ** 2", "7 // 2 * 2 + 7 % 2", "10 / 4",
+    "1 if 2 > 3 else 4", "not 1 == 2 and 3 != 3 or 5 >= 5", "[1, 2, 3][1]", "len([1, 2]) + max(3, 4) + min([5, 6])",
+    "int(2.7) + abs(-3) + sum([1, 2])", "(1, 2)", "[1, 2] * 2", "\"M\" == \"M\"", "range(3)", "2 * (3 if true else 4)",
+    "1 - (2 - 3)", "2 ** -1", "(2 + 3) ** 2", "-(1 + 2)", "not (true and false)",
+])
+def test_printed_python_means_what_the_evaluator_computes(text):
+    e = expr(text)
+    ours = evaluate(e, {})
+    printed = to_python(e)
+    assert eval(printed, {"range": lambda *a: list(range(*a))}) == ours, printed  # noqa: S307 (the test's own strings)
+    assert to_python(fold(e, {})) == repr(ours) or isinstance(ours, (list, tuple))
+
+
+def test_fold_keeps_unknowns_and_folds_the_rest():
+    e = expr("planes * (2 + 2) + in_channels // 1")
+    assert to_python(fold(e, {})) == "planes * 4 + in_channels // 1"
+    assert to_python(fold(e, {"planes": 16, "in_channels": 3})) == "67"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("1 // 0", "division by zero"),
+    ("[1, 2][5]", "index 5 out of range"),
+    ("undefined_thing + 1", "undefined name 'undefined_thing'"),
+    ("1 + \"a\"", "unsupported operand types for +: int and string"),
+    ("open(1)", "'open' cannot be called in an expression"),
+    ("2 ** 1000", "exponent too large"),
+    ("range(10 ** 9)", "too long"),
+])
+def test_expression_errors(text, message):
+    with pytest.raises(SpecError) as info:
+        evaluate(expr(text), {})
+    assert message in info.value.message
+
+
+# ------------------------------------------------------------------- syntax
+
+def test_statements_end_at_newlines_or_semicolons_and_wrap_inside_brackets(tmp_path):
+    s = load(tmp_path, net("""
+conv1 = conv(16,
+             3, padding = 1); relu
+fc_in = adaptive_avgpool(1); flatten
+fc = linear(
+    num_classes,
+)
+"""))
+    assert s.graph("n").params == 3 * 16 * 9 + 16 + 16 * 10 + 10
+
+
+def test_shortcut_may_start_on_the_next_line(tmp_path):
+    s = load(tmp_path, """
+block B(c) {
+    residual { conv1 = conv(c, 3, padding = 1) }
+    shortcut { proj = conv(c, 1) }
+}
+""" + net("b = B(8)"))
+    assert set(s.graph("n").modules()) == {"b.conv1", "b.proj"}
+
+
+def test_name_interpolation(tmp_path):
+    s = load(tmp_path, net("""
+for i in range(3) {
+    conv{i + 1}_{i * 2} = conv(8, 1)
+}
+"""))
+    assert list(s.graph("n").modules()) == ["conv1_0", "conv2_2", "conv3_4"]
+
+
+def test_syntax_error_points_at_the_token(tmp_path):
+    text = error(tmp_path, net("conv1 = conv(16 3)"))
+    assert "t.arch:3:21: error: unexpected '3'" in text
+
+
+# -------------------------------------------------------------- elaboration
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("conv(16, 3)", "this conv has parameters and needs a name"),
+    ("c = conv(16, 3)\nc = conv(16, 3)", "'c' is already defined in this scope"),
+    ("c = conv(16, 3, stride = 0)", "bad value 0 for 'stride'"),
+    ("c = conv(16, 3, strid = 2)", "conv has no argument 'strid'"),
+    ("c = conv(16)", "conv is missing its argument 'kernel_size'"),
+    ("c = conv(16, 3, 1, 0, 1, 1, true, 9)", "conv takes at most 7 positional arguments"),
+    ("c = conv(16, \"3\")", "bad value \"3\" for 'kernel_size'"),
+    ("c = conv(16, 64)", "kernel (64) is larger than the padded input height (32 + 2*0)"),
+    ("class = conv(16, 3)", "'class' is not a valid Python identifier"),
+    ("self = conv(16, 3)", "'self' is reserved"),
+    ("c = convv(16, 3)", "did you mean 'conv'?"),
+    ("flatten\nc = conv(16, 3)", "conv needs a C x H x W input"),
+    ("concat { a = conv(8, 3); b = conv(8, 1) }", "concat branches have different spatial sizes: 30x30, 32x32"),
+    ("for i in range(300000) { relu }", "too long"),
+    ("a = side conv(8, 1)\nb = side conv(8, 1)\na = side conv(8, 1)", "side output 'a' is defined twice"),
+])
+def test_elaboration_errors(tmp_path, body, message):
+    assert message in error(tmp_path, net(body))
+
+
+def test_error_inside_a_block_shows_the_call_chain(tmp_path):
+    text = error(tmp_path, """
+block Inner(c) {
+    conv = conv(c, 99)
+}
+block Outer(c) {
+    inner = Inner(c)
+}
+""" + net("outer = Outer(8)"))
+    lines = text.splitlines()
+    assert lines[0].endswith("/t.arch:3:5: error: conv: kernel (99) is larger than the padded input height (32 + 2*0)")
+    assert "t.arch:6:5: note: in block Inner, called here" in text
+    assert "t.arch:13:5: note: in block Outer, called here" in text
+    assert "note: in variant n" in text
+
+
+def test_block_argument_binding_errors(tmp_path):
+    block = "block B(c, k = 3) {\n    conv = conv(c, k)\n}\n"
+    assert "block B is missing its argument 'c'" in error(tmp_path, block + net("b = B()"))
+    assert "block B has no parameter 'kk'" in error(tmp_path, block + net("b = B(8, kk = 1)"))
+    assert "block B got parameter 'c' twice" in error(tmp_path, block + net("b = B(8, c = 1)"))
+    assert "takes 2 positional arguments but 3 were given" in error(tmp_path, block + net("b = B(8, 3, 1)"))
+
+
+def test_recursive_blocks_are_an_error(tmp_path):
+    text = error(tmp_path, "block A() {\n    b = B()\n}\nblock B() {\n    a = A()\n}\n" + net("a = A()"))
+    assert "block 'A' calls itself" in text
+
+
+def test_residual_mismatch_suggests_a_projection(tmp_path):
+    text = error(tmp_path, "block R(c) {\n    residual { conv1 = conv(c, 3, padding = 1) }\n}\n" + net("r = R(32)"))
+    assert "residual branch gives 32 x 32 x 32 but the shortcut gives 3 x 32 x 32" in text
+    assert "hint: add a projection shortcut" in text
+
+
+def test_side_outputs_only_in_networks(tmp_path):
+    text = error(tmp_path, "block B() {\n    a = side conv(8, 1)\n}\n" + net("b = B()"))
+    assert "side outputs are allowed only in a network's body" in text
+
+
+def test_use_missing_file_and_cycles(tmp_path):
+    assert "no such file" in error(tmp_path, 'use "missing.arch"\n')
+    (tmp_path / "a.arch").write_text('use "b.arch"\n')
+    (tmp_path / "b.arch").write_text('use "a.arch"\n')
+    with pytest.raises(SpecError) as info:
+        archc.load(tmp_path / "a.arch")
+    assert "'use' cycle: a.arch -> b.arch -> a.arch" in info.value.message
+
+
+def test_use_shares_blocks(tmp_path):
+    (tmp_path / "lib.arch").write_text("block Unit(c) {\n    conv = conv(c, 3, padding = 1); relu\n}\n")
+    s = load(tmp_path, 'use "lib.arch"\n' + net("u = Unit(8)"))
+    assert "class Unit(nn.Module):" in s.source()
+
+
+def test_unknown_variant_network(tmp_path):
+    text = error(tmp_path, "network N() {\n    input 3 x 8 x 8\n}\nvariant v = M()\n")
+    assert "unknown network 'M'" in text
+
+
+# -------------------------------------------------------- semantics in torch
+
+def test_conditionals_switch_per_factory_argument(tmp_path):
+    s = load(tmp_path, """
+network N(bn = true, width = 8) {
+    input 3 x 16 x 16
+    conv = conv(width, 3, padding = 1, bias = not bn)
+    norm = batchnorm if bn
+    relu
+    if width > 8 { extra = conv(width, 1) } else { small = conv(4, 1) }
+    adaptive_avgpool(1); flatten
+    fc = linear(2)
+}
+variant n = N()
+""")
+    for kwargs in ({}, {"bn": False}, {"width": 16}):
+        model = s.build("n", **kwargs)
+        assert sum(p.numel() for p in model.parameters()) == s.graph("n", **kwargs).params
+    assert s.build("n", bn=False).norm is None
+
+
+def test_dense_connectivity_and_scaled_residual_compute_what_they_say(tmp_path):
+    import torch
+
+    s = load(tmp_path, """
+block Dense(k) {
+    concat { identity; seq { conv = conv(k, 3, padding = 1) } }
+}
+block Scaled(s) {
+    residual(scale = s) { conv = conv(in.channels, 1) }
+}
+network N() {
+    input 3 x 8 x 8
+    d = Dense(5)
+    r = Scaled(0.5)
+}
+variant n = N()
+""")
+    model = s.build("n").eval()
+    x = torch.randn(2, 3, 8, 8)
+    dense = torch.cat([x, model.d.conv(x)], 1)
+    expected = dense + 0.5 * model.r.conv(dense)
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    assert s.graph("n").node(s.graph("n").output).shape == (8, 8, 8)
+
+
+def test_shortcut_from_a_tap_reads_it_only_for_the_projection(tmp_path):
+    import torch
+
+    s = load(tmp_path, """
+block Pre(c, stride = 1) {
+    residual {
+        bn = batchnorm; pre = relu
+        conv = conv(c, 3, stride, padding = 1, bias = false)
+    } shortcut from pre if stride != 1 or in.channels != c {
+        proj = conv(c, 1, stride, bias = false)
+    }
+}
+network N() {
+    input 4 x 8 x 8
+    a = Pre(4)
+    b = Pre(8, 2)
+}
+variant n = N()
+""")
+    model = s.build("n").eval()
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        a = model.a.conv(torch.relu(model.a.bn(x))) + x  # identity: the raw input
+        pre = torch.relu(model.b.bn(a))
+        b = model.b.conv(pre) + model.b.proj(pre)  # projection: the pre-activated tensor
+        assert torch.allclose(model(x), b, atol=1e-5)
