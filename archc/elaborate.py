@@ -315,7 +315,7 @@ class Elaborator:
             out = self.body(block.body, inner, x)
         except SpecError as exc:
             if not any(note[1] == stmt.span for note in exc.notes):
-                exc.notes.insert(0, (f"in block {block.name}, called here", stmt.span))
+                exc.notes.append((f"in block {block.name}, called here", stmt.span))
             raise
         finally:
             self.block_stack.pop()

@@ -141,7 +141,7 @@ block Outer(c) {
     lines = text.splitlines()
     assert lines[0].endswith("/t.arch:3:5: error: conv: kernel (99) is larger than the padded input height (32 + 2*0)")
     assert "t.arch:6:5: note: in block Inner, called here" in text
-    assert "t.arch:13:5: note: in block Outer, called here" in text
+    assert "t.arch:10:5: note: in block Outer, called here" in text
     assert "note: in variant n" in text
 
 
