@@ -67,6 +67,8 @@ def _annotation(values: list) -> str | None:
         return " | ".join(sorted(kinds - {"None"})) + " | None"
     if kinds and all(k == "int" or k.startswith("tuple[int") for k in kinds):
         return " | ".join(sorted(kinds, key=lambda k: (k != "int", k)))
+    if kinds and kinds <= {"int", "float", "str", "bool"}:
+        return " | ".join(sorted(kinds))
     return None
 
 
@@ -108,6 +110,7 @@ def generate(spec: Spec) -> str:
         if name in used_blocks:
             class_info(name)
     networks = []
+    unused: dict[str, set[str]] = {}
     for v in spec.variants.values():
         if v.network.name not in networks:
             networks.append(v.network.name)
@@ -118,12 +121,19 @@ def generate(spec: Spec) -> str:
         gen = ClassGen(net, program.blocks, _constants_for(net, constants), info, class_info, holds_block)
         init, fwd, _ = gen.generate()
         returns = "Tensor | tuple[Tensor, ...]" if gen.sides else "Tensor"
-        signature = _network_signature(net, spec, constants)
+        code = "\n".join(init + fwd)
+        # a parameter the code never reads (one that only sizes the input, say) is not a constructor argument
+        unused[name] = {p.name for p in net.params if not re.search(rf"\b{re.escape(p.name)}\b", code)}
+        signature = _network_signature(net, spec, constants, unused[name])
         rendered[name] = _class_dict(net, init, fwd, returns, signature, _doc(net, program))
 
     order = [b for b in program.blocks if b in rendered] + networks
     classes = [rendered[c] for c in _dependency_order(order, program)]
-    factories = [_factory(v, spec, constants) for v in spec.variants.values()]
+    module_constants: dict[str, str] = {}
+    factories = [_factory(v, spec, unused[v.network.name], module_constants) for v in spec.variants.values()]
+    clash = set(module_constants) & ({c["name"] for c in classes} | {f["name"] for f in factories})
+    if clash:
+        raise SpecError(f"'{sorted(clash)[0]}' names both a constant and a class or variant", None)
     body_text = "\n".join(line for c in classes for line in c["init"] + c["forward"])
     body_text += "\n".join(f["call"] + f["signature"] for f in factories)
     imports = ["import torch"] if "torch." in body_text else []
@@ -141,6 +151,7 @@ def generate(spec: Spec) -> str:
         source=program.path.name,
         imports=imports,
         exports=all_sorted([c["name"] for c in classes] + [f["name"] for f in factories]),
+        constants=[f"{k} = {v}" for k, v in module_constants.items()],
         classes=classes,
         factories=factories,
     )
@@ -153,7 +164,7 @@ def _constants_for(definition, constants: dict) -> dict:
 
 
 def _class_dict(d, init: list[str], fwd: list[str], returns: str, signature: str, doc: str) -> dict:
-    return {"name": d.name, "init": wrap_lines(init), "forward": wrap_lines(fwd), "returns": returns, "signature": signature, "doc": doc}
+    return {"name": d.name, "init": merge_elif(wrap_lines(init)), "forward": merge_elif(wrap_lines(fwd)), "returns": returns, "signature": signature, "doc": doc}
 
 
 def _doc(d, program) -> str:
@@ -214,9 +225,11 @@ def _block_signature(block: n.BlockDef, elab: Elaborator, constants: dict) -> st
     return wrap_call("def __init__", parts, " -> None:", "    ")
 
 
-def _network_signature(net: n.NetworkDef, spec: Spec, constants: dict) -> str:
+def _network_signature(net: n.NetworkDef, spec: Spec, constants: dict, unused: set[str]) -> str:
     parts = ["self"]
     for p in net.params:
+        if p.name in unused:
+            continue
         values = [v.fixed[p.name] for v in spec.variants.values() if p.name in v.fixed]
         if p.default is not None:
             values.append(_default_value(p, spec.elaborator))
@@ -224,27 +237,50 @@ def _network_signature(net: n.NetworkDef, spec: Spec, constants: dict) -> str:
     return wrap_call("def __init__", parts, " -> None:", "    ")
 
 
-def _factory(v, spec: Spec, constants: dict) -> dict:
+def _factory(v, spec: Spec, unused: set[str], module_constants: dict[str, str]) -> dict:
     net = v.network
     free = []
     for p in net.params:
-        if p.name in v.fixed:
+        if p.name in v.fixed or p.name in unused:
             continue
         value = _default_value(p, spec.elaborator) if p.default is not None else None
         if p.default is None:
             raise SpecError(f"variant {v.name} must set '{p.name}' (it has no default)", v.span)
         ann = _annotation([value])
         free.append(f"{p.name}{': ' + ann if ann else ''} = {value_literal(value)}")
-    args = [f"{k}={value_literal(val)}" for k, val in v.fixed.items()]
-    args += [f"{p.name}={p.name}" for p in net.params if p.name not in v.fixed]
+    lets = {let.name for let in spec.program.lets}
+    written = _variant_arguments(spec, v)
+    args, shown = [], []
+    for key, val in v.fixed.items():
+        if key in unused:
+            continue
+        source = written.get(key)
+        if isinstance(source, n.Var) and source.name in lets:  # a named configuration stays named
+            module_constants[source.name] = value_literal(val)
+            args.append(f"{key}={source.name}")
+            shown.append(f"{key}={source.name}")
+        else:
+            args.append(f"{key}={value_literal(val)}")
+            shown.append(f"{key}={value_literal(val)}")
+    args += [f"{p.name}={p.name}" for p in net.params if p.name not in v.fixed and p.name not in unused]
     signature = wrap_call(f"def {v.name}", (["*"] + free) if free else [], f" -> {net.name}:", "")
-    doc = v.doc or f"{net.name} with " + (", ".join(f"{k}={value_literal(val)}" for k, val in v.fixed.items())
-                                         or "its defaults")
+    doc = v.doc or f"{net.name} with " + (", ".join(shown) or "its defaults")
     if not doc.endswith("."):
         doc += "."
     doc = docstring(doc, "    ")
     return {"name": v.name, "signature": signature, "call": wrap_call(f"return {net.name}", args, "", "    "),
             "doc": doc}
+
+
+def _variant_arguments(spec: Spec, v) -> dict[str, n.Expr]:
+    """The expressions a variant was written with, by parameter."""
+    for vd in spec.program.main.variants:
+        if vd.name == v.name:
+            names = [p.name for p in v.network.params]
+            written = dict(zip(names, vd.arguments.args))
+            written.update({k: e for k, e, _ in vd.arguments.kwargs})
+            return written
+    return {}
 
 
 def _dependency_order(order: list[str], program) -> list[str]:
@@ -324,3 +360,27 @@ def all_sorted(names: list[str]) -> list[str]:
         return (group, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
 
     return sorted(names, key=key)
+
+
+def merge_elif(lines: list[str]) -> list[str]:
+    """``else:`` whose whole body is one ``if`` chain becomes ``elif``, as a person writes it."""
+    out = list(lines)
+    i = 0
+    while i < len(out) - 1:
+        line = out[i]
+        indent = len(line) - len(line.lstrip())
+        nxt = out[i + 1]
+        if line.strip() == "else:" and nxt.startswith(" " * (indent + 4) + "if ") and nxt.rstrip().endswith(":"):
+            end = i + 2
+            while end < len(out) and (not out[end].strip() or len(out[end]) - len(out[end].lstrip()) > indent):
+                end += 1
+            body = out[i + 1:end]
+            inner = indent + 4
+            heads = [b for b in body if len(b) - len(b.lstrip()) == inner]
+            if all(h.lstrip().startswith(("if ", "elif ", "else:")) for h in heads) and \
+                    sum(h.lstrip().startswith("if ") for h in heads) == 1:
+                merged = [" " * indent + "el" + body[0].lstrip()] + [b[4:] for b in body[1:]]
+                out[i:end] = merged
+                continue
+        i += 1
+    return out

@@ -273,7 +273,8 @@ def to_python(e: n.Expr, name: Callable[[str], str] = lambda s: s, tensor: Calla
         if isinstance(x, n.Num):
             return repr(x.value)
         if isinstance(x, n.Str):
-            return repr(x.value)
+            plain = '"' not in x.value and "\\" not in x.value and "\n" not in x.value
+            return f'"{x.value}"' if plain else repr(x.value)
         if isinstance(x, n.Const):
             return repr(x.value)
         if isinstance(x, n.Var):

@@ -154,6 +154,7 @@ class _Seq:
     """Where __init__ puts modules: ``self`` or a local nn.Sequential."""
 
     var: str | None  # None: attributes of self
+    fresh: bool = False  # the last child made a new tensor (so an inplace ReLU may follow)
 
 
 class ClassGen:
@@ -300,6 +301,10 @@ class ClassGen:
             w.lines += sub.lines
             if to_python(new) == to_python(cur):
                 return cur
+            if isinstance(cur, n.Var) and cur.name in self.channel_vars:
+                w.indent().line(f"{cur.name} = {to_python(new)}")
+                w.dedent()
+                return cur
             if _mentions_locals(new, sub.lines):
                 chan = self.channel_var(cur)
                 w.lines.insert(len(w.lines) - len(sub.lines) - 1, "    " * w.depth + f"{chan} = {to_python(cur)}")
@@ -430,12 +435,18 @@ class ClassGen:
         out_b = self.init_body(stmt.orelse, cur, b, seq)
         if to_python(out_a) == to_python(out_b):
             result = out_a
-        elif not _mentions_locals(out_a, a.lines) and not _mentions_locals(out_b, b.lines):
+        elif not (a.lines or b.lines):
             result = n.IfExp(self.fold(stmt.cond, cur), out_a, out_b, _SPAN)
-        else:
-            chan = self.init_ns.create("channels")
-            a.line(f"{chan} = {to_python(out_a)}")
-            b.line(f"{chan} = {to_python(out_b)}")
+        else:  # each branch that changes the width says so, as one writes it by hand
+            chan = self.channel_var(cur)
+            if to_python(cur) != chan and chan not in (to_python(out_a), to_python(out_b)):
+                w.line(f"{chan} = {to_python(cur)}")
+            elif to_python(cur) != chan:
+                keep = b if to_python(out_a) == chan else a
+                keep.line(f"{chan} = {to_python(cur)}")
+            for branch, out in ((a, out_a), (b, out_b)):
+                if to_python(out) != chan:
+                    branch.line(f"{chan} = {to_python(out)}")
             result = _var(chan)
         if a.lines:
             w.line(f"if {cond}:")
@@ -454,12 +465,17 @@ class ClassGen:
         if stmt.func in self.block_params or (stmt.func in self.blocks and not (kind and stmt.func in self.params)):
             kind = None
         if is_block:
+            seq.fresh = False
             return self.init_block_call(stmt, cur, w, seq)
         assert kind is not None
         new = self.op_channels(kind, stmt, cur)
         needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and kind.template is None
         if needs_module:
+            if seq.var is not None and kind.inplace:
+                self.inplace_ok[id(stmt)] = seq.fresh and stmt.cond is None
             self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
+        if seq.var is not None:
+            seq.fresh = kind.name != "identity" and stmt.cond is None
         return new
 
     def op_channels(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> n.Expr:
@@ -693,6 +709,9 @@ class ClassGen:
             return dest, True
         if isinstance(stmt, n.Residual):
             return self.fwd_residual(stmt, var, w, dest)
+        if isinstance(stmt, (n.For, n.If)) and dest != var:
+            w.line(f"{dest} = {var}")
+            var = dest
         if isinstance(stmt, n.For):
             self.fwd_locals.add(stmt.var)
             sub = Writer()
