@@ -306,8 +306,9 @@ class Elaborator:
         env.update(values)
         for key, value in values.items():
             seen = self.param_values.setdefault((block.name, key), [])
-            if len(seen) < 4:
-                seen.append(value)
+            kind = (type(value), len(value) if isinstance(value, (list, tuple)) else 0)
+            if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:
+                seen.append(value)  # one value of each kind: enough to annotate the generated parameter
         inner = Frame(env, Scope(path, False, frame.scope.path + (path,)), x,
                       frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side)
         self.block_stack.append(block.name)
