@@ -1,4 +1,4 @@
-"""The ``archc`` command line: build, check.
+"""The ``archc`` command line: build, check, stats.
 
 Exit status: 0 success, 1 a spec has an error, 2 a usage error, 3 an
 internal error (a bug in archc: please report it).
@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check specs without writing anything")
     check.add_argument("specs", nargs="+", metavar="SPEC")
+
+    stats = sub.add_parser("stats", help="parameters and MACs per layer or block, counted statically; "
+                                         "with several SPEC[:VARIANT]s, a side-by-side comparison")
+    stats.add_argument("specs", nargs="+", metavar="SPEC[:VARIANT]")
+    stats.add_argument("--variant", help="the variant (default: the spec's first)")
+    stats.add_argument("--depth", type=int, default=None, metavar="N",
+                       help="one row per block at depth N (1: the network's own children)")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -44,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "stats":
+            return _stats(args)
         return _build(args)
     except (SpecError, SpecErrors) as exc:
         print(exc.render(), file=sys.stderr)
@@ -53,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SPEC
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into head and the like
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # a bug in archc, not in the spec
         print(f"archc: internal error ({type(exc).__name__}: {exc}); please report it with the spec that "
               "caused it", file=sys.stderr)
@@ -76,6 +89,28 @@ def _load_all(paths: list[str]):
 def _check(args) -> int:
     for spec in _load_all(args.specs):
         print(f"{spec.path}: ok ({', '.join(spec.variants) or 'no variants'})")
+    return 0
+
+
+def _stats(args) -> int:
+    from . import stats
+    from .spec import load
+
+    if args.depth is not None and args.depth < 1:
+        print("archc: error: --depth must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    graphs = []
+    for item in args.specs:
+        path, _, variant = item.partition(":") if not Path(item).exists() else (item, "", "")
+        spec = load(path)
+        graphs.append((f"{Path(path).stem}:{variant or args.variant or next(iter(spec.variants), '')}",
+                       spec.graph(variant or args.variant)))
+    if len(graphs) > 1:
+        print(stats.compare(graphs, args.depth or 1))
+    elif args.json:
+        print(stats.as_json(graphs[0][1], args.depth))
+    else:
+        print(stats.table(graphs[0][1], args.depth))
     return 0
 
 

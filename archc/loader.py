@@ -82,9 +82,6 @@ def _collect(module: n.Module, path: Path, program: Program, seen: dict[Path, n.
         if key in seen:
             continue
         dep = parse(read_spec(dep_path, use.span), str(dep_path))
-        if dep.variants:
-            raise SpecError(f"'{use.path}' defines variants; a used file may define only blocks, networks and lets",
-                            use.span)
-        seen[key] = dep
+        seen[key] = dep  # its blocks, networks and lets; its variants stay its own
         _collect(dep, dep_path, program, seen, stack + [key])
     program.modules.append(module)

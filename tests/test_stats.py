@@ -1,0 +1,81 @@
+"""Static statistics: totals, grouping, output formats, and MACs against torch's own FLOP counter."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archc import stats
+from archc.cli import main
+from archtest import SPECS, spec
+
+
+def torch_macs(model: torch.nn.Module, shape) -> int:
+    """torch's count of conv and matmul FLOPs, halved to MACs, on the meta device (no memory, no time)."""
+    model = model.to("meta").eval()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, *shape, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize(("name", "variant"), [("resnet", "resnet50"), ("googlenet", "googlenet"),
+                                               ("inception_v3", "inception_v3")])
+def test_macs_agree_with_torch_flop_counter(name, variant):
+    s = spec(name)
+    graph = s.graph(variant)
+    with torch.device("meta"):
+        model = s.build(variant)
+    counted = torch_macs(model, graph.node(graph.input).shape)
+    ours = stats.totals(graph)["macs"]  # eval mode: side outputs do not run
+    assert abs(ours - counted) / counted < 0.005
+
+
+def test_depth_groups_sum_to_the_totals():
+    graph = spec("googlenet").graph("googlenet")
+    for depth in (None, 1, 2, 3):
+        rows = stats.rows(graph, depth)
+        assert sum(r.params for r in rows) == graph.params
+        assert sum(r.macs for r in rows) == graph.macs
+    top = [r.name for r in stats.rows(graph, 1)]
+    assert top[:3] == ["conv1", "maxpool1", "conv2"] and "inception5b" in top and "fc" in top
+    assert not any("." in name for name in top)
+
+
+def test_table_prints_the_convention_and_the_totals(capsys):
+    assert main(["stats", str(SPECS / "resnet.arch"), "--variant", "resnet50", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "resnet50: 25.557 M params, 4.089 G MACs"
+    assert "multiply-accumulates of convolutions and linear layers" in out
+    assert "25,557,032" in out and "4,089,184,256" in out
+    assert "layer3" in out and "layer3.0" not in out
+
+
+def test_side_outputs_are_totalled_apart(capsys):
+    assert main(["stats", str(SPECS / "googlenet.arch"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"] == {"params": 6_624_904, "macs": 1_498_376_192,
+                              "side_params": 6_379_984, "side_macs": 8_372_224}
+    assert sum(r["params"] for r in data["rows"]) == 13_004_888
+    assert any(r["side"] for r in data["rows"])
+
+
+def test_compare_two_variants_side_by_side(capsys):
+    assert main(["stats", f"{SPECS / 'resnet.arch'}:resnet18", f"{SPECS / 'resnet.arch'}:resnet50"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert "resnet:resnet18" in header and "resnet:resnet50" in header
+    layer4 = next(line for line in out.splitlines() if "layer4" in line)
+    assert "512 x 7 x 7" in layer4 and "2048 x 7 x 7" in layer4
+    assert "11.690 M" in out and "25.557 M" in out
+
+
+def test_stats_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom archc.cli import main\n"
+            f"main(['stats', {str(SPECS / 'googlenet.arch')!r}, '--depth', '1'])\n"
+            "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
