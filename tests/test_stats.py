@@ -79,3 +79,27 @@ def test_stats_never_imports_torch(tmp_path):
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_seed_claims_doc_is_generated_from_the_experiments():
+    import importlib.util
+
+    from archtest import ROOT
+
+    path = ROOT / "docs" / "make_seed_claims.py"
+    module_spec = importlib.util.spec_from_file_location("make_seed_claims", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    assert (ROOT / "docs" / "seed-claims.md").read_text() == module.render(), \
+        "docs/seed-claims.md is stale: run python docs/make_seed_claims.py"
+
+
+@pytest.mark.parametrize(("experiment", "baseline", "variant", "params_ratio"), [
+    ("vgg_stacks", "one_5x5", "two_3x3", 18 / 25),
+    ("vgg_stacks", "one_7x7", "three_3x3", 27 / 49),
+    ("factorization", "square_3x3", "factored_3x3", 6 / 9),
+    ("factorization", "square_7x7", "factored_7x7", 14 / 49),
+])
+def test_papers_weight_arithmetic(experiment, baseline, variant, params_ratio):
+    s = spec(f"experiments/{experiment}")
+    assert s.graph(variant).params / s.graph(baseline).params == pytest.approx(params_ratio)
