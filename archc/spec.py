@@ -133,6 +133,14 @@ def leading_comment(source: str, line: int) -> str:
 
 def load(path: str | Path) -> Spec:
     """Load and check a spec file: ``archc.load("specs/resnet.arch").build("resnet50")``."""
-    spec = Spec(load_program(path))
-    spec.check()
+    try:
+        spec = Spec(load_program(path))
+        main = spec.program.main
+        if not (main.blocks or main.networks or main.variants or main.lets or main.uses):
+            raise SpecError("the spec defines nothing", n.Span(str(path), 1, 1, 1, 2),
+                            hint="a spec holds blocks, networks and variants; see docs/language.md")
+        spec.check()
+    except RecursionError:
+        raise SpecError("the spec is nested too deeply to compile", None,
+                        hint="flatten deeply nested expressions or brackets") from None
     return spec

@@ -261,3 +261,17 @@ variant n = N()
         pre = torch.relu(model.b.bn(a))
         b = model.b.conv(pre) + model.b.proj(pre)  # projection: the pre-activated tensor
         assert torch.allclose(model(x), b, atol=1e-5)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_an_empty_spec_is_an_error(tmp_path, text):
+    assert "the spec defines nothing" in error(tmp_path, text)
+
+
+@pytest.mark.parametrize("text", [
+    "let x = " + "-" * 5000 + "1\n",
+    "let x = " + "(" * 3000 + "1" + ")" * 3000 + "\n",
+    "let x = " + "+".join(["1"] * 20000) + "\n",
+])
+def test_pathological_nesting_is_a_spec_error(tmp_path, text):
+    assert "nested too deeply" in error(tmp_path, text)
