@@ -121,9 +121,8 @@ def generate(spec: Spec) -> str:
         gen = ClassGen(net, program.blocks, _constants_for(net, constants), info, class_info, holds_block)
         init, fwd, _ = gen.generate()
         returns = "Tensor | tuple[Tensor, ...]" if gen.sides else "Tensor"
-        code = "\n".join(init + fwd)
         # a parameter the code never reads (one that only sizes the input, say) is not a constructor argument
-        unused[name] = {p.name for p in net.params if not re.search(rf"\b{re.escape(p.name)}\b", code)}
+        unused[name] = {p.name for p in net.params if p.name not in gen.referenced}
         signature = _network_signature(net, spec, constants, unused[name])
         rendered[name] = _class_dict(net, init, fwd, returns, signature, _doc(net, program))
 

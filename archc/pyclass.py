@@ -180,6 +180,7 @@ class ClassGen:
         self.modules_named: set[str] = set()
         self.fwd_locals: set[str] = set()
         self.channel_vars: set[str] = set()
+        self.referenced: set[str] = set()  # names the generated code reads
 
     # ----------------------------------------------------------- expressions
 
@@ -194,7 +195,9 @@ class ClassGen:
                 raise SpecError("'out' is not available here", ref.span)
             return cur
 
-        return fold(e, self.constants, tensors=tensors)
+        folded = fold(e, self.constants, tensors=tensors)
+        self.referenced |= free_names(folded)
+        return folded
 
     def init_expr(self, e: n.Expr, cur: n.Expr | None = None) -> str:
         return to_python(self.fold(e, cur))
@@ -209,6 +212,7 @@ class ClassGen:
             return _var(f"{var}.shape[1]")
 
         folded = fold(e, self.constants, tensors=tensors)
+        self.referenced |= free_names(folded)
 
         def name(s: str) -> str:
             if s in self.fwd_locals or "." in s:
@@ -245,8 +249,7 @@ class ClassGen:
         init.depth = 2
         self.init_ns = Namespace(set(self.params) | {"in_channels"})
         if self.is_network:
-            dims = [self.fold(e) for e in self.d.input]
-            cur: n.Expr = dims[0]
+            cur: n.Expr = self.fold(self.d.input[0])  # only the channels: sizes are checked, not constructed
         else:
             cur = _var("in_channels")
         body = Writer()
@@ -475,7 +478,8 @@ class ClassGen:
                 self.inplace_ok[id(stmt)] = seq.fresh and stmt.cond is None
             self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
         if seq.var is not None:
-            seq.fresh = kind.name != "identity" and stmt.cond is None
+            made_new = kind.name != "identity"  # an optional layer keeps what the last one made, or makes anew
+            seq.fresh = (seq.fresh and made_new) if stmt.cond is not None else made_new
         return new
 
     def op_channels(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> n.Expr:
@@ -537,6 +541,7 @@ class ClassGen:
         return f"{module}({', '.join(lead + pos + kw)})"
 
     def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        self.referenced.add(stmt.func)
         args = [self.init_expr(a, cur) for a in stmt.arguments.args]
         args += [f"{k}={self.init_expr(v, cur)}" for k, v, _ in stmt.arguments.kwargs]
         ctor = f"{stmt.func}({', '.join([to_python(cur)] + args)})"
