@@ -78,13 +78,19 @@ class Spec:
 
     def graph(self, variant: str | None = None, **overrides) -> Graph:
         """The validated graph of one variant (the first if none is named)."""
-        variant = variant or next(iter(self.variants))
+        variant = variant or self.default_variant()
         net, values = self.values(variant, **overrides)
         try:
             return self.elaborator.network(net, variant, values)
         except SpecError as exc:
             exc.notes.append((f"in variant {variant}", self.variants[variant].span))
             raise
+
+    def default_variant(self) -> str:
+        if not self.variants:
+            raise SpecError(f"{self.path.name} has no network (it is a library of blocks): nothing to instantiate",
+                            None, hint="add a network and a variant, or use this file from one that has them")
+        return next(iter(self.variants))
 
     def check(self) -> dict[str, Graph]:
         return {name: self.graph(name) for name in self.variants}
@@ -98,7 +104,7 @@ class Spec:
     def build(self, variant: str | None = None, **kwargs):
         """Instantiate a variant as an ``nn.Module`` (imports torch)."""
         module = self.python_module()
-        variant = variant or next(iter(self.variants))
+        variant = variant or self.default_variant()
         if variant not in self.variants:
             self.values(variant)  # raises with a hint
         return getattr(module, variant)(**kwargs)

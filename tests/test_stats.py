@@ -103,3 +103,8 @@ def test_seed_claims_doc_is_generated_from_the_experiments():
 def test_papers_weight_arithmetic(experiment, baseline, variant, params_ratio):
     s = spec(f"experiments/{experiment}")
     assert s.graph(variant).params / s.graph(baseline).params == pytest.approx(params_ratio)
+
+
+def test_stats_of_a_block_library_is_a_spec_error(capsys):
+    assert main(["stats", str(SPECS / "common.arch")]) == 1
+    assert "has no network" in capsys.readouterr().err
