@@ -1,4 +1,4 @@
-"""The ``archc`` command line: build, check, stats.
+"""The ``archc`` command line: build, check, stats, draw.
 
 Exit status: 0 success, 1 a spec has an error, 2 a usage error, 3 an
 internal error (a bug in archc: please report it).
@@ -44,6 +44,21 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--depth", type=int, default=None, metavar="N",
                        help="one row per block at depth N (1: the network's own children)")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
+
+    draw = sub.add_parser("draw", help="draw a network, or one of its blocks, with Graphviz: every block a box, "
+                                       "every edge its tensor shape")
+    draw.add_argument("spec", metavar="SPEC")
+    draw.add_argument("--variant", help="the variant (default: the spec's first; with --block, the first that "
+                                        "uses the block)")
+    draw.add_argument("-o", "--output", metavar="FILE",
+                      help="the picture; its extension sets the format: .svg, .png, .pdf (needs Graphviz's dot) "
+                           "or .dot (the Graphviz source) (default: SPEC_STEM[_VARIANT][_BLOCK].svg)")
+    draw.add_argument("--depth", type=int, default=None, metavar="N",
+                      help="draw each block instance N blocks deep as one node (1: the network's own blocks)")
+    draw.add_argument("--block", metavar="NAME", help="draw the first instance of block NAME on its own (or the "
+                                                     "block instance or named seq at module path NAME: layer2.0)")
+    draw.add_argument("--no-fold", action="store_true",
+                      help="draw every block instance, without folding runs of alike ones into one marked xN")
     return parser
 
 
@@ -54,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command == "stats":
             return _stats(args)
+        if args.command == "draw":
+            return _draw(args)
         return _build(args)
     except (SpecError, SpecErrors) as exc:
         print(exc.render(), file=sys.stderr)
@@ -111,6 +128,30 @@ def _stats(args) -> int:
         print(stats.as_json(graphs[0][1], args.depth))
     else:
         print(stats.table(graphs[0][1], args.depth))
+    return 0
+
+
+def _draw(args) -> int:
+    from . import draw
+    from .spec import load
+
+    if args.depth is not None and args.depth < 1:
+        print("archc: error: --depth must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        fmt = draw.format_of(args.output) if args.output else "svg"
+        spec = load(args.spec)
+        data = draw.draw(spec, args.variant, fmt, args.depth, not args.no_fold, args.block)
+    except draw.DrawError as exc:
+        print(f"archc: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    target = Path(args.output or "_".join([Path(args.spec).stem, *filter(None, [args.variant, args.block])]) + ".svg")
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        print(f"archc: error: cannot write '{target}': {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {target}")
     return 0
 
 
