@@ -442,13 +442,15 @@ class ClassGen:
             result = n.IfExp(self.fold(stmt.cond, cur), out_a, out_b, _SPAN)
         else:  # each branch that changes the width says so, as one writes it by hand
             chan = self.channel_var(cur)
-            if to_python(cur) != chan and chan not in (to_python(out_a), to_python(out_b)):
+            holds_cur = to_python(cur) == chan  # the variable already holds the width before the if
+            if not holds_cur and chan not in (to_python(out_a), to_python(out_b)):
                 w.line(f"{chan} = {to_python(cur)}")
-            elif to_python(cur) != chan:
+                holds_cur = True
+            elif not holds_cur:
                 keep = b if to_python(out_a) == chan else a
                 keep.line(f"{chan} = {to_python(cur)}")
             for branch, out in ((a, out_a), (b, out_b)):
-                if to_python(out) != chan:
+                if to_python(out) != chan and not (holds_cur and to_python(out) == to_python(cur)):
                     branch.line(f"{chan} = {to_python(out)}")
             result = _var(chan)
         if a.lines:
