@@ -3,5 +3,5 @@
 from .errors import SpecError
 from .spec import Spec, load
 
-__all__ = ["SpecError", "Spec", "load"]
+__all__ = ["Spec", "SpecError", "load"]
 __version__ = "0.1.0"

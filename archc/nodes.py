@@ -7,7 +7,6 @@ stage can point an error at the spec line that caused it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ class Call:
     span: Span
 
 
-Expr = Union[Num, Str, Const, Var, TensorRef, Attr, ListExpr, BinOp, UnaryOp, IfExp, Index, Call]
+Expr = Num | Str | Const | Var | TensorRef | Attr | ListExpr | BinOp | UnaryOp | IfExp | Index | Call
 
 
 # ----------------------------------------------------------------- statements
@@ -217,7 +216,7 @@ class Let:
     span: Span
 
 
-Stmt = Union[Layer, Seq, Concat, Residual, Side, For, If, Let]
+Stmt = Layer | Seq | Concat | Residual | Side | For | If | Let
 
 
 # ------------------------------------------------------------------ top level

@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Shape = tuple[int, ...]
 Pos = Annotated[int, Field(gt=0)]
 NonNeg = Annotated[int, Field(ge=0)]
-Pair = Union[Pos, tuple[Pos, Pos]]
-PadPair = Union[NonNeg, tuple[NonNeg, NonNeg]]
+Pair = Pos | tuple[Pos, Pos]
+PadPair = NonNeg | tuple[NonNeg, NonNeg]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -89,8 +89,8 @@ def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, dim: str) -> 
 def _window2d(shape: Shape, k, s, p, d, ceil, what) -> Shape:
     c, h, w = _spatial(shape, what)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pair(k), pair(s), pair(p), pair(d)
-    for kk, pp, dim in ((kh, ph, "height"), (kw, pw, "width")):
-        if pp * 2 > kk and what != "conv":
+    for kk, pp in ((kh, ph), (kw, pw)):
+        if pp * 2 > kk and what != "conv":  # PyTorch's pooling rule
             raise ShapeError(f"padding {pp} must be at most half the kernel size {kk}")
     return (c, _window(h, kh, sh, ph, dh, ceil, "height"), _window(w, kw, sw, pw, dw, ceil, "width"))
 

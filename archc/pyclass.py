@@ -755,7 +755,7 @@ class ClassGen:
                 w.line(f"{dest} = {var}")
             return dest, fresh
         cur = var
-        for i, stmt in enumerate(stmts):
+        for stmt in stmts:
             cur, fresh = self.fwd_stmt_into(stmt, cur, w, dest, taps, fresh)
         if cur != dest:
             w.line(f"{dest} = {cur}")
@@ -945,4 +945,4 @@ def value_literal(value) -> str:
     return to_python(literal(value, _SPAN))
 
 
-__all__ = ["ClassGen", "ClassInfo", "StmtInfo", "Namespace", "value_literal", "is_literal", "shape_comment"]
+__all__ = ["ClassGen", "ClassInfo", "Namespace", "StmtInfo", "is_literal", "shape_comment", "value_literal"]

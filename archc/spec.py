@@ -45,12 +45,12 @@ class Spec:
     def variants(self) -> dict[str, Variant]:
         result: dict[str, Variant] = {}
         program = self.program
+        env = self.elaborator.globals
         for v in program.main.variants:
             net = program.networks.get(v.network)
             if net is None:
                 raise SpecError(f"unknown network '{v.network}'", v.network_span,
                                 hint=did_you_mean(v.network, program.networks))
-            env = self.elaborator.globals
             pos = [evaluate(a, env) for a in v.arguments.args]
             kw = [(k, evaluate(e, env), s) for k, e, s in v.arguments.kwargs]
             names = [p.name for p in net.params]

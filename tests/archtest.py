@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec(name: str) -> archc.Spec:
     """``spec("resnet")`` loads and checks ``specs/resnet.arch`` once per test run."""
     return archc.load(SPECS / f"{name}.arch")

@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from archtest import SPECS
 
 from archc.cli import main
-from archtest import SPECS
 
 BROKEN = """network Broken(num_classes = 10) {
     input 3 x 32 x 32

@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from archtest import ROOT, SPECS
 
 import archc
 from archc.cli import main
-from archtest import ROOT, SPECS
 
 SPEC_FILES = sorted(SPECS.glob("*.arch"))
 ALLOWED_IMPORTS = {"torch", "torch.nn.functional", "torch.nn"}

@@ -3,9 +3,9 @@
 import re
 
 import pytest
+from archtest import ROOT
 
 import archc
-from archtest import ROOT
 
 DOC = (ROOT / "docs" / "language.md").read_text()
 BLOCKS = re.findall(r"```(arch(?: error)?)\n(.*?)```(?:\n\n```text\n(.*?)```)?", DOC, re.S)

@@ -3,7 +3,6 @@
 import pytest
 import torch
 import torchvision
-
 from archtest import assert_same_as_reference, assert_static_shapes, count_params, graph_breaks, input_for, spec
 
 VARIANTS = ["googlenet", "googlenet_paper"]

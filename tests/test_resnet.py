@@ -2,14 +2,12 @@
 
 import pytest
 import torchvision
-
 from archtest import (
     assert_same_as_reference,
     assert_static_shapes,
     count_params,
     graph_breaks,
     input_for,
-    rounds_to,
     spec,
 )
 

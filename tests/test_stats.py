@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from archtest import SPECS, spec
 from torch.utils.flop_counter import FlopCounterMode
 
 from archc import stats
 from archc.cli import main
-from archtest import SPECS, spec
 
 
 def torch_macs(model: torch.nn.Module, shape) -> int:
