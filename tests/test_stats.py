@@ -121,3 +121,15 @@ def test_stats_of_a_block_library_is_a_spec_error(capsys):
 def test_papers_multiply_adds(name, variant, paper_gmacs, tolerance):
     graph = spec(name).graph(variant)
     assert abs(stats.totals(graph)["macs"] / 1e9 / paper_gmacs - 1) <= tolerance
+
+
+@pytest.mark.parametrize(("variant", "paper_gflops"), [
+    ("resnet18", 1.8), ("resnet34", 3.6), ("resnet50", 3.8), ("resnet101", 7.6), ("resnet152", 11.3),
+])
+def test_resnet_table_1_multiply_adds_in_the_v1_layout(variant, paper_gflops):
+    from archc.expr import BlockRef
+
+    # the paper's v1 bottleneck strides in its first 1x1 conv (torchvision's v1.5: in the 3x3)
+    deep = variant not in ("resnet18", "resnet34")
+    graph = spec("resnet").graph(variant, **({"block": BlockRef("BottleneckV1")} if deep else {}))
+    assert abs(stats.totals(graph)["macs"] / 1e9 / paper_gflops - 1) < 0.03
