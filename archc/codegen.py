@@ -16,7 +16,7 @@ import jinja2
 from . import nodes as n
 from .elaborate import Elaborator
 from .errors import SpecError
-from .expr import BlockRef, fold, to_python
+from .expr import BlockRef, evaluate, fold, free_names, to_python
 from .pyclass import ClassGen, ClassInfo, StmtInfo, value_literal
 from .spec import Spec, leading_comment
 
@@ -209,8 +209,6 @@ def _param_text(p: n.Param, constants: dict, annotation: str | None) -> str:
 
 
 def _default_value(p: n.Param, elab: Elaborator):
-    from .expr import evaluate
-
     return evaluate(p.default, elab.globals) if p.default is not None else None
 
 
@@ -290,7 +288,7 @@ def _dependency_order(order: list[str], program) -> list[str]:
         refs = set()
         for p in d.params:
             if p.default is not None:
-                refs |= {x for x in _names(p.default) if x in program.blocks}
+                refs |= {x for x in free_names(p.default) if x in program.blocks}
         deps[name] = refs & set(order)
     done: list[str] = []
     pending = list(order)
@@ -306,10 +304,6 @@ def _dependency_order(order: list[str], program) -> list[str]:
     return done
 
 
-def _names(e) -> set[str]:
-    from .expr import free_names
-
-    return free_names(e)
 
 
 def _split_args(text: str) -> list[str]:

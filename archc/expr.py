@@ -383,12 +383,6 @@ def fold(e: n.Expr, known: Mapping[str, object], subst: Mapping[str, n.Expr] | N
     return go(e)
 
 
-def is_literal(e: n.Expr) -> bool:
-    if isinstance(e, (n.Num, n.Str, n.Const)):
-        return True
-    return isinstance(e, n.ListExpr) and all(is_literal(i) for i in e.items)
-
-
 def free_names(e: n.Expr) -> set[str]:
     """Names an expression reads (builtins called as functions excluded)."""
     found: set[str] = set()

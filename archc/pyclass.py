@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from . import nodes as n
 from .errors import SpecError
-from .expr import BUILTINS, BlockRef, fold, free_names, is_literal, literal, to_python
+from .expr import BUILTINS, BlockRef, fold, free_names, literal, to_python
 from .ops import REGISTRY, OpKind
 
 FIXED_NAMES = {"self", "torch", "nn", "F", "Tensor", "x", "super"}
@@ -628,13 +628,7 @@ class ClassGen:
         return []
 
     def _static_name(self, stmt) -> str | None:
-        target = getattr(stmt, "target", None)
-        if target is not None and target.is_plain:
-            if isinstance(stmt, n.Layer) and stmt.func in REGISTRY and REGISTRY[stmt.func].functional is not None \
-                    and stmt.func not in self.blocks:
-                return _plain(target)
-            return _plain(target)
-        return None
+        return _plain(getattr(stmt, "target", None))
 
     # --------------------------------------------------------------- forward
 
@@ -945,4 +939,4 @@ def value_literal(value) -> str:
     return to_python(literal(value, _SPAN))
 
 
-__all__ = ["ClassGen", "ClassInfo", "Namespace", "StmtInfo", "is_literal", "shape_comment", "value_literal"]
+__all__ = ["ClassGen", "ClassInfo", "Namespace", "StmtInfo", "shape_comment", "value_literal"]
