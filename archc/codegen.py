@@ -144,8 +144,8 @@ def generate(spec: Spec) -> str:
     title = " ".join(title.split())
     template = _environment().get_template("module.py.jinja")
     return template.render(
-        title=title or f"Networks of {program.path.name}.",
-        header=rest.strip(),
+        title=escape_docstring(title or f"Networks of {program.path.name}."),
+        header=escape_docstring(rest.strip()),
         marker=MARKER,
         source=program.path.name,
         imports=imports,
@@ -178,11 +178,17 @@ def _doc(d, program) -> str:
 
 def docstring(text: str, indent: str) -> str:
     """A docstring's text: closing quotes on their own line when it spans several lines."""
-    text = text.replace('"' * 3, "'" * 3).replace("\\", "\\\\")
+    text = escape_docstring(text)
     lines = text.splitlines()
     if len(lines) <= 1:
         return text
     return f"\n{indent}".join(lines) + f"\n{indent}"
+
+
+def escape_docstring(text: str) -> str:
+    """Spec comments become docstrings: nothing in them may end the string early."""
+    text = text.replace("\\", "\\\\")
+    return re.sub(r'"(?=")|"$', r'\\"', text)  # no run of quotes, no quote against the closing ones
 
 
 def wrap_call(head: str, params: list[str], tail: str, indent: str) -> str:

@@ -6,6 +6,7 @@ Transformer turns the parse tree into ``nodes`` classes.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from . import nodes as n
 from .errors import SpecError, remember_source
 
 _OPEN = {"LPAR", "LSQB"}
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\u2028\u2029\ufeff]")
 _CLOSE = {"RPAR", "RSQB"}
 _JOINS_PREVIOUS = {"SHORTCUT", "ELSE"}  # keywords that continue the statement before them
 
@@ -88,7 +90,14 @@ def _parser() -> Lark:
 
 def parse(text: str, file: str = "<string>") -> n.Module:
     """Parse one spec file's text into a ``nodes.Module``."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     remember_source(file, text)
+    bad = _CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise SpecError(f"control character U+{ord(bad.group()):04X} in the spec", n.Span(file, line, col, line, col + 1),
+                        hint="a spec is plain text")
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
