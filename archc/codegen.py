@@ -74,17 +74,9 @@ def _annotation(values: list) -> str | None:
 
 def generate(spec: Spec) -> str:
     program = spec.program
-    shapes: dict[int, list] = {}
-    elab = Elaborator(program, record_shapes=shapes)
-    used_blocks: set[str] = set()
-    for name in spec.variants:
-        net, values = spec.values(name)
-        try:
-            graph = elab.network(net, name, values)
-        except SpecError as exc:
-            exc.notes.append((f"in variant {name}", spec.variants[name].span))
-            raise
-        used_blocks |= {s.block for s in graph.scopes.values() if s.block}
+    graphs, shapes = spec.checked()  # every variant, with the shapes each statement saw
+    elab = spec.elaborator
+    used_blocks = {s.block for graph in graphs.values() for s in graph.scopes.values() if s.block}
     if not spec.variants:  # a library of blocks: every block, typed by its parameters alone
         used_blocks = set(program.blocks)
     info = StmtInfo(shapes)

@@ -305,6 +305,8 @@ class Elaborator:
                                 lambda p, bound: evaluate(p.default, self.globals))
         env.update(values)
         for key, value in values.items():
+            if self.stmt_shapes is None:  # recording for the code generator only
+                break
             seen = self.param_values.setdefault((block.name, key), [])
             kind = (type(value), len(value) if isinstance(value, (list, tuple)) else 0)
             if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:

@@ -36,6 +36,7 @@ class Spec:
     def __init__(self, program: Program):
         self.program = program
         self.elaborator = Elaborator(program)
+        self._checked: tuple[dict[str, Graph], dict[int, list]] | None = None
 
     @property
     def path(self) -> Path:
@@ -93,7 +94,19 @@ class Spec:
         return next(iter(self.variants))
 
     def check(self) -> dict[str, Graph]:
-        return {name: self.graph(name) for name in self.variants}
+        """Every variant's graph (elaborated once, with the records the code generator needs)."""
+        return self.checked()[0]
+
+    def checked(self) -> tuple[dict[str, Graph], dict[int, list]]:
+        if self._checked is None:
+            shapes: dict[int, list] = {}
+            self.elaborator.stmt_shapes = shapes  # recorded for the variants as written, not for overrides
+            try:
+                graphs = {name: self.graph(name) for name in self.variants}
+            finally:
+                self.elaborator.stmt_shapes = None
+            self._checked = (graphs, shapes)
+        return self._checked
 
     def source(self) -> str:
         """The generated Python module."""
