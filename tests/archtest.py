@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+import time
 from functools import cache
 from pathlib import Path
 
@@ -89,3 +93,48 @@ def assert_static_shapes(s: archc.Spec, variant: str, model: nn.Module, x: torch
 def graph_breaks(model: nn.Module, x: torch.Tensor) -> int:
     torch._dynamo.reset()
     return torch._dynamo.explain(model)(x).graph_break_count
+
+
+@contextlib.contextmanager
+def stack_limited_to(frames: int):
+    """Python's recursion limit set to the current stack depth plus ``frames``."""
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + frames)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def run_deep_network(name: str, variant: str, tmp_path, capsys):
+    """check, build, stats, load, graph, build the module and run it with shape hooks, with no more than
+    150 stack frames to spare (nothing may recurse per layer); prints the time of each step.
+    Returns (spec, graph, model, stats json, generated source)."""
+    from archc.cli import main
+
+    path = str(SPECS / f"{name}.arch")
+    timings = {}
+
+    def timed(step, run):
+        start, cpu = time.perf_counter(), time.process_time()
+        result = run()
+        timings[step] = (time.perf_counter() - start, time.process_time() - cpu)
+        return result
+
+    with stack_limited_to(150):
+        assert timed("archc check", lambda: main(["check", path])) == 0
+        assert timed("archc build", lambda: main(["build", path, "-o", str(tmp_path)])) == 0
+        capsys.readouterr()
+        assert timed("archc stats", lambda: main(["stats", f"{path}:{variant}", "--json"])) == 0
+        s = timed("load", lambda: archc.load(path))
+        graph = timed("graph", lambda: s.graph(variant))
+        model = timed("module", lambda: s.build(variant))
+        stats = json.loads(capsys.readouterr().out)
+        x = input_for(s, variant, batch=1)
+        timed("forward with hooks", lambda: assert_static_shapes(s, variant, model, x))
+    with capsys.disabled():
+        print(f"\n{variant} seconds (wall/CPU): " + ", ".join(f"{k} {w:.2f}/{c:.2f}" for k, (w, c) in timings.items()))
+    return s, graph, model, stats, (tmp_path / f"{name}.py").read_text()

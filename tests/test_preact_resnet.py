@@ -4,22 +4,15 @@ Reference: timm's ResNetV2 (pre-activation bottlenecks whose projection reads th
 with the stem each spec network documents; timm has no CIFAR stem and no BN in its ImageNet stem.
 """
 
-import contextlib
-import json
 import re
-import sys
-import time
 from collections import OrderedDict
 
 import pytest
 import torch
-from archtest import SPECS, assert_static_shapes, count_params, graph_breaks, input_for, rounds_to, spec
+from archtest import assert_static_shapes, count_params, graph_breaks, input_for, rounds_to, run_deep_network, spec
 from timm.layers import BatchNormAct2d, create_conv2d
 from timm.models.resnetv2 import ResNetV2
 from torch import nn
-
-import archc
-from archc.cli import main
 
 # variant: (exact params, layers a stage)
 PREACT = {
@@ -138,45 +131,9 @@ def test_no_graph_breaks(variant):
     assert graph_breaks(s.build(variant).eval(), input_for(s, variant, batch=1)) == 0
 
 
-@contextlib.contextmanager
-def stack_limited_to(frames: int):
-    """Python's recursion limit set to the current stack depth plus ``frames``."""
-    depth, frame = 0, sys._getframe()
-    while frame is not None:
-        depth, frame = depth + 1, frame.f_back
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(depth + frames)
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
 def test_preact_resnet1001_compiles_builds_explains_and_runs(tmp_path, capsys):
     # 1001 layers, 333 units: nothing may recurse per layer (~60 frames suffice, as for preact_resnet164)
-    path = str(SPECS / "preact_resnet.arch")
-    timings = {}
-
-    def timed(step, run):
-        start, cpu = time.perf_counter(), time.process_time()
-        result = run()
-        timings[step] = (time.perf_counter() - start, time.process_time() - cpu)
-        return result
-
-    with stack_limited_to(150):
-        assert timed("archc check", lambda: main(["check", path])) == 0
-        assert timed("archc build", lambda: main(["build", path, "-o", str(tmp_path)])) == 0
-        capsys.readouterr()
-        assert timed("archc stats", lambda: main(["stats", f"{path}:preact_resnet1001", "--json"])) == 0
-        s = timed("load", lambda: archc.load(path))
-        graph = timed("graph", lambda: s.graph("preact_resnet1001"))
-        model = timed("module", lambda: s.build("preact_resnet1001"))
-    stats = json.loads(capsys.readouterr().out)
+    s, graph, model, stats, source = run_deep_network("preact_resnet", "preact_resnet1001", tmp_path, capsys)
     assert stats["totals"]["params"] == graph.params == count_params(model) == 10_327_706
     assert stats["totals"]["macs"] == graph.macs and len(stats["rows"]) == len(graph) - 1  # every op but the input
-    source = (tmp_path / "preact_resnet.py").read_text()
     assert "for i in range(n):" in source and source.count("\n") < 1000  # loops, not 333 copies
-    x = input_for(s, "preact_resnet1001", batch=1)
-    timed("forward with hooks", lambda: assert_static_shapes(s, "preact_resnet1001", model, x))
-    with capsys.disabled():
-        print("\npreact_resnet1001 seconds (wall/CPU): " + ", ".join(f"{k} {w:.2f}/{c:.2f}" for k, (w, c) in timings.items()))

@@ -4,29 +4,22 @@ resnet20 ... resnet1202 use option A shortcuts (subsample and zero-pad the chann
 resnet50_v1 is the paper's bottleneck with the stride in the first 1x1 conv (torchvision has v1.5).
 """
 
-import contextlib
-import json
-import sys
-import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
 from archtest import (
-    SPECS,
     assert_same_as_reference,
     assert_static_shapes,
     count_params,
     graph_breaks,
     input_for,
     rounds_to,
+    run_deep_network,
     spec,
 )
 from torch import nn
-
-import archc
-from archc.cli import main
 
 # variant: (n blocks a stage, exact params, paper Table 6 in millions)
 CIFAR = {
@@ -171,47 +164,11 @@ def test_resnet50_v1_matches_torchvision_with_the_stride_moved():
         assert (model(x) - v1_5_output).abs().max().item() > 1e-3  # v1 and v1.5 really differ
 
 
-@contextlib.contextmanager
-def stack_limited_to(frames: int):
-    """Python's recursion limit set to the current stack depth plus ``frames``."""
-    depth, frame = 0, sys._getframe()
-    while frame is not None:
-        depth, frame = depth + 1, frame.f_back
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(depth + frames)
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
 def test_resnet1202_compiles_builds_explains_and_runs(tmp_path, capsys):
     # 1202 layers, 600 blocks: checking, building, explaining (archc stats) and elaborating must not
     # recurse per layer: 150 frames above the caller are enough for resnet20 as for resnet1202 (~60 used).
-    path = str(SPECS / "resnet.arch")
-    timings = {}
-
-    def timed(step, run):
-        start, cpu = time.perf_counter(), time.process_time()
-        result = run()
-        timings[step] = (time.perf_counter() - start, time.process_time() - cpu)
-        return result
-
-    with stack_limited_to(150):
-        assert timed("archc check", lambda: main(["check", path])) == 0
-        assert timed("archc build", lambda: main(["build", path, "-o", str(tmp_path)])) == 0
-        capsys.readouterr()
-        assert timed("archc stats", lambda: main(["stats", f"{path}:resnet1202", "--json"])) == 0
-        s = timed("load", lambda: archc.load(path))
-        graph = timed("graph", lambda: s.graph("resnet1202"))
-        model = timed("module", lambda: s.build("resnet1202"))
-    stats = json.loads(capsys.readouterr().out)
+    s, graph, model, stats, source = run_deep_network("resnet", "resnet1202", tmp_path, capsys)
     assert stats["totals"]["params"] == graph.params == count_params(model) == 19_421_274
     assert stats["totals"]["macs"] == graph.macs and len(stats["rows"]) == len(graph) - 1  # every op but the input
     assert len(graph.modules()) == 2 * 1201 + 2  # a conv and a batch norm per conv layer, pool and fc
-    source = (tmp_path / "resnet.py").read_text()
     assert "for i in range(n):" in source and source.count("\n") < 1000  # loops, not 600 copies
-    x = input_for(s, "resnet1202", batch=1)
-    timed("forward with hooks", lambda: assert_static_shapes(s, "resnet1202", model, x))
-    with capsys.disabled():
-        print("\nresnet1202 seconds (wall/CPU): " + ", ".join(f"{k} {w:.2f}/{c:.2f}" for k, (w, c) in timings.items()))
