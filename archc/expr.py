@@ -73,7 +73,7 @@ def _range(*args):
         raise TypeError("range() takes one to three integers")
     r = range(*args)
     if len(r) > MAX_LIST:
-        raise ValueError(f"range() of {len(r)} items is too long (limit {MAX_LIST})")
+        raise ValueError(f"{len(r)} items, more than the limit of {MAX_LIST}")
     return list(r)
 
 
