@@ -7,9 +7,9 @@ After a deliberate change to a message, rewrite the expected texts and review th
 import os
 
 import pytest
+from archtest import ROOT
 
 from archc.cli import main
-from archtest import ROOT
 
 BAD = ROOT / "tests" / "bad"
 CASES = sorted(BAD.glob("*.arch"))
