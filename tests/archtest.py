@@ -138,3 +138,18 @@ def run_deep_network(name: str, variant: str, tmp_path, capsys):
     with capsys.disabled():
         print(f"\n{variant} seconds (wall/CPU): " + ", ".join(f"{k} {w:.2f}/{c:.2f}" for k, (w, c) in timings.items()))
     return s, graph, model, stats, (tmp_path / f"{name}.py").read_text()
+
+
+def randomize_batchnorm(model: nn.Module, spread: float = 0.5, seed: int = 0) -> nn.Module:
+    """Batch-norm statistics and affine terms away from their defaults (mean 0, variance 1 would hide a wrong
+    eps or a misplaced batch norm): means and biases in [-spread, spread], variances and scales in
+    [1 - spread, 1 + spread]."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.track_running_stats:
+                m.running_mean.uniform_(-spread, spread, generator=generator)
+                m.running_var.uniform_(1 - spread, 1 + spread, generator=generator)
+                m.weight.uniform_(1 - spread, 1 + spread, generator=generator)
+                m.bias.uniform_(-spread, spread, generator=generator)
+    return model

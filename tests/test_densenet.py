@@ -11,6 +11,7 @@ from archtest import (
     count_params,
     graph_breaks,
     input_for,
+    randomize_batchnorm,
     rounds_to,
     spec,
 )
@@ -77,14 +78,7 @@ def built(request):
     a wrong eps or a misplaced batch norm)."""
     variant = request.param
     torch.manual_seed(0)
-    model = spec("densenet").build(variant)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
+    model = randomize_batchnorm(spec("densenet").build(variant))
     return variant, model
 
 

@@ -6,8 +6,15 @@ The paper states no parameter counts; the references are timm's models and, for 
 
 import pytest
 import timm
-import torch
-from archtest import assert_same_as_reference, assert_static_shapes, count_params, graph_breaks, input_for, spec
+from archtest import (
+    assert_same_as_reference,
+    assert_static_shapes,
+    count_params,
+    graph_breaks,
+    input_for,
+    randomize_batchnorm,
+    spec,
+)
 
 COUNTS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464, "inception_resnet_v1": 23_995_624}
 VARIANTS = list(COUNTS)
@@ -31,17 +38,6 @@ def block_output(graph, path):
     return [op for op in graph.ops() if path in op.scope][-1].shape
 
 
-def randomise_batchnorm(model, seed=0):
-    """Running statistics and affine terms away from their defaults, so eval outputs depend on every batch norm."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -54,7 +50,7 @@ def test_counts(variant, built):
 def test_matches_timm_eval(variant, built):
     reference = timm.create_model(variant, pretrained=False)
     assert count_params(reference) == COUNTS[variant]
-    randomise_batchnorm(reference)
+    randomize_batchnorm(reference)
     assert_same_as_reference(built(variant), reference, input_for(spec("inception_v4"), variant, batch=1))
 
 

@@ -9,7 +9,16 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from archtest import assert_static_shapes, count_params, graph_breaks, input_for, rounds_to, run_deep_network, spec
+from archtest import (
+    assert_static_shapes,
+    count_params,
+    graph_breaks,
+    input_for,
+    randomize_batchnorm,
+    rounds_to,
+    run_deep_network,
+    spec,
+)
 from timm.layers import BatchNormAct2d, create_conv2d
 from timm.models.resnetv2 import ResNetV2
 from torch import nn
@@ -70,15 +79,7 @@ def timm_reference(variant: str) -> nn.Module:
             norm=BatchNormAct2d(64),
             pool=nn.MaxPool2d(3, stride=2, padding=1),
         ))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # non-trivial batch norms, so outputs depend on each of them
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2, generator=generator)
-                m.running_var.uniform_(0.8, 1.2, generator=generator)
-                m.weight.uniform_(0.8, 1.2, generator=generator)
-                m.bias.uniform_(-0.2, 0.2, generator=generator)
-    return model.eval()
+    return randomize_batchnorm(model, spread=0.2).eval()  # outputs depend on each batch norm
 
 
 def from_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from archtest import (
     count_params,
     graph_breaks,
     input_for,
+    randomize_batchnorm,
     rounds_to,
     run_deep_network,
     spec,
@@ -93,17 +94,6 @@ class OptionAResNet(nn.Module):
         return self.fc(out.view(out.size(0), -1))
 
 
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Non-trivial batch-norm statistics and affine parameters, so eval outputs depend on every BN."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5, generator=generator)
-                m.running_var.uniform_(0.5, 1.5, generator=generator)
-                m.weight.uniform_(0.5, 1.5, generator=generator)
-                m.bias.uniform_(-0.5, 0.5, generator=generator)
-    return model
 
 
 @pytest.mark.parametrize("variant", SMALL)

@@ -15,6 +15,7 @@ from archtest import (
     count_params,
     graph_breaks,
     input_for,
+    randomize_batchnorm,
     rounds_to,
     spec,
 )
@@ -41,14 +42,7 @@ def built(request):
     """One model per variant, shared by the tests of that variant, with random batch-norm statistics
     (fresh ones, mean 0 and variance 1, would hide a wrong eps or a missing batch norm)."""
     variant = request.param
-    model = spec("vgg").build(variant)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
+    model = randomize_batchnorm(spec("vgg").build(variant))
     return variant, model
 
 
