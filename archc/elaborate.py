@@ -12,7 +12,7 @@ import keyword
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import nodes as n
 from .errors import SpecError, did_you_mean
@@ -99,6 +99,7 @@ class Elaborator:
         self.graph: Graph | None = None
         self.block_stack: list[str] = []
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
+        self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
 
     # ------------------------------------------------------------ entry point
 
@@ -365,8 +366,12 @@ class Elaborator:
                 raise SpecError(f"{kind.name} got argument '{key}' twice", span)
             data[key], spans[key] = value, span
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        # deep networks repeat the same few layers thousands of times; repr tells True from 1 and 1.0
+        key = f"{kind.name}{sorted(data.items())!r}"
+        if key in self.validated:
+            return self.validated[key]
         try:
-            return kind.args(**data)
+            values = kind.args(**data)
         except ValidationError as exc:
             err = exc.errors()[0]
             field_name = str(err["loc"][0]) if err["loc"] else ""
@@ -376,6 +381,8 @@ class Elaborator:
             got = data.get(field_name)
             raise SpecError(f"{kind.name}: bad value {_show(got)} for '{field_name}': {err['msg'].lower()}",
                             spans.get(field_name, stmt.span)) from None
+        self.validated[key] = values
+        return values
 
     def eval(self, e: n.Expr, frame: Frame, x: Tensor):
         def tensors(which: str, span: n.Span) -> TensorInfo:

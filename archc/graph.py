@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict
 
 from .nodes import Span
 
 
-class OpNode(BaseModel):
+# Plain frozen records: elaboration creates one per operation (tens of thousands for the deepest
+# networks) from values it has already validated, so they skip a validating model's cost.
+@dataclass(frozen=True, slots=True)
+class OpNode:
     """One operation of an elaborated network."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     id: str  # unique in the graph
     name: str | None  # module path in the generated model (``layer1.0.conv1``), None for functional ops
@@ -28,10 +29,9 @@ class OpNode(BaseModel):
     span: Span | None = None
 
 
-class ScopeInfo(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ScopeInfo:
     """A block instance or named seq: one cluster of the graph."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     path: str
     kind: str  # "block" or "seq"
@@ -53,6 +53,7 @@ class Graph:
         self.sides: dict[str, str] = {}  # side output name -> node id
 
     def add(self, node: OpNode, inputs: list[str]) -> OpNode:
+        """Add ``node`` fed by the existing nodes ``inputs`` (so insertion order is a topological order)."""
         self.g.add_node(node.id, op=node)
         for src in inputs:
             self.g.add_edge(src, node.id, shape=self.node(src).shape)
@@ -62,9 +63,8 @@ class Graph:
         return self.g.nodes[node_id]["op"]
 
     def ops(self) -> list[OpNode]:
-        """Every node in a topological order that follows the spec's order."""
-        order = {nid: i for i, nid in enumerate(self.g.nodes)}
-        return [self.node(i) for i in nx.lexicographical_topological_sort(self.g, key=order.__getitem__)]
+        """Every node in the spec's order, which is topological: a node is only ever added after its inputs."""
+        return [data["op"] for data in self.g.nodes.values()]
 
     def modules(self) -> dict[str, OpNode]:
         return {op.name: op for op in self.ops() if op.name is not None}

@@ -85,6 +85,7 @@ def _parser() -> Lark:
         postlex=_Separators(),
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=True,  # the LALR tables, kept by lark in the temporary directory keyed by grammar and version
     )
 
 
