@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "draw":
             return _draw(args)
         return _build(args)
-    except (SpecError, SpecErrors) as exc:
+    except SpecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_SPEC
     except RecursionError:

@@ -15,14 +15,23 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ValidationError
 
 from . import nodes as n
-from .errors import SpecError, did_you_mean
+from .errors import SpecError, SpecErrors, did_you_mean
 from .expr import BlockRef, Evaluator, TensorInfo, evaluate, type_name
 from .graph import Graph, OpNode, ScopeInfo
 from .loader import Program
 from .ops import REGISTRY, OpKind, ShapeError
 
 MAX_NODES = 200_000
+MAX_ERRORS = 20  # distinct errors reported for one variant
+MAX_FAILURES = 2_000  # failed statements (repeats included) before elaboration gives up
 RESERVED = {"self", "torch", "nn", "F", "in_channels", "forward", "training", "out_channels"}  # module attribute names
+
+
+class Fatal(SpecErrors):
+    """A mistake after which elaboration stops at once (going on would only repeat it)."""
+
+    def __init__(self, error: SpecError):
+        super().__init__([error])
 
 
 @dataclass
@@ -100,11 +109,15 @@ class Elaborator:
         self.block_stack: list[str] = []
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
         self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
+        self.errors: list[SpecError] = []  # the current variant's, in the order found
+        self.failures = 0
 
     # ------------------------------------------------------------ entry point
 
     def network(self, net: n.NetworkDef, variant: str | None, values: dict[str, object]) -> Graph:
+        """Elaborate one variant; every independent mistake found is raised together at the end."""
         self.graph = Graph(net.name, variant)
+        self.errors, self.failures = [], 0
         env = dict(self.globals)
         env.update(values)
         ev = Evaluator(env)
@@ -119,9 +132,29 @@ class Elaborator:
                                     span=net.input_span), [])
         self.graph.input = inp.id
         frame = Frame(env, Scope("", False, ()), Tensor("input", shape), [], allow_side=True)
-        out = self.body(net.body, frame, Tensor("input", shape))
+        try:
+            out = self.body(net.body, frame, Tensor("input", shape))
+        except Fatal as exc:
+            raise SpecErrors(self.errors + exc.errors) from None
+        if self.errors:
+            raise SpecErrors(self.errors) if len(self.errors) > 1 else self.errors[0]
         self.graph.output = out.node
         return self.graph
+
+    def record(self, exc: SpecError, frame: Frame) -> None:
+        """Keep a statement's error and go on as if the statement were absent, to find the others."""
+        self.failures += 1
+        if self.failures > MAX_FAILURES:
+            raise SpecErrors(self.errors or [exc], stopped=True)
+        if exc.follows_shapes and self.errors:
+            return  # shapes after an earlier mistake are not the ones the user meant
+        for text, span in reversed(frame.where):
+            exc.add_note(text, span)
+        if any(e.span == exc.span and e.message == exc.message for e in self.errors):
+            return  # the same mistake in another instance of a block
+        self.errors.append(exc)
+        if len(self.errors) >= MAX_ERRORS:
+            raise SpecErrors(self.errors, stopped=True)
 
     # ------------------------------------------------------------- statements
 
@@ -131,6 +164,15 @@ class Elaborator:
         return x
 
     def stmt(self, stmt: n.Stmt, frame: Frame, x: Tensor, taps: dict | None = None) -> Tensor:
+        try:
+            return self._stmt(stmt, frame, x, taps)
+        except SpecErrors:  # fatal, or the limit reached
+            raise
+        except SpecError as exc:
+            self.record(exc, frame)
+            return x
+
+    def _stmt(self, stmt: n.Stmt, frame: Frame, x: Tensor, taps: dict | None) -> Tensor:
         kind = type(stmt).__name__
         cond = getattr(stmt, "cond", None)
         if cond is not None and kind != "If" and not self._truth(cond, frame, x):
@@ -195,11 +237,12 @@ class Elaborator:
         outs = [self.stmt(b, frame, x) for b in stmt.branches]
         spatial = {o.shape[1:] for o in outs}
         if any(len(o.shape) != 3 for o in outs):
-            raise SpecError("concat needs C x H x W branches", stmt.span)
+            raise SpecError("concat needs C x H x W branches", stmt.span, follows_shapes=True)
         if len(spatial) > 1:
             sizes = ", ".join(f"{o.shape[1]}x{o.shape[2]}" for o in outs)
             raise SpecError(f"concat branches have different spatial sizes: {sizes}", stmt.span,
-                            hint="every branch must keep the same height and width (check strides and padding)")
+                            hint="every branch must keep the same height and width (check strides and padding)",
+                            follows_shapes=True)
         shape = (sum(o.shape[0] for o in outs), *outs[0].shape[1:])
         node = self.add_node(frame, None, "concat", {}, [o for o in outs], shape, stmt.span)
         return Tensor(node.id, shape)
@@ -231,7 +274,8 @@ class Elaborator:
             if body_out.shape[1:] != short.shape[1:] or body_out.shape[0] != short.shape[0]:
                 hint = ("add a projection shortcut: 'shortcut if ... { conv(...); batchnorm }'"
                         if sc is None else "the shortcut must produce the body's shape")
-            raise SpecError(f"residual branch gives {b} but the shortcut gives {s}", stmt.span, hint=hint)
+            raise SpecError(f"residual branch gives {b} but the shortcut gives {s}", stmt.span, hint=hint,
+                            follows_shapes=True)
         shape = body_out.shape
         node = self.add_node(frame, None, "add", {"scale": scale} if scale is not None else {},
                              [body_out, short], shape, stmt.span)
@@ -271,14 +315,14 @@ class Elaborator:
         values = self.op_args(kind, pos, kw, stmt)
         if not kind.flat_input and len(x.shape) != 3:
             raise SpecError(f"{kind.name} needs a C x H x W input, got {x.shape[0]} features", stmt.span,
-                            hint="put it before 'flatten'")
+                            hint="put it before 'flatten'", follows_shapes=True)
         try:
             shape = kind.shape(values, x.shape)
             params = kind.params(values, x.shape)
             macs = kind.macs(values, x.shape, shape)
         except ShapeError as exc:
             raise SpecError(f"{kind.name}: {exc}", stmt.span,
-                            notes=[(f"its input is {' x '.join(map(str, x.shape))}", None)]) from None
+                            notes=[(f"its input is {' x '.join(map(str, x.shape))}", None)], follows_shapes=True) from None
         node = self.add_node(frame, None if name is None else frame.scope.child(name), kind.name,
                              values.model_dump(), [x], shape, stmt.span, params, macs)
         return Tensor(node.id, shape)
@@ -297,7 +341,7 @@ class Elaborator:
         if block.name in self.block_stack:
             raise SpecError(f"block '{block.name}' calls itself (through {' -> '.join(self.block_stack)})", stmt.span)
         if len(self.block_stack) > 100:
-            raise SpecError("blocks nested more than 100 deep", stmt.span)
+            raise Fatal(SpecError("blocks nested more than 100 deep", stmt.span))
         path = frame.scope.child(name)
         call = f"{block.name}({', '.join([_show(v) for v in pos] + [f'{k}={_show(v)}' for k, v, _ in kw])})"
         self.graph.scopes[path] = ScopeInfo(path=path, kind="block", block=block.name, call=call, span=stmt.span)
@@ -317,9 +361,8 @@ class Elaborator:
         self.block_stack.append(block.name)
         try:
             out = self.body(block.body, inner, x)
-        except SpecError as exc:
-            if not any(note[1] == stmt.span for note in exc.notes):
-                exc.notes.append((f"in block {block.name}, called here", stmt.span))
+        except Fatal as exc:
+            exc.errors[0].add_note(f"in block {block.name}, called here", stmt.span)
             raise
         finally:
             self.block_stack.pop()
@@ -422,8 +465,8 @@ class Elaborator:
                  shape: tuple[int, ...], span: n.Span, params: int = 0, macs: int = 0) -> OpNode:
         graph = self.graph
         if len(graph) >= MAX_NODES:
-            raise SpecError(f"the network has more than {MAX_NODES} operations", span,
-                            hint="check repeat counts")
+            raise Fatal(SpecError(f"the network has more than {MAX_NODES} operations", span,
+                                  hint="check repeat counts"))
         if name is None:
             key = frame.scope.prefix
             frame.scope.unnamed[op] += 1

@@ -19,7 +19,9 @@ class SpecError(Exception):
     """A mistake in a spec, located at ``span``.
 
     ``notes`` are extra located lines ("in block X, called at line L") that
-    say how elaboration got there.
+    say how elaboration got there. ``follows_shapes`` marks a mistake found by
+    comparing inferred shapes: after an earlier error those shapes are
+    unreliable, so such an error is not reported as a second one.
     """
 
     def __init__(
@@ -28,15 +30,22 @@ class SpecError(Exception):
         span: Span | None,
         hint: str | None = None,
         notes: list[tuple[str, Span | None]] | None = None,
+        follows_shapes: bool = False,
     ):
         super().__init__(message)
         self.message = message
         self.span = span
         self.hint = hint
         self.notes = list(notes or [])
+        self.follows_shapes = follows_shapes
+
+    @property
+    def errors(self) -> list[SpecError]:
+        return [self]
 
     def add_note(self, text: str, span: Span | None) -> SpecError:  # type: ignore[override]
-        self.notes.append((text, span))
+        if (text, span) not in self.notes:
+            self.notes.append((text, span))
         return self
 
     def render(self) -> str:
@@ -52,18 +61,30 @@ class SpecError(Exception):
         return self.render()
 
 
-class SpecErrors(Exception):
-    """Several independent errors found in one pass."""
+class SpecErrors(SpecError):
+    """Several independent errors (in one file or in several); caught as a ``SpecError`` like one."""
 
-    def __init__(self, errors: list[SpecError]):
-        super().__init__(f"{len(errors)} errors")
-        self.errors = errors
+    def __init__(self, errors: list[SpecError], stopped: bool = False):
+        flat: list[SpecError] = []
+        for error in errors:
+            flat += error.errors
+        first = flat[0]
+        super().__init__(first.message, first.span, first.hint, first.notes)
+        self._errors = flat
+        self.stopped = stopped  # the limit was reached: there may be more
+
+    @property
+    def errors(self) -> list[SpecError]:
+        return self._errors
+
+    def add_note(self, text: str, span: Span | None) -> SpecErrors:  # type: ignore[override]
+        for error in self._errors:
+            error.add_note(text, span)
+        return self
 
     def render(self) -> str:
-        return "\n".join(e.render() for e in self.errors)
-
-    def __str__(self) -> str:
-        return self.render()
+        summary = f"{len(self._errors)} errors" + (" (stopped there; fix these and check again)" if self.stopped else "")
+        return "\n".join([*(e.render() for e in self._errors), summary])
 
 
 def _located(span: Span | None, level: str, message: str) -> str:

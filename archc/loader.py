@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +62,34 @@ def load_program(path: str | Path) -> Program:
             raise SpecError(f"'{block.name}' is defined both as a block and a network", block.span)
     for variant in main.variants:
         _define(program.variants, variant, "variant")
+    _check_module_names(program)
     return program
+
+
+# What a generated module imports; with Python's builtins, its own names must not shadow these.
+GENERATED_IMPORTS = ("torch", "nn", "F", "Tensor")
+
+
+def _check_module_names(program: Program) -> None:
+    """Blocks and networks become classes, variants functions, lets constants of one generated module."""
+    owners: dict[str, tuple[str, n.Span]] = {}
+    items = [("block", b) for b in program.blocks.values()] + [("network", x) for x in program.networks.values()]
+    items += [("variant", v) for v in program.main.variants] + [("let", let) for let in program.lets]
+    for kind, item in items:
+        name, span = item.name, item.span
+        if name in GENERATED_IMPORTS or name in _BUILTINS or name.startswith("__"):
+            if name in _BUILTINS:
+                message = f"{kind} name '{name}' would shadow Python's builtin '{name}' in the generated module"
+            else:
+                message = f"{kind} name '{name}' clashes with '{name}', which the generated module imports"
+            raise SpecError(message, span, hint="choose another name")
+        if name in owners and owners[name][0] != kind and {kind, owners[name][0]} & {"variant", "let"}:
+            raise SpecError(f"{kind} '{name}' has the name of a {owners[name][0]}: both would be '{name}' in the "
+                            "generated module", span, notes=[("the other is defined here", owners[name][1])])
+        owners.setdefault(name, (kind, span))
+
+
+_BUILTINS = frozenset(dir(builtins))
 
 
 def _define(table: dict, item, kind: str) -> None:

@@ -8,8 +8,8 @@ from functools import cached_property
 from pathlib import Path
 
 from . import nodes as n
-from .elaborate import Elaborator, signature_bind
-from .errors import SpecError, did_you_mean
+from .elaborate import MAX_ERRORS, Elaborator, signature_bind
+from .errors import SpecError, SpecErrors, did_you_mean
 from .expr import evaluate
 from .graph import Graph
 from .loader import Program, load_program
@@ -84,8 +84,7 @@ class Spec:
         try:
             return self.elaborator.network(net, variant, values)
         except SpecError as exc:
-            exc.notes.append((f"in variant {variant}", self.variants[variant].span))
-            raise
+            raise exc.add_note(f"in variant {variant}", self.variants[variant].span) from None
 
     def default_variant(self) -> str:
         if not self.variants:
@@ -101,10 +100,20 @@ class Spec:
         if self._checked is None:
             shapes: dict[int, list] = {}
             self.elaborator.stmt_shapes = shapes  # recorded for the variants as written, not for overrides
+            graphs: dict[str, Graph] = {}
+            errors: list[SpecError] = []
             try:
-                graphs = {name: self.graph(name) for name in self.variants}
+                for name in self.variants:
+                    try:
+                        graphs[name] = self.graph(name)
+                    except SpecError as exc:  # go on: other variants may hold other mistakes
+                        errors += [e for e in exc.errors if not any(_same(e, f) for f in errors)]
+                        if len(errors) >= MAX_ERRORS or getattr(exc, "stopped", False):
+                            break
             finally:
                 self.elaborator.stmt_shapes = None
+            if errors:
+                raise SpecErrors(errors, stopped=len(errors) >= MAX_ERRORS) if len(errors) > 1 else errors[0]
             self._checked = (graphs, shapes)
         return self._checked
 
@@ -137,6 +146,11 @@ class Spec:
 
     def python_module(self):
         return self._module
+
+
+def _same(a: SpecError, b: SpecError) -> bool:
+    """The same mistake, met again while elaborating another variant."""
+    return a.span == b.span and a.message == b.message
 
 
 def leading_comment(source: str, line: int) -> str:

@@ -145,6 +145,54 @@ block Outer(c) {
     assert "note: in variant n" in text
 
 
+def errors_of(tmp_path, text) -> list[SpecError]:
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, text)
+    return info.value.errors
+
+
+def test_independent_errors_are_all_reported_once_each(tmp_path):
+    found = errors_of(tmp_path, "block B(c) {\n    conv = conv(c, 3, bais = false)\n}\n" + net("""
+a = B(8)
+b = B(16)
+pool = maxpol(2)
+fc = linear(num_clases)
+"""))
+    assert [e.message for e in found] == [
+        "conv has no argument 'bais'", "unknown layer or block 'maxpol'", "undefined name 'num_clases'"]
+    assert [e.span.line for e in found] == [2, 8, 9]
+    assert ("in block B, called here", found[0].notes[0][1]) == found[0].notes[0] and found[0].notes[0][1].line == 6
+
+
+def test_shape_errors_after_another_error_are_not_reported(tmp_path):
+    # conv(99) on 32 x 32 fails, so the residual's shapes are meaningless: only the first error is reported
+    text = net("""
+stem = conv(16, 99)
+residual { c = conv(32, 3) }
+""")
+    assert [e.message for e in errors_of(tmp_path, text)] == [
+        "conv: kernel (99) is larger than the padded input height (32 + 2*0)"]
+    # on its own, the residual's mismatch is reported
+    assert "residual branch gives" in error(tmp_path, net("residual { c = conv(32, 3) }"))
+
+
+def test_an_error_in_one_variant_only_is_reported_with_that_variant(tmp_path):
+    text = net("conv = conv(16, k)").replace("num_classes = 10", "k = 3") + "variant big = N(k = 99)\nvariant bad = N(k = 0)\n"
+    found = errors_of(tmp_path, text)
+    assert len(found) == 2
+    assert found[0].notes[-1][0] == "in variant big" and "larger than" in found[0].message
+    assert found[1].notes[-1][0] == "in variant bad" and "'kernel_size'" in found[1].message
+
+
+def test_errors_stop_at_a_limit_and_never_hang(tmp_path):
+    many = "\n".join(f"l{i} = foo{i}" for i in range(50))
+    rendered = error(tmp_path, net(many))
+    assert rendered.splitlines()[-1] == "20 errors (stopped there; fix these and check again)"
+    # ten billion failing statements: elaboration gives up after a bounded number of failures
+    found = errors_of(tmp_path, net("for i in range(100000) {\n    for j in range(100000) { foo }\n}"))
+    assert [e.message for e in found] == ["unknown layer or block 'foo'"]
+
+
 def test_block_argument_binding_errors(tmp_path):
     block = "block B(c, k = 3) {\n    conv = conv(c, k)\n}\n"
     assert "block B is missing its argument 'c'" in error(tmp_path, block + net("b = B()"))
