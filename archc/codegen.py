@@ -127,9 +127,13 @@ def generate(spec: Spec) -> str:
         raise SpecError(f"'{sorted(clash)[0]}' names both a constant and a class or variant", None)
     body_text = "\n".join(line for c in classes for line in c["init"] + c["forward"])
     body_text += "\n".join(f["call"] + f["signature"] for f in factories)
+    helpers = [text for name, text in HELPERS.items() if re.search(rf"\b{name}\(", body_text)]
+    body_text += "\n".join(helpers)
     imports = ["import torch"] if "torch." in body_text else []
     if "F." in body_text:
         imports.append("import torch.nn.functional as F")
+    if "torch.utils.checkpoint." in body_text:
+        imports.append("import torch.utils.checkpoint")
     imports.append("from torch import Tensor, nn")
     header = program.main.header
     title, _, rest = header.partition("\n\n")
@@ -143,9 +147,24 @@ def generate(spec: Spec) -> str:
         imports=imports,
         exports=all_sorted([c["name"] for c in classes] + [f["name"] for f in factories]),
         constants=[f"{k} = {v}" for k, v in module_constants.items()],
+        helpers=helpers,
         classes=classes,
         factories=factories,
     )
+
+
+# Module-level functions the generated code may call, written out only where it does.
+HELPERS = {
+    "_checkpointed": '''def _checkpointed(layer: nn.Module, features: list[Tensor]) -> Tensor:
+    """``layer`` on the concatenation of ``features``, keeping only ``features`` for backward, where
+    the concatenation and ``layer`` run again: a dense member's memory-efficient mode.
+    """
+
+    def run(*inputs: Tensor) -> Tensor:
+        return layer(torch.cat(inputs, 1))
+
+    return torch.utils.checkpoint.checkpoint(run, *features, use_reentrant=False)''',
+}
 
 
 def _constants_for(definition, constants: dict) -> dict:

@@ -236,6 +236,8 @@ class _View:
         self.hidden: set[str] = set()  # instance paths folded into a run's first
         self.remap: dict[str, str] = {}  # op id in a hidden instance -> the first instance's op
         self.run_member: dict[str, tuple[str, int]] = {}  # op id -> (run's first path, index in run)
+        self.run_concat: dict[str, str] = {}  # a dense's concatenation between folded members -> the run
+        self.hidden_units: set[str] = set()
         if fold:
             self._fold(self.top)
 
@@ -283,18 +285,30 @@ class _View:
         while i < len(children):
             first = self._instance(children[i])
             j = i + 1
+            concats: list[str] = []
             if first is not None:
                 sig = self._signature(first)
                 prev = first
                 while j < len(children):
                     nxt = self._instance(children[j])
-                    if nxt is None or not self._chained(prev, nxt) or self._signature(nxt) != sig:
+                    if nxt is not None and self._chained(prev, nxt) and self._signature(nxt) == sig:
+                        prev = nxt
+                        j += 1
+                        continue
+                    nxt = self._dense_step(children, j, prev, sig)
+                    if nxt is None:
                         break
+                    concats.append(children[j])
                     prev = nxt
-                    j += 1
-            if j - i >= MIN_FOLD:
-                paths = [self._instance(c) for c in children[i:j]]
+                    j += 2
+            paths = [p for p in (self._instance(c) for c in children[i:j]) if p is not None]
+            if len(paths) >= MIN_FOLD:
                 self.runs[first] = _Run(paths)
+                for unit in concats:
+                    self.hidden_units.add(unit)
+                    for op in self.unit_ops[unit]:
+                        self.run_concat[op.id] = first
+                        self.remap[op.id] = self.scope_ops[first][0]
                 for k, path in enumerate(paths):
                     for oid in self.scope_ops[path]:
                         self.run_member[oid] = (first, k)
@@ -305,6 +319,20 @@ class _View:
         for child in children:
             if isinstance(child, _Cluster) and child.path not in self.hidden:
                 self._fold(child)
+
+    def _dense_step(self, children: list, j: int, prev: str, sig) -> str | None:
+        """In a dense, alike members alternate with the concatenation that feeds the next one:
+        the next member's path if ``children[j]`` is that concatenation."""
+        if j + 1 >= len(children) or isinstance(children[j], _Cluster) or children[j] in self.unit_block:
+            return None
+        ops = self.unit_ops[children[j]]
+        nxt = self._instance(children[j + 1])
+        if len(ops) != 1 or ops[0].op != "concat" or nxt is None or self._signature(nxt) != sig:
+            return None
+        cat, in_prev, in_next = ops[0].id, set(self.scope_ops[prev]), set(self.scope_ops[nxt])
+        if not any(u in in_prev for u in self.g.predecessors(cat)):
+            return None
+        return nxt if all(u == cat for v in in_next for u in self.g.predecessors(v) if u not in in_next) else None
 
     # -- edges
 
@@ -320,6 +348,9 @@ class _View:
                 a, b = self.run_member.get(op.id), self.run_member.get(v)
                 if a and b and a[0] == b[0] and a[1] != b[1]:
                     continue  # from one folded instance into the next
+                run = self.run_concat.get(op.id) or self.run_concat.get(v)
+                if run is not None and run in (a or b or (None,))[:1]:
+                    continue  # a folded dense's own concatenations
                 ru, rv = self.unit(op.id), self.unit(v)
                 if ru == rv:
                     continue
@@ -410,7 +441,7 @@ def _emit_cluster(view: _View, cluster: _Cluster, out: list[str], pad: str, leve
             if child.path not in view.hidden:
                 block_level = level + (view.graph.scopes[child.path].kind == "block")
                 _emit_cluster(view, child, out, inner, block_level, cluster.path)
-        elif view.unit_block.get(child) not in view.hidden:
+        elif view.unit_block.get(child) not in view.hidden and child not in view.hidden_units:
             out.append(inner + _node(view, child, cluster.path))
     if cluster.path is not None:
         out.append(f"{pad}}}")

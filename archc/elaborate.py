@@ -180,7 +180,7 @@ class Elaborator:
         out = getattr(self, "_" + kind)(stmt, frame, x)
         if taps is not None and getattr(stmt, "target", None) is not None:
             taps[self.target_name(stmt.target, frame, x)] = out
-        if self.stmt_shapes is not None and kind in ("Layer", "Seq", "Concat", "Residual"):
+        if self.stmt_shapes is not None and kind in ("Layer", "Seq", "Concat", "Dense", "Residual"):
             self.stmt_shapes.setdefault(id(stmt), []).append((x.shape, out.shape))
         return out
 
@@ -199,18 +199,24 @@ class Elaborator:
         return self.body(branch, frame, x)
 
     def _For(self, stmt: n.For, frame: Frame, x: Tensor) -> Tensor:
+        for item in self._items(stmt, frame, x):
+            frame.env[stmt.var] = item
+            x = self.body(stmt.body, frame, x)
+        return x
+
+    def _items(self, stmt: n.For, frame: Frame, x: Tensor):
+        """A for loop's values; its variable is restored afterwards."""
         items = self.eval(stmt.iterable, frame, x)
         if not isinstance(items, (list, tuple)):
             raise SpecError(f"'for' needs a list or range(...), got {type_name(items)}", stmt.iterable.span)
         saved = frame.env.get(stmt.var, _MISSING)
-        for item in items:
-            frame.env[stmt.var] = item
-            x = self.body(stmt.body, frame, x)
-        if saved is _MISSING:
-            frame.env.pop(stmt.var, None)
-        else:
-            frame.env[stmt.var] = saved
-        return x
+        try:
+            yield from items
+        finally:
+            if saved is _MISSING:
+                frame.env.pop(stmt.var, None)
+            else:
+                frame.env[stmt.var] = saved
 
     def _Seq(self, stmt: n.Seq, frame: Frame, x: Tensor) -> Tensor:
         if stmt.target is None:
@@ -224,7 +230,7 @@ class Elaborator:
 
     def _seq_body(self, stmts: list[n.Stmt], frame: Frame, x: Tensor) -> Tensor:
         for s in stmts:
-            if isinstance(s, (n.Concat, n.Residual, n.Side)):
+            if isinstance(s, (n.Concat, n.Dense, n.Residual, n.Side)):
                 what = type(s).__name__.lower()
                 raise SpecError(f"a named seq becomes nn.Sequential and cannot hold a {what}", s.span,
                                 hint=f"move the {what} into a block and call the block here")
@@ -245,6 +251,52 @@ class Elaborator:
                             follows_shapes=True)
         shape = (sum(o.shape[0] for o in outs), *outs[0].shape[1:])
         node = self.add_node(frame, None, "concat", {}, [o for o in outs], shape, stmt.span)
+        return Tensor(node.id, shape)
+
+    def _Dense(self, stmt: n.Dense, frame: Frame, x: Tensor) -> Tensor:
+        pos, kw = self.call_args(stmt.arguments, frame, x)
+        if pos or any(k != "checkpoint" for k, _, _ in kw):
+            raise SpecError("dense takes only 'checkpoint = ...'", stmt.span)
+        if kw and not isinstance(kw[0][1], bool):
+            raise SpecError(f"checkpoint must be true or false, got {type_name(kw[0][1])}", kw[0][2])
+        if len(x.shape) != 3:
+            raise SpecError("dense needs a C x H x W input", stmt.span, follows_shapes=True)
+        features = [x]
+        self._dense_members(stmt.body, frame, features, stmt)
+        if len(features) == 1:
+            raise SpecError("dense needs at least one member", stmt.span)
+        return self._concat(features, frame, stmt.span)
+
+    def _dense_members(self, stmts: list[n.Stmt], frame: Frame, features: list[Tensor], dense: n.Dense) -> None:
+        """Each member reads the concatenation of everything before it; for, if and let only arrange them."""
+        for s in stmts:
+            if isinstance(s, (n.For, n.If, n.Let, n.Side)):
+                if isinstance(s, n.Side):
+                    raise SpecError("a side output cannot be a member of a dense", s.span)
+                if isinstance(s, n.Let):
+                    self.stmt(s, frame, features[0])
+                elif isinstance(s, n.If):
+                    branch = s.body if self._truth(s.cond, frame, features[0]) else s.orelse
+                    self._dense_members(branch, frame, features, dense)
+                else:
+                    for item in self._items(s, frame, features[0]):
+                        frame.env[s.var] = item
+                        self._dense_members(s.body, frame, features, dense)
+                continue
+            inp = features[0] if len(features) == 1 else self._concat(features, frame, s.span)
+            out = self.stmt(s, frame, inp)
+            if out is inp:  # skipped by its condition, or failed (already reported)
+                continue
+            if len(out.shape) != 3 or out.shape[1:] != features[0].shape[1:]:
+                got = " x ".join(map(str, out.shape))
+                raise SpecError(f"a dense member must keep the input's height and width, but this one gives {got}",
+                                s.span, hint="every member is concatenated with the input (check strides and padding)",
+                                follows_shapes=True)
+            features.append(out)
+
+    def _concat(self, parts: list[Tensor], frame: Frame, span: n.Span) -> Tensor:
+        shape = (sum(p.shape[0] for p in parts), *parts[0].shape[1:])
+        node = self.add_node(frame, None, "concat", {}, parts, shape, span)
         return Tensor(node.id, shape)
 
     def _Residual(self, stmt: n.Residual, frame: Frame, x: Tensor) -> Tensor:

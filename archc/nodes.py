@@ -166,6 +166,17 @@ class Concat:
 
 
 @dataclass(eq=False)
+class Dense:
+    """``dense(checkpoint = c) { members }``: each member reads the concatenation of the input and
+    every earlier member's output; the result is the concatenation of them all."""
+
+    arguments: Arguments
+    body: list[Stmt]
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
 class Shortcut:
     source: str | None  # ``from NAME``: read a tensor inside the residual body
     source_span: Span | None
@@ -216,7 +227,7 @@ class Let:
     span: Span
 
 
-Stmt = Layer | Seq | Concat | Residual | Side | For | If | Let
+Stmt = Layer | Seq | Concat | Dense | Residual | Side | For | If | Let
 
 
 # ------------------------------------------------------------------ top level

@@ -280,6 +280,10 @@ class _ToAst(Transformer):
         body, cond = items
         return n.Concat(body, cond, self._span(meta))
 
+    def dense(self, meta, items):
+        args, body, cond = items
+        return n.Dense(args or n.Arguments([], []), body, cond, self._span(meta))
+
     def residual(self, meta, items):
         args, body, shortcut, cond = items
         return n.Residual(args or n.Arguments([], []), body, shortcut, cond, self._span(meta))

@@ -140,6 +140,8 @@ def creates_modules(stmt: n.Stmt, program_blocks: dict, env_blocks: set[str]) ->
         return stmt.target is not None or any(creates_modules(s, program_blocks, env_blocks) for s in stmt.body)
     if isinstance(stmt, n.Concat):
         return any(creates_modules(s, program_blocks, env_blocks) for s in stmt.branches)
+    if isinstance(stmt, n.Dense):
+        return any(creates_modules(s, program_blocks, env_blocks) for s in stmt.body)
     if isinstance(stmt, n.Residual):
         inner = list(stmt.body) + (list(stmt.shortcut.body) if stmt.shortcut else [])
         return any(creates_modules(s, program_blocks, env_blocks) for s in inner)
@@ -352,6 +354,8 @@ class ClassGen:
                 total = out if total is None else n.BinOp("+", total, out, _SPAN)
             assert total is not None
             return self.fold(total)
+        if isinstance(stmt, n.Dense):  # each member widens the running concatenation by its own output
+            return self.init_body(_growing(stmt.body), cur, w, seq)
         if isinstance(stmt, n.Residual):
             new = self.init_body(stmt.body, cur, w, seq)
             if stmt.shortcut is not None:
@@ -619,8 +623,8 @@ class ClassGen:
             return [name] if name and creates_modules(stmt, self.blocks, self.block_params) else []
         if isinstance(stmt, n.Seq) and stmt.target is not None:
             return [_plain(stmt.target)] if stmt.target.is_plain else []
-        if isinstance(stmt, (n.Seq, n.Concat)):
-            inner = stmt.body if isinstance(stmt, n.Seq) else stmt.branches
+        if isinstance(stmt, (n.Seq, n.Concat, n.Dense)):
+            inner = stmt.branches if isinstance(stmt, n.Concat) else stmt.body
             return [name for s in inner for name in self._conditional_names(s)]
         if isinstance(stmt, n.Residual):
             inner = list(stmt.body) + (list(stmt.shortcut.body) if stmt.shortcut else [])
@@ -710,6 +714,8 @@ class ClassGen:
             return dest, True
         if isinstance(stmt, n.Residual):
             return self.fwd_residual(stmt, var, w, dest)
+        if isinstance(stmt, n.Dense):
+            return self.fwd_dense(stmt, var, w, dest, taps)
         if isinstance(stmt, (n.For, n.If)) and dest != var:
             w.line(f"{dest} = {var}")
             var = dest
@@ -822,6 +828,92 @@ class ClassGen:
             if name in taps:
                 taps[name] = dest
 
+    def fwd_dense(self, stmt: n.Dense, var: str, w: Writer, dest: str, taps) -> tuple[str, bool]:
+        """A list of feature maps; each member reads their concatenation and adds its output to the list."""
+        checkpoint = None
+        for _, value, _ in stmt.arguments.kwargs:
+            test = self.fwd_expr(value, var)
+            checkpoint = None if test == "False" else test
+        features = self.fwd_ns.create("features")
+        self.dense_names: dict[str, str] = {}
+        w.line(f"{features} = [{var}]")
+        self._fwd_members(stmt.body, var, features, checkpoint, w, taps)
+        self._comment_line(w, f"{dest} = torch.cat({features}, 1)", stmt)
+        return dest, True
+
+    def _fwd_members(self, stmts, var: str, features: str, checkpoint: str | None, w: Writer, taps) -> None:
+        for s in stmts:
+            if isinstance(s, n.Let):
+                self.fwd_one(s, var, False, w, taps)
+                continue
+            sub = Writer()
+            sub.depth = w.depth + 1
+            if isinstance(s, n.For):
+                self.fwd_locals.add(s.var)
+                self._fwd_members(s.body, var, features, checkpoint, sub, taps)
+                if sub.lines:
+                    w.line(f"for {_loop_var(s.var, sub.lines)} in {self.fwd_expr(s.iterable, var)}:")
+                    w.lines += sub.lines
+                continue
+            if isinstance(s, n.If):
+                test = self.fwd_expr(s.cond, var)
+                if test in ("True", "False"):
+                    self._fwd_members(s.body if test == "True" else s.orelse, var, features, checkpoint, w, taps)
+                    continue
+                other = Writer()
+                other.depth = w.depth + 1
+                self._fwd_members(s.body, var, features, checkpoint, sub, taps)
+                self._fwd_members(s.orelse, var, features, checkpoint, other, taps)
+                if sub.lines:
+                    w.line(f"if {test}:")
+                    w.lines += sub.lines
+                    if other.lines:
+                        w.line("else:")
+                        w.lines += other.lines
+                elif other.lines:
+                    w.line(f"if not ({test}):")
+                    w.lines += other.lines
+                continue
+            test = self.fwd_cond(s, s.cond, var) if getattr(s, "cond", None) is not None else "True"
+            if test == "False":
+                continue
+            self._fwd_member(s, var, features, checkpoint, sub if test != "True" else w, taps)
+            if test != "True" and sub.lines:
+                w.line(f"if {test}:")
+                w.lines += sub.lines
+
+    def _fwd_member(self, s: n.Stmt, var: str, features: str, checkpoint: str | None, w: Writer, taps) -> None:
+        new = self.dense_names.setdefault("new", self.fwd_ns.create("new_features"))
+        is_module = isinstance(s, (n.Layer, n.Seq)) and s.target is not None and \
+            creates_modules(s, self.blocks, self.block_params)
+        if checkpoint is not None and not is_module:
+            raise SpecError("with checkpoint, each member of a dense must be one named layer or block", s.span,
+                            hint="wrap the member's layers in a block and call it by name")
+        if not is_module:
+            inp = self.dense_names.setdefault("inputs", self.fwd_ns.create("inputs"))
+            w.line(f"{inp} = torch.cat({features}, 1)")
+            out, _ = self.fwd_stmt_into(s, inp, w, new, taps)
+            w.line(f"{features}.append({out})")
+            return
+        module = self._module_ref(s.target, var)
+        call = f"{new} = {module}(torch.cat({features}, 1))"
+        if checkpoint is None:
+            self._comment_line(w, call, s)
+        else:
+            if not s.target.is_plain:
+                layer = self.dense_names.setdefault("layer", self.fwd_ns.create("layer"))
+                w.line(f"{layer} = {module}")
+                module, call = layer, f"{new} = {layer}(torch.cat({features}, 1))"
+            test = "torch.is_grad_enabled()" if checkpoint == "True" else f"{checkpoint} and torch.is_grad_enabled()"
+            w.line(f"if {test}:")
+            w.indent().line(f"{new} = _checkpointed({module}, {features})")
+            w.dedent()
+            w.line("else:")
+            w.indent()
+            self._comment_line(w, call, s)
+            w.dedent()
+        w.line(f"{features}.append({new})")
+
     def fwd_residual(self, stmt: n.Residual, var: str, w: Writer, dest: str) -> tuple[str, bool]:
         sc = stmt.shortcut
         taps: dict[str, str | None] = {}
@@ -880,6 +972,22 @@ class ClassGen:
         shapes = [out for _, out in self.info.get(stmt)]
         comment = shape_comment(shapes)
         w.line(f"{text}  # {comment}" if comment else text)
+
+
+def _growing(stmts: list[n.Stmt]) -> list[n.Stmt]:
+    """A dense's members as ``concat { identity; member }``: the same modules and widths, for __init__."""
+    out: list[n.Stmt] = []
+    for s in stmts:
+        if isinstance(s, n.For):
+            out.append(n.For(s.var, s.iterable, _growing(s.body), s.span))
+        elif isinstance(s, n.If):
+            out.append(n.If(s.cond, _growing(s.body), _growing(s.orelse), s.span))
+        elif isinstance(s, n.Let):
+            out.append(s)
+        else:
+            identity = n.Layer(None, "identity", s.span, n.Arguments([], []), None, s.span)
+            out.append(n.Concat([identity, s], None, s.span))
+    return out
 
 
 def _branch_name(stmt) -> str:

@@ -141,11 +141,15 @@ def test_what_folds_same_call_same_ops_input_channels_may_differ():
     # ResNet-50's layer1.0 is called like layer1.1 but has a projection shortcut: it does not fold
     nodes = groups(svg_of(spec("resnet").graph("resnet50"), depth=1), "node")
     assert "block:layer1.0" in nodes and "block:layer1.1" in nodes
-    # DenseNet's dense layers each read 32 more channels, yet they are alike
-    root = svg_of(spec("densenet").graph("densenet121"), depth=1)
+    # DenseNet's dense layers each read 32 more channels, yet they are alike: the run folds with the dense's
+    # concatenations between its members, drawn as the block's input into the run and both into the last concat
+    root = svg_of(spec("densenet").graph("densenet121"), depth=2)
     words = texts(root)
     assert "denselayer1 … denselayer24" in words and "×24" in words
-    assert "256×14×14" in words and "1024×14×14" in words  # into the run's first, out of its last
+    assert "256×14×14" in words and "1024×14×14" in words  # into the run's first, out of the dense
+    assert sum(w == "concat" for w in words) == 4  # one per dense block, the folded ones hidden
+    unfolded = texts(svg_of(spec("densenet").graph("densenet121"), depth=2, fold=False))
+    assert sum(w == "concat" for w in unfolded) == 6 + 12 + 24 + 16
     # GoogLeNet's Inceptions all have different arguments: nothing folds
     assert not any(w.startswith("×") for w in texts(svg_of(spec("googlenet").graph("googlenet"), depth=1)))
 

@@ -283,6 +283,65 @@ variant n = N()
     assert s.graph("n").node(s.graph("n").output).shape == (8, 8, 8)
 
 
+DENSE = """
+block Unit(k) {
+    norm = batchnorm; relu = relu; conv = conv(k, 3, padding = 1)
+}
+block Block(n, k, ckpt = false) {
+    dense(checkpoint = ckpt) {
+        for j in range(n) { unit{j + 1} = Unit(k) }
+        last = conv(k, 1) if n > 1
+    }
+}
+network N(ckpt = false) {
+    input 3 x 8 x 8
+    b = Block(2, 4, ckpt)
+}
+variant n = N()
+"""
+
+
+@pytest.mark.parametrize("ckpt", [False, True])
+def test_dense_members_read_everything_before_them(tmp_path, ckpt):
+    import torch
+
+    s = load(tmp_path, DENSE)
+    g = s.graph("n")
+    assert g.node(g.output).shape == (3 + 4 + 4 + 4, 8, 8)
+    assert [op.in_shapes[0][0] for op in g.ops() if op.op == "conv"] == [3, 7, 11]
+    model = s.build("n", ckpt=ckpt).train()
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    b = model.b
+    f1 = b.unit1(x.clone())
+    f2 = b.unit2(torch.cat([x, f1], 1))
+    f3 = b.last(torch.cat([x, f1, f2], 1))
+    expected = torch.cat([x, f1, f2, f3], 1)
+    out = model(x)
+    assert torch.allclose(out, expected, atol=1e-6)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), x)
+    assert torch.allclose(grad, expected_grad, atol=1e-5)
+    assert ("_checkpointed(" in s.source()) and ("import torch.utils.checkpoint" in s.source())
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("dense { conv = conv(4, 3) }", "a dense member must keep the input's height and width, but this one gives 4 x 30 x 30"),
+    ("dense(checkpoint = 1) { conv = conv(4, 1) }", "checkpoint must be true or false, got int"),
+    ("dense(2) { conv = conv(4, 1) }", "dense takes only 'checkpoint = ...'"),
+    ("dense { }", "dense needs at least one member"),
+    ("seq1 = seq { dense { conv = conv(4, 1) } }", "a named seq becomes nn.Sequential and cannot hold a dense"),
+])
+def test_dense_errors(tmp_path, body, message):
+    assert message in error(tmp_path, "block B() {\n    " + body + "\n}\n" + net("b = B()"))
+
+
+def test_checkpointed_dense_members_are_modules(tmp_path):
+    s = load(tmp_path, "block B() {\n    dense(checkpoint = true) { seq { conv = conv(4, 1); relu } }\n}\n"
+                       + net("b = B()"))
+    with pytest.raises(SpecError, match="with checkpoint, each member of a dense must be one named layer or block"):
+        s.source()
+
+
 def test_shortcut_from_a_tap_reads_it_only_for_the_projection(tmp_path):
     import torch
 

@@ -25,7 +25,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 SEEDS = [(SPECS / name).read_text() for name in ("nin.arch", "googlenet.arch", "alexnet.arch")] + [
     (SPECS / "experiments" / name).read_text() for name in ("bottleneck.arch", "factorization.arch")
 ]
-TOKENS = ["block", "network", "variant", "use", "let", "input", "seq", "concat", "residual", "shortcut",
+TOKENS = ["block", "network", "variant", "use", "let", "input", "seq", "concat", "dense", "residual", "shortcut",
           "from", "side", "for", "in", "out", "if", "else", "and", "or", "not", "true", "false", "none",
           "conv", "relu", "linear", "batchnorm", "maxpool", "flatten", "identity", "B", "N", "x", "c", "i",
           "(", ")", "{", "}", "[", "]", ",", "=", ";", "\n", ".", "+", "-", "*", "//", "**", "%", "==", "<",
@@ -91,7 +91,7 @@ def small_networks(draw):
     """Grammar-aware: well-formed networks with random layers, some of which are wrong."""
     layers = []
     for i in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["conv", "pool", "relu", "concat", "residual", "bn", "flatten", "linear"]))
+        kind = draw(st.sampled_from(["conv", "pool", "relu", "concat", "dense", "residual", "bn", "flatten", "linear"]))
         n = draw(st.integers(-2, 70))
         k = draw(st.integers(0, 9))
         layers.append({
@@ -99,6 +99,8 @@ def small_networks(draw):
             "pool": f"maxpool({k}, stride = {draw(st.integers(1, 3))}, ceil_mode = {draw(st.sampled_from(['true', 'false']))})",
             "relu": "relu",
             "concat": f"concat {{ a{i} = conv({n}, 1); b{i} = conv({n}, 3, padding = {k % 2}) }}",
+            "dense": f"dense(checkpoint = {draw(st.sampled_from(['true', 'false']))}) {{ for j in range({k % 4}) "
+                     f"{{ d{i}_{{j}} = conv({n}, 3, padding = {k % 3}) }} }}",
             "residual": f"residual {{ r{i} = conv(out.channels, 3, padding = 1) }}",
             "bn": f"bn{i} = batchnorm",
             "flatten": "flatten",
