@@ -941,12 +941,26 @@ class ClassGen:
         for key, value, _ in stmt.arguments.kwargs:
             if key == "scale":
                 scale = self.fwd_expr(value, var)
-        added = f"{out} * {scale} + {ident}" if scale is not None else f"{out} + {ident}"
-        self._comment_line(w, f"{out} = {added}", stmt)
+        if scale is None and self._adds_in_place(stmt):
+            self._comment_line(w, f"{out} += {ident}", stmt)
+        else:
+            added = f"{out} * {scale} + {ident}" if scale is not None else f"{out} + {ident}"
+            self._comment_line(w, f"{out} = {added}", stmt)
         if dest != var and dest != out:
             w.line(f"{dest} = {out}")
             return dest, True
         return out, True
+
+    def _adds_in_place(self, stmt: n.Residual) -> bool:
+        """``out += identity`` (no new tensor) when the body ends in a layer whose fresh output autograd
+        does not keep for its backward (a conv, batch norm or linear), as torchvision writes it."""
+        last = stmt.body[-1] if stmt.body else None
+        if not isinstance(last, n.Layer) or last.cond is not None or last.target is None:
+            return False
+        sc = stmt.shortcut
+        if sc is not None and sc.source is not None and sc.source == _plain(last.target):
+            return False  # the shortcut reads this very output
+        return last.func in _ADDS_IN_PLACE_AFTER and last.func not in self.blocks
 
     def _residual_body(self, body, var, w, out, taps, sc) -> None:
         cur, fresh = var, False
@@ -972,6 +986,10 @@ class ClassGen:
         shapes = [out for _, out in self.info.get(stmt)]
         comment = shape_comment(shapes)
         w.line(f"{text}  # {comment}" if comment else text)
+
+
+# Layers whose output is a new tensor that their backward does not read: adding into it in place is safe.
+_ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
 
 
 def _growing(stmts: list[n.Stmt]) -> list[n.Stmt]:

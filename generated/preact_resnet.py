@@ -64,7 +64,7 @@ class PreActBottleneck(nn.Module):
         out = self.conv3(out)  # N x 64..2048 x 7..56 x 7..56
         if self.downsample is not None:
             identity = self.downsample(preact)  # N x 64..2048 x 7..56 x 7..56
-        out = out + identity  # N x 64..2048 x 7..56 x 7..56
+        out += identity  # N x 64..2048 x 7..56 x 7..56
         return out
 
 

@@ -70,7 +70,7 @@ class BasicBlock(nn.Module):
         out = self.bn2(out)  # N x 64..512 x 7..56 x 7..56
         if self.downsample is not None:
             identity = self.downsample(x)  # N x 128|256|512 x 7|14|28 x 7|14|28
-        out = out + identity  # N x 64..512 x 7..56 x 7..56
+        out += identity  # N x 64..512 x 7..56 x 7..56
         out = F.relu(out, inplace=True)  # N x 64..512 x 7..56 x 7..56
         return out
 
@@ -106,7 +106,7 @@ class Bottleneck(nn.Module):
         out = self.bn3(out)  # N x 256..2048 x 7..56 x 7..56
         if self.downsample is not None:
             identity = self.downsample(x)  # N x 256..2048 x 7..56 x 7..56
-        out = out + identity  # N x 256..2048 x 7..56 x 7..56
+        out += identity  # N x 256..2048 x 7..56 x 7..56
         out = F.relu(out, inplace=True)  # N x 256..2048 x 7..56 x 7..56
         return out
 
@@ -145,7 +145,7 @@ class BottleneckV1(nn.Module):
         out = self.bn3(out)  # N x 256..2048 x 7..56 x 7..56
         if self.downsample is not None:
             identity = self.downsample(x)  # N x 256..2048 x 7..56 x 7..56
-        out = out + identity  # N x 256..2048 x 7..56 x 7..56
+        out += identity  # N x 256..2048 x 7..56 x 7..56
         out = F.relu(out, inplace=True)  # N x 256..2048 x 7..56 x 7..56
         return out
 
@@ -185,7 +185,7 @@ class BasicBlockA(nn.Module):
             pad = (self.planes - self.in_channels) // 2
             identity = x[:, :, ::self.stride, ::self.stride]  # N x 16|32 x 8|16 x 8|16
             identity = F.pad(identity, (0, 0, 0, 0, pad, pad))  # N x 32|64 x 8|16 x 8|16
-        out = out + identity  # N x 16|32|64 x 8|16|32 x 8|16|32
+        out += identity  # N x 16|32|64 x 8|16|32 x 8|16|32
         out = F.relu(out, inplace=True)  # N x 16|32|64 x 8|16|32 x 8|16|32
         return out
 

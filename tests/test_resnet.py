@@ -59,3 +59,24 @@ def test_v1_5_stride_sits_in_the_3x3_conv():
     modules = graph.modules()
     assert modules["layer2.0.conv1"].args["stride"] == 1
     assert modules["layer2.0.conv2"].args["stride"] == 2
+
+
+@pytest.mark.parametrize("variant", ["resnet18", "resnet50"])
+def test_training_step_matches_torchvision(variant):
+    """The residual adds in place (``out += identity``) as torchvision does: autograd must accept it and
+    give torchvision's gradients and batch-norm statistics."""
+    import torch
+
+    s = spec("resnet")
+    torch.manual_seed(0)
+    model = s.build(variant)
+    reference = getattr(torchvision.models, variant)(weights=None)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    for m in (model, reference):
+        m.train()(x).square().mean().backward()
+    assert "out += identity" in s.source()
+    for (name, ours), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert torch.allclose(ours, theirs, atol=1e-6), name  # running statistics updated alike
+    for (name, ours), theirs in zip(model.named_parameters(), reference.parameters()):
+        assert torch.allclose(ours.grad, theirs.grad, atol=1e-6, rtol=1e-4), name
