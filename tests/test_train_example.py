@@ -75,12 +75,9 @@ def ddp_worker(rank: int, port: int, out_dir: str) -> None:
 
 
 def test_ddp_step_averages_gradients_over_ranks(tmp_path):
-    # Fork where there is one, so that the workers need not import torch again (each uses one thread), nor
-    # torch._dynamo, which DDP's constructor imports: seconds of a slow machine's time in every process.
-    method = "fork" if sys.platform == "linux" else "spawn"
-    importlib.import_module("torch._dynamo")
+    # Spawned, not forked: a process that has already run autograd (earlier tests) cannot fork safely.
     args = (free_port(), str(tmp_path))
-    context = mp.start_processes(ddp_worker, args=args, nprocs=WORLD_SIZE, join=False, start_method=method)
+    context = mp.start_processes(ddp_worker, args=args, nprocs=WORLD_SIZE, join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     while not context.join(timeout=5):  # raises if a worker fails
         if time.monotonic() > deadline:
