@@ -63,7 +63,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .spec import fewer_collections
+
     args = _parser().parse_args(argv)
+    with fewer_collections():
+        return _main(args)
+
+
+def _main(args) -> int:
     try:
         if args.command == "check":
             return _check(args)
