@@ -109,6 +109,7 @@ class Elaborator:
         self.block_stack: list[str] = []
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
         self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
+        self.dumped: dict[int, dict] = {}  # and as plain dicts, by id of the validated model (kept alive above)
         self.errors: list[SpecError] = []  # the current variant's, in the order found
         self.failures = 0
 
@@ -376,7 +377,7 @@ class Elaborator:
             raise SpecError(f"{kind.name}: {exc}", stmt.span,
                             notes=[(f"its input is {' x '.join(map(str, x.shape))}", None)], follows_shapes=True) from None
         node = self.add_node(frame, None if name is None else frame.scope.child(name), kind.name,
-                             values.model_dump(), [x], shape, stmt.span, params, macs)
+                             dict(self.dumped[id(values)]), [x], shape, stmt.span, params, macs)
         return Tensor(node.id, shape)
 
     # --------------------------------------------------------------- helpers
@@ -477,6 +478,7 @@ class Elaborator:
             raise SpecError(f"{kind.name}: bad value {_show(got)} for '{field_name}': {err['msg'].lower()}",
                             spans.get(field_name, stmt.span)) from None
         self.validated[key] = values
+        self.dumped[id(values)] = values.model_dump()
         return values
 
     def eval(self, e: n.Expr, frame: Frame, x: Tensor):

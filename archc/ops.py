@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,7 +59,7 @@ class OpKind:
     def has_params(self) -> bool:
         return self.functional is None and self.template is None
 
-    @property
+    @cached_property
     def positional(self) -> list[str]:
         return list(self.args.model_fields)
 
