@@ -119,9 +119,15 @@ class AlexNetPaper(nn.Module):
         return x
 
 
-def alexnet(*, num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
+def alexnet(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> AlexNet:
     """torchvision's alexnet."""
-    return AlexNet(num_classes=num_classes, dropout=dropout)
+    model = AlexNet(num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def alexnet_paper(
@@ -129,6 +135,8 @@ def alexnet_paper(
     num_classes: int = 1000,
     dropout: float = 0.5,
     groups: int = 2,
+    channels_last: bool = False,
 ) -> AlexNetPaper:
     """The paper's two-GPU network (Caffe's bvlc_alexnet)."""
-    return AlexNetPaper(num_classes=num_classes, dropout=dropout, groups=groups)
+    model = AlexNetPaper(num_classes=num_classes, dropout=dropout, groups=groups)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -250,9 +250,10 @@ def densenet121(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    channels_last: bool = False,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 24, 16)."""
-    return DenseNet(
+    model = DenseNet(
         growth_rate=32,
         block_config=(6, 12, 24, 16),
         num_init_features=num_init_features,
@@ -260,6 +261,7 @@ def densenet121(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def densenet169(
@@ -268,9 +270,10 @@ def densenet169(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    channels_last: bool = False,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 32, 32)."""
-    return DenseNet(
+    model = DenseNet(
         growth_rate=32,
         block_config=(6, 12, 32, 32),
         num_init_features=num_init_features,
@@ -278,6 +281,7 @@ def densenet169(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def densenet201(
@@ -286,9 +290,10 @@ def densenet201(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    channels_last: bool = False,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 48, 32)."""
-    return DenseNet(
+    model = DenseNet(
         growth_rate=32,
         block_config=(6, 12, 48, 32),
         num_init_features=num_init_features,
@@ -296,6 +301,7 @@ def densenet201(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def densenet264(
@@ -304,9 +310,10 @@ def densenet264(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    channels_last: bool = False,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 64, 48)."""
-    return DenseNet(
+    model = DenseNet(
         growth_rate=32,
         block_config=(6, 12, 64, 48),
         num_init_features=num_init_features,
@@ -314,6 +321,7 @@ def densenet264(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def densenet161(
@@ -321,9 +329,10 @@ def densenet161(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    channels_last: bool = False,
 ) -> DenseNet:
     """DenseNet with growth_rate=48, block_config=(6, 12, 36, 24), num_init_features=96."""
-    return DenseNet(
+    model = DenseNet(
         growth_rate=48,
         block_config=(6, 12, 36, 24),
         num_init_features=96,
@@ -331,69 +340,106 @@ def densenet161(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def densenet40_k12(*, num_classes: int = 10, memory_efficient: bool = False) -> CifarDenseNet:
+def densenet40_k12(
+    *,
+    num_classes: int = 10,
+    memory_efficient: bool = False,
+    channels_last: bool = False,
+) -> CifarDenseNet:
     """CifarDenseNet with depth=40, growth_rate=12, bc=False."""
-    return CifarDenseNet(
+    model = CifarDenseNet(
         depth=40,
         growth_rate=12,
         bc=False,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def densenet100_k12(*, num_classes: int = 10, memory_efficient: bool = False) -> CifarDenseNet:
+def densenet100_k12(
+    *,
+    num_classes: int = 10,
+    memory_efficient: bool = False,
+    channels_last: bool = False,
+) -> CifarDenseNet:
     """CifarDenseNet with depth=100, growth_rate=12, bc=False."""
-    return CifarDenseNet(
+    model = CifarDenseNet(
         depth=100,
         growth_rate=12,
         bc=False,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def densenet100_k24(*, num_classes: int = 10, memory_efficient: bool = False) -> CifarDenseNet:
+def densenet100_k24(
+    *,
+    num_classes: int = 10,
+    memory_efficient: bool = False,
+    channels_last: bool = False,
+) -> CifarDenseNet:
     """CifarDenseNet with depth=100, growth_rate=24, bc=False."""
-    return CifarDenseNet(
+    model = CifarDenseNet(
         depth=100,
         growth_rate=24,
         bc=False,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def densenet_bc100_k12(*, num_classes: int = 10, memory_efficient: bool = False) -> CifarDenseNet:
+def densenet_bc100_k12(
+    *,
+    num_classes: int = 10,
+    memory_efficient: bool = False,
+    channels_last: bool = False,
+) -> CifarDenseNet:
     """CifarDenseNet with depth=100, growth_rate=12, bc=True."""
-    return CifarDenseNet(
+    model = CifarDenseNet(
         depth=100,
         growth_rate=12,
         bc=True,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def densenet_bc250_k24(*, num_classes: int = 10, memory_efficient: bool = False) -> CifarDenseNet:
+def densenet_bc250_k24(
+    *,
+    num_classes: int = 10,
+    memory_efficient: bool = False,
+    channels_last: bool = False,
+) -> CifarDenseNet:
     """CifarDenseNet with depth=250, growth_rate=24, bc=True."""
-    return CifarDenseNet(
+    model = CifarDenseNet(
         depth=250,
         growth_rate=24,
         bc=True,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def densenet_bc190_k40(*, num_classes: int = 10, memory_efficient: bool = False) -> CifarDenseNet:
+def densenet_bc190_k40(
+    *,
+    num_classes: int = 10,
+    memory_efficient: bool = False,
+    channels_last: bool = False,
+) -> CifarDenseNet:
     """CifarDenseNet with depth=190, growth_rate=40, bc=True."""
-    return CifarDenseNet(
+    model = CifarDenseNet(
         depth=190,
         growth_rate=40,
         bc=True,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model

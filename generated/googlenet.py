@@ -210,11 +210,18 @@ class GoogLeNet(nn.Module):
         return x
 
 
-def googlenet(*, num_classes: int = 1000, aux_logits: bool = True, bn: bool = True) -> GoogLeNet:
+def googlenet(
+    *,
+    num_classes: int = 1000,
+    aux_logits: bool = True,
+    bn: bool = True,
+    channels_last: bool = False,
+) -> GoogLeNet:
     """torchvision's googlenet: its "5x5" branch is a 3x3 conv (kept for weight
     compatibility, pytorch/vision#906) and its dropout is 0.2.
     """
-    return GoogLeNet(k5=3, dropout=0.2, num_classes=num_classes, aux_logits=aux_logits, bn=bn)
+    model = GoogLeNet(k5=3, dropout=0.2, num_classes=num_classes, aux_logits=aux_logits, bn=bn)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def googlenet_paper(
@@ -223,12 +230,14 @@ def googlenet_paper(
     aux_logits: bool = True,
     k5: int = 5,
     dropout: float = 0.4,
+    channels_last: bool = False,
 ) -> GoogLeNet:
     """The paper's Table 1: true 5x5 branches, conv biases, LRN, no batch norm."""
-    return GoogLeNet(
+    model = GoogLeNet(
         bn=False,
         num_classes=num_classes,
         aux_logits=aux_logits,
         k5=k5,
         dropout=dropout,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -310,6 +310,8 @@ def inception_v3(
     num_classes: int = 1000,
     aux_logits: bool = True,
     dropout: float = 0.5,
+    channels_last: bool = False,
 ) -> Inception3:
     """torchvision's inception_v3: 299x299 input, auxiliary head on by default."""
-    return Inception3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout)
+    model = Inception3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -621,14 +621,26 @@ class InceptionResNetV1(nn.Module):
         return x
 
 
-def inception_v4(*, num_classes: int = 1000, dropout: float = 0.2) -> InceptionV4:
+def inception_v4(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.2,
+    channels_last: bool = False,
+) -> InceptionV4:
     """timm's inception_v4 (timm's own head dropout defaults to 0; eval is the same)."""
-    return InceptionV4(num_classes=num_classes, dropout=dropout)
+    model = InceptionV4(num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def inception_resnet_v2(*, num_classes: int = 1000, dropout: float = 0.2) -> InceptionResNetV2:
+def inception_resnet_v2(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.2,
+    channels_last: bool = False,
+) -> InceptionResNetV2:
     """timm's inception_resnet_v2."""
-    return InceptionResNetV2(num_classes=num_classes, dropout=dropout)
+    model = InceptionResNetV2(num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def inception_resnet_v1(
@@ -636,8 +648,10 @@ def inception_resnet_v1(
     num_classes: int = 1000,
     dropout: float = 0.2,
     embedding: int = 512,
+    channels_last: bool = False,
 ) -> InceptionResNetV1:
     """facenet-pytorch's InceptionResnetV1(classify = True, num_classes = 1000); its
     dropout is 0.6, the paper's keep probability of 0.8 is used here.
     """
-    return InceptionResNetV1(num_classes=num_classes, dropout=dropout, embedding=embedding)
+    model = InceptionResNetV1(num_classes=num_classes, dropout=dropout, embedding=embedding)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -123,16 +123,24 @@ class NINImageNet(nn.Module):
         return x
 
 
-def nin_cifar10(*, dropout: float = 0.5) -> NINCifar:
+def nin_cifar10(*, dropout: float = 0.5, channels_last: bool = False) -> NINCifar:
     """CIFAR-10: 10 class maps."""
-    return NINCifar(num_classes=10, dropout=dropout)
+    model = NINCifar(num_classes=10, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def nin_cifar100(*, dropout: float = 0.5) -> NINCifar:
+def nin_cifar100(*, dropout: float = 0.5, channels_last: bool = False) -> NINCifar:
     """CIFAR-100: 100 class maps."""
-    return NINCifar(num_classes=100, dropout=dropout)
+    model = NINCifar(num_classes=100, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def nin_imagenet(*, num_classes: int = 1000, dropout: float = 0.5) -> NINImageNet:
+def nin_imagenet(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> NINImageNet:
     """ImageNet (ILSVRC-2012)."""
-    return NINImageNet(num_classes=num_classes, dropout=dropout)
+    model = NINImageNet(num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -167,16 +167,19 @@ class PreActResNet(nn.Module):
         return x
 
 
-def preact_resnet164(*, num_classes: int = 10) -> CifarPreActResNet:
+def preact_resnet164(*, num_classes: int = 10, channels_last: bool = False) -> CifarPreActResNet:
     """CifarPreActResNet with block=PreActBottleneck, depth=164."""
-    return CifarPreActResNet(block=PreActBottleneck, depth=164, num_classes=num_classes)
+    model = CifarPreActResNet(block=PreActBottleneck, depth=164, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def preact_resnet1001(*, num_classes: int = 10) -> CifarPreActResNet:
+def preact_resnet1001(*, num_classes: int = 10, channels_last: bool = False) -> CifarPreActResNet:
     """CifarPreActResNet with block=PreActBottleneck, depth=1001."""
-    return CifarPreActResNet(block=PreActBottleneck, depth=1001, num_classes=num_classes)
+    model = CifarPreActResNet(block=PreActBottleneck, depth=1001, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def preact_resnet200(*, num_classes: int = 1000) -> PreActResNet:
+def preact_resnet200(*, num_classes: int = 1000, channels_last: bool = False) -> PreActResNet:
     """PreActResNet with block=PreActBottleneck, layers=[3, 24, 36, 3]."""
-    return PreActResNet(block=PreActBottleneck, layers=[3, 24, 36, 3], num_classes=num_classes)
+    model = PreActResNet(block=PreActBottleneck, layers=[3, 24, 36, 3], num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

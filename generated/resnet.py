@@ -281,61 +281,73 @@ class CifarResNet(nn.Module):
         return x
 
 
-def resnet18(*, num_classes: int = 1000) -> ResNet:
+def resnet18(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """ResNet with block=BasicBlock, layers=[2, 2, 2, 2]."""
-    return ResNet(block=BasicBlock, layers=[2, 2, 2, 2], num_classes=num_classes)
+    model = ResNet(block=BasicBlock, layers=[2, 2, 2, 2], num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet34(*, num_classes: int = 1000) -> ResNet:
+def resnet34(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """ResNet with block=BasicBlock, layers=[3, 4, 6, 3]."""
-    return ResNet(block=BasicBlock, layers=[3, 4, 6, 3], num_classes=num_classes)
+    model = ResNet(block=BasicBlock, layers=[3, 4, 6, 3], num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet50(*, num_classes: int = 1000) -> ResNet:
+def resnet50(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 4, 6, 3]."""
-    return ResNet(block=Bottleneck, layers=[3, 4, 6, 3], num_classes=num_classes)
+    model = ResNet(block=Bottleneck, layers=[3, 4, 6, 3], num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet101(*, num_classes: int = 1000) -> ResNet:
+def resnet101(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 4, 23, 3]."""
-    return ResNet(block=Bottleneck, layers=[3, 4, 23, 3], num_classes=num_classes)
+    model = ResNet(block=Bottleneck, layers=[3, 4, 23, 3], num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet152(*, num_classes: int = 1000) -> ResNet:
+def resnet152(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 8, 36, 3]."""
-    return ResNet(block=Bottleneck, layers=[3, 8, 36, 3], num_classes=num_classes)
+    model = ResNet(block=Bottleneck, layers=[3, 8, 36, 3], num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet50_v1(*, num_classes: int = 1000) -> ResNet:
+def resnet50_v1(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """ResNet with block=BottleneckV1, layers=[3, 4, 6, 3]."""
-    return ResNet(block=BottleneckV1, layers=[3, 4, 6, 3], num_classes=num_classes)
+    model = ResNet(block=BottleneckV1, layers=[3, 4, 6, 3], num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet20(*, num_classes: int = 10) -> CifarResNet:
+def resnet20(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=20."""
-    return CifarResNet(block=BasicBlockA, depth=20, num_classes=num_classes)
+    model = CifarResNet(block=BasicBlockA, depth=20, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet32(*, num_classes: int = 10) -> CifarResNet:
+def resnet32(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=32."""
-    return CifarResNet(block=BasicBlockA, depth=32, num_classes=num_classes)
+    model = CifarResNet(block=BasicBlockA, depth=32, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet44(*, num_classes: int = 10) -> CifarResNet:
+def resnet44(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=44."""
-    return CifarResNet(block=BasicBlockA, depth=44, num_classes=num_classes)
+    model = CifarResNet(block=BasicBlockA, depth=44, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet56(*, num_classes: int = 10) -> CifarResNet:
+def resnet56(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=56."""
-    return CifarResNet(block=BasicBlockA, depth=56, num_classes=num_classes)
+    model = CifarResNet(block=BasicBlockA, depth=56, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet110(*, num_classes: int = 10) -> CifarResNet:
+def resnet110(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=110."""
-    return CifarResNet(block=BasicBlockA, depth=110, num_classes=num_classes)
+    model = CifarResNet(block=BasicBlockA, depth=110, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet1202(*, num_classes: int = 10) -> CifarResNet:
+def resnet1202(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=1202."""
-    return CifarResNet(block=BasicBlockA, depth=1202, num_classes=num_classes)
+    model = CifarResNet(block=BasicBlockA, depth=1202, num_classes=num_classes)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -89,55 +89,101 @@ class VGG(nn.Module):
         return x
 
 
-def vgg11(*, batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg11(
+    *,
+    batch_norm: bool = False,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> VGG:
     """Configuration A: 11 weight layers."""
-    return VGG(cfg=A, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=A, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg13(*, batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg13(
+    *,
+    batch_norm: bool = False,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> VGG:
     """Configuration B: 13 weight layers."""
-    return VGG(cfg=B, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=B, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg16(*, batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg16(
+    *,
+    batch_norm: bool = False,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> VGG:
     """Configuration D: 16 weight layers."""
-    return VGG(cfg=D, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=D, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg19(*, batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg19(
+    *,
+    batch_norm: bool = False,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> VGG:
     """Configuration E: 19 weight layers."""
-    return VGG(cfg=E, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=E, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg11_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg11_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
     """torchvision's batch-normalised configuration A (batch norm is not in the paper)."""
-    return VGG(cfg=A, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=A, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg13_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg13_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
     """torchvision's batch-normalised configuration B."""
-    return VGG(cfg=B, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=B, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg16_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg16_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
     """torchvision's batch-normalised configuration D."""
-    return VGG(cfg=D, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=D, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg19_bn(*, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg19_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
     """torchvision's batch-normalised configuration E."""
-    return VGG(cfg=E, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=E, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg11_lrn(*, batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg11_lrn(
+    *,
+    batch_norm: bool = False,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> VGG:
     """Column A-LRN: A with local response normalisation after the first layer
     (it did not help, Section 4.1).
     """
-    return VGG(cfg=A_LRN, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=A_LRN, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg16_c(*, batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg16_c(
+    *,
+    batch_norm: bool = False,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+) -> VGG:
     """Column C: B plus a 1x1 conv in each of stages 3-5, depth without a wider
     receptive field (D, with 3x3 convs there instead, does better).
     """
-    return VGG(cfg=C, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(cfg=C, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -81,3 +81,19 @@ def test_classes_per_block_and_loops_not_copies():
     assert "self.layer1(x)  # N x 64|256 x 56 x 56" in source
     factories = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= factories
+
+
+def test_factories_build_channels_last_models_that_compute_the_same():
+    import torch
+
+    from generated.googlenet import googlenet
+
+    torch.manual_seed(0)
+    plain = googlenet(aux_logits=False).eval()
+    nhwc = googlenet(aux_logits=False, channels_last=True).eval()
+    nhwc.load_state_dict(plain.state_dict(), strict=True)
+    assert nhwc.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64)  # a contiguous input: the first convolution switches the layout
+    with torch.no_grad():
+        assert torch.allclose(plain(x), nhwc(x), atol=1e-5)
