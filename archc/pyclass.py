@@ -85,6 +85,19 @@ class Writer:
         self.depth -= 1
 
 
+def emit_if(w: Writer, test: str, then: Writer, orelse: Writer) -> None:
+    """``if test:`` with both branches' lines, leaving out an empty one."""
+    if then.lines:
+        w.line(f"if {test}:")
+        w.lines += then.lines
+        if orelse.lines:
+            w.line("else:")
+            w.lines += orelse.lines
+    elif orelse.lines:
+        w.line(f"if not ({test}):")
+        w.lines += orelse.lines
+
+
 @dataclass
 class ClassInfo:
     """What a caller needs to know about a generated block class."""
@@ -457,15 +470,7 @@ class ClassGen:
                 if to_python(out) != chan and not (holds_cur and to_python(out) == to_python(cur)):
                     branch.line(f"{chan} = {to_python(out)}")
             result = _var(chan)
-        if a.lines:
-            w.line(f"if {cond}:")
-            w.lines += a.lines
-            if b.lines:
-                w.line("else:")
-                w.lines += b.lines
-        elif b.lines:
-            w.line(f"if not ({cond}):")
-            w.lines += b.lines
+        emit_if(w, cond, a, b)
         return result
 
     def init_layer(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
@@ -736,15 +741,7 @@ class ClassGen:
             a.depth = b.depth = w.depth + 1
             self._fwd_into(stmt.body, var, False, a, var, taps)
             self._fwd_into(stmt.orelse, var, False, b, var, taps)
-            if a.lines:
-                w.line(f"if {test}:")
-                w.lines += a.lines
-                if b.lines:
-                    w.line("else:")
-                    w.lines += b.lines
-            elif b.lines:
-                w.line(f"if not ({test}):")
-                w.lines += b.lines
+            emit_if(w, test, a, b)
             return var, False
         raise TypeError(type(stmt))
 
@@ -864,15 +861,7 @@ class ClassGen:
                 other.depth = w.depth + 1
                 self._fwd_members(s.body, var, features, checkpoint, sub, taps)
                 self._fwd_members(s.orelse, var, features, checkpoint, other, taps)
-                if sub.lines:
-                    w.line(f"if {test}:")
-                    w.lines += sub.lines
-                    if other.lines:
-                        w.line("else:")
-                        w.lines += other.lines
-                elif other.lines:
-                    w.line(f"if not ({test}):")
-                    w.lines += other.lines
+                emit_if(w, test, sub, other)
                 continue
             test = self.fwd_cond(s, s.cond, var) if getattr(s, "cond", None) is not None else "True"
             if test == "False":
