@@ -122,9 +122,6 @@ def generate(spec: Spec) -> str:
     classes = [rendered[c] for c in _dependency_order(order, program)]
     module_constants: dict[str, str] = {}
     factories = [_factory(v, spec, unused[v.network.name], module_constants) for v in spec.variants.values()]
-    clash = set(module_constants) & ({c["name"] for c in classes} | {f["name"] for f in factories})
-    if clash:
-        raise SpecError(f"'{sorted(clash)[0]}' names both a constant and a class or variant", None)
     body_text = "\n".join(line for c in classes for line in c["init"] + c["forward"])
     body_text += "\n".join(f["call"] + f["signature"] for f in factories)
     helpers = [text for name, text in HELPERS.items() if re.search(rf"\b{name}\(", body_text)]

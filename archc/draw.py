@@ -349,8 +349,8 @@ class _View:
                 if a and b and a[0] == b[0] and a[1] != b[1]:
                     continue  # from one folded instance into the next
                 run = self.run_concat.get(op.id) or self.run_concat.get(v)
-                if run is not None and run in (a or b or (None,))[:1]:
-                    continue  # a folded dense's own concatenations
+                if run is not None and run == (a or b or (None,))[0]:
+                    continue  # between a folded dense's members and its own concatenations
                 ru, rv = self.unit(op.id), self.unit(v)
                 if ru == rv:
                     continue

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from . import nodes as n
 from .errors import SpecError
 from .expr import BUILTINS, BlockRef, fold, free_names, literal, to_python
+from .loader import GENERATED_IMPORTS
 from .ops import REGISTRY, OpKind
 
-FIXED_NAMES = {"self", "torch", "nn", "F", "Tensor", "x", "super"}
+FIXED_NAMES = {*GENERATED_IMPORTS, "self", "x", "super"}
 
 
 class Namespace:
