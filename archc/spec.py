@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import re
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from . import nodes as n
+from .codegen import generate
 from .elaborate import MAX_ERRORS, Elaborator, signature_bind
 from .errors import SpecError, SpecErrors, did_you_mean
 from .expr import evaluate
 from .graph import Graph
 from .loader import Program, load_program
-
-
-@dataclass
-class Variant:
-    """A factory of the generated module: a network with some parameters fixed."""
-
-    name: str
-    network: n.NetworkDef
-    fixed: dict[str, object]  # parameters the variant sets
-    span: n.Span
-    doc: str = ""
-
-
-def snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+from .variants import Variant, resolve_variants
 
 
 class Spec:
@@ -46,27 +31,7 @@ class Spec:
 
     @cached_property
     def variants(self) -> dict[str, Variant]:
-        result: dict[str, Variant] = {}
-        program = self.program
-        env = self.elaborator.globals
-        for v in program.main.variants:
-            net = program.networks.get(v.network)
-            if net is None:
-                raise SpecError(f"unknown network '{v.network}'", v.network_span,
-                                hint=did_you_mean(v.network, program.networks))
-            pos = [evaluate(a, env) for a in v.arguments.args]
-            kw = [(k, evaluate(e, env), s) for k, e, s in v.arguments.kwargs]
-            names = [p.name for p in net.params]
-            signature_bind(net.params, pos, kw, f"network {net.name}", v.span,
-                           lambda p, bound: evaluate(p.default, env))
-            fixed = dict(zip(names, pos))
-            fixed.update({k: val for k, val, _ in kw})
-            result[v.name] = Variant(v.name, net, fixed, v.span, leading_comment(program.main.source, v.span.line))
-        if not program.main.variants:  # a file with networks but no variants: one factory per network
-            for net in program.main.networks:
-                name = snake(net.name)
-                result[name] = Variant(name, net, {}, net.span)
-        return result
+        return resolve_variants(self.program, self.elaborator.globals)
 
     def values(self, variant: str, **overrides) -> tuple[n.NetworkDef, dict[str, object]]:
         if variant not in self.variants:
@@ -121,9 +86,8 @@ class Spec:
 
     def source(self) -> str:
         """The generated Python module."""
-        from .codegen import generate
-
-        return generate(self)
+        graphs, shapes = self.checked()
+        return generate(self.program, self.variants, self.elaborator, graphs, shapes)
 
     def build(self, variant: str | None = None, **kwargs):
         """Instantiate a variant as an ``nn.Module`` (imports torch)."""
@@ -153,17 +117,6 @@ class Spec:
 def _same(a: SpecError, b: SpecError) -> bool:
     """The same mistake, met again while elaborating another variant."""
     return a.span == b.span and a.message == b.message
-
-
-def leading_comment(source: str, line: int) -> str:
-    """The ``#`` comment lines right above line ``line`` (1-based)."""
-    lines = source.splitlines()
-    out: list[str] = []
-    i = line - 2
-    while i >= 0 and lines[i].lstrip().startswith("#"):
-        out.append(lines[i].lstrip()[1:].strip())
-        i -= 1
-    return "\n".join(reversed(out)).strip()
 
 
 @contextlib.contextmanager

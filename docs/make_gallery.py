@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 import archc  # noqa: E402
 from archc import draw  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
-from archc.spec import leading_comment  # noqa: E402
 from archc.stats import human, totals  # noqa: E402
+from archc.variants import leading_comment  # noqa: E402
 
 SPECS = ROOT / "specs"
 GALLERY = ROOT / "docs" / "gallery"

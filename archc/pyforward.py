@@ -1,0 +1,442 @@
+"""``forward`` of a generated class: one call per line with the shape as a comment.
+
+Structure lives here, as torchvision writes it: branches are ``torch.cat``, residuals
+``out = out + identity`` (``out += identity`` where that is safe), dense blocks a list of
+feature maps, side outputs a training-only tuple. An unnamed parameter-free layer is a function
+call; a ReLU is in place where its input is a fresh tensor nothing else reads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+from . import nodes as n
+from .errors import SpecError
+from .expr import fold, free_names, to_python
+from .ops import REGISTRY, OpKind
+from .pyemit import (
+    Namespace,
+    Writer,
+    creates_modules,
+    emit_if,
+    fstring,
+    let_line,
+    loop_var,
+    plain,
+    prune_lets,
+    shape_comment,
+    static_name,
+    symbol,
+)
+
+if TYPE_CHECKING:
+    from .pyclass import ClassContext
+
+# Layers whose output is a new tensor that their backward does not read: adding into it in place is safe.
+_ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
+
+
+class ForwardEmitter:
+    """Writes the body of one class's ``forward``."""
+
+    def __init__(self, ctx: ClassContext):
+        self.ctx = ctx
+        self.blocks = ctx.blocks
+        self.block_params = ctx.block_params
+        self.params = ctx.params
+        self.info = ctx.info
+        self.inplace_ok = ctx.inplace_ok
+        self.fwd_ns = Namespace(set(ctx.params))
+        self.fwd_ns.reserve("x")
+        self.fwd_locals: set[str] = set()
+        self.sides: list[str] = []
+
+    def emit(self, depth: int) -> list[str]:
+        fwd = Writer(depth)
+        var, _ = self.fwd_body(self.ctx.d.body, "x", False, fwd, None)
+        if self.sides:
+            cond = " or ".join(f"{s} is not None" for s in self.sides)
+            fwd.line(f"if self.training and ({cond}):")
+            fwd.indent().line(f"return {', '.join([var] + self.sides)}")
+            fwd.dedent()
+        fwd.line(f"return {var}")
+        return prune_lets(fwd.lines)
+
+    def fwd_expr(self, e: n.Expr, var: str) -> str:
+        ctx = self.ctx
+
+        def tensors(ref: n.TensorRef, attr: str):
+            if attr != "channels":
+                raise SpecError(f"'{ref.which}.{attr}' cannot be used at run time", ref.span)
+            if ref.which == "in":
+                ctx.stored.add("in_channels")
+                return symbol("self.in_channels")
+            return symbol(f"{var}.shape[1]")
+
+        folded = fold(e, ctx.constants, tensors=tensors)
+        ctx.referenced |= free_names(folded)
+
+        def name(s: str) -> str:
+            if s in self.fwd_locals or "." in s:
+                return s
+            if s in self.params:
+                ctx.stored.add(s)
+                return f"self.{s}"
+            return s
+
+        return to_python(folded, name)
+
+    def fwd_body(self, stmts: list[n.Stmt], var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
+        for stmt in stmts:
+            var, fresh = self.fwd_stmt(stmt, var, fresh, w, taps)
+        return var, fresh
+
+    def _module_ref(self, target: n.Target, var: str) -> str:
+        if target.is_plain:
+            return f"self.{plain(target)}"
+        return f"getattr(self, {fstring(target, lambda e: self.fwd_expr(e, var))})"
+
+    def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
+        cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
+        if cond is not None:
+            test = self.fwd_cond(stmt, cond, var)
+            if test == "False":
+                return var, fresh
+            if test != "True":
+                sub = Writer()
+                sub.depth = w.depth + 1
+                new, sub_fresh = self.fwd_one(stmt, var, fresh, sub, taps, dest=var)
+                if sub.lines:
+                    w.line(f"if {test}:")
+                    w.lines += sub.lines
+                return new, fresh and sub_fresh
+        return self.fwd_one(stmt, var, fresh, w, taps)
+
+    def fwd_cond(self, stmt, cond: n.Expr, var: str) -> str:
+        if creates_modules(stmt, self.blocks, self.block_params):
+            name = static_name(stmt)
+            if name is not None and isinstance(stmt, (n.Layer, n.Seq)):
+                return f"self.{name} is not None"
+        return self.fwd_expr(cond, var)
+
+    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
+                dest: str | None = None) -> tuple[str, bool]:
+        dest = dest or var
+        if isinstance(stmt, n.Let):
+            self.fwd_locals.add(stmt.name)
+            text = self.fwd_expr(stmt.value, var)
+            w.lines.append(let_line("    " * w.depth + f"{stmt.name} = {text}", stmt.name))
+            return var, fresh
+        if isinstance(stmt, n.Layer):
+            return self.fwd_layer(stmt, var, fresh, w, dest, taps)
+        if isinstance(stmt, n.Side):
+            name = plain(stmt.target)
+            if name is None:
+                raise SpecError("a side output needs a plain name", stmt.target.span)
+            local = self.fwd_ns.create(name)
+            self.sides.append(local)
+            w.line(f"{local}: Tensor | None = None")
+            if stmt.cond is not None:
+                w.line(f"if self.{name} is not None and self.training:")
+            else:
+                w.line("if self.training:")
+            w.indent().line(f"{local} = self.{name}({var})")
+            w.dedent()
+            return var, fresh
+        if isinstance(stmt, n.Seq):
+            if stmt.target is None:
+                return self.fwd_body(stmt.body, var, fresh, w, taps) if dest == var else \
+                    self._fwd_into(stmt.body, var, fresh, w, dest, taps)
+            self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
+            self._tap(stmt, dest, taps)
+            return dest, True
+        if isinstance(stmt, n.Concat):
+            outs = []
+            for branch in stmt.branches:
+                if isinstance(branch, n.Layer) and branch.func == "identity" and branch.cond is None:
+                    outs.append(var)
+                    continue
+                base = _branch_name(branch)
+                local = self.fwd_ns.create(base)
+                out, _ = self.fwd_stmt_into(branch, var, w, local, taps)
+                outs.append(out)
+            self._comment_line(w, f"{dest} = torch.cat([{', '.join(outs)}], 1)", stmt)
+            return dest, True
+        if isinstance(stmt, n.Residual):
+            return self.fwd_residual(stmt, var, w, dest)
+        if isinstance(stmt, n.Dense):
+            return self.fwd_dense(stmt, var, w, dest, taps)
+        if isinstance(stmt, (n.For, n.If)) and dest != var:
+            w.line(f"{dest} = {var}")
+            var = dest
+        if isinstance(stmt, n.For):
+            self.fwd_locals.add(stmt.var)
+            sub = Writer()
+            sub.depth = w.depth + 1
+            new, _ = self._fwd_into(stmt.body, var, False, sub, var, taps)
+            if sub.lines:
+                w.line(f"for {loop_var(stmt.var, sub.lines)} in {self.fwd_expr(stmt.iterable, var)}:")
+                w.lines += sub.lines
+            return var, False
+        if isinstance(stmt, n.If):
+            test = self.fwd_expr(stmt.cond, var)
+            if test in ("True", "False"):
+                return self._fwd_into(stmt.body if test == "True" else stmt.orelse, var, False, w, var, taps)
+            a, b = Writer(), Writer()
+            a.depth = b.depth = w.depth + 1
+            self._fwd_into(stmt.body, var, False, a, var, taps)
+            self._fwd_into(stmt.orelse, var, False, b, var, taps)
+            emit_if(w, test, a, b)
+            return var, False
+        raise TypeError(type(stmt))
+
+    def _fwd_into(self, stmts, var, fresh, w, dest, taps):
+        """Run ``stmts`` on ``var`` leaving the result in ``dest``."""
+        if not stmts:
+            if dest != var:
+                w.line(f"{dest} = {var}")
+            return dest, fresh
+        cur = var
+        for stmt in stmts:
+            cur, fresh = self.fwd_stmt_into(stmt, cur, w, dest, taps, fresh)
+        if cur != dest:
+            w.line(f"{dest} = {cur}")
+        return dest, fresh
+
+    def fwd_stmt_into(self, stmt, var, w, dest, taps, fresh=False):
+        cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
+        if cond is not None and dest != var:
+            w.line(f"{dest} = {var}")
+            return self.fwd_stmt(stmt, dest, False, w, taps)
+        if cond is not None:
+            return self.fwd_stmt(stmt, var, fresh, w, taps)
+        return self.fwd_one(stmt, var, fresh, w, taps, dest=dest)
+
+    def fwd_layer(self, stmt: n.Layer, var: str, fresh: bool, w: Writer, dest: str, taps) -> tuple[str, bool]:
+        is_block = stmt.func in self.blocks or stmt.func in self.block_params
+        kind = None if is_block else REGISTRY[stmt.func]
+        if kind is not None and kind.template is not None:
+            fields = kind.positional
+            given = dict(zip(fields, stmt.arguments.args))
+            given.update({k: v for k, v, _ in stmt.arguments.kwargs})
+            printed = {f: self.fwd_expr(given[f], var) if f in given else repr(kind.args.model_fields[f].default)
+                       for f in fields}
+            self._comment_line(w, f"{dest} = {kind.template.format(x=var, **printed)}", stmt)
+            return dest, False
+        if kind is not None and stmt.target is None and kind.functional is not None:
+            if kind.functional == "":
+                if dest != var:
+                    w.line(f"{dest} = {var}")
+                return dest, fresh if dest == var else False
+            pos, kw = self.fwd_op_args(kind, stmt, var)
+            if kind.inplace:
+                self.inplace_ok[id(stmt)] = fresh
+                if fresh and dest == var:
+                    kw.append("inplace=True")
+            call = f"{kind.functional}({', '.join([var] + pos + kw + list(kind.functional_extra))})"
+            self._comment_line(w, f"{dest} = {call}", stmt)
+            return dest, True
+        if kind is not None and kind.inplace:
+            self.inplace_ok[id(stmt)] = fresh and dest == var
+        assert stmt.target is not None
+        self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
+        self._tap(stmt, dest, taps)
+        return dest, not is_block
+
+    def fwd_op_args(self, kind: OpKind, stmt: n.Layer, var: str) -> tuple[list[str], list[str]]:
+        fields = kind.positional
+        given = {}
+        for fname, value in zip(fields, stmt.arguments.args):
+            given[fname] = value
+        for key, value, _ in stmt.arguments.kwargs:
+            given[key] = value
+        pos, kw = [], []
+        for i, fname in enumerate(fields):
+            if fname not in given:
+                continue
+            folded = given[fname]
+            text = self.fwd_expr(folded, var)
+            if text.startswith("[") and text.endswith("]"):
+                text = "(" + text[1:-1] + ("," if text.count(",") == 0 else "") + ")"
+            if i == 0:
+                pos.append(text)
+            else:
+                kw.append(f"{fname}={text}")
+        return pos, kw
+
+    def _tap(self, stmt, dest: str, taps: dict | None) -> None:
+        if taps is not None and getattr(stmt, "target", None) is not None:
+            name = plain(stmt.target)
+            if name in taps:
+                taps[name] = dest
+
+    def fwd_dense(self, stmt: n.Dense, var: str, w: Writer, dest: str, taps) -> tuple[str, bool]:
+        """A list of feature maps; each member reads their concatenation and adds its output to the list."""
+        checkpoint = None
+        for _, value, _ in stmt.arguments.kwargs:
+            test = self.fwd_expr(value, var)
+            checkpoint = None if test == "False" else test
+        features = self.fwd_ns.create("features")
+        self.dense_names: dict[str, str] = {}
+        w.line(f"{features} = [{var}]")
+        self._fwd_members(stmt.body, var, features, checkpoint, w, taps)
+        self._comment_line(w, f"{dest} = torch.cat({features}, 1)", stmt)
+        return dest, True
+
+    def _fwd_members(self, stmts, var: str, features: str, checkpoint: str | None, w: Writer, taps) -> None:
+        for s in stmts:
+            if isinstance(s, n.Let):
+                self.fwd_one(s, var, False, w, taps)
+                continue
+            sub = Writer()
+            sub.depth = w.depth + 1
+            if isinstance(s, n.For):
+                self.fwd_locals.add(s.var)
+                self._fwd_members(s.body, var, features, checkpoint, sub, taps)
+                if sub.lines:
+                    w.line(f"for {loop_var(s.var, sub.lines)} in {self.fwd_expr(s.iterable, var)}:")
+                    w.lines += sub.lines
+                continue
+            if isinstance(s, n.If):
+                test = self.fwd_expr(s.cond, var)
+                if test in ("True", "False"):
+                    self._fwd_members(s.body if test == "True" else s.orelse, var, features, checkpoint, w, taps)
+                    continue
+                other = Writer()
+                other.depth = w.depth + 1
+                self._fwd_members(s.body, var, features, checkpoint, sub, taps)
+                self._fwd_members(s.orelse, var, features, checkpoint, other, taps)
+                emit_if(w, test, sub, other)
+                continue
+            test = self.fwd_cond(s, s.cond, var) if getattr(s, "cond", None) is not None else "True"
+            if test == "False":
+                continue
+            self._fwd_member(s, var, features, checkpoint, sub if test != "True" else w, taps)
+            if test != "True" and sub.lines:
+                w.line(f"if {test}:")
+                w.lines += sub.lines
+
+    def _fwd_member(self, s: n.Stmt, var: str, features: str, checkpoint: str | None, w: Writer, taps) -> None:
+        new = self.dense_names.setdefault("new", self.fwd_ns.create("new_features"))
+        is_module = isinstance(s, (n.Layer, n.Seq)) and s.target is not None and \
+            creates_modules(s, self.blocks, self.block_params)
+        if checkpoint is not None and not is_module:
+            raise SpecError("with checkpoint, each member of a dense must be one named layer or block", s.span,
+                            hint="wrap the member's layers in a block and call it by name")
+        if not is_module:
+            inp = self.dense_names.setdefault("inputs", self.fwd_ns.create("inputs"))
+            w.line(f"{inp} = torch.cat({features}, 1)")
+            out, _ = self.fwd_stmt_into(s, inp, w, new, taps)
+            w.line(f"{features}.append({out})")
+            return
+        module = self._module_ref(s.target, var)
+        call = f"{new} = {module}(torch.cat({features}, 1))"
+        if checkpoint is None:
+            self._comment_line(w, call, s)
+        else:
+            if not s.target.is_plain:
+                layer = self.dense_names.setdefault("layer", self.fwd_ns.create("layer"))
+                w.line(f"{layer} = {module}")
+                module, call = layer, f"{new} = {layer}(torch.cat({features}, 1))"
+            test = "torch.is_grad_enabled()" if checkpoint == "True" else f"{checkpoint} and torch.is_grad_enabled()"
+            w.line(f"if {test}:")
+            w.indent().line(f"{new} = _checkpointed({module}, {features})")
+            w.dedent()
+            w.line("else:")
+            w.indent()
+            self._comment_line(w, call, s)
+            w.dedent()
+        w.line(f"{features}.append({new})")
+
+    def fwd_residual(self, stmt: n.Residual, var: str, w: Writer, dest: str) -> tuple[str, bool]:
+        sc = stmt.shortcut
+        taps: dict[str, str | None] = {}
+        if sc is not None and sc.source is not None:
+            taps[sc.source] = None
+        ident = self.fwd_ns.create("identity")
+        out = self.fwd_ns.create("out")
+        if sc is None or sc.cond is not None:
+            w.line(f"{ident} = {var}")  # the identity shortcut reads the block's input
+        body_w = Writer()
+        body_w.depth = w.depth
+        self._residual_body(stmt.body, var, body_w, out, taps, sc)
+        w.lines += body_w.lines
+        if sc is not None:
+            start = var
+            if sc.source is not None:
+                start = taps.get(sc.source) or var
+            sub = Writer()
+            sub.depth = w.depth + 1 if sc.cond is not None else w.depth
+            self._fwd_into(sc.body, start, False, sub, ident, None)
+            if sc.cond is not None and sub.lines:
+                w.line(f"if {self._shortcut_test(sc)}:")
+            w.lines += sub.lines
+        scale = None
+        for key, value, _ in stmt.arguments.kwargs:
+            if key == "scale":
+                scale = self.fwd_expr(value, var)
+        if scale is None and self._adds_in_place(stmt):
+            self._comment_line(w, f"{out} += {ident}", stmt)
+        else:
+            added = f"{out} * {scale} + {ident}" if scale is not None else f"{out} + {ident}"
+            self._comment_line(w, f"{out} = {added}", stmt)
+        if dest != var and dest != out:
+            w.line(f"{dest} = {out}")
+            return dest, True
+        return out, True
+
+    def _adds_in_place(self, stmt: n.Residual) -> bool:
+        """``out += identity`` (no new tensor) when the body ends in a layer whose fresh output autograd
+        does not keep for its backward (a conv, batch norm or linear), as torchvision writes it."""
+        last = stmt.body[-1] if stmt.body else None
+        if not isinstance(last, n.Layer) or last.cond is not None or last.target is None:
+            return False
+        sc = stmt.shortcut
+        if sc is not None and sc.source is not None and sc.source == plain(last.target):
+            return False  # the shortcut reads this very output
+        return last.func in _ADDS_IN_PLACE_AFTER and last.func not in self.blocks
+
+    def _residual_body(self, body, var, w, out, taps, sc) -> None:
+        cur, fresh = var, False
+        for stmt in body:
+            name = plain(getattr(stmt, "target", None)) if getattr(stmt, "target", None) is not None else None
+            if name is not None and name in taps:
+                local = self.fwd_ns.create(name)
+                cur, fresh = self.fwd_stmt_into(stmt, cur, w, local, None, fresh)
+                taps[name] = local
+                fresh = False
+                continue
+            cur, fresh = self.fwd_stmt_into(stmt, cur, w, out, None, fresh)
+        if cur != out:
+            w.line(f"{out} = {cur}")
+
+    def _shortcut_test(self, sc: n.Shortcut) -> str:
+        if len(sc.body) == 1 and static_name(sc.body[0]) and \
+                creates_modules(sc.body[0], self.blocks, self.block_params):
+            return f"self.{static_name(sc.body[0])} is not None"
+        return self.fwd_expr(sc.cond, "x")
+
+    def _comment_line(self, w: Writer, text: str, stmt) -> None:
+        shapes = [out for _, out in self.info.get(stmt)]
+        comment = shape_comment(shapes)
+        w.line(f"{text}  # {comment}" if comment else text)
+
+
+# Layers whose output is a new tensor that their backward does not read: adding into it in place is safe.
+
+def _branch_name(stmt) -> str:
+    """A local name for a concat branch's output: its own name, else what its layers are called."""
+    own = plain(getattr(stmt, "target", None))
+    if own:
+        return own
+    if isinstance(stmt, n.Seq):
+        names = [x for x in (plain(getattr(s, "target", None)) for s in stmt.body) if x]
+        if len(names) == 1:
+            return re.sub(r"_\d+[a-z]?$", "", names[0]) or names[0]
+        if names:
+            prefix = os.path.commonprefix(names).rstrip("_")
+            if prefix.isidentifier() and len(prefix) > 1:
+                return prefix
+    return "branch"

@@ -1,0 +1,431 @@
+"""``__init__`` of a generated class: the modules a block or network creates, in spec order.
+
+Channel counts are tracked symbolically: an expression over the constructor's arguments (and
+``in_channels``), folded to a number wherever the spec gives numbers, so a call like
+``Inception(192, 64, 96, ...)`` reads as in torchvision rather than as a chain of attribute
+look-ups. Repeats stay loops and conditionals stay ``if``s; where a loop or branch changes the
+width, a local ``channels`` variable carries it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import nodes as n
+from .errors import SpecError
+from .expr import fold, free_names, to_python
+from .ops import REGISTRY, OpKind
+from .pyemit import (
+    SPAN,
+    Namespace,
+    Writer,
+    conditional_names,
+    emit_if,
+    fstring,
+    let_line,
+    loop_var,
+    plain,
+    prune_lets,
+    static_name,
+    symbol,
+)
+
+if TYPE_CHECKING:
+    from .pyclass import ClassContext
+
+
+@dataclass
+class _Seq:
+    """Where __init__ puts modules: ``self`` or a local nn.Sequential."""
+
+    var: str | None  # None: attributes of self
+    fresh: bool = False  # the last child made a new tensor (so an inplace ReLU may follow)
+
+
+class InitEmitter:
+    """Writes the body of one class's ``__init__``; returns the output channels as an expression."""
+
+    def __init__(self, ctx: ClassContext):
+        self.ctx = ctx
+        self.blocks = ctx.blocks
+        self.block_params = ctx.block_params
+        self.params = ctx.params
+        self.constants = ctx.constants
+        self.info = ctx.info
+        self.infos = ctx.infos
+        self.inplace_ok = ctx.inplace_ok
+        self.modules_named = ctx.modules_named
+        self.init_ns = Namespace(set(ctx.params) | {"in_channels"})
+        self.channel_vars: set[str] = set()
+
+    def emit(self, cur: n.Expr, depth: int) -> tuple[list[str], n.Expr]:
+        body = Writer(depth)
+        cur = self.init_body(self.ctx.d.body, cur, body, _Seq(None))
+        return prune_lets(body.lines), cur
+
+    def fold(self, e: n.Expr, cur: n.Expr | None = None) -> n.Expr:
+        return self.ctx.fold(e, cur)
+
+    def init_expr(self, e: n.Expr, cur: n.Expr | None = None) -> str:
+        return to_python(self.fold(e, cur))
+
+    def init_body(self, stmts: list[n.Stmt], cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        for stmt in stmts:
+            cur = self.init_stmt(stmt, cur, w, seq)
+        return cur
+
+    def init_stmt(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        cond = getattr(stmt, "cond", None) if not isinstance(stmt, n.If) else None
+        if cond is not None:
+            cond_text = self.init_expr(cond, cur)
+            if cond_text == "True":
+                cond = None
+            elif cond_text == "False":
+                name = static_name(stmt)
+                if name and seq.var is None:
+                    w.line(f"self.{name} = None")
+                return cur
+        if cond is not None:
+            sub = Writer()
+            sub.depth = w.depth + 1
+            new = self._init_one(stmt, cur, sub, seq)
+            name = static_name(stmt)
+            if not sub.lines:
+                return cur if to_python(new) == to_python(cur) else n.IfExp(self.fold(cond, cur), new, cur, SPAN)
+            if seq.var is None:
+                for none_name in conditional_names(stmt, self.blocks, self.block_params):
+                    w.line(f"self.{none_name} = None")
+            w.line(f"if {cond_text}:")
+            w.lines += sub.lines
+            if to_python(new) == to_python(cur):
+                return cur
+            if isinstance(cur, n.Var) and cur.name in self.channel_vars:
+                w.indent().line(f"{cur.name} = {to_python(new)}")
+                w.dedent()
+                return cur
+            if _mentions_locals(new, sub.lines):
+                chan = self.channelsymbol(cur)
+                w.lines.insert(len(w.lines) - len(sub.lines) - 1, "    " * w.depth + f"{chan} = {to_python(cur)}")
+                w.indent().line(f"{chan} = {to_python(new)}")
+                w.dedent()
+                return symbol(chan)
+            return n.IfExp(self.fold(cond, cur), new, cur, SPAN)
+        return self._init_one(stmt, cur, w, seq)
+
+    def _init_one(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        if isinstance(stmt, n.Let):
+            w.lines.append(let_line("    " * w.depth + f"{stmt.name} = {self.init_expr(stmt.value, cur)}", stmt.name))
+            self.init_ns.reserve(stmt.name)
+            return cur
+        if isinstance(stmt, n.Layer):
+            return self.init_layer(stmt, cur, w, seq)
+        if isinstance(stmt, n.Side):
+            layer = n.Layer(stmt.target, stmt.func, stmt.func_span, stmt.arguments, None, stmt.span)
+            self.init_layer(layer, cur, w, seq)
+            return cur
+        if isinstance(stmt, n.Seq):
+            if stmt.target is None:
+                return self.init_body(stmt.body, cur, w, seq)
+            var = self.init_ns.create(plain(stmt.target) or "layers")
+            sub = Writer()
+            sub.depth = w.depth
+            new = self.init_body(stmt.body, cur, sub, _Seq(var))
+            prefix = "    " * w.depth + f"{var}.append("
+            if sub.lines and all(line.startswith(prefix) and line.endswith(")") for line in sub.lines):
+                items = [line[len(prefix):-1] for line in sub.lines]
+                self.register(stmt.target, "nn.Sequential(\n" + "".join(
+                    "    " * (w.depth + 1) + item + ",\n" for item in items) + "    " * w.depth + ")", w, seq)
+                return new
+            w.line(f"{var} = nn.Sequential()")
+            w.lines += sub.lines
+            self.register(stmt.target, var, w, seq)
+            return new
+        if isinstance(stmt, n.Concat):
+            total: n.Expr | None = None
+            for branch in stmt.branches:
+                out = self.init_stmt(branch, cur, w, seq)
+                total = out if total is None else n.BinOp("+", total, out, SPAN)
+            assert total is not None
+            return self.fold(total)
+        if isinstance(stmt, n.Dense):  # each member widens the running concatenation by its own output
+            return self.init_body(_growing(stmt.body), cur, w, seq)
+        if isinstance(stmt, n.Residual):
+            new = self.init_body(stmt.body, cur, w, seq)
+            if stmt.shortcut is not None:
+                self.init_shortcut(stmt, cur, w, seq)
+            return new
+        if isinstance(stmt, n.For):
+            return self.init_for(stmt, cur, w, seq)
+        if isinstance(stmt, n.If):
+            return self.init_if(stmt, cur, w, seq)
+        raise TypeError(type(stmt))
+
+    def init_shortcut(self, stmt: n.Residual, cur: n.Expr, w: Writer, seq: _Seq) -> None:
+        """The shortcut's modules; its channels are the body's, so no bookkeeping is kept."""
+        sc = stmt.shortcut
+        assert sc is not None
+        start = self._tap_channels(stmt.body, sc.source, cur) if sc.source is not None else cur
+        cond = self.init_expr(sc.cond, cur) if sc.cond is not None else "True"
+        if cond == "False":
+            return
+        sub = Writer()
+        sub.depth = w.depth + (cond != "True")
+        self.init_body(sc.body, start, sub, seq)
+        lines = prune_lets(sub.lines)
+        if not lines:
+            return
+        if cond == "True":
+            w.lines += lines
+            return
+        if seq.var is None:
+            for name in [x for s in sc.body for x in conditional_names(s, self.blocks, self.block_params)]:
+                w.line(f"self.{name} = None")
+        w.line(f"if {cond}:")
+        w.lines += lines
+
+    def _tap_channels(self, body: list[n.Stmt], source: str, cur: n.Expr) -> n.Expr:
+        w = Writer()
+        for stmt in body:
+            cur = self._init_one(stmt, cur, w, _Seq("_probe")) if not isinstance(stmt, n.Let) else cur
+            if getattr(stmt, "target", None) is not None and plain(stmt.target) == source:
+                return cur
+        return cur
+
+    def init_for(self, stmt: n.For, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        if not (isinstance(cur, n.Var) and cur.name in self.channel_vars):
+            taken, chans = set(self.init_ns.taken), set(self.channel_vars)
+            trial = Writer()
+            trial.depth = w.depth + 1
+            self.init_ns.reserve(stmt.var)
+            inner = self.init_body(stmt.body, cur, trial, seq)
+            if to_python(inner) == to_python(cur) and self.channel_vars == chans:
+                if trial.lines:
+                    w.line(f"for {loop_var(stmt.var, trial.lines)} in {self.init_expr(stmt.iterable, cur)}:")
+                    w.lines += trial.lines
+                return cur
+            self.init_ns.taken, self.channel_vars = taken, chans
+        chan = self.channelsymbol(cur)
+        self.init_ns.reserve(stmt.var)
+        sub = Writer()
+        sub.depth = w.depth + 1
+        inner = self.init_body(stmt.body, symbol(chan), sub, seq)
+        changes = to_python(inner) != chan
+        if changes:
+            sub.line(f"{chan} = {to_python(inner)}")
+        changes = changes or any(re.match(rf"\s*{chan} = ", line) for line in sub.lines)
+        uses = any(re.search(rf"\b{chan}\b", line) for line in sub.lines)
+        if not sub.lines:
+            return cur
+        if uses and to_python(cur) != chan:
+            w.line(f"{chan} = {to_python(cur)}")
+        w.line(f"for {loop_var(stmt.var, sub.lines)} in {self.init_expr(stmt.iterable, cur)}:")
+        if uses:
+            w.lines += sub.lines
+        else:
+            w.lines += [line.replace(chan, to_python(cur)) for line in sub.lines]
+        return symbol(chan) if changes else cur
+
+    def init_if(self, stmt: n.If, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        cond = self.init_expr(stmt.cond, cur)
+        if cond in ("True", "False"):
+            return self.init_body(stmt.body if cond == "True" else stmt.orelse, cur, w, seq)
+        a, b = Writer(), Writer()
+        a.depth = b.depth = w.depth + 1
+        out_a = self.init_body(stmt.body, cur, a, seq)
+        out_b = self.init_body(stmt.orelse, cur, b, seq)
+        if to_python(out_a) == to_python(out_b):
+            result = out_a
+        elif not (a.lines or b.lines):
+            result = n.IfExp(self.fold(stmt.cond, cur), out_a, out_b, SPAN)
+        else:  # each branch that changes the width says so, as one writes it by hand
+            chan = self.channelsymbol(cur)
+            holds_cur = to_python(cur) == chan  # the variable already holds the width before the if
+            if not holds_cur and chan not in (to_python(out_a), to_python(out_b)):
+                w.line(f"{chan} = {to_python(cur)}")
+                holds_cur = True
+            elif not holds_cur:
+                keep = b if to_python(out_a) == chan else a
+                keep.line(f"{chan} = {to_python(cur)}")
+            for branch, out in ((a, out_a), (b, out_b)):
+                if to_python(out) != chan and not (holds_cur and to_python(out) == to_python(cur)):
+                    branch.line(f"{chan} = {to_python(out)}")
+            result = symbol(chan)
+        emit_if(w, cond, a, b)
+        return result
+
+    def init_layer(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        kind = REGISTRY.get(stmt.func)
+        is_block = stmt.func in self.blocks or stmt.func in self.block_params
+        if stmt.func in self.block_params or (stmt.func in self.blocks and not (kind and stmt.func in self.params)):
+            kind = None
+        if is_block:
+            seq.fresh = False
+            return self.init_block_call(stmt, cur, w, seq)
+        assert kind is not None
+        new = self.op_channels(kind, stmt, cur)
+        needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and kind.template is None
+        if needs_module:
+            if seq.var is not None and kind.inplace:
+                self.inplace_ok[id(stmt)] = seq.fresh and stmt.cond is None
+            self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
+        if seq.var is not None:
+            made_new = kind.name != "identity"  # an optional layer keeps what the last one made, or makes anew
+            seq.fresh = (seq.fresh and made_new) if stmt.cond is not None else made_new
+        return new
+
+    def op_channels(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> n.Expr:
+        if kind.channels_from is not None:
+            fields = kind.positional
+            idx = fields.index(kind.channels_from)
+            for key, value, _ in stmt.arguments.kwargs:
+                if key == kind.channels_from:
+                    return self.fold(value, cur)
+            return self.fold(stmt.arguments.args[idx], cur)
+        if kind.channels_rule is not None:
+            fields = kind.positional
+            given = dict(zip(fields, stmt.arguments.args))
+            given.update({k: v for k, v, _ in stmt.arguments.kwargs})
+            return self.fold(kind.channels_rule(cur, {k: self.fold(v, cur) for k, v in given.items()}), cur)
+        if kind.flattens:
+            spatial = {s_in[1:] for s_in, _ in self.info.get(stmt)}
+            if len(spatial) != 1:
+                raise SpecError("flatten sees different input sizes in different uses; generated code needs one",
+                                stmt.span, hint="pool to a fixed size first (adaptive_avgpool)")
+            (hw,) = spatial
+            out = cur
+            for d in hw:
+                if d != 1:
+                    out = n.BinOp("*", out, n.Num(d, SPAN), SPAN)
+            return out
+        return cur
+
+    def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list[str], list[str]]:
+        """The op's arguments as Python: (positional, keyword)."""
+        fields = kind.positional
+        given = {}
+        for fname, value in zip(fields, stmt.arguments.args):
+            given[fname] = value
+        for key, value, _ in stmt.arguments.kwargs:
+            given[key] = value
+        pos, kw = [], []
+        for fname in fields:
+            if fname not in given:
+                continue
+            folded = self.fold(given[fname], cur)
+            if isinstance(folded, n.ListExpr):
+                folded = n.ListExpr(folded.items, folded.span, tuple=True)
+            text = to_python(folded)
+            if fname == skip:
+                pos.append(text)
+            else:
+                kw.append(f"{fname}={text}")
+        return pos, kw
+
+    def op_ctor(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> str:
+        pos, kw = self.op_args(kind, stmt, cur, kind.channels_from)
+        lead = [to_python(cur)] if kind.in_arg else []
+        if kind.inplace and self.inplace_ok.get(id(stmt)):
+            kw.append("inplace=True")
+        module = kind.module
+        if kind.flat_module and self.info.get(stmt) and all(len(i) == 1 for i, _ in self.info.get(stmt)):
+            module = kind.flat_module
+        return f"{module}({', '.join(lead + pos + kw)})"
+
+    def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        self.ctx.referenced.add(stmt.func)
+        args = [self.init_expr(a, cur) for a in stmt.arguments.args]
+        args += [f"{k}={self.init_expr(v, cur)}" for k, v, _ in stmt.arguments.kwargs]
+        ctor = f"{stmt.func}({', '.join([to_python(cur)] + args)})"
+        formula = None
+        if stmt.func in self.blocks and stmt.func not in self.block_params:
+            info = self.infos(stmt.func)
+            formula = info.out_formula
+            block = self.blocks[stmt.func]
+        if formula is not None:
+            subst: dict[str, n.Expr] = {"in_channels": cur}
+            bound = _bind(block, stmt.arguments)
+            for p in block.params:
+                if p.name in bound:
+                    subst[p.name] = self.fold(bound[p.name], cur)
+                elif p.default is not None:
+                    subst[p.name] = fold(p.default, self.constants)
+            new = fold(formula, {}, subst)
+            self.register(stmt.target, ctor, w, seq)
+            return self.fold(new)
+        own = plain(stmt.target) if stmt.target is not None else None
+        if own and seq.var is None:
+            self.register(stmt.target, ctor, w, seq)
+            return symbol(f"self.{own}.out_channels")
+        if seq.var is not None:
+            self.register(stmt.target, ctor, w, seq)
+            source = f"{seq.var}[-1].out_channels"
+        else:
+            var = self.init_ns.create("block")
+            w.line(f"{var} = {ctor}")
+            self.register(stmt.target, var, w, seq)
+            source = f"{var}.out_channels"
+        chan = self.channelsymbol(cur)
+        w.line(f"{chan} = {source}")
+        return symbol(chan)
+
+    def channelsymbol(self, cur: n.Expr) -> str:
+        """The mutable local that holds a channel count: ``cur`` itself if it is one."""
+        if isinstance(cur, n.Var) and cur.name in self.channel_vars:
+            return cur.name
+        name = self.init_ns.create("channels")
+        self.channel_vars.add(name)
+        return name
+
+    def register(self, target: n.Target | None, value: str, w: Writer, seq: _Seq) -> None:
+        if target is not None and target.is_plain:
+            name = plain(target)
+            self.modules_named.add(name)
+            if seq.var is None:
+                w.line(f"self.{name} = {value}")
+            else:
+                w.line(f'{seq.var}.add_module("{name}", {value})')
+            return
+        if target is not None:
+            owner = "self" if seq.var is None else seq.var
+            w.line(f"{owner}.add_module({fstring(target, self.init_expr)}, {value})")
+            return
+        assert seq.var is not None
+        w.line(f"{seq.var}.append({value})")
+
+
+def _growing(stmts: list[n.Stmt]) -> list[n.Stmt]:
+    """A dense's members as ``concat { identity; member }``: the same modules and widths, for __init__."""
+    out: list[n.Stmt] = []
+    for s in stmts:
+        if isinstance(s, n.For):
+            out.append(n.For(s.var, s.iterable, _growing(s.body), s.span))
+        elif isinstance(s, n.If):
+            out.append(n.If(s.cond, _growing(s.body), _growing(s.orelse), s.span))
+        elif isinstance(s, n.Let):
+            out.append(s)
+        else:
+            identity = n.Layer(None, "identity", s.span, n.Arguments([], []), None, s.span)
+            out.append(n.Concat([identity, s], None, s.span))
+    return out
+
+
+def _mentions_locals(e: n.Expr, lines: list[str]) -> bool:
+    """Whether ``e`` reads a name assigned in ``lines`` (so it cannot move out of them)."""
+    assigned = set()
+    for line in lines:
+        m = re.match(r"\s*(\w+) = ", line)
+        if m:
+            assigned.add(m.group(1))
+        m = re.match(r"\s*for (\w+) in ", line)
+        if m:
+            assigned.add(m.group(1))
+    return bool(free_names(e) & assigned) or "." in to_python(e)
+
+
+def _bind(block: n.BlockDef, arguments: n.Arguments) -> dict[str, n.Expr]:
+    bound = {p.name: a for p, a in zip(block.params, arguments.args)}
+    for key, value, _ in arguments.kwargs:
+        bound[key] = value
+    return bound
