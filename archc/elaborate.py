@@ -1,30 +1,34 @@
 """AST + variant -> validated ``Graph``.
 
-Blocks are expanded, expressions evaluated, repeats unrolled; every op's
-arguments are checked against its schema and every shape inferred. Each
-mistake is a ``SpecError`` at the spec line that caused it, with notes that
-say through which block calls and which variant elaboration got there.
+Blocks are expanded, expressions evaluated, repeats unrolled; every op's arguments are checked
+against its schema and every tensor type (shape and layout) inferred. Each mistake is a
+``SpecError`` at the spec line that caused it, with notes that say through which block calls and
+which variant elaboration got there. Everything is bounded: evaluation steps, operations, block
+nesting and errors.
 """
 
 from __future__ import annotations
 
-import keyword
-from collections import defaultdict
-from dataclasses import dataclass, field
+import math
 
 from pydantic import BaseModel, ValidationError
 
 from . import nodes as n
 from .errors import SpecError, SpecErrors, did_you_mean
-from .expr import BlockRef, Evaluator, TensorInfo, evaluate, type_name
+from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
 from .graph import Graph, OpNode, ScopeInfo
+from .layout import TensorType, kinds
 from .loader import Program
 from .ops import REGISTRY, OpKind, ShapeError
+from .scope import Frame, Scope, Tensor, check_name, show, signature_bind
+from .values import BlockRef, Function, Iteration, OpRef, TensorInfo, type_name
 
-MAX_NODES = 200_000
+MAX_NODES = 200_000  # operations in one variant
 MAX_ERRORS = 20  # distinct errors reported for one variant
 MAX_FAILURES = 2_000  # failed statements (repeats included) before elaboration gives up
-RESERVED = {"self", "torch", "nn", "F", "in_channels", "forward", "training", "out_channels"}  # module attribute names
+MAX_DEPTH = 32  # block calls nested
+MAX_ELEMENTS = 2**40  # elements of one tensor (activation or parameters): more than any machine holds
+_STRUCTURE = (n.Concat, n.Gate, n.Dense, n.Residual, n.Side)  # statements that live in forward, not nn.Sequential
 
 
 class Fatal(SpecErrors):
@@ -34,82 +38,26 @@ class Fatal(SpecErrors):
         super().__init__([error])
 
 
-@dataclass
-class Tensor:
-    node: str
-    shape: tuple[int, ...]
-
-    def info(self) -> TensorInfo:
-        if len(self.shape) == 3:
-            return TensorInfo(*self.shape)
-        return TensorInfo(None, features=self.shape[0])
-
-
-@dataclass
-class Scope:
-    """Where new module names go: a block instance or a named seq."""
-
-    prefix: str
-    numbered: bool  # a named seq: unnamed children are numbered, every child is a module
-    path: tuple[str, ...]
-    names: dict[str, n.Span] = field(default_factory=dict)
-    count: int = 0
-    unnamed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    def child(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-
-@dataclass
-class Frame:
-    """One block (or network) body being elaborated."""
-
-    env: dict[str, object]
-    scope: Scope
-    block_input: Tensor
-    where: list[tuple[str, n.Span | None]]  # notes: the call chain
-    side: str | None = None
-    allow_side: bool = False
-
-
-def signature_bind(params: list[n.Param], args: list, kwargs: list[tuple[str, object, n.Span]],
-                   what: str, call_span: n.Span, eval_default) -> dict[str, object]:
-    """Bind call arguments to a block's or network's parameters."""
-    names = [p.name for p in params]
-    if len(args) > len(params):
-        raise SpecError(f"{what} takes {len(params)} positional argument{'s' * (len(params) != 1)} but "
-                        f"{len(args)} were given", call_span)
-    bound = dict(zip(names, args))
-    for key, value, span in kwargs:
-        if key not in names:
-            raise SpecError(f"{what} has no parameter '{key}'", span, hint=did_you_mean(key, names))
-        if key in bound:
-            raise SpecError(f"{what} got parameter '{key}' twice", span)
-        bound[key] = value
-    result = {}
-    for p in params:
-        if p.name in bound:
-            result[p.name] = bound[p.name]
-        elif p.default is not None:
-            result[p.name] = eval_default(p, result)
-        else:
-            raise SpecError(f"{what} is missing its argument '{p.name}'", call_span)
-    return result
-
-
 class Elaborator:
     def __init__(self, program: Program, record_shapes: dict[int, list] | None = None):
-        """``record_shapes`` collects (input, output) shapes per statement, for the code generator."""
+        """``record_shapes`` collects (input, output) tensor types per statement, for the code generator."""
         self.program = program
+        self.budget = Budget()
         self.globals: dict[str, object] = {name: BlockRef(name) for name in program.blocks}
-        for let in program.lets:
-            self.globals[let.name] = evaluate(let.value, self.globals)
+        for func in program.funcs.values():  # they see the globals as they are when called: later lets too
+            self.globals[func.name] = Function(func, self.globals)
+        try:
+            for let in program.lets:
+                self.globals[let.name] = evaluate(let.value, self.globals, budget=self.budget)
+        except BudgetExceeded as exc:
+            raise Fatal(exc) from None
         self.stmt_shapes = record_shapes
         self.graph: Graph | None = None
         self.block_stack: list[str] = []
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
         self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
         self.dumped: dict[int, dict] = {}  # and as plain dicts, by id of the validated model (kept alive above)
+        self.callees: dict[int, str] = {}  # id(layer statement) -> "block" or "op" it called through a value
         self.errors: list[SpecError] = []  # the current variant's, in the order found
         self.failures = 0
 
@@ -121,20 +69,23 @@ class Elaborator:
         self.errors, self.failures = [], 0
         env = dict(self.globals)
         env.update(values)
-        ev = Evaluator(env)
+        ev = Evaluator(env, budget=self.budget)
         dims = [ev(d) for d in net.input]
         for d, e in zip(dims, net.input):
             if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
-                raise SpecError(f"input sizes must be positive integers, got {d!r}", e.span)
-        if len(dims) not in (1, 3):
-            raise SpecError(f"input must be C x H x W (or F), got {len(dims)} sizes", net.input_span)
-        shape = tuple(dims)
-        inp = self.graph.add(OpNode(id="input", name=None, op="input", args={}, in_shapes=(), shape=shape,
-                                    span=net.input_span), [])
+                raise SpecError(f"input sizes must be positive integers, got {show(d)}", e.span)
+        layout = {1: "F", 2: "LD", 3: "CHW"}.get(len(dims))
+        if layout is None:
+            raise SpecError(f"input must be C x H x W (or F, or L x D tokens), got {len(dims)} sizes", net.input_span)
+        inp_type = TensorType(tuple(dims), layout)
+        inp = self.graph.add(OpNode(id="input", name=None, op="input", args={}, in_shapes=(), shape=inp_type.shape,
+                                    layout=layout, span=net.input_span), [])
         self.graph.input = inp.id
-        frame = Frame(env, Scope("", False, ()), Tensor("input", shape), [], allow_side=True)
+        frame = Frame(env, Scope("", False, ()), Tensor("input", inp_type), [], allow_side=True)
         try:
-            out = self.body(net.body, frame, Tensor("input", shape))
+            out = self.body(net.body, frame, Tensor("input", inp_type))
+        except BudgetExceeded as exc:
+            raise SpecErrors(self.errors + [exc]) from None
         except Fatal as exc:
             raise SpecErrors(self.errors + exc.errors) from None
         if self.errors:
@@ -167,7 +118,7 @@ class Elaborator:
     def stmt(self, stmt: n.Stmt, frame: Frame, x: Tensor, taps: dict | None = None) -> Tensor:
         try:
             return self._stmt(stmt, frame, x, taps)
-        except SpecErrors:  # fatal, or the limit reached
+        except (SpecErrors, BudgetExceeded):  # fatal, or a limit reached
             raise
         except SpecError as exc:
             self.record(exc, frame)
@@ -175,14 +126,18 @@ class Elaborator:
 
     def _stmt(self, stmt: n.Stmt, frame: Frame, x: Tensor, taps: dict | None) -> Tensor:
         kind = type(stmt).__name__
+        if frame.scope.numbered and isinstance(stmt, _STRUCTURE):
+            what = kind.lower()
+            raise SpecError(f"a named seq becomes nn.Sequential and cannot hold a {what}", stmt.span,
+                            hint=f"move the {what} into a block and call the block here")
         cond = getattr(stmt, "cond", None)
         if cond is not None and kind != "If" and not self._truth(cond, frame, x):
             return x
         out = getattr(self, "_" + kind)(stmt, frame, x)
-        if taps is not None and getattr(stmt, "target", None) is not None:
-            taps[self.target_name(stmt.target, frame, x)] = out
-        if self.stmt_shapes is not None and kind in ("Layer", "Seq", "Concat", "Dense", "Residual"):
-            self.stmt_shapes.setdefault(id(stmt), []).append((x.shape, out.shape))
+        if taps is not None and kind in ("Layer", "Seq") and stmt.target is not None:
+            taps[self.target_name(stmt.target, frame, x)] = (out, stmt.target.is_plain and not stmt.target.quoted)
+        if self.stmt_shapes is not None:
+            self.stmt_shapes.setdefault(id(stmt), []).append((x.type, out.type))
         return out
 
     def _truth(self, cond: n.Expr, frame: Frame, x: Tensor) -> bool:
@@ -200,59 +155,70 @@ class Elaborator:
         return self.body(branch, frame, x)
 
     def _For(self, stmt: n.For, frame: Frame, x: Tensor) -> Tensor:
-        for item in self._items(stmt, frame, x):
-            frame.env[stmt.var] = item
+        for _ in self.iterate(stmt, frame, x):
             x = self.body(stmt.body, frame, x)
         return x
 
-    def _items(self, stmt: n.For, frame: Frame, x: Tensor):
-        """A for loop's values; its variable is restored afterwards."""
+    def iterate(self, stmt: n.For, frame: Frame, x: Tensor):
+        """Bind a for loop's variables to each value in turn; they are restored afterwards."""
         items = self.eval(stmt.iterable, frame, x)
-        if not isinstance(items, (list, tuple)):
+        if not isinstance(items, (list, tuple, Iteration)):
             raise SpecError(f"'for' needs a list or range(...), got {type_name(items)}", stmt.iterable.span)
-        saved = frame.env.get(stmt.var, _MISSING)
+        names = n.pattern_names(stmt.var)
+        saved = {name: frame.env.get(name, _MISSING) for name in names}
         try:
-            yield from items
+            for item in items:
+                self.budget.spend(stmt.span)
+                bind(stmt.var, item, frame.env, stmt.span)
+                yield item
         finally:
-            if saved is _MISSING:
-                frame.env.pop(stmt.var, None)
-            else:
-                frame.env[stmt.var] = saved
+            for name, value in saved.items():
+                if value is _MISSING:
+                    frame.env.pop(name, None)
+                else:
+                    frame.env[name] = value
 
     def _Seq(self, stmt: n.Seq, frame: Frame, x: Tensor) -> Tensor:
-        if stmt.target is None:
-            return self.body(stmt.body, frame, x)
-        name = self.claim(stmt.target, frame, x)
+        if stmt.target is None and not frame.scope.numbered:
+            return self.body(stmt.body, frame, x)  # it only groups statements of this block
+        if stmt.target is None:  # inside a named seq: a numbered nn.Sequential of its own
+            name = str(frame.scope.count)
+            frame.scope.count += 1
+        else:
+            name = self.claim(stmt.target, frame, x)
         path = frame.scope.child(name)
         self.graph.scopes[path] = ScopeInfo(path=path, kind="seq", block=None, call="seq", span=stmt.span)
         inner = Frame(frame.env, Scope(path, True, frame.scope.path + (path,)), frame.block_input, frame.where,
                       frame.side)
-        return self._seq_body(stmt.body, inner, x)
-
-    def _seq_body(self, stmts: list[n.Stmt], frame: Frame, x: Tensor) -> Tensor:
-        for s in stmts:
-            if isinstance(s, (n.Concat, n.Dense, n.Residual, n.Side)):
-                what = type(s).__name__.lower()
-                raise SpecError(f"a named seq becomes nn.Sequential and cannot hold a {what}", s.span,
-                                hint=f"move the {what} into a block and call the block here")
-            x = self.stmt(s, frame, x)
-        return x
+        return self.body(stmt.body, inner, x)
 
     def _Concat(self, stmt: n.Concat, frame: Frame, x: Tensor) -> Tensor:
         if not stmt.branches:
             raise SpecError("concat needs at least one branch", stmt.span)
         outs = [self.stmt(b, frame, x) for b in stmt.branches]
-        spatial = {o.shape[1:] for o in outs}
-        if any(len(o.shape) != 3 for o in outs):
-            raise SpecError("concat needs C x H x W branches", stmt.span, follows_shapes=True)
-        if len(spatial) > 1:
+        if any(o.type.layout != "CHW" for o in outs):
+            got = ", ".join(o.type.describe() for o in outs if o.type.layout != "CHW")
+            raise SpecError(f"concat needs C x H x W branches, got {got}", stmt.span, follows_shapes=True)
+        if len({o.shape[1:] for o in outs}) > 1:
             sizes = ", ".join(f"{o.shape[1]}x{o.shape[2]}" for o in outs)
             raise SpecError(f"concat branches have different spatial sizes: {sizes}", stmt.span,
                             hint="every branch must keep the same height and width (check strides and padding)",
                             follows_shapes=True)
-        shape = (sum(o.shape[0] for o in outs), *outs[0].shape[1:])
-        node = self.add_node(frame, None, "concat", {}, [o for o in outs], shape, stmt.span)
-        return Tensor(node.id, shape)
+        return self._concat(outs, frame, stmt.span)
+
+    def _Gate(self, stmt: n.Gate, frame: Frame, x: Tensor) -> Tensor:
+        gate = self.body(stmt.body, frame, x)
+        if gate is x:
+            raise SpecError("a gate's body must compute something from its input", stmt.span)
+        g, t = gate.type, x.type
+        fits = g.layout == t.layout and all(a in (1, b) for a, b in zip(g.shape, t.shape))
+        if not fits:
+            raise SpecError(f"the gate gives {g.describe()}, which does not broadcast over its input {t.describe()}",
+                            stmt.span, hint="a gate's body gives the input's shape or, like squeeze-and-excitation, "
+                                            "C x 1 x 1 (pool, 1x1 convs back to the input's channels, a sigmoid)",
+                            follows_shapes=True)
+        node = self.add_node(frame, None, "mul", {}, [gate, x], t, stmt.span)
+        return Tensor(node.id, t)
 
     def _Dense(self, stmt: n.Dense, frame: Frame, x: Tensor) -> Tensor:
         pos, kw = self.call_args(stmt.arguments, frame, x)
@@ -260,8 +226,8 @@ class Elaborator:
             raise SpecError("dense takes only 'checkpoint = ...'", stmt.span)
         if kw and not isinstance(kw[0][1], bool):
             raise SpecError(f"checkpoint must be true or false, got {type_name(kw[0][1])}", kw[0][2])
-        if len(x.shape) != 3:
-            raise SpecError("dense needs a C x H x W input", stmt.span, follows_shapes=True)
+        if x.type.layout != "CHW":
+            raise SpecError(f"dense needs a C x H x W input, got {x.type.describe()}", stmt.span, follows_shapes=True)
         features = [x]
         self._dense_members(stmt.body, frame, features, stmt)
         if len(features) == 1:
@@ -280,36 +246,31 @@ class Elaborator:
                     branch = s.body if self._truth(s.cond, frame, features[0]) else s.orelse
                     self._dense_members(branch, frame, features, dense)
                 else:
-                    for item in self._items(s, frame, features[0]):
-                        frame.env[s.var] = item
+                    for _ in self.iterate(s, frame, features[0]):
                         self._dense_members(s.body, frame, features, dense)
                 continue
             inp = features[0] if len(features) == 1 else self._concat(features, frame, s.span)
             out = self.stmt(s, frame, inp)
             if out is inp:  # skipped by its condition, or failed (already reported)
                 continue
-            if len(out.shape) != 3 or out.shape[1:] != features[0].shape[1:]:
-                got = " x ".join(map(str, out.shape))
-                raise SpecError(f"a dense member must keep the input's height and width, but this one gives {got}",
-                                s.span, hint="every member is concatenated with the input (check strides and padding)",
+            if out.type.layout != "CHW" or out.shape[1:] != features[0].shape[1:]:
+                raise SpecError(f"a dense member must keep the input's height and width, but this one gives "
+                                f"{out.type.describe()}", s.span,
+                                hint="every member is concatenated with the input (check strides and padding)",
                                 follows_shapes=True)
             features.append(out)
 
     def _concat(self, parts: list[Tensor], frame: Frame, span: n.Span) -> Tensor:
-        shape = (sum(p.shape[0] for p in parts), *parts[0].shape[1:])
-        node = self.add_node(frame, None, "concat", {}, parts, shape, span)
-        return Tensor(node.id, shape)
+        t = TensorType((sum(p.shape[0] for p in parts), *parts[0].shape[1:]))
+        node = self.add_node(frame, None, "concat", {}, parts, t, span)
+        return Tensor(node.id, t)
 
     def _Residual(self, stmt: n.Residual, frame: Frame, x: Tensor) -> Tensor:
-        args = self.call_args(stmt.arguments, frame, x)
-        pos, kw = args
-        if pos or any(k != "scale" for k, _, _ in kw):
-            raise SpecError("residual takes only 'scale = ...'", stmt.span)
-        scale = kw[0][1] if kw else None
-        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
-            raise SpecError(f"scale must be a number, got {type_name(scale)}", kw[0][2])
-        taps: dict[str, Tensor] = {}
+        opts = self.residual_options(stmt, frame, x)
+        taps: dict[str, tuple[Tensor, bool]] = {}
         body_out = self.body(stmt.body, frame, x, taps)
+        if not opts.get("when", True):
+            return body_out  # this instance adds nothing: the body alone
         short = x
         sc = stmt.shortcut
         if sc is not None and (sc.cond is None or self._truth(sc.cond, frame, x)):
@@ -317,22 +278,45 @@ class Elaborator:
             if sc.source is not None:
                 if sc.source not in taps:
                     raise SpecError(f"'{sc.source}' is not a named layer of this residual's body", sc.source_span,
-                                    hint=did_you_mean(sc.source, taps) or "name the layer whose output the shortcut reads")
-                start = taps[sc.source]
+                                    hint=did_you_mean(sc.source, taps, otherwise="name the layer whose output the shortcut reads"))
+                start, plain = taps[sc.source]
+                if not plain:
+                    raise SpecError(f"the shortcut reads '{sc.source}', whose name is interpolated", sc.source_span,
+                                    hint="a shortcut reads a layer named plainly in the residual's body")
             short = self.body(sc.body, frame, start)
-        if body_out.shape != short.shape:
-            b = " x ".join(map(str, body_out.shape))
-            s = " x ".join(map(str, short.shape))
-            hint = None
-            if body_out.shape[1:] != short.shape[1:] or body_out.shape[0] != short.shape[0]:
-                hint = ("add a projection shortcut: 'shortcut if ... { conv(...); batchnorm }'"
-                        if sc is None else "the shortcut must produce the body's shape")
-            raise SpecError(f"residual branch gives {b} but the shortcut gives {s}", stmt.span, hint=hint,
+        if body_out.type != short.type:
+            raise SpecError(f"residual branch gives {body_out.type.describe()} but the shortcut gives "
+                            f"{short.type.describe()}", stmt.span, hint=_residual_hint(body_out.type, short.type, sc),
                             follows_shapes=True)
-        shape = body_out.shape
-        node = self.add_node(frame, None, "add", {"scale": scale} if scale is not None else {},
-                             [body_out, short], shape, stmt.span)
-        return Tensor(node.id, shape)
+        args = {k: v for k, v in opts.items() if k != "when"}
+        node = self.add_node(frame, None, "add", args, [body_out, short], body_out.type, stmt.span)
+        return Tensor(node.id, body_out.type)
+
+    def residual_options(self, stmt: n.Residual, frame: Frame, x: Tensor) -> dict[str, object]:
+        pos, kw = self.call_args(stmt.arguments, frame, x)
+        allowed = ("scale", "when", "stochastic_depth", "mode")
+        if pos:
+            raise SpecError("residual takes only keyword arguments: " + ", ".join(allowed), stmt.span)
+        opts: dict[str, object] = {}
+        for key, value, span in kw:
+            if key not in allowed:
+                raise SpecError(f"residual has no argument '{key}'", span,
+                                hint=did_you_mean(key, allowed, otherwise="its arguments: " + ", ".join(allowed)))
+            ok = {
+                "scale": isinstance(value, (int, float)) and not isinstance(value, bool),
+                "when": isinstance(value, bool),
+                "stochastic_depth": isinstance(value, (int, float)) and not isinstance(value, bool)
+                and 0 <= value <= 1,
+                "mode": value in ("row", "batch"),
+            }[key]
+            if not ok:
+                want = {"scale": "a number", "when": "true or false", "stochastic_depth": "a probability in [0, 1]",
+                        "mode": '"row" or "batch"'}[key]
+                raise SpecError(f"{key} must be {want}, got {show(value)}", span)
+            opts[key] = value
+        if "mode" in opts and "stochastic_depth" not in opts:
+            raise SpecError("mode is stochastic depth's: give stochastic_depth too", stmt.span)
+        return opts
 
     def _Side(self, stmt: n.Side, frame: Frame, x: Tensor) -> Tensor:
         if not frame.allow_side:
@@ -347,15 +331,31 @@ class Elaborator:
         return x
 
     def _Layer(self, stmt: n.Layer, frame: Frame, x: Tensor) -> Tensor:
-        kind, block = self.resolve(stmt.func, stmt.func_span, frame)
+        kind, block, as_value = self.resolve(stmt.func, stmt.func_span, frame)
+        if as_value or (block is not None and stmt.func not in self.program.blocks):
+            self.callees[id(stmt)] = "op" if as_value else "block"  # called through a name that holds it
         pos, kw = self.call_args(stmt.arguments, frame, x)
         if block is not None:
             return self.call_block(stmt, block, pos, kw, frame, x)
         assert kind is not None
-        if kind.module is None and (stmt.target is not None or frame.scope.numbered):
+        if as_value and (pos or kw):
+            raise SpecError(f"'{stmt.func}' holds the op {kind.name}, which is called without arguments here",
+                            stmt.span, hint="an op passed as a value is parameter-free: give its arguments a default")
+        numbered = frame.scope.numbered
+        t = x.type
+        if kind.layouts is not None and t.layout not in kind.layouts:
+            raise SpecError(f"{kind.name} needs {kinds(kind.layouts)}, got {t.describe()}", stmt.span,
+                            hint=_layout_hint(kind, t.layout), follows_shapes=True)
+        if kind.learned is not None and (stmt.target is None or numbered):
+            raise SpecError(f"{kind.name} is a learned tensor: it needs a name, outside a named seq", stmt.span,
+                            hint=f"write 'NAME = {kind.name}(...)' in a block body: NAME is its state_dict key")
+        if kind.learned is None and (stmt.target is not None or numbered) and kind.module_for(t.layout) is None:
             raise SpecError(f"{kind.name} has no module form: it cannot be named or sit in a named seq", stmt.span,
                             hint="use it unnamed in a block body")
-        if stmt.target is None and frame.scope.numbered:
+        if as_value and not (stmt.target is not None or numbered):
+            raise SpecError(f"'{stmt.func}' holds an op, so it is a module: it needs a name here", stmt.span,
+                            hint=f"write 'NAME = {stmt.func}'")
+        if stmt.target is None and numbered:
             name: str | None = str(frame.scope.count)
             frame.scope.count += 1
         elif stmt.target is None:
@@ -366,19 +366,17 @@ class Elaborator:
         else:
             name = self.claim(stmt.target, frame, x)
         values = self.op_args(kind, pos, kw, stmt)
-        if not kind.flat_input and len(x.shape) != 3:
-            raise SpecError(f"{kind.name} needs a C x H x W input, got {x.shape[0]} features", stmt.span,
-                            hint="put it before 'flatten'", follows_shapes=True)
         try:
-            shape = kind.shape(values, x.shape)
-            params = kind.params(values, x.shape)
-            macs = kind.macs(values, x.shape, shape)
+            out = kind.shape(values, t)
+            params = kind.params(values, t)
+            macs = kind.macs(values, t, out)
         except ShapeError as exc:
-            raise SpecError(f"{kind.name}: {exc}", stmt.span,
-                            notes=[(f"its input is {' x '.join(map(str, x.shape))}", None)], follows_shapes=True) from None
+            raise SpecError(f"{kind.name}: {exc}", stmt.span, notes=[(f"its input is {t.describe()}", None)],
+                            follows_shapes=True) from None
         node = self.add_node(frame, None if name is None else frame.scope.child(name), kind.name,
-                             dict(self.dumped[id(values)]), [x], shape, stmt.span, params, macs)
-        return Tensor(node.id, shape)
+                             dict(self.dumped[id(values)]), [x], out, stmt.span, params, macs,
+                             learned=kind.learned is not None)
+        return Tensor(node.id, out)
 
     # --------------------------------------------------------------- helpers
 
@@ -393,14 +391,15 @@ class Elaborator:
             name = self.claim(stmt.target, frame, x)
         if block.name in self.block_stack:
             raise SpecError(f"block '{block.name}' calls itself (through {' -> '.join(self.block_stack)})", stmt.span)
-        if len(self.block_stack) > 100:
-            raise Fatal(SpecError("blocks nested more than 100 deep", stmt.span))
+        if len(self.block_stack) >= MAX_DEPTH:
+            raise Fatal(SpecError(f"blocks nested more than {MAX_DEPTH} deep", stmt.span))
+        self.budget.spend(stmt.span)
         path = frame.scope.child(name)
-        call = f"{block.name}({', '.join([_show(v) for v in pos] + [f'{k}={_show(v)}' for k, v, _ in kw])})"
+        call = f"{block.name}({', '.join([show(v) for v in pos] + [f'{k}={show(v)}' for k, v, _ in kw])})"
         self.graph.scopes[path] = ScopeInfo(path=path, kind="block", block=block.name, call=call, span=stmt.span)
         env = dict(self.globals)
         values = signature_bind(block.params, pos, kw, f"block {block.name}", stmt.span,
-                                lambda p, bound: evaluate(p.default, self.globals))
+                                lambda p, bound: evaluate(p.default, self.globals, budget=self.budget))
         env.update(values)
         for key, value in values.items():
             if self.stmt_shapes is None:  # recording for the code generator only
@@ -409,7 +408,7 @@ class Elaborator:
             kind = (type(value), len(value) if isinstance(value, (list, tuple)) else 0)
             if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:
                 seen.append(value)  # one value of each kind: enough to annotate the generated parameter
-        inner = Frame(env, Scope(path, False, frame.scope.path + (path,)), x,
+        inner = Frame(env, Scope(path, block.sequential, frame.scope.path + (path,)), x,
                       frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side)
         self.block_stack.append(block.name)
         try:
@@ -421,16 +420,22 @@ class Elaborator:
             self.block_stack.pop()
         return out
 
-    def resolve(self, name: str, span: n.Span, frame: Frame) -> tuple[OpKind | None, n.BlockDef | None]:
-        value = frame.env.get(name)
+    def resolve(self, name: str, span: n.Span, frame: Frame) -> tuple[OpKind | None, n.BlockDef | None, bool]:
+        """What a layer statement calls: (op, None, whether the op came from a value) or (None, block, False)."""
+        value = frame.env.get(name, _MISSING)
         if isinstance(value, BlockRef):
-            return None, self.program.blocks[value.name]
-        if value is not None and name not in REGISTRY and name not in self.program.blocks:
+            return None, self.program.blocks[value.name], False
+        if isinstance(value, OpRef):
+            return REGISTRY[value.name], None, True
+        if value is None and name not in REGISTRY and name not in self.program.blocks:
+            raise SpecError(f"'{name}' is none here, so there is nothing to call", span,
+                            hint=f"make the statement conditional: '{name} if {name} != none'")
+        if value is not _MISSING and name not in REGISTRY and name not in self.program.blocks:
             raise SpecError(f"'{name}' is a {type_name(value)}, not a layer or block", span)
         if name in self.program.blocks:
-            return None, self.program.blocks[name]
+            return None, self.program.blocks[name], False
         if name in REGISTRY:
-            return REGISTRY[name], None
+            return REGISTRY[name], None, False
         known = list(REGISTRY) + list(self.program.blocks)
         raise SpecError(f"unknown layer or block '{name}'", span, hint=did_you_mean(name, known))
 
@@ -457,7 +462,7 @@ class Elaborator:
         for key, value, span in kw:
             if key not in fields:
                 raise SpecError(f"{kind.name} has no argument '{key}'", span,
-                                hint=did_you_mean(key, fields) or f"its arguments: {', '.join(fields) or 'none'}")
+                                hint=did_you_mean(key, fields, otherwise=f"its arguments: {', '.join(fields) or 'none'}"))
             if key in data:
                 raise SpecError(f"{kind.name} got argument '{key}' twice", span)
             data[key], spans[key] = value, span
@@ -475,7 +480,7 @@ class Elaborator:
                 raise SpecError(f"{kind.name} is missing its argument '{field_name}'", stmt.span,
                                 hint=f"{kind.name}({', '.join(fields)})") from None
             got = data.get(field_name)
-            raise SpecError(f"{kind.name}: bad value {_show(got)} for '{field_name}': {err['msg'].lower()}",
+            raise SpecError(f"{kind.name}: bad value {show(got)} for '{field_name}': {err['msg'].lower()}",
                             spans.get(field_name, stmt.span)) from None
         self.validated[key] = values
         self.dumped[id(values)] = values.model_dump()
@@ -485,7 +490,7 @@ class Elaborator:
         def tensors(which: str, span: n.Span) -> TensorInfo:
             return (frame.block_input if which == "in" else x).info()
 
-        return Evaluator(frame.env, tensors)(e)
+        return Evaluator(frame.env, tensors, self.budget)(e)
 
     def target_name(self, target: n.Target, frame: Frame, x: Tensor) -> str:
         parts = []
@@ -497,12 +502,7 @@ class Elaborator:
                 if not isinstance(v, (int, str)) or isinstance(v, bool):
                     raise SpecError(f"a name can interpolate only ints and strings, got {type_name(v)}", p.span)
                 parts.append(str(v))
-        name = "".join(parts)
-        if not name.isidentifier() or keyword.iskeyword(name):
-            raise SpecError(f"'{name}' is not a valid Python identifier", target.span)
-        if name in RESERVED or name.startswith("_"):
-            raise SpecError(f"'{name}' is reserved for the generated code", target.span, hint="choose another name")
-        return name
+        return check_name("".join(parts), target)
 
     def claim(self, target: n.Target, frame: Frame, x: Tensor) -> str:
         name = self.target_name(target, frame, x)
@@ -516,33 +516,49 @@ class Elaborator:
         return name
 
     def add_node(self, frame: Frame, name: str | None, op: str, args: dict, inputs: list[Tensor],
-                 shape: tuple[int, ...], span: n.Span, params: int = 0, macs: int = 0) -> OpNode:
+                 t: TensorType, span: n.Span, params: int = 0, macs: int = 0, learned: bool = False) -> OpNode:
         graph = self.graph
         if len(graph) >= MAX_NODES:
             raise Fatal(SpecError(f"the network has more than {MAX_NODES} operations", span,
                                   hint="check repeat counts"))
+        self.budget.spend(span, 4)  # an operation costs memory: it counts for more than an expression step
+        size = math.prod(t.shape)
+        if size > MAX_ELEMENTS or params > MAX_ELEMENTS:
+            what = f"an output of {size:,} elements" if size > MAX_ELEMENTS else f"{params:,} parameters"
+            raise SpecError(f"this {op} would have {what}, more than the limit of {MAX_ELEMENTS:,}", span,
+                            hint="check the sizes: no machine holds a tensor this large")
         if name is None:
             key = frame.scope.prefix
             frame.scope.unnamed[op] += 1
             node_id = f"{key + '.' if key else ''}{op}#{frame.scope.unnamed[op]}"
         else:
             node_id = name
-        node = OpNode(id=node_id, name=name, op=op, args=args, in_shapes=tuple(t.shape for t in inputs),
-                      shape=shape, params=params, macs=macs, scope=frame.scope.path, side=frame.side, span=span)
-        return graph.add(node, [t.node for t in inputs])
+        node = OpNode(id=node_id, name=name, op=op, args=args, in_shapes=tuple(i.shape for i in inputs),
+                      shape=t.shape, layout=t.layout, params=params, macs=macs, scope=frame.scope.path,
+                      side=frame.side, span=span, learned=learned)
+        return graph.add(node, [i.node for i in inputs])
 
 
 _MISSING = object()
 
 
-def _show(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, (list, tuple)):
-        inner = ", ".join(_show(i) for i in v)
-        return f"[{inner}]" if isinstance(v, list) else f"({inner})"
-    return repr(v)
+def _layout_hint(kind: OpKind, layout: str) -> str | None:
+    if layout == "F":
+        return "put it before 'flatten'"
+    if layout == "HWC" and "CHW" in (kind.layouts or ()):
+        return "permute the map back first: permute([0, 3, 1, 2])"
+    if layout == "CHW" and "HWC" in (kind.layouts or ()):
+        return "flatten first, or make the map channels-last: permute([0, 2, 3, 1])"
+    return None
+
+
+def _residual_hint(body: TensorType, short: TensorType, sc: n.Shortcut | None) -> str:
+    if sc is not None:
+        return "the shortcut must produce the body's shape"
+    if body.layout == short.layout == "CHW" and body.shape[1:] == (1, 1) and short.shape[1:] != (1, 1):
+        return ("a C x 1 x 1 body that should scale its input is a gate: 'gate { ... }' multiplies the input by "
+                "what its body computes")
+    if body.layout == short.layout and body.shape[1:] != short.shape[1:]:
+        return ("the body changes the height and width (a stride?): give the residual a shortcut that does too, "
+                "'shortcut if ... { conv(..., stride = ...); batchnorm }'")
+    return "add a projection shortcut: 'shortcut if ... { conv(...); batchnorm }'"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .nodes import Span
 
@@ -28,16 +28,26 @@ class SpecError(Exception):
         self,
         message: str,
         span: Span | None,
-        hint: str | None = None,
+        hint: str | Callable[[], str | None] | None = None,
         notes: list[tuple[str, Span | None]] | None = None,
         follows_shapes: bool = False,
     ):
         super().__init__(message)
         self.message = message
         self.span = span
-        self.hint = hint
+        self._hint = hint  # a callable is worked out only if the error is shown (did-you-mean is not free)
         self.notes = list(notes or [])
         self.follows_shapes = follows_shapes
+
+    @property
+    def hint(self) -> str | None:
+        if callable(self._hint):
+            self._hint = self._hint()
+        return self._hint
+
+    @hint.setter
+    def hint(self, value) -> None:
+        self._hint = value
 
     @property
     def errors(self) -> list[SpecError]:
@@ -69,7 +79,7 @@ class SpecErrors(SpecError):
         for error in errors:
             flat += error.errors
         first = flat[0]
-        super().__init__(first.message, first.span, first.hint, first.notes)
+        super().__init__(first.message, first.span, first._hint, first.notes)
         self._errors = flat
         self.stopped = stopped  # the limit was reached: there may be more
 
@@ -105,6 +115,16 @@ def _excerpt(span: Span | None) -> list[str]:
     return [f"    {text}", "    " + " " * (span.column - 1) + "^" + "~" * (width - 1)]
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+MAX_CANDIDATES = 2_000  # names a did-you-mean hint compares with
+
+
+def did_you_mean(name: str, candidates: Iterable[str], otherwise: str | None = None) -> Callable[[], str | None]:
+    """A hint naming the closest candidate (else ``otherwise``), worked out when the error is shown:
+    errors that are only counted, like the 2,001st failing statement, never pay for it."""
+    pool = sorted({c for c in candidates if isinstance(c, str)})[:MAX_CANDIDATES]
+
+    def closest() -> str | None:
+        close = difflib.get_close_matches(name[:200], pool, n=1, cutoff=0.6)
+        return f"did you mean '{close[0]}'?" if close else otherwise
+
+    return closest

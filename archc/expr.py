@@ -1,7 +1,10 @@
-"""Expressions: safe evaluation, partial evaluation, and printing as Python.
+"""Expressions: safe evaluation within a budget.
 
-Nothing here calls ``eval``: the evaluator walks the AST and allows only the
-operators and the handful of builtins the language documents.
+Nothing here calls ``eval``: the evaluator walks the AST and allows only the operators, the
+builtins the language documents and the spec's own pure functions (``def``). Every value is
+checked as it is made: integers within ``MAX_INT``, floats finite, lists and strings within
+their size limits, and every step counts against the spec's budget, so no expression can hang
+the compiler or exhaust its memory. Printing and partial evaluation are in ``exprfold``.
 """
 
 from __future__ import annotations
@@ -9,38 +12,61 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from . import nodes as n
 from .errors import SpecError, did_you_mean
+from .values import MAX_INT, MAX_LIST, MAX_STRING, BlockRef, Function, Iteration, OpRef, TensorInfo, type_name
 
-MAX_INT = 2**62
-MAX_LIST = 100_000
-
-
-@dataclass(frozen=True)
-class BlockRef:
-    """A block used as a value (``ResNet(Bottleneck, ...)``)."""
-
-    name: str
-
-    def __repr__(self) -> str:
-        return self.name
+MAX_STEPS = 2_000_000  # evaluation steps (expression nodes and loop iterations) for one spec
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """What ``in`` / ``out`` expose to expressions."""
+class Budget:
+    """Counts evaluation steps for one spec; past the limit, a located error names it."""
 
-    channels: int | None
-    height: int | None = None
-    width: int | None = None
-    features: int | None = None
+    def __init__(self, limit: int = MAX_STEPS):
+        self.limit = limit
+        self.steps = 0
+
+    def spend(self, span: n.Span | None, steps: int = 1) -> None:
+        self.steps += steps
+        if self.steps > self.limit:
+            raise BudgetExceeded(SpecError(
+                f"evaluating the spec takes more than {self.limit:,} steps", span,
+                hint="a loop or list is far larger than any network needs; check repeat counts and ranges"))
 
 
-def _check_int(value, span):
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise SpecError("number too large", span, hint=f"values are limited to {MAX_INT}")
+class BudgetExceeded(SpecError):
+    """Raised once the budget is spent; elaboration stops at once."""
+
+    def __init__(self, error: SpecError):
+        super().__init__(error.message, error.span, error.hint)
+
+
+_UNLIMITED = Budget(limit=10**18)
+
+
+def check_value(value, span: n.Span | None):
+    """Every value an expression makes: finite, within the size limits, of a type the language has."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise SpecError("number too large", span, hint=f"values are limited to {MAX_INT}")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError("number too large (not finite)", span, hint="floats must be finite")
+        return value
+    if isinstance(value, complex):
+        raise SpecError("the result is a complex number", span, hint="a negative number to a fractional power")
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_LIST:
+            raise SpecError(f"list of {len(value)} items is too long (limit {MAX_LIST})", span)
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise SpecError(f"string of {len(value)} characters is too long (limit {MAX_STRING})", span)
+        return value
     return value
 
 
@@ -68,56 +94,133 @@ _BINARY: dict[str, Callable] = {
 }
 
 
+def _ints(*args) -> bool:
+    return all(isinstance(a, int) and not isinstance(a, bool) for a in args)
+
+
 def _range(*args):
-    if not all(isinstance(a, int) and not isinstance(a, bool) for a in args) or not 1 <= len(args) <= 3:
+    if not _ints(*args) or not 1 <= len(args) <= 3:
         raise TypeError("range() takes one to three integers")
+    if len(args) == 3 and args[2] == 0:
+        raise ValueError("range() step must not be zero")
     r = range(*args)
     if len(r) > MAX_LIST:
         raise ValueError(f"{len(r)} items, more than the limit of {MAX_LIST}")
     return list(r)
 
 
+def _number(x, what: str):
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"{what}() needs a number, got {type_name(x)}")
+    return x
+
+
 def _int(x):
+    if isinstance(x, str):
+        raise TypeError("int() of a string")
     if isinstance(x, float) and not math.isfinite(x):
         raise ValueError("int() of an infinite number")
-    return int(x)
+    return int(_number(x, "int"))
+
+
+def _float(x):
+    return float(_number(x, "float"))
+
+
+def _round(x, ndigits=None):
+    _number(x, "round")
+    if ndigits is not None and not _ints(ndigits):
+        raise TypeError("round()'s second argument must be an integer")
+    return round(x) if ndigits is None else round(x, ndigits)
+
+
+def _ceil(x):
+    return math.ceil(_number(x, "ceil"))
+
+
+def _floor(x):
+    return math.floor(_number(x, "floor"))
+
+
+def _log(x, base=None):
+    _number(x, "log")
+    if x <= 0 or (base is not None and (_number(base, "log") <= 0 or base == 1)):
+        raise ValueError("log() of a number that is not positive (or of base 1)")
+    return math.log(x) if base is None else math.log(x, base)
+
+
+def _sequence(x, what: str):
+    if isinstance(x, Iteration):
+        return list(x)
+    if not isinstance(x, (list, tuple, str)):
+        raise TypeError(f"{what}() needs a list, got {type_name(x)}")
+    return x
+
+
+def _enumerate(xs, start=0):
+    if not _ints(start):
+        raise TypeError("enumerate()'s start must be an integer")
+    return Iteration([(i + start, x) for i, x in enumerate(_sequence(xs, "enumerate"))])
+
+
+def _zip(*lists):
+    return Iteration([tuple(t) for t in zip(*(_sequence(x, "zip") for x in lists))])
+
+
+def _len(x):
+    if isinstance(x, Iteration) or not isinstance(x, (list, tuple, str)):
+        raise TypeError(f"a {type_name(x)} has no len()")
+    return len(x)
+
+
+def _aggregate(f, what: str):
+    def run(*args):
+        items = _sequence(args[0], what) if len(args) == 1 else args
+        if not items:
+            raise ValueError(f"{what}() of an empty list")
+        return f(items)
+
+    return run
+
+
+def _sum(xs, start=0):
+    return sum(_sequence(xs, "sum"), start)
 
 
 BUILTINS: dict[str, Callable] = {
-    "len": len,
-    "min": min,
-    "max": max,
+    "len": _len,
+    "min": _aggregate(min, "min"),
+    "max": _aggregate(max, "max"),
     "int": _int,
-    "float": float,
-    "abs": abs,
-    "sum": sum,
+    "float": _float,
+    "abs": lambda x: abs(_number(x, "abs")),
+    "sum": _sum,
     "range": _range,
+    "round": _round,
+    "ceil": _ceil,
+    "floor": _floor,
+    "log": _log,
+    "enumerate": _enumerate,
+    "zip": _zip,
 }
-
-
-def type_name(value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, BlockRef):
-        return "block"
-    return {int: "int", float: "float", str: "string", list: "list", tuple: "tuple"}.get(type(value), type(value).__name__)
 
 
 class Evaluator:
     """Evaluates expressions in ``env``; ``tensors`` answers ``in`` and ``out``."""
 
-    def __init__(self, env: Mapping[str, object], tensors: Callable[[str, n.Span], TensorInfo] | None = None):
+    def __init__(self, env: Mapping[str, object], tensors: Callable[[str, n.Span], TensorInfo] | None = None,
+                 budget: Budget | None = None):
         self.env = env
         self.tensors = tensors
+        self.budget = budget or _UNLIMITED
 
     def __call__(self, e: n.Expr):
+        self.budget.spend(e.span)
         method = getattr(self, "_" + type(e).__name__)
         return method(e)
 
     def _Num(self, e: n.Num):
-        return _check_int(e.value, e.span)
+        return check_value(e.value, e.span)
 
     def _Str(self, e: n.Str):
         return e.value
@@ -130,6 +233,10 @@ class Evaluator:
             return self.env[e.name]
         if e.name in BUILTINS:
             return BUILTINS[e.name]
+        from .ops import REGISTRY
+
+        if e.name in REGISTRY and REGISTRY[e.name].value:
+            return OpRef(e.name)
         raise SpecError(f"undefined name '{e.name}'", e.span, hint=did_you_mean(e.name, list(self.env)))
 
     def _TensorRef(self, e: n.TensorRef):
@@ -139,11 +246,10 @@ class Evaluator:
 
     def _Attr(self, e: n.Attr):
         value = self(e.value)
-        if isinstance(value, TensorInfo) and e.name in ("channels", "height", "width", "features"):
+        if isinstance(value, TensorInfo) and e.name in TensorInfo.ATTRIBUTES:
             result = getattr(value, e.name)
             if result is None:
-                kind = "a flat tensor" if value.features is not None else "a C x H x W tensor"
-                raise SpecError(f"'{e.name}' is not defined for {kind}", e.span)
+                raise SpecError(f"'{e.name}' is not defined for {value.kind}", e.span)
             return result
         raise SpecError(f"no attribute '{e.name}' on a {type_name(value)}", e.span,
                         hint="tensors have .channels, .height, .width (and .features once flattened)")
@@ -173,23 +279,47 @@ class Evaluator:
                 raise SpecError(f"unsupported operand types for **: {type_name(left)} and {type_name(right)}", e.span)
             if abs(right) > 64 and abs(left) > 1:
                 raise SpecError("exponent too large", e.span)
-            return _check_int(left**right, e.span)
+            if left == 0 and right < 0:
+                raise SpecError("zero to a negative power", e.span)
+            try:
+                return check_value(left**right, e.span)
+            except OverflowError:
+                raise SpecError("number too large", e.span) from None
         if e.op in ("/", "//", "%") and _is_number(right) and right == 0:
             raise SpecError("division by zero", e.span)
-        if e.op == "*" and isinstance(right, int) and isinstance(left, (list, tuple, str)) or (
-            e.op == "*" and isinstance(left, int) and isinstance(right, (list, tuple, str))
-        ):
-            size = len(left if not isinstance(left, int) else right) * (right if isinstance(right, int) else left)
-            if size > MAX_LIST:
-                raise SpecError(f"list of {size} items is too long (limit {MAX_LIST})", e.span)
+        if e.op in ("+", "*") and (isinstance(left, (list, tuple, str)) or isinstance(right, (list, tuple, str))):
+            self._check_size(e.op, left, right, e.span)
+        if isinstance(left, (Iteration, TensorInfo, Function, BlockRef, OpRef)) or \
+                isinstance(right, (Iteration, TensorInfo, Function, BlockRef, OpRef)):
+            if e.op not in ("==", "!="):
+                raise SpecError(f"unsupported operand types for {e.op}: {type_name(left)} and {type_name(right)}",
+                                e.span)
         try:
-            return _check_int(_BINARY[e.op](left, right), e.span)
+            return check_value(_BINARY[e.op](left, right), e.span)
         except TypeError:
             raise SpecError(
                 f"unsupported operand types for {e.op}: {type_name(left)} and {type_name(right)}", e.span
             ) from None
-        except (OverflowError, ValueError) as exc:
-            raise SpecError(str(exc), e.span) from None
+        except (OverflowError, ValueError, ZeroDivisionError) as exc:
+            raise SpecError(str(exc) or "arithmetic error", e.span) from None
+
+    @staticmethod
+    def _check_size(op: str, left, right, span) -> None:
+        """Lists and strings grow by ``+`` and ``*``: check the size before making them."""
+        if op == "+":
+            if isinstance(left, (list, tuple, str)) and isinstance(right, (list, tuple, str)):
+                size = len(left) + len(right)
+            else:
+                return
+        else:
+            seq, count = (left, right) if isinstance(left, (list, tuple, str)) else (right, left)
+            if not isinstance(count, int) or isinstance(count, bool):
+                return
+            size = len(seq) * max(count, 0)
+        limit = MAX_STRING if isinstance(left, str) or isinstance(right, str) else MAX_LIST
+        if size > limit:
+            raise SpecError(f"{'string' if limit == MAX_STRING else 'list'} of {size} items is too long "
+                            f"(limit {limit})", span)
 
     def _IfExp(self, e: n.IfExp):
         return self(e.then) if self(e.cond) else self(e.orelse)
@@ -204,216 +334,97 @@ class Evaluator:
             raise SpecError(f"index {index} out of range for a {type_name(value)} of length {len(value)}", e.span)
         return value[index]
 
+    def _Slice(self, e: n.Slice):
+        value = self(e.value)
+        if not isinstance(value, (list, tuple, str)):
+            raise SpecError(f"a {type_name(value)} cannot be sliced", e.span)
+        bounds = []
+        for b in (e.lower, e.upper):
+            v = None if b is None else self(b)
+            if v is not None and not _ints(v):
+                raise SpecError(f"slice bounds must be integers, not {type_name(v)}", b.span)
+            bounds.append(v)
+        return value[bounds[0]:bounds[1]]
+
+    def _ListComp(self, e: n.ListComp):
+        items = self(e.iterable)
+        if not isinstance(items, (list, tuple, Iteration)):
+            raise SpecError(f"a comprehension needs a list or range(...), got {type_name(items)}", e.iterable.span)
+        env = dict(self.env)
+        inner = Evaluator(env, self.tensors, self.budget)
+        out = []
+        for item in items:
+            bind(e.pattern, item, env, e.span)
+            if e.cond is None or inner(e.cond):
+                out.append(inner(e.element))
+        return out
+
     def _Call(self, e: n.Call):
-        if not (isinstance(e.func, n.Var) and e.func.name in BUILTINS and e.func.name not in self.env):
-            name = e.func.name if isinstance(e.func, n.Var) else "this"
+        name = e.func.name if isinstance(e.func, n.Var) else "this"
+        func = self.env.get(name) if name in self.env else BUILTINS.get(name)
+        if isinstance(func, Function):
+            return self._call_function(func, e)
+        if not callable(func) or func not in BUILTINS.values():
             raise SpecError(f"'{name}' cannot be called in an expression", e.span,
-                            hint="expressions may call " + ", ".join(sorted(BUILTINS)))
+                            hint="expressions may call " + ", ".join(sorted(BUILTINS)) + " and the spec's own def's")
         if e.kwargs:
-            raise SpecError(f"{e.func.name}() takes no keyword arguments", e.span)
+            raise SpecError(f"{name}() takes no keyword arguments", e.span)
         args = [self(a) for a in e.args]
         try:
-            return BUILTINS[e.func.name](*args)
+            return check_value(func(*args), e.span)
         except (TypeError, ValueError, OverflowError) as exc:
-            raise SpecError(f"{e.func.name}(): {exc}", e.span) from None
+            raise SpecError(f"{name}(): {exc}", e.span) from None
+
+    def _call_function(self, func: Function, e: n.Call):
+        d = func.definition
+        names = [p.name for p in d.params]
+        args = [self(a) for a in e.args]
+        if len(args) > len(names):
+            raise SpecError(f"{d.name}() takes {len(names)} arguments but {len(args)} were given", e.span)
+        bound = dict(zip(names, args))
+        for key, value in e.kwargs:
+            if key not in names:
+                raise SpecError(f"{d.name}() has no parameter '{key}'", value.span, hint=did_you_mean(key, names))
+            if key in bound:
+                raise SpecError(f"{d.name}() got '{key}' twice", value.span)
+            bound[key] = self(value)
+        for p in d.params:
+            if p.name not in bound:
+                if p.default is None:
+                    raise SpecError(f"{d.name}() is missing its argument '{p.name}'", e.span)
+                bound[p.name] = Evaluator(func.globals, None, self.budget)(p.default)
+        env = dict(func.globals)
+        env.update(bound)
+        inner = Evaluator(env, None, self.budget)
+        try:
+            for let in d.lets:
+                env[let.name] = inner(let.value)
+            return inner(d.result)
+        except BudgetExceeded:
+            raise
+        except SpecError as exc:
+            raise exc.add_note(f"in {d.name}(), called here", e.span) from None
+
+
+def bind(pattern: n.Pattern, value, env: dict, span: n.Span) -> None:
+    """Assign ``value`` to the names of ``pattern``, unpacking tuples and lists."""
+    if isinstance(pattern, str):
+        env[pattern] = value
+        return
+    if not isinstance(value, (list, tuple)) or len(value) != len(pattern):
+        got = f"{len(value)} values" if isinstance(value, (list, tuple)) else f"a {type_name(value)}"
+        raise SpecError(f"cannot unpack {got} into {len(pattern)} names", span)
+    for p, v in zip(pattern, value):
+        bind(p, v, env, span)
 
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def evaluate(e: n.Expr, env: Mapping[str, object], tensors=None):
-    return Evaluator(env, tensors)(e)
+def evaluate(e: n.Expr, env: Mapping[str, object], tensors=None, budget: Budget | None = None):
+    return Evaluator(env, tensors, budget)(e)
 
 
-# ------------------------------------------------------------------ printing
-
-_PREC = {
-    "ifexp": 0, "or": 1, "and": 2, "not": 3,
-    "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
-    "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "unary": 7, "**": 8,
-}
-_ATOM = 10
-
-
-def literal(value, span: n.Span) -> n.Expr:
-    """A value turned back into an expression node."""
-    if isinstance(value, bool) or value is None:
-        return n.Const(value, span)
-    if isinstance(value, (int, float)):
-        return n.Num(value, span)
-    if isinstance(value, str):
-        return n.Str(value, span)
-    if isinstance(value, (list, tuple)):
-        return n.ListExpr([literal(v, span) for v in value], span, tuple=isinstance(value, tuple))
-    if isinstance(value, BlockRef):
-        return n.Var(value.name, span)
-    raise TypeError(f"no literal for {value!r}")
-
-
-def to_python(e: n.Expr, name: Callable[[str], str] = lambda s: s, tensor: Callable[[str, str], str] | None = None) -> str:
-    """Print ``e`` as Python source, with the fewest parentheses."""
-
-    def prec(x: n.Expr) -> int:
-        if isinstance(x, n.IfExp):
-            return 0
-        if isinstance(x, n.BinOp):
-            return _PREC[x.op]
-        if isinstance(x, n.UnaryOp):
-            return _PREC["not"] if x.op == "not" else _PREC["unary"]
-        if isinstance(x, n.Num) and x.value < 0:
-            return _PREC["unary"]
-        return _ATOM
-
-    def wrap(x: n.Expr, minimum: int) -> str:
-        text = go(x)
-        return f"({text})" if prec(x) < minimum else text
-
-    def go(x: n.Expr) -> str:
-        if isinstance(x, n.Num):
-            return repr(x.value)
-        if isinstance(x, n.Str):
-            plain = '"' not in x.value and "\\" not in x.value and "\n" not in x.value
-            return f'"{x.value}"' if plain else repr(x.value)
-        if isinstance(x, n.Const):
-            return repr(x.value)
-        if isinstance(x, n.Var):
-            return name(x.name)
-        if isinstance(x, n.Attr) and isinstance(x.value, n.TensorRef) and tensor is not None:
-            return tensor(x.value.which, x.name)
-        if isinstance(x, n.TensorRef):
-            raise SpecError(f"'{x.which}' must be followed by .channels here", x.span)
-        if isinstance(x, n.Attr):
-            return f"{wrap(x.value, _ATOM)}.{x.name}"
-        if isinstance(x, n.ListExpr):
-            inner = ", ".join(go(i) for i in x.items)
-            if x.tuple:
-                return f"({inner},)" if len(x.items) == 1 else f"({inner})"
-            return f"[{inner}]"
-        if isinstance(x, n.UnaryOp):
-            if x.op == "not":
-                return f"not {wrap(x.operand, _PREC['not'])}"
-            return f"{x.op}{wrap(x.operand, _PREC['unary'])}"
-        if isinstance(x, n.BinOp):
-            p = _PREC[x.op]
-            if x.op == "**":  # right-associative
-                return f"{wrap(x.left, p + 1)} ** {wrap(x.right, p)}"
-            right_min = p + 1 if x.op not in ("and", "or") else p
-            return f"{wrap(x.left, p)} {x.op} {wrap(x.right, right_min)}"
-        if isinstance(x, n.IfExp):
-            return f"{wrap(x.then, 1)} if {wrap(x.cond, 1)} else {wrap(x.orelse, 0)}"
-        if isinstance(x, n.Index):
-            return f"{wrap(x.value, _ATOM)}[{go(x.index)}]"
-        if isinstance(x, n.Call):
-            args = [go(a) for a in x.args] + [f"{k}={go(v)}" for k, v in x.kwargs]
-            return f"{wrap(x.func, _ATOM)}({', '.join(args)})"
-        raise TypeError(type(x))
-
-    return go(e)
-
-
-# --------------------------------------------------------- partial evaluation
-
-
-def fold(e: n.Expr, known: Mapping[str, object], subst: Mapping[str, n.Expr] | None = None,
-         tensors: Callable[[n.TensorRef, str], n.Expr | None] | None = None) -> n.Expr:
-    """Substitute what is known and fold constant parts.
-
-    ``known`` maps names to values, ``subst`` maps names to expressions (the
-    symbols of the generated code); names in neither stay as they are.
-    """
-    subst = subst or {}
-
-    def is_lit(x: n.Expr) -> bool:
-        if isinstance(x, (n.Num, n.Str, n.Const)):
-            return True
-        if isinstance(x, n.ListExpr):
-            return all(is_lit(i) for i in x.items)
-        return False
-
-    def value(x: n.Expr):
-        return Evaluator({})(x)
-
-    def go(x: n.Expr) -> n.Expr:
-        if isinstance(x, n.Var):
-            if x.name in known:
-                v = known[x.name]
-                return literal(v, x.span) if not callable(v) else x
-            return subst.get(x.name, x)
-        if isinstance(x, n.Attr) and isinstance(x.value, n.TensorRef) and tensors is not None:
-            replaced = tensors(x.value, x.name)
-            return replaced if replaced is not None else x
-        if isinstance(x, (n.Num, n.Str, n.Const, n.TensorRef)):
-            return x
-        if isinstance(x, n.ListExpr):
-            return n.ListExpr([go(i) for i in x.items], x.span, x.tuple)
-        if isinstance(x, n.UnaryOp):
-            operand = go(x.operand)
-            out = n.UnaryOp(x.op, operand, x.span)
-            return literal(value(out), x.span) if is_lit(operand) else out
-        if isinstance(x, n.BinOp):
-            left, right = go(x.left), go(x.right)
-            if x.op in ("and", "or") and is_lit(left):
-                lv = value(left)
-                if x.op == "and":
-                    return right if lv else left
-                return left if lv else right
-            out = n.BinOp(x.op, left, right, x.span)
-            return literal(value(out), x.span) if is_lit(left) and is_lit(right) else out
-        if isinstance(x, n.IfExp):
-            cond = go(x.cond)
-            if is_lit(cond):
-                return go(x.then) if value(cond) else go(x.orelse)
-            return n.IfExp(cond, go(x.then), go(x.orelse), x.span)
-        if isinstance(x, n.Index):
-            base, index = go(x.value), go(x.index)
-            out = n.Index(base, index, x.span)
-            return literal(value(out), x.span) if is_lit(base) and is_lit(index) else out
-        if isinstance(x, n.Call):
-            args = [go(a) for a in x.args]
-            out = n.Call(x.func, args, [(k, go(v)) for k, v in x.kwargs], x.span)
-            foldable = isinstance(x.func, n.Var) and x.func.name in BUILTINS and x.func.name != "range"
-            if foldable and all(is_lit(a) for a in args) and not x.kwargs:  # range(20) stays readable
-                return literal(value(out), x.span)
-            return out
-        if isinstance(x, n.Attr):
-            return n.Attr(go(x.value), x.name, x.span)
-        raise TypeError(type(x))
-
-    return go(e)
-
-
-def free_names(e: n.Expr) -> set[str]:
-    """Names an expression reads (builtins called as functions excluded)."""
-    found: set[str] = set()
-
-    def go(x) -> None:
-        if isinstance(x, n.Var):
-            found.add(x.name)
-        elif isinstance(x, n.Call):
-            if not isinstance(x.func, n.Var):
-                go(x.func)
-            for a in x.args:
-                go(a)
-            for _, v in x.kwargs:
-                go(v)
-        elif isinstance(x, n.ListExpr):
-            for i in x.items:
-                go(i)
-        elif isinstance(x, n.BinOp):
-            go(x.left)
-            go(x.right)
-        elif isinstance(x, n.UnaryOp):
-            go(x.operand)
-        elif isinstance(x, n.IfExp):
-            go(x.cond)
-            go(x.then)
-            go(x.orelse)
-        elif isinstance(x, n.Index):
-            go(x.value)
-            go(x.index)
-        elif isinstance(x, n.Attr):
-            go(x.value)
-
-    go(e)
-    return found
+__all__ = ["BUILTINS", "MAX_INT", "MAX_LIST", "MAX_STEPS", "BlockRef", "Budget", "BudgetExceeded", "Evaluator",
+           "Function", "Iteration", "OpRef", "TensorInfo", "bind", "check_value", "evaluate", "type_name"]

@@ -21,12 +21,14 @@ class OpNode:
     op: str  # a registry kind, or input / concat / add
     args: dict[str, Any]
     in_shapes: tuple[tuple[int, ...], ...]
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # the output's sizes in its layout's order, batch excluded
+    layout: str = "CHW"  # the output's layout (layout.py): CHW, HWC, F or LD
     params: int = 0
     macs: int = 0
     scope: tuple[str, ...] = ()  # module paths of the enclosing block instances and named seqs
     side: str | None = None  # the side output this op belongs to
     span: Span | None = None
+    learned: bool = False  # ``name`` is a learned tensor (an nn.Parameter attribute), not a module
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,12 @@ class Graph:
         return [data["op"] for data in self.g.nodes.values()]
 
     def modules(self) -> dict[str, OpNode]:
-        return {op.name: op for op in self.ops() if op.name is not None}
+        """The ops that are modules of the generated model, by module path."""
+        return {op.name: op for op in self.ops() if op.name is not None and not op.learned}
+
+    def learned(self) -> dict[str, OpNode]:
+        """The ops that own a learned tensor (an nn.Parameter, not a module), by its state_dict key."""
+        return {op.name: op for op in self.ops() if op.name is not None and op.learned}
 
     @property
     def params(self) -> int:

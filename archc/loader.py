@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import keyword
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import nodes as n
 from .errors import SpecError
+from .files import FileProblem, read_spec_bytes
 from .parser import parse
 
 
@@ -22,21 +24,23 @@ class Program:
     networks: dict[str, n.NetworkDef] = field(default_factory=dict)
     variants: dict[str, n.VariantDef] = field(default_factory=dict)  # the main file's only
     lets: list[n.Let] = field(default_factory=list)
+    funcs: dict[str, n.FuncDef] = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
         return self.path.stem
 
 
+class SpecFileError(SpecError):
+    """A spec file that cannot be read: located at the ``use`` that names it, or unlocated (``span`` None)
+    when it was named on the command line or to ``archc.load``."""
+
+
 def read_spec(path: Path, span: n.Span | None = None) -> str:
-    if path.is_dir():
-        raise SpecError(f"'{path}' is a directory, not a spec file", span)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(f"no such file: '{path}'", span) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read '{path}': {exc.strerror}", span) from None
+        data = read_spec_bytes(path)
+    except FileProblem as exc:
+        raise SpecFileError(str(exc), span) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -53,6 +57,8 @@ def load_program(path: str | Path) -> Program:
     _collect(main, path, program, seen, [path.resolve()])
     for module in program.modules:
         program.lets.extend(module.lets)
+        for func in module.funcs:
+            _define(program.funcs, func, "function")
         for block in module.blocks:
             _define(program.blocks, block, "block")
         for net in module.networks:
@@ -63,7 +69,89 @@ def load_program(path: str | Path) -> Program:
     for variant in main.variants:
         _define(program.variants, variant, "variant")
     _check_module_names(program)
+    _check_local_names(program)
+    _check_function_calls(program)
     return program
+
+
+# Names the generated code itself uses in every class and factory.
+GENERATED_LOCALS = frozenset({"self", "x", "super", "in_channels", "out_channels"})
+
+
+def _check_local_names(program: Program) -> None:
+    """A body's lets and loop variables, and a function's parameters and lets, are local variables of the
+    generated code. Python makes a name local to its whole function, whereas a spec's let binds from
+    where it stands: so a local may not reuse a name of the file (a block, network, function or let), an
+    op, a builtin or a name the generated code uses, or the two would disagree."""
+    from .expr import BUILTINS
+    from .ops import REGISTRY
+
+    globals_ = set(program.blocks) | set(program.networks) | set(program.funcs) | {let.name for let in program.lets}
+    taken = globals_ | set(REGISTRY) | set(BUILTINS) | _BUILTINS | set(GENERATED_IMPORTS) | GENERATED_LOCALS
+
+    def check(name: str, span: n.Span, what: str) -> None:
+        if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name.startswith("_") or name in taken:
+            if name in globals_:
+                reason = "a name this file defines"
+            elif name in REGISTRY:
+                reason = "an op's name"
+            elif keyword.iskeyword(name) or keyword.issoftkeyword(name):
+                reason = "a Python keyword"
+            elif name.startswith("_"):
+                reason = "marked with '_' as the generated code's own"
+            else:
+                reason = "a name the generated code needs (a builtin or its own)"
+            raise SpecError(f"{what} '{name}' is {reason}", span, hint="give the local value a name of its own")
+
+    def walk(stmts) -> None:
+        for s in stmts:
+            if isinstance(s, n.Let):
+                check(s.name, s.span, "the let")
+            elif isinstance(s, n.For):
+                for name in n.pattern_names(s.var):
+                    check(name, s.span, "the loop variable")
+            for attr in ("body", "branches", "orelse"):
+                walk(getattr(s, attr, None) or [])
+            if isinstance(s, n.Residual) and s.shortcut is not None:
+                walk(s.shortcut.body)
+
+    for definition in [*program.blocks.values(), *program.networks.values()]:
+        walk(definition.body)
+    for func in program.funcs.values():
+        for p in func.params:
+            check(p.name, p.span, "the parameter")
+        for let in func.lets:
+            check(let.name, let.span, "the let")
+
+
+def _check_function_calls(program: Program) -> None:
+    """Functions may call each other but never, through any chain, themselves: every call ends."""
+    from .exprfold import free_names
+
+    calls = {}
+    for name, func in program.funcs.items():
+        names = set(free_names(func.result))
+        for let in func.lets:
+            names |= free_names(let.value)
+        for p in func.params:
+            if p.default is not None:
+                names |= free_names(p.default)
+        calls[name] = sorted(names & set(program.funcs))
+    done: set[str] = set()
+
+    def visit(name: str, chain: list[str]) -> None:
+        if name in chain:
+            cycle = chain[chain.index(name):] + [name]
+            raise SpecError(f"function '{name}' calls itself ({' -> '.join(cycle)})", program.funcs[name].span,
+                            hint="functions cannot recurse: write the computation with a list comprehension")
+        if name in done:
+            return
+        for callee in calls[name]:
+            visit(callee, chain + [name])
+        done.add(name)
+
+    for name in calls:
+        visit(name, [])
 
 
 # What a generated module imports; with Python's builtins, its own names must not shadow these.
@@ -74,16 +162,22 @@ def _check_module_names(program: Program) -> None:
     """Blocks and networks become classes, variants functions, lets constants of one generated module."""
     owners: dict[str, tuple[str, n.Span]] = {}
     items = [("block", b) for b in program.blocks.values()] + [("network", x) for x in program.networks.values()]
+    items += [("function", f) for f in program.funcs.values()]
     items += [("variant", v) for v in program.main.variants] + [("let", let) for let in program.lets]
     for kind, item in items:
         name, span = item.name, item.span
+        if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+            raise SpecError(f"{kind} name '{name}' is a Python keyword", span, hint="choose another name")
+        if name.startswith("_") and not name.startswith("__"):
+            raise SpecError(f"{kind} name '{name}' starts with '_', which marks the generated module's own helpers",
+                            span, hint="choose another name")
         if name in GENERATED_IMPORTS or name in _BUILTINS or name.startswith("__"):
             if name in _BUILTINS:
                 message = f"{kind} name '{name}' would shadow Python's builtin '{name}' in the generated module"
             else:
                 message = f"{kind} name '{name}' clashes with '{name}', which the generated module imports"
             raise SpecError(message, span, hint="choose another name")
-        if name in owners and owners[name][0] != kind and {kind, owners[name][0]} & {"variant", "let"}:
+        if name in owners and owners[name][0] != kind and {kind, owners[name][0]} & {"variant", "let", "function"}:
             raise SpecError(f"{kind} '{name}' has the name of a {owners[name][0]}: both would be '{name}' in the "
                             "generated module", span, notes=[("the other is defined here", owners[name][1])])
         owners.setdefault(name, (kind, span))

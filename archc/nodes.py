@@ -100,6 +100,16 @@ class Index:
 
 
 @dataclass(eq=False)
+class Slice:
+    """``value[lower:upper]``, either bound optional."""
+
+    value: Expr
+    lower: Expr | None
+    upper: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
 class Call:
     func: Expr
     args: list[Expr]
@@ -107,7 +117,29 @@ class Call:
     span: Span
 
 
-Expr = Num | Str | Const | Var | TensorRef | Attr | ListExpr | BinOp | UnaryOp | IfExp | Index | Call
+# A loop variable: a name, or a tuple of them to unpack (``for t, (c, n) in ...``).
+Pattern = str | tuple
+
+
+@dataclass(eq=False)
+class ListComp:
+    """``[element for pattern in iterable if cond]``."""
+
+    element: Expr
+    pattern: Pattern
+    iterable: Expr
+    cond: Expr | None
+    span: Span
+
+
+Expr = Num | Str | Const | Var | TensorRef | Attr | ListExpr | BinOp | UnaryOp | IfExp | Index | Slice | Call | ListComp
+
+
+def pattern_names(pattern: Pattern) -> list[str]:
+    """The names a pattern binds, in order."""
+    if isinstance(pattern, str):
+        return [pattern]
+    return [name for p in pattern for name in pattern_names(p)]
 
 
 # ----------------------------------------------------------------- statements
@@ -122,6 +154,7 @@ class Target:
 
     parts: list[str | Expr]
     span: Span
+    quoted: bool = False  # written as a string (``"block1-0"``): need not be a Python identifier
 
     @property
     def is_plain(self) -> bool:
@@ -166,6 +199,15 @@ class Concat:
 
 
 @dataclass(eq=False)
+class Gate:
+    """``gate { body }``: the input multiplied by what the body computes from it (broadcast)."""
+
+    body: list[Stmt]
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
 class Dense:
     """``dense(checkpoint = c) { members }``: each member reads the concatenation of the input and
     every earlier member's output; the result is the concatenation of them all."""
@@ -187,7 +229,7 @@ class Shortcut:
 
 @dataclass(eq=False)
 class Residual:
-    arguments: Arguments  # scale = ...
+    arguments: Arguments  # scale, when, stochastic_depth, mode
     body: list[Stmt]
     shortcut: Shortcut | None
     cond: Expr | None
@@ -206,7 +248,7 @@ class Side:
 
 @dataclass(eq=False)
 class For:
-    var: str
+    var: Pattern
     iterable: Expr
     body: list[Stmt]
     span: Span
@@ -227,7 +269,7 @@ class Let:
     span: Span
 
 
-Stmt = Layer | Seq | Concat | Dense | Residual | Side | For | If | Let
+Stmt = Layer | Seq | Concat | Gate | Dense | Residual | Side | For | If | Let
 
 
 # ------------------------------------------------------------------ top level
@@ -247,6 +289,7 @@ class BlockDef:
     body: list[Stmt]
     span: Span
     doc: str = ""
+    sequential: bool = False  # ``block B(...) = seq { ... }``: an nn.Sequential whose children are numbered
 
 
 @dataclass(eq=False)
@@ -271,6 +314,17 @@ class VariantDef:
 
 
 @dataclass(eq=False)
+class FuncDef:
+    """``def name(params) { let ...; return expr }``: a pure helper for expressions."""
+
+    name: str
+    params: list[Param]
+    lets: list[Let]
+    result: Expr
+    span: Span
+
+
+@dataclass(eq=False)
 class Use:
     path: str
     span: Span
@@ -284,6 +338,7 @@ class Module:
     source: str
     uses: list[Use] = field(default_factory=list)
     lets: list[Let] = field(default_factory=list)
+    funcs: list[FuncDef] = field(default_factory=list)
     blocks: list[BlockDef] = field(default_factory=list)
     networks: list[NetworkDef] = field(default_factory=list)
     variants: list[VariantDef] = field(default_factory=list)

@@ -6,18 +6,17 @@ Transformer turns the parse tree into ``nodes`` classes.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import nodes as n
 from .errors import SpecError, remember_source
+from .limits import check_nesting, check_text
 
 _OPEN = {"LPAR", "LSQB"}
-_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\u2028\u2029\ufeff]")
 _CLOSE = {"RPAR", "RSQB"}
 _JOINS_PREVIOUS = {"SHORTCUT", "ELSE"}  # keywords that continue the statement before them
 
@@ -36,7 +35,7 @@ class _Separators:
         last: Token | None = None
         for tok in stream:
             if tok.type in ("_NL", "SEMI"):
-                if not stack and last is not None and last.type not in ("LBRACE", "_SEP"):
+                if not stack and last is not None and last.type not in ("LBRACE", "INTERP", "_SEP"):
                     pending = pending or Token.new_borrow_pos("_SEP", tok.value, tok)
                 continue
             if pending is not None:
@@ -44,7 +43,7 @@ class _Separators:
                     last = pending
                     yield pending
                 pending = None
-            if tok.type == "RBRACE" and stack and stack[-1].type == "LBRACE":
+            if tok.type == "RBRACE" and stack and stack[-1].type == "INTERP":
                 stack.pop()
             elif tok.type == "RBRACE":
                 if bodies:
@@ -53,6 +52,7 @@ class _Separators:
                     last = Token.new_borrow_pos("_SEP", "", tok)
                     yield last
             elif tok.type == "LBRACE" and _interpolates(last, tok):
+                tok = Token.new_borrow_pos("INTERP", tok.value, tok)
                 stack.append(tok)
             elif tok.type in _OPEN:
                 stack.append(tok)
@@ -70,7 +70,7 @@ def _interpolates(last: Token | None, brace: Token) -> bool:
     """``layer{s + 1}``: a '{' written right after a name opens an interpolation."""
     return (
         last is not None
-        and last.type in ("NAME", "RBRACE")
+        and last.type in ("NAME", "BLOCK", "GATE", "RBRACE")
         and last.end_pos == brace.start_pos
     )
 
@@ -93,12 +93,7 @@ def parse(text: str, file: str = "<string>") -> n.Module:
     """Parse one spec file's text into a ``nodes.Module``."""
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     remember_source(file, text)
-    bad = _CONTROL.search(text)
-    if bad:
-        line = text.count("\n", 0, bad.start()) + 1
-        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
-        raise SpecError(f"control character U+{ord(bad.group()):04X} in the spec", n.Span(file, line, col, line, col + 1),
-                        hint="a spec is plain text")
+    check_text(text, file)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
@@ -109,6 +104,7 @@ def parse(text: str, file: str = "<string>") -> n.Module:
         if isinstance(exc.orig_exc, SpecError):
             raise exc.orig_exc from None
         raise
+    check_nesting(module)
     module.source = text
     module.header = _header_comment(text)
     return module
@@ -130,6 +126,7 @@ _TOKEN_WORDS = {
     "NUMBER": "number",
     "STRING": "string",
     "LBRACE": "'{'",
+    "INTERP": "'{'",
     "RBRACE": "'}'",
     "LPAR": "'('",
     "RPAR": "')'",
@@ -166,11 +163,14 @@ def _syntax_error(exc: UnexpectedInput, file: str) -> SpecError:
         expected = sorted(_TOKEN_WORDS.get(t, t.lower().strip('"')) for t in exc.expected if not t.startswith("__"))
         hint = None
         unclosed = getattr(_parser().options.postlex, "open_brackets", [])
-        if unclosed and tok.type in ("RBRACE", "_SEP", "$END"):
+        # a bracket left open swallows the line ends after it, so the error shows up a line or more later
+        if unclosed and (tok.type in ("RBRACE", "_SEP", "$END") or (tok.line or 0) > (unclosed[-1].line or 0)):
             opener = unclosed[-1]
             closer = {"(": ")", "[": "]", "{": "}"}[opener.value]
+            notes = [] if tok.type in ("_SEP", "$END") or tok.line is None else \
+                [(f"still inside it at {_describe(tok)} here", _tok_span(tok, file))]
             return SpecError(f"'{opener.value}' is never closed", _tok_span(opener, file),
-                             hint=f"add the missing '{closer}'")
+                             hint=f"add the missing '{closer}'", notes=notes)
         elif {"NUMBER", "NAME"} <= set(exc.expected):
             hint = "expected an expression"
         elif expected:
@@ -192,21 +192,53 @@ def _tok_span(tok: Token, file: str) -> n.Span:
     return n.Span(file, line, col, end_line, end_col)
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
-    """Parse tree -> ``nodes`` objects, every one with its span."""
+@lru_cache(maxsize=1)
+def _fragment_parser() -> Lark:
+    """Expressions alone, for the interpolations inside a quoted name (which hold no newline)."""
+    grammar = (Path(__file__).parent / "grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", lexer="basic", start="expr", propagate_positions=True,
+                maybe_placeholders=True, cache=True)
 
-    def __init__(self, file: str):
+
+def _parse_fragment(text: str, file: str, line: int, column: int) -> n.Expr:
+    """An expression written at ``line``:``column`` inside a string."""
+    try:
+        tree = _fragment_parser().parse(text)
+    except UnexpectedInput as exc:
+        error = _syntax_error(exc, file)
+        col = column + (getattr(exc, "column", 1) or 1) - 1
+        raise SpecError(error.message, n.Span(file, line, col, line, col + 1), hint=error.hint) from None
+    try:
+        return _ToAst(file, line - 1, column - 1).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, SpecError):
+            raise exc.orig_exc from None
+        raise
+
+
+@v_args(meta=True)
+class _ToAst(Transformer_NonRecursive):
+    """Parse tree -> ``nodes`` objects, every one with its span (shifted by an offset for a fragment)."""
+
+    def __init__(self, file: str, line_offset: int = 0, column_offset: int = 0):
         super().__init__()
         self.file = file
+        self.line_offset = line_offset
+        self.column_offset = column_offset
 
     def _span(self, meta) -> n.Span:
         if getattr(meta, "empty", True):
-            return n.Span(self.file, 1, 1, 1, 2)
-        return n.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+            return n.Span(self.file, 1 + self.line_offset, 1 + self.column_offset, 1 + self.line_offset,
+                          2 + self.column_offset)
+        return n.Span(self.file, meta.line + self.line_offset, meta.column + self.column_offset,
+                      meta.end_line + self.line_offset, meta.end_column + self.column_offset)
 
     def _tspan(self, tok: Token) -> n.Span:
-        return _tok_span(tok, self.file)
+        span = _tok_span(tok, self.file)
+        if not (self.line_offset or self.column_offset):
+            return span
+        return n.Span(self.file, span.line + self.line_offset, span.column + self.column_offset,
+                      span.end_line + self.line_offset, span.end_column + self.column_offset)
 
     # top level
     def start(self, meta, items):
@@ -215,6 +247,7 @@ class _ToAst(Transformer):
             {
                 n.Use: module.uses,
                 n.Let: module.lets,
+                n.FuncDef: module.funcs,
                 n.BlockDef: module.blocks,
                 n.NetworkDef: module.networks,
                 n.VariantDef: module.variants,
@@ -234,8 +267,15 @@ class _ToAst(Transformer):
         return n.Param(str(items[0]), items[1], self._span(meta))
 
     def block(self, meta, items):
-        _, name, params, body = items
-        return n.BlockDef(str(name), params or [], body, self._span(meta))
+        _, name, params, seq_mark, body = items
+        return n.BlockDef(str(name), params or [], body, self._span(meta), sequential=seq_mark is not None)
+
+    def seq_mark(self, meta, items):
+        return True
+
+    def def_(self, meta, items):
+        name, params, *lets, result = items
+        return n.FuncDef(str(name), params or [], lets, result, self._span(meta))
 
     def network(self, meta, items):
         name, params, (dims, dspan), *body = items
@@ -259,10 +299,41 @@ class _ToAst(Transformer):
     def target(self, meta, items):
         parts: list = []
         for item in items:
-            if item is None:
+            if item is None or (isinstance(item, Token) and item.type == "INTERP"):
                 continue
             parts.append(str(item) if isinstance(item, Token) else item)
         return n.Target(parts, self._span(meta))
+
+    def string_target(self, meta, items):
+        """``"block{s + 1}-{i}"``: text and ``{expr}`` interpolations, parsed where they stand."""
+        tok = items[0]
+        text = str(tok)[1:-1]
+        parts: list = []
+        i = 0
+        while i < len(text):
+            start = text.find("{", i)
+            if start < 0:
+                parts.append(text[i:])
+                break
+            if start > i:
+                parts.append(text[i:start])
+            end = text.find("}", start)
+            if end < 0:
+                raise SpecError("'{' in a name is never closed", n.Span(self.file, tok.line, tok.column + 1 + start,
+                                                                         tok.line, tok.column + 2 + start))
+            parts.append(_parse_fragment(text[start + 1:end], self.file, tok.line, tok.column + 1 + start + 1))
+            i = end + 1
+        if "}" in "".join(p for p in parts if isinstance(p, str)):
+            raise SpecError("'}' in a name closes nothing", self._tspan(tok))
+        return n.Target(parts, self._tspan(tok), quoted=True)
+
+    def gate(self, meta, items):
+        _, body, cond = items
+        return n.Gate(body, cond, self._span(meta))
+
+    def pattern(self, meta, items):
+        names = tuple(str(i) if isinstance(i, Token) else i for i in items)
+        return names[0] if len(names) == 1 and isinstance(names[0], str) else names
 
     def call(self, meta, items):
         name, args = items
@@ -307,7 +378,7 @@ class _ToAst(Transformer):
 
     def for_(self, meta, items):
         var, iterable, body = items
-        return n.For(str(var), iterable, body, self._span(meta))
+        return n.For(var, iterable, body, self._span(meta))
 
     def if_(self, meta, items):
         cond, body, orelse = items
@@ -405,6 +476,13 @@ class _ToAst(Transformer):
 
     def index(self, meta, items):
         return n.Index(items[0], items[1], self._span(meta))
+
+    def slice(self, meta, items):
+        return n.Slice(items[0], items[1], items[2], self._span(meta))
+
+    def listcomp(self, meta, items):
+        element, pattern, iterable, cond = items
+        return n.ListComp(element, pattern, iterable, cond, self._span(meta))
 
     def attr(self, meta, items):
         return n.Attr(items[0], str(items[1]), self._span(meta))

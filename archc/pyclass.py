@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from . import nodes as n
 from .errors import SpecError
-from .expr import BUILTINS, fold, free_names, to_python
-from .pyemit import FIXED_NAMES, symbol
+from .expr import BUILTINS, Evaluator
+from .exprfold import fold, free_names, is_literal, to_python
+from .pyemit import FIXED_NAMES, bound_names, symbol
 from .pyforward import ForwardEmitter
 from .pyinit import InitEmitter
+from .scope import RESERVED
 
 
 @dataclass
@@ -54,7 +56,8 @@ class ClassContext:
     """What ``__init__`` and ``forward`` emission share about one class. ``infos`` gives the classes it calls."""
 
     def __init__(self, definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef],
-                 constants: dict[str, object], stmt_info: StmtInfo, infos, block_params: set[str]):
+                 constants: dict[str, object], stmt_info: StmtInfo, infos, block_params: set[str],
+                 op_params: set[str] = frozenset()):
         self.d = definition
         self.is_network = isinstance(definition, n.NetworkDef)
         self.blocks = blocks
@@ -63,15 +66,37 @@ class ClassContext:
         self.infos = infos  # callable: block name -> ClassInfo
         self.params = [p.name for p in definition.params]
         for p in definition.params:
-            if keyword.iskeyword(p.name) or p.name in FIXED_NAMES or p.name in BUILTINS or p.name in dir(builtins) \
-                    or p.name in ("in_channels", "training"):
-                raise SpecError(f"parameter name '{p.name}' is reserved in the generated code", p.span,
-                                hint="choose another name")
+            check_parameter_name(p)
         self.block_params = block_params  # parameters that hold a block class
+        self.op_params = op_params  # parameters that hold an op's module class (an activation, say)
+        self.sequential = isinstance(definition, n.BlockDef) and definition.sequential
         self.stored: set[str] = set()  # names forward reads from self
         self.inplace_ok: dict[int, bool] = {}  # id(stmt) -> may this ReLU module work in place
         self.modules_named: set[str] = set()
         self.referenced: set[str] = set()  # names the generated code reads
+        self.when_attributes: dict[int, str] = {}  # id(residual) -> the attribute holding its condition
+        self._attributes = set(self.params) | _target_names(definition.body) | {"in_channels", "out_channels"}
+        self.locals = bound_names(definition.body)  # lets and loop variables: names no generated local may take
+
+    def static_truth(self, e: n.Expr) -> bool | None:
+        """The value of a condition when the constants decide it; None when it depends on arguments."""
+        try:
+            folded = fold(e, self.constants, tensors=lambda ref, attr: None)
+        except SpecError:
+            return None
+        return bool(Evaluator({})(folded)) if is_literal(folded) else None
+
+    def when_attribute(self, stmt: n.Residual) -> str:
+        """The attribute that holds a residual's ``when`` condition, computed in __init__ (torchvision's
+        ``use_res_connect``)."""
+        if id(stmt) not in self.when_attributes:
+            name, i = "use_residual", 0
+            while name in self._attributes:
+                i += 1
+                name = f"use_residual_{i}"
+            self._attributes.add(name)
+            self.when_attributes[id(stmt)] = name
+        return self.when_attributes[id(stmt)]
 
     def fold(self, e: n.Expr, cur: n.Expr | None = None) -> n.Expr:
         """``e`` for ``__init__``: constants folded, ``in.channels`` the constructor's argument, ``out.channels``
@@ -92,15 +117,15 @@ class ClassContext:
 
 
 def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef], constants: dict[str, object],
-                   stmt_info: StmtInfo, infos, block_params: set[str]) -> ClassCode:
-    ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params)
+                   stmt_info: StmtInfo, infos, block_params: set[str], op_params: set[str] = frozenset()) -> ClassCode:
+    ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params)
     forward = ForwardEmitter(ctx)
-    fwd_lines = forward.emit(depth=2)
+    fwd_lines = [] if ctx.sequential else forward.emit(depth=2)  # an nn.Sequential has its forward
     if ctx.is_network:
         cur: n.Expr = ctx.fold(definition.input[0])  # only the channels: sizes are checked, not constructed
     else:
         cur = symbol("in_channels")
-    body, cur = InitEmitter(ctx).emit(cur, depth=2)
+    body, cur = InitEmitter(ctx).emit(cur, depth=2, into="self" if ctx.sequential else None)
     fwd_text = "\n".join(fwd_lines)
     # forward expressions asked for these; a pruned let may have been the only reader
     stored = {name for name in ctx.stored if re.search(rf"\bself\.{re.escape(name)}\b", fwd_text)}
@@ -119,4 +144,26 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     return ClassCode(init, fwd_lines, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced)
 
 
-__all__ = ["ClassCode", "ClassInfo", "StmtInfo", "generate_class"]
+def check_parameter_name(p: n.Param) -> None:
+    """A parameter becomes a Python argument (and maybe an attribute) of the generated code."""
+    if keyword.iskeyword(p.name) or keyword.issoftkeyword(p.name) or p.name in FIXED_NAMES or p.name in BUILTINS \
+            or p.name in dir(builtins) or (p.name in RESERVED and p.name != "out_channels") or p.name.startswith("_"):
+        raise SpecError(f"parameter name '{p.name}' is reserved in the generated code", p.span,
+                        hint="choose another name")
+
+
+def _target_names(stmts) -> set[str]:
+    """Every name a body gives its statements, at any depth."""
+    names: set[str] = set()
+    for s in stmts:
+        target = getattr(s, "target", None)
+        if target is not None:
+            names.add("".join(p for p in target.parts if isinstance(p, str)))
+        for attr in ("body", "branches", "orelse"):
+            names |= _target_names(getattr(s, attr, None) or [])
+        if isinstance(s, n.Residual) and s.shortcut is not None:
+            names |= _target_names(s.shortcut.body)
+    return names
+
+
+__all__ = ["ClassCode", "ClassInfo", "StmtInfo", "check_parameter_name", "generate_class"]

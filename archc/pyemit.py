@@ -10,11 +10,14 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+from collections import Counter
 
 from . import nodes as n
-from .expr import BlockRef, literal, to_python
+from .exprfold import literal, pattern_text, to_python
+from .layout import SUFFIX
 from .loader import GENERATED_IMPORTS
 from .ops import REGISTRY
+from .values import BlockRef
 
 FIXED_NAMES = {*GENERATED_IMPORTS, "self", "x", "super"}
 
@@ -60,14 +63,58 @@ def let_line(text: str, name: str) -> LetLine:
 
 
 def prune_lets(lines: list[str]) -> list[str]:
-    """Drop ``let`` bindings no other line reads (a let may serve __init__ only, or forward only)."""
-    while True:
-        text = "\n".join(lines)
-        dead = [i for i, line in enumerate(lines) if isinstance(line, LetLine)
-                and len(re.findall(rf"\b{re.escape(line.name)}\b", text)) <= len(re.findall(rf"\b{re.escape(line.name)}\b", line))]
-        if not dead:
-            return lines
-        lines = [line for i, line in enumerate(lines) if i not in dead]
+    """Drop ``let`` bindings no other line reads (a let may serve __init__ only, or forward only), then
+    the loops and branches that are left empty. Names are counted once and a dropped let gives back its
+    own reads, so a long chain of lets costs time in proportion to its length."""
+    words = [Counter(_WORD.findall(line)) for line in lines]
+    counts: Counter = Counter()
+    for w in words:
+        counts.update(w)
+    lets_of: dict[str, list[int]] = {}
+    for i, line in enumerate(lines):
+        if isinstance(line, LetLine):
+            lets_of.setdefault(line.name, []).append(i)
+    alive = [True] * len(lines)
+    pending = [i for indexes in lets_of.values() for i in indexes]
+    while pending:
+        i = pending.pop()
+        name = lines[i].name
+        if not alive[i] or counts[name] > words[i][name]:
+            continue  # another line reads the name
+        alive[i] = False
+        counts.subtract(words[i])
+        for word in words[i]:
+            pending += [j for j in lets_of.get(word, ()) if alive[j]]
+    return drop_empty_blocks([line for i, line in enumerate(lines) if alive[i]])
+
+
+_WORD = re.compile(r"\w+")
+_HEADER = re.compile(r"(if|elif|else|for)\b.*:$")
+
+
+def drop_empty_blocks(lines: list[str]) -> list[str]:
+    """Remove a ``for``, ``if``, ``elif`` or ``else`` whose body is empty (its lets were pruned); an empty
+    ``if`` with an ``else`` becomes ``if not``, and one that an ``elif`` follows keeps a ``pass``."""
+    out = list(lines)
+    i = len(out) - 1
+    while i >= 0:
+        line = out[i]
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if _HEADER.match(stripped):
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            if nxt is None or len(nxt) - len(nxt.lstrip()) <= indent:
+                follows = nxt is not None and len(nxt) - len(nxt.lstrip()) == indent and \
+                    nxt.lstrip().startswith(("elif ", "else:"))
+                if stripped.startswith("if ") and follows and nxt.lstrip() == "else:":
+                    out[i] = " " * indent + f"if not ({stripped[3:-1]}):"  # the else's body is the if's now
+                    del out[i + 1]
+                elif follows:
+                    out.insert(i + 1, " " * (indent + 4) + "pass")
+                else:
+                    del out[i]
+        i -= 1
+    return out
 
 
 class Writer:
@@ -105,12 +152,13 @@ def emit_if(w: Writer, test: str, then: Writer, orelse: Writer) -> None:
         w.lines += orelse.lines
 
 
-def shape_comment(shapes: list[tuple[int, ...]]) -> str:
-    """``N x 64 x 56 x 56``; a dimension that differs between uses shows its values."""
-    if not shapes:
+def shape_comment(types: list) -> str:
+    """``N x 64 x 56 x 56``; a dimension that differs between uses shows its values; a layout other than
+    C x H x W and flat features is named (``N x 56 x 56 x 96 (channels last)``)."""
+    if not types or len({t.layout for t in types}) != 1:
         return ""
     dims = []
-    for values in zip(*shapes):
+    for values in zip(*(t.shape for t in types)):
         distinct = sorted(set(values))
         if len(distinct) == 1:
             dims.append(str(distinct[0]))
@@ -118,9 +166,7 @@ def shape_comment(shapes: list[tuple[int, ...]]) -> str:
             dims.append("|".join(map(str, distinct)))
         else:
             dims.append(f"{distinct[0]}..{distinct[-1]}")
-    if len({len(s) for s in shapes}) != 1:
-        return ""
-    return "N x " + " x ".join(dims)
+    return "N x " + " x ".join(dims) + SUFFIX[types[0].layout]
 
 
 def plain(target: n.Target | None) -> str | None:
@@ -135,6 +181,26 @@ def loop_var(name: str, body: list[str]) -> str:
     return name if any(re.search(rf"\b{re.escape(name)}\b", line) for line in body) else "_"
 
 
+def given_args(kind, stmt: n.Layer) -> dict[str, n.Expr]:
+    """The arguments a layer statement writes, by the op's field names."""
+    given = dict(zip(kind.positional, stmt.arguments.args))
+    given.update({k: v for k, v, _ in stmt.arguments.kwargs})
+    return given
+
+
+def default_text(kind, field: str) -> str:
+    """An op argument's default, printed."""
+    return to_python(literal(kind.args.model_fields[field].default, SPAN))
+
+
+def loop_target(pattern: n.Pattern, body: list[str]) -> str:
+    """A for loop's target: a name or a tuple pattern, each name the body never reads written ``_``."""
+    def unused(p: n.Pattern) -> n.Pattern:
+        return loop_var(p, body) if isinstance(p, str) else tuple(unused(q) for q in p)
+
+    return pattern_text(unused(pattern))
+
+
 def value_literal(value) -> str:
     if isinstance(value, BlockRef):
         return value.name
@@ -142,17 +208,44 @@ def value_literal(value) -> str:
 
 
 def fstring(target: n.Target, printer) -> str:
-    """An interpolated name as an f-string; ``printer`` writes each interpolated expression."""
-    parts = []
+    """An interpolated name as Python: an f-string, or a concatenation where an interpolated expression holds
+    a string literal (an f-string cannot hold its own quotes before Python 3.12). ``printer`` writes each
+    interpolated expression; one that is a literal is written into the name's text."""
+    parts: list[tuple[bool, str]] = []  # (is text, value)
     for p in target.parts:
         if isinstance(p, str):
-            parts.append(p.replace("{", "{{").replace("}", "}}"))
+            parts.append((True, p))
+            continue
+        printed = printer(p)
+        if re.fullmatch(r"-?\d+", printed):
+            parts.append((True, printed))
+        elif re.fullmatch(r'"[^"\\{}]*"', printed):
+            parts.append((True, printed[1:-1]))
         else:
-            parts.append("{" + printer(p) + "}")
-    return 'f"' + "".join(parts) + '"'
+            parts.append((False, printed))
+    if not any(quote in value for is_text, value in parts if not is_text for quote in "\"'\\"):
+        inner = "".join(value.replace("{", "{{").replace("}", "}}") if is_text else "{" + value + "}"
+                        for is_text, value in parts)
+        return to_python(n.Str(inner, SPAN)) if all(is_text for is_text, _ in parts) else 'f"' + inner + '"'
+    return " + ".join(to_python(n.Str(value, SPAN)) if is_text else f"str({value})" for is_text, value in parts)
 
 
 # ------------------------------------------------------------- AST queries
+
+
+def bound_names(stmts) -> set[str]:
+    """Every name a body binds with ``let`` or a ``for``, at any depth."""
+    names: set[str] = set()
+    for s in stmts:
+        if isinstance(s, n.Let):
+            names.add(s.name)
+        elif isinstance(s, n.For):
+            names.update(n.pattern_names(s.var))
+        for attr in ("body", "branches", "orelse"):
+            names |= bound_names(getattr(s, attr, None) or [])
+        if isinstance(s, n.Residual) and s.shortcut is not None:
+            names |= bound_names(s.shortcut.body)
+    return names
 
 
 def static_name(stmt) -> str | None:

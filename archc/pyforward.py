@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING
 
 from . import nodes as n
 from .errors import SpecError
-from .expr import fold, free_names, to_python
+from .exprfold import fold, free_names, to_python
 from .ops import REGISTRY, OpKind
 from .pyemit import (
     Namespace,
     Writer,
     creates_modules,
+    default_text,
     emit_if,
     fstring,
+    given_args,
     let_line,
-    loop_var,
+    loop_target,
     plain,
     prune_lets,
     shape_comment,
@@ -48,10 +50,11 @@ class ForwardEmitter:
         self.params = ctx.params
         self.info = ctx.info
         self.inplace_ok = ctx.inplace_ok
-        self.fwd_ns = Namespace(set(ctx.params))
+        self.fwd_ns = Namespace(set(ctx.params) | ctx.locals)
         self.fwd_ns.reserve("x")
         self.fwd_locals: set[str] = set()
         self.sides: list[str] = []
+        self.current: n.Stmt | None = None  # the statement being written (its recorded tensor types)
 
     def emit(self, depth: int) -> list[str]:
         fwd = Writer(depth)
@@ -73,7 +76,12 @@ class ForwardEmitter:
             if ref.which == "in":
                 ctx.stored.add("in_channels")
                 return symbol("self.in_channels")
-            return symbol(f"{var}.shape[1]")
+            layouts = {t.layout for t, _ in self.info.get(self.current)} if self.current is not None else set()
+            axis = 1 if not layouts or layouts == {"CHW"} else -1 if layouts <= {"HWC", "F", "LD"} else None
+            if axis is None:
+                raise SpecError(f"'out.channels' sees tensors of different layouts here ({', '.join(sorted(layouts))})",
+                                ref.span)
+            return symbol(f"{var}.shape[{axis}]")
 
         folded = fold(e, ctx.constants, tensors=tensors)
         ctx.referenced |= free_names(folded)
@@ -94,9 +102,15 @@ class ForwardEmitter:
         return var, fresh
 
     def _module_ref(self, target: n.Target, var: str) -> str:
-        if target.is_plain:
+        """The module (or learned tensor) a statement's name refers to in forward."""
+        if target.is_plain and not target.quoted:
             return f"self.{plain(target)}"
-        return f"getattr(self, {fstring(target, lambda e: self.fwd_expr(e, var))})"
+        name = fstring(target, lambda e: self.fwd_expr(e, var))
+        if not target.quoted and name.startswith('"') and name[1:-1].isidentifier():
+            return f"self.{name[1:-1]}"  # the interpolation is a constant
+        if target.quoted:  # not a Python identifier: only nn.Module's own lookup reads it
+            return f"self.get_submodule({name})"
+        return f"getattr(self, {name})"
 
     def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
@@ -108,10 +122,12 @@ class ForwardEmitter:
                 sub = Writer()
                 sub.depth = w.depth + 1
                 new, sub_fresh = self.fwd_one(stmt, var, fresh, sub, taps, dest=var)
+                if new != var:  # skipped, the statement leaves the tensor as it was: the same name either way
+                    sub.line(f"{var} = {new}")
                 if sub.lines:
                     w.line(f"if {test}:")
                     w.lines += sub.lines
-                return new, fresh and sub_fresh
+                return var, fresh and sub_fresh
         return self.fwd_one(stmt, var, fresh, w, taps)
 
     def fwd_cond(self, stmt, cond: n.Expr, var: str) -> str:
@@ -124,6 +140,7 @@ class ForwardEmitter:
     def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
                 dest: str | None = None) -> tuple[str, bool]:
         dest = dest or var
+        self.current = stmt
         if isinstance(stmt, n.Let):
             self.fwd_locals.add(stmt.name)
             text = self.fwd_expr(stmt.value, var)
@@ -166,18 +183,23 @@ class ForwardEmitter:
             return dest, True
         if isinstance(stmt, n.Residual):
             return self.fwd_residual(stmt, var, w, dest)
+        if isinstance(stmt, n.Gate):
+            scale = self.fwd_ns.create("scale")
+            self._fwd_into(stmt.body, var, False, w, scale, taps)
+            self._comment_line(w, f"{dest} = {scale} * {var}", stmt)
+            return dest, True
         if isinstance(stmt, n.Dense):
             return self.fwd_dense(stmt, var, w, dest, taps)
         if isinstance(stmt, (n.For, n.If)) and dest != var:
             w.line(f"{dest} = {var}")
             var = dest
         if isinstance(stmt, n.For):
-            self.fwd_locals.add(stmt.var)
+            self.fwd_locals.update(n.pattern_names(stmt.var))
             sub = Writer()
             sub.depth = w.depth + 1
             new, _ = self._fwd_into(stmt.body, var, False, sub, var, taps)
             if sub.lines:
-                w.line(f"for {loop_var(stmt.var, sub.lines)} in {self.fwd_expr(stmt.iterable, var)}:")
+                w.line(f"for {loop_target(stmt.var, sub.lines)} in {self.fwd_expr(stmt.iterable, var)}:")
                 w.lines += sub.lines
             return var, False
         if isinstance(stmt, n.If):
@@ -216,13 +238,12 @@ class ForwardEmitter:
 
     def fwd_layer(self, stmt: n.Layer, var: str, fresh: bool, w: Writer, dest: str, taps) -> tuple[str, bool]:
         is_block = stmt.func in self.blocks or stmt.func in self.block_params
-        kind = None if is_block else REGISTRY[stmt.func]
-        if kind is not None and kind.template is not None:
-            fields = kind.positional
-            given = dict(zip(fields, stmt.arguments.args))
-            given.update({k: v for k, v, _ in stmt.arguments.kwargs})
-            printed = {f: self.fwd_expr(given[f], var) if f in given else repr(kind.args.model_fields[f].default)
-                       for f in fields}
+        held = stmt.func in self.ctx.op_params  # a parameter holding an op: a module like any named layer
+        kind = None if is_block or held else REGISTRY[stmt.func]
+        if kind is not None and kind.template is not None and (stmt.target is None or kind.learned is not None):
+            printed = self.template_args(kind, stmt, var)
+            if kind.learned is not None:
+                printed["param"] = self._module_ref(stmt.target, var)
             self._comment_line(w, f"{dest} = {kind.template.format(x=var, **printed)}", stmt)
             return dest, False
         if kind is not None and stmt.target is None and kind.functional is not None:
@@ -237,29 +258,29 @@ class ForwardEmitter:
                     kw.append("inplace=True")
             call = f"{kind.functional}({', '.join([var] + pos + kw + list(kind.functional_extra))})"
             self._comment_line(w, f"{dest} = {call}", stmt)
-            return dest, True
-        if kind is not None and kind.inplace:
+            return dest, fresh if kind.view else not kind.keeps_output
+        if (kind is not None and kind.inplace) or held:
             self.inplace_ok[id(stmt)] = fresh and dest == var
         assert stmt.target is not None
         self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
         self._tap(stmt, dest, taps)
-        return dest, not is_block
+        if kind is None:  # a block, or an op held by a parameter: its output may be anything
+            return dest, False
+        return dest, fresh if kind.view else not kind.keeps_output
+
+    def template_args(self, kind: OpKind, stmt: n.Layer, var: str) -> dict[str, str]:
+        """Every argument of a forward-only form, printed (defaults too), lists as tuples."""
+        given = given_args(kind, stmt)
+        used = [f for f in kind.positional if "{" + f + "}" in kind.template]
+        return {f: _as_tuple(self.fwd_expr(given[f], var)) if f in given else default_text(kind, f) for f in used}
 
     def fwd_op_args(self, kind: OpKind, stmt: n.Layer, var: str) -> tuple[list[str], list[str]]:
-        fields = kind.positional
-        given = {}
-        for fname, value in zip(fields, stmt.arguments.args):
-            given[fname] = value
-        for key, value, _ in stmt.arguments.kwargs:
-            given[key] = value
+        given = given_args(kind, stmt)
         pos, kw = [], []
-        for i, fname in enumerate(fields):
+        for i, fname in enumerate(kind.positional):
             if fname not in given:
                 continue
-            folded = given[fname]
-            text = self.fwd_expr(folded, var)
-            if text.startswith("[") and text.endswith("]"):
-                text = "(" + text[1:-1] + ("," if text.count(",") == 0 else "") + ")"
+            text = _as_tuple(self.fwd_expr(given[fname], var))
             if i == 0:
                 pos.append(text)
             else:
@@ -293,10 +314,10 @@ class ForwardEmitter:
             sub = Writer()
             sub.depth = w.depth + 1
             if isinstance(s, n.For):
-                self.fwd_locals.add(s.var)
+                self.fwd_locals.update(n.pattern_names(s.var))
                 self._fwd_members(s.body, var, features, checkpoint, sub, taps)
                 if sub.lines:
-                    w.line(f"for {loop_var(s.var, sub.lines)} in {self.fwd_expr(s.iterable, var)}:")
+                    w.line(f"for {loop_target(s.var, sub.lines)} in {self.fwd_expr(s.iterable, var)}:")
                     w.lines += sub.lines
                 continue
             if isinstance(s, n.If):
@@ -351,37 +372,52 @@ class ForwardEmitter:
         w.line(f"{features}.append({new})")
 
     def fwd_residual(self, stmt: n.Residual, var: str, w: Writer, dest: str) -> tuple[str, bool]:
+        """``out = body(x)``, then (if ``when`` holds) stochastic depth on ``out`` and the shortcut added."""
         sc = stmt.shortcut
+        opts = {k: v for k, v, _ in stmt.arguments.kwargs}
+        when = self.ctx.static_truth(opts["when"]) if "when" in opts else True
+        if when is None:
+            test = f"self.{self.ctx.when_attribute(stmt)}"
         taps: dict[str, str | None] = {}
         if sc is not None and sc.source is not None:
             taps[sc.source] = None
         ident = self.fwd_ns.create("identity")
         out = self.fwd_ns.create("out")
-        if sc is None or sc.cond is not None:
+        if when is not False and (sc is None or sc.cond is not None):
             w.line(f"{ident} = {var}")  # the identity shortcut reads the block's input
-        body_w = Writer()
-        body_w.depth = w.depth
+        body_w = Writer(w.depth)
         self._residual_body(stmt.body, var, body_w, out, taps, sc)
         w.lines += body_w.lines
+        if when is False:
+            return self._result(out, var, dest, w)
+        add = w.nested() if when is None else Writer(w.depth)
+        if "stochastic_depth" in opts:
+            p = self.fwd_expr(opts["stochastic_depth"], var)
+            mode = self.fwd_expr(opts["mode"], var) if "mode" in opts else '"row"'
+            if p not in ("0", "0.0"):
+                self._comment_line(add, f"{out} = _stochastic_depth({out}, {p}, {mode}, self.training)", stmt)
         if sc is not None:
             start = var
             if sc.source is not None:
                 start = taps.get(sc.source) or var
-            sub = Writer()
-            sub.depth = w.depth + 1 if sc.cond is not None else w.depth
+            sub = add.nested() if sc.cond is not None else Writer(add.depth)
             self._fwd_into(sc.body, start, False, sub, ident, None)
             if sc.cond is not None and sub.lines:
-                w.line(f"if {self._shortcut_test(sc)}:")
-            w.lines += sub.lines
-        scale = None
-        for key, value, _ in stmt.arguments.kwargs:
-            if key == "scale":
-                scale = self.fwd_expr(value, var)
+                add.line(f"if {self._shortcut_test(sc)}:")
+            add.lines += sub.lines
+        scale = self.fwd_expr(opts["scale"], var) if "scale" in opts else None
         if scale is None and self._adds_in_place(stmt):
-            self._comment_line(w, f"{out} += {ident}", stmt)
+            self._comment_line(add, f"{out} += {ident}", stmt)
         else:
             added = f"{out} * {scale} + {ident}" if scale is not None else f"{out} + {ident}"
-            self._comment_line(w, f"{out} = {added}", stmt)
+            self._comment_line(add, f"{out} = {added}", stmt)
+        if when is None:
+            w.line(f"if {test}:")
+        w.lines += add.lines
+        return self._result(out, var, dest, w)
+
+    @staticmethod
+    def _result(out: str, var: str, dest: str, w: Writer) -> tuple[str, bool]:
         if dest != var and dest != out:
             w.line(f"{dest} = {out}")
             return dest, True
@@ -424,8 +460,6 @@ class ForwardEmitter:
         w.line(f"{text}  # {comment}" if comment else text)
 
 
-# Layers whose output is a new tensor that their backward does not read: adding into it in place is safe.
-
 def _branch_name(stmt) -> str:
     """A local name for a concat branch's output: its own name, else what its layers are called."""
     own = plain(getattr(stmt, "target", None))
@@ -440,3 +474,11 @@ def _branch_name(stmt) -> str:
             if prefix.isidentifier() and len(prefix) > 1:
                 return prefix
     return "branch"
+
+
+def _as_tuple(text: str) -> str:
+    """A list argument printed as a tuple, as torch's functions take sizes and dims."""
+    if text.startswith("[") and text.endswith("]") and " for " not in text:
+        inner = text[1:-1]
+        return "(" + inner + ("," if inner and "," not in inner else "") + ")"
+    return text

@@ -15,17 +15,19 @@ from typing import TYPE_CHECKING
 
 from . import nodes as n
 from .errors import SpecError
-from .expr import fold, free_names, to_python
+from .exprfold import fold, free_names, to_python
 from .ops import REGISTRY, OpKind
 from .pyemit import (
     SPAN,
     Namespace,
     Writer,
     conditional_names,
+    default_text,
     emit_if,
     fstring,
+    given_args,
     let_line,
-    loop_var,
+    loop_target,
     plain,
     prune_lets,
     static_name,
@@ -57,12 +59,14 @@ class InitEmitter:
         self.infos = ctx.infos
         self.inplace_ok = ctx.inplace_ok
         self.modules_named = ctx.modules_named
-        self.init_ns = Namespace(set(ctx.params) | {"in_channels"})
+        self.init_ns = Namespace(set(ctx.params) | {"in_channels"} | ctx.locals)
         self.channel_vars: set[str] = set()
 
-    def emit(self, cur: n.Expr, depth: int) -> tuple[list[str], n.Expr]:
+    def emit(self, cur: n.Expr, depth: int, into: str | None = None) -> tuple[list[str], n.Expr]:
+        """The lines creating the modules (``into``: the Sequential they are appended to, ``self`` for a seq
+        block) and the output channels."""
         body = Writer(depth)
-        cur = self.init_body(self.ctx.d.body, cur, body, _Seq(None))
+        cur = self.init_body(self.ctx.d.body, cur, body, _Seq(into))
         return prune_lets(body.lines), cur
 
     def fold(self, e: n.Expr, cur: n.Expr | None = None) -> n.Expr:
@@ -106,7 +110,7 @@ class InitEmitter:
                 w.dedent()
                 return cur
             if _mentions_locals(new, sub.lines):
-                chan = self.channelsymbol(cur)
+                chan = self.channel_var(cur)
                 w.lines.insert(len(w.lines) - len(sub.lines) - 1, "    " * w.depth + f"{chan} = {to_python(cur)}")
                 w.indent().line(f"{chan} = {to_python(new)}")
                 w.dedent()
@@ -126,7 +130,7 @@ class InitEmitter:
             self.init_layer(layer, cur, w, seq)
             return cur
         if isinstance(stmt, n.Seq):
-            if stmt.target is None:
+            if stmt.target is None and seq.var is None:
                 return self.init_body(stmt.body, cur, w, seq)
             var = self.init_ns.create(plain(stmt.target) or "layers")
             sub = Writer()
@@ -143,15 +147,17 @@ class InitEmitter:
             self.register(stmt.target, var, w, seq)
             return new
         if isinstance(stmt, n.Concat):
-            total: n.Expr | None = None
-            for branch in stmt.branches:
-                out = self.init_stmt(branch, cur, w, seq)
-                total = out if total is None else n.BinOp("+", total, out, SPAN)
-            assert total is not None
-            return self.fold(total)
+            return self.fold(_sum([self.init_stmt(branch, cur, w, seq) for branch in stmt.branches]))
         if isinstance(stmt, n.Dense):  # each member widens the running concatenation by its own output
             return self.init_body(_growing(stmt.body), cur, w, seq)
+        if isinstance(stmt, n.Gate):  # the gate multiplies its input: the width stays
+            self.init_body(stmt.body, cur, w, seq)
+            return cur
         if isinstance(stmt, n.Residual):
+            attr = self.ctx.when_attributes.get(id(stmt))
+            if attr is not None:
+                when = next(v for k, v, _ in stmt.arguments.kwargs if k == "when")
+                w.line(f"self.{attr} = {self.init_expr(when, cur)}")
             new = self.init_body(stmt.body, cur, w, seq)
             if stmt.shortcut is not None:
                 self.init_shortcut(stmt, cur, w, seq)
@@ -167,7 +173,9 @@ class InitEmitter:
         sc = stmt.shortcut
         assert sc is not None
         start = self._tap_channels(stmt.body, sc.source, cur) if sc.source is not None else cur
-        cond = self.init_expr(sc.cond, cur) if sc.cond is not None else "True"
+        when = next((v for k, v, _ in stmt.arguments.kwargs if k == "when"), None)
+        test = sc.cond if when is None else when if sc.cond is None else n.BinOp("and", when, sc.cond, SPAN)
+        cond = self.init_expr(test, cur) if test is not None else "True"  # only where the residual adds
         if cond == "False":
             return
         sub = Writer()
@@ -198,16 +206,18 @@ class InitEmitter:
             taken, chans = set(self.init_ns.taken), set(self.channel_vars)
             trial = Writer()
             trial.depth = w.depth + 1
-            self.init_ns.reserve(stmt.var)
+            for name in n.pattern_names(stmt.var):
+                self.init_ns.reserve(name)
             inner = self.init_body(stmt.body, cur, trial, seq)
             if to_python(inner) == to_python(cur) and self.channel_vars == chans:
                 if trial.lines:
-                    w.line(f"for {loop_var(stmt.var, trial.lines)} in {self.init_expr(stmt.iterable, cur)}:")
+                    w.line(f"for {loop_target(stmt.var, trial.lines)} in {self.init_expr(stmt.iterable, cur)}:")
                     w.lines += trial.lines
                 return cur
             self.init_ns.taken, self.channel_vars = taken, chans
-        chan = self.channelsymbol(cur)
-        self.init_ns.reserve(stmt.var)
+        chan = self.channel_var(cur)
+        for name in n.pattern_names(stmt.var):
+            self.init_ns.reserve(name)
         sub = Writer()
         sub.depth = w.depth + 1
         inner = self.init_body(stmt.body, symbol(chan), sub, seq)
@@ -220,7 +230,7 @@ class InitEmitter:
             return cur
         if uses and to_python(cur) != chan:
             w.line(f"{chan} = {to_python(cur)}")
-        w.line(f"for {loop_var(stmt.var, sub.lines)} in {self.init_expr(stmt.iterable, cur)}:")
+        w.line(f"for {loop_target(stmt.var, sub.lines)} in {self.init_expr(stmt.iterable, cur)}:")
         if uses:
             w.lines += sub.lines
         else:
@@ -240,7 +250,7 @@ class InitEmitter:
         elif not (a.lines or b.lines):
             result = n.IfExp(self.fold(stmt.cond, cur), out_a, out_b, SPAN)
         else:  # each branch that changes the width says so, as one writes it by hand
-            chan = self.channelsymbol(cur)
+            chan = self.channel_var(cur)
             holds_cur = to_python(cur) == chan  # the variable already holds the width before the if
             if not holds_cur and chan not in (to_python(out_a), to_python(out_b)):
                 w.line(f"{chan} = {to_python(cur)}")
@@ -263,15 +273,26 @@ class InitEmitter:
         if is_block:
             seq.fresh = False
             return self.init_block_call(stmt, cur, w, seq)
+        if stmt.func in self.ctx.op_params:  # a parameter holding an op class: an activation, say
+            self.register(stmt.target, f"{stmt.func}()", w, seq)
+            seq.fresh = False  # whatever op it is, the next one does not work in place on its output
+            return cur
         assert kind is not None
         new = self.op_channels(kind, stmt, cur)
-        needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and kind.template is None
+        if kind.learned is not None:
+            given = given_args(kind, stmt)
+            args = {f: to_python(_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
+                    for f in kind.positional}
+            self.register(stmt.target, kind.learned_init.format(**args), w, seq)
+            return new
+        needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
+            (kind.template is None or kind.module is not None)
         if needs_module:
             if seq.var is not None and kind.inplace:
                 self.inplace_ok[id(stmt)] = seq.fresh and stmt.cond is None
             self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
-        if seq.var is not None:
-            made_new = kind.name != "identity"  # an optional layer keeps what the last one made, or makes anew
+        if seq.var is not None:  # whether the next layer may work in place on this one's output
+            made_new = seq.fresh if kind.view or kind.name == "identity" else not kind.keeps_output
             seq.fresh = (seq.fresh and made_new) if stmt.cond is not None else made_new
         return new
 
@@ -289,9 +310,9 @@ class InitEmitter:
             given.update({k: v for k, v, _ in stmt.arguments.kwargs})
             return self.fold(kind.channels_rule(cur, {k: self.fold(v, cur) for k, v in given.items()}), cur)
         if kind.flattens:
-            spatial = {s_in[1:] for s_in, _ in self.info.get(stmt)}
+            spatial = {tuple(d for i, d in enumerate(t.shape) if i != t.feature_axis) for t, _ in self.info.get(stmt)}
             if len(spatial) != 1:
-                raise SpecError("flatten sees different input sizes in different uses; generated code needs one",
+                raise SpecError(f"{kind.name} sees different input sizes in different uses; generated code needs one",
                                 stmt.span, hint="pool to a fixed size first (adaptive_avgpool)")
             (hw,) = spatial
             out = cur
@@ -303,20 +324,12 @@ class InitEmitter:
 
     def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list[str], list[str]]:
         """The op's arguments as Python: (positional, keyword)."""
-        fields = kind.positional
-        given = {}
-        for fname, value in zip(fields, stmt.arguments.args):
-            given[fname] = value
-        for key, value, _ in stmt.arguments.kwargs:
-            given[key] = value
+        given = given_args(kind, stmt)
         pos, kw = [], []
-        for fname in fields:
+        for fname in kind.positional:
             if fname not in given:
                 continue
-            folded = self.fold(given[fname], cur)
-            if isinstance(folded, n.ListExpr):
-                folded = n.ListExpr(folded.items, folded.span, tuple=True)
-            text = to_python(folded)
+            text = to_python(_tuple(self.fold(given[fname], cur)))
             if fname == skip:
                 pos.append(text)
             else:
@@ -328,10 +341,13 @@ class InitEmitter:
         lead = [to_python(cur)] if kind.in_arg else []
         if kind.inplace and self.inplace_ok.get(id(stmt)):
             kw.append("inplace=True")
-        module = kind.module
-        if kind.flat_module and self.info.get(stmt) and all(len(i) == 1 for i, _ in self.info.get(stmt)):
-            module = kind.flat_module
-        return f"{module}({', '.join(lead + pos + kw)})"
+        modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
+        if len(modules) > 1:
+            layouts = sorted({t.layout for t, _ in self.info.get(stmt)})
+            raise SpecError(f"this {kind.name} sees inputs of different layouts ({', '.join(layouts)}) in different "
+                            "uses, and each needs another module", stmt.span,
+                            hint="the generated class has one module here: use two layers, or two blocks")
+        return f"{modules.pop()}({', '.join(lead + pos + kw)})"
 
     def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         self.ctx.referenced.add(stmt.func)
@@ -366,11 +382,11 @@ class InitEmitter:
             w.line(f"{var} = {ctor}")
             self.register(stmt.target, var, w, seq)
             source = f"{var}.out_channels"
-        chan = self.channelsymbol(cur)
+        chan = self.channel_var(cur)
         w.line(f"{chan} = {source}")
         return symbol(chan)
 
-    def channelsymbol(self, cur: n.Expr) -> str:
+    def channel_var(self, cur: n.Expr) -> str:
         """The mutable local that holds a channel count: ``cur`` itself if it is one."""
         if isinstance(cur, n.Var) and cur.name in self.channel_vars:
             return cur.name
@@ -382,14 +398,17 @@ class InitEmitter:
         if target is not None and target.is_plain:
             name = plain(target)
             self.modules_named.add(name)
-            if seq.var is None:
+            if seq.var is None and not target.quoted:
                 w.line(f"self.{name} = {value}")
             else:
-                w.line(f'{seq.var}.add_module("{name}", {value})')
+                w.line(f"{seq.var or 'self'}.add_module({to_python(n.Str(name, SPAN))}, {value})")
             return
         if target is not None:
-            owner = "self" if seq.var is None else seq.var
-            w.line(f"{owner}.add_module({fstring(target, self.init_expr)}, {value})")
+            name = fstring(target, self.init_expr)
+            if seq.var is None and not target.quoted and _literal_identifier(name):
+                w.line(f"self.{name[1:-1]} = {value}")  # the interpolation is a constant: ``x{1}`` is x1
+            else:
+                w.line(f"{seq.var or 'self'}.add_module({name}, {value})")
             return
         assert seq.var is not None
         w.line(f"{seq.var}.append({value})")
@@ -409,6 +428,27 @@ def _growing(stmts: list[n.Stmt]) -> list[n.Stmt]:
             identity = n.Layer(None, "identity", s.span, n.Arguments([], []), None, s.span)
             out.append(n.Concat([identity, s], None, s.span))
     return out
+
+
+def _literal_identifier(printed: str) -> bool:
+    return printed.startswith('"') and printed.endswith('"') and printed[1:-1].isidentifier()
+
+
+def _sum(terms: list[n.Expr]) -> n.Expr:
+    """``a + b + c`` as one reads it; a long sum (a concat of many branches) as a balanced tree, so later
+    passes never walk a chain as deep as the sum is long."""
+    if len(terms) <= 16:
+        total = terms[0]
+        for term in terms[1:]:
+            total = n.BinOp("+", total, term, SPAN)
+        return total
+    half = len(terms) // 2
+    return n.BinOp("+", _sum(terms[:half]), _sum(terms[half:]), SPAN)
+
+
+def _tuple(e: n.Expr) -> n.Expr:
+    """A list written as an op argument becomes a tuple, as torch's modules take sizes."""
+    return n.ListExpr(e.items, e.span, tuple=True) if isinstance(e, n.ListExpr) else e
 
 
 def _mentions_locals(e: n.Expr, lines: list[str]) -> bool:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from . import nodes as n
 from .codegen import generate
-from .elaborate import MAX_ERRORS, Elaborator, signature_bind
+from .elaborate import MAX_ERRORS, Elaborator
 from .errors import SpecError, SpecErrors, did_you_mean
 from .expr import evaluate
 from .graph import Graph
 from .loader import Program, load_program
+from .scope import signature_bind
 from .variants import Variant, resolve_variants
 
 
@@ -36,7 +37,7 @@ class Spec:
     def values(self, variant: str, **overrides) -> tuple[n.NetworkDef, dict[str, object]]:
         if variant not in self.variants:
             raise SpecError(f"no variant '{variant}' in {self.path.name}", None,
-                            hint=did_you_mean(variant, self.variants) or f"variants: {', '.join(self.variants)}")
+                            hint=did_you_mean(variant, self.variants, otherwise=f"variants: {', '.join(self.variants)}"))
         v = self.variants[variant]
         env = self.elaborator.globals
         kw = [(k, val, v.span) for k, val in {**v.fixed, **overrides}.items()]

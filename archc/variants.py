@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 
 from . import nodes as n
-from .elaborate import signature_bind
 from .errors import SpecError, did_you_mean
 from .expr import evaluate
 from .loader import Program
+from .scope import signature_bind
 
 
 @dataclass

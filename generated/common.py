@@ -8,6 +8,8 @@ from torch import Tensor, nn
 
 __all__ = [
     "BasicConv2d",
+    "Conv2dNormActivation",
+    "SqueezeExcitation",
 ]
 
 
@@ -45,4 +47,76 @@ class BasicConv2d(nn.Module):
         if self.bn is not None:
             x = self.bn(x)
         x = F.relu(x, inplace=True)
+        return x
+
+
+class Conv2dNormActivation(nn.Sequential):
+    """torchvision's Conv2dNormActivation: a conv with "same" padding, a batch norm
+    and an activation, as one nn.Sequential (children 0, 1, 2). Without the
+    batch norm (norm = false) the conv has a bias; activation = none leaves the
+    activation out.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        activation: type[nn.Module] = nn.ReLU,
+        dilation: int = 1,
+        norm: bool = True,
+        eps: float = 1e-05,
+        momentum: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.append(
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size=kernel_size,
+                stride=stride,
+                padding=(kernel_size - 1) // 2 * dilation,
+                dilation=dilation,
+                groups=groups,
+                bias=not norm,
+            ),
+        )
+        if norm:
+            self.append(nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum))
+        if activation is not None:
+            self.append(activation())
+        self.out_channels = out_channels
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze-and-excitation (Hu, Shen and Sun, 2017, Figure 1), with the names of
+    torchvision's SqueezeExcitation: pool each channel to one number, squeeze to
+    squeeze_channels and excite back (1x1 convs), and scale the input's channels
+    by the result.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        squeeze_channels,
+        activation: type[nn.Module] = nn.ReLU,
+        scale_activation: type[nn.Module] = nn.Sigmoid,
+    ) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
+        self.fc1 = nn.Conv2d(in_channels, squeeze_channels, kernel_size=1)
+        self.activation = activation()
+        self.fc2 = nn.Conv2d(squeeze_channels, in_channels, kernel_size=1)
+        self.scale_activation = scale_activation()
+        self.out_channels = in_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.avgpool(x)
+        scale = self.fc1(scale)
+        scale = self.activation(scale)
+        scale = self.fc2(scale)
+        scale = self.scale_activation(scale)
+        x = scale * x
         return x

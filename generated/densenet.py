@@ -171,7 +171,12 @@ class DenseNet(nn.Module):
         for i in range(len(block_config)):
             features.add_module(
                 f"denseblock{i + 1}",
-                DenseBlock(channels, block_config[i], growth_rate, memory_efficient=memory_efficient),
+                DenseBlock(
+                    channels,
+                    block_config[i],
+                    growth_rate,
+                    memory_efficient=memory_efficient,
+                ),
             )
             channels = features[-1].out_channels
             if i < len(block_config) - 1:
@@ -222,7 +227,13 @@ class CifarDenseNet(nn.Module):
         for i in range(3):
             features.add_module(
                 f"denseblock{i + 1}",
-                DenseBlock(channels, num_layers, growth_rate, bottleneck=bc, memory_efficient=memory_efficient),
+                DenseBlock(
+                    channels,
+                    num_layers,
+                    growth_rate,
+                    bottleneck=bc,
+                    memory_efficient=memory_efficient,
+                ),
             )
             channels = features[-1].out_channels
             if i < 2:

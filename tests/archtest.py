@@ -85,8 +85,13 @@ def assert_static_shapes(s: archc.Spec, variant: str, model: nn.Module, x: torch
         assert got_out == (batch, *op.shape), f"{name}: output {got_out} != {op.shape}"
         own = sum(p.numel() for p in modules[name].parameters(recurse=False))
         assert own == op.params, f"{name}: {own} parameters, graph says {op.params}"
-    with_params = {name for name, m in modules.items() if any(True for _ in m.parameters(recurse=False))}
-    assert with_params <= set(named), f"modules with parameters the graph does not know: {sorted(with_params - set(named))[:5]}"
+    learned = graph.learned()  # learned tensors: nn.Parameters of their block, not modules
+    for name, op in learned.items():
+        assert model.get_parameter(name).numel() == op.params, f"{name}: {model.get_parameter(name).numel()} != {op.params}"
+    own = {name: {f"{name}.{k}" if name else k for k, _ in m.named_parameters(recurse=False)}
+           for name, m in modules.items()}
+    unknown = sorted(name for name, keys in own.items() if keys and name not in named and not keys <= set(learned))
+    assert not unknown, f"modules with parameters the graph does not know: {unknown[:5]}"
     assert count_params(model) == graph.params
 
 
@@ -140,16 +145,24 @@ def run_deep_network(name: str, variant: str, tmp_path, capsys):
     return s, graph, model, stats, (tmp_path / f"{name}.py").read_text()
 
 
+# Normalisation layers by module type: batch and instance norms (running statistics and affine terms), layer
+# and group norms (affine terms; torchvision's LayerNorm2d and ours subclass nn.LayerNorm), RMS norm (a scale).
+NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
+
+
 def randomize_batchnorm(model: nn.Module, spread: float = 0.5, seed: int = 0) -> nn.Module:
-    """Batch-norm statistics and affine terms away from their defaults (mean 0, variance 1 would hide a wrong
-    eps or a misplaced batch norm): means and biases in [-spread, spread], variances and scales in
-    [1 - spread, 1 + spread]."""
+    """Every normalisation layer's statistics and affine terms away from their defaults (mean 0, variance 1, scale
+    1 and shift 0 would hide a wrong eps or a misplaced norm): means and biases in [-spread, spread], variances and
+    scales in [1 - spread, 1 + spread]. Batch norms, instance norms, layer norms, group norms and RMS norms, found
+    by module type; a missing statistic or affine term is skipped."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.track_running_stats:
-                m.running_mean.uniform_(-spread, spread, generator=generator)
-                m.running_var.uniform_(1 - spread, 1 + spread, generator=generator)
-                m.weight.uniform_(1 - spread, 1 + spread, generator=generator)
-                m.bias.uniform_(-spread, spread, generator=generator)
+            if not isinstance(m, NORMS):
+                continue
+            for name, low, high in (("running_mean", -spread, spread), ("running_var", 1 - spread, 1 + spread),
+                                    ("weight", 1 - spread, 1 + spread), ("bias", -spread, spread)):
+                tensor = getattr(m, name, None)
+                if isinstance(tensor, torch.Tensor):
+                    tensor.uniform_(low, high, generator=generator)
     return model

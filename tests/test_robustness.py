@@ -49,7 +49,8 @@ def assert_safe(source: str) -> None:
     """Generated code imports only torch and calls only torch, its own classes and a few builtins."""
     tree = ast.parse(source)
     classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
-    allowed = classes | {"range", "len", "min", "max", "int", "float", "abs", "sum", "getattr", "super"}
+    allowed = classes | {"range", "len", "min", "max", "int", "float", "abs", "sum", "round", "enumerate", "zip", "str",
+                         "getattr", "super"}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             assert all(a.name == "torch" or a.name.startswith("torch.") for a in node.names)

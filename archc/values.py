@@ -1,0 +1,83 @@
+"""The values expressions compute besides numbers, strings, lists and tuples, and the limits on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+MAX_INT = 2**62
+MAX_LIST = 100_000
+MAX_STRING = 100_000
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block used as a value (``ResNet(Bottleneck, ...)``)."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class OpRef:
+    """A parameter-free op used as a value (``activation = relu6``), called without arguments."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    """A spec's ``def``, with the globals it sees."""
+
+    definition: Any  # nodes.FuncDef
+    globals: dict
+
+    def __repr__(self) -> str:
+        return f"{self.definition.name}()"
+
+
+class Iteration:
+    """What ``enumerate`` and ``zip`` give: something to loop over, not a list (as in Python)."""
+
+    def __init__(self, items: list):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What ``in`` / ``out`` expose to expressions."""
+
+    channels: int | None
+    height: int | None = None
+    width: int | None = None
+    features: int | None = None
+    kind: str = "this tensor"
+
+    ATTRIBUTES: ClassVar[tuple[str, ...]] = ("channels", "height", "width", "features")
+
+
+def type_name(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, BlockRef):
+        return "block"
+    if isinstance(value, OpRef):
+        return "op"
+    if isinstance(value, Function):
+        return "function"
+    if isinstance(value, Iteration):
+        return "iteration (loop over it)"
+    if isinstance(value, TensorInfo):
+        return "tensor"
+    return {int: "int", float: "float", str: "string", list: "list", tuple: "tuple"}.get(type(value),
+                                                                                         type(value).__name__)

@@ -1,0 +1,310 @@
+"""Random valid specs for differential soundness testing, in the manner of Csmith: programs built from
+the grammar while tracking every tensor's type, so that nearly all of them check, and those that do can
+be run and compared with what archc says of them.
+
+``generate(choose)`` writes one spec; ``choose(lo, hi)`` gives an integer in [lo, hi] (hypothesis's
+``data.draw(st.integers(lo, hi))`` in the tests, so failures shrink, or ``random.randint`` in a long run).
+Blocks are written to give ``c`` channels and ``ceil(H / stride)`` rows for any input, so the network,
+whose tensor types are tracked exactly, can call them anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ACTIVATIONS = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
+
+
+@dataclass
+class T:
+    """A tensor type while generating: layout, features (channels), height, width."""
+
+    layout: str
+    c: int
+    h: int = 1
+    w: int = 1
+
+
+@dataclass
+class Gen:
+    choose: object
+    lines: list[str] = field(default_factory=list)
+    names: int = 0
+    blocks: list[tuple[str, bool]] = field(default_factory=list)  # (name, takes a stride)
+    flag_shapes: bool = False  # an `if flag` changes a shape: only flag = true is tracked
+
+    # ------------------------------------------------------------ choices
+
+    def pick(self, options):
+        return options[self.choose(0, len(options) - 1)]
+
+    def chance(self, percent: int) -> bool:
+        return self.choose(0, 99) < percent
+
+    def name(self, base: str = "l") -> str:
+        self.names += 1
+        return f"{base}{self.names}"
+
+    # ------------------------------------------------------------ blocks
+
+    def block(self, index: int) -> list[str]:
+        """A block giving ``c`` channels and ceil(H / stride) rows, for any C x H x W input."""
+        name = f"B{index}"
+        sequential = self.chance(25)
+        strided = self.chance(50)
+        params = ["c", "stride = 1" if strided else "k = 3", "act = relu" if self.chance(50) else "flag = true"]
+        head = f"block {name}({', '.join(params)})" + (" = seq {" if sequential else " {")
+        body: list[str] = []
+        stride = "stride" if strided else "1"
+        if sequential:
+            body.append(f"conv(c, 3, {stride}, padding = 1, bias = false)")
+            body.append("batchnorm")
+            body.append("act" if "act = relu" in params else "relu if flag")
+            if self.chance(50):
+                body.append(f"seq {{ conv(c, 1); {self.pick(ACTIVATIONS)} }}")
+        else:
+            kind = self.pick(["residual", "gate", "concat", "plain", "dense", "when"])
+            if kind == "residual":
+                body.append("residual {")
+                body.append(f"    conv1 = conv(c, 3, {stride}, padding = 1, bias = false); bn1 = batchnorm; relu")
+                body.append("    conv2 = conv(c, 3, padding = 1, bias = false); bn2 = batchnorm")
+                body.append(f"}} shortcut if {stride} != 1 or in.channels != c {{")
+                body.append(f"    downsample = seq {{ conv(c, 1, {stride}, bias = false); batchnorm }}")
+                body.append("}")
+            elif kind == "when":
+                body.append(f"residual(when = {stride} == 1 and in.channels == c, stochastic_depth = 0.25) {{")
+                body.append(f"    block = seq {{ conv(c, 3, {stride}, padding = 1); batchnorm; {self.pick(ACTIVATIONS)} }}")
+                body.append("}")
+            elif kind == "gate":
+                body.append(f"conv = conv(c, 3, {stride}, padding = 1)")
+                body.append("gate {")
+                body.append("    pool = adaptive_avgpool(1)")
+                body.append("    fc1 = conv(max(1, c // 2), 1); relu")
+                body.append(f"    fc2 = conv(c, 1); {self.pick(['sigmoid', 'hardsigmoid'])}")
+                body.append("}")
+            elif kind == "concat":
+                body.append("concat {")
+                body.append(f"    branch1 = conv(max(1, c // 2), 1, {stride})")
+                body.append(f"    branch2 = seq {{ conv(c - max(1, c // 2), 3, {stride}, padding = 1); relu }}")
+                body.append("} if c > 1")
+                body.append(f"conv_fix = conv(c, 1, {stride}) if c <= 1")
+            elif kind == "dense":
+                body.append(f"conv0 = conv(c, 3, {stride}, padding = 1)")
+                body.append("dense {")
+                body.append("    for j in range(2) { layer{j + 1} = conv(2, 3, padding = 1) }")
+                body.append("}")
+                body.append("squeeze = conv(c, 1)")
+            else:
+                body.append(f"conv = conv(c, 3, {stride}, padding = 1)")
+                body.append("bn = batchnorm")
+                body.append(self.pick(ACTIVATIONS))
+            if "flag = true" in params and self.chance(50):
+                body.append("extra = conv(c, 1) if flag")
+            if "act = relu" in params:
+                body.append("activation = act")
+        self.blocks.append((name, strided))
+        return [head] + ["    " + line for line in body] + ["}"]
+
+    # ------------------------------------------------------------ network statements
+
+    def statements(self, t: T, depth: int, budget: int, numbered: bool = False) -> tuple[list[str], T]:
+        out: list[str] = []
+        for _ in range(self.choose(1, budget)):
+            lines, t = self.statement(t, depth, numbered)
+            out += lines
+        return out, t
+
+    def statement(self, t: T, depth: int, numbered: bool) -> tuple[list[str], T]:
+        if t.layout == "F":
+            return self.flat(t, numbered)
+        if t.layout == "HWC":
+            return self.channels_last(t, numbered)
+        options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
+        if not numbered:
+            options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head"]
+        if depth > 0:
+            options += ["for", "if", "seq"]
+        kind = self.pick(options)
+        return getattr(self, "s_" + kind)(t, depth, numbered)
+
+    def named(self, numbered: bool, base: str = "l") -> str:
+        return "" if numbered and self.chance(60) else f"{self.name(base)} = "
+
+    def s_conv(self, t, depth, numbered):
+        c = self.choose(1, 12)
+        k = self.pick([1, 3, 5]) if t.h >= 5 and t.w >= 5 else 1
+        s = self.pick([1, 1, 2])
+        groups = self.pick([g for g in (1, 2, 3, 4) if t.c % g == 0 and c % g == 0])
+        h, w = (t.h + 2 * (k // 2) - k) // s + 1, (t.w + 2 * (k // 2) - k) // s + 1
+        bias = self.pick(["true", "false"])
+        return [f"{self.name('conv')} = conv({c}, {k}, {s}, padding = {k // 2}, groups = {groups}, bias = {bias})"], \
+            T("CHW", c, h, w)
+
+    def s_bn(self, t, depth, numbered):
+        return [f"{self.named(numbered, 'bn')}batchnorm(eps = 0.001)"], t
+
+    def s_act(self, t, depth, numbered):
+        return [f"{self.named(numbered, 'act') if self.chance(30) else ''}{self.pick(ACTIVATIONS)}"], t
+
+    def s_drop(self, t, depth, numbered):
+        return [f"dropout({self.pick(['0.0', '0.2', '0.5'])})"], t
+
+    def s_pool(self, t, depth, numbered):
+        if t.h < 2 or t.w < 2:
+            size = self.pick([1, 2])
+            return [f"adaptive_avgpool({size})"], T("CHW", t.c, size, size)
+        kind = self.pick(["maxpool", "avgpool", "adaptive_maxpool"])
+        if kind == "adaptive_maxpool":
+            return ["adaptive_maxpool(2)"], T("CHW", t.c, 2, 2)
+        ceil = self.pick(["true", "false"])
+        h = -(-(t.h - 2) // 2) + 1 if ceil == "true" else (t.h - 2) // 2 + 1
+        w = -(-(t.w - 2) // 2) + 1 if ceil == "true" else (t.w - 2) // 2 + 1
+        if ceil == "true":
+            h -= (h - 1) * 2 >= t.h
+            w -= (w - 1) * 2 >= t.w
+        return [f"{kind}(2, stride = 2, ceil_mode = {ceil})"], T("CHW", t.c, h, w)
+
+    def s_ln(self, t, depth, numbered):
+        return [f"{self.name('norm')} = layernorm(eps = 0.000001)"], t
+
+    def s_block(self, t, depth, numbered):
+        name, strided = self.pick(self.blocks)
+        c = self.choose(1, 10)
+        stride = self.pick([1, 2]) if strided else 1
+        args = f"{c}, {stride}" if strided else f"{c}"
+        return [f"{self.named(numbered, 'b')}{name}({args})"], T("CHW", c, -(-t.h // stride), -(-t.w // stride))
+
+    def s_head(self, t, depth, numbered):
+        if self.chance(50):
+            return ["global_avgpool"], T("F", t.c)
+        return ["flatten"], T("F", t.c * t.h * t.w)
+
+    def s_permute(self, t, depth, numbered):
+        return ["permute([0, 2, 3, 1])"], T("HWC", t.c, t.h, t.w)
+
+    def s_concat(self, t, depth, numbered):
+        a, b = self.choose(1, 6), self.choose(1, 6)
+        lines = ["concat {", f"    {self.name('br')} = conv({a}, 1)",
+                 f"    seq {{ {self.name('br')} = conv({b}, 3, padding = 1); relu }}"]
+        c = a + b
+        if self.chance(50):
+            lines.append("    identity")
+            c += t.c
+        return lines + ["}"], T("CHW", c, t.h, t.w)
+
+    def s_residual(self, t, depth, numbered):
+        scale = self.pick(["", "(scale = 0.5)", f"(when = {self.pick(['true', 'false', 'flag'])})",
+                           "(stochastic_depth = 0.5, mode = \"batch\")"])
+        inner, t2 = self.statements(t, 0, 2)
+        lines = [f"residual{scale} {{", *("    " + line for line in inner)]
+        if (t2.layout, t2.c, t2.h, t2.w) != (t.layout, t.c, t.h, t.w):
+            if t2.layout != "CHW" or t.layout != "CHW":
+                return [], t
+            s = max(1, round(t.h / t2.h)) if t2.h else 1
+            if (t.h + s - 1) // s != t2.h or (t.w + s - 1) // s != t2.w:
+                lines.append(f"    {self.name('fix')} = conv({t.c}, 1)")  # give up on the shape change: undo it
+                lines.append(f"    adaptive_avgpool(({t.h}, {t.w}))")
+                return lines + ["}"], t
+            lines.append(f"}} shortcut {{ {self.name('proj')} = conv({t2.c}, 1, {s}) }}")
+            return lines, t2
+        return lines + ["}"], t
+
+    def s_gate(self, t, depth, numbered):
+        return ["gate {", "    adaptive_avgpool(1)", f"    {self.name('fc')} = conv({t.c}, 1)", "    sigmoid", "}"], t
+
+    def s_chunk(self, t, depth, numbered):
+        if t.c % 2:
+            return self.s_conv(t, depth, numbered)
+        return ["concat {", "    chunk(2, 0)", f"    seq {{ chunk(2, 1); {self.name('half')} = conv({t.c // 2}, 1) }}",
+                "}"], t
+
+    def s_shuffle(self, t, depth, numbered):
+        g = self.pick([g for g in (1, 2, 3) if t.c % g == 0])
+        return [f"channel_shuffle({g})"], t
+
+    def s_scale(self, t, depth, numbered):
+        return [f"{self.name('gamma')} = learned_scale(({t.c}, 1, 1), init = 0.5)"], t
+
+    def s_let(self, t, depth, numbered):
+        v = self.name("v")
+        c = self.choose(1, 8)
+        return [f"let {v} = {c} + out.channels // 2", f"{self.name('conv')} = conv({v}, 1)"], \
+            T("CHW", c + t.c // 2, t.h, t.w)
+
+    def s_for(self, t, depth, numbered):
+        n = self.choose(1, 3)
+        c = self.choose(1, 8)
+        i = self.name("i")
+        body = f"{self.name('rep')}{{{i}}} = conv({c}, 1)" if not numbered or self.chance(50) else f"conv({c}, 1)"
+        return [f"for {i} in range({n}) {{ {body}; {self.pick(ACTIVATIONS)} }}"], T("CHW", c, t.h, t.w)
+
+    def s_if(self, t, depth, numbered):
+        a, t1 = self.statements(t, depth - 1, 2, numbered)
+        if (t1.layout, t1.c, t1.h, t1.w) != (t.layout, t.c, t.h, t.w):
+            self.flag_shapes = True  # a variant with flag = false would see other shapes downstream
+            return ["if flag {", *("    " + line for line in a), "}"], t1
+        b, t2 = self.statements(t, depth - 1, 1, numbered)
+        if (t2.layout, t2.c, t2.h, t2.w) != (t.layout, t.c, t.h, t.w):
+            self.flag_shapes = True
+            return ["if flag {", *("    " + line for line in a), "}"], t1
+        return ["if flag {", *("    " + line for line in a), "} else {", *("    " + line for line in b), "}"], t
+
+    def s_seq(self, t, depth, numbered):
+        inner, t2 = self.statements(t, depth - 1, 3, numbered=True)
+        if not inner:
+            return [], t
+        head = f"{self.name('stage')} = seq {{" if not numbered or self.chance(50) else "seq {"
+        return [head, *("    " + line for line in inner), "}"], t2
+
+    def channels_last(self, t, numbered):
+        kind = self.pick(["linear", "ln", "act", "back"])
+        if kind == "linear":
+            c = self.choose(1, 12)
+            return [f"{self.name('fc')} = linear({c})"], T("HWC", c, t.h, t.w)
+        if kind == "ln":
+            return [f"{self.name('norm')} = layernorm"], t
+        if kind == "act":
+            return [self.pick(ACTIVATIONS)], t
+        return ["permute([0, 3, 1, 2])"], T("CHW", t.c, t.h, t.w)
+
+    def flat(self, t, numbered):
+        kind = self.pick(["linear", "bn", "act", "drop"])
+        if kind == "linear":
+            c = self.choose(1, 12)
+            return [f"{self.name('fc')} = linear({c})"], T("F", c)
+        if kind == "bn":
+            return [f"{self.name('bn')} = batchnorm"], t
+        if kind == "act":
+            return [self.pick(ACTIVATIONS)], t
+        return ["dropout(0.3)"], t
+
+    # ------------------------------------------------------------ the file
+
+    def spec(self) -> str:
+        lines = []
+        for i in range(self.choose(0, 3)):
+            lines += self.block(i)
+        if not self.blocks:
+            self.blocks.append(("Unit", False))
+            lines += ["block Unit(c, k = 3) {", "    conv = conv(c, 3, padding = 1); relu", "}"]
+        size = self.choose(4, 20)
+        body, t = self.statements(T("CHW", 3, size, size), depth=2, budget=6)
+        if t.layout == "HWC":
+            body.append("permute([0, 3, 1, 2])")
+            t = T("CHW", t.c, t.h, t.w)
+        if self.chance(30) and t.layout == "CHW":
+            body.append("aux = side Head(num_classes) if flag")
+            lines += ["block Head(num_classes) {", "    global_avgpool", "    fc = linear(num_classes)", "}"]
+        if t.layout == "CHW":
+            body.append(self.pick(["global_avgpool", "flatten", "adaptive_avgpool(1); flatten"]))
+        body.append("fc_out = linear(num_classes)")
+        lines += ["network N(flag = true, num_classes = 5) {", f"    input 3 x {size} x {size}",
+                  *("    " + line for line in body), "}"]
+        lines.append("variant n = N()")
+        if self.chance(40) and not self.flag_shapes:
+            lines.append("variant n_off = N(flag = false)")
+        return "\n".join(lines) + "\n"
+
+
+def generate(choose) -> str:
+    return Gen(choose).spec()

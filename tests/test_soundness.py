@@ -1,0 +1,124 @@
+"""Differential soundness testing: when archc says ok, the module runs and is what archc says it is.
+
+Random valid specs (``specgen``: blocks, seq blocks, named and numbered seqs, concat, gate, residual
+with and without shortcuts, conditions and stochastic depth, dense, side outputs, for, if, let,
+interpolated names, channel splits and shuffles, layouts and learned tensors) are checked; each one that
+checks is generated, its source parsed and inspected (it may only import torch, define classes,
+functions and constants), imported, every factory called with its defaults, run in eval and in
+training mode with backward, and every module's input and output shape and parameter count compared
+with the validated graph and with ``archc stats --json``'s totals.
+
+CI runs a small budget. A long run, as in the notes of the soundness issue:
+    python tests/test_soundness.py --count 20000 [--seed 0]
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+from archtest import assert_static_shapes, count_params
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from specgen import generate
+
+import archc
+from archc import stats
+
+settings.register_profile("soundness-ci", max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("soundness-long", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def check_runs(text: str, directory: Path) -> bool:
+    """False if archc rejects the spec (a located SpecError); else every promise must hold."""
+    path = directory / "fuzz.arch"
+    path.write_text(text)
+    try:
+        spec = archc.load(path)
+        source = spec.source()
+    except archc.SpecError as exc:
+        assert exc.span is not None or "no network" in exc.message, exc.render()
+        return False
+    assert_only_definitions(source)
+    module = spec.python_module()
+    for variant in spec.variants:
+        graph = spec.graph(variant)
+        totals = json.loads(stats.as_json(graph))["totals"]
+        torch.manual_seed(0)
+        model = getattr(module, variant)()
+        assert count_params(model) == totals["params"] + totals["side_params"] == graph.params
+        x = torch.randn(2, *graph.node(graph.input).shape)
+        assert_static_shapes(spec, variant, model, x)  # every module: input, output and parameters
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+        assert tuple(out.shape) == (2, *graph.node(graph.output).shape)
+        model.train()
+        outs = model(x)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        sum(o.float().sum() for o in outs if o is not None).backward()
+        assert all(p.grad is not None or not p.requires_grad for p in model.parameters() if p.numel())
+    return True
+
+
+def assert_only_definitions(source: str) -> None:
+    """Importing the module can only define things: imports of torch, classes, functions, constants."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            assert all(n == "torch" or n.startswith("torch.") for n in names), names
+        elif isinstance(node, ast.Assign):
+            ast.literal_eval(node.value)  # constants only: a table, a number
+        elif isinstance(node, ast.Expr):
+            assert isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)  # the docstring
+        else:
+            assert isinstance(node, (ast.ClassDef, ast.FunctionDef)), ast.dump(node)[:80]
+            assert not node.decorator_list
+
+
+@settings(settings.get_profile("soundness-ci"))
+@given(data=st.data())
+def test_random_specs_that_check_run(data, tmp_path_factory):
+    text = generate(lambda lo, hi: data.draw(st.integers(lo, hi)))
+    check_runs(text, tmp_path_factory.mktemp("s"))
+
+
+def test_the_generator_writes_specs_that_check(tmp_path):
+    """Most generated specs must check, or the test above would only test the rejections."""
+    ok = sum(check_runs(generate(random.Random(seed).randint), tmp_path) for seed in range(12))
+    assert ok >= 9, f"only {ok} of 12 generated specs check"
+
+
+def main(argv: list[str]) -> int:
+    count = int(argv[argv.index("--count") + 1]) if "--count" in argv else 1000
+    seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
+    checked = failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(seed, seed + count):
+            text = generate(random.Random(i).randint)
+            try:
+                checked += check_runs(text, Path(tmp))
+            except Exception:  # a broken promise: keep the spec
+                failures += 1
+                keep = Path(f"soundness-failure-{i}.arch")
+                keep.write_text(text)
+                print(f"seed {i}: FAILED, kept as {keep}\n{traceback.format_exc(limit=3)}", flush=True)
+            if (i - seed + 1) % 500 == 0:
+                print(f"{i - seed + 1} specs, {checked} checked and ran, {failures} failures", flush=True)
+    print(f"done: {count} specs, {checked} checked and ran, {count - checked - failures} rejected, {failures} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main(sys.argv[1:]))
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
