@@ -1,20 +1,54 @@
 """The ``archc`` command line: build, check, stats, draw.
 
-Exit status: 0 success, 1 a spec has an error, 2 a usage error, 3 an
-internal error (a bug in archc: please report it).
+Exit status and messages, the same for every command:
+
+0   success.
+1   a mistake in a spec, in GCC's form: ``FILE:LINE:COL: error: MESSAGE``, the line with a caret
+    under the mistake, ``note:`` lines, a ``hint:``. This includes a file that a ``use`` names
+    and that cannot be read (located at the ``use``). The rare mistake that no one line holds
+    (a spec nested too deeply to compile) is ``FILE: error: MESSAGE``.
+2   a usage error, ``archc: error: MESSAGE`` (and a ``hint:``): a bad flag or value (``--depth 0``,
+    an unknown ``--variant`` or ``--block``, ``stats`` or ``draw`` of a spec without networks); a
+    spec named on the command line that cannot be read (missing, a directory, a pipe or device,
+    larger than ``files.MAX_SPEC_BYTES``); an output that cannot or may not be written (an
+    unwritable directory, a directory, pipe or device in its place, a file or link archc did not
+    write without ``--force``, two specs that would write one file).
+3   an internal error, ``archc: internal error (...)``: a bug in archc; please report it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from . import files
 from .errors import SpecError, SpecErrors
 
 EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+
+
+class _Exit(Exception):
+    """Stop with exit status ``code`` once ``text`` is printed on stderr."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+def _usage(message: str, hint: str | None = None) -> _Exit:
+    return _Exit(EXIT_USAGE, f"archc: error: {message}" + (f"\nhint: {hint}" if hint else ""))
+
+
+class _InFile(SpecError):
+    """A mistake in spec ``path`` that no one line holds: printed ``FILE: error: MESSAGE``."""
+
+    def __init__(self, error: SpecError, path: str):
+        super().__init__(error.message, None, error.hint, error.notes)
+        self.path = path
+
+    def render(self) -> str:
+        return f"{self.path}: {super().render()}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,7 +59,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="archc", description="Compile .arch network specs into PyTorch modules.")
+    from . import __version__
+
+    parser = _Parser(prog="archc", description="Compile .arch network specs into PyTorch modules.",
+                     epilog="exit status: 0 success, 1 an error in a spec (FILE:LINE:COL: error: ...), 2 a usage "
+                            "or file error (archc: error: ...), 3 an internal error (a bug: please report it)")
+    parser.add_argument("--version", action="version", version=f"archc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     build = sub.add_parser("build", help="check specs and write one Python module per spec")
@@ -59,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                                                      "block instance or named seq at module path NAME: layer2.0)")
     draw.add_argument("--no-fold", action="store_true",
                       help="draw every block instance, without folding runs of alike ones into one marked xN")
+    draw.add_argument("--force", action="store_true", help="overwrite a file archc did not generate")
     return parser
 
 
@@ -79,11 +119,17 @@ def _main(args) -> int:
         if args.command == "draw":
             return _draw(args)
         return _build(args)
+    except _Exit as exc:
+        print(exc.text, file=sys.stderr)
+        return exc.code
+    except files.FileProblem as exc:  # an output that cannot or may not be written
+        print(f"archc: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_SPEC
     except RecursionError:
-        print("archc: error: the spec is nested too deeply", file=sys.stderr)
+        print("error: the spec is nested too deeply to compile", file=sys.stderr)
         return EXIT_SPEC
     except KeyboardInterrupt:
         return 130
@@ -96,18 +142,54 @@ def _main(args) -> int:
         return EXIT_INTERNAL
 
 
-def _load_all(paths: list[str]):
+def _load(path: str):
+    """The spec at ``path``, named on the command line: if it cannot be read, that is a usage error."""
+    from .loader import SpecFileError
     from .spec import load
 
-    specs, errors = [], []
+    try:
+        return load(path)
+    except SpecFileError as exc:
+        if exc.span is None:  # the file itself, not one that it uses
+            raise _usage(exc.message) from None
+        raise
+    except SpecError as exc:
+        if exc.span is None and len(exc.errors) == 1:
+            raise _InFile(exc, path) from None
+        raise
+
+
+def _load_all(paths: list[str]):
+    """Every spec, or every error: usage errors (exit 2) with any spec errors after them."""
+    specs, errors, unreadable = [], [], []
     for path in paths:
         try:
-            specs.append(load(path))
+            specs.append(_load(path))
+        except _Exit as exc:
+            unreadable.append(exc.text)
         except SpecError as exc:
             errors.append(exc)
+    if unreadable:
+        raise _Exit(EXIT_USAGE, "\n".join([*unreadable, *(e.render() for e in errors)]))
     if errors:
         raise SpecErrors(errors) if len(errors) > 1 else errors[0]
     return specs
+
+
+def _variant(spec, variant: str | None) -> str:
+    """The variant named on the command line, else the spec's first; naming one it lacks is a usage error."""
+    try:
+        variant = variant or spec.default_variant()
+        if variant not in spec.variants:
+            spec.values(variant)  # raises, with a hint
+    except SpecError as exc:
+        raise _usage(exc.message, exc.hint) from None
+    return variant
+
+
+def _check_depth(depth: int | None) -> None:
+    if depth is not None and depth < 1:
+        raise _usage("--depth must be at least 1")
 
 
 def _check(args) -> int:
@@ -118,19 +200,18 @@ def _check(args) -> int:
 
 def _stats(args) -> int:
     from . import stats
-    from .spec import load
 
-    if args.depth is not None and args.depth < 1:
-        print("archc: error: --depth must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    graphs = []
+    _check_depth(args.depth)
+    loaded, graphs = {}, []
     for item in args.specs:
         path, _, variant = item.partition(":") if not Path(item).exists() else (item, "", "")
-        spec = load(path)
-        graphs.append((f"{Path(path).stem}:{variant or args.variant or next(iter(spec.variants), '')}",
-                       spec.graph(variant or args.variant)))
+        if path not in loaded:
+            loaded[path] = _load(path)
+        variant = _variant(loaded[path], variant or args.variant)
+        graphs.append((f"{Path(path).stem}:{variant}", loaded[path].graph(variant)))
     if len(graphs) > 1:
-        print(stats.compare(graphs, args.depth or 1))
+        compare = stats.compare_json if args.json else stats.compare
+        print(compare(graphs, args.depth or 1))
     elif args.json:
         print(stats.as_json(graphs[0][1], args.depth))
     else:
@@ -140,59 +221,49 @@ def _stats(args) -> int:
 
 def _draw(args) -> int:
     from . import draw
-    from .spec import load
 
-    if args.depth is not None and args.depth < 1:
-        print("archc: error: --depth must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+    _check_depth(args.depth)
     try:
         fmt = draw.format_of(args.output) if args.output else "svg"
-        spec = load(args.spec)
+    except draw.DrawError as exc:
+        raise _usage(str(exc)) from None
+    target = Path(args.output or "_".join([Path(args.spec).stem, *filter(None, [args.variant, args.block])]) + ".svg")
+    files.check_target(target, args.force)  # before the work of drawing; checked again when written
+    spec = _load(args.spec)
+    if args.variant is not None:
+        _variant(spec, args.variant)
+    try:
         data = draw.draw(spec, args.variant, fmt, args.depth, not args.no_fold, args.block)
     except draw.DrawError as exc:
-        print(f"archc: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    target = Path(args.output or "_".join([Path(args.spec).stem, *filter(None, [args.variant, args.block])]) + ".svg")
-    try:
-        target.write_bytes(data)
-    except OSError as exc:
-        print(f"archc: error: cannot write '{target}': {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        raise _usage(str(exc)) from None
+    except SpecError as exc:
+        if exc.span is None and len(exc.errors) == 1:  # the spec is fine; what was asked of it is not
+            raise _usage(exc.message, exc.hint) from None
+        raise
+    files.write_outputs({target: files.marked(data, fmt)}, args.force)
     print(f"wrote {target}")
     return 0
 
 
 def _build(args) -> int:
-    from .codegen import MARKER
-
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
-        print(f"archc: error: '{out_dir}' is not a directory", file=sys.stderr)
-        return EXIT_USAGE
+        raise _usage(f"'{out_dir}' is not a directory")
+    writers: dict[Path, str] = {}
+    for path in args.specs:
+        target = out_dir / f"{Path(path).stem}.py"
+        if target in writers:
+            raise _usage(f"'{writers[target]}' and '{path}' would both write '{target}'",
+                         hint="build them one at a time into different directories (-o DIR)")
+        writers[target] = path
+        files.check_target(target, args.force)  # before the work of compiling; checked again when written
     specs = _load_all(args.specs)
-    sources = {out_dir / f"{spec.path.stem}.py": spec.source() for spec in specs}
+    sources = {out_dir / f"{spec.path.stem}.py": spec.source().encode("utf-8") for spec in specs}
+    files.make_dir(out_dir)
+    files.write_outputs(sources, args.force)
     for target in sources:
-        if target.exists() and not args.force and MARKER not in target.read_text(errors="replace")[:2000]:
-            print(f"archc: error: '{target}' was not generated by archc; use --force to overwrite it",
-                  file=sys.stderr)
-            return EXIT_USAGE
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for target, text in sources.items():
-        _write_atomic(target, text)
         print(f"wrote {target}")
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 if __name__ == "__main__":

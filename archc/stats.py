@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from itertools import zip_longest
 
 from .graph import Graph
 
@@ -113,22 +112,45 @@ def as_json(graph: Graph, depth: int | None = None) -> str:
         "network": graph.network,
         "variant": graph.variant,
         "convention": CONVENTION,
-        "rows": [{**asdict(r), "shape": list(r.shape)} for r in rows(graph, depth)],
+        "rows": [_row_json(r) for r in rows(graph, depth)],
         "totals": totals(graph),
     }, indent=2)
 
 
+def paired(tables: list[list[Row]]) -> list[tuple[str, list[Row | None]]]:
+    """The rows of several tables paired by name (the module path: ``layer2.0``), in an order that keeps
+    each table's own; where a name is in some tables only, the others have a gap (None)."""
+    keyed: list[dict[tuple[str, int], Row]] = []
+    order: list[tuple[str, int]] = []
+    for table in tables:
+        seen: dict[str, int] = {}
+        keys = {}
+        for row in table:  # a name met twice in one table pairs with the other tables' second one
+            keys[(row.name, seen.get(row.name, 0))] = row
+            seen[row.name] = seen.get(row.name, 0) + 1
+        placed, at = set(order), 0
+        for key in keys:  # a new name goes after the table's previous one, and after the names it lacks there
+            if key in placed:
+                at = max(at, order.index(key) + 1)
+            else:
+                while at < len(order) and order[at] not in keys:
+                    at += 1
+                order.insert(at, key)
+                at += 1
+        keyed.append(keys)
+    return [(key[0], [keys.get(key) for keys in keyed]) for key in order]
+
+
 def compare(graphs: list[tuple[str, Graph]], depth: int = 1) -> str:
-    """Several networks side by side, one row per stage (their depth-``depth`` children)."""
-    columns = [(label, rows(g, depth)) for label, g in graphs]
-    header = ["#"]
-    for label, _ in columns:
+    """Several networks side by side, one line per module path at depth ``depth`` (their stages at 1)."""
+    header = ["name"]
+    for label, _ in graphs:
         header += [label, "output", "params", "MACs"]
     body = []
-    for i, stage in enumerate(zip_longest(*(r for _, r in columns))):
-        row = [str(i + 1)]
-        for r in stage:
-            row += ["", "", "", ""] if r is None else [r.name, _shape(r.shape), human(r.params), human(r.macs)]
+    for name, cells in paired([rows(g, depth) for _, g in graphs]):
+        row = [name + (" (side)" if any(r is not None and r.side for r in cells) else "")]
+        for r in cells:
+            row += ["", "", "", ""] if r is None else [r.op, _shape(r.shape), human(r.params), human(r.macs)]
         body.append(tuple(row))
     foot = ["total"]
     for _, g in graphs:
@@ -136,3 +158,19 @@ def compare(graphs: list[tuple[str, Graph]], depth: int = 1) -> str:
         foot += ["", "", human(t["params"]), human(t["macs"])]
     right = {j for j in range(len(header)) if j % 4 in (3, 0) and j > 0}
     return "\n".join([*_grid(tuple(header), body, [tuple(foot)], right=right), f"({CONVENTION})"])
+
+
+def compare_json(graphs: list[tuple[str, Graph]], depth: int = 1) -> str:
+    """``compare`` as JSON: the networks, then one entry per name with each network's row or null."""
+    return json.dumps({
+        "convention": CONVENTION,
+        "depth": depth,
+        "networks": [{"label": label, "network": g.network, "variant": g.variant, "totals": totals(g)}
+                     for label, g in graphs],
+        "rows": [{"name": name, "values": [None if r is None else _row_json(r) for r in cells]}
+                 for name, cells in paired([rows(g, depth) for _, g in graphs])],
+    }, indent=2)
+
+
+def _row_json(row: Row) -> dict:
+    return {**asdict(row), "shape": list(row.shape)}

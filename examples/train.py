@@ -15,6 +15,9 @@ process and --lr is used as given. Rank 0 alone shows progress (the loss
 averaged over the processes) and writes --output after every epoch: a dict with
 "model" (loads with strict=True), "optimizer", "scheduler", "epoch", "args".
 
+Its extras: pip install '.[examples]' adds a progress bar (tqdm; without it, one line an
+epoch) and torchvision, which --data DIR needs to read images.
+
 --data synthetic: --synthetic-size random images with random labels, fixed by
 --seed. --data DIR: an ImageFolder, DIR/train/<class>/* or else DIR/<class>/*,
 randomly cropped and resized to the input size, and flipped. --num-classes
@@ -37,6 +40,7 @@ import argparse
 import ast
 import difflib
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -50,12 +54,19 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
+
+try:
+    from tqdm import tqdm
+except ModuleNotFoundError as missing:  # an optional extra: train without the progress bar
+    if missing.name != "tqdm":
+        raise
+    tqdm = None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for `import generated`
 import generated  # noqa: E402
 
 AUX_WEIGHT = 0.3
+EXTRAS = "pip install '.[examples]'"
 
 
 def find_factories() -> dict[str, Callable[..., nn.Module]]:
@@ -157,6 +168,43 @@ def image_transform(image_size: int) -> Callable:
     return transforms.Compose([*crop, transforms.ToTensor(), transforms.Normalize(mean, std)])
 
 
+class EpochLine:
+    """Without tqdm: no progress bar, one line at the end of each epoch (tqdm's methods that main uses)."""
+
+    def __init__(self, total: int, unit: str, desc: str, disable: bool) -> None:
+        self.unit, self.desc, self.disable, self.done, self.postfix = unit, desc, disable, 0, {}
+
+    def set_postfix(self, refresh: bool = True, **values: str) -> None:
+        self.postfix = values
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        if not self.disable:
+            print(", ".join([f"{self.desc}: {self.done} {self.unit}", *(f"{k}={v}" for k, v in self.postfix.items())]))
+
+
+def progress(total: int, desc: str, disable: bool):
+    """A progress bar in images: tqdm's, or without tqdm an ``EpochLine``."""
+    return (tqdm or EpochLine)(total=total, unit="img", desc=desc, disable=disable)
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on, shared among the training processes on this machine."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))  # torchrun sets LOCAL_WORLD_SIZE
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, and every option's default, except where it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def factory_argument(text: str) -> tuple[str, object]:
     """``memory_efficient=true`` -> ("memory_efficient", True): Python literals, and true/false/none."""
     name, sep, value = text.partition("=")
@@ -172,24 +220,26 @@ def factory_argument(text: str) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("model", help="a factory in generated/, e.g. resnet50 or resnet.resnet20")
-    p.add_argument("--data", default="synthetic", help='"synthetic" (the default) or an image folder')
+    p.add_argument("--data", default="synthetic", help='"synthetic" or an image folder')
     p.add_argument("--num-classes", type=int, help="default: the folder's class count, or the factory's default")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=factory_argument,
                    help="another factory argument, e.g. memory_efficient=true or aux_logits=false (repeatable)")
     p.add_argument("--image-size", type=int, help="input height and width (default: 32 for CIFAR models, else 224)")
     p.add_argument("--synthetic-size", type=int, default=512, help="images in the synthetic data set")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=1, help="passes over the data")
     p.add_argument("--steps", type=int, help="at most this many steps an epoch, for smoke runs")
     p.add_argument("--batch-size", type=int, default=32, help="per process")
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=0.1, help="SGD's learning rate")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="SGD's weight decay")
     p.add_argument("--schedule", choices=["cosine", "step"], default="cosine", help="learning rate decay, per epoch")
     p.add_argument("--lr-step", type=int, default=30, help="epochs between tenfold decays with --schedule step")
-    p.add_argument("--workers", type=int, default=4, help="data loading processes per training process")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="data loading processes per training process; by default the CPUs available, shared "
+                        "among the training processes on this machine")
+    p.add_argument("--seed", type=int, default=0, help="for the initial weights, the synthetic data and the shuffles")
     p.add_argument("--output", help="checkpoint file")
     return p
 
@@ -197,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.data != "synthetic" and importlib.util.find_spec("torchvision") is None:
+        parser.error(f"--data {args.data}: reading an image folder needs torchvision: {EXTRAS}")
     factories = find_factories()
     if (factory := factories.get(args.model)) is None:
         close = difflib.get_close_matches(args.model, factories, n=5, cutoff=0.5)
@@ -268,15 +320,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{image_size}x{image_size} inputs, {model_classes} classes, {len(dataset)} images; "
             f"{world_size} process(es) x {args.batch_size} images on {device}, {steps} steps an epoch"
         )
+        if tqdm is None:
+            print(f"(no progress bar without tqdm: {EXTRAS})")
 
     for epoch in range(args.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)  # a new shuffle every epoch, the same in every process
         model.train()
         images_per_step = args.batch_size * world_size
-        bar = tqdm(
-            total=steps * images_per_step, unit="img", desc=f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0
-        )
+        bar = progress(steps * images_per_step, f"epoch {epoch + 1}/{args.epochs}", disable=rank != 0)
         for _, (images, targets) in zip(range(steps), loader):
             loss = train_step(model, images.to(device), targets.to(device), criterion, optimizer)
             if dist.is_initialized():

@@ -1,6 +1,7 @@
 """Static statistics: totals, grouping, output formats, and MACs against torch's own FLOP counter."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -71,6 +72,43 @@ def test_compare_two_variants_side_by_side(capsys):
     assert "11.690 M" in out and "25.557 M" in out
 
 
+def test_compare_pairs_rows_by_module_path(capsys):
+    resnet = SPECS / "resnet.arch"
+    assert main(["stats", f"{resnet}:resnet18", f"{resnet}:resnet50", "--depth", "2"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:-3]}
+    assert "BasicBlock(128, 2)" in lines["layer2.0"] and "Bottleneck(128, 2)" in lines["layer2.0"]
+    assert "128 x 28 x 28" in lines["layer2.0"] and "512 x 28 x 28" in lines["layer2.0"]
+    layer1_2 = lines["layer1.2"]  # resnet50's only: a gap under resnet18
+    assert "BasicBlock" not in layer1_2 and re.search(r"^layer1\.2 {10,}Bottleneck\(64\)", layer1_2)
+    names = list(lines)
+    assert names.index("layer1.1") < names.index("layer1.2") < names.index("layer2.0") < names.index("fc")
+
+
+def test_paired_keeps_each_tables_order():
+    def table(*names):
+        return [stats.Row(name, "op", (1,), 0, 0) for name in names]
+
+    pairs = stats.paired([table("a", "b", "d", "e"), table("a", "c", "d", "f", "e")])
+    assert [(name, [r is not None for r in cells]) for name, cells in pairs] == [
+        ("a", [True, True]), ("b", [True, False]), ("c", [False, True]), ("d", [True, True]),
+        ("f", [False, True]), ("e", [True, True])]
+    twice = stats.paired([table("relu", "relu"), table("relu")])  # a repeated name pairs by occurrence
+    assert [[r is not None for r in cells] for _, cells in twice] == [[True, True], [True, False]]
+
+
+def test_compare_as_json(capsys):
+    resnet = SPECS / "resnet.arch"
+    assert main(["stats", f"{resnet}:resnet18", f"{resnet}:resnet50", "--depth", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [n["label"] for n in data["networks"]] == ["resnet:resnet18", "resnet:resnet50"]
+    assert [n["totals"]["params"] for n in data["networks"]] == [11_689_512, 25_557_032]
+    rows = {row["name"]: row["values"] for row in data["rows"]}
+    assert [v["op"] for v in rows["layer2.0"]] == ["BasicBlock(128, 2)", "Bottleneck(128, 2)"]
+    assert rows["layer1.2"][0] is None and rows["layer1.2"][1]["shape"] == [256, 56, 56]
+    for i, label in enumerate(["resnet18", "resnet50"]):
+        assert sum(v[i]["params"] for v in rows.values() if v[i]) == data["networks"][i]["totals"]["params"], label
+
+
 def test_stats_never_imports_torch(tmp_path):
     import subprocess
     import sys
@@ -106,9 +144,9 @@ def test_papers_weight_arithmetic(experiment, baseline, variant, params_ratio):
     assert s.graph(variant).params / s.graph(baseline).params == pytest.approx(params_ratio)
 
 
-def test_stats_of_a_block_library_is_a_spec_error(capsys):
-    assert main(["stats", str(SPECS / "common.arch")]) == 1
-    assert "has no network" in capsys.readouterr().err
+def test_stats_of_a_block_library_is_a_usage_error(capsys):
+    assert main(["stats", str(SPECS / "common.arch")]) == 2
+    assert capsys.readouterr().err.startswith("archc: error: common.arch has no network")
 
 
 @pytest.mark.parametrize(("name", "variant", "paper_gmacs", "tolerance"), [
@@ -127,7 +165,7 @@ def test_papers_multiply_adds(name, variant, paper_gmacs, tolerance):
     ("resnet18", 1.8), ("resnet34", 3.6), ("resnet50", 3.8), ("resnet101", 7.6), ("resnet152", 11.3),
 ])
 def test_resnet_table_1_multiply_adds_in_the_v1_layout(variant, paper_gflops):
-    from archc.expr import BlockRef
+    from archc.values import BlockRef
 
     # the paper's v1 bottleneck strides in its first 1x1 conv (torchvision's v1.5: in the 3x3)
     deep = variant not in ("resnet18", "resnet34")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -203,3 +204,67 @@ def test_factory_arguments_on_the_command_line(capsys):
     with pytest.raises(SystemExit):
         train.main(["resnet20", "--set", "memory_efficient=true", "--steps", "1"])
     assert "resnet20 has no argument memory_efficient; it takes num_classes" in capsys.readouterr().err
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # unwrapped
+    for default in ("per process (default: 32)", "(default: synthetic)", "SGD's learning rate (default: 0.1)",
+                    f"on this machine (default: {train.default_workers()})", "(default: cosine)"):
+        assert default in out
+    assert "(default: None)" not in out and "(default: [])" not in out
+
+
+def test_workers_default_to_the_cpus_available(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)  # 3 of the machine's CPUs
+    assert train.default_workers() == 3
+    assert train.build_parser().parse_args(["resnet20"]).workers == 3
+    assert train.build_parser().parse_args(["resnet20", "--workers", "0"]).workers == 0
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: two training processes share them
+    assert train.default_workers() == 1
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert train.default_workers() == 4
+
+
+@pytest.fixture
+def without_tqdm(monkeypatch) -> ModuleType:
+    """examples/train.py as if the examples extra, and so tqdm, were not installed."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    module = load_train()
+    assert module.tqdm is None
+    return module
+
+
+def test_without_tqdm_progress_is_one_line_an_epoch(without_tqdm, capsys):
+    bar = without_tqdm.progress(8, "epoch 2/3", disable=False)
+    for loss in ("2.5000", "2.2500"):
+        bar.set_postfix(loss=loss, lr="0.1", refresh=False)
+        bar.update(4)
+    bar.close()
+    without_tqdm.progress(8, "epoch 2/3", disable=True).close()  # ranks other than 0
+    assert capsys.readouterr().out == "epoch 2/3: 8 img, loss=2.2500, lr=0.1\n"
+    if train.tqdm is not None:  # installed: its bar
+        assert type(train.progress(8, "epoch 1/1", disable=True)).__name__ == "tqdm"
+
+
+@pytest.mark.slow  # torch's first optimizer imports torch._dynamo: seconds
+def test_trains_without_tqdm(without_tqdm, monkeypatch, capsys):
+    for variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(variable, raising=False)
+    without_tqdm.main(["resnet20", *"--synthetic-size 8 --batch-size 4 --steps 1 --workers 0".split()])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "(no progress bar without tqdm: pip install '.[examples]')"
+    assert re.fullmatch(r"epoch 1/1: 4 img, loss=\d+\.\d{4}, lr=0\.1", out[2]), out
+
+
+def test_image_folders_without_torchvision_say_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["resnet20", "--data", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "reading an image folder needs torchvision: pip install '.[examples]'" in err and "Traceback" not in err
