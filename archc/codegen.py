@@ -68,6 +68,8 @@ def _annotation(values: list) -> str | None:
             kinds.add("None")
     if kinds == {"int", "float"}:
         return "float"
+    if kinds == {"None"}:  # nothing known but the default: no annotation rather than a wrong one
+        return None
     if len(kinds) == 1:
         return kinds.pop()
     if len(kinds) == 2 and "None" in kinds:
@@ -91,6 +93,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     constants.update({b: BlockRef(b) for b in program.blocks})
 
     constants.update({f: elab.globals[f] for f in program.funcs})
+    lets = {let.name for let in program.lets}
 
     infos: dict[str, ClassInfo] = {}
     rendered: dict[str, dict] = {}
@@ -106,7 +109,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             holds_block |= _called_through(block.body, elab, "block")
             holds_op |= _called_through(block.body, elab, "op")
             code = generate_class(block, program.blocks, _constants_for(block, constants), info, class_info,
-                                  holds_block, holds_op)
+                                  holds_block, holds_op, lets)
             infos[name] = code.info
             referenced.update(code.referenced)
             rendered[name] = _class_dict(block, code.init, code.forward, "Tensor",
@@ -130,7 +133,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         holds_block |= _called_through(net.body, elab, "block")
         holds_op |= _called_through(net.body, elab, "op")
         code = generate_class(net, program.blocks, _constants_for(net, constants), info, class_info, holds_block,
-                              holds_op)
+                              holds_op, lets)
         referenced.update(code.referenced)
         returns = "Tensor | tuple[Tensor, ...]" if code.has_sides else "Tensor"
         # a parameter the code never reads (one that only sizes the input, say) is not a constructor argument
@@ -141,7 +144,12 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     order = [b for b in program.blocks if b in rendered] + networks
     classes = [rendered[c] for c in _dependency_order(order, program)]
     module_constants: dict[str, str] = {}
-    factories = [_factory(v, program, elab, unused[v.network.name], module_constants) for v in variants.values()]
+    factories = [_factory(v, program, elab, unused[v.network.name], module_constants, variants)
+                 for v in variants.values()]
+    for let in program.lets:  # the lets the classes read by name become module constants
+        if let.name in referenced:
+            module_constants[let.name] = to_python(let.value) if not free_names(let.value) and not \
+                isinstance(let.value, (n.ListExpr, n.ListComp)) else value_literal(elab.globals[let.name])
     functions = [_function(program.funcs[f], constants) for f in _functions_used(referenced, program)]
     body_text = "\n".join(line for c in classes for line in c["init"] + c["forward"])
     body_text += "\n".join(f["call"] + f["signature"] for f in factories)
@@ -165,7 +173,8 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         source=escape_docstring(program.path.name),
         imports=imports,
         exports=all_sorted([c["name"] for c in classes] + [f["name"] for f in factories]),
-        constants=[_constant(k, v) for k, v in module_constants.items()],
+        constants=[_constant(k, v) for k, v in module_constants.items() if not _names_a_class(v, program)],
+        late_constants=[_constant(k, v) for k, v in module_constants.items() if _names_a_class(v, program)],
         functions=functions,
         helpers=helpers,
         classes=classes,
@@ -184,6 +193,11 @@ def _class_dict(d, init: list[str], fwd: list[str], returns: str, signature: str
     base = "nn.Sequential" if isinstance(d, n.BlockDef) and d.sequential else "nn.Module"
     return {"name": d.name, "base": base, "init": merge_elif(wrap_lines(init)), "forward": merge_elif(wrap_lines(fwd)),
             "returns": returns, "signature": signature, "doc": doc}
+
+
+def _names_a_class(text: str, program: Program) -> bool:
+    """Whether a constant's value names one of the module's classes (it must then follow them)."""
+    return any(re.search(rf"\b{re.escape(b)}\b", text) for b in [*program.blocks, *program.networks])
 
 
 def _constant(name: str, text: str) -> str:
@@ -301,6 +315,13 @@ def _matching_open(line: str) -> int | None:
     return None
 
 
+def _as_tuple_annotation(annotation: str | None) -> str | None:
+    """``list[X]`` -> ``tuple[X, ...]``, for a list default written as a tuple."""
+    if annotation is None or not annotation.startswith("list[") or not annotation.endswith("]"):
+        return None if annotation and annotation.startswith("list") else annotation
+    return f"tuple[{annotation[5:-1]}, ...]"
+
+
 def _param_text(p: n.Param, constants: dict, annotation: str | None) -> str:
     ann = f": {annotation}" if annotation else ""
     if p.default is None:
@@ -308,7 +329,7 @@ def _param_text(p: n.Param, constants: dict, annotation: str | None) -> str:
     default = fold(p.default, constants)
     if isinstance(default, n.ListExpr):  # parameters are never mutated: a tuple is the safe default
         default = n.ListExpr(default.items, default.span, tuple=True)
-        annotation = annotation.replace("list[", "tuple[", 1).replace("]", ", ...]", 1) if annotation else None
+        annotation = _as_tuple_annotation(annotation)
     names = {x for x in [to_python(default)] if x.isidentifier() and x not in constants and x not in ("True", "False", "None")}
     if names:
         raise SpecError("a parameter's default must be a constant", p.default.span)
@@ -342,7 +363,8 @@ def _network_signature(net: n.NetworkDef, variants: dict[str, Variant], elab: El
     return wrap_call("def __init__", parts, " -> None:", "    ")
 
 
-def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], module_constants: dict[str, str]) -> dict:
+def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], module_constants: dict[str, str],
+             variants: dict[str, Variant]) -> dict:
     net = v.network
     free = []
     for p in net.params:
@@ -351,7 +373,11 @@ def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], m
         value = _default_value(p, elab) if p.default is not None else None
         if p.default is None:
             raise SpecError(f"variant {v.name} must set '{p.name}' (it has no default)", v.span)
-        ann = _annotation([value])
+        # typed by every value the parameter takes in the file, as the network's own signature is
+        ann = _annotation([value] + [w.fixed[p.name] for w in variants.values() if p.name in w.fixed])
+        if isinstance(value, list):  # never a mutable default: arguments are not changed, a tuple reads the same
+            value = tuple(value)
+            ann = _as_tuple_annotation(ann)
         free.append(f"{p.name}{': ' + ann if ann else ''} = {value_literal(value)}")
     lets = {let.name for let in program.lets}
     written = _variant_arguments(program, v)

@@ -521,7 +521,7 @@ class Elaborator:
         if len(graph) >= MAX_NODES:
             raise Fatal(SpecError(f"the network has more than {MAX_NODES} operations", span,
                                   hint="check repeat counts"))
-        self.budget.spend(span, 4)  # an operation costs memory: it counts for more than an expression step
+        self.budget.spend(span, 20)  # an operation is kept (every variant's graph is): it costs more than a step
         size = math.prod(t.shape)
         if size > MAX_ELEMENTS or params > MAX_ELEMENTS:
             what = f"an output of {size:,} elements" if size > MAX_ELEMENTS else f"{params:,} parameters"

@@ -57,11 +57,14 @@ class ClassContext:
 
     def __init__(self, definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef],
                  constants: dict[str, object], stmt_info: StmtInfo, infos, block_params: set[str],
-                 op_params: set[str] = frozenset()):
+                 op_params: set[str] = frozenset(), named: set[str] = frozenset()):
         self.d = definition
         self.is_network = isinstance(definition, n.NetworkDef)
         self.blocks = blocks
-        self.constants = constants  # top-level lets: folded into the code as literals
+        self.constants = constants  # the file's lets, functions, blocks and value ops: what names are known to be
+        # the file's lets are module constants, read by name (a table appears once, as the spec writes it)
+        self.named = {k: symbol(k) for k in named if k in constants}
+        self.printing = {k: v for k, v in constants.items() if k not in self.named}
         self.info = stmt_info
         self.infos = infos  # callable: block name -> ClassInfo
         self.params = [p.name for p in definition.params]
@@ -111,14 +114,15 @@ class ClassContext:
                 raise SpecError("'out' is not available here", ref.span)
             return cur
 
-        folded = fold(e, self.constants, tensors=tensors)
+        folded = fold(e, self.printing, self.named, tensors=tensors)
         self.referenced |= free_names(folded)
         return folded
 
 
 def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef], constants: dict[str, object],
-                   stmt_info: StmtInfo, infos, block_params: set[str], op_params: set[str] = frozenset()) -> ClassCode:
-    ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params)
+                   stmt_info: StmtInfo, infos, block_params: set[str], op_params: set[str] = frozenset(),
+                   named: set[str] = frozenset()) -> ClassCode:
+    ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params, named)
     forward = ForwardEmitter(ctx)
     fwd_lines = [] if ctx.sequential else forward.emit(depth=2)  # an nn.Sequential has its forward
     if ctx.is_network:

@@ -83,7 +83,7 @@ class ForwardEmitter:
                                 ref.span)
             return symbol(f"{var}.shape[{axis}]")
 
-        folded = fold(e, ctx.constants, tensors=tensors)
+        folded = fold(e, ctx.printing, ctx.named, tensors=tensors)
         ctx.referenced |= free_names(folded)
 
         def name(s: str) -> str:

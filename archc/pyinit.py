@@ -138,6 +138,7 @@ class InitEmitter:
             new = self.init_body(stmt.body, cur, sub, _Seq(var))
             prefix = "    " * w.depth + f"{var}.append("
             if sub.lines and all(line.startswith(prefix) and line.endswith(")") for line in sub.lines):
+                self.init_ns.taken.discard(var)  # written inline: the name is free again
                 items = [line[len(prefix):-1] for line in sub.lines]
                 self.register(stmt.target, "nn.Sequential(\n" + "".join(
                     "    " * (w.depth + 1) + item + ",\n" for item in items) + "    " * w.depth + ")", w, seq)
@@ -366,7 +367,7 @@ class InitEmitter:
                 if p.name in bound:
                     subst[p.name] = self.fold(bound[p.name], cur)
                 elif p.default is not None:
-                    subst[p.name] = fold(p.default, self.constants)
+                    subst[p.name] = fold(p.default, self.ctx.printing, self.ctx.named)
             new = fold(formula, {}, subst)
             self.register(stmt.target, ctor, w, seq)
             return self.fold(new)

@@ -1,0 +1,207 @@
+"""Regression cases of the soundness issue, one or more per class of broken promise, with cases of our own
+beside the reported ones. Each spec either builds into a module that imports and runs (checked by the
+same oracle as the random specs), or is a located error that says what is wrong. The resource cases run
+``archc`` in a subprocess under a memory cap and a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from archtest import ROOT
+from test_soundness import check_runs
+
+import archc
+
+MEMORY_CAP = 1024 * 1024 * 1024
+TIMEOUT_S = 120
+
+
+def net(body: str, params: str = "", name: str = "N") -> str:
+    lines = "\n".join("    " + line for line in body.strip().splitlines())
+    return f"network {name}({params}) {{\n    input 3 x 8 x 8\n{lines}\n}}\nvariant n = {name}()\n"
+
+
+def located_error(tmp_path: Path, text: str, fragment: str) -> str:
+    path = tmp_path / "case.arch"
+    path.write_text(text)
+    with pytest.raises(archc.SpecError) as info:
+        archc.load(path).source()
+    message = info.value.render()
+    assert fragment in message, message
+    assert message.startswith(f"{path}:"), message  # file:line:col
+    return message
+
+
+def runs(tmp_path: Path, text: str) -> None:
+    assert check_runs(text, tmp_path), "the spec was rejected"
+
+
+def run_archc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "archc", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT_S, preexec_fn=cap)
+
+
+# ------------------------------------------------------------ code runs on import
+
+
+def test_a_hostile_file_name_stays_in_its_docstring(tmp_path):
+    name = 'a"""+str(__import__("os").system("echo PWNED"))+""".arch'
+    (tmp_path / name).write_text(net("conv1 = conv(4, 1)"))
+    result = run_archc("build", name, "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (generated,) = (tmp_path / "out").iterdir()
+    code = f"import importlib.util as u; s = u.spec_from_file_location('m', {str(generated)!r}); " \
+           "m = u.module_from_spec(s); s.loader.exec_module(m); m.n()"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert ran.returncode == 0, ran.stderr
+    assert "PWNED" not in ran.stdout + ran.stderr
+    build = subprocess.run([sys.executable, "-c", f"import archc; archc.load({name!r}).build()"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=TIMEOUT_S, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert build.returncode == 0 and "PWNED" not in build.stdout + build.stderr, build.stderr
+
+
+def test_an_invisible_character_in_a_file_name_is_escaped_in_the_docstring(tmp_path):
+    path = tmp_path / "net\u202e.arch"
+    path.write_text(net("conv1 = conv(4, 1)"))
+    source = archc.load(path).source()
+    assert "\u202e" not in source and "\\\\u202e" in source
+
+
+# ------------------------------------------------------------ exit 0, but the file does not parse
+
+
+@pytest.mark.parametrize("text", [
+    'let tag = "a"\n' + net('x{tag} = conv(8, 1)\nfor i in range(2) { y{i}{tag} = conv(8, 1) }'),
+    net('q{"u" if flag else "v"} = conv(8, 1)', "flag = true"),
+    net("for i in range(3) { let k = i }\nconv1 = conv(4, 1)"),
+    net("if flag { let a = 1 } else { c = conv(4, 1) }\nd = conv(4, 1)", "flag = true"),
+    net("for i in range(2) { let unused = i; let more = unused + 1 }\nc = conv(4, 1)"),
+], ids=["string-interpolation", "ternary-interpolation", "for-of-lets", "if-of-lets", "lets-reading-lets"])
+def test_specs_that_once_gave_files_that_do_not_parse_now_run(tmp_path, text):
+    runs(tmp_path, text)
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("block lambda() { relu }\n" + net("b = lambda()"), "block name 'lambda' is a Python keyword"),
+    (net("conv1 = conv(4, 1)").replace("variant n", "variant def"), "unexpected"),
+    ("block B() { relu }\nnetwork N() {\n    input 3 x 8 x 8\n    b = B()\n}\nvariant class = N()\n",
+     "variant name 'class' is a Python keyword"),
+    (net("for match in range(2) { c{match} = conv(4, 1) }"), "the loop variable 'match' is a Python keyword"),
+    (net("let case = 3\nc = conv(case, 1)"), "the let 'case' is a Python keyword"),
+    ('let s = "a\rb"\n' + net("c = conv(4, 1)"), "a carriage return that does not end a line"),
+], ids=["block-keyword", "variant-keyword", "variant-class", "loop-soft-keyword", "let-soft-keyword", "lone-cr"])
+def test_names_python_cannot_take_are_located_errors(tmp_path, text, fragment):
+    located_error(tmp_path, text, fragment)
+
+
+# ------------------------------------------------------------ exit 0, but the model fails or differs
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    (net("train = conv(4, 1)"), "'train' is reserved"),
+    (net("to = conv(4, 1)"), "'to' is reserved"),
+    (net('"state_dict" = conv(4, 1)'), "'state_dict' is reserved"),
+    (net("let in_channels = 5\nc = conv(4, 1)"), "the let 'in_channels' is a name the generated code needs"),
+    ("block B(forward) { c = conv(forward, 1) }\n" + net("b = B(4)"), "parameter name 'forward' is reserved"),
+    ("block B(__w) { c = conv(__w, 1) }\n" + net("b = B(4)"), "parameter name '__w' is reserved"),
+    ("block B(c) { conv = conv(c, 1) }\n" + net("let B = 3\nb = B(4)"), "the let 'B' is a name this file defines"),
+    ("block _channel_shuffle(c) { conv = conv(c, 1) }\n" + net("b = _channel_shuffle(4)"), "starts with '_'"),
+    (net("residual { c{1} = conv(3, 1); relu } shortcut from c1 { conv(3, 1) }"), "whose name is interpolated"),
+    (net("residual { c1 = conv(3, 1); a = side conv(3, 1) } shortcut from a { conv(3, 1) }"),
+     "'a' is not a named layer of this residual's body"),
+    ("block B() { bn = batchnorm }\n" + net("x = B()\nflatten\ny = B()"), "sees inputs of different layouts"),
+    (net("bn = batchnorm(eps = 1e999)"), "number too large"),
+    (net("c = conv(int(1e308), 1)"), "number too large"),
+    (net("c = conv(2 ** 20, 1)\nd = conv(2 ** 20, 1)"), "more than the limit"),
+    (net('"a.b" = conv(4, 1)'), "holds '.'"),
+], ids=["train", "to", "quoted-state_dict", "let-in_channels", "param-forward", "param-mangled", "let-shadows-block",
+        "block-like-helper", "shortcut-interpolated", "shortcut-side", "bn-both-layouts", "eps-inf", "int-1e308",
+        "huge-tensor", "dotted-name"])
+def test_names_and_numbers_that_broke_the_model_are_located_errors(tmp_path, text, fragment):
+    located_error(tmp_path, text, fragment)
+
+
+@pytest.mark.parametrize("text", [
+    net("c = conv(4, 1)", name="model"),
+    "block model(c) { conv = conv(c, 1) }\n" + net("b = model(4)"),
+    net("for i, channels in enumerate([4, 8]) { stage{i} = conv(channels, 1) }"),
+    net("residual(when = false) { c = conv(4, 3, 2, padding = 1) } shortcut { proj = conv(4, 1, 2) }"),
+    net("residual(when = flag) { c = conv(3, 3, padding = 1) } shortcut { proj = conv(3, 1) }", "flag = false"),
+    net("residual { c = conv(3, 1) } if flag\nd = conv(4, 1)", "flag = false"),
+    net("e = conv(3, 1); sigmoid; relu; tanh; relu\nf = conv(3, 1); relu; flatten; relu"),
+], ids=["network-model", "block-model", "loop-variable-channels", "residual-when-false", "residual-when-arg",
+        "conditional-residual", "in-place-after-saved-output"])
+def test_models_that_failed_in_torch_now_run(tmp_path, text):
+    runs(tmp_path, text)
+
+
+# ------------------------------------------------------------ internal errors for spec mistakes
+
+
+@pytest.mark.parametrize(("expr", "fragment"), [
+    ("(0 - 8) ** 0.5", "complex number"), ("1e300 ** 2", "number too large"), ("0 ** -1", "zero to a negative power"),
+    ("2 ** 64 * 2 ** 62", "number too large"), ("int(1e300)", "number too large"), ("log(0)", "log()"),
+    ("range(0, 10, 0)", "step must not be zero"), ("len(zip([1], [2]))", "has no len()"),
+])
+def test_arithmetic_mistakes_are_located_errors(tmp_path, expr, fragment):
+    located_error(tmp_path, f"let x = {expr}\n" + net("c = conv(4, 1)"), fragment)
+
+
+# ------------------------------------------------------------ hangs and memory, under a cap and a timeout
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    (net("for i in range(100000) { for j in range(100000) { let k = j } }\nc = conv(4, 1)"), "steps"),
+    ("block E() { identity }\n" + net("for i in range(100000) { for j in range(100000) { e{i}_{j} = E() } }"),
+     "more than"),
+    ("let l = [1]\n" + "".join(f"let l{i} = {'l' if i == 0 else f'l{i - 1}'} + {'l' if i == 0 else f'l{i - 1}'}\n"
+                               for i in range(40)) + net("c = conv(4, 1)"), "too long"),
+    ('let s = "ab"\n' + "".join(f"let s{i} = {'s' if i == 0 else f's{i - 1}'} * 2\n" for i in range(40))
+     + net("c = conv(4, 1)"), "too long"),
+    (net("let total = sum(range(10 ** 10))\nc = conv(4, 1)"), "more than the limit"),
+    ("".join(f"variant v{i} = N()\n" for i in range(3000)) + net("for i in range(40) { c{i} = conv(64, 3, padding = 1) }"),
+     "steps"),
+], ids=["nested-loops", "block-instances", "list-doubling", "string-doubling", "sum-of-range", "many-variants"])
+def test_work_and_memory_are_bounded(tmp_path, text, fragment):
+    (tmp_path / "case.arch").write_text(text)
+    result = run_archc("check", "case.arch", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert fragment in result.stderr and result.stderr.startswith("case.arch:"), result.stderr[-2000:]
+
+
+def test_many_unused_lets_build_quickly(tmp_path):
+    lets = "\n".join(["let a0 = 1"] + [f"let a{i} = a{i - 1}" for i in range(1, 2000)])
+    (tmp_path / "case.arch").write_text(net(lets + "\nc = conv(4, 1)"))
+    result = run_archc("build", "case.arch", "-o", "out", cwd=tmp_path)  # within the timeout
+    assert result.returncode == 0, result.stderr
+    assert "a1999" not in (tmp_path / "out" / "case.py").read_text()
+
+
+def test_failing_statements_do_not_each_compute_a_hint(tmp_path):
+    """2,000 failing statements in a block with many names: only the reported errors work out did-you-mean."""
+    lets = "".join(f"let name{i} = {i}\n" for i in range(2000))
+    body = "for i in range(3000) { c{i} = conv(nmae5, 1) }"
+    (tmp_path / "case.arch").write_text(lets + net(body))
+    result = run_archc("check", "case.arch", cwd=tmp_path)
+    assert result.returncode == 1 and "undefined name 'nmae5'" in result.stderr, result.stderr[-1000:]
+
+
+# ------------------------------------------------------------ trojan source
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200b", "\u2028", "\x1b"])
+@pytest.mark.parametrize("where", ["comment", "string"])
+def test_invisible_and_bidirectional_characters_are_errors(tmp_path, char, where):
+    text = f"# admin{char} check\n" if where == "comment" else f'let s = "x{char}y"\n'
+    message = located_error(tmp_path, text + net("c = conv(4, 1)"), "character U+")
+    assert f"U+{ord(char):04X}" in message
