@@ -118,13 +118,27 @@ def _excerpt(span: Span | None) -> list[str]:
 MAX_CANDIDATES = 2_000  # names a did-you-mean hint compares with
 
 
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
 def did_you_mean(name: str, candidates: Iterable[str], otherwise: str | None = None) -> Callable[[], str | None]:
     """A hint naming the closest candidate (else ``otherwise``), worked out when the error is shown:
     errors that are only counted, like the 2,001st failing statement, never pay for it."""
     pool = sorted({c for c in candidates if isinstance(c, str)})[:MAX_CANDIDATES]
 
     def closest() -> str | None:
-        close = difflib.get_close_matches(name[:200], pool, n=1, cutoff=0.6)
-        return f"did you mean '{close[0]}'?" if close else otherwise
+        close = difflib.get_close_matches(name[:200], pool, n=5, cutoff=0.6)
+        if not close:
+            return otherwise
+        # fewest edits first, then the same length (relu7 is relu6 mistyped more likely than relu), then difflib's
+        best = min(close, key=lambda c: (_edits(name[:200], c), abs(len(c) - len(name)), close.index(c)))
+        return f"did you mean '{best}'?"
 
     return closest

@@ -213,6 +213,43 @@ def test_residual_mismatch_suggests_a_projection(tmp_path):
     assert "hint: add a projection shortcut" in text
 
 
+def test_a_residual_that_should_be_a_gate_says_so(tmp_path):
+    """Squeeze-and-excitation written as a residual: a C x 1 x 1 body cannot be fixed by a projection."""
+    body = "residual {\n    adaptive_avgpool(1)\n    fc1 = conv(4, 1); relu\n    fc2 = conv(in.channels, 1); sigmoid\n}"
+    text = error(tmp_path, "block SE() {\n" + body + "\n}\n" + net("c = conv(16, 3, padding = 1)\nse = SE()"))
+    assert "residual branch gives 16 x 1 x 1 but the shortcut gives 16 x 32 x 32" in text
+    assert "is a gate: 'gate { ... }'" in text and "projection" not in text
+
+
+def test_a_residual_whose_body_strides_asks_for_a_strided_shortcut(tmp_path):
+    text = error(tmp_path, "block R() {\n    residual { conv1 = conv(3, 3, 2, padding = 1) }\n}\n" + net("r = R()"))
+    assert "residual branch gives 3 x 16 x 16 but the shortcut gives 3 x 32 x 32" in text
+    assert "changes the height and width (a stride?)" in text
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("relu7", "relu6"), ("hardswsh", "hardswish"), ("sigmod", "sigmoid"),
+                                             ("layer_norm", "layernorm"), ("maxpol", "maxpool")])
+def test_a_misspelt_activation_gets_the_right_suggestion(tmp_path, typo, meant):
+    assert f"did you mean '{meant}'?" in error(tmp_path, net(f"c = conv(8, 1)\n{typo}"))
+
+
+def test_every_activation_compiles_and_is_what_torch_calls_it(tmp_path):
+    import torch
+
+    names = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
+    body = "c = conv(8, 1)\n" + "\n".join(f"a{i} = {name}\nb{i} = conv(8, 1)" for i, name in enumerate(names))
+    model = load(tmp_path, net(body)).build("n")
+    kinds = [type(getattr(model, f"a{i}")).__name__.lower() for i in range(len(names))]
+    assert kinds == names
+    x = torch.randn(1, 8, 4, 4) * 4
+    for i, name in enumerate(names):  # each module is torch's own function
+        expected = {"relu6": torch.nn.functional.relu6, "hardsigmoid": torch.nn.functional.hardsigmoid,
+                    "hardswish": torch.nn.functional.hardswish, "silu": torch.nn.functional.silu,
+                    "gelu": torch.nn.functional.gelu, "relu": torch.relu, "sigmoid": torch.sigmoid,
+                    "tanh": torch.tanh}[name]
+        assert torch.equal(getattr(model, f"a{i}")(x.clone()), expected(x)), name  # (in place, some of them)
+
+
 def test_side_outputs_only_in_networks(tmp_path):
     text = error(tmp_path, "block B() {\n    a = side conv(8, 1)\n}\n" + net("b = B()"))
     assert "side outputs are allowed only in a network's body" in text
