@@ -91,13 +91,16 @@ def _parser() -> argparse.ArgumentParser:
                                         "uses the block)")
     draw.add_argument("-o", "--output", metavar="FILE",
                       help="the picture; its extension sets the format: .svg, .png, .pdf (needs Graphviz's dot) "
-                           "or .dot (the Graphviz source) (default: SPEC_STEM[_VARIANT][_BLOCK].svg)")
+                           ", .dot (the Graphviz source) or .html (an interactive page: blocks open on click, "
+                           "search by name) (default: SPEC_STEM[_VARIANT][_BLOCK].svg)")
     draw.add_argument("--depth", type=int, default=None, metavar="N",
                       help="draw each block instance N blocks deep as one node (1: the network's own blocks)")
     draw.add_argument("--block", metavar="NAME", help="draw the first instance of block NAME on its own (or the "
                                                      "block instance or named seq at module path NAME: layer2.0)")
     draw.add_argument("--no-fold", action="store_true",
                       help="draw every block instance, without folding runs of alike ones into one marked xN")
+    draw.add_argument("--layout", choices=("tb", "lr"), default="tb",
+                      help="lay the picture out top to bottom (tb, the default) or left to right (lr: for wide slides)")
     draw.add_argument("--force", action="store_true", help="overwrite a file archc did not generate")
     return parser
 
@@ -233,7 +236,7 @@ def _draw(args) -> int:
     if args.variant is not None:
         _variant(spec, args.variant)
     try:
-        data = draw.draw(spec, args.variant, fmt, args.depth, not args.no_fold, args.block)
+        data = draw.draw(spec, args.variant, fmt, args.depth, not args.no_fold, args.block, args.layout)
     except draw.DrawError as exc:
         raise _usage(str(exc)) from None
     except SpecError as exc:

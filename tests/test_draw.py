@@ -2,15 +2,21 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import pytest
 from archtest import ROOT, SPECS, spec
 
-from archc import draw
+from archc import draw, drawrender, files
 from archc.cli import main
+from archc.drawdot import layout_size
+from archc.drawview import View, terminals
+from archc.graph import Graph, OpNode
+from archc.ops import REGISTRY
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -134,7 +140,7 @@ def test_folding_at_full_depth_draws_the_first_instance_marked():
     root = svg_of(graph)
     clusters = groups(root, "cluster")
     assert "cluster_layer3.1" in clusters and "cluster_layer3.2" not in clusters
-    assert "layer3.1 … layer3.35 ×35: Bottleneck(256, 1)" in texts(root)
+    assert f"layer3.1 … layer3.35 ×35: {graph.scopes['layer3.1'].call}" in texts(root)
 
 
 def test_what_folds_same_call_same_ops_input_channels_may_differ():
@@ -152,6 +158,44 @@ def test_what_folds_same_call_same_ops_input_channels_may_differ():
     assert unfolded.count("<b>concat</b>") == 6 + 12 + 24 + 16
     # GoogLeNet's Inceptions all have different arguments: nothing folds
     assert not any(w.startswith("×") for w in texts(svg_of(spec("googlenet").graph("googlenet"), depth=1)))
+
+
+def dot_edges(source: str) -> list[tuple[str, str, str]]:
+    """(from, to, label) of every edge statement in DOT text written by archc."""
+    return re.findall(r'^\s*"([^"]+)" -> "([^"]+)" \[label="  ([^"]*)"', source, re.MULTILINE)
+
+
+def channels(label: str) -> int:
+    """What an edge label says goes along it, in channels: ``64×56×56`` 64, ``6 × 32×56×56 = 192×56×56`` 192."""
+    total = 0
+    for part in label.split(", "):
+        count, _, shape = part.split(" = ")[0].rpartition(" × ")
+        total += int(count or 1) * int(shape.split("×")[0])
+    return total
+
+
+@pytest.mark.parametrize("depth", [2, None])
+def test_a_folded_dense_shows_channels_that_add_up(depth):
+    # The run of dense layers stands for all of them: its edge into the dense's last concatenation carries one
+    # tensor per layer, so the block's input and the run add up to what the concatenation gives.
+    graph = spec("densenet").graph("densenet121")
+    source = draw.dot_source(graph, depth=depth)
+    edges = dot_edges(source)
+    concats = [op for op in graph.ops() if op.op == "concat" and f'"{op.id}" [' in source]
+    assert len(concats) == 4  # the last of each dense block; the others are folded
+    for op in concats:
+        into = [label for _, v, label in edges if v == op.id]
+        assert len(into) == 2 and sum(map(channels, into)) == op.shape[0], (op.id, into, op.shape)
+    counted = {v for _, v, label in edges if " × " in label}  # only the run's edges into the concatenations:
+    assert counted == {op.id for op in concats}  # inside a folded cluster, its first instance's own shapes
+    into = {label for _, v, label in edges if v == "features.denseblock1.concat#6"}
+    assert into == {"64×56×56", "6 × 32×56×56 = 192×56×56"}  # 64 + 192 = 256, what the concatenation gives
+    assert ("features.denseblock1.concat#6", "features.transition1.norm", "256×56×56") in edges
+    # unfolded, every concatenation reads its real inputs, one edge each
+    unfolded = dot_edges(draw.dot_source(graph, depth=2, fold=False))
+    for op in graph.ops():
+        if op.op == "concat" and op.scope[-1].startswith("features.denseblock"):
+            assert sum(channels(label) for _, v, label in unfolded if v == op.id) == op.shape[0], op.id
 
 
 # ------------------------------------------------------------------ one block
@@ -215,7 +259,8 @@ def test_dot_output_is_deterministic(tmp_path):
     assert result.returncode == 0, result.stderr
     graph = spec("googlenet").graph("googlenet")
     source = draw.dot_source(graph, depth=1)
-    assert out.read_text() == source == draw.dot_source(spec("googlenet").graph("googlenet"), depth=1)
+    assert source == draw.dot_source(spec("googlenet").graph("googlenet"), depth=1)
+    assert out.read_bytes() == files.marked(source.encode(), "dot")  # the file: the text and archc's marker
     assert draw.render(source, "svg") == draw.render(source, "svg")
 
 
@@ -237,18 +282,95 @@ def test_renders_with_an_empty_path_and_never_imports_torch(tmp_path):
     ET.parse(tmp_path / "b.svg")
 
 
+@pytest.mark.slow
+def test_layout_lr_lays_the_picture_out_left_to_right(tmp_path, capsys):
+    graph = spec("resnet").graph("resnet18")
+    assert "graph [rankdir=TB," in draw.dot_source(graph, depth=1)
+    lr = draw.dot_source(graph, depth=1, rankdir="LR")
+    assert "graph [rankdir=LR," in lr and lr.replace("rankdir=LR", "rankdir=TB") == draw.dot_source(graph, depth=1)
+    resnet = str(SPECS / "resnet.arch")
+    assert main(["draw", resnet, "--variant", "resnet18", "--depth", "1", "--layout", "lr", "-o", str(tmp_path / "r.dot")]) == 0
+    assert "rankdir=LR" in (tmp_path / "r.dot").read_text()
+    sizes = {}
+    for layout in ("tb", "lr"):
+        assert main(["draw", resnet, "--variant", "resnet18", "--depth", "1", "--layout", layout,
+                     "-o", str(tmp_path / f"{layout}.svg")]) == 0
+        root = ET.parse(tmp_path / f"{layout}.svg").getroot()
+        sizes[layout] = [float(v) for v in root.get("viewBox").split()[2:]]  # width, height
+    assert sizes["tb"][1] > 2 * sizes["tb"][0] and sizes["lr"][0] > 2 * sizes["lr"][1]
+    with pytest.raises(SystemExit):
+        main(["draw", resnet, "--layout", "bt"])
+    assert "invalid choice: 'bt'" in capsys.readouterr().err
+
+
+def chain(n: int) -> Graph:
+    """A network of ``n`` relus in a row, built directly (no spec)."""
+    graph = Graph("chain", "chain")
+    graph.input = "input"
+    graph.add(OpNode("input", None, "input", {}, (), (8, 4, 4)), [])
+    prev = "input"
+    for i in range(n):
+        prev = graph.add(OpNode(f"r{i}", None, "relu", {}, ((8, 4, 4),), (8, 4, 4)), [prev]).id
+    graph.output = prev
+    return graph
+
+
+@pytest.mark.slow
+def test_a_diagram_too_big_to_lay_out_never_reaches_the_renderer(tmp_path, monkeypatch, capsys):
+    def no_renderer(*args, **kwargs):
+        raise AssertionError("handed to the renderer")
+
+    monkeypatch.setattr(drawrender.subprocess, "run", no_renderer)
+    huge = chain(100_000)
+    with pytest.raises(draw.DrawError, match="100,002 nodes and 100,001 edges") as raised:
+        draw.draw(SimpleNamespace(variants={"chain": None}, graph=lambda variant=None: huge), "chain", "png")
+    message = str(raised.value)
+    assert f"at most {draw.MAX_LAYOUT_NODES:,} (draw.MAX_LAYOUT_NODES)" in message and "--depth N" in message
+    long = SimpleNamespace(variants={"chain": None}, graph=lambda variant=None: chain(draw.MAX_LAYOUT_NODES))
+    assert draw.draw(long, "chain", "dot").startswith(b"digraph archc {")  # text only: not laid out
+    with pytest.raises(draw.DrawError, match=f"{draw.MAX_LAYOUT_NODES + 2:,} nodes"):
+        draw.draw(long, "chain", "svg")  # the input and the output make two more than the limit
+    # dense connectivity counts what dot lays out: 139 nodes, but 7,753 with the chains along long edges
+    densenet = str(SPECS / "densenet.arch")
+    target = tmp_path / "d.svg"
+    assert main(["draw", densenet, "--depth", "2", "--no-fold", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archc: error: the diagram of densenet121 is too big to render: 139 nodes and 673 edges")
+    assert "hint: draw less of it: --depth N" in err and not target.exists()
+    small, laid_out = layout_size_of(spec("densenet").graph("densenet121"), 2, False)
+    assert (small, laid_out) == (139, 7753) and laid_out > draw.MAX_LAYOUT_NODES
+    assert layout_size_of(chain(10), None, True) == (12, 12)  # a chain: nothing crosses ranks
+
+
+def layout_size_of(graph, depth, fold):
+    view = View(graph, depth, fold, None)
+    ends = terminals(view)
+    return layout_size(view, ends["nodes"], ends["in_edges"] + view.edges() + ends["out_edges"])
+
+
+def test_op_kinds_without_a_colour_of_their_own_get_one():
+    assert draw.colour("conv") == draw.COLOURS["conv"]
+    assert draw.colour("layernorm") == draw.COLOURS["batchnorm"] and draw.colour("relu6") == draw.COLOURS["relu"]
+    assert draw.colour("gelu") == draw.COLOURS["relu"] and draw.colour("global_avgpool") == draw.COLOURS["maxpool"]
+    odd = draw.colour("channel_shuffle")
+    assert re.fullmatch(r"#[0-9a-f]{6}", odd) and odd != "#ffffff" and odd not in draw.COLOURS.values()
+    assert odd == draw.colour("channel_shuffle") != draw.colour("permute")
+    for kind in REGISTRY:  # every kind the registry knows is filled, white only where the table says so
+        assert draw.colour(kind) != "#ffffff" or draw.COLOURS.get(kind) == "#ffffff", kind
+
+
 # ------------------------------------------------------------------ errors
 
 
 @pytest.mark.parametrize(("name", "argv", "status", "message"), [
-    ("googlenet", ["--block", "Inceptoin"], 1, "hint: did you mean 'Inception'?"),
+    ("googlenet", ["--block", "Inceptoin"], 2, "hint: did you mean 'Inception'?"),
     ("inception_v4", ["--block", "Block35", "--variant", "inception_v4"], 1,
      "hint: variants that use it: inception_resnet_v2, inception_resnet_v1"),
-    ("googlenet", ["--variant", "googlenet_papr"], 1, "no variant 'googlenet_papr'"),
-    ("googlenet", ["-o", "net.jpg"], 2, "use a .svg, .png, .pdf or .dot file name"),
+    ("googlenet", ["--variant", "googlenet_papr"], 2, "no variant 'googlenet_papr'"),
+    ("googlenet", ["-o", "net.jpg"], 2, "use a .svg, .png, .pdf, .dot or .html file name"),
     ("googlenet", ["--depth", "0"], 2, "--depth must be at least 1"),
     ("googlenet", ["-o", "no/such/dir/net.svg"], 2, "cannot write"),
-    ("common", ["--block", "BasicConv2d"], 1, "has no network to draw"),
+    ("common", ["--block", "BasicConv2d"], 2, "has no network to draw"),
 ])
 def test_errors_exit_with_a_message(name, argv, status, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
