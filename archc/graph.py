@@ -53,6 +53,7 @@ class Graph:
         self.input: str | None = None
         self.output: str | None = None
         self.sides: dict[str, str] = {}  # side output name -> node id
+        self.inits: dict[str, dict] = {}  # module path -> parameter -> initrules.Resolved (where a rule reaches)
 
     def add(self, node: OpNode, inputs: list[str]) -> OpNode:
         """Add ``node`` fed by the existing nodes ``inputs`` (so insertion order is a topological order)."""
@@ -89,3 +90,9 @@ class Graph:
 
     def __len__(self) -> int:
         return self.g.number_of_nodes()
+
+    def _repr_html_(self) -> str:
+        """The interactive diagram, inline in Jupyter (``archc draw -o net.html``'s page, in an iframe)."""
+        from .drawhtml import notebook_html
+
+        return notebook_html(self)

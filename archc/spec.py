@@ -1,4 +1,12 @@
-"""A loaded spec: its variants, their validated graphs, its generated source."""
+"""A loaded spec: its variants, their validated graphs, its generated source.
+
+``Spec.build`` runs the generated source as the module ``archc.built.<stem>_<hash>``, kept in
+archc's cache (``$XDG_CACHE_HOME/archc/built/``, else ``~/.cache/archc/built/``, else a temporary
+directory) under the source's SHA-256: its models survive ``torch.save(model, f)`` and
+``torch.load(f, weights_only=False)`` in a fresh process with archc installed, even after the
+spec is edited (a new source, a new name) or deleted. Only cached files whose bytes match their
+hash are ever executed. See ``archc.built``.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +68,15 @@ class Spec:
                             None, hint="add a network and a variant, or use this file from one that has them")
         return next(iter(self.variants))
 
+    def _repr_html_(self) -> str | None:
+        """The first variant's interactive diagram, inline in Jupyter; None (plain repr) for a library of blocks."""
+        if not self.variants:
+            return None
+        from .drawhtml import notebook_html, spec_docs
+
+        variant = self.default_variant()
+        return notebook_html(self.graph(variant), spec_docs(self, variant))
+
     def check(self) -> dict[str, Graph]:
         """Every variant's graph (elaborated once, with the records the code generator needs)."""
         return self.checked()[0]
@@ -91,7 +108,7 @@ class Spec:
         return generate(self.program, self.variants, self.elaborator, graphs, shapes)
 
     def build(self, variant: str | None = None, **kwargs):
-        """Instantiate a variant as an ``nn.Module`` (imports torch)."""
+        """Instantiate a variant as an ``nn.Module`` (imports torch) that ``torch.save`` can pickle whole."""
         module = self.python_module()
         variant = variant or self.default_variant()
         if variant not in self.variants:
@@ -100,18 +117,13 @@ class Spec:
 
     @cached_property
     def _module(self):
-        import linecache
-        import types
+        from . import built
 
-        source = self.source()
-        filename = f"<archc:{self.path.stem}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        module = types.ModuleType(f"archc_generated_{self.path.stem}")
-        module.__file__ = filename
-        exec(compile(source, filename, "exec"), module.__dict__)  # our own generated code, not spec text
-        return module
+        return built.load(self.source(), self.path.stem)
 
     def python_module(self):
+        """The generated module, executed (imports torch) as ``archc.built.<stem>_<hash>``, an importable
+        name, so that its models pickle."""
         return self._module
 
 
