@@ -20,10 +20,12 @@ from .errors import SpecError
 from .expr import evaluate
 from .exprfold import fold, free_names, to_python
 from .helpers import used_helpers
+from .initrules import PARAMETERS, node_parameters
 from .loader import Program
 from .ops import REGISTRY
 from .pyclass import ClassInfo, StmtInfo, check_parameter_name, generate_class
 from .pyemit import bound_names, value_literal
+from .pyweights import weight_init_lines
 from .values import BlockRef, OpRef
 from .variants import Variant, leading_comment
 
@@ -109,7 +111,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             holds_block |= _called_through(block.body, elab, "block")
             holds_op |= _called_through(block.body, elab, "op")
             code = generate_class(block, program.blocks, _constants_for(block, constants), info, class_info,
-                                  holds_block, holds_op, lets)
+                                  holds_block, holds_op, lets, networks=program.networks)
             infos[name] = code.info
             referenced.update(code.referenced)
             rendered[name] = _class_dict(block, code.init, code.forward, "Tensor",
@@ -119,21 +121,26 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     for name in program.blocks:
         if name in used_blocks:
             class_info(name)
-    networks = []
+    members = [name for name in program.networks if name in used_blocks]  # networks other networks call
+    networks = list(members)
     unused: dict[str, set[str]] = {}
     for v in variants.values():
         if v.network.name not in networks:
             networks.append(v.network.name)
     for name in networks:
         net = program.networks[name]
-        values = {p.name: [v.fixed.get(p.name) for v in variants.values()] +
+        values = {p.name: [v.fixed.get(p.name) for v in variants.values()] + elab.param_values.get((name, p.name), []) +
                   ([_default_value(p, elab)] if p.default is not None else []) for p in net.params}
         holds_block = {p for p, vs in values.items() if any(isinstance(v, BlockRef) for v in vs)}
         holds_op = {p for p, vs in values.items() if any(isinstance(v, OpRef) for v in vs)}
         holds_block |= _called_through(net.body, elab, "block")
         holds_op |= _called_through(net.body, elab, "op")
+        net_graphs = [graphs[v.name] for v in variants.values() if v.network.name == name and v.name in graphs]
+        if name in members:  # its layers are in the graphs of the networks that call it
+            net_graphs = list(graphs.values())
         code = generate_class(net, program.blocks, _constants_for(net, constants), info, class_info, holds_block,
-                              holds_op, lets)
+                              holds_op, lets, weights=_weights(net, program, net_graphs), networks=program.networks,
+                              network_unused=lambda other: unused.get(other, set()))
         referenced.update(code.referenced)
         returns = "Tensor | tuple[Tensor, ...]" if code.has_sides else "Tensor"
         # a parameter the code never reads (one that only sizes the input, say) is not a constructor argument
@@ -218,6 +225,39 @@ def _constant(name: str, text: str) -> str:
     return f"{name} = {text[0]}\n" + "".join(f"    {item},\n" for item in items) + text[-1]
 
 
+def _weights(net: n.NetworkDef, program: Program, net_graphs: list):
+    """The initialisation pass that ends the network's __init__, given its variants' graphs."""
+    classes: dict[str, set[str]] = {}
+    kinds_of: dict[tuple, str] = {}
+    depth: dict[str, int] = {}
+    present: dict[str, list[set[str]]] = {}
+    for graph in net_graphs:
+        for op in graph.ops():
+            if op.name is None or op.learned:
+                continue
+            kind = REGISTRY.get(op.op)
+            if kind is not None and kind.has_params:
+                classes.setdefault(op.op, set()).add(kind.module_for(op.layout))
+                present.setdefault(op.op, []).append(set(node_parameters(op)))
+            kinds_of.setdefault((None, tuple(op.name.split("."))), op.op)
+            for scope in op.scope:  # the layer's path inside each block instance around it
+                info = graph.scopes[scope]
+                if info.block is not None and op.name.startswith(scope + "."):
+                    kinds_of.setdefault((info.block, tuple(op.name[len(scope) + 1:].split("."))), op.op)
+        for info in graph.scopes.values():
+            if info.block in program.blocks:  # a network called as a layer initialises itself, in its own class
+                depth[info.block] = max(depth.get(info.block, 0), info.path.count(".") + 1)
+    order = sorted(depth, key=lambda b: (depth[b], list(program.blocks).index(b)))  # outermost first
+
+    optional = {k: set(PARAMETERS[k]) - set.intersection(*sets) for k, sets in present.items() if k in PARAMETERS}
+
+    def lines(ctx) -> list[str]:
+        return weight_init_lines(ctx, program, {k: sorted(v) for k, v in classes.items()}, kinds_of, order, 2,
+                                 optional)
+
+    return lines
+
+
 def _called_through(stmts, elab: Elaborator, what: str) -> set[str]:
     """Names (parameters, loop variables, lets) through which a body's layer statements call a block or an op."""
     found: set[str] = set()
@@ -275,7 +315,7 @@ def docstring(text: str, indent: str) -> str:
     lines = text.splitlines()
     if len(lines) <= 1:
         return text
-    return f"\n{indent}".join(lines) + f"\n{indent}"
+    return "\n".join([lines[0]] + [indent + line if line else "" for line in lines[1:]]) + f"\n{indent}"
 
 
 def escape_docstring(text: str) -> str:

@@ -14,9 +14,11 @@ import math
 from pydantic import BaseModel, ValidationError
 
 from . import nodes as n
+from .elabstruct import StructureElaboration
 from .errors import SpecError, SpecErrors, did_you_mean
 from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
 from .graph import Graph, OpNode, ScopeInfo
+from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
 from .layout import TensorType, kinds
 from .loader import Program
 from .ops import REGISTRY, OpKind, ShapeError
@@ -28,7 +30,7 @@ MAX_ERRORS = 20  # distinct errors reported for one variant
 MAX_FAILURES = 2_000  # failed statements (repeats included) before elaboration gives up
 MAX_DEPTH = 32  # block calls nested
 MAX_ELEMENTS = 2**40  # elements of one tensor (activation or parameters): more than any machine holds
-_STRUCTURE = (n.Concat, n.Gate, n.Dense, n.Residual, n.Side)  # statements that live in forward, not nn.Sequential
+_STRUCTURE = (n.Concat, n.Gate, n.Ensemble, n.Dense, n.Residual, n.Side)  # statements that live in forward, not nn.Sequential
 
 
 class Fatal(SpecErrors):
@@ -38,7 +40,7 @@ class Fatal(SpecErrors):
         super().__init__([error])
 
 
-class Elaborator:
+class Elaborator(StructureElaboration):
     def __init__(self, program: Program, record_shapes: dict[int, list] | None = None):
         """``record_shapes`` collects (input, output) tensor types per statement, for the code generator."""
         self.program = program
@@ -58,6 +60,7 @@ class Elaborator:
         self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
         self.dumped: dict[int, dict] = {}  # and as plain dicts, by id of the validated model (kept alive above)
         self.callees: dict[int, str] = {}  # id(layer statement) -> "block" or "op" it called through a value
+        self.rules: list[Rule] = []  # the current variant's init rules, in the order met
         self.errors: list[SpecError] = []  # the current variant's, in the order found
         self.failures = 0
 
@@ -66,7 +69,7 @@ class Elaborator:
     def network(self, net: n.NetworkDef, variant: str | None, values: dict[str, object]) -> Graph:
         """Elaborate one variant; every independent mistake found is raised together at the end."""
         self.graph = Graph(net.name, variant)
-        self.errors, self.failures = [], 0
+        self.errors, self.failures, self.rules = [], 0, []
         env = dict(self.globals)
         env.update(values)
         ev = Evaluator(env, budget=self.budget)
@@ -88,6 +91,11 @@ class Elaborator:
             raise SpecErrors(self.errors + [exc]) from None
         except Fatal as exc:
             raise SpecErrors(self.errors + exc.errors) from None
+        if not self.errors and self.rules:
+            try:
+                self.graph.inits = resolve(self.rules, self.graph.ops(), self.graph.scopes, self.budget)
+            except SpecError as exc:
+                self.record(exc, frame)
         if self.errors:
             raise SpecErrors(self.errors) if len(self.errors) > 1 else self.errors[0]
         self.graph.output = out.node
@@ -134,8 +142,11 @@ class Elaborator:
         if cond is not None and kind != "If" and not self._truth(cond, frame, x):
             return x
         out = getattr(self, "_" + kind)(stmt, frame, x)
-        if taps is not None and kind in ("Layer", "Seq") and stmt.target is not None:
-            taps[self.target_name(stmt.target, frame, x)] = (out, stmt.target.is_plain and not stmt.target.quoted)
+        if kind in ("Layer", "Seq") and stmt.target is not None:
+            if taps is not None:
+                taps[self.target_name(stmt.target, frame, x)] = (out, stmt.target.is_plain and not stmt.target.quoted)
+            if stmt.target.is_plain and not stmt.target.quoted:
+                frame.outputs["".join(stmt.target.parts)] = out
         if self.stmt_shapes is not None:
             self.stmt_shapes.setdefault(id(stmt), []).append((x.type, out.type))
         return out
@@ -148,6 +159,13 @@ class Elaborator:
 
     def _Let(self, stmt: n.Let, frame: Frame, x: Tensor) -> Tensor:
         frame.env[stmt.name] = self.eval(stmt.value, frame, x)
+        return x
+
+    def _Init(self, stmt: n.Init, frame: Frame, x: Tensor) -> Tensor:
+        kind, block, path, param = classify(stmt, self.program.blocks, PARAMETERS)
+        check_rule(stmt)
+        self.rules.append(Rule(kind, block, path, param, stmt.rule, dict(frame.env), frame.block_path,
+                               len(self.block_stack), len(self.rules), stmt))
         return x
 
     def _If(self, stmt: n.If, frame: Frame, x: Tensor) -> Tensor:
@@ -189,144 +207,28 @@ class Elaborator:
         path = frame.scope.child(name)
         self.graph.scopes[path] = ScopeInfo(path=path, kind="seq", block=None, call="seq", span=stmt.span)
         inner = Frame(frame.env, Scope(path, True, frame.scope.path + (path,)), frame.block_input, frame.where,
-                      frame.side)
+                      frame.side, block_path=frame.block_path)
         return self.body(stmt.body, inner, x)
-
-    def _Concat(self, stmt: n.Concat, frame: Frame, x: Tensor) -> Tensor:
-        if not stmt.branches:
-            raise SpecError("concat needs at least one branch", stmt.span)
-        outs = [self.stmt(b, frame, x) for b in stmt.branches]
-        if any(o.type.layout != "CHW" for o in outs):
-            got = ", ".join(o.type.describe() for o in outs if o.type.layout != "CHW")
-            raise SpecError(f"concat needs C x H x W branches, got {got}", stmt.span, follows_shapes=True)
-        if len({o.shape[1:] for o in outs}) > 1:
-            sizes = ", ".join(f"{o.shape[1]}x{o.shape[2]}" for o in outs)
-            raise SpecError(f"concat branches have different spatial sizes: {sizes}", stmt.span,
-                            hint="every branch must keep the same height and width (check strides and padding)",
-                            follows_shapes=True)
-        return self._concat(outs, frame, stmt.span)
-
-    def _Gate(self, stmt: n.Gate, frame: Frame, x: Tensor) -> Tensor:
-        gate = self.body(stmt.body, frame, x)
-        if gate is x:
-            raise SpecError("a gate's body must compute something from its input", stmt.span)
-        g, t = gate.type, x.type
-        fits = g.layout == t.layout and all(a in (1, b) for a, b in zip(g.shape, t.shape))
-        if not fits:
-            raise SpecError(f"the gate gives {g.describe()}, which does not broadcast over its input {t.describe()}",
-                            stmt.span, hint="a gate's body gives the input's shape or, like squeeze-and-excitation, "
-                                            "C x 1 x 1 (pool, 1x1 convs back to the input's channels, a sigmoid)",
-                            follows_shapes=True)
-        node = self.add_node(frame, None, "mul", {}, [gate, x], t, stmt.span)
-        return Tensor(node.id, t)
-
-    def _Dense(self, stmt: n.Dense, frame: Frame, x: Tensor) -> Tensor:
-        pos, kw = self.call_args(stmt.arguments, frame, x)
-        if pos or any(k != "checkpoint" for k, _, _ in kw):
-            raise SpecError("dense takes only 'checkpoint = ...'", stmt.span)
-        if kw and not isinstance(kw[0][1], bool):
-            raise SpecError(f"checkpoint must be true or false, got {type_name(kw[0][1])}", kw[0][2])
-        if x.type.layout != "CHW":
-            raise SpecError(f"dense needs a C x H x W input, got {x.type.describe()}", stmt.span, follows_shapes=True)
-        features = [x]
-        self._dense_members(stmt.body, frame, features, stmt)
-        if len(features) == 1:
-            raise SpecError("dense needs at least one member", stmt.span)
-        return self._concat(features, frame, stmt.span)
-
-    def _dense_members(self, stmts: list[n.Stmt], frame: Frame, features: list[Tensor], dense: n.Dense) -> None:
-        """Each member reads the concatenation of everything before it; for, if and let only arrange them."""
-        for s in stmts:
-            if isinstance(s, (n.For, n.If, n.Let, n.Side)):
-                if isinstance(s, n.Side):
-                    raise SpecError("a side output cannot be a member of a dense", s.span)
-                if isinstance(s, n.Let):
-                    self.stmt(s, frame, features[0])
-                elif isinstance(s, n.If):
-                    branch = s.body if self._truth(s.cond, frame, features[0]) else s.orelse
-                    self._dense_members(branch, frame, features, dense)
-                else:
-                    for _ in self.iterate(s, frame, features[0]):
-                        self._dense_members(s.body, frame, features, dense)
-                continue
-            inp = features[0] if len(features) == 1 else self._concat(features, frame, s.span)
-            out = self.stmt(s, frame, inp)
-            if out is inp:  # skipped by its condition, or failed (already reported)
-                continue
-            if out.type.layout != "CHW" or out.shape[1:] != features[0].shape[1:]:
-                raise SpecError(f"a dense member must keep the input's height and width, but this one gives "
-                                f"{out.type.describe()}", s.span,
-                                hint="every member is concatenated with the input (check strides and padding)",
-                                follows_shapes=True)
-            features.append(out)
-
-    def _concat(self, parts: list[Tensor], frame: Frame, span: n.Span) -> Tensor:
-        t = TensorType((sum(p.shape[0] for p in parts), *parts[0].shape[1:]))
-        node = self.add_node(frame, None, "concat", {}, parts, t, span)
-        return Tensor(node.id, t)
-
-    def _Residual(self, stmt: n.Residual, frame: Frame, x: Tensor) -> Tensor:
-        opts = self.residual_options(stmt, frame, x)
-        taps: dict[str, tuple[Tensor, bool]] = {}
-        body_out = self.body(stmt.body, frame, x, taps)
-        if not opts.get("when", True):
-            return body_out  # this instance adds nothing: the body alone
-        short = x
-        sc = stmt.shortcut
-        if sc is not None and (sc.cond is None or self._truth(sc.cond, frame, x)):
-            start = x
-            if sc.source is not None:
-                if sc.source not in taps:
-                    raise SpecError(f"'{sc.source}' is not a named layer of this residual's body", sc.source_span,
-                                    hint=did_you_mean(sc.source, taps, otherwise="name the layer whose output the shortcut reads"))
-                start, plain = taps[sc.source]
-                if not plain:
-                    raise SpecError(f"the shortcut reads '{sc.source}', whose name is interpolated", sc.source_span,
-                                    hint="a shortcut reads a layer named plainly in the residual's body")
-            short = self.body(sc.body, frame, start)
-        if body_out.type != short.type:
-            raise SpecError(f"residual branch gives {body_out.type.describe()} but the shortcut gives "
-                            f"{short.type.describe()}", stmt.span, hint=_residual_hint(body_out.type, short.type, sc),
-                            follows_shapes=True)
-        args = {k: v for k, v in opts.items() if k != "when"}
-        node = self.add_node(frame, None, "add", args, [body_out, short], body_out.type, stmt.span)
-        return Tensor(node.id, body_out.type)
-
-    def residual_options(self, stmt: n.Residual, frame: Frame, x: Tensor) -> dict[str, object]:
-        pos, kw = self.call_args(stmt.arguments, frame, x)
-        allowed = ("scale", "when", "stochastic_depth", "mode")
-        if pos:
-            raise SpecError("residual takes only keyword arguments: " + ", ".join(allowed), stmt.span)
-        opts: dict[str, object] = {}
-        for key, value, span in kw:
-            if key not in allowed:
-                raise SpecError(f"residual has no argument '{key}'", span,
-                                hint=did_you_mean(key, allowed, otherwise="its arguments: " + ", ".join(allowed)))
-            ok = {
-                "scale": isinstance(value, (int, float)) and not isinstance(value, bool),
-                "when": isinstance(value, bool),
-                "stochastic_depth": isinstance(value, (int, float)) and not isinstance(value, bool)
-                and 0 <= value <= 1,
-                "mode": value in ("row", "batch"),
-            }[key]
-            if not ok:
-                want = {"scale": "a number", "when": "true or false", "stochastic_depth": "a probability in [0, 1]",
-                        "mode": '"row" or "batch"'}[key]
-                raise SpecError(f"{key} must be {want}, got {show(value)}", span)
-            opts[key] = value
-        if "mode" in opts and "stochastic_depth" not in opts:
-            raise SpecError("mode is stochastic depth's: give stochastic_depth too", stmt.span)
-        return opts
 
     def _Side(self, stmt: n.Side, frame: Frame, x: Tensor) -> Tensor:
         if not frame.allow_side:
-            raise SpecError("side outputs are allowed only in a network's body", stmt.span)
+            raise SpecError("side outputs are allowed only in the body of the network being built", stmt.span,
+                            hint="not in a block, nor in a network used as a layer (an ensemble member: turn its "
+                                 "side outputs off)")
         name = self.target_name(stmt.target, frame, x)
         if name in self.graph.sides:
             raise SpecError(f"side output '{name}' is defined twice", stmt.span)
         layer = n.Layer(stmt.target, stmt.func, stmt.func_span, stmt.arguments, None, stmt.span)
-        side_frame = Frame(frame.env, frame.scope, frame.block_input, frame.where, side=name)
-        out = self._Layer(layer, side_frame, x)
+        side_frame = Frame(frame.env, frame.scope, frame.block_input, frame.where, side=name,
+                           block_path=frame.block_path)
+        source = x
+        if stmt.source is not None:
+            if stmt.source not in frame.outputs:
+                raise SpecError(f"'{stmt.source}' is not a layer written before this side output", stmt.source_span,
+                                hint=did_you_mean(stmt.source, frame.outputs,
+                                                  otherwise="name the layer whose output the side output reads"))
+            source = frame.outputs[stmt.source]
+        out = self._Layer(layer, side_frame, source)
         self.graph.sides[name] = out.node
         return x
 
@@ -401,6 +303,8 @@ class Elaborator:
         values = signature_bind(block.params, pos, kw, f"block {block.name}", stmt.span,
                                 lambda p, bound: evaluate(p.default, self.globals, budget=self.budget))
         env.update(values)
+        if isinstance(block, n.NetworkDef):
+            self._check_network_input(block, env, x, stmt)
         for key, value in values.items():
             if self.stmt_shapes is None:  # recording for the code generator only
                 break
@@ -408,8 +312,8 @@ class Elaborator:
             kind = (type(value), len(value) if isinstance(value, (list, tuple)) else 0)
             if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:
                 seen.append(value)  # one value of each kind: enough to annotate the generated parameter
-        inner = Frame(env, Scope(path, block.sequential, frame.scope.path + (path,)), x,
-                      frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side)
+        inner = Frame(env, Scope(path, getattr(block, "sequential", False), frame.scope.path + (path,)), x,
+                      frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side, block_path=path)
         self.block_stack.append(block.name)
         try:
             out = self.body(block.body, inner, x)
@@ -419,6 +323,14 @@ class Elaborator:
         finally:
             self.block_stack.pop()
         return out
+
+    def _check_network_input(self, net: n.NetworkDef, env: dict, x: Tensor, stmt: n.Layer) -> None:
+        """A network used as a layer must be given the input it declares."""
+        dims = tuple(Evaluator(env, budget=self.budget)(d) for d in net.input)
+        if dims != x.shape:
+            raise SpecError(f"network {net.name} takes {' x '.join(map(str, dims))}, but here its input is "
+                            f"{x.type.describe()}", stmt.span, follows_shapes=True,
+                            hint="pass its size parameter, or resize before it")
 
     def resolve(self, name: str, span: n.Span, frame: Frame) -> tuple[OpKind | None, n.BlockDef | None, bool]:
         """What a layer statement calls: (op, None, whether the op came from a value) or (None, block, False)."""
@@ -434,9 +346,11 @@ class Elaborator:
             raise SpecError(f"'{name}' is a {type_name(value)}, not a layer or block", span)
         if name in self.program.blocks:
             return None, self.program.blocks[name], False
+        if name in self.program.networks:  # a whole network as a layer: an ensemble's member, say
+            return None, self.program.networks[name], False
         if name in REGISTRY:
             return REGISTRY[name], None, False
-        known = list(REGISTRY) + list(self.program.blocks)
+        known = list(REGISTRY) + list(self.program.blocks) + list(self.program.networks)
         raise SpecError(f"unknown layer or block '{name}'", span, hint=did_you_mean(name, known))
 
     def call_args(self, arguments: n.Arguments, frame: Frame, x: Tensor):
@@ -550,15 +464,3 @@ def _layout_hint(kind: OpKind, layout: str) -> str | None:
     if layout == "CHW" and "HWC" in (kind.layouts or ()):
         return "flatten first, or make the map channels-last: permute([0, 2, 3, 1])"
     return None
-
-
-def _residual_hint(body: TensorType, short: TensorType, sc: n.Shortcut | None) -> str:
-    if sc is not None:
-        return "the shortcut must produce the body's shape"
-    if body.layout == short.layout == "CHW" and body.shape[1:] == (1, 1) and short.shape[1:] != (1, 1):
-        return ("a C x 1 x 1 body that should scale its input is a gate: 'gate { ... }' multiplies the input by "
-                "what its body computes")
-    if body.layout == short.layout and body.shape[1:] != short.shape[1:]:
-        return ("the body changes the height and width (a stride?): give the residual a shortcut that does too, "
-                "'shortcut if ... { conv(..., stride = ...); batchnorm }'")
-    return "add a projection shortcut: 'shortcut if ... { conv(...); batchnorm }'"

@@ -142,6 +142,12 @@ def _floor(x):
     return math.floor(_number(x, "floor"))
 
 
+def _sqrt(x):
+    if _number(x, "sqrt") < 0:
+        raise ValueError("sqrt() of a negative number")
+    return math.sqrt(x)
+
+
 def _log(x, base=None):
     _number(x, "log")
     if x <= 0 or (base is not None and (_number(base, "log") <= 0 or base == 1)):
@@ -200,6 +206,7 @@ BUILTINS: dict[str, Callable] = {
     "ceil": _ceil,
     "floor": _floor,
     "log": _log,
+    "sqrt": _sqrt,
     "enumerate": _enumerate,
     "zip": _zip,
 }

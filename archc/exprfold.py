@@ -10,7 +10,7 @@ from .expr import BUILTINS, Evaluator
 from .values import BlockRef, Function, OpRef
 
 # Builtins the generated module has no name for (it imports only torch): small helpers stand in.
-PRINTED_BUILTINS = {"ceil": "_ceil", "floor": "_floor", "log": "_log"}
+PRINTED_BUILTINS = {"ceil": "_ceil", "floor": "_floor", "log": "_log", "sqrt": "_sqrt"}
 
 _PREC = {
     "ifexp": 0, "or": 1, "and": 2, "not": 3,

@@ -54,6 +54,9 @@ HELPERS = {
     "_floor": '''def _floor(x: float) -> int:
     """The greatest integer <= x (math.floor, without importing math)."""
     return int(x // 1)''',
+    "_sqrt": '''def _sqrt(x: float) -> float:
+    """The square root of x, correctly rounded as math.sqrt's (without importing math)."""
+    return torch.tensor(x, dtype=torch.float64, device="cpu").sqrt().item()''',
     "_log": '''def _log(x: float, base: float | None = None) -> float:
     """The natural logarithm of x, or its logarithm to ``base`` (math.log, without importing math)."""
     value = torch.tensor(x, dtype=torch.float64, device="cpu").log().item()

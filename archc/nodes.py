@@ -208,6 +208,16 @@ class Gate:
 
 
 @dataclass(eq=False)
+class Ensemble:
+    """``ensemble { members }``: every member (a network or block call) runs on the input; the result is the
+    mean of their softmax outputs, as VGG's and GoogLeNet's evaluations average their networks."""
+
+    body: list[Stmt]
+    cond: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
 class Dense:
     """``dense(checkpoint = c) { members }``: each member reads the concatenation of the input and
     every earlier member's output; the result is the concatenation of them all."""
@@ -234,6 +244,7 @@ class Residual:
     shortcut: Shortcut | None
     cond: Expr | None
     span: Span
+    shortcut_first: bool = False  # written before the body: its modules are made first (RegNet's proj, then f)
 
 
 @dataclass(eq=False)
@@ -244,6 +255,8 @@ class Side:
     arguments: Arguments
     cond: Expr | None
     span: Span
+    source: str | None = None  # ``from NAME``: the output of an earlier layer of this body, not the current tensor
+    source_span: Span | None = None
 
 
 @dataclass(eq=False)
@@ -269,7 +282,18 @@ class Let:
     span: Span
 
 
-Stmt = Layer | Seq | Concat | Gate | Dense | Residual | Side | For | If | Let
+@dataclass(eq=False)
+class Init:
+    """``init TARGET.param = RULE [if cond]``: how a parameter is initialised. TARGET is an op kind (every such
+    layer in scope), a layer of this body, or, in a network, ``Block.layer`` (that layer of every instance)."""
+
+    path: list[str]  # the target's parts, the parameter's name last
+    rule: Expr  # a number, or a call of an initialiser (normal(0, 0.01))
+    cond: Expr | None
+    span: Span
+
+
+Stmt = Layer | Seq | Concat | Gate | Ensemble | Dense | Residual | Side | For | If | Let | Init
 
 
 # ------------------------------------------------------------------ top level

@@ -18,7 +18,8 @@ from .limits import check_nesting, check_text
 
 _OPEN = {"LPAR", "LSQB"}
 _CLOSE = {"RPAR", "RSQB"}
-_JOINS_PREVIOUS = {"SHORTCUT", "ELSE"}  # keywords that continue the statement before them
+# what continues the statement before it on a new line: a statement never starts with '{'
+_JOINS_PREVIOUS = {"SHORTCUT", "ELSE", "LBRACE"}
 
 
 class _Separators:
@@ -70,7 +71,7 @@ def _interpolates(last: Token | None, brace: Token) -> bool:
     """``layer{s + 1}``: a '{' written right after a name opens an interpolation."""
     return (
         last is not None
-        and last.type in ("NAME", "BLOCK", "GATE", "RBRACE")
+        and last.type in ("NAME", "BLOCK", "GATE", "INIT", "ENSEMBLE", "RBRACE")
         and last.end_pos == brace.start_pos
     )
 
@@ -133,6 +134,7 @@ _TOKEN_WORDS = {
     "LSQB": "'['",
     "RSQB": "']'",
     "COMMA": "','",
+    "DOT": "'.'",
     "EQUAL": "'='",
 }
 
@@ -327,6 +329,14 @@ class _ToAst(Transformer_NonRecursive):
             raise SpecError("'}' in a name closes nothing", self._tspan(tok))
         return n.Target(parts, self._tspan(tok), quoted=True)
 
+    def init_(self, meta, items):
+        _, *parts, rule, cond = items
+        return n.Init([str(p) for p in parts], rule, cond, self._span(meta))
+
+    def ensemble(self, meta, items):
+        _, body, cond = items
+        return n.Ensemble(body, cond, self._span(meta))
+
     def gate(self, meta, items):
         _, body, cond = items
         return n.Gate(body, cond, self._span(meta))
@@ -356,8 +366,11 @@ class _ToAst(Transformer_NonRecursive):
         return n.Dense(args or n.Arguments([], []), body, cond, self._span(meta))
 
     def residual(self, meta, items):
-        args, body, shortcut, cond = items
-        return n.Residual(args or n.Arguments([], []), body, shortcut, cond, self._span(meta))
+        args, before, body, after, cond = items
+        if before is not None and after is not None:
+            raise SpecError("a residual has one shortcut", after.span, notes=[("the other is here", before.span)])
+        return n.Residual(args or n.Arguments([], []), body, before or after, cond, self._span(meta),
+                          shortcut_first=before is not None)
 
     def shortcut(self, meta, items):
         source, cond, body = items
@@ -370,8 +383,9 @@ class _ToAst(Transformer_NonRecursive):
         )
 
     def side(self, meta, items):
-        target, (func, fspan, args), cond = items
-        return n.Side(target, func, fspan, args, cond, self._span(meta))
+        target, (func, fspan, args), source, cond = items
+        return n.Side(target, func, fspan, args, cond, self._span(meta), None if source is None else str(source),
+                      None if source is None else self._tspan(source))
 
     def cond(self, meta, items):
         return items[0]

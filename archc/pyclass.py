@@ -57,7 +57,8 @@ class ClassContext:
 
     def __init__(self, definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef],
                  constants: dict[str, object], stmt_info: StmtInfo, infos, block_params: set[str],
-                 op_params: set[str] = frozenset(), named: set[str] = frozenset()):
+                 op_params: set[str] = frozenset(), named: set[str] = frozenset(), networks: dict | None = None,
+                 network_unused=None):
         self.d = definition
         self.is_network = isinstance(definition, n.NetworkDef)
         self.blocks = blocks
@@ -72,6 +73,8 @@ class ClassContext:
             check_parameter_name(p)
         self.block_params = block_params  # parameters that hold a block class
         self.op_params = op_params  # parameters that hold an op's module class (an activation, say)
+        self.networks = networks or {}  # the file's networks: a layer may call one (an ensemble's member)
+        self.network_unused = network_unused or (lambda name: set())  # name -> the parameters its class omits
         self.sequential = isinstance(definition, n.BlockDef) and definition.sequential
         self.stored: set[str] = set()  # names forward reads from self
         self.inplace_ok: dict[int, bool] = {}  # id(stmt) -> may this ReLU module work in place
@@ -80,6 +83,9 @@ class ClassContext:
         self.when_attributes: dict[int, str] = {}  # id(residual) -> the attribute holding its condition
         self._attributes = set(self.params) | _target_names(definition.body) | {"in_channels", "out_channels"}
         self.locals = bound_names(definition.body)  # lets and loop variables: names no generated local may take
+        # parameters a condition of this block's init rules reads: the network's initialisation reads them
+        self.kept_for_init = {name for stmt in _init_conditions(definition.body) for name in free_names(stmt)} & \
+            set(self.params) if not self.is_network else set()
 
     def static_truth(self, e: n.Expr) -> bool | None:
         """The value of a condition when the constants decide it; None when it depends on arguments."""
@@ -121,8 +127,11 @@ class ClassContext:
 
 def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef], constants: dict[str, object],
                    stmt_info: StmtInfo, infos, block_params: set[str], op_params: set[str] = frozenset(),
-                   named: set[str] = frozenset()) -> ClassCode:
-    ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params, named)
+                   named: set[str] = frozenset(), weights=None, networks: dict | None = None,
+                   network_unused=None) -> ClassCode:
+    """``weights(ctx)``, for a network, gives the lines that end its __init__: its initialisation rules."""
+    ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params, named, networks,
+                       network_unused)
     forward = ForwardEmitter(ctx)
     fwd_lines = [] if ctx.sequential else forward.emit(depth=2)  # an nn.Sequential has its forward
     if ctx.is_network:
@@ -140,6 +149,11 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
                             hint="rename one of them")
         init.append(f"        self.{name} = {name}")
     init += body
+    if weights is not None:
+        init += weights(ctx)
+    for name in sorted(ctx.kept_for_init):  # read by the network's initialisation (pyweights), not by forward
+        if name not in stored:
+            init.insert(1, f"        self.{name} = {name}")
     if not ctx.is_network:
         init.append(f"        self.out_channels = {to_python(cur)}")
     formula = None
@@ -154,6 +168,24 @@ def check_parameter_name(p: n.Param) -> None:
             or p.name in dir(builtins) or (p.name in RESERVED and p.name != "out_channels") or p.name.startswith("_"):
         raise SpecError(f"parameter name '{p.name}' is reserved in the generated code", p.span,
                         hint="choose another name")
+
+
+def _init_conditions(stmts) -> list[n.Expr]:
+    """The conditions that init rules in a body stand under (their own and their ifs')."""
+    found = []
+    for s in stmts:
+        if isinstance(s, n.Init) and s.cond is not None:
+            found.append(s.cond)
+        if isinstance(s, n.If) and _has_init(s.body + s.orelse):
+            found.append(s.cond)
+        for attr in ("body", "branches", "orelse"):
+            found += _init_conditions(getattr(s, attr, None) or [])
+    return found
+
+
+def _has_init(stmts) -> bool:
+    return any(isinstance(s, n.Init) or _has_init(getattr(s, "body", None) or []) or
+               _has_init(getattr(s, "orelse", None) or []) for s in stmts)
 
 
 def _target_names(stmts) -> set[str]:

@@ -55,6 +55,10 @@ class ForwardEmitter:
         self.fwd_locals: set[str] = set()
         self.sides: list[str] = []
         self.current: n.Stmt | None = None  # the statement being written (its recorded tensor types)
+        self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
+        for s in ctx.d.body:
+            if isinstance(s, n.Side) and s.source is not None:
+                self.sides_from.setdefault(s.source, []).append(s)
 
     def emit(self, depth: int) -> list[str]:
         fwd = Writer(depth)
@@ -99,7 +103,25 @@ class ForwardEmitter:
     def fwd_body(self, stmts: list[n.Stmt], var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
         for stmt in stmts:
             var, fresh = self.fwd_stmt(stmt, var, fresh, w, taps)
+            for side in self.sides_from.get(static_name(stmt) or "", []):  # side ... from this layer: here, in order
+                self._side(side, var, w)
+                fresh = False
         return var, fresh
+
+    def _side(self, stmt: n.Side, var: str, w: Writer) -> None:
+        """A side output, computed in training only, where its input is."""
+        name = plain(stmt.target)
+        if name is None:
+            raise SpecError("a side output needs a plain name", stmt.target.span)
+        local = self.fwd_ns.create(name)
+        self.sides.append(local)
+        w.line(f"{local}: Tensor | None = None")
+        if stmt.cond is not None:
+            w.line(f"if self.{name} is not None and self.training:")
+        else:
+            w.line("if self.training:")
+        w.indent().line(f"{local} = self.{name}({var})")
+        w.dedent()
 
     def _module_ref(self, target: n.Target, var: str) -> str:
         """The module (or learned tensor) a statement's name refers to in forward."""
@@ -113,6 +135,8 @@ class ForwardEmitter:
         return f"getattr(self, {name})"
 
     def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
+        if isinstance(stmt, n.Init):  # nothing in forward
+            return var, fresh
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
         if cond is not None:
             test = self.fwd_cond(stmt, cond, var)
@@ -149,19 +173,9 @@ class ForwardEmitter:
         if isinstance(stmt, n.Layer):
             return self.fwd_layer(stmt, var, fresh, w, dest, taps)
         if isinstance(stmt, n.Side):
-            name = plain(stmt.target)
-            if name is None:
-                raise SpecError("a side output needs a plain name", stmt.target.span)
-            local = self.fwd_ns.create(name)
-            self.sides.append(local)
-            w.line(f"{local}: Tensor | None = None")
-            if stmt.cond is not None:
-                w.line(f"if self.{name} is not None and self.training:")
-            else:
-                w.line("if self.training:")
-            w.indent().line(f"{local} = self.{name}({var})")
-            w.dedent()
-            return var, fresh
+            if stmt.source is None:
+                self._side(stmt, var, w)
+            return var, False  # the side output read it: nothing may change it in place
         if isinstance(stmt, n.Seq):
             if stmt.target is None:
                 return self.fwd_body(stmt.body, var, fresh, w, taps) if dest == var else \
@@ -183,6 +197,22 @@ class ForwardEmitter:
             return dest, True
         if isinstance(stmt, n.Residual):
             return self.fwd_residual(stmt, var, w, dest)
+        if isinstance(stmt, n.Ensemble):
+            parts = []
+            for s in stmt.body:  # each member's softmax; a for loop of members as a comprehension
+                if isinstance(s, n.Layer):
+                    parts.append(f"{self._module_ref(s.target, var)}({var}).softmax(1)")
+                elif isinstance(s, n.For) and len(s.body) == 1 and isinstance(s.body[0], n.Layer):
+                    self.fwd_locals.update(n.pattern_names(s.var))
+                    member = f"{self._module_ref(s.body[0].target, var)}({var}).softmax(1)"
+                    loop = f"{member} for {loop_target(s.var, [member])} in {self.fwd_expr(s.iterable, var)}"
+                    parts.append(f"[{loop}]" if len(stmt.body) == 1 else f"*[{loop}]")
+                elif not isinstance(s, (n.Let, n.Init)):
+                    raise SpecError("the generated code lists an ensemble's members, or loops over one member",
+                                    s.span, hint="write each member, or one for loop of one member")
+            listed = parts[0] if len(parts) == 1 and parts[0].startswith("[") else f"[{', '.join(parts)}]"
+            self._comment_line(w, f"{dest} = torch.stack({listed}).mean(0)", stmt)
+            return dest, True
         if isinstance(stmt, n.Gate):
             scale = self.fwd_ns.create("scale")
             self._fwd_into(stmt.body, var, False, w, scale, taps)
@@ -228,6 +258,8 @@ class ForwardEmitter:
         return dest, fresh
 
     def fwd_stmt_into(self, stmt, var, w, dest, taps, fresh=False):
+        if isinstance(stmt, n.Init):
+            return var, fresh
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
         if cond is not None and dest != var:
             w.line(f"{dest} = {var}")
@@ -237,7 +269,7 @@ class ForwardEmitter:
         return self.fwd_one(stmt, var, fresh, w, taps, dest=dest)
 
     def fwd_layer(self, stmt: n.Layer, var: str, fresh: bool, w: Writer, dest: str, taps) -> tuple[str, bool]:
-        is_block = stmt.func in self.blocks or stmt.func in self.block_params
+        is_block = stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
         held = stmt.func in self.ctx.op_params  # a parameter holding an op: a module like any named layer
         kind = None if is_block or held else REGISTRY[stmt.func]
         if kind is not None and kind.template is not None and (stmt.target is None or kind.learned is not None):
@@ -308,6 +340,8 @@ class ForwardEmitter:
 
     def _fwd_members(self, stmts, var: str, features: str, checkpoint: str | None, w: Writer, taps) -> None:
         for s in stmts:
+            if isinstance(s, n.Init):
+                continue
             if isinstance(s, n.Let):
                 self.fwd_one(s, var, False, w, taps)
                 continue
@@ -482,3 +516,4 @@ def _as_tuple(text: str) -> str:
         inner = text[1:-1]
         return "(" + inner + ("," if inner and "," not in inner else "") + ")"
     return text
+

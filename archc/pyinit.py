@@ -23,6 +23,7 @@ from .pyemit import (
     Writer,
     conditional_names,
     default_text,
+    drop_empty_blocks,
     emit_if,
     fstring,
     given_args,
@@ -61,13 +62,24 @@ class InitEmitter:
         self.modules_named = ctx.modules_named
         self.init_ns = Namespace(set(ctx.params) | {"in_channels"} | ctx.locals)
         self.channel_vars: set[str] = set()
+        # layers side outputs read (``side ... from NAME``), and their output channels once written
+        self.read_later = {s.source for s in ctx.d.body if isinstance(s, n.Side) and s.source is not None}
+        self.outputs: dict[str, n.Expr] = {}
 
     def emit(self, cur: n.Expr, depth: int, into: str | None = None) -> tuple[list[str], n.Expr]:
         """The lines creating the modules (``into``: the Sequential they are appended to, ``self`` for a seq
         block) and the output channels."""
         body = Writer(depth)
         cur = self.init_body(self.ctx.d.body, cur, body, _Seq(into))
-        return prune_lets(body.lines), cur
+        lines = prune_lets(body.lines)
+        needed = set() if self.ctx.is_network else free_names(cur)  # a block's out_channels reads the last width
+        for chan in self.channel_vars - needed:  # a running width nothing reads in the end
+            assign = re.compile(rf"\s*{chan} = ")
+            reads = [line for line in lines if re.search(rf"\b{chan}\b", line) and not assign.match(line)]
+            reads += [line for line in lines if assign.match(line) and re.search(rf"\b{chan}\b", line.split("=", 1)[1])]
+            if not reads:
+                lines = drop_empty_blocks([line for line in lines if not assign.match(line)])
+        return lines, cur
 
     def fold(self, e: n.Expr, cur: n.Expr | None = None) -> n.Expr:
         return self.ctx.fold(e, cur)
@@ -78,9 +90,19 @@ class InitEmitter:
     def init_body(self, stmts: list[n.Stmt], cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         for stmt in stmts:
             cur = self.init_stmt(stmt, cur, w, seq)
+            name = static_name(stmt) if isinstance(stmt, (n.Layer, n.Seq)) and stmt.cond is None else None
+            if name is not None and name in self.read_later:  # a side output reads it further on
+                if free_names(cur) & self.channel_vars:  # the variable will move on: keep its value now
+                    snapshot = self.init_ns.create(f"{name}_channels")
+                    w.line(f"{snapshot} = {to_python(cur)}")
+                    self.outputs[name] = symbol(snapshot)
+                else:
+                    self.outputs[name] = cur
         return cur
 
     def init_stmt(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        if isinstance(stmt, n.Init):  # applied at the end of the network's __init__ (pyweights)
+            return cur
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, n.If) else None
         if cond is not None:
             cond_text = self.init_expr(cond, cur)
@@ -127,7 +149,8 @@ class InitEmitter:
             return self.init_layer(stmt, cur, w, seq)
         if isinstance(stmt, n.Side):
             layer = n.Layer(stmt.target, stmt.func, stmt.func_span, stmt.arguments, None, stmt.span)
-            self.init_layer(layer, cur, w, seq)
+            source = cur if stmt.source is None else self.outputs[stmt.source]
+            self.init_layer(layer, source, w, seq)
             return cur
         if isinstance(stmt, n.Seq):
             if stmt.target is None and seq.var is None:
@@ -151,6 +174,9 @@ class InitEmitter:
             return self.fold(_sum([self.init_stmt(branch, cur, w, seq) for branch in stmt.branches]))
         if isinstance(stmt, n.Dense):  # each member widens the running concatenation by its own output
             return self.init_body(_growing(stmt.body), cur, w, seq)
+        if isinstance(stmt, n.Ensemble):  # the members' class scores, averaged
+            widths = [self.init_stmt(s, cur, w, seq) for s in stmt.body]
+            return widths[0] if widths else cur
         if isinstance(stmt, n.Gate):  # the gate multiplies its input: the width stays
             self.init_body(stmt.body, cur, w, seq)
             return cur
@@ -159,8 +185,10 @@ class InitEmitter:
             if attr is not None:
                 when = next(v for k, v, _ in stmt.arguments.kwargs if k == "when")
                 w.line(f"self.{attr} = {self.init_expr(when, cur)}")
+            if stmt.shortcut is not None and stmt.shortcut_first:  # its modules are made first, as written
+                self.init_shortcut(stmt, cur, w, seq)
             new = self.init_body(stmt.body, cur, w, seq)
-            if stmt.shortcut is not None:
+            if stmt.shortcut is not None and not stmt.shortcut_first:
                 self.init_shortcut(stmt, cur, w, seq)
             return new
         if isinstance(stmt, n.For):
@@ -268,7 +296,7 @@ class InitEmitter:
 
     def init_layer(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         kind = REGISTRY.get(stmt.func)
-        is_block = stmt.func in self.blocks or stmt.func in self.block_params
+        is_block = stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
         if stmt.func in self.block_params or (stmt.func in self.blocks and not (kind and stmt.func in self.params)):
             kind = None
         if is_block:
@@ -354,6 +382,17 @@ class InitEmitter:
         self.ctx.referenced.add(stmt.func)
         args = [self.init_expr(a, cur) for a in stmt.arguments.args]
         args += [f"{k}={self.init_expr(v, cur)}" for k, v, _ in stmt.arguments.kwargs]
+        if stmt.func in self.ctx.networks:  # a whole network: it takes no input width, and gives class scores
+            unused = self.ctx.network_unused(stmt.func)  # parameters its class does not take (its input size)
+            net = self.ctx.networks[stmt.func]
+            bound = _bind(net, stmt.arguments)
+            args = [f"{p.name}={self.init_expr(bound[p.name], cur)}" for p in net.params
+                    if p.name in bound and p.name not in unused]
+            self.register(stmt.target, f"{stmt.func}({', '.join(args)})", w, seq)
+            outs = {t.features for _, t in self.info.get(stmt)}
+            if len(outs) != 1:
+                raise SpecError(f"network {stmt.func} gives different widths in different uses", stmt.span)
+            return n.Num(outs.pop(), SPAN)
         ctor = f"{stmt.func}({', '.join([to_python(cur)] + args)})"
         formula = None
         if stmt.func in self.blocks and stmt.func not in self.block_params:
@@ -423,7 +462,7 @@ def _growing(stmts: list[n.Stmt]) -> list[n.Stmt]:
             out.append(n.For(s.var, s.iterable, _growing(s.body), s.span))
         elif isinstance(s, n.If):
             out.append(n.If(s.cond, _growing(s.body), _growing(s.orelse), s.span))
-        elif isinstance(s, n.Let):
+        elif isinstance(s, (n.Let, n.Init)):
             out.append(s)
         else:
             identity = n.Layer(None, "identity", s.span, n.Arguments([], []), None, s.span)

@@ -74,6 +74,8 @@ class Frame:
     where: list[tuple[str, n.Span | None]]  # notes: the call chain
     side: str | None = None
     allow_side: bool = False
+    block_path: str = ""  # the module path of the block instance whose body this is ("" for the network)
+    outputs: dict[str, Tensor] = field(default_factory=dict)  # plainly named layers of this body, for side ... from
 
 
 def check_name(name: str, target: n.Target) -> str:

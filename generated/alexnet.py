@@ -24,7 +24,7 @@ class AlexNet(nn.Module):
     """torchvision's single-GPU version, from "One weird trick for parallelizing
     convolutional neural networks" (Krizhevsky, 2014): 64-192-384-256-256
     convolutions, no LRN, no groups, an adaptive 6x6 pool, dropout before the
-    fully connected layers.
+    fully connected layers. PyTorch's default initialisation, as torchvision's.
     """
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
@@ -91,6 +91,19 @@ class AlexNetPaper(nn.Module):
         self.fc7 = nn.Linear(4096, 4096)
         self.drop7 = nn.Dropout(p=dropout)
         self.fc8 = nn.Linear(4096, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, 0.01)
+                if m in (self.conv2, self.conv4, self.conv5):
+                    nn.init.ones_(m.bias)
+                else:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                if m in (self.fc6, self.fc7):
+                    nn.init.ones_(m.bias)
+                else:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)  # N x 96 x 55 x 55
@@ -125,7 +138,7 @@ def alexnet(
     dropout: float = 0.5,
     channels_last: bool = False,
 ) -> AlexNet:
-    """torchvision's alexnet."""
+    """torchvision's alexnet (PyTorch's default initialisation, as torchvision's)."""
     model = AlexNet(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 

@@ -148,6 +148,10 @@ class ConvNeXt(nn.Module):
             nn.Flatten(),
             nn.Linear(channels, num_classes),
         )
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)  # N x 768|1024|1536 x 7 x 7

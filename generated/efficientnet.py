@@ -58,6 +58,11 @@ def _ceil(x: float) -> int:
     return -int(-x // 1)
 
 
+def _sqrt(x: float) -> float:
+    """The square root of x, correctly rounded as math.sqrt's (without importing math)."""
+    return torch.tensor(x, dtype=torch.float64, device="cpu").sqrt().item()
+
+
 class Conv2dNormActivation(nn.Sequential):
     """torchvision's Conv2dNormActivation: a conv with "same" padding, a batch norm
     and an activation, as one nn.Sequential (children 0, 1, 2). Without the
@@ -345,6 +350,21 @@ class EfficientNet(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4 * channels if last_channel is None else last_channel, num_classes),
         )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.uniform_(
+                    m.weight,
+                    -1.0 / _sqrt(m.out_features),
+                    1.0 / _sqrt(m.out_features),
+                )
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)  # N x 1280..2560 x 7..19 x 7..19

@@ -16,9 +16,11 @@ from torch import Tensor, nn
 __all__ = [
     "BasicConv2d",
     "GoogLeNet",
+    "GoogLeNetEnsemble",
     "Inception",
     "InceptionAux",
     "googlenet",
+    "googlenet_ensemble",
     "googlenet_paper",
 ]
 
@@ -140,6 +142,7 @@ class GoogLeNet(nn.Module):
         k5: int = 5,
         bn: bool = True,
         dropout: float = 0.4,
+        init_weights: bool = True,
     ) -> None:
         super().__init__()
         self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3, bn=bn)
@@ -157,22 +160,29 @@ class GoogLeNet(nn.Module):
         self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64, k5, bn)
         self.maxpool3 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64, k5, bn)
-        self.aux1 = None
-        if aux_logits:
-            self.aux1 = InceptionAux(512, num_classes, bn)
         self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64, k5, bn)
         self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64, k5, bn)
         self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64, k5, bn)
-        self.aux2 = None
-        if aux_logits:
-            self.aux2 = InceptionAux(528, num_classes, bn)
         self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128, k5, bn)
         self.maxpool4 = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
         self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128, k5, bn)
         self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128, k5, bn)
+        self.aux1 = None
+        if aux_logits:
+            self.aux1 = InceptionAux(512, num_classes, bn)
+        self.aux2 = None
+        if aux_logits:
+            self.aux2 = InceptionAux(528, num_classes, bn)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
+        if init_weights:
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         x = self.conv1(x)  # N x 64 x 112 x 112
@@ -210,17 +220,44 @@ class GoogLeNet(nn.Module):
         return x
 
 
+class GoogLeNetEnsemble(nn.Module):
+    """Section 7: seven GoogLeNets, trained independently, averaging their softmax
+    outputs (one of the seven was wider; here all are torchvision's layout).
+    """
+
+    def __init__(self, num_classes: int = 1000, members: int = 7) -> None:
+        super().__init__()
+        self.members = members
+        for i in range(members):
+            self.add_module(
+                f"member{i + 1}",
+                GoogLeNet(num_classes=num_classes, aux_logits=False, k5=3, dropout=0.2),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = torch.stack([getattr(self, f"member{i + 1}")(x).softmax(1) for i in range(self.members)]).mean(0)  # N x 1000
+        return x
+
+
 def googlenet(
     *,
     num_classes: int = 1000,
     aux_logits: bool = True,
     bn: bool = True,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> GoogLeNet:
     """torchvision's googlenet: its "5x5" branch is a 3x3 conv (kept for weight
     compatibility, pytorch/vision#906) and its dropout is 0.2.
     """
-    model = GoogLeNet(k5=3, dropout=0.2, num_classes=num_classes, aux_logits=aux_logits, bn=bn)
+    model = GoogLeNet(
+        k5=3,
+        dropout=0.2,
+        num_classes=num_classes,
+        aux_logits=aux_logits,
+        bn=bn,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -230,6 +267,7 @@ def googlenet_paper(
     aux_logits: bool = True,
     k5: int = 5,
     dropout: float = 0.4,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> GoogLeNet:
     """The paper's Table 1: true 5x5 branches, conv biases, LRN, no batch norm."""
@@ -239,5 +277,17 @@ def googlenet_paper(
         aux_logits=aux_logits,
         k5=k5,
         dropout=dropout,
+        init_weights=init_weights,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def googlenet_ensemble(
+    *,
+    num_classes: int = 1000,
+    members: int = 7,
+    channels_last: bool = False,
+) -> GoogLeNetEnsemble:
+    """GoogLeNetEnsemble with its defaults."""
+    model = GoogLeNetEnsemble(num_classes=num_classes, members=members)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -247,6 +247,7 @@ class Inception3(nn.Module):
         num_classes: int = 1000,
         aux_logits: bool = True,
         dropout: float = 0.5,
+        init_weights: bool = True,
     ) -> None:
         super().__init__()
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
@@ -273,6 +274,19 @@ class Inception3(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(2048, num_classes)
+        if init_weights:
+            inceptionaux_fc = {b.fc for b in self.modules() if isinstance(b, InceptionAux)}
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.1, a=-2, b=2)
+                elif isinstance(m, nn.Linear):
+                    if m in inceptionaux_fc:
+                        nn.init.trunc_normal_(m.weight, mean=0.0, std=0.001, a=-2, b=2)
+                    else:
+                        nn.init.trunc_normal_(m.weight, mean=0.0, std=0.1, a=-2, b=2)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         x = self.Conv2d_1a_3x3(x)  # N x 32 x 149 x 149
@@ -310,8 +324,14 @@ def inception_v3(
     num_classes: int = 1000,
     aux_logits: bool = True,
     dropout: float = 0.5,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> Inception3:
     """torchvision's inception_v3: 299x299 input, auxiliary head on by default."""
-    model = Inception3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout)
+    model = Inception3(
+        num_classes=num_classes,
+        aux_logits=aux_logits,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

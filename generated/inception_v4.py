@@ -469,7 +469,9 @@ class Mixed5b(nn.Module):
 
 class InceptionV4(nn.Module):
     """Figure 9: stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B,
-    3 x Inception-C, average pooling, dropout (keep 0.8), softmax.
+    3 x Inception-C, average pooling, dropout (keep 0.8), softmax. No init
+    rules: timm keeps PyTorch's default initialisation (the same draws, as the
+    modules are made in the same order).
     """
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
@@ -505,7 +507,7 @@ class InceptionV4(nn.Module):
 
 class InceptionResNetV2(nn.Module):
     """Figure 15 with Figures 16-19: Inception-ResNet-v2 as TF-slim and timm build
-    it (see the header).
+    it (see the header). PyTorch's default initialisation, as timm's.
     """
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
@@ -565,7 +567,8 @@ class InceptionResNetV1(nn.Module):
     """Figure 15 with the Figure 14 stem and Figures 10-13: Inception-ResNet-v1,
     5 / 10 / 5 modules, as facenet-pytorch builds it: like TF-slim's v2 it adds
     a last Block8 without ReLU, and its head is FaceNet's 512-wide embedding
-    (linear without bias, batch norm) before the logits.
+    (linear without bias, batch norm) before the logits. PyTorch's default
+    initialisation, as facenet-pytorch's (the paper states no rule).
     """
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2, embedding: int = 512) -> None:

@@ -78,6 +78,10 @@ class NINCifar(nn.Module):
         self.drop2 = nn.Dropout(p=dropout)
         self.mlpconv3 = MLPConv(192, 192, 192, num_classes, 3, padding=1)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.mlpconv1(x)  # N x 96 x 32 x 32
@@ -108,6 +112,10 @@ class NINImageNet(nn.Module):
         self.drop = nn.Dropout(p=dropout)
         self.mlpconv4 = MLPConv(384, 1024, 1024, num_classes, 3, padding=1)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.mlpconv1(x)  # N x 96 x 54 x 54

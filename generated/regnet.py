@@ -51,6 +51,11 @@ def stage_widths(widths):
     return [w for i, w in enumerate(widths) if i == 0 or w != widths[i - 1]]
 
 
+def _sqrt(x: float) -> float:
+    """The square root of x, correctly rounded as math.sqrt's (without importing math)."""
+    return torch.tensor(x, dtype=torch.float64, device="cpu").sqrt().item()
+
+
 def _log(x: float, base: float | None = None) -> float:
     """The natural logarithm of x, or its logarithm to ``base`` (math.log, without importing math)."""
     value = torch.tensor(x, dtype=torch.float64, device="cpu").log().item()
@@ -157,7 +162,9 @@ class BottleneckTransform(nn.Sequential):
 
 class ResBottleneckBlock(nn.Module):
     """Figure 4: x + F(x), with a 1x1 projection (and its batch norm) where the
-    width or the resolution changes, then ReLU.
+    width or the resolution changes, then ReLU. The projection is written (and
+    made) first, as torchvision makes it: its modules come first in the
+    state_dict, and initialisation draws for them first.
     """
 
     def __init__(
@@ -169,10 +176,10 @@ class ResBottleneckBlock(nn.Module):
         se_ratio: float | None = None,
     ) -> None:
         super().__init__()
-        self.f = BottleneckTransform(in_channels, width_out, stride, group_width, se_ratio)
         self.proj = None
         if in_channels != width_out or stride != 1:
             self.proj = Conv2dNormActivation(in_channels, width_out, 1, stride, activation=None)
+        self.f = BottleneckTransform(in_channels, width_out, stride, group_width, se_ratio)
         self.activation = nn.ReLU(inplace=True)
         self.out_channels = width_out
 
@@ -222,6 +229,19 @@ class RegNet(nn.Module):
         self.trunk_output = trunk_output
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(
+                    m.weight,
+                    mean=0.0,
+                    std=_sqrt(2.0 / (m.weight.shape[0] * m.weight[0, 0].numel())),
+                )
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, mean=0.0, std=0.01)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)  # N x 32 x 112|192 x 112|192

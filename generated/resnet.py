@@ -225,7 +225,13 @@ class ResNet(nn.Module):
     `size` is the input's side: it shapes the check, not the module.
     """
 
-    def __init__(self, block: type[nn.Module], layers: list[int], num_classes: int = 1000) -> None:
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        num_classes: int = 1000,
+        zero_init_residual: bool = False,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -253,6 +259,17 @@ class ResNet(nn.Module):
         self.layer4 = layer4
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
+        basicblock_bn2 = {b.bn2 for b in self.modules() if isinstance(b, BasicBlock)} if zero_init_residual else set()
+        bottleneck_bn3 = {b.bn3 for b in self.modules() if isinstance(b, Bottleneck)} if zero_init_residual else set()
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                if m in basicblock_bn2 or m in bottleneck_bn3:
+                    nn.init.zeros_(m.weight)
+                else:
+                    nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)  # N x 64 x 112 x 112
@@ -284,6 +301,7 @@ class ResNeXt(nn.Module):
         groups: int,
         width_per_group: int,
         num_classes: int = 1000,
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -336,6 +354,16 @@ class ResNeXt(nn.Module):
         self.layer4 = layer4
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
+        bottleneck_bn3 = {b.bn3 for b in self.modules() if isinstance(b, Bottleneck)} if zero_init_residual else set()
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                if m in bottleneck_bn3:
+                    nn.init.zeros_(m.weight)
+                else:
+                    nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)  # N x 64 x 112 x 112
@@ -382,6 +410,12 @@ class CifarResNet(nn.Module):
         self.layer3 = layer3
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)  # N x 16 x 32 x 32
@@ -396,71 +430,186 @@ class CifarResNet(nn.Module):
         return x
 
 
-def resnet18(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
+def resnet18(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNet:
     """ResNet with block=BasicBlock, layers=[2, 2, 2, 2]."""
-    model = ResNet(block=BasicBlock, layers=[2, 2, 2, 2], num_classes=num_classes)
+    model = ResNet(
+        block=BasicBlock,
+        layers=[2, 2, 2, 2],
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet34(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
+def resnet34(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNet:
     """ResNet with block=BasicBlock, layers=[3, 4, 6, 3]."""
-    model = ResNet(block=BasicBlock, layers=[3, 4, 6, 3], num_classes=num_classes)
+    model = ResNet(
+        block=BasicBlock,
+        layers=[3, 4, 6, 3],
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet50(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
+def resnet50(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 4, 6, 3]."""
-    model = ResNet(block=Bottleneck, layers=[3, 4, 6, 3], num_classes=num_classes)
+    model = ResNet(
+        block=Bottleneck,
+        layers=[3, 4, 6, 3],
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet101(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
+def resnet101(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 4, 23, 3]."""
-    model = ResNet(block=Bottleneck, layers=[3, 4, 23, 3], num_classes=num_classes)
+    model = ResNet(
+        block=Bottleneck,
+        layers=[3, 4, 23, 3],
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet152(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
+def resnet152(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 8, 36, 3]."""
-    model = ResNet(block=Bottleneck, layers=[3, 8, 36, 3], num_classes=num_classes)
+    model = ResNet(
+        block=Bottleneck,
+        layers=[3, 8, 36, 3],
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnext50_32x4d(*, num_classes: int = 1000, channels_last: bool = False) -> ResNeXt:
+def resnext50_32x4d(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNeXt:
     """ResNeXt Table 1 (right): 32 paths of 4 channels."""
-    model = ResNeXt(layers=[3, 4, 6, 3], groups=32, width_per_group=4, num_classes=num_classes)
+    model = ResNeXt(
+        layers=[3, 4, 6, 3],
+        groups=32,
+        width_per_group=4,
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnext101_32x8d(*, num_classes: int = 1000, channels_last: bool = False) -> ResNeXt:
+def resnext101_32x8d(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNeXt:
     """ResNeXt-101 (32x8d), as torchvision trains it: 32 paths of 8 channels."""
-    model = ResNeXt(layers=[3, 4, 23, 3], groups=32, width_per_group=8, num_classes=num_classes)
+    model = ResNeXt(
+        layers=[3, 4, 23, 3],
+        groups=32,
+        width_per_group=8,
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnext101_64x4d(*, num_classes: int = 1000, channels_last: bool = False) -> ResNeXt:
+def resnext101_64x4d(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNeXt:
     """ResNeXt-101 (64x4d), ResNeXt Table 4 (twice ResNet-101's cost)."""
-    model = ResNeXt(layers=[3, 4, 23, 3], groups=64, width_per_group=4, num_classes=num_classes)
+    model = ResNeXt(
+        layers=[3, 4, 23, 3],
+        groups=64,
+        width_per_group=4,
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def wide_resnet50_2(*, num_classes: int = 1000, channels_last: bool = False) -> ResNeXt:
+def wide_resnet50_2(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNeXt:
     """Wide ResNet-50-2: ResNet-50 with every bottleneck's 1x1 reduce and 3x3 conv
     twice as wide.
     """
-    model = ResNeXt(layers=[3, 4, 6, 3], groups=1, width_per_group=128, num_classes=num_classes)
+    model = ResNeXt(
+        layers=[3, 4, 6, 3],
+        groups=1,
+        width_per_group=128,
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def wide_resnet101_2(*, num_classes: int = 1000, channels_last: bool = False) -> ResNeXt:
+def wide_resnet101_2(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNeXt:
     """Wide ResNet-101-2."""
-    model = ResNeXt(layers=[3, 4, 23, 3], groups=1, width_per_group=128, num_classes=num_classes)
+    model = ResNeXt(
+        layers=[3, 4, 23, 3],
+        groups=1,
+        width_per_group=128,
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet50_v1(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
+def resnet50_v1(
+    *,
+    num_classes: int = 1000,
+    zero_init_residual: bool = False,
+    channels_last: bool = False,
+) -> ResNet:
     """ResNet with block=BottleneckV1, layers=[3, 4, 6, 3]."""
-    model = ResNet(block=BottleneckV1, layers=[3, 4, 6, 3], num_classes=num_classes)
+    model = ResNet(
+        block=BottleneckV1,
+        layers=[3, 4, 6, 3],
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

@@ -123,7 +123,7 @@ class ShuffleNetV2(nn.Module):
     """Table 5: a 3x3/2 conv and a 3x3/2 max pool, three stages that each start
     with a downsampling unit, a 1x1 conv5, global average pooling and the fc.
     `size` is the input's side (224 in the paper): it shapes the check, not the
-    module.
+    module. No init rules: torchvision keeps PyTorch's default initialisation.
     """
 
     def __init__(

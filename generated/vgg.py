@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "VGG",
+    "VGGEnsemble",
     "vgg11",
     "vgg11_bn",
     "vgg11_lrn",
@@ -21,6 +22,7 @@ __all__ = [
     "vgg16",
     "vgg16_bn",
     "vgg16_c",
+    "vgg16_vgg19_ensemble",
     "vgg19",
     "vgg19_bn",
 ]
@@ -49,6 +51,7 @@ class VGG(nn.Module):
         batch_norm: bool = False,
         num_classes: int = 1000,
         dropout: float = 0.5,
+        init_weights: bool = True,
     ) -> None:
         super().__init__()
         features = nn.Sequential()
@@ -80,6 +83,17 @@ class VGG(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
+        if init_weights:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0, 0.01)
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)  # N x 512 x 7 x 7
@@ -89,15 +103,37 @@ class VGG(nn.Module):
         return x
 
 
+class VGGEnsemble(nn.Module):
+    """Section 4.3: "combining the outputs of several models by averaging their
+    soft-max class posteriors": the best pair, D and E (6.8% top-5 error).
+    """
+
+    def __init__(self, num_classes: int = 1000, batch_norm: bool = False, size: int = 224) -> None:
+        super().__init__()
+        self.vgg16 = VGG(cfg=D, batch_norm=batch_norm, num_classes=num_classes)
+        self.vgg19 = VGG(cfg=E, batch_norm=batch_norm, num_classes=num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = torch.stack([self.vgg16(x).softmax(1), self.vgg19(x).softmax(1)]).mean(0)  # N x 1000
+        return x
+
+
 def vgg11(
     *,
     batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> VGG:
     """Configuration A: 11 weight layers."""
-    model = VGG(cfg=A, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=A,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -106,10 +142,17 @@ def vgg13(
     batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> VGG:
     """Configuration B: 13 weight layers."""
-    model = VGG(cfg=B, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=B,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -118,10 +161,17 @@ def vgg16(
     batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> VGG:
     """Configuration D: 16 weight layers."""
-    model = VGG(cfg=D, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=D,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -130,34 +180,89 @@ def vgg19(
     batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> VGG:
     """Configuration E: 19 weight layers."""
-    model = VGG(cfg=E, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=E,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg11_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
+def vgg11_bn(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    init_weights: bool = True,
+    channels_last: bool = False,
+) -> VGG:
     """torchvision's batch-normalised configuration A (batch norm is not in the paper)."""
-    model = VGG(cfg=A, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=A,
+        batch_norm=True,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg13_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
+def vgg13_bn(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    init_weights: bool = True,
+    channels_last: bool = False,
+) -> VGG:
     """torchvision's batch-normalised configuration B."""
-    model = VGG(cfg=B, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=B,
+        batch_norm=True,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg16_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
+def vgg16_bn(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    init_weights: bool = True,
+    channels_last: bool = False,
+) -> VGG:
     """torchvision's batch-normalised configuration D."""
-    model = VGG(cfg=D, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=D,
+        batch_norm=True,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def vgg19_bn(*, num_classes: int = 1000, dropout: float = 0.5, channels_last: bool = False) -> VGG:
+def vgg19_bn(
+    *,
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    init_weights: bool = True,
+    channels_last: bool = False,
+) -> VGG:
     """torchvision's batch-normalised configuration E."""
-    model = VGG(cfg=E, batch_norm=True, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=E,
+        batch_norm=True,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -166,12 +271,19 @@ def vgg11_lrn(
     batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> VGG:
     """Column A-LRN: A with local response normalisation after the first layer
     (it did not help, Section 4.1).
     """
-    model = VGG(cfg=A_LRN, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=A_LRN,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -180,10 +292,29 @@ def vgg16_c(
     batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
+    init_weights: bool = True,
     channels_last: bool = False,
 ) -> VGG:
     """Column C: B plus a 1x1 conv in each of stages 3-5, depth without a wider
     receptive field (D, with 3x3 convs there instead, does better).
     """
-    model = VGG(cfg=C, batch_norm=batch_norm, num_classes=num_classes, dropout=dropout)
+    model = VGG(
+        cfg=C,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def vgg16_vgg19_ensemble(
+    *,
+    num_classes: int = 1000,
+    batch_norm: bool = False,
+    size: int = 224,
+    channels_last: bool = False,
+) -> VGGEnsemble:
+    """Section 4.3: D and E, their softmax outputs averaged."""
+    model = VGGEnsemble(num_classes=num_classes, batch_norm=batch_norm, size=size)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ACTIVATIONS = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
+INITS = ['kaiming_normal(mode = "fan_out", nonlinearity = "relu")', "normal(0, 0.01)", "trunc_normal(std = 0.02)",
+         "kaiming_uniform()", "uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))", "xavier_normal()", "0.5"]
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Gen:
     names: int = 0
     blocks: list[tuple[str, bool]] = field(default_factory=list)  # (name, takes a stride)
     flag_shapes: bool = False  # an `if flag` changes a shape: only flag = true is tracked
+    tops: list[str] = field(default_factory=list)  # the network's own conv layers, for side ... from
 
     # ------------------------------------------------------------ choices
 
@@ -65,12 +68,16 @@ class Gen:
         else:
             kind = self.pick(["residual", "gate", "concat", "plain", "dense", "when"])
             if kind == "residual":
-                body.append("residual {")
-                body.append(f"    conv1 = conv(c, 3, {stride}, padding = 1, bias = false); bn1 = batchnorm; relu")
-                body.append("    conv2 = conv(c, 3, padding = 1, bias = false); bn2 = batchnorm")
-                body.append(f"}} shortcut if {stride} != 1 or in.channels != c {{")
-                body.append(f"    downsample = seq {{ conv(c, 1, {stride}, bias = false); batchnorm }}")
-                body.append("}")
+                shortcut = [f"shortcut if {stride} != 1 or in.channels != c {{",
+                            f"    downsample = seq {{ conv(c, 1, {stride}, bias = false); batchnorm }}"]
+                inner = [f"    conv1 = conv(c, 3, {stride}, padding = 1, bias = false); bn1 = batchnorm; relu",
+                         "    conv2 = conv(c, 3, padding = 1, bias = false); bn2 = batchnorm"]
+                if self.chance(50):  # the shortcut written (and made) first
+                    body += ["residual " + shortcut[0], shortcut[1], "} {", *inner, "}"]
+                else:
+                    body += ["residual {", *inner, "} " + shortcut[0], shortcut[1], "}"]
+                if self.chance(50):
+                    body.append("init bn2.weight = 0" + (" if flag" if "flag = true" in params else ""))
             elif kind == "when":
                 body.append(f"residual(when = {stride} == 1 and in.channels == c, stochastic_depth = 0.25) {{")
                 body.append(f"    block = seq {{ conv(c, 3, {stride}, padding = 1); batchnorm; {self.pick(ACTIVATIONS)} }}")
@@ -100,6 +107,8 @@ class Gen:
                 body.append(self.pick(ACTIVATIONS))
             if "flag = true" in params and self.chance(50):
                 body.append("extra = conv(c, 1) if flag")
+            if self.chance(30):  # a rule for the block's own convs
+                body.append(f"init conv.weight = {self.pick(INITS)}")
             if "act = relu" in params:
                 body.append("activation = act")
         self.blocks.append((name, strided))
@@ -132,6 +141,8 @@ class Gen:
 
     def s_conv(self, t, depth, numbered):
         c = self.choose(1, 12)
+        if depth == 2 and not numbered:  # a top-level layer: a side output may read it later
+            self.tops.append(f"conv{self.names + 1}")
         k = self.pick([1, 3, 5]) if t.h >= 5 and t.w >= 5 else 1
         s = self.pick([1, 1, 2])
         groups = self.pick([g for g in (1, 2, 3, 4) if t.c % g == 0 and c % g == 0])
@@ -292,17 +303,31 @@ class Gen:
         if t.layout == "HWC":
             body.append("permute([0, 3, 1, 2])")
             t = T("CHW", t.c, t.h, t.w)
+        side = False
         if self.chance(30) and t.layout == "CHW":
             body.append("aux = side Head(num_classes) if flag")
+            side = True
+        if self.chance(30) and self.tops:  # a side output of an earlier layer, written after the trunk
+            body.append(f"aux_from = side Head(num_classes) from {self.pick(self.tops)}")
+            side = True
+        if side:
             lines += ["block Head(num_classes) {", "    global_avgpool", "    fc = linear(num_classes)", "}"]
         if t.layout == "CHW":
             body.append(self.pick(["global_avgpool", "flatten", "adaptive_avgpool(1); flatten"]))
         body.append("fc_out = linear(num_classes)")
+        for _ in range(self.choose(0, 2)):  # the network's own rules
+            body.append(f"init {self.pick(['conv', 'linear'])}.weight = {self.pick(INITS)}")
+        if self.chance(30):
+            body.append("init batchnorm.weight = 1" + (" if flag" if self.chance(50) else ""))
         lines += ["network N(flag = true, num_classes = 5) {", f"    input 3 x {size} x {size}",
                   *("    " + line for line in body), "}"]
         lines.append("variant n = N()")
         if self.chance(40) and not self.flag_shapes:
             lines.append("variant n_off = N(flag = false)")
+        if self.chance(25) and not side:  # N twice, averaged
+            lines += ["network E(num_classes = 5) {", f"    input 3 x {size} x {size}",
+                      "    ensemble {", "        first = N(num_classes = num_classes)",
+                      "        second = N(true, num_classes)", "    }", "}", "variant e = E()"]
         return "\n".join(lines) + "\n"
 
 
