@@ -63,7 +63,7 @@ class OpKind:
     macs: Callable[[Args, TensorType, TensorType], int] = _zero_macs
     inplace: bool = False  # may be written inplace=True where its input is not shared
     keeps_output: bool = False  # its backward reads its output: nothing may change that in place
-    view: bool = False  # its output is a view of its input: as fresh as the input was
+    view: bool = False  # its output may be its input or a view of it: as fresh as the input was
     channels_from: str | None = None  # the argument that sets the output features; None: unchanged
     channels_rule: Callable | None = None  # (input features, {arg: expr}) -> output features, as expressions
     template: str | None = None  # forward-only form as a Python expression over {x} and the arguments
@@ -303,7 +303,8 @@ _register(OpKind(
     doc="fully connected layer on the feature dimension (the last one)"))
 _register(OpKind(
     "dropout", DropoutArgs, _same, layouts=ANY, module="nn.Dropout", functional="F.dropout",
-    functional_extra=("training=self.training",), value=True, doc="dropout, active in training mode only"))
+    functional_extra=("training=self.training",), value=True, view=True,  # p = 0 or eval: the input itself
+    doc="dropout, active in training mode only"))
 _register(OpKind(
     "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD"), module="nn.Flatten",
     functional="torch.flatten", functional_extra=("1",), flattens=True, view=True, doc="C x H x W -> C*H*W features"))

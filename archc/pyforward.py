@@ -154,6 +154,25 @@ class ForwardEmitter:
                 return var, fresh and sub_fresh
         return self.fwd_one(stmt, var, fresh, w, taps)
 
+    def _seq_fresh(self, body) -> bool:
+        """Whether an nn.Sequential's output is a new tensor that no backward reads, as __init__ decides its
+        ReLUs (a Sequential starts from an input it does not own): a view or a ReLU's output is not."""
+        fresh = False
+        for stmt in body:
+            if isinstance(stmt, (n.Let, n.Init)):
+                continue
+            if isinstance(stmt, n.Layer) and stmt.func in REGISTRY and not (
+                    stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
+                    or stmt.func in self.ctx.op_params):
+                kind = REGISTRY[stmt.func]
+                made = fresh if kind.view or kind.name == "identity" else not kind.keeps_output
+            elif isinstance(stmt, n.Seq):
+                made = self._seq_fresh(stmt.body)
+            else:
+                made = False
+            fresh = (fresh and made) if getattr(stmt, "cond", None) is not None else made
+        return fresh
+
     def fwd_cond(self, stmt, cond: n.Expr, var: str) -> str:
         if creates_modules(stmt, self.blocks, self.block_params):
             name = static_name(stmt)
@@ -182,7 +201,7 @@ class ForwardEmitter:
                     self._fwd_into(stmt.body, var, fresh, w, dest, taps)
             self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
             self._tap(stmt, dest, taps)
-            return dest, True
+            return dest, self._seq_fresh(stmt.body)
         if isinstance(stmt, n.Concat):
             outs = []
             for branch in stmt.branches:
@@ -420,10 +439,10 @@ class ForwardEmitter:
         if when is not False and (sc is None or sc.cond is not None):
             w.line(f"{ident} = {var}")  # the identity shortcut reads the block's input
         body_w = Writer(w.depth)
-        self._residual_body(stmt.body, var, body_w, out, taps, sc)
+        body_fresh = self._residual_body(stmt.body, var, body_w, out, taps, sc)
         w.lines += body_w.lines
         if when is False:
-            return self._result(out, var, dest, w)
+            return self._result(out, var, dest, w, body_fresh)
         add = w.nested() if when is None else Writer(w.depth)
         if "stochastic_depth" in opts:
             p = self.fwd_expr(opts["stochastic_depth"], var)
@@ -448,14 +467,14 @@ class ForwardEmitter:
         if when is None:
             w.line(f"if {test}:")
         w.lines += add.lines
-        return self._result(out, var, dest, w)
+        return self._result(out, var, dest, w, body_fresh if when is None else True)
 
     @staticmethod
-    def _result(out: str, var: str, dest: str, w: Writer) -> tuple[str, bool]:
+    def _result(out: str, var: str, dest: str, w: Writer, fresh: bool) -> tuple[str, bool]:
+        """The sum is a new tensor; without it (``when`` false) the body's output is as fresh as it was."""
         if dest != var and dest != out:
             w.line(f"{dest} = {out}")
-            return dest, True
-        return out, True
+        return (dest if dest != var and dest != out else out), fresh
 
     def _adds_in_place(self, stmt: n.Residual) -> bool:
         """``out += identity`` (no new tensor) when the body ends in a layer whose fresh output autograd
@@ -468,7 +487,7 @@ class ForwardEmitter:
             return False  # the shortcut reads this very output
         return last.func in _ADDS_IN_PLACE_AFTER and last.func not in self.blocks
 
-    def _residual_body(self, body, var, w, out, taps, sc) -> None:
+    def _residual_body(self, body, var, w, out, taps, sc) -> bool:
         cur, fresh = var, False
         for stmt in body:
             name = plain(getattr(stmt, "target", None)) if getattr(stmt, "target", None) is not None else None
@@ -481,6 +500,7 @@ class ForwardEmitter:
             cur, fresh = self.fwd_stmt_into(stmt, cur, w, out, None, fresh)
         if cur != out:
             w.line(f"{out} = {cur}")
+        return fresh
 
     def _shortcut_test(self, sc: n.Shortcut) -> str:
         if len(sc.body) == 1 and static_name(sc.body[0]) and \

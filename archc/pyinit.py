@@ -158,7 +158,10 @@ class InitEmitter:
             var = self.init_ns.create(plain(stmt.target) or "layers")
             sub = Writer()
             sub.depth = w.depth
-            new = self.init_body(stmt.body, cur, sub, _Seq(var))
+            inner = _Seq(var)
+            new = self.init_body(stmt.body, cur, sub, inner)
+            if seq.var is not None:  # what the next layer of the enclosing Sequential may do in place
+                seq.fresh = (seq.fresh and inner.fresh) if stmt.cond is not None else inner.fresh
             prefix = "    " * w.depth + f"{var}.append("
             if sub.lines and all(line.startswith(prefix) and line.endswith(")") for line in sub.lines):
                 self.init_ns.taken.discard(var)  # written inline: the name is free again

@@ -139,8 +139,13 @@ def test_names_and_numbers_that_broke_the_model_are_located_errors(tmp_path, tex
     net("residual(when = flag) { c = conv(3, 3, padding = 1) } shortcut { proj = conv(3, 1) }", "flag = false"),
     net("residual { c = conv(3, 1) } if flag\nd = conv(4, 1)", "flag = false"),
     net("e = conv(3, 1); sigmoid; relu; tanh; relu\nf = conv(3, 1); relu; flatten; relu"),
+    net("c = conv(4, 1); relu\nstage = seq { permute([0, 2, 3, 1]) }\nhardswish\npermute([0, 3, 1, 2])"),
+    net("c = conv(4, 1)\nstage = seq { relu }\nhardswish\nouter = seq { c2 = conv(4, 1); inner = seq { relu }; relu6 }"),
+    net("c = conv(4, 1); relu\ndropout(0.0)\nhardswish\ns = seq { c2 = conv(4, 1); relu; dropout(0.0); relu6 }"),
+    net("residual(when = flag) { c = conv(3, 1); relu } shortcut { proj = conv(3, 1) }\nhardswish", "flag = false"),
 ], ids=["network-model", "block-model", "loop-variable-channels", "residual-when-false", "residual-when-arg",
-        "conditional-residual", "in-place-after-saved-output"])
+        "conditional-residual", "in-place-after-saved-output", "in-place-after-a-seq-of-views",
+        "in-place-after-a-seq-ending-in-relu", "in-place-after-dropout", "in-place-after-a-skipped-residual"])
 def test_models_that_failed_in_torch_now_run(tmp_path, text):
     runs(tmp_path, text)
 
