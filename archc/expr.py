@@ -21,10 +21,11 @@ MAX_STEPS = 2_000_000  # evaluation steps (expression nodes and loop iterations)
 
 
 class Budget:
-    """Counts evaluation steps for one spec; past the limit, a located error names it."""
+    """Counts evaluation steps for one graph (a check: for all its variants); past the limit, a located error
+    names it."""
 
-    def __init__(self, limit: int = MAX_STEPS):
-        self.limit = limit
+    def __init__(self, limit: int | None = None):
+        self.limit = MAX_STEPS if limit is None else limit
         self.steps = 0
 
     def spend(self, span: n.Span | None, steps: int = 1) -> None:

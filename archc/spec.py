@@ -19,7 +19,7 @@ from . import nodes as n
 from .codegen import generate
 from .elaborate import MAX_ERRORS, Elaborator
 from .errors import SpecError, SpecErrors, did_you_mean
-from .expr import evaluate
+from .expr import Budget, evaluate
 from .graph import Graph
 from .loader import Program, load_program
 from .scope import signature_bind
@@ -33,6 +33,7 @@ class Spec:
         self.program = program
         self.elaborator = Elaborator(program)
         self._checked: tuple[dict[str, Graph], dict[int, list]] | None = None
+        self._checking = False
 
     @property
     def path(self) -> Path:
@@ -57,6 +58,8 @@ class Spec:
         """The validated graph of one variant (the first if none is named)."""
         variant = variant or self.default_variant()
         net, values = self.values(variant, **overrides)
+        if not self._checking:  # each call its own bound; a check shares one over all the variants
+            self.elaborator.budget = Budget()
         try:
             return self.elaborator.network(net, variant, values)
         except SpecError as exc:
@@ -85,6 +88,7 @@ class Spec:
         if self._checked is None:
             shapes: dict[int, list] = {}
             self.elaborator.stmt_shapes = shapes  # recorded for the variants as written, not for overrides
+            self.elaborator.budget, self._checking = Budget(), True
             graphs: dict[str, Graph] = {}
             errors: list[SpecError] = []
             try:
@@ -96,7 +100,7 @@ class Spec:
                         if len(errors) >= MAX_ERRORS or getattr(exc, "stopped", False):
                             break
             finally:
-                self.elaborator.stmt_shapes = None
+                self.elaborator.stmt_shapes, self._checking = None, False
             if errors:
                 raise SpecErrors(errors, stopped=len(errors) >= MAX_ERRORS) if len(errors) > 1 else errors[0]
             self._checked = (graphs, shapes)

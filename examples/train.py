@@ -1,9 +1,10 @@
-"""Train any model in generated/ on an image folder or on synthetic data.
+"""Train any model in generated/ on handwritten digits, an image folder or synthetic data.
 
 The model is a factory from the ``__all__`` of a module in generated/: resnet50,
 densenet121, inception_v3, or qualified, resnet.resnet20. From the repository root:
 
     python examples/train.py resnet20 --data synthetic --epochs 1 --steps 20
+    python examples/train.py resnet20 --data digits --epochs 15
     python examples/train.py resnet50 --data ~/imagenette --epochs 90 --batch-size 64 --output ckpt.pt
     python examples/train.py inception_v3 --image-size 299 --batch-size 8
     torchrun --nproc_per_node 2 examples/train.py resnet20 --data synthetic --batch-size 64
@@ -16,12 +17,17 @@ averaged over the processes) and writes --output after every epoch: a dict with
 "model" (loads with strict=True), "optimizer", "scheduler", "epoch", "args".
 
 Its extras: pip install '.[examples]' adds a progress bar (tqdm; without it, one line an
-epoch) and torchvision, which --data DIR needs to read images.
+epoch), torchvision, which --data DIR needs to read images, and scikit-learn, whose
+package holds the digits.
 
 --data synthetic: --synthetic-size random images with random labels, fixed by
---seed. --data DIR: an ImageFolder, DIR/train/<class>/* or else DIR/<class>/*,
-randomly cropped and resized to the input size, and flipped. --num-classes
-defaults to the folder's class count, or else to the factory's default.
+--seed. --data digits: scikit-learn's 1,797 8x8 handwritten digits, upscaled to
+the input size; one in five is the test set, the same in every run. --data DIR:
+an ImageFolder, DIR/train/<class>/* or else DIR/<class>/*, randomly cropped and
+resized to the input size, and flipped; DIR/val/<class>/* (or DIR/test), if
+there, is the test set, centre-cropped. With a test set, the test accuracy is
+printed after every epoch. --num-classes defaults to the data's class count, or
+else to the factory's default.
 
 Generated files do not record the input size, so --image-size defaults to 32
 for CIFAR-style factories (a default, or fixed, class count of 10 or 100) and to
@@ -63,6 +69,9 @@ except ModuleNotFoundError as missing:  # an optional extra: train without the p
     tqdm = None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for `import generated`
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for imagedata
+from imagedata import Digits, SyntheticImages, folder_transforms, image_folders  # noqa: E402
+
 import generated  # noqa: E402
 
 AUX_WEIGHT = 0.3
@@ -139,33 +148,15 @@ def train_step(
     return loss.detach()
 
 
-class SyntheticImages(Dataset):
-    """``size`` normalised random images with random labels, the same in every process for a given seed."""
-
-    def __init__(self, size: int, image_size: int, num_classes: int, seed: int) -> None:
-        self.image_size, self.seed = image_size, seed
-        self.labels = torch.randint(num_classes, (size,), generator=torch.Generator().manual_seed(seed))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        return torch.randn(3, self.image_size, self.image_size, generator=generator), int(self.labels[index])
-
-
-def image_folder(path: Path) -> Dataset:
-    from torchvision import datasets  # only image folders need torchvision
-
-    return datasets.ImageFolder(path / "train" if (path / "train").is_dir() else path)
-
-
-def image_transform(image_size: int) -> Callable:
-    from torchvision import transforms
-
-    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet's channel statistics
-    crop = [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip()]
-    return transforms.Compose([*crop, transforms.ToTensor(), transforms.Normalize(mean, std)])
+def accuracy(model: nn.Module, test_set: Dataset, args: argparse.Namespace, device: torch.device) -> float:
+    """The share of the test images whose top class is the label, in evaluation mode."""
+    loader = DataLoader(test_set, batch_size=args.batch_size, num_workers=args.workers)
+    model.eval()
+    right = 0
+    with torch.no_grad():
+        for images, targets in loader:
+            right += int((model(images.to(device)).argmax(1) == targets.to(device)).sum())
+    return right / len(test_set)
 
 
 class EpochLine:
@@ -222,7 +213,7 @@ def factory_argument(text: str) -> tuple[str, object]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("model", help="a factory in generated/, e.g. resnet50 or resnet.resnet20")
-    p.add_argument("--data", default="synthetic", help='"synthetic" or an image folder')
+    p.add_argument("--data", default="synthetic", help='"synthetic", "digits" or an image folder')
     p.add_argument("--num-classes", type=int, help="default: the folder's class count, or the factory's default")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=factory_argument,
                    help="another factory argument, e.g. memory_efficient=true or aux_logits=false (repeatable)")
@@ -247,8 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.data != "synthetic" and importlib.util.find_spec("torchvision") is None:
+    if args.data not in ("synthetic", "digits") and importlib.util.find_spec("torchvision") is None:
         parser.error(f"--data {args.data}: reading an image folder needs torchvision: {EXTRAS}")
+    if args.data == "digits" and importlib.util.find_spec("sklearn") is None:
+        parser.error(f"--data digits: the digits ship with scikit-learn: {EXTRAS}")
     factories = find_factories()
     if (factory := factories.get(args.model)) is None:
         close = difflib.get_close_matches(args.model, factories, n=5, cutoff=0.5)
@@ -261,11 +254,14 @@ def main(argv: list[str] | None = None) -> None:
         torch.cuda.set_device(device)
 
     # Model and data first: a bad option stops every process before any of them waits for the others.
-    dataset = None if args.data == "synthetic" else image_folder(Path(args.data).expanduser())
+    dataset, test_set = None, None  # the digits are made once the input size is known
+    if args.data not in ("synthetic", "digits"):
+        dataset, test_set = image_folders(Path(args.data).expanduser())
     takes_num_classes = "num_classes" in inspect.signature(factory).parameters
     if args.num_classes is not None and not takes_num_classes:
         parser.error(f"{args.model} has a fixed number of classes: drop --num-classes")
-    num_classes = args.num_classes or (len(dataset.classes) if dataset is not None else None)
+    data_classes = len(Digits.classes) if args.data == "digits" else len(dataset.classes) if dataset else None
+    num_classes = args.num_classes or data_classes
     kwargs = dict(args.set)
     unknown = set(kwargs) - set(inspect.signature(factory).parameters)
     if unknown:
@@ -284,12 +280,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(
             f"{args.model} fails on {image_size}x{image_size} inputs ({str(error).splitlines()[0]}); try {hint}"
         )
-    if dataset is None:
+    if data_classes is not None and data_classes > model_classes:
+        parser.error(f"{args.data} has {data_classes} classes; {args.model} predicts {model_classes}")
+    if args.data == "synthetic":
         dataset = SyntheticImages(args.synthetic_size, image_size, model_classes, args.seed)
-    elif len(dataset.classes) > model_classes:
-        parser.error(f"{args.data} has {len(dataset.classes)} classes; {args.model} predicts {model_classes}")
+    elif args.data == "digits":
+        dataset, test_set = Digits("train", image_size), Digits("test", image_size)
     else:
-        dataset.transform = image_transform(image_size)
+        folder_transforms(dataset, test_set, image_size)
 
     model = setup_distributed(model, device)
     plain_model = model.module if isinstance(model, DistributedDataParallel) else model
@@ -338,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
             bar.update(images_per_step)
         bar.close()
         scheduler.step()
+        if test_set is not None and rank == 0:
+            print(f"epoch {epoch + 1}/{args.epochs}: test accuracy {accuracy(plain_model, test_set, args, device):.2%}")
         if args.output and rank == 0:
             state = {"model": plain_model.state_dict(), "optimizer": optimizer.state_dict(), "args": vars(args)}
             state.update(scheduler=scheduler.state_dict(), epoch=epoch + 1)

@@ -92,6 +92,7 @@ def test_num_classes_is_a_factory_argument():
         assert s.graph(variant, num_classes=10).params == count_params(model)
 
 
+@pytest.mark.slow  # a dynamo trace
 @pytest.mark.parametrize("variant", ALEXNETS)
 def test_static_shapes_and_graph_breaks(variant):
     s = spec("alexnet")

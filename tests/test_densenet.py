@@ -147,10 +147,12 @@ def test_static_shapes(built):
     assert_static_shapes(s, variant, model, input_for(s, variant, **SMALL[variant]), **SMALL[variant])
 
 
-# Every variant: about 80% of this file's time (dynamo traces 100 to 265 layers each). The variants differ only
-# in integers passed to the same generated classes; densenet121, densenet40_k12 and densenet_bc100_k12 run every
-# code path (DenseNet, CifarDenseNet, DenseLayer with and without bottleneck, Transition) in a fifth of the time.
-@pytest.mark.parametrize("built", PARAMS, indirect=True)
+# The variants differ only in integers passed to the same generated classes: densenet121, densenet40_k12 and
+# densenet_bc100_k12 run every code path (DenseNet, CifarDenseNet, DenseLayer with and without bottleneck,
+# Transition) in a fifth of the time every variant took (two and a half minutes, dynamo tracing 100 to 265
+# layers each).
+@pytest.mark.slow  # a dynamo trace
+@pytest.mark.parametrize("built", ["densenet121", "densenet40_k12", "densenet_bc100_k12"], indirect=True)
 def test_graph_breaks(built):
     variant, model = built
     assert graph_breaks(model.eval(), input_for(spec("densenet"), variant, **SMALL[variant])) == 0
@@ -198,6 +200,7 @@ def test_memory_efficient_mode_computes_the_same_with_less_memory():
     assert ours[1] < 0.3 * ours[0]
 
 
+@pytest.mark.slow  # a dynamo trace
 def test_memory_efficient_mode_has_no_graph_breaks_in_training():
     model = spec("densenet").build("densenet_bc100_k12", memory_efficient=True).train()
     assert graph_breaks(model, torch.randn(2, 3, 32, 32)) == 0

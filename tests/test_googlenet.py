@@ -65,6 +65,7 @@ def test_without_aux_logits():
     assert model(input_for(s, "googlenet")).shape == (2, 1000)  # no side outputs to return
 
 
+@pytest.mark.slow  # a dynamo trace
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_static_shapes_and_graph_breaks(variant):
     s = spec("googlenet")

@@ -109,6 +109,7 @@ def test_layout_follows_the_paper():
     assert modules["avgpool"].in_shapes[0] == (2048, 8, 8)
 
 
+@pytest.mark.slow  # a dynamo trace
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_static_shapes_and_graph_breaks(variant):
     s = spec("inception_v3")

@@ -54,6 +54,7 @@ def test_matches_timm_eval(variant, built):
     assert_same_as_reference(built(variant), reference, input_for(spec("inception_v4"), variant, batch=1))
 
 
+@pytest.mark.slow  # a dynamo trace
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_static_shapes_and_graph_breaks(variant, built):
     s = spec("inception_v4")

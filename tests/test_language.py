@@ -252,7 +252,7 @@ def test_every_activation_compiles_and_is_what_torch_calls_it(tmp_path):
 
 def test_side_outputs_only_in_networks(tmp_path):
     text = error(tmp_path, "block B() {\n    a = side conv(8, 1)\n}\n" + net("b = B()"))
-    assert "side outputs are allowed only in a network's body" in text
+    assert "side outputs are allowed only in the body of the network being built" in text and "t.arch:2:5" in text
 
 
 def test_use_missing_file_and_cycles(tmp_path):

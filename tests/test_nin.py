@@ -97,6 +97,7 @@ def test_num_classes_is_a_factory_argument():
     assert s.graph("nin_imagenet", num_classes=10).params == count_params(model)
 
 
+@pytest.mark.slow  # a dynamo trace
 @pytest.mark.parametrize("variant", NINS)
 def test_static_shapes_and_graph_breaks(variant):
     s = spec("nin")

@@ -125,8 +125,10 @@ def test_static_shapes(variant, batch):
     assert_static_shapes(s, variant, s.build(variant), input_for(s, variant, batch=batch))
 
 
-# Every variant, preact_resnet1001 included (dynamo traces its 1001 layers in a minute or two).
-@pytest.mark.parametrize("variant", PREACT)
+# One variant per code path: preact_resnet1001 runs the classes of preact_resnet164 with other loop counts
+# (its trace took 70 s), preact_resnet200 the ImageNet stem and stages.
+@pytest.mark.slow  # a dynamo trace
+@pytest.mark.parametrize("variant", ["preact_resnet164", "preact_resnet200"])
 def test_no_graph_breaks(variant):
     s = spec("preact_resnet")
     assert graph_breaks(s.build(variant).eval(), input_for(s, variant, batch=1)) == 0

@@ -184,6 +184,19 @@ def test_work_and_memory_are_bounded(tmp_path, text, fragment):
     assert fragment in result.stderr and result.stderr.startswith("case.arch:"), result.stderr[-2000:]
 
 
+def test_the_work_bound_is_per_graph_not_per_spec(tmp_path, monkeypatch):
+    """A loaded spec may be asked for many graphs (other sizes, other arguments): each has the whole bound.
+    Once the bound was the spec's, and a later graph failed with "steps" (the bound lowered here, for speed)."""
+    monkeypatch.setattr(archc.expr, "MAX_STEPS", 50_000)
+    body = "for i in range(n) { for j in range(n) { let k = j } }\nc = conv(4, 1)"
+    (tmp_path / "case.arch").write_text(net(body, "n = 1"))
+    spec = archc.load(tmp_path / "case.arch")
+    for _ in range(10):
+        spec.graph("n", n=100)  # some 20,000 steps each: 200,000 together, above the bound
+    with pytest.raises(archc.SpecError, match="steps"):
+        spec.graph("n", n=300)  # one graph above the bound still fails
+
+
 def test_many_unused_lets_build_quickly(tmp_path):
     lets = "\n".join(["let a0 = 1"] + [f"let a{i} = a{i - 1}" for i in range(1, 2000)])
     (tmp_path / "case.arch").write_text(net(lets + "\nc = conv(4, 1)"))

@@ -76,6 +76,7 @@ def test_matches_torchvision(built):
     assert_same_as_reference(model, reference, input_for(spec("vgg"), variant, batch=1))
 
 
+@pytest.mark.slow  # a dynamo trace
 @pytest.mark.parametrize("built", VGGS, indirect=True)
 def test_static_shapes_and_graph_breaks(built):
     variant, model = built
