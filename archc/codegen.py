@@ -8,7 +8,6 @@ classes in spec order, no timestamps, sorted imports.
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from .loader import Program
 from .ops import REGISTRY
 from .pyclass import ClassInfo, StmtInfo, check_parameter_name, generate_class
 from .pyemit import bound_names, value_literal
+from .pyfeatures import FEATURES_SUFFIX, OUT_INDICES, factory_call, features_class, head_names, taps_method
+from .pyformat import all_sorted, docstring, escape_docstring, merge_elif, split_args, wrap_call, wrap_lines
 from .pyweights import weight_init_lines
 from .values import BlockRef, OpRef
 from .variants import Variant, leading_comment
@@ -124,6 +125,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     members = [name for name in program.networks if name in used_blocks]  # networks other networks call
     networks = list(members)
     unused: dict[str, set[str]] = {}
+    with_features: set[str] = set()  # networks with taps
     for v in variants.values():
         if v.network.name not in networks:
             networks.append(v.network.name)
@@ -147,18 +149,32 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         unused[name] = {p.name for p in net.params if p.name not in code.referenced}
         signature = _network_signature(net, variants, elab, constants, unused[name])
         rendered[name] = _class_dict(net, code.init, code.forward, returns, signature, _doc(net, program))
+        if code.taps is not None:  # a backbone too: forward_taps, and the features class
+            features = net.name + FEATURES_SUFFIX
+            if features in program.blocks or features in program.networks:
+                raise SpecError(f"'{features}' is the name of {net.name}'s features class", net.span,
+                                hint="rename the block or network of that name")
+            rendered[name]["methods"] = [taps_method(merge_elif(wrap_lines(code.taps)))]
+            kept = [p.name for p in net.params if p.name not in unused[name]]
+            feature_signature = _network_signature(net, variants, elab, constants, unused[name], [OUT_INDICES])
+            rendered[features] = features_class(net, feature_signature, kept, head_names(net.body, n.tap_holders(net.body)))
+            rendered[features]["init"] = merge_elif(wrap_lines(rendered[features]["init"]))
+            with_features.add(name)
 
     order = [b for b in program.blocks if b in rendered] + networks
     classes = [rendered[c] for c in _dependency_order(order, program)]
+    classes = [c for cls in classes for c in [cls] + ([rendered[cls["name"] + FEATURES_SUFFIX]]
+                                                     if cls["name"] in with_features else [])]
     module_constants: dict[str, str] = {}
-    factories = [_factory(v, program, elab, unused[v.network.name], module_constants, variants)
-                 for v in variants.values()]
+    factories = [_factory(v, program, elab, unused[v.network.name], module_constants, variants,
+                          v.network.name in with_features) for v in variants.values()]
     for let in program.lets:  # the lets the classes read by name become module constants
         if let.name in referenced:
             module_constants[let.name] = to_python(let.value) if not free_names(let.value) and not \
                 isinstance(let.value, (n.ListExpr, n.ListComp)) else value_literal(elab.globals[let.name])
     functions = [_function(program.funcs[f], constants) for f in _functions_used(referenced, program)]
-    body_text = "\n".join(line for c in classes for line in c["init"] + c["forward"])
+    body_text = "\n".join(line for c in classes for line in c["init"] + c["forward"] +
+                          [m_line for m in c["methods"] for m_line in m["lines"]])
     body_text += "\n".join(f["call"] + f["signature"] for f in factories)
     body_text += "\n".join(functions)
     helpers = used_helpers(body_text)
@@ -199,7 +215,7 @@ def _constants_for(definition, constants: dict) -> dict:
 def _class_dict(d, init: list[str], fwd: list[str], returns: str, signature: str, doc: str) -> dict:
     base = "nn.Sequential" if isinstance(d, n.BlockDef) and d.sequential else "nn.Module"
     return {"name": d.name, "base": base, "init": merge_elif(wrap_lines(init)), "forward": merge_elif(wrap_lines(fwd)),
-            "returns": returns, "signature": signature, "doc": doc}
+            "returns": returns, "signature": signature, "doc": doc, "methods": []}
 
 
 def _names_a_class(text: str, program: Program) -> bool:
@@ -212,7 +228,7 @@ def _constant(name: str, text: str) -> str:
     line = f"{name} = {text}"
     if len(line) <= 120 or not (text.startswith("[") or text.startswith("(")):  # ruff's line length here
         return line
-    items = _split_args(text[1:-1])
+    items = split_args(text[1:-1])
     if not any(item[0] in "[(" for item in items):  # a flat list: filled to the width, as one writes it
         rows, row = [], ""
         for item in items:
@@ -309,52 +325,6 @@ def _doc(d, program) -> str:
     return docstring(text, "    ")
 
 
-def docstring(text: str, indent: str) -> str:
-    """A docstring's text: closing quotes on their own line when it spans several lines."""
-    text = escape_docstring(text)
-    lines = text.splitlines()
-    if len(lines) <= 1:
-        return text
-    return "\n".join([lines[0]] + [indent + line if line else "" for line in lines[1:]]) + f"\n{indent}"
-
-
-def escape_docstring(text: str) -> str:
-    """Spec comments and file names become docstrings: nothing in them may end the string early, and
-    a character that is not plainly visible (in a file name: the text has been checked) is written as
-    its escape, never as itself."""
-    text = text.replace("\\", "\\\\")
-    text = "".join(c if c in "\n\t" or (c.isprintable() and unicodedata.category(c) != "Cf") else
-                   f"\\\\u{ord(c):04x}" for c in text)
-    return re.sub(r'"(?=")|"$', r'\\"', text)  # no run of quotes, no quote against the closing ones
-
-
-def wrap_call(head: str, params: list[str], tail: str, indent: str) -> str:
-    """``head(a, b)tail`` on one line if it fits in 100 columns, else one parameter a line."""
-    one = f"{indent}{head}({', '.join(params)}){tail}"
-    if len(one) <= 100 or not params:
-        return one
-    inner = "".join(_wrap_expr(p, indent + "    ", ",") + "\n" for p in params)
-    return f"{indent}{head}(\n{inner}{indent}){tail}"
-
-
-def _wrap_expr(text: str, indent: str, tail: str) -> str:
-    """``text`` (an argument) on its own line, itself broken at its last call's arguments if too long."""
-    open_at = _matching_open(text) if text.endswith(")") and len(indent + text + tail) > 100 else None
-    if open_at is None or open_at == 0:
-        return f"{indent}{text}{tail}"
-    return wrap_call(text[:open_at], _split_args(text[open_at + 1:-1]), tail, indent)
-
-
-def _matching_open(line: str) -> int | None:
-    """The index of the '(' that matches the final ')'."""
-    depth = 0
-    for i in range(len(line) - 1, -1, -1):
-        depth += {")": 1, "(": -1}.get(line[i], 0)
-        if depth == 0:
-            return i
-    return None
-
-
 def _as_tuple_annotation(annotation: str | None) -> str | None:
     """``list[X]`` -> ``tuple[X, ...]``, for a list default written as a tuple."""
     if annotation is None or not annotation.startswith("list[") or not annotation.endswith("]"):
@@ -391,7 +361,7 @@ def _block_signature(block: n.BlockDef, elab: Elaborator, constants: dict) -> st
 
 
 def _network_signature(net: n.NetworkDef, variants: dict[str, Variant], elab: Elaborator, constants: dict,
-                       unused: set[str]) -> str:
+                       unused: set[str], extra: list[str] = ()) -> str:
     parts = ["self"]
     for p in net.params:
         if p.name in unused:
@@ -400,11 +370,11 @@ def _network_signature(net: n.NetworkDef, variants: dict[str, Variant], elab: El
         if p.default is not None:
             values.append(_default_value(p, elab))
         parts.append(_param_text(p, constants, _annotation(values)))
-    return wrap_call("def __init__", parts, " -> None:", "    ")
+    return wrap_call("def __init__", [*parts, *extra], " -> None:", "    ")
 
 
 def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], module_constants: dict[str, str],
-             variants: dict[str, Variant]) -> dict:
+             variants: dict[str, Variant], backbone: bool = False) -> dict:
     net = v.network
     free = []
     for p in net.params:
@@ -438,6 +408,12 @@ def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], m
         raise SpecError(f"'{CHANNELS_LAST}' is a factory argument of every generated network", net.span,
                         hint="name the parameter differently")
     free.append(f"{CHANNELS_LAST}: bool = False")
+    if backbone:
+        taken = [p.name for p in net.params if p.name in ("features_only", "out_indices")]
+        if taken:
+            raise SpecError(f"'{taken[0]}' is a factory argument of every network with taps", net.span,
+                            hint="name the parameter differently")
+        free += ["features_only: bool = False", OUT_INDICES]
     signature = wrap_call(f"def {v.name}", ["*"] + free, f" -> {net.name}:", "")
     doc = v.doc or f"{net.name} with " + (", ".join(shown) or "its defaults")
     if not doc.endswith("."):
@@ -447,7 +423,8 @@ def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], m
         {let.name for let in program.lets} | {p.name for p in net.params}
     local = next(name for name in ("model", "net", "instance") + tuple(f"model_{i}" for i in range(1, 10_000))
                  if name not in module_names)
-    call = wrap_call(f"{local} = {net.name}", args, "", "    ")
+    call = factory_call(net.name, args, local, wrap_call) if backbone else wrap_call(f"{local} = {net.name}", args,
+                                                                                      "", "    ")
     call += f"\n    return {local}.to(memory_format=torch.channels_last) if {CHANNELS_LAST} else {local}"
     return {"name": v.name, "signature": signature, "call": call, "doc": doc}
 
@@ -492,71 +469,3 @@ def _dependency_order(order: list[str], program) -> list[str]:
     return done
 
 
-
-
-def _split_args(text: str) -> list[str]:
-    """Split a call's argument text at its top-level commas."""
-    parts, depth, start, quote = [], 0, 0, None
-    for i, ch in enumerate(text):
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
-
-
-def wrap_lines(lines: list[str]) -> list[str]:
-    """Break statement lines longer than 100 columns at the arguments of their last call."""
-    out = []
-    for line in lines:
-        if len(line) <= 100 or "\n" in line or "#" in line or not line.endswith(")"):
-            out.append(line)
-            continue
-        open_at = _matching_open(line)
-        indent = line[: len(line) - len(line.lstrip())]
-        if open_at is None:
-            out.append(line)
-            continue
-        out.append(wrap_call(line[len(indent):open_at], _split_args(line[open_at + 1:-1]), "", indent))
-    return out
-
-
-def all_sorted(names: list[str]) -> list[str]:
-    """``__all__`` in isort style: constants, classes, then functions, each in natural order."""
-    def key(name: str):
-        group = 0 if name.isupper() else 1 if name[0].isupper() else 2
-        return (group, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
-
-    return sorted(names, key=key)
-
-
-def merge_elif(lines: list[str]) -> list[str]:
-    """``else:`` whose whole body is one ``if`` chain becomes ``elif``, as a person writes it."""
-    out = list(lines)
-    i = 0
-    while i < len(out) - 1:
-        line = out[i]
-        indent = len(line) - len(line.lstrip())
-        nxt = out[i + 1]
-        if line.strip() == "else:" and nxt.startswith(" " * (indent + 4) + "if ") and nxt.rstrip().endswith(":"):
-            end = i + 2
-            while end < len(out) and (not out[end].strip() or len(out[end]) - len(out[end].lstrip()) > indent):
-                end += 1
-            body = out[i + 1:end]
-            inner = indent + 4
-            heads = [b for b in body if len(b) - len(b.lstrip()) == inner]
-            if all(h.lstrip().startswith(("if ", "elif ", "else:")) for h in heads) and \
-                    sum(h.lstrip().startswith("if ") for h in heads) == 1:
-                merged = [" " * indent + "el" + body[0].lstrip()] + [b[4:] for b in body[1:]]
-                out[i:end] = merged
-                continue
-        i += 1
-    return out

@@ -17,9 +17,9 @@ from . import nodes as n
 from .elabstruct import StructureElaboration
 from .errors import SpecError, SpecErrors, did_you_mean
 from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
-from .graph import Graph, OpNode, ScopeInfo
+from .graph import Graph, OpNode, ScopeInfo, Tap
 from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
-from .layout import TensorType, kinds
+from .layout import TensorType, kinds, stride_factor
 from .loader import Program
 from .ops import REGISTRY, OpKind, ShapeError
 from .scope import Frame, Scope, Tensor, check_name, show, signature_bind
@@ -84,7 +84,9 @@ class Elaborator(StructureElaboration):
         inp = self.graph.add(OpNode(id="input", name=None, op="input", args={}, in_shapes=(), shape=inp_type.shape,
                                     layout=layout, span=net.input_span), [])
         self.graph.input = inp.id
-        frame = Frame(env, Scope("", False, ()), Tensor("input", inp_type), [], allow_side=True)
+        frame = Frame(env, Scope("", False, ()), Tensor("input", inp_type), [], allow_side=True, main=True)
+        self.reduction, self.nested = 1, 0  # the main path's stride so far; depth inside one of its steps
+        self.tap_holders = n.tap_holders(net.body)
         try:
             out = self.body(net.body, frame, Tensor("input", inp_type))
         except BudgetExceeded as exc:
@@ -141,12 +143,23 @@ class Elaborator(StructureElaboration):
         cond = getattr(stmt, "cond", None)
         if cond is not None and kind != "If" and not self._truth(cond, frame, x):
             return x
-        out = getattr(self, "_" + kind)(stmt, frame, x)
+        on_main = frame.main and not self.nested and n.is_step(stmt, self.tap_holders)
+        self.nested += on_main
+        try:
+            out = getattr(self, "_" + kind)(stmt, frame, x)
+        finally:
+            self.nested -= on_main
+        if on_main and self.reduction is not None:  # a layer or branch on the main path: its stride counts
+            factor = stride_factor(x.type, out.type)
+            self.reduction = None if factor is None else self.reduction * factor
         if kind in ("Layer", "Seq") and stmt.target is not None:
+            name = self.target_name(stmt.target, frame, x)
             if taps is not None:
-                taps[self.target_name(stmt.target, frame, x)] = (out, stmt.target.is_plain and not stmt.target.quoted)
+                taps[name] = (out, stmt.target.is_plain and not stmt.target.quoted)
             if stmt.target.is_plain and not stmt.target.quoted:
                 frame.outputs["".join(stmt.target.parts)] = out
+            if frame.main and not self.nested:  # a layer of the main path: a tap after it takes its name
+                frame.last_named = (frame.scope.child(name), out.node)
         if self.stmt_shapes is not None:
             self.stmt_shapes.setdefault(id(stmt), []).append((x.type, out.type))
         return out
@@ -200,6 +213,9 @@ class Elaborator(StructureElaboration):
         if stmt.target is None and not frame.scope.numbered:
             return self.body(stmt.body, frame, x)  # it only groups statements of this block
         if stmt.target is None:  # inside a named seq: a numbered nn.Sequential of its own
+            if frame.main and id(stmt) in self.tap_holders:
+                raise SpecError("a tap in an unnamed seq inside a named one: the inner seq is a numbered module",
+                                stmt.span, hint="name the inner seq, or tap outside it")
             name = str(frame.scope.count)
             frame.scope.count += 1
         else:
@@ -207,7 +223,7 @@ class Elaborator(StructureElaboration):
         path = frame.scope.child(name)
         self.graph.scopes[path] = ScopeInfo(path=path, kind="seq", block=None, call="seq", span=stmt.span)
         inner = Frame(frame.env, Scope(path, True, frame.scope.path + (path,)), frame.block_input, frame.where,
-                      frame.side, block_path=frame.block_path)
+                      frame.side, block_path=frame.block_path, main=frame.main)
         return self.body(stmt.body, inner, x)
 
     def _Side(self, stmt: n.Side, frame: Frame, x: Tensor) -> Tensor:
@@ -230,6 +246,26 @@ class Elaborator(StructureElaboration):
             source = frame.outputs[stmt.source]
         out = self._Layer(layer, side_frame, source)
         self.graph.sides[name] = out.node
+        return x
+
+    def _Tap(self, stmt: n.Tap, frame: Frame, x: Tensor) -> Tensor:
+        if not frame.main:
+            return x  # a network called as a layer (an ensemble's member): its taps are its own
+        if x.type.layout not in ("CHW", "HWC"):
+            raise SpecError(f"a tap marks a feature map (C x H x W); the tensor here is {x.info().kind}", stmt.span,
+                            hint="tap before the layers that flatten or pool the map away")
+        if stmt.target is not None:
+            name = frame.scope.child(self.target_name(stmt.target, frame, x, dotted=True))
+        elif frame.last_named is not None and frame.last_named[1] == x.node:
+            name = frame.last_named[0]
+        else:
+            raise SpecError("this tap needs a name: the tensor here is not the output of a named layer", stmt.span,
+                            hint="write 'tap NAME', or name the layer before it")
+        if name in self.graph.taps:
+            raise SpecError(f"tap '{name}' is defined twice", stmt.span)
+        if self.reduction is None:
+            raise SpecError("the stride up to this tap is unknown: a layer before it flattens the map", stmt.span)
+        self.graph.taps[name] = Tap(name, x.node, self.reduction, stmt.span)
         return x
 
     def _Layer(self, stmt: n.Layer, frame: Frame, x: Tensor) -> Tensor:
@@ -406,7 +442,8 @@ class Elaborator(StructureElaboration):
 
         return Evaluator(frame.env, tensors, self.budget)(e)
 
-    def target_name(self, target: n.Target, frame: Frame, x: Tensor) -> str:
+    def target_name(self, target: n.Target, frame: Frame, x: Tensor, dotted: bool = False) -> str:
+        """A statement's name; ``dotted``: a tap's, which may be a path (``features.norm5``)."""
         parts = []
         for p in target.parts:
             if isinstance(p, str):
@@ -416,6 +453,8 @@ class Elaborator(StructureElaboration):
                 if not isinstance(v, (int, str)) or isinstance(v, bool):
                     raise SpecError(f"a name can interpolate only ints and strings, got {type_name(v)}", p.span)
                 parts.append(str(v))
+        if dotted:
+            return ".".join(check_name(part, target) for part in "".join(parts).split("."))
         return check_name("".join(parts), target)
 
     def claim(self, target: n.Target, frame: Frame, x: Tensor) -> str:

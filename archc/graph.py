@@ -42,6 +42,17 @@ class ScopeInfo:
     span: Span | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """A feature map of the network (``tap``): its name, the node whose output it is, and its reduction (the
+    product of the main path's strides up to it, timm's ``reduction``)."""
+
+    name: str
+    node: str
+    reduction: int
+    span: Span | None = None
+
+
 class Graph:
     """A networkx DiGraph of ``OpNode``s plus the network's inputs and outputs."""
 
@@ -53,6 +64,7 @@ class Graph:
         self.input: str | None = None
         self.output: str | None = None
         self.sides: dict[str, str] = {}  # side output name -> node id
+        self.taps: dict[str, Tap] = {}  # feature maps, in the order forward computes them
         self.inits: dict[str, dict] = {}  # module path -> parameter -> initrules.Resolved (where a rule reaches)
 
     def add(self, node: OpNode, inputs: list[str]) -> OpNode:

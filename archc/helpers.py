@@ -28,6 +28,43 @@ HELPERS = {
     if keep > 0.0:
         noise.div_(keep)
     return x * noise''',
+    "_FeatureInfo": '''class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)''',
     "_channel_shuffle": '''def _channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """Interleave the channels of ``groups`` equal groups: group-major order becomes channel-major."""
     n, c, h, w = x.shape

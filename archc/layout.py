@@ -64,3 +64,11 @@ def kinds(layouts: tuple[str, ...]) -> str:
     """``a C x H x W feature map or flat features``."""
     names = [NAMES[lay] for lay in layouts]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def stride_factor(before: TensorType, after: TensorType) -> int | None:
+    """How much a layer shrinks the map: its input's height over its output's, rounded (a 3x3 conv of stride
+    2 without padding takes 299 to 149: 2); None when the output has no height left."""
+    if before.layout not in ("CHW", "HWC") or after.layout not in ("CHW", "HWC"):
+        return None
+    return max(1, round(before.size("H") / after.size("H")))

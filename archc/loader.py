@@ -71,7 +71,33 @@ def load_program(path: str | Path) -> Program:
     _check_module_names(program)
     _check_local_names(program)
     _check_function_calls(program)
+    _check_taps(program)
     return program
+
+
+_OFF_THE_MAIN_PATH = {n.Concat: "a concat", n.Residual: "a residual", n.Dense: "a dense block", n.Gate: "a gate",
+                      n.Ensemble: "an ensemble"}
+
+
+def _check_taps(program: Program) -> None:
+    """A tap marks a feature map of the network itself: in its body, or in the seqs, loops and conditionals
+    there, where the tensor is the network's own; not in a block, nor inside a branch, residual or gate."""
+    def walk(stmts, inside: str | None) -> None:
+        for s in stmts:
+            if isinstance(s, n.Tap) and inside is not None:
+                raise SpecError(f"a tap cannot stand in {inside}", s.span,
+                                hint="tap the network's own tensor: in the network's body or a seq of it, "
+                                     "before or after the block or branch")
+            here = inside or _OFF_THE_MAIN_PATH.get(type(s))
+            for attr in ("body", "branches", "orelse"):
+                walk(getattr(s, attr, None) or [], here)
+            if isinstance(s, n.Residual) and s.shortcut is not None:
+                walk(s.shortcut.body, here)
+
+    for block in program.blocks.values():
+        walk(block.body, f"a block ({block.name})")
+    for net in program.networks.values():
+        walk(net.body, None)
 
 
 # Names the generated code itself uses in every class and factory.

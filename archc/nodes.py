@@ -260,6 +260,15 @@ class Side:
 
 
 @dataclass(eq=False)
+class Tap:
+    """``tap [NAME]``: the tensor here is one of the network's feature maps (a backbone's stage output). Its
+    name is NAME, or else the name of the layer just before."""
+
+    target: Target | None
+    span: Span
+
+
+@dataclass(eq=False)
 class For:
     var: Pattern
     iterable: Expr
@@ -293,7 +302,36 @@ class Init:
     span: Span
 
 
-Stmt = Layer | Seq | Concat | Gate | Ensemble | Dense | Residual | Side | For | If | Let | Init
+Stmt = Layer | Seq | Concat | Gate | Ensemble | Dense | Residual | Side | Tap | For | If | Let | Init
+
+
+def tap_holders(stmts: list[Stmt]) -> set[int]:
+    """The ids of the seqs, loops and conditionals that hold a tap (taps stand nowhere else)."""
+    holders: set[int] = set()
+
+    def holds(s) -> bool:
+        if isinstance(s, Tap):
+            return True
+        if not isinstance(s, (Seq, For, If)):
+            return False
+        inside = [holds(c) for c in [*s.body, *getattr(s, "orelse", [])]]  # every child: nested holders too
+        if any(inside):
+            holders.add(id(s))
+        return any(inside)
+
+    for s in stmts:
+        holds(s)
+    return holders
+
+
+def has_taps(stmts: list[Stmt]) -> bool:
+    return any(isinstance(s, Tap) for s in stmts) or bool(tap_holders(stmts))
+
+
+def is_step(stmt: Stmt, holders: set[int]) -> bool:
+    """One step of a network's main path, whose stride counts toward the taps' reductions: anything that
+    computes, except a seq, loop or conditional holding a tap (its own statements are the steps)."""
+    return not isinstance(stmt, (Let, Init, Tap, Side)) and not (isinstance(stmt, (Seq, For, If)) and id(stmt) in holders)
 
 
 # ------------------------------------------------------------------ top level

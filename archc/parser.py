@@ -71,7 +71,7 @@ def _interpolates(last: Token | None, brace: Token) -> bool:
     """``layer{s + 1}``: a '{' written right after a name opens an interpolation."""
     return (
         last is not None
-        and last.type in ("NAME", "BLOCK", "GATE", "INIT", "ENSEMBLE", "RBRACE")
+        and last.type in ("NAME", "BLOCK", "GATE", "INIT", "ENSEMBLE", "TAP", "RBRACE")
         and last.end_pos == brace.start_pos
     )
 
@@ -386,6 +386,10 @@ class _ToAst(Transformer_NonRecursive):
         target, (func, fspan, args), source, cond = items
         return n.Side(target, func, fspan, args, cond, self._span(meta), None if source is None else str(source),
                       None if source is None else self._tspan(source))
+
+    def tap(self, meta, items):
+        _, target = items
+        return n.Tap(target, self._span(meta))
 
     def cond(self, meta, items):
         return items[0]

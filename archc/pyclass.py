@@ -18,6 +18,7 @@ from .errors import SpecError
 from .expr import BUILTINS, Evaluator
 from .exprfold import fold, free_names, is_literal, to_python
 from .pyemit import FIXED_NAMES, bound_names, symbol
+from .pyfeatures import TapsEmitter
 from .pyforward import ForwardEmitter
 from .pyinit import InitEmitter
 from .scope import RESERVED
@@ -50,6 +51,7 @@ class ClassCode:
     info: ClassInfo
     has_sides: bool
     referenced: set[str]  # names the generated code reads
+    taps: list[str] | None = None  # a network with taps: the body of its forward_taps
 
 
 class ClassContext:
@@ -134,12 +136,13 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
                        network_unused)
     forward = ForwardEmitter(ctx)
     fwd_lines = [] if ctx.sequential else forward.emit(depth=2)  # an nn.Sequential has its forward
+    taps_lines = TapsEmitter(ctx).emit(depth=2) if ctx.is_network and n.has_taps(definition.body) else None
     if ctx.is_network:
         cur: n.Expr = ctx.fold(definition.input[0])  # only the channels: sizes are checked, not constructed
     else:
         cur = symbol("in_channels")
     body, cur = InitEmitter(ctx).emit(cur, depth=2, into="self" if ctx.sequential else None)
-    fwd_text = "\n".join(fwd_lines)
+    fwd_text = "\n".join(fwd_lines + (taps_lines or []))
     # forward expressions asked for these; a pruned let may have been the only reader
     stored = {name for name in ctx.stored if re.search(rf"\bself\.{re.escape(name)}\b", fwd_text)}
     init = ["        super().__init__()"]
@@ -159,7 +162,8 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     formula = None
     if not ctx.is_network and free_names(cur) <= set(ctx.params) | {"in_channels"} and "." not in to_python(cur):
         formula = cur
-    return ClassCode(init, fwd_lines, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced)
+    return ClassCode(init, fwd_lines, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced,
+                     taps_lines)
 
 
 def check_parameter_name(p: n.Param) -> None:

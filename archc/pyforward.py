@@ -195,6 +195,8 @@ class ForwardEmitter:
             if stmt.source is None:
                 self._side(stmt, var, w)
             return var, False  # the side output read it: nothing may change it in place
+        if isinstance(stmt, n.Tap):
+            return var, False  # a feature map forward_taps returns: nothing may change it in place
         if isinstance(stmt, n.Seq):
             if stmt.target is None:
                 return self.fwd_body(stmt.body, var, fresh, w, taps) if dest == var else \

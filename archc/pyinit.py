@@ -34,6 +34,7 @@ from .pyemit import (
     static_name,
     symbol,
 )
+from .pytaps import TapTracker
 
 if TYPE_CHECKING:
     from .pyclass import ClassContext
@@ -65,11 +66,15 @@ class InitEmitter:
         # layers side outputs read (``side ... from NAME``), and their output channels once written
         self.read_later = {s.source for s in ctx.d.body if isinstance(s, n.Side) and s.source is not None}
         self.outputs: dict[str, n.Expr] = {}
+        self.taps = TapTracker(ctx.d.body, ctx.info, self.init_expr, self.init_ns.create) \
+            if ctx.is_network and n.has_taps(ctx.d.body) else None
 
     def emit(self, cur: n.Expr, depth: int, into: str | None = None) -> tuple[list[str], n.Expr]:
         """The lines creating the modules (``into``: the Sequential they are appended to, ``self`` for a seq
         block) and the output channels."""
         body = Writer(depth)
+        if self.taps is not None:
+            body.line("self.feature_info = []  # timm's: each tap's channels, reduction and name")
         cur = self.init_body(self.ctx.d.body, cur, body, _Seq(into))
         lines = prune_lets(body.lines)
         needed = set() if self.ctx.is_network else free_names(cur)  # a block's out_channels reads the last width
@@ -103,6 +108,8 @@ class InitEmitter:
     def init_stmt(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         if isinstance(stmt, n.Init):  # applied at the end of the network's __init__ (pyweights)
             return cur
+        if self.taps is not None:
+            self.taps.before(stmt, w)
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, n.If) else None
         if cond is not None:
             cond_text = self.init_expr(cond, cur)
@@ -141,6 +148,19 @@ class InitEmitter:
         return self._init_one(stmt, cur, w, seq)
 
     def _init_one(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        if isinstance(stmt, n.Tap):
+            if self.taps is not None and self.taps.state.main:
+                w.line(self.taps.line(stmt, to_python(cur)))
+            seq.fresh = False  # the next layer must not change the feature map in place
+            return cur
+        if self.taps is None:
+            return self._init_statement(stmt, cur, w, seq)
+        step = self.taps.enter(stmt)
+        new = self._init_statement(stmt, cur, w, seq)
+        self.taps.leave(stmt, step, w)
+        return new
+
+    def _init_statement(self, stmt: n.Stmt, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         if isinstance(stmt, n.Let):
             w.lines.append(let_line("    " * w.depth + f"{stmt.name} = {self.init_expr(stmt.value, cur)}", stmt.name))
             self.init_ns.reserve(stmt.name)
@@ -236,6 +256,7 @@ class InitEmitter:
     def init_for(self, stmt: n.For, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         if not (isinstance(cur, n.Var) and cur.name in self.channel_vars):
             taken, chans = set(self.init_ns.taken), set(self.channel_vars)
+            tapped = self.taps.snapshot() if self.taps is not None else None
             trial = Writer()
             trial.depth = w.depth + 1
             for name in n.pattern_names(stmt.var):
@@ -247,6 +268,8 @@ class InitEmitter:
                     w.lines += trial.lines
                 return cur
             self.init_ns.taken, self.channel_vars = taken, chans
+            if tapped is not None:
+                self.taps.restore(tapped)
         chan = self.channel_var(cur)
         for name in n.pattern_names(stmt.var):
             self.init_ns.reserve(name)

@@ -16,6 +16,7 @@ from .values import TensorInfo
 # a layer, parameter or side output of that name would replace them.
 RESERVED = frozenset({
     "self", "torch", "nn", "F", "in_channels", "out_channels", "forward", "training", "super",
+    "feature_info", "forward_taps",  # a network with taps has them
 } | {
     # nn.Module's public API: a module named after one of these would shadow it
     "add_module", "apply", "bfloat16", "buffers", "children", "compile", "cpu", "cuda", "double", "dump_patches",
@@ -76,6 +77,8 @@ class Frame:
     allow_side: bool = False
     block_path: str = ""  # the module path of the block instance whose body this is ("" for the network)
     outputs: dict[str, Tensor] = field(default_factory=dict)  # plainly named layers of this body, for side ... from
+    main: bool = False  # the body of the network being built, or a seq in it: where taps may stand
+    last_named: tuple[str, str] | None = None  # (module path, node id) of the last named layer or seq here
 
 
 def check_name(name: str, target: n.Target) -> str:

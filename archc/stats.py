@@ -93,7 +93,16 @@ def table(graph: Graph, depth: int | None = None) -> str:
                      _num(t["macs"] + t["side_macs"])))
     lines = _grid(header, body, foot, right=(3, 4))
     title = f"{graph.variant or graph.network}: {human(t['params'])} params, {human(t['macs'])} MACs"
+    if graph.taps:
+        lines.append("taps: " + ", ".join(f"{tap['name']} {_shape(tuple(tap['shape']))} /{tap['reduction']}"
+                                          for tap in taps(graph)))
     return "\n".join([title, *lines, f"({CONVENTION})"])
+
+
+def taps(graph: Graph) -> list[dict]:
+    """The feature maps (``tap``): name, shape and reduction, in order."""
+    return [{"name": t.name, "shape": list(graph.node(t.node).shape), "reduction": t.reduction}
+            for t in graph.taps.values()]
 
 
 def _grid(header, body, foot, right=()) -> list[str]:
@@ -114,6 +123,7 @@ def as_json(graph: Graph, depth: int | None = None) -> str:
         "convention": CONVENTION,
         "rows": [_row_json(r) for r in rows(graph, depth)],
         "totals": totals(graph),
+        "taps": taps(graph),
     }, indent=2)
 
 

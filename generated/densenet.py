@@ -20,6 +20,7 @@ __all__ = [
     "DenseBlock",
     "DenseLayer",
     "DenseNet",
+    "DenseNetFeatures",
     "Transition",
     "densenet40_k12",
     "densenet100_k12",
@@ -44,6 +45,45 @@ def _checkpointed(layer: nn.Module, features: list[Tensor]) -> Tensor:
         return layer(torch.cat(inputs, 1))
 
     return torch.utils.checkpoint.checkpoint(run, *features, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class DenseLayer(nn.Module):
@@ -159,6 +199,8 @@ class DenseNet(nn.Module):
         memory_efficient: bool = False,
     ) -> None:
         super().__init__()
+        self.block_config = block_config
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         features = nn.Sequential()
         features.add_module(
             "conv0",
@@ -166,7 +208,11 @@ class DenseNet(nn.Module):
         )
         features.add_module("norm0", nn.BatchNorm2d(num_init_features))
         features.add_module("relu0", nn.ReLU(inplace=True))
+        self.feature_info.append(
+            dict(num_chs=num_init_features, reduction=2, module="features.relu0"),
+        )
         features.add_module("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        reduction = 4
         channels = num_init_features
         for i in range(len(block_config)):
             features.add_module(
@@ -180,13 +226,24 @@ class DenseNet(nn.Module):
             )
             channels = features[-1].out_channels
             if i < len(block_config) - 1:
+                self.feature_info.append(
+                    dict(
+                        num_chs=channels,
+                        reduction=reduction,
+                        module=f"features.denseblock{i + 1}",
+                    ),
+                )
                 features.add_module(
                     f"transition{i + 1}",
                     Transition(channels, int(compression * channels)),
                 )
+                reduction *= 2
                 channels = int(compression * channels)
         features.add_module("norm5", nn.BatchNorm2d(channels))
         self.features = features
+        self.feature_info.append(
+            dict(num_chs=channels, reduction=reduction, module="features.norm5"),
+        )
         self.classifier = nn.Linear(channels, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -204,6 +261,56 @@ class DenseNet(nn.Module):
         x = torch.flatten(x, 1)  # N x 1024..2688
         x = self.classifier(x)  # N x 1000
         return x
+
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.features.conv0(x)  # N x 64|96 x 112 x 112
+        x = self.features.norm0(x)  # N x 64|96 x 112 x 112
+        x = self.features.relu0(x)  # N x 64|96 x 112 x 112
+        features.append(x)
+        x = self.features.pool0(x)  # N x 64|96 x 56 x 56
+        for i in range(len(self.block_config)):
+            x = getattr(self.features, f"denseblock{i + 1}")(x)  # N x 256..2688 x 7..56 x 7..56
+            if i < len(self.block_config) - 1:
+                features.append(x)
+                x = getattr(self.features, f"transition{i + 1}")(x)  # N x 128..1152 x 7|14|28 x 7|14|28
+        x = self.features.norm5(x)  # N x 1024..2688 x 7 x 7
+        x = F.relu(x, inplace=True)  # N x 1024..2688 x 7 x 7
+        features.append(x)
+        return features
+
+
+class DenseNetFeatures(DenseNet):
+    """DenseNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        growth_rate: int = 32,
+        block_config: tuple[int, int, int, int] = (6, 12, 24, 16),
+        num_init_features: int = 64,
+        compression: float = 0.5,
+        num_classes: int = 1000,
+        memory_efficient: bool = False,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            growth_rate=growth_rate,
+            block_config=block_config,
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+        del self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
 
 
 class CifarDenseNet(nn.Module):
@@ -278,16 +385,31 @@ def densenet121(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 24, 16)."""
-    model = DenseNet(
-        growth_rate=32,
-        block_config=(6, 12, 24, 16),
-        num_init_features=num_init_features,
-        compression=compression,
-        num_classes=num_classes,
-        memory_efficient=memory_efficient,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = DenseNetFeatures(
+            growth_rate=32,
+            block_config=(6, 12, 24, 16),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = DenseNet(
+            growth_rate=32,
+            block_config=(6, 12, 24, 16),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -298,16 +420,31 @@ def densenet169(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 32, 32)."""
-    model = DenseNet(
-        growth_rate=32,
-        block_config=(6, 12, 32, 32),
-        num_init_features=num_init_features,
-        compression=compression,
-        num_classes=num_classes,
-        memory_efficient=memory_efficient,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = DenseNetFeatures(
+            growth_rate=32,
+            block_config=(6, 12, 32, 32),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = DenseNet(
+            growth_rate=32,
+            block_config=(6, 12, 32, 32),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -318,16 +455,31 @@ def densenet201(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 48, 32)."""
-    model = DenseNet(
-        growth_rate=32,
-        block_config=(6, 12, 48, 32),
-        num_init_features=num_init_features,
-        compression=compression,
-        num_classes=num_classes,
-        memory_efficient=memory_efficient,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = DenseNetFeatures(
+            growth_rate=32,
+            block_config=(6, 12, 48, 32),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = DenseNet(
+            growth_rate=32,
+            block_config=(6, 12, 48, 32),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -338,16 +490,31 @@ def densenet264(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> DenseNet:
     """DenseNet with growth_rate=32, block_config=(6, 12, 64, 48)."""
-    model = DenseNet(
-        growth_rate=32,
-        block_config=(6, 12, 64, 48),
-        num_init_features=num_init_features,
-        compression=compression,
-        num_classes=num_classes,
-        memory_efficient=memory_efficient,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = DenseNetFeatures(
+            growth_rate=32,
+            block_config=(6, 12, 64, 48),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = DenseNet(
+            growth_rate=32,
+            block_config=(6, 12, 64, 48),
+            num_init_features=num_init_features,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -357,16 +524,31 @@ def densenet161(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> DenseNet:
     """DenseNet with growth_rate=48, block_config=(6, 12, 36, 24), num_init_features=96."""
-    model = DenseNet(
-        growth_rate=48,
-        block_config=(6, 12, 36, 24),
-        num_init_features=96,
-        compression=compression,
-        num_classes=num_classes,
-        memory_efficient=memory_efficient,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = DenseNetFeatures(
+            growth_rate=48,
+            block_config=(6, 12, 36, 24),
+            num_init_features=96,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = DenseNet(
+            growth_rate=48,
+            block_config=(6, 12, 36, 24),
+            num_init_features=96,
+            compression=compression,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 __all__ = [
     "BasicConv2d",
     "Inception3",
+    "Inception3Features",
     "InceptionA",
     "InceptionAux",
     "InceptionB",
@@ -32,6 +33,45 @@ __all__ = [
     "InceptionE",
     "inception_v3",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class BasicConv2d(nn.Module):
@@ -250,27 +290,33 @@ class Inception3(nn.Module):
         init_weights: bool = True,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="Conv2d_2b_3x3"))
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2)
         self.Conv2d_3b_1x1 = BasicConv2d(64, 80, 1)
         self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
+        self.feature_info.append(dict(num_chs=192, reduction=4, module="Conv2d_4a_3x3"))
         self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2)
         self.Mixed_5b = InceptionA(192, pool_features=32)
         self.Mixed_5c = InceptionA(256, pool_features=64)
         self.Mixed_5d = InceptionA(288, pool_features=64)
+        self.feature_info.append(dict(num_chs=288, reduction=8, module="Mixed_5d"))
         self.Mixed_6a = InceptionB(288)
         self.Mixed_6b = InceptionC(768, channels_7x7=128)
         self.Mixed_6c = InceptionC(768, channels_7x7=160)
         self.Mixed_6d = InceptionC(768, channels_7x7=160)
         self.Mixed_6e = InceptionC(768, channels_7x7=192)
+        self.feature_info.append(dict(num_chs=768, reduction=16, module="Mixed_6e"))
         self.AuxLogits = None
         if aux_logits:
             self.AuxLogits = InceptionAux(768, num_classes)
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280)
         self.Mixed_7c = InceptionE(2048)
+        self.feature_info.append(dict(num_chs=2048, reduction=32, module="Mixed_7c"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(2048, num_classes)
@@ -318,6 +364,62 @@ class Inception3(nn.Module):
             return x, AuxLogits
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.Conv2d_1a_3x3(x)  # N x 32 x 149 x 149
+        x = self.Conv2d_2a_3x3(x)  # N x 32 x 147 x 147
+        x = self.Conv2d_2b_3x3(x)  # N x 64 x 147 x 147
+        features.append(x)
+        x = self.maxpool1(x)  # N x 64 x 73 x 73
+        x = self.Conv2d_3b_1x1(x)  # N x 80 x 73 x 73
+        x = self.Conv2d_4a_3x3(x)  # N x 192 x 71 x 71
+        features.append(x)
+        x = self.maxpool2(x)  # N x 192 x 35 x 35
+        x = self.Mixed_5b(x)  # N x 256 x 35 x 35
+        x = self.Mixed_5c(x)  # N x 288 x 35 x 35
+        x = self.Mixed_5d(x)  # N x 288 x 35 x 35
+        features.append(x)
+        x = self.Mixed_6a(x)  # N x 768 x 17 x 17
+        x = self.Mixed_6b(x)  # N x 768 x 17 x 17
+        x = self.Mixed_6c(x)  # N x 768 x 17 x 17
+        x = self.Mixed_6d(x)  # N x 768 x 17 x 17
+        x = self.Mixed_6e(x)  # N x 768 x 17 x 17
+        features.append(x)
+        x = self.Mixed_7a(x)  # N x 1280 x 8 x 8
+        x = self.Mixed_7b(x)  # N x 2048 x 8 x 8
+        x = self.Mixed_7c(x)  # N x 2048 x 8 x 8
+        features.append(x)
+        return features
+
+
+class Inception3Features(Inception3):
+    """Inception3 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        aux_logits: bool = True,
+        dropout: float = 0.5,
+        init_weights: bool = True,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
+        del self.AuxLogits, self.avgpool, self.dropout, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def inception_v3(
     *,
@@ -326,12 +428,25 @@ def inception_v3(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Inception3:
     """torchvision's inception_v3: 299x299 input, auxiliary head on by default."""
-    model = Inception3(
-        num_classes=num_classes,
-        aux_logits=aux_logits,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = Inception3Features(
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = Inception3(
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model

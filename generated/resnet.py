@@ -25,8 +25,11 @@ __all__ = [
     "Bottleneck",
     "BottleneckV1",
     "CifarResNet",
+    "CifarResNetFeatures",
     "ResNeXt",
+    "ResNeXtFeatures",
     "ResNet",
+    "ResNetFeatures",
     "resnet18",
     "resnet20",
     "resnet32",
@@ -45,6 +48,45 @@ __all__ = [
     "wide_resnet50_2",
     "wide_resnet101_2",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class BasicBlock(nn.Module):
@@ -233,8 +275,10 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         layer1 = nn.Sequential()
         channels = 64
@@ -242,21 +286,25 @@ class ResNet(nn.Module):
             layer1.append(block(channels, 64))
             channels = layer1[-1].out_channels
         self.layer1 = layer1
+        self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
         layer2 = nn.Sequential()
         for i in range(layers[1]):
             layer2.append(block(channels, 128, 2 if i == 0 else 1))
             channels = layer2[-1].out_channels
         self.layer2 = layer2
+        self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(layers[2]):
             layer3.append(block(channels, 256, 2 if i == 0 else 1))
             channels = layer3[-1].out_channels
         self.layer3 = layer3
+        self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
         layer4 = nn.Sequential()
         for i in range(layers[3]):
             layer4.append(block(channels, 512, 2 if i == 0 else 1))
             channels = layer4[-1].out_channels
         self.layer4 = layer4
+        self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
         basicblock_bn2 = {b.bn2 for b in self.modules() if isinstance(b, BasicBlock)} if zero_init_residual else set()
@@ -285,6 +333,52 @@ class ResNet(nn.Module):
         x = self.fc(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 64 x 112 x 112
+        x = self.bn1(x)  # N x 64 x 112 x 112
+        x = F.relu(x, inplace=True)  # N x 64 x 112 x 112
+        features.append(x)
+        x = self.maxpool(x)  # N x 64 x 56 x 56
+        x = self.layer1(x)  # N x 64|256 x 56 x 56
+        features.append(x)
+        x = self.layer2(x)  # N x 128|512 x 28 x 28
+        features.append(x)
+        x = self.layer3(x)  # N x 256|1024 x 14 x 14
+        features.append(x)
+        x = self.layer4(x)  # N x 512|2048 x 7 x 7
+        features.append(x)
+        return features
+
+
+class ResNetFeatures(ResNet):
+    """ResNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        num_classes: int = 1000,
+        zero_init_residual: bool = False,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            block=block,
+            layers=layers,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
+        del self.avgpool, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class ResNeXt(nn.Module):
     """ResNet's layout with every bottleneck grouped or widened: `groups` paths
@@ -304,8 +398,10 @@ class ResNeXt(nn.Module):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         layer1 = nn.Sequential()
         channels = 64
@@ -313,6 +409,7 @@ class ResNeXt(nn.Module):
             layer1.append(Bottleneck(channels, 64, groups=groups, base_width=width_per_group))
             channels = 256
         self.layer1 = layer1
+        self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
         layer2 = nn.Sequential()
         for i in range(layers[1]):
             layer2.append(
@@ -326,6 +423,7 @@ class ResNeXt(nn.Module):
             )
             channels = 512
         self.layer2 = layer2
+        self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(layers[2]):
             layer3.append(
@@ -339,6 +437,7 @@ class ResNeXt(nn.Module):
             )
             channels = 1024
         self.layer3 = layer3
+        self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
         layer4 = nn.Sequential()
         for i in range(layers[3]):
             layer4.append(
@@ -352,6 +451,7 @@ class ResNeXt(nn.Module):
             )
             channels = 2048
         self.layer4 = layer4
+        self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
         bottleneck_bn3 = {b.bn3 for b in self.modules() if isinstance(b, Bottleneck)} if zero_init_residual else set()
@@ -379,6 +479,54 @@ class ResNeXt(nn.Module):
         x = self.fc(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 64 x 112 x 112
+        x = self.bn1(x)  # N x 64 x 112 x 112
+        x = F.relu(x, inplace=True)  # N x 64 x 112 x 112
+        features.append(x)
+        x = self.maxpool(x)  # N x 64 x 56 x 56
+        x = self.layer1(x)  # N x 256 x 56 x 56
+        features.append(x)
+        x = self.layer2(x)  # N x 512 x 28 x 28
+        features.append(x)
+        x = self.layer3(x)  # N x 1024 x 14 x 14
+        features.append(x)
+        x = self.layer4(x)  # N x 2048 x 7 x 7
+        features.append(x)
+        return features
+
+
+class ResNeXtFeatures(ResNeXt):
+    """ResNeXt as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        layers: list[int],
+        groups: int,
+        width_per_group: int,
+        num_classes: int = 1000,
+        zero_init_residual: bool = False,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            layers=layers,
+            groups=groups,
+            width_per_group=width_per_group,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
+        del self.avgpool, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class CifarResNet(nn.Module):
     """Section 4.2 (CIFAR-10): a 3x3 conv with 16 filters, then 2n 3x3 layers on
@@ -389,6 +537,7 @@ class CifarResNet(nn.Module):
 
     def __init__(self, block: type[nn.Module], depth: int, num_classes: int = 10) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         n = (depth - 2) // 6
         self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
@@ -398,16 +547,19 @@ class CifarResNet(nn.Module):
             layer1.append(block(channels, 16))
             channels = layer1[-1].out_channels
         self.layer1 = layer1
+        self.feature_info.append(dict(num_chs=channels, reduction=1, module="layer1"))
         layer2 = nn.Sequential()
         for i in range(n):
             layer2.append(block(channels, 32, 2 if i == 0 else 1))
             channels = layer2[-1].out_channels
         self.layer2 = layer2
+        self.feature_info.append(dict(num_chs=channels, reduction=2, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(n):
             layer3.append(block(channels, 64, 2 if i == 0 else 1))
             channels = layer3[-1].out_channels
         self.layer3 = layer3
+        self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer3"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
         for m in self.modules():
@@ -429,20 +581,69 @@ class CifarResNet(nn.Module):
         x = self.fc(x)  # N x 10
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 16 x 32 x 32
+        x = self.bn1(x)  # N x 16 x 32 x 32
+        x = F.relu(x, inplace=True)  # N x 16 x 32 x 32
+        x = self.layer1(x)  # N x 16 x 32 x 32
+        features.append(x)
+        x = self.layer2(x)  # N x 32 x 16 x 16
+        features.append(x)
+        x = self.layer3(x)  # N x 64 x 8 x 8
+        features.append(x)
+        return features
+
+
+class CifarResNetFeatures(CifarResNet):
+    """CifarResNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        block: type[nn.Module],
+        depth: int,
+        num_classes: int = 10,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(block=block, depth=depth, num_classes=num_classes)
+        del self.avgpool, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def resnet18(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNet:
     """ResNet with block=BasicBlock, layers=[2, 2, 2, 2]."""
-    model = ResNet(
-        block=BasicBlock,
-        layers=[2, 2, 2, 2],
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNetFeatures(
+            block=BasicBlock,
+            layers=[2, 2, 2, 2],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNet(
+            block=BasicBlock,
+            layers=[2, 2, 2, 2],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -451,14 +652,27 @@ def resnet34(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNet:
     """ResNet with block=BasicBlock, layers=[3, 4, 6, 3]."""
-    model = ResNet(
-        block=BasicBlock,
-        layers=[3, 4, 6, 3],
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNetFeatures(
+            block=BasicBlock,
+            layers=[3, 4, 6, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNet(
+            block=BasicBlock,
+            layers=[3, 4, 6, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -467,14 +681,27 @@ def resnet50(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 4, 6, 3]."""
-    model = ResNet(
-        block=Bottleneck,
-        layers=[3, 4, 6, 3],
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNetFeatures(
+            block=Bottleneck,
+            layers=[3, 4, 6, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNet(
+            block=Bottleneck,
+            layers=[3, 4, 6, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -483,14 +710,27 @@ def resnet101(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 4, 23, 3]."""
-    model = ResNet(
-        block=Bottleneck,
-        layers=[3, 4, 23, 3],
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNetFeatures(
+            block=Bottleneck,
+            layers=[3, 4, 23, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNet(
+            block=Bottleneck,
+            layers=[3, 4, 23, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -499,14 +739,27 @@ def resnet152(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNet:
     """ResNet with block=Bottleneck, layers=[3, 8, 36, 3]."""
-    model = ResNet(
-        block=Bottleneck,
-        layers=[3, 8, 36, 3],
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNetFeatures(
+            block=Bottleneck,
+            layers=[3, 8, 36, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNet(
+            block=Bottleneck,
+            layers=[3, 8, 36, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -515,15 +768,29 @@ def resnext50_32x4d(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNeXt:
     """ResNeXt Table 1 (right): 32 paths of 4 channels."""
-    model = ResNeXt(
-        layers=[3, 4, 6, 3],
-        groups=32,
-        width_per_group=4,
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNeXtFeatures(
+            layers=[3, 4, 6, 3],
+            groups=32,
+            width_per_group=4,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNeXt(
+            layers=[3, 4, 6, 3],
+            groups=32,
+            width_per_group=4,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -532,15 +799,29 @@ def resnext101_32x8d(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNeXt:
     """ResNeXt-101 (32x8d), as torchvision trains it: 32 paths of 8 channels."""
-    model = ResNeXt(
-        layers=[3, 4, 23, 3],
-        groups=32,
-        width_per_group=8,
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNeXtFeatures(
+            layers=[3, 4, 23, 3],
+            groups=32,
+            width_per_group=8,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNeXt(
+            layers=[3, 4, 23, 3],
+            groups=32,
+            width_per_group=8,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -549,15 +830,29 @@ def resnext101_64x4d(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNeXt:
     """ResNeXt-101 (64x4d), ResNeXt Table 4 (twice ResNet-101's cost)."""
-    model = ResNeXt(
-        layers=[3, 4, 23, 3],
-        groups=64,
-        width_per_group=4,
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNeXtFeatures(
+            layers=[3, 4, 23, 3],
+            groups=64,
+            width_per_group=4,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNeXt(
+            layers=[3, 4, 23, 3],
+            groups=64,
+            width_per_group=4,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -566,17 +861,31 @@ def wide_resnet50_2(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNeXt:
     """Wide ResNet-50-2: ResNet-50 with every bottleneck's 1x1 reduce and 3x3 conv
     twice as wide.
     """
-    model = ResNeXt(
-        layers=[3, 4, 6, 3],
-        groups=1,
-        width_per_group=128,
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNeXtFeatures(
+            layers=[3, 4, 6, 3],
+            groups=1,
+            width_per_group=128,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNeXt(
+            layers=[3, 4, 6, 3],
+            groups=1,
+            width_per_group=128,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -585,15 +894,29 @@ def wide_resnet101_2(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNeXt:
     """Wide ResNet-101-2."""
-    model = ResNeXt(
-        layers=[3, 4, 23, 3],
-        groups=1,
-        width_per_group=128,
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNeXtFeatures(
+            layers=[3, 4, 23, 3],
+            groups=1,
+            width_per_group=128,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNeXt(
+            layers=[3, 4, 23, 3],
+            groups=1,
+            width_per_group=128,
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -602,48 +925,157 @@ def resnet50_v1(
     num_classes: int = 1000,
     zero_init_residual: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ResNet:
     """ResNet with block=BottleneckV1, layers=[3, 4, 6, 3]."""
-    model = ResNet(
-        block=BottleneckV1,
-        layers=[3, 4, 6, 3],
-        num_classes=num_classes,
-        zero_init_residual=zero_init_residual,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ResNetFeatures(
+            block=BottleneckV1,
+            layers=[3, 4, 6, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+            out_indices=out_indices,
+        )
+    else:
+        model = ResNet(
+            block=BottleneckV1,
+            layers=[3, 4, 6, 3],
+            num_classes=num_classes,
+            zero_init_residual=zero_init_residual,
+        )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet20(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
+def resnet20(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=20."""
-    model = CifarResNet(block=BasicBlockA, depth=20, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarResNetFeatures(
+            block=BasicBlockA,
+            depth=20,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarResNet(block=BasicBlockA, depth=20, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet32(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
+def resnet32(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=32."""
-    model = CifarResNet(block=BasicBlockA, depth=32, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarResNetFeatures(
+            block=BasicBlockA,
+            depth=32,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarResNet(block=BasicBlockA, depth=32, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet44(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
+def resnet44(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=44."""
-    model = CifarResNet(block=BasicBlockA, depth=44, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarResNetFeatures(
+            block=BasicBlockA,
+            depth=44,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarResNet(block=BasicBlockA, depth=44, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet56(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
+def resnet56(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=56."""
-    model = CifarResNet(block=BasicBlockA, depth=56, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarResNetFeatures(
+            block=BasicBlockA,
+            depth=56,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarResNet(block=BasicBlockA, depth=56, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet110(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
+def resnet110(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=110."""
-    model = CifarResNet(block=BasicBlockA, depth=110, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarResNetFeatures(
+            block=BasicBlockA,
+            depth=110,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarResNet(block=BasicBlockA, depth=110, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def resnet1202(*, num_classes: int = 10, channels_last: bool = False) -> CifarResNet:
+def resnet1202(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarResNet:
     """CifarResNet with block=BasicBlockA, depth=1202."""
-    model = CifarResNet(block=BasicBlockA, depth=1202, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarResNetFeatures(
+            block=BasicBlockA,
+            depth=1202,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarResNet(block=BasicBlockA, depth=1202, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

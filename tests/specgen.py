@@ -35,6 +35,8 @@ class Gen:
     blocks: list[tuple[str, bool]] = field(default_factory=list)  # (name, takes a stride)
     flag_shapes: bool = False  # an `if flag` changes a shape: only flag = true is tracked
     tops: list[str] = field(default_factory=list)  # the network's own conv layers, for side ... from
+    main: bool = True  # writing the network's own statements (where a tap may stand)
+    last: str | None = None  # the line just written
 
     # ------------------------------------------------------------ choices
 
@@ -127,8 +129,12 @@ class Gen:
         if t.layout == "F":
             return self.flat(t, numbered)
         if t.layout == "HWC":
+            if self.main and self.chance(10):
+                return self.s_tap(t, depth, numbered)
             return self.channels_last(t, numbered)
         options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
+        if self.main and t.h > 0:
+            options.append("tap")
         if not numbered:
             options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head"]
         if depth > 0:
@@ -150,6 +156,10 @@ class Gen:
         bias = self.pick(["true", "false"])
         return [f"{self.name('conv')} = conv({c}, {k}, {s}, padding = {k // 2}, groups = {groups}, bias = {bias})"], \
             T("CHW", c, h, w)
+
+    def s_tap(self, t, depth, numbered):
+        """A tap: named, or after a named layer named after it (else a located error, a rejection)."""
+        return ["tap" if self.chance(30) else f"tap {self.name('tap')}"], t
 
     def s_bn(self, t, depth, numbered):
         return [f"{self.named(numbered, 'bn')}batchnorm(eps = 0.001)"], t
@@ -206,7 +216,9 @@ class Gen:
     def s_residual(self, t, depth, numbered):
         scale = self.pick(["", "(scale = 0.5)", f"(when = {self.pick(['true', 'false', 'flag'])})",
                            "(stochastic_depth = 0.5, mode = \"batch\")"])
+        main, self.main = self.main, False
         inner, t2 = self.statements(t, 0, 2)
+        self.main = main
         lines = [f"residual{scale} {{", *("    " + line for line in inner)]
         if (t2.layout, t2.c, t2.h, t2.w) != (t.layout, t.c, t.h, t.w):
             if t2.layout != "CHW" or t.layout != "CHW":

@@ -65,7 +65,26 @@ def check_runs(text: str, directory: Path) -> bool:
         outs = outs if isinstance(outs, tuple) else (outs,)
         sum(o.float().sum() for o in outs if o is not None).backward()
         assert all(p.grad is not None or not p.requires_grad for p in model.parameters() if p.numel())
+        if graph.taps:
+            assert_backbone_runs(getattr(module, variant), graph, x)
     return True
+
+
+def assert_backbone_runs(factory, graph, x: torch.Tensor) -> None:
+    """The features model: feature_info is the graph's taps, forward gives maps of their shapes, and backward
+    reaches every parameter that a map depends on."""
+    torch.manual_seed(0)
+    backbone = factory(features_only=True)
+    taps = list(graph.taps.values())
+    assert backbone.feature_info.module_name() == [t.name for t in taps]
+    assert backbone.feature_info.reduction() == [t.reduction for t in taps]
+    assert backbone.feature_info.channels() == [graph.node(t.node).shape[graph.node(t.node).layout.index("C")]
+                                                for t in taps]
+    maps = backbone.train()(x)
+    assert [tuple(m.shape[1:]) for m in maps] == [graph.node(t.node).shape for t in taps]
+    total = sum(m.float().sum() for m in maps)
+    if total.requires_grad:  # (a map may be the input itself)
+        total.backward()
 
 
 def assert_only_definitions(source: str) -> None:

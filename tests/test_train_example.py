@@ -173,16 +173,17 @@ def test_the_digits_split_is_fixed_and_disjoint():
     assert not any(tuple(x.flatten().tolist()) in train_rows for x in test.images[:, 0])
 
 
-@pytest.mark.slow  # about a minute on two CPU cores
+@pytest.mark.slow  # about 20 seconds on two CPU cores
 def test_a_small_network_learns_the_digits(monkeypatch, capsys):
-    """Real data: resnet20 from its own initialisation, 8 epochs of SGD on 1,437 digits at 32x32, then at
-    least 95% of the 360 test digits right (a model that ignored its input would get about 10%)."""
+    """Real data: resnet20 from its own initialisation, 4 epochs of SGD on 1,437 digits at 16x16, then at
+    least 95% of the 360 test digits right (a model that ignored its input would get about 10%; the run
+    measured gave 53%, 95%, 99% and 99% after each epoch)."""
     for variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(variable, raising=False)
-    train.main(["resnet20", *"--data digits --epochs 8 --batch-size 32 --lr 0.05 --workers 0".split()])
+    train.main(["resnet20", *"--data digits --image-size 16 --epochs 4 --batch-size 32 --lr 0.05 --workers 0".split()])
     out = capsys.readouterr().out
     tested = [float(a) for a in re.findall(r"test accuracy (\d+\.\d\d)%", out)]
-    assert len(tested) == 8 and tested[-1] >= 95.0, out
+    assert len(tested) == 4 and tested[-1] >= 95.0, out
 
 
 def test_unknown_model_names_close_matches(capsys):

@@ -1,0 +1,154 @@
+"""``tap``: where it may stand, how a tap is named, the reductions, and the generated backbone (every spec
+here builds, and its features model runs with the channels, reductions and shapes the graph says)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+import archc
+from archc.errors import SpecError
+
+
+def load(tmp_path, text: str) -> archc.Spec:
+    path = tmp_path / "t.arch"
+    path.write_text(text)
+    return archc.load(path)
+
+
+def error(tmp_path, text: str) -> str:
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, text).source()
+    message = info.value.render()
+    assert message.startswith(str(tmp_path / "t.arch") + ":"), message  # located
+    return message
+
+
+def net(body: str, side: int = 32, params: str = "") -> str:
+    lines = "\n".join("    " + line for line in body.strip().splitlines())
+    return f"network N({params}) {{\n    input 3 x {side} x {side}\n{lines}\n}}\nvariant n = N()\n"
+
+
+def backbone(tmp_path, text: str, **kwargs):
+    """The spec's first variant as a backbone, from the generated module, and its graph."""
+    s = load(tmp_path, text)
+    path = tmp_path / "t.py"
+    path.write_text(s.source())
+    module_spec = importlib.util.spec_from_file_location("tapped", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["tapped"] = module
+    module_spec.loader.exec_module(module)
+    variant = next(iter(s.variants))
+    return getattr(module, variant)(features_only=True, **kwargs), s.graph(variant)
+
+
+def assert_agrees(model, graph, side: int) -> list[torch.Tensor]:
+    """feature_info is the graph's taps, and the maps have the graph's shapes."""
+    taps = list(graph.taps.values())
+    info = model.feature_info
+    assert info.module_name() == [t.name for t in taps]
+    assert info.reduction() == [t.reduction for t in taps]
+    assert info.channels() == [graph.node(t.node).shape[0] for t in taps]
+    maps = model(torch.randn(2, 3, side, side))
+    assert [tuple(m.shape[1:]) for m in maps] == [graph.node(t.node).shape for t in taps]
+    return maps
+
+
+def test_taps_in_seqs_loops_and_conditionals(tmp_path):
+    text = net("""
+stem = conv(8, 3, stride = 2, padding = 1); act = relu
+tap
+stages = seq {
+    for i in range(3) {
+        stage{i} = conv(8 * 2 ** i, 3, stride = 2, padding = 1)
+        tap "stage_{i}"
+        pool{i} = maxpool(2) if i == 1
+    }
+}
+extra = conv(64, 1)
+tap last
+global_avgpool
+fc = linear(10)""", side=64)
+    model, graph = backbone(tmp_path, text)
+    assert [t.name for t in graph.taps.values()] == ["act", "stages.stage_0", "stages.stage_1", "stages.stage_2",
+                                                     "last"]
+    assert [t.reduction for t in graph.taps.values()] == [2, 4, 8, 32, 32]
+    assert_agrees(model, graph, 64)
+    assert not hasattr(model, "fc")
+
+
+def test_a_tap_is_named_after_the_layer_before_it(tmp_path):
+    model, graph = backbone(tmp_path, net("a = conv(8, 1)\ntap\nb = seq { c = conv(8, 1); tap }\ntap"))
+    assert list(graph.taps) == ["a", "b.c", "b"]
+    assert_agrees(model, graph, 32)
+
+
+def test_the_layer_after_a_tap_does_not_change_it_in_place(tmp_path):
+    """relu right after a tap would overwrite the feature map forward_taps keeps."""
+    model, graph = backbone(tmp_path, net("c = conv(8, 3, padding = 1)\ntap\nrelu\ns = seq { d = conv(8, 1); tap; r = relu }\ntap"))
+    first, inner, last = model(torch.randn(1, 3, 32, 32))
+    assert (first < 0).any() and (inner < 0).any() and (last >= 0).all()
+
+
+def test_out_indices_and_negative_ones(tmp_path):
+    model, _ = backbone(tmp_path, net("a = conv(8, 3, stride = 2, padding = 1)\ntap\nb = conv(16, 3, stride = 2, padding = 1)\ntap"),
+                        out_indices=(-1,))
+    assert model.feature_info.channels() == [16] and model.feature_info.out_indices == (1,)
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("block B() {\n    c = conv(8, 1)\n    tap\n}\n" + net("b = B()"), "a tap cannot stand in a block (B)"),
+    (net("residual { c = conv(3, 1); tap }"), "a tap cannot stand in a residual"),
+    (net("concat { seq { c = conv(3, 1); tap }; identity }"), "a tap cannot stand in a concat"),
+    (net("c = conv(8, 1); relu\ntap"), "this tap needs a name"),
+    (net("tap"), "this tap needs a name"),
+    (net("a = conv(8, 1)\ntap x\nb = conv(8, 1)\ntap x"), "tap 'x' is defined twice"),
+    (net("a = conv(8, 1)\nflatten\ntap flat"), "a tap marks a feature map"),
+    (net("for i in range(3) { s{i} = conv(8, 3, stride = 2 if i == 1 else 1, padding = 1); tap }"),
+     "changes the stride by 1 or 2 in different runs"),
+    (net("s = seq { conv(8, 1); tap t }"), "name this conv"),
+    (net("a = conv(8, 1)\ntap \"a b\""), "holds ' '"),
+    (net("s = seq { b = batchnorm; seq { tap t } }"), "a tap in an unnamed seq inside a named one"),
+], ids=["in-a-block", "in-a-residual", "in-a-concat", "after-an-unnamed-layer", "first", "twice", "flat",
+        "varying-stride", "unnamed-layer-in-a-tapped-seq", "bad-name", "in-an-unnamed-inner-seq"])
+def test_misplaced_taps_are_located_errors(tmp_path, text, fragment):
+    assert fragment in error(tmp_path, text)
+
+
+def test_features_only_is_taken(tmp_path):
+    assert "'features_only' is a factory argument" in error(tmp_path, net("a = conv(8, 1)\ntap", params="features_only = 1"))
+
+
+def test_an_ensemble_member_keeps_its_taps_to_itself(tmp_path):
+    text = """network Small(num_classes = 10) {
+    input 3 x 32 x 32
+    c = conv(8, 3, padding = 1); tap
+    global_avgpool
+    fc = linear(num_classes)
+}
+network Two() {
+    input 3 x 32 x 32
+    ensemble { a = Small(); b = Small() }
+}
+variant two = Two()
+"""
+    s = load(tmp_path, text)
+    assert s.graph("two").taps == {}
+    compile(s.source(), "t.py", "exec")
+
+
+def test_the_head_may_hold_layers_of_one_branch(tmp_path):
+    """A module made in only one branch of an if after the last tap is left alone (deleting it would fail
+    in the other branch); a side head is dropped (found by the random specs)."""
+    text = net("""
+a = conv(3, 5, padding = 2); tap
+if flag { gate { adaptive_avgpool(1); f1 = conv(3, 1); sigmoid } } else { gate { adaptive_avgpool(1); f2 = conv(3, 1); sigmoid } }
+global_avgpool
+aux = side Head(10) from a
+fc = linear(10)""", params="flag = true")
+    model, graph = backbone(tmp_path, "block Head(n) {\n    global_avgpool\n    fc = linear(n)\n}\n" + text)
+    assert_agrees(model, graph, 32)
+    assert not hasattr(model, "aux") and not hasattr(model, "fc") and hasattr(model, "f1")
