@@ -102,7 +102,9 @@ class TapTracker:
     def line(self, stmt: n.Tap, channels: str) -> str:
         s = self.state
         parts = [*self._parts(s.prefix), *stmt.target.parts] if stmt.target is not None else s.last_named
-        assert parts is not None, "the elaborator names every tap"
+        if parts is None:  # in a branch no variant takes, so the elaborator never saw it
+            raise SpecError("this tap needs a name: no named layer comes before it", stmt.span,
+                            hint="write 'tap NAME'")
         name = fstring(n.Target(parts, SPAN), self.printer)
         reduction = self.var if s.reduction is None else str(s.reduction)
         return f"self.feature_info.append(dict(num_chs={channels}, reduction={reduction}, module={name}))"

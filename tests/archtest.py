@@ -63,6 +63,8 @@ def assert_static_shapes(s: archc.Spec, variant: str, model: nn.Module, x: torch
 
     def hook(name):
         def record(module, inputs, output):
+            if isinstance(output, tuple):  # nn.MultiheadAttention: the output, then the attention weights
+                output = output[0]
             seen[name] = (tuple(inputs[0].shape), tuple(output.shape))
 
         return record
@@ -83,14 +85,16 @@ def assert_static_shapes(s: archc.Spec, variant: str, model: nn.Module, x: torch
         got_in, got_out = seen[name]
         assert got_in == (batch, *op.in_shapes[0]), f"{name}: input {got_in} != {op.in_shapes[0]}"
         assert got_out == (batch, *op.shape), f"{name}: output {got_out} != {op.shape}"
-        own = sum(p.numel() for p in modules[name].parameters(recurse=False))
+        own = sum(p.numel() for p in modules[name].parameters())  # an op's module may have parts (out_proj)
         assert own == op.params, f"{name}: {own} parameters, graph says {op.params}"
     learned = graph.learned()  # learned tensors: nn.Parameters of their block, not modules
     for name, op in learned.items():
         assert model.get_parameter(name).numel() == op.params, f"{name}: {model.get_parameter(name).numel()} != {op.params}"
     own = {name: {f"{name}.{k}" if name else k for k, _ in m.named_parameters(recurse=False)}
            for name, m in modules.items()}
-    unknown = sorted(name for name, keys in own.items() if keys and name not in named and not keys <= set(learned))
+    inside_an_op = {name for name in modules if any(name.startswith(op + ".") for op in named)}
+    unknown = sorted(name for name, keys in own.items()
+                     if keys and name not in named and name not in inside_an_op and not keys <= set(learned))
     assert not unknown, f"modules with parameters the graph does not know: {unknown[:5]}"
     assert count_params(model) == graph.params
 
@@ -166,3 +170,11 @@ def randomize_batchnorm(model: nn.Module, spread: float = 0.5, seed: int = 0) ->
                 if isinstance(tensor, torch.Tensor):
                     tensor.uniform_(low, high, generator=generator)
     return model
+
+
+def fast_tier(values, fast):
+    """``values`` for ``pytest.mark.parametrize``, those not in ``fast`` marked slow: the fast tier checks a
+    representative few, the whole suite every one."""
+    import pytest
+
+    return [v if v in fast else pytest.param(v, marks=pytest.mark.slow) for v in values]

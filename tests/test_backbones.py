@@ -33,7 +33,8 @@ def features_model(variant: str, **kwargs) -> nn.Module:
     return getattr(MODULES[BACKBONES[variant][0]], variant)(features_only=True, **kwargs)
 
 
-@pytest.mark.parametrize("variant", BACKBONES)
+@pytest.mark.parametrize("variant", [v if v != "wide_resnet50_2" else pytest.param(v, marks=pytest.mark.slow)
+                                     for v in BACKBONES])
 def test_the_taps_are_timms(variant):
     """Channels and reductions as timm's features_only model has them, and the elaborated graph's too."""
     ours = features_model(variant)

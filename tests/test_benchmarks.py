@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # runs the benchmark in subprocesses
 def test_models_benchmark_smoke(tmp_path):
     out = tmp_path / "results.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "models.py"), "--models", "googlenet", "--rounds", "1",

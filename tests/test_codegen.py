@@ -23,6 +23,7 @@ def test_generated_is_a_fresh_build(path, tmp_path):
     assert fresh == committed.read_text(), f"generated/{path.stem}.py is stale: run archc build specs/*.arch"
 
 
+@pytest.mark.slow  # builds every spec twice more
 @pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
 def test_build_is_deterministic(path):
     first = archc.load(path).source()
@@ -30,6 +31,7 @@ def test_build_is_deterministic(path):
     assert first == second
 
 
+@pytest.mark.slow  # two fresh interpreters
 def test_build_is_deterministic_across_processes(tmp_path):
     outputs = []
     for i in range(2):
@@ -58,6 +60,7 @@ def test_generated_is_ruff_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # imports every generated module in a fresh interpreter
 def test_generated_modules_import_without_archc():
     code = (
         "import sys; sys.modules['archc'] = None\n"

@@ -9,6 +9,7 @@ from archtest import (
     assert_same_as_reference,
     assert_static_shapes,
     count_params,
+    fast_tier,
     graph_breaks,
     input_for,
     randomize_batchnorm,
@@ -128,7 +129,7 @@ def test_compression_floors_like_torchvision():
     assert g.params == count_params(reference)
 
 
-@pytest.mark.parametrize("built", TORCHVISION, indirect=True)
+@pytest.mark.parametrize("built", fast_tier(TORCHVISION, {"densenet121"}), indirect=True)
 def test_same_as_torchvision(built):
     variant, model = built
     # Building the reference on the meta device skips its initialisation; strict loading of our tensors
@@ -173,6 +174,7 @@ def saved_for_backward(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(size for ptr, size in storages.items() if ptr not in params)
 
 
+@pytest.mark.slow  # backward through two DenseNets
 def test_memory_efficient_mode_computes_the_same_with_less_memory():
     torch.manual_seed(0)
     plain = spec("densenet").build("densenet121")

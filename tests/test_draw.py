@@ -264,6 +264,7 @@ def test_dot_output_is_deterministic(tmp_path):
     assert draw.render(source, "svg") == draw.render(source, "svg")
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_renders_with_an_empty_path_and_never_imports_torch(tmp_path):
     out = tmp_path / "g.png"
     code = ("import sys\nfrom archc.cli import main\n"
@@ -409,6 +410,7 @@ def test_pdf_without_graphviz_says_so(tmp_path, monkeypatch, capsys):
 # ------------------------------------------------------------------ the gallery
 
 
+@pytest.mark.slow  # draws every spec
 def test_gallery_is_generated_from_the_specs():
     path = ROOT / "docs" / "make_gallery.py"
     module_spec = importlib.util.spec_from_file_location("make_gallery", path)

@@ -103,6 +103,7 @@ def test_a_device_or_pipe_where_draw_would_write_is_never_read(tmp_path, make):
     assert result.stderr.startswith(f"archc: error: 'net.dot' is {kind} ")
 
 
+@pytest.mark.slow  # writes a file past the size limit
 def test_an_oversized_spec_is_refused_unread(tmp_path):
     big = tmp_path / "big.arch"
     with open(big, "wb") as fh:  # sparse: no disk, and zeros that would fail to parse if read

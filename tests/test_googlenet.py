@@ -111,6 +111,7 @@ variant small = Small()
 """
 
 
+@pytest.mark.slow  # an inductor compile
 def test_small_model_runs_compiled_with_inductor(tmp_path):
     (tmp_path / "small.arch").write_text(SMALL)
     import archc

@@ -60,6 +60,7 @@ def test_matches_torchvision_eval():
     assert_same_as_reference(model, ref, input_for(s, "inception_v3"))
 
 
+@pytest.mark.slow  # a second pair of Inception-v3s
 def test_aux_output_matches_torchvision_in_training():
     s = spec("inception_v3")
     model = s.build("inception_v3")
@@ -77,6 +78,7 @@ def test_aux_output_matches_torchvision_in_training():
     assert (logits - expected.logits).abs().max().item() < 1e-5  # same dropout mask
 
 
+@pytest.mark.slow  # a second pair of Inception-v3s
 def test_without_aux_logits():
     s = spec("inception_v3")
     model = s.build("inception_v3", aux_logits=False)

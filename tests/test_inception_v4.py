@@ -46,7 +46,7 @@ def test_counts(variant, built):
     assert count_params(built(variant)) == COUNTS[variant]
 
 
-@pytest.mark.parametrize("variant", ["inception_v4", "inception_resnet_v2"])
+@pytest.mark.parametrize("variant", ["inception_v4", pytest.param("inception_resnet_v2", marks=pytest.mark.slow)])
 def test_matches_timm_eval(variant, built):
     reference = timm.create_model(variant, pretrained=False)
     assert count_params(reference) == COUNTS[variant]

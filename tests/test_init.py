@@ -79,10 +79,11 @@ def test_seed_for_seed_the_references_initialisation(spec_name, variant, name):
 
 
 @pytest.mark.parametrize(("spec_name", "variant", "kwargs"), [
-    ("resnet", "resnet50", {"zero_init_residual": True}), ("resnet", "resnet18", {"zero_init_residual": True}),
-    ("resnet", "resnext50_32x4d", {"zero_init_residual": True}),
+    pytest.param("resnet", "resnet50", {"zero_init_residual": True}, marks=pytest.mark.slow),
+    ("resnet", "resnet18", {"zero_init_residual": True}),
+    pytest.param("resnet", "resnext50_32x4d", {"zero_init_residual": True}, marks=pytest.mark.slow),
     ("googlenet", "googlenet", {"init_weights": False}), ("googlenet", "googlenet", {"aux_logits": False}),
-    ("inception_v3", "inception_v3", {"init_weights": False}),
+    pytest.param("inception_v3", "inception_v3", {"init_weights": False}, marks=pytest.mark.slow),
 ])
 def test_seed_for_seed_with_the_references_initialisation_arguments(spec_name, variant, kwargs):
     module = spec(spec_name).python_module()
@@ -101,6 +102,7 @@ def test_vgg_and_the_large_models_on_the_meta_device_have_the_references_shapes(
         assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
+@pytest.mark.slow  # two VGGs of 130 M parameters
 @pytest.mark.parametrize("init_weights", [True, False])
 def test_vgg_initialisation_seed_for_seed_on_a_narrow_head(init_weights):
     """VGG's models are all over 100 M parameters; its rules are the same with a 10-way classifier (which keeps
@@ -111,6 +113,7 @@ def test_vgg_initialisation_seed_for_seed_on_a_narrow_head(init_weights):
                                seeds=(0,))
 
 
+@pytest.mark.slow  # builds four ResNets
 def test_the_comparison_can_fail(tmp_path):
     """A rule changed in the spec (fan out to fan in) no longer matches torchvision's draws."""
     text = (ROOT / "specs" / "resnet.arch").read_text()
@@ -180,7 +183,8 @@ def test_nin_rule():
 
 @pytest.mark.parametrize(("spec_name", "variant", "size"), [
     ("resnet", "resnet18", 64), ("googlenet", "googlenet", 64), ("mobilenet", "mobilenet_v3_small", 64),
-    ("efficientnet", "efficientnet_b0", 64), ("convnext", "convnext_tiny", 64), ("densenet", "densenet121", 64),
+    ("efficientnet", "efficientnet_b0", 64), *(pytest.param(*case, marks=pytest.mark.slow) for case in [
+        ("convnext", "convnext_tiny", 64), ("densenet", "densenet121", 64)]),
 ])
 def test_one_training_step_leaves_the_references_weights(spec_name, variant, size):
     """From the same seed: the same initial weights, one SGD step on the same batch in training mode (dropout,

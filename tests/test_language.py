@@ -413,6 +413,7 @@ def test_an_empty_spec_is_an_error(tmp_path, text):
     assert "the spec defines nothing" in error(tmp_path, text)
 
 
+@pytest.mark.slow  # each case runs to the nesting limit
 @pytest.mark.parametrize("text", [
     "let x = " + "-" * 5000 + "1\n",
     "let x = " + "+".join(["1"] * 20000) + "\n",

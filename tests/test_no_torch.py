@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from archtest import ROOT, SPECS
 
 
@@ -10,6 +11,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow  # builds every spec in a fresh interpreter
 def test_build_and_check_do_not_import_torch(tmp_path):
     code = (
         "import sys\n"

@@ -95,7 +95,8 @@ def from_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return ours
 
 
-@pytest.mark.parametrize(("variant", "size"), [("preact_resnet164", 32), ("preact_resnet200", 64)])
+@pytest.mark.parametrize(("variant", "size"), [("preact_resnet164", 32),
+                                             pytest.param("preact_resnet200", 64, marks=pytest.mark.slow)])
 def test_matches_timm_resnetv2(variant, size):
     # preact_resnet200 runs at 64 x 64: the classes take any size and the check stays cheap
     model = spec("preact_resnet").build(variant)
@@ -119,7 +120,8 @@ def test_identity_shortcut_reads_the_raw_input():
         assert torch.equal(unit(x), x)
 
 
-@pytest.mark.parametrize(("variant", "batch"), [("preact_resnet164", 2), ("preact_resnet200", 1)])
+@pytest.mark.parametrize(("variant", "batch"), [("preact_resnet164", 2),
+                                              pytest.param("preact_resnet200", 1, marks=pytest.mark.slow)])
 def test_static_shapes(variant, batch):
     s = spec("preact_resnet")
     assert_static_shapes(s, variant, s.build(variant), input_for(s, variant, batch=batch))
@@ -134,6 +136,7 @@ def test_no_graph_breaks(variant):
     assert graph_breaks(s.build(variant).eval(), input_for(s, variant, batch=1)) == 0
 
 
+@pytest.mark.slow  # 1,001 layers
 def test_preact_resnet1001_compiles_builds_explains_and_runs(tmp_path, capsys):
     # 1001 layers, 333 units: nothing may recurse per layer (~60 frames suffice, as for preact_resnet164)
     s, graph, model, stats, source = run_deep_network("preact_resnet", "preact_resnet1001", tmp_path, capsys)

@@ -114,6 +114,7 @@ def test_unknown_names_and_pretrained_weights_are_clear_errors(tmp_path):
     assert out["torch"] is False  # both refused before torch is imported
 
 
+@pytest.mark.slow  # fresh interpreters with torch
 def test_create_model_has_the_head_asked_for_and_pickles_into_a_fresh_process(tmp_path):
     saved = outside(tmp_path, """
         import torch
@@ -141,6 +142,7 @@ def test_create_model_has_the_head_asked_for_and_pickles_into_a_fresh_process(tm
     assert loaded == {"archc": saved["archc"], "equal": True, "module": "archc.models.resnet"}
 
 
+@pytest.mark.slow  # fresh interpreters with torch
 def test_a_built_model_pickles_after_its_spec_changes_and_is_deleted(tmp_path):
     path = write_tiny(tmp_path / "specs" / "tiny.arch", width=8)
     saved = outside(tmp_path, f"""
@@ -180,6 +182,7 @@ def cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache" / "archc" / "built"
 
 
+@pytest.mark.slow  # fresh interpreters with torch
 def test_the_cache_runs_only_what_archc_wrote(tmp_path, cache):
     model = archc.load(write_tiny(tmp_path / "specs" / "tiny.arch", width=5)).build("tiny")
     name = type(model).__module__.rpartition(".")[2]

@@ -158,6 +158,7 @@ def test_resnet50_v1_matches_torchvision_with_the_stride_moved():
         assert (model(x) - v1_5_output).abs().max().item() > 1e-3  # v1 and v1.5 really differ
 
 
+@pytest.mark.slow  # 1,202 layers
 def test_resnet1202_compiles_builds_explains_and_runs(tmp_path, capsys):
     # 1202 layers, 600 blocks: checking, building, explaining (archc stats) and elaborating must not
     # recurse per layer: 150 frames above the caller are enough for resnet20 as for resnet1202 (~60 used).

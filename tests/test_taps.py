@@ -152,3 +152,14 @@ fc = linear(10)""", params="flag = true")
     model, graph = backbone(tmp_path, "block Head(n) {\n    global_avgpool\n    fc = linear(n)\n}\n" + text)
     assert_agrees(model, graph, 32)
     assert not hasattr(model, "aux") and not hasattr(model, "fc") and hasattr(model, "f1")
+
+
+def test_an_unnamed_tap_in_a_branch_no_variant_takes_is_a_located_error(tmp_path):
+    # found by the fuzzer: the elaborator checks only flag = true, the generated code holds both branches
+    text = net("avgpool(2)\nif flag { tap first } else { tap }\nglobal_avgpool\nfc = linear(5)", params="flag = true")
+    path = tmp_path / "net.arch"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        archc.load(path).source()
+    assert "this tap needs a name: no named layer comes before it" in info.value.render()
+    assert "net.arch:" in info.value.render()

@@ -75,6 +75,7 @@ def ddp_worker(rank: int, port: int, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # spawns two processes
 def test_ddp_step_averages_gradients_over_ranks(tmp_path):
     # Spawned, not forked: a process that has already run autograd (earlier tests) cannot fork safely.
     args = (free_port(), str(tmp_path))
@@ -114,6 +115,7 @@ def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow  # torchrun, two processes
 def test_torchrun_smoke_run_writes_a_loadable_checkpoint(tmp_path):
     checkpoint = tmp_path / "out" / "resnet20.pt"
     torchrun = ["-m", "torch.distributed.run", f"--nproc_per_node={WORLD_SIZE}", "--master_addr=127.0.0.1"]
@@ -161,6 +163,7 @@ def test_image_folder_run(tmp_path, layout, monkeypatch, capsys):
     assert len(tested) == ("val" in layout), tested  # a test set only where there is a val folder
 
 
+@pytest.mark.slow  # reads and splits the whole data set
 def test_the_digits_split_is_fixed_and_disjoint():
     imagedata = sys.modules["imagedata"]  # train put examples/ on sys.path
     first, test = imagedata.Digits("train", 16), imagedata.Digits("test", 16)

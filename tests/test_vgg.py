@@ -13,6 +13,7 @@ from archtest import (
     assert_same_as_reference,
     assert_static_shapes,
     count_params,
+    fast_tier,
     graph_breaks,
     input_for,
     randomize_batchnorm,
@@ -64,7 +65,7 @@ def test_input_size_changes_no_parameters():
     assert s.graph("vgg16").modules()["features.30"].shape == (512, 7, 7)
 
 
-@pytest.mark.parametrize("built", TORCHVISION, indirect=True)
+@pytest.mark.parametrize("built", fast_tier(TORCHVISION, {"vgg11"}), indirect=True)
 def test_matches_torchvision(built):
     variant, model = built
     # Building the reference on the meta device skips its 138 M-parameter initialisation; strict loading
@@ -97,6 +98,7 @@ def test_configuration_c_has_1x1_convs_in_stages_3_to_5():
     assert d - spec("vgg").graph("vgg16_c").params == 8 * (256 * 256 + 512 * 512 + 512 * 512)
 
 
+@pytest.mark.slow  # another VGG of 133 M parameters
 @pytest.mark.parametrize("built", ["vgg11_lrn"], indirect=True)
 def test_configuration_a_lrn(built):
     _, model = built
