@@ -196,8 +196,16 @@ def _check_depth(depth: int | None) -> None:
 
 
 def _check(args) -> int:
+    errors = []
     for spec in _load_all(args.specs):
+        try:
+            spec.source()  # ok means what build would write is written: the code generator's own checks too
+        except SpecError as exc:
+            errors.append(exc)
+            continue
         print(f"{spec.path}: ok ({', '.join(spec.variants) or 'no variants'})")
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
     return 0
 
 

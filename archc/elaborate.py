@@ -287,6 +287,9 @@ class Elaborator(StructureElaboration):
         if kind.learned is not None and (stmt.target is None or numbered):
             raise SpecError(f"{kind.name} is a learned tensor: it needs a name, outside a named seq", stmt.span,
                             hint=f"write 'NAME = {kind.name}(...)' in a block body: NAME is its state_dict key")
+        if kind.call is not None and (stmt.target is None or numbered):
+            raise SpecError(f"{kind.name} is called with more than its input: it needs a name, outside a named seq",
+                            stmt.span, hint=f"write 'NAME = {kind.name}(...)' in a block body")
         if kind.learned is None and (stmt.target is not None or numbered) and kind.module_for(t.layout) is None:
             raise SpecError(f"{kind.name} has no module form: it cannot be named or sit in a named seq", stmt.span,
                             hint="use it unnamed in a block body")
@@ -502,4 +505,8 @@ def _layout_hint(kind: OpKind, layout: str) -> str | None:
         return "permute the map back first: permute([0, 3, 1, 2])"
     if layout == "CHW" and "HWC" in (kind.layouts or ()):
         return "flatten first, or make the map channels-last: permute([0, 2, 3, 1])"
+    if layout == "LD" and "CHW" in (kind.layouts or ()):
+        return "turn the tokens back into a map first: to_map(height, width)"
+    if layout == "CHW" and kind.layouts == ("LD",):
+        return "make the map a token sequence first: to_tokens"
     return None

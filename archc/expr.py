@@ -260,7 +260,8 @@ class Evaluator:
                 raise SpecError(f"'{e.name}' is not defined for {value.kind}", e.span)
             return result
         raise SpecError(f"no attribute '{e.name}' on a {type_name(value)}", e.span,
-                        hint="tensors have .channels, .height, .width (and .features once flattened)")
+                        hint="tensors have .channels, .height, .width (.features once flattened, "
+                             ".length as tokens)")
 
     def _ListExpr(self, e: n.ListExpr):
         items = [self(i) for i in e.items]

@@ -67,6 +67,8 @@ class OpKind:
     channels_from: str | None = None  # the argument that sets the output features; None: unchanged
     channels_rule: Callable | None = None  # (input features, {arg: expr}) -> output features, as expressions
     template: str | None = None  # forward-only form as a Python expression over {x} and the arguments
+    call: str | None = None  # how forward calls the module, over {module} and {x}, where not ``{module}({x})``
+    ctor_extra: tuple[str, ...] = ()  # trailing keyword arguments of the module's construction
     learned: Callable[[Args, TensorType], tuple[int, ...]] | None = None  # a learned tensor of this shape
     learned_init: str | None = None  # the nn.Parameter's construction over {shape} and the arguments
     flattens: bool = False
@@ -427,8 +429,9 @@ class LearnedArgs(Args):
 
 
 def _broadcasts(a: LearnedArgs, t: TensorType) -> TensorType:
-    shape = a.shape
-    if len(shape) > len(t.shape) or any(p not in (1, s) for p, s in zip(reversed(shape), reversed(t.shape))):
+    shape = a.shape  # may have one more dimension than the input, of size 1: the batch's
+    full = t.shape if len(shape) <= len(t.shape) else (1, *t.shape)
+    if len(shape) > len(full) or any(p not in (1, s) for p, s in zip(reversed(shape), reversed(full))):
         raise ShapeError(f"a learned tensor of shape {' x '.join(map(str, shape))} does not broadcast over "
                          f"the input {t.describe()}")
     return t
@@ -440,3 +443,6 @@ _register(OpKind(
     params=lambda a, t: math.prod(a.shape),
     doc="multiplies by a learned tensor of the given shape, broadcast over the input, initialised to `init` "
         "(ConvNeXt's layer scale)"))
+
+
+from . import opstokens  # noqa: E402, F401  (registers the token-sequence kinds)

@@ -315,7 +315,9 @@ class ForwardEmitter:
         if (kind is not None and kind.inplace) or held:
             self.inplace_ok[id(stmt)] = fresh and dest == var
         assert stmt.target is not None
-        self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
+        module = self._module_ref(stmt.target, var)
+        call = f"{module}({var})" if kind is None or kind.call is None else kind.call.format(module=module, x=var)
+        self._comment_line(w, f"{dest} = {call}", stmt)
         self._tap(stmt, dest, taps)
         if kind is None:  # a block, or an op held by a parameter: its output may be anything
             return dest, False

@@ -338,6 +338,7 @@ class InitEmitter:
             given = given_args(kind, stmt)
             args = {f: to_python(_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
                     for f in kind.positional}
+            args["features"] = to_python(cur)
             self.register(stmt.target, kind.learned_init.format(**args), w, seq)
             return new
         needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
@@ -402,7 +403,7 @@ class InitEmitter:
             raise SpecError(f"this {kind.name} sees inputs of different layouts ({', '.join(layouts)}) in different "
                             "uses, and each needs another module", stmt.span,
                             hint="the generated class has one module here: use two layers, or two blocks")
-        return f"{modules.pop()}({', '.join(lead + pos + kw)})"
+        return f"{modules.pop()}({', '.join(lead + pos + kw + list(kind.ctor_extra))})"
 
     def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
         self.ctx.referenced.add(stmt.func)

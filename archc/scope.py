@@ -47,7 +47,8 @@ class Tensor:
             return TensorInfo(t.size("C"), t.size("H"), t.size("W"), kind=f"{t.describe()} ({t.layout})")
         if t.layout == "F":
             return TensorInfo(None, features=t.shape[0], kind="a flat tensor")
-        return TensorInfo(None, features=t.size("D"), kind="a token sequence")
+        # a token's D features are the sequence's channels: what the generated code tracks, as for a map
+        return TensorInfo(t.size("D"), features=t.size("D"), length=t.size("L"), kind="a token sequence")
 
 
 @dataclass

@@ -59,9 +59,10 @@ class TensorInfo:
     height: int | None = None
     width: int | None = None
     features: int | None = None
+    length: int | None = None
     kind: str = "this tensor"
 
-    ATTRIBUTES: ClassVar[tuple[str, ...]] = ("channels", "height", "width", "features")
+    ATTRIBUTES: ClassVar[tuple[str, ...]] = ("channels", "height", "width", "features", "length")
 
 
 def type_name(value) -> str:

@@ -132,11 +132,13 @@ class Gen:
             if self.main and self.chance(10):
                 return self.s_tap(t, depth, numbered)
             return self.channels_last(t, numbered)
+        if t.layout == "LD":
+            return self.tokens(t, depth, numbered)
         options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
         if self.main and t.h > 0:
             options.append("tap")
         if not numbered:
-            options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head"]
+            options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head", "to_tokens"]
         if depth > 0:
             options += ["for", "if", "seq"]
         kind = self.pick(options)
@@ -202,6 +204,44 @@ class Gen:
 
     def s_permute(self, t, depth, numbered):
         return ["permute([0, 2, 3, 1])"], T("HWC", t.c, t.h, t.w)
+
+    def s_to_tokens(self, t, depth, numbered):
+        return ["to_tokens"], T("LD", t.c, t.h * t.w)  # h holds the sequence's length L
+
+    def tokens(self, t: T, depth: int, numbered: bool) -> tuple[list[str], T]:
+        """A statement on an L x D token sequence (L in ``t.h``)."""
+        options = ["ln", "linear", "act", "drop", "flatten", "map"]
+        if not numbered:  # forward-only forms and learned tensors: not modules of an nn.Sequential
+            options += ["select", "prepend", "add", "attention", "attention", "residual", "residual"]
+        kind = self.pick(options)
+        if kind == "ln":
+            return self.s_ln(t, depth, numbered)
+        if kind == "linear":
+            c = self.pick([4, 6, 8, 12])
+            return [f"{self.name('proj')} = linear({c})"], T("LD", c, t.h)
+        if kind == "act":
+            return [self.pick(ACTIVATIONS)], t
+        if kind == "drop":
+            return self.s_drop(t, depth, numbered)
+        if kind == "select":
+            return [f"select_token({self.choose(0, t.h - 1)})"], T("F", t.c)
+        if kind == "flatten":
+            return ["flatten"], T("F", t.c * t.h)
+        if kind == "map" and not numbered:
+            h = self.pick([d for d in range(1, t.h + 1) if t.h % d == 0])
+            return [f"to_map({h}, {t.h // h})"], T("CHW", t.c, h, t.h // h)
+        if kind == "map":
+            return self.s_ln(t, depth, numbered)
+        if kind == "prepend":
+            return [f"{self.name('cls')} = prepend_token(init = 0.5)"], T("LD", t.c, t.h + 1)
+        if kind == "add":
+            shape = self.pick([f"(1, {t.h}, {t.c})", f"({t.h}, {t.c})", f"({t.c},)", f"({t.h}, 1)"])
+            return [f"{self.name('pos')} = learned_add({shape}, init = 0.25)"], t
+        if kind == "attention":
+            heads = self.pick([h for h in (1, 2, 3, 4) if t.c % h == 0])
+            dropout = self.pick(["", ", dropout = 0.1"])
+            return [f"{self.name('attn')} = self_attention({heads}{dropout})"], t
+        return self.s_residual(t, depth, numbered)
 
     def s_concat(self, t, depth, numbered):
         a, b = self.choose(1, 6), self.choose(1, 6)
@@ -315,6 +355,9 @@ class Gen:
         if t.layout == "HWC":
             body.append("permute([0, 3, 1, 2])")
             t = T("CHW", t.c, t.h, t.w)
+        if t.layout == "LD":
+            body.append(self.pick(["select_token(0)", "flatten"]))
+            t = T("F", t.c)
         side = False
         if self.chance(30) and t.layout == "CHW":
             body.append("aux = side Head(num_classes) if flag")

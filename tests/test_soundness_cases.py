@@ -54,6 +54,7 @@ def run_archc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 # ------------------------------------------------------------ code runs on import
 
 
+@pytest.mark.slow  # builds and imports in a subprocess
 def test_a_hostile_file_name_stays_in_its_docstring(tmp_path):
     name = 'a"""+str(__import__("os").system("echo PWNED"))+""".arch'
     (tmp_path / name).write_text(net("conv1 = conv(4, 1)"))
@@ -165,6 +166,7 @@ def test_arithmetic_mistakes_are_located_errors(tmp_path, expr, fragment):
 # ------------------------------------------------------------ hangs and memory, under a cap and a timeout
 
 
+@pytest.mark.slow  # each case runs archc to its limit in a subprocess
 @pytest.mark.parametrize(("text", "fragment"), [
     (net("for i in range(100000) { for j in range(100000) { let k = j } }\nc = conv(4, 1)"), "steps"),
     ("block E() { identity }\n" + net("for i in range(100000) { for j in range(100000) { e{i}_{j} = E() } }"),
@@ -197,6 +199,7 @@ def test_the_work_bound_is_per_graph_not_per_spec(tmp_path, monkeypatch):
         spec.graph("n", n=300)  # one graph above the bound still fails
 
 
+@pytest.mark.slow  # builds 2,000 lets
 def test_many_unused_lets_build_quickly(tmp_path):
     lets = "\n".join(["let a0 = 1"] + [f"let a{i} = a{i - 1}" for i in range(1, 2000)])
     (tmp_path / "case.arch").write_text(net(lets + "\nc = conv(4, 1)"))
@@ -205,6 +208,7 @@ def test_many_unused_lets_build_quickly(tmp_path):
     assert "a1999" not in (tmp_path / "out" / "case.py").read_text()
 
 
+@pytest.mark.slow  # a thousand failing statements
 def test_failing_statements_do_not_each_compute_a_hint(tmp_path):
     """2,000 failing statements in a block with many names: only the reported errors work out did-you-mean."""
     lets = "".join(f"let name{i} = {i}\n" for i in range(2000))
@@ -223,3 +227,21 @@ def test_invisible_and_bidirectional_characters_are_errors(tmp_path, char, where
     text = f"# admin{char} check\n" if where == "comment" else f'let s = "x{char}y"\n'
     message = located_error(tmp_path, text + net("c = conv(4, 1)"), "character U+")
     assert f"U+{ord(char):04X}" in message
+
+
+# ------------------------------------------------------------ check says what build would
+
+
+@pytest.mark.parametrize("body", [
+    "c = conv(out.height, 1)",  # a size known while checking only: the code generator refuses it
+    "c = conv(8, 8, stride = 8)\nto_tokens\npos = learned_add((1, out.length, 8))",
+])
+def test_check_fails_where_build_would(tmp_path, body, capsys):
+    from archc import cli
+
+    (tmp_path / "case.arch").write_text(net(body))
+    assert cli.main(["check", str(tmp_path / "case.arch")]) == 1
+    err = capsys.readouterr().err
+    assert "case.arch:" in err and "is known only while elaborating" in err
+    assert cli.main(["build", str(tmp_path / "case.arch"), "-o", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out" / "case.py").exists()
