@@ -125,6 +125,19 @@ def op_summary(op: OpNode) -> str:
         return f"subsample /{a['stride']}"
     if kind == "pad_channels":
         return f"pad_channels {a['before']}+{a['after']}"
+    if kind in ("self_attention", "window_attention"):  # the attention's structure: heads, window, shift
+        text = f"{kind} {a['num_heads']} heads"
+        if kind == "window_attention":
+            text += f", window {_pair(a['window_size'])}"
+            if a.get("shift_size", 0) not in (0, [0, 0], (0, 0)):
+                text += f", shift {_pair(a['shift_size'])}"
+            if a.get("version", 1) == 2:
+                text += ", cosine"
+        return text
+    if kind in ("partition", "departition"):
+        return f"{kind} {a.get('kind', 'window')} {a['size']}x{a['size']}"
+    if kind == "relative_attention":
+        return f"relative_attention {a['size']}x{a['size']}, heads of {a['head_dim']}"
     if kind == "add":
         scale = a.get("scale")
         return "+" if scale in (None, 1, 1.0) else f"×{scale} +"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from .helperswindow import PARTITION_HELPERS, WINDOW_HELPERS
+
 HELPERS = {
     "_checkpointed": '''def _checkpointed(layer: nn.Module, features: list[Tensor]) -> Tensor:
     """``layer`` on the concatenation of ``features``, keeping only ``features`` for backward, where
@@ -99,6 +101,10 @@ HELPERS = {
     value = torch.tensor(x, dtype=torch.float64, device="cpu").log().item()
     return value if base is None else value / torch.tensor(base, dtype=torch.float64, device="cpu").log().item()''',
 }
+
+
+HELPERS.update(WINDOW_HELPERS)
+HELPERS.update(PARTITION_HELPERS)
 
 
 def used_helpers(text: str) -> list[str]:

@@ -5,7 +5,8 @@ A layout is a string of dimension letters in memory order after the batch dimens
 - ``CHW``: a feature map, N x C x H x W (what convolutions and pools take);
 - ``HWC``: a channels-last feature map, N x H x W x C (linear layers and LayerNorm act on C);
 - ``F``: flat features, N x F (after ``flatten``);
-- ``LD``: a token sequence, N x L x D (length L, D features per token).
+- ``LD``: a token sequence, N x L x D (length L, D features per token);
+- ``GLD``: groups of tokens, N x G x L x D (a map partitioned into G windows or grid cells of L positions).
 
 Every layout has one *feature* dimension, the one layers change (C, F or D): the code generator
 tracks its size through ``__init__``; the others are checked while elaborating only.
@@ -15,15 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_DIM = {"CHW": "C", "HWC": "C", "F": "F", "LD": "D"}
+FEATURE_DIM = {"CHW": "C", "HWC": "C", "F": "F", "LD": "D", "GLD": "D"}
 NAMES = {
     "CHW": "a C x H x W feature map",
     "HWC": "a channels-last H x W x C feature map",
     "F": "flat features",
     "LD": "an L x D token sequence",
+    "GLD": "G groups of L x D tokens",
 }
 # What a shape comment and an error show after the sizes; the default layouts show nothing.
-SUFFIX = {"CHW": "", "F": "", "HWC": " (channels last)", "LD": " (tokens)"}
+SUFFIX = {"CHW": "", "F": "", "HWC": " (channels last)", "LD": " (tokens)", "GLD": " (groups of tokens)"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,44 @@ def load_program(path: str | Path) -> Program:
     _check_local_names(program)
     _check_function_calls(program)
     _check_taps(program)
+    _check_names_once(program)
     return program
+
+
+def _check_names_once(program: Program) -> None:
+    """A plain name names one layer of its body: two statements naming it (each under its own condition, say)
+    would be two modules given one attribute, the second replacing the first in the generated class. The two
+    branches of an if/else may each hold it (only one of them is made); a named seq is a namespace of its own.
+    Two unconditional statements are left to the elaborator, which reports them where it meets the second."""
+    def walk(stmts, seen: dict, conditional: bool) -> None:
+        for s in stmts:
+            if isinstance(s, n.If):
+                merged = dict(seen)
+                for branch in (s.body, s.orelse):
+                    inner = dict(seen)
+                    walk(branch, inner, True)
+                    merged.update(inner)
+                seen.update(merged)
+                continue
+            here = conditional or getattr(s, "cond", None) is not None
+            target = getattr(s, "target", None) if isinstance(s, (n.Layer, n.Seq, n.Side)) else None
+            if target is not None and target.is_plain:
+                name = "".join(target.parts)
+                if name in seen and (here or seen[name][1]):
+                    raise SpecError(f"'{name}' already names a layer of this body (line {seen[name][0].line})",
+                                    target.span, hint="give each layer its own name, or write the two in the "
+                                                      "branches of one if/else")
+                seen[name] = (target.span, here)
+            if isinstance(s, n.Seq) and s.target is not None:
+                walk(s.body, {}, False)
+                continue
+            for attr in ("body", "branches"):
+                walk(getattr(s, attr, None) or [], seen, here)
+            if isinstance(s, n.Residual) and s.shortcut is not None:
+                walk(s.shortcut.body, seen, here)
+
+    for body in [b.body for b in program.blocks.values()] + [net.body for net in program.networks.values()]:
+        walk(body, {}, False)
 
 
 _OFF_THE_MAIN_PATH = {n.Concat: "a concat", n.Residual: "a residual", n.Dense: "a dense block", n.Gate: "a gate",

@@ -299,7 +299,7 @@ def _flatten_shape(a, t: TensorType) -> TensorType:
 
 
 _register(OpKind(
-    "linear", LinearArgs, _linear_shape, layouts=("F", "HWC", "LD"), module="nn.Linear", in_arg=True,
+    "linear", LinearArgs, _linear_shape, layouts=("F", "HWC", "LD", "GLD"), module="nn.Linear", in_arg=True,
     channels_from="out_features", params=lambda a, t: t.features * a.out_features + (a.out_features if a.bias else 0),
     macs=lambda a, t, o: math.prod(t.shape) * a.out_features,
     doc="fully connected layer on the feature dimension (the last one)"))
@@ -445,4 +445,4 @@ _register(OpKind(
         "(ConvNeXt's layer scale)"))
 
 
-from . import opstokens  # noqa: E402, F401  (registers the token-sequence kinds)
+from . import opspartition, opstokens, opswindows  # noqa: E402, F401  (register the token, window, partition kinds)

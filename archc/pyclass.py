@@ -116,6 +116,8 @@ class ClassContext:
             if attr != "channels":
                 raise SpecError(f"'{ref.which}.{attr}' is known only while elaborating; generated code tracks "
                                 "channels alone", ref.span, hint="use .channels, or compute the size from parameters")
+            if ref.which == "in" and self.is_network:  # the network's input: its channels as the spec gives them
+                return self.fold(self.d.input[0])
             if ref.which == "in":
                 return symbol("in_channels")
             if cur is None:

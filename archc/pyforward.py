@@ -77,11 +77,13 @@ class ForwardEmitter:
         def tensors(ref: n.TensorRef, attr: str):
             if attr != "channels":
                 raise SpecError(f"'{ref.which}.{attr}' cannot be used at run time", ref.span)
+            if ref.which == "in" and ctx.is_network:
+                return ctx.fold(ctx.d.input[0])
             if ref.which == "in":
                 ctx.stored.add("in_channels")
                 return symbol("self.in_channels")
             layouts = {t.layout for t, _ in self.info.get(self.current)} if self.current is not None else set()
-            axis = 1 if not layouts or layouts == {"CHW"} else -1 if layouts <= {"HWC", "F", "LD"} else None
+            axis = 1 if not layouts or layouts == {"CHW"} else -1 if layouts <= {"HWC", "F", "LD", "GLD"} else None
             if axis is None:
                 raise SpecError(f"'out.channels' sees tensors of different layouts here ({', '.join(sorted(layouts))})",
                                 ref.span)

@@ -138,7 +138,8 @@ class Gen:
         if self.main and t.h > 0:
             options.append("tap")
         if not numbered:
-            options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head", "to_tokens"]
+            options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head", "to_tokens",
+                        "partition"]
         if depth > 0:
             options += ["for", "if", "seq"]
         kind = self.pick(options)
@@ -204,6 +205,21 @@ class Gen:
 
     def s_permute(self, t, depth, numbered):
         return ["permute([0, 2, 3, 1])"], T("HWC", t.c, t.h, t.w)
+
+    def s_partition(self, t, depth, numbered):
+        """A square map into windows or a grid, attention and a per-token MLP there, and back."""
+        sizes = [s for s in (1, 2, 3) if t.h == t.w and t.h % s == 0]
+        if not sizes:
+            return self.s_conv(t, depth, numbered)
+        size, kind = self.pick(sizes), self.pick(['"window"', '"grid"'])
+        heads = self.pick([h for h in (1, 2, 4) if t.c % h == 0])
+        lines = [f"partition({size}, {kind})"]
+        if self.chance(50):
+            lines.append(f"{self.name('norm')} = layernorm")
+        lines.append(f"residual {{ {self.name('rel')} = relative_attention({t.c // heads}, {size}) }}")
+        if self.chance(50):
+            lines.append(f"{self.name('mlp')} = seq {{ linear({2 * t.c}); gelu; linear({t.c}) }}")
+        return lines + [f"departition({size}, {kind})"], t
 
     def s_to_tokens(self, t, depth, numbered):
         return ["to_tokens"], T("LD", t.c, t.h * t.w)  # h holds the sequence's length L
@@ -320,10 +336,20 @@ class Gen:
         return [head, *("    " + line for line in inner), "}"], t2
 
     def channels_last(self, t, numbered):
-        kind = self.pick(["linear", "ln", "act", "back"])
+        kind = self.pick(["linear", "ln", "act", "back", "windows", "windows", "merge"])
         if kind == "linear":
             c = self.choose(1, 12)
             return [f"{self.name('fc')} = linear({c})"], T("HWC", c, t.h, t.w)
+        if kind == "windows":  # any window, any shift within it, either version, dropout or not
+            size = self.pick([1, 2, 3, (2, 3)]) if not numbered else 2
+            wh, ww = size if isinstance(size, tuple) else (size, size)
+            shift = self.pick([0, (wh // 2, ww // 2), (wh - 1, 0)])
+            heads = self.pick([h for h in (1, 2, 3) if t.c % h == 0])
+            version = self.pick([1, 2]) if wh > 1 and ww > 1 else 1  # V2 divides by the window side less one
+            drop = self.pick(["", ", attention_dropout = 0.1, dropout = 0.1"])
+            return [f"{self.name('attn')} = window_attention({size}, {heads}, {shift}, {version}{drop})"], t
+        if kind == "merge" and not numbered:
+            return ["patch_merge"], T("HWC", 4 * t.c, -(-t.h // 2), -(-t.w // 2))
         if kind == "ln":
             return [f"{self.name('norm')} = layernorm"], t
         if kind == "act":

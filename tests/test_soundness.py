@@ -2,7 +2,8 @@
 
 Random valid specs (``specgen``: blocks, seq blocks, named and numbered seqs, concat, gate, residual
 with and without shortcuts, conditions and stochastic depth, dense, side outputs, for, if, let,
-interpolated names, channel splits and shuffles, layouts and learned tensors) are checked; each one that
+interpolated names, channel splits and shuffles, layouts and learned tensors, token sequences with
+attention, windowed attention with shifts, partitions into windows and grids) are checked; each one that
 checks is generated, its source parsed and inspected (it may only import torch, define classes,
 functions and constants), imported, every factory called with its defaults, run in eval and in
 training mode with backward, and every module's input and output shape and parameter count compared

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from archtest import ROOT
 from test_soundness import check_runs
 
@@ -245,3 +246,30 @@ def test_check_fails_where_build_would(tmp_path, body, capsys):
     assert "case.arch:" in err and "is known only while elaborating" in err
     assert cli.main(["build", str(tmp_path / "case.arch"), "-o", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out" / "case.py").exists()
+
+
+def test_a_networks_input_channels_are_a_number_in_its_class(tmp_path):
+    # found writing MaxViT: `in.channels` in a network body became `in_channels`, a name its class lacks
+    (tmp_path / "case.arch").write_text(net("c = conv(in.channels * 2, 1)\nrelu if in.channels == 3\n"
+                                            "global_avgpool\nfc = linear(in.channels)"))
+    spec = archc.load(tmp_path / "case.arch")
+    model = spec.build("n")
+    assert "nn.Conv2d(3, 6, kernel_size=1)" in spec.source() and "nn.Linear(6, 3)" in spec.source()
+    assert tuple(model(torch.randn(2, 3, 8, 8)).shape) == (2, 3)
+
+
+@pytest.mark.parametrize("body", [
+    "norm = batchnorm if flag\nc = conv(4, 1)\nnorm = batchnorm if not flag",  # found writing Swin V2
+    "c = conv(4, 1)\nresidual { c = conv(4, 1) } if flag",
+    "if flag { a = conv(4, 1) } else { b = conv(4, 1) }\na = conv(4, 1)",
+])
+def test_one_name_for_two_layers_is_a_located_error(tmp_path, body):
+    # the generated class would give both modules one attribute: the second replaces the first
+    located_error(tmp_path, net(body, params="flag = true"), "already names a layer of this body")
+
+
+def test_the_branches_of_an_if_may_each_name_a_layer(tmp_path):
+    (tmp_path / "case.arch").write_text(net("if flag { n1 = batchnorm; c = conv(4, 1) } else { c = conv(4, 1); "
+                                            "n1 = batchnorm }", params="flag = true"))
+    spec = archc.load(tmp_path / "case.arch")
+    assert "self.n1 = nn.BatchNorm2d" in spec.source()

@@ -84,3 +84,41 @@ def test_the_length_is_known_while_checking_only(tmp_path):
     with pytest.raises(SpecError) as error:
         load(tmp_path, net(PATCHES + "    pos = learned_add((1, out.length, 96))")).source()
     assert "'out.length' is known only while elaborating" in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["window", "grid"])
+def test_partitions_and_back_are_the_map_itself(tmp_path, kind):
+    s = load(tmp_path, net(f'    c = conv(8, 1)\n    partition(4, "{kind}")\n    departition(4, "{kind}")'))
+    graph = s.graph("n")
+    assert [op.shape for op in graph.ops()][-2:] == [(64, 16, 8), (8, 32, 32)]  # 64 groups of 4 x 4 positions
+    model = s.build("n")
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(model(x), model.c(x))
+
+
+def test_a_window_holds_neighbours_and_a_grid_cell_spread_positions(tmp_path):
+    # on a map whose value is its position's row: a window's 2 x 2 tokens come from 2 neighbouring rows, a grid
+    # cell's from rows 8 apart (16 / 2)
+    rows = torch.arange(16.0).view(1, 1, 16, 1).expand(1, 1, 16, 16)
+    from archc.helpers import HELPERS
+
+    scope: dict = {}
+    exec("import torch\nfrom torch import Tensor\n" + HELPERS["_partition"], scope)
+    window, grid = scope["_partition"](rows, 2, "window"), scope["_partition"](rows, 2, "grid")
+    assert window.shape == grid.shape == (1, 64, 4, 1)
+    assert window[0, 0, :, 0].tolist() == [0, 0, 1, 1] and grid[0, 0, :, 0].tolist() == [0, 0, 8, 8]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('    partition(5, "window")', "a 32 x 32 map does not cut into 5 x 5 partitions"),
+    ('    partition(4)\n    departition(2)', "are not window partitions of size 2"),
+    ('    c = conv(8, 1)\n    partition(4)\n    a = relative_attention(3, 4)', "8 features do not split into heads of 3"),
+    ('    c = conv(8, 1)\n    partition(4)\n    a = relative_attention(2, 2)', "groups of 16 tokens are not 2 x 2"),
+    ('    c = conv(8, 1)\n    a = window_attention(4, 2)', "window_attention needs a channels-last"),
+    ('    c = conv(8, 1)\n    permute([0, 2, 3, 1])\n    a = window_attention(4, 3)', "8 channels do not split into 3 heads"),
+    ('    c = conv(8, 1)\n    permute([0, 2, 3, 1])\n    a = window_attention(4, 2, 4)', "a shift of 4 is not within"),
+])
+def test_partition_and_window_mistakes_are_located_errors(tmp_path, body, message):
+    with pytest.raises(SpecError) as error:
+        load(tmp_path, net(body)).graph("n")
+    assert message in str(error.value) and "n.arch:" in str(error.value), str(error.value)

@@ -6,28 +6,15 @@ import torchvision
 import zoo
 from archtest import assert_static_shapes, count_params, graph_breaks, randomize_batchnorm, spec
 
-from archc import stats
-
 VARIANTS = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 SMALL = ["vit_b_16", "vit_b_32"]  # under 100 M parameters: built for real; the others on the meta device
 
 
-def weights_entries():
-    """Every weights entry torchvision has for the five, with the image size it is for: the SWAG weights are for
-    384, 512 and 518, and their metadata counts the longer position embedding and the longer sequences."""
-    for variant in VARIANTS:
-        for weights in torchvision.models.get_model_weights(variant):
-            yield pytest.param(variant, weights, id=f"{variant}-{weights.name}")
-
-
-@pytest.mark.parametrize(("variant", "weights"), weights_entries())
+@pytest.mark.parametrize(("variant", "weights"), zoo.weights_entries(VARIANTS))
 def test_counts_match_torchvision_metadata_at_each_weights_image_size(variant, weights):
-    size = weights.transforms.keywords["crop_size"]
-    totals = stats.totals(spec("vit").graph(variant, image_size=size))
-    meta = weights.meta
-    assert totals["params"] == meta["num_params"]
-    # attention's two matrix products (scores, weighted values) are counted: 2 L^2 D per layer, 0.7% of vit_b_16
-    assert abs(totals["macs"] / 1e9 - meta["_ops"]) <= zoo.MACS_RTOL * meta["_ops"], (totals["macs"], meta["_ops"])
+    # the SWAG weights are for 384, 512 and 518: their metadata counts the longer position embedding and
+    # sequences. Attention's two matrix products (scores, weighted values) are counted: 2 L^2 D per layer
+    zoo.assert_counts_at_the_weights_size("vit", variant, weights, "image_size")
 
 
 def reference(variant: str, **kwargs) -> torch.nn.Module:

@@ -56,6 +56,25 @@ def assert_counts(spec_name: str, variant: str, name: str | None = None, *, side
     return {"params": params, "macs": totals["macs"], "num_params": meta["num_params"], "_ops": meta["_ops"]}
 
 
+def weights_entries(variants: list[str]):
+    """``(variant, weights)`` parameters, one per weights entry torchvision has for each variant: entries for
+    larger images (ViT's and Swin V2's) count at their own ``crop_size``."""
+    import pytest
+
+    for variant in variants:
+        for weights in torchvision.models.get_model_weights(variant):
+            yield pytest.param(variant, weights, id=f"{variant}-{weights.name}")
+
+
+def assert_counts_at_the_weights_size(spec_name: str, variant: str, weights, size_param: str) -> None:
+    """``archc stats`` at the weights entry's image size against that entry's metadata."""
+    size = weights.transforms.keywords["crop_size"]
+    totals = stats.totals(spec(spec_name).graph(variant, **{size_param: size}))
+    assert totals["params"] == weights.meta["num_params"]
+    assert abs(totals["macs"] / 1e9 - weights.meta["_ops"]) <= MACS_RTOL * weights.meta["_ops"], \
+        (totals["macs"], weights.meta["_ops"])
+
+
 # ------------------------------------------------------------------ inputs
 
 

@@ -1,0 +1,131 @@
+"""Swin Transformer V1 and V2 (Liu et al. 2021 and 2022): specs/swin.arch against torchvision's six models."""
+
+import pytest
+import torch
+import torchvision
+import zoo
+from archtest import assert_static_shapes, count_params, graph_breaks, randomize_batchnorm, spec
+
+from archc import helpers
+
+VARIANTS = ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]
+
+
+@pytest.mark.parametrize(("variant", "weights"), zoo.weights_entries(VARIANTS))
+def test_counts_match_torchvision_metadata(variant, weights):
+    # V2's weights are for 256 x 256 images: its metadata counts at that size. Attention's two matrix products
+    # per window are counted, and V2's bias MLP over the relative positions
+    zoo.assert_counts_at_the_weights_size("swin", variant, weights, "size")
+
+
+def reference(variant: str, **kwargs) -> torch.nn.Module:
+    """torchvision's model with every parameter drawn at random (its zero biases, unit norms and initial logit
+    scale would hide a misplaced bias or norm)."""
+    torch.manual_seed(0)
+    model = randomize_batchnorm(torchvision.models.get_model(variant, weights=None, **kwargs))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, tensor in model.named_parameters():
+            if name.endswith("logit_scale"):
+                tensor.uniform_(1.0, 3.0, generator=generator)
+            elif name.endswith("bias") and "norm" not in name:
+                tensor.normal_(0, 0.5, generator=generator)
+            elif name.endswith("relative_position_bias_table"):
+                tensor.normal_(0, 1.0, generator=generator)
+    return model
+
+
+def image(size: int, batch: int = 2) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2
+
+
+def compare(variant: str, size: int, model=None, **kwargs) -> None:
+    s = spec("swin")
+    model = model if model is not None else s.build(variant, **kwargs)
+    ref, x = reference(variant, **kwargs), image(size)
+    assert count_params(model) == count_params(ref)
+    zoo.compare(model, ref, x)
+    return model, x
+
+
+@pytest.mark.parametrize("variant", ["swin_t", "swin_v2_t"])
+def test_matches_torchvision_on_a_small_image(variant):
+    # 96 x 96: stages of 24, 12, 6 and 3 positions, windows padded past the map from the third stage on, and
+    # shifted only where a window does not cover the map
+    model, x = compare(variant, 96)
+    assert_static_shapes(spec("swin"), variant, model, x, size=96)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_matches_torchvision(variant):
+    size = 256 if "v2" in variant else 224
+    model, x = compare(variant, size)
+    assert_static_shapes(spec("swin"), variant, model, x, size=size)
+
+
+@pytest.mark.slow  # a dynamo trace; the three of each version run the same classes
+@pytest.mark.parametrize("variant", ["swin_t", "swin_v2_t"])
+def test_no_graph_breaks(variant):
+    assert graph_breaks(spec("swin").build(variant).eval(), image(96, batch=1)) == 0
+
+
+@pytest.mark.slow
+def test_training_mode_drops_what_torchvision_drops():
+    # stochastic depth on both branches of every block, dropout after attention and in the MLP, and on the
+    # attention weights: the same seed draws the same masks in the same order
+    kwargs = dict(dropout=0.1, attention_dropout=0.1)
+    model, x = compare("swin_t", 96, **kwargs)
+    assert zoo.compare_training(model, reference("swin_t", **kwargs), x) == 0.0
+
+
+# Mutations that compile (same shapes) but compute something else: the comparison must see each of them.
+SPEC_MUTATIONS = {
+    "no shifted windows": ("0 if j % 2 == 0 else window_size // 2", "0"),
+    "GELU replaced by ReLU": ("gelu", "relu"),
+    "V2 normalising before attention": ("attn = window_attention(window_size, num_heads, shift_size, 2, "
+                                        "attention_dropout, dropout)\n            norm1 = layernorm",
+                                        "norm1 = layernorm\n            attn = window_attention(window_size, "
+                                        "num_heads, shift_size, 2, attention_dropout, dropout)"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", SPEC_MUTATIONS)
+def test_comparison_fails_for_a_mutant_spec(mutation, tmp_path):
+    old, new = SPEC_MUTATIONS[mutation]
+    variant = "swin_v2_t" if "V2" in mutation else "swin_t"
+    mutant = zoo.mutated_spec("swin", old, new, tmp_path)
+    with pytest.raises(AssertionError, match="max difference"):
+        compare(variant, 96, model=mutant.build(variant))
+
+
+# The same for the generated attention helper: the mask, the relative position bias, V2's cosine attention.
+HELPER_MUTATIONS = {
+    "no shift mask": ("attn = (attn.view(n, windows, heads, wh * ww, wh * ww) + mask[None, :, None])",
+                      "attn = (attn.view(n, windows, heads, wh * ww, wh * ww) + 0 * mask[None, :, None])"),
+    "no relative position bias": ("attn = attn + self.position_bias()", "attn = attn + 0 * self.position_bias()"),
+    "dot products for cosines": ("attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)",
+                                 "attn = q @ k.transpose(-2, -1)"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", HELPER_MUTATIONS)
+def test_comparison_fails_for_a_mutant_helper(mutation, tmp_path, monkeypatch):
+    old, new = HELPER_MUTATIONS[mutation]
+    text = helpers.HELPERS["_WindowAttention"]
+    assert text.count(old) == 1
+    monkeypatch.setitem(helpers.HELPERS, "_WindowAttention", text.replace(old, new))
+    variant = "swin_v2_t" if "cosine" in mutation else "swin_t"
+    mutant = zoo.mutated_spec("swin", "# Section 3.1", "# Section 3.1", tmp_path)  # a fresh copy, built anew
+    assert old not in mutant.source()
+    with pytest.raises(AssertionError, match="max difference"):
+        compare(variant, 96, model=mutant.build(variant))
+
+
+@pytest.mark.slow
+def test_a_size_that_is_no_multiple_of_the_windows_works_as_in_torchvision():
+    # 100 x 100: 25 positions a side, windows of 7 padded to 28; odd sides padded before patch merging
+    model, x = compare("swin_t", 100)
+    assert_static_shapes(spec("swin"), "swin_t", model, x, size=100)
