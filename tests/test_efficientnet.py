@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision
 import zoo
-from archtest import count_params, spec
+from archtest import count_params, fast_tier, spec
 from torchvision.models import efficientnet as tv_efficientnet
 
 from archc import stats
@@ -81,7 +81,7 @@ def test_smallest_input():
     assert s.graph("efficientnet_b0", size=32).modules()["features.8.0"].shape == (1280, 1, 1)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", fast_tier(VARIANTS, {"efficientnet_b0", "efficientnet_v2_s"}))
 def test_built_model_has_torchvision_parameters_and_settings(variant):
     # on the meta device, so the largest cost nothing: the parameter count, and what the eval comparison cannot
     # see, block by block: stochastic depth's probability (0.2 * block index / blocks, over all stages), where

@@ -78,7 +78,7 @@ def test_a_device_or_pipe_reached_through_use_is_an_error_at_the_use(tmp_path, m
 
 
 @pytest.mark.parametrize("make", [device_node, device_link, fifo], ids=["device", "link", "fifo"])
-@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("force", [False, pytest.param(True, marks=pytest.mark.slow)])  # each runs archc anew
 def test_a_device_or_pipe_where_build_would_write_is_never_read(tmp_path, make, force):
     (tmp_path / "net.arch").write_text(NET)
     (tmp_path / "out").mkdir()
