@@ -120,13 +120,19 @@ def head_names(body: list[n.Stmt], holders: set[int]) -> list[str]:
             elif sides_only:  # (a side head in a loop or conditional may be missing: it stays)
                 if isinstance(s, n.Seq) and s.target is None:
                     collect(s.body, True)
+            elif getattr(s, "cond", None) is not None:  # a conditional statement's modules may be missing:
+                continue  # they stay (unused), as those of loops and ifs do
             elif isinstance(s, (n.Layer, n.Seq)) and s.target is not None:
                 if static_name(s) is not None:
                     names.append(static_name(s))
-            elif isinstance(s, (n.Concat, n.Residual, n.Dense, n.Gate, n.Ensemble, n.Seq)):  # not in a loop or
-                # conditional, whose modules may be missing: those stay (unused)
+            elif isinstance(s, (n.Concat, n.Residual, n.Dense, n.Gate, n.Ensemble, n.Seq)):
                 inner = list(getattr(s, "body", None) or getattr(s, "branches", None) or [])
-                inner += getattr(s, "orelse", []) + (s.shortcut.body if getattr(s, "shortcut", None) else [])
+                shortcut = getattr(s, "shortcut", None)
+                # a shortcut is made only where its residual may add (`when`) and its own condition holds
+                when = isinstance(s, n.Residual) and (len(s.arguments.args) > 1 or
+                                                      any(k == "when" for k, _, _ in s.arguments.kwargs))
+                if shortcut is not None and shortcut.cond is None and not when:
+                    inner += shortcut.body
                 collect(inner, False)
 
     collect(kept, True)

@@ -163,3 +163,14 @@ def test_an_unnamed_tap_in_a_branch_no_variant_takes_is_a_located_error(tmp_path
         archc.load(path).source()
     assert "this tap needs a name: no named layer comes before it" in info.value.render()
     assert "net.arch:" in info.value.render()
+
+
+def test_the_head_keeps_what_may_not_have_been_made(tmp_path):
+    # found by the fuzzer: a shortcut of a residual that never adds (when = false) is never made, so deleting it
+    # with the head failed; a conditional layer after the last tap stays too
+    text = net("c1 = conv(4, 3, padding = 1)\ntap\nresidual(when = false) { c2 = conv(5, 1) } shortcut { p = conv(5, 1) }\n"
+               "extra = conv(5, 1) if flag\nglobal_avgpool\nfc = linear(3)", side=8, params="flag = true")
+    s = load(tmp_path, text)
+    assert "del self.c2, self.fc" in s.source()
+    model = s.python_module().n(features_only=True)
+    assert [tuple(m.shape) for m in model(torch.randn(2, 3, 8, 8))] == [(2, 4, 8, 8)]
