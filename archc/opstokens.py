@@ -9,6 +9,7 @@ features for a head.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from pydantic import Field
@@ -70,16 +71,9 @@ class LearnedAddArgs(LearnedArgs):
 _register(OpKind(
     "learned_add", LearnedAddArgs, _broadcasts, layouts=ANY, template="{x} + {param}",
     learned=lambda a, t: a.shape, learned_init="nn.Parameter(torch.full({shape}, {init}))",
-    params=lambda a, t: _size(a.shape),
+    params=lambda a, t: math.prod(a.shape),
     doc="adds a learned tensor of the given shape, broadcast over the input, filled with `init` "
         "(ViT's position embedding)"))
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for s in shape:
-        size *= s
-    return size
 
 
 class SelectArgs(Args):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .layout import TensorType
-from .ops import Args, OpKind, PadPair, Pair, Pos, Prob, ShapeError, _register, pair
+from .ops import Args, NoArgs, OpKind, PadPair, Pair, Pos, Prob, ShapeError, _register, pair
 
 CPB_HIDDEN = 512  # the width of Swin V2's position-bias MLP
 
@@ -66,10 +66,6 @@ _register(OpKind(
     doc="multi-head self-attention within windows of a channels-last map, optionally shifted cyclically with "
         "the mask that keeps rolled-in regions apart, with a relative position bias (version 1: a learned table; "
         "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper"))
-
-
-class NoArgs(Args):
-    pass
 
 
 def _merge_shape(a, t: TensorType) -> TensorType:
