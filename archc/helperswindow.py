@@ -1,5 +1,6 @@
-"""The generated helpers of windowed attention (Swin): a module whose attention runs within windows of a
-channels-last map, and Swin's patch merging. Written out only in a module that uses them (see helpers.py)."""
+"""The generated helpers of windowed and partitioned attention: Swin's window attention on a channels-last map
+and its patch merging, MaxViT's partitions into windows or grids and its attention within them. Written out only
+in a module that uses them (see helpers.py)."""
 
 WINDOW_HELPERS = {
     "_patch_merge": '''def _patch_merge(x: Tensor) -> Tensor:

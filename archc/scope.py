@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from . import nodes as n
 from .errors import SpecError, did_you_mean
-from .layout import TensorType
+from .layout import NAMES, TensorType
 from .values import TensorInfo
 
 # Attribute names every generated module has (nn.Module's own, and what the generated code adds):
@@ -48,7 +48,7 @@ class Tensor:
         if t.layout == "F":
             return TensorInfo(None, features=t.shape[0], kind="a flat tensor")
         # a token's D features are the sequence's channels: what the generated code tracks, as for a map
-        return TensorInfo(t.size("D"), features=t.size("D"), length=t.size("L"), kind="a token sequence")
+        return TensorInfo(t.size("D"), features=t.size("D"), length=t.size("L"), kind=NAMES[t.layout])
 
 
 @dataclass

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "MLP",
     "BasicConv2d",
     "Conv2dNormActivation",
     "SqueezeExcitation",
@@ -120,3 +121,19 @@ class SqueezeExcitation(nn.Module):
         scale = self.scale_activation(scale)
         x = scale * x
         return x
+
+
+class MLP(nn.Sequential):
+    """torchvision's MLP (torchvision.ops.MLP, ViT's MLPBlock) as the transformers
+    use it: a linear layer to `hidden` features, a GELU, dropout, a linear layer
+    back to the input's width and dropout, as one nn.Sequential (children 0 to 4).
+    """
+
+    def __init__(self, in_channels: int, hidden, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.append(nn.Linear(in_channels, hidden))
+        self.append(nn.GELU())
+        self.append(nn.Dropout(p=dropout))
+        self.append(nn.Linear(hidden, in_channels))
+        self.append(nn.Dropout(p=dropout))
+        self.out_channels = in_channels

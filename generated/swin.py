@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "MLP",
     "PatchMerging",
     "SwinTransformer",
     "SwinTransformerBlock",
@@ -165,6 +166,22 @@ class _WindowAttention(nn.Module):
         return x[:, :h, :w].contiguous()
 
 
+class MLP(nn.Sequential):
+    """torchvision's MLP (torchvision.ops.MLP, ViT's MLPBlock) as the transformers
+    use it: a linear layer to `hidden` features, a GELU, dropout, a linear layer
+    back to the input's width and dropout, as one nn.Sequential (children 0 to 4).
+    """
+
+    def __init__(self, in_channels: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.append(nn.Linear(in_channels, hidden))
+        self.append(nn.GELU())
+        self.append(nn.Dropout(p=dropout))
+        self.append(nn.Linear(hidden, in_channels))
+        self.append(nn.Dropout(p=dropout))
+        self.out_channels = in_channels
+
+
 class SwinTransformerBlock(nn.Module):
     """Section 3.1, Figure 3(b): (shifted) window attention and the MLP, each a
     residual branch, with stochastic depth; V1 normalises before each (pre-norm),
@@ -199,13 +216,7 @@ class SwinTransformerBlock(nn.Module):
                 dropout=dropout,
             )
             self.norm2 = nn.LayerNorm(in_channels)
-            self.mlp = nn.Sequential(
-                nn.Linear(in_channels, hidden),
-                nn.GELU(),
-                nn.Dropout(p=dropout),
-                nn.Linear(hidden, in_channels),
-                nn.Dropout(p=dropout),
-            )
+            self.mlp = MLP(in_channels, hidden, dropout)
         else:
             self.attn = _WindowAttention(
                 in_channels,
@@ -217,13 +228,7 @@ class SwinTransformerBlock(nn.Module):
                 dropout=dropout,
             )
             self.norm1 = nn.LayerNorm(in_channels)
-            self.mlp = nn.Sequential(
-                nn.Linear(in_channels, hidden),
-                nn.GELU(),
-                nn.Dropout(p=dropout),
-                nn.Linear(hidden, in_channels),
-                nn.Dropout(p=dropout),
-            )
+            self.mlp = MLP(in_channels, hidden, dropout)
             self.norm2 = nn.LayerNorm(in_channels)
         self.out_channels = in_channels
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "MLP",
     "Encoder",
     "EncoderBlock",
     "VisionTransformer",
@@ -23,6 +24,22 @@ __all__ = [
     "vit_l_16",
     "vit_l_32",
 ]
+
+
+class MLP(nn.Sequential):
+    """torchvision's MLP (torchvision.ops.MLP, ViT's MLPBlock) as the transformers
+    use it: a linear layer to `hidden` features, a GELU, dropout, a linear layer
+    back to the input's width and dropout, as one nn.Sequential (children 0 to 4).
+    """
+
+    def __init__(self, in_channels: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.append(nn.Linear(in_channels, hidden))
+        self.append(nn.GELU())
+        self.append(nn.Dropout(p=dropout))
+        self.append(nn.Linear(hidden, in_channels))
+        self.append(nn.Dropout(p=dropout))
+        self.out_channels = in_channels
 
 
 class EncoderBlock(nn.Module):
@@ -48,13 +65,7 @@ class EncoderBlock(nn.Module):
         )
         self.dropout = nn.Dropout(p=dropout)
         self.ln_2 = nn.LayerNorm(in_channels, eps=1e-06)
-        self.mlp = nn.Sequential(
-            nn.Linear(in_channels, mlp_dim),
-            nn.GELU(),
-            nn.Dropout(p=dropout),
-            nn.Linear(mlp_dim, in_channels),
-            nn.Dropout(p=dropout),
-        )
+        self.mlp = MLP(in_channels, mlp_dim, dropout)
         self.out_channels = in_channels
 
     def forward(self, x: Tensor) -> Tensor:

@@ -82,7 +82,7 @@ def test_training_mode_drops_what_torchvision_drops():
 # Mutations that compile (same shapes) but compute something else: the comparison must see each of them.
 SPEC_MUTATIONS = {
     "no shifted windows": ("0 if j % 2 == 0 else window_size // 2", "0"),
-    "GELU replaced by ReLU": ("gelu", "relu"),
+    "GELU replaced by ReLU": ("linear(hidden); gelu", "linear(hidden); relu", "common.arch"),  # the MLP block
     "V2 normalising before attention": ("attn = window_attention(window_size, num_heads, shift_size, 2, "
                                         "attention_dropout, dropout)\n            norm1 = layernorm",
                                         "norm1 = layernorm\n            attn = window_attention(window_size, "
@@ -93,9 +93,9 @@ SPEC_MUTATIONS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("mutation", SPEC_MUTATIONS)
 def test_comparison_fails_for_a_mutant_spec(mutation, tmp_path):
-    old, new = SPEC_MUTATIONS[mutation]
+    old, new, *file = SPEC_MUTATIONS[mutation]
     variant = "swin_v2_t" if "V2" in mutation else "swin_t"
-    mutant = zoo.mutated_spec("swin", old, new, tmp_path)
+    mutant = zoo.mutated_spec("swin", old, new, tmp_path, file=file[0] if file else None)
     with pytest.raises(AssertionError, match="max difference"):
         compare(variant, 96, model=mutant.build(variant))
 

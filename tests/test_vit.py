@@ -85,8 +85,9 @@ def test_training_mode_drops_what_torchvision_drops():
 
 
 # Mutations that compile (same shapes) but compute something else: the comparison must see each of them.
+# (old, new[, the file changed: the MLP block is common.arch's])
 MUTATIONS = {
-    "GELU replaced by ReLU": ("gelu", "relu"),
+    "GELU replaced by ReLU": ("linear(hidden); gelu", "linear(hidden); relu", "common.arch"),
     "the second token classified": ("select_token(0)", "select_token(1)"),
     "attention's residual dropped": ("    residual {\n        ln_1", "    seq {\n        ln_1"),
     "no position embedding": ("pos_embedding = learned_add((1, seq_length, in.channels))", ""),
@@ -96,8 +97,8 @@ MUTATIONS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("mutation", MUTATIONS)
 def test_comparison_fails_for_a_mutant(mutation, tmp_path):
-    old, new = MUTATIONS[mutation]
-    mutant = zoo.mutated_spec("vit", old, new, tmp_path)
+    old, new, *file = MUTATIONS[mutation]
+    mutant = zoo.mutated_spec("vit", old, new, tmp_path, file=file[0] if file else None)
     with pytest.raises(AssertionError) as failure:
         zoo.compare(mutant.build("vit_b_32"), reference("vit_b_32"), image(224))
     expected = "strict load failed" if "position" in mutation else "max difference"
