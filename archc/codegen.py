@@ -23,7 +23,7 @@ from .initrules import PARAMETERS, node_parameters
 from .loader import Program
 from .ops import REGISTRY
 from .pyclass import ClassInfo, StmtInfo, check_parameter_name, generate_class
-from .pyemit import bound_names, value_literal
+from .pyemit import bound_names, nested_bodies, value_literal
 from .pyfeatures import FEATURES_SUFFIX, OUT_INDICES, factory_call, features_class, head_names, taps_method
 from .pyformat import all_sorted, docstring, escape_docstring, merge_elif, split_args, wrap_call, wrap_lines
 from .pyweights import weight_init_lines
@@ -280,10 +280,8 @@ def _called_through(stmts, elab: Elaborator, what: str) -> set[str]:
     for s in stmts:
         if isinstance(s, n.Layer) and elab.callees.get(id(s)) == what:
             found.add(s.func)
-        for attr in ("body", "branches", "orelse"):
-            found |= _called_through(getattr(s, attr, None) or [], elab, what)
-        if isinstance(s, n.Residual) and s.shortcut is not None:
-            found |= _called_through(s.shortcut.body, elab, what)
+        for body in nested_bodies(s):
+            found |= _called_through(body, elab, what)
     return found
 
 

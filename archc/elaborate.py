@@ -234,7 +234,7 @@ class Elaborator(StructureElaboration):
         name = self.target_name(stmt.target, frame, x)
         if name in self.graph.sides:
             raise SpecError(f"side output '{name}' is defined twice", stmt.span)
-        layer = n.Layer(stmt.target, stmt.func, stmt.func_span, stmt.arguments, None, stmt.span)
+        layer = stmt.layer
         side_frame = Frame(frame.env, frame.scope, frame.block_input, frame.where, side=name,
                            block_path=frame.block_path)
         source = x
@@ -245,6 +245,8 @@ class Elaborator(StructureElaboration):
                                                   otherwise="name the layer whose output the side output reads"))
             source = frame.outputs[stmt.source]
         out = self._Layer(layer, side_frame, source)
+        if self.stmt_shapes is not None:  # the code generator picks the side layer's module by its input's layout
+            self.stmt_shapes.setdefault(id(layer), []).append((source.type, out.type))
         self.graph.sides[name] = out.node
         return x
 

@@ -139,6 +139,8 @@ def _check_taps(program: Program) -> None:
 
 # Names the generated code itself uses in every class and factory.
 GENERATED_LOCALS = frozenset({"self", "x", "super", "in_channels", "out_channels"})
+# Every factory's own arguments (a network with taps has the last two).
+FACTORY_ARGUMENTS = frozenset({"channels_last", "features_only", "out_indices"})
 
 
 def _check_local_names(program: Program) -> None:
@@ -218,7 +220,7 @@ def _check_function_calls(program: Program) -> None:
 
 
 # What a generated module imports; with Python's builtins, its own names must not shadow these.
-GENERATED_IMPORTS = ("torch", "nn", "F", "Tensor")
+GENERATED_IMPORTS = ("torch", "nn", "F", "Tensor", "math")
 
 
 def _check_module_names(program: Program) -> None:
@@ -240,10 +242,21 @@ def _check_module_names(program: Program) -> None:
             else:
                 message = f"{kind} name '{name}' clashes with '{name}', which the generated module imports"
             raise SpecError(message, span, hint="choose another name")
+        if kind in ("block", "network", "function") and (name in GENERATED_LOCALS or name in FACTORY_ARGUMENTS):
+            use = "a factory argument" if name in FACTORY_ARGUMENTS else "a name in every class"
+            raise SpecError(f"{kind} name '{name}' is reserved: the generated module uses it as {use}", span,
+                            hint="choose another name")
         if name in owners and owners[name][0] != kind and {kind, owners[name][0]} & {"variant", "let", "function"}:
             raise SpecError(f"{kind} '{name}' has the name of a {owners[name][0]}: both would be '{name}' in the "
                             "generated module", span, notes=[("the other is defined here", owners[name][1])])
         owners.setdefault(name, (kind, span))
+    callables = {**{b: "block" for b in program.blocks}, **{x: "network" for x in program.networks},
+                 **{f: "function" for f in program.funcs}}
+    for definition in [*program.blocks.values(), *program.networks.values()]:
+        for p in definition.params:  # a constructor argument: inside the class it would hide the callable
+            if p.name in callables:
+                raise SpecError(f"parameter '{p.name}' has the name of a {callables[p.name]}: in the generated class "
+                                f"it would hide the {callables[p.name]}", p.span, hint="rename the parameter")
 
 
 _BUILTINS = frozenset(dir(builtins))

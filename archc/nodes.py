@@ -7,6 +7,7 @@ stage can point an error at the spec line that caused it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,11 @@ class Side:
     span: Span
     source: str | None = None  # ``from NAME``: the output of an earlier layer of this body, not the current tensor
     source_span: Span | None = None
+
+    @cached_property
+    def layer(self) -> Layer:
+        """The layer it computes: one node, so every pass (and the shapes recorded for it) sees the same one."""
+        return Layer(self.target, self.func, self.func_span, self.arguments, None, self.span)
 
 
 @dataclass(eq=False)

@@ -17,11 +17,13 @@ from . import nodes as n
 from .errors import SpecError
 from .expr import BUILTINS, Evaluator
 from .exprfold import fold, free_names, is_literal, to_python
-from .pyemit import FIXED_NAMES, bound_names, symbol
+from .pyemit import FIXED_NAMES, bound_names, nested_bodies, symbol
 from .pyfeatures import TapsEmitter
 from .pyforward import ForwardEmitter
 from .pyinit import InitEmitter
+from .loader import GENERATED_LOCALS
 from .scope import RESERVED
+from .values import OpRef
 
 
 @dataclass
@@ -66,7 +68,8 @@ class ClassContext:
         self.blocks = blocks
         self.constants = constants  # the file's lets, functions, blocks and value ops: what names are known to be
         # the file's lets are module constants, read by name (a table appears once, as the spec writes it)
-        self.named = {k: symbol(k) for k in named if k in constants}
+        # (a let named like a local of every class, ``x`` say, is printed as its value instead)
+        self.named = {k: symbol(k) for k in named if k in constants and k not in GENERATED_LOCALS}
         self.printing = {k: v for k, v in constants.items() if k not in self.named}
         self.info = stmt_info
         self.infos = infos  # callable: block name -> ClassInfo
@@ -84,7 +87,10 @@ class ClassContext:
         self.referenced: set[str] = set()  # names the generated code reads
         self.when_attributes: dict[int, str] = {}  # id(residual) -> the attribute holding its condition
         self._attributes = set(self.params) | _target_names(definition.body) | {"in_channels", "out_channels"}
-        self.locals = bound_names(definition.body)  # lets and loop variables: names no generated local may take
+        # lets and loop variables, and the module's own names (classes, functions, constants) that a generated
+        # local would hide: names no generated local may take
+        self.locals = bound_names(definition.body) | set(blocks) | set(self.networks) | \
+            {k for k, v in constants.items() if not isinstance(v, OpRef)}
         # parameters a condition of this block's init rules reads: the network's initialisation reads them
         self.kept_for_init = {name for stmt in _init_conditions(definition.body) for name in free_names(stmt)} & \
             set(self.params) if not self.is_network else set()
@@ -184,14 +190,13 @@ def _init_conditions(stmts) -> list[n.Expr]:
             found.append(s.cond)
         if isinstance(s, n.If) and _has_init(s.body + s.orelse):
             found.append(s.cond)
-        for attr in ("body", "branches", "orelse"):
-            found += _init_conditions(getattr(s, attr, None) or [])
+        for body in nested_bodies(s):
+            found += _init_conditions(body)
     return found
 
 
 def _has_init(stmts) -> bool:
-    return any(isinstance(s, n.Init) or _has_init(getattr(s, "body", None) or []) or
-               _has_init(getattr(s, "orelse", None) or []) for s in stmts)
+    return any(isinstance(s, n.Init) or any(_has_init(body) for body in nested_bodies(s)) for s in stmts)
 
 
 def _target_names(stmts) -> set[str]:
@@ -201,10 +206,8 @@ def _target_names(stmts) -> set[str]:
         target = getattr(s, "target", None)
         if target is not None:
             names.add("".join(p for p in target.parts if isinstance(p, str)))
-        for attr in ("body", "branches", "orelse"):
-            names |= _target_names(getattr(s, attr, None) or [])
-        if isinstance(s, n.Residual) and s.shortcut is not None:
-            names |= _target_names(s.shortcut.body)
+        for body in nested_bodies(s):
+            names |= _target_names(body)
     return names
 
 

@@ -62,12 +62,13 @@ def let_line(text: str, name: str) -> LetLine:
     return line
 
 
-def prune_lets(lines: list[str]) -> list[str]:
+def prune_lets(lines: list[str], read_after: set[str] = frozenset()) -> list[str]:
     """Drop ``let`` bindings no other line reads (a let may serve __init__ only, or forward only), then
-    the loops and branches that are left empty. Names are counted once and a dropped let gives back its
-    own reads, so a long chain of lets costs time in proportion to its length."""
+    the loops and branches that are left empty; ``read_after``: names that code after these lines reads (a
+    block's output width). Names are counted once and a dropped let gives back its own reads, so a long
+    chain of lets costs time in proportion to its length."""
     words = [Counter(_WORD.findall(line)) for line in lines]
-    counts: Counter = Counter()
+    counts: Counter = Counter(read_after)
     for w in words:
         counts.update(w)
     lets_of: dict[str, list[int]] = {}
@@ -169,6 +170,23 @@ def shape_comment(types: list) -> str:
     return "N x " + " x ".join(dims) + SUFFIX[types[0].layout]
 
 
+def is_attribute(name: str) -> bool:
+    """Whether a module name is written ``self.name``; any other name (``"proj-1"``, ``"if"``) goes through
+    ``add_module`` and ``getattr``, both for the module and for the None that stands in when it is skipped."""
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def read_attribute(owner: str, name: str) -> str:
+    """``self.conv1``, or ``getattr(self, "proj-1")``."""
+    return f"{owner}.{name}" if is_attribute(name) else f"getattr({owner}, {to_python(n.Str(name, SPAN))})"
+
+
+def set_attribute(owner: str, name: str, value: str) -> str:
+    """``self.conv1 = value``, or ``self.add_module("proj-1", value)`` (which also registers a None)."""
+    return f"{owner}.{name} = {value}" if is_attribute(name) else \
+        f"{owner}.add_module({to_python(n.Str(name, SPAN))}, {value})"
+
+
 def plain(target: n.Target | None) -> str | None:
     """A target's name when it interpolates nothing."""
     if target is None or not target.is_plain:
@@ -233,6 +251,15 @@ def fstring(target: n.Target, printer) -> str:
 # ------------------------------------------------------------- AST queries
 
 
+def nested_bodies(stmt) -> list[list]:
+    """The statement lists a statement holds: a body, concat branches, an else, a residual's shortcut. Every
+    pass over nested statements goes through this, so none forgets a kind of child."""
+    bodies = [getattr(stmt, attr, None) or [] for attr in ("body", "branches", "orelse")]
+    if isinstance(stmt, n.Residual) and stmt.shortcut is not None:
+        bodies.append(stmt.shortcut.body)
+    return [b for b in bodies if b]
+
+
 def bound_names(stmts) -> set[str]:
     """Every name a body binds with ``let`` or a ``for``, at any depth."""
     names: set[str] = set()
@@ -241,10 +268,8 @@ def bound_names(stmts) -> set[str]:
             names.add(s.name)
         elif isinstance(s, n.For):
             names.update(n.pattern_names(s.var))
-        for attr in ("body", "branches", "orelse"):
-            names |= bound_names(getattr(s, attr, None) or [])
-        if isinstance(s, n.Residual) and s.shortcut is not None:
-            names |= bound_names(s.shortcut.body)
+        for body in nested_bodies(s):
+            names |= bound_names(body)
     return names
 
 

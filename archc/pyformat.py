@@ -3,7 +3,10 @@ chains, ``__all__`` in isort's order."""
 
 from __future__ import annotations
 
+import io
+import keyword
 import re
+import tokenize
 import unicodedata
 
 
@@ -37,37 +40,56 @@ def wrap_call(head: str, params: list[str], tail: str, indent: str) -> str:
 
 def _wrap_expr(text: str, indent: str, tail: str) -> str:
     """``text`` (an argument) on its own line, itself broken at its last call's arguments if too long."""
-    open_at = _matching_open(text) if text.endswith(")") and len(indent + text + tail) > 100 else None
-    if open_at is None or open_at == 0:
+    open_at = _call_open(text) if len(indent + text + tail) > 100 else None
+    if open_at is None:
         return f"{indent}{text}{tail}"
     return wrap_call(text[:open_at], split_args(text[open_at + 1:-1]), tail, indent)
 
 
-def _matching_open(line: str) -> int | None:
-    """The index of the '(' that matches the final ')'."""
+def _tokens(text: str) -> list[tuple[str, int, int]] | None:
+    """The operators and other tokens of one line of Python as (string, start, end) columns; None where the
+    text does not tokenize as one line. Strings are single tokens, so no bracket or comma inside one counts."""
+    try:
+        found = [(t.string, t.start[1], t.end[1], t.type) for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                 if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT,
+                                   tokenize.DEDENT)]
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    if any(t[3] == tokenize.COMMENT for t in found):
+        return None
+    return [(string, start, end) if kind == tokenize.OP else ("", start, end) for string, start, end, kind in found]
+
+
+def _call_open(line: str) -> int | None:
+    """The column of the '(' of the call whose ')' ends the line; None if the line does not end in a call's
+    closing bracket (a parenthesised expression is no call: breaking it would make it a tuple)."""
+    tokens = _tokens(line)
+    if not tokens or tokens[-1][0] != ")" or tokens[-1][2] != len(line):
+        return None
     depth = 0
-    for i in range(len(line) - 1, -1, -1):
-        depth += {")": 1, "(": -1}.get(line[i], 0)
+    for i in range(len(tokens) - 1, -1, -1):
+        depth += {")": 1, "]": 1, "}": 1, "(": -1, "[": -1, "{": -1}.get(tokens[i][0], 0)
         if depth == 0:
-            return i
+            before = line[tokens[i - 1][1]:tokens[i - 1][2]] if i > 0 else ""
+            is_call = before in (")", "]") or (before.isidentifier() and not keyword.iskeyword(before))
+            return tokens[i][1] if is_call and i > 0 else None
     return None
 
 
 def split_args(text: str) -> list[str]:
     """Split a call's argument text at its top-level commas."""
-    parts, depth, start, quote = [], 0, 0, None
-    for i, ch in enumerate(text):
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
+    tokens = _tokens(text)
+    if tokens is None:
+        return [text.strip()] if text.strip() else []
+    parts, depth, start = [], 0, 0
+    for string, begin, end in tokens:
+        if string in ("(", "[", "{"):
             depth += 1
-        elif ch in ")]}":
+        elif string in (")", "]", "}"):
             depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
+        elif string == "," and depth == 0:
+            parts.append(text[start:begin].strip())
+            start = end
     parts.append(text[start:].strip())
     return [p for p in parts if p]
 
@@ -76,15 +98,16 @@ def wrap_lines(lines: list[str]) -> list[str]:
     """Break statement lines longer than 100 columns at the arguments of their last call."""
     out = []
     for line in lines:
-        if len(line) <= 100 or "\n" in line or "#" in line or not line.endswith(")"):
+        if len(line) <= 100 or "\n" in line:
             out.append(line)
             continue
-        open_at = _matching_open(line)
         indent = line[: len(line) - len(line.lstrip())]
+        open_at = _call_open(line[len(indent):])
         if open_at is None:
             out.append(line)
             continue
-        out.append(wrap_call(line[len(indent):open_at], split_args(line[open_at + 1:-1]), "", indent))
+        body = line[len(indent):]
+        out.append(wrap_call(body[:open_at], split_args(body[open_at + 1:-1]), "", indent))
     return out
 
 

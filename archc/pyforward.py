@@ -17,6 +17,7 @@ from .errors import SpecError
 from .exprfold import fold, free_names, to_python
 from .ops import REGISTRY, OpKind
 from .pyemit import (
+    SPAN,
     Namespace,
     Writer,
     creates_modules,
@@ -28,6 +29,7 @@ from .pyemit import (
     loop_target,
     plain,
     prune_lets,
+    read_attribute,
     shape_comment,
     static_name,
     symbol,
@@ -72,6 +74,22 @@ class ForwardEmitter:
         return prune_lets(fwd.lines)
 
     def fwd_expr(self, e: n.Expr, var: str) -> str:
+        return self.fwd_print(self.fwd_fold(e, var))
+
+    def fwd_print(self, tree: n.Expr) -> str:
+        """A forward expression tree as Python: the parameters it reads are ``self.`` attributes."""
+        def name(s: str) -> str:
+            if s in self.fwd_locals or "." in s:
+                return s
+            if s in self.params:
+                self.ctx.stored.add(s)
+                return f"self.{s}"
+            return s
+
+        return to_python(tree, name)
+
+    def fwd_fold(self, e: n.Expr, var: str) -> n.Expr:
+        """``e`` as forward computes it: constants folded, ``in``/``out`` channels read at run time."""
         ctx = self.ctx
 
         def tensors(ref: n.TensorRef, attr: str):
@@ -91,16 +109,7 @@ class ForwardEmitter:
 
         folded = fold(e, ctx.printing, ctx.named, tensors=tensors)
         ctx.referenced |= free_names(folded)
-
-        def name(s: str) -> str:
-            if s in self.fwd_locals or "." in s:
-                return s
-            if s in self.params:
-                ctx.stored.add(s)
-                return f"self.{s}"
-            return s
-
-        return to_python(folded, name)
+        return folded
 
     def fwd_body(self, stmts: list[n.Stmt], var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
         for stmt in stmts:
@@ -127,13 +136,11 @@ class ForwardEmitter:
 
     def _module_ref(self, target: n.Target, var: str) -> str:
         """The module (or learned tensor) a statement's name refers to in forward."""
-        if target.is_plain and not target.quoted:
-            return f"self.{plain(target)}"
+        if target.is_plain:
+            return read_attribute("self", plain(target))
         name = fstring(target, lambda e: self.fwd_expr(e, var))
         if not target.quoted and name.startswith('"') and name[1:-1].isidentifier():
             return f"self.{name[1:-1]}"  # the interpolation is a constant
-        if target.quoted:  # not a Python identifier: only nn.Module's own lookup reads it
-            return f"self.get_submodule({name})"
         return f"getattr(self, {name})"
 
     def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
@@ -179,7 +186,7 @@ class ForwardEmitter:
         if creates_modules(stmt, self.blocks, self.block_params):
             name = static_name(stmt)
             if name is not None and isinstance(stmt, (n.Layer, n.Seq)):
-                return f"self.{name} is not None"
+                return f"{read_attribute('self', name)} is not None"
         return self.fwd_expr(cond, var)
 
     def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
@@ -464,12 +471,13 @@ class ForwardEmitter:
             if sc.cond is not None and sub.lines:
                 add.line(f"if {self._shortcut_test(sc)}:")
             add.lines += sub.lines
-        scale = self.fwd_expr(opts["scale"], var) if "scale" in opts else None
-        if scale is None and self._adds_in_place(stmt):
+        if "scale" not in opts and self._adds_in_place(stmt):
             self._comment_line(add, f"{out} += {ident}", stmt)
         else:
-            added = f"{out} * {scale} + {ident}" if scale is not None else f"{out} + {ident}"
-            self._comment_line(add, f"{out} = {added}", stmt)
+            body = symbol(out)
+            if "scale" in opts:  # a tree, so the scale keeps its parentheses: out * (1.0 - slope)
+                body = n.BinOp("*", body, self.fwd_fold(opts["scale"], var), SPAN)
+            self._comment_line(add, f"{out} = {self.fwd_print(n.BinOp('+', body, symbol(ident), SPAN))}", stmt)
         if when is None:
             w.line(f"if {test}:")
         w.lines += add.lines
@@ -511,7 +519,7 @@ class ForwardEmitter:
     def _shortcut_test(self, sc: n.Shortcut) -> str:
         if len(sc.body) == 1 and static_name(sc.body[0]) and \
                 creates_modules(sc.body[0], self.blocks, self.block_params):
-            return f"self.{static_name(sc.body[0])} is not None"
+            return f"{read_attribute('self', static_name(sc.body[0]))} is not None"
         return self.fwd_expr(sc.cond, "x")
 
     def _comment_line(self, w: Writer, text: str, stmt) -> None:

@@ -27,10 +27,13 @@ from .pyemit import (
     emit_if,
     fstring,
     given_args,
+    is_attribute,
     let_line,
     loop_target,
     plain,
     prune_lets,
+    read_attribute,
+    set_attribute,
     static_name,
     symbol,
 )
@@ -76,8 +79,8 @@ class InitEmitter:
         if self.taps is not None:
             body.line("self.feature_info = []  # timm's: each tap's channels, reduction and name")
         cur = self.init_body(self.ctx.d.body, cur, body, _Seq(into))
-        lines = prune_lets(body.lines)
         needed = set() if self.ctx.is_network else free_names(cur)  # a block's out_channels reads the last width
+        lines = prune_lets(body.lines, needed)
         for chan in self.channel_vars - needed:  # a running width nothing reads in the end
             assign = re.compile(rf"\s*{chan} = ")
             reads = [line for line in lines if re.search(rf"\b{chan}\b", line) and not assign.match(line)]
@@ -118,7 +121,7 @@ class InitEmitter:
             elif cond_text == "False":
                 name = static_name(stmt)
                 if name and seq.var is None:
-                    w.line(f"self.{name} = None")
+                    w.line(set_attribute("self", name, "None"))
                 return cur
         if cond is not None:
             sub = Writer()
@@ -129,7 +132,7 @@ class InitEmitter:
                 return cur if to_python(new) == to_python(cur) else n.IfExp(self.fold(cond, cur), new, cur, SPAN)
             if seq.var is None:
                 for none_name in conditional_names(stmt, self.blocks, self.block_params):
-                    w.line(f"self.{none_name} = None")
+                    w.line(set_attribute("self", none_name, "None"))
             w.line(f"if {cond_text}:")
             w.lines += sub.lines
             if to_python(new) == to_python(cur):
@@ -168,7 +171,7 @@ class InitEmitter:
         if isinstance(stmt, n.Layer):
             return self.init_layer(stmt, cur, w, seq)
         if isinstance(stmt, n.Side):
-            layer = n.Layer(stmt.target, stmt.func, stmt.func_span, stmt.arguments, None, stmt.span)
+            layer = stmt.layer
             source = cur if stmt.source is None else self.outputs[stmt.source]
             self.init_layer(layer, source, w, seq)
             return cur
@@ -241,7 +244,7 @@ class InitEmitter:
             return
         if seq.var is None:
             for name in [x for s in sc.body for x in conditional_names(s, self.blocks, self.block_params)]:
-                w.line(f"self.{name} = None")
+                w.line(set_attribute("self", name, "None"))
         w.line(f"if {cond}:")
         w.lines += lines
 
@@ -339,7 +342,7 @@ class InitEmitter:
             args = {f: to_python(_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
                     for f in kind.positional}
             args["features"] = to_python(cur)
-            self.register(stmt.target, kind.learned_init.format(**args), w, seq)
+            self.register(stmt.target, kind.learned_init.format(**args), w, seq, parameter=True)
             return new
         needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
             (kind.template is None or kind.module is not None)
@@ -440,7 +443,7 @@ class InitEmitter:
         own = plain(stmt.target) if stmt.target is not None else None
         if own and seq.var is None:
             self.register(stmt.target, ctor, w, seq)
-            return symbol(f"self.{own}.out_channels")
+            return symbol(f"{read_attribute('self', own)}.out_channels")
         if seq.var is not None:
             self.register(stmt.target, ctor, w, seq)
             source = f"{seq.var}[-1].out_channels"
@@ -461,21 +464,23 @@ class InitEmitter:
         self.channel_vars.add(name)
         return name
 
-    def register(self, target: n.Target | None, value: str, w: Writer, seq: _Seq) -> None:
+    def register(self, target: n.Target | None, value: str, w: Writer, seq: _Seq, parameter: bool = False) -> None:
+        """Make ``value`` (a module, or with ``parameter`` an nn.Parameter) the target's attribute."""
+        adds = "register_parameter" if parameter else "add_module"
         if target is not None and target.is_plain:
             name = plain(target)
             self.modules_named.add(name)
-            if seq.var is None and not target.quoted:
+            if seq.var is None and is_attribute(name):
                 w.line(f"self.{name} = {value}")
             else:
-                w.line(f"{seq.var or 'self'}.add_module({to_python(n.Str(name, SPAN))}, {value})")
+                w.line(f"{seq.var or 'self'}.{adds}({to_python(n.Str(name, SPAN))}, {value})")
             return
         if target is not None:
             name = fstring(target, self.init_expr)
             if seq.var is None and not target.quoted and _literal_identifier(name):
                 w.line(f"self.{name[1:-1]} = {value}")  # the interpolation is a constant: ``x{1}`` is x1
             else:
-                w.line(f"{seq.var or 'self'}.add_module({name}, {value})")
+                w.line(f"{seq.var or 'self'}.{adds}({name}, {value})")
             return
         assert seq.var is not None
         w.line(f"{seq.var}.append({value})")
