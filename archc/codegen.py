@@ -278,7 +278,7 @@ def _called_through(stmts, elab: Elaborator, what: str) -> set[str]:
     """Names (parameters, loop variables, lets) through which a body's layer statements call a block or an op."""
     found: set[str] = set()
     for s in stmts:
-        if isinstance(s, n.Layer) and elab.callees.get(id(s)) == what:
+        if isinstance(s, n.Layer) and elab.callees.get(s) == what:
             found.add(s.func)
         for body in nested_bodies(s):
             found |= _called_through(body, elab, what)

@@ -82,14 +82,14 @@ def spec_docs(spec, variant: str | None) -> dict:
     where = {}
     for module in spec.program.modules:
         for item in [*module.blocks, *module.networks]:
-            where[id(item)] = module.source
-    blocks = {name: leading_comment(where[id(b)], b.span.line) for name, b in spec.program.blocks.items()
-              if id(b) in where and b.span is not None}
+            where[item] = module.source
+    blocks = {name: leading_comment(where[b], b.span.line) for name, b in spec.program.blocks.items()
+              if b in where and b.span is not None}
     network = ""
     if variant in spec.variants:
         net = spec.variants[variant].network
-        if id(net) in where and net.span is not None:
-            network = leading_comment(where[id(net)], net.span.line)
+        if net in where and net.span is not None:
+            network = leading_comment(where[net], net.span.line)
     return {"network": network, "blocks": {k: v for k, v in blocks.items() if v}}
 
 

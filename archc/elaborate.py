@@ -41,7 +41,7 @@ class Fatal(SpecErrors):
 
 
 class Elaborator(StructureElaboration):
-    def __init__(self, program: Program, record_shapes: dict[int, list] | None = None):
+    def __init__(self, program: Program, record_shapes: dict[n.Stmt, list] | None = None):
         """``record_shapes`` collects (input, output) tensor types per statement, for the code generator."""
         self.program = program
         self.budget = Budget()
@@ -59,7 +59,7 @@ class Elaborator(StructureElaboration):
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
         self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
         self.dumped: dict[int, dict] = {}  # and as plain dicts, by id of the validated model (kept alive above)
-        self.callees: dict[int, str] = {}  # id(layer statement) -> "block" or "op" it called through a value
+        self.callees: dict[n.Layer, str] = {}  # layer statement -> "block" or "op" it called through a value
         self.rules: list[Rule] = []  # the current variant's init rules, in the order met
         self.errors: list[SpecError] = []  # the current variant's, in the order found
         self.failures = 0
@@ -161,7 +161,7 @@ class Elaborator(StructureElaboration):
             if frame.main and not self.nested:  # a layer of the main path: a tap after it takes its name
                 frame.last_named = (frame.scope.child(name), out.node)
         if self.stmt_shapes is not None:
-            self.stmt_shapes.setdefault(id(stmt), []).append((x.type, out.type))
+            self.stmt_shapes.setdefault(stmt, []).append((x.type, out.type))
         return out
 
     def _truth(self, cond: n.Expr, frame: Frame, x: Tensor) -> bool:
@@ -213,7 +213,7 @@ class Elaborator(StructureElaboration):
         if stmt.target is None and not frame.scope.numbered:
             return self.body(stmt.body, frame, x)  # it only groups statements of this block
         if stmt.target is None:  # inside a named seq: a numbered nn.Sequential of its own
-            if frame.main and id(stmt) in self.tap_holders:
+            if frame.main and stmt in self.tap_holders:
                 raise SpecError("a tap in an unnamed seq inside a named one: the inner seq is a numbered module",
                                 stmt.span, hint="name the inner seq, or tap outside it")
             name = str(frame.scope.count)
@@ -246,7 +246,7 @@ class Elaborator(StructureElaboration):
             source = frame.outputs[stmt.source]
         out = self._Layer(layer, side_frame, source)
         if self.stmt_shapes is not None:  # the code generator picks the side layer's module by its input's layout
-            self.stmt_shapes.setdefault(id(layer), []).append((source.type, out.type))
+            self.stmt_shapes.setdefault(layer, []).append((source.type, out.type))
         self.graph.sides[name] = out.node
         return x
 
@@ -273,7 +273,7 @@ class Elaborator(StructureElaboration):
     def _Layer(self, stmt: n.Layer, frame: Frame, x: Tensor) -> Tensor:
         kind, block, as_value = self.resolve(stmt.func, stmt.func_span, frame)
         if as_value or (block is not None and stmt.func not in self.program.blocks):
-            self.callees[id(stmt)] = "op" if as_value else "block"  # called through a name that holds it
+            self.callees[stmt] = "op" if as_value else "block"  # called through a name that holds it
         pos, kw = self.call_args(stmt.arguments, frame, x)
         if block is not None:
             return self.call_block(stmt, block, pos, kw, frame, x)

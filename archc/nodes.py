@@ -322,7 +322,7 @@ def tap_holders(stmts: list[Stmt]) -> set[int]:
             return False
         inside = [holds(c) for c in [*s.body, *getattr(s, "orelse", [])]]  # every child: nested holders too
         if any(inside):
-            holders.add(id(s))
+            holders.add(s)
         return any(inside)
 
     for s in stmts:
@@ -337,7 +337,7 @@ def has_taps(stmts: list[Stmt]) -> bool:
 def is_step(stmt: Stmt, holders: set[int]) -> bool:
     """One step of a network's main path, whose stride counts toward the taps' reductions: anything that
     computes, except a seq, loop or conditional holding a tap (its own statements are the steps)."""
-    return not isinstance(stmt, (Let, Init, Tap, Side)) and not (isinstance(stmt, (Seq, For, If)) and id(stmt) in holders)
+    return not isinstance(stmt, (Let, Init, Tap, Side)) and not (isinstance(stmt, (Seq, For, If)) and stmt in holders)
 
 
 # ------------------------------------------------------------------ top level

@@ -38,10 +38,10 @@ class ClassInfo:
 class StmtInfo:
     """Shapes seen for each statement in every elaboration: (input, output) pairs."""
 
-    shapes: dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]] = field(default_factory=dict)
+    shapes: dict[n.Stmt, list[tuple[tuple[int, ...], tuple[int, ...]]]] = field(default_factory=dict)
 
     def get(self, stmt) -> list:
-        return self.shapes.get(id(stmt), [])
+        return self.shapes.get(stmt, [])
 
 
 @dataclass
@@ -82,10 +82,10 @@ class ClassContext:
         self.network_unused = network_unused or (lambda name: set())  # name -> the parameters its class omits
         self.sequential = isinstance(definition, n.BlockDef) and definition.sequential
         self.stored: set[str] = set()  # names forward reads from self
-        self.inplace_ok: dict[int, bool] = {}  # id(stmt) -> may this ReLU module work in place
+        self.inplace_ok: dict[int, bool] = {}  # stmt -> may this ReLU module work in place
         self.modules_named: set[str] = set()
         self.referenced: set[str] = set()  # names the generated code reads
-        self.when_attributes: dict[int, str] = {}  # id(residual) -> the attribute holding its condition
+        self.when_attributes: dict[n.Residual, str] = {}  # residual -> the attribute holding its condition
         self._attributes = set(self.params) | _target_names(definition.body) | {"in_channels", "out_channels"}
         # lets and loop variables, and the module's own names (classes, functions, constants) that a generated
         # local would hide: names no generated local may take
@@ -106,14 +106,14 @@ class ClassContext:
     def when_attribute(self, stmt: n.Residual) -> str:
         """The attribute that holds a residual's ``when`` condition, computed in __init__ (torchvision's
         ``use_res_connect``)."""
-        if id(stmt) not in self.when_attributes:
+        if stmt not in self.when_attributes:
             name, i = "use_residual", 0
             while name in self._attributes:
                 i += 1
                 name = f"use_residual_{i}"
             self._attributes.add(name)
-            self.when_attributes[id(stmt)] = name
-        return self.when_attributes[id(stmt)]
+            self.when_attributes[stmt] = name
+        return self.when_attributes[stmt]
 
     def fold(self, e: n.Expr, cur: n.Expr | None = None) -> n.Expr:
         """``e`` for ``__init__``: constants folded, ``in.channels`` the constructor's argument, ``out.channels``

@@ -51,14 +51,14 @@ class TapsEmitter(ForwardEmitter):
             return var, fresh
         if self.inlined:
             self._check_inlined(stmt)
-        if isinstance(stmt, n.Seq) and stmt.target is not None and id(stmt) in self.holders:
+        if isinstance(stmt, n.Seq) and stmt.target is not None and stmt in self.holders:
             return self._inline(stmt, var, w, dest or var)
         return super().fwd_one(stmt, var, fresh, w, taps, dest)
 
     def _inline(self, stmt: n.Seq, var: str, w: Writer, dest: str) -> tuple[str, bool]:
         owner, inlined = self.owner, self.inlined
         self.owner, self.inlined = self._module_ref(stmt.target, var), True
-        body = upto_last_tap(stmt.body, self.holders) if id(stmt) in self.final else stmt.body
+        body = upto_last_tap(stmt.body, self.holders) if stmt in self.final else stmt.body
         try:
             if dest == var:
                 return self.fwd_body(body, var, False, w, None)
@@ -92,7 +92,7 @@ def _makes_modules(stmts) -> bool:
 
 def upto_last_tap(stmts: list[n.Stmt], holders: set[int]) -> list[n.Stmt]:
     """The statements up to the last that is, or holds, a tap: what runs after it feeds no feature map."""
-    last = max((i for i, s in enumerate(stmts) if isinstance(s, n.Tap) or id(s) in holders), default=-1)
+    last = max((i for i, s in enumerate(stmts) if isinstance(s, n.Tap) or s in holders), default=-1)
     return stmts[:last + 1]
 
 
@@ -102,7 +102,7 @@ def final_path(body: list[n.Stmt], holders: set[int]) -> set[int]:
     path: set[int] = set()
     stmts = upto_last_tap(body, holders)
     while stmts and isinstance(stmts[-1], n.Seq):
-        path.add(id(stmts[-1]))
+        path.add(stmts[-1])
         stmts = upto_last_tap(stmts[-1].body, holders)
     return path
 

@@ -315,14 +315,14 @@ class ForwardEmitter:
                 return dest, fresh if dest == var else False
             pos, kw = self.fwd_op_args(kind, stmt, var)
             if kind.inplace:
-                self.inplace_ok[id(stmt)] = fresh
+                self.inplace_ok[stmt] = fresh
                 if fresh and dest == var:
                     kw.append("inplace=True")
             call = f"{kind.functional}({', '.join([var] + pos + kw + list(kind.functional_extra))})"
             self._comment_line(w, f"{dest} = {call}", stmt)
             return dest, fresh if kind.view else not kind.keeps_output
         if (kind is not None and kind.inplace) or held:
-            self.inplace_ok[id(stmt)] = fresh and dest == var
+            self.inplace_ok[stmt] = fresh and dest == var
         assert stmt.target is not None
         module = self._module_ref(stmt.target, var)
         call = f"{module}({var})" if kind is None or kind.call is None else kind.call.format(module=module, x=var)

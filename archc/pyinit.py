@@ -207,7 +207,7 @@ class InitEmitter:
             self.init_body(stmt.body, cur, w, seq)
             return cur
         if isinstance(stmt, n.Residual):
-            attr = self.ctx.when_attributes.get(id(stmt))
+            attr = self.ctx.when_attributes.get(stmt)
             if attr is not None:
                 when = next(v for k, v, _ in stmt.arguments.kwargs if k == "when")
                 w.line(f"self.{attr} = {self.init_expr(when, cur)}")
@@ -289,10 +289,7 @@ class InitEmitter:
         if uses and to_python(cur) != chan:
             w.line(f"{chan} = {to_python(cur)}")
         w.line(f"for {loop_target(stmt.var, sub.lines)} in {self.init_expr(stmt.iterable, cur)}:")
-        if uses:
-            w.lines += sub.lines
-        else:
-            w.lines += [line.replace(chan, to_python(cur)) for line in sub.lines]
+        w.lines += sub.lines
         return symbol(chan) if changes else cur
 
     def init_if(self, stmt: n.If, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
@@ -348,7 +345,7 @@ class InitEmitter:
             (kind.template is None or kind.module is not None)
         if needs_module:
             if seq.var is not None and kind.inplace:
-                self.inplace_ok[id(stmt)] = seq.fresh and stmt.cond is None
+                self.inplace_ok[stmt] = seq.fresh and stmt.cond is None
             self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
         if seq.var is not None:  # whether the next layer may work in place on this one's output
             made_new = seq.fresh if kind.view or kind.name == "identity" else not kind.keeps_output
@@ -398,7 +395,7 @@ class InitEmitter:
     def op_ctor(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> str:
         pos, kw = self.op_args(kind, stmt, cur, kind.channels_from)
         lead = [to_python(cur)] if kind.in_arg else []
-        if kind.inplace and self.inplace_ok.get(id(stmt)):
+        if kind.inplace and self.inplace_ok.get(stmt):
             kw.append("inplace=True")
         modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
         if len(modules) > 1:

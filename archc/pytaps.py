@@ -31,8 +31,8 @@ class TapState:
 class TapTracker:
     def __init__(self, body: list[n.Stmt], info, printer, local):
         self.holders = n.tap_holders(body)
-        last = max((i for i, s in enumerate(body) if isinstance(s, n.Tap) or id(s) in self.holders), default=-1)
-        self.after_last = {id(s) for s in body[last + 1:]}  # the network's head: its strides matter to no tap
+        last = max((i for i, s in enumerate(body) if isinstance(s, n.Tap) or s in self.holders), default=-1)
+        self.after_last = {s for s in body[last + 1:]}  # the network's head: its strides matter to no tap
         self.info = info
         self.printer = printer  # an expression of the spec -> Python text in __init__
         self.local = local  # a free local name for the running reduction, made when first needed
@@ -47,7 +47,7 @@ class TapTracker:
 
     def factor(self, stmt: n.Stmt) -> int:
         """A step's stride, the same in every run of it (in every loop iteration and variant)."""
-        if id(stmt) in self.after_last:
+        if stmt in self.after_last:
             return 1
         factors = {stride_factor(a, b) or 1 for a, b in self.info.get(stmt)}
         if len(factors) > 1:

@@ -32,7 +32,7 @@ class Spec:
     def __init__(self, program: Program):
         self.program = program
         self.elaborator = Elaborator(program)
-        self._checked: tuple[dict[str, Graph], dict[int, list]] | None = None
+        self._checked: tuple[dict[str, Graph], dict[n.Stmt, list]] | None = None
         self._checking = False
 
     @property
@@ -84,9 +84,9 @@ class Spec:
         """Every variant's graph (elaborated once, with the records the code generator needs)."""
         return self.checked()[0]
 
-    def checked(self) -> tuple[dict[str, Graph], dict[int, list]]:
+    def checked(self) -> tuple[dict[str, Graph], dict[n.Stmt, list]]:
         if self._checked is None:
-            shapes: dict[int, list] = {}
+            shapes: dict[n.Stmt, list] = {}
             self.elaborator.stmt_shapes = shapes  # recorded for the variants as written, not for overrides
             self.elaborator.budget, self._checking = Budget(), True
             graphs: dict[str, Graph] = {}
