@@ -179,7 +179,9 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     body_text += "\n".join(functions)
     helpers = used_helpers(body_text)
     body_text += "\n".join(helpers)
-    imports = ["import torch"] if "torch." in body_text else []
+    # the standard library's first, a blank line between, as isort writes them
+    imports = ["import math", ""] if re.search(r"(?<![\w.])math\.", body_text) else []
+    imports += ["import torch"] if "torch." in body_text else []
     if "F." in body_text:
         imports.append("import torch.nn.functional as F")
     if "torch.utils.checkpoint." in body_text:

@@ -1,10 +1,12 @@
 """Expressions: safe evaluation within a budget.
 
 Nothing here calls ``eval``: the evaluator walks the AST and allows only the operators, the
-builtins the language documents and the spec's own pure functions (``def``). Every value is
+builtins the language documents and the spec's own pure functions (``def``). It computes what
+Python computes for the same text (the printer in ``exprfold`` writes it so). Every value is
 checked as it is made: integers within ``MAX_INT``, floats finite, lists and strings within
-their size limits, and every step counts against the spec's budget, so no expression can hang
-the compiler or exhaust its memory. Printing and partial evaluation are in ``exprfold``.
+their size limits; every step counts against a budget, as does every item of a list or character
+of a string made and every item compared, so no expression can hang the compiler or hold more
+memory than the budget allows. Printing and partial evaluation are in ``exprfold``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from collections.abc import Callable, Mapping
 
 from . import nodes as n
 from .errors import SpecError, did_you_mean
-from .values import MAX_INT, MAX_LIST, MAX_STRING, BlockRef, Function, Iteration, OpRef, TensorInfo, type_name
+from .values import MAX_INT, MAX_LIST, MAX_STRING, BlockRef, Function, Iteration, OpRef, TensorInfo, size, type_name
 
-MAX_STEPS = 2_000_000  # evaluation steps (expression nodes and loop iterations) for one spec
+MAX_STEPS = 2_000_000  # evaluation steps (expression nodes, loop iterations, items made or compared) for one graph
+_CONTAINERS = (list, tuple, str, Iteration)
+_COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
 class Budget:
@@ -33,7 +37,20 @@ class Budget:
         if self.steps > self.limit:
             raise BudgetExceeded(SpecError(
                 f"evaluating the spec takes more than {self.limit:,} steps", span,
-                hint="a loop or list is far larger than any network needs; check repeat counts and ranges"))
+                hint="a loop or list is far larger than any network needs (each item of a list made or "
+                     "compared is a step); check repeat counts and ranges"))
+
+    def hold(self, value, span: n.Span | None):
+        """Charge for a list, tuple or string just made: its size, nested items included."""
+        if isinstance(value, _CONTAINERS):
+            self.spend(span, size(value, self.limit - self.steps))
+        return value
+
+    def compare(self, left, right, span: n.Span | None) -> None:
+        """Charge for comparing two values: at most the smaller one's size."""
+        if isinstance(left, _CONTAINERS) and isinstance(right, _CONTAINERS):
+            room = self.limit - self.steps
+            self.spend(span, min(size(left, room), size(right, room)))
 
 
 class BudgetExceeded(SpecError):
@@ -41,9 +58,6 @@ class BudgetExceeded(SpecError):
 
     def __init__(self, error: SpecError):
         super().__init__(error.message, error.span, error.hint)
-
-
-_UNLIMITED = Budget(limit=10**18)
 
 
 def check_value(value, span: n.Span | None):
@@ -71,20 +85,12 @@ def check_value(value, span: n.Span | None):
     return value
 
 
-def _div(a, b):
-    return a / b
-
-
-def _floordiv(a, b):
-    return a // b
-
-
 _BINARY: dict[str, Callable] = {
     "+": operator.add,
     "-": operator.sub,
     "*": operator.mul,
-    "/": _div,
-    "//": _floordiv,
+    "/": operator.truediv,
+    "//": operator.floordiv,
     "%": operator.mod,
     "==": operator.eq,
     "!=": operator.ne,
@@ -111,7 +117,7 @@ def _range(*args):
 
 
 def _number(x, what: str):
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    if not isinstance(x, (int, float)):  # a bool is the int 0 or 1, as in Python
         raise TypeError(f"{what}() needs a number, got {type_name(x)}")
     return x
 
@@ -132,6 +138,8 @@ def _round(x, ndigits=None):
     _number(x, "round")
     if ndigits is not None and not _ints(ndigits):
         raise TypeError("round()'s second argument must be an integer")
+    if ndigits is not None and abs(ndigits) > 400:  # round(5, -10**18) would compute 10**(10**18)
+        raise ValueError("digits out of range (at most 400 either way)")
     return round(x) if ndigits is None else round(x, ndigits)
 
 
@@ -194,6 +202,32 @@ def _sum(xs, start=0):
     return sum(_sequence(xs, "sum"), start)
 
 
+def _sum_work(room: int, *args) -> int:
+    """The items ``sum`` copies: adding lists makes each partial sum anew, so that is quadratic in their count."""
+    if not 1 <= len(args) <= 2 or not isinstance(args[0], (list, tuple, Iteration)):
+        return 1  # sum() itself says what is wrong
+    xs, start = args[0], args[1] if len(args) == 2 else 0
+    total = work = len(start) if isinstance(start, (list, tuple, str)) else 0
+    for x in xs:
+        if isinstance(x, (list, tuple, str)):
+            total += len(x)
+            work += total
+        else:
+            work += 1
+        if work > room:  # past the budget: no need to count on
+            break
+    return work
+
+
+# What a builtin's call costs besides its result's size (charged as for any value made), counted up to
+# the room left in the budget.
+_WORK: dict[str, Callable[..., int]] = {
+    "sum": _sum_work,
+    "min": lambda room, *args: size(list(args), room),  # comparing the items
+    "max": lambda room, *args: size(list(args), room),
+}
+
+
 BUILTINS: dict[str, Callable] = {
     "len": _len,
     "min": _aggregate(min, "min"),
@@ -220,7 +254,7 @@ class Evaluator:
                  budget: Budget | None = None):
         self.env = env
         self.tensors = tensors
-        self.budget = budget or _UNLIMITED
+        self.budget = Budget() if budget is None else budget  # bounded even where the caller gives none
 
     def __call__(self, e: n.Expr):
         self.budget.spend(e.span)
@@ -265,7 +299,7 @@ class Evaluator:
 
     def _ListExpr(self, e: n.ListExpr):
         items = [self(i) for i in e.items]
-        return tuple(items) if e.tuple else items
+        return self.budget.hold(tuple(items) if e.tuple else items, e.span)
 
     def _UnaryOp(self, e: n.UnaryOp):
         value = self(e.operand)
@@ -273,7 +307,19 @@ class Evaluator:
             return not value
         if not _is_number(value):
             raise SpecError(f"bad operand type for unary {e.op}: {type_name(value)}", e.span)
-        return -value if e.op == "-" else value
+        return check_value(-value if e.op == "-" else +value, e.span)  # +true is 1, as in Python
+
+    def _Compare(self, e: n.Compare):
+        """``a < b < c``: ``a < b and b < c``, each operand evaluated once, the first false comparison ends it."""
+        left = self(e.operands[0])
+        result = True
+        for op, operand in zip(e.ops, e.operands[1:]):
+            right = self(operand)
+            result = self._binary(op, left, right, e.span)
+            if not result:
+                return result
+            left = right
+        return result
 
     def _BinOp(self, e: n.BinOp):
         if e.op == "and":
@@ -282,35 +328,30 @@ class Evaluator:
         if e.op == "or":
             left = self(e.left)
             return left if left else self(e.right)
-        left, right = self(e.left), self(e.right)
-        if e.op == "**":
-            if not (_is_number(left) and _is_number(right)):
-                raise SpecError(f"unsupported operand types for **: {type_name(left)} and {type_name(right)}", e.span)
-            if abs(right) > 64 and abs(left) > 1:
-                raise SpecError("exponent too large", e.span)
-            if left == 0 and right < 0:
-                raise SpecError("zero to a negative power", e.span)
-            try:
-                return check_value(left**right, e.span)
-            except OverflowError:
-                raise SpecError("number too large", e.span) from None
-        if e.op in ("/", "//", "%") and _is_number(right) and right == 0:
-            raise SpecError("division by zero", e.span)
-        if e.op in ("+", "*") and (isinstance(left, (list, tuple, str)) or isinstance(right, (list, tuple, str))):
-            self._check_size(e.op, left, right, e.span)
+        return self._binary(e.op, self(e.left), self(e.right), e.span)
+
+    def _binary(self, op: str, left, right, span: n.Span):
+        if op == "**":
+            return _power(left, right, span)
+        if op in ("/", "//", "%") and _is_number(right) and right == 0:
+            raise SpecError("division by zero", span)
+        if op in ("+", "*") and (isinstance(left, (list, tuple, str)) or isinstance(right, (list, tuple, str))):
+            self._check_size(op, left, right, span)
+        unsupported = op == "%" and isinstance(left, str)  # Python's string formatting: not in the language
         if isinstance(left, (Iteration, TensorInfo, Function, BlockRef, OpRef)) or \
                 isinstance(right, (Iteration, TensorInfo, Function, BlockRef, OpRef)):
-            if e.op not in ("==", "!="):
-                raise SpecError(f"unsupported operand types for {e.op}: {type_name(left)} and {type_name(right)}",
-                                e.span)
+            unsupported = unsupported or op not in ("==", "!=")
+        if unsupported:
+            raise SpecError(f"unsupported operand types for {op}: {type_name(left)} and {type_name(right)}", span)
+        if op in _COMPARISONS:
+            self.budget.compare(left, right, span)
         try:
-            return check_value(_BINARY[e.op](left, right), e.span)
+            return self.budget.hold(check_value(_BINARY[op](left, right), span), span)
         except TypeError:
-            raise SpecError(
-                f"unsupported operand types for {e.op}: {type_name(left)} and {type_name(right)}", e.span
-            ) from None
+            raise SpecError(f"unsupported operand types for {op}: {type_name(left)} and {type_name(right)}",
+                            span) from None
         except (OverflowError, ValueError, ZeroDivisionError) as exc:
-            raise SpecError(str(exc) or "arithmetic error", e.span) from None
+            raise SpecError(str(exc) or "arithmetic error", span) from None
 
     @staticmethod
     def _check_size(op: str, left, right, span) -> None:
@@ -353,7 +394,7 @@ class Evaluator:
             if v is not None and not _ints(v):
                 raise SpecError(f"slice bounds must be integers, not {type_name(v)}", b.span)
             bounds.append(v)
-        return value[bounds[0]:bounds[1]]
+        return self.budget.hold(value[bounds[0]:bounds[1]], e.span)
 
     def _ListComp(self, e: n.ListComp):
         items = self(e.iterable)
@@ -366,7 +407,9 @@ class Evaluator:
             bind(e.pattern, item, env, e.span)
             if e.cond is None or inner(e.cond):
                 out.append(inner(e.element))
-        return out
+                if len(out) > MAX_LIST:
+                    raise SpecError(f"list of more than {MAX_LIST} items is too long", e.span)
+        return self.budget.hold(out, e.span)
 
     def _Call(self, e: n.Call):
         name = e.func.name if isinstance(e.func, n.Var) else "this"
@@ -380,7 +423,9 @@ class Evaluator:
             raise SpecError(f"{name}() takes no keyword arguments", e.span)
         args = [self(a) for a in e.args]
         try:
-            return check_value(func(*args), e.span)
+            if name in _WORK:  # before the work is done
+                self.budget.spend(e.span, _WORK[name](self.budget.limit - self.budget.steps, *args))
+            return self.budget.hold(check_value(func(*args), e.span), e.span)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SpecError(f"{name}(): {exc}", e.span) from None
 
@@ -428,7 +473,20 @@ def bind(pattern: n.Pattern, value, env: dict, span: n.Span) -> None:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float))  # bools too: arithmetic takes them as 0 and 1, as Python does
+
+
+def _power(left, right, span: n.Span):
+    if not (_is_number(left) and _is_number(right)):
+        raise SpecError(f"unsupported operand types for **: {type_name(left)} and {type_name(right)}", span)
+    if _ints(left, right) and right > 64 and abs(left) > 1:  # past MAX_INT: refused before it is computed
+        raise SpecError("exponent too large", span, hint=f"values are limited to {MAX_INT}")
+    if left == 0 and right < 0:
+        raise SpecError("zero to a negative power", span)
+    try:
+        return check_value(left**right, span)
+    except OverflowError:
+        raise SpecError("number too large", span) from None
 
 
 def evaluate(e: n.Expr, env: Mapping[str, object], tensors=None, budget: Budget | None = None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 from . import nodes as n
@@ -9,8 +10,8 @@ from .errors import SpecError
 from .expr import BUILTINS, Evaluator
 from .values import BlockRef, Function, OpRef
 
-# Builtins the generated module has no name for (it imports only torch): small helpers stand in.
-PRINTED_BUILTINS = {"ceil": "_ceil", "floor": "_floor", "log": "_log", "sqrt": "_sqrt"}
+# Builtins that are not Python's: the generated module imports math for them.
+PRINTED_BUILTINS = {"ceil": "math.ceil", "floor": "math.floor", "log": "math.log", "sqrt": "math.sqrt"}
 
 _PREC = {
     "ifexp": 0, "or": 1, "and": 2, "not": 3,
@@ -49,16 +50,18 @@ def pattern_text(pattern: n.Pattern, top: bool = True) -> str:
 
 
 def to_python(e: n.Expr, name: Callable[[str], str] = lambda s: s, tensor: Callable[[str, str], str] | None = None) -> str:
-    """Print ``e`` as Python source, with the fewest parentheses."""
+    """Print ``e`` as Python source, with the fewest parentheses: Python computes from it what archc does."""
 
     def prec(x: n.Expr) -> int:
         if isinstance(x, n.IfExp):
             return 0
         if isinstance(x, n.BinOp):
             return _PREC[x.op]
+        if isinstance(x, n.Compare):
+            return _PREC["=="]
         if isinstance(x, n.UnaryOp):
             return _PREC["not"] if x.op == "not" else _PREC["unary"]
-        if isinstance(x, n.Num) and x.value < 0:
+        if isinstance(x, n.Num) and math.copysign(1, x.value) < 0:  # -0.0 too: -0.0 ** 2 is -(0.0 ** 2)
             return _PREC["unary"]
         return _ATOM
 
@@ -93,13 +96,17 @@ def to_python(e: n.Expr, name: Callable[[str], str] = lambda s: s, tensor: Calla
             return f"{x.op}{wrap(x.operand, _PREC['unary'])}"
         if isinstance(x, n.BinOp):
             p = _PREC[x.op]
-            if x.op == "**":  # right-associative
-                return f"{wrap(x.left, p + 1)} ** {wrap(x.right, p)}"
-            op = x.op
-            if op in ("==", "!=") and any(isinstance(s, n.Const) and s.value is None for s in (x.left, x.right)):
-                op = "is" if op == "==" else "is not"  # none compares by identity, as Python wants
+            if x.op == "**":  # right-associative; its right operand may be a unary minus: 2 ** -x
+                return f"{wrap(x.left, p + 1)} ** {wrap(x.right, _PREC['unary'])}"
+            if p == _PREC["=="]:  # a comparison of a comparison keeps its parentheses: no chain
+                return f"{wrap(x.left, p + 1)} {comparison(x.op, x.left, x.right)} {wrap(x.right, p + 1)}"
             right_min = p + 1 if x.op not in ("and", "or") else p
-            return f"{wrap(x.left, p)} {op} {wrap(x.right, right_min)}"
+            return f"{wrap(x.left, p)} {x.op} {wrap(x.right, right_min)}"
+        if isinstance(x, n.Compare):
+            text = wrap(x.operands[0], _PREC["=="] + 1)
+            for op, left, right in zip(x.ops, x.operands, x.operands[1:]):
+                text += f" {comparison(op, left, right)} {wrap(right, _PREC['=='] + 1)}"
+            return text
         if isinstance(x, n.IfExp):
             return f"{wrap(x.then, 1)} if {wrap(x.cond, 1)} else {wrap(x.orelse, 0)}"
         if isinstance(x, n.Index):
@@ -119,6 +126,11 @@ def to_python(e: n.Expr, name: Callable[[str], str] = lambda s: s, tensor: Calla
                 return f"{PRINTED_BUILTINS[x.func.name]}({', '.join(args)})"
             return f"{wrap(x.func, _ATOM)}({', '.join(args)})"
         raise TypeError(type(x))
+
+    def comparison(op: str, left: n.Expr, right: n.Expr) -> str:
+        if op in ("==", "!=") and any(isinstance(s, n.Const) and s.value is None for s in (left, right)):
+            return "is" if op == "==" else "is not"  # none compares by identity, as Python wants
+        return op
 
     return go(e)
 
@@ -164,14 +176,14 @@ def fold(e: n.Expr, known: Mapping[str, object], subst: Mapping[str, n.Expr] | N
             out = n.UnaryOp(x.op, operand, x.span)
             return literal(value(out), x.span) if is_literal(operand) else out
         if isinstance(x, n.BinOp):
-            left, right = go(x.left), go(x.right)
-            if x.op in ("and", "or") and is_literal(left):
-                lv = value(left)
-                if x.op == "and":
-                    return right if lv else left
-                return left if lv else right
+            left = go(x.left)
+            if x.op in ("and", "or") and is_literal(left):  # the right side only where it is reached
+                return go(x.right) if (x.op == "and") == bool(value(left)) else left
+            right = go(x.right)
             out = n.BinOp(x.op, left, right, x.span)
             return literal(value(out), x.span) if is_literal(left) and is_literal(right) else out
+        if isinstance(x, n.Compare):
+            return fold_chain(x, go)
         if isinstance(x, n.IfExp):
             cond = go(x.cond)
             if is_literal(cond):
@@ -214,6 +226,24 @@ def fold(e: n.Expr, known: Mapping[str, object], subst: Mapping[str, n.Expr] | N
     return go(e)
 
 
+def fold_chain(x: n.Compare, go: Callable[[n.Expr], n.Expr]) -> n.Expr:
+    """``a < b < c``: a known first link that is false is the value (``c`` never reached); one that is true
+    drops out (``b < c`` remains)."""
+    ops, operands = [], [go(x.operands[0])]
+    for op, operand in zip(x.ops, x.operands[1:]):
+        right = go(operand)
+        if not ops and is_literal(operands[0]) and is_literal(right):
+            if not Evaluator({})(n.BinOp(op, operands[0], right, x.span)):
+                return n.Const(False, x.span)
+            operands = [right]
+            continue
+        ops.append(op)
+        operands.append(right)
+    if not ops:
+        return n.Const(True, x.span)
+    return n.BinOp(ops[0], *operands, x.span) if len(ops) == 1 else n.Compare(ops, operands, x.span)
+
+
 def free_names(e: n.Expr) -> set[str]:
     """Names an expression reads (builtins called as functions excluded)."""
     found: set[str] = set()
@@ -234,6 +264,9 @@ def free_names(e: n.Expr) -> set[str]:
         elif isinstance(x, n.BinOp):
             go(x.left)
             go(x.right)
+        elif isinstance(x, n.Compare):
+            for o in x.operands:
+                go(o)
         elif isinstance(x, n.UnaryOp):
             go(x.operand)
         elif isinstance(x, n.IfExp):

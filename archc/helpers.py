@@ -1,6 +1,6 @@
 """Small definitions a generated module carries where it uses them: the primitives torch has no
 function or module for. Each is written out only in a module whose code calls it, so a generated
-file still imports only torch and holds nothing it does not use."""
+file imports only torch (and math) and holds nothing it does not use."""
 
 from __future__ import annotations
 
@@ -87,19 +87,6 @@ HELPERS = {
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)''',
-    "_ceil": '''def _ceil(x: float) -> int:
-    """The least integer >= x (math.ceil, without importing math)."""
-    return -int(-x // 1)''',
-    "_floor": '''def _floor(x: float) -> int:
-    """The greatest integer <= x (math.floor, without importing math)."""
-    return int(x // 1)''',
-    "_sqrt": '''def _sqrt(x: float) -> float:
-    """The square root of x, correctly rounded as math.sqrt's (without importing math)."""
-    return torch.tensor(x, dtype=torch.float64, device="cpu").sqrt().item()''',
-    "_log": '''def _log(x: float, base: float | None = None) -> float:
-    """The natural logarithm of x, or its logarithm to ``base`` (math.log, without importing math)."""
-    value = torch.tensor(x, dtype=torch.float64, device="cpu").log().item()
-    return value if base is None else value / torch.tensor(base, dtype=torch.float64, device="cpu").log().item()''',
 }
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from . import nodes as n
 from .errors import SpecError, did_you_mean
-from .expr import Evaluator
+from .expr import Budget, Evaluator
+from .exprfold import free_names
 from .graph import OpNode
 from .ops import pair
 from .values import type_name
@@ -123,6 +124,123 @@ def check_rule(stmt: n.Init) -> None:
                 raise SpecError(f"{name} has no argument '{key}'", value.span, hint=did_you_mean(key, params))
 
 
+# ------------------------------------------------------------------ what an initialiser's arguments may be
+
+MODES = ("fan_in", "fan_out")
+NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                  "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")  # torch's calculate_gain
+CHOICES = {"mode": MODES, "nonlinearity": NONLINEARITIES}
+FAN_BASED = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
+FLOAT32_MAX = 3.4028234663852886e38  # parameters are float32 tensors: a larger number becomes inf there
+# The dimensions of each parameter with more than one (a conv's weight: out, in / groups, kh, kw).
+DIMENSIONS = {("conv", "weight"): 4, ("linear", "weight"): 2}
+
+
+def as_call(rule: n.Expr) -> n.Call | None:
+    """A rule's initialiser as a call (``kaiming_normal`` alone is ``kaiming_normal()``), None for a constant."""
+    if isinstance(rule, n.Var) and rule.name in INITIALISERS:
+        return n.Call(rule, [], [], rule.span)
+    if isinstance(rule, n.Call) and isinstance(rule.func, n.Var) and rule.func.name in INITIALISERS:
+        return rule
+    return None
+
+
+def _argument_exprs(call: n.Call) -> dict[str, n.Expr]:
+    names = [p for p, _ in INITIALISERS[call.func.name].params]
+    exprs = dict(zip(names, call.args))
+    exprs.update((key, value) for key, value in call.kwargs if key in names)
+    return exprs
+
+
+def argument_spans(call: n.Call) -> dict[str, n.Span]:
+    return {key: expr.span for key, expr in _argument_exprs(call).items()}
+
+
+def check_constant(value, span: n.Span) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"an init rule's constant must be a number, got {type_name(value)}", span)
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise SpecError(f"an init rule's constant {_show(value)} is not finite in float32", span,
+                        hint=_FLOAT32_HINT)
+
+
+_FLOAT32_HINT = "parameters are float32 tensors: a number beyond about 3.4e38 becomes inf"
+
+
+def check_dimensions(name: str, op: str, param: str, span: n.Span) -> None:
+    """Fans exist only for a tensor of 2 or more dimensions (torch refuses fewer)."""
+    if name in FAN_BASED and DIMENSIONS.get((op, param), 1) < 2:
+        raise SpecError(f"{name} needs a tensor of 2 or more dimensions, and a {op}'s {param} is 1-D", span,
+                        hint="fans count a weight's input and output connections, which a bias or a norm's weight "
+                             "does not have: use a constant, normal, uniform or trunc_normal")
+
+
+_CHOICE_HINTS = {"mode": "'fan_in' keeps the variance of the forward pass, 'fan_out' that of the backward pass",
+                 "nonlinearity": "one of: " + ", ".join(NONLINEARITIES)}
+
+
+def check_arguments(name: str, args: dict, spans: dict, span: n.Span, unknown=frozenset()) -> None:
+    """An initialiser's argument values (``args``; those in ``unknown`` are not known yet and are not checked,
+    the others not given take their defaults), each located at its own ``spans`` entry or at ``span``."""
+    values = {p: default for p, default in INITIALISERS[name].params if p not in unknown}
+    values.update(args)
+    for key, value in args.items():
+        at = spans.get(key, span)
+        if key in CHOICES:
+            if not isinstance(value, str):
+                raise SpecError(f"{name}'s {key} must be a string, got {type_name(value)}", at,
+                                hint=f"one of: {', '.join(repr(c) for c in CHOICES[key])}")
+            if value not in CHOICES[key]:
+                message = f"{name}'s mode must be 'fan_in' or 'fan_out', got {value!r}" if key == "mode" else \
+                    f"{name}'s nonlinearity {value!r} is not one torch.nn.init.calculate_gain knows"
+                raise SpecError(message, at, hint=did_you_mean(value.lower(), CHOICES[key], _CHOICE_HINTS[key]))
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{name}'s {key} must be a number, got {type_name(value)}", at)
+        elif not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise SpecError(f"{name}'s {key} = {_show(value)} is not finite in float32", at, hint=_FLOAT32_HINT)
+    a, b, std = values.get("a"), values.get("b"), values.get("std")
+    bounds_at = spans.get("b", spans.get("a", span))
+    if name == "uniform" and a is not None and b is not None and a > b:
+        raise SpecError(f"uniform's bounds are out of order: a = {_show(a)} > b = {_show(b)}", bounds_at,
+                        hint="uniform(a, b) draws from [a, b]: the lower bound comes first")
+    if name == "trunc_normal" and a is not None and b is not None and a >= b:
+        raise SpecError(f"trunc_normal's bounds must satisfy a < b, got a = {_show(a)}, b = {_show(b)}", bounds_at,
+                        hint="trunc_normal(mean, std, a, b) redraws every value outside [a, b]")
+    if name == "trunc_normal" and std is not None and std <= 0:
+        raise SpecError(f"trunc_normal's std must be positive, got {_show(std)}", spans.get("std", span),
+                        hint="torch's trunc_normal_ divides by std; for all zeros, initialise with the constant 0")
+    if name == "normal" and std is not None and std < 0:
+        raise SpecError(f"normal's std must not be negative, got {_show(std)}", spans.get("std", span),
+                        hint="std is a standard deviation, the spread of the values around mean")
+
+
+def _show(value) -> str:
+    return repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_static(stmt: n.Init) -> None:
+    """What a rule says whatever layer it reaches and whatever the parameters it reads: its constant or
+    constant arguments, and a fan-based initialiser on an op kind's 1-D parameter. (A rule that is not well
+    formed is left to the elaborator, which says why.)"""
+    call = as_call(stmt.rule)
+    ev = Evaluator({}, budget=Budget())
+    if call is None:
+        if isinstance(stmt.rule, (n.Num, n.UnaryOp)) and _is_constant(stmt.rule):
+            check_constant(ev(stmt.rule), stmt.rule.span)
+        return
+    *target, param = stmt.path
+    if len(target) == 1 and target[0] in PARAMETERS:
+        check_dimensions(call.func.name, target[0], param, call.span)
+    exprs = _argument_exprs(call)
+    known = {key: ev(expr) for key, expr in exprs.items() if _is_constant(expr)}
+    check_arguments(call.func.name, known, argument_spans(call), call.span, unknown=set(exprs) - set(known))
+
+
+def _is_constant(e: n.Expr) -> bool:
+    """Whether ``e`` reads nothing: no name (but builtins called), no tensor."""
+    return not free_names(e) and not any(isinstance(x, n.TensorRef) for x in e.walk())
+
+
 def layer_sizes(node: OpNode) -> dict[str, object]:
     """The sizes of a layer that a rule's arguments may read, as torch counts them."""
     a, shape = node.args, node.in_shapes[0]
@@ -154,29 +272,34 @@ def node_parameters(node: OpNode) -> tuple[str, ...]:
 
 def evaluate_rule(rule: Rule, node: OpNode, budget) -> Resolved:
     sizes = layer_sizes(node)
-    env = {**rule.env, **sizes}
-    ev = Evaluator(env, budget=budget)
-    expr = rule.rule
-    if isinstance(expr, n.Var) and expr.name in INITIALISERS:
-        expr = n.Call(expr, [], [], expr.span)
-    if isinstance(expr, n.Call) and isinstance(expr.func, n.Var) and expr.func.name in INITIALISERS:
-        init = INITIALISERS[expr.func.name]
-        names = [p for p, _ in init.params]
-        args = dict(zip(names, (ev(a) for a in expr.args)))
-        args.update({k: ev(v) for k, v in expr.kwargs})
-        for key, value in args.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise SpecError(f"{init.name}'s '{key}' must be a number or a string, got {type_name(value)}",
-                                expr.span)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise SpecError(f"{init.name}'s '{key}' is not finite", expr.span)
-        if init.name in ("normal", "trunc_normal") and args.get("std", 1.0) < 0:
-            raise SpecError(f"{init.name}'s std must not be negative, got {args['std']}", expr.span)
-        return Resolved(init.name, args, rule.stmt)
-    value = ev(expr)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"an init rule's constant must be a number, got {type_name(value)}", expr.span)
-    return Resolved(None, {"val": value}, rule.stmt)
+    _check_sizes_read(rule, node.op, sizes)
+    ev = Evaluator({**rule.env, **sizes}, budget=budget)
+    call = as_call(rule.rule)
+    if call is None:
+        value = ev(rule.rule)
+        check_constant(value, rule.rule.span)
+        return Resolved(None, {"val": value}, rule.stmt)
+    init = INITIALISERS[call.func.name]
+    check_dimensions(init.name, node.op, rule.param, call.span)
+    spans = argument_spans(call)
+    args = {key: ev(expr) for key, expr in _argument_exprs(call).items()}
+    check_arguments(init.name, args, spans, call.span)
+    return Resolved(init.name, args, rule.stmt)
+
+
+def _check_sizes_read(rule: Rule, op: str, sizes: dict) -> None:
+    """A rule's arguments read a layer size only where the layer has it (no ``fan_in`` of a batchnorm)."""
+    missing = sorted(free_names(rule.rule) & set(LAYER_NAMES) - set(sizes) - set(rule.env))
+    if missing:
+        raise SpecError(f"'{missing[0]}' is not a size of a {op} layer", _name_span(rule.rule, missing[0]),
+                        hint=f"a {op} rule may read: {', '.join(sizes)}")
+
+
+def _name_span(e: n.Expr, name: str) -> n.Span:
+    for node in e.walk():
+        if isinstance(node, n.Var) and node.name == name:
+            return node.span
+    return e.span
 
 
 def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dict[str, dict[str, Resolved]]:
@@ -195,7 +318,10 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
                     best = (rank, rule)
             if best is not None:
                 best[1].used = True
-                out.setdefault(node.name, {})[param] = evaluate_rule(best[1], node, budget)
+                try:
+                    out.setdefault(node.name, {})[param] = evaluate_rule(best[1], node, budget)
+                except SpecError as exc:
+                    raise _located(exc, best[1], node, param, scopes) from None
     for rule in rules:  # a layer rule must name a layer that is there
         if rule.kind is None and rule.block is None:
             path = ".".join(filter(None, [rule.scope, *rule.path]))
@@ -206,6 +332,18 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
                 raise SpecError(f"'{'.'.join(rule.path)}' ({by_path[path].op}) has no parameter '{rule.param}'",
                                 rule.stmt.span)
     return out
+
+
+def _located(exc: SpecError, rule: Rule, node: OpNode, param: str, scopes: dict) -> SpecError:
+    """Say which layer the failing rule was initialising, and through which block calls (its values may come
+    from their arguments)."""
+    exc.add_note(f"initialising '{node.name}.{param}', made here", node.span)
+    parts = rule.scope.split(".") if rule.scope else []
+    for i in range(len(parts), 0, -1):
+        info = scopes.get(".".join(parts[:i]))
+        if info is not None and info.kind == "block":
+            exc.add_note(f"in block {info.block}, called here", info.span)
+    return exc
 
 
 def _match(rule: Rule, node: OpNode, scopes: dict) -> tuple | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import nodes as n
 from .errors import SpecError
-from .files import FileProblem, read_spec_bytes
+from .files import FileProblem, read_spec_bytes, shown
 from .parser import parse
 
 
@@ -37,6 +37,7 @@ class SpecFileError(SpecError):
 
 
 def read_spec(path: Path, span: n.Span | None = None) -> str:
+    """The text of a spec file; ``span`` is the ``use`` that names it (None: named by the user)."""
     try:
         data = read_spec_bytes(path)
     except FileProblem as exc:
@@ -46,7 +47,17 @@ def read_spec(path: Path, span: n.Span | None = None) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError("the file is not valid UTF-8 text", n.Span(str(path), line, col, line, col + 1)) from None
+        raise SpecError("the file is not valid UTF-8 text", n.Span(str(path), line, col, line, col + 1),
+                        notes=[("used here", span)] if span is not None else None) from None
+
+
+def _real_path(path: Path, span: n.Span | None) -> Path:
+    """Where ``path`` leads, to know a file used twice; a path that leads nowhere cannot be read either."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a loop of symbolic links is a RuntimeError before Python 3.13
+        read_spec(path, span)  # says why
+        raise SpecFileError(f"cannot tell where '{shown(path)}' leads", span) from None
 
 
 def load_program(path: str | Path) -> Program:
@@ -54,7 +65,7 @@ def load_program(path: str | Path) -> Program:
     main = parse(read_spec(path), str(path))
     program = Program(path, main)
     seen: dict[Path, n.Module] = {}
-    _collect(main, path, program, seen, [path.resolve()])
+    _collect(main, path, program, seen, [_real_path(path, None)])
     for module in program.modules:
         program.lets.extend(module.lets)
         for func in module.funcs:
@@ -73,7 +84,19 @@ def load_program(path: str | Path) -> Program:
     _check_function_calls(program)
     _check_taps(program)
     _check_names_once(program)
+    _check_init_rules(program)
     return program
+
+
+def _check_init_rules(program: Program) -> None:
+    """What every init rule says whatever it reaches, in every body, under any condition (the elaborator
+    meets only the rules of the variant it makes, and only where their conditions hold)."""
+    from .initrules import check_static
+
+    for definition in [*program.blocks.values(), *program.networks.values()]:
+        for node in definition.walk():
+            if isinstance(node, n.Init):
+                check_static(node)
 
 
 def _check_names_once(program: Program) -> None:
@@ -220,7 +243,7 @@ def _check_function_calls(program: Program) -> None:
 
 
 # What a generated module imports; with Python's builtins, its own names must not shadow these.
-GENERATED_IMPORTS = ("torch", "nn", "F", "Tensor", "math")
+GENERATED_IMPORTS = ("math", "torch", "nn", "F", "Tensor")
 
 
 def _check_module_names(program: Program) -> None:
@@ -273,7 +296,7 @@ def _define(table: dict, item, kind: str) -> None:
 def _collect(module: n.Module, path: Path, program: Program, seen: dict[Path, n.Module], stack: list[Path]) -> None:
     for use in module.uses:
         dep_path = (path.parent / use.path)
-        key = dep_path.resolve()
+        key = _real_path(dep_path, use.span)
         if key in stack:
             chain = " -> ".join(p.name for p in stack[stack.index(key):] + [key])
             raise SpecError(f"'use' cycle: {chain}", use.span)

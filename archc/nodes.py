@@ -6,8 +6,35 @@ stage can point an error at the spec line that caused it.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+
+
+class Node:
+    """Base of every AST node: its child nodes come from its fields, so no walker can forget one."""
+
+    def children(self) -> Iterator[Node]:
+        """The nodes held by this node's fields, in field order (inside lists and keyword tuples too)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    if isinstance(item, Node):
+                        yield item
+                    elif isinstance(item, tuple):  # keyword arguments: (name, expr[, span])
+                        yield from (x for x in item if isinstance(x, Node))
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every node below it, depth first in source order (without recursion)."""
+        stack: list[Node] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(list(node.children())))
 
 
 @dataclass(frozen=True)
@@ -23,19 +50,19 @@ class Span:
 
 
 @dataclass(eq=False)
-class Num:
+class Num(Node):
     value: int | float
     span: Span
 
 
 @dataclass(eq=False)
-class Str:
+class Str(Node):
     value: str
     span: Span
 
 
 @dataclass(eq=False)
-class Const:
+class Const(Node):
     """``true``, ``false`` or ``none``."""
 
     value: bool | None
@@ -43,13 +70,13 @@ class Const:
 
 
 @dataclass(eq=False)
-class Var:
+class Var(Node):
     name: str
     span: Span
 
 
 @dataclass(eq=False)
-class TensorRef:
+class TensorRef(Node):
     """``in`` (the block's input) or ``out`` (the tensor at this point)."""
 
     which: str
@@ -57,21 +84,21 @@ class TensorRef:
 
 
 @dataclass(eq=False)
-class Attr:
+class Attr(Node):
     value: Expr
     name: str
     span: Span
 
 
 @dataclass(eq=False)
-class ListExpr:
+class ListExpr(Node):
     items: list[Expr]
     span: Span
     tuple: bool = False
 
 
 @dataclass(eq=False)
-class BinOp:
+class BinOp(Node):
     op: str  # + - * / // % ** == != < <= > >= and or
     left: Expr
     right: Expr
@@ -79,14 +106,24 @@ class BinOp:
 
 
 @dataclass(eq=False)
-class UnaryOp:
+class Compare(Node):
+    """A chain of two or more comparisons, ``a < b <= c``: as in Python, ``a < b and b <= c`` with each
+    operand evaluated once. A single comparison is a ``BinOp``."""
+
+    ops: list[str]  # == != < <= > >=
+    operands: list[Expr]  # one more than ops
+    span: Span
+
+
+@dataclass(eq=False)
+class UnaryOp(Node):
     op: str  # - + not
     operand: Expr
     span: Span
 
 
 @dataclass(eq=False)
-class IfExp:
+class IfExp(Node):
     cond: Expr
     then: Expr
     orelse: Expr
@@ -94,14 +131,14 @@ class IfExp:
 
 
 @dataclass(eq=False)
-class Index:
+class Index(Node):
     value: Expr
     index: Expr
     span: Span
 
 
 @dataclass(eq=False)
-class Slice:
+class Slice(Node):
     """``value[lower:upper]``, either bound optional."""
 
     value: Expr
@@ -111,7 +148,7 @@ class Slice:
 
 
 @dataclass(eq=False)
-class Call:
+class Call(Node):
     func: Expr
     args: list[Expr]
     kwargs: list[tuple[str, Expr]]
@@ -123,7 +160,7 @@ Pattern = str | tuple
 
 
 @dataclass(eq=False)
-class ListComp:
+class ListComp(Node):
     """``[element for pattern in iterable if cond]``."""
 
     element: Expr
@@ -133,7 +170,8 @@ class ListComp:
     span: Span
 
 
-Expr = Num | Str | Const | Var | TensorRef | Attr | ListExpr | BinOp | UnaryOp | IfExp | Index | Slice | Call | ListComp
+Expr = (Num | Str | Const | Var | TensorRef | Attr | ListExpr | BinOp | Compare | UnaryOp | IfExp | Index | Slice | Call
+        | ListComp)
 
 
 def pattern_names(pattern: Pattern) -> list[str]:
@@ -147,7 +185,7 @@ def pattern_names(pattern: Pattern) -> list[str]:
 
 
 @dataclass(eq=False)
-class Target:
+class Target(Node):
     """A statement's name: plain (``conv1``) or interpolated (``layer{s + 1}``).
 
     ``parts`` alternates literal text and expressions.
@@ -167,13 +205,13 @@ class Target:
 
 
 @dataclass(eq=False)
-class Arguments:
+class Arguments(Node):
     args: list[Expr]
     kwargs: list[tuple[str, Expr, Span]]
 
 
 @dataclass(eq=False)
-class Layer:
+class Layer(Node):
     """``[name =] op_or_block[(args)] [if cond]``."""
 
     target: Target | None
@@ -185,7 +223,7 @@ class Layer:
 
 
 @dataclass(eq=False)
-class Seq:
+class Seq(Node):
     target: Target | None
     body: list[Stmt]
     cond: Expr | None
@@ -193,14 +231,14 @@ class Seq:
 
 
 @dataclass(eq=False)
-class Concat:
+class Concat(Node):
     branches: list[Stmt]
     cond: Expr | None
     span: Span
 
 
 @dataclass(eq=False)
-class Gate:
+class Gate(Node):
     """``gate { body }``: the input multiplied by what the body computes from it (broadcast)."""
 
     body: list[Stmt]
@@ -209,7 +247,7 @@ class Gate:
 
 
 @dataclass(eq=False)
-class Ensemble:
+class Ensemble(Node):
     """``ensemble { members }``: every member (a network or block call) runs on the input; the result is the
     mean of their softmax outputs, as VGG's and GoogLeNet's evaluations average their networks."""
 
@@ -219,7 +257,7 @@ class Ensemble:
 
 
 @dataclass(eq=False)
-class Dense:
+class Dense(Node):
     """``dense(checkpoint = c) { members }``: each member reads the concatenation of the input and
     every earlier member's output; the result is the concatenation of them all."""
 
@@ -230,7 +268,7 @@ class Dense:
 
 
 @dataclass(eq=False)
-class Shortcut:
+class Shortcut(Node):
     source: str | None  # ``from NAME``: read a tensor inside the residual body
     source_span: Span | None
     cond: Expr | None
@@ -239,7 +277,7 @@ class Shortcut:
 
 
 @dataclass(eq=False)
-class Residual:
+class Residual(Node):
     arguments: Arguments  # scale, when, stochastic_depth, mode
     body: list[Stmt]
     shortcut: Shortcut | None
@@ -249,7 +287,7 @@ class Residual:
 
 
 @dataclass(eq=False)
-class Side:
+class Side(Node):
     target: Target
     func: str
     func_span: Span
@@ -266,7 +304,7 @@ class Side:
 
 
 @dataclass(eq=False)
-class Tap:
+class Tap(Node):
     """``tap [NAME]``: the tensor here is one of the network's feature maps (a backbone's stage output). Its
     name is NAME, or else the name of the layer just before."""
 
@@ -275,7 +313,7 @@ class Tap:
 
 
 @dataclass(eq=False)
-class For:
+class For(Node):
     var: Pattern
     iterable: Expr
     body: list[Stmt]
@@ -283,7 +321,7 @@ class For:
 
 
 @dataclass(eq=False)
-class If:
+class If(Node):
     cond: Expr
     body: list[Stmt]
     orelse: list[Stmt]
@@ -291,14 +329,14 @@ class If:
 
 
 @dataclass(eq=False)
-class Let:
+class Let(Node):
     name: str
     value: Expr
     span: Span
 
 
 @dataclass(eq=False)
-class Init:
+class Init(Node):
     """``init TARGET.param = RULE [if cond]``: how a parameter is initialised. TARGET is an op kind (every such
     layer in scope), a layer of this body, or, in a network, ``Block.layer`` (that layer of every instance)."""
 
@@ -344,14 +382,14 @@ def is_step(stmt: Stmt, holders: set[int]) -> bool:
 
 
 @dataclass(eq=False)
-class Param:
+class Param(Node):
     name: str
     default: Expr | None
     span: Span
 
 
 @dataclass(eq=False)
-class BlockDef:
+class BlockDef(Node):
     name: str
     params: list[Param]
     body: list[Stmt]
@@ -361,7 +399,7 @@ class BlockDef:
 
 
 @dataclass(eq=False)
-class NetworkDef:
+class NetworkDef(Node):
     name: str
     params: list[Param]
     input: list[Expr]
@@ -372,7 +410,7 @@ class NetworkDef:
 
 
 @dataclass(eq=False)
-class VariantDef:
+class VariantDef(Node):
     name: str
     network: str
     network_span: Span
@@ -382,7 +420,7 @@ class VariantDef:
 
 
 @dataclass(eq=False)
-class FuncDef:
+class FuncDef(Node):
     """``def name(params) { let ...; return expr }``: a pure helper for expressions."""
 
     name: str
@@ -393,13 +431,13 @@ class FuncDef:
 
 
 @dataclass(eq=False)
-class Use:
+class Use(Node):
     path: str
     span: Span
 
 
 @dataclass(eq=False)
-class Module:
+class Module(Node):
     """One parsed ``.arch`` file."""
 
     file: str

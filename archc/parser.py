@@ -460,7 +460,12 @@ class _ToAst(Transformer_NonRecursive):
         return left
 
     arith = _chain
-    compare = _chain
+
+    def compare(self, meta, items):
+        """``a < b`` is a BinOp; a chain ``a < b < c`` is one Compare (Python's meaning, not ``(a < b) < c``)."""
+        if len(items) <= 3:  # the rule is kept for one operand too, as an alias keeps it
+            return self._chain(meta, items)
+        return n.Compare([str(op) for op in items[1::2]], list(items[::2]), self._span(meta))
 
     def _logical(op):
         def rule(self, meta, items):

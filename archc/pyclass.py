@@ -17,11 +17,11 @@ from . import nodes as n
 from .errors import SpecError
 from .expr import BUILTINS, Evaluator
 from .exprfold import fold, free_names, is_literal, to_python
+from .loader import GENERATED_LOCALS
 from .pyemit import FIXED_NAMES, bound_names, nested_bodies, symbol
 from .pyfeatures import TapsEmitter
 from .pyforward import ForwardEmitter
 from .pyinit import InitEmitter
-from .loader import GENERATED_LOCALS
 from .scope import RESERVED
 from .values import OpRef
 

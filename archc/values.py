@@ -82,3 +82,20 @@ def type_name(value) -> str:
         return "tensor"
     return {int: "int", float: "float", str: "string", list: "list", tuple: "tuple"}.get(type(value),
                                                                                          type(value).__name__)
+
+
+def size(value, limit: int) -> int:
+    """What holding (or printing, or comparing) ``value`` costs: one for each list, tuple and string, and for
+    each item and character in them, counted as often as a shared part is reached. Stops counting soon after
+    ``limit``, so a deep structure built by sharing (``[[0] * n] * n``) costs no more than the limit to measure."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += 1 + len(v)
+        elif isinstance(v, (list, tuple, Iteration)):
+            items = v.items if isinstance(v, Iteration) else v
+            total += 1 + len(items)
+            stack.extend(x for x in items if isinstance(x, (list, tuple, str)))
+    return total

@@ -46,7 +46,7 @@ def outcome(text: str, tmp_path) -> None:
 
 
 def assert_safe(source: str) -> None:
-    """Generated code imports only torch and calls only torch, its own classes and a few builtins."""
+    """Generated code imports only torch (and math) and calls only torch, its own classes and a few builtins."""
     tree = ast.parse(source)
     classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
     allowed = classes | {"range", "len", "min", "max", "int", "float", "abs", "sum", "round", "enumerate", "zip", "str",
@@ -54,7 +54,7 @@ def assert_safe(source: str) -> None:
                          "ValueError", "list"}  # the feature-extractor and window-attention helpers
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            assert all(a.name == "torch" or a.name.startswith("torch.") for a in node.names)
+            assert all(a.name in ("math", "torch") or a.name.startswith("torch.") for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             assert node.module == "torch" or node.module.startswith("torch.")
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
