@@ -155,7 +155,11 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     stored = {name for name in ctx.stored if re.search(rf"\bself\.{re.escape(name)}\b", fwd_text)}
     init = ["        super().__init__()"]
     for name in sorted(stored):
-        if name in ctx.modules_named or name == "out_channels":
+        if name == "out_channels":
+            raise SpecError("the parameter 'out_channels' is read in forward, but every generated block class sets "
+                            "self.out_channels to its output width", definition.span,
+                            hint="rename the parameter, or use it only to size layers")
+        if name in ctx.modules_named:
             raise SpecError(f"'{name}' names both a parameter read in forward and a layer", definition.span,
                             hint="rename one of them")
         init.append(f"        self.{name} = {name}")

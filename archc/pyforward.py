@@ -55,7 +55,7 @@ class ForwardEmitter:
         self.fwd_ns = Namespace(set(ctx.params) | ctx.locals)
         self.fwd_ns.reserve("x")
         self.fwd_locals: set[str] = set()
-        self.sides: list[str] = []
+        self.sides: dict[n.Side, str] = {}  # side output -> its local, in the order forward computes them
         self.current: n.Stmt | None = None  # the statement being written (its recorded tensor types)
         self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
         for s in ctx.d.body:
@@ -66,9 +66,11 @@ class ForwardEmitter:
         fwd = Writer(depth)
         var, _ = self.fwd_body(self.ctx.d.body, "x", False, fwd, None)
         if self.sides:
-            cond = " or ".join(f"{s} is not None" for s in self.sides)
+            # returned as the spec writes them (a ``side ... from`` is computed where its source is)
+            sides = [self.sides[s] for s in sorted(self.sides, key=lambda s: (s.span.line, s.span.column))]
+            cond = " or ".join(f"{s} is not None" for s in sides)
             fwd.line(f"if self.training and ({cond}):")
-            fwd.indent().line(f"return {', '.join([var] + self.sides)}")
+            fwd.indent().line(f"return {', '.join([var] + sides)}")
             fwd.dedent()
         fwd.line(f"return {var}")
         return prune_lets(fwd.lines)
@@ -125,13 +127,13 @@ class ForwardEmitter:
         if name is None:
             raise SpecError("a side output needs a plain name", stmt.target.span)
         local = self.fwd_ns.create(name)
-        self.sides.append(local)
+        self.sides[stmt] = local
         w.line(f"{local}: Tensor | None = None")
         if stmt.cond is not None:
-            w.line(f"if self.{name} is not None and self.training:")
+            w.line(f"if {read_attribute('self', name)} is not None and self.training:")
         else:
             w.line("if self.training:")
-        w.indent().line(f"{local} = self.{name}({var})")
+        w.indent().line(f"{local} = {read_attribute('self', name)}({var})")
         w.dedent()
 
     def _module_ref(self, target: n.Target, var: str) -> str:
@@ -345,7 +347,7 @@ class ForwardEmitter:
             if fname not in given:
                 continue
             text = _as_tuple(self.fwd_expr(given[fname], var))
-            if i == 0:
+            if i == 0 and kind.args.model_fields[fname].is_required():  # F.max_pool2d(x, 3); F.gelu(x, approximate=...)
                 pos.append(text)
             else:
                 kw.append(f"{fname}={text}")

@@ -9,6 +9,8 @@ width, a local ``channels`` variable carries it.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -66,6 +68,7 @@ class InitEmitter:
         self.modules_named = ctx.modules_named
         self.init_ns = Namespace(set(ctx.params) | {"in_channels"} | ctx.locals)
         self.channel_vars: set[str] = set()
+        self.reassigned: Counter = Counter()  # channel variable -> how often a later statement gave it a new width
         # layers side outputs read (``side ... from NAME``), and their output channels once written
         self.read_later = {s.source for s in ctx.d.body if isinstance(s, n.Side) and s.source is not None}
         self.outputs: dict[str, n.Expr] = {}
@@ -138,6 +141,7 @@ class InitEmitter:
             if to_python(new) == to_python(cur):
                 return cur
             if isinstance(cur, n.Var) and cur.name in self.channel_vars:
+                self.reassigned[cur.name] += 1
                 w.indent().line(f"{cur.name} = {to_python(new)}")
                 w.dedent()
                 return cur
@@ -213,8 +217,14 @@ class InitEmitter:
                 w.line(f"self.{attr} = {self.init_expr(when, cur)}")
             if stmt.shortcut is not None and stmt.shortcut_first:  # its modules are made first, as written
                 self.init_shortcut(stmt, cur, w, seq)
+            before, at = self.reassigned.copy(), len(w.lines)
             new = self.init_body(stmt.body, cur, w, seq)
             if stmt.shortcut is not None and not stmt.shortcut_first:
+                if any(self.reassigned[v] != before[v] for v in free_names(cur) & self.channel_vars):
+                    # the body gave the running width a new value: the shortcut reads the residual's input's
+                    snapshot = self.init_ns.create("residual_channels")
+                    w.lines.insert(at, "    " * w.depth + f"{snapshot} = {to_python(cur)}")
+                    cur = symbol(snapshot)
                 self.init_shortcut(stmt, cur, w, seq)
             return new
         if isinstance(stmt, n.For):
@@ -456,6 +466,7 @@ class InitEmitter:
     def channel_var(self, cur: n.Expr) -> str:
         """The mutable local that holds a channel count: ``cur`` itself if it is one."""
         if isinstance(cur, n.Var) and cur.name in self.channel_vars:
+            self.reassigned[cur.name] += 1  # (the caller gives it a new width)
             return cur.name
         name = self.init_ns.create("channels")
         self.channel_vars.add(name)

@@ -20,13 +20,12 @@ from .exprfold import to_python
 from .initrules import INITIALISERS, PARAMETERS
 from .pyemit import Namespace
 
-# What a rule's argument names mean in the generated loop, where ``m`` is the layer.
+# What a rule's argument names mean in the generated loop, over ``{m}``, the layer.
 SIZES = {
-    "fan_in": "m.weight[0].numel()",
-    "fan_out": "(m.weight.shape[0] * m.weight[0, 0].numel())",  # printed where an atom stands: parenthesised
-    "in_channels": "m.in_channels", "out_channels": "m.out_channels", "kernel_size": "m.kernel_size",
-    "groups": "m.groups", "in_features": "m.in_features", "out_features": "m.out_features",
-    "num_features": "m.num_features", "normalized_shape": "m.normalized_shape",
+    "fan_in": "{m}.weight[0].numel()",
+    "fan_out": "({m}.weight.shape[0] * {m}.weight[0, 0].numel())",  # printed where an atom stands: parenthesised
+    **{size: "{m}." + size for size in ("in_channels", "out_channels", "kernel_size", "groups", "in_features",
+                                        "out_features", "num_features", "normalized_shape")},
 }
 
 
@@ -52,7 +51,8 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
     rules = _collect(ctx.d, program, block_order)
     if not rules:
         return []
-    ns = Namespace(set(ctx.params) | ctx.locals | {"m", "b"})
+    ns = Namespace(set(ctx.params) | ctx.locals)
+    m, b = ns.create("m"), ns.create("b")  # the loop's layer and block: never a parameter the conditions read
     common = _common_condition(rules, ctx)
     lines: list[str] = []
     sets: dict[tuple, str] = {}
@@ -60,19 +60,19 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
     def membership(rule: _Rule) -> str:
         """The test that a module is what a per-layer or block rule reaches."""
         if rule.block is None:  # a layer of the network itself
-            return f"m is self{_access(rule.path)}"
+            return f"{m} is self{_access(rule.path)}"
         key = (rule.block, rule.path, rule.kind)
         if key not in sets:
             name = ns.create("_".join([rule.block.lower(), *(rule.path or [rule.kind or "layers"])]))
-            test = _block_cond(rule, ctx)
+            test = _block_cond(rule, b)
             if rule.kind is not None:
-                expr = f"{{m for b in self.modules() if isinstance(b, {rule.block}){test} for m in b.modules()}}"
+                expr = f"{{{m} for {b} in self.modules() if isinstance({b}, {rule.block}){test} for {m} in {b}.modules()}}"
             else:
-                expr = f"{{b{_access(rule.path)} for b in self.modules() if isinstance(b, {rule.block}){test}}}"
+                expr = f"{{{b}{_access(rule.path)} for {b} in self.modules() if isinstance({b}, {rule.block}){test}}}"
             cond = _network_cond(rule, ctx, skip=common)
             lines.append(f"{name} = {expr}" + (f" if {cond} else set()" if cond else ""))
             sets[key] = name
-        return f"m in {sets[key]}"
+        return f"{m} in {sets[key]}"
 
     kinds = {}
     for rule in rules:
@@ -85,9 +85,9 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
         body: list[str] = []
         for param in PARAMETERS[kind]:
             chain = sorted((r for r in kind_rules if r.param == param), key=lambda r: r.rank, reverse=True)
-            lines_ = _chain(chain, param, membership, ctx, common)
+            lines_ = _chain(chain, param, membership, ctx, common, m)
             if lines_ and param in optional.get(kind, ()):  # some of these layers have no such parameter
-                lines_ = [f"if m.{param} is not None:"] + ["    " + line for line in lines_]
+                lines_ = [f"if {m}.{param} is not None:"] + ["    " + line for line in lines_]
             if len(lines_) == 2 and body[-2:-1] == lines_[:1] and lines_[0].startswith("if "):
                 body.append(lines_[1])  # the same test as the parameter before: one if for both
             else:
@@ -103,10 +103,10 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
             branches.append((classes, body))
     if not branches:  # the rules reach no layer this network has
         return []
-    loop = ["for m in self.modules():"]
+    loop = [f"for {m} in self.modules():"]
     for i, (classes, body) in enumerate(branches):
         test = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-        loop.append(f"    {'if' if i == 0 else 'elif'} isinstance(m, {test}):")
+        loop.append(f"    {'if' if i == 0 else 'elif'} isinstance({m}, {test}):")
         loop += ["        " + line for line in body]
     text = "\n".join(loop)
     lines = [line for line in lines if re.search(rf"\b{re.escape(line.split(' = ', 1)[0])}\b", text)]
@@ -153,7 +153,7 @@ def _inits(stmts, conds: list[n.Expr]) -> list[tuple[n.Init, list[n.Expr]]]:
     return found
 
 
-def _chain(chain: list[_Rule], param: str, membership, ctx, common: str | None) -> list[str]:
+def _chain(chain: list[_Rule], param: str, membership, ctx, common: str | None, m: str) -> list[str]:
     """``if`` / ``elif`` over a parameter's rules, the most specific first; the last unconditional one is the
     ``else``. Nothing where no rule applies: the default initialisation stays."""
     steps: list[tuple[str | None, str]] = []  # (test, call); None: always
@@ -164,13 +164,13 @@ def _chain(chain: list[_Rule], param: str, membership, ctx, common: str | None) 
         cond = _network_cond(rule, ctx, skip=common) if rule.block is None else None  # a block's: in its set
         if cond:
             tests.append(cond)
-        call = _call(rule, param, ctx)
+        call = _call(rule, param, ctx, m)
         if not tests:
             steps.append((None, call))
             break  # an unconditional rule: nothing after it is ever tried
         test = " and ".join(tests)
         if steps and steps[-1][1] == call and steps[-1][0] is not None:  # the same rule for several layers
-            steps[-1] = (_either(steps[-1][0], test), call)
+            steps[-1] = (_either(steps[-1][0], test, m), call)
         else:
             steps.append((test, call))
     lines: list[str] = []
@@ -182,31 +182,31 @@ def _chain(chain: list[_Rule], param: str, membership, ctx, common: str | None) 
     return lines
 
 
-def _either(a: str, b: str) -> str:
+def _either(a: str, b: str, m: str) -> str:
     """``m is self.conv5`` and ``m is self.conv4`` -> ``m in (self.conv4, self.conv5)``."""
     def members(test: str) -> list[str] | None:
-        if test.startswith("m is "):
-            return [test[5:]]
-        if test.startswith("m in (") and test.endswith(")") and " and " not in test:
-            return [x.strip() for x in test[6:-1].split(",") if x.strip()]
+        if test.startswith(f"{m} is "):
+            return [test[len(m) + 4:]]
+        if test.startswith(f"{m} in (") and test.endswith(")") and " and " not in test:
+            return [x.strip() for x in test[len(m) + 5:-1].split(",") if x.strip()]
         return None
 
     left, right = members(a), members(b)
     if left is not None and right is not None:
-        return f"m in ({', '.join(sorted(set(left + right)))})"
+        return f"{m} in ({', '.join(sorted(set(left + right)))})"
     return f"{a} or {b}"
 
 
-def _call(rule: _Rule, param: str, ctx) -> str:
+def _call(rule: _Rule, param: str, ctx, m: str) -> str:
     expr = rule.stmt.rule
-    target = f"m.{param}"
+    target = f"{m}.{param}"
     if isinstance(expr, n.Var) and expr.name in INITIALISERS:
         expr = n.Call(expr, [], [], expr.span)
     if isinstance(expr, n.Call) and isinstance(expr.func, n.Var) and expr.func.name in INITIALISERS:
         init = INITIALISERS[expr.func.name]
-        args = [_arg(a, ctx) for a in expr.args] + [f"{k}={_arg(v, ctx)}" for k, v in expr.kwargs]
+        args = [_arg(a, ctx, m) for a in expr.args] + [f"{k}={_arg(v, ctx, m)}" for k, v in expr.kwargs]
         return f"{init.function}({', '.join([target] + args)})"
-    value = _arg(expr, ctx)
+    value = _arg(expr, ctx, m)
     if value in ("0", "0.0"):
         return f"nn.init.zeros_({target})"
     if value in ("1", "1.0"):
@@ -214,9 +214,9 @@ def _call(rule: _Rule, param: str, ctx) -> str:
     return f"nn.init.constant_({target}, {value})"
 
 
-def _arg(e: n.Expr, ctx) -> str:
+def _arg(e: n.Expr, ctx, m: str) -> str:
     folded = ctx.fold(e)
-    return to_python(folded, lambda name: SIZES.get(name, name))
+    return to_python(folded, lambda name: SIZES[name].format(m=m) if name in SIZES else name)
 
 
 def _network_cond(rule: _Rule, ctx, skip: str | None = None) -> str | None:
@@ -229,11 +229,11 @@ def _network_cond(rule: _Rule, ctx, skip: str | None = None) -> str | None:
     return " and ".join(f"({t})" if " or " in t else t for t in texts) or None
 
 
-def _block_cond(rule: _Rule, ctx) -> str:
+def _block_cond(rule: _Rule, b: str) -> str:
     """The conditions of a rule written in a block, over its instance ``b``'s stored parameters."""
     if rule.owner is None or not rule.conds:
         return ""
-    return "".join(f" and {to_python(c, lambda name: f'b.{name}')}" for c in rule.conds)
+    return "".join(f" and {to_python(c, lambda name: f'{b}.{name}')}" for c in rule.conds)
 
 
 def _common_condition(rules: list[_Rule], ctx) -> str | None:

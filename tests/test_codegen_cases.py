@@ -171,3 +171,29 @@ def test_a_let_named_like_a_generated_local_is_its_value(tmp_path):
     spec, model = build(tmp_path, "let x = 2.5\n" + net("residual(scale = x) { relu }"))
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(model(x), F.relu(x) * 2.5 + x, rtol=0, atol=1e-6)
+
+
+def test_a_parameter_named_like_the_init_loop_variable(tmp_path):
+    spec, model = build(tmp_path, net("c1 = conv(4, 1)\ninit conv.weight = 0.5 if m > b", "m = 5, b = 2"))
+    assert torch.all(model.c1.weight == 0.5)
+    assert not torch.all(spec.build("n", m=1).c1.weight == 0.5)
+
+
+def test_an_optional_argument_of_a_functional_op_is_a_keyword(tmp_path):
+    spec, model = build(tmp_path, net('gelu(approximate = a)\nmaxpool(2 + 1, padding = 1, stride = 1)', 'a = "tanh"'))
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(model(x), F.max_pool2d(F.gelu(x, approximate="tanh"), 3, 1, 1), rtol=0, atol=0)
+    assert not torch.equal(spec.build("n", a="none")(x), model(x))
+
+
+def test_out_channels_read_in_forward_says_why(tmp_path):
+    located_error(tmp_path, "block B(c, out_channels = true) { relu if out_channels; c1 = conv(c, 1) }\n" +
+                  net("b = B(4)"), "every generated block class sets self.out_channels")
+
+
+def test_side_outputs_come_back_in_the_order_written(tmp_path):
+    blocks = "block Head(k) {\n    global_avgpool\n    fc = linear(k)\n}\n"
+    body = "conv1 = conv(8, 1)\naux = side Head(5)\naux_from = side Head(6) from conv1\nglobal_avgpool\nfc = linear(7)"
+    spec, model = build(tmp_path, net(body, blocks=blocks))
+    out, aux, aux_from = model.train()(torch.randn(2, 3, 8, 8))
+    assert (out.shape[1], aux.shape[1], aux_from.shape[1]) == (7, 5, 6)
