@@ -315,7 +315,7 @@ class Elaborator(StructureElaboration):
             macs = kind.macs(values, t, out)
         except ShapeError as exc:
             raise SpecError(f"{kind.name}: {exc}", stmt.span, notes=[(f"its input is {t.describe()}", None)],
-                            follows_shapes=True) from None
+                            hint=exc.hint, follows_shapes=True) from None
         node = self.add_node(frame, None if name is None else frame.scope.child(name), kind.name,
                              dict(self.dumped[id(values)]), [x], out, stmt.span, params, macs,
                              learned=kind.learned is not None)
@@ -493,8 +493,8 @@ class Elaborator(StructureElaboration):
             node_id = name
         node = OpNode(id=node_id, name=name, op=op, args=args, in_shapes=tuple(i.shape for i in inputs),
                       shape=t.shape, layout=t.layout, params=params, macs=macs, scope=frame.scope.path,
-                      side=frame.side, span=span, learned=learned)
-        return graph.add(node, [i.node for i in inputs])
+                      side=frame.side, span=span, learned=learned, inputs=tuple(i.node for i in inputs))
+        return graph.add(node, list(node.inputs))
 
 
 _MISSING = object()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
@@ -29,6 +29,8 @@ class OpNode:
     side: str | None = None  # the side output this op belongs to
     span: Span | None = None
     learned: bool = False  # ``name`` is a learned tensor (an nn.Parameter attribute), not a module
+    # the input node ids in argument order; unlike the edges, it keeps an input used twice (concat of x with x)
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,8 @@ class Graph:
 
     def add(self, node: OpNode, inputs: list[str]) -> OpNode:
         """Add ``node`` fed by the existing nodes ``inputs`` (so insertion order is a topological order)."""
+        if tuple(inputs) != node.inputs:
+            node = replace(node, inputs=tuple(inputs))
         self.g.add_node(node.id, op=node)
         for src in inputs:
             self.g.add_edge(src, node.id, shape=self.node(src).shape)

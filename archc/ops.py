@@ -8,6 +8,13 @@ function call in ``forward`` for parameter-free kinds, as a forward-only express
 (``template``), or as a learned tensor (``learned``). Adding a layer kind means adding one entry
 here.
 
+An entry also carries its functional meaning for the graph interpreter (``interpret.py``), the independent
+oracle of the code generator: ``make`` builds the op's module (or learned tensor) from its arguments and input
+type, with the generated model's parameter and buffer names; ``run`` computes its output. Both import torch
+inside their bodies, so the registry stays importable without it. The kinds are kept in family modules:
+``ops_norm`` (normalisation, activations, linear), ``ops_layout`` (channels, layout, regularisation, learned
+tensors), ``opstokens``, ``opswindows`` and ``opspartition``.
+
 Shapes exclude the batch dimension and follow the tensor's layout (``layout.TensorType``).
 """
 
@@ -17,7 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +40,11 @@ ANY = None  # an entry's ``layouts``: every layout
 
 
 class ShapeError(ValueError):
-    """A shape rule failed; the elaborator adds the location."""
+    """A shape rule failed; the elaborator adds the location (and ``hint``, where one helps)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
 
 
 class Args(BaseModel):
@@ -73,6 +84,8 @@ class OpKind:
     learned_init: str | None = None  # the nn.Parameter's construction over {shape} and the arguments
     flattens: bool = False
     value: bool = False  # may be passed as a value (``activation = relu6``) and called without arguments
+    make: Callable[[dict, TensorType], object] | None = None  # interpreter: its module or learned tensor
+    run: Callable[..., object] | None = None  # interpreter: (module, args, input type, inputs, training) -> output
     doc: str = ""
 
     @property
@@ -155,9 +168,21 @@ def _conv_macs(a: ConvArgs, t: TensorType, o: TensorType) -> int:
     return math.prod(o.shape) * (t.shape[0] // a.groups) * kh * kw
 
 
+def _conv_make(a: dict, t: TensorType):
+    from torch import nn
+
+    return nn.Conv2d(t.shape[0], a["out_channels"], a["kernel_size"], bias=a["bias"], groups=a["groups"])
+
+
+def _conv_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch.nn.functional as F
+
+    return F.conv2d(xs[0], m.weight, m.bias, pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]), a["groups"])
+
+
 _register(OpKind(
     "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg=True, channels_from="out_channels",
-    params=_conv_params, macs=_conv_macs, doc="2-D convolution"))
+    params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution"))
 
 
 # -------------------------------------------------------------------- pooling
@@ -192,18 +217,42 @@ def _adaptive_shape(a: AdaptiveArgs, t: TensorType) -> TensorType:
     return TensorType((t.shape[0], *pair(a.output_size)))
 
 
+def _maxpool_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch.nn.functional as F
+
+    k = a["kernel_size"]
+    return F.max_pool2d(xs[0], k, a["stride"] or k, a["padding"], a["dilation"], a["ceil_mode"])
+
+
+def _avgpool_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch.nn.functional as F
+
+    k = a["kernel_size"]
+    return F.avg_pool2d(xs[0], k, a["stride"] or k, a["padding"], a["ceil_mode"], a["count_include_pad"])
+
+
+def _adaptive_run(reduce: str):
+    def run(m, a: dict, t: TensorType, xs: list, training: bool):
+        import torch.nn.functional as F
+
+        pool = F.adaptive_avg_pool2d if reduce == "avg" else F.adaptive_max_pool2d
+        return pool(xs[0], pair(a["output_size"]))
+
+    return run
+
+
 _register(OpKind(
     "maxpool", PoolArgs, _pool_shape, module="nn.MaxPool2d", functional="F.max_pool2d",
-    doc="max pooling; stride defaults to the kernel size"))
+    run=_maxpool_run, doc="max pooling; stride defaults to the kernel size"))
 _register(OpKind(
     "avgpool", AvgPoolArgs, _pool_shape, module="nn.AvgPool2d", functional="F.avg_pool2d",
-    doc="average pooling; stride defaults to the kernel size"))
+    run=_avgpool_run, doc="average pooling; stride defaults to the kernel size"))
 _register(OpKind(
     "adaptive_avgpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveAvgPool2d",
-    functional="F.adaptive_avg_pool2d", doc="average pooling to a fixed output size"))
+    functional="F.adaptive_avg_pool2d", run=_adaptive_run("avg"), doc="average pooling to a fixed output size"))
 _register(OpKind(
     "adaptive_maxpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveMaxPool2d",
-    functional="F.adaptive_max_pool2d", doc="max pooling to a fixed output size"))
+    functional="F.adaptive_max_pool2d", run=_adaptive_run("max"), doc="max pooling to a fixed output size"))
 
 
 class NoArgs(Args):
@@ -212,237 +261,9 @@ class NoArgs(Args):
 
 _register(OpKind(
     "global_avgpool", NoArgs, lambda a, t: TensorType((t.shape[0],), "F"), template="{x}.mean([2, 3])",
+    run=lambda m, a, t, xs, training: xs[0].mean(dim=(-2, -1)),
     doc="the mean over height and width: C x H x W -> C features"))
 
 
-# ------------------------------------------------------------- normalisation
-
-
-class BatchNormArgs(Args):
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
-    affine: bool = True
-
-
-class LayerNormArgs(Args):
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    elementwise_affine: bool = True
-    bias: bool = True
-
-
-def _layernorm_params(a: LayerNormArgs, t: TensorType) -> int:
-    return t.features * (a.elementwise_affine + (a.elementwise_affine and a.bias))
-
-
-class LRNArgs(Args):
-    size: Pos
-    alpha: Finite = 1e-4
-    beta: Finite = 0.75
-    k: Finite = 1.0
-
-
-_register(OpKind(
-    "batchnorm", BatchNormArgs, _same, layouts=("CHW", "F"), module="nn.BatchNorm2d",
-    modules={"F": "nn.BatchNorm1d"}, in_arg=True, params=lambda a, t: 2 * t.features if a.affine else 0,
-    doc="batch normalisation over channels (or features, after flatten)"))
-_register(OpKind(
-    "layernorm", LayerNormArgs, _same, layouts=ANY, module="nn.LayerNorm", modules={"CHW": "_LayerNorm2d"},
-    in_arg=True, params=_layernorm_params,
-    doc="layer normalisation over the feature dimension: the last one, or the channels of a C x H x W map"))
-_register(OpKind(
-    "lrn", LRNArgs, _same, module="nn.LocalResponseNorm", functional="F.local_response_norm",
-    doc="local response normalisation across channels"))
-
-
-# ---------------------------------------------------------------- activations
-
-
-class GeluArgs(Args):
-    approximate: Literal["none", "tanh"] = "none"
-
-
-def _activation(name: str, module: str, functional: str, doc: str, inplace: bool = True, args=NoArgs,
-                keeps_output: bool = False) -> None:
-    _register(OpKind(name, args, _same, layouts=ANY, module=module, functional=functional, inplace=inplace,
-                     value=True, keeps_output=keeps_output, doc=doc))
-
-
-_activation("relu", "nn.ReLU", "F.relu", "rectified linear unit, max(0, x)", keeps_output=True)
-_activation("relu6", "nn.ReLU6", "F.relu6", "min(max(0, x), 6) (MobileNet)")
-_activation("silu", "nn.SiLU", "F.silu", "x * sigmoid(x), also called swish (EfficientNet)")
-_activation("sigmoid", "nn.Sigmoid", "torch.sigmoid", "1 / (1 + exp(-x))", inplace=False, keeps_output=True)
-_activation("tanh", "nn.Tanh", "torch.tanh", "hyperbolic tangent", inplace=False, keeps_output=True)
-_activation("hardsigmoid", "nn.Hardsigmoid", "F.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3)")
-_activation("hardswish", "nn.Hardswish", "F.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)")
-_activation("gelu", "nn.GELU", "F.gelu", "x * Phi(x), the Gaussian error linear unit (ConvNeXt, ViT)",
-            inplace=False, args=GeluArgs)
-
-
-# ------------------------------------------------------------ linear and more
-
-
-class DropoutArgs(Args):
-    p: Prob = 0.5
-
-
-class LinearArgs(Args):
-    out_features: Pos
-    bias: bool = True
-
-
-def _linear_shape(a: LinearArgs, t: TensorType) -> TensorType:
-    return t.with_features(a.out_features)
-
-
-def _flatten_shape(a, t: TensorType) -> TensorType:
-    return TensorType((math.prod(t.shape),), "F")
-
-
-_register(OpKind(
-    "linear", LinearArgs, _linear_shape, layouts=("F", "HWC", "LD", "GLD"), module="nn.Linear", in_arg=True,
-    channels_from="out_features", params=lambda a, t: t.features * a.out_features + (a.out_features if a.bias else 0),
-    macs=lambda a, t, o: math.prod(t.shape) * a.out_features,
-    doc="fully connected layer on the feature dimension (the last one)"))
-_register(OpKind(
-    "dropout", DropoutArgs, _same, layouts=ANY, module="nn.Dropout", functional="F.dropout",
-    functional_extra=("training=self.training",), value=True, view=True,  # p = 0 or eval: the input itself
-    doc="dropout, active in training mode only"))
-_register(OpKind(
-    "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD"), module="nn.Flatten",
-    functional="torch.flatten", functional_extra=("1",), flattens=True, view=True, doc="C x H x W -> C*H*W features"))
-_register(OpKind(
-    "identity", NoArgs, _same, layouts=ANY, module="nn.Identity", functional="", value=True,
-    doc="passes its input through (a concat branch that keeps the input)"))
-
-
-# ------------------------------------------------------------ channels and layout
-
-
-class SubsampleArgs(Args):
-    stride: Pos
-
-
-def _subsample_shape(a: SubsampleArgs, t: TensorType) -> TensorType:
-    c, h, w = t.shape
-    return TensorType((c, -(-h // a.stride), -(-w // a.stride)))
-
-
-class PadChannelsArgs(Args):
-    before: NonNeg
-    after: NonNeg
-
-
-def _plus(cur, args, keys):
-    from .nodes import BinOp
-
-    out = cur
-    for key in keys:
-        if key in args:
-            out = BinOp("+", out, args[key], args[key].span)
-    return out
-
-
-class ChunkArgs(Args):
-    chunks: Pos
-    index: NonNeg
-
-
-def _chunk_shape(a: ChunkArgs, t: TensorType) -> TensorType:
-    c = t.shape[0]
-    if c % a.chunks:
-        raise ShapeError(f"{c} channels do not split into {a.chunks} equal chunks")
-    if a.index >= a.chunks:
-        raise ShapeError(f"chunk {a.index} of {a.chunks} does not exist (they are numbered from 0)")
-    return t.with_features(c // a.chunks)
-
-
-def _chunk_rule(cur, args):
-    from .nodes import BinOp
-
-    return BinOp("//", cur, args["chunks"], args["chunks"].span)
-
-
-class ShuffleArgs(Args):
-    groups: Pos
-
-
-def _shuffle_shape(a: ShuffleArgs, t: TensorType) -> TensorType:
-    if t.shape[0] % a.groups:
-        raise ShapeError(f"{t.shape[0]} channels do not split into {a.groups} groups")
-    return t
-
-
-class PermuteArgs(Args):
-    dims: tuple[NonNeg, NonNeg, NonNeg, NonNeg]
-
-
-def _permute_shape(a: PermuteArgs, t: TensorType) -> TensorType:
-    if sorted(a.dims) != [0, 1, 2, 3] or a.dims[0] != 0:
-        raise ShapeError(f"dims {a.dims} must keep the batch first and permute 1, 2, 3 (e.g. (0, 2, 3, 1))")
-    layout = "".join(t.layout[d - 1] for d in a.dims[1:])
-    if layout not in ("CHW", "HWC"):
-        raise ShapeError(f"{a.dims} would give the layout {layout}; archc knows C x H x W and H x W x C")
-    return TensorType(tuple(t.shape[d - 1] for d in a.dims[1:]), layout)
-
-
-_register(OpKind(
-    "subsample", SubsampleArgs, _subsample_shape, template="{x}[:, :, ::{stride}, ::{stride}]",
-    doc="keeps every stride-th row and column (the option-A shortcut of CIFAR ResNets)"))
-_register(OpKind(
-    "pad_channels", PadChannelsArgs, lambda a, t: TensorType((t.shape[0] + a.before + a.after, *t.shape[1:])),
-    template="F.pad({x}, (0, 0, 0, 0, {before}, {after}))",
-    channels_rule=lambda cur, args: _plus(cur, args, ("before", "after")),
-    doc="adds zero channels before and after the input's (the option-A shortcut of CIFAR ResNets)"))
-_register(OpKind(
-    "chunk", ChunkArgs, _chunk_shape, template="{x}.chunk({chunks}, 1)[{index}]", channels_rule=_chunk_rule,
-    doc="chunk `index` of the channels split into `chunks` equal parts (ShuffleNetV2's channel split)"))
-_register(OpKind(
-    "channel_shuffle", ShuffleArgs, _shuffle_shape, template="_channel_shuffle({x}, {groups})",
-    doc="interleaves the channels of `groups` groups (ShuffleNet)"))
-_register(OpKind(
-    "permute", PermuteArgs, _permute_shape, layouts=("CHW", "HWC"), module="_Permute",
-    template="torch.permute({x}, {dims})", view=True,
-    doc="reorders the dimensions, batch first: (0, 2, 3, 1) makes a map channels-last, (0, 3, 1, 2) undoes it"))
-
-
-# ------------------------------------------------------------ regularisation
-
-
-class StochasticDepthArgs(Args):
-    p: Prob
-    mode: Literal["row", "batch"] = "row"
-
-
-_register(OpKind(
-    "stochastic_depth", StochasticDepthArgs, _same, layouts=ANY,
-    template="_stochastic_depth({x}, {p}, {mode}, self.training)",
-    doc="in training, zeroes the whole input with probability p, per sample (row) or for the batch, "
-        "and scales survivors by 1 / (1 - p); identity in eval"))
-
-
-# ------------------------------------------------------------ learned tensors
-
-
-class LearnedArgs(Args):
-    shape: tuple[Pos, ...]
-    init: Finite = 1.0
-
-
-def _broadcasts(a: LearnedArgs, t: TensorType) -> TensorType:
-    shape = a.shape  # may have one more dimension than the input, of size 1: the batch's
-    full = t.shape if len(shape) <= len(t.shape) else (1, *t.shape)
-    if len(shape) > len(full) or any(p not in (1, s) for p, s in zip(reversed(shape), reversed(full))):
-        raise ShapeError(f"a learned tensor of shape {' x '.join(map(str, shape))} does not broadcast over "
-                         f"the input {t.describe()}")
-    return t
-
-
-_register(OpKind(
-    "learned_scale", LearnedArgs, _broadcasts, layouts=ANY, template="{x} * {param}",
-    learned=lambda a, t: a.shape, learned_init="nn.Parameter(torch.full({shape}, {init}))",
-    params=lambda a, t: math.prod(a.shape),
-    doc="multiplies by a learned tensor of the given shape, broadcast over the input, initialised to `init` "
-        "(ConvNeXt's layer scale)"))
-
-
+from . import ops_norm, ops_layout  # noqa: E402, F401, I001  (register the other families, in this order)
 from . import opspartition, opstokens, opswindows  # noqa: E402, F401  (register the token, window, partition kinds)

@@ -15,9 +15,27 @@ from typing import Annotated
 from pydantic import Field
 
 from .layout import TensorType
-from .ops import ANY, Args, Finite, LearnedArgs, NoArgs, OpKind, Pos, Prob, ShapeError, _broadcasts, _register
+from .ops import ANY, Args, NoArgs, OpKind, Pos, Prob, ShapeError, _register
+from .ops_layout import Init, LearnedArgs, _broadcasts, _full_make
 
 NonNeg = Annotated[int, Field(ge=0)]
+
+
+def _to_tokens_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    n, c, h, w = xs[0].shape
+    return xs[0].reshape(n, c, h * w).permute(0, 2, 1)
+
+
+def _to_map_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    n, length, d = xs[0].shape
+    return xs[0].permute(0, 2, 1).reshape(n, d, a["height"], a["width"])
+
+
+def _prepend_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch
+
+    x = xs[0]
+    return torch.cat([m.expand(x.shape[0], 1, x.shape[2]), x], 1)
 
 
 def _to_tokens(a, t: TensorType) -> TensorType:
@@ -26,7 +44,7 @@ def _to_tokens(a, t: TensorType) -> TensorType:
 
 
 _register(OpKind(
-    "to_tokens", NoArgs, _to_tokens, template="{x}.flatten(2).transpose(1, 2)", view=True,
+    "to_tokens", NoArgs, _to_tokens, template="{x}.flatten(2).transpose(1, 2)", view=True, run=_to_tokens_run,
     doc="C x H x W map -> (H*W) x C tokens, row by row (a patch embedding's output as a sequence)"))
 
 
@@ -44,12 +62,12 @@ def _to_map(a: MapArgs, t: TensorType) -> TensorType:
 
 _register(OpKind(
     "to_map", MapArgs, _to_map, layouts=("LD",),
-    template="{x}.transpose(1, 2).reshape({x}.shape[0], -1, {height}, {width})",
+    template="{x}.transpose(1, 2).reshape({x}.shape[0], -1, {height}, {width})", run=_to_map_run,
     doc="L x D tokens -> D x height x width map, row by row (to_tokens undone; L must be height * width)"))
 
 
 class TokenArgs(Args):
-    init: Finite = 0.0
+    init: Init = 0.0
 
 
 def _prepend(a, t: TensorType) -> TensorType:
@@ -60,18 +78,20 @@ _register(OpKind(
     "prepend_token", TokenArgs, _prepend, layouts=("LD",),
     template="torch.cat([{param}.expand({x}.shape[0], -1, -1), {x}], dim=1)",
     learned=lambda a, t: (1, 1, t.features), learned_init="nn.Parameter(torch.full((1, 1, {features}), {init}))",
-    params=lambda a, t: t.features,
+    params=lambda a, t: t.features, make=_full_make(lambda a, t: (1, 1, t.features)), run=_prepend_run,
     doc="puts a learned token (1 x 1 x D, filled with `init`) before the sequence: L x D -> (L+1) x D "
         "(ViT's class token)"))
 
+
 class LearnedAddArgs(LearnedArgs):
-    init: Finite = 0.0
+    init: Init = 0.0
 
 
 _register(OpKind(
     "learned_add", LearnedAddArgs, _broadcasts, layouts=ANY, template="{x} + {param}",
     learned=lambda a, t: a.shape, learned_init="nn.Parameter(torch.full({shape}, {init}))",
-    params=lambda a, t: math.prod(a.shape),
+    params=lambda a, t: math.prod(a.shape), make=_full_make(lambda a, t: a["shape"]),
+    run=lambda m, a, t, xs, training: xs[0] + m,
     doc="adds a learned tensor of the given shape, broadcast over the input, filled with `init` "
         "(ViT's position embedding)"))
 
@@ -88,6 +108,7 @@ def _select(a: SelectArgs, t: TensorType) -> TensorType:
 
 _register(OpKind(
     "select_token", SelectArgs, _select, layouts=("LD",), template="{x}[:, {index}]", view=True,
+    run=lambda m, a, t, xs, training: xs[0].select(1, a["index"]),
     doc="one token's D features: L x D -> D features (ViT's class token, for the head)"))
 
 
@@ -109,9 +130,34 @@ def _attention_macs(a: AttentionArgs, t: TensorType, o: TensorType) -> int:
     return projections + 2 * length * length * dim  # the attention scores, then their weighted sum of values
 
 
+def _attention_make(a: dict, t: TensorType):
+    from torch import nn
+
+    return nn.MultiheadAttention(t.features, a["num_heads"], dropout=a["dropout"], bias=a["bias"], batch_first=True)
+
+
+def _attention_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    """softmax(q k^T / sqrt(head size)) v per head, from the module's packed input projection."""
+    import torch
+    import torch.nn.functional as F
+
+    x = xs[0]
+    n, length, d = x.shape
+    heads = a["num_heads"]
+    qkv = x @ m.in_proj_weight.T
+    if m.in_proj_bias is not None:
+        qkv = qkv + m.in_proj_bias
+    q, k, v = (p.reshape(n, length, heads, d // heads).transpose(1, 2) for p in qkv.split(d, -1))
+    scores = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // heads), -1)
+    scores = F.dropout(scores, a["dropout"], training)
+    out = (scores @ v).transpose(1, 2).reshape(n, length, d) @ m.out_proj.weight.T
+    return out if m.out_proj.bias is None else out + m.out_proj.bias
+
+
 _register(OpKind(
     "self_attention", AttentionArgs, _attention_shape, layouts=("LD",), module="nn.MultiheadAttention",
     in_arg=True, ctor_extra=("batch_first=True",), call="{module}({x}, {x}, {x}, need_weights=False)[0]",
     params=lambda a, t: 4 * t.features * t.features + (4 * t.features if a.bias else 0), macs=_attention_macs,
+    make=_attention_make, run=_attention_run,
     doc="multi-head self-attention over the tokens (torchvision's nn.MultiheadAttention, batch first; "
         "the multiply-adds count the projections and both matrix products)"))

@@ -119,6 +119,13 @@ class Spec:
             self.values(variant)  # raises with a hint
         return getattr(module, variant)(**kwargs)
 
+    def interpret(self, variant: str | None = None, **overrides):
+        """The graph interpreter of a variant (an ``nn.Module``, imports torch): the graph run op by op from the
+        registry's meanings, independent of the generated code; the generated model's state_dict loads into it."""
+        from .interpret import Interpreter
+
+        return Interpreter(self.graph(variant, **overrides))
+
     @cached_property
     def _module(self):
         from . import built

@@ -10,7 +10,11 @@ whose tensor types are tracked exactly, can call them anywhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from specgen_expr import Exprs, definitions
+from specgen_mix import SHADOW_CLASSES, SHADOW_PARAMS, Mix
 
 ACTIVATIONS = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
 INITS = ['kaiming_normal(mode = "fan_out", nonlinearity = "relu")', "normal(0, 0.01)", "trunc_normal(std = 0.02)",
@@ -28,7 +32,7 @@ class T:
 
 
 @dataclass
-class Gen:
+class Gen(Mix):
     choose: object
     lines: list[str] = field(default_factory=list)
     names: int = 0
@@ -37,6 +41,14 @@ class Gen:
     tops: list[str] = field(default_factory=list)  # the network's own conv layers, for side ... from
     main: bool = True  # writing the network's own statements (where a tap may stand)
     last: str | None = None  # the line just written
+    used: set = field(default_factory=set)  # names taken from the generated code's own, each used once
+    fixed: dict = field(default_factory=dict)  # the network's parameters that no variant changes, with values
+    loose: dict = field(default_factory=dict)  # those and flag: for conditions that keep the shape
+    exprs: Exprs = None
+    block_targets: dict = field(default_factory=dict)  # block -> its layers' parameters, for network rules
+
+    def __post_init__(self):
+        self.exprs = Exprs(self.choose)
 
     # ------------------------------------------------------------ choices
 
@@ -55,6 +67,13 @@ class Gen:
     def block(self, index: int) -> list[str]:
         """A block giving ``c`` channels and ceil(H / stride) rows, for any C x H x W input."""
         name = f"B{index}"
+        if self.chance(15):  # a class named like a name of the generated code (self, channels, in_channels...)
+            name = self.pick([n for n in SHADOW_CLASSES if n not in self.used])
+            self.used.add(name)
+        if self.chance(40):
+            lines = self.mixed_block(name)
+            self.blocks.append((name, True))
+            return lines
         sequential = self.chance(25)
         strided = self.chance(50)
         params = ["c", "stride = 1" if strided else "k = 3", "act = relu" if self.chance(50) else "flag = true"]
@@ -112,7 +131,7 @@ class Gen:
             if self.chance(30):  # a rule for the block's own convs
                 body.append(f"init conv.weight = {self.pick(INITS)}")
             if "act = relu" in params:
-                body.append("activation = act")
+                body.append("activation = act" + (" if act != none" if self.chance(50) else ""))
         self.blocks.append((name, strided))
         return [head] + ["    " + line for line in body] + ["}"]
 
@@ -137,7 +156,10 @@ class Gen:
         options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
         if self.main and t.h > 0:
             options.append("tap")
+        options.append("xconv")
         if not numbered:
+            options += ["xscaled", "xquoted", "xshortcut", "xlet", "xscales", "xforward", "xelif", "xunpack"]
+            options.append("to_tokens")  # as often as before the mixed statements came
             options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head", "to_tokens",
                         "partition"]
         if depth > 0:
@@ -226,7 +248,7 @@ class Gen:
 
     def tokens(self, t: T, depth: int, numbered: bool) -> tuple[list[str], T]:
         """A statement on an L x D token sequence (L in ``t.h``)."""
-        options = ["ln", "linear", "act", "drop", "flatten", "map"]
+        options = ["ln", "linear", "act", "drop", "flatten", "map", "map"]
         if not numbered:  # forward-only forms and learned tensors: not modules of an nn.Sequential
             options += ["select", "prepend", "add", "attention", "attention", "residual", "residual"]
         kind = self.pick(options)
@@ -245,7 +267,7 @@ class Gen:
             return ["flatten"], T("F", t.c * t.h)
         if kind == "map" and not numbered:
             h = self.pick([d for d in range(1, t.h + 1) if t.h % d == 0])
-            return [f"to_map({h}, {t.h // h})"], T("CHW", t.c, h, t.h // h)
+            return [f"to_map({self.x_int(h)}, {self.x_int(t.h // h)})"], T("CHW", t.c, h, t.h // h)
         if kind == "map":
             return self.s_ln(t, depth, numbered)
         if kind == "prepend":
@@ -376,7 +398,9 @@ class Gen:
         if not self.blocks:
             self.blocks.append(("Unit", False))
             lines += ["block Unit(c, k = 3) {", "    conv = conv(c, 3, padding = 1); relu", "}"]
-        size = self.choose(4, 20)
+        net, size = self.network_params()
+        params = ", ".join(f"{k} = {self.lit(v)}" for k, v in {"flag": True, **self.fixed}.items())
+        dims = self.pick([f"{size} x {size}", f"({self.x_int(size)}) x {size}"] + (["res x res"] if "res" in self.fixed else []))
         body, t = self.statements(T("CHW", 3, size, size), depth=2, budget=6)
         if t.layout == "HWC":
             body.append("permute([0, 3, 1, 2])")
@@ -385,31 +409,68 @@ class Gen:
             body.append(self.pick(["select_token(0)", "flatten"]))
             t = T("F", t.c)
         side = False
+        if self.chance(6) and t.layout == "CHW":  # an op, not a block, as a side output
+            body.append("aux_ln = side layernorm" + (" if flag" if self.chance(50) else ""))
+            side = True
         if self.chance(30) and t.layout == "CHW":
             body.append("aux = side Head(num_classes) if flag")
             side = True
         if self.chance(30) and self.tops:  # a side output of an earlier layer, written after the trunk
             body.append(f"aux_from = side Head(num_classes) from {self.pick(self.tops)}")
             side = True
-        if side:
+        if "aux = " in "\n".join(body) or "aux_from = " in "\n".join(body):
             lines += ["block Head(num_classes) {", "    global_avgpool", "    fc = linear(num_classes)", "}"]
         if t.layout == "CHW":
             body.append(self.pick(["global_avgpool", "flatten", "adaptive_avgpool(1); flatten"]))
         body.append("fc_out = linear(num_classes)")
-        for _ in range(self.choose(0, 2)):  # the network's own rules
-            body.append(f"init {self.pick(['conv', 'linear'])}.weight = {self.pick(INITS)}")
-        if self.chance(30):
-            body.append("init batchnorm.weight = 1" + (" if flag" if self.chance(50) else ""))
-        lines += ["network N(flag = true, num_classes = 5) {", f"    input 3 x {size} x {size}",
-                  *("    " + line for line in body), "}"]
-        lines.append("variant n = N()")
+        body += self.network_rules(body)
+        lines += [f"network {net}({params}) {{", f"    input 3 x {dims}", *("    " + line for line in body), "}"]
+        variant = "n" if self.chance(80) else self.pick([n for n in SHADOW_CLASSES if n not in self.used and n != net])
+        lines.append(f"variant {variant} = {net}()")
         if self.chance(40) and not self.flag_shapes:
-            lines.append("variant n_off = N(flag = false)")
-        if self.chance(25) and not side:  # N twice, averaged
+            lines.append(f"variant n_off = {net}(flag = false)")
+        if self.chance(25) and not side:  # the network twice, averaged
             lines += ["network E(num_classes = 5) {", f"    input 3 x {size} x {size}",
-                      "    ensemble {", "        first = N(num_classes = num_classes)",
-                      "        second = N(true, num_classes)", "    }", "}", "variant e = E()"]
-        return "\n".join(lines) + "\n"
+                      "    ensemble {", f"        first = {net}(num_classes = num_classes)",
+                      f"        second = {net}(true, num_classes)", "    }", "}", "variant e = E()"]
+        return "\n".join(definitions(self.exprs.functions) + lines) + "\n"
+
+    def network_params(self) -> tuple[str, int]:
+        """The network's name and input size; its parameters, beside flag, in ``fixed`` (no variant changes them)."""
+        net = "N"
+        if self.chance(10):
+            net = self.pick([n for n in SHADOW_CLASSES + ["channels_last"] if n not in self.used])
+            self.used.add(net)
+        size = self.choose(4, 20)
+        self.fixed = {"num_classes": 5, "width": self.choose(1, 12), "slope": self.pick([0.25, 0.5, 0.75]),
+                      "proj": self.chance(70)}
+        if self.chance(30):
+            self.fixed["res"] = size
+        if self.chance(40):
+            name = self.pick([n for n in SHADOW_PARAMS if n not in self.used])
+            self.used.add(name)
+            self.fixed[name] = self.choose(1, 9) if self.chance(70) else self.chance(50)
+        if len(self.blocks) >= 2 and self.blocks[-1][0][0].isupper() and self.chance(30):
+            # a parameter named like a block, which then goes uncalled
+            self.fixed[self.blocks.pop()[0]] = self.choose(1, 9)
+        self.loose = {**self.fixed, "flag": True}
+        return net, size
+
+    def network_rules(self, body: list[str]) -> list[str]:
+        """Rules for kinds, for the network's own layers and for layers of blocks, some under conditions."""
+        def cond():
+            return f" if {self.x_bool(self.chance(50), self.loose)}" if self.chance(40) else ""
+        rules = [f"init {self.pick(['conv', 'linear'])}.weight = {self.pick(INITS + [self.rule()])}{cond()}"
+                 for _ in range(self.choose(0, 2))]
+        if self.chance(30):
+            rules.append("init batchnorm.weight = 1" + (" if flag" if self.chance(50) else ""))
+        if self.tops and self.chance(30):
+            rules.append(f"init {self.pick(self.tops)}.weight = {self.rule()}{cond()}")
+        called = {b for b in self.block_targets if re.search(rf"\b{b}\(", "\n".join(body))}
+        targets = sorted(f"{b}.{t}" for b in called for t in self.block_targets[b])
+        if targets and self.chance(50):
+            rules.append(f"init {self.pick(targets)} = {self.rule()}{cond()}")
+        return rules
 
 
 def generate(choose) -> str:

@@ -16,6 +16,7 @@ CI runs a small budget. A long run, as in the notes of the soundness issue:
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import random
 import sys
@@ -61,6 +62,26 @@ def check_runs(text: str, directory: Path) -> bool:
         with torch.no_grad():
             out = model(x)
         assert tuple(out.shape) == (2, *graph.node(graph.output).shape)
+        # the independent oracle: the graph interpreter, holding the same state (in float64, batch statistics
+        # moved off their defaults), gives the same outputs, in training too where nothing draws random numbers
+        ref = copy.deepcopy(model).double()
+        with torch.no_grad():
+            for key, t in ref.state_dict().items():
+                if key.endswith(("running_mean", "running_var")):
+                    t.copy_(torch.rand_like(t) + 0.5)
+        interp = spec.interpret(variant).double()
+        interp.load_state_dict(ref.state_dict(), strict=True)
+        assert count_params(interp) == count_params(model)
+        drawn = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for op in graph.ops()
+                    for k, v in op.args.items() if k in ("p", "dropout", "attention_dropout", "stochastic_depth"))
+        for train in (False, True) if not drawn else (False,):
+            with torch.no_grad():
+                theirs, ours = ref.train(train)(x.double()), interp.train(train)(x.double())
+            theirs, ours = (t if isinstance(t, tuple) else (t,) for t in (theirs, ours))
+            theirs = tuple(t for t in theirs if t is not None)  # a side output switched off by its condition
+            assert len(theirs) == len(ours), (train, len(theirs), len(ours))
+            for a, b in zip(theirs, ours):
+                assert a.shape == b.shape and (a - b).abs().max() <= 1e-6 * max(a.abs().max(), 1e-12), (train, a, b)
         model.train()
         outs = model(x)
         outs = outs if isinstance(outs, tuple) else (outs,)
