@@ -9,9 +9,8 @@ width, a local ``channels`` variable carries it.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 

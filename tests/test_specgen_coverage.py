@@ -56,7 +56,7 @@ def uses(tree: Tree, found: set[str]) -> None:
         kids = node.children
         if len(kids) > 1 or node.data not in levels:
             found.add(node.data)
-        for i, kid in enumerate(kids):
+        for kid in kids:
             if not isinstance(kid, Token):
                 continue
             if kid.type.endswith("_OP") or kid.type == "POW":
