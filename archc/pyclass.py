@@ -18,7 +18,7 @@ from .errors import SpecError
 from .expr import BUILTINS, Evaluator
 from .exprfold import fold, free_names, is_literal, to_python
 from .loader import GENERATED_LOCALS
-from .pyemit import FIXED_NAMES, bound_names, nested_bodies, symbol
+from .pyemit import FIXED_NAMES, bound_names, nested_bodies, symbol, through_lets
 from .pyfeatures import TapsEmitter
 from .pyforward import ForwardEmitter
 from .pyinit import InitEmitter
@@ -92,7 +92,8 @@ class ClassContext:
         self.locals = bound_names(definition.body) | set(blocks) | set(self.networks) | \
             {k for k, v in constants.items() if not isinstance(v, OpRef)}
         # parameters a condition of this block's init rules reads: the network's initialisation reads them
-        self.kept_for_init = {name for stmt in _init_conditions(definition.body) for name in free_names(stmt)} & \
+        self.kept_for_init = {name for cond in _init_conditions(definition.body)
+                              for name in free_names(through_lets(cond, definition.body))} & \
             set(self.params) if not self.is_network else set()
 
     def static_truth(self, e: n.Expr) -> bool | None:

@@ -260,6 +260,18 @@ def nested_bodies(stmt) -> list[list]:
     return [b for b in bodies if b]
 
 
+def through_lets(e: n.Expr, body: list, subst: dict[str, n.Expr] | None = None) -> n.Expr:
+    """``e`` with the lets of ``body`` (its top level, in order) replaced by their definitions: for code that
+    reads a block's condition outside the block (its instances' init rules), where its lets do not exist."""
+    from .exprfold import fold
+
+    subst = dict(subst or {})
+    for s in body:
+        if isinstance(s, n.Let):
+            subst[s.name] = fold(s.value, {}, subst)
+    return fold(e, {}, subst)
+
+
 def bound_names(stmts) -> set[str]:
     """Every name a body binds with ``let`` or a ``for``, at any depth."""
     names: set[str] = set()

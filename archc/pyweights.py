@@ -18,7 +18,7 @@ from . import nodes as n
 from .errors import SpecError
 from .exprfold import to_python
 from .initrules import INITIALISERS, PARAMETERS
-from .pyemit import Namespace
+from .pyemit import Namespace, through_lets
 
 # What a rule's argument names mean in the generated loop, over ``{m}``, the layer.
 SIZES = {
@@ -64,7 +64,7 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
         key = (rule.block, rule.path, rule.kind)
         if key not in sets:
             name = ns.create("_".join([rule.block.lower(), *(rule.path or [rule.kind or "layers"])]))
-            test = _block_cond(rule, b)
+            test = _block_cond(rule, b, ctx.blocks[rule.block])
             if rule.kind is not None:
                 expr = f"{{{m} for {b} in self.modules() if isinstance({b}, {rule.block}){test} for {m} in {b}.modules()}}"
             else:
@@ -229,11 +229,13 @@ def _network_cond(rule: _Rule, ctx, skip: str | None = None) -> str | None:
     return " and ".join(f"({t})" if " or " in t else t for t in texts) or None
 
 
-def _block_cond(rule: _Rule, b: str) -> str:
-    """The conditions of a rule written in a block, over its instance ``b``'s stored parameters."""
+def _block_cond(rule: _Rule, b: str, block: n.BlockDef) -> str:
+    """The conditions of a rule written in a block, over its instance ``b``'s stored parameters and through the
+    block's lets (other names, the builtins and the file's constants, are the module's)."""
     if rule.owner is None or not rule.conds:
         return ""
-    return "".join(f" and {to_python(c, lambda name: f'{b}.{name}')}" for c in rule.conds)
+    params = {p.name: n.Var(f"{b}.{p.name}", p.span) for p in block.params}
+    return "".join(f" and {to_python(through_lets(c, block.body, params))}" for c in rule.conds)
 
 
 def _common_condition(rules: list[_Rule], ctx) -> str | None:

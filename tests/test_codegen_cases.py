@@ -197,3 +197,11 @@ def test_side_outputs_come_back_in_the_order_written(tmp_path):
     spec, model = build(tmp_path, net(body, blocks=blocks))
     out, aux, aux_from = model.train()(torch.randn(2, 3, 8, 8))
     assert (out.shape[1], aux.shape[1], aux_from.shape[1]) == (7, 5, 6)
+
+
+def test_a_block_init_condition_reads_builtins_and_lets(tmp_path):
+    blocks = ("block B(c) {\n    let q = c * 2\n    c1 = conv(c, 1)\n"
+              "    init conv.weight = 0.5 if q > 4 and max(c, 1) == c\n}\n")
+    spec, model = build(tmp_path, net("b = B(4)\nd = B(2)", blocks=blocks))
+    assert torch.all(model.b.c1.weight == 0.5)
+    assert not torch.all(model.d.c1.weight == 0.5)
