@@ -1,8 +1,9 @@
 """archc: a compiler from declarative network specs (.arch) to PyTorch modules."""
 
+from .backends import stats  # archc.stats: parameters and MACs of a graph, as before the backends had a package
 from .errors import SpecError
-from .registry import create_model, list_models
 from .spec import Spec, load
+from .zoo.registry import create_model, list_models
 
-__all__ = ["Spec", "SpecError", "create_model", "list_models", "load"]
+__all__ = ["Spec", "SpecError", "create_model", "list_models", "load", "stats"]
 __version__ = "0.1.0"

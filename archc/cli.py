@@ -22,8 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import files
 from .errors import SpecError, SpecErrors
+from .lang import files
 
 EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
@@ -147,7 +147,7 @@ def _main(args) -> int:
 
 def _load(path: str):
     """The spec at ``path``, named on the command line: if it cannot be read, that is a usage error."""
-    from .loader import SpecFileError
+    from .lang.loader import SpecFileError
     from .spec import load
 
     try:
@@ -210,7 +210,7 @@ def _check(args) -> int:
 
 
 def _stats(args) -> int:
-    from . import stats
+    from .backends import stats
 
     _check_depth(args.depth)
     loaded, graphs = {}, []
@@ -231,7 +231,7 @@ def _stats(args) -> int:
 
 
 def _draw(args) -> int:
-    from . import draw
+    from .backends.diagram import draw
 
     _check_depth(args.depth)
     try:

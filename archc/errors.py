@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 
-from .nodes import Span
+from .lang.nodes import Span
 
 _sources: dict[str, str] = {}
 

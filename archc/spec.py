@@ -15,16 +15,25 @@ import gc
 from functools import cached_property
 from pathlib import Path
 
-from . import nodes as n
-from .codegen import generate
-from .elaborate import MAX_ERRORS, Elaborator
+from .backends.python.codegen import generate
 from .errors import SpecError, SpecErrors, did_you_mean
-from .expr import Budget, evaluate
-from .graph import Graph
-from .loader import Program, load_program
-from .scope import signature_bind
-from .variants import Variant, resolve_variants
+from .lang import nodes as n
+from .lang.loader import Program, load_program
+from .sema.elaborate import MAX_ERRORS, Elaborator
+from .sema.expr import Budget, evaluate
+from .sema.graph import Graph
+from .sema.scope import signature_bind
+from .sema.variants import Variant, resolve_variants
 
+
+def _graph_html(graph: Graph) -> str:
+    """A graph's view in Jupyter: the diagram backend's page, imported when a notebook first shows one."""
+    from .backends.diagram.page import notebook_html
+
+    return notebook_html(graph)
+
+
+Graph.html_view = _graph_html  # the facade wires the display, so the graph imports no backend
 
 class Spec:
     """One spec file, loaded and checked. ``archc.load`` returns this."""
@@ -75,7 +84,7 @@ class Spec:
         """The first variant's interactive diagram, inline in Jupyter; None (plain repr) for a library of blocks."""
         if not self.variants:
             return None
-        from .drawhtml import notebook_html, spec_docs
+        from .backends.diagram.page import notebook_html, spec_docs
 
         variant = self.default_variant()
         return notebook_html(self.graph(variant), spec_docs(self, variant))
@@ -122,7 +131,7 @@ class Spec:
     def interpret(self, variant: str | None = None, **overrides):
         """The graph interpreter of a variant (an ``nn.Module``, imports torch): the graph run op by op from the
         registry's meanings, independent of the generated code; the generated model's state_dict loads into it."""
-        from .interpret import Interpreter
+        from .backends.interpret import Interpreter
 
         return Interpreter(self.graph(variant, **overrides))
 

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import archc  # noqa: E402
-from archc import draw  # noqa: E402
+from archc.backends.diagram import draw  # noqa: E402
+from archc.backends.stats import human, totals  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
-from archc.stats import human, totals  # noqa: E402
-from archc.variants import leading_comment  # noqa: E402
+from archc.sema.variants import leading_comment  # noqa: E402
 
 SPECS = ROOT / "specs"
 GALLERY = ROOT / "docs" / "gallery"

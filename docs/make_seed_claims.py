@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import archc  # noqa: E402
-from archc.stats import CONVENTION, totals  # noqa: E402
+from archc.backends.stats import CONVENTION, totals  # noqa: E402
 
 EXPERIMENTS = ROOT / "specs" / "experiments"
 ORDER = ["vgg_stacks", "inception_reductions", "factorization", "gap_head", "bottleneck", "densenet_bc"]

@@ -12,8 +12,8 @@ import pytest
 from archtest import SPECS
 
 import archc
-from archc import files
 from archc.cli import EXIT_SPEC, main
+from archc.lang import files
 
 # The rule under test stands on line 5, so its error is at i.arch:5:COL.
 HEAD = "network N(flag = false) {\n    input 3 x 8 x 8\n    c = conv(4, 3); bn = batchnorm; flatten\n    fc = linear(4)\n"

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import archc
-from archc.pyformat import wrap_lines
+from archc.backends.python.formatting import wrap_lines
 
 
 def net(body: str, params: str = "", name: str = "N", blocks: str = "", size: str = "3 x 8 x 8") -> str:

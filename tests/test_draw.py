@@ -11,12 +11,14 @@ from types import SimpleNamespace
 import pytest
 from archtest import ROOT, SPECS, spec
 
-from archc import draw, drawrender, files
+from archc.backends.diagram import draw
+from archc.backends.diagram import render as drawrender
+from archc.backends.diagram.dot import layout_size
+from archc.backends.diagram.view import View, terminals
 from archc.cli import main
-from archc.drawdot import layout_size
-from archc.drawview import View, terminals
-from archc.graph import Graph, OpNode
+from archc.lang import files
 from archc.ops import REGISTRY
+from archc.sema.graph import Graph, OpNode
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -16,9 +16,11 @@ from archtest import SPECS, spec
 from test_draw import chain
 
 import archc
-from archc import draw, drawhtml, files
+from archc.backends.diagram import draw
+from archc.backends.diagram import page as drawhtml
+from archc.backends.diagram.dot import diagram_title
 from archc.cli import main
-from archc.drawdot import diagram_title
+from archc.lang import files
 
 DATA_OPEN = '<script type="application/json" id="archc-data">'
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -106,7 +108,7 @@ def test_depth_makes_blocks_leaves_and_the_data_is_bounded():
     leaves = [it["id"] for it in items if it["k"] == "leaf"]
     assert leaves == [p for p, s in graph.scopes.items() if s.kind == "block" and p.count(".") == 1]
     assert not any(it["k"] == "op" and ".denseblock" in it["id"] for it in items)
-    with pytest.raises(draw.DrawError, match=r"more than 25,000 ops and boxes \(drawhtml.MAX_ITEMS\)") as raised:
+    with pytest.raises(draw.DrawError, match=r"more than 25,000 ops and boxes \(page.MAX_ITEMS\)") as raised:
         drawhtml.page(chain(30_000))
     assert "--depth N" in str(raised.value)
 

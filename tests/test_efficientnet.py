@@ -8,7 +8,7 @@ import zoo
 from archtest import count_params, fast_tier, spec
 from torchvision.models import efficientnet as tv_efficientnet
 
-from archc import stats
+from archc.backends import stats
 
 V1 = [f"efficientnet_b{i}" for i in range(8)]
 V2 = ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]

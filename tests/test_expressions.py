@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 from lark import Tree
 
 import archc
-from archc import nodes as n
 from archc.cli import EXIT_SPEC
 from archc.errors import SpecError
-from archc.expr import evaluate
-from archc.exprfold import fold, to_python
-from archc.parser import _fragment_parser, _parser, parse
-from archc.values import MAX_INT
+from archc.lang import nodes as n
+from archc.lang.parser import parse
+from archc.lang.syntax import _fragment_parser, _parser
+from archc.sema.expr import evaluate
+from archc.sema.exprfold import fold, to_python
+from archc.sema.values import MAX_INT
 
 HERE = n.Span("<test>", 1, 1, 1, 2)
 PYTHON_NAMES = {"True": True, "False": False}  # what Python's spelling reads as, for archc's parser

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from archtest import ROOT, SPECS
 
-from archc import codegen, files
+from archc.backends.python import codegen
 from archc.cli import main
+from archc.lang import files
 
 MEMORY_CAP = 512 * 1024 * 1024  # archc checks a spec in about 60 MiB resident, 256 MiB of address space
 TIMEOUT_S = 60  # a few seconds' work on a loaded machine; a read of a pipe would never end

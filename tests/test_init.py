@@ -277,7 +277,8 @@ def test_the_vgg_ensemble_holds_vgg16_and_vgg19_under_their_names():
 
 
 def test_stats_and_draw_show_the_members(capsys):
-    from archc import draw, stats
+    from archc.backends import stats
+    from archc.backends.diagram import draw
 
     graph = spec("vgg").graph("vgg16_vgg19_ensemble")
     rows = {r.name: r for r in stats.rows(graph, 1)}

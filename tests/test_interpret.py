@@ -13,8 +13,8 @@ from archtest import SPECS, count_params, spec
 
 import archc
 from archc import SpecError
-from archc.graph import Graph
-from archc.interpret import Interpreter
+from archc.backends.interpret import Interpreter
+from archc.sema.graph import Graph
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -4,9 +4,9 @@ import pytest
 
 import archc
 from archc.errors import SpecError
-from archc.expr import evaluate
-from archc.exprfold import fold, to_python
-from archc.parser import parse
+from archc.lang.parser import parse
+from archc.sema.expr import evaluate
+from archc.sema.exprfold import fold, to_python
 
 
 def load(tmp_path, text, name="t.arch"):

@@ -6,7 +6,7 @@ import torchvision
 import zoo
 from archtest import assert_static_shapes, count_params, graph_breaks, randomize_batchnorm, spec
 
-from archc import helpers
+from archc.backends.python import helpers
 
 
 def test_counts_match_torchvision_metadata():

@@ -8,7 +8,7 @@ import zoo
 from archtest import count_params, spec
 from torch import nn
 
-from archc import stats
+from archc.backends import stats
 
 VARIANTS = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
 

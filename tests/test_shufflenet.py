@@ -4,7 +4,7 @@ import pytest
 import zoo
 from archtest import rounds_to, spec
 
-from archc import stats
+from archc.backends import stats
 
 VARIANTS = ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"]
 # Table 5: output channels of stage2, stage3, stage4 and conv5, FLOPs (M, multiply-adds) and parameters (M)

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from specgen import generate
 
 import archc
-from archc import stats
+from archc.backends import stats
 
 settings.register_profile("soundness-ci", max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 settings.register_profile("soundness-long", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))

@@ -190,7 +190,7 @@ def test_work_and_memory_are_bounded(tmp_path, text, fragment):
 def test_the_work_bound_is_per_graph_not_per_spec(tmp_path, monkeypatch):
     """A loaded spec may be asked for many graphs (other sizes, other arguments): each has the whole bound.
     Once the bound was the spec's, and a later graph failed with "steps" (the bound lowered here, for speed)."""
-    monkeypatch.setattr(archc.expr, "MAX_STEPS", 50_000)
+    monkeypatch.setattr(archc.sema.expr, "MAX_STEPS", 50_000)
     body = "for i in range(n) { for j in range(n) { let k = j } }\nc = conv(4, 1)"
     (tmp_path / "case.arch").write_text(net(body, "n = 1"))
     spec = archc.load(tmp_path / "case.arch")

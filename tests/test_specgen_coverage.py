@@ -14,10 +14,10 @@ import pytest
 from lark import Token, Tree
 from specgen import generate
 
+from archc.lang.syntax import _parser
 from archc.ops import REGISTRY
-from archc.parser import _parser
 
-GRAMMAR = Path(__file__).parent.parent / "archc" / "grammar.lark"
+GRAMMAR = Path(__file__).parent.parent / "archc" / "lang" / "grammar.lark"
 SEEDS = range(500)
 
 # What the generator cannot write meaningfully, and why.

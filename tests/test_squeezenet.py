@@ -4,7 +4,8 @@ import pytest
 import zoo
 from archtest import spec
 
-from archc import SpecError, stats
+from archc import SpecError
+from archc.backends import stats
 
 VARIANTS = ["squeezenet1_0", "squeezenet1_1"]
 

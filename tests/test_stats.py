@@ -8,7 +8,7 @@ import torch
 from archtest import SPECS, spec
 from torch.utils.flop_counter import FlopCounterMode
 
-from archc import stats
+from archc.backends import stats
 from archc.cli import main
 
 
@@ -165,7 +165,7 @@ def test_papers_multiply_adds(name, variant, paper_gmacs, tolerance):
     ("resnet18", 1.8), ("resnet34", 3.6), ("resnet50", 3.8), ("resnet101", 7.6), ("resnet152", 11.3),
 ])
 def test_resnet_table_1_multiply_adds_in_the_v1_layout(variant, paper_gflops):
-    from archc.values import BlockRef
+    from archc.sema.values import BlockRef
 
     # the paper's v1 bottleneck strides in its first 1x1 conv (torchvision's v1.5: in the 3x3)
     deep = variant not in ("resnet18", "resnet34")

@@ -6,7 +6,7 @@ import torchvision
 import zoo
 from archtest import assert_static_shapes, count_params, graph_breaks, randomize_batchnorm, spec
 
-from archc import helpers
+from archc.backends.python import helpers
 
 VARIANTS = ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]
 

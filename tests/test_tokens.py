@@ -100,7 +100,7 @@ def test_a_window_holds_neighbours_and_a_grid_cell_spread_positions(tmp_path):
     # on a map whose value is its position's row: a window's 2 x 2 tokens come from 2 neighbouring rows, a grid
     # cell's from rows 8 apart (16 / 2)
     rows = torch.arange(16.0).view(1, 1, 16, 1).expand(1, 1, 16, 16)
-    from archc.helpers import HELPERS
+    from archc.backends.python.helpers import HELPERS
 
     scope: dict = {}
     exec("import torch\nfrom torch import Tensor\n" + HELPERS["_partition"], scope)

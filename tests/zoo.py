@@ -25,7 +25,8 @@ from archtest import SPECS, assert_static_shapes, count_params, graph_breaks, ra
 from torch import nn
 
 import archc
-from archc import SpecError, stats
+from archc import SpecError
+from archc.backends import stats
 
 LARGE = 100_000_000  # parameters from which models are compared on the meta device only
 MACS_RTOL = 0.01  # archc's MACs against torchvision's _ops

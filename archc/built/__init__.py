@@ -34,7 +34,7 @@ import types
 import warnings
 from pathlib import Path
 
-from ..files import MARKER, MARKER_WINDOW, FileProblem, _read_head, write_outputs
+from ..lang.files import MARKER, MARKER_WINDOW, FileProblem, _read_head, write_outputs
 
 PACKAGE = __name__
 HASH_DIGITS = 32

@@ -1,0 +1,2 @@
+"""Diagrams of a graph: Graphviz pictures (``dot``, ``render``) and the interactive page (``page``);
+``draw`` is the entry."""

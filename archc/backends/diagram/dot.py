@@ -1,0 +1,221 @@
+"""Graphviz DOT text of a graph's view: boxes for blocks and seqs, one node per unit, shapes on the edges."""
+
+from __future__ import annotations
+
+from ...sema.graph import Graph
+from .labels import (
+    BLOCK_COLOUR,
+    COLOURS,
+    EDGE_COLOUR,
+    SIDE_COLOUR,
+    carried_text,
+    colour,
+    display,
+    esc,
+    op_summary,
+    quote,
+    small,
+)
+from .render import DrawError
+from .view import Cluster, View, terminals
+
+SUMMARY_OPS = 4  # a block of at most this many ops in a chain lists them on its node
+RANKDIRS = ("TB", "LR")
+
+
+def dot_source(graph: Graph, depth: int | None = None, fold: bool = True, block: str | None = None,
+               title: str | None = None, rankdir: str = "TB", max_layout: int | None = None) -> str:
+    """The Graphviz DOT text of ``graph``, or of its block instance at path ``block``; ``rankdir`` LR lays it out
+    left to right. With ``max_layout``, a diagram that Graphviz would lay out as more nodes than that (see
+    ``layout_size``) raises ``DrawError`` instead."""
+    if depth is not None and depth < 1:
+        raise ValueError("depth must be at least 1")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}")
+    view = View(graph, depth, fold, block)
+    ends = terminals(view)
+    edges = ends["in_edges"] + view.edges() + ends["out_edges"]
+    if max_layout is not None:
+        _check_size(view, ends["nodes"], edges, max_layout, block)
+    out = [
+        "digraph archc {",
+        # newrank: one ranking across clusters, so that parallel branches stay in the spec's order
+        f'  graph [rankdir={rankdir}, newrank=true, fontname="Helvetica", fontsize=16, labelloc=t, nodesep=0.3, '
+        f"ranksep=0.3, margin=0.2, label={quote(title or diagram_title(graph, block))}];",
+        '  node [fontname="Helvetica", fontsize=11, shape=box, style="rounded,filled", color="#666666", '
+        'margin="0.12,0.04", height=0.3];',
+        f'  edge [fontname="Helvetica", fontsize=9, fontcolor="{EDGE_COLOUR}", color="{EDGE_COLOUR}", arrowsize=0.6];',
+    ]
+    _emit_cluster(view, view.top, out, "  ", 0)
+    for node_id, label, side in ends["nodes"]:
+        line = SIDE_COLOUR if side else "#666666"
+        style = "dashed" if side else "solid"
+        out.append(f"  {quote(node_id)} [label={quote(label)}, shape=oval, style={style}, color=\"{line}\", "
+                   f"fontcolor=\"{line if side else '#000000'}\"];")
+    for u, v, shapes, side in edges:
+        concat = v in view.unit_ops and view.into_concat(v)
+        attrs = [f"label={quote('  ' + ', '.join(carried_text(s, n, concat) for s, n in shapes))}"]
+        if side:
+            attrs += ["style=dashed", f'color="{SIDE_COLOUR}"', f'fontcolor="{SIDE_COLOUR}"', "weight=1"]
+        else:
+            attrs.append("weight=4")  # keeps the main path straight, side branches beside it
+        out.append(f"  {quote(u)} -> {quote(v)} [{', '.join(attrs)}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def layout_size(view: View, end_nodes: list, edges: list) -> tuple[int, int]:
+    """(drawn nodes, nodes Graphviz lays out). dot ranks the nodes and replaces an edge that crosses k ranks by
+    a chain of k - 1 virtual nodes, so dense connectivity (every layer into every later concatenation) costs
+    far more than its node count says; ranks are estimated by longest path, in the graph's order."""
+    order = [n for n, _, _ in end_nodes if n.startswith("in:")]
+    order += list(dict.fromkeys(view.unit(op.id) for op in view.ops))
+    order += [n for n, _, _ in end_nodes if not n.startswith("in:")]
+    position = {n: i for i, n in enumerate(order)}
+    preds: dict[str, list[str]] = {}
+    for u, v, _, _ in edges:
+        preds.setdefault(v, []).append(u)
+    rank: dict[str, int] = {}
+    for n in order:
+        rank[n] = max((rank[u] + 1 for u in preds.get(n, ()) if position[u] < position[n]), default=0)
+    drawn = sum(1 for _ in view.drawn_units()) + len(end_nodes)
+    return drawn, drawn + sum(max(rank[v] - rank[u] - 1, 0) for u, v, _, _ in edges)
+
+
+def _check_size(view: View, end_nodes: list, edges: list, limit: int, block: str | None) -> None:
+    drawn, size = layout_size(view, end_nodes, edges)
+    if size > limit:
+        what = f"{block} in {view.graph.variant}" if block else view.graph.variant or view.graph.network
+        raise DrawError(
+            f"the diagram of {what} is too big to render: {drawn:,} nodes and {len(edges):,} edges, which Graphviz "
+            f"would lay out as {size:,} nodes (an edge across k ranks becomes k - 1 more); archc renders at most "
+            f"{limit:,} (draw.MAX_LAYOUT_NODES)\nhint: draw less of it: --depth N (1: only the network's own "
+            "blocks), --block NAME, or keep runs folded (no --no-fold); or write an interactive .html page or "
+            "the .dot text, which have no such limit")
+
+
+def diagram_title(graph: Graph, block: str | None) -> str:
+    from ..stats import human, totals
+
+    name = graph.variant or graph.network
+    if block is not None:
+        scope = graph.scopes[block]
+        params = sum(graph.node(i).params for i in graph.g.nodes if block in graph.node(i).scope)
+        return f"{scope.block}: {block} = {scope.call} in {name}, {params:,} params"
+    t = totals(graph)
+    text = f"{name} ({graph.network}): {human(t['params'])} params, {human(t['macs'])} MACs"
+    if t["side_params"]:
+        text += f"; side outputs {human(t['side_params'])} params"
+    return text
+
+
+def _emit_cluster(view: View, cluster: Cluster, out: list[str], pad: str, level: int,
+                  parent: str | None = None) -> None:
+    inner = pad
+    if cluster.path is not None:
+        scope = view.graph.scopes[cluster.path]
+        name = display(cluster.path, parent)
+        run = view.runs.get(cluster.path)
+        if run is not None:
+            name = f"{name} … {display(run.paths[-1], parent)} ×{len(run.paths)}"
+        label = f"{name}: {scope.call}"
+        style = '"rounded,dashed"' if scope.kind == "seq" else '"rounded,filled"'
+        fill = "#eef3f8" if level % 2 == 1 else "#ffffff"
+        side = any(view.graph.node(i).side for i in view.scope_ops[cluster.path][:1])
+        line = SIDE_COLOUR if side else ("#888888" if scope.kind == "seq" else "#5b7083")
+        out.append(f"{pad}subgraph {quote('cluster_' + cluster.path)} {{")
+        inner = pad + "  "
+        attrs = [f"label={quote(label)}", f"style={style}", f'color="{line}"', f'fillcolor="{fill}"',
+                 "fontsize=12", "labeljust=l", "margin=10"]
+        if run is not None:
+            attrs.append("penwidth=2.5")
+        if side:
+            attrs.append(f'fontcolor="{SIDE_COLOUR}"')
+        out.append(f"{inner}graph [{', '.join(attrs)}];")
+    for child in cluster.children:
+        if isinstance(child, Cluster):
+            if child.path not in view.hidden:
+                block_level = level + (view.graph.scopes[child.path].kind == "block")
+                _emit_cluster(view, child, out, inner, block_level, cluster.path)
+        elif view.unit_block.get(child) not in view.hidden and child not in view.hidden_units:
+            out.append(inner + _node(view, child, cluster.path))
+    if cluster.path is not None:
+        out.append(f"{pad}}}")
+
+
+def _node(view: View, unit: str, parent: str | None) -> str:
+    ops = view.unit_ops[unit]
+    side = ops[0].side is not None
+    attrs = []
+    path = view.unit_block.get(unit)
+    if path is not None:  # a block instance drawn as one node
+        scope = view.graph.scopes[path]
+        run = view.runs.get(path)
+        paths = run.paths if run else [path]
+        params = sum(view.graph.node(i).params for p in paths for i in view.scope_ops[p])
+        name = display(path, parent)
+        if run:
+            name += f" … {display(paths[-1], parent)}"
+        head = f"<b>{esc(name)}</b>" + (f'  <font color="#b00000"><b>×{len(paths)}</b></font>' if run else "")
+        lines = [head, esc(scope.call)]
+        inner = view.scope_ops[path]
+        if len(inner) <= SUMMARY_OPS and all(len(list(view.g.predecessors(i))) <= 1 for i in inner):
+            lines.append(esc(" → ".join(op_summary(view.graph.node(i)) for i in inner)))  # a short chain: its ops
+        lines.append(small(f"{params:,} params"))
+        attrs += [f'fillcolor="{BLOCK_COLOUR}"']
+        if run:
+            attrs.append("peripheries=2")
+    else:
+        op = ops[0]
+        lines = [f"<b>{esc(op_summary(op))}</b>"]
+        if op.op == "add":  # a big plus, the residual scale under it
+            lines = ['<font point-size="16"><b>+</b></font>']
+            if op.args.get("scale") not in (None, 1, 1.0):
+                lines.append(f'<font point-size="9">×{op.args["scale"]}</font>')
+        detail = [display(op.name, parent)] if op.name else []
+        if op.params:
+            detail.append(f"{op.params:,} params")
+        if detail:
+            lines.append(small(" · ".join(detail)))
+        attrs.append(f'fillcolor="{colour(op.op)}"')
+        if op.op == "concat":
+            attrs += ["shape=invtrapezium", 'style="filled"']
+        elif op.op == "add":
+            attrs += ["shape=circle", 'style="filled"', "margin=0.02", 'fontcolor="#ffffff"']
+        elif op.op == "input":
+            attrs += ["shape=oval", 'style="solid"']
+    if side:
+        attrs += [f'color="{SIDE_COLOUR}"', 'style="rounded,filled,dashed"']
+    attrs.append("penwidth=1.5" if path is not None or ops[0].op in ("concat", "add") or side else "penwidth=1")
+    label = "<" + "<br/>".join(lines) + ">"
+    return f"{quote(unit)} [label={label}, {', '.join(attrs)}];"
+
+
+def legend_source() -> str:
+    """A key to the colours and shapes, as DOT text."""
+    items = [("conv", "conv 3x3/2, 64"), ("batchnorm", "batchnorm"), ("relu", "relu"), ("maxpool", "maxpool / avgpool"),
+             ("adaptive_avgpool", "adaptive pool"), ("linear", "linear"), ("dropout", "dropout"),
+             ("lrn", "lrn"), ("subsample", "subsample / pad_channels"), ("flatten", "flatten / identity")]
+    out = ["digraph legend {",
+           '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.15, ranksep=0.2, margin=0.1];',
+           '  node [fontname="Helvetica", fontsize=11, shape=box, style="rounded,filled", color="#666666", '
+           'margin="0.12,0.04", height=0.3];']
+    for kind, text in items:
+        out.append(f'  {quote(kind)} [label={quote(text)}, fillcolor="{COLOURS[kind]}"];')
+    out.append(f'  "concat" [label=<<b>concat</b>>, shape=invtrapezium, style=filled, fillcolor="{COLOURS["concat"]}", '
+               "penwidth=1.5];")
+    out.append(f'  "add" [label=<<font point-size="16"><b>+</b></font>>, shape=circle, style=filled, '
+               f'fillcolor="{COLOURS["add"]}", fontcolor="#ffffff", margin=0.02, penwidth=1.5];')
+    out.append(f'  "block" [label=<<b>name</b><br/>Block(args)<br/>{small("params")}>, fillcolor="{BLOCK_COLOUR}", '
+               "penwidth=1.5];")
+    out.append(f'  "fold" [label=<<b>name1 … nameN</b>  <font color="#b00000"><b>×N</b></font><br/>Block(args)>, '
+               f'fillcolor="{BLOCK_COLOUR}", penwidth=1.5, peripheries=2];')
+    out.append(f'  "side" [label="side output", style="rounded,filled,dashed", color="{SIDE_COLOUR}", '
+               'fillcolor="#ffffff", fontcolor="#c2185b", penwidth=1.5];')
+    names = [k for k, _ in items] + ["concat", "add", "block", "fold", "side"]
+    rows = (names[:7], names[7:])
+    for row in rows:
+        out.append("  { rank=same; " + " -> ".join(quote(n) for n in row) + " [style=invis]; }")
+    out.append(f"  {quote(rows[0][0])} -> {quote(rows[1][0])} [style=invis];")
+    out.append("}")
+    return "\n".join(out) + "\n"

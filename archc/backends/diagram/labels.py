@@ -1,0 +1,172 @@
+"""What a diagram says about an op: its colour, its label text, shapes and names relative to a box.
+
+Shared by the Graphviz drawing (``dot``) and the interactive page (``page``).
+"""
+
+from __future__ import annotations
+
+import html
+import zlib
+
+from ...sema.graph import OpNode
+
+# One fill per kind of op; a kind not listed (the registry grows) gets one from ``colour``.
+COLOURS = {
+    "conv": "#cfe2f3",
+    "batchnorm": "#fff2cc",
+    "relu": "#d9ead3",
+    "maxpool": "#fce5cd",
+    "avgpool": "#fce5cd",
+    "adaptive_avgpool": "#f9cb9c",
+    "adaptive_maxpool": "#f9cb9c",
+    "lrn": "#d0e0e3",
+    "dropout": "#eeeeee",
+    "flatten": "#ffffff",
+    "linear": "#d9d2e9",
+    "identity": "#ffffff",
+    "subsample": "#ead1dc",
+    "pad_channels": "#ead1dc",
+    "concat": "#ffd966",
+    "add": "#e06666",
+    "input": "#ffffff",
+}
+BLOCK_COLOUR = "#b4d6d0"  # a block drawn as one node
+SIDE_COLOUR = "#c2185b"  # side outputs: their edges and borders
+EDGE_COLOUR = "#555555"
+
+# Families recognised by name, so that a new kind looks like its relatives: (test, the kind it borrows from).
+_FAMILIES = (
+    (lambda k: "norm" in k, "batchnorm"),
+    (lambda k: "pool" in k, "maxpool"),
+    (lambda k: "relu" in k or k.endswith("lu"), "relu"),
+)
+
+
+def colour(kind: str) -> str:
+    """The fill of ``kind``: its own, its family's (``layernorm`` a norm's, ``relu6`` relu's), else a pale
+    colour of its own derived from its name (stable across runs and machines, unlike ``hash``)."""
+    if kind in COLOURS:
+        return COLOURS[kind]
+    for test, relative in _FAMILIES:
+        if test(kind):
+            return COLOURS[relative]
+    hue = zlib.crc32(kind.encode("utf-8")) % 360
+    return _pale(hue)
+
+
+def _pale(hue: int) -> str:
+    """An HSL colour of lightness 90%, saturation 45%, as #rrggbb."""
+    s, lightness = 0.45, 0.90
+    c = (1 - abs(2 * lightness - 1)) * s
+    x = c * (1 - abs((hue / 60) % 2 - 1))
+    m = lightness - c / 2
+    r, g, b = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][hue // 60]
+    return "#" + "".join(f"{round((v + m) * 255):02x}" for v in (r, g, b))
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+def carried_text(shape: tuple[int, ...], count: int, into_concat: bool) -> str:
+    """An edge that stands for ``count`` tensors of ``shape`` (a folded run's members into a concatenation):
+    ``6 × 32×56×56 = 192×56×56``, so that what goes into a concatenation adds up to what comes out."""
+    if count == 1:
+        return shape_text(shape)
+    text = f"{count} × {shape_text(shape)}"
+    if into_concat and shape:
+        text += f" = {shape_text((count * shape[0], *shape[1:]))}"
+    return text
+
+
+def _pair(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return "x".join(map(str, v)) if len(set(v)) > 1 else f"{v[0]}x{v[0]}"
+    return f"{v}x{v}"
+
+
+def _single(v):
+    if isinstance(v, (tuple, list)) and len(set(v)) == 1:
+        return v[0]
+    return v
+
+
+def _stride(v) -> str:
+    return _pair(v) if isinstance(v, (tuple, list)) else str(v)
+
+
+def op_summary(op: OpNode) -> str:
+    """The op and its key arguments: ``conv 7x7/2, 64``, ``maxpool 3x3/2``, ``linear 1000``."""
+    a = op.args
+    kind = op.op
+    if kind == "conv":
+        stride = _single(a.get("stride", 1))
+        text = f"conv {_pair(a['kernel_size'])}"
+        if stride != 1:
+            text += f"/{_stride(stride)}"
+        text += f", {a['out_channels']}"
+        if _single(a.get("dilation", 1)) != 1:
+            text += f", dilation {_single(a['dilation'])}"
+        if a.get("groups", 1) != 1:
+            text += f", groups {a['groups']}"
+        return text
+    if kind in ("maxpool", "avgpool"):
+        stride = _single(a.get("stride") or a["kernel_size"])
+        return f"{kind} {_pair(a['kernel_size'])}" + ("" if stride == 1 else f"/{_stride(stride)}")
+    if kind in ("adaptive_avgpool", "adaptive_maxpool"):
+        return f"{kind} {_pair(a['output_size'])}"
+    if kind == "linear":
+        return f"linear {a['out_features']}"
+    if kind == "dropout":
+        return f"dropout {a['p']}"
+    if kind == "lrn":
+        return f"lrn {a['size']}"
+    if kind == "subsample":
+        return f"subsample /{a['stride']}"
+    if kind == "pad_channels":
+        return f"pad_channels {a['before']}+{a['after']}"
+    if kind in ("self_attention", "window_attention"):  # the attention's structure: heads, window, shift
+        text = f"{kind} {a['num_heads']} heads"
+        if kind == "window_attention":
+            text += f", window {_pair(a['window_size'])}"
+            if a.get("shift_size", 0) not in (0, [0, 0], (0, 0)):
+                text += f", shift {_pair(a['shift_size'])}"
+            if a.get("version", 1) == 2:
+                text += ", cosine"
+        return text
+    if kind in ("partition", "departition"):
+        return f"{kind} {a.get('kind', 'window')} {a['size']}x{a['size']}"
+    if kind == "relative_attention":
+        return f"relative_attention {a['size']}x{a['size']}, heads of {a['head_dim']}"
+    if kind == "add":
+        scale = a.get("scale")
+        return "+" if scale in (None, 1, 1.0) else f"×{scale} +"
+    return kind
+
+
+def esc(text: str) -> str:
+    """Text for a Graphviz HTML-like label."""
+    return html.escape(str(text), quote=True)
+
+
+def quote(text: str) -> str:
+    """A Graphviz quoted string."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def relative(path: str, parent: str | None) -> str:
+    if parent and path.startswith(parent + "."):
+        return path[len(parent) + 1:]
+    return path
+
+
+def display(path: str, parent: str | None) -> str:
+    """``path`` inside the drawn box ``parent``; a seq's numbered child keeps the seq's name (``layer1.0``)."""
+    rel = relative(path, parent)
+    if parent and rel.split(".")[0].isdigit():
+        rel = parent.rsplit(".", 1)[-1] + "." + rel
+    return rel
+
+
+def small(text: str) -> str:
+    return f'<font point-size="9" color="#444444">{esc(text)}</font>'

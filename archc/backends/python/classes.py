@@ -1,0 +1,79 @@
+"""One block or network -> the statement lines of one ``nn.Module`` class.
+
+The class mirrors the spec: the block's parameters (and its inferred input channels) are
+constructor arguments, repeats stay loops, conditionals stay ``if``s. ``emit_forward`` writes
+``forward`` first (it finds which parameters forward reads, and where a ReLU may work in
+place), then ``emit_init`` writes ``__init__``; what they share is in ``context``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ...errors import SpecError
+from ...lang import nodes as n
+from ...sema.exprfold import free_names, to_python
+from .context import ClassContext, ClassInfo, StmtInfo
+from .emit import symbol
+from .emit_features import TapsEmitter
+from .emit_forward import ForwardEmitter
+from .emit_init import InitEmitter
+
+
+@dataclass
+class ClassCode:
+    """One generated class: its ``__init__`` and ``forward`` lines and what callers need of it."""
+
+    init: list[str]
+    forward: list[str]
+    info: ClassInfo
+    has_sides: bool
+    referenced: set[str]  # names the generated code reads
+    taps: list[str] | None = None  # a network with taps: the body of its forward_taps
+
+
+def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef], constants: dict[str, object],
+                   stmt_info: StmtInfo, infos, block_params: set[str], op_params: set[str] = frozenset(),
+                   named: set[str] = frozenset(), weights=None, networks: dict | None = None,
+                   network_unused=None) -> ClassCode:
+    """``weights(ctx)``, for a network, gives the lines that end its __init__: its initialisation rules."""
+    ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params, named, networks,
+                       network_unused)
+    forward = ForwardEmitter(ctx)
+    fwd_lines = [] if ctx.sequential else forward.emit(depth=2)  # an nn.Sequential has its forward
+    taps_lines = TapsEmitter(ctx).emit(depth=2) if ctx.is_network and n.has_taps(definition.body) else None
+    if ctx.is_network:
+        cur: n.Expr = ctx.fold(definition.input[0])  # only the channels: sizes are checked, not constructed
+    else:
+        cur = symbol("in_channels")
+    body, cur = InitEmitter(ctx).emit(cur, depth=2, into="self" if ctx.sequential else None)
+    fwd_text = "\n".join(fwd_lines + (taps_lines or []))
+    # forward expressions asked for these; a pruned let may have been the only reader
+    stored = {name for name in ctx.stored if re.search(rf"\bself\.{re.escape(name)}\b", fwd_text)}
+    init = ["        super().__init__()"]
+    for name in sorted(stored):
+        if name == "out_channels":
+            raise SpecError("the parameter 'out_channels' is read in forward, but every generated block class sets "
+                            "self.out_channels to its output width", definition.span,
+                            hint="rename the parameter, or use it only to size layers")
+        if name in ctx.modules_named:
+            raise SpecError(f"'{name}' names both a parameter read in forward and a layer", definition.span,
+                            hint="rename one of them")
+        init.append(f"        self.{name} = {name}")
+    init += body
+    if weights is not None:
+        init += weights(ctx)
+    for name in sorted(ctx.kept_for_init):  # read by the network's initialisation (emit_weights), not by forward
+        if name not in stored:
+            init.insert(1, f"        self.{name} = {name}")
+    if not ctx.is_network:
+        init.append(f"        self.out_channels = {to_python(cur)}")
+    formula = None
+    if not ctx.is_network and free_names(cur) <= set(ctx.params) | {"in_channels"} and "." not in to_python(cur):
+        formula = cur
+    return ClassCode(init, fwd_lines, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced,
+                     taps_lines)
+
+
+__all__ = ["ClassCode", "generate_class"]

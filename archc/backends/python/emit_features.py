@@ -1,0 +1,171 @@
+"""A network with taps as a backbone: its ``forward_taps`` method, and the ``<Net>Features`` class that
+keeps the layers up to the last tap and returns the feature maps (timm's ``features_only``).
+
+``forward_taps`` runs ``forward``'s code up to the last tap and collects the tensor at each tap. A seq
+that holds taps is run layer by layer through its children (``self.features.denseblock1(x)``), which is
+what ``nn.Sequential`` does; side outputs are left out.
+"""
+
+from __future__ import annotations
+
+from ...errors import SpecError
+from ...lang import nodes as n
+from .context import ClassContext
+from .emit import Writer, plain, prune_lets, static_name
+from .emit_forward import ForwardEmitter
+
+
+class TapsEmitter(ForwardEmitter):
+    """Writes the body of ``forward_taps``."""
+
+    def __init__(self, ctx: ClassContext):
+        super().__init__(ctx)
+        self.sides_from = {}
+        self.holders = n.tap_holders(ctx.d.body)
+        self.owner = "self"  # the module whose children the names of the statements here are
+        self.inlined = False  # inside a seq run child by child
+        self.final = final_path(ctx.d.body, self.holders)  # the seqs whose last tap is the network's last
+        self.features = self.fwd_ns.create("features")
+
+    def emit(self, depth: int) -> list[str]:
+        w = Writer(depth)
+        w.line(f"{self.features}: list[Tensor] = []")
+        self.fwd_body(upto_last_tap(self.ctx.d.body, self.holders), "x", False, w, None)
+        w.line(f"return {self.features}")
+        return prune_lets(w.lines)
+
+    def _module_ref(self, target: n.Target, var: str) -> str:
+        ref = super()._module_ref(target, var)
+        return self.owner + ref[len("self"):] if ref.startswith("self.") else ref.replace("(self,", f"({self.owner},")
+
+    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
+                dest: str | None = None) -> tuple[str, bool]:
+        if isinstance(stmt, n.Tap):
+            w.line(f"{self.features}.append({var})")
+            return var, False
+        if isinstance(stmt, n.Side):
+            return var, fresh
+        if self.inlined:
+            self._check_inlined(stmt)
+        if isinstance(stmt, n.Seq) and stmt.target is not None and stmt in self.holders:
+            return self._inline(stmt, var, w, dest or var)
+        return super().fwd_one(stmt, var, fresh, w, taps, dest)
+
+    def _inline(self, stmt: n.Seq, var: str, w: Writer, dest: str) -> tuple[str, bool]:
+        owner, inlined = self.owner, self.inlined
+        self.owner, self.inlined = self._module_ref(stmt.target, var), True
+        body = upto_last_tap(stmt.body, self.holders) if stmt in self.final else stmt.body
+        try:
+            if dest == var:
+                return self.fwd_body(body, var, False, w, None)
+            return self._fwd_into(body, var, False, w, dest, None)
+        finally:
+            self.owner, self.inlined = owner, inlined
+
+    def _check_inlined(self, stmt: n.Stmt) -> None:
+        """A child of an nn.Sequential is reached by its name; an unnamed one only by a number."""
+        if isinstance(stmt, n.Seq) and stmt.target is None and _makes_modules(stmt.body):
+            raise SpecError("a seq that holds a tap runs its layers one by one: it cannot hold an unnamed seq",
+                            stmt.span, hint="name the inner seq")
+        kind = self._kind(stmt) if isinstance(stmt, n.Layer) else None
+        if isinstance(stmt, n.Layer) and stmt.target is None and (
+                stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
+                or stmt.func in self.ctx.op_params or kind is None or kind.has_params
+                or (kind.functional is None and kind.template is None)):
+            raise SpecError(f"a seq that holds a tap runs its layers one by one, by name: name this {stmt.func}",
+                            stmt.span, hint="give the layer a name, or tap outside the seq")
+
+    def _kind(self, stmt: n.Layer):
+        from ...ops import REGISTRY
+
+        return REGISTRY.get(stmt.func)
+
+
+def _makes_modules(stmts) -> bool:
+    return any(isinstance(s, (n.Layer, n.Seq, n.Concat, n.Residual, n.Dense, n.Gate, n.Ensemble, n.For, n.If))
+               for s in stmts)
+
+
+def upto_last_tap(stmts: list[n.Stmt], holders: set[int]) -> list[n.Stmt]:
+    """The statements up to the last that is, or holds, a tap: what runs after it feeds no feature map."""
+    last = max((i for i, s in enumerate(stmts) if isinstance(s, n.Tap) or s in holders), default=-1)
+    return stmts[:last + 1]
+
+
+def final_path(body: list[n.Stmt], holders: set[int]) -> set[int]:
+    """The named seqs that hold the network's last tap last, each in the one before: what follows the last
+    tap in them runs after every feature map is made (in a loop, everything runs again)."""
+    path: set[int] = set()
+    stmts = upto_last_tap(body, holders)
+    while stmts and isinstance(stmts[-1], n.Seq):
+        path.add(stmts[-1])
+        stmts = upto_last_tap(stmts[-1].body, holders)
+    return path
+
+
+def head_names(body: list[n.Stmt], holders: set[int]) -> list[str]:
+    """The modules of the network's own body that the features class drops: those of the statements after
+    the last tap, and the side outputs' heads."""
+    kept = upto_last_tap(body, holders)
+    names: list[str] = []
+
+    def collect(stmts, sides_only: bool) -> None:
+        for s in stmts:
+            if isinstance(s, n.Side):
+                names.append(plain(s.target))
+            elif sides_only:  # (a side head in a loop or conditional may be missing: it stays)
+                if isinstance(s, n.Seq) and s.target is None:
+                    collect(s.body, True)
+            elif getattr(s, "cond", None) is not None:  # a conditional statement's modules may be missing:
+                continue  # they stay (unused), as those of loops and ifs do
+            elif isinstance(s, (n.Layer, n.Seq)) and s.target is not None:
+                if static_name(s) is not None:
+                    names.append(static_name(s))
+            elif isinstance(s, (n.Concat, n.Residual, n.Dense, n.Gate, n.Ensemble, n.Seq)):
+                inner = list(getattr(s, "body", None) or getattr(s, "branches", None) or [])
+                shortcut = getattr(s, "shortcut", None)
+                # a shortcut is made only where its residual may add (`when`) and its own condition holds
+                when = isinstance(s, n.Residual) and (len(s.arguments.args) > 1 or
+                                                      any(k == "when" for k, _, _ in s.arguments.kwargs))
+                if shortcut is not None and shortcut.cond is None and not when:
+                    inner += shortcut.body
+                collect(inner, False)
+
+    collect(kept, True)
+    collect(body[len(kept):], False)
+    return list(dict.fromkeys(name for name in names if name))
+
+
+FEATURES_SUFFIX = "Features"
+OUT_INDICES = "out_indices: tuple[int, ...] | None = None"
+
+
+def taps_method(lines: list[str]) -> dict:
+    return {"signature": "def forward_taps(self, x: Tensor) -> list[Tensor]:",
+            "doc": "The feature map at every tap, in the order of ``self.feature_info``.", "lines": lines}
+
+
+def features_class(net: n.NetworkDef, signature: str, params: list[str], heads: list[str]) -> dict:
+    """``<Net>Features(<Net>)``: the same constructor (and ``out_indices``), the head dropped, and a forward
+    that returns the feature maps of the taps ``out_indices`` picks (all by default)."""
+    call = ", ".join(f"{p}={p}" for p in params)
+    init = [f"        super().__init__({call})"]
+    if heads:
+        init.append(f"        del {', '.join(f'self.{h}' for h in heads)}  # the head, after the last tap")
+    init.append("        self.feature_info = _FeatureInfo(self.feature_info, out_indices)")
+    forward = ["        features = self.forward_taps(x)",
+               "        return [features[i] for i in self.feature_info.out_indices]"]
+    doc = (f"{net.name} as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of\n"
+           f"    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their\n"
+           f"    channels, reductions and names. The layers after the last tap are dropped.\n    ")
+    return {"name": net.name + FEATURES_SUFFIX, "base": net.name, "init": init, "forward": forward,
+            "returns": "list[Tensor]", "signature": signature, "doc": doc, "methods": []}
+
+
+def factory_call(net: str, args: list[str], local: str, wrap) -> str:
+    """The factory's construction: the features class when ``features_only`` is asked for."""
+    plain_call = wrap(f"{local} = {net}", args, "", "        ")
+    features_call = wrap(f"{local} = {net}{FEATURES_SUFFIX}", [*args, "out_indices=out_indices"], "", "        ")
+    return ("    if out_indices is not None and not features_only:\n"
+            "        raise ValueError(\"out_indices picks feature maps: pass features_only=True too\")\n"
+            "    if features_only:\n" + features_call + "\n    else:\n" + plain_call)

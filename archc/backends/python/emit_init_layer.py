@@ -1,0 +1,214 @@
+"""``__init__`` of a generated class, continued: a layer statement, the module of an op (its constructor
+arguments and output channels) or an instance of a block class, and where each module is kept. A mixin of
+``emit_init.InitEmitter``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import SpecError
+from ...lang import nodes as n
+from ...ops import REGISTRY, OpKind
+from ...sema.exprfold import fold, to_python
+from .emit import (
+    SPAN,
+    Writer,
+    default_text,
+    fstring,
+    given_args,
+    is_attribute,
+    plain,
+    read_attribute,
+    symbol,
+)
+
+
+@dataclass
+class _Seq:
+    """Where __init__ puts modules: ``self`` or a local nn.Sequential."""
+
+    var: str | None  # None: attributes of self
+    fresh: bool = False  # the last child made a new tensor (so an inplace ReLU may follow)
+
+
+class LayerInit:
+    """InitEmitter methods for the layer statement."""
+
+    def init_layer(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        kind = REGISTRY.get(stmt.func)
+        is_block = stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
+        if stmt.func in self.block_params or (stmt.func in self.blocks and not (kind and stmt.func in self.params)):
+            kind = None
+        if is_block:
+            seq.fresh = False
+            return self.init_block_call(stmt, cur, w, seq)
+        if stmt.func in self.ctx.op_params:  # a parameter holding an op class: an activation, say
+            self.register(stmt.target, f"{stmt.func}()", w, seq)
+            seq.fresh = False  # whatever op it is, the next one does not work in place on its output
+            return cur
+        assert kind is not None
+        new = self.op_channels(kind, stmt, cur)
+        if kind.learned is not None:
+            given = given_args(kind, stmt)
+            args = {f: to_python(_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
+                    for f in kind.positional}
+            args["features"] = to_python(cur)
+            self.register(stmt.target, kind.learned_init.format(**args), w, seq, parameter=True)
+            return new
+        needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
+            (kind.template is None or kind.module is not None)
+        if needs_module:
+            if seq.var is not None and kind.inplace:
+                self.inplace_ok[stmt] = seq.fresh and stmt.cond is None
+            self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
+        if seq.var is not None:  # whether the next layer may work in place on this one's output
+            made_new = seq.fresh if kind.view or kind.name == "identity" else not kind.keeps_output
+            seq.fresh = (seq.fresh and made_new) if stmt.cond is not None else made_new
+        return new
+
+    def op_channels(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> n.Expr:
+        if kind.channels_from is not None:
+            fields = kind.positional
+            idx = fields.index(kind.channels_from)
+            for key, value, _ in stmt.arguments.kwargs:
+                if key == kind.channels_from:
+                    return self.fold(value, cur)
+            return self.fold(stmt.arguments.args[idx], cur)
+        if kind.channels_rule is not None:
+            fields = kind.positional
+            given = dict(zip(fields, stmt.arguments.args))
+            given.update({k: v for k, v, _ in stmt.arguments.kwargs})
+            return self.fold(kind.channels_rule(cur, {k: self.fold(v, cur) for k, v in given.items()}), cur)
+        if kind.flattens:
+            spatial = {tuple(d for i, d in enumerate(t.shape) if i != t.feature_axis) for t, _ in self.info.get(stmt)}
+            if len(spatial) != 1:
+                raise SpecError(f"{kind.name} sees different input sizes in different uses; generated code needs one",
+                                stmt.span, hint="pool to a fixed size first (adaptive_avgpool)")
+            (hw,) = spatial
+            out = cur
+            for d in hw:
+                if d != 1:
+                    out = n.BinOp("*", out, n.Num(d, SPAN), SPAN)
+            return out
+        return cur
+
+    def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list[str], list[str]]:
+        """The op's arguments as Python: (positional, keyword)."""
+        given = given_args(kind, stmt)
+        pos, kw = [], []
+        for fname in kind.positional:
+            if fname not in given:
+                continue
+            text = to_python(_tuple(self.fold(given[fname], cur)))
+            if fname == skip:
+                pos.append(text)
+            else:
+                kw.append(f"{fname}={text}")
+        return pos, kw
+
+    def op_ctor(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> str:
+        pos, kw = self.op_args(kind, stmt, cur, kind.channels_from)
+        lead = [to_python(cur)] if kind.in_arg else []
+        if kind.inplace and self.inplace_ok.get(stmt):
+            kw.append("inplace=True")
+        modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
+        if len(modules) > 1:
+            layouts = sorted({t.layout for t, _ in self.info.get(stmt)})
+            raise SpecError(f"this {kind.name} sees inputs of different layouts ({', '.join(layouts)}) in different "
+                            "uses, and each needs another module", stmt.span,
+                            hint="the generated class has one module here: use two layers, or two blocks")
+        return f"{modules.pop()}({', '.join(lead + pos + kw + list(kind.ctor_extra))})"
+
+    def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+        self.ctx.referenced.add(stmt.func)
+        args = [self.init_expr(a, cur) for a in stmt.arguments.args]
+        args += [f"{k}={self.init_expr(v, cur)}" for k, v, _ in stmt.arguments.kwargs]
+        if stmt.func in self.ctx.networks:  # a whole network: it takes no input width, and gives class scores
+            unused = self.ctx.network_unused(stmt.func)  # parameters its class does not take (its input size)
+            net = self.ctx.networks[stmt.func]
+            bound = _bind(net, stmt.arguments)
+            args = [f"{p.name}={self.init_expr(bound[p.name], cur)}" for p in net.params
+                    if p.name in bound and p.name not in unused]
+            self.register(stmt.target, f"{stmt.func}({', '.join(args)})", w, seq)
+            outs = {t.features for _, t in self.info.get(stmt)}
+            if len(outs) != 1:
+                raise SpecError(f"network {stmt.func} gives different widths in different uses", stmt.span)
+            return n.Num(outs.pop(), SPAN)
+        ctor = f"{stmt.func}({', '.join([to_python(cur)] + args)})"
+        formula = None
+        if stmt.func in self.blocks and stmt.func not in self.block_params:
+            info = self.infos(stmt.func)
+            formula = info.out_formula
+            block = self.blocks[stmt.func]
+        if formula is not None:
+            subst: dict[str, n.Expr] = {"in_channels": cur}
+            bound = _bind(block, stmt.arguments)
+            for p in block.params:
+                if p.name in bound:
+                    subst[p.name] = self.fold(bound[p.name], cur)
+                elif p.default is not None:
+                    subst[p.name] = fold(p.default, self.ctx.printing, self.ctx.named)
+            new = fold(formula, {}, subst)
+            self.register(stmt.target, ctor, w, seq)
+            return self.fold(new)
+        own = plain(stmt.target) if stmt.target is not None else None
+        if own and seq.var is None:
+            self.register(stmt.target, ctor, w, seq)
+            return symbol(f"{read_attribute('self', own)}.out_channels")
+        if seq.var is not None:
+            self.register(stmt.target, ctor, w, seq)
+            source = f"{seq.var}[-1].out_channels"
+        else:
+            var = self.init_ns.create("block")
+            w.line(f"{var} = {ctor}")
+            self.register(stmt.target, var, w, seq)
+            source = f"{var}.out_channels"
+        chan = self.channel_var(cur)
+        w.line(f"{chan} = {source}")
+        return symbol(chan)
+
+    def channel_var(self, cur: n.Expr) -> str:
+        """The mutable local that holds a channel count: ``cur`` itself if it is one."""
+        if isinstance(cur, n.Var) and cur.name in self.channel_vars:
+            self.reassigned[cur.name] += 1  # (the caller gives it a new width)
+            return cur.name
+        name = self.init_ns.create("channels")
+        self.channel_vars.add(name)
+        return name
+
+    def register(self, target: n.Target | None, value: str, w: Writer, seq: _Seq, parameter: bool = False) -> None:
+        """Make ``value`` (a module, or with ``parameter`` an nn.Parameter) the target's attribute."""
+        adds = "register_parameter" if parameter else "add_module"
+        if target is not None and target.is_plain:
+            name = plain(target)
+            self.modules_named.add(name)
+            if seq.var is None and is_attribute(name):
+                w.line(f"self.{name} = {value}")
+            else:
+                w.line(f"{seq.var or 'self'}.{adds}({to_python(n.Str(name, SPAN))}, {value})")
+            return
+        if target is not None:
+            name = fstring(target, self.init_expr)
+            if seq.var is None and not target.quoted and _literal_identifier(name):
+                w.line(f"self.{name[1:-1]} = {value}")  # the interpolation is a constant: ``x{1}`` is x1
+            else:
+                w.line(f"{seq.var or 'self'}.{adds}({name}, {value})")
+            return
+        assert seq.var is not None
+        w.line(f"{seq.var}.append({value})")
+
+
+def _literal_identifier(printed: str) -> bool:
+    return printed.startswith('"') and printed.endswith('"') and printed[1:-1].isidentifier()
+
+
+def _tuple(e: n.Expr) -> n.Expr:
+    """A list written as an op argument becomes a tuple, as torch's modules take sizes."""
+    return n.ListExpr(e.items, e.span, tuple=True) if isinstance(e, n.ListExpr) else e
+
+
+def _bind(block: n.BlockDef, arguments: n.Arguments) -> dict[str, n.Expr]:
+    bound = {p.name: a for p, a in zip(block.params, arguments.args)}
+    for key, value, _ in arguments.kwargs:
+        bound[key] = value
+    return bound

@@ -1,0 +1,110 @@
+"""A network's taps in its generated ``__init__``: ``self.feature_info``, timm's list of the channels,
+reduction and name of each feature map, and the stride of the main path that the reductions follow.
+
+The main path is the network's body and the seqs, loops and conditionals in it that hold a tap; any
+other statement there (a layer, a branch, a seq without a tap) is one step, whose stride is its input's
+height over its output's. Outside loops and conditionals the strides are multiplied out here; from the
+first loop or conditional that changes the stride on, a local ``reduction`` carries them, as timm's
+models carry ``net_stride``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ...errors import SpecError
+from ...lang import nodes as n
+from ...sema.layout import stride_factor
+from .emit import Writer, fstring
+
+SPAN = n.Span("<generated>", 0, 0, 0, 0)
+
+
+@dataclass
+class TapState:
+    reduction: int | None = 1  # multiplied out so far; None: the local ``reduction`` holds it
+    main: bool = True  # emitting a statement of the main path (not inside a step)
+    prefix: list = field(default_factory=list)  # name parts of the opened named seqs around
+    last_named: list | None = None  # name parts of the last named step here
+
+
+class TapTracker:
+    def __init__(self, body: list[n.Stmt], info, printer, local):
+        self.holders = n.tap_holders(body)
+        last = max((i for i, s in enumerate(body) if isinstance(s, n.Tap) or s in self.holders), default=-1)
+        self.after_last = {s for s in body[last + 1:]}  # the network's head: its strides matter to no tap
+        self.info = info
+        self.printer = printer  # an expression of the spec -> Python text in __init__
+        self.local = local  # a free local name for the running reduction, made when first needed
+        self.var: str | None = None
+        self.state = TapState()
+
+    def snapshot(self) -> TapState:
+        return replace(self.state, prefix=list(self.state.prefix))
+
+    def restore(self, state: TapState) -> None:
+        self.state = state
+
+    def factor(self, stmt: n.Stmt) -> int:
+        """A step's stride, the same in every run of it (in every loop iteration and variant)."""
+        if stmt in self.after_last:
+            return 1
+        factors = {stride_factor(a, b) or 1 for a, b in self.info.get(stmt)}
+        if len(factors) > 1:
+            raise SpecError(f"this step changes the stride by {' or '.join(map(str, sorted(factors)))} in different "
+                            "runs, so the reductions of the taps after it cannot be written once", stmt.span,
+                            hint="tap before it, or write the runs of different strides as statements of their own")
+        return factors.pop() if factors else 1
+
+    def strides_inside(self, stmt: n.Stmt) -> bool:
+        """Whether a loop or conditional changes the main path's stride (so its runs decide the reduction)."""
+        if n.is_step(stmt, self.holders):
+            return self.factor(stmt) != 1
+        return any(self.strides_inside(s) for s in [*getattr(stmt, "body", []), *getattr(stmt, "orelse", [])])
+
+    def before(self, stmt: n.Stmt, w: Writer) -> None:
+        """Before a statement that may run zero or many times: from here on, a local carries the reduction."""
+        branches = isinstance(stmt, (n.For, n.If)) or getattr(stmt, "cond", None) is not None
+        if self.state.main and self.state.reduction is not None and branches and self.strides_inside(stmt):
+            self.var = self.var or self.local("reduction")
+            w.line(f"{self.var} = {self.state.reduction}")
+            self.state.reduction = None
+
+    def enter(self, stmt: n.Stmt) -> bool:
+        """Start a statement; True if it is a step of the main path (its inside is not)."""
+        s = self.state
+        if not s.main:
+            return False
+        if n.is_step(stmt, self.holders):
+            s.main = False
+            return True
+        if isinstance(stmt, n.Seq) and stmt.target is not None:
+            s.prefix.append(stmt.target)
+        return False
+
+    def leave(self, stmt: n.Stmt, step: bool, w: Writer) -> None:
+        s = self.state
+        if step:
+            s.main = True
+            factor = self.factor(stmt)
+            if factor != 1 and s.reduction is None:
+                w.line(f"{self.var} *= {factor}")
+            elif factor != 1:
+                s.reduction *= factor
+        elif isinstance(stmt, n.Seq) and stmt.target is not None and s.main:
+            s.prefix.pop()
+        if s.main and isinstance(stmt, (n.Layer, n.Seq)) and stmt.target is not None:
+            s.last_named = [*self._parts(s.prefix), *stmt.target.parts]
+
+    def _parts(self, targets: list[n.Target]) -> list:
+        return [part for t in targets for part in [*t.parts, "."]]
+
+    def line(self, stmt: n.Tap, channels: str) -> str:
+        s = self.state
+        parts = [*self._parts(s.prefix), *stmt.target.parts] if stmt.target is not None else s.last_named
+        if parts is None:  # in a branch no variant takes, so the elaborator never saw it
+            raise SpecError("this tap needs a name: no named layer comes before it", stmt.span,
+                            hint="write 'tap NAME'")
+        name = fstring(n.Target(parts, SPAN), self.printer)
+        reduction = self.var if s.reduction is None else str(s.reduction)
+        return f"self.feature_info.append(dict(num_chs={channels}, reduction={reduction}, module={name}))"

@@ -1,0 +1,118 @@
+"""The registry of the layer kinds the language knows: one entry each (the entries are in the family modules).
+
+An entry holds everything about a kind: its argument schema (a pydantic model, field order =
+positional order), the input layouts it accepts and how it transforms a tensor type, how many
+parameters and multiply-accumulates it costs, and how it is written in PyTorch: as a module
+(``nn.Conv2d(...)``, or a small helper class of ``backends/python/helpers.py`` where torch has none), as a
+function call in ``forward`` for parameter-free kinds, as a forward-only expression
+(``template``), or as a learned tensor (``learned``). Adding a layer kind means adding one entry
+to its family's module.
+
+An entry also carries its functional meaning for the graph interpreter (``backends/interpret.py``), the independent
+oracle of the code generator: ``make`` builds the op's module (or learned tensor) from its arguments and input
+type, with the generated model's parameter and buffer names; ``run`` computes its output. Both import torch
+inside their bodies, so the registry stays importable without it. The kinds are kept in family modules:
+``conv`` (convolution, pooling), ``norm`` (normalisation, activations, linear), ``layout`` (channels, layout,
+regularisation, learned tensors), ``tokens``, ``windows`` and ``partition``.
+
+Shapes exclude the batch dimension and follow the tensor's layout (``sema.layout.TensorType``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..sema.layout import TensorType
+
+Pos = Annotated[int, Field(gt=0)]
+NonNeg = Annotated[int, Field(ge=0)]
+Pair = Pos | tuple[Pos, Pos]
+PadPair = NonNeg | tuple[NonNeg, NonNeg]
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+ANY = None  # an entry's ``layouts``: every layout
+
+
+class ShapeError(ValueError):
+    """A shape rule failed; the elaborator adds the location (and ``hint``, where one helps)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _zero(a, t) -> int:
+    return 0
+
+
+def _zero_macs(a, t, o) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class OpKind:
+    name: str
+    args: type[Args]
+    shape: Callable[[Args, TensorType], TensorType]
+    layouts: tuple[str, ...] | None = ("CHW",)  # accepted input layouts (ANY: all)
+    module: str | None = None  # the torch.nn class (or helper class) that does it
+    modules: dict[str, str] = field(default_factory=dict)  # per input layout, where it differs from ``module``
+    in_arg: bool = False  # the module takes the input's feature size (channels) first
+    functional: str | None = None  # the function that does it in forward ("" for identity); None: needs a module
+    functional_extra: tuple[str, ...] = ()  # trailing arguments of that call
+    params: Callable[[Args, TensorType], int] = _zero
+    macs: Callable[[Args, TensorType, TensorType], int] = _zero_macs
+    inplace: bool = False  # may be written inplace=True where its input is not shared
+    keeps_output: bool = False  # its backward reads its output: nothing may change that in place
+    view: bool = False  # its output may be its input or a view of it: as fresh as the input was
+    channels_from: str | None = None  # the argument that sets the output features; None: unchanged
+    channels_rule: Callable | None = None  # (input features, {arg: expr}) -> output features, as expressions
+    template: str | None = None  # forward-only form as a Python expression over {x} and the arguments
+    call: str | None = None  # how forward calls the module, over {module} and {x}, where not ``{module}({x})``
+    ctor_extra: tuple[str, ...] = ()  # trailing keyword arguments of the module's construction
+    learned: Callable[[Args, TensorType], tuple[int, ...]] | None = None  # a learned tensor of this shape
+    learned_init: str | None = None  # the nn.Parameter's construction over {shape} and the arguments
+    flattens: bool = False
+    value: bool = False  # may be passed as a value (``activation = relu6``) and called without arguments
+    make: Callable[[dict, TensorType], object] | None = None  # interpreter: its module or learned tensor
+    run: Callable[..., object] | None = None  # interpreter: (module, args, input type, inputs, training) -> output
+    doc: str = ""
+
+    @property
+    def has_params(self) -> bool:
+        return (self.functional is None and self.template is None) or self.learned is not None
+
+    @cached_property
+    def positional(self) -> list[str]:
+        return list(self.args.model_fields)
+
+    def module_for(self, layout: str) -> str | None:
+        return self.modules.get(layout, self.module)
+
+
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (v[0], v[1])
+
+
+def _same(a, t: TensorType) -> TensorType:
+    return t
+
+
+REGISTRY: dict[str, OpKind] = {}
+
+
+def _register(kind: OpKind) -> None:
+    REGISTRY[kind.name] = kind
+
+
+class NoArgs(Args):
+    pass

@@ -1,0 +1,154 @@
+"""Convolution and pooling: the first family of kinds (``base`` holds the registry and the shape rules they share)."""
+
+from __future__ import annotations
+
+import math
+
+from ..sema.layout import TensorType
+from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, ShapeError, _register, pair
+
+
+def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, dim: str) -> int:
+    span = d * (k - 1) + 1
+    if size + 2 * p < span:
+        raise ShapeError(f"kernel ({span}) is larger than the padded input {dim} ({size} + 2*{p})")
+    num = size + 2 * p - span
+    out = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (out - 1) * s >= size + p:  # PyTorch drops a window that starts in the padding
+        out -= 1
+    if out <= 0:
+        raise ShapeError(f"output {dim} would be {out}")
+    return out
+
+
+def _window2d(t: TensorType, k, s, p, d, ceil, what) -> TensorType:
+    c, h, w = t.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pair(k), pair(s), pair(p), pair(d)
+    for kk, pp in ((kh, ph), (kw, pw)):
+        if pp * 2 > kk and what != "conv":  # PyTorch's pooling rule
+            raise ShapeError(f"padding {pp} must be at most half the kernel size {kk}")
+    return TensorType((c, _window(h, kh, sh, ph, dh, ceil, "height"), _window(w, kw, sw, pw, dw, ceil, "width")))
+
+
+# ---------------------------------------------------------------- convolution
+
+
+class ConvArgs(Args):
+    out_channels: Pos
+    kernel_size: Pair
+    stride: Pair = 1
+    padding: PadPair = 0
+    dilation: Pair = 1
+    groups: Pos = 1
+    bias: bool = True
+
+
+def _conv_shape(a: ConvArgs, t: TensorType) -> TensorType:
+    c = t.shape[0]
+    if c % a.groups or a.out_channels % a.groups:
+        raise ShapeError(f"groups={a.groups} must divide both the input ({c}) and output ({a.out_channels}) channels")
+    _, h, w = _window2d(t, a.kernel_size, a.stride, a.padding, a.dilation, False, "conv").shape
+    return TensorType((a.out_channels, h, w))
+
+
+def _conv_params(a: ConvArgs, t: TensorType) -> int:
+    kh, kw = pair(a.kernel_size)
+    return a.out_channels * (t.shape[0] // a.groups) * kh * kw + (a.out_channels if a.bias else 0)
+
+
+def _conv_macs(a: ConvArgs, t: TensorType, o: TensorType) -> int:
+    kh, kw = pair(a.kernel_size)
+    return math.prod(o.shape) * (t.shape[0] // a.groups) * kh * kw
+
+
+def _conv_make(a: dict, t: TensorType):
+    from torch import nn
+
+    return nn.Conv2d(t.shape[0], a["out_channels"], a["kernel_size"], bias=a["bias"], groups=a["groups"])
+
+
+def _conv_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch.nn.functional as F
+
+    return F.conv2d(xs[0], m.weight, m.bias, pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]), a["groups"])
+
+
+_register(OpKind(
+    "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg=True, channels_from="out_channels",
+    params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution"))
+
+
+# -------------------------------------------------------------------- pooling
+
+
+class PoolArgs(Args):
+    kernel_size: Pair
+    stride: Pair | None = None
+    padding: PadPair = 0
+    dilation: Pair = 1
+    ceil_mode: bool = False
+
+
+class AvgPoolArgs(Args):
+    kernel_size: Pair
+    stride: Pair | None = None
+    padding: PadPair = 0
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+
+def _pool_shape(a, t: TensorType) -> TensorType:
+    stride = a.stride if a.stride is not None else a.kernel_size
+    return _window2d(t, a.kernel_size, stride, a.padding, getattr(a, "dilation", 1), a.ceil_mode, "pool")
+
+
+class AdaptiveArgs(Args):
+    output_size: Pair
+
+
+def _adaptive_shape(a: AdaptiveArgs, t: TensorType) -> TensorType:
+    return TensorType((t.shape[0], *pair(a.output_size)))
+
+
+def _maxpool_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch.nn.functional as F
+
+    k = a["kernel_size"]
+    return F.max_pool2d(xs[0], k, a["stride"] or k, a["padding"], a["dilation"], a["ceil_mode"])
+
+
+def _avgpool_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch.nn.functional as F
+
+    k = a["kernel_size"]
+    return F.avg_pool2d(xs[0], k, a["stride"] or k, a["padding"], a["ceil_mode"], a["count_include_pad"])
+
+
+def _adaptive_run(reduce: str):
+    def run(m, a: dict, t: TensorType, xs: list, training: bool):
+        import torch.nn.functional as F
+
+        pool = F.adaptive_avg_pool2d if reduce == "avg" else F.adaptive_max_pool2d
+        return pool(xs[0], pair(a["output_size"]))
+
+    return run
+
+
+_register(OpKind(
+    "maxpool", PoolArgs, _pool_shape, module="nn.MaxPool2d", functional="F.max_pool2d",
+    run=_maxpool_run, doc="max pooling; stride defaults to the kernel size"))
+_register(OpKind(
+    "avgpool", AvgPoolArgs, _pool_shape, module="nn.AvgPool2d", functional="F.avg_pool2d",
+    run=_avgpool_run, doc="average pooling; stride defaults to the kernel size"))
+_register(OpKind(
+    "adaptive_avgpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveAvgPool2d",
+    functional="F.adaptive_avg_pool2d", run=_adaptive_run("avg"), doc="average pooling to a fixed output size"))
+_register(OpKind(
+    "adaptive_maxpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveMaxPool2d",
+    functional="F.adaptive_max_pool2d", run=_adaptive_run("max"), doc="max pooling to a fixed output size"))
+
+
+_register(OpKind(
+    "global_avgpool", NoArgs, lambda a, t: TensorType((t.shape[0],), "F"), template="{x}.mean([2, 3])",
+    run=lambda m, a, t, xs, training: xs[0].mean(dim=(-2, -1)),
+    doc="the mean over height and width: C x H x W -> C features"))

@@ -1,0 +1,208 @@
+"""The layer kinds of windowed attention on channels-last maps (Swin): registry entries like those of ``ops.base``.
+
+``window_attention`` is one entry whose arguments say what varies (window and shift sizes, heads, Swin V1's
+bias table or V2's cosine attention with a bias MLP); its module is a helper class the generated file carries
+only where it is used. ``patch_merge`` is Swin's space-to-depth step before a stage.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from ..sema.layout import TensorType
+from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, Prob, ShapeError, _register, pair
+
+CPB_HIDDEN = 512  # the width of Swin V2's position-bias MLP
+
+
+class WindowArgs(Args):
+    window_size: Pair
+    num_heads: Pos
+    shift_size: PadPair = 0
+    version: Literal[1, 2] = 1
+    attention_dropout: Prob = 0.0
+    dropout: Prob = 0.0
+    qkv_bias: bool = True
+    proj_bias: bool = True
+
+
+def _window_shape(a: WindowArgs, t: TensorType) -> TensorType:
+    if t.features % a.num_heads:
+        raise ShapeError(f"{t.features} channels do not split into {a.num_heads} heads")
+    if a.version == 2 and 1 in pair(a.window_size):
+        # V2 scales the relative coordinates by 1 / (window - 1): undefined for a window one position wide
+        raise ShapeError(f"version 2 needs windows at least 2 positions on each side, got {a.window_size}",
+                         hint="use a larger window_size, or version = 1")
+    for shift, size, side in zip(pair(a.shift_size), pair(a.window_size), ("height", "width")):
+        if shift >= size:
+            raise ShapeError(f"a shift of {shift} is not within a window {side} of {size}")
+    return t
+
+
+def _padded(a: WindowArgs, t: TensorType) -> tuple[int, int]:
+    (wh, ww), (h, w) = pair(a.window_size), (t.size("H"), t.size("W"))
+    return -(-h // wh) * wh, -(-w // ww) * ww
+
+
+def _window_params(a: WindowArgs, t: TensorType) -> int:
+    (wh, ww), dim = pair(a.window_size), t.features
+    params = 3 * dim * dim + dim * dim + (3 * dim if a.qkv_bias else 0) + (dim if a.proj_bias else 0)
+    if a.version == 1:
+        return params + (2 * wh - 1) * (2 * ww - 1) * a.num_heads
+    return params + a.num_heads + 2 * CPB_HIDDEN + CPB_HIDDEN + CPB_HIDDEN * a.num_heads
+
+
+def _window_macs(a: WindowArgs, t: TensorType, o: TensorType) -> int:
+    (wh, ww), dim = pair(a.window_size), t.features
+    height, width = _padded(a, t)
+    positions = height * width
+    # the projections of every (padded) position, then within each window of N tokens the scores and the
+    # weighted values, N * N * dim each; V2 adds its bias MLP over the (2 wh - 1)(2 ww - 1) relative positions
+    macs = positions * 4 * dim * dim + 2 * positions * wh * ww * dim
+    if a.version == 2:
+        macs += (2 * wh - 1) * (2 * ww - 1) * (2 * CPB_HIDDEN + CPB_HIDDEN * a.num_heads)
+    return macs
+
+
+def _window_make(a: dict, t: TensorType):
+    """The parameters and buffers of the generated ``_WindowAttention``, under its names."""
+    import torch
+    from torch import nn
+
+    (wh, ww), dim, heads = pair(a["window_size"]), t.features, a["num_heads"]
+    m = nn.Module()
+    m.qkv = nn.Linear(dim, 3 * dim, bias=a["qkv_bias"])
+    m.proj = nn.Linear(dim, dim, bias=a["proj_bias"])
+    if a["version"] == 1:
+        m.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), heads))
+    else:
+        m.register_buffer("relative_coords_table", _coords_table(wh, ww))
+    m.register_buffer("relative_position_index", _relative_index(wh, ww).flatten())
+    if a["version"] == 2:
+        m.logit_scale = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0)))
+        m.cpb_mlp = nn.Sequential(nn.Linear(2, CPB_HIDDEN), nn.ReLU(), nn.Linear(CPB_HIDDEN, heads, bias=False))
+    return m
+
+
+def _relative_index(wh: int, ww: int, device=None):
+    """N x N: the row of a (2 wh - 1)(2 ww - 1) table that holds the offset from token j to token i."""
+    import torch
+
+    ys, xs = torch.meshgrid(torch.arange(wh, device=device), torch.arange(ww, device=device), indexing="ij")
+    ys, xs = ys.flatten(), xs.flatten()
+    dy = ys[:, None] - ys[None, :] + (wh - 1)
+    dx = xs[:, None] - xs[None, :] + (ww - 1)
+    return dy * (2 * ww - 1) + dx
+
+
+def _coords_table(wh: int, ww: int, device=None):
+    """1 x (2 wh - 1) x (2 ww - 1) x 2: Swin V2's relative offsets, scaled to [-8, 8], as sign * log2(1 + |.|) / 3."""
+    import torch
+
+    dy = torch.arange(1 - wh, wh, dtype=torch.float32, device=device) * (8 / (wh - 1))
+    dx = torch.arange(1 - ww, ww, dtype=torch.float32, device=device) * (8 / (ww - 1))
+    table = torch.stack([dy[:, None].expand(-1, 2 * ww - 1), dx[None, :].expand(2 * wh - 1, -1)], -1)
+    return (torch.sign(table) * torch.log2(1 + table.abs()) / math.log2(8)).unsqueeze(0)
+
+
+def _shift_mask(height: int, width: int, window: tuple[int, int], shift: tuple[int, int], like):
+    """windows x N x N: -100 where two tokens of a shifted window came from different regions of the map."""
+    import torch
+
+    labels = torch.zeros(height, width, device=like.device)
+    region = 0
+    for rows in ((0, height - window[0]), (height - window[0], height - shift[0]), (height - shift[0], height)):
+        for cols in ((0, width - window[1]), (width - window[1], width - shift[1]), (width - shift[1], width)):
+            labels[rows[0]:rows[1], cols[0]:cols[1]] = region
+            region += 1
+    cells = _windows(labels[None, :, :, None], window).squeeze(-1)  # windows x N
+    apart = cells[:, :, None] != cells[:, None, :]
+    return torch.zeros(apart.shape, dtype=like.dtype, device=like.device).masked_fill(apart, -100.0)
+
+
+def _windows(x, window: tuple[int, int]):
+    """N x H x W x C -> (N * windows) x (wh * ww) x C, windows row by row."""
+    n, h, w, c = x.shape
+    wh, ww = window
+    return x.reshape(n, h // wh, wh, w // ww, ww, c).transpose(2, 3).reshape(-1, wh * ww, c)
+
+
+def _window_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    """Swin's shifted window attention (torchvision's ``shifted_window_attention``), V1 or V2."""
+    import torch
+    import torch.nn.functional as F
+
+    x = xs[0]
+    n, h, w, c = x.shape
+    window, heads, v2 = pair(a["window_size"]), a["num_heads"], a["version"] == 2
+    x = F.pad(x, (0, 0, 0, -w % window[1], 0, -h % window[0]))
+    height, width = x.shape[1], x.shape[2]
+    shift = tuple(s if size < side else 0 for s, size, side in zip(pair(a["shift_size"]), window, (height, width)))
+    if any(shift):
+        x = torch.roll(x, (-shift[0], -shift[1]), (1, 2))
+    tokens = _windows(x, window)
+    qkv_bias = m.qkv.bias
+    if v2 and qkv_bias is not None:  # V2 has no key bias
+        qkv_bias = qkv_bias * torch.cat([torch.ones(c), torch.zeros(c), torch.ones(c)]).to(qkv_bias)
+    qkv = F.linear(tokens, m.qkv.weight, qkv_bias)
+    size = window[0] * window[1]
+    q, k, v = qkv.reshape(-1, size, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    if v2:
+        scores = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        scores = scores * torch.clamp(m.logit_scale, max=math.log(100.0)).exp()
+        table = m.cpb_mlp(_coords_table(*window, device=x.device).to(x.dtype)).reshape(-1, heads)
+    else:
+        scores = (q * (c // heads) ** -0.5) @ k.transpose(-2, -1)
+        table = m.relative_position_bias_table
+    bias = table[_relative_index(*window, device=x.device).flatten()].reshape(size, size, heads).permute(2, 0, 1)
+    scores = scores + (16 * torch.sigmoid(bias) if v2 else bias)
+    if any(shift):
+        mask = _shift_mask(height, width, window, shift, scores)
+        count = mask.shape[0]
+        scores = (scores.reshape(n, count, heads, size, size) + mask[None, :, None]).reshape(-1, heads, size, size)
+    scores = F.dropout(scores.softmax(-1), a["attention_dropout"], training)
+    out = (scores @ v).transpose(1, 2).reshape(-1, size, c)
+    out = F.dropout(m.proj(out), a["dropout"], training)
+    wh, ww = window
+    x = out.reshape(n, height // wh, width // ww, wh, ww, c).transpose(2, 3).reshape(n, height, width, c)
+    if any(shift):
+        x = torch.roll(x, shift, (1, 2))
+    return x[:, :h, :w]
+
+
+_register(OpKind(
+    "window_attention", WindowArgs, _window_shape, layouts=("HWC",), module="_WindowAttention", in_arg=True,
+    params=_window_params, macs=_window_macs, make=_window_make, run=_window_run,
+    doc="multi-head self-attention within windows of a channels-last map, optionally shifted cyclically with "
+        "the mask that keeps rolled-in regions apart, with a relative position bias (version 1: a learned table; "
+        "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper"))
+
+
+def _merge_shape(a, t: TensorType) -> TensorType:
+    h, w, c = t.shape
+    return TensorType((-(-h // 2), -(-w // 2), 4 * c), "HWC")
+
+
+def _merge_rule(cur, args):
+    from ..lang.nodes import BinOp, Num, Span
+
+    here = Span("<generated>", 1, 1, 1, 1)
+    return BinOp("*", Num(4, here), cur, here)
+
+
+def _merge_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    """Each 2 x 2 patch's positions in the channels: (0, 0), (1, 0), (0, 1), (1, 1) as (row, column)."""
+    import torch.nn.functional as F
+
+    x = xs[0]
+    x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))
+    n, h, w, c = x.shape
+    # rows as (h/2, dy), columns as (w/2, dx); the channels ordered by dx, then dy
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(n, h // 2, w // 2, 4 * c)
+
+
+_register(OpKind(
+    "patch_merge", NoArgs, _merge_shape, layouts=("HWC",), template="_patch_merge({x})", channels_rule=_merge_rule, run=_merge_run,
+    doc="each 2 x 2 patch of a channels-last map into one position of 4 C channels (Swin's patch merging; an "
+        "odd side padded with zeros); a `_patch_merge` helper"))

@@ -1,0 +1,217 @@
+"""The layer statement, as elaboration sees it: a call of an op (its arguments checked against the op's
+schema, its shape rule applied) or of a block (its parameters bound, its body elaborated in a scope of its
+own). A mixin of ``elaborate.Elaborator``, like ``elabstruct``."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from ..errors import SpecError, SpecErrors, did_you_mean
+from ..lang import nodes as n
+from ..ops import REGISTRY, OpKind, ShapeError
+from .expr import Evaluator, evaluate
+from .graph import ScopeInfo
+from .layout import kinds
+from .scope import Frame, Scope, Tensor, show, signature_bind
+from .values import BlockRef, OpRef, type_name
+
+MAX_DEPTH = 32  # block calls nested
+
+
+class Fatal(SpecErrors):
+    """A mistake after which elaboration stops at once (going on would only repeat it)."""
+
+    def __init__(self, error: SpecError):
+        super().__init__([error])
+
+
+class CallElaboration:
+    """Elaborator methods for a layer statement: an op's or a block's call."""
+
+    def _Layer(self, stmt: n.Layer, frame: Frame, x: Tensor) -> Tensor:
+        kind, block, as_value = self.resolve(stmt.func, stmt.func_span, frame)
+        if as_value or (block is not None and stmt.func not in self.program.blocks):
+            self.callees[stmt] = "op" if as_value else "block"  # called through a name that holds it
+        pos, kw = self.call_args(stmt.arguments, frame, x)
+        if block is not None:
+            return self.call_block(stmt, block, pos, kw, frame, x)
+        assert kind is not None
+        if as_value and (pos or kw):
+            raise SpecError(f"'{stmt.func}' holds the op {kind.name}, which is called without arguments here",
+                            stmt.span, hint="an op passed as a value is parameter-free: give its arguments a default")
+        numbered = frame.scope.numbered
+        t = x.type
+        if kind.layouts is not None and t.layout not in kind.layouts:
+            raise SpecError(f"{kind.name} needs {kinds(kind.layouts)}, got {t.describe()}", stmt.span,
+                            hint=_layout_hint(kind, t.layout), follows_shapes=True)
+        if kind.learned is not None and (stmt.target is None or numbered):
+            raise SpecError(f"{kind.name} is a learned tensor: it needs a name, outside a named seq", stmt.span,
+                            hint=f"write 'NAME = {kind.name}(...)' in a block body: NAME is its state_dict key")
+        if kind.call is not None and (stmt.target is None or numbered):
+            raise SpecError(f"{kind.name} is called with more than its input: it needs a name, outside a named seq",
+                            stmt.span, hint=f"write 'NAME = {kind.name}(...)' in a block body")
+        if kind.learned is None and (stmt.target is not None or numbered) and kind.module_for(t.layout) is None:
+            raise SpecError(f"{kind.name} has no module form: it cannot be named or sit in a named seq", stmt.span,
+                            hint="use it unnamed in a block body")
+        if as_value and not (stmt.target is not None or numbered):
+            raise SpecError(f"'{stmt.func}' holds an op, so it is a module: it needs a name here", stmt.span,
+                            hint=f"write 'NAME = {stmt.func}'")
+        if stmt.target is None and numbered:
+            name: str | None = str(frame.scope.count)
+            frame.scope.count += 1
+        elif stmt.target is None:
+            if kind.has_params:
+                raise SpecError(f"this {kind.name} has parameters and needs a name", stmt.span,
+                                hint=f"write 'NAME = {kind.name}(...)': the name becomes its state_dict key")
+            name = None
+        else:
+            name = self.claim(stmt.target, frame, x)
+        values = self.op_args(kind, pos, kw, stmt)
+        try:
+            out = kind.shape(values, t)
+            params = kind.params(values, t)
+            macs = kind.macs(values, t, out)
+        except ShapeError as exc:
+            raise SpecError(f"{kind.name}: {exc}", stmt.span, notes=[(f"its input is {t.describe()}", None)],
+                            hint=exc.hint, follows_shapes=True) from None
+        node = self.add_node(frame, None if name is None else frame.scope.child(name), kind.name,
+                             dict(self.dumped[id(values)]), [x], out, stmt.span, params, macs,
+                             learned=kind.learned is not None)
+        return Tensor(node.id, out)
+
+    # --------------------------------------------------------------- helpers
+
+    def call_block(self, stmt: n.Layer, block: n.BlockDef, pos, kw, frame: Frame, x: Tensor) -> Tensor:
+        if stmt.target is None:
+            if not frame.scope.numbered:
+                raise SpecError(f"this {block.name} needs a name", stmt.span,
+                                hint=f"write 'NAME = {block.name}(...)': the name becomes its attribute")
+            name = str(frame.scope.count)
+            frame.scope.count += 1
+        else:
+            name = self.claim(stmt.target, frame, x)
+        if block.name in self.block_stack:
+            raise SpecError(f"block '{block.name}' calls itself (through {' -> '.join(self.block_stack)})", stmt.span)
+        if len(self.block_stack) >= MAX_DEPTH:
+            raise Fatal(SpecError(f"blocks nested more than {MAX_DEPTH} deep", stmt.span))
+        self.budget.spend(stmt.span)
+        path = frame.scope.child(name)
+        call = f"{block.name}({', '.join([show(v) for v in pos] + [f'{k}={show(v)}' for k, v, _ in kw])})"
+        self.graph.scopes[path] = ScopeInfo(path=path, kind="block", block=block.name, call=call, span=stmt.span)
+        env = dict(self.globals)
+        values = signature_bind(block.params, pos, kw, f"block {block.name}", stmt.span,
+                                lambda p, bound: evaluate(p.default, self.globals, budget=self.budget))
+        env.update(values)
+        if isinstance(block, n.NetworkDef):
+            self._check_network_input(block, env, x, stmt)
+        for key, value in values.items():
+            if self.stmt_shapes is None:  # recording for the code generator only
+                break
+            seen = self.param_values.setdefault((block.name, key), [])
+            kind = (type(value), len(value) if isinstance(value, (list, tuple)) else 0)
+            if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:
+                seen.append(value)  # one value of each kind: enough to annotate the generated parameter
+        inner = Frame(env, Scope(path, getattr(block, "sequential", False), frame.scope.path + (path,)), x,
+                      frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side, block_path=path)
+        self.block_stack.append(block.name)
+        try:
+            out = self.body(block.body, inner, x)
+        except Fatal as exc:
+            exc.errors[0].add_note(f"in block {block.name}, called here", stmt.span)
+            raise
+        finally:
+            self.block_stack.pop()
+        return out
+
+    def _check_network_input(self, net: n.NetworkDef, env: dict, x: Tensor, stmt: n.Layer) -> None:
+        """A network used as a layer must be given the input it declares."""
+        dims = tuple(Evaluator(env, budget=self.budget)(d) for d in net.input)
+        if dims != x.shape:
+            raise SpecError(f"network {net.name} takes {' x '.join(map(str, dims))}, but here its input is "
+                            f"{x.type.describe()}", stmt.span, follows_shapes=True,
+                            hint="pass its size parameter, or resize before it")
+
+    def resolve(self, name: str, span: n.Span, frame: Frame) -> tuple[OpKind | None, n.BlockDef | None, bool]:
+        """What a layer statement calls: (op, None, whether the op came from a value) or (None, block, False)."""
+        value = frame.env.get(name, _MISSING)
+        if isinstance(value, BlockRef):
+            return None, self.program.blocks[value.name], False
+        if isinstance(value, OpRef):
+            return REGISTRY[value.name], None, True
+        if value is None and name not in REGISTRY and name not in self.program.blocks:
+            raise SpecError(f"'{name}' is none here, so there is nothing to call", span,
+                            hint=f"make the statement conditional: '{name} if {name} != none'")
+        if value is not _MISSING and name not in REGISTRY and name not in self.program.blocks:
+            raise SpecError(f"'{name}' is a {type_name(value)}, not a layer or block", span)
+        if name in self.program.blocks:
+            return None, self.program.blocks[name], False
+        if name in self.program.networks:  # a whole network as a layer: an ensemble's member, say
+            return None, self.program.networks[name], False
+        if name in REGISTRY:
+            return REGISTRY[name], None, False
+        known = list(REGISTRY) + list(self.program.blocks) + list(self.program.networks)
+        raise SpecError(f"unknown layer or block '{name}'", span, hint=did_you_mean(name, known))
+
+    def call_args(self, arguments: n.Arguments, frame: Frame, x: Tensor):
+        pos = [self.eval(a, frame, x) for a in arguments.args]
+        kw = []
+        seen = set()
+        for key, value, span in arguments.kwargs:
+            if key in seen:
+                raise SpecError(f"argument '{key}' given twice", span)
+            seen.add(key)
+            kw.append((key, self.eval(value, frame, x), span))
+        return pos, kw
+
+    def op_args(self, kind: OpKind, pos: list, kw: list, stmt: n.Layer):
+        fields = kind.positional
+        if len(pos) > len(fields):
+            raise SpecError(f"{kind.name} takes at most {len(fields)} positional arguments "
+                            f"({', '.join(fields) or 'none'}), got {len(pos)}", stmt.span)
+        data: dict[str, object] = {}
+        spans: dict[str, n.Span] = {}
+        for fname, value, expr in zip(fields, pos, stmt.arguments.args):
+            data[fname], spans[fname] = value, expr.span
+        for key, value, span in kw:
+            if key not in fields:
+                raise SpecError(f"{kind.name} has no argument '{key}'", span,
+                                hint=did_you_mean(key, fields, otherwise=f"its arguments: {', '.join(fields) or 'none'}"))
+            if key in data:
+                raise SpecError(f"{kind.name} got argument '{key}' twice", span)
+            data[key], spans[key] = value, span
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        # deep networks repeat the same few layers thousands of times; repr tells True from 1 and 1.0
+        key = f"{kind.name}{sorted(data.items())!r}"
+        if key in self.validated:
+            return self.validated[key]
+        try:
+            values = kind.args(**data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field_name = str(err["loc"][0]) if err["loc"] else ""
+            if err["type"] == "missing":
+                raise SpecError(f"{kind.name} is missing its argument '{field_name}'", stmt.span,
+                                hint=f"{kind.name}({', '.join(fields)})") from None
+            got = data.get(field_name)
+            raise SpecError(f"{kind.name}: bad value {show(got)} for '{field_name}': {err['msg'].lower()}",
+                            spans.get(field_name, stmt.span)) from None
+        self.validated[key] = values
+        self.dumped[id(values)] = values.model_dump()
+        return values
+
+
+_MISSING = object()
+
+
+def _layout_hint(kind: OpKind, layout: str) -> str | None:
+    if layout == "F":
+        return "put it before 'flatten'"
+    if layout == "HWC" and "CHW" in (kind.layouts or ()):
+        return "permute the map back first: permute([0, 3, 1, 2])"
+    if layout == "CHW" and "HWC" in (kind.layouts or ()):
+        return "flatten first, or make the map channels-last: permute([0, 2, 3, 1])"
+    if layout == "LD" and "CHW" in (kind.layouts or ()):
+        return "turn the tokens back into a map first: to_map(height, width)"
+    if layout == "CHW" and kind.layouts == ("LD",):
+        return "make the map a token sequence first: to_tokens"
+    return None

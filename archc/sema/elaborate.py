@@ -1,0 +1,318 @@
+"""AST + variant -> validated ``Graph``.
+
+Blocks are expanded, expressions evaluated, repeats unrolled; every op's arguments are checked
+against its schema and every tensor type (shape and layout) inferred. Each mistake is a
+``SpecError`` at the spec line that caused it, with notes that say through which block calls and
+which variant elaboration got there. Everything is bounded: evaluation steps, operations, block
+nesting and errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from ..errors import SpecError, SpecErrors, did_you_mean
+from ..lang import nodes as n
+from ..lang.loader import Program
+from .elabcalls import _MISSING, CallElaboration, Fatal
+from .elabstruct import StructureElaboration
+from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
+from .graph import Graph, OpNode, ScopeInfo, Tap
+from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
+from .layout import TensorType, stride_factor
+from .scope import Frame, Scope, Tensor, check_name, show
+from .values import BlockRef, Function, Iteration, TensorInfo, type_name
+
+MAX_NODES = 200_000  # operations in one variant
+MAX_ERRORS = 20  # distinct errors reported for one variant
+MAX_FAILURES = 2_000  # failed statements (repeats included) before elaboration gives up
+MAX_ELEMENTS = 2**40  # elements of one tensor (activation or parameters): more than any machine holds
+_STRUCTURE = (n.Concat, n.Gate, n.Ensemble, n.Dense, n.Residual, n.Side)  # statements that live in forward, not nn.Sequential
+
+
+class Elaborator(StructureElaboration, CallElaboration):
+    def __init__(self, program: Program, record_shapes: dict[n.Stmt, list] | None = None):
+        """``record_shapes`` collects (input, output) tensor types per statement, for the code generator."""
+        self.program = program
+        self.budget = Budget()
+        self.globals: dict[str, object] = {name: BlockRef(name) for name in program.blocks}
+        for func in program.funcs.values():  # they see the globals as they are when called: later lets too
+            self.globals[func.name] = Function(func, self.globals)
+        try:
+            for let in program.lets:
+                self.globals[let.name] = evaluate(let.value, self.globals, budget=self.budget)
+        except BudgetExceeded as exc:
+            raise Fatal(exc) from None
+        self.stmt_shapes = record_shapes
+        self.graph: Graph | None = None
+        self.block_stack: list[str] = []
+        self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
+        self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
+        self.dumped: dict[int, dict] = {}  # and as plain dicts, by id of the validated model (kept alive above)
+        self.callees: dict[n.Layer, str] = {}  # layer statement -> "block" or "op" it called through a value
+        self.rules: list[Rule] = []  # the current variant's init rules, in the order met
+        self.errors: list[SpecError] = []  # the current variant's, in the order found
+        self.failures = 0
+
+    # ------------------------------------------------------------ entry point
+
+    def network(self, net: n.NetworkDef, variant: str | None, values: dict[str, object]) -> Graph:
+        """Elaborate one variant; every independent mistake found is raised together at the end."""
+        self.graph = Graph(net.name, variant)
+        self.errors, self.failures, self.rules = [], 0, []
+        env = dict(self.globals)
+        env.update(values)
+        ev = Evaluator(env, budget=self.budget)
+        dims = [ev(d) for d in net.input]
+        for d, e in zip(dims, net.input):
+            if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
+                raise SpecError(f"input sizes must be positive integers, got {show(d)}", e.span)
+        layout = {1: "F", 2: "LD", 3: "CHW"}.get(len(dims))
+        if layout is None:
+            raise SpecError(f"input must be C x H x W (or F, or L x D tokens), got {len(dims)} sizes", net.input_span)
+        inp_type = TensorType(tuple(dims), layout)
+        inp = self.graph.add(OpNode(id="input", name=None, op="input", args={}, in_shapes=(), shape=inp_type.shape,
+                                    layout=layout, span=net.input_span), [])
+        self.graph.input = inp.id
+        frame = Frame(env, Scope("", False, ()), Tensor("input", inp_type), [], allow_side=True, main=True)
+        self.reduction, self.nested = 1, 0  # the main path's stride so far; depth inside one of its steps
+        self.tap_holders = n.tap_holders(net.body)
+        try:
+            out = self.body(net.body, frame, Tensor("input", inp_type))
+        except BudgetExceeded as exc:
+            raise SpecErrors(self.errors + [exc]) from None
+        except Fatal as exc:
+            raise SpecErrors(self.errors + exc.errors) from None
+        if not self.errors and self.rules:
+            try:
+                self.graph.inits = resolve(self.rules, self.graph.ops(), self.graph.scopes, self.budget)
+            except SpecError as exc:
+                self.record(exc, frame)
+        if self.errors:
+            raise SpecErrors(self.errors) if len(self.errors) > 1 else self.errors[0]
+        self.graph.output = out.node
+        return self.graph
+
+    def record(self, exc: SpecError, frame: Frame) -> None:
+        """Keep a statement's error and go on as if the statement were absent, to find the others."""
+        self.failures += 1
+        if self.failures > MAX_FAILURES:
+            raise SpecErrors(self.errors or [exc], stopped=True)
+        if exc.follows_shapes and self.errors:
+            return  # shapes after an earlier mistake are not the ones the user meant
+        for text, span in reversed(frame.where):
+            exc.add_note(text, span)
+        if any(e.span == exc.span and e.message == exc.message for e in self.errors):
+            return  # the same mistake in another instance of a block
+        self.errors.append(exc)
+        if len(self.errors) >= MAX_ERRORS:
+            raise SpecErrors(self.errors, stopped=True)
+
+    # ------------------------------------------------------------- statements
+
+    def body(self, stmts: list[n.Stmt], frame: Frame, x: Tensor, taps: dict | None = None) -> Tensor:
+        for stmt in stmts:
+            x = self.stmt(stmt, frame, x, taps)
+        return x
+
+    def stmt(self, stmt: n.Stmt, frame: Frame, x: Tensor, taps: dict | None = None) -> Tensor:
+        try:
+            return self._stmt(stmt, frame, x, taps)
+        except (SpecErrors, BudgetExceeded):  # fatal, or a limit reached
+            raise
+        except SpecError as exc:
+            self.record(exc, frame)
+            return x
+
+    def _stmt(self, stmt: n.Stmt, frame: Frame, x: Tensor, taps: dict | None) -> Tensor:
+        kind = type(stmt).__name__
+        if frame.scope.numbered and isinstance(stmt, _STRUCTURE):
+            what = kind.lower()
+            raise SpecError(f"a named seq becomes nn.Sequential and cannot hold a {what}", stmt.span,
+                            hint=f"move the {what} into a block and call the block here")
+        cond = getattr(stmt, "cond", None)
+        if cond is not None and kind != "If" and not self._truth(cond, frame, x):
+            return x
+        on_main = frame.main and not self.nested and n.is_step(stmt, self.tap_holders)
+        self.nested += on_main
+        try:
+            out = getattr(self, "_" + kind)(stmt, frame, x)
+        finally:
+            self.nested -= on_main
+        if on_main and self.reduction is not None:  # a layer or branch on the main path: its stride counts
+            factor = stride_factor(x.type, out.type)
+            self.reduction = None if factor is None else self.reduction * factor
+        if kind in ("Layer", "Seq") and stmt.target is not None:
+            name = self.target_name(stmt.target, frame, x)
+            if taps is not None:
+                taps[name] = (out, stmt.target.is_plain and not stmt.target.quoted)
+            if stmt.target.is_plain and not stmt.target.quoted:
+                frame.outputs["".join(stmt.target.parts)] = out
+            if frame.main and not self.nested:  # a layer of the main path: a tap after it takes its name
+                frame.last_named = (frame.scope.child(name), out.node)
+        if self.stmt_shapes is not None:
+            self.stmt_shapes.setdefault(stmt, []).append((x.type, out.type))
+        return out
+
+    def _truth(self, cond: n.Expr, frame: Frame, x: Tensor) -> bool:
+        value = self.eval(cond, frame, x)
+        if not isinstance(value, (bool, int)) or value is None:
+            raise SpecError(f"a condition must be a bool, got {type_name(value)}", cond.span)
+        return bool(value)
+
+    def _Let(self, stmt: n.Let, frame: Frame, x: Tensor) -> Tensor:
+        frame.env[stmt.name] = self.eval(stmt.value, frame, x)
+        return x
+
+    def _Init(self, stmt: n.Init, frame: Frame, x: Tensor) -> Tensor:
+        kind, block, path, param = classify(stmt, self.program.blocks, PARAMETERS)
+        check_rule(stmt)
+        self.rules.append(Rule(kind, block, path, param, stmt.rule, dict(frame.env), frame.block_path,
+                               len(self.block_stack), len(self.rules), stmt))
+        return x
+
+    def _If(self, stmt: n.If, frame: Frame, x: Tensor) -> Tensor:
+        branch = stmt.body if self._truth(stmt.cond, frame, x) else stmt.orelse
+        return self.body(branch, frame, x)
+
+    def _For(self, stmt: n.For, frame: Frame, x: Tensor) -> Tensor:
+        for _ in self.iterate(stmt, frame, x):
+            x = self.body(stmt.body, frame, x)
+        return x
+
+    def iterate(self, stmt: n.For, frame: Frame, x: Tensor):
+        """Bind a for loop's variables to each value in turn; they are restored afterwards."""
+        items = self.eval(stmt.iterable, frame, x)
+        if not isinstance(items, (list, tuple, Iteration)):
+            raise SpecError(f"'for' needs a list or range(...), got {type_name(items)}", stmt.iterable.span)
+        names = n.pattern_names(stmt.var)
+        saved = {name: frame.env.get(name, _MISSING) for name in names}
+        try:
+            for item in items:
+                self.budget.spend(stmt.span)
+                bind(stmt.var, item, frame.env, stmt.span)
+                yield item
+        finally:
+            for name, value in saved.items():
+                if value is _MISSING:
+                    frame.env.pop(name, None)
+                else:
+                    frame.env[name] = value
+
+    def _Seq(self, stmt: n.Seq, frame: Frame, x: Tensor) -> Tensor:
+        if stmt.target is None and not frame.scope.numbered:
+            return self.body(stmt.body, frame, x)  # it only groups statements of this block
+        if stmt.target is None:  # inside a named seq: a numbered nn.Sequential of its own
+            if frame.main and stmt in self.tap_holders:
+                raise SpecError("a tap in an unnamed seq inside a named one: the inner seq is a numbered module",
+                                stmt.span, hint="name the inner seq, or tap outside it")
+            name = str(frame.scope.count)
+            frame.scope.count += 1
+        else:
+            name = self.claim(stmt.target, frame, x)
+        path = frame.scope.child(name)
+        self.graph.scopes[path] = ScopeInfo(path=path, kind="seq", block=None, call="seq", span=stmt.span)
+        inner = Frame(frame.env, Scope(path, True, frame.scope.path + (path,)), frame.block_input, frame.where,
+                      frame.side, block_path=frame.block_path, main=frame.main)
+        return self.body(stmt.body, inner, x)
+
+    def _Side(self, stmt: n.Side, frame: Frame, x: Tensor) -> Tensor:
+        if not frame.allow_side:
+            raise SpecError("side outputs are allowed only in the body of the network being built", stmt.span,
+                            hint="not in a block, nor in a network used as a layer (an ensemble member: turn its "
+                                 "side outputs off)")
+        name = self.target_name(stmt.target, frame, x)
+        if name in self.graph.sides:
+            raise SpecError(f"side output '{name}' is defined twice", stmt.span)
+        layer = stmt.layer
+        side_frame = Frame(frame.env, frame.scope, frame.block_input, frame.where, side=name,
+                           block_path=frame.block_path)
+        source = x
+        if stmt.source is not None:
+            if stmt.source not in frame.outputs:
+                raise SpecError(f"'{stmt.source}' is not a layer written before this side output", stmt.source_span,
+                                hint=did_you_mean(stmt.source, frame.outputs,
+                                                  otherwise="name the layer whose output the side output reads"))
+            source = frame.outputs[stmt.source]
+        out = self._Layer(layer, side_frame, source)
+        if self.stmt_shapes is not None:  # the code generator picks the side layer's module by its input's layout
+            self.stmt_shapes.setdefault(layer, []).append((source.type, out.type))
+        self.graph.sides[name] = out.node
+        return x
+
+    def _Tap(self, stmt: n.Tap, frame: Frame, x: Tensor) -> Tensor:
+        if not frame.main:
+            return x  # a network called as a layer (an ensemble's member): its taps are its own
+        if x.type.layout not in ("CHW", "HWC"):
+            raise SpecError(f"a tap marks a feature map (C x H x W); the tensor here is {x.info().kind}", stmt.span,
+                            hint="tap before the layers that flatten or pool the map away")
+        if stmt.target is not None:
+            name = frame.scope.child(self.target_name(stmt.target, frame, x, dotted=True))
+        elif frame.last_named is not None and frame.last_named[1] == x.node:
+            name = frame.last_named[0]
+        else:
+            raise SpecError("this tap needs a name: the tensor here is not the output of a named layer", stmt.span,
+                            hint="write 'tap NAME', or name the layer before it")
+        if name in self.graph.taps:
+            raise SpecError(f"tap '{name}' is defined twice", stmt.span)
+        if self.reduction is None:
+            raise SpecError("the stride up to this tap is unknown: a layer before it flattens the map", stmt.span)
+        self.graph.taps[name] = Tap(name, x.node, self.reduction, stmt.span)
+        return x
+
+    def eval(self, e: n.Expr, frame: Frame, x: Tensor):
+        def tensors(which: str, span: n.Span) -> TensorInfo:
+            return (frame.block_input if which == "in" else x).info()
+
+        return Evaluator(frame.env, tensors, self.budget)(e)
+
+    def target_name(self, target: n.Target, frame: Frame, x: Tensor, dotted: bool = False) -> str:
+        """A statement's name; ``dotted``: a tap's, which may be a path (``features.norm5``)."""
+        parts = []
+        for p in target.parts:
+            if isinstance(p, str):
+                parts.append(p)
+            else:
+                v = self.eval(p, frame, x)
+                if not isinstance(v, (int, str)) or isinstance(v, bool):
+                    raise SpecError(f"a name can interpolate only ints and strings, got {type_name(v)}", p.span)
+                parts.append(str(v))
+        if dotted:
+            return ".".join(check_name(part, target) for part in "".join(parts).split("."))
+        return check_name("".join(parts), target)
+
+    def claim(self, target: n.Target, frame: Frame, x: Tensor) -> str:
+        name = self.target_name(target, frame, x)
+        scope = frame.scope
+        if name in scope.names:
+            raise SpecError(f"'{name}' is already defined in this scope", target.span,
+                            notes=[("first defined here", scope.names[name])])
+        scope.names[name] = target.span
+        if scope.numbered:
+            scope.count += 1
+        return name
+
+    def add_node(self, frame: Frame, name: str | None, op: str, args: dict, inputs: list[Tensor],
+                 t: TensorType, span: n.Span, params: int = 0, macs: int = 0, learned: bool = False) -> OpNode:
+        graph = self.graph
+        if len(graph) >= MAX_NODES:
+            raise Fatal(SpecError(f"the network has more than {MAX_NODES} operations", span,
+                                  hint="check repeat counts"))
+        self.budget.spend(span, 20)  # an operation is kept (every variant's graph is): it costs more than a step
+        size = math.prod(t.shape)
+        if size > MAX_ELEMENTS or params > MAX_ELEMENTS:
+            what = f"an output of {size:,} elements" if size > MAX_ELEMENTS else f"{params:,} parameters"
+            raise SpecError(f"this {op} would have {what}, more than the limit of {MAX_ELEMENTS:,}", span,
+                            hint="check the sizes: no machine holds a tensor this large")
+        if name is None:
+            key = frame.scope.prefix
+            frame.scope.unnamed[op] += 1
+            node_id = f"{key + '.' if key else ''}{op}#{frame.scope.unnamed[op]}"
+        else:
+            node_id = name
+        node = OpNode(id=node_id, name=name, op=op, args=args, in_shapes=tuple(i.shape for i in inputs),
+                      shape=t.shape, layout=t.layout, params=params, macs=macs, scope=frame.scope.path,
+                      side=frame.side, span=span, learned=learned, inputs=tuple(i.node for i in inputs))
+        return graph.add(node, list(node.inputs))

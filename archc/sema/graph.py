@@ -1,0 +1,116 @@
+"""The validated graph: op records with names, shapes and costs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import networkx as nx
+
+from ..lang.nodes import Span
+
+
+# Plain frozen records: elaboration creates one per operation (tens of thousands for the deepest
+# networks) from values it has already validated, so they skip a validating model's cost.
+@dataclass(frozen=True, slots=True)
+class OpNode:
+    """One operation of an elaborated network."""
+
+    id: str  # unique in the graph
+    name: str | None  # module path in the generated model (``layer1.0.conv1``), None for functional ops
+    op: str  # a registry kind, or input / concat / add
+    args: dict[str, Any]
+    in_shapes: tuple[tuple[int, ...], ...]
+    shape: tuple[int, ...]  # the output's sizes in its layout's order, batch excluded
+    layout: str = "CHW"  # the output's layout (layout.py): CHW, HWC, F or LD
+    params: int = 0
+    macs: int = 0
+    scope: tuple[str, ...] = ()  # module paths of the enclosing block instances and named seqs
+    side: str | None = None  # the side output this op belongs to
+    span: Span | None = None
+    learned: bool = False  # ``name`` is a learned tensor (an nn.Parameter attribute), not a module
+    # the input node ids in argument order; unlike the edges, it keeps an input used twice (concat of x with x)
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeInfo:
+    """A block instance or named seq: one cluster of the graph."""
+
+    path: str
+    kind: str  # "block" or "seq"
+    block: str | None
+    call: str  # how it was called, e.g. ``Inception(64, 96, 128, 16, 32, 32)``
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """A feature map of the network (``tap``): its name, the node whose output it is, and its reduction (the
+    product of the main path's strides up to it, timm's ``reduction``)."""
+
+    name: str
+    node: str
+    reduction: int
+    span: Span | None = None
+
+
+class Graph:
+    # Jupyter's view of a graph, the diagram backend's page: ``archc.spec`` installs it, since this layer imports
+    # no backend (the backends import it)
+    html_view: ClassVar[Callable[[Graph], str] | None] = None
+    """A networkx DiGraph of ``OpNode``s plus the network's inputs and outputs."""
+
+    def __init__(self, network: str, variant: str | None):
+        self.network = network
+        self.variant = variant
+        self.g = nx.DiGraph()
+        self.scopes: dict[str, ScopeInfo] = {}
+        self.input: str | None = None
+        self.output: str | None = None
+        self.sides: dict[str, str] = {}  # side output name -> node id
+        self.taps: dict[str, Tap] = {}  # feature maps, in the order forward computes them
+        self.inits: dict[str, dict] = {}  # module path -> parameter -> initrules.Resolved (where a rule reaches)
+
+    def add(self, node: OpNode, inputs: list[str]) -> OpNode:
+        """Add ``node`` fed by the existing nodes ``inputs`` (so insertion order is a topological order)."""
+        if tuple(inputs) != node.inputs:
+            node = replace(node, inputs=tuple(inputs))
+        self.g.add_node(node.id, op=node)
+        for src in inputs:
+            self.g.add_edge(src, node.id, shape=self.node(src).shape)
+        return node
+
+    def node(self, node_id: str) -> OpNode:
+        return self.g.nodes[node_id]["op"]
+
+    def ops(self) -> list[OpNode]:
+        """Every node in the spec's order, which is topological: a node is only ever added after its inputs."""
+        return [data["op"] for data in self.g.nodes.values()]
+
+    def modules(self) -> dict[str, OpNode]:
+        """The ops that are modules of the generated model, by module path."""
+        return {op.name: op for op in self.ops() if op.name is not None and not op.learned}
+
+    def learned(self) -> dict[str, OpNode]:
+        """The ops that own a learned tensor (an nn.Parameter, not a module), by its state_dict key."""
+        return {op.name: op for op in self.ops() if op.name is not None and op.learned}
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops())
+
+    def params_without_sides(self) -> int:
+        return sum(op.params for op in self.ops() if op.side is None)
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops())
+
+    def __len__(self) -> int:
+        return self.g.number_of_nodes()
+
+    def _repr_html_(self) -> str | None:
+        """The interactive diagram, inline in Jupyter (``archc draw -o net.html``'s page, in an iframe)."""
+        return None if Graph.html_view is None else Graph.html_view(self)
