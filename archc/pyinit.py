@@ -22,6 +22,7 @@ from .pyemit import (
     SPAN,
     Namespace,
     Writer,
+    as_tuple,
     conditional_names,
     default_text,
     drop_empty_blocks,
@@ -307,8 +308,14 @@ class InitEmitter:
             return self.init_body(stmt.body if cond == "True" else stmt.orelse, cur, w, seq)
         a, b = Writer(), Writer()
         a.depth = b.depth = w.depth + 1
+        tapped = self.taps.snapshot() if self.taps is not None else None
         out_a = self.init_body(stmt.body, cur, a, seq)
+        if tapped is not None:  # each branch starts from the state before the if
+            after_a = self.taps.snapshot()
+            self.taps.restore(tapped)
         out_b = self.init_body(stmt.orelse, cur, b, seq)
+        if tapped is not None:
+            self.taps.join(after_a)
         if to_python(out_a) == to_python(out_b):
             result = out_a
         elif not (a.lines or b.lines):
@@ -345,7 +352,7 @@ class InitEmitter:
         new = self.op_channels(kind, stmt, cur)
         if kind.learned is not None:
             given = given_args(kind, stmt)
-            args = {f: to_python(_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
+            args = {f: to_python(as_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
                     for f in kind.positional}
             args["features"] = to_python(cur)
             self.register(stmt.target, kind.learned_init.format(**args), w, seq, parameter=True)
@@ -394,7 +401,7 @@ class InitEmitter:
         for fname in kind.positional:
             if fname not in given:
                 continue
-            text = to_python(_tuple(self.fold(given[fname], cur)))
+            text = to_python(as_tuple(self.fold(given[fname], cur)))
             if fname == skip:
                 pos.append(text)
             else:
@@ -523,11 +530,6 @@ def _sum(terms: list[n.Expr]) -> n.Expr:
         return total
     half = len(terms) // 2
     return n.BinOp("+", _sum(terms[:half]), _sum(terms[half:]), SPAN)
-
-
-def _tuple(e: n.Expr) -> n.Expr:
-    """A list written as an op argument becomes a tuple, as torch's modules take sizes."""
-    return n.ListExpr(e.items, e.span, tuple=True) if isinstance(e, n.ListExpr) else e
 
 
 def _mentions_locals(e: n.Expr, lines: list[str]) -> bool:

@@ -18,7 +18,7 @@ from . import nodes as n
 from .errors import SpecError
 from .exprfold import to_python
 from .initrules import INITIALISERS, PARAMETERS
-from .pyemit import Namespace, through_lets
+from .pyemit import Namespace, symbol, through_lets
 
 # What a rule's argument names mean in the generated loop, over ``{m}``, the layer.
 SIZES = {
@@ -64,11 +64,11 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
         key = (rule.block, rule.path, rule.kind)
         if key not in sets:
             name = ns.create("_".join([rule.block.lower(), *(rule.path or [rule.kind or "layers"])]))
-            test = _block_cond(rule, b, ctx.blocks[rule.block])
+            test = _block_test(rule, b, ctx.blocks[rule.block])
             if rule.kind is not None:
-                expr = f"{{{m} for {b} in self.modules() if isinstance({b}, {rule.block}){test} for {m} in {b}.modules()}}"
+                expr = f"{{{m} for {b} in self.modules() if {test} for {m} in {b}.modules()}}"
             else:
-                expr = f"{{{b}{_access(rule.path)} for {b} in self.modules() if isinstance({b}, {rule.block}){test}}}"
+                expr = f"{{{b}{_access(rule.path)} for {b} in self.modules() if {test}}}"
             cond = _network_cond(rule, ctx, skip=common)
             lines.append(f"{name} = {expr}" + (f" if {cond} else set()" if cond else ""))
             sets[key] = name
@@ -229,13 +229,16 @@ def _network_cond(rule: _Rule, ctx, skip: str | None = None) -> str | None:
     return " and ".join(f"({t})" if " or " in t else t for t in texts) or None
 
 
-def _block_cond(rule: _Rule, b: str, block: n.BlockDef) -> str:
-    """The conditions of a rule written in a block, over its instance ``b``'s stored parameters and through the
-    block's lets (other names, the builtins and the file's constants, are the module's)."""
-    if rule.owner is None or not rule.conds:
-        return ""
-    params = {p.name: n.Var(f"{b}.{p.name}", p.span) for p in block.params}
-    return "".join(f" and {to_python(through_lets(c, block.body, params))}" for c in rule.conds)
+def _block_test(rule: _Rule, b: str, block: n.BlockDef) -> str:
+    """Whether ``b`` is an instance of the rule's block for which the rule's conditions hold: over the instance's
+    stored parameters and through the block's lets (other names, the builtins and the file's constants, are
+    the module's); one expression tree, so an ``or`` in a condition keeps its parentheses."""
+    test: n.Expr = symbol(f"isinstance({b}, {rule.block})")
+    if rule.owner is not None:
+        params = {p.name: symbol(f"{b}.{p.name}") for p in block.params}
+        for c in rule.conds:
+            test = n.BinOp("and", test, through_lets(c, block.body, params), c.span)
+    return to_python(test)
 
 
 def _common_condition(rules: list[_Rule], ctx) -> str | None:
