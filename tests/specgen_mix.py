@@ -13,11 +13,13 @@ from specgen_expr import Exprs
 # names that the generated code also uses, each where archc accepts it (else the spec would only be rejected)
 SHADOW_LAYERS = ["channels", "x", "identity", "Tensor", "channels_last", "y", "h", "relu", "conv",
                  "features_only", "out_indices", "m", "init", "block", "gate", "tap", "ensemble", "features"]
-SHADOW_PARAMS = ["channels", "out_channels", "ensemble", "tap", "y", "h", "m", "features", "block", "gate", "init", "List"]
+# (disjoint from SHADOW_CLASSES: a parameter named like a block is refused)
+SHADOW_PARAMS = ["out_channels", "ensemble", "tap", "y", "h", "m", "block", "gate", "init", "List"]
 SHADOW_LETS = ["channels", "channels_last", "forward", "training", "y", "h", "m", "features", "init"]
 # ("math" is refused wherever the generated module imports math, for ceil, floor or log: left out)
-SHADOW_CLASSES = ["self", "channels", "in_channels", "out_channels", "x", "identity", "channels_last",
-                  "forward", "training", "features", "m", "h"]
+SHADOW_CLASSES = ["channels", "identity", "forward", "training", "features"]
+# class names the generated code itself needs: refused (a located error), so written rarely
+RESERVED_CLASSES = ["self", "in_channels", "out_channels", "x", "channels_last"]
 LONG = "a-long-descriptive-setting-name-that-takes-most-of-a-line-by-itself-and-then-some-more"
 
 
@@ -190,8 +192,9 @@ class Mix:
                             ("tag", LONG)):
             pname = base
             if self.chance(20):  # out_channels is refused (the generated class's attribute): left out
-                pname = self.pick([s for s in SHADOW_PARAMS + [b for b, _ in self.blocks if b[0].isupper()]
-                                   if s not in taken and s != "out_channels"])
+                # a parameter named like a block is refused (it would hide the block): written rarely
+                blocks = [b for b, _ in self.blocks if b[0].isupper()] if self.chance(10) else []
+                pname = self.pick([s for s in SHADOW_PARAMS + blocks if s not in taken and s != "out_channels"])
             taken.add(pname)
             extra[pname] = value
         g, z, slope, tag = extra
