@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import nodes as n
 from .errors import SpecError
-from .exprfold import to_python
+from .exprfold import free_names, to_python
 from .initrules import INITIALISERS, PARAMETERS
 from .pyemit import Namespace, symbol, through_lets
 
@@ -204,9 +204,9 @@ def _call(rule: _Rule, param: str, ctx, m: str) -> str:
         expr = n.Call(expr, [], [], expr.span)
     if isinstance(expr, n.Call) and isinstance(expr.func, n.Var) and expr.func.name in INITIALISERS:
         init = INITIALISERS[expr.func.name]
-        args = [_arg(a, ctx, m) for a in expr.args] + [f"{k}={_arg(v, ctx, m)}" for k, v in expr.kwargs]
+        args = [_arg(a, ctx, m, rule) for a in expr.args] + [f"{k}={_arg(v, ctx, m, rule)}" for k, v in expr.kwargs]
         return f"{init.function}({', '.join([target] + args)})"
-    value = _arg(expr, ctx, m)
+    value = _arg(expr, ctx, m, rule)
     if value in ("0", "0.0"):
         return f"nn.init.zeros_({target})"
     if value in ("1", "1.0"):
@@ -214,7 +214,17 @@ def _call(rule: _Rule, param: str, ctx, m: str) -> str:
     return f"nn.init.constant_({target}, {value})"
 
 
-def _arg(e: n.Expr, ctx, m: str) -> str:
+def _arg(e: n.Expr, ctx, m: str, rule: _Rule) -> str:
+    if rule.owner is not None:  # a block's rule, applied by the network's pass: its instances' values are not there
+        block = ctx.blocks[rule.owner]
+        e = through_lets(e, block.body)
+        read = sorted(free_names(e) & {p.name for p in block.params})
+        if read:
+            raise SpecError(f"this init rule's arguments read {rule.owner}'s parameter '{read[0]}': the network "
+                            "initialises every layer in one pass, where a block's parameters are not known",
+                            e.span if e.span.file != "<generated>" else rule.stmt.span,
+                            hint="give the argument as a number or a layer size (fan_in, out_channels, ...), or "
+                                 "condition the rule on the parameter instead ('init ... = RULE if PARAM > ...')")
     folded = ctx.fold(e)
     return to_python(folded, lambda name: SIZES[name].format(m=m) if name in SIZES else name)
 

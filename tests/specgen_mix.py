@@ -17,9 +17,9 @@ SHADOW_LAYERS = ["channels", "x", "identity", "Tensor", "channels_last", "y", "h
 SHADOW_PARAMS = ["out_channels", "ensemble", "tap", "y", "h", "m", "block", "gate", "init", "List"]
 SHADOW_LETS = ["channels", "channels_last", "forward", "training", "y", "h", "m", "features", "init"]
 # ("math" is refused wherever the generated module imports math, for ceil, floor or log: left out)
-SHADOW_CLASSES = ["channels", "identity", "forward", "training", "features"]
+SHADOW_CLASSES = ["channels", "forward", "training", "features"]
 # class names the generated code itself needs: refused (a located error), so written rarely
-RESERVED_CLASSES = ["self", "in_channels", "out_channels", "x", "channels_last"]
+RESERVED_CLASSES = ["self", "in_channels", "out_channels", "x", "channels_last", "identity"]
 LONG = "a-long-descriptive-setting-name-that-takes-most-of-a-line-by-itself-and-then-some-more"
 
 

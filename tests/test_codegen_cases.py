@@ -230,3 +230,13 @@ def test_an_unnamed_tap_in_an_else_names_the_layer_before_the_if(tmp_path):
 def test_an_unnamed_tap_after_a_conditional_layer_needs_a_name(tmp_path):
     located_error(tmp_path, net("b7 = conv(4, 1)\nc8 = conv(4, 1) if flag\ntap\nglobal_avgpool\nfc = linear(5)",
                                 "flag = true"), "depends on a condition")
+
+
+def test_a_block_rule_reading_the_blocks_parameter_in_its_arguments_is_a_located_error(tmp_path):
+    blocks = "block B(c, s = 0.1) {\n    c1 = conv(c, 1)\n    init conv.weight = normal(0, s / 11)\n}\n"
+    located_error(tmp_path, net("b = B(4)", blocks=blocks), "arguments read B's parameter 's'")
+
+
+def test_a_block_named_like_an_op_is_a_located_error(tmp_path):
+    located_error(tmp_path, "block identity(c) { c1 = conv(c, 1) }\n" + net("b = identity(4)"),
+                  "block name 'identity' is the name of an op")
