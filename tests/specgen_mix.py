@@ -210,7 +210,7 @@ class Mix:
         for _ in range(self.choose(1, 3)):
             body += self.part(ce, env, g, z, tag)
         if self.chance(40):
-            body.append(f"init conv.weight = {self.rule(env)} if {self.x_bool(self.chance(50), env)}")
+            body.append(f"init conv.weight = {self.rule()} if {self.x_bool(self.chance(50), env)}")
         if self.chance(40):
             body.append(f"init {head}.bias = 0" + (f" if {z}" if self.chance(50) else ""))
         self.block_targets[name] = [f"{head}.weight", f"{head}.bias"]
@@ -248,7 +248,7 @@ class Mix:
         if kind == "shortcut":
             body = [f"    {n('conv')} = conv({self.x_int(self.choose(1, 8), env)}, 1); relu", f"    {n('conv')} = conv({ce()}, 3, padding = 1)"]
             short = [f'    "{self.once("shortcut", self.block_used)}" = seq {{ conv({ce()}, 1); batchnorm }}',
-                     f"    init conv.weight = {self.rule(env)} if {z}"]
+                     f"    init conv.weight = {self.rule()} if {z}"]
             cond = self.x_bool(self.chance(50), env)
             if self.chance(50):
                 return [f"residual shortcut if {cond} {{", *short, "} {", *body, "}"]
