@@ -50,6 +50,12 @@ class Name(Node):
 class Const(Node):
     value: object  # int, float, str, bool or None
 
+    def __eq__(self, other) -> bool:  # 1, 1.0 and True print differently: equal only if of one type
+        return isinstance(other, Const) and type(self.value) is type(other.value) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((type(self.value), self.value))
+
 
 @dataclass(frozen=True)
 class Attr(Node):

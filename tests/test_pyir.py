@@ -153,3 +153,26 @@ def test_reads_sees_loads_not_stores_nor_comprehension_targets():
         ir.Assign(ir.attr("self.conv"), ir.Comp("list", ir.Name("m"), ((ir.Name("m"), ir.Name("ms"), ()),))),
     ))
     assert ir.reads(body) == {"range", "n", "channels", "growth", "self", "ms"}
+
+
+def test_lowered_spec_expressions_print_as_the_spec_printer_does():
+    """Every expression of every shipped spec, lowered to the IR, prints as exprfold.to_python prints it: the
+    lowering keeps the meaning (to_python is held to archc's values by tests/test_expressions.py)."""
+    from archc import nodes as n
+    from archc.exprfold import to_python
+    from archc.loader import load_program
+    from archc.pyexpr import lower
+
+    from archtest import SPECS
+
+    kinds = (n.Num, n.Str, n.Const, n.Var, n.Attr, n.ListExpr, n.BinOp, n.Compare, n.UnaryOp, n.IfExp, n.Index,
+             n.Slice, n.ListComp, n.Call)
+    seen = 0
+    for path in sorted(SPECS.glob("*.arch")):
+        program = load_program(path)
+        for module in program.modules:
+            for node in (x for d in [*module.blocks, *module.networks, *module.lets, *module.funcs] for x in d.walk()):
+                if isinstance(node, kinds) and not any(isinstance(x, n.TensorRef) for x in node.walk()):
+                    assert ir.print_expr(lower(node)) == to_python(node), to_python(node)
+                    seen += 1
+    assert seen > 1000
