@@ -158,12 +158,12 @@ def test_reads_sees_loads_not_stores_nor_comprehension_targets():
 def test_lowered_spec_expressions_print_as_the_spec_printer_does():
     """Every expression of every shipped spec, lowered to the IR, prints as exprfold.to_python prints it: the
     lowering keeps the meaning (to_python is held to archc's values by tests/test_expressions.py)."""
+    from archtest import SPECS
+
     from archc import nodes as n
     from archc.exprfold import to_python
     from archc.loader import load_program
     from archc.pyexpr import lower
-
-    from archtest import SPECS
 
     kinds = (n.Num, n.Str, n.Const, n.Var, n.Attr, n.ListExpr, n.BinOp, n.Compare, n.UnaryOp, n.IfExp, n.Index,
              n.Slice, n.ListComp, n.Call)
