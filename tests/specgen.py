@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from specgen_expr import Exprs, definitions
-from specgen_mix import SHADOW_CLASSES, SHADOW_PARAMS, Mix
+from specgen_mix import RESERVED_CLASSES, SHADOW_CLASSES, SHADOW_PARAMS, Mix
 
 ACTIVATIONS = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
 INITS = ['kaiming_normal(mode = "fan_out", nonlinearity = "relu")', "normal(0, 0.01)", "trunc_normal(std = 0.02)",
@@ -68,7 +68,8 @@ class Gen(Mix):
         """A block giving ``c`` channels and ceil(H / stride) rows, for any C x H x W input."""
         name = f"B{index}"
         if self.chance(15):  # a class named like a name of the generated code (self, channels, in_channels...)
-            name = self.pick([n for n in SHADOW_CLASSES if n not in self.used])
+            names = RESERVED_CLASSES if self.chance(10) else SHADOW_CLASSES
+            name = self.pick([n for n in names if n not in self.used] or ["B_" + str(index)])
             self.used.add(name)
         if self.chance(40):
             lines = self.mixed_block(name)
@@ -439,7 +440,8 @@ class Gen(Mix):
         """The network's name and input size; its parameters, beside flag, in ``fixed`` (no variant changes them)."""
         net = "N"
         if self.chance(10):
-            net = self.pick([n for n in SHADOW_CLASSES + ["channels_last"] if n not in self.used])
+            names = RESERVED_CLASSES if self.chance(10) else SHADOW_CLASSES
+            net = self.pick([n for n in names if n not in self.used] or ["Net"])
             self.used.add(net)
         size = self.choose(4, 20)
         self.fixed = {"num_classes": 5, "width": self.choose(1, 12), "slope": self.pick([0.25, 0.5, 0.75]),
@@ -450,8 +452,8 @@ class Gen(Mix):
             name = self.pick([n for n in SHADOW_PARAMS if n not in self.used])
             self.used.add(name)
             self.fixed[name] = self.choose(1, 9) if self.chance(70) else self.chance(50)
-        if len(self.blocks) >= 2 and self.blocks[-1][0][0].isupper() and self.chance(30):
-            # a parameter named like a block, which then goes uncalled
+        if len(self.blocks) >= 2 and self.blocks[-1][0][0].isupper() and self.chance(3):
+            # a parameter named like a block (refused: it would hide the block), which then goes uncalled
             self.fixed[self.blocks.pop()[0]] = self.choose(1, 9)
         self.loose = {**self.fixed, "flag": True}
         return net, size

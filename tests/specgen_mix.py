@@ -13,11 +13,13 @@ from specgen_expr import Exprs
 # names that the generated code also uses, each where archc accepts it (else the spec would only be rejected)
 SHADOW_LAYERS = ["channels", "x", "identity", "Tensor", "channels_last", "y", "h", "relu", "conv",
                  "features_only", "out_indices", "m", "init", "block", "gate", "tap", "ensemble", "features"]
-SHADOW_PARAMS = ["channels", "out_channels", "ensemble", "tap", "y", "h", "m", "features", "block", "gate", "init", "List"]
+# (disjoint from SHADOW_CLASSES: a parameter named like a block is refused)
+SHADOW_PARAMS = ["out_channels", "ensemble", "tap", "y", "h", "m", "block", "gate", "init", "List"]
 SHADOW_LETS = ["channels", "channels_last", "forward", "training", "y", "h", "m", "features", "init"]
 # ("math" is refused wherever the generated module imports math, for ceil, floor or log: left out)
-SHADOW_CLASSES = ["self", "channels", "in_channels", "out_channels", "x", "identity", "channels_last",
-                  "forward", "training", "features", "m", "h"]
+SHADOW_CLASSES = ["channels", "forward", "training", "features"]
+# class names the generated code itself needs: refused (a located error), so written rarely
+RESERVED_CLASSES = ["self", "in_channels", "out_channels", "x", "channels_last", "identity"]
 LONG = "a-long-descriptive-setting-name-that-takes-most-of-a-line-by-itself-and-then-some-more"
 
 
@@ -190,8 +192,9 @@ class Mix:
                             ("tag", LONG)):
             pname = base
             if self.chance(20):  # out_channels is refused (the generated class's attribute): left out
-                pname = self.pick([s for s in SHADOW_PARAMS + [b for b, _ in self.blocks if b[0].isupper()]
-                                   if s not in taken and s != "out_channels"])
+                # a parameter named like a block is refused (it would hide the block): written rarely
+                blocks = [b for b, _ in self.blocks if b[0].isupper()] if self.chance(10) else []
+                pname = self.pick([s for s in SHADOW_PARAMS + blocks if s not in taken and s != "out_channels"])
             taken.add(pname)
             extra[pname] = value
         g, z, slope, tag = extra
@@ -207,7 +210,7 @@ class Mix:
         for _ in range(self.choose(1, 3)):
             body += self.part(ce, env, g, z, tag)
         if self.chance(40):
-            body.append(f"init conv.weight = {self.rule(env)} if {self.x_bool(self.chance(50), env)}")
+            body.append(f"init conv.weight = {self.rule()} if {self.x_bool(self.chance(50), env)}")
         if self.chance(40):
             body.append(f"init {head}.bias = 0" + (f" if {z}" if self.chance(50) else ""))
         self.block_targets[name] = [f"{head}.weight", f"{head}.bias"]
@@ -245,7 +248,7 @@ class Mix:
         if kind == "shortcut":
             body = [f"    {n('conv')} = conv({self.x_int(self.choose(1, 8), env)}, 1); relu", f"    {n('conv')} = conv({ce()}, 3, padding = 1)"]
             short = [f'    "{self.once("shortcut", self.block_used)}" = seq {{ conv({ce()}, 1); batchnorm }}',
-                     f"    init conv.weight = {self.rule(env)} if {z}"]
+                     f"    init conv.weight = {self.rule()} if {z}"]
             cond = self.x_bool(self.chance(50), env)
             if self.chance(50):
                 return [f"residual shortcut if {cond} {{", *short, "} {", *body, "}"]

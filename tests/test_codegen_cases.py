@@ -205,3 +205,38 @@ def test_a_block_init_condition_reads_builtins_and_lets(tmp_path):
     spec, model = build(tmp_path, net("b = B(4)\nd = B(2)", blocks=blocks))
     assert torch.all(model.b.c1.weight == 0.5)
     assert not torch.all(model.d.c1.weight == 0.5)
+
+
+def test_an_indexed_list_argument_stays_an_index(tmp_path):
+    spec, model = build(tmp_path, net("subsample([k + 1, 4][0])", "k = 1"))
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(model(x), x[:, :, ::2, ::2])
+
+
+def test_a_block_condition_with_or_keeps_its_parentheses(tmp_path):
+    blocks = "block B(c, g = 1) {\n    c1 = conv(c, 1)\n    init conv.weight = 0.5 if g > 5 or g < 2\n}\n"
+    spec, model = build(tmp_path, net("b = B(4)\nd = B(4, g = 3)\ne = conv(4, 1)", blocks=blocks))
+    assert torch.all(model.b.c1.weight == 0.5) and not torch.all(model.d.c1.weight == 0.5)
+
+
+def test_an_unnamed_tap_in_an_else_names_the_layer_before_the_if(tmp_path):
+    body = ("b7 = conv(4, 3, 2, padding = 1)\nif flag {\n    c8 = conv(4, 1)\n} else {\n    tap\n}\n"
+            "global_avgpool\nfc = linear(5)")
+    spec, model = build(tmp_path, net(body, "flag = true") + "variant m = N(flag = false)\n")
+    backbone = spec.build("m", features_only=True)
+    assert backbone.feature_info.module_name() == [t.name for t in spec.graph("m").taps.values()] == ["b7"]
+
+
+def test_an_unnamed_tap_after_a_conditional_layer_needs_a_name(tmp_path):
+    located_error(tmp_path, net("b7 = conv(4, 1)\nc8 = conv(4, 1) if flag\ntap\nglobal_avgpool\nfc = linear(5)",
+                                "flag = true"), "depends on a condition")
+
+
+def test_a_block_rule_reading_the_blocks_parameter_in_its_arguments_is_a_located_error(tmp_path):
+    blocks = "block B(c, s = 0.1) {\n    c1 = conv(c, 1)\n    init conv.weight = normal(0, s / 11)\n}\n"
+    located_error(tmp_path, net("b = B(4)", blocks=blocks), "arguments read B's parameter 's'")
+
+
+def test_a_block_named_like_an_op_is_a_located_error(tmp_path):
+    located_error(tmp_path, "block identity(c) { c1 = conv(c, 1) }\n" + net("b = identity(4)"),
+                  "block name 'identity' is the name of an op")

@@ -272,7 +272,7 @@ def test_renders_with_an_empty_path_and_never_imports_torch(tmp_path):
     code = ("import sys\nfrom archc.cli import main\n"
             f"assert main(['draw', {str(SPECS / 'googlenet.arch')!r}, '--depth', '1', '-o', {str(out)!r}]) == 0\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n"
-            "from archc.draw import find_renderer\nprint(find_renderer()[0])\n")
+            "from archc.backends.diagram.render import find_renderer\nprint(find_renderer()[0])\n")
     env = {k: v for k, v in os.environ.items() if k != "ARCHC_DOT"}
     env["PATH"] = ""  # no dot, no graphviz-pure on PATH: found next to the interpreter
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)

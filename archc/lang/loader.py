@@ -265,6 +265,9 @@ def _check_module_names(program: Program) -> None:
             else:
                 message = f"{kind} name '{name}' clashes with '{name}', which the generated module imports"
             raise SpecError(message, span, hint="choose another name")
+        if kind in ("block", "network", "function") and name in _op_names():
+            raise SpecError(f"{kind} name '{name}' is the name of an op: calls of '{name}' would be ambiguous", span,
+                            hint="choose another name (blocks are usually capitalised: Identity)")
         if kind in ("block", "network", "function") and (name in GENERATED_LOCALS or name in FACTORY_ARGUMENTS):
             use = "a factory argument" if name in FACTORY_ARGUMENTS else "a name in every class"
             raise SpecError(f"{kind} name '{name}' is reserved: the generated module uses it as {use}", span,
@@ -283,6 +286,12 @@ def _check_module_names(program: Program) -> None:
 
 
 _BUILTINS = frozenset(dir(builtins))
+
+
+def _op_names() -> frozenset[str]:
+    from ..ops import REGISTRY  # (the registry imports nothing of the front end)
+
+    return frozenset(REGISTRY)
 
 
 def _define(table: dict, item, kind: str) -> None:

@@ -260,6 +260,12 @@ def nested_bodies(stmt) -> list[list]:
     return [b for b in bodies if b]
 
 
+def as_tuple(e: n.Expr) -> n.Expr:
+    """A list written as an op argument becomes a tuple, as torch's modules and functions take sizes and dims
+    (decided on the tree: a list indexed or added to is no list argument)."""
+    return n.ListExpr(e.items, e.span, tuple=True) if isinstance(e, n.ListExpr) else e
+
+
 def through_lets(e: n.Expr, body: list, subst: dict[str, n.Expr] | None = None) -> n.Expr:
     """``e`` with the lets of ``body`` (its top level, in order) replaced by their definitions: for code that
     reads a block's condition outside the block (its instances' init rules), where its lets do not exist."""

@@ -19,6 +19,7 @@ from .context import ClassContext
 from .emit import (
     Namespace,
     Writer,
+    as_tuple,
     creates_modules,
     default_text,
     emit_if,
@@ -332,7 +333,8 @@ class ForwardEmitter(MergeForward):
         """Every argument of a forward-only form, printed (defaults too), lists as tuples."""
         given = given_args(kind, stmt)
         used = [f for f in kind.positional if "{" + f + "}" in kind.template]
-        return {f: _as_tuple(self.fwd_expr(given[f], var)) if f in given else default_text(kind, f) for f in used}
+        return {f: self.fwd_print(as_tuple(self.fwd_fold(given[f], var))) if f in given else default_text(kind, f)
+                for f in used}
 
     def fwd_op_args(self, kind: OpKind, stmt: n.Layer, var: str) -> tuple[list[str], list[str]]:
         given = given_args(kind, stmt)
@@ -340,7 +342,7 @@ class ForwardEmitter(MergeForward):
         for i, fname in enumerate(kind.positional):
             if fname not in given:
                 continue
-            text = _as_tuple(self.fwd_expr(given[fname], var))
+            text = self.fwd_print(as_tuple(self.fwd_fold(given[fname], var)))
             if i == 0 and kind.args.model_fields[fname].is_required():  # F.max_pool2d(x, 3); F.gelu(x, approximate=...)
                 pos.append(text)
             else:
@@ -373,12 +375,4 @@ def _branch_name(stmt) -> str:
             if prefix.isidentifier() and len(prefix) > 1:
                 return prefix
     return "branch"
-
-
-def _as_tuple(text: str) -> str:
-    """A list argument printed as a tuple, as torch's functions take sizes and dims."""
-    if text.startswith("[") and text.endswith("]") and " for " not in text:
-        inner = text[1:-1]
-        return "(" + inner + ("," if inner and "," not in inner else "") + ")"
-    return text
 

@@ -289,8 +289,14 @@ class InitEmitter(LayerInit):
             return self.init_body(stmt.body if cond == "True" else stmt.orelse, cur, w, seq)
         a, b = Writer(), Writer()
         a.depth = b.depth = w.depth + 1
+        tapped = self.taps.snapshot() if self.taps is not None else None
         out_a = self.init_body(stmt.body, cur, a, seq)
+        if tapped is not None:  # each branch starts from the state before the if
+            after_a = self.taps.snapshot()
+            self.taps.restore(tapped)
         out_b = self.init_body(stmt.orelse, cur, b, seq)
+        if tapped is not None:
+            self.taps.join(after_a)
         if to_python(out_a) == to_python(out_b):
             result = out_a
         elif not (a.lines or b.lines):

@@ -13,6 +13,7 @@ from ...sema.exprfold import fold, to_python
 from .emit import (
     SPAN,
     Writer,
+    as_tuple,
     default_text,
     fstring,
     given_args,
@@ -50,7 +51,7 @@ class LayerInit:
         new = self.op_channels(kind, stmt, cur)
         if kind.learned is not None:
             given = given_args(kind, stmt)
-            args = {f: to_python(_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
+            args = {f: to_python(as_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
                     for f in kind.positional}
             args["features"] = to_python(cur)
             self.register(stmt.target, kind.learned_init.format(**args), w, seq, parameter=True)
@@ -99,7 +100,7 @@ class LayerInit:
         for fname in kind.positional:
             if fname not in given:
                 continue
-            text = to_python(_tuple(self.fold(given[fname], cur)))
+            text = to_python(as_tuple(self.fold(given[fname], cur)))
             if fname == skip:
                 pos.append(text)
             else:
@@ -201,10 +202,6 @@ class LayerInit:
 def _literal_identifier(printed: str) -> bool:
     return printed.startswith('"') and printed.endswith('"') and printed[1:-1].isidentifier()
 
-
-def _tuple(e: n.Expr) -> n.Expr:
-    """A list written as an op argument becomes a tuple, as torch's modules take sizes."""
-    return n.ListExpr(e.items, e.span, tuple=True) if isinstance(e, n.ListExpr) else e
 
 
 def _bind(block: n.BlockDef, arguments: n.Arguments) -> dict[str, n.Expr]:

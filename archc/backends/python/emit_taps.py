@@ -20,12 +20,15 @@ from .emit import Writer, fstring
 SPAN = n.Span("<generated>", 0, 0, 0, 0)
 
 
+UNSURE = ["<depends on a condition>"]  # last_named where branches or a condition decide it
+
+
 @dataclass
 class TapState:
     reduction: int | None = 1  # multiplied out so far; None: the local ``reduction`` holds it
     main: bool = True  # emitting a statement of the main path (not inside a step)
     prefix: list = field(default_factory=list)  # name parts of the opened named seqs around
-    last_named: list | None = None  # name parts of the last named step here
+    last_named: list | None = None  # name parts of the last named step here (UNSURE: it depends on a condition)
 
 
 class TapTracker:
@@ -94,7 +97,14 @@ class TapTracker:
         elif isinstance(stmt, n.Seq) and stmt.target is not None and s.main:
             s.prefix.pop()
         if s.main and isinstance(stmt, (n.Layer, n.Seq)) and stmt.target is not None:
-            s.last_named = [*self._parts(s.prefix), *stmt.target.parts]
+            # a layer under a condition may be skipped: the last named one is then the one before it
+            s.last_named = [*self._parts(s.prefix), *stmt.target.parts] if stmt.cond is None else UNSURE
+
+    def join(self, then: TapState) -> None:
+        """After an if whose branches were emitted from the same state (``then`` is where the first ended,
+        this tracker where the second did): a name they disagree on is no longer known."""
+        if then.last_named != self.state.last_named:
+            self.state.last_named = UNSURE
 
     def _parts(self, targets: list[n.Target]) -> list:
         return [part for t in targets for part in [*t.parts, "."]]
@@ -105,6 +115,9 @@ class TapTracker:
         if parts is None:  # in a branch no variant takes, so the elaborator never saw it
             raise SpecError("this tap needs a name: no named layer comes before it", stmt.span,
                             hint="write 'tap NAME'")
+        if parts is UNSURE:
+            raise SpecError("this tap needs a name: which named layer comes before it depends on a condition",
+                            stmt.span, hint="write 'tap NAME'")
         name = fstring(n.Target(parts, SPAN), self.printer)
         reduction = self.var if s.reduction is None else str(s.reduction)
         return f"self.feature_info.append(dict(num_chs={channels}, reduction={reduction}, module={name}))"

@@ -11,22 +11,29 @@ rule for the kind. A condition on the network's parameters (``zero_init_residual
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ...errors import SpecError
 from ...lang import nodes as n
-from ...sema.exprfold import to_python
+from ...sema.exprfold import free_names
 from ...sema.initrules import INITIALISERS, PARAMETERS
-from .emit import Namespace, through_lets
+from . import ir
+from .emit import Namespace, symbol, through_lets
+from .lower import lower
 
-# What a rule's argument names mean in the generated loop, over ``{m}``, the layer.
-SIZES = {
-    "fan_in": "{m}.weight[0].numel()",
-    "fan_out": "({m}.weight.shape[0] * {m}.weight[0, 0].numel())",  # printed where an atom stands: parenthesised
-    **{size: "{m}." + size for size in ("in_channels", "out_channels", "kernel_size", "groups", "in_features",
-                                        "out_features", "num_features", "normalized_shape")},
-}
+
+def _sizes(m: ir.Node) -> dict[str, ir.Node]:
+    """What a rule's argument names mean in the generated loop, over ``m``, the layer."""
+    weight = ir.Attr(m, "weight")
+    sizes: dict[str, ir.Node] = {
+        "fan_in": ir.call(ir.Attr(ir.Index(weight, ir.Const(0)), "numel")),
+        "fan_out": ir.BinOp("*", ir.Index(ir.Attr(weight, "shape"), ir.Const(0)),
+                            ir.call(ir.Attr(ir.Index(weight, ir.Tuple((ir.Const(0), ir.Const(0)))), "numel"))),
+    }
+    for size in ("in_channels", "out_channels", "kernel_size", "groups", "in_features", "out_features",
+                 "num_features", "normalized_shape"):
+        sizes[size] = ir.Attr(m, size)
+    return sizes
 
 
 @dataclass
@@ -52,27 +59,27 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
     if not rules:
         return []
     ns = Namespace(set(ctx.params) | ctx.locals)
-    m, b = ns.create("m"), ns.create("b")  # the loop's layer and block: never a parameter the conditions read
+    # the loop's layer and block: never a parameter that the conditions read
+    m, b = ir.Name(ns.create("m")), ir.Name(ns.create("b"))
     common = _common_condition(rules, ctx)
-    lines: list[str] = []
-    sets: dict[tuple, str] = {}
+    sets: dict[tuple, ir.Assign] = {}  # the layers a block's (or Block.layer) rule reaches, collected first
 
-    def membership(rule: _Rule) -> str:
+    def membership(rule: _Rule) -> _Test:
         """The test that a module is what a per-layer or block rule reaches."""
         if rule.block is None:  # a layer of the network itself
-            return f"{m} is self{_access(rule.path)}"
+            return _Test(members=(_access(ir.Name("self"), rule.path),))
         key = (rule.block, rule.path, rule.kind)
         if key not in sets:
-            name = ns.create("_".join([rule.block.lower(), *(rule.path or [rule.kind or "layers"])]))
-            test = _block_cond(rule, b, ctx.blocks[rule.block])
+            name = ir.Name(ns.create("_".join([rule.block.lower(), *(rule.path or [rule.kind or "layers"])])))
+            test = _block_test(rule, b, ctx.blocks[rule.block])
+            modules = ir.call(ir.attr("self.modules"))
             if rule.kind is not None:
-                expr = f"{{{m} for {b} in self.modules() if isinstance({b}, {rule.block}){test} for {m} in {b}.modules()}}"
+                value: ir.Node = ir.Comp("set", m, ((b, modules, (test,)), (m, ir.call(ir.Attr(b, "modules")), ())))
             else:
-                expr = f"{{{b}{_access(rule.path)} for {b} in self.modules() if isinstance({b}, {rule.block}){test}}}"
+                value = ir.Comp("set", _access(b, rule.path), ((b, modules, (test,)),))
             cond = _network_cond(rule, ctx, skip=common)
-            lines.append(f"{name} = {expr}" + (f" if {cond} else set()" if cond else ""))
-            sets[key] = name
-        return f"{m} in {sets[key]}"
+            sets[key] = ir.Assign(name, value if cond is None else ir.IfExp(cond, value, ir.call("set")))
+        return _Test(conds=(ir.Compare(("in",), (m, sets[key].target)),))
 
     kinds = {}
     for rule in rules:
@@ -80,18 +87,20 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
         if kind is None:
             raise SpecError(f"no layer '{'.'.join(rule.path)}' to initialise in any variant", rule.stmt.span)
         kinds.setdefault(kind, []).append(rule)
-    branches: list[tuple[list[str], list[str]]] = []  # (classes, body lines)
+    branches: list[tuple[list[str], list[ir.Node]]] = []  # (classes, body)
     for kind, kind_rules in kinds.items():
-        body: list[str] = []
+        body: list[ir.Node] = []
         for param in PARAMETERS[kind]:
             chain = sorted((r for r in kind_rules if r.param == param), key=lambda r: r.rank, reverse=True)
-            lines_ = _chain(chain, param, membership, ctx, common, m)
-            if lines_ and param in optional.get(kind, ()):  # some of these layers have no such parameter
-                lines_ = [f"if {m}.{param} is not None:"] + ["    " + line for line in lines_]
-            if len(lines_) == 2 and body[-2:-1] == lines_[:1] and lines_[0].startswith("if "):
-                body.append(lines_[1])  # the same test as the parameter before: one if for both
+            steps = _chain(chain, param, membership, ctx, common, m)
+            if steps and param in optional.get(kind, ()):  # some of these layers have no such parameter
+                steps = [ir.If(ir.Compare(("is not",), (ir.Attr(m, param), ir.Const(None))), tuple(steps))]
+            last = body[-1] if body else None
+            if len(steps) == 1 and isinstance(steps[0], ir.If) and not steps[0].orelse and isinstance(last, ir.If) \
+                    and not last.orelse and last.test == steps[0].test:  # the test of the parameter before: one if
+                body[-1] = ir.If(last.test, last.body + steps[0].body)
             else:
-                body += lines_
+                body += steps
         classes = sorted(set(module_classes.get(kind, [])))
         if not classes or not body:
             continue
@@ -103,17 +112,42 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
             branches.append((classes, body))
     if not branches:  # the rules reach no layer this network has
         return []
-    loop = [f"for {m} in self.modules():"]
-    for i, (classes, body) in enumerate(branches):
-        test = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-        loop.append(f"    {'if' if i == 0 else 'elif'} isinstance({m}, {test}):")
-        loop += ["        " + line for line in body]
-    text = "\n".join(loop)
-    lines = [line for line in lines if re.search(rf"\b{re.escape(line.split(' = ', 1)[0])}\b", text)]
-    out = lines + loop
+    chain: tuple = ()
+    for classes, body in reversed(branches):
+        kinds_test = ir.attr(classes[0]) if len(classes) == 1 else ir.Tuple(tuple(ir.attr(c) for c in classes))
+        chain = (ir.If(ir.call("isinstance", m, kinds_test), tuple(body), chain),)
+    loop = ir.For(m, ir.call(ir.attr("self.modules")), chain)
+    read = ir.reads(loop)
+    out: tuple = (*[s for s in sets.values() if s.target.id in read], loop)
     if common is not None:  # every rule holds only if (init_weights): the whole pass is conditional
-        out = [f"if {common}:"] + ["    " + line for line in out]
-    return ["    " * depth + line for line in out]
+        out = (ir.If(common, out),)
+    return ir.print_body(out, depth)
+
+
+@dataclass(frozen=True)
+class _Test:
+    """A rule's test: the module is one of ``members`` (none: any), and ``conds`` hold."""
+
+    members: tuple = ()
+    conds: tuple = ()
+
+    def expr(self, m: ir.Node) -> ir.Node | None:
+        parts = list(self.conds)
+        if len(self.members) == 1:
+            parts.insert(0, ir.Compare(("is",), (m, self.members[0])))
+        elif self.members:  # m in (self.conv4, self.conv5): in the order they print, as the old writer gave them
+            ordered = sorted(set(self.members), key=ir.print_expr)
+            parts.insert(0, ir.Compare(("in",), (m, ir.Tuple(tuple(ordered)))))
+        test = None
+        for part in parts:
+            test = part if test is None else ir.BinOp("and", test, part)
+        return test
+
+    def either(self, other: _Test, m: ir.Node) -> _Test:
+        """One test for two rules that do the same: ``m in (a, b)`` where both only name layers."""
+        if self.members and other.members and not self.conds and not other.conds:
+            return _Test(members=self.members + other.members)
+        return _Test(conds=(ir.BinOp("or", self.expr(m), other.expr(m)),))
 
 
 def _collect(network: n.NetworkDef, program, block_order: list[str]) -> list[_Rule]:
@@ -153,107 +187,109 @@ def _inits(stmts, conds: list[n.Expr]) -> list[tuple[n.Init, list[n.Expr]]]:
     return found
 
 
-def _chain(chain: list[_Rule], param: str, membership, ctx, common: str | None, m: str) -> list[str]:
+def _chain(chain: list[_Rule], param: str, membership, ctx, common: ir.Node | None, m: ir.Node) -> list[ir.Node]:
     """``if`` / ``elif`` over a parameter's rules, the most specific first; the last unconditional one is the
     ``else``. Nothing where no rule applies: the default initialisation stays."""
-    steps: list[tuple[str | None, str]] = []  # (test, call); None: always
+    steps: list[tuple[_Test | None, ir.Node]] = []  # (test, call); None: always
     for rule in chain:
-        tests = []
+        test = _Test()
         if rule.block is not None or rule.kind is None:
-            tests.append(membership(rule))
+            test = membership(rule)
         cond = _network_cond(rule, ctx, skip=common) if rule.block is None else None  # a block's: in its set
-        if cond:
-            tests.append(cond)
+        if cond is not None:
+            test = _Test(test.members, test.conds + (cond,))
         call = _call(rule, param, ctx, m)
-        if not tests:
+        if not test.members and not test.conds:
             steps.append((None, call))
             break  # an unconditional rule: nothing after it is ever tried
-        test = " and ".join(tests)
         if steps and steps[-1][1] == call and steps[-1][0] is not None:  # the same rule for several layers
-            steps[-1] = (_either(steps[-1][0], test, m), call)
+            steps[-1] = (steps[-1][0].either(test, m), call)
         else:
             steps.append((test, call))
-    lines: list[str] = []
-    for test, call in steps:
+    out: tuple = ()
+    for test, call in reversed(steps):
         if test is None:
-            lines += ["else:", "    " + call] if lines else [call]
+            out = (ir.Expr(call),)
         else:
-            lines += [f"{'if' if not lines else 'elif'} {test}:", "    " + call]
-    return lines
+            out = (ir.If(test.expr(m), (ir.Expr(call),), out),)
+    return list(out)
 
 
-def _either(a: str, b: str, m: str) -> str:
-    """``m is self.conv5`` and ``m is self.conv4`` -> ``m in (self.conv4, self.conv5)``."""
-    def members(test: str) -> list[str] | None:
-        if test.startswith(f"{m} is "):
-            return [test[len(m) + 4:]]
-        if test.startswith(f"{m} in (") and test.endswith(")") and " and " not in test:
-            return [x.strip() for x in test[len(m) + 5:-1].split(",") if x.strip()]
-        return None
-
-    left, right = members(a), members(b)
-    if left is not None and right is not None:
-        return f"{m} in ({', '.join(sorted(set(left + right)))})"
-    return f"{a} or {b}"
-
-
-def _call(rule: _Rule, param: str, ctx, m: str) -> str:
+def _call(rule: _Rule, param: str, ctx, m: ir.Node) -> ir.Node:
     expr = rule.stmt.rule
-    target = f"{m}.{param}"
+    target = ir.Attr(m, param)
     if isinstance(expr, n.Var) and expr.name in INITIALISERS:
         expr = n.Call(expr, [], [], expr.span)
     if isinstance(expr, n.Call) and isinstance(expr.func, n.Var) and expr.func.name in INITIALISERS:
         init = INITIALISERS[expr.func.name]
-        args = [_arg(a, ctx, m) for a in expr.args] + [f"{k}={_arg(v, ctx, m)}" for k, v in expr.kwargs]
-        return f"{init.function}({', '.join([target] + args)})"
-    value = _arg(expr, ctx, m)
-    if value in ("0", "0.0"):
-        return f"nn.init.zeros_({target})"
-    if value in ("1", "1.0"):
-        return f"nn.init.ones_({target})"
-    return f"nn.init.constant_({target}, {value})"
+        args = tuple(_arg(a, ctx, m, rule) for a in expr.args)
+        return ir.Call(ir.attr(init.function), (target, *args), tuple((k, _arg(v, ctx, m, rule)) for k, v in expr.kwargs))
+    value = _arg(expr, ctx, m, rule)
+    if isinstance(value, ir.Const) and value.value in (0, 1) and not isinstance(value.value, bool):
+        return ir.call(ir.attr("nn.init.zeros_" if value.value == 0 else "nn.init.ones_"), target)
+    return ir.call(ir.attr("nn.init.constant_"), target, value)
 
 
-def _arg(e: n.Expr, ctx, m: str) -> str:
-    folded = ctx.fold(e)
-    return to_python(folded, lambda name: SIZES[name].format(m=m) if name in SIZES else name)
+def _arg(e: n.Expr, ctx, m: ir.Node, rule: _Rule) -> ir.Node:
+    if rule.owner is not None:  # a block's rule, applied by the network's pass: its instances' values are not there
+        block = ctx.blocks[rule.owner]
+        e = through_lets(e, block.body)
+        read = sorted(free_names(e) & {p.name for p in block.params})
+        if read:
+            raise SpecError(f"this init rule's arguments read {rule.owner}'s parameter '{read[0]}': the network "
+                            "initialises every layer in one pass, where a block's parameters are not known",
+                            e.span if e.span.file != "<generated>" else rule.stmt.span,
+                            hint="give the argument as a number or a layer size (fan_in, out_channels, ...), or "
+                                 "condition the rule on the parameter instead ('init ... = RULE if PARAM > ...')")
+    sizes = _sizes(m)
+    return lower(ctx.fold(e), lambda name: sizes[name] if name in sizes else ir.attr(name))
 
 
-def _network_cond(rule: _Rule, ctx, skip: str | None = None) -> str | None:
-    """A network rule's conditions, printed over the network's parameters (None when they always hold); ``skip``
-    is one already tested around the whole pass."""
+def _network_cond(rule: _Rule, ctx, skip: ir.Node | None = None) -> ir.Node | None:
+    """A network rule's conditions over the network's parameters (None when they always hold); ``skip`` is one
+    already tested around the whole pass."""
     if rule.owner is not None or not rule.conds:
         return None
-    texts = [to_python(ctx.fold(c)) for c in rule.conds]
-    texts = [t for t in texts if t != "True" and t != skip]
-    return " and ".join(f"({t})" if " or " in t else t for t in texts) or None
+    test = None
+    for c in rule.conds:
+        folded = ctx.fold(c)
+        if isinstance(folded, n.Const) and folded.value is True:
+            continue
+        part = lower(folded)
+        if part == skip:
+            continue
+        test = part if test is None else ir.BinOp("and", test, part)
+    return test
 
 
-def _block_cond(rule: _Rule, b: str, block: n.BlockDef) -> str:
-    """The conditions of a rule written in a block, over its instance ``b``'s stored parameters and through the
-    block's lets (other names, the builtins and the file's constants, are the module's)."""
-    if rule.owner is None or not rule.conds:
-        return ""
-    params = {p.name: n.Var(f"{b}.{p.name}", p.span) for p in block.params}
-    return "".join(f" and {to_python(through_lets(c, block.body, params))}" for c in rule.conds)
+def _block_test(rule: _Rule, b: ir.Node, block: n.BlockDef) -> ir.Node:
+    """Whether ``b`` is an instance of the rule's block for which the rule's conditions hold: over the instance's
+    stored parameters and through the block's lets (other names, the builtins and the file's constants, are
+    the module's)."""
+    test: ir.Node = ir.call("isinstance", b, ir.attr(rule.block))
+    if rule.owner is not None:
+        params = {p.name: symbol(f"{b.id}.{p.name}") for p in block.params}
+        for c in rule.conds:
+            test = ir.BinOp("and", test, lower(through_lets(c, block.body, params)))
+    return test
 
 
-def _common_condition(rules: list[_Rule], ctx) -> str | None:
+def _common_condition(rules: list[_Rule], ctx) -> ir.Node | None:
     """A condition every rule of the network (and only the network) holds under: VGG's init_weights."""
     if any(r.owner is not None or not r.conds for r in rules):
         return None
-    firsts = {to_python(ctx.fold(r.conds[0])) for r in rules}
-    return firsts.pop() if len(firsts) == 1 else None
+    firsts = [lower(ctx.fold(r.conds[0])) for r in rules]
+    return firsts[0] if all(f == firsts[0] for f in firsts) else None
 
 
-def _access(path: tuple[str, ...]) -> str:
-    """``.conv``, ``[1]``, ``.get_submodule("block1-0")``: a module path as Python."""
-    out = ""
+def _access(owner: ir.Node, path: tuple[str, ...]) -> ir.Node:
+    """``owner.conv``, ``[1]``, ``.get_submodule("block1-0")``: a module path below ``owner``."""
+    out = owner
     for part in path:
         if part.isdigit():
-            out += f"[{part}]"
+            out = ir.Index(out, ir.Const(int(part)))
         elif part.isidentifier():
-            out += f".{part}"
+            out = ir.Attr(out, part)
         else:
-            out += f".get_submodule({to_python(n.Str(part, n.Span('<generated>', 1, 1, 1, 1)))})"
+            out = ir.call(ir.Attr(out, "get_submodule"), ir.Const(part))
     return out
