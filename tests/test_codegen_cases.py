@@ -240,3 +240,8 @@ def test_a_block_rule_reading_the_blocks_parameter_in_its_arguments_is_a_located
 def test_a_block_named_like_an_op_is_a_located_error(tmp_path):
     located_error(tmp_path, "block identity(c) { c1 = conv(c, 1) }\n" + net("b = identity(4)"),
                   "block name 'identity' is the name of an op")
+
+
+def test_a_rule_reading_a_parameter_named_like_a_layer_size_is_a_located_error(tmp_path):
+    located_error(tmp_path, net("fc = linear(5, bias = false)\ninit linear.weight = normal(0, out_channels / 10)",
+                                "out_channels = 2", size="8"), "'out_channels' is both a name defined here")

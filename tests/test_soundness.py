@@ -81,8 +81,8 @@ def check_runs(text: str, directory: Path) -> bool:
             theirs = tuple(t for t in theirs if t is not None)  # a side output switched off by its condition
             assert len(theirs) == len(ours), (train, len(theirs), len(ours))
             for a, b in zip(theirs, ours):
-                scale = max(a.abs().max(), b.abs().max())  # (outputs of zeros: float noise of 1e-15 is agreement)
-                assert a.shape == b.shape and (a - b).abs().max() <= 1e-6 * scale + 1e-12, (train, a, b)
+                scale = max(a.abs().max(), b.abs().max())  # (outputs that cancel to ~0: float noise is agreement)
+                assert a.shape == b.shape and (a - b).abs().max() <= 1e-6 * scale + 1e-9, (train, a, b)
         model.train()
         outs = model(x)
         outs = outs if isinstance(outs, tuple) else (outs,)

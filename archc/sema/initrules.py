@@ -289,6 +289,10 @@ def evaluate_rule(rule: Rule, node: OpNode, budget) -> Resolved:
 
 def _check_sizes_read(rule: Rule, op: str, sizes: dict) -> None:
     """A rule's arguments read a layer size only where the layer has it (no ``fan_in`` of a batchnorm)."""
+    both = sorted(free_names(rule.rule) & set(LAYER_NAMES) & set(rule.env))
+    if both:  # the generated pass would read the layer's, the checker the parameter's: neither guess is safe
+        raise SpecError(f"'{both[0]}' is both a name defined here and a layer size that a rule may read",
+                        _name_span(rule.rule, both[0]), hint=f"rename the parameter or let '{both[0]}'")
     missing = sorted(free_names(rule.rule) & set(LAYER_NAMES) - set(sizes) - set(rule.env))
     if missing:
         raise SpecError(f"'{missing[0]}' is not a size of a {op} layer", _name_span(rule.rule, missing[0]),

@@ -1,0 +1,361 @@
+"""``archc fmt``: .arch source in one canonical style, comments and table alignment kept.
+
+The formatter works on tokens and lines, not on the AST, so that comments and the user's layout
+survive: it keeps every line break it may not move (a newline ends a statement), reindents (four
+spaces a body; a continuation line under the bracket it continues, or four spaces in when the
+bracket ends its line), normalises the spaces between tokens, keeps the extra spaces that align a
+token with one on the line above or below (a table's columns), gives a trailing comment two spaces,
+wraps a line longer than ``LINE_LIMIT`` after a comma of its outermost call, and leaves at most one
+blank line in a row (none at a body's edges). ``format_source`` checks every result: it must parse
+to the same AST with the same comments, or nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from ..errors import SpecError
+from . import nodes as n
+
+LINE_LIMIT = 120
+INDENT = 4
+
+_TOKEN = re.compile(r"""
+    (?P<ws>[ \t\f\r]+) | (?P<nl>\n) | (?P<comment>\#[^\n]*) | (?P<string>"[^"\n\\]*")
+  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?) | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>\*\*|//|==|!=|<=|>=|[-+*/%<>=,;()\[\]{}.:])
+""", re.X)
+
+# keywords that take an expression after them: a '(' or '[' there opens one, not a call or an index
+_SPACED_KEYWORDS = {"if", "else", "and", "or", "not", "return", "for", "in", "from", "use", "let"}
+# reserved words with token types of their own: a '{' right after one opens a body, not an interpolation
+_RESERVED = {"and", "concat", "def", "dense", "else", "false", "for", "from", "if", "in", "input", "let", "network",
+             "none", "not", "or", "out", "residual", "return", "seq", "shortcut", "side", "true", "use", "variant"}
+_OPERATORS = {"+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "="}
+_NO_SPACE_BEFORE = {",", ";", ")", "]", ".", ":"}
+_NO_SPACE_AFTER = {"(", "[", ".", ":"}
+_UNARY_AFTER = _OPERATORS | {"(", "[", ",", ";", ":", "{"} | (_SPACED_KEYWORDS - {"for", "use", "let", "from"})
+
+
+class UnsafeFormat(Exception):
+    """Formatting would change the program (a bug in the formatter): the file is left as it is."""
+
+
+@dataclass
+class _Tok:
+    kind: str  # name, number, string, op
+    text: str
+    gap: str  # the whitespace before it on its line
+    col: int  # its column in the source, from 0
+    role: str = ""  # body / interp for braces, unary for a sign
+
+    @property
+    def end(self) -> int:
+        return self.col + len(self.text)
+
+
+@dataclass
+class _Line:
+    toks: list[_Tok] = field(default_factory=list)
+    comment: str | None = None
+    comment_gap: str = ""
+
+
+@dataclass
+class _Open:
+    tok: _Tok
+    col: int  # its column in the output
+    line_indent: int  # the output indentation of its line
+    hanging: bool = False  # the last token of its line: what it holds starts on the next line
+
+
+def format_text(text: str) -> str:
+    """``text`` in the canonical style (not checked: see ``format_source``)."""
+    for _ in range(5):  # each pass keeps or drops alignment decided on its input's columns: run to a fixed point
+        formatted = _format_once(text)
+        if formatted == text:
+            break
+        text = formatted
+    return text
+
+
+def format_source(text: str, file: str = "<string>") -> str:
+    """``text`` formatted, after checking that the result parses to the same AST with the same comments.
+
+    A spec that does not parse raises its ``SpecError``; a result that differs raises ``UnsafeFormat``."""
+    from .parser import parse
+
+    before = parse(text, file)
+    formatted = format_text(text)
+    try:
+        after = parse(formatted, file)
+    except SpecError as exc:
+        raise UnsafeFormat(f"the formatted text does not parse: {exc.message}") from None
+    finally:
+        parse(text, file)  # the parser remembers each file's source for messages: the original's, again
+    if not same_ast(before, after):
+        raise UnsafeFormat("the formatted text parses to a different program")
+    if comments(text) != comments(formatted):
+        raise UnsafeFormat("the formatted text has different comments")
+    return formatted
+
+
+def same_ast(a, b) -> bool:
+    """Whether two ASTs (or values in them) are equal, leaving out where things stand in the source."""
+    if isinstance(a, n.Span) and isinstance(b, n.Span):
+        return True
+    if type(a) is not type(b):
+        return False
+    if dataclasses.is_dataclass(a):
+        return all(same_ast(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+                   if f.name not in ("span", "file", "source") and not f.name.endswith("_span"))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_ast(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def comments(text: str) -> list[str]:
+    """The text of every comment, in order."""
+    return [line.comment.rstrip() for line in _lines(text) if line.comment is not None]
+
+
+# ------------------------------------------------------------------ one pass
+
+
+def _lines(text: str) -> list[_Line]:
+    text = text.removeprefix("\ufeff")
+    lines = [_Line()]
+    pos = 0
+    gap = ""
+    col = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise UnsafeFormat(f"cannot read {text[pos]!r}")  # the parser refuses it first
+        kind, value = m.lastgroup, m.group()
+        if kind == "ws":
+            gap += value
+        elif kind == "nl":
+            lines.append(_Line())
+            gap, col = "", -1
+        elif kind == "comment":
+            lines[-1].comment, lines[-1].comment_gap = value, gap
+            gap = ""
+        else:
+            lines[-1].toks.append(_Tok(kind, value, gap, col))
+            gap = ""
+        col += len(value)
+        pos = m.end()
+    return lines
+
+
+def _format_once(text: str) -> str:
+    lines = _lines(text)
+    _mark_roles(lines)
+    out: list[tuple[str, str]] = []  # (line, "open"/"close"/"" for a body brace ending/starting it)
+    stack: list[_Open] = []  # open brackets, interpolations and bodies
+    for i, line in enumerate(lines):
+        if not line.toks and line.comment is None:
+            out.append(("", ""))
+            continue
+        indent = _indent(stack, line.toks[0] if line.toks else None)
+        if not line.toks:
+            out.append((" " * indent + line.comment.rstrip(), ""))
+            continue
+        neighbours = [lines[j] for j in (_code_line(lines, i, -1), _code_line(lines, i, 1)) if j is not None]
+        pieces = _spaced(line, neighbours)
+        for text_line in _layout(pieces, indent, stack, line):
+            out.append(text_line)
+    return _blank_lines(out)
+
+
+def _mark_roles(lines: list[_Line]) -> None:
+    """Which '{' and '}' open or close a body or a name interpolation, and which signs are unary."""
+    stack: list[str] = []
+    prev: _Tok | None = None
+    for line in lines:
+        if prev is not None and not any(s in "([" or s == "interp" for s in stack):
+            prev = None  # the line end ended a statement
+        for tok in line.toks:
+            if tok.text == "{":
+                interp = (prev is not None and tok.gap == "" and prev in line.toks
+                          and ((prev.kind == "name" and prev.text not in _RESERVED) or prev.text == "}"))
+                tok.role = "interp" if interp else "body"
+                stack.append(tok.role)
+            elif tok.text == "}":
+                if stack and stack[-1] == "interp":
+                    tok.role = "interp"
+                    stack.pop()
+                else:
+                    tok.role = "body"
+                    while stack and stack.pop() != "body":
+                        pass
+            elif tok.text in "([":
+                stack.append(tok.text)
+            elif tok.text in ")]" and stack and stack[-1] in "([":
+                stack.pop()
+            elif tok.text in "+-" and (prev is None or (prev.text in _UNARY_AFTER and prev.kind != "string")
+                                       or (prev.text == "}" and prev.role == "body")):
+                tok.role = "unary"
+            prev = tok
+
+
+def _code_line(lines: list[_Line], i: int, step: int) -> int | None:
+    """The nearest line above or below with code on it, past comment lines but not past a blank one."""
+    j = i + step
+    while 0 <= j < len(lines):
+        if lines[j].toks:
+            return j
+        if lines[j].comment is None:
+            return None
+        j += step
+    return None
+
+
+def _indent(stack: list[_Open], first: _Tok | None) -> int:
+    """A line's indentation: its body's depth, or under the bracket it continues."""
+    top = stack[-1] if stack else None
+    if top is None or top.tok.role == "body":
+        depth = sum(1 for o in stack if o.tok.role == "body")
+        if first is not None and first.text == "}" and first.role == "body":
+            depth -= 1
+        return INDENT * max(depth, 0)
+    if first is not None and first.text in ")]":
+        return top.line_indent
+    return top.line_indent + INDENT if top.hanging else top.col + 1
+
+
+def _canonical(prev: _Tok, tok: _Tok, statement: str) -> str:
+    """The space between two tokens on one line in the canonical style: '' or ' '."""
+    if tok.role == "interp" and tok.text == "{":
+        return ""
+    if (prev.role == "interp" and prev.text == "{") or (tok.role == "interp" and tok.text == "}"):
+        return ""
+    if prev.role == "interp" and prev.text == "}":
+        return "" if tok.gap == "" else " "
+    if tok.text in _NO_SPACE_BEFORE and tok.kind == "op":
+        return ""
+    if (prev.text in _NO_SPACE_AFTER and prev.kind == "op") or prev.role == "unary":
+        return ""
+    if tok.text in "([" and tok.kind == "op":
+        if prev.kind == "name":
+            if prev.text in _SPACED_KEYWORDS:
+                return " "
+            return (" " if tok.gap else "") if statement == "input" else ""
+        return "" if prev.kind == "string" or prev.text in ")]" else " "
+    if prev.text == "{" and tok.text == "}":
+        return ""
+    return " "
+
+
+def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]]:
+    """The line's tokens with the space before each: canonical, or the source's wider one where it aligns
+    the token with one on a neighbouring line. The flag says which spaces were kept."""
+    edges = {c for other in neighbours for t in other.toks for c in (t.col, t.end)}
+    pieces = []
+    statement = line.toks[0].text
+    prev = None
+    for tok in line.toks:
+        if prev is None:
+            pieces.append(("", tok, False))
+        else:
+            gap = _canonical(prev, tok, statement)
+            kept = len(tok.gap) > len(gap) and (tok.col in edges or tok.end in edges)
+            pieces.append((" " * len(tok.gap) if kept else gap, tok, kept))
+        if tok.text == ";":
+            statement = ""
+        elif statement == "" and tok.text != ";":
+            statement = tok.text
+        prev = tok
+    return pieces
+
+
+def _layout(pieces, indent: int, stack: list[_Open], line: _Line) -> list[tuple[str, str]]:
+    """The output lines for one source line: wrapped after commas if it is too long and can be."""
+    wrap = line.comment is None and not any(kept for _, _, kept in pieces)
+    out = []
+    start = 0
+    while True:
+        text, cols, commas = _place(pieces, start, indent, stack)
+        break_at = _break(pieces, start, cols, commas, stack) if wrap and len(text) > LINE_LIMIT else None
+        if break_at is None:
+            _advance(pieces[start:], cols, indent, stack)
+            if line.comment is not None:
+                text += (line.comment_gap if len(line.comment_gap) >= 2 else "  ") + line.comment.rstrip()
+            first, last = pieces[start][1], pieces[-1][1]
+            out.append((text, ("close" if first.text == "}" and first.role == "body" else "")
+                        + ("open" if last.text == "{" and last.role == "body" else "")))
+            return out
+        index, next_indent = break_at
+        _advance(pieces[start:index + 1], cols, indent, stack)
+        out.append((text[:cols[index - start] + 1], ""))
+        start, indent = index + 1, next_indent
+
+
+def _place(pieces, start: int, indent: int, stack: list[_Open]):
+    """The text from piece ``start`` on at ``indent``, each token's column, and the commas that could end it
+    (index, the indentation of what follows, bracket depth)."""
+    parts, cols, commas = [" " * indent], [], []
+    col = indent
+    depth = len(stack)
+    opens: list[tuple[str, int, bool]] = [(o.tok.text, _indent(stack[:k + 1], None), False)
+                                          for k, o in enumerate(stack)]  # (bracket, continuation indent)
+    for k, (gap, tok, _) in enumerate(pieces[start:], start):
+        if k > start:
+            parts.append(gap)
+            col += len(gap)
+        cols.append(col)
+        parts.append(tok.text)
+        col += len(tok.text)
+        if tok.text in "([{" and tok.kind == "op":
+            hanging = k == len(pieces) - 1
+            opens.append((tok.text, indent + INDENT if hanging else cols[-1] + 1, tok.role == "body"))
+        elif tok.text in ")]}" and tok.kind == "op" and opens:
+            opens.pop()
+        elif tok.text == "," and opens and opens[-1][0] in "([" and k < len(pieces) - 1:
+            commas.append((k, opens[-1][1], len(opens)))
+    return "".join(parts), cols, commas
+
+
+def _break(pieces, start: int, cols: list[int], commas, stack) -> tuple[int, int] | None:
+    """Where to wrap: the last comma that fits, of the outermost bracket that has one; None if none does."""
+    fits = [(depth, -k, next_indent) for k, next_indent, depth in commas
+            if cols[k - start] + 1 <= LINE_LIMIT and next_indent < cols[k + 1 - start]]
+    if not fits:
+        return None
+    depth, k, next_indent = min(fits)
+    return -k, next_indent
+
+
+def _advance(pieces, cols: list[int], indent: int, stack: list[_Open]) -> None:
+    """Update the stack of open brackets and bodies over one output line's tokens."""
+    for j, (_, tok, _) in enumerate(pieces):
+        if tok.text in "([{" and tok.kind == "op":
+            stack.append(_Open(tok, cols[j], indent, hanging=j == len(pieces) - 1))
+        elif tok.text in ")]" and tok.kind == "op":
+            if stack and stack[-1].tok.text in "([":
+                stack.pop()
+        elif tok.text == "}":
+            if stack and stack[-1].tok.role == "interp":
+                stack.pop()
+            else:
+                while stack and stack.pop().tok.role != "body":
+                    pass
+
+
+def _blank_lines(out: list[tuple[str, str]]) -> str:
+    """At most one blank line in a row, none at the start or end of the file or just inside a body."""
+    kept: list[tuple[str, str]] = []
+    for text, mark in out:
+        if not text:
+            if kept and kept[-1][0] and "open" not in kept[-1][1]:
+                kept.append((text, mark))
+            continue
+        if kept and not kept[-1][0] and mark.startswith("close"):
+            kept.pop()
+        kept.append((text, mark))
+    while kept and not kept[-1][0]:
+        kept.pop()
+    return "".join(text + "\n" for text, _ in kept)
