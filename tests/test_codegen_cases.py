@@ -245,3 +245,18 @@ def test_a_block_named_like_an_op_is_a_located_error(tmp_path):
 def test_a_rule_reading_a_parameter_named_like_a_layer_size_is_a_located_error(tmp_path):
     located_error(tmp_path, net("fc = linear(5, bias = false)\ninit linear.weight = normal(0, out_channels / 10)",
                                 "out_channels = 2", size="8"), "'out_channels' is both a name defined here")
+
+
+def test_a_shortcut_written_first_under_a_false_constant_condition(tmp_path):
+    body = ('residual shortcut if 2 // 1 > 1 * 2 {\n    "shortcut" = seq { conv(3, 1); batchnorm }\n} {\n'
+            '    c1 = conv(3, 3, padding = 1)\n    relu\n}')
+    spec, model = build(tmp_path, net(body))
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(model(x), F.relu(model.c1(x)) + x, rtol=0, atol=1e-6)
+
+
+def test_a_function_called_by_a_block_init_condition_is_emitted(tmp_path):
+    blocks = ("def keep(v, d = 2) {\n    return v * d // d\n}\n"
+              "block B(c) {\n    c1 = conv(c, 1)\n    init conv.weight = 0.5 if keep(c) > 3\n}\n")
+    spec, model = build(tmp_path, net("b = B(4)\nd = B(2)", blocks=blocks))
+    assert torch.all(model.b.c1.weight == 0.5) and not torch.all(model.d.c1.weight == 0.5)

@@ -16,7 +16,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from ..errors import SpecError
+from ..errors import SpecError, remember_source
 from . import nodes as n
 
 LINE_LIMIT = 120
@@ -94,7 +94,7 @@ def format_source(text: str, file: str = "<string>") -> str:
     except SpecError as exc:
         raise UnsafeFormat(f"the formatted text does not parse: {exc.message}") from None
     finally:
-        parse(text, file)  # the parser remembers each file's source for messages: the original's, again
+        remember_source(file, text)  # messages about the file quote the original
     if not same_ast(before, after):
         raise UnsafeFormat("the formatted text parses to a different program")
     if comments(text) != comments(formatted):
@@ -164,7 +164,8 @@ def _format_once(text: str) -> str:
         if not line.toks:
             out.append((" " * indent + line.comment.rstrip(), ""))
             continue
-        neighbours = [lines[j] for j in (_code_line(lines, i, -1), _code_line(lines, i, 1)) if j is not None]
+        neighbours = [lines[j] for j in _paragraph(lines, i)
+                      if j != i and lines[j].toks and lines[j].toks[0].col == line.toks[0].col]
         pieces = _spaced(line, neighbours)
         for text_line in _layout(pieces, indent, stack, line):
             out.append(text_line)
@@ -176,11 +177,11 @@ def _mark_roles(lines: list[_Line]) -> None:
     stack: list[str] = []
     prev: _Tok | None = None
     for line in lines:
-        if prev is not None and not any(s in "([" or s == "interp" for s in stack):
+        if prev is not None and not any(s in ("(", "[", "interp") for s in stack):
             prev = None  # the line end ended a statement
-        for tok in line.toks:
+        for idx, tok in enumerate(line.toks):
             if tok.text == "{":
-                interp = (prev is not None and tok.gap == "" and prev in line.toks
+                interp = (prev is not None and tok.gap == "" and idx > 0
                           and ((prev.kind == "name" and prev.text not in _RESERVED) or prev.text == "}"))
                 tok.role = "interp" if interp else "body"
                 stack.append(tok.role)
@@ -202,16 +203,14 @@ def _mark_roles(lines: list[_Line]) -> None:
             prev = tok
 
 
-def _code_line(lines: list[_Line], i: int, step: int) -> int | None:
-    """The nearest line above or below with code on it, past comment lines but not past a blank one."""
-    j = i + step
-    while 0 <= j < len(lines):
-        if lines[j].toks:
-            return j
-        if lines[j].comment is None:
-            return None
-        j += step
-    return None
+def _paragraph(lines: list[_Line], i: int) -> range:
+    """The lines around line ``i`` up to a blank line each way: where a table's rows may stand."""
+    start, end = i, i + 1
+    while start > 0 and (lines[start - 1].toks or lines[start - 1].comment is not None):
+        start -= 1
+    while end < len(lines) and (lines[end].toks or lines[end].comment is not None):
+        end += 1
+    return range(start, end)
 
 
 def _indent(stack: list[_Open], first: _Tok | None) -> int:
@@ -233,7 +232,7 @@ def _canonical(prev: _Tok, tok: _Tok, statement: str) -> str:
         return ""
     if (prev.role == "interp" and prev.text == "{") or (tok.role == "interp" and tok.text == "}"):
         return ""
-    if prev.role == "interp" and prev.text == "}":
+    if prev.role == "interp" and prev.text == "}" and tok.kind in ("name", "number"):
         return "" if tok.gap == "" else " "
     if tok.text in _NO_SPACE_BEFORE and tok.kind == "op":
         return ""
@@ -252,8 +251,10 @@ def _canonical(prev: _Tok, tok: _Tok, statement: str) -> str:
 
 def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]]:
     """The line's tokens with the space before each: canonical, or the source's wider one where it aligns
-    the token with one on a neighbouring line. The flag says which spaces were kept."""
-    edges = {c for other in neighbours for t in other.toks for c in (t.col, t.end)}
+    the token with a like one (the same operator, a number with a number) on a line of its paragraph that starts
+    in the same column: a table's column. The flag says which spaces were kept."""
+    starts = {(_key(t), t.col) for other in neighbours for t in other.toks}
+    ends = {(_key(t), t.end) for other in neighbours for t in other.toks}
     pieces = []
     statement = line.toks[0].text
     prev = None
@@ -262,7 +263,7 @@ def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]
             pieces.append(("", tok, False))
         else:
             gap = _canonical(prev, tok, statement)
-            kept = len(tok.gap) > len(gap) and (tok.col in edges or tok.end in edges)
+            kept = len(tok.gap) > len(gap) and ((_key(tok), tok.col) in starts or (_key(tok), tok.end) in ends)
             pieces.append((" " * len(tok.gap) if kept else gap, tok, kept))
         if tok.text == ";":
             statement = ""
@@ -270,6 +271,11 @@ def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]
             statement = tok.text
         prev = tok
     return pieces
+
+
+def _key(tok: _Tok) -> str:
+    """What a token must match to stand in a column with another: the same operator, or a token of its kind."""
+    return tok.text if tok.kind == "op" else tok.kind
 
 
 def _layout(pieces, indent: int, stack: list[_Open], line: _Line) -> list[tuple[str, str]]:

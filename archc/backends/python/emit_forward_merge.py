@@ -117,7 +117,9 @@ class MergeForward:
             taps[sc.source] = None
         ident = self.fwd_ns.create("identity")
         out = self.fwd_ns.create("out")
-        if when is not False and (sc is None or sc.cond is not None):
+        # a shortcut whose condition the constants decide is there always, or never (__init__ made nothing)
+        sc_when = None if sc is None or sc.cond is None else self.ctx.static_truth(sc.cond)
+        if when is not False and (sc is None or (sc.cond is not None and sc_when is not True)):
             w.line(f"{ident} = {var}")  # the identity shortcut reads the block's input
         body_w = Writer(w.depth)
         body_fresh = self._residual_body(stmt.body, var, body_w, out, taps, sc)
@@ -130,13 +132,14 @@ class MergeForward:
             mode = self.fwd_expr(opts["mode"], var) if "mode" in opts else '"row"'
             if p not in ("0", "0.0"):
                 self._comment_line(add, f"{out} = _stochastic_depth({out}, {p}, {mode}, self.training)", stmt)
-        if sc is not None:
+        if sc is not None and sc_when is not False:
             start = var
             if sc.source is not None:
                 start = taps.get(sc.source) or var
-            sub = add.nested() if sc.cond is not None else Writer(add.depth)
+            conditional = sc.cond is not None and sc_when is None
+            sub = add.nested() if conditional else Writer(add.depth)
             self._fwd_into(sc.body, start, False, sub, ident, None)
-            if sc.cond is not None and sub.lines:
+            if conditional and sub.lines:
                 add.line(f"if {self._shortcut_test(sc)}:")
             add.lines += sub.lines
         if "scale" not in opts and self._adds_in_place(stmt):

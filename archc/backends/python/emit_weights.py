@@ -71,7 +71,7 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
         key = (rule.block, rule.path, rule.kind)
         if key not in sets:
             name = ir.Name(ns.create("_".join([rule.block.lower(), *(rule.path or [rule.kind or "layers"])])))
-            test = _block_test(rule, b, ctx.blocks[rule.block])
+            test = _block_test(rule, b, ctx)
             modules = ir.call(ir.attr("self.modules"))
             if rule.kind is not None:
                 value: ir.Node = ir.Comp("set", m, ((b, modules, (test,)), (m, ir.call(ir.Attr(b, "modules")), ())))
@@ -262,15 +262,18 @@ def _network_cond(rule: _Rule, ctx, skip: ir.Node | None = None) -> ir.Node | No
     return test
 
 
-def _block_test(rule: _Rule, b: ir.Node, block: n.BlockDef) -> ir.Node:
+def _block_test(rule: _Rule, b: ir.Node, ctx) -> ir.Node:
     """Whether ``b`` is an instance of the rule's block for which the rule's conditions hold: over the instance's
     stored parameters and through the block's lets (other names, the builtins and the file's constants, are
     the module's)."""
     test: ir.Node = ir.call("isinstance", b, ir.attr(rule.block))
     if rule.owner is not None:
+        block = ctx.blocks[rule.block]
         params = {p.name: symbol(f"{b.id}.{p.name}") for p in block.params}
         for c in rule.conds:
-            test = ir.BinOp("and", test, lower(through_lets(c, block.body, params)))
+            cond = through_lets(c, block.body, params)
+            ctx.referenced |= free_names(cond)  # the module's functions and constants it calls on
+            test = ir.BinOp("and", test, lower(cond))
     return test
 
 
