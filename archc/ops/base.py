@@ -85,6 +85,7 @@ class OpKind:
     value: bool = False  # may be passed as a value (``activation = relu6``) and called without arguments
     make: Callable[[dict, TensorType], object] | None = None  # interpreter: its module or learned tensor
     run: Callable[..., object] | None = None  # interpreter: (module, args, input type, inputs, training) -> output
+    label: Callable[[dict], str] | None = None  # diagrams: the op and its key arguments (``conv 7x7/2, 64``)
     doc: str = ""
 
     @property
@@ -116,3 +117,24 @@ def _register(kind: OpKind) -> None:
 
 class NoArgs(Args):
     pass
+
+
+# ------------------------------------------------------------ diagram labels
+
+
+def size_text(v) -> str:
+    """``3x3`` for 3 or (3, 3), ``1x7`` for (1, 7)."""
+    if isinstance(v, (tuple, list)):
+        return "x".join(map(str, v)) if len(set(v)) > 1 else f"{v[0]}x{v[0]}"
+    return f"{v}x{v}"
+
+
+def one(v):
+    """A pair of equal values as one."""
+    if isinstance(v, (tuple, list)) and len(set(v)) == 1:
+        return v[0]
+    return v
+
+
+def stride_text(v) -> str:
+    return size_text(v) if isinstance(v, (tuple, list)) else str(v)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..sema.layout import TensorType
-from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, ShapeError, _register, pair
+from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, ShapeError, _register, one, pair, size_text, stride_text
 
 
 def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, dim: str) -> int:
@@ -73,9 +73,31 @@ def _conv_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return F.conv2d(xs[0], m.weight, m.bias, pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]), a["groups"])
 
 
+def _conv_label(a: dict) -> str:
+    stride = one(a.get("stride", 1))
+    text = f"conv {size_text(a['kernel_size'])}"
+    if stride != 1:
+        text += f"/{stride_text(stride)}"
+    text += f", {a['out_channels']}"
+    if one(a.get("dilation", 1)) != 1:
+        text += f", dilation {one(a['dilation'])}"
+    if a.get("groups", 1) != 1:
+        text += f", groups {a['groups']}"
+    return text
+
+
+def _pool_label(kind: str):
+    def label(a: dict) -> str:
+        stride = one(a.get("stride") or a["kernel_size"])
+        return f"{kind} {size_text(a['kernel_size'])}" + ("" if stride == 1 else f"/{stride_text(stride)}")
+
+    return label
+
+
 _register(OpKind(
     "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg=True, channels_from="out_channels",
-    params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution"))
+    params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution",
+    label=_conv_label))
 
 
 # -------------------------------------------------------------------- pooling
@@ -136,16 +158,20 @@ def _adaptive_run(reduce: str):
 
 _register(OpKind(
     "maxpool", PoolArgs, _pool_shape, module="nn.MaxPool2d", functional="F.max_pool2d",
-    run=_maxpool_run, doc="max pooling; stride defaults to the kernel size"))
+    run=_maxpool_run, doc="max pooling; stride defaults to the kernel size",
+    label=_pool_label("maxpool")))
 _register(OpKind(
     "avgpool", AvgPoolArgs, _pool_shape, module="nn.AvgPool2d", functional="F.avg_pool2d",
-    run=_avgpool_run, doc="average pooling; stride defaults to the kernel size"))
+    run=_avgpool_run, doc="average pooling; stride defaults to the kernel size",
+    label=_pool_label("avgpool")))
 _register(OpKind(
     "adaptive_avgpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveAvgPool2d",
-    functional="F.adaptive_avg_pool2d", run=_adaptive_run("avg"), doc="average pooling to a fixed output size"))
+    functional="F.adaptive_avg_pool2d", run=_adaptive_run("avg"), doc="average pooling to a fixed output size",
+    label=lambda a: f"adaptive_avgpool {size_text(a['output_size'])}"))
 _register(OpKind(
     "adaptive_maxpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveMaxPool2d",
-    functional="F.adaptive_max_pool2d", run=_adaptive_run("max"), doc="max pooling to a fixed output size"))
+    functional="F.adaptive_max_pool2d", run=_adaptive_run("max"), doc="max pooling to a fixed output size",
+    label=lambda a: f"adaptive_maxpool {size_text(a['output_size'])}"))
 
 
 _register(OpKind(

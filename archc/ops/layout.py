@@ -134,12 +134,14 @@ def _permute_shape(a: PermuteArgs, t: TensorType) -> TensorType:
 
 _register(OpKind(
     "subsample", SubsampleArgs, _subsample_shape, template="{x}[:, :, ::{stride}, ::{stride}]", run=_subsample_run,
-    doc="keeps every stride-th row and column (the option-A shortcut of CIFAR ResNets)"))
+    doc="keeps every stride-th row and column (the option-A shortcut of CIFAR ResNets)",
+    label=lambda a: f"subsample /{a['stride']}"))
 _register(OpKind(
     "pad_channels", PadChannelsArgs, lambda a, t: TensorType((t.shape[0] + a.before + a.after, *t.shape[1:])),
     template="F.pad({x}, (0, 0, 0, 0, {before}, {after}))", run=_pad_channels_run,
     channels_rule=lambda cur, args: _plus(cur, args, ("before", "after")),
-    doc="adds zero channels before and after the input's (the option-A shortcut of CIFAR ResNets)"))
+    doc="adds zero channels before and after the input's (the option-A shortcut of CIFAR ResNets)",
+    label=lambda a: f"pad_channels {a['before']}+{a['after']}"))
 _register(OpKind(
     "chunk", ChunkArgs, _chunk_shape, template="{x}.chunk({chunks}, 1)[{index}]", channels_rule=_chunk_rule, run=_chunk_run,
     doc="chunk `index` of the channels split into `chunks` equal parts (ShuffleNetV2's channel split)"))

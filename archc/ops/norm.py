@@ -97,7 +97,8 @@ _register(OpKind(
     doc="layer normalisation over the feature dimension: the last one, or the channels of a C x H x W map"))
 _register(OpKind(
     "lrn", LRNArgs, _same, module="nn.LocalResponseNorm", functional="F.local_response_norm", run=_lrn_run,
-    doc="local response normalisation across channels"))
+    doc="local response normalisation across channels",
+    label=lambda a: f"lrn {a['size']}"))
 
 
 # ---------------------------------------------------------------- activations
@@ -195,11 +196,13 @@ _register(OpKind(
     "linear", LinearArgs, _linear_shape, layouts=("F", "HWC", "LD", "GLD"), module="nn.Linear", in_arg=True,
     channels_from="out_features", params=lambda a, t: t.features * a.out_features + (a.out_features if a.bias else 0),
     macs=lambda a, t, o: math.prod(t.shape) * a.out_features, make=_linear_make, run=_linear_run,
-    doc="fully connected layer on the feature dimension (the last one)"))
+    doc="fully connected layer on the feature dimension (the last one)",
+    label=lambda a: f"linear {a['out_features']}"))
 _register(OpKind(
     "dropout", DropoutArgs, _same, layouts=ANY, module="nn.Dropout", functional="F.dropout",
     functional_extra=("training=self.training",), value=True, view=True,  # p = 0 or eval: the input itself
-    run=_dropout_run, doc="dropout, active in training mode only"))
+    run=_dropout_run, doc="dropout, active in training mode only",
+    label=lambda a: f"dropout {a['p']}"))
 _register(OpKind(
     "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD"), module="nn.Flatten",
     functional="torch.flatten", functional_extra=("1",), flattens=True, view=True,

@@ -70,11 +70,13 @@ def _departition_run(m, a: dict, t: TensorType, xs: list, training: bool):
 _register(OpKind(
     "partition", PartitionArgs, _partition, template="_partition({x}, {size}, {kind})", run=_partition_run,
     doc="cuts a square C x H x W map into groups of tokens: windows of size x size neighbours, or a size x size "
-        "grid of positions spread over the map (MaxViT's block and grid attention); a `_partition` helper"))
+        "grid of positions spread over the map (MaxViT's block and grid attention); a `_partition` helper",
+    label=lambda a: f"partition {a.get('kind', 'window')} {a['size']}x{a['size']}"))
 _register(OpKind(
     "departition", PartitionArgs, _departition, layouts=("GLD",), template="_departition({x}, {size}, {kind})",
     run=_departition_run,
-    doc="the inverse of partition with the same arguments: the groups back into a C x H x W map"))
+    doc="the inverse of partition with the same arguments: the groups back into a C x H x W map",
+    label=lambda a: f"departition {a.get('kind', 'window')} {a['size']}x{a['size']}"))
 
 
 class RelativeArgs(Args):
@@ -142,4 +144,5 @@ _register(OpKind(
     "relative_attention", RelativeArgs, _relative_shape, layouts=("GLD",), module="_RelativeAttention",
     in_arg=True, params=_relative_params, macs=_relative_macs, make=_relative_make, run=_relative_run,
     doc="multi-head self-attention among the tokens of each group, with a learned bias per relative position in "
-        "a size x size partition (MaxViT's); a `_RelativeAttention` helper"))
+        "a size x size partition (MaxViT's); a `_RelativeAttention` helper",
+    label=lambda a: f"relative_attention {a['size']}x{a['size']}, heads of {a['head_dim']}"))

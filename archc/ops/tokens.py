@@ -160,4 +160,5 @@ _register(OpKind(
     params=lambda a, t: 4 * t.features * t.features + (4 * t.features if a.bias else 0), macs=_attention_macs,
     make=_attention_make, run=_attention_run,
     doc="multi-head self-attention over the tokens (torchvision's nn.MultiheadAttention, batch first; "
-        "the multiply-adds count the projections and both matrix products)"))
+        "the multiply-adds count the projections and both matrix products)",
+    label=lambda a: f"self_attention {a['num_heads']} heads"))

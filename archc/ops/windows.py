@@ -11,7 +11,7 @@ import math
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, Prob, ShapeError, _register, pair
+from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, Prob, ShapeError, _register, pair, size_text
 
 CPB_HIDDEN = 512  # the width of Swin V2's position-bias MLP
 
@@ -171,12 +171,23 @@ def _window_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return x[:, :h, :w]
 
 
+def _window_label(a: dict) -> str:
+    """Heads, window, shift, and whether V2's cosine attention."""
+    text = f"window_attention {a['num_heads']} heads, window {size_text(a['window_size'])}"
+    if a.get("shift_size", 0) not in (0, [0, 0], (0, 0)):
+        text += f", shift {size_text(a['shift_size'])}"
+    if a.get("version", 1) == 2:
+        text += ", cosine"
+    return text
+
+
 _register(OpKind(
     "window_attention", WindowArgs, _window_shape, layouts=("HWC",), module="_WindowAttention", in_arg=True,
     params=_window_params, macs=_window_macs, make=_window_make, run=_window_run,
     doc="multi-head self-attention within windows of a channels-last map, optionally shifted cyclically with "
         "the mask that keeps rolled-in regions apart, with a relative position bias (version 1: a learned table; "
-        "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper"))
+        "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper",
+    label=_window_label))
 
 
 def _merge_shape(a, t: TensorType) -> TensorType:

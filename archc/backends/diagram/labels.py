@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import zlib
 
+from ...ops import REGISTRY
 from ...sema.graph import OpNode
 
 # One fill per kind of op; a kind not listed (the registry grows) gets one from ``colour``.
@@ -79,69 +80,14 @@ def carried_text(shape: tuple[int, ...], count: int, into_concat: bool) -> str:
     return text
 
 
-def _pair(v) -> str:
-    if isinstance(v, (tuple, list)):
-        return "x".join(map(str, v)) if len(set(v)) > 1 else f"{v[0]}x{v[0]}"
-    return f"{v}x{v}"
-
-
-def _single(v):
-    if isinstance(v, (tuple, list)) and len(set(v)) == 1:
-        return v[0]
-    return v
-
-
-def _stride(v) -> str:
-    return _pair(v) if isinstance(v, (tuple, list)) else str(v)
-
-
 def op_summary(op: OpNode) -> str:
-    """The op and its key arguments: ``conv 7x7/2, 64``, ``maxpool 3x3/2``, ``linear 1000``."""
-    a = op.args
-    kind = op.op
-    if kind == "conv":
-        stride = _single(a.get("stride", 1))
-        text = f"conv {_pair(a['kernel_size'])}"
-        if stride != 1:
-            text += f"/{_stride(stride)}"
-        text += f", {a['out_channels']}"
-        if _single(a.get("dilation", 1)) != 1:
-            text += f", dilation {_single(a['dilation'])}"
-        if a.get("groups", 1) != 1:
-            text += f", groups {a['groups']}"
-        return text
-    if kind in ("maxpool", "avgpool"):
-        stride = _single(a.get("stride") or a["kernel_size"])
-        return f"{kind} {_pair(a['kernel_size'])}" + ("" if stride == 1 else f"/{_stride(stride)}")
-    if kind in ("adaptive_avgpool", "adaptive_maxpool"):
-        return f"{kind} {_pair(a['output_size'])}"
-    if kind == "linear":
-        return f"linear {a['out_features']}"
-    if kind == "dropout":
-        return f"dropout {a['p']}"
-    if kind == "lrn":
-        return f"lrn {a['size']}"
-    if kind == "subsample":
-        return f"subsample /{a['stride']}"
-    if kind == "pad_channels":
-        return f"pad_channels {a['before']}+{a['after']}"
-    if kind in ("self_attention", "window_attention"):  # the attention's structure: heads, window, shift
-        text = f"{kind} {a['num_heads']} heads"
-        if kind == "window_attention":
-            text += f", window {_pair(a['window_size'])}"
-            if a.get("shift_size", 0) not in (0, [0, 0], (0, 0)):
-                text += f", shift {_pair(a['shift_size'])}"
-            if a.get("version", 1) == 2:
-                text += ", cosine"
-        return text
-    if kind in ("partition", "departition"):
-        return f"{kind} {a.get('kind', 'window')} {a['size']}x{a['size']}"
-    if kind == "relative_attention":
-        return f"relative_attention {a['size']}x{a['size']}, heads of {a['head_dim']}"
-    if kind == "add":
-        scale = a.get("scale")
+    """The op and its key arguments, as its registry entry labels it: ``conv 7x7/2, 64``, ``linear 1000``; a
+    residual's sum is ``+`` (or ``×scale +``), any other kind its name."""
+    if op.op == "add":
+        scale = op.args.get("scale")
         return "+" if scale in (None, 1, 1.0) else f"×{scale} +"
-    return kind
+    kind = REGISTRY.get(op.op)
+    return kind.label(op.args) if kind is not None and kind.label is not None else op.op
 
 
 def esc(text: str) -> str:
