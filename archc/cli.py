@@ -1,4 +1,4 @@
-"""The ``archc`` command line: build, check, stats, draw.
+"""The ``archc`` command line: build, check, stats, draw, fmt.
 
 Exit status and messages, the same for every command:
 
@@ -13,7 +13,11 @@ Exit status and messages, the same for every command:
     larger than ``files.MAX_SPEC_BYTES``); an output that cannot or may not be written (an
     unwritable directory, a directory, pipe or device in its place, a file or link archc did not
     write without ``--force``, two specs that would write one file).
-3   an internal error, ``archc: internal error (...)``: a bug in archc; please report it.
+3   an internal error, ``archc: internal error (...)``: a bug in archc; please report it. ``fmt``
+    whose result would parse to another program says ``FILE: error: formatting would change the
+    program (please report it)`` and leaves the file as it is.
+
+``fmt --check`` exits 1 where a file would change (and prints the diff).
 """
 
 from __future__ import annotations
@@ -102,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     draw.add_argument("--layout", choices=("tb", "lr"), default="tb",
                       help="lay the picture out top to bottom (tb, the default) or left to right (lr: for wide slides)")
     draw.add_argument("--force", action="store_true", help="overwrite a file archc did not generate")
+
+    fmt = sub.add_parser("fmt", help="format specs in the canonical style, in place")
+    fmt.add_argument("specs", nargs="+", metavar="SPEC")
+    fmt.add_argument("--check", action="store_true",
+                     help="write nothing; print the diff and exit 1 if any file would change")
+    fmt.add_argument("--diff", action="store_true", help="write nothing; print the diff of each file that would change")
     return parser
 
 
@@ -121,6 +131,8 @@ def _main(args) -> int:
             return _stats(args)
         if args.command == "draw":
             return _draw(args)
+        if args.command == "fmt":
+            return _fmt(args)
         return _build(args)
     except _Exit as exc:
         print(exc.text, file=sys.stderr)
@@ -274,6 +286,57 @@ def _build(args) -> int:
     files.write_outputs(sources, args.force)
     for target in sources:
         print(f"wrote {target}")
+    return 0
+
+
+def _fmt(args) -> int:
+    import difflib
+    import os
+
+    from .lang.format import UnsafeFormat, format_source
+    from .lang.loader import read_spec
+
+    changed, errors, unsafe = [], [], False
+    for name in args.specs:
+        path = Path(name)
+        if path.is_symlink():
+            raise _usage(f"'{files.shown(path)}' is a symbolic link; archc fmt rewrites only regular files",
+                         hint="format the file it points to")
+        try:
+            text = read_spec(path)
+        except SpecError as exc:
+            if exc.span is None:
+                raise _usage(exc.message) from None
+            errors.append(exc)
+            continue
+        try:
+            formatted = format_source(text, name)
+        except SpecError as exc:
+            errors.append(exc)
+            continue
+        except UnsafeFormat as exc:
+            print(f"{name}: error: formatting would change the program (please report it)\nnote: {exc}",
+                  file=sys.stderr)
+            unsafe = True
+            continue
+        if formatted == text:
+            continue
+        changed.append(name)
+        if args.check or args.diff:
+            diff = difflib.unified_diff(text.splitlines(), formatted.splitlines(), name, name, lineterm="")
+            print("\n".join(diff))
+        else:
+            mode = os.stat(path).st_mode & 0o7777
+            files.write_outputs({path: formatted.encode("utf-8")}, force=True)
+            os.chmod(path, mode)  # a rewritten spec keeps its permissions
+            print(f"formatted {name}")
+    if errors:
+        raise SpecErrors(errors) if len(errors) > 1 else errors[0]
+    if unsafe:
+        return EXIT_INTERNAL
+    if args.check and changed:
+        print(f"{len(changed)} of {len(args.specs)} files would be formatted", file=sys.stderr)
+        return EXIT_SPEC
     return 0
 
 

@@ -99,7 +99,16 @@ def format_source(text: str, file: str = "<string>") -> str:
         raise UnsafeFormat("the formatted text parses to a different program")
     if comments(text) != comments(formatted):
         raise UnsafeFormat("the formatted text has different comments")
+    if _docs(before, text) != _docs(after, formatted):
+        raise UnsafeFormat("the formatted text has different comments above its definitions")
     return formatted
+
+
+def _docs(module: n.Module, text: str) -> list[str]:
+    """The comment above each block, network and variant: what the generated code's docstrings hold."""
+    from ..sema.variants import leading_comment
+
+    return [leading_comment(text, d.span.line) for d in [*module.blocks, *module.networks, *module.variants]]
 
 
 def same_ast(a, b) -> bool:
@@ -156,14 +165,19 @@ def _format_once(text: str) -> str:
     _mark_roles(lines)
     out: list[tuple[str, str]] = []  # (line, "open"/"close"/"" for a body brace ending/starting it)
     stack: list[_Open] = []  # open brackets, interpolations and bodies
+    header = True  # the file's first lines, if comments at the margin: the module's header (parser.py)
     for i, line in enumerate(lines):
         if not line.toks and line.comment is None:
             out.append(("", ""))
+            header = False
             continue
         indent = _indent(stack, line.toks[0] if line.toks else None)
         if not line.toks:
+            if header and line.comment_gap:  # an indented comment ends the header there: it stays as it is
+                indent, header = len(line.comment_gap), False
             out.append((" " * indent + line.comment.rstrip(), ""))
             continue
+        header = False
         neighbours = [lines[j] for j in _paragraph(lines, i)
                       if j != i and lines[j].toks and lines[j].toks[0].col == line.toks[0].col]
         pieces = _spaced(line, neighbours)
@@ -251,10 +265,10 @@ def _canonical(prev: _Tok, tok: _Tok, statement: str) -> str:
 
 def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]]:
     """The line's tokens with the space before each: canonical, or the source's wider one where it aligns
-    the token with a like one (the same operator, a number with a number) on a line of its paragraph that starts
-    in the same column: a table's column. The flag says which spaces were kept."""
-    starts = {(_key(t), t.col) for other in neighbours for t in other.toks}
-    ends = {(_key(t), t.end) for other in neighbours for t in other.toks}
+    the token with a like one after a like one (the same operator, a number with a number) on a line of its
+    paragraph that starts in the same column: a table's column. The flag says which spaces were kept."""
+    starts = {(_key(p), _key(t), t.col) for other in neighbours for p, t in zip(other.toks, other.toks[1:])}
+    ends = {(_key(p), _key(t), t.end) for other in neighbours for p, t in zip(other.toks, other.toks[1:])}
     pieces = []
     statement = line.toks[0].text
     prev = None
@@ -263,7 +277,8 @@ def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]
             pieces.append(("", tok, False))
         else:
             gap = _canonical(prev, tok, statement)
-            kept = len(tok.gap) > len(gap) and ((_key(tok), tok.col) in starts or (_key(tok), tok.end) in ends)
+            kept = len(tok.gap) > len(gap) and ((_key(prev), _key(tok), tok.col) in starts
+                                                or (_key(prev), _key(tok), tok.end) in ends)
             pieces.append((" " * len(tok.gap) if kept else gap, tok, kept))
         if tok.text == ";":
             statement = ""
@@ -274,8 +289,9 @@ def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]
 
 
 def _key(tok: _Tok) -> str:
-    """What a token must match to stand in a column with another: the same operator, or a token of its kind."""
-    return tok.text if tok.kind == "op" else tok.kind
+    """What a token must match to stand in a column with another: the same operator or keyword, or a token of
+    its kind."""
+    return tok.text if tok.kind == "op" or tok.text in _RESERVED else tok.kind
 
 
 def _layout(pieces, indent: int, stack: list[_Open], line: _Line) -> list[tuple[str, str]]:
@@ -285,7 +301,7 @@ def _layout(pieces, indent: int, stack: list[_Open], line: _Line) -> list[tuple[
     start = 0
     while True:
         text, cols, commas = _place(pieces, start, indent, stack)
-        break_at = _break(pieces, start, cols, commas, stack) if wrap and len(text) > LINE_LIMIT else None
+        break_at = _break(start, cols, commas) if wrap and len(text) > LINE_LIMIT else None
         if break_at is None:
             _advance(pieces[start:], cols, indent, stack)
             if line.comment is not None:
@@ -305,9 +321,7 @@ def _place(pieces, start: int, indent: int, stack: list[_Open]):
     (index, the indentation of what follows, bracket depth)."""
     parts, cols, commas = [" " * indent], [], []
     col = indent
-    depth = len(stack)
-    opens: list[tuple[str, int, bool]] = [(o.tok.text, _indent(stack[:k + 1], None), False)
-                                          for k, o in enumerate(stack)]  # (bracket, continuation indent)
+    opens = [(o.tok.text, _indent(stack[:k + 1], None)) for k, o in enumerate(stack)]  # (bracket, next indent)
     for k, (gap, tok, _) in enumerate(pieces[start:], start):
         if k > start:
             parts.append(gap)
@@ -317,7 +331,7 @@ def _place(pieces, start: int, indent: int, stack: list[_Open]):
         col += len(tok.text)
         if tok.text in "([{" and tok.kind == "op":
             hanging = k == len(pieces) - 1
-            opens.append((tok.text, indent + INDENT if hanging else cols[-1] + 1, tok.role == "body"))
+            opens.append((tok.text, indent + INDENT if hanging else cols[-1] + 1))
         elif tok.text in ")]}" and tok.kind == "op" and opens:
             opens.pop()
         elif tok.text == "," and opens and opens[-1][0] in "([" and k < len(pieces) - 1:
@@ -325,13 +339,13 @@ def _place(pieces, start: int, indent: int, stack: list[_Open]):
     return "".join(parts), cols, commas
 
 
-def _break(pieces, start: int, cols: list[int], commas, stack) -> tuple[int, int] | None:
+def _break(start: int, cols: list[int], commas) -> tuple[int, int] | None:
     """Where to wrap: the last comma that fits, of the outermost bracket that has one; None if none does."""
     fits = [(depth, -k, next_indent) for k, next_indent, depth in commas
             if cols[k - start] + 1 <= LINE_LIMIT and next_indent < cols[k + 1 - start]]
     if not fits:
         return None
-    depth, k, next_indent = min(fits)
+    _, k, next_indent = min(fits)
     return -k, next_indent
 
 
@@ -352,7 +366,8 @@ def _advance(pieces, cols: list[int], indent: int, stack: list[_Open]) -> None:
 
 
 def _blank_lines(out: list[tuple[str, str]]) -> str:
-    """At most one blank line in a row, none at the start or end of the file or just inside a body."""
+    """At most one blank line in a row, none just inside a body, at the end of the file, or at its start but for
+    one before a comment (which would otherwise become the module's header)."""
     kept: list[tuple[str, str]] = []
     for text, mark in out:
         if not text:
@@ -364,4 +379,6 @@ def _blank_lines(out: list[tuple[str, str]]) -> str:
         kept.append((text, mark))
     while kept and not kept[-1][0]:
         kept.pop()
+    if out and not out[0][0] and kept and kept[0][0].startswith("#"):
+        kept.insert(0, ("", ""))  # a blank first line keeps the comment after it out of the header
     return "".join(text + "\n" for text, _ in kept)
