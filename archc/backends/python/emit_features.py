@@ -22,7 +22,6 @@ class TapsEmitter(ForwardEmitter):
         super().__init__(ctx)
         self.sides_from = {}
         self.holders = n.tap_holders(ctx.d.body)
-        self.owner = "self"  # the module whose children the names of the statements here are
         self.inlined = False  # inside a seq run child by child
         self.final = final_path(ctx.d.body, self.holders)  # the seqs whose last tap is the network's last
         self.features = self.fwd_ns.create("features")
@@ -33,10 +32,6 @@ class TapsEmitter(ForwardEmitter):
         self.fwd_body(upto_last_tap(self.ctx.d.body, self.holders), "x", False, w, None)
         w.line(f"return {self.features}")
         return prune_lets(w.lines)
-
-    def _module_ref(self, target: n.Target, var: str) -> str:
-        ref = super()._module_ref(target, var)
-        return self.owner + ref[len("self"):] if ref.startswith("self.") else ref.replace("(self,", f"({self.owner},")
 
     def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
                 dest: str | None = None) -> tuple[str, bool]:

@@ -50,6 +50,7 @@ class ForwardEmitter(MergeForward):
         self.fwd_ns = Namespace(set(ctx.params) | ctx.locals)
         self.fwd_ns.reserve("x")
         self.fwd_locals: set[str] = set()
+        self.owner = "self"  # the module whose attributes the statements' names are
         self.sides: dict[n.Side, str] = {}  # side output -> its local, in the order forward computes them
         self.current: n.Stmt | None = None  # the statement being written (its recorded tensor types)
         self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
@@ -132,13 +133,13 @@ class ForwardEmitter(MergeForward):
         w.dedent()
 
     def _module_ref(self, target: n.Target, var: str) -> str:
-        """The module (or learned tensor) a statement's name refers to in forward."""
+        """The module (or learned tensor) a statement's name refers to in forward: an attribute of ``owner``."""
         if target.is_plain:
-            return read_attribute("self", plain(target))
+            return read_attribute(self.owner, plain(target))
         name = fstring(target, lambda e: self.fwd_expr(e, var))
         if not target.quoted and name.startswith('"') and name[1:-1].isidentifier():
-            return f"self.{name[1:-1]}"  # the interpolation is a constant
-        return f"getattr(self, {name})"
+            return f"{self.owner}.{name[1:-1]}"  # the interpolation is a constant
+        return f"getattr({self.owner}, {name})"
 
     def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
         if isinstance(stmt, n.Init):  # nothing in forward
