@@ -1,4 +1,4 @@
-"""The ``archc`` command line: build, check, stats, draw, fmt.
+"""The ``archc`` command line: build, check, stats, draw, fmt, lsp.
 
 Exit status and messages, the same for every command:
 
@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--check", action="store_true",
                      help="write nothing; print the diff and exit 1 if any file would change")
     fmt.add_argument("--diff", action="store_true", help="write nothing; print the diff of each file that would change")
+
+    sub.add_parser("lsp", help="a language server for editors (diagnostics, shapes on hover, go to definition, "
+                               "completion, rename, formatting), over stdin and stdout")
     return parser
 
 
@@ -119,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     from .spec import fewer_collections
 
     args = _parser().parse_args(argv)
+    if args.command == "lsp":  # runs until the editor closes it; each check collects less on its own
+        from .lsp.server import main as serve
+
+        return serve()
     with fewer_collections():
         return _main(args)
 

@@ -165,15 +165,16 @@ def fewer_collections():
         gc.set_threshold(*old)
 
 
-def load(path: str | Path) -> Spec:
-    """Load and check a spec file: ``archc.load("specs/resnet.arch").build("resnet50")``."""
+def load(path: str | Path, text: str | None = None) -> Spec:
+    """Load and check a spec file: ``archc.load("specs/resnet.arch").build("resnet50")``. ``text``, if given, is
+    the file's source, read instead of the file (an editor's buffer); the files it uses are read from disk."""
     with fewer_collections():
-        return _load(path)
+        return _load(path, text)
 
 
-def _load(path: str | Path) -> Spec:
+def _load(path: str | Path, text: str | None = None) -> Spec:
     try:
-        spec = Spec(load_program(path))
+        spec = Spec(load_program(path, text))
         main = spec.program.main
         if not (main.blocks or main.networks or main.variants or main.lets or main.uses):
             raise SpecError("the spec defines nothing", n.Span(str(path), 1, 1, 1, 2),

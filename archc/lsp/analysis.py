@@ -1,0 +1,149 @@
+"""What the compiler knows about one document: its errors (those of ``archc check``), its syntax tree, and
+each statement's shapes, parameters and MACs in each variant. Built from the editor's text, never from disk
+(but for the files it ``use``s)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SpecError
+from ..lang import nodes as n
+from ..lang.files import MAX_SPEC_BYTES
+from ..lang.loader import Program, load_program
+from ..lang.parser import parse
+from ..sema.graph import Graph
+from ..sema.layout import SUFFIX, TensorType
+from ..spec import Spec, fewer_collections, load
+from .positions import inside
+
+log = logging.getLogger(__name__)
+
+NESTED_TOO_DEEPLY = "the spec is nested too deeply to compile"
+
+
+@dataclass
+class Analysis:
+    path: Path
+    text: str
+    errors: list[SpecError] = field(default_factory=list)
+    module: n.Module | None = None  # the document's syntax tree; None if it does not parse
+    program: Program | None = None  # with the files it uses; None if they do not load
+    # variant -> statement -> (input, output) types, one pair per instance the statement makes
+    shapes: dict[str, dict[n.Stmt, list[tuple[TensorType, TensorType]]]] = field(default_factory=dict)
+    graphs: dict[str, Graph] = field(default_factory=dict)
+    internal: str | None = None  # a bug in archc met on this text
+
+
+@dataclass
+class StatementInfo:
+    """One statement in one variant: its output types (one per instance) and what its ops cost in total."""
+
+    variant: str
+    outputs: list[TensorType]
+    params: int
+    macs: int
+
+
+def analyse(path: str | Path, text: str) -> Analysis:
+    """Everything known about ``text``, the source of the spec at ``path``; never raises."""
+    result = Analysis(Path(path), text)
+    with fewer_collections():
+        try:
+            _analyse(result)
+        except RecursionError:
+            result.errors.append(SpecError(NESTED_TOO_DEEPLY, None))
+        except Exception as exc:  # a bug in archc: the editor shows it, the server goes on
+            log.exception("archc failed on %s", path)
+            result.internal = f"archc: internal error ({type(exc).__name__}: {exc}); please report it"
+    return result
+
+
+def _analyse(result: Analysis) -> None:
+    path, text = result.path, result.text
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
+        result.errors.append(SpecError(f"the spec is larger than {MAX_SPEC_BYTES // 2**20} MiB", None))
+        return
+    spec = None
+    try:
+        spec = load(path, text)
+        spec.source()  # what archc check does: the code generator's own checks too
+    except SpecError as exc:
+        result.errors.extend(exc.errors)
+    except RecursionError:
+        result.errors.append(SpecError(NESTED_TOO_DEEPLY, None))
+    try:
+        result.module = spec.program.main if spec is not None else parse(text, str(path))
+        result.program = spec.program if spec is not None else load_program(path, text)
+        spec = spec or Spec(result.program)  # evaluates the file's lets
+    except (SpecError, RecursionError):
+        return
+    _record_shapes(result, spec)
+
+
+def _record_shapes(result: Analysis, spec: Spec) -> None:
+    """Each variant elaborated on its own, recording its statements' types: a variant with an error leaves
+    the others' shapes."""
+    try:
+        variants = list(spec.variants)
+    except (SpecError, RecursionError):
+        return
+    if spec._checked is not None and len(variants) == 1:  # the check recorded them already
+        result.graphs, shapes = spec._checked
+        result.shapes = {variants[0]: shapes}
+        return
+    for variant in variants:
+        shapes: dict = {}
+        spec.elaborator.stmt_shapes = shapes
+        try:
+            result.graphs[variant] = spec.graph(variant)
+            result.shapes[variant] = shapes
+        except (SpecError, RecursionError):
+            result.shapes[variant] = shapes  # what was recorded before the error
+        finally:
+            spec.elaborator.stmt_shapes = None
+
+
+def statement_info(result: Analysis, stmt: n.Stmt) -> list[StatementInfo]:
+    """The statement in every variant that makes it: its output types, and the parameters and MACs of the
+    ops it makes (those written in it, and those of the block instances and seqs it calls)."""
+    infos = []
+    for variant, shapes in result.shapes.items():
+        pairs = shapes.get(stmt.layer if isinstance(stmt, n.Side) else stmt)
+        if not pairs:
+            continue
+        params = macs = 0
+        graph = result.graphs.get(variant)
+        if graph is not None:
+            scopes = {path for path, info in graph.scopes.items() if info.span is not None and inside(info.span, stmt.span)}
+            for op in graph.ops():
+                if (op.span is not None and inside(op.span, stmt.span)) or scopes.intersection(op.scope):
+                    params, macs = params + op.params, macs + op.macs
+        infos.append(StatementInfo(variant, [out for _, out in pairs], params, macs))
+    return infos
+
+
+def describe_outputs(outputs: list[TensorType]) -> str:
+    """``64 x 56 x 56``, or the distinct types of a statement's instances with their counts."""
+    counts: dict[str, int] = {}
+    for t in outputs:
+        counts[t.describe()] = counts.get(t.describe(), 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{text} (x{count})" if count > 1 else text for text, count in counts.items())
+
+
+def shape_range(outputs: list[TensorType]) -> str:
+    """One short text for many types: the type if they agree, else each dimension's range (``64..512 x 7 x 7``)."""
+    distinct = list(dict.fromkeys(outputs))
+    if len(distinct) == 1:
+        return distinct[0].describe()
+    if len({(len(t.shape), t.layout) for t in distinct}) != 1:
+        return " | ".join(dict.fromkeys(t.describe() for t in distinct))
+    dims = []
+    for sizes in zip(*(t.shape for t in distinct)):
+        low, high = min(sizes), max(sizes)
+        dims.append(str(low) if low == high else f"{low}..{high}")
+    layout = distinct[0].layout
+    return f"{dims[0]} features" if layout == "F" else " x ".join(dims) + SUFFIX[layout]

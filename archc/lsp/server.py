@@ -1,0 +1,212 @@
+"""``archc lsp``: a language server over stdio for ``.arch`` specs (pygls).
+
+Every change re-checks the document's text as ``archc check`` would (its ``use``d files from disk) and
+publishes the errors; requests are answered from that analysis. The server runs nothing but the compiler,
+never imports torch, and a handler that fails answers empty and logs: no spec stops the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from pathlib import Path
+
+from lsprotocol import types as t
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from .. import __version__
+from ..errors import SpecError
+from ..lang.format import UnsafeFormat, format_source
+from .analysis import analyse
+from .features import Document, completions, diagnostics, document_symbols, hover, inlay_hints, uri_of
+from .symbols import build_index
+
+log = logging.getLogger(__name__)
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+RENAMEABLE = ("block", "func", "let", "local", "layer", "variant")
+
+
+class ArchServer(LanguageServer):
+    def __init__(self):
+        super().__init__("archc", __version__)
+        self.documents: dict[str, Document] = {}
+        self.last_indexed: dict[str, Document] = {}  # the latest version that parsed: for completion
+
+    def analyse(self, uri: str) -> Document:
+        text = self.workspace.get_text_document(uri).source
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        path = Path(path) if path else Path.cwd() / "untitled.arch"
+        analysis = analyse(path, text)
+        index = None
+        try:
+            if analysis.module is not None:
+                modules = analysis.program.modules if analysis.program is not None else [analysis.module]
+                index = build_index(modules, path)
+        except Exception:
+            log.exception("indexing %s failed", uri)
+        doc = Document(uri, analysis, index)
+        self.documents[uri] = doc
+        if index is not None:
+            self.last_indexed[uri] = doc
+        return doc
+
+    def document(self, uri: str) -> Document:
+        return self.documents.get(uri) or self.analyse(uri)
+
+
+server = ArchServer()
+
+
+def safe(default=None):
+    """Answer ``default`` where a handler fails: a bug shows in the log, not as a dead server."""
+    def wrap(f):
+        @functools.wraps(f)
+        def handler(params):
+            try:
+                return f(params)
+            except Exception:
+                log.exception("%s failed", f.__name__)
+                return default() if callable(default) else default
+        return handler
+    return wrap
+
+
+def _refresh(uri: str) -> None:
+    try:
+        doc = server.analyse(uri)
+        found = diagnostics(doc)
+    except Exception as exc:
+        log.exception("checking %s failed", uri)
+        found = [t.Diagnostic(t.Range(t.Position(0, 0), t.Position(0, 0)), f"archc: internal error ({exc})",
+                              t.DiagnosticSeverity.Error, source="archc")]
+    server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri, found))
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_OPEN)
+def did_open(params: t.DidOpenTextDocumentParams) -> None:
+    _refresh(params.text_document.uri)
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(params: t.DidChangeTextDocumentParams) -> None:
+    _refresh(params.text_document.uri)
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_SAVE)
+def did_save(params: t.DidSaveTextDocumentParams) -> None:
+    _refresh(params.text_document.uri)  # a used file may have changed on disk
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(params: t.DidCloseTextDocumentParams) -> None:
+    server.documents.pop(params.text_document.uri, None)
+    server.last_indexed.pop(params.text_document.uri, None)
+    server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(params.text_document.uri, []))
+
+
+@server.feature(t.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+@safe(list)
+def symbols(params: t.DocumentSymbolParams):
+    return document_symbols(server.document(params.text_document.uri))
+
+
+@server.feature(t.TEXT_DOCUMENT_HOVER)
+@safe()
+def on_hover(params: t.HoverParams):
+    doc = server.document(params.text_document.uri)
+    return hover(doc, *doc.position(params.position))
+
+
+def _occurrence(params):
+    doc = server.document(params.text_document.uri)
+    if doc.index is None:
+        return doc, None
+    return doc, doc.index.at(*doc.position(params.position))
+
+
+@server.feature(t.TEXT_DOCUMENT_DEFINITION)
+@safe()
+def definition(params: t.DefinitionParams):
+    doc, o = _occurrence(params)
+    if o is None:
+        return None
+    if o.key[0] == "use":
+        return t.Location(uri_of(o.key[1]), t.Range(t.Position(0, 0), t.Position(0, 0)))
+    span = doc.index.definitions.get(o.key)
+    return doc.location(span) if span is not None else None
+
+
+@server.feature(t.TEXT_DOCUMENT_REFERENCES)
+@safe(list)
+def references(params: t.ReferenceParams):
+    doc, o = _occurrence(params)
+    if o is None:
+        return []
+    skip = set() if params.context.include_declaration else \
+        {x.span for x in doc.index.occurrences if x.key == o.key and x.definition}
+    return [doc.location(s) for s in doc.index.references(o.key) if s not in skip]
+
+
+@server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["("]))
+@safe(list)
+def completion(params: t.CompletionParams):
+    uri = params.text_document.uri
+    doc = server.document(uri)
+    if doc.index is None:
+        doc = server.last_indexed.get(uri, doc)
+    return t.CompletionList(is_incomplete=False, items=completions(doc, params.position.line + 1))
+
+
+@server.feature(t.TEXT_DOCUMENT_FORMATTING)
+@safe(list)
+def formatting(params: t.DocumentFormattingParams):
+    document = server.workspace.get_text_document(params.text_document.uri)
+    text = document.source
+    try:
+        formatted = format_source(text, str(to_fs_path(params.text_document.uri) or "<buffer>"))
+    except (SpecError, UnsafeFormat, RecursionError):
+        return []  # a spec that does not parse is left as it is (its diagnostics say why)
+    if formatted == text:
+        return []
+    lines = text.split("\n")
+    end = t.Position(len(lines) - 1, len(lines[-1].encode("utf-16-le")) // 2)
+    return [t.TextEdit(t.Range(t.Position(0, 0), end), formatted)]
+
+
+@server.feature(t.TEXT_DOCUMENT_INLAY_HINT)
+@safe(list)
+def inlay_hint(params: t.InlayHintParams):
+    doc = server.document(params.text_document.uri)
+    return inlay_hints(doc, params.range.start.line + 1, params.range.end.line + 1)
+
+
+def _renameable(doc: Document, o):
+    if o is None or o.key[0] not in RENAMEABLE:
+        return False
+    span = doc.index.definitions.get(o.key)
+    return span is not None and span.file == doc.file
+
+
+@server.feature(t.TEXT_DOCUMENT_PREPARE_RENAME)
+@safe()
+def prepare_rename(params: t.PrepareRenameParams):
+    doc, o = _occurrence(params)
+    return doc.range(o.span) if _renameable(doc, o) else None
+
+
+@server.feature(t.TEXT_DOCUMENT_RENAME)
+@safe()
+def rename(params: t.RenameParams):
+    doc, o = _occurrence(params)
+    if not _renameable(doc, o) or not IDENTIFIER.match(params.new_name):
+        return None
+    edits = [t.TextEdit(doc.range(s), params.new_name) for s in doc.index.references(o.key)]
+    return t.WorkspaceEdit(changes={doc.uri: edits})
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="archc lsp: %(levelname)s: %(message)s")
+    server.start_io()
+    return 0

@@ -1,0 +1,317 @@
+"""``archc lsp`` end to end: a real client (pytest-lsp) starts the server as a subprocess, opens specs, edits
+them into errors and back, and checks what the server answers. Broken input (the robustness corpus) arrives
+as edits too: the server keeps answering."""
+
+import random
+import re
+import sys
+
+import pytest
+import pytest_lsp
+from archtest import ROOT, SPECS
+from lsprotocol import types as t
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from archc.lang.format import format_source
+from archc.lsp.analysis import analyse
+
+on_the_server = pytest.mark.asyncio(loop_scope="module")  # one server for the module's tests
+BAD = ROOT / "tests" / "bad"
+RESNET = (SPECS / "resnet.arch").read_text()
+
+
+@pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=[sys.executable, "-m", "archc", "lsp"]))
+async def client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(t.InitializeParams(capabilities=t.ClientCapabilities(),
+                                                           root_uri=ROOT.as_uri()))
+    yield
+    await lsp_client.shutdown_session()
+
+
+_versions: dict[str, int] = {}
+
+
+async def _open(client: LanguageClient, path, text: str | None = None) -> str:
+    uri = path.resolve().as_uri()
+    _versions[uri] = 1
+    client.text_document_did_open(t.DidOpenTextDocumentParams(
+        t.TextDocumentItem(uri, "arch", 1, path.read_text() if text is None else text)))
+    await client.wait_for_notification(t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    return uri
+
+
+async def _change(client: LanguageClient, uri: str, text: str) -> list[t.Diagnostic]:
+    _versions[uri] += 1
+    client.text_document_did_change(t.DidChangeTextDocumentParams(
+        t.VersionedTextDocumentIdentifier(version=_versions[uri], uri=uri), [t.TextDocumentContentChangeWholeDocument(text)]))
+    await client.wait_for_notification(t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    return list(client.diagnostics[uri])
+
+
+def _at(text: str, needle: str, nth: int = 0, offset: int = 0) -> t.Position:
+    """The position of the ``nth`` occurrence of ``needle`` in ``text`` (plus ``offset`` characters)."""
+    index = -1
+    for _ in range(nth + 1):
+        index = text.index(needle, index + 1)
+    index += offset
+    line = text.count("\n", 0, index)
+    return t.Position(line, index - (text.rfind("\n", 0, index) + 1))
+
+
+def _doc(uri: str) -> t.TextDocumentIdentifier:
+    return t.TextDocumentIdentifier(uri)
+
+
+def _apply(text: str, edits: list[t.TextEdit]) -> str:
+    lines = text.split("\n")
+
+    def offset(p: t.Position) -> int:
+        return sum(len(line) + 1 for line in lines[:p.line]) + p.character
+
+    for edit in sorted(edits, key=lambda e: offset(e.range.start), reverse=True):
+        text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+    return text
+
+
+@on_the_server
+async def test_diagnostics_follow_the_edits(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    assert list(client.diagnostics[uri]) == []
+    broken = RESNET.replace("conv1 = conv(64, 7, stride = 2, padding = 3, bias = false); bn1 = batchnorm",
+                            "conv1 = conv(64, 7, stride = 2, padding = 3, bias = false); bn1 = batchnrm", 1)
+    found = await _change(client, uri, broken)
+    assert len(found) == 1
+    d = found[0]
+    assert d.severity == t.DiagnosticSeverity.Error and d.source == "archc"
+    assert "batchnrm" in d.message and "hint: did you mean 'batchnorm'?" in d.message
+    start = _at(broken, "batchnrm")
+    assert d.range.start.line == start.line and d.range.start.character <= start.character <= d.range.end.character
+    assert await _change(client, uri, RESNET) == []
+
+
+@on_the_server
+async def test_an_error_in_one_variant_is_reported_with_it(client: LanguageClient):
+    """An error that only one variant meets: located in the block, with the variant among the related places."""
+    text = (BAD / "error_in_block.arch").read_text()
+    uri = await _open(client, BAD / "error_in_block.arch")
+    [d] = list(client.diagnostics[uri])
+    assert d.message.startswith("conv: kernel (99) is larger than the padded input height (32 + 2*0)")
+    assert "note: its input is 3 x 32 x 32" in d.message
+    assert d.range.start == _at(text, "conv = conv(c, 99)")
+    assert [r.message for r in d.related_information] == ["in block Inner, called here", "in block Outer, called here",
+                                                          "in variant n"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in BAD.glob("*.arch")))
+@on_the_server
+async def test_bad_specs_give_the_errors_of_archc_check(client: LanguageClient, name: str):
+    """Every spec of tests/bad: the first diagnostic is the first error that archc check prints, on its line."""
+    path = BAD / name
+    expected = (BAD / name).with_suffix(".err").read_text().splitlines()[0]
+    uri = await _open(client, path, path.read_bytes().decode("utf-8", "replace"))
+    found = list(client.diagnostics[uri])
+    if name == "not_utf8.arch":  # an editor sends text: the file's bytes are decoded before the server sees them
+        return
+    assert found, name
+    message = expected.split(": error: ", 1)[1].replace("'nowhere.arch'", f"'{BAD / 'nowhere.arch'}'")
+    assert found[0].message.split("\n")[0] == message
+    location = expected.split(": error: ")[0].split(":")
+    if len(location) == 3:
+        assert found[0].range.start.line == int(location[1]) - 1
+
+
+@on_the_server
+async def test_the_outline(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    result = await client.text_document_document_symbol_async(t.DocumentSymbolParams(_doc(uri)))
+    names = [s.name for s in result]
+    assert names[:3] == ["BasicBlock", "Bottleneck", "ResNet"] and "resnet50" in names
+    bottleneck = result[1]
+    assert bottleneck.kind == t.SymbolKind.Class and bottleneck.detail.startswith("Bottleneck(planes, stride = 1")
+    assert bottleneck.selection_range.start == _at(RESNET, "Bottleneck(planes")
+    assert ["width", "conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "downsample"] == \
+        [c.name for c in bottleneck.children]
+
+
+async def _hover(client: LanguageClient, uri: str, position: t.Position) -> str:
+    result = await client.text_document_hover_async(t.HoverParams(_doc(uri), position))
+    return result.contents.value if result is not None else ""
+
+
+@on_the_server
+async def test_hover_shows_shapes_params_and_macs_per_variant(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    text = await _hover(client, uri, _at(RESNET, "conv1 = conv(64, 7", offset=2))
+    # conv1 of every ResNet: 64 x 112 x 112 from a 224 x 224 input, 3*64*49 weights
+    assert "| resnet50 | 64 x 112 x 112 | 9,408 | 118,013,952 |" in text
+    assert "| resnet20 |" not in text  # the CIFAR networks are another network: this conv1 is not theirs
+    # a block call in a loop: each instance's shape, per variant
+    text = await _hover(client, uri, _at(RESNET, "layer2 = seq", offset=1))
+    assert "| resnet50 | 512 x 28 x 28 |" in text and "| resnet18 | 128 x 28 x 28 |" in text
+
+
+@on_the_server
+async def test_hover_on_blocks_and_ops(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    text = await _hover(client, uri, _at(RESNET, "variant resnet50 = ResNet(Bottleneck", offset=30))
+    assert "block Bottleneck(planes, stride = 1, expansion = 4, groups = 1, base_width = 64)" in text
+    text = await _hover(client, uri, _at(RESNET, "conv1 = conv(64, 7", offset=9))
+    assert "conv(out_channels, kernel_size, stride = 1, padding = 0" in text and "2-D convolution" in text
+    assert "| resnet50 | 64 x 112 x 112 |" in text  # the layer's shapes come with the op
+    text = await _hover(client, uri, _at(RESNET, "variant resnet50", offset=9))
+    assert "variant resnet50 = ResNet(Bottleneck, [3, 4, 6, 3])" in text and "25,557,032 parameters" in text
+
+
+@on_the_server
+async def test_definitions_and_references(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    result = await client.text_document_definition_async(t.DefinitionParams(
+        _doc(uri), _at(RESNET, "variant resnet50 = ResNet(Bottleneck", offset=30)))
+    assert result.uri == uri and result.range.start == _at(RESNET, "Bottleneck(planes")
+    width = _at(RESNET, "conv(width, 1", offset=6)
+    result = await client.text_document_definition_async(t.DefinitionParams(_doc(uri), width))
+    assert result.range.start == _at(RESNET, "let width", offset=4)
+    refs = await client.text_document_references_async(t.ReferenceParams(
+        text_document=_doc(uri), position=width, context=t.ReferenceContext(include_declaration=True)))
+    assert [r.range.start.line for r in refs] == [29, 31, 32]
+    # a block of a used file, and the use itself
+    googlenet = (SPECS / "googlenet.arch").read_text()
+    g = await _open(client, SPECS / "googlenet.arch")
+    result = await client.text_document_definition_async(t.DefinitionParams(_doc(g), _at(googlenet, "use", offset=6)))
+    assert result.uri == (SPECS / "common.arch").resolve().as_uri()
+    call = googlenet.index("BasicConv2d(")
+    result = await client.text_document_definition_async(t.DefinitionParams(_doc(g), _at(googlenet, "BasicConv2d(")))
+    assert call >= 0 and result.uri == (SPECS / "common.arch").resolve().as_uri()
+    common = (SPECS / "common.arch").read_text()
+    assert result.range.start == _at(common, "BasicConv2d(")
+
+
+@on_the_server
+async def test_completion(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    result = await client.text_document_completion_async(t.CompletionParams(
+        _doc(uri), _at(RESNET, "conv(width, 1")))
+    items = {i.label: i for i in result.items}
+    assert items["conv"].detail.startswith("conv(out_channels, kernel_size")
+    assert items["Bottleneck"].kind == t.CompletionItemKind.Class
+    assert items["residual"].kind == t.CompletionItemKind.Keyword
+    assert {"planes", "width", "base_width"} <= set(items)  # the enclosing block's parameters and lets
+    assert "zero_init_residual" not in items  # ResNet's, not Bottleneck's
+    # a document that does not parse still completes, from its last version that did
+    await _change(client, uri, RESNET.replace("block Bottleneck(", "block Bottleneck(("))
+    result = await client.text_document_completion_async(t.CompletionParams(_doc(uri), t.Position(30, 8)))
+    assert "Bottleneck" in {i.label for i in result.items}
+    await _change(client, uri, RESNET)
+
+
+@on_the_server
+async def test_formatting(client: LanguageClient):
+    messy = RESNET.replace("variant resnet18 = ResNet(BasicBlock, [2, 2, 2, 2])",
+                           "variant   resnet18=ResNet(BasicBlock,[2,2,2,2])")
+    uri = await _open(client, SPECS / "resnet.arch", messy)
+    edits = await client.text_document_formatting_async(t.DocumentFormattingParams(
+        _doc(uri), t.FormattingOptions(tab_size=4, insert_spaces=True)))
+    assert _apply(messy, edits) == format_source(messy) != messy
+    assert "variant resnet18 = ResNet(BasicBlock, [2, 2, 2, 2])" in _apply(messy, edits)
+    await _change(client, uri, format_source(RESNET))
+    assert not await client.text_document_formatting_async(t.DocumentFormattingParams(
+        _doc(uri), t.FormattingOptions(tab_size=4, insert_spaces=True)))
+    await _change(client, uri, "block (")  # does not parse: no edits
+    assert not await client.text_document_formatting_async(t.DocumentFormattingParams(
+        _doc(uri), t.FormattingOptions(tab_size=4, insert_spaces=True)))
+    await _change(client, uri, RESNET)
+
+
+@on_the_server
+async def test_inlay_hints(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    stem = _at(RESNET, "conv1 = conv(64, 7")
+    hints = await client.text_document_inlay_hint_async(t.InlayHintParams(
+        _doc(uri), t.Range(t.Position(stem.line, 0), t.Position(stem.line + 6, 0))))
+    labels = [(h.position.line, h.label) for h in hints]
+    assert labels[:4] == [(stem.line, ": 64 x 112 x 112")] * 3 + [(stem.line + 2, ": 64 x 56 x 56")]
+    assert (stem.line + 3, ": 64..256 x 56 x 56") in labels  # layer1 over every variant: a range
+
+
+@on_the_server
+async def test_rename(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+    for needle, new, offset in [("block Bottleneck", "Bneck", 7), ("let width", "mid", 5),
+                                ("bn3 = batchnorm", "norm3", 0)]:
+        position = _at(RESNET, needle, offset=offset)
+        prepared = await client.text_document_prepare_rename_async(t.PrepareRenameParams(_doc(uri), position))
+        assert prepared is not None
+        edit = await client.text_document_rename_async(t.RenameParams(_doc(uri), position, new))
+        renamed = _apply(RESNET, edit.changes[uri])
+        old = needle.split()[-1] if needle.startswith(("block", "let")) else needle.split()[0]
+        analysis = analyse(SPECS / "resnet.arch", renamed)
+        assert analysis.errors == [] and analysis.internal is None, (needle, analysis.errors)
+        code = "\n".join(line.partition("#")[0] for line in renamed.splitlines()[:40])  # the blocks
+        assert not re.search(rf"\b{old}\b", code) and re.search(rf"\b{new}\b", code)
+        if old == "bn3":  # the init rule's path follows the layer
+            assert "init Bottleneck.norm3.weight" in renamed
+    ops = await client.text_document_prepare_rename_async(t.PrepareRenameParams(
+        _doc(uri), _at(RESNET, "conv1 = conv(64", offset=9)))
+    assert ops is None  # an op is not the file's to rename
+
+
+# ------------------------------------------------------------ robustness
+
+
+def _corpus() -> list[str]:
+    """The robustness tests' inputs: the bad specs, byte mutations of the seeds, token soups."""
+    from test_robustness import SEEDS, TOKENS
+
+    rng = random.Random(0)
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted(BAD.glob("*.arch"))]
+    for seed in SEEDS:
+        for _ in range(6):
+            data = bytearray(seed.encode())
+            for _ in range(rng.randint(1, 8)):
+                i = rng.randrange(len(data))
+                data[i:i + rng.randint(0, 4)] = bytes(rng.randrange(256) for _ in range(rng.randint(0, 3)))
+            texts.append(data.decode("utf-8", "replace"))
+        texts.append(seed[: rng.randrange(len(seed))])  # cut anywhere, as one types
+    texts += [" ".join(rng.choice(TOKENS) for _ in range(rng.randint(1, 60))) for _ in range(30)]
+    texts += ["\x00", "\ufeff", "block B() {\n" * 300, "let x = " + "(" * 2000 + "1" + ")" * 2000,
+              "network N() { input 3 x 8 x 8; " + "relu; " * 2000 + "}\nvariant n = N()\n", "é𝔘" * 50]
+    return texts
+
+
+@on_the_server
+async def test_the_server_survives_the_robustness_corpus(client: LanguageClient):
+    uri = await _open(client, SPECS / "experiments" / "bottleneck.arch")
+    for text in _corpus():
+        found = await _change(client, uri, text)
+        assert not any("internal error" in d.message for d in found), (text[:200], found)
+        lines = text.split("\n")
+        middle = t.Position(len(lines) // 2, len(lines[len(lines) // 2]) // 2)
+        await client.text_document_hover_async(t.HoverParams(_doc(uri), middle))
+        await client.text_document_document_symbol_async(t.DocumentSymbolParams(_doc(uri)))
+        await client.text_document_inlay_hint_async(t.InlayHintParams(
+            _doc(uri), t.Range(t.Position(0, 0), t.Position(len(lines), 0))))
+        await client.text_document_completion_async(t.CompletionParams(_doc(uri), middle))
+        await client.text_document_definition_async(t.DefinitionParams(_doc(uri), middle))
+    assert await _change(client, uri, RESNET) == []  # and it still answers, right
+    assert "64 x 112 x 112" in await _hover(client, uri, _at(RESNET, "conv1 = conv(64, 7", offset=2))
+
+
+@on_the_server
+async def test_non_ascii_positions_are_utf16(client: LanguageClient):
+    """Columns count UTF-16 units: an error after a character outside the BMP sits where the editor shows it."""
+    text = 'let s = "𝔘"; let t = nope\n'
+    uri = await _open(client, SPECS / "experiments" / "bottleneck.arch", text)
+    [d] = list(client.diagnostics[uri])
+    assert d.range.start == t.Position(0, text.index("nope") + 1)  # one extra unit for the surrogate pair
+
+
+def test_the_server_module_does_not_import_torch():
+    import subprocess
+
+    code = ("import sys; import archc.lsp.server as s; from archc.lsp.analysis import analyse\n"
+            f"a = analyse({str(SPECS / 'resnet.arch')!r}, open({str(SPECS / 'resnet.arch')!r}).read())\n"
+            "assert not a.errors and a.graphs\n"
+            "print('TORCH' if 'torch' in sys.modules else 'CLEAN')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "CLEAN" in result.stdout
