@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_soundness_cases import located_error
 
 import archc
 from archc.backends.python.formatting import wrap_lines
@@ -27,17 +28,6 @@ def build(tmp_path: Path, text: str, variant: str = "n", **kwargs) -> tuple[arch
     spec = archc.load(path)
     torch.manual_seed(0)
     return spec, spec.build(variant, **kwargs)
-
-
-def located_error(tmp_path: Path, text: str, fragment: str) -> str:
-    path = tmp_path / "case.arch"
-    path.write_text(text)
-    with pytest.raises(archc.SpecError) as info:
-        archc.load(path).source()
-    message = info.value.render()
-    assert fragment in message, message
-    assert message.startswith(f"{path}:"), message  # file:line:col
-    return message
 
 
 def test_a_residual_scale_keeps_its_parentheses(tmp_path):

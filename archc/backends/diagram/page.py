@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import html
 import json
-from functools import lru_cache
-from pathlib import Path
 
-import jinja2
 from markupsafe import Markup
 
 from ...sema.graph import Graph, OpNode
+from ..templates import environment
 from .dot import diagram_title
 from .labels import BLOCK_COLOUR, SIDE_COLOUR, colour, display, op_summary
 from .render import DrawError
@@ -41,15 +39,6 @@ TEMPLATE = "diagram.html.jinja"
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    package = Path(__file__).parents[2]  # archc/: the templates are archc.codegen_templates once installed
-    for candidate in (package / "codegen_templates", package.parent / "codegen_templates"):
-        if candidate.is_dir():
-            break
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(candidate)), undefined=jinja2.StrictUndefined,
-                              autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-
 
 def script_json(data) -> str:
     """``data`` as JSON that is safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` is left in it."""
@@ -61,7 +50,7 @@ def page(graph: Graph, depth: int | None = None, block: str | None = None, docs:
     """The interactive diagram of ``graph`` (or of its block instance at path ``block``) as an HTML page.
     ``docs``: {"network": the network's comment, "blocks": {block name: its comment}} from the spec."""
     data = page_data(graph, depth, block, docs or {})
-    return _environment().get_template(TEMPLATE).render(
+    return environment(autoescape=True).get_template(TEMPLATE).render(
         title=data["title"], data=Markup(script_json(data)))
 
 
