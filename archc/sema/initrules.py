@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
@@ -57,6 +58,7 @@ PARAMETERS = {"conv": ("weight", "bias"), "linear": ("weight", "bias"), "batchno
               "layernorm": ("weight", "bias")}
 LAYER_NAMES = ("fan_in", "fan_out", "in_channels", "out_channels", "kernel_size", "groups", "in_features",
                "out_features", "num_features", "normalized_shape")
+LAYER_NAME_SET = frozenset(LAYER_NAMES)
 
 
 @dataclass
@@ -274,26 +276,53 @@ def evaluate_rule(rule: Rule, node: OpNode, budget) -> Resolved:
     sizes = layer_sizes(node)
     _check_sizes_read(rule, node.op, sizes)
     ev = Evaluator({**rule.env, **sizes}, budget=budget)
-    call = as_call(rule.rule)
+    call = _call_of(rule.rule)
     if call is None:
         value = ev(rule.rule)
         check_constant(value, rule.rule.span)
         return Resolved(None, {"val": value}, rule.stmt)
     init = INITIALISERS[call.func.name]
     check_dimensions(init.name, node.op, rule.param, call.span)
-    spans = argument_spans(call)
-    args = {key: ev(expr) for key, expr in _argument_exprs(call).items()}
-    check_arguments(init.name, args, spans, call.span)
+    args = {key: ev(expr) for key, expr in _exprs_of(call).items()}
+    try:  # a rule reaches many layers with the same values: each set is checked once
+        _check_once(init.name, call, tuple(args.items()))
+    except TypeError:  # a value that does not hash (a list): checked here
+        check_arguments(init.name, args, argument_spans(call), call.span)
     return Resolved(init.name, args, rule.stmt)
+
+
+# A rule is resolved for every layer it reaches (tens of thousands in the deepest networks): what depends on
+# its AST alone is worked out once per node.
+@lru_cache(maxsize=4096)
+def _call_of(rule: n.Expr) -> n.Call | None:
+    return as_call(rule)
+
+
+@lru_cache(maxsize=4096)
+def _exprs_of(call: n.Call) -> dict[str, n.Expr]:
+    return _argument_exprs(call)
+
+
+@lru_cache(maxsize=4096)
+def _names_of(rule: n.Expr) -> frozenset[str]:
+    return frozenset(free_names(rule))
+
+
+@lru_cache(maxsize=16384)
+def _check_once(name: str, call: n.Call, args: tuple) -> None:
+    check_arguments(name, dict(args), argument_spans(call), call.span)
 
 
 def _check_sizes_read(rule: Rule, op: str, sizes: dict) -> None:
     """A rule's arguments read a layer size only where the layer has it (no ``fan_in`` of a batchnorm)."""
-    both = sorted(free_names(rule.rule) & set(LAYER_NAMES) & set(rule.env))
+    read = _names_of(rule.rule)
+    if not read & LAYER_NAME_SET:
+        return
+    both = sorted(read & LAYER_NAME_SET & set(rule.env))
     if both:  # the generated pass would read the layer's, the checker the parameter's: neither guess is safe
         raise SpecError(f"'{both[0]}' is both a name defined here and a layer size that a rule may read",
                         _name_span(rule.rule, both[0]), hint=f"rename the parameter or let '{both[0]}'")
-    missing = sorted(free_names(rule.rule) & set(LAYER_NAMES) - set(sizes) - set(rule.env))
+    missing = sorted(read & LAYER_NAME_SET - set(sizes) - set(rule.env))
     if missing:
         raise SpecError(f"'{missing[0]}' is not a size of a {op} layer", _name_span(rule.rule, missing[0]),
                         hint=f"a {op} rule may read: {', '.join(sizes)}")
