@@ -13,20 +13,14 @@ from functools import cached_property
 
 
 class Node:
-    """Base of every AST node: its child nodes come from its fields, so no walker can forget one."""
+    """Base of every tree node (the AST's, and the code generator's IR's): its child nodes come from its fields,
+    so no walker can forget one."""
 
     def children(self) -> Iterator[Node]:
-        """The nodes held by this node's fields, in field order (inside lists and keyword tuples too)."""
+        """The nodes held by this node's fields, in field order (inside lists and tuples too: keyword arguments
+        are (name, expr[, span]))."""
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Node):
-                yield value
-            elif isinstance(value, (list, tuple)):
-                for item in value:
-                    if isinstance(item, Node):
-                        yield item
-                    elif isinstance(item, tuple):  # keyword arguments: (name, expr[, span])
-                        yield from (x for x in item if isinstance(x, Node))
+            yield from _nodes(getattr(self, f.name))
 
     def walk(self) -> Iterator[Node]:
         """This node and every node below it, depth first in source order (without recursion)."""
@@ -35,6 +29,14 @@ class Node:
             node = stack.pop()
             yield node
             stack.extend(reversed(list(node.children())))
+
+
+def _nodes(value) -> Iterator[Node]:
+    if isinstance(value, Node):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _nodes(item)
 
 
 @dataclass(frozen=True)

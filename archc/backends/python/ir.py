@@ -9,33 +9,11 @@ line, as a person (or black) breaks it; ``If`` with a lone ``If`` in its ``orels
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from ...lang.nodes import Node
 
 WIDTH = 100
-
-
-class Node:
-    def children(self) -> Iterator[Node]:
-        """The nodes held by this node's fields (in tuples and pairs too), in field order."""
-        for f in fields(self):
-            yield from _nodes(getattr(self, f.name))
-
-    def walk(self) -> Iterator[Node]:
-        """This node and every node below it, in source order."""
-        stack: list[Node] = [self]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(reversed(list(node.children())))
-
-
-def _nodes(value) -> Iterator[Node]:
-    if isinstance(value, Node):
-        yield value
-    elif isinstance(value, tuple):
-        for item in value:
-            yield from _nodes(item)
 
 
 # ---------------------------------------------------------------- expressions
