@@ -15,7 +15,7 @@ from collections import Counter
 from ...lang import nodes as n
 from ...lang.loader import GENERATED_IMPORTS
 from ...ops import REGISTRY
-from ...sema.exprfold import literal, pattern_text, to_python
+from ...sema.exprfold import fold, literal, pattern_text, to_python
 from ...sema.layout import SUFFIX
 from ...sema.values import BlockRef
 
@@ -269,8 +269,6 @@ def as_tuple(e: n.Expr) -> n.Expr:
 def through_lets(e: n.Expr, body: list, subst: dict[str, n.Expr] | None = None) -> n.Expr:
     """``e`` with the lets of ``body`` (its top level, in order) replaced by their definitions: for code that
     reads a block's condition outside the block (its instances' init rules), where its lets do not exist."""
-    from ...sema.exprfold import fold
-
     subst = dict(subst or {})
     for s in body:
         if isinstance(s, n.Let):

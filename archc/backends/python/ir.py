@@ -72,11 +72,6 @@ class List(Node):
 
 
 @dataclass(frozen=True)
-class Dict(Node):
-    items: tuple = ()  # (key, value) pairs
-
-
-@dataclass(frozen=True)
 class BinOp(Node):
     op: str  # + - * / // % ** and or
     left: Node
@@ -128,14 +123,6 @@ class Assign(Node):
 
 
 @dataclass(frozen=True)
-class AugAssign(Node):
-    target: Node
-    op: str
-    value: Node
-    comment: str = ""
-
-
-@dataclass(frozen=True)
 class Expr(Node):
     value: Node
     comment: str = ""
@@ -158,11 +145,6 @@ class For(Node):
 @dataclass(frozen=True)
 class Return(Node):
     value: Node | None = None
-
-
-@dataclass(frozen=True)
-class Raise(Node):
-    exc: Node
 
 
 @dataclass(frozen=True)
@@ -312,9 +294,6 @@ class Printer:
     def expr_List(self, e: List) -> str:
         return f"[{', '.join(self.expr(i) for i in e.items)}]"
 
-    def expr_Dict(self, e: Dict) -> str:
-        return "{" + ", ".join(f"{self.expr(k)}: {self.expr(v)}" for k, v in e.items) + "}"
-
     def expr_BinOp(self, e: BinOp) -> str:
         p = _PREC[e.op]
         if e.op == "**":  # right-associative; its right side may be a unary minus: 2 ** -x
@@ -394,9 +373,6 @@ class Printer:
         annotation = f": {s.annotation}" if s.annotation else ""
         return self.simple(indent, f"{self.target(s.target)}{annotation} = ", s.value, s.comment)
 
-    def stmt_AugAssign(self, s: AugAssign, indent: str, depth: int) -> list[str]:
-        return self.simple(indent, f"{self.target(s.target)} {s.op}= ", s.value, s.comment)
-
     def stmt_Expr(self, s: Expr, indent: str, depth: int) -> list[str]:
         return self.simple(indent, "", s.value, s.comment)
 
@@ -406,9 +382,6 @@ class Printer:
         if isinstance(s.value, Tuple) and s.value.items:
             return [indent + "return " + ", ".join(self.expr(i) for i in s.value.items)]
         return self.simple(indent, "return ", s.value)
-
-    def stmt_Raise(self, s: Raise, indent: str, depth: int) -> list[str]:
-        return self.simple(indent, "raise ", s.exc)
 
     def stmt_Pass(self, s: Pass, indent: str, depth: int) -> list[str]:
         return [indent + "pass"]
@@ -443,13 +416,11 @@ def print_body(body, depth: int) -> list[str]:
 __all__ = [
     "Assign",
     "Attr",
-    "AugAssign",
     "BinOp",
     "Call",
     "Comp",
     "Compare",
     "Const",
-    "Dict",
     "Expr",
     "FString",
     "For",
@@ -461,7 +432,6 @@ __all__ = [
     "Node",
     "Pass",
     "Printer",
-    "Raise",
     "Return",
     "Slice",
     "Tuple",
