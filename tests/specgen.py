@@ -426,7 +426,8 @@ class Gen(Mix):
         body.append("fc_out = linear(num_classes)")
         body += self.network_rules(body)
         lines += [f"network {net}({params}) {{", f"    input 3 x {dims}", *("    " + line for line in body), "}"]
-        variant = "n" if self.chance(80) else self.pick([n for n in SHADOW_CLASSES if n not in self.used and n != net])
+        shadows = [n for n in SHADOW_CLASSES if n not in self.used and n != net]
+        variant = "n" if self.chance(80) or not shadows else self.pick(shadows)
         lines.append(f"variant {variant} = {net}()")
         if self.chance(40) and not self.flag_shapes:
             lines.append(f"variant n_off = {net}(flag = false)")

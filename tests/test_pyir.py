@@ -176,3 +176,61 @@ def test_lowered_spec_expressions_print_as_the_spec_printer_does():
                     assert ir.print_expr(lower(node)) == to_python(node), to_python(node)
                     seen += 1
     assert seen > 1000
+
+
+# ---------------------------------------------------------------- shared building blocks (irbuild, irparse)
+
+
+def test_prune_lets_drops_unread_chains_and_empty_blocks():
+    from archc.backends.python import irbuild
+
+    a, b, c = (ir.Name(v) for v in "abc")
+    body = [
+        irbuild.let("a", ir.Const(1)),
+        irbuild.let("b", ir.BinOp("+", a, ir.Const(1))),  # read only by c, which nothing reads
+        ir.For(ir.Name("i"), ir.call("range", a), (irbuild.let("c", ir.BinOp("*", b, ir.Const(2))),)),
+        ir.If(ir.Name("flag"), (irbuild.let("d", ir.Const(3)),), (ir.Expr(ir.call("print", ir.Name("e"))),)),
+        irbuild.let("e", ir.Attr(ir.Name("self"), "a")),  # self.a is no read of the let a
+    ]
+    printed = ir.print_body(irbuild.prune_lets(body, {"e"}), 0)
+    assert printed == ["a = 1", "if not flag:", "    print(e)", "e = self.a"]
+    # a let that reads itself is not kept alive by its own read
+    assert irbuild.prune_lets([irbuild.let("a", ir.BinOp("+", a, ir.Const(1)))]) == []
+    # an empty if that an elif follows keeps a pass
+    chain = ir.If(ir.Name("p"), (irbuild.let("z", ir.Const(0)),), (ir.If(ir.Name("q"), (ir.Expr(c),)),))
+    assert ir.print_body(irbuild.prune_lets([chain]), 0) == ["if p:", "    pass", "elif q:", "    c"]
+
+
+def test_interpolated_names_are_literals_fstrings_or_concatenations():
+    from archc.backends.python import irbuild
+    from archc.lang import nodes as n
+
+    span = n.Span("t", 1, 1, 1, 1)
+    lowered = {"i": ir.Name("i"), "k": ir.const(-2), "s": ir.Const("b"), "q": ir.IfExp(ir.Name("p"), ir.Const("x"),
+                                                                                      ir.Const("y"))}
+
+    def name(*parts):
+        target = n.Target([n.Var(p[0], span) if isinstance(p, tuple) else p for p in parts], span)
+        return ir.print_expr(irbuild.interpolated(target, lambda e: lowered[e.name]))
+
+    assert name("layer", ("k",)) == '"layer-2"'
+    assert name("a", ("s",), "_") == '"ab_"'
+    assert name("layer", ("i",)) == 'f"layer{i}"'
+    assert name("layer", ("q",)) == '"layer" + str("x" if p else "y")'
+    assert eval(name("layer", ("q",)), {"p": False}) == "layery"
+
+
+def test_registry_forms_parse_into_trees_that_print_as_written():
+    from archc.backends.python import irparse
+    from archc.ops import REGISTRY
+
+    for kind in REGISTRY.values():
+        names = ("x", "param", "module", *kind.positional)
+        for text in (kind.template, kind.call):
+            if text:
+                assert ir.print_expr(irparse.expression(text, names)) == text.format(**{p: p for p in names})
+    args, kwargs = irparse.arguments(("1", "training=self.training"))
+    assert args == (ir.Const(1),) and kwargs == (("training", ir.attr("self.training")),)
+    tree = ir.substitute(irparse.expression("{x}[:, ::{stride}]", ("x", "stride")), {"x": ir.Name("out"),
+                                                                                    "stride": ir.Const(2)})
+    assert ir.print_expr(tree) == "out[:, ::2]"

@@ -8,6 +8,7 @@ line, as a person (or black) breaks it; ``If`` with a lone ``If`` in its ``orels
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -120,6 +121,7 @@ class Assign(Node):
     value: Node
     comment: str = ""
     annotation: str = ""  # ``local: Tensor | None = None``
+    let: bool = False  # binds a spec ``let``: dropped when nothing reads it (``irbuild.prune_lets``)
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,29 @@ def reads(node: Node) -> set[str]:
     return found
 
 
+def transform(node, fn):
+    """``node`` rebuilt bottom-up, each node replaced by ``fn(node)`` (None keeps it); tuples of nodes and of
+    keyword pairs are rebuilt too."""
+    def go(value):
+        if isinstance(value, Node):
+            changes = {f.name: go(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            same = all(changes[k] is getattr(value, k) for k in changes)
+            rebuilt = value if same else dataclasses.replace(value, **changes)
+            replaced = fn(rebuilt)
+            return rebuilt if replaced is None else replaced
+        if isinstance(value, tuple):
+            items = tuple(go(v) for v in value)
+            return value if all(a is b for a, b in zip(items, value)) else items
+        return value
+
+    return go(node)
+
+
+def substitute(node, mapping: dict[str, Node]):
+    """``node`` with each plain name in ``mapping`` replaced by its tree."""
+    return transform(node, lambda x: mapping.get(x.id) if isinstance(x, Name) else None)
+
+
 def _target_names(target: Node) -> list[Name]:
     return [n for n in target.walk() if isinstance(n, Name)]
 
@@ -301,8 +326,9 @@ class Printer:
         return f"{self.expr(e.left, p)} {e.op} {self.expr(e.right, p + 1)}"
 
     def expr_Unary(self, e: Unary) -> str:
-        if e.op == "not":
-            return f"not {self.expr(e.operand, _PREC['not'])}"
+        if e.op == "not":  # not (a < b): parentheses for the reader where a comparison follows
+            inner = self.expr(e.operand, _PREC["not"])
+            return f"not ({inner})" if isinstance(e.operand, Compare) else f"not {inner}"
         return f"{e.op}{self.expr(e.operand, _PREC['unary'])}"
 
     def expr_Compare(self, e: Compare) -> str:
@@ -443,4 +469,6 @@ __all__ = [
     "print_body",
     "print_expr",
     "reads",
+    "substitute",
+    "transform",
 ]
