@@ -43,6 +43,7 @@ class Spec:
         self.elaborator = Elaborator(program)
         self._checked: tuple[dict[str, Graph], dict[n.Stmt, list]] | None = None
         self._checking = False
+        self.variant_shapes: dict[str, dict[n.Stmt, list]] = {}  # the check's records, each variant's own
 
     @property
     def path(self) -> Path:
@@ -95,13 +96,14 @@ class Spec:
 
     def checked(self) -> tuple[dict[str, Graph], dict[n.Stmt, list]]:
         if self._checked is None:
-            shapes: dict[n.Stmt, list] = {}
-            self.elaborator.stmt_shapes = shapes  # recorded for the variants as written, not for overrides
+            shapes: dict[n.Stmt, list] = {}  # every variant's records, for the code generator
             self.elaborator.budget, self._checking = Budget(), True
             graphs: dict[str, Graph] = {}
             errors: list[SpecError] = []
             try:
                 for name in self.variants:
+                    # recorded for the variants as written, not for overrides; each variant's own for the editor
+                    self.variant_shapes[name] = self.elaborator.stmt_shapes = {}
                     try:
                         graphs[name] = self.graph(name)
                     except SpecError as exc:  # go on: other variants may hold other mistakes
@@ -110,6 +112,9 @@ class Spec:
                             break
             finally:
                 self.elaborator.stmt_shapes, self._checking = None, False
+            for records in self.variant_shapes.values():
+                for stmt, pairs in records.items():
+                    shapes.setdefault(stmt, []).extend(pairs)
             if errors:
                 raise SpecErrors(errors, stopped=len(errors) >= MAX_ERRORS) if len(errors) > 1 else errors[0]
             self._checked = (graphs, shapes)

@@ -1,6 +1,7 @@
 """benchmarks/models.py runs end to end on its cheapest configuration; no timing is asserted."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,14 @@ def test_models_benchmark_smoke(tmp_path):
     assert isinstance(saved["ours"], int) and isinstance(saved["ref"], int)
     assert saved["ratio"] == saved["ours"] / saved["ref"]
     assert "compile_time" not in res and "channels_last" not in res  # opt-in only
+
+
+@pytest.mark.slow  # starts the language server and archc check in subprocesses
+def test_lsp_benchmark_smoke():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "lsp.py"), "--rounds", "2", str(ROOT / "specs" / "alexnet.arch")]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.strip().splitlines()
+    assert "diagnostics" in header and row.startswith("alexnet.arch")
+    cold, change, hover = (float(x) for x in re.findall(r"([\d.]+) ms", row))
+    assert cold > 0 and change > 0 and hover > 0

@@ -304,6 +304,20 @@ def _define(table: dict, item, kind: str) -> None:
     table[item.name] = item
 
 
+_USED: dict[tuple[str, str], n.Module] = {}  # (file, text) -> its syntax tree, the latest few
+
+
+def _parse_used(text: str, file: str) -> n.Module:
+    """A used file's syntax tree, parsed once for each text it has: an editor re-checks a spec on every keystroke,
+    and the files it uses rarely change meanwhile (nothing after parsing changes a tree)."""
+    key = (file, text)
+    module = _USED.pop(key, None) or parse(text, file)
+    _USED[key] = module  # the most recently used last
+    while len(_USED) > 32:
+        del _USED[next(iter(_USED))]
+    return module
+
+
 def _collect(module: n.Module, path: Path, program: Program, seen: dict[Path, n.Module], stack: list[Path]) -> None:
     for use in module.uses:
         dep_path = (path.parent / use.path)
@@ -313,7 +327,7 @@ def _collect(module: n.Module, path: Path, program: Program, seen: dict[Path, n.
             raise SpecError(f"'use' cycle: {chain}", use.span)
         if key in seen:
             continue
-        dep = parse(read_spec(dep_path, use.span), str(dep_path))
+        dep = _parse_used(read_spec(dep_path, use.span), str(dep_path))
         seen[key] = dep  # its blocks, networks and lets; its variants stay its own
         _collect(dep, dep_path, program, seen, stack + [key])
     program.modules.append(module)

@@ -89,9 +89,9 @@ def _record_shapes(result: Analysis, spec: Spec) -> None:
         variants = list(spec.variants)
     except (SpecError, RecursionError):
         return
-    if spec._checked is not None and len(variants) == 1:  # the check recorded them already
-        result.graphs, shapes = spec._checked
-        result.shapes = {variants[0]: shapes}
+    if spec._checked is not None:  # the check recorded them already
+        result.graphs = dict(spec._checked[0])
+        result.shapes = {variant: spec.variant_shapes[variant] for variant in variants}
         return
     for variant in variants:
         shapes: dict = {}
