@@ -315,3 +315,81 @@ def test_the_server_module_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "CLEAN" in result.stdout
+
+
+@on_the_server
+async def test_completion_knows_where_the_cursor_is(client: LanguageClient):
+    uri = await _open(client, SPECS / "resnet.arch")
+
+    async def labels(needle: str, offset: int = 0) -> list[str]:
+        result = await client.text_document_completion_async(t.CompletionParams(
+            _doc(uri), _at(RESNET, needle, offset=offset)))
+        return [i.label for i in sorted(result.items, key=lambda i: i.sort_text or i.label)]
+
+    # the arguments of an op: those not written yet (by position or by name) come first
+    after = "conv1 = conv(64, 7, stride = 2, "
+    found = await labels(after, len(after))
+    assert found[:2] == ["padding = ", "dilation = "] or found[0] == "padding = "
+    assert "stride = " not in found and "out_channels = " not in found and "kernel_size = " not in found
+    assert "conv" not in found and "residual" not in found  # no statement in an argument
+    # a block's parameters when calling it
+    found = await labels("Bottleneck(planes", len("Bottleneck("))
+    assert "planes = " in found and "stride = " in found
+    # an expression: values, not ops
+    found = await labels("let width = ", len("let width = "))
+    assert "conv" not in found and "planes" in found and "true" in found
+    # a statement: ops, blocks and keywords
+    found = await labels("conv(width, 1")
+    assert {"conv", "Bottleneck", "residual"} <= set(found)
+
+
+def test_completion_contexts():
+    from archc.lsp.completion import context_at
+
+    def kind(prefix: str):
+        c = context_at(prefix, 1, len(prefix) + 1)
+        return c.kind, c.callee, c.given
+
+    assert kind("    c = conv(64, 3, ") == ("arguments", "conv", {"#0", "#1"})
+    assert kind("    c = conv(64, stride = 2, ") == ("arguments", "conv", {"#0", "stride"})
+    assert kind("    c = conv(64, [1, ")[0] == "expression"
+    assert kind("    c = conv(64, s")[0] == "arguments"  # a name begun where an argument begins
+    assert kind("    c = conv(64 + ")[0] == "expression"
+    assert kind("    x = in.")[0] == "tensor"
+    assert kind('use "')[0] == "use"
+    assert kind('    c = conv(8, 1)  # see f(')[0] == "comment"
+    assert kind('    s = side Head("a(b", ')[:2] == ("arguments", "Head")  # brackets in strings do not count
+    assert kind("    for i in ")[0] == "expression"
+    assert kind("let a = ")[0] == "expression"
+    assert kind("block B(c) {\n    conv(c, 1)\n    ")[0] == "statement"
+
+
+@on_the_server
+async def test_references_and_rename_reach_every_spec_that_uses_the_file(client: LanguageClient, tmp_path):
+    lib = "block Unit(c) {\n    conv = conv(c, 3, padding = 1)\n    relu\n}\n"
+    users = {name: f'use "lib.arch"\n\nnetwork {name.upper()}() {{\n    input 3 x 8 x 8\n    a = Unit(8)\n'
+                   f"    b = Unit(16)\n}}\n\nvariant {name} = {name.upper()}()\n" for name in ("first", "second")}
+    (tmp_path / "lib.arch").write_text(lib)
+    for name, text in users.items():
+        (tmp_path / f"{name}.arch").write_text(text)
+    (tmp_path / "other.arch").write_text("block Unit(c) {\n    relu\n}\n")  # its own Unit: not the same block
+    uri = await _open(client, tmp_path / "first.arch")
+    position = _at(users["first"], "Unit(8)")
+    refs = await client.text_document_references_async(t.ReferenceParams(
+        context=t.ReferenceContext(include_declaration=True), text_document=_doc(uri), position=position))
+    where = sorted((r.uri.rsplit("/", 1)[1], r.range.start.line) for r in refs)
+    assert where == [("first.arch", 4), ("first.arch", 5), ("lib.arch", 0), ("second.arch", 4), ("second.arch", 5)]
+    refs = await client.text_document_references_async(t.ReferenceParams(
+        context=t.ReferenceContext(include_declaration=False), text_document=_doc(uri), position=position))
+    assert "lib.arch" not in {r.uri.rsplit("/", 1)[1] for r in refs}
+    edit = await client.text_document_rename_async(t.RenameParams(_doc(uri), position, "Stage"))
+    files = {u.rsplit("/", 1)[1]: edits for u, edits in edit.changes.items()}
+    assert set(files) == {"first.arch", "second.arch", "lib.arch"}
+    renamed = {"lib.arch": _apply(lib, files["lib.arch"]), **{f"{k}.arch": _apply(v, files[f"{k}.arch"])
+                                                               for k, v in users.items()}}
+    assert renamed["lib.arch"].startswith("block Stage(c)") and "Unit" not in "".join(renamed.values())
+    for name, text in renamed.items():
+        (tmp_path / name).write_text(text)
+    for name in users:
+        analysis = analyse(tmp_path / f"{name}.arch", renamed[f"{name}.arch"])
+        assert analysis.errors == [] and analysis.graphs, name

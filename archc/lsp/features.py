@@ -1,4 +1,5 @@
-"""What the server answers, as LSP types: diagnostics, the outline, hover texts, inlay hints, completions.
+"""What the server answers, as LSP types: diagnostics, the outline, hover texts, inlay hints (completions are
+``completion``).
 Built from an ``Analysis`` and its ``Index``; the protocol's wiring is ``server.py``."""
 
 from __future__ import annotations
@@ -215,35 +216,3 @@ def inlay_hints(doc: Document, first: int, last: int) -> list[t.InlayHint]:
                                          padding_left=True))
     return sorted(hints, key=lambda h: (h.position.line, h.position.character))
 
-
-# ---------------------------------------------------------------- completion
-
-
-def completions(doc: Document, line: int) -> list[t.CompletionItem]:
-    """Ops (with their arguments), blocks and networks, functions, lets, the enclosing definition's
-    parameters, locals and layers, and keywords."""
-    items = [t.CompletionItem(k, kind=t.CompletionItemKind.Keyword) for k in KEYWORDS]
-    for kind, op in sorted(REGISTRY.items()):
-        items.append(t.CompletionItem(kind, kind=t.CompletionItemKind.Function, detail=op_signature(kind),
-                                      documentation=op.doc or None))
-    index = doc.index
-    if index is None:
-        return items
-    owner = None
-    for key, node in index.nodes.items():
-        if key[0] in ("block", "func") and node.span.file == doc.file and node.span.line <= line <= node.span.end_line:
-            owner = key[1]
-    for key, node in sorted(index.nodes.items()):
-        if key[0] == "block":
-            items.append(t.CompletionItem(key[1], kind=t.CompletionItemKind.Class, detail=signature(doc, node),
-                                          documentation=node.doc or None))
-        elif key[0] == "func":
-            items.append(t.CompletionItem(key[1], kind=t.CompletionItemKind.Function, detail=signature(doc, node)))
-        elif key[0] == "let":
-            items.append(t.CompletionItem(key[1], kind=t.CompletionItemKind.Constant,
-                                          detail=doc.source(node.value.span)))
-        elif key[0] in ("local", "layer") and key[1] == owner:
-            kind = t.CompletionItemKind.Variable if key[0] == "local" else t.CompletionItemKind.Field
-            items.append(t.CompletionItem(key[2], kind=kind, detail=f"{'layer' if key[0] == 'layer' else 'local'} "
-                                                                     f"of {owner}"))
-    return items

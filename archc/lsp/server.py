@@ -20,8 +20,10 @@ from .. import __version__
 from ..errors import SpecError
 from ..lang.format import UnsafeFormat, format_source
 from .analysis import analyse
-from .features import Document, completions, diagnostics, document_symbols, hover, inlay_hints, uri_of
+from .completion import completions
+from .features import Document, diagnostics, document_symbols, hover, inlay_hints, uri_of
 from .symbols import build_index
+from .workspace import GLOBAL, mentions
 
 log = logging.getLogger(__name__)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -138,12 +140,41 @@ def definition(params: t.DefinitionParams):
     return doc.location(span) if span is not None else None
 
 
+def _workspace_mentions(doc: Document, key) -> dict | None:
+    """For a block, network, function or let: its mentions in every spec of the workspace whose program holds
+    its definition (None for other names, which only their own file sees)."""
+    definition = doc.index.definitions.get(key)
+    if key[0] not in GLOBAL or definition is None:
+        return None
+    roots = [Path(to_fs_path(f.uri)) for f in server.workspace.folders.values() if to_fs_path(f.uri)]
+    if not roots and server.workspace.root_path:
+        roots = [Path(server.workspace.root_path)]
+    buffers = {}
+    for uri, document in server.workspace.text_documents.items():
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        if path:
+            buffers[Path(path).resolve()] = document.source
+    buffers.setdefault(Path(doc.file).resolve(), doc.analysis.text)
+    # the folders of the document and of the definition too: a library of blocks and its users sit together
+    roots += [Path(doc.file).parent, Path(definition.file).parent]
+    return mentions(key, definition.file, list(dict.fromkeys(roots)), buffers)
+
+
+def _range(lines, span) -> t.Range:
+    (a, b), (c, d) = lines.span_range(span)
+    return t.Range(t.Position(a, b), t.Position(c, d))
+
+
 @server.feature(t.TEXT_DOCUMENT_REFERENCES)
 @safe(list)
 def references(params: t.ReferenceParams):
     doc, o = _occurrence(params)
     if o is None:
         return []
+    found = _workspace_mentions(doc, o.key)
+    if found is not None:
+        return [t.Location(uri_of(str(path)), _range(m.lines, s)) for path, m in found.items() for s in m.spans
+                if params.context.include_declaration or s not in m.definitions]
     skip = set() if params.context.include_declaration else \
         {x.span for x in doc.index.occurrences if x.key == o.key and x.definition}
     return [doc.location(s) for s in doc.index.references(o.key) if s not in skip]
@@ -156,7 +187,8 @@ def completion(params: t.CompletionParams):
     doc = server.document(uri)
     if doc.index is None:
         doc = server.last_indexed.get(uri, doc)
-    return t.CompletionList(is_incomplete=False, items=completions(doc, params.position.line + 1))
+    line, column = server.document(uri).position(params.position)
+    return t.CompletionList(is_incomplete=False, items=completions(doc, line, column))
 
 
 @server.feature(t.TEXT_DOCUMENT_FORMATTING)
@@ -183,10 +215,11 @@ def inlay_hint(params: t.InlayHintParams):
 
 
 def _renameable(doc: Document, o):
+    """A name defined in this file, or (a block, function or let) in a file this one uses."""
     if o is None or o.key[0] not in RENAMEABLE:
         return False
     span = doc.index.definitions.get(o.key)
-    return span is not None and span.file == doc.file
+    return span is not None and (span.file == doc.file or o.key[0] in GLOBAL)
 
 
 @server.feature(t.TEXT_DOCUMENT_PREPARE_RENAME)
@@ -202,6 +235,13 @@ def rename(params: t.RenameParams):
     doc, o = _occurrence(params)
     if not _renameable(doc, o) or not IDENTIFIER.match(params.new_name):
         return None
+    found = _workspace_mentions(doc, o.key)
+    if found is not None:  # every spec that holds the definition, the defining file too
+        changes = {uri_of(str(path)): [t.TextEdit(_range(m.lines, s), params.new_name) for s in m.spans]
+                   for path, m in found.items()}
+        if Path(doc.file).resolve() in found:
+            changes[doc.uri] = changes.pop(uri_of(str(Path(doc.file).resolve())))
+        return t.WorkspaceEdit(changes=changes)
     edits = [t.TextEdit(doc.range(s), params.new_name) for s in doc.index.references(o.key)]
     return t.WorkspaceEdit(changes={doc.uri: edits})
 
