@@ -360,7 +360,7 @@ class Inception3(nn.Module):
         x = self.dropout(x)  # N x 2048 x 1 x 1
         x = torch.flatten(x, 1)  # N x 2048
         x = self.fc(x)  # N x 1000
-        if self.training and (AuxLogits is not None):
+        if self.training and AuxLogits is not None:
             return x, AuxLogits
         return x
 

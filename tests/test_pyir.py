@@ -132,13 +132,16 @@ def test_long_statements_break_at_their_calls_into_the_same_python():
                                           ir.BinOp("+", ir.Name("a_rather_long_name_two"), ir.Name("name_three"))),
                    ir.Const(64), kernel_size=ir.Const(3), padding=ir.Const(1), bias=ir.Const(False))
     body = (ir.Assign(ir.attr("self.convolution_with_a_long_name"), conv),
-            ir.Expr(ir.call("layers.add_module", ir.Const("stage(1, 2)"), conv), comment="N x 64 x 56 x 56"))
+            ir.Expr(ir.call("layers.add_module", ir.Const("stage(1, 2)"), conv)))
     lines = ir.print_body(body, 2)
     assert all(len(line) <= 100 for line in lines), lines
     text = "\n".join(line[8:] for line in lines)
     reference = "self.convolution_with_a_long_name = " + ir.print_expr(conv) + "\n" + \
         "layers.add_module(" + '"stage(1, 2)", ' + ir.print_expr(conv) + ")\n"
     assert ast.dump(ast.parse(text)) == ast.dump(ast.parse(reference))
+    # a statement with a shape comment stays on its line, the comment beside all of it
+    [line] = ir.print_body((ir.Assign(ir.Name("x"), conv, comment="N x 64 x 56 x 56"),), 2)
+    assert line.endswith(")  # N x 64 x 56 x 56")
 
 
 def test_an_if_whose_else_is_one_if_prints_as_elif():

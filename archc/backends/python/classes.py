@@ -8,12 +8,12 @@ place), then ``emit_init`` writes ``__init__``; what they share is in ``context`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...sema.exprfold import free_names, to_python
+from . import ir
 from .context import ClassContext, ClassInfo, StmtInfo
 from .emit import symbol
 from .emit_features import TapsEmitter
@@ -41,16 +41,17 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params, named, networks,
                        network_unused)
     forward = ForwardEmitter(ctx)
-    fwd_lines = [] if ctx.sequential else forward.emit(depth=2)  # an nn.Sequential has its forward
-    taps_lines = TapsEmitter(ctx).emit(depth=2) if ctx.is_network and n.has_taps(definition.body) else None
+    fwd_body = [] if ctx.sequential else forward.emit()  # an nn.Sequential has its forward
+    taps_body = TapsEmitter(ctx).emit() if ctx.is_network and n.has_taps(definition.body) else None
     if ctx.is_network:
         cur: n.Expr = ctx.fold(definition.input[0])  # only the channels: sizes are checked, not constructed
     else:
         cur = symbol("in_channels")
     body, cur = InitEmitter(ctx).emit(cur, depth=2, into="self" if ctx.sequential else None)
-    fwd_text = "\n".join(fwd_lines + (taps_lines or []))
     # forward expressions asked for these; a pruned let may have been the only reader
-    stored = {name for name in ctx.stored if re.search(rf"\bself\.{re.escape(name)}\b", fwd_text)}
+    stored = ctx.stored & _self_attributes(fwd_body + (taps_body or []))
+    fwd_lines = ir.print_body(fwd_body, 2)
+    taps_lines = None if taps_body is None else ir.print_body(taps_body, 2)
     init = ["        super().__init__()"]
     for name in sorted(stored):
         if name == "out_channels":
@@ -74,6 +75,20 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
         formula = cur
     return ClassCode(init, fwd_lines, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced,
                      taps_lines)
+
+
+def _self_attributes(body: list[ir.Node]) -> set[str]:
+    """The attributes of ``self`` that statements read: ``self.width``, ``getattr(self, "width")``."""
+    found = set()
+    for stmt in body:
+        for node in stmt.walk():
+            if isinstance(node, ir.Attr) and node.value == ir.Name("self"):
+                found.add(node.attr)
+            elif isinstance(node, ir.Call) and node.func == ir.Name("getattr") and len(node.args) == 2 and \
+                    node.args[0] == ir.Name("self") and isinstance(node.args[1], ir.Const) and \
+                    isinstance(node.args[1].value, str):
+                found.add(node.args[1].value)
+    return found
 
 
 __all__ = ["ClassCode", "generate_class"]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ...lang import nodes as n
+from . import ir
 from .context import ClassContext
-from .emit import Writer, plain, prune_lets, static_name
+from .emit import plain, static_name
 from .emit_forward import ForwardEmitter
+from .irbuild import prune_lets
 
 
 class TapsEmitter(ForwardEmitter):
-    """Writes the body of ``forward_taps``."""
+    """Builds the body of ``forward_taps``."""
 
     def __init__(self, ctx: ClassContext):
         super().__init__(ctx)
@@ -24,19 +26,18 @@ class TapsEmitter(ForwardEmitter):
         self.holders = n.tap_holders(ctx.d.body)
         self.inlined = False  # inside a seq run child by child
         self.final = final_path(ctx.d.body, self.holders)  # the seqs whose last tap is the network's last
-        self.features = self.fwd_ns.create("features")
+        self.features = ir.Name(self.fwd_ns.create("features"))
 
-    def emit(self, depth: int) -> list[str]:
-        w = Writer(depth)
-        w.line(f"{self.features}: list[Tensor] = []")
-        self.fwd_body(upto_last_tap(self.ctx.d.body, self.holders), "x", False, w, None)
-        w.line(f"return {self.features}")
-        return prune_lets(w.lines)
+    def emit(self) -> list[ir.Node]:
+        body: list[ir.Node] = [ir.Assign(self.features, ir.List(()), annotation="list[Tensor]")]
+        self.fwd_body(upto_last_tap(self.ctx.d.body, self.holders), "x", False, body, None)
+        body.append(ir.Return(self.features))
+        return prune_lets(body)
 
-    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
+    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: list, taps: dict | None,
                 dest: str | None = None) -> tuple[str, bool]:
         if isinstance(stmt, n.Tap):
-            w.line(f"{self.features}.append({var})")
+            w.append(ir.Expr(ir.call(ir.Attr(self.features, "append"), ir.Name(var))))
             return var, False
         if isinstance(stmt, n.Side):
             return var, fresh
@@ -46,7 +47,7 @@ class TapsEmitter(ForwardEmitter):
             return self._inline(stmt, var, w, dest or var)
         return super().fwd_one(stmt, var, fresh, w, taps, dest)
 
-    def _inline(self, stmt: n.Seq, var: str, w: Writer, dest: str) -> tuple[str, bool]:
+    def _inline(self, stmt: n.Seq, var: str, w: list, dest: str) -> tuple[str, bool]:
         owner, inlined = self.owner, self.inlined
         self.owner, self.inlined = self._module_ref(stmt.target, var), True
         body = upto_last_tap(stmt.body, self.holders) if stmt in self.final else stmt.body

@@ -4,41 +4,43 @@ Structure lives here, as torchvision writes it: branches are ``torch.cat``, resi
 ``out = out + identity`` (``out += identity`` where that is safe), dense blocks a list of
 feature maps, side outputs a training-only tuple. An unnamed parameter-free layer is a function
 call; a ReLU is in place where its input is a fresh tensor nothing else reads.
+
+The body is built as IR statements (``ir``); locals are plain strings until a statement names them.
 """
 
 from __future__ import annotations
 
 import os
-import re
+import string
 
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY, OpKind
-from ...sema.exprfold import fold, free_names, to_python
+from ...sema.exprfold import fold, free_names, literal
+from . import ir, irparse
 from .context import ClassContext
 from .emit import (
+    SPAN,
     Namespace,
-    Writer,
     as_tuple,
     creates_modules,
-    default_text,
-    emit_if,
-    fstring,
     given_args,
-    let_line,
-    loop_target,
+    is_attribute,
     plain,
-    prune_lets,
-    read_attribute,
     shape_comment,
     static_name,
     symbol,
 )
 from .emit_forward_merge import MergeForward
+from .irbuild import if_, interpolated, let, loop_target, prune_lets, read_attribute
+from .lower import lower
+
+SELF = ir.Name("self")
+TRAINING = ir.Attr(SELF, "training")
 
 
 class ForwardEmitter(MergeForward):
-    """Writes the body of one class's ``forward``."""
+    """Builds the body of one class's ``forward``."""
 
     def __init__(self, ctx: ClassContext):
         self.ctx = ctx
@@ -50,41 +52,53 @@ class ForwardEmitter(MergeForward):
         self.fwd_ns = Namespace(set(ctx.params) | ctx.locals)
         self.fwd_ns.reserve("x")
         self.fwd_locals: set[str] = set()
-        self.owner = "self"  # the module whose attributes the statements' names are
+        self.owner: ir.Node = SELF  # the module whose attributes the statements' names are
         self.sides: dict[n.Side, str] = {}  # side output -> its local, in the order forward computes them
         self.current: n.Stmt | None = None  # the statement being written (its recorded tensor types)
         self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
+        self.run_time: dict[str, ir.Node] = {}  # a name folding keeps whole -> the value forward reads there
         for s in ctx.d.body:
             if isinstance(s, n.Side) and s.source is not None:
                 self.sides_from.setdefault(s.source, []).append(s)
 
-    def emit(self, depth: int) -> list[str]:
-        fwd = Writer(depth)
-        var, _ = self.fwd_body(self.ctx.d.body, "x", False, fwd, None)
+    def emit(self) -> list[ir.Node]:
+        body: list[ir.Node] = []
+        var, _ = self.fwd_body(self.ctx.d.body, "x", False, body, None)
         if self.sides:
             # returned as the spec writes them (a ``side ... from`` is computed where its source is)
-            sides = [self.sides[s] for s in sorted(self.sides, key=lambda s: (s.span.line, s.span.column))]
-            cond = " or ".join(f"{s} is not None" for s in sides)
-            fwd.line(f"if self.training and ({cond}):")
-            fwd.indent().line(f"return {', '.join([var] + sides)}")
-            fwd.dedent()
-        fwd.line(f"return {var}")
-        return prune_lets(fwd.lines)
+            sides = [ir.Name(self.sides[s]) for s in sorted(self.sides, key=lambda s: (s.span.line, s.span.column))]
+            test = ir.is_not_none(sides[0])
+            for side in sides[1:]:
+                test = ir.BinOp("or", test, ir.is_not_none(side))
+            body.append(ir.If(ir.BinOp("and", TRAINING, test), (ir.Return(ir.Tuple((ir.Name(var), *sides))),)))
+        body.append(ir.Return(ir.Name(var)))
+        return prune_lets(body)
 
-    def fwd_expr(self, e: n.Expr, var: str) -> str:
-        return self.fwd_print(self.fwd_fold(e, var))
+    def fwd_expr(self, e: n.Expr, var: str) -> ir.Node:
+        return self.fwd_lower(self.fwd_fold(e, var))
 
-    def fwd_print(self, tree: n.Expr) -> str:
-        """A forward expression tree as Python: the parameters it reads are ``self.`` attributes."""
-        def name(s: str) -> str:
-            if s in self.fwd_locals or "." in s:
-                return s
-            if s in self.params:
-                self.ctx.stored.add(s)
-                return f"self.{s}"
-            return s
+    def fwd_lower(self, tree: n.Expr) -> ir.Node:
+        """A forward expression tree as IR: the parameters it reads are ``self.`` attributes."""
+        return lower(tree, self._name)
 
-        return to_python(tree, name)
+    def _name(self, s: str) -> ir.Node:
+        if s in self.run_time:
+            return self.run_time[s]
+        if s in self.fwd_locals:
+            return ir.Name(s)
+        if "." in s:  # a module's class: nn.ReLU6
+            return ir.attr(s)
+        if s in self.params:
+            self.ctx.stored.add(s)
+            return ir.Attr(SELF, s)
+        return ir.Name(s)
+
+    def _run_time_value(self, value: ir.Node) -> n.Var:
+        """A value only forward knows (``self.in_channels``, ``x.shape[1]``) as a name that folding keeps whole
+        and ``_name`` gives back (no spec name holds ``<``)."""
+        key = f"<run time {len(self.run_time)}>"
+        self.run_time[key] = value
+        return symbol(key)
 
     def fwd_fold(self, e: n.Expr, var: str) -> n.Expr:
         """``e`` as forward computes it: constants folded, ``in``/``out`` channels read at run time."""
@@ -97,19 +111,19 @@ class ForwardEmitter(MergeForward):
                 return ctx.fold(ctx.d.input[0])
             if ref.which == "in":
                 ctx.stored.add("in_channels")
-                return symbol("self.in_channels")
+                return self._run_time_value(ir.Attr(SELF, "in_channels"))
             layouts = {t.layout for t, _ in self.info.get(self.current)} if self.current is not None else set()
             axis = 1 if not layouts or layouts == {"CHW"} else -1 if layouts <= {"HWC", "F", "LD", "GLD"} else None
             if axis is None:
                 raise SpecError(f"'out.channels' sees tensors of different layouts here ({', '.join(sorted(layouts))})",
                                 ref.span)
-            return symbol(f"{var}.shape[{axis}]")
+            return self._run_time_value(ir.Index(ir.Attr(ir.Name(var), "shape"), ir.const(axis)))
 
         folded = fold(e, ctx.printing, ctx.named, tensors=tensors)
         ctx.referenced |= free_names(folded)
         return folded
 
-    def fwd_body(self, stmts: list[n.Stmt], var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
+    def fwd_body(self, stmts: list[n.Stmt], var: str, fresh: bool, w: list, taps: dict | None) -> tuple[str, bool]:
         for stmt in stmts:
             var, fresh = self.fwd_stmt(stmt, var, fresh, w, taps)
             for side in self.sides_from.get(static_name(stmt) or "", []):  # side ... from this layer: here, in order
@@ -117,47 +131,41 @@ class ForwardEmitter(MergeForward):
                 fresh = False
         return var, fresh
 
-    def _side(self, stmt: n.Side, var: str, w: Writer) -> None:
+    def _side(self, stmt: n.Side, var: str, w: list) -> None:
         """A side output, computed in training only, where its input is."""
         name = plain(stmt.target)
         if name is None:
             raise SpecError("a side output needs a plain name", stmt.target.span)
-        local = self.fwd_ns.create(name)
-        self.sides[stmt] = local
-        w.line(f"{local}: Tensor | None = None")
-        if stmt.cond is not None:
-            w.line(f"if {read_attribute('self', name)} is not None and self.training:")
-        else:
-            w.line("if self.training:")
-        w.indent().line(f"{local} = {read_attribute('self', name)}({var})")
-        w.dedent()
+        local = ir.Name(self.fwd_ns.create(name))
+        self.sides[stmt] = local.id
+        w.append(ir.Assign(local, ir.Const(None), annotation="Tensor | None"))
+        head = read_attribute(SELF, name)
+        test = TRAINING if stmt.cond is None else ir.BinOp("and", ir.is_not_none(head), TRAINING)
+        w.append(ir.If(test, (ir.Assign(local, ir.Call(head, (ir.Name(var),))),)))
 
-    def _module_ref(self, target: n.Target, var: str) -> str:
+    def _module_ref(self, target: n.Target, var: str) -> ir.Node:
         """The module (or learned tensor) a statement's name refers to in forward: an attribute of ``owner``."""
         if target.is_plain:
             return read_attribute(self.owner, plain(target))
-        name = fstring(target, lambda e: self.fwd_expr(e, var))
-        if not target.quoted and name.startswith('"') and name[1:-1].isidentifier():
-            return f"{self.owner}.{name[1:-1]}"  # the interpolation is a constant
-        return f"getattr({self.owner}, {name})"
+        name = interpolated(target, lambda e: self.fwd_expr(e, var))
+        if not target.quoted and isinstance(name, ir.Const) and is_attribute(name.value):
+            return ir.Attr(self.owner, name.value)  # the interpolation is a constant
+        return ir.call("getattr", self.owner, name)
 
-    def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None) -> tuple[str, bool]:
+    def fwd_stmt(self, stmt: n.Stmt, var: str, fresh: bool, w: list, taps: dict | None) -> tuple[str, bool]:
         if isinstance(stmt, n.Init):  # nothing in forward
             return var, fresh
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
         if cond is not None:
             test = self.fwd_cond(stmt, cond, var)
-            if test == "False":
+            if test == ir.Const(False):
                 return var, fresh
-            if test != "True":
-                sub = Writer()
-                sub.depth = w.depth + 1
+            if not test == ir.Const(True):
+                sub: list[ir.Node] = []
                 new, sub_fresh = self.fwd_one(stmt, var, fresh, sub, taps, dest=var)
                 if new != var:  # skipped, the statement leaves the tensor as it was: the same name either way
-                    sub.line(f"{var} = {new}")
-                if sub.lines:
-                    w.line(f"if {test}:")
-                    w.lines += sub.lines
+                    sub.append(assign(var, new))
+                w.extend(if_(test, sub))
                 return var, fresh and sub_fresh
         return self.fwd_one(stmt, var, fresh, w, taps)
 
@@ -180,21 +188,20 @@ class ForwardEmitter(MergeForward):
             fresh = (fresh and made) if getattr(stmt, "cond", None) is not None else made
         return fresh
 
-    def fwd_cond(self, stmt, cond: n.Expr, var: str) -> str:
+    def fwd_cond(self, stmt, cond: n.Expr, var: str) -> ir.Node:
         if creates_modules(stmt, self.blocks, self.block_params):
             name = static_name(stmt)
             if name is not None and isinstance(stmt, (n.Layer, n.Seq)):
-                return f"{read_attribute('self', name)} is not None"
+                return ir.is_not_none(read_attribute(SELF, name))
         return self.fwd_expr(cond, var)
 
-    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: Writer, taps: dict | None,
+    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: list, taps: dict | None,
                 dest: str | None = None) -> tuple[str, bool]:
         dest = dest or var
         self.current = stmt
         if isinstance(stmt, n.Let):
             self.fwd_locals.add(stmt.name)
-            text = self.fwd_expr(stmt.value, var)
-            w.lines.append(let_line("    " * w.depth + f"{stmt.name} = {text}", stmt.name))
+            w.append(let(stmt.name, self.fwd_expr(stmt.value, var)))
             return var, fresh
         if isinstance(stmt, n.Layer):
             return self.fwd_layer(stmt, var, fresh, w, dest, taps)
@@ -208,7 +215,7 @@ class ForwardEmitter(MergeForward):
             if stmt.target is None:
                 return self.fwd_body(stmt.body, var, fresh, w, taps) if dest == var else \
                     self._fwd_into(stmt.body, var, fresh, w, dest, taps)
-            self._comment_line(w, f"{dest} = {self._module_ref(stmt.target, var)}({var})", stmt)
+            self._assign(w, dest, ir.Call(self._module_ref(stmt.target, var), (ir.Name(var),)), stmt)
             self._tap(stmt, dest, taps)
             return dest, self._seq_fresh(stmt.body)
         if isinstance(stmt, n.Concat):
@@ -217,137 +224,127 @@ class ForwardEmitter(MergeForward):
                 if isinstance(branch, n.Layer) and branch.func == "identity" and branch.cond is None:
                     outs.append(var)
                     continue
-                base = _branch_name(branch)
-                local = self.fwd_ns.create(base)
+                local = self.fwd_ns.create(_branch_name(branch))
                 out, _ = self.fwd_stmt_into(branch, var, w, local, taps)
                 outs.append(out)
-            self._comment_line(w, f"{dest} = torch.cat([{', '.join(outs)}], 1)", stmt)
+            self._assign(w, dest, ir.call("torch.cat", ir.List(tuple(map(ir.Name, outs))), ir.Const(1)), stmt)
             return dest, True
         if isinstance(stmt, n.Residual):
             return self.fwd_residual(stmt, var, w, dest)
         if isinstance(stmt, n.Ensemble):
-            parts = []
-            for s in stmt.body:  # each member's softmax; a for loop of members as a comprehension
-                if isinstance(s, n.Layer):
-                    parts.append(f"{self._module_ref(s.target, var)}({var}).softmax(1)")
-                elif isinstance(s, n.For) and len(s.body) == 1 and isinstance(s.body[0], n.Layer):
-                    self.fwd_locals.update(n.pattern_names(s.var))
-                    member = f"{self._module_ref(s.body[0].target, var)}({var}).softmax(1)"
-                    loop = f"{member} for {loop_target(s.var, [member])} in {self.fwd_expr(s.iterable, var)}"
-                    parts.append(f"[{loop}]" if len(stmt.body) == 1 else f"*[{loop}]")
-                elif not isinstance(s, (n.Let, n.Init)):
-                    raise SpecError("the generated code lists an ensemble's members, or loops over one member",
-                                    s.span, hint="write each member, or one for loop of one member")
-            listed = parts[0] if len(parts) == 1 and parts[0].startswith("[") else f"[{', '.join(parts)}]"
-            self._comment_line(w, f"{dest} = torch.stack({listed}).mean(0)", stmt)
+            self._assign(w, dest, self._ensemble(stmt, var), stmt)
             return dest, True
         if isinstance(stmt, n.Gate):
             scale = self.fwd_ns.create("scale")
             self._fwd_into(stmt.body, var, False, w, scale, taps)
-            self._comment_line(w, f"{dest} = {scale} * {var}", stmt)
+            self._assign(w, dest, ir.BinOp("*", ir.Name(scale), ir.Name(var)), stmt)
             return dest, True
         if isinstance(stmt, n.Dense):
             return self.fwd_dense(stmt, var, w, dest, taps)
         if isinstance(stmt, (n.For, n.If)) and dest != var:
-            w.line(f"{dest} = {var}")
+            w.append(assign(dest, var))
             var = dest
         if isinstance(stmt, n.For):
             self.fwd_locals.update(n.pattern_names(stmt.var))
-            sub = Writer()
-            sub.depth = w.depth + 1
-            new, _ = self._fwd_into(stmt.body, var, False, sub, var, taps)
-            if sub.lines:
-                w.line(f"for {loop_target(stmt.var, sub.lines)} in {self.fwd_expr(stmt.iterable, var)}:")
-                w.lines += sub.lines
+            sub: list[ir.Node] = []
+            self._fwd_into(stmt.body, var, False, sub, var, taps)
+            if sub:
+                w.append(ir.For(loop_target(stmt.var, sub), self.fwd_expr(stmt.iterable, var), tuple(sub)))
             return var, False
         if isinstance(stmt, n.If):
             test = self.fwd_expr(stmt.cond, var)
-            if test in ("True", "False"):
-                return self._fwd_into(stmt.body if test == "True" else stmt.orelse, var, False, w, var, taps)
-            a, b = Writer(), Writer()
-            a.depth = b.depth = w.depth + 1
-            self._fwd_into(stmt.body, var, False, a, var, taps)
-            self._fwd_into(stmt.orelse, var, False, b, var, taps)
-            emit_if(w, test, a, b)
+            if test == ir.Const(True) or test == ir.Const(False):
+                return self._fwd_into(stmt.body if test == ir.Const(True) else stmt.orelse, var, False, w, var, taps)
+            then: list[ir.Node] = []
+            orelse: list[ir.Node] = []
+            self._fwd_into(stmt.body, var, False, then, var, taps)
+            self._fwd_into(stmt.orelse, var, False, orelse, var, taps)
+            w.extend(if_(test, then, orelse))
             return var, False
         raise TypeError(type(stmt))
 
-    def _fwd_into(self, stmts, var, fresh, w, dest, taps):
+    def _fwd_into(self, stmts, var: str, fresh: bool, w: list, dest: str, taps) -> tuple[str, bool]:
         """Run ``stmts`` on ``var`` leaving the result in ``dest``."""
         if not stmts:
             if dest != var:
-                w.line(f"{dest} = {var}")
+                w.append(assign(dest, var))
             return dest, fresh
         cur = var
         for stmt in stmts:
             cur, fresh = self.fwd_stmt_into(stmt, cur, w, dest, taps, fresh)
         if cur != dest:
-            w.line(f"{dest} = {cur}")
+            w.append(assign(dest, cur))
         return dest, fresh
 
-    def fwd_stmt_into(self, stmt, var, w, dest, taps, fresh=False):
+    def fwd_stmt_into(self, stmt, var: str, w: list, dest: str, taps, fresh: bool = False) -> tuple[str, bool]:
         if isinstance(stmt, n.Init):
             return var, fresh
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
         if cond is not None and dest != var:
-            w.line(f"{dest} = {var}")
+            w.append(assign(dest, var))
             return self.fwd_stmt(stmt, dest, False, w, taps)
         if cond is not None:
             return self.fwd_stmt(stmt, var, fresh, w, taps)
         return self.fwd_one(stmt, var, fresh, w, taps, dest=dest)
 
-    def fwd_layer(self, stmt: n.Layer, var: str, fresh: bool, w: Writer, dest: str, taps) -> tuple[str, bool]:
+    def fwd_layer(self, stmt: n.Layer, var: str, fresh: bool, w: list, dest: str, taps) -> tuple[str, bool]:
         is_block = stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
         held = stmt.func in self.ctx.op_params  # a parameter holding an op: a module like any named layer
         kind = None if is_block or held else REGISTRY[stmt.func]
+        x = ir.Name(var)
         if kind is not None and kind.template is not None and (stmt.target is None or kind.learned is not None):
-            printed = self.template_args(kind, stmt, var)
+            values = self.template_args(kind, stmt, var)
+            values["x"] = x
             if kind.learned is not None:
-                printed["param"] = self._module_ref(stmt.target, var)
-            self._comment_line(w, f"{dest} = {kind.template.format(x=var, **printed)}", stmt)
+                values["param"] = self._module_ref(stmt.target, var)
+            self._assign(w, dest, ir.substitute(_template(kind), values), stmt)
             return dest, False
         if kind is not None and stmt.target is None and kind.functional is not None:
             if kind.functional == "":
                 if dest != var:
-                    w.line(f"{dest} = {var}")
+                    w.append(assign(dest, var))
                 return dest, fresh if dest == var else False
             pos, kw = self.fwd_op_args(kind, stmt, var)
             if kind.inplace:
                 self.inplace_ok[stmt] = fresh
                 if fresh and dest == var:
-                    kw.append("inplace=True")
-            call = f"{kind.functional}({', '.join([var] + pos + kw + list(kind.functional_extra))})"
-            self._comment_line(w, f"{dest} = {call}", stmt)
+                    kw.append(("inplace", ir.Const(True)))
+            extra, extra_kw = irparse.arguments(kind.functional_extra)
+            call = ir.Call(irparse.expression(kind.functional), (x, *pos, *extra), (*kw, *extra_kw))
+            self._assign(w, dest, call, stmt)
             return dest, fresh if kind.view else not kind.keeps_output
         if (kind is not None and kind.inplace) or held:
             self.inplace_ok[stmt] = fresh and dest == var
         assert stmt.target is not None
         module = self._module_ref(stmt.target, var)
-        call = f"{module}({var})" if kind is None or kind.call is None else kind.call.format(module=module, x=var)
-        self._comment_line(w, f"{dest} = {call}", stmt)
+        if kind is None or kind.call is None:
+            call = ir.Call(module, (x,))
+        else:
+            call = ir.substitute(irparse.expression(kind.call, ("module", "x")), {"module": module, "x": x})
+        self._assign(w, dest, call, stmt)
         self._tap(stmt, dest, taps)
         if kind is None:  # a block, or an op held by a parameter: its output may be anything
             return dest, False
         return dest, fresh if kind.view else not kind.keeps_output
 
-    def template_args(self, kind: OpKind, stmt: n.Layer, var: str) -> dict[str, str]:
-        """Every argument of a forward-only form, printed (defaults too), lists as tuples."""
+    def template_args(self, kind: OpKind, stmt: n.Layer, var: str) -> dict[str, ir.Node]:
+        """Every argument a forward-only form reads (defaults too), lists as tuples."""
         given = given_args(kind, stmt)
-        used = [f for f in kind.positional if "{" + f + "}" in kind.template]
-        return {f: self.fwd_print(as_tuple(self.fwd_fold(given[f], var))) if f in given else default_text(kind, f)
-                for f in used}
+        read = ir.reads(_template(kind))
+        return {f: self.fwd_lower(as_tuple(self.fwd_fold(given[f], var))) if f in given else
+                lower(literal(kind.args.model_fields[f].default, SPAN)) for f in kind.positional if f in read}
 
-    def fwd_op_args(self, kind: OpKind, stmt: n.Layer, var: str) -> tuple[list[str], list[str]]:
+    def fwd_op_args(self, kind: OpKind, stmt: n.Layer, var: str) -> tuple[list[ir.Node], list[tuple[str, ir.Node]]]:
         given = given_args(kind, stmt)
         pos, kw = [], []
         for i, fname in enumerate(kind.positional):
             if fname not in given:
                 continue
-            text = self.fwd_print(as_tuple(self.fwd_fold(given[fname], var)))
+            value = self.fwd_lower(as_tuple(self.fwd_fold(given[fname], var)))
             if i == 0 and kind.args.model_fields[fname].is_required():  # F.max_pool2d(x, 3); F.gelu(x, approximate=...)
-                pos.append(text)
+                pos.append(value)
             else:
-                kw.append(f"{fname}={text}")
+                kw.append((fname, value))
         return pos, kw
 
     def _tap(self, stmt, dest: str, taps: dict | None) -> None:
@@ -356,10 +353,21 @@ class ForwardEmitter(MergeForward):
             if name in taps:
                 taps[name] = dest
 
-    def _comment_line(self, w: Writer, text: str, stmt) -> None:
-        shapes = [out for _, out in self.info.get(stmt)]
-        comment = shape_comment(shapes)
-        w.line(f"{text}  # {comment}" if comment else text)
+    def _assign(self, w: list, dest: str, value: ir.Node, stmt) -> None:
+        """``dest = value  # the statement's output shape``."""
+        w.append(ir.Assign(ir.Name(dest), value, self._shape(stmt)))
+
+    def _shape(self, stmt) -> str:
+        return shape_comment([out for _, out in self.info.get(stmt)])
+
+
+def _template(kind: OpKind) -> ir.Node:
+    """An op's forward-only form: its input ``x``, its learned tensor ``param`` and its arguments as names."""
+    return irparse.expression(kind.template, ("x", "param", *kind.positional))
+
+
+def assign(dest: str, source: str) -> ir.Assign:
+    return ir.Assign(ir.Name(dest), ir.Name(source))
 
 
 def _branch_name(stmt) -> str:
@@ -370,10 +378,21 @@ def _branch_name(stmt) -> str:
     if isinstance(stmt, n.Seq):
         names = [x for x in (plain(getattr(s, "target", None)) for s in stmt.body) if x]
         if len(names) == 1:
-            return re.sub(r"_\d+[a-z]?$", "", names[0]) or names[0]
+            return _without_number(names[0]) or names[0]
         if names:
             prefix = os.path.commonprefix(names).rstrip("_")
             if prefix.isidentifier() and len(prefix) > 1:
                 return prefix
     return "branch"
 
+
+def _without_number(name: str) -> str:
+    """``branch3x3`` of ``branch3x3_2a``, ``conv`` of ``conv_1``: the name less a trailing ``_<digits>``, which
+    a letter may follow."""
+    stem = name[:-1] if name[-1:] and name[-1] in string.ascii_lowercase else name
+    i = len(stem)
+    while i and stem[i - 1].isdecimal():
+        i -= 1
+    if i == len(stem) or not i or stem[i - 1] != "_":
+        return name
+    return stem[:i - 1]

@@ -112,6 +112,13 @@ class FString(Node):
     parts: tuple  # literal text and expressions
 
 
+@dataclass(frozen=True)
+class Starred(Node):
+    """``*items`` inside a list display."""
+
+    value: Node
+
+
 # ---------------------------------------------------------------- statements
 
 
@@ -122,6 +129,16 @@ class Assign(Node):
     comment: str = ""
     annotation: str = ""  # ``local: Tensor | None = None``
     let: bool = False  # binds a spec ``let``: dropped when nothing reads it (``irbuild.prune_lets``)
+
+
+@dataclass(frozen=True)
+class AugAssign(Node):
+    """``target op= value`` (the residual's sum in place: ``out += identity``)."""
+
+    target: Node
+    op: str
+    value: Node
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +176,10 @@ class Pass(Node):
 
 def name(text: str) -> Name:
     return Name(text)
+
+
+def is_not_none(value: Node) -> Compare:
+    return Compare(("is not",), (value, Const(None)))
 
 
 def attr(path: str) -> Node:
@@ -353,15 +374,20 @@ class Printer:
         for part in e.parts:
             if isinstance(part, str):
                 inner += part.replace("{", "{{").replace("}", "}}")
-            else:
-                inner += "{" + self.expr(part, 1) + "}"
+            else:  # braces delimit the expression: it needs no parentheses of its own
+                inner += "{" + self.expr(part) + "}"
         if '"' in inner or "\\" in inner:
             raise ValueError(f"an f-string part holds a quote or a backslash: {inner!r}")
         return f'f"{inner}"'
 
-    def target(self, e: Node) -> str:
+    def expr_Starred(self, e: Starred) -> str:
+        return "*" + self.expr(e.value, _PREC["|"])  # *(a + b): the star takes an or-expression
+
+    def target(self, e: Node, top: bool = True) -> str:
+        """An assignment's or loop's target: ``a, (b, c)`` (an inner tuple keeps its parentheses)."""
         if isinstance(e, Tuple):
-            return ", ".join(self.target(i) for i in e.items)
+            inner = ", ".join(self.target(i, False) for i in e.items)
+            return inner if top else f"({inner})"
         return self.expr(e)
 
     # ------------------------------------------------------------ statements
@@ -373,12 +399,14 @@ class Printer:
         return out
 
     def simple(self, indent: str, head: str, value: Node | None, comment: str = "") -> list[str]:
-        """``head value  # comment``, broken at ``value``'s last call's arguments if too long."""
+        """``head value  # comment``, broken at ``value``'s last call's arguments if too long; a statement with a
+        (shape) comment stays on its line, the comment beside the whole statement."""
         text = head + ("" if value is None else self.expr(value))
-        tail = f"  # {comment}" if comment else ""
+        if comment:
+            return [f"{indent}{text}  # {comment}"]
         if len(indent + text) <= WIDTH or not isinstance(value, Call) or not (value.args or value.kwargs):
-            return [indent + text + tail]
-        return self.broken(indent, head, value, "", tail)
+            return [indent + text]
+        return self.broken(indent, head, value, "")
 
     def broken(self, indent: str, head: str, value: Call, end: str, tail: str = "") -> list[str]:
         """A call one argument a line (an argument that is itself a long call, broken the same way)."""
@@ -398,6 +426,9 @@ class Printer:
     def stmt_Assign(self, s: Assign, indent: str, depth: int) -> list[str]:
         annotation = f": {s.annotation}" if s.annotation else ""
         return self.simple(indent, f"{self.target(s.target)}{annotation} = ", s.value, s.comment)
+
+    def stmt_AugAssign(self, s: AugAssign, indent: str, depth: int) -> list[str]:
+        return self.simple(indent, f"{self.target(s.target)} {s.op}= ", s.value, s.comment)
 
     def stmt_Expr(self, s: Expr, indent: str, depth: int) -> list[str]:
         return self.simple(indent, "", s.value, s.comment)
@@ -442,6 +473,7 @@ def print_body(body, depth: int) -> list[str]:
 __all__ = [
     "Assign",
     "Attr",
+    "AugAssign",
     "BinOp",
     "Call",
     "Comp",
@@ -460,11 +492,13 @@ __all__ = [
     "Printer",
     "Return",
     "Slice",
+    "Starred",
     "Tuple",
     "Unary",
     "attr",
     "call",
     "const",
+    "is_not_none",
     "name",
     "print_body",
     "print_expr",

@@ -8,7 +8,7 @@ emitters put their argument trees in with ``ir.substitute``. No generated text i
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 
 from . import ir
 
@@ -17,13 +17,13 @@ _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv
 _UNARY = {ast.USub: "-", ast.UAdd: "+", ast.Not: "not"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def expression(text: str, placeholders: tuple[str, ...] = ()) -> ir.Node:
     """A registry expression as IR: ``{name}`` placeholders become the plain names ``name``."""
     return _from_ast(ast.parse(text.format(**{p: p for p in placeholders}), mode="eval").body)
 
 
-@lru_cache(maxsize=None)
+@cache
 def arguments(texts: tuple[str, ...]) -> tuple[tuple, tuple]:
     """Extra call arguments written as text (``"1"``, ``"training=self.training"``): (positional, keyword)."""
     call = ast.parse(f"f({', '.join(texts)})", mode="eval").body
