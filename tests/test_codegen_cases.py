@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from test_soundness_cases import located_error
 
 import archc
-from archc.backends.python.formatting import wrap_lines
+from archc.backends.python import ir, irparse, irprint
 
 
 def net(body: str, params: str = "", name: str = "N", blocks: str = "", size: str = "3 x 8 x 8") -> str:
@@ -131,9 +131,25 @@ def test_long_lines_wrap_into_the_same_python(line):
     """Breaking a long line at its last call's arguments keeps its meaning: a parenthesised sum once became a
     one-element tuple, and brackets and commas inside strings were taken for the code's own."""
     assert len(line) > 100
-    wrapped = "\n".join(wrap_lines([line]))
+    wrapped = "\n".join(irprint.print_body([_statement(ast.parse(line.strip()).body[0])], 2))
     assert ast.dump(ast.parse(wrapped.strip())) == ast.dump(ast.parse(line.strip()))
-    assert (wrapped != line) == ("channels = " not in line)  # broken where it ends in a call's arguments
+    assert ("\n" in wrapped) == ("channels = " not in line)  # broken where it ends in a call's arguments
+
+
+def _statement(s: ast.stmt) -> ir.Node:
+    """A line of the generated code's kind as the IR, to print it back."""
+    def expr(e: ast.expr) -> ir.Node:
+        if isinstance(e, ast.JoinedStr):
+            return ir.FString(tuple(v.value if isinstance(v, ast.Constant) else expr(v.value) for v in e.values))
+        if isinstance(e, ast.Call):
+            return ir.Call(expr(e.func), tuple(expr(a) for a in e.args), tuple((k.arg, expr(k.value)) for k in e.keywords))
+        if isinstance(e, ast.BinOp):
+            return ir.BinOp("+", expr(e.left), expr(e.right))
+        return irparse._from_ast(e)
+
+    if isinstance(s, ast.Assign):
+        return ir.Assign(expr(s.targets[0]), expr(s.value))
+    return ir.Expr(expr(s.value))
 
 
 @pytest.mark.parametrize(("text", "fragment"), [

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archc.backends.python import ir
+from archc.backends.python import ir, irprint
 
 BINOPS = ["+", "-", "*", "/", "//", "%", "**", "and", "or"]
 CMPOPS = ["==", "!=", "<", "<=", ">", ">=", "is", "is not", "in", "not in"]
@@ -97,7 +97,7 @@ def normal(tree: ast.AST) -> str:
 @settings(max_examples=400, deadline=None)
 @given(TREES)
 def test_printed_expressions_parse_back_to_the_same_tree(tree):
-    printed = ir.print_expr(tree)
+    printed = irprint.print_expr(tree)
     assert normal(ast.parse(printed, mode="eval").body) == normal(to_python_ast(tree)), printed
 
 
@@ -123,8 +123,8 @@ def test_printed_expressions_parse_back_to_the_same_tree_many(tree):
      "{m for b in self.modules() if ok}"),
 ])
 def test_precedence_cases(tree, text):
-    assert ir.print_expr(tree) == text
-    assert ast.dump(ast.parse(text, mode="eval")) == ast.dump(ast.parse(ir.print_expr(tree), mode="eval"))
+    assert irprint.print_expr(tree) == text
+    assert ast.dump(ast.parse(text, mode="eval")) == ast.dump(ast.parse(irprint.print_expr(tree), mode="eval"))
 
 
 def test_long_statements_break_at_their_calls_into_the_same_python():
@@ -133,21 +133,21 @@ def test_long_statements_break_at_their_calls_into_the_same_python():
                    ir.Const(64), kernel_size=ir.Const(3), padding=ir.Const(1), bias=ir.Const(False))
     body = (ir.Assign(ir.attr("self.convolution_with_a_long_name"), conv),
             ir.Expr(ir.call("layers.add_module", ir.Const("stage(1, 2)"), conv)))
-    lines = ir.print_body(body, 2)
+    lines = irprint.print_body(body, 2)
     assert all(len(line) <= 100 for line in lines), lines
     text = "\n".join(line[8:] for line in lines)
-    reference = "self.convolution_with_a_long_name = " + ir.print_expr(conv) + "\n" + \
-        "layers.add_module(" + '"stage(1, 2)", ' + ir.print_expr(conv) + ")\n"
+    reference = "self.convolution_with_a_long_name = " + irprint.print_expr(conv) + "\n" + \
+        "layers.add_module(" + '"stage(1, 2)", ' + irprint.print_expr(conv) + ")\n"
     assert ast.dump(ast.parse(text)) == ast.dump(ast.parse(reference))
     # a statement with a shape comment stays on its line, the comment beside all of it
-    [line] = ir.print_body((ir.Assign(ir.Name("x"), conv, comment="N x 64 x 56 x 56"),), 2)
+    [line] = irprint.print_body((ir.Assign(ir.Name("x"), conv, comment="N x 64 x 56 x 56"),), 2)
     assert line.endswith(")  # N x 64 x 56 x 56")
 
 
 def test_an_if_whose_else_is_one_if_prints_as_elif():
     tree = ir.If(ir.Name("a"), (ir.Pass(),), (ir.If(ir.Name("b"), (ir.Return(ir.Name("x")),),
                                                   (ir.Return(ir.Name("y")),)),))
-    assert ir.print_body((tree,), 0) == ["if a:", "    pass", "elif b:", "    return x", "else:", "    return y"]
+    assert irprint.print_body((tree,), 0) == ["if a:", "    pass", "elif b:", "    return x", "else:", "    return y"]
 
 
 def test_reads_sees_loads_not_stores_nor_comprehension_targets():
@@ -176,7 +176,7 @@ def test_lowered_spec_expressions_print_as_the_spec_printer_does():
         for module in program.modules:
             for node in (x for d in [*module.blocks, *module.networks, *module.lets, *module.funcs] for x in d.walk()):
                 if isinstance(node, kinds) and not any(isinstance(x, n.TensorRef) for x in node.walk()):
-                    assert ir.print_expr(lower(node)) == to_python(node), to_python(node)
+                    assert irprint.print_expr(lower(node)) == to_python(node), to_python(node)
                     seen += 1
     assert seen > 1000
 
@@ -195,13 +195,13 @@ def test_prune_lets_drops_unread_chains_and_empty_blocks():
         ir.If(ir.Name("flag"), (irbuild.let("d", ir.Const(3)),), (ir.Expr(ir.call("print", ir.Name("e"))),)),
         irbuild.let("e", ir.Attr(ir.Name("self"), "a")),  # self.a is no read of the let a
     ]
-    printed = ir.print_body(irbuild.prune_lets(body, {"e"}), 0)
+    printed = irprint.print_body(irbuild.prune_lets(body, {"e"}), 0)
     assert printed == ["a = 1", "if not flag:", "    print(e)", "e = self.a"]
     # a let that reads itself is not kept alive by its own read
     assert irbuild.prune_lets([irbuild.let("a", ir.BinOp("+", a, ir.Const(1)))]) == []
     # an empty if that an elif follows keeps a pass
     chain = ir.If(ir.Name("p"), (irbuild.let("z", ir.Const(0)),), (ir.If(ir.Name("q"), (ir.Expr(c),)),))
-    assert ir.print_body(irbuild.prune_lets([chain]), 0) == ["if p:", "    pass", "elif q:", "    c"]
+    assert irprint.print_body(irbuild.prune_lets([chain]), 0) == ["if p:", "    pass", "elif q:", "    c"]
 
 
 def test_interpolated_names_are_literals_fstrings_or_concatenations():
@@ -214,7 +214,7 @@ def test_interpolated_names_are_literals_fstrings_or_concatenations():
 
     def name(*parts):
         target = n.Target([n.Var(p[0], span) if isinstance(p, tuple) else p for p in parts], span)
-        return ir.print_expr(irbuild.interpolated(target, lambda e: lowered[e.name]))
+        return irprint.print_expr(irbuild.interpolated(target, lambda e: lowered[e.name]))
 
     assert name("layer", ("k",)) == '"layer-2"'
     assert name("a", ("s",), "_") == '"ab_"'
@@ -231,9 +231,9 @@ def test_registry_forms_parse_into_trees_that_print_as_written():
         names = ("x", "param", "module", *kind.positional)
         for text in (kind.template, kind.call):
             if text:
-                assert ir.print_expr(irparse.expression(text, names)) == text.format(**{p: p for p in names})
+                assert irprint.print_expr(irparse.expression(text, names)) == text.format(**{p: p for p in names})
     args, kwargs = irparse.arguments(("1", "training=self.training"))
     assert args == (ir.Const(1),) and kwargs == (("training", ir.attr("self.training")),)
     tree = ir.substitute(irparse.expression("{x}[:, ::{stride}]", ("x", "stride")), {"x": ir.Name("out"),
                                                                                     "stride": ir.Const(2)})
-    assert ir.print_expr(tree) == "out[:, ::2]"
+    assert irprint.print_expr(tree) == "out[:, ::2]"

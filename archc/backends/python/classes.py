@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ...errors import SpecError
 from ...lang import nodes as n
-from ...sema.exprfold import free_names, to_python
+from ...sema.exprfold import free_names
 from . import ir
 from .context import ClassContext, ClassInfo, StmtInfo
 from .emit import symbol
@@ -25,19 +25,19 @@ from .emit_init import InitEmitter
 class ClassCode:
     """One generated class: its ``__init__`` and ``forward`` lines and what callers need of it."""
 
-    init: list[str]
-    forward: list[str]
+    init: list  # IR statements
+    forward: list
     info: ClassInfo
     has_sides: bool
     referenced: set[str]  # names the generated code reads
-    taps: list[str] | None = None  # a network with taps: the body of its forward_taps
+    taps: list | None = None  # a network with taps: the body of its forward_taps
 
 
 def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef], constants: dict[str, object],
                    stmt_info: StmtInfo, infos, block_params: set[str], op_params: set[str] = frozenset(),
                    named: set[str] = frozenset(), weights=None, networks: dict | None = None,
                    network_unused=None) -> ClassCode:
-    """``weights(ctx)``, for a network, gives the lines that end its __init__: its initialisation rules."""
+    """``weights(ctx)``, for a network, gives the statements that end its __init__: its initialisation rules."""
     ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params, named, networks,
                        network_unused)
     forward = ForwardEmitter(ctx)
@@ -47,12 +47,14 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
         cur: n.Expr = ctx.fold(definition.input[0])  # only the channels: sizes are checked, not constructed
     else:
         cur = symbol("in_channels")
-    body, cur = InitEmitter(ctx).emit(cur, depth=2, into="self" if ctx.sequential else None)
+    init_emitter = InitEmitter(ctx)
+    body, cur = init_emitter.emit(cur, into="self" if ctx.sequential else None)
     # forward expressions asked for these; a pruned let may have been the only reader
     stored = ctx.stored & _self_attributes(fwd_body + (taps_body or []))
-    fwd_lines = ir.print_body(fwd_body, 2)
-    taps_lines = None if taps_body is None else ir.print_body(taps_body, 2)
-    init = ["        super().__init__()"]
+    self_ = ir.Name("self")
+    init: list[ir.Node] = [ir.Expr(ir.call(ir.Attr(ir.call("super"), "__init__")))]
+    for name in sorted(ctx.kept_for_init - stored, reverse=True):  # read by the network's init rules, not forward
+        init.append(ir.Assign(ir.Attr(self_, name), ir.Name(name)))
     for name in sorted(stored):
         if name == "out_channels":
             raise SpecError("the parameter 'out_channels' is read in forward, but every generated block class sets "
@@ -61,20 +63,19 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
         if name in ctx.modules_named:
             raise SpecError(f"'{name}' names both a parameter read in forward and a layer", definition.span,
                             hint="rename one of them")
-        init.append(f"        self.{name} = {name}")
+        init.append(ir.Assign(ir.Attr(self_, name), ir.Name(name)))
     init += body
     if weights is not None:
         init += weights(ctx)
-    for name in sorted(ctx.kept_for_init):  # read by the network's initialisation (emit_weights), not by forward
-        if name not in stored:
-            init.insert(1, f"        self.{name} = {name}")
+    width = init_emitter.lower(cur)
     if not ctx.is_network:
-        init.append(f"        self.out_channels = {to_python(cur)}")
-    formula = None
-    if not ctx.is_network and free_names(cur) <= set(ctx.params) | {"in_channels"} and "." not in to_python(cur):
+        init.append(ir.Assign(ir.Attr(self_, "out_channels"), width))
+    formula = None  # a width over the parameters alone, with no module's attribute nor math's functions in it
+    if not ctx.is_network and free_names(cur) <= set(ctx.params) | {"in_channels"} and \
+            not any(isinstance(x, ir.Attr) for x in width.walk()):
         formula = cur
-    return ClassCode(init, fwd_lines, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced,
-                     taps_lines)
+    return ClassCode(init, fwd_body, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced,
+                     taps_body)
 
 
 def _self_attributes(body: list[ir.Node]) -> set[str]:

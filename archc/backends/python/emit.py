@@ -1,23 +1,20 @@
-"""Shared pieces of Python emission: the namespace that hands out local names, the line writer,
-``let`` pruning, shape comments and literals.
+"""Shared questions of Python emission, asked of the spec's tree: the namespace that hands out local names,
+shape comments, which statements create modules or bind names, and which names are attributes.
 
 Both halves of a generated class (``emit_init`` for ``__init__``, ``emit_forward`` for ``forward``) and
-the module writer (``codegen``) print through these.
+the module writer (``codegen``) use these; the IR they build is in ``ir`` and ``irbuild``.
 """
 
 from __future__ import annotations
 
 import builtins
 import keyword
-import re
-from collections import Counter
 
 from ...lang import nodes as n
 from ...lang.loader import GENERATED_IMPORTS
 from ...ops import REGISTRY
-from ...sema.exprfold import fold, literal, pattern_text, to_python
+from ...sema.exprfold import fold
 from ...sema.layout import SUFFIX
-from ...sema.values import BlockRef
 
 FIXED_NAMES = {*GENERATED_IMPORTS, "self", "x", "super"}
 
@@ -39,7 +36,7 @@ class Namespace:
         self.taken.add(name)
 
     def create(self, base: str) -> str:
-        base = re.sub(r"\W", "_", base) or "v"
+        base = "".join(c if c.isalnum() or c == "_" else "_" for c in base) or "v"
         if base[0].isdigit():
             base = "_" + base
         name, i = base, 0
@@ -48,109 +45,6 @@ class Namespace:
             name = f"{base}_{i}"
         self.taken.add(name)
         return name
-
-
-class LetLine(str):
-    """A line that binds a ``let``: dropped when nothing after it reads the name."""
-
-    name: str
-
-
-def let_line(text: str, name: str) -> LetLine:
-    line = LetLine(text)
-    line.name = name
-    return line
-
-
-def prune_lets(lines: list[str], read_after: set[str] = frozenset()) -> list[str]:
-    """Drop ``let`` bindings no other line reads (a let may serve __init__ only, or forward only), then
-    the loops and branches that are left empty; ``read_after``: names that code after these lines reads (a
-    block's output width). Names are counted once and a dropped let gives back its own reads, so a long
-    chain of lets costs time in proportion to its length."""
-    words = [Counter(_WORD.findall(line)) for line in lines]
-    counts: Counter = Counter(read_after)
-    for w in words:
-        counts.update(w)
-    lets_of: dict[str, list[int]] = {}
-    for i, line in enumerate(lines):
-        if isinstance(line, LetLine):
-            lets_of.setdefault(line.name, []).append(i)
-    alive = [True] * len(lines)
-    pending = [i for indexes in lets_of.values() for i in indexes]
-    while pending:
-        i = pending.pop()
-        name = lines[i].name
-        if not alive[i] or counts[name] > words[i][name]:
-            continue  # another line reads the name
-        alive[i] = False
-        counts.subtract(words[i])
-        for word in words[i]:
-            pending += [j for j in lets_of.get(word, ()) if alive[j]]
-    return drop_empty_blocks([line for i, line in enumerate(lines) if alive[i]])
-
-
-_WORD = re.compile(r"\w+")
-_HEADER = re.compile(r"(if|elif|else|for)\b.*:$")
-
-
-def drop_empty_blocks(lines: list[str]) -> list[str]:
-    """Remove a ``for``, ``if``, ``elif`` or ``else`` whose body is empty (its lets were pruned); an empty
-    ``if`` with an ``else`` becomes ``if not``, and one that an ``elif`` follows keeps a ``pass``."""
-    out = list(lines)
-    i = len(out) - 1
-    while i >= 0:
-        line = out[i]
-        stripped = line.lstrip()
-        indent = len(line) - len(stripped)
-        if _HEADER.match(stripped):
-            nxt = out[i + 1] if i + 1 < len(out) else None
-            if nxt is None or len(nxt) - len(nxt.lstrip()) <= indent:
-                follows = nxt is not None and len(nxt) - len(nxt.lstrip()) == indent and \
-                    nxt.lstrip().startswith(("elif ", "else:"))
-                if stripped.startswith("if ") and follows and nxt.lstrip() == "else:":
-                    out[i] = " " * indent + f"if not ({stripped[3:-1]}):"  # the else's body is the if's now
-                    del out[i + 1]
-                elif follows:
-                    out.insert(i + 1, " " * (indent + 4) + "pass")
-                else:
-                    del out[i]
-        i -= 1
-    return out
-
-
-class Writer:
-    """Indented statement lines."""
-
-    def __init__(self, depth: int = 0) -> None:
-        self.lines: list[str] = []
-        self.depth = depth
-
-    def line(self, text: str) -> None:
-        self.lines.append("    " * self.depth + text)
-
-    def indent(self) -> Writer:
-        self.depth += 1
-        return self
-
-    def dedent(self) -> None:
-        self.depth -= 1
-
-    def nested(self, extra: int = 1) -> Writer:
-        """An empty writer one level (or ``extra`` levels) deeper, for a block's body."""
-        return Writer(self.depth + extra)
-
-
-def emit_if(w: Writer, test: str, then: Writer, orelse: Writer) -> None:
-    """``if test:`` with both branches' lines, leaving out an empty one."""
-    if then.lines:
-        w.line(f"if {test}:")
-        w.lines += then.lines
-        if orelse.lines:
-            w.line("else:")
-            w.lines += orelse.lines
-    elif orelse.lines:
-        w.line(f"if not ({test}):")
-        w.lines += orelse.lines
 
 
 def shape_comment(types: list) -> str:
@@ -176,17 +70,6 @@ def is_attribute(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
 
-def read_attribute(owner: str, name: str) -> str:
-    """``self.conv1``, or ``getattr(self, "proj-1")``."""
-    return f"{owner}.{name}" if is_attribute(name) else f"getattr({owner}, {to_python(n.Str(name, SPAN))})"
-
-
-def set_attribute(owner: str, name: str, value: str) -> str:
-    """``self.conv1 = value``, or ``self.add_module("proj-1", value)`` (which also registers a None)."""
-    return f"{owner}.{name} = {value}" if is_attribute(name) else \
-        f"{owner}.add_module({to_python(n.Str(name, SPAN))}, {value})"
-
-
 def plain(target: n.Target | None) -> str | None:
     """A target's name when it interpolates nothing."""
     if target is None or not target.is_plain:
@@ -194,58 +77,11 @@ def plain(target: n.Target | None) -> str | None:
     return "".join(target.parts)  # type: ignore[arg-type]
 
 
-def loop_var(name: str, body: list[str]) -> str:
-    """A loop variable the body never reads is written ``_``."""
-    return name if any(re.search(rf"\b{re.escape(name)}\b", line) for line in body) else "_"
-
-
 def given_args(kind, stmt: n.Layer) -> dict[str, n.Expr]:
     """The arguments a layer statement writes, by the op's field names."""
     given = dict(zip(kind.positional, stmt.arguments.args))
     given.update({k: v for k, v, _ in stmt.arguments.kwargs})
     return given
-
-
-def default_text(kind, field: str) -> str:
-    """An op argument's default, printed."""
-    return to_python(literal(kind.args.model_fields[field].default, SPAN))
-
-
-def loop_target(pattern: n.Pattern, body: list[str]) -> str:
-    """A for loop's target: a name or a tuple pattern, each name the body never reads written ``_``."""
-    def unused(p: n.Pattern) -> n.Pattern:
-        return loop_var(p, body) if isinstance(p, str) else tuple(unused(q) for q in p)
-
-    return pattern_text(unused(pattern))
-
-
-def value_literal(value) -> str:
-    if isinstance(value, BlockRef):
-        return value.name
-    return to_python(literal(value, SPAN))
-
-
-def fstring(target: n.Target, printer) -> str:
-    """An interpolated name as Python: an f-string, or a concatenation where an interpolated expression holds
-    a string literal (an f-string cannot hold its own quotes before Python 3.12). ``printer`` writes each
-    interpolated expression; one that is a literal is written into the name's text."""
-    parts: list[tuple[bool, str]] = []  # (is text, value)
-    for p in target.parts:
-        if isinstance(p, str):
-            parts.append((True, p))
-            continue
-        printed = printer(p)
-        if re.fullmatch(r"-?\d+", printed):
-            parts.append((True, printed))
-        elif re.fullmatch(r'"[^"\\{}]*"', printed):
-            parts.append((True, printed[1:-1]))
-        else:
-            parts.append((False, printed))
-    if not any(quote in value for is_text, value in parts if not is_text for quote in "\"'\\"):
-        inner = "".join(value.replace("{", "{{").replace("}", "}}") if is_text else "{" + value + "}"
-                        for is_text, value in parts)
-        return to_python(n.Str(inner, SPAN)) if all(is_text for is_text, _ in parts) else 'f"' + inner + '"'
-    return " + ".join(to_python(n.Str(value, SPAN)) if is_text else f"str({value})" for is_text, value in parts)
 
 
 # ------------------------------------------------------------- AST queries

@@ -9,19 +9,11 @@ from dataclasses import dataclass
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY, OpKind
-from ...sema.exprfold import fold, to_python
-from .emit import (
-    SPAN,
-    Writer,
-    as_tuple,
-    default_text,
-    fstring,
-    given_args,
-    is_attribute,
-    plain,
-    read_attribute,
-    symbol,
-)
+from ...sema.exprfold import fold, literal
+from . import ir, irparse
+from .emit import SPAN, as_tuple, given_args, is_attribute, plain, symbol
+from .irbuild import interpolated, read_attribute
+from .lower import lower
 
 
 @dataclass
@@ -35,7 +27,7 @@ class _Seq:
 class LayerInit:
     """InitEmitter methods for the layer statement."""
 
-    def init_layer(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+    def init_layer(self, stmt: n.Layer, cur: n.Expr, w: list, seq: _Seq) -> n.Expr:
         kind = REGISTRY.get(stmt.func)
         is_block = stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
         if stmt.func in self.block_params or (stmt.func in self.blocks and not (kind and stmt.func in self.params)):
@@ -44,17 +36,18 @@ class LayerInit:
             seq.fresh = False
             return self.init_block_call(stmt, cur, w, seq)
         if stmt.func in self.ctx.op_params:  # a parameter holding an op class: an activation, say
-            self.register(stmt.target, f"{stmt.func}()", w, seq)
+            self.register(stmt.target, ir.Call(ir.Name(stmt.func)), w, seq)
             seq.fresh = False  # whatever op it is, the next one does not work in place on its output
             return cur
         assert kind is not None
         new = self.op_channels(kind, stmt, cur)
         if kind.learned is not None:
             given = given_args(kind, stmt)
-            args = {f: to_python(as_tuple(self.fold(given[f], cur))) if f in given else default_text(kind, f)
-                    for f in kind.positional}
-            args["features"] = to_python(cur)
-            self.register(stmt.target, kind.learned_init.format(**args), w, seq, parameter=True)
+            args = {f: self.lower(as_tuple(self.fold(given[f], cur))) if f in given else
+                    lower(literal(kind.args.model_fields[f].default, SPAN)) for f in kind.positional}
+            args["features"] = self.lower(cur)
+            form = irparse.expression(kind.learned_init, tuple(args))
+            self.register(stmt.target, ir.substitute(form, args), w, seq, parameter=True)
             return new
         needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
             (kind.template is None or kind.module is not None)
@@ -93,49 +86,50 @@ class LayerInit:
             return out
         return cur
 
-    def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list[str], list[str]]:
-        """The op's arguments as Python: (positional, keyword)."""
+    def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list, list]:
+        """The op's arguments as IR: (positional, keyword pairs)."""
         given = given_args(kind, stmt)
         pos, kw = [], []
         for fname in kind.positional:
             if fname not in given:
                 continue
-            text = to_python(as_tuple(self.fold(given[fname], cur)))
+            value = self.lower(as_tuple(self.fold(given[fname], cur)))
             if fname == skip:
-                pos.append(text)
+                pos.append(value)
             else:
-                kw.append(f"{fname}={text}")
+                kw.append((fname, value))
         return pos, kw
 
-    def op_ctor(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> str:
+    def op_ctor(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> ir.Call:
         pos, kw = self.op_args(kind, stmt, cur, kind.channels_from)
-        lead = [to_python(cur)] if kind.in_arg else []
+        lead = [self.lower(cur)] if kind.in_arg else []
         if kind.inplace and self.inplace_ok.get(stmt):
-            kw.append("inplace=True")
+            kw.append(("inplace", ir.Const(True)))
         modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
         if len(modules) > 1:
             layouts = sorted({t.layout for t, _ in self.info.get(stmt)})
             raise SpecError(f"this {kind.name} sees inputs of different layouts ({', '.join(layouts)}) in different "
                             "uses, and each needs another module", stmt.span,
                             hint="the generated class has one module here: use two layers, or two blocks")
-        return f"{modules.pop()}({', '.join(lead + pos + kw + list(kind.ctor_extra))})"
+        extra_pos, extra_kw = irparse.arguments(kind.ctor_extra)
+        return ir.Call(irparse.expression(modules.pop()), (*lead, *pos, *extra_pos), (*kw, *extra_kw))
 
-    def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: Writer, seq: _Seq) -> n.Expr:
+    def init_block_call(self, stmt: n.Layer, cur: n.Expr, w: list, seq: _Seq) -> n.Expr:
         self.ctx.referenced.add(stmt.func)
         args = [self.init_expr(a, cur) for a in stmt.arguments.args]
-        args += [f"{k}={self.init_expr(v, cur)}" for k, v, _ in stmt.arguments.kwargs]
+        kwargs = [(k, self.init_expr(v, cur)) for k, v, _ in stmt.arguments.kwargs]
         if stmt.func in self.ctx.networks:  # a whole network: it takes no input width, and gives class scores
             unused = self.ctx.network_unused(stmt.func)  # parameters its class does not take (its input size)
             net = self.ctx.networks[stmt.func]
             bound = _bind(net, stmt.arguments)
-            args = [f"{p.name}={self.init_expr(bound[p.name], cur)}" for p in net.params
-                    if p.name in bound and p.name not in unused]
-            self.register(stmt.target, f"{stmt.func}({', '.join(args)})", w, seq)
+            kwargs = [(p.name, self.init_expr(bound[p.name], cur)) for p in net.params
+                      if p.name in bound and p.name not in unused]
+            self.register(stmt.target, ir.Call(ir.Name(stmt.func), (), tuple(kwargs)), w, seq)
             outs = {t.features for _, t in self.info.get(stmt)}
             if len(outs) != 1:
                 raise SpecError(f"network {stmt.func} gives different widths in different uses", stmt.span)
             return n.Num(outs.pop(), SPAN)
-        ctor = f"{stmt.func}({', '.join([to_python(cur)] + args)})"
+        ctor = ir.Call(ir.Name(stmt.func), (self.lower(cur), *args), tuple(kwargs))
         formula = None
         if stmt.func in self.blocks and stmt.func not in self.block_params:
             info = self.infos(stmt.func)
@@ -155,17 +149,19 @@ class LayerInit:
         own = plain(stmt.target) if stmt.target is not None else None
         if own and seq.var is None:
             self.register(stmt.target, ctor, w, seq)
-            return symbol(f"{read_attribute('self', own)}.out_channels")
+            key = f"<out_channels of {own}>"  # a name no spec can write, standing for the module's attribute
+            self.symbols[key] = ir.Attr(read_attribute(ir.Name("self"), own), "out_channels")
+            return symbol(key)
         if seq.var is not None:
             self.register(stmt.target, ctor, w, seq)
-            source = f"{seq.var}[-1].out_channels"
+            source = ir.Attr(ir.Index(ir.Name(seq.var), ir.const(-1)), "out_channels")
         else:
             var = self.init_ns.create("block")
-            w.line(f"{var} = {ctor}")
-            self.register(stmt.target, var, w, seq)
-            source = f"{var}.out_channels"
+            w.append(ir.Assign(ir.Name(var), ctor))
+            self.register(stmt.target, ir.Name(var), w, seq)
+            source = ir.Attr(ir.Name(var), "out_channels")
         chan = self.channel_var(cur)
-        w.line(f"{chan} = {source}")
+        w.append(ir.Assign(ir.Name(chan), source))
         return symbol(chan)
 
     def channel_var(self, cur: n.Expr) -> str:
@@ -177,30 +173,26 @@ class LayerInit:
         self.channel_vars.add(name)
         return name
 
-    def register(self, target: n.Target | None, value: str, w: Writer, seq: _Seq, parameter: bool = False) -> None:
+    def register(self, target: n.Target | None, value: ir.Node, w: list, seq: _Seq, parameter: bool = False) -> None:
         """Make ``value`` (a module, or with ``parameter`` an nn.Parameter) the target's attribute."""
         adds = "register_parameter" if parameter else "add_module"
         if target is not None and target.is_plain:
             name = plain(target)
             self.modules_named.add(name)
             if seq.var is None and is_attribute(name):
-                w.line(f"self.{name} = {value}")
+                w.append(ir.Assign(ir.Attr(ir.Name("self"), name), value))
             else:
-                w.line(f"{seq.var or 'self'}.{adds}({to_python(n.Str(name, SPAN))}, {value})")
+                w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), ir.Const(name), value)))
             return
         if target is not None:
-            name = fstring(target, self.init_expr)
-            if seq.var is None and not target.quoted and _literal_identifier(name):
-                w.line(f"self.{name[1:-1]} = {value}")  # the interpolation is a constant: ``x{1}`` is x1
+            name = interpolated(target, self.init_expr)
+            if seq.var is None and not target.quoted and isinstance(name, ir.Const) and is_attribute(name.value):
+                w.append(ir.Assign(ir.Attr(ir.Name("self"), name.value), value))  # a constant: ``x{1}`` is x1
             else:
-                w.line(f"{seq.var or 'self'}.{adds}({name}, {value})")
+                w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), name, value)))
             return
         assert seq.var is not None
-        w.line(f"{seq.var}.append({value})")
-
-
-def _literal_identifier(printed: str) -> bool:
-    return printed.startswith('"') and printed.endswith('"') and printed[1:-1].isidentifier()
+        w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var), "append"), value)))
 
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...sema.layout import stride_factor
-from .emit import Writer, fstring
+from . import ir
+from .irbuild import interpolated
 
 SPAN = n.Span("<generated>", 0, 0, 0, 0)
 
@@ -32,12 +33,12 @@ class TapState:
 
 
 class TapTracker:
-    def __init__(self, body: list[n.Stmt], info, printer, local):
+    def __init__(self, body: list[n.Stmt], info, lower, local):
         self.holders = n.tap_holders(body)
         last = max((i for i, s in enumerate(body) if isinstance(s, n.Tap) or s in self.holders), default=-1)
         self.after_last = {s for s in body[last + 1:]}  # the network's head: its strides matter to no tap
         self.info = info
-        self.printer = printer  # an expression of the spec -> Python text in __init__
+        self.lower = lower  # an expression of the spec -> its IR in __init__
         self.local = local  # a free local name for the running reduction, made when first needed
         self.var: str | None = None
         self.state = TapState()
@@ -65,12 +66,12 @@ class TapTracker:
             return self.factor(stmt) != 1
         return any(self.strides_inside(s) for s in [*getattr(stmt, "body", []), *getattr(stmt, "orelse", [])])
 
-    def before(self, stmt: n.Stmt, w: Writer) -> None:
+    def before(self, stmt: n.Stmt, body: list) -> None:
         """Before a statement that may run zero or many times: from here on, a local carries the reduction."""
         branches = isinstance(stmt, (n.For, n.If)) or getattr(stmt, "cond", None) is not None
         if self.state.main and self.state.reduction is not None and branches and self.strides_inside(stmt):
             self.var = self.var or self.local("reduction")
-            w.line(f"{self.var} = {self.state.reduction}")
+            body.append(ir.Assign(ir.Name(self.var), ir.const(self.state.reduction)))
             self.state.reduction = None
 
     def enter(self, stmt: n.Stmt) -> bool:
@@ -85,13 +86,13 @@ class TapTracker:
             s.prefix.append(stmt.target)
         return False
 
-    def leave(self, stmt: n.Stmt, step: bool, w: Writer) -> None:
+    def leave(self, stmt: n.Stmt, step: bool, body: list) -> None:
         s = self.state
         if step:
             s.main = True
             factor = self.factor(stmt)
             if factor != 1 and s.reduction is None:
-                w.line(f"{self.var} *= {factor}")
+                body.append(ir.AugAssign(ir.Name(self.var), "*", ir.const(factor)))
             elif factor != 1:
                 s.reduction *= factor
         elif isinstance(stmt, n.Seq) and stmt.target is not None and s.main:
@@ -109,7 +110,8 @@ class TapTracker:
     def _parts(self, targets: list[n.Target]) -> list:
         return [part for t in targets for part in [*t.parts, "."]]
 
-    def line(self, stmt: n.Tap, channels: str) -> str:
+    def statement(self, stmt: n.Tap, channels: ir.Node) -> ir.Node:
+        """``self.feature_info.append(dict(num_chs=..., reduction=..., module=...))`` for a tap."""
         s = self.state
         parts = [*self._parts(s.prefix), *stmt.target.parts] if stmt.target is not None else s.last_named
         if parts is None:  # in a branch no variant takes, so the elaborator never saw it
@@ -118,6 +120,7 @@ class TapTracker:
         if parts is UNSURE:
             raise SpecError("this tap needs a name: which named layer comes before it depends on a condition",
                             stmt.span, hint="write 'tap NAME'")
-        name = fstring(n.Target(parts, SPAN), self.printer)
-        reduction = self.var if s.reduction is None else str(s.reduction)
-        return f"self.feature_info.append(dict(num_chs={channels}, reduction={reduction}, module={name}))"
+        name = interpolated(n.Target(parts, SPAN), self.lower)
+        reduction = ir.Name(self.var) if s.reduction is None else ir.const(s.reduction)
+        entry = ir.call("dict", num_chs=channels, reduction=reduction, module=name)
+        return ir.Expr(ir.call("self.feature_info.append", entry))

@@ -48,8 +48,8 @@ class _Rule:
     conds: list[n.Expr]  # the statement's condition and those of the ifs around it, all of which must hold
 
 
-def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_of: dict, block_order: list[str],
-                      depth: int, optional: dict[str, set[str]] | None = None) -> list[str]:
+def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_of: dict, block_order: list[str],
+                     optional: dict[str, set[str]] | None = None) -> list[ir.Node]:
     """The lines that end the network's ``__init__``: ``ctx`` is its ClassContext, ``module_classes`` the torch
     classes each op kind's layers have in its variants, ``kinds_of`` (block, layer path) -> op kind,
     ``block_order`` the blocks from the outermost to the innermost (an inner block's rule wins) and
@@ -121,7 +121,7 @@ def weight_init_lines(ctx, program, module_classes: dict[str, list[str]], kinds_
     out: tuple = (*[s for s in sets.values() if s.target.id in read], loop)
     if common is not None:  # every rule holds only if (init_weights): the whole pass is conditional
         out = (ir.If(common, out),)
-    return ir.print_body(out, depth)
+    return out
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,8 @@ class _Test:
         parts = list(self.conds)
         if len(self.members) == 1:
             parts.insert(0, ir.Compare(("is",), (m, self.members[0])))
-        elif self.members:  # m in (self.conv4, self.conv5): in the order they print, as the old writer gave them
-            ordered = sorted(set(self.members), key=ir.print_expr)
+        elif self.members:  # m in (self.conv4, self.conv5): ordered by their paths
+            ordered = sorted(set(self.members), key=_path_key)
             parts.insert(0, ir.Compare(("in",), (m, ir.Tuple(tuple(ordered)))))
         test = None
         for part in parts:
@@ -283,6 +283,17 @@ def _common_condition(rules: list[_Rule], ctx) -> ir.Node | None:
         return None
     firsts = [lower(ctx.fold(r.conds[0])) for r in rules]
     return firsts[0] if all(f == firsts[0] for f in firsts) else None
+
+
+def _path_key(node: ir.Node) -> tuple:
+    """A module path built by ``_access``, as a key that sorts it as its text reads."""
+    if isinstance(node, ir.Attr):
+        return (*_path_key(node.value), (".", node.attr))
+    if isinstance(node, ir.Index):
+        return (*_path_key(node.value), ("[", str(node.index.value)))
+    if isinstance(node, ir.Call):
+        return (*_path_key(node.func.value), (".", node.args[0].value))
+    return ((".", node.id),)
 
 
 def _access(owner: ir.Node, path: tuple[str, ...]) -> ir.Node:

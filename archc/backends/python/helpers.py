@@ -4,7 +4,8 @@ file imports only torch (and math) and holds nothing it does not use."""
 
 from __future__ import annotations
 
-import re
+import ast
+from functools import cache
 
 from .helperswindow import PARTITION_HELPERS, WINDOW_HELPERS
 
@@ -94,6 +95,29 @@ HELPERS.update(WINDOW_HELPERS)
 HELPERS.update(PARTITION_HELPERS)
 
 
-def used_helpers(text: str) -> list[str]:
-    """The helpers ``text`` calls (or constructs), in a fixed order."""
-    return [text_ for name, text_ in HELPERS.items() if re.search(rf"(?<![\w.]){name}\(", text)]
+def used_helpers(names: set[str]) -> list[str]:
+    """The texts of the helpers the generated code names (and of those they name), in a fixed order."""
+    wanted = {name for name in names if name in HELPERS}
+    pending = list(wanted)
+    while pending:
+        for name in helper_names(pending.pop()) & HELPERS.keys() - wanted:
+            wanted.add(name)
+            pending.append(name)
+    return [text for name, text in HELPERS.items() if name in wanted]
+
+
+@cache
+def helper_names(name: str) -> frozenset[str]:
+    """The names a helper's code reads (``torch``, ``F``, other helpers), and ``torch.utils.checkpoint`` if it
+    calls through it: parsed from the helper's own source."""
+    found = set()
+    for node in ast.walk(ast.parse(HELPERS[name])):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute) and node.attr == "checkpoint" and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "utils" and isinstance(node.value.value, ast.Name) and node.value.value.id == "torch":
+            found.add(CHECKPOINT)
+    return frozenset(found)
+
+
+CHECKPOINT = "torch.utils.checkpoint"

@@ -113,7 +113,7 @@ def prune_lets(body: list, read_after: set[str] = frozenset()) -> list:
                 collect(inner)
 
     collect(body)
-    reads = [_own_reads(u) for u in units]
+    reads = [own_reads(u) for u in units]
     counts: Counter = Counter(read_after)
     for r in reads:
         counts.update(r)
@@ -181,7 +181,7 @@ def _bodies(s: ir.Node) -> list:
     return []
 
 
-def _own_reads(s: ir.Node) -> set[str]:
+def own_reads(s: ir.Node) -> set[str]:
     """The names a statement reads itself: of a loop or branch, its header's."""
     if isinstance(s, ir.If):
         return ir.reads(s.test)
@@ -190,5 +190,45 @@ def _own_reads(s: ir.Node) -> set[str]:
     return ir.reads(s)
 
 
-__all__ = ["drop_empty", "if_", "interpolated", "let", "loop_target", "prune_lets", "read_attribute",
-           "set_attribute"]
+# ------------------------------------------------------------- questions about a body
+
+
+def statements(body):
+    """Every statement of ``body``, those inside loops and branches too, in order."""
+    for s in body:
+        yield s
+        for inner in _bodies(s):
+            yield from statements(inner)
+
+
+def assigns(body, name: str) -> bool:
+    """Whether a statement of ``body``, at any depth, gives the local ``name`` a value."""
+    target = ir.Name(name)
+    return any(isinstance(s, ir.Assign) and s.target == target for s in statements(body))
+
+
+def reads_name(body, name: str) -> bool:
+    """Whether a statement of ``body`` reads ``name``; an assignment to the name counts only where its value
+    reads it (``channels = channels + 32``)."""
+    target = ir.Name(name)
+    return any(name in (ir.reads(s.value) if isinstance(s, ir.Assign) and s.target == target else own_reads(s))
+               for s in statements(body))
+
+
+def without_assignments(body, names: set[str]) -> list:
+    """``body`` without the assignments to the locals ``names``, at any depth (empty loops and branches stay:
+    ``drop_empty`` removes them)."""
+    out = []
+    for s in body:
+        if isinstance(s, ir.If):
+            out.append(ir.If(s.test, tuple(without_assignments(s.body, names)),
+                             tuple(without_assignments(s.orelse, names))))
+        elif isinstance(s, ir.For):
+            out.append(ir.For(s.target, s.iterable, tuple(without_assignments(s.body, names))))
+        elif not (isinstance(s, ir.Assign) and isinstance(s.target, ir.Name) and s.target.id in names):
+            out.append(s)
+    return out
+
+
+__all__ = ["assigns", "drop_empty", "if_", "interpolated", "let", "loop_target", "prune_lets", "read_attribute",
+           "reads_name", "set_attribute", "statements", "without_assignments"]

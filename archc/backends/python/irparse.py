@@ -13,7 +13,7 @@ from functools import cache
 from . import ir
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
-           ast.Pow: "**", ast.MatMult: "@"}
+           ast.Pow: "**", ast.MatMult: "@", ast.BitOr: "|"}
 _UNARY = {ast.USub: "-", ast.UAdd: "+", ast.Not: "not"}
 
 
