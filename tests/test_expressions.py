@@ -20,13 +20,15 @@ from hypothesis import strategies as st
 from lark import Tree
 
 import archc
+from archc.backends.python import irprint
+from archc.backends.python.lower import lower
 from archc.cli import EXIT_SPEC
 from archc.errors import SpecError
 from archc.lang import nodes as n
 from archc.lang.parser import parse
 from archc.lang.syntax import _fragment_parser, _parser
 from archc.sema.expr import evaluate
-from archc.sema.exprfold import fold, to_python
+from archc.sema.exprfold import fold
 from archc.sema.values import MAX_INT
 
 HERE = n.Span("<test>", 1, 1, 1, 2)
@@ -43,6 +45,11 @@ _COMPARE = ["==", "!=", "<", "<=", ">", ">="]
 # small exponents only: ``**`` of anything large is a limit, not a meaning
 _EXPONENTS = st.builds(lambda v: n.Num(v, HERE), st.integers(-3, 4) | st.sampled_from([0.5, 2.0, -1.0])) | \
     st.builds(lambda v: n.Const(v, HERE), st.booleans())
+
+
+def to_python(e) -> str:
+    """An expression as the code generator prints it: lowered to its IR, then printed."""
+    return irprint.print_expr(lower(e))
 
 
 def _nodes(children):

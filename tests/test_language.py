@@ -3,10 +3,17 @@
 import pytest
 
 import archc
+from archc.backends.python import irprint
+from archc.backends.python.lower import lower
 from archc.errors import SpecError
 from archc.lang.parser import parse
 from archc.sema.expr import evaluate
-from archc.sema.exprfold import fold, to_python
+from archc.sema.exprfold import fold
+
+
+def to_python(e) -> str:
+    """An expression as the code generator prints it: lowered to its IR, then printed."""
+    return irprint.print_expr(lower(e))
 
 
 def load(tmp_path, text, name="t.arch"):

@@ -1,25 +1,16 @@
-"""Expressions for the generated code: values as literals, partial evaluation, printing as Python."""
+"""Expressions for the generated code: values as literals, and partial evaluation (what the constants decide
+folded in, the rest kept as a tree for the code generator to lower)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 
-from ..errors import SpecError
 from ..lang import nodes as n
 from .expr import BUILTINS, Evaluator
 from .values import BlockRef, Function, OpRef
 
-# Builtins that are not Python's: the generated module imports math for them.
+# Builtins that are not Python's: the generated module imports math for them (``backends.python.lower``).
 PRINTED_BUILTINS = {"ceil": "math.ceil", "floor": "math.floor", "log": "math.log", "sqrt": "math.sqrt"}
-
-_PREC = {
-    "ifexp": 0, "or": 1, "and": 2, "not": 3,
-    "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
-    "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "unary": 7, "**": 8,
-}
-_ATOM = 10
-
 
 def literal(value, span: n.Span) -> n.Expr:
     """A value turned back into an expression node."""
@@ -40,102 +31,6 @@ def literal(value, span: n.Span) -> n.Expr:
     if isinstance(value, Function):
         return n.Var(value.definition.name, span)
     raise TypeError(f"no literal for {value!r}")
-
-
-def pattern_text(pattern: n.Pattern, top: bool = True) -> str:
-    if isinstance(pattern, str):
-        return pattern
-    inner = ", ".join(pattern_text(p, False) for p in pattern)
-    return inner if top else f"({inner})"
-
-
-def to_python(e: n.Expr, name: Callable[[str], str] = lambda s: s, tensor: Callable[[str, str], str] | None = None) -> str:
-    """Print ``e`` as Python source, with the fewest parentheses: Python computes from it what archc does."""
-
-    def prec(x: n.Expr) -> int:
-        if isinstance(x, n.IfExp):
-            return 0
-        if isinstance(x, n.BinOp):
-            return _PREC[x.op]
-        if isinstance(x, n.Compare):
-            return _PREC["=="]
-        if isinstance(x, n.UnaryOp):
-            return _PREC["not"] if x.op == "not" else _PREC["unary"]
-        if isinstance(x, n.Num) and math.copysign(1, x.value) < 0:  # -0.0 too: -0.0 ** 2 is -(0.0 ** 2)
-            return _PREC["unary"]
-        return _ATOM
-
-    def wrap(x: n.Expr, minimum: int) -> str:
-        text = go(x)
-        return f"({text})" if prec(x) < minimum else text
-
-    def go(x: n.Expr) -> str:
-        if isinstance(x, n.Num):
-            return repr(x.value)
-        if isinstance(x, n.Str):
-            plain = all(c.isprintable() for c in x.value) and not any(c in x.value for c in "\"\\'")
-            return f'"{x.value}"' if plain else repr(x.value)
-        if isinstance(x, n.Const):
-            return repr(x.value)
-        if isinstance(x, n.Var):
-            return name(x.name)
-        if isinstance(x, n.Attr) and isinstance(x.value, n.TensorRef) and tensor is not None:
-            return tensor(x.value.which, x.name)
-        if isinstance(x, n.TensorRef):
-            raise SpecError(f"'{x.which}' must be followed by .channels here", x.span)
-        if isinstance(x, n.Attr):
-            return f"{wrap(x.value, _ATOM)}.{x.name}"
-        if isinstance(x, n.ListExpr):
-            inner = ", ".join(go(i) for i in x.items)
-            if x.tuple:
-                return f"({inner},)" if len(x.items) == 1 else f"({inner})"
-            return f"[{inner}]"
-        if isinstance(x, n.UnaryOp):
-            if x.op == "not":
-                return f"not {wrap(x.operand, _PREC['not'])}"
-            return f"{x.op}{wrap(x.operand, _PREC['unary'])}"
-        if isinstance(x, n.BinOp):
-            p = _PREC[x.op]
-            if x.op == "**":  # right-associative; its right operand may be a unary minus: 2 ** -x
-                return f"{wrap(x.left, p + 1)} ** {wrap(x.right, _PREC['unary'])}"
-            if p == _PREC["=="]:  # a comparison of a comparison keeps its parentheses: no chain
-                return f"{wrap(x.left, p + 1)} {comparison(x.op, x.left, x.right)} {wrap(x.right, p + 1)}"
-            right_min = p + 1 if x.op not in ("and", "or") else p
-            return f"{wrap(x.left, p)} {x.op} {wrap(x.right, right_min)}"
-        if isinstance(x, n.Compare):
-            text = wrap(x.operands[0], _PREC["=="] + 1)
-            for op, left, right in zip(x.ops, x.operands, x.operands[1:]):
-                text += f" {comparison(op, left, right)} {wrap(right, _PREC['=='] + 1)}"
-            return text
-        if isinstance(x, n.IfExp):
-            return f"{wrap(x.then, 1)} if {wrap(x.cond, 1)} else {wrap(x.orelse, 0)}"
-        if isinstance(x, n.Index):
-            return f"{wrap(x.value, _ATOM)}[{go(x.index)}]"
-        if isinstance(x, n.Slice):
-            lower = "" if x.lower is None else go(x.lower)
-            upper = "" if x.upper is None else go(x.upper)
-            return f"{wrap(x.value, _ATOM)}[{lower}:{upper}]"
-        if isinstance(x, n.ListComp):
-            text = f"[{go(x.element)} for {pattern_text(x.pattern)} in {wrap(x.iterable, 1)}"
-            if x.cond is not None:
-                text += f" if {wrap(x.cond, 1)}"
-            return text + "]"
-        if isinstance(x, n.Call):
-            args = [go(a) for a in x.args] + [f"{k}={go(v)}" for k, v in x.kwargs]
-            if isinstance(x.func, n.Var) and x.func.name in PRINTED_BUILTINS:
-                return f"{PRINTED_BUILTINS[x.func.name]}({', '.join(args)})"
-            return f"{wrap(x.func, _ATOM)}({', '.join(args)})"
-        raise TypeError(type(x))
-
-    def comparison(op: str, left: n.Expr, right: n.Expr) -> str:
-        if op in ("==", "!=") and any(isinstance(s, n.Const) and s.value is None for s in (left, right)):
-            return "is" if op == "==" else "is not"  # none compares by identity, as Python wants
-        return op
-
-    return go(e)
-
-
-# --------------------------------------------------------- partial evaluation
 
 
 def is_literal(x: n.Expr) -> bool:
