@@ -244,6 +244,8 @@ class BasicBlockA(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
+        if stride != 1 or in_channels != planes:
+            self.pad = (planes - in_channels) // 2
         self.out_channels = planes
 
     def forward(self, x: Tensor) -> Tensor:
@@ -254,9 +256,8 @@ class BasicBlockA(nn.Module):
         out = self.conv2(out)  # N x 16|32|64 x 8|16|32 x 8|16|32
         out = self.bn2(out)  # N x 16|32|64 x 8|16|32 x 8|16|32
         if self.stride != 1 or self.in_channels != self.planes:
-            pad = (self.planes - self.in_channels) // 2
             identity = x[:, :, ::self.stride, ::self.stride]  # N x 16|32 x 8|16 x 8|16
-            identity = F.pad(identity, (0, 0, 0, 0, pad, pad))  # N x 32|64 x 8|16 x 8|16
+            identity = F.pad(identity, (0, 0, 0, 0, self.pad, self.pad))  # N x 32|64 x 8|16 x 8|16
         out += identity  # N x 16|32|64 x 8|16|32 x 8|16|32
         out = F.relu(out, inplace=True)  # N x 16|32|64 x 8|16|32 x 8|16|32
         return out

@@ -266,3 +266,21 @@ def test_a_function_called_by_a_block_init_condition_is_emitted(tmp_path):
               "block B(c) {\n    c1 = conv(c, 1)\n    init conv.weight = 0.5 if keep(c) > 3\n}\n")
     spec, model = build(tmp_path, net("b = B(4)\nd = B(2)", blocks=blocks))
     assert torch.all(model.b.c1.weight == 0.5) and not torch.all(model.d.c1.weight == 0.5)
+
+
+def test_lets_that_do_not_change_between_calls_are_computed_once_in_init(tmp_path):
+    """A let forward reads that depends on the constructor's arguments alone is an attribute set in __init__ (as
+    BasicBlockA's ``pad``); one that could fail where forward would not compute it, or that reads the running
+    tensor, stays in forward."""
+    blocks = ("block Pad(width) {\n    let p = (width - in.channels) // 2\n    let q = 6 // width\n"
+              "    let r = out.channels + 1\n    pad_channels(p, p)\n    pad_channels(q, 0)\n    pad_channels(0, r - 4)\n}\n")
+    spec, model = build(tmp_path, net("b = Pad(9)", blocks=blocks))
+    source = spec.source()
+    init, forward = source.split("class Pad")[1].split("\nclass ")[0].split("def forward")
+    assert "self.p = (width - in_channels) // 2" in init and "self.p" in forward and "p = " not in forward
+    assert "q = 6 // self.width" in forward and "self.q" not in source  # a division by an argument
+    assert "r = x.shape[1] + 1" in forward  # the running tensor's width
+    x = torch.randn(2, 3, 8, 8)
+    # p = (9 - 3) // 2 = 3, q = 0, r = 3 + 1 (the width where the let is): 3 channels more on either side
+    assert torch.equal(model(x), F.pad(x, (0, 0, 0, 0, 3, 3)))
+    assert torch.equal(spec.interpret("n")(x), model(x))

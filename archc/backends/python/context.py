@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ...errors import SpecError
@@ -65,6 +66,9 @@ class ClassContext:
         self.modules_named: set[str] = set()
         self.referenced: set[str] = set()  # names the generated code reads
         self.when_attributes: dict[n.Residual, str] = {}  # residual -> the attribute holding its condition
+        self.hoisted: set[n.Let] = set()  # lets of forward that __init__ computes once (``hoistable``)
+        self._let_count = Counter(s.name for s in definition.walk() if isinstance(s, n.Let))
+        self.let_names = set(self._let_count)
         self._attributes = set(self.params) | _target_names(definition.body) | {"in_channels", "out_channels"}
         # lets and loop variables, and the module's own names (classes, functions, constants) that a generated
         # local would hide: names no generated local may take
@@ -82,6 +86,27 @@ class ClassContext:
         except SpecError:
             return None
         return bool(Evaluator({})(folded)) if is_literal(folded) else None
+
+    def hoistable(self, stmt: n.Let, value: n.Expr, locals_: set[str], construction: set[str]) -> bool:
+        """Whether a let of forward could be computed once in __init__, as ``self.<name>``: the body binds its name
+        once, its value reads only the constructor's arguments and other lets (never a loop variable nor the running
+        tensor), so it is the same in every call, and computing it where forward would not (a shortcut that is off)
+        cannot fail: no division but by a nonzero number, no call, no indexing."""
+        if stmt in self.hoisted:  # forward_taps meets the let forward hoisted
+            return True
+        if stmt.name in self._attributes or stmt.name in RESERVED or self._let_count[stmt.name] != 1:
+            return False
+        free = free_names(value)
+        return free <= set(self.params) | self.let_names | construction and not free & locals_ and _total(value)
+
+    def hoist(self, stmt: n.Let) -> bool:
+        """__init__ sets ``self.<name>`` where it meets the let (unless another attribute took the name since)."""
+        if stmt not in self.hoisted:
+            if stmt.name in self._attributes:
+                return False
+            self.hoisted.add(stmt)
+            self._attributes.add(stmt.name)
+        return True
 
     def when_attribute(self, stmt: n.Residual) -> str:
         """The attribute that holds a residual's ``when`` condition, computed in __init__ (torchvision's
@@ -121,6 +146,18 @@ def check_parameter_name(p: n.Param) -> None:
             or p.name in dir(builtins) or (p.name in RESERVED and p.name != "out_channels") or p.name.startswith("_"):
         raise SpecError(f"parameter name '{p.name}' is reserved in the generated code", p.span,
                         hint="choose another name")
+
+
+def _total(e: n.Expr) -> bool:
+    """Whether evaluating ``e`` cannot raise: arithmetic, comparisons, conditions and literals, a division only by
+    a nonzero number."""
+    for x in e.walk():
+        if isinstance(x, (n.Call, n.Index, n.Slice, n.ListComp, n.Attr, n.TensorRef)):
+            return False
+        if isinstance(x, n.BinOp) and x.op in ("/", "//", "%", "**"):
+            if x.op == "**" or not (isinstance(x.right, n.Num) and x.right.value != 0):
+                return False
+    return True
 
 
 def _init_conditions(stmts) -> list[n.Expr]:

@@ -32,7 +32,7 @@ class TapsEmitter(ForwardEmitter):
         body: list[ir.Node] = [ir.Assign(self.features, ir.List(()), annotation="list[Tensor]")]
         self.fwd_body(upto_last_tap(self.ctx.d.body, self.holders), "x", False, body, None)
         body.append(ir.Return(self.features))
-        return prune_lets(body)
+        return self.hoist(prune_lets(body))
 
     def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: list, taps: dict | None,
                 dest: str | None = None) -> tuple[str, bool]:

@@ -32,7 +32,7 @@ from .emit import (
     symbol,
 )
 from .emit_forward_merge import MergeForward
-from .irbuild import if_, interpolated, let, loop_target, prune_lets, read_attribute
+from .irbuild import if_, interpolated, let, loop_target, prune_lets, read_attribute, without_assignments
 from .lower import lower
 
 SELF = ir.Name("self")
@@ -57,6 +57,7 @@ class ForwardEmitter(MergeForward):
         self.current: n.Stmt | None = None  # the statement being written (its recorded tensor types)
         self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
         self.run_time: dict[str, ir.Node] = {}  # a name folding keeps whole -> the value forward reads there
+        self.candidates: dict[str, n.Let] = {}  # lets __init__ could compute once as attributes
         for s in ctx.d.body:
             if isinstance(s, n.Side) and s.source is not None:
                 self.sides_from.setdefault(s.source, []).append(s)
@@ -72,7 +73,7 @@ class ForwardEmitter(MergeForward):
                 test = ir.BinOp("or", test, ir.is_not_none(side))
             body.append(ir.If(ir.BinOp("and", TRAINING, test), (ir.Return(ir.Tuple((ir.Name(var), *sides))),)))
         body.append(ir.Return(ir.Name(var)))
-        return prune_lets(body)
+        return self.hoist(prune_lets(body))
 
     def fwd_expr(self, e: n.Expr, var: str) -> ir.Node:
         return self.fwd_lower(self.fwd_fold(e, var))
@@ -80,6 +81,22 @@ class ForwardEmitter(MergeForward):
     def fwd_lower(self, tree: n.Expr) -> ir.Node:
         """A forward expression tree as IR: the parameters it reads are ``self.`` attributes."""
         return lower(tree, self._name)
+
+    def _construction_time(self) -> set[str]:
+        """The run-time names forward made that __init__ knows too: ``self.in_channels``."""
+        return {k for k, v in self.run_time.items() if v == ir.Attr(SELF, "in_channels")}
+
+    def hoist(self, body: list) -> list:
+        """``body`` with the lets it reads that __init__ can compute once read from ``self`` instead (``self.pad``,
+        as a person writes a block's constant): their bindings leave forward, and __init__ sets the attributes."""
+        read = set()
+        for s in body:
+            read |= ir.reads(s.value) if isinstance(s, ir.Assign) and s.let else ir.reads(s)
+        names = {name for name in self.candidates if name in read and self.ctx.hoist(self.candidates[name])}
+        if not names:
+            return body
+        body = without_assignments(body, names)
+        return prune_lets([ir.substitute(s, {name: ir.Attr(SELF, name) for name in names}) for s in body])
 
     def _name(self, s: str) -> ir.Node:
         if s in self.run_time:
@@ -200,8 +217,11 @@ class ForwardEmitter(MergeForward):
         dest = dest or var
         self.current = stmt
         if isinstance(stmt, n.Let):
+            value = self.fwd_fold(stmt.value, var)
+            if self.ctx.hoistable(stmt, value, self.fwd_locals - set(self.candidates), self._construction_time()):
+                self.candidates[stmt.name] = stmt  # __init__ may compute it once (``hoist``)
             self.fwd_locals.add(stmt.name)
-            w.append(let(stmt.name, self.fwd_expr(stmt.value, var)))
+            w.append(let(stmt.name, self.fwd_lower(value)))
             return var, fresh
         if isinstance(stmt, n.Layer):
             return self.fwd_layer(stmt, var, fresh, w, dest, taps)

@@ -159,7 +159,11 @@ class InitEmitter(LayerInit):
 
     def _init_statement(self, stmt: n.Stmt, cur: n.Expr, w: list, seq: _Seq) -> n.Expr:
         if isinstance(stmt, n.Let):
-            w.append(let(stmt.name, self.init_expr(stmt.value, cur)))
+            value = self.init_expr(stmt.value, cur)
+            if stmt in self.ctx.hoisted:  # forward reads it from self: computed here once
+                w.append(ir.Assign(ir.Attr(_SELF, stmt.name), value))
+                value = ir.Attr(_SELF, stmt.name)
+            w.append(let(stmt.name, value))
             self.init_ns.reserve(stmt.name)
             return cur
         if isinstance(stmt, n.Layer):
