@@ -4,7 +4,7 @@ own). A mixin of ``elaborate.Elaborator``, like ``elabstruct``."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError, SpecErrors, did_you_mean
 from ..lang import nodes as n
@@ -66,7 +66,7 @@ class CallElaboration:
             name = None
         else:
             name = self.claim(stmt.target, frame, x)
-        values = self.op_args(kind, pos, kw, stmt)
+        values, dumped = self.op_args(kind, pos, kw, stmt)
         try:
             out = kind.shape(values, t)
             params = kind.params(values, t)
@@ -75,7 +75,7 @@ class CallElaboration:
             raise SpecError(f"{kind.name}: {exc}", stmt.span, notes=[(f"its input is {t.describe()}", None)],
                             hint=exc.hint, follows_shapes=True) from None
         node = self.add_node(frame, None if name is None else frame.scope.child(name), kind.name,
-                             dict(self.dumped[id(values)]), [x], out, stmt.span, params, macs,
+                             dict(dumped), [x], out, stmt.span, params, macs,
                              learned=kind.learned is not None)
         return Tensor(node.id, out)
 
@@ -163,7 +163,9 @@ class CallElaboration:
             kw.append((key, self.eval(value, frame, x), span))
         return pos, kw
 
-    def op_args(self, kind: OpKind, pos: list, kw: list, stmt: n.Layer):
+    def op_args(self, kind: OpKind, pos: list, kw: list, stmt: n.Layer) -> tuple[BaseModel, dict]:
+        """The op's arguments checked by its pydantic model, and as a plain dict (both kept: deep networks repeat
+        the same few layers thousands of times)."""
         fields = kind.positional
         if len(pos) > len(fields):
             raise SpecError(f"{kind.name} takes at most {len(fields)} positional arguments "
@@ -195,9 +197,8 @@ class CallElaboration:
             got = data.get(field_name)
             raise SpecError(f"{kind.name}: bad value {show(got)} for '{field_name}': {err['msg'].lower()}",
                             spans.get(field_name, stmt.span)) from None
-        self.validated[key] = values
-        self.dumped[id(values)] = values.model_dump()
-        return values
+        self.validated[key] = (values, values.model_dump())
+        return self.validated[key]
 
 
 _MISSING = object()

@@ -49,8 +49,7 @@ class Elaborator(StructureElaboration, CallElaboration):
         self.graph: Graph | None = None
         self.block_stack: list[str] = []
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
-        self.validated: dict[str, BaseModel] = {}  # op arguments already checked, by kind and values
-        self.dumped: dict[int, dict] = {}  # and as plain dicts, by id of the validated model (kept alive above)
+        self.validated: dict[str, tuple[BaseModel, dict]] = {}  # op arguments checked (and dumped), by kind and values
         self.callees: dict[n.Layer, str] = {}  # layer statement -> "block" or "op" it called through a value
         self.rules: list[Rule] = []  # the current variant's init rules, in the order met
         self.errors: list[SpecError] = []  # the current variant's, in the order found
