@@ -1,7 +1,10 @@
-"""Train any model in generated/ on handwritten digits, an image folder or synthetic data.
+"""Train any model in generated/, or any spec, on handwritten digits, an image folder or synthetic data.
 
 The model is a factory from the ``__all__`` of a module in generated/: resnet50,
-densenet121, inception_v3, or qualified, resnet.resnet20. From the repository root:
+densenet121, inception_v3, or qualified, resnet.resnet20; or a spec file of your own,
+path/to/net.arch (its first variant) or path/to/net.arch:variant; or any name that
+archc.list_models() gives (specs in the folders of ARCHC_SPEC_PATH too). From the
+repository root:
 
     python examples/train.py resnet20 --data synthetic --epochs 1 --steps 20
     python examples/train.py resnet20 --data digits --epochs 15
@@ -9,6 +12,7 @@ densenet121, inception_v3, or qualified, resnet.resnet20. From the repository ro
     python examples/train.py inception_v3 --image-size 299 --batch-size 8
     torchrun --nproc_per_node 2 examples/train.py resnet20 --data synthetic --batch-size 64
     python examples/train.py densenet121 --set memory_efficient=true --batch-size 64
+    python examples/train.py my_specs/net.arch:small --data digits --epochs 5
 
 Under torchrun each process trains on its share of the data with
 DistributedDataParallel (gloo on CPU, nccl with CUDA); --batch-size is per
@@ -44,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -72,7 +75,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/, for imagedata
 from imagedata import Digits, SyntheticImages, folder_transforms, image_folders  # noqa: E402
 
+import archc  # noqa: E402
 import generated  # noqa: E402
+from archc.zoo.registry import model_entrypoint  # noqa: E402
 
 AUX_WEIGHT = 0.3
 EXTRAS = "pip install '.[examples]'"
@@ -212,7 +217,8 @@ def factory_argument(text: str) -> tuple[str, object]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("model", help="a factory in generated/, e.g. resnet50 or resnet.resnet20")
+    p.add_argument("model", help="a factory in generated/ (resnet50, resnet.resnet20), a spec file "
+                                 "(path/to/net.arch or path/to/net.arch:variant), or any name archc.list_models() gives")
     p.add_argument("--data", default="synthetic", help='"synthetic", "digits" or an image folder')
     p.add_argument("--num-classes", type=int, help="default: the folder's class count, or the factory's default")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=factory_argument,
@@ -242,11 +248,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--data {args.data}: reading an image folder needs torchvision: {EXTRAS}")
     if args.data == "digits" and importlib.util.find_spec("sklearn") is None:
         parser.error(f"--data digits: the digits ship with scikit-learn: {EXTRAS}")
-    factories = find_factories()
-    if (factory := factories.get(args.model)) is None:
-        close = difflib.get_close_matches(args.model, factories, n=5, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"choose from {', '.join(sorted(factories))}"
-        parser.error(f"unknown model {args.model!r}: no such factory in generated/; {hint}")
+    factory = find_factories().get(args.model)
+    if factory is None:  # a spec file (net.arch or net.arch:variant), or any name archc.list_models() gives
+        try:
+            factory = model_entrypoint(args.model)
+        except (ValueError, FileNotFoundError, archc.SpecError) as exc:
+            parser.error(str(exc).splitlines()[0])
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = torch.device("cpu")
     if torch.cuda.is_available():

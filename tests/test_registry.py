@@ -108,7 +108,8 @@ def test_unknown_names_and_pretrained_weights_are_clear_errors(tmp_path):
                 out[name] = str(exc)
         out["torch"] = "torch" in sys.modules
     """)
-    assert out["resnt50"] == "unknown model 'resnt50': did you mean 'resnet50'?"
+    assert out["resnt50"] == ("unknown model 'resnt50': did you mean resnet50, resnet56 or resnet20? "
+                              "(archc.list_models() names them all)")
     assert out["zzzz"] == "unknown model 'zzzz': archc.list_models() names them all"
     assert out["resnet50"].startswith("archc has no pretrained weights for 'resnet50'")
     assert out["torch"] is False  # both refused before torch is imported
@@ -277,3 +278,58 @@ def test_a_non_editable_install_ships_the_models_and_pickles(tmp_path):
     assert loaded["built"][0].startswith("archc.built.tiny_")
     assert Path(loaded["built"][1]).is_relative_to(tmp_path / "cache")
     assert loaded["built"][2:] == [True, [2, 7]]
+
+
+# ---------------------------------------------------------------- timm's list_models, and a user's own specs
+
+
+def test_list_models_takes_patterns_exclusions_and_a_module():
+    both = archc.list_models(["vit_b*", "swin_t"])
+    assert both == ["swin_t", "vit_b_16", "vit_b_32"]
+    assert "swin_v2_t" in archc.list_models("swin*") and "swin_v2_t" not in archc.list_models(
+        "swin*", exclude_filters=["*_v2_*"])
+    assert archc.list_models(module="alexnet") == ["alexnet", "alexnet_paper"]
+    assert archc.list_models("resnet*", pretrained=True) == []  # archc ships no weights
+
+
+def test_an_unknown_name_suggests_by_prefix_then_spelling():
+    with pytest.raises(ValueError) as error:
+        archc.create_model("resnet5")
+    message = str(error.value)
+    assert "\n" not in message and "did you mean resnet50, " in message
+    with pytest.raises(ValueError, match="did you mean efficientnet_b0"):
+        archc.create_model("efficentnet_b0")
+
+
+def test_create_model_takes_a_spec_file(tmp_path):
+    path = write_tiny(tmp_path / "specs" / "tiny.arch", 4)
+    model = archc.create_model(f"{path}:tiny", num_classes=3)
+    assert model.conv1.out_channels == 4 and model.fc.out_features == 3
+    assert archc.create_model(str(path)).fc.out_features == 10  # the first variant, its defaults
+    with pytest.raises(ValueError, match="no variant 'tiny2'"):
+        archc.create_model(f"{path}:tiny2")
+
+
+def test_the_spec_path_and_entry_points_make_a_users_specs_models(tmp_path, monkeypatch):
+    write_tiny(tmp_path / "env" / "envnet.arch", 5)
+    (tmp_path / "env" / "envnet.arch").write_text(
+        (tmp_path / "env" / "envnet.arch").read_text().replace("variant tiny", "variant env_tiny"))
+    monkeypatch.setenv("ARCHC_SPEC_PATH", str(tmp_path / "env"))
+    assert "env_tiny" in archc.list_models() and archc.list_models(module="envnet") == ["env_tiny"]
+    assert archc.create_model("env_tiny").conv1.out_channels == 5
+    # an installed package names its folder of specs with an archc.specs entry point
+    site = tmp_path / "site"
+    specs = write_tiny(site / "mypkg" / "specs" / "pkgnet.arch", 6)
+    specs.write_text(specs.read_text().replace("variant tiny", "variant pkg_tiny"))
+    (site / "mypkg" / "__init__.py").write_text("from pathlib import Path\nSPECS = Path(__file__).parent / 'specs'\n")
+    info = site / "mypkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[archc.specs]\nmypkg = mypkg:SPECS\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "pkg_tiny" in archc.list_models("pkg_*")
+    assert archc.create_model("pkg_tiny").conv1.out_channels == 6
+    # a shipped name is never shadowed by a user's spec
+    write_tiny(tmp_path / "env" / "shadow.arch", 7).write_text(TINY.replace("WIDTH", "7").replace(
+        "variant tiny", "variant alexnet"))
+    assert type(archc.create_model("alexnet")).__module__ == "archc.models.alexnet"

@@ -300,3 +300,30 @@ def test_image_folders_without_torchvision_say_what_to_install(tmp_path, monkeyp
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "reading an image folder needs torchvision: pip install '.[examples]'" in err and "Traceback" not in err
+
+
+def test_a_spec_file_trains_by_its_path(tmp_path, monkeypatch, capsys):
+    """A user's own spec is a first-class model: path.arch:variant, no build into the checkout."""
+    for variable in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(variable, raising=False)
+    path = tmp_path / "mine.arch"
+    path.write_text("network Mine(num_classes = 10, width = 8) {\n    input 3 x 16 x 16\n"
+                    "    conv1 = conv(width, 3, padding = 1); relu\n    adaptive_avgpool(1); flatten\n"
+                    "    fc = linear(num_classes)\n}\nvariant mine = Mine()\nvariant wide = Mine(width = 16)\n")
+    checkpoint = tmp_path / "ckpt.pt"
+    train.main([f"{path}:wide", *"--data synthetic --image-size 16 --batch-size 4 --steps 2 --workers 0".split(),
+                "--output", str(checkpoint)])
+    state = torch.load(checkpoint)["model"]
+    assert state["conv1.weight"].shape == (16, 3, 3, 3)  # the variant asked for, not the first
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        train.main([f"{path}:wid", "--steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("mine.arch has no variant 'wid': did you mean wide? (its variants: mine, wide)"), err
+
+
+def test_a_bad_name_gives_one_line_with_three_suggestions(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["resnet5", "--steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "did you mean resnet50, " in err and err.count(",") + err.count(" or ") == 2 and len(err) < 200

@@ -17,38 +17,142 @@ The models come from the generated modules shipped inside archc as ``archc.model
 from __future__ import annotations
 
 import ast
+import difflib
 import fnmatch
 import importlib
+import os
 import re
+import types
+import warnings
+from collections.abc import Sequence
 from functools import lru_cache
-from importlib import resources
-
-from ..errors import did_you_mean
+from importlib import metadata, resources
+from pathlib import Path
 
 PACKAGE = "archc.models"
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Every shipped variant, or those matching the fnmatch ``pattern`` (``"resnet*"``), sorted as timm
-    sorts (numbers by value: resnet18 before resnet101)."""
-    names = list(_index())
-    if pattern:
-        names = fnmatch.filter(names, pattern)
+def list_models(filter: str | Sequence[str] = "", module: str = "", pretrained: bool = False,
+                exclude_filters: str | Sequence[str] = "") -> list[str]:
+    """The variants archc can create, as timm lists its models: those matching any fnmatch pattern of ``filter``
+    (``"resnet*"``, or a list of patterns), of the spec file ``module`` (``"resnet"``), and none of
+    ``exclude_filters``; sorted as timm sorts (numbers by value: resnet18 before resnet101). The shipped models
+    come first, then the variants of the specs on the search path (``ARCHC_SPEC_PATH`` and the ``archc.specs``
+    entry points). archc ships no pretrained weights: ``pretrained=True`` lists none."""
+    if pretrained:
+        return []
+    index = {**_user_index(), **_index()}  # a shipped name wins over a user's spec
+    names = list(index)
+    include = [p for p in _patterns(filter) if p]
+    if include:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)]
+    exclude = [p for p in _patterns(exclude_filters) if p]
+    names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
+    if module:
+        names = [n for n in names if Path(str(index[n])).stem == module]
     return sorted(names, key=_natural_key)
 
 
 def create_model(name: str, pretrained: bool = False, **kwargs):
-    """A new ``nn.Module`` of the shipped variant ``name``, its factory given ``kwargs``
-    (``num_classes=10``); imports torch."""
-    index = _index()
-    if name not in index:
-        hint = did_you_mean(name, index, otherwise="archc.list_models() names them all")()
-        raise ValueError(f"unknown model '{name}': {hint}")
+    """A new ``nn.Module``: a shipped variant (``"resnet50"``), a variant of a spec on the search path, or a spec
+    file itself (``"path/to/net.arch:variant"``, or ``"path/to/net.arch"`` for its first variant); its factory
+    is given ``kwargs`` (``num_classes=10``, ``features_only=True``). Imports torch."""
     if pretrained:
         raise ValueError(f"archc has no pretrained weights for '{name}': create the model with pretrained=False "
                          "and load a state_dict into it (torchvision's load strictly where it has the network)")
-    module = importlib.import_module(f"{PACKAGE}.{index[name]}")
-    return getattr(module, name)(**kwargs)
+    return model_entrypoint(name)(**kwargs)
+
+
+def model_entrypoint(name: str):
+    """The factory ``create_model`` calls for ``name`` (timm's ``model_entrypoint``): a function whose signature
+    and docstring are the variant's. Imports torch; a spec file or a user's spec is compiled (and cached)."""
+    path, _, variant = name.rpartition(":") if ":" in name and name.rpartition(":")[0].endswith(".arch") \
+        else (name, "", "")
+    if path.endswith(".arch"):
+        return _from_spec(Path(path), variant or None)
+    index = _index()
+    if name in index:
+        return getattr(importlib.import_module(f"{PACKAGE}.{index[name]}"), name)
+    users = _user_index()
+    if name in users:
+        return _from_spec(users[name], name)
+    raise ValueError(f"unknown model '{name}': {suggest(name, [*index, *users])}")
+
+
+def suggest(name: str, names: list[str], everything: str = "archc.list_models() names them all") -> str:
+    """One line naming the three likeliest models: those the name begins first (``resnet5`` -> resnet50),
+    then the closest spellings."""
+    ordered = sorted(names, key=_natural_key)
+    picks = [n for n in ordered if n.startswith(name)]
+    picks += [n for n in difflib.get_close_matches(name, ordered, n=6, cutoff=0.5) if n not in picks]
+    picks = picks[:3]
+    if not picks:
+        return everything
+    listed = picks[0] if len(picks) == 1 else ", ".join(picks[:-1]) + " or " + picks[-1]
+    return f"did you mean {listed}? ({everything})"
+
+
+def _from_spec(path: Path, variant: str | None):
+    from ..spec import load
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no spec at {path}")
+    spec = load(path)
+    variant = variant or spec.default_variant()
+    if variant not in spec.variants:
+        raise ValueError(f"{path.name} has no variant '{variant}': "
+                         f"{suggest(variant, list(spec.variants), 'its variants: ' + ', '.join(spec.variants))}")
+    return getattr(spec.python_module(), variant)
+
+
+def _patterns(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+# ---------------------------------------------------------------- the user's specs
+
+ENVIRONMENT = "ARCHC_SPEC_PATH"  # folders of specs, separated as PATH is (os.pathsep)
+ENTRY_POINTS = "archc.specs"  # an installed package's folder of specs: a path, or a module whose folder holds them
+
+
+def spec_folders() -> list[Path]:
+    """Where ``list_models`` and ``create_model`` look for a user's specs: ``ARCHC_SPEC_PATH``'s folders, then
+    those the installed packages' ``archc.specs`` entry points name."""
+    folders = [Path(p) for p in os.environ.get(ENVIRONMENT, "").split(os.pathsep) if p]
+    for entry in metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            target = entry.load()
+        except Exception as exc:  # a broken package must not break archc
+            warnings.warn(f"archc: the entry point {entry.name} = {entry.value} does not load ({exc})", stacklevel=2)
+            continue
+        if isinstance(target, types.ModuleType):
+            folders += [Path(p) for p in getattr(target, "__path__", [])] or \
+                ([Path(target.__file__).parent] if getattr(target, "__file__", None) else [])
+        else:
+            folders.append(Path(target))
+    return folders
+
+
+def _user_index() -> dict[str, Path]:
+    """Each variant of a spec on the search path -> its file (the first file that names it wins)."""
+    index: dict[str, Path] = {}
+    for folder in spec_folders():
+        for path in sorted(folder.glob("*.arch")) if folder.is_dir() else []:
+            for variant in _variants(path, path.stat().st_mtime_ns):
+                index.setdefault(variant, path)
+    return index
+
+
+@lru_cache(maxsize=256)
+def _variants(path: Path, mtime: int) -> tuple[str, ...]:
+    """A spec's variants, read by parsing it alone (no checking, no torch); none if it does not parse."""
+    from ..errors import SpecError
+    from ..lang.parser import parse
+
+    try:
+        return tuple(v.name for v in parse(path.read_text(encoding="utf-8"), str(path)).variants)
+    except (SpecError, OSError, UnicodeDecodeError, RecursionError):
+        return ()
 
 
 @lru_cache(maxsize=1)
