@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--depth", type=int, default=None, metavar="N",
                        help="one row per block at depth N (1: the network's own children)")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.add_argument("--input-size", type=_size, default=None, metavar="SIZE",
+                       help="the input's size instead of the network's: 224 (a square), 299x299, or every size "
+                            "(3x224x224)")
+    stats.add_argument("--batch", type=int, default=1, metavar="B",
+                       help="the batch: output shapes and MACs for B inputs (default: 1)")
 
     draw = sub.add_parser("draw", help="draw a network, or one of its blocks, with Graphviz: every block a box, "
                                        "every edge its tensor shape")
@@ -238,15 +243,33 @@ def _stats(args) -> int:
         if path not in loaded:
             loaded[path] = _load(path)
         variant = _variant(loaded[path], variant or args.variant)
-        graphs.append((f"{Path(path).stem}:{variant}", loaded[path].graph(variant)))
+        try:
+            graphs.append((f"{Path(path).stem}:{variant}", loaded[path].graph(variant, input_size=args.input_size)))
+        except SpecError as exc:
+            if args.input_size is not None:
+                exc.add_note(f"with --input-size {'x'.join(map(str, args.input_size))}", None)
+            raise
+    if args.batch < 1:
+        raise _usage(f"--batch must be at least 1, got {args.batch}")
     if len(graphs) > 1:
         compare = stats.compare_json if args.json else stats.compare
-        print(compare(graphs, args.depth or 1))
+        print(compare(graphs, args.depth or 1, batch=args.batch))
     elif args.json:
-        print(stats.as_json(graphs[0][1], args.depth))
+        print(stats.as_json(graphs[0][1], args.depth, batch=args.batch))
     else:
-        print(stats.table(graphs[0][1], args.depth))
+        print(stats.table(graphs[0][1], args.depth, batch=args.batch))
     return 0
+
+
+def _size(text: str) -> tuple[int, ...]:
+    """``224``, ``299x299`` or ``3x224x224``."""
+    try:
+        size = tuple(int(part) for part in text.lower().replace(" ", "").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (write 224, 299x299 or 3x224x224)") from None
+    if any(d <= 0 for d in size):
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {text!r}")
+    return size
 
 
 def _draw(args) -> int:

@@ -64,14 +64,17 @@ class Spec:
                                 lambda p, bound: evaluate(p.default, env))
         return v.network, values
 
-    def graph(self, variant: str | None = None, **overrides) -> Graph:
-        """The validated graph of one variant (the first if none is named)."""
+    def graph(self, variant: str | None = None, input_size: tuple[int, ...] | int | None = None, **overrides) -> Graph:
+        """The validated graph of one variant (the first if none is named); ``input_size`` (H x W, one size for a
+        square, or every size) replaces the sizes the network's ``input`` gives."""
         variant = variant or self.default_variant()
         net, values = self.values(variant, **overrides)
         if not self._checking:  # each call its own bound; a check shares one over all the variants
             self.elaborator.budget = Budget()
+        if isinstance(input_size, int):
+            input_size = (input_size,)
         try:
-            return self.elaborator.network(net, variant, values)
+            return self.elaborator.network(net, variant, values, input_size)
         except SpecError as exc:
             raise exc.add_note(f"in variant {variant}", self.variants[variant].span) from None
 

@@ -47,7 +47,7 @@ def test_depth_groups_sum_to_the_totals():
 def test_table_prints_the_convention_and_the_totals(capsys):
     assert main(["stats", str(SPECS / "resnet.arch"), "--variant", "resnet50", "--depth", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "resnet50: 25.557 M params, 4.089 G MACs"
+    assert out.splitlines()[0] == "resnet50: 25.557 M params, 4.089 G MACs (input 3 x 224 x 224)"
     assert "multiply-accumulates of convolutions and linear layers" in out
     assert "25,557,032" in out and "4,089,184,256" in out
     assert "layer3" in out and "layer3.0" not in out
@@ -171,3 +171,43 @@ def test_resnet_table_1_multiply_adds_in_the_v1_layout(variant, paper_gflops):
     deep = variant not in ("resnet18", "resnet34")
     graph = spec("resnet").graph(variant, **({"block": BlockRef("BottleneckV1")} if deep else {}))
     assert abs(stats.totals(graph)["macs"] / 1e9 / paper_gflops - 1) < 0.03
+
+
+def test_input_size_and_batch_give_the_counts_torch_measures(capsys):
+    """``--input-size`` and ``--batch``: the table's MACs are what torch's flop counter measures on a batch of that
+    size, and its shapes are the model's outputs."""
+    assert main(["stats", str(SPECS / "resnet.arch") + ":resnet18", "--input-size", "64x48", "--batch", "3",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input"] == [3, 64, 48] and data["batch"] == 3
+    model = spec("resnet").build("resnet18").eval()
+    x = torch.randn(3, 3, 64, 48)
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+    assert data["totals"]["macs"] == counter.get_total_flops() // 2
+    assert data["rows"][-1]["shape"] == list(out.shape) == [3, 1000]
+    assert data["totals"]["params"] == sum(p.numel() for p in model.parameters())
+    # one size is a square; the title says what the counts are for
+    assert main(["stats", str(SPECS / "resnet.arch") + ":resnet18", "--input-size", "32"]) == 0
+    assert "(input 3 x 32 x 32)" in capsys.readouterr().out.splitlines()[0]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--input-size", "0x3"], "sizes must be positive"),
+    (["--input-size", "big"], "not a size"),
+    (["--batch", "0"], "--batch must be at least 1"),
+])
+def test_bad_sizes_are_usage_errors(capsys, args, message):
+    try:
+        status = main(["stats", str(SPECS / "alexnet.arch"), *args])
+    except SystemExit as exc:  # argparse refuses the value itself
+        status = exc.code
+    assert status == 2 and message in capsys.readouterr().err
+
+
+def test_an_input_too_small_for_the_network_is_located(capsys):
+    assert main(["stats", str(SPECS / "alexnet.arch"), "--input-size", "16"]) == 1
+    err = capsys.readouterr().err
+    assert "alexnet.arch:17:" in err and "maxpool: kernel (3) is larger" in err and "note: with --input-size 16" in err
+    assert main(["stats", str(SPECS / "resnet.arch"), "--input-size", "1x2x3x4"]) == 1
+    assert "an input size of 4 numbers does not fit it" in capsys.readouterr().err

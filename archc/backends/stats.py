@@ -2,9 +2,10 @@
 
 Conventions (printed with every table): parameters are trainable parameters
 (batch-norm running statistics are buffers, not counted); MACs are the
-multiply-accumulates of convolutions and linear layers for one input (the
-ResNet paper's "FLOPs", torchvision's "GFLOPS"). Side outputs, which run in
-training only, are totalled separately.
+multiply-accumulates of convolutions and linear layers for the input (the
+network's, or ``--input-size``) and the batch (one input by default: the ResNet
+paper's "FLOPs", torchvision's "GFLOPS"). Side outputs, which run in training
+only, are totalled separately.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import asdict, dataclass
 from ..sema.graph import Graph
 
 CONVENTION = ("params = trainable parameters; MACs = multiply-accumulates of convolutions and linear layers "
-              "for one input (the ResNet paper's FLOPs); side outputs (training only) are totalled apart")
+              "for the input and batch shown (for one input: the ResNet paper's FLOPs); side outputs (training "
+              "only) are totalled apart")
 
 
 @dataclass
@@ -28,8 +30,11 @@ class Row:
     side: bool = False
 
 
-def rows(graph: Graph, depth: int | None = None) -> list[Row]:
-    """One row per op, or per block instance / named seq at ``depth`` (1 = the network's own children)."""
+def rows(graph: Graph, depth: int | None = None, batch: int = 1) -> list[Row]:
+    """One row per op, or per block instance / named seq at ``depth`` (1 = the network's own children); for a
+    ``batch`` of more than one input, shapes lead with it and MACs count every input."""
+    if batch != 1:
+        return [Row(r.name, r.op, (batch, *r.shape), r.params, r.macs * batch, r.side) for r in rows(graph, depth)]
     result: list[Row] = []
     groups: dict[str, Row] = {}
     for op in graph.ops():
@@ -54,15 +59,24 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
     return result
 
 
-def totals(graph: Graph) -> dict[str, int]:
+def totals(graph: Graph, batch: int = 1) -> dict[str, int]:
     main = [op for op in graph.ops() if op.side is None]
     side = [op for op in graph.ops() if op.side is not None]
     return {
         "params": sum(op.params for op in main),
-        "macs": sum(op.macs for op in main),
+        "macs": sum(op.macs for op in main) * batch,
         "side_params": sum(op.params for op in side),
-        "side_macs": sum(op.macs for op in side),
+        "side_macs": sum(op.macs for op in side) * batch,
     }
+
+
+def _input(graph: Graph) -> tuple[int, ...]:
+    return graph.node(graph.input).shape
+
+
+def _for(graph: Graph, batch: int) -> str:
+    """``(input 3 x 32 x 32, batch 8)``: what the counts are for."""
+    return f"(input {_shape(_input(graph))}" + (f", batch {batch})" if batch != 1 else ")")
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -80,19 +94,19 @@ def human(n: int) -> str:
     return str(n)
 
 
-def table(graph: Graph, depth: int | None = None) -> str:
-    data = rows(graph, depth)
+def table(graph: Graph, depth: int | None = None, batch: int = 1) -> str:
+    data = rows(graph, depth, batch)
     header = ("name", "op", "output", "params", "MACs")
     body = [(r.name + (" (side)" if r.side else ""), r.op, _shape(r.shape), _num(r.params), _num(r.macs))
             for r in data]
-    t = totals(graph)
+    t = totals(graph, batch)
     foot = [("total", "", "", _num(t["params"]), _num(t["macs"]))]
     if t["side_params"] or t["side_macs"]:
         foot.append(("side outputs", "", "", _num(t["side_params"]), _num(t["side_macs"])))
         foot.append(("total with side outputs", "", "", _num(t["params"] + t["side_params"]),
                      _num(t["macs"] + t["side_macs"])))
     lines = _grid(header, body, foot, right=(3, 4))
-    title = f"{graph.variant or graph.network}: {human(t['params'])} params, {human(t['macs'])} MACs"
+    title = f"{graph.variant or graph.network}: {human(t['params'])} params, {human(t['macs'])} MACs {_for(graph, batch)}"
     if graph.taps:
         lines.append("taps: " + ", ".join(f"{tap['name']} {_shape(tuple(tap['shape']))} /{tap['reduction']}"
                                           for tap in taps(graph)))
@@ -116,13 +130,15 @@ def _grid(header, body, foot, right=()) -> list[str]:
     return [fmt(header), rule, *map(fmt, body), rule, *map(fmt, foot)]
 
 
-def as_json(graph: Graph, depth: int | None = None) -> str:
+def as_json(graph: Graph, depth: int | None = None, batch: int = 1) -> str:
     return json.dumps({
         "network": graph.network,
         "variant": graph.variant,
         "convention": CONVENTION,
-        "rows": [_row_json(r) for r in rows(graph, depth)],
-        "totals": totals(graph),
+        "input": list(_input(graph)),
+        "batch": batch,
+        "rows": [_row_json(r) for r in rows(graph, depth, batch)],
+        "totals": totals(graph, batch),
         "taps": taps(graph),
     }, indent=2)
 
@@ -151,34 +167,35 @@ def paired(tables: list[list[Row]]) -> list[tuple[str, list[Row | None]]]:
     return [(key[0], [keys.get(key) for keys in keyed]) for key in order]
 
 
-def compare(graphs: list[tuple[str, Graph]], depth: int = 1) -> str:
+def compare(graphs: list[tuple[str, Graph]], depth: int = 1, batch: int = 1) -> str:
     """Several networks side by side, one line per module path at depth ``depth`` (their stages at 1)."""
     header = ["name"]
     for label, _ in graphs:
         header += [label, "output", "params", "MACs"]
     body = []
-    for name, cells in paired([rows(g, depth) for _, g in graphs]):
+    for name, cells in paired([rows(g, depth, batch) for _, g in graphs]):
         row = [name + (" (side)" if any(r is not None and r.side for r in cells) else "")]
         for r in cells:
             row += ["", "", "", ""] if r is None else [r.op, _shape(r.shape), human(r.params), human(r.macs)]
         body.append(tuple(row))
     foot = ["total"]
     for _, g in graphs:
-        t = totals(g)
+        t = totals(g, batch)
         foot += ["", "", human(t["params"]), human(t["macs"])]
     right = {j for j in range(len(header)) if j % 4 in (3, 0) and j > 0}
     return "\n".join([*_grid(tuple(header), body, [tuple(foot)], right=right), f"({CONVENTION})"])
 
 
-def compare_json(graphs: list[tuple[str, Graph]], depth: int = 1) -> str:
+def compare_json(graphs: list[tuple[str, Graph]], depth: int = 1, batch: int = 1) -> str:
     """``compare`` as JSON: the networks, then one entry per name with each network's row or null."""
     return json.dumps({
         "convention": CONVENTION,
         "depth": depth,
-        "networks": [{"label": label, "network": g.network, "variant": g.variant, "totals": totals(g)}
-                     for label, g in graphs],
+        "batch": batch,
+        "networks": [{"label": label, "network": g.network, "variant": g.variant, "input": list(_input(g)),
+                      "totals": totals(g, batch)} for label, g in graphs],
         "rows": [{"name": name, "values": [None if r is None else _row_json(r) for r in cells]}
-                 for name, cells in paired([rows(g, depth) for _, g in graphs])],
+                 for name, cells in paired([rows(g, depth, batch) for _, g in graphs])],
     }, indent=2)
 
 

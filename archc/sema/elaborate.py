@@ -57,8 +57,11 @@ class Elaborator(StructureElaboration, CallElaboration):
 
     # ------------------------------------------------------------ entry point
 
-    def network(self, net: n.NetworkDef, variant: str | None, values: dict[str, object]) -> Graph:
-        """Elaborate one variant; every independent mistake found is raised together at the end."""
+    def network(self, net: n.NetworkDef, variant: str | None, values: dict[str, object],
+                input_size: tuple[int, ...] | None = None) -> Graph:
+        """Elaborate one variant; every independent mistake found is raised together at the end. ``input_size``
+        replaces the sizes the network's ``input`` gives: all of them, or (for a C x H x W map) H x W, or one
+        size for a square map."""
         self.graph = Graph(net.name, variant)
         self.errors, self.failures, self.rules = [], 0, []
         env = dict(self.globals)
@@ -68,6 +71,8 @@ class Elaborator(StructureElaboration, CallElaboration):
         for d, e in zip(dims, net.input):
             if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
                 raise SpecError(f"input sizes must be positive integers, got {show(d)}", e.span)
+        if input_size is not None:
+            dims = _resized(dims, tuple(input_size), net)
         layout = {1: "F", 2: "LD", 3: "CHW"}.get(len(dims))
         if layout is None:
             raise SpecError(f"input must be C x H x W (or F, or L x D tokens), got {len(dims)} sizes", net.input_span)
@@ -315,3 +320,18 @@ class Elaborator(StructureElaboration, CallElaboration):
                       shape=t.shape, layout=t.layout, params=params, macs=macs, scope=frame.scope.path,
                       side=frame.side, span=span, learned=learned, inputs=tuple(i.node for i in inputs))
         return graph.add(node, list(node.inputs))
+
+
+def _resized(dims: list, size: tuple[int, ...], net: n.NetworkDef) -> list:
+    """The input's sizes with ``size`` in place of all, or of the spatial ones (a square if one is given)."""
+    if any(not isinstance(d, int) or isinstance(d, bool) or d <= 0 for d in size):
+        raise SpecError(f"an input size must be positive integers, got {' x '.join(map(str, size))}", net.input_span)
+    if len(dims) == 3 and len(size) == 1:
+        return [dims[0], size[0], size[0]]
+    if len(dims) == 3 and len(size) == 2:
+        return [dims[0], *size]
+    if len(size) == len(dims):
+        return list(size)
+    raise SpecError(f"network {net.name} takes {' x '.join(map(str, dims))} inputs: an input size of "
+                    f"{len(size)} numbers does not fit it", net.input_span,
+                    hint="give H x W (or one size for a square) for a map, or every size")
