@@ -157,7 +157,7 @@ class Gen(Mix):
         options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
         if self.main and t.h > 0:
             options.append("tap")
-        options.append("xconv")
+        options += ["xconv", "xact", "xact", "xnorm"]
         if not numbered:
             options += ["xscaled", "xquoted", "xshortcut", "xlet", "xscales", "xforward", "xelif", "xunpack"]
             options.append("to_tokens")  # as often as before the mixed statements came
@@ -188,9 +188,13 @@ class Gen(Mix):
         return ["tap" if self.chance(30) else f"tap {self.name('tap')}"], t
 
     def s_bn(self, t, depth, numbered):
+        if self.chance(25):
+            return self.s_xnorm(t, depth, numbered)
         return [f"{self.named(numbered, 'bn')}batchnorm(eps = 0.001)"], t
 
     def s_act(self, t, depth, numbered):
+        if self.chance(40):  # on any layout
+            return self.s_xact(t, depth, numbered)
         return [f"{self.named(numbered, 'act') if self.chance(30) else ''}{self.pick(ACTIVATIONS)}"], t
 
     def s_drop(self, t, depth, numbered):
@@ -259,7 +263,7 @@ class Gen(Mix):
             c = self.pick([4, 6, 8, 12])
             return [f"{self.name('proj')} = linear({c})"], T("LD", c, t.h)
         if kind == "act":
-            return [self.pick(ACTIVATIONS)], t
+            return self.s_act(t, depth, numbered)
         if kind == "drop":
             return self.s_drop(t, depth, numbered)
         if kind == "select":
@@ -376,7 +380,7 @@ class Gen(Mix):
         if kind == "ln":
             return [f"{self.name('norm')} = layernorm"], t
         if kind == "act":
-            return [self.pick(ACTIVATIONS)], t
+            return self.s_act(t, 0, numbered)
         return ["permute([0, 3, 1, 2])"], T("CHW", t.c, t.h, t.w)
 
     def flat(self, t, numbered):
@@ -387,7 +391,7 @@ class Gen(Mix):
         if kind == "bn":
             return [f"{self.name('bn')} = batchnorm"], t
         if kind == "act":
-            return [self.pick(ACTIVATIONS)], t
+            return self.s_act(t, 0, numbered)
         return ["dropout(0.3)"], t
 
     # ------------------------------------------------------------ the file

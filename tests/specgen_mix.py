@@ -182,6 +182,47 @@ class Mix:
         return [f"for {i}, (a, b) in enumerate(zip({list(a)}, {list(b)})) {{ {self.name('u')}{{{i}}} = conv(a * b, 1) }}"], \
             type(t)("CHW", rows[-1][0] * rows[-1][1], t.h, t.w)
 
+    # ------------------------------------------------------------ activations and norms with arguments
+
+    def s_xact(self, t, depth, numbered):
+        """An activation with computed arguments, on any layout: elementwise, prelu (one slope, or one per
+        channel where dimension 1 holds the channels) or softmax over any dimension but the batch."""
+        kind = self.pick(["leaky_relu", "elu", "celu", "selu", "mish", "softplus", "hardtanh", "softsign",
+                          "tanhshrink", "logsigmoid", "prelu", "softmax", "log_softmax"])
+        f = self.x_float
+        if kind == "prelu":
+            n = t.c if t.layout in ("CHW", "F") and self.chance(50) else 1
+            return [f"{self.named(numbered, 'prelu')}prelu({self.x_int(n)}, init = {f(-0.5, 0.5)})"], t
+        if kind in ("softmax", "log_softmax"):
+            rank = len(t.layout)
+            dim = self.pick([d for d in range(-rank, rank + 1) if d])
+            args = [f"dim = {self.x_int(dim)}" if self.chance(50) else self.x_int(dim)]
+        else:
+            args = {"leaky_relu": lambda: [f(0.0, 0.5)], "elu": lambda: [f"alpha = {f(0.0, 2.0)}"],
+                    "celu": lambda: [f"alpha = {f(0.1, 2.0)}"],
+                    "softplus": lambda: [f"beta = {f(0.5, 3.0)}", f"threshold = {f(1.0, 20.0)}"][:self.choose(0, 2)],
+                    "hardtanh": lambda: [f(-2.0, -0.1), f"max_val = {f(0.1, 2.0)}"]}.get(kind, list)()
+        name = self.named(numbered, "act") if self.chance(30) else ""
+        return [name + (self.wrapped(kind, args) if args else kind)], t
+
+    def s_xnorm(self, t, depth, numbered):
+        """An instance norm (or a group norm) with computed arguments, on a map of more than one position."""
+        if t.h * t.w < 2:
+            return self.s_xact(t, depth, numbered)
+        args = []
+        if self.chance(50):
+            args.append(f"eps = {self.x_float(0.001, 0.1)}")
+        if self.chance(50):
+            args.append(f"affine = {self.x_bool(self.chance(50), self.loose)}")
+        if self.chance(50):
+            args += [f"momentum = {self.x_float(0.0, 1.0)}", f"track_running_stats = {self.x_bool(True, self.loose)}"]
+        if self.chance(40):  # group norm: groups that divide the channels
+            groups = self.pick([g for g in range(1, t.c + 1) if t.c % g == 0])
+            extra = [f"eps = {self.x_float(0.001, 0.1)}"] if self.chance(30) else []
+            extra += [f"affine = {self.x_bool(self.chance(70), self.loose)}"] if self.chance(40) else []
+            return [self.named(numbered, "norm") + self.wrapped("groupnorm", [str(groups), *extra])], t
+        return [self.named(numbered, "norm") + (self.wrapped("instancenorm", args) if args else "instancenorm")], t
+
     # ------------------------------------------------------------ a block of mixed parts
 
     def mixed_block(self, name: str) -> list[str]:

@@ -12,8 +12,8 @@ An entry also carries its functional meaning for the graph interpreter (``backen
 oracle of the code generator: ``make`` builds the op's module (or learned tensor) from its arguments and input
 type, with the generated model's parameter and buffer names; ``run`` computes its output. Both import torch
 inside their bodies, so the registry stays importable without it. The kinds are kept in family modules:
-``conv`` (convolution, pooling), ``norm`` (normalisation, activations, linear), ``layout`` (channels, layout,
-regularisation, learned tensors), ``tokens``, ``windows`` and ``partition``.
+``conv`` (convolution, pooling), ``norm`` (normalisation, linear), ``activations``, ``layout`` (channels,
+layout, regularisation, learned tensors), ``tokens``, ``windows`` and ``partition``.
 
 Shapes exclude the batch dimension and follow the tensor's layout (``sema.layout.TensorType``).
 """
@@ -66,7 +66,7 @@ class OpKind:
     layouts: tuple[str, ...] | None = ("CHW",)  # accepted input layouts (ANY: all)
     module: str | None = None  # the torch.nn class (or helper class) that does it
     modules: dict[str, str] = field(default_factory=dict)  # per input layout, where it differs from ``module``
-    in_arg: bool = False  # the module takes the input's feature size (channels) first
+    in_arg: bool | str = False  # the module takes the input's feature size (channels) first, or as this keyword
     functional: str | None = None  # the function that does it in forward ("" for identity); None: needs a module
     functional_extra: tuple[str, ...] = ()  # trailing arguments of that call
     params: Callable[[Args, TensorType], int] = _zero

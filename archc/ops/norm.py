@@ -1,15 +1,16 @@
-"""The layer kinds of normalisation, activations and fully connected layers: registry entries like those of
-``ops.base``, with their meanings for the graph interpreter (torch imported inside each function)."""
+"""The layer kinds of normalisation and fully connected layers: registry entries like those of ``ops.base``, with
+their meanings for the graph interpreter (torch imported inside each function). Activations are in
+``ops.activations``."""
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
 from ..sema.layout import TensorType
-from .base import ANY, Args, Finite, NoArgs, OpKind, Pos, Prob, _register, _same
+from .base import ANY, Args, Finite, NoArgs, OpKind, Pos, Prob, ShapeError, _register, _same
 
 
 def _identity_run(m, a: dict, t: TensorType, xs: list, training: bool):
@@ -33,6 +34,55 @@ class LayerNormArgs(Args):
 
 def _layernorm_params(a: LayerNormArgs, t: TensorType) -> int:
     return t.features * (a.elementwise_affine + (a.elementwise_affine and a.bias))
+
+
+class InstanceNormArgs(Args):
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+def _instancenorm_shape(a: InstanceNormArgs, t: TensorType) -> TensorType:
+    if t.shape[1] * t.shape[2] < 2:
+        raise ShapeError("a 1 x 1 map has one value per channel and sample: it would normalise to 0 (and torch "
+                         "refuses it in training)", hint="normalise before the map is pooled to 1 x 1, or use batchnorm")
+    return t
+
+
+class GroupNormArgs(Args):
+    num_groups: Pos
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: bool = True
+
+
+def _groupnorm_shape(a: GroupNormArgs, t: TensorType) -> TensorType:
+    if t.features % a.num_groups:
+        raise ShapeError(f"{t.features} channels do not split into {a.num_groups} groups",
+                         hint=f"groups that divide {t.features}: "
+                              f"{', '.join(str(g) for g in range(1, t.features + 1) if t.features % g == 0)}")
+    return t
+
+
+def _groupnorm_make(a: dict, t: TensorType):
+    from torch import nn
+
+    return nn.GroupNorm(a["num_groups"], t.features, eps=a["eps"], affine=a["affine"])
+
+
+def _groupnorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    """Each sample's channels in ``num_groups`` consecutive groups, each group normalised over its channels and
+    H x W together; then a scale and shift per channel."""
+    import torch
+
+    x = xs[0]
+    g = x.reshape(x.shape[0], a["num_groups"], -1)
+    mean = g.mean(-1, keepdim=True)
+    var = (g - mean).square().mean(-1, keepdim=True)
+    y = ((g - mean) * torch.rsqrt(var + a["eps"])).reshape(x.shape)
+    if m.weight is not None:
+        y = y * m.weight[:, None, None] + m.bias[:, None, None]
+    return y
 
 
 class LRNArgs(Args):
@@ -77,6 +127,35 @@ def _layernorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return y.movedim(-1, 1) if t.layout == "CHW" else y
 
 
+def _instancenorm_make(a: dict, t: TensorType):
+    from torch import nn
+
+    return nn.InstanceNorm2d(t.features, eps=a["eps"], momentum=a["momentum"], affine=a["affine"],
+                             track_running_stats=a["track_running_stats"])
+
+
+def _instancenorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    """Each sample's channels normalised over their own H x W; with running statistics, those in eval, and in
+    training the samples' statistics averaged into them (the variance unbiased, as batchnorm keeps it)."""
+    import torch
+
+    x = xs[0]
+    if training or not a["track_running_stats"]:
+        mean = x.mean((2, 3), keepdim=True)
+        var = (x - mean).square().mean((2, 3), keepdim=True)
+        if training and a["track_running_stats"]:
+            n = x.shape[2] * x.shape[3]
+            with torch.no_grad():
+                m.running_mean.lerp_(mean.mean(0).flatten(), a["momentum"])
+                m.running_var.lerp_((var * n / (n - 1)).mean(0).flatten(), a["momentum"])
+    else:
+        mean, var = m.running_mean[:, None, None], m.running_var[:, None, None]
+    y = (x - mean) * torch.rsqrt(var + a["eps"])
+    if m.weight is not None:
+        y = y * m.weight[:, None, None] + m.bias[:, None, None]
+    return y
+
+
 def _lrn_run(m, a: dict, t: TensorType, xs: list, training: bool):
     import torch.nn.functional as F
 
@@ -96,63 +175,17 @@ _register(OpKind(
     in_arg=True, params=_layernorm_params, make=_layernorm_make, run=_layernorm_run,
     doc="layer normalisation over the feature dimension: the last one, or the channels of a C x H x W map"))
 _register(OpKind(
+    "instancenorm", InstanceNormArgs, _instancenorm_shape, module="nn.InstanceNorm2d", in_arg=True,
+    params=lambda a, t: 2 * t.features if a.affine else 0, make=_instancenorm_make, run=_instancenorm_run,
+    doc="instance normalisation: each sample's channels over their own H x W (style transfer, GANs)"))
+_register(OpKind(
+    "groupnorm", GroupNormArgs, _groupnorm_shape, module="nn.GroupNorm", in_arg="num_channels",
+    params=lambda a, t: 2 * t.features if a.affine else 0, make=_groupnorm_make, run=_groupnorm_run,
+    doc="group normalisation: each sample's channels in groups, normalised over the group and H x W (Wu and He)"))
+_register(OpKind(
     "lrn", LRNArgs, _same, module="nn.LocalResponseNorm", functional="F.local_response_norm", run=_lrn_run,
     doc="local response normalisation across channels",
     label=lambda a: f"lrn {a['size']}"))
-
-
-# ---------------------------------------------------------------- activations
-
-
-class GeluArgs(Args):
-    approximate: Literal["none", "tanh"] = "none"
-
-
-def _activation(name: str, module: str, functional: str, doc: str, inplace: bool = True, args=NoArgs,
-                keeps_output: bool = False) -> None:
-    _register(OpKind(name, args, _same, layouts=ANY, module=module, functional=functional, inplace=inplace,
-                     value=True, keeps_output=keeps_output, run=_ACTIVATIONS[name], doc=doc))
-
-
-def _pointwise(f):
-    """A run of an elementwise function ``f(torch, x, args)``."""
-
-    def run(m, a: dict, t: TensorType, xs: list, training: bool):
-        import torch
-
-        return f(torch, xs[0], a)
-
-    return run
-
-
-def _gelu(torch, x, a):
-    if a["approximate"] == "tanh":
-        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x.pow(3))))
-    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
-
-
-# Written from each function's definition, not from the torch call the code generator writes.
-_ACTIVATIONS = {
-    "relu": _pointwise(lambda torch, x, a: x.clamp(min=0)),
-    "relu6": _pointwise(lambda torch, x, a: x.clamp(0, 6)),
-    "silu": _pointwise(lambda torch, x, a: x / (1 + torch.exp(-x))),
-    "sigmoid": _pointwise(lambda torch, x, a: 1 / (1 + torch.exp(-x))),
-    "tanh": _pointwise(lambda torch, x, a: torch.tanh(x)),
-    "hardsigmoid": _pointwise(lambda torch, x, a: (x + 3).clamp(0, 6) / 6),
-    "hardswish": _pointwise(lambda torch, x, a: x * (x + 3).clamp(0, 6) / 6),
-    "gelu": _pointwise(_gelu),
-}
-
-
-_activation("relu", "nn.ReLU", "F.relu", "rectified linear unit, max(0, x)", keeps_output=True)
-_activation("relu6", "nn.ReLU6", "F.relu6", "min(max(0, x), 6) (MobileNet)")
-_activation("silu", "nn.SiLU", "F.silu", "x * sigmoid(x), also called swish (EfficientNet)")
-_activation("sigmoid", "nn.Sigmoid", "torch.sigmoid", "1 / (1 + exp(-x))", inplace=False, keeps_output=True)
-_activation("tanh", "nn.Tanh", "torch.tanh", "hyperbolic tangent", inplace=False, keeps_output=True)
-_activation("hardsigmoid", "nn.Hardsigmoid", "F.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3)")
-_activation("hardswish", "nn.Hardswish", "F.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)")
-_activation("gelu", "nn.GELU", "F.gelu", "x * Phi(x), the Gaussian error linear unit (ConvNeXt, ViT)",
-            inplace=False, args=GeluArgs)
 
 
 # ------------------------------------------------------------ linear and more

@@ -102,7 +102,9 @@ class LayerInit:
 
     def op_ctor(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> ir.Call:
         pos, kw = self.op_args(kind, stmt, cur, kind.channels_from)
-        lead = [self.lower(cur)] if kind.in_arg else []
+        lead = [self.lower(cur)] if kind.in_arg is True else []
+        if isinstance(kind.in_arg, str):  # nn.GroupNorm(num_groups=8, num_channels=64): not first in torch's order
+            kw.append((kind.in_arg, self.lower(cur)))
         if kind.inplace and self.inplace_ok.get(stmt):
             kw.append(("inplace", ir.Const(True)))
         modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
