@@ -9,7 +9,8 @@ functions and constants), imported, every factory called with its defaults, run 
 training mode with backward, and every module's input and output shape and parameter count compared
 with the validated graph and with ``archc stats --json``'s totals.
 
-CI runs a small budget. A long run, as in the notes of the soundness issue:
+CI runs a small budget. A long run, as in the notes of the soundness issue (one a core, side by side, with
+different seeds):
     python tests/test_soundness.py --count 20000 [--seed 0]
 """
 
@@ -140,6 +141,9 @@ def test_the_generator_writes_specs_that_check(tmp_path):
 
 
 def main(argv: list[str]) -> int:
+    # the specs' tensors are tiny: one thread each, so that runs side by side (one a core) do not oversubscribe
+    # the cores, which made two runs on two cores several times slower than one
+    torch.set_num_threads(1)
     count = int(argv[argv.index("--count") + 1]) if "--count" in argv else 1000
     seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
     checked = failures = 0
