@@ -284,3 +284,53 @@ def test_lets_that_do_not_change_between_calls_are_computed_once_in_init(tmp_pat
     # p = (9 - 3) // 2 = 3, q = 0, r = 3 + 1 (the width where the let is): 3 channels more on either side
     assert torch.equal(model(x), F.pad(x, (0, 0, 0, 0, 3, 3)))
     assert torch.equal(spec.interpret("n")(x), model(x))
+
+
+def _same_as_interpreter(spec, model, x, train: bool = True):
+    """The model and the interpreter agree (with the model's weights), and backward runs through the model."""
+    interp = spec.interpret("n")
+    interp.load_state_dict(model.state_dict(), strict=True)
+    model.train(train), interp.train(train)
+    torch.testing.assert_close(model(x.clone()), interp(x.clone()), rtol=1e-5, atol=1e-6)
+    x = x.clone().requires_grad_()
+    model(x).sum().backward()
+    assert x.grad is not None
+
+
+def test_a_let_named_like_a_loop_variable_stays_in_forward(tmp_path):
+    """Found by the fuzzer: the let and the loop variable are two bindings; computing the let once in __init__
+    turned the loop into ``for self.channels in ...``."""
+    body = ("for channels in range(3) { w{channels} = learned_scale((3, 1, 1), init = 0.5) }\n"
+            "let channels = width - 2\npad_channels(channels // 2, channels - channels // 2)")
+    spec, model = build(tmp_path, net(body, "width = 6"))
+    assert "for self." not in spec.source()
+    x = torch.randn(2, 3, 8, 8)
+    assert model(x).shape == (2, 7, 8, 8)
+    _same_as_interpreter(spec, model, x)
+
+
+def test_a_layer_after_an_if_in_a_seq_works_in_place_only_if_both_branches_allow_it(tmp_path):
+    """Found by the fuzzer: celu's backward reads its output, so the selu after the if must not change it in place,
+    though the else branch (a batch norm) would allow it."""
+    body = ("s = seq {\n    if flag { celu(0.8) } else { batchnorm }\n    selu\n}")
+    spec, model = build(tmp_path, net(body, "flag = true"))
+    assert "nn.SELU()" in spec.source() and "nn.SELU(inplace=True)" not in spec.source()
+    _same_as_interpreter(spec, model, torch.randn(2, 3, 8, 8))
+
+
+def test_a_layer_in_a_loop_of_a_seq_serves_every_iteration(tmp_path):
+    """The loop's first layer follows its last in the next iteration: relu6 after sigmoid may not work in place."""
+    spec, model = build(tmp_path, net("s = seq {\n    conv(3, 1)\n    for i in range(2) { relu6; sigmoid }\n}"))
+    assert "nn.ReLU6(inplace=True)" not in spec.source()
+    _same_as_interpreter(spec, model, torch.randn(2, 3, 8, 8))
+
+
+def test_a_named_identity_hands_on_its_input_not_a_new_tensor(tmp_path):
+    """Found by the fuzzer (in an ensemble, whose members share the input): an activation after a named identity
+    changed the caller's tensor in place."""
+    spec, model = build(tmp_path, net("skip = identity\nrelu\nact = selu"))
+    x = torch.randn(2, 3, 8, 8)
+    before = x.clone()
+    model.eval()(x)
+    assert torch.equal(x, before)
+    _same_as_interpreter(spec, model, x)

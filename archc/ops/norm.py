@@ -241,6 +241,6 @@ _register(OpKind(
     functional="torch.flatten", functional_extra=("1",), flattens=True, view=True,
     run=lambda m, a, t, xs, training: xs[0].reshape(xs[0].shape[0], -1), doc="C x H x W -> C*H*W features"))
 _register(OpKind(
-    "identity", NoArgs, _same, layouts=ANY, module="nn.Identity", functional="", value=True, run=_identity_run,
+    "identity", NoArgs, _same, layouts=ANY, module="nn.Identity", functional="", value=True, view=True, run=_identity_run,
     doc="passes its input through (a concat branch that keeps the input)"))
 

@@ -68,6 +68,9 @@ class ClassContext:
         self.when_attributes: dict[n.Residual, str] = {}  # residual -> the attribute holding its condition
         self.hoisted: set[n.Let] = set()  # lets of forward that __init__ computes once (``hoistable``)
         self._let_count = Counter(s.name for s in definition.walk() if isinstance(s, n.Let))
+        for s in definition.walk():  # a loop variable of the same name is another binding: never hoisted
+            if isinstance(s, n.For):
+                self._let_count.update({name: 2 for name in n.pattern_names(s.var)})
         self.let_names = set(self._let_count)
         self._attributes = set(self.params) | _target_names(definition.body) | {"in_channels", "out_channels"}
         # lets and loop variables, and the module's own names (classes, functions, constants) that a generated

@@ -256,6 +256,15 @@ class InitEmitter(LayerInit):
         return cur
 
     def init_for(self, stmt: n.For, cur: n.Expr, w: list, seq: _Seq) -> n.Expr:
+        # a module made in the loop serves every iteration (and none may run): its first layer does not work in
+        # place on what came before, nor the layer after the loop on what it made (as forward decides for loops)
+        seq.fresh = False
+        try:
+            return self._init_for(stmt, cur, w, seq)
+        finally:
+            seq.fresh = False
+
+    def _init_for(self, stmt: n.For, cur: n.Expr, w: list, seq: _Seq) -> n.Expr:
         if not (isinstance(cur, n.Var) and cur.name in self.channel_vars):
             taken, chans = set(self.init_ns.taken), set(self.channel_vars)
             tapped = self.taps.snapshot() if self.taps is not None else None
@@ -267,7 +276,7 @@ class InitEmitter(LayerInit):
                 if trial:
                     w.append(ir.For(loop_target(stmt.var, trial), self.init_expr(stmt.iterable, cur), tuple(trial)))
                 return cur
-            self.init_ns.taken, self.channel_vars = taken, chans
+            self.init_ns.taken, self.channel_vars, seq.fresh = taken, chans, False
             if tapped is not None:
                 self.taps.restore(tapped)
         chan = self.channel_var(cur)
@@ -294,11 +303,14 @@ class InitEmitter(LayerInit):
         a: list[ir.Node] = []
         b: list[ir.Node] = []
         tapped = self.taps.snapshot() if self.taps is not None else None
+        fresh = seq.fresh
         out_a = self.init_body(stmt.body, cur, a, seq)
-        if tapped is not None:  # each branch starts from the state before the if
+        fresh_a, seq.fresh = seq.fresh, fresh  # each branch starts from the state before the if
+        if tapped is not None:
             after_a = self.taps.snapshot()
             self.taps.restore(tapped)
         out_b = self.init_body(stmt.orelse, cur, b, seq)
+        seq.fresh = seq.fresh and fresh_a  # a layer after the if works in place only if both branches allow it
         if tapped is not None:
             self.taps.join(after_a)
         if self.same(out_a, out_b):
