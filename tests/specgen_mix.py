@@ -198,7 +198,7 @@ class Mix:
             dim = self.pick([d for d in range(-rank, rank + 1) if d])
             args = [f"dim = {self.x_int(dim)}" if self.chance(50) else self.x_int(dim)]
         else:
-            args = {"leaky_relu": lambda: [f(0.0, 0.5)], "elu": lambda: [f"alpha = {f(0.0, 2.0)}"],
+            args = {"leaky_relu": lambda: [f(-0.5, 0.5)], "elu": lambda: [f"alpha = {f(-1.0, 2.0)}"],
                     "celu": lambda: [f"alpha = {f(0.1, 2.0)}"],
                     "softplus": lambda: [f"beta = {f(0.5, 3.0)}", f"threshold = {f(1.0, 20.0)}"][:self.choose(0, 2)],
                     "hardtanh": lambda: [f(-2.0, -0.1), f"max_val = {f(0.1, 2.0)}"]}.get(kind, list)()

@@ -48,19 +48,6 @@ class SoftmaxArgs(Args):
     dim: int
 
 
-def _not_negative(field: str, hint: str):
-    """leaky_relu and elu run in place where they can, and torch cannot differentiate them in place with a
-    negative slope below zero."""
-
-    def shape(a: Args, t: TensorType) -> TensorType:
-        if getattr(a, field) < 0:
-            raise ShapeError(f"{field} {getattr(a, field)} is negative: this layer runs in place where it can, and "
-                             "torch cannot differentiate it in place with a negative slope", hint=hint)
-        return t
-
-    return shape
-
-
 def _hardtanh_shape(a: HardtanhArgs, t: TensorType) -> TensorType:
     if a.min_val >= a.max_val:
         raise ShapeError(f"min_val ({a.min_val}) must be below max_val ({a.max_val})",
@@ -161,9 +148,16 @@ _ACTIVATIONS = {
 
 
 def _activation(name: str, module: str, functional: str, doc: str, inplace: bool = True, args=NoArgs,
-                keeps_output: bool = False, shape=_same, value: bool = True, label=None) -> None:
+                keeps_output: bool = False, shape=_same, value: bool = True, label=None, inplace_if=None) -> None:
     _register(OpKind(name, args, shape, layouts=ANY, module=module, functional=functional, inplace=inplace,
-                     value=value, keeps_output=keeps_output, run=_ACTIVATIONS[name], label=label, doc=doc))
+                     inplace_if=inplace_if, value=value, keeps_output=keeps_output, run=_ACTIVATIONS[name],
+                     label=label, doc=doc))
+
+
+def _at_least_zero(field: str):
+    """torch cannot differentiate leaky_relu or elu computed in place with a negative slope: such a layer (or one
+    whose slope is not a constant) is written out of place."""
+    return lambda a: a[field] >= 0
 
 
 # keeps_output: the backward reads the output, always (sigmoid, tanh, softmax) or when run in place (relu,
@@ -179,9 +173,9 @@ _activation("gelu", "nn.GELU", "F.gelu", "x * Phi(x), the Gaussian error linear 
             inplace=False, args=GeluArgs)
 _activation("leaky_relu", "nn.LeakyReLU", "F.leaky_relu", "x, or negative_slope * x below zero",
             args=LeakyReluArgs, keeps_output=True, label=lambda a: f"leaky_relu {a['negative_slope']}",
-            shape=_not_negative("negative_slope", "a slope of 0 or more; prelu learns one, and may go below 0"))
+            inplace_if=_at_least_zero("negative_slope"))
 _activation("elu", "nn.ELU", "F.elu", "x, or alpha * (exp(x) - 1) below zero, the exponential linear unit",
-            args=EluArgs, keeps_output=True, shape=_not_negative("alpha", "an alpha of 0 or more"))
+            args=EluArgs, keeps_output=True, inplace_if=_at_least_zero("alpha"))
 _activation("celu", "nn.CELU", "F.celu", "max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), ELU made smooth "
             "for every alpha", args=CeluArgs, keeps_output=True)
 _activation("selu", "nn.SELU", "F.selu", "scale * elu(x, alpha) with the self-normalising constants "

@@ -72,6 +72,7 @@ class OpKind:
     params: Callable[[Args, TensorType], int] = _zero
     macs: Callable[[Args, TensorType, TensorType], int] = _zero_macs
     inplace: bool = False  # may be written inplace=True where its input is not shared
+    inplace_if: Callable[[dict], bool] | None = None  # and only for argument values this holds for (constants)
     keeps_output: bool = False  # its backward reads its output: nothing may change that in place
     view: bool = False  # its output may be its input or a view of it: as fresh as the input was
     channels_from: str | None = None  # the argument that sets the output features; None: unchanged

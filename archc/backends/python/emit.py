@@ -13,7 +13,8 @@ import keyword
 from ...lang import nodes as n
 from ...lang.loader import GENERATED_IMPORTS
 from ...ops import REGISTRY
-from ...sema.exprfold import fold
+from ...sema.expr import Evaluator
+from ...sema.exprfold import fold, is_literal
 from ...sema.layout import SUFFIX
 
 FIXED_NAMES = {*GENERATED_IMPORTS, "self", "x", "super"}
@@ -82,6 +83,23 @@ def given_args(kind, stmt: n.Layer) -> dict[str, n.Expr]:
     given = dict(zip(kind.positional, stmt.arguments.args))
     given.update({k: v for k, v, _ in stmt.arguments.kwargs})
     return given
+
+
+def may_work_in_place(kind, stmt: n.Layer, fold) -> bool:
+    """Whether the op may be written ``inplace=True`` at all: its kind allows it, and where the kind allows it only
+    for some argument values (``inplace_if``), the statement's arguments are constants (``fold`` folds them) that
+    allow it."""
+    if not kind.inplace:
+        return False
+    if kind.inplace_if is None:
+        return True
+    values = {f: field.default for f, field in kind.args.model_fields.items() if not field.is_required()}
+    for field, e in given_args(kind, stmt).items():
+        folded = fold(e)
+        if not is_literal(folded):
+            return False
+        values[field] = Evaluator({})(folded)
+    return kind.inplace_if(values)
 
 
 # ------------------------------------------------------------- AST queries

@@ -26,6 +26,7 @@ from .emit import (
     creates_modules,
     given_args,
     is_attribute,
+    may_work_in_place,
     plain,
     shape_comment,
     static_name,
@@ -325,7 +326,7 @@ class ForwardEmitter(MergeForward):
                     w.append(assign(dest, var))
                 return dest, fresh if dest == var else False
             pos, kw = self.fwd_op_args(kind, stmt, var)
-            if kind.inplace:
+            if may_work_in_place(kind, stmt, lambda e: self.fwd_fold(e, var)):
                 self.inplace_ok[stmt] = fresh
                 if fresh and dest == var:
                     kw.append(("inplace", ir.Const(True)))
@@ -333,7 +334,7 @@ class ForwardEmitter(MergeForward):
             call = ir.Call(irparse.expression(kind.functional), (x, *pos, *extra), (*kw, *extra_kw))
             self._assign(w, dest, call, stmt)
             return dest, fresh if kind.view else not kind.keeps_output
-        if (kind is not None and kind.inplace) or held:
+        if (kind is not None and may_work_in_place(kind, stmt, lambda e: self.fwd_fold(e, var))) or held:
             self.inplace_ok[stmt] = fresh and dest == var
         assert stmt.target is not None
         module = self._module_ref(stmt.target, var)

@@ -11,7 +11,7 @@ from ...lang import nodes as n
 from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, literal
 from . import ir, irparse
-from .emit import SPAN, as_tuple, given_args, is_attribute, plain, symbol
+from .emit import SPAN, as_tuple, given_args, is_attribute, may_work_in_place, plain, symbol
 from .irbuild import interpolated, read_attribute
 from .lower import lower
 
@@ -52,7 +52,7 @@ class LayerInit:
         needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
             (kind.template is None or kind.module is not None)
         if needs_module:
-            if seq.var is not None and kind.inplace:
+            if seq.var is not None and may_work_in_place(kind, stmt, lambda e: self.fold(e, cur)):
                 self.inplace_ok[stmt] = seq.fresh and stmt.cond is None
             self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
         if seq.var is not None:  # whether the next layer may work in place on this one's output
@@ -105,7 +105,7 @@ class LayerInit:
         lead = [self.lower(cur)] if kind.in_arg is True else []
         if isinstance(kind.in_arg, str):  # nn.GroupNorm(num_groups=8, num_channels=64): not first in torch's order
             kw.append((kind.in_arg, self.lower(cur)))
-        if kind.inplace and self.inplace_ok.get(stmt):
+        if self.inplace_ok.get(stmt) and may_work_in_place(kind, stmt, lambda e: self.fold(e, cur)):
             kw.append(("inplace", ir.Const(True)))
         modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
         if len(modules) > 1:
