@@ -333,3 +333,23 @@ def test_the_spec_path_and_entry_points_make_a_users_specs_models(tmp_path, monk
     write_tiny(tmp_path / "env" / "shadow.arch", 7).write_text(TINY.replace("WIDTH", "7").replace(
         "variant tiny", "variant alexnet"))
     assert type(archc.create_model("alexnet")).__module__ == "archc.models.alexnet"
+
+
+def test_list_models_features_only_lists_the_backbones(tmp_path, monkeypatch):
+    import inspect
+
+    from archc.zoo.registry import model_entrypoint
+
+    backbones = archc.list_models(features_only=True)
+    assert "resnet50" in backbones and "alexnet" not in backbones
+    for name in archc.list_models():  # exactly the factories that take features_only
+        takes = "features_only" in inspect.signature(model_entrypoint(name)).parameters
+        assert takes == (name in backbones), name
+    tapped = TINY.replace("    pool = adaptive_avgpool(1)", "    tap\n    pool = adaptive_avgpool(1)")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "plain.arch").write_text(TINY.replace("WIDTH", "4").replace("variant tiny", "variant my_plain"))
+    (folder / "tapped.arch").write_text(tapped.replace("WIDTH", "4").replace("variant tiny", "variant my_tapped"))
+    monkeypatch.setenv("ARCHC_SPEC_PATH", str(folder))
+    assert archc.list_models("my_*", features_only=True) == ["my_tapped"]
+    assert archc.list_models("my_*") == ["my_plain", "my_tapped"]

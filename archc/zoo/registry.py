@@ -33,16 +33,20 @@ PACKAGE = "archc.models"
 
 
 def list_models(filter: str | Sequence[str] = "", module: str = "", pretrained: bool = False,
-                exclude_filters: str | Sequence[str] = "") -> list[str]:
+                exclude_filters: str | Sequence[str] = "", features_only: bool = False) -> list[str]:
     """The variants archc can create, as timm lists its models: those matching any fnmatch pattern of ``filter``
     (``"resnet*"``, or a list of patterns), of the spec file ``module`` (``"resnet"``), and none of
-    ``exclude_filters``; sorted as timm sorts (numbers by value: resnet18 before resnet101). The shipped models
-    come first, then the variants of the specs on the search path (``ARCHC_SPEC_PATH`` and the ``archc.specs``
-    entry points). archc ships no pretrained weights: ``pretrained=True`` lists none."""
+    ``exclude_filters``; with ``features_only``, only the backbones (``create_model(name, features_only=True)``
+    works for them: their networks have taps). Sorted as timm sorts (numbers by value: resnet18 before
+    resnet101). The shipped models come first, then the variants of the specs on the search path
+    (``ARCHC_SPEC_PATH`` and the ``archc.specs`` entry points). archc ships no pretrained weights:
+    ``pretrained=True`` lists none."""
     if pretrained:
         return []
     index = {**_user_index(), **_index()}  # a shipped name wins over a user's spec
     names = list(index)
+    if features_only:
+        names = [n for n in names if n in _backbones() or (n not in _index() and n in _user_backbones())]
     include = [p for p in _patterns(filter) if p]
     if include:
         names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)]
@@ -172,14 +176,47 @@ def _index() -> dict[str, str]:
     return index
 
 
-def _factories(source: str) -> list[str]:
-    """A generated module's factories: its exported functions (the rest of ``__all__`` are classes)."""
+def _factories(source: str, backbones: bool = False) -> list[str]:
+    """A generated module's factories: its exported functions (the rest of ``__all__`` are classes); with
+    ``backbones``, those that take ``features_only``."""
     tree = ast.parse(source)
     exported: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             exported = set(ast.literal_eval(node.value))
-    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in exported]
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in exported and
+            (not backbones or any(a.arg == "features_only" for a in node.args.kwonlyargs))]
+
+
+@lru_cache(maxsize=1)
+def _backbones() -> frozenset[str]:
+    """The shipped variants whose factories take ``features_only``."""
+    package = resources.files(PACKAGE)
+    return frozenset(f for entry in package.iterdir() if entry.name.endswith(".py") and not entry.name.startswith("_")
+                     for f in _factories(entry.read_text(encoding="utf-8"), backbones=True))
+
+
+def _user_backbones() -> set[str]:
+    """The variants of the user's specs whose networks have taps."""
+    found = set()
+    for name, path in _user_index().items():
+        if name in _tapped(path, path.stat().st_mtime_ns):
+            found.add(name)
+    return found
+
+
+@lru_cache(maxsize=256)
+def _tapped(path: Path, mtime: int) -> frozenset[str]:
+    from ..errors import SpecError
+    from ..lang import nodes as n
+    from ..lang.parser import parse
+
+    try:
+        module = parse(path.read_text(encoding="utf-8"), str(path))
+    except (SpecError, OSError, UnicodeDecodeError, RecursionError):
+        return frozenset()
+    tapped = {net.name for net in module.networks if n.has_taps(net.body)}
+    return frozenset(v.name for v in module.variants if v.network in tapped)
 
 
 def _natural_key(name: str) -> list[int | str]:
