@@ -22,7 +22,7 @@ VALUE_KEYWORDS = ("and", "else", "false", "for", "if", "in", "none", "not", "or"
 
 @dataclass
 class Context:
-    kind: str  # "statement", "expression", "arguments", "tensor", "use"
+    kind: str  # "statement", "expression", "arguments", "tensor", "use", "string", "comment"
     callee: str | None = None  # for arguments: the op or block called
     given: set[str] = field(default_factory=set)  # for arguments: keywords written already, "#0".. by position
 

@@ -148,15 +148,19 @@ def _user_index() -> dict[str, Path]:
 
 
 @lru_cache(maxsize=256)
-def _variants(path: Path, mtime: int) -> tuple[str, ...]:
-    """A spec's variants, read by parsing it alone (no checking, no torch); none if it does not parse."""
+def _variants(path: Path, mtime: int) -> dict[str, bool]:
+    """A spec's variants, each with whether its network has taps (a backbone), read by parsing the file alone (no
+    checking, no torch); none if it does not parse."""
     from ..errors import SpecError
+    from ..lang import nodes as n
     from ..lang.parser import parse
 
     try:
-        return tuple(v.name for v in parse(path.read_text(encoding="utf-8"), str(path)).variants)
+        module = parse(path.read_text(encoding="utf-8"), str(path))
     except (SpecError, OSError, UnicodeDecodeError, RecursionError):
-        return ()
+        return {}
+    tapped = {net.name for net in module.networks if n.has_taps(net.body)}
+    return {v.name: v.network in tapped for v in module.variants}
 
 
 @lru_cache(maxsize=1)
@@ -198,25 +202,7 @@ def _backbones() -> frozenset[str]:
 
 def _user_backbones() -> set[str]:
     """The variants of the user's specs whose networks have taps."""
-    found = set()
-    for name, path in _user_index().items():
-        if name in _tapped(path, path.stat().st_mtime_ns):
-            found.add(name)
-    return found
-
-
-@lru_cache(maxsize=256)
-def _tapped(path: Path, mtime: int) -> frozenset[str]:
-    from ..errors import SpecError
-    from ..lang import nodes as n
-    from ..lang.parser import parse
-
-    try:
-        module = parse(path.read_text(encoding="utf-8"), str(path))
-    except (SpecError, OSError, UnicodeDecodeError, RecursionError):
-        return frozenset()
-    tapped = {net.name for net in module.networks if n.has_taps(net.body)}
-    return frozenset(v.name for v in module.variants if v.network in tapped)
+    return {name for name, path in _user_index().items() if _variants(path, path.stat().st_mtime_ns)[name]}
 
 
 def _natural_key(name: str) -> list[int | str]:

@@ -132,7 +132,8 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         list(module_constants.values())
     names = read_names(trees)
     helpers = used_helpers(names)
-    names |= {x for name in HELPERS for x in helper_names(name) if HELPERS[name] in helpers}
+    for helper in helpers:  # what the helpers' own code reads
+        names |= helper_names(helper)
     # the standard library's first, a blank line between, as isort writes them
     imports = ["import math", ""] if "math" in names else []
     imports += ["import torch"] if "torch" in names else []
@@ -158,7 +159,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         late_constants=[line for k, v in module_constants.items() if defs.names_a_class(v, class_names)
                         for line in irprint.Printer().table(k, v)],
         functions=functions,
-        helpers=helpers,
+        helpers=[HELPERS[helper] for helper in helpers],
         classes=classes,
         factories=factories,
     )

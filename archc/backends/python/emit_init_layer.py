@@ -105,7 +105,7 @@ class LayerInit:
         lead = [self.lower(cur)] if kind.in_arg is True else []
         if isinstance(kind.in_arg, str):  # nn.GroupNorm(num_groups=8, num_channels=64): not first in torch's order
             kw.append((kind.in_arg, self.lower(cur)))
-        if self.inplace_ok.get(stmt) and may_work_in_place(kind, stmt, lambda e: self.fold(e, cur)):
+        if self.inplace_ok.get(stmt):  # set only where may_work_in_place allowed it
             kw.append(("inplace", ir.Const(True)))
         modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
         if len(modules) > 1:

@@ -96,14 +96,14 @@ HELPERS.update(PARTITION_HELPERS)
 
 
 def used_helpers(names: set[str]) -> list[str]:
-    """The texts of the helpers the generated code names (and of those they name), in a fixed order."""
+    """The helpers the generated code names (and those they name), in a fixed order."""
     wanted = {name for name in names if name in HELPERS}
     pending = list(wanted)
     while pending:
         for name in helper_names(pending.pop()) & HELPERS.keys() - wanted:
             wanted.add(name)
             pending.append(name)
-    return [text for name, text in HELPERS.items() if name in wanted]
+    return [name for name in HELPERS if name in wanted]
 
 
 @cache
