@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from specgen_expr import Exprs, definitions
+from specgen_flow import FlowMix
 from specgen_mix import RESERVED_CLASSES, SHADOW_CLASSES, SHADOW_PARAMS, Mix
 
 ACTIVATIONS = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
@@ -32,7 +33,7 @@ class T:
 
 
 @dataclass
-class Gen(Mix):
+class Gen(Mix, FlowMix):
     choose: object
     lines: list[str] = field(default_factory=list)
     names: int = 0
@@ -46,6 +47,7 @@ class Gen(Mix):
     loose: dict = field(default_factory=dict)  # those and flag: for conditions that keep the shape
     exprs: Exprs = None
     block_targets: dict = field(default_factory=dict)  # block -> its layers' parameters, for network rules
+    pairs: list = field(default_factory=list)  # dataflow blocks of two inputs (specgen_flow)
 
     def __post_init__(self):
         self.exprs = Exprs(self.choose)
@@ -204,7 +206,13 @@ class Gen(Mix):
         if t.h < 2 or t.w < 2:
             size = self.pick([1, 2])
             return [f"adaptive_avgpool({size})"], T("CHW", t.c, size, size)
-        kind = self.pick(["maxpool", "avgpool", "adaptive_maxpool"])
+        kind = self.pick(["maxpool", "avgpool", "adaptive_maxpool", "upsample"])
+        if kind == "upsample" and t.h * t.w <= 100:
+            mode = self.pick(["", ', mode = "bilinear"', ', mode = "nearest"'])
+            return [f"{self.named(numbered, 'up') if self.chance(30) else ''}upsample(2{mode})"], T("CHW", t.c, 2 * t.h,
+                                                                                                  2 * t.w)
+        if kind == "upsample":
+            kind = "maxpool"
         if kind == "adaptive_maxpool":
             return ["adaptive_maxpool(2)"], T("CHW", t.c, 2, 2)
         ceil = self.pick(["true", "false"])
@@ -400,6 +408,11 @@ class Gen(Mix):
         lines = []
         for i in range(self.choose(0, 3)):
             lines += self.block(i)
+        if self.chance(25):  # blocks with named tensors
+            if self.chance(50):
+                lines += self.pair_block(0)
+            for i in range(self.choose(1, 2)):
+                lines += self.flow_block(i)
         if not self.blocks:
             self.blocks.append(("Unit", False))
             lines += ["block Unit(c, k = 3) {", "    conv = conv(c, 3, padding = 1); relu", "}"]

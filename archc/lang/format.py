@@ -25,7 +25,7 @@ INDENT = 4
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\f\r]+) | (?P<nl>\n) | (?P<comment>\#[^\n]*) | (?P<string>"[^"\n\\]*")
   | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?) | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\*\*|//|==|!=|<=|>=|[-+*/%<>=,;()\[\]{}.:])
+  | (?P<op>\*\*|//|==|!=|<=|>=|->|[-+*/%<>=,;()\[\]{}.:])
 """, re.X)
 
 # keywords that take an expression after them: a '(' or '[' there opens one, not a call or an index
@@ -119,7 +119,7 @@ def same_ast(a, b) -> bool:
         return False
     if dataclasses.is_dataclass(a):
         return all(same_ast(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
-                   if f.name not in ("span", "file", "source") and not f.name.endswith("_span"))
+                   if f.compare and f.name not in ("span", "file", "source") and not f.name.endswith("_span"))
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(same_ast(x, y) for x, y in zip(a, b))
     return a == b
@@ -257,6 +257,8 @@ def _canonical(prev: _Tok, tok: _Tok, statement: str) -> str:
             if prev.text in _SPACED_KEYWORDS:
                 return " "
             return (" " if tok.gap else "") if statement == "input" else ""
+        if statement == "block" and prev.text == ")":  # block B(params) (inputs) -> output
+            return " "
         return "" if prev.kind == "string" or prev.text in ")]" else " "
     if prev.text == "{" and tok.text == "}":
         return ""

@@ -391,6 +391,37 @@ class Param(Node):
 
 
 @dataclass(eq=False)
+class Flow(Node):
+    """One operation of a dataflow block: a ``let`` over tensors is lowered to these, one operation each, in the
+    order they compute (``dataflow.py``). Tensors are named by keys: a let's name, or ``NAME%k`` for a value
+    inside its expression."""
+
+    dest: str
+    kind: str  # "apply": a declared module on srcs; "op": a parameter-free op on srcs[0]; "arith"; "neg"
+    srcs: tuple  # tensor keys; an "arith" step may have an expression (a number) in place of one of its two
+    layer: Layer | Seq | None  # apply: the declaration; op: the op's call with its other arguments
+    span: Span
+    op: str = ""  # arith: + - * /
+
+
+@dataclass(eq=False)
+class Signature(Node):
+    """A dataflow block's tensors in and out, with what its body lowers to: the steps of each tensor let, and the
+    declared modules (``NAME = layer``, made in __init__, applied by a let)."""
+
+    inputs: list[str]
+    output: str
+    span: Span
+    # derived from the body (compare=False: not what the source says, but what it means)
+    lets: dict = field(default_factory=dict, compare=False)  # tensor Let -> its Flow steps
+    keys: dict = field(default_factory=dict, compare=False)  # tensor name (input or let) -> the key of its value
+    decls: dict = field(default_factory=dict, compare=False)  # declared module name -> its Layer or Seq statement
+
+    def children(self) -> Iterator[Node]:
+        return iter(())  # the steps hold statements of the body: walking the body finds them
+
+
+@dataclass(eq=False)
 class BlockDef(Node):
     name: str
     params: list[Param]
@@ -398,6 +429,8 @@ class BlockDef(Node):
     span: Span
     doc: str = ""
     sequential: bool = False  # ``block B(...) = seq { ... }``: an nn.Sequential whose children are numbered
+    # ``block B(...) (a, b) -> y { ... }``: a dataflow block, whose tensors are named (``dataflow.py``)
+    signature: Signature | None = None
 
 
 @dataclass(eq=False)

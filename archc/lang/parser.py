@@ -11,6 +11,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from ..errors import SpecError, remember_source
 from . import nodes as n
+from .dataflow import lower_block
 from .limits import check_nesting, check_text
 from .syntax import _fragment_parser, _parser, _syntax_error, _tok_span
 
@@ -112,8 +113,16 @@ class _ToAst(Transformer_NonRecursive):
         return n.Param(str(items[0]), items[1], self._span(meta))
 
     def block(self, meta, items):
-        _, name, params, seq_mark, body = items
-        return n.BlockDef(str(name), params or [], body, self._span(meta), sequential=seq_mark is not None)
+        _, name, params, signature, seq_mark, body = items
+        block = n.BlockDef(str(name), params or [], body, self._span(meta), sequential=seq_mark is not None,
+                           signature=signature)
+        if signature is not None:
+            lower_block(block)
+        return block
+
+    def signature(self, meta, items):
+        *inputs, output = [str(i) for i in items]
+        return n.Signature(inputs, output, self._span(meta))
 
     def seq_mark(self, meta, items):
         return True

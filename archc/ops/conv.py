@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from ..sema.layout import TensorType
 from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, ShapeError, _register, one, pair, size_text, stride_text
@@ -178,3 +179,40 @@ _register(OpKind(
     "global_avgpool", NoArgs, lambda a, t: TensorType((t.shape[0],), "F"), template="{x}.mean([2, 3])",
     run=lambda m, a, t, xs, training: xs[0].mean(dim=(-2, -1)),
     doc="the mean over height and width: C x H x W -> C features"))
+
+
+# ------------------------------------------------------------------- upsampling
+
+
+class UpsampleArgs(Args):
+    scale_factor: Pos
+    mode: Literal["nearest", "bilinear"] = "nearest"
+
+
+def _upsample_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch
+
+    x = xs[0]
+    s = a["scale_factor"]
+    if a["mode"] == "nearest":  # each pixel repeated s x s times
+        return x.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
+    # bilinear without corner alignment: output pixel i samples the input at (i + 0.5) / s - 0.5, clamped at 0
+    h, w = x.shape[2], x.shape[3]
+
+    def weights(size: int):
+        pos = ((torch.arange(size * s, dtype=x.dtype) + 0.5) / s - 0.5).clamp(min=0)
+        lo = pos.floor().long().clamp(max=size - 1)
+        hi = (lo + 1).clamp(max=size - 1)
+        return lo, hi, pos - lo
+
+    (r0, r1, fr), (c0, c1, fc) = weights(h), weights(w)
+    rows = x[:, :, r0] * (1 - fr)[:, None] + x[:, :, r1] * fr[:, None]
+    return rows[..., c0] * (1 - fc) + rows[..., c1] * fc
+
+
+_register(OpKind(
+    "upsample", UpsampleArgs,
+    lambda a, t: TensorType((t.shape[0], t.shape[1] * a.scale_factor, t.shape[2] * a.scale_factor)),
+    module="nn.Upsample", template="F.interpolate({x}, scale_factor={scale_factor}, mode={mode})",
+    run=_upsample_run, doc="enlarges the map by an integer factor: nearest neighbour, or bilinear",
+    label=lambda a: f"upsample x{a['scale_factor']} {a['mode']}"))

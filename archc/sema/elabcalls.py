@@ -81,7 +81,10 @@ class CallElaboration:
 
     # --------------------------------------------------------------- helpers
 
-    def call_block(self, stmt: n.Layer, block: n.BlockDef, pos, kw, frame: Frame, x: Tensor) -> Tensor:
+    def call_block(self, stmt: n.Layer, block: n.BlockDef, pos, kw, frame: Frame, x: Tensor | list[Tensor]) -> Tensor:
+        """``x``: a list where a block with named tensors is applied to several."""
+        xs = x if isinstance(x, list) else [x]
+        x = xs[0]
         if stmt.target is None:
             if not frame.scope.numbered:
                 raise SpecError(f"this {block.name} needs a name", stmt.span,
@@ -115,7 +118,10 @@ class CallElaboration:
                       frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side, block_path=path)
         self.block_stack.append(block.name)
         try:
-            out = self.body(block.body, inner, x)
+            if getattr(block, "signature", None) is not None:
+                out = self.dataflow(block, inner, xs)
+            else:
+                out = self.body(block.body, inner, x)
         except Fatal as exc:
             exc.errors[0].add_note(f"in block {block.name}, called here", stmt.span)
             raise

@@ -17,6 +17,7 @@ from ..errors import SpecError, SpecErrors, did_you_mean
 from ..lang import nodes as n
 from ..lang.loader import Program
 from .elabcalls import _MISSING, CallElaboration, Fatal
+from .elabflow import FlowElaboration
 from .elabstruct import StructureElaboration
 from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
 from .graph import Graph, OpNode, ScopeInfo, Tap
@@ -32,7 +33,7 @@ MAX_ELEMENTS = 2**40  # elements of one tensor (activation or parameters): more 
 _STRUCTURE = (n.Concat, n.Gate, n.Ensemble, n.Dense, n.Residual, n.Side)  # statements that live in forward, not nn.Sequential
 
 
-class Elaborator(StructureElaboration, CallElaboration):
+class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
     def __init__(self, program: Program, record_shapes: dict[n.Stmt, list] | None = None):
         """``record_shapes`` collects (input, output) tensor types per statement, for the code generator."""
         self.program = program

@@ -17,6 +17,7 @@ from . import ir
 from .context import ClassContext, ClassInfo, StmtInfo
 from .emit import symbol
 from .emit_features import TapsEmitter
+from .emit_flow import FlowEmitter, input_widths
 from .emit_forward import ForwardEmitter
 from .emit_init import InitEmitter
 
@@ -40,15 +41,20 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     """``weights(ctx)``, for a network, gives the statements that end its __init__: its initialisation rules."""
     ctx = ClassContext(definition, blocks, constants, stmt_info, infos, block_params, op_params, named, networks,
                        network_unused)
-    forward = ForwardEmitter(ctx)
-    fwd_body = [] if ctx.sequential else forward.emit()  # an nn.Sequential has its forward
+    flow = FlowEmitter(ctx) if getattr(definition, "signature", None) is not None else None
+    forward = ForwardEmitter(ctx) if flow is None else flow.fwd
+    fwd_body = [] if ctx.sequential else forward.emit() if flow is None else flow.forward()
     taps_body = TapsEmitter(ctx).emit() if ctx.is_network and n.has_taps(definition.body) else None
     if ctx.is_network:
         cur: n.Expr = ctx.fold(definition.input[0])  # only the channels: sizes are checked, not constructed
     else:
         cur = symbol("in_channels")
-    init_emitter = InitEmitter(ctx)
-    body, cur = init_emitter.emit(cur, into="self" if ctx.sequential else None)
+    if flow is None:
+        init_emitter = InitEmitter(ctx)
+        body, cur = init_emitter.emit(cur, into="self" if ctx.sequential else None)
+    else:
+        body, cur = flow.init()
+        init_emitter = flow.emitter
     # forward expressions asked for these; a pruned let may have been the only reader
     stored = ctx.stored & _self_attributes(fwd_body + (taps_body or []))
     self_ = ir.Name("self")
@@ -71,7 +77,8 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     if not ctx.is_network:
         init.append(ir.Assign(ir.Attr(self_, "out_channels"), width))
     formula = None  # a width over the parameters alone, with no module's attribute nor math's functions in it
-    if not ctx.is_network and free_names(cur) <= set(ctx.params) | {"in_channels"} and \
+    widths = set(input_widths(definition)) if flow is not None else {"in_channels"}
+    if not ctx.is_network and free_names(cur) <= set(ctx.params) | widths and \
             not any(isinstance(x, ir.Attr) for x in width.walk()):
         formula = cur
     return ClassCode(init, fwd_body, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced,

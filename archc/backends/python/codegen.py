@@ -23,6 +23,7 @@ from .classes import generate_class
 from .context import ClassInfo, StmtInfo
 from .emit import bound_names, nested_bodies
 from .emit_features import head_names
+from .emit_flow import input_widths
 from .emit_weights import weight_init_body
 from .formatting import all_sorted, docstring, escape_docstring
 from .helpers import CHECKPOINT, HELPERS, helper_names, used_helpers
@@ -109,6 +110,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             heads = head_names(net.body, n.tap_holders(net.body))
             rendered[features] = {
                 "name": features, "base": net.name, "returns": "list[Tensor]", "doc": defs.features_doc(net.name),
+                "inputs": _forward_inputs(net),
                 "signature": _network_signature(net, variants, elab, constants, unused[name], [defs.OUT_INDICES]),
                 "init": irprint.print_body(defs.features_init(kept, heads), 2),
                 "forward": irprint.print_body(defs.features_forward(), 2), "methods": [],
@@ -189,7 +191,13 @@ def _constants_for(definition, constants: dict) -> dict:
 def _class_dict(d, init: list, fwd: list, returns: str, signature: str, doc: str) -> dict:
     base = "nn.Sequential" if isinstance(d, n.BlockDef) and d.sequential else "nn.Module"
     return {"name": d.name, "base": base, "init": irprint.print_body(init, 2), "forward": irprint.print_body(fwd, 2),
-            "returns": returns, "signature": signature, "doc": doc, "methods": [], "trees": [*init, *fwd]}
+            "returns": returns, "signature": signature, "inputs": _forward_inputs(d), "doc": doc, "methods": [], "trees": [*init, *fwd]}
+
+
+def _forward_inputs(d) -> str:
+    """``forward``'s arguments after self: the input ``x``, or a dataflow block's named tensors."""
+    names = d.signature.inputs if getattr(d, "signature", None) is not None else ["x"]
+    return ", ".join(f"{name}: Tensor" for name in names)
 
 
 def _weights(net: n.NetworkDef, program: Program, net_graphs: list):
@@ -265,7 +273,8 @@ def _default_value(p: n.Param, elab: Elaborator):
 
 
 def _block_signature(block: n.BlockDef, elab: Elaborator, constants: dict) -> str:
-    parts = [ir.Arg("in_channels", ir.Name("int"))]
+    widths = input_widths(block) if block.signature is not None else ["in_channels"]
+    parts = [ir.Arg(name, ir.Name("int")) for name in widths]
     for p in block.params:
         values = list(elab.param_values.get((block.name, p.name), []))
         if p.default is not None:

@@ -1,0 +1,244 @@
+"""A dataflow block's body, lowered: which statements declare modules, which lets compute tensors, and the
+operations each such let is made of, one a step (``nodes.Flow``).
+
+``block Fuse(c) (fine, coarse) -> out { ... }`` names its tensors. In its body ``NAME = layer`` (or a named
+``seq``, or a block call) *declares* a module, made in ``__init__`` and applied later by name; ``let NAME = ...``
+binds a compile-time value as anywhere, or, where the expression reads a tensor, computes a tensor: a declared
+module applied to tensors (``proj(coarse)``), a parameter-free op applied to one (``relu(x)``,
+``upsample(x, scale = 2)``), ``+ - * /`` between tensors or with numbers, and unary ``-``.
+
+Everything here is decided from the text, in statement order: it runs while parsing, so both the elaborator
+and the code generator read the same steps. Intermediate values are keyed ``NAME%k``; the first operand of an
+operation shares the operation's key, as a person reuses one local along a chain.
+"""
+
+from __future__ import annotations
+
+from ..errors import SpecError, did_you_mean
+from . import nodes as n
+
+ARITH = ("+", "-", "*", "/")
+
+
+def lower_block(block: n.BlockDef) -> None:
+    """Fill ``block.signature`` with the body's steps; every misuse is a located error."""
+    sig = block.signature
+    assert sig is not None
+    if block.sequential:
+        raise SpecError("a seq block (= seq) cannot name its tensors: an nn.Sequential has one input", sig.span,
+                        hint="drop '= seq', or the signature")
+    _Lowering(block, sig).run()
+
+
+class _Lowering:
+    def __init__(self, block: n.BlockDef, sig: n.Signature):
+        self.block, self.sig = block, sig
+        self.tensors: dict[str, str] = {}  # tensor name -> key of its value
+        self.defined: dict[str, n.Span] = {}  # every name a statement or input defined, for the messages
+        self.used: set[str] = set()  # tensor names read
+        self.applied: dict[str, n.Span] = {}  # declared module -> where a let applied it
+        self.later = _names_defined(block.body)
+        self.let: n.Let | None = None
+        self.count = 0
+
+    def run(self) -> None:
+        sig = self.sig
+        for name in sig.inputs:
+            if name in self.defined:
+                raise SpecError(f"input '{name}' is named twice", sig.span)
+            if name in {p.name for p in self.block.params}:
+                raise SpecError(f"'{name}' names both a parameter and an input", sig.span, hint="rename one")
+            self.defined[name] = sig.span
+            self.tensors[name] = name
+        for stmt in self.block.body:
+            self.statement(stmt)
+        if sig.output not in self.tensors:
+            raise SpecError(f"the output '{sig.output}' is never computed", sig.span,
+                            hint=f"end the body with 'let {sig.output} = ...'")
+        for name, stmt in sig.decls.items():
+            if name not in self.applied:
+                raise SpecError(f"module '{name}' is declared but never applied", stmt.span,
+                                hint=f"apply it to a tensor in a let: 'let y = {name}(x)'; or remove it")
+        for name in [*sig.inputs, *(let.name for let in sig.lets)]:
+            if name not in self.used and name != sig.output and self.tensors.get(name) != self.tensors[sig.output]:
+                what = "input" if name in sig.inputs else "tensor"
+                raise SpecError(f"{what} '{name}' is never used", self.defined[name],
+                                hint="use it, or remove it" if what == "tensor" else "use it, or drop it from the inputs")
+        sig.keys = dict(self.tensors)
+
+    # ------------------------------------------------------------ statements
+
+    def statement(self, stmt: n.Stmt) -> None:
+        if isinstance(stmt, (n.Layer, n.Seq)) and stmt.target is not None:
+            self.declare(stmt)
+        elif isinstance(stmt, n.Let):
+            self.let_(stmt)
+        elif isinstance(stmt, n.Init):
+            pass
+        else:
+            what = type(stmt).__name__.lower()
+            what = {"layer": "an unnamed layer", "seq": "an unnamed seq"}.get(what, f"a {what}")
+            raise SpecError(f"{what} in a block with named tensors: it has no implicit input here", stmt.span,
+                            hint="declare modules ('NAME = layer', 'NAME = seq { ... }', 'NAME = Block(...)') and "
+                                 "apply them in lets ('let y = NAME(x)'); for branches and loops, call a block")
+
+    def declare(self, stmt: n.Layer | n.Seq) -> None:
+        for e in stmt.walk():
+            if isinstance(e, n.Var):
+                self._reads_tensors(e)  # says what is used before it is defined
+        target = stmt.target
+        if not target.is_plain or target.quoted:
+            raise SpecError("a module declared here needs a plain name: lets apply it by that name", target.span)
+        name = "".join(target.parts)
+        self._new_name(name, target.span)
+        self._no_tensors(stmt, "the declaration of a module")
+        self.sig.decls[name] = stmt
+
+    def let_(self, stmt: n.Let) -> None:
+        if not self._reads_tensors(stmt.value):
+            if stmt.name in self.tensors or stmt.name in self.sig.decls:
+                self._new_name(stmt.name, stmt.span)  # says where it was defined
+            self._no_tensors(stmt, "a let")
+            self.defined.setdefault(stmt.name, stmt.span)
+            return
+        self._new_name(stmt.name, stmt.span)
+        self.let, self.count = stmt, 0
+        steps: list[n.Flow] = []
+        key = self.value(stmt.value, stmt.name, steps)
+        self.sig.lets[stmt] = steps
+        self.tensors[stmt.name] = key
+
+    def _new_name(self, name: str, span: n.Span) -> None:
+        if name in self.defined:
+            raise SpecError(f"'{name}' is already defined in this block", span,
+                            notes=[("first defined here", self.defined[name])],
+                            hint="every tensor and module of a block with named tensors has a name of its own")
+        if name in self.sig.inputs:
+            raise SpecError(f"'{name}' is an input of this block", span)
+        self.defined[name] = span
+
+    # ------------------------------------------------------------ expressions
+
+    def _reads_tensors(self, e: n.Expr) -> bool:
+        """Whether ``e`` reads a tensor or applies a declared module."""
+        for node in e.walk():
+            if isinstance(node, n.Var) and node.name in self.later and node.name not in self.defined:
+                raise SpecError(f"'{node.name}' is used before it is defined", node.span,
+                                hint="move its definition above this statement")
+            if isinstance(node, n.Var) and node.name in self.tensors:
+                return True
+            if isinstance(node, n.Call) and isinstance(node.func, n.Var) and node.func.name in self.sig.decls:
+                return True
+        return False
+
+    def _no_tensors(self, stmt: n.Stmt, what: str) -> None:
+        for node in stmt.walk():
+            if isinstance(node, n.TensorRef):
+                raise SpecError(f"'{node.which}' has no meaning in a block with named tensors", node.span,
+                                hint=f"the inputs are named ({', '.join(self.sig.inputs)}); a size comes in as a parameter")
+            if isinstance(node, n.Var) and node.name in self.tensors:
+                raise SpecError(f"'{node.name}' is a tensor, which {what} cannot read", node.span,
+                                hint="pass the size as a block parameter")
+
+    def _fresh(self) -> str:
+        self.count += 1
+        return f"{self.let.name}%{self.count}"
+
+    def _tensor(self, name: str, span: n.Span) -> str:
+        if name in self.tensors:
+            self.used.add(name)
+            return self.tensors[name]
+        if name in self.sig.decls:
+            raise SpecError(f"'{name}' is a module: apply it to a tensor, '{name}(x)'", span)
+        raise SpecError(f"unknown tensor '{name}'", span,
+                        hint=did_you_mean(name, self.tensors, otherwise=f"the tensors here: {', '.join(self.tensors)}"))
+
+    def value(self, e: n.Expr, dest: str, steps: list[n.Flow]) -> str:
+        """Lower the tensor expression ``e``, its result keyed ``dest``; gives the key that holds it (an existing
+        tensor's own key where ``e`` only names it)."""
+        if isinstance(e, n.Var):
+            return self._tensor(e.name, e.span)
+        if isinstance(e, n.Call) and isinstance(e.func, n.Var):
+            return self.call(e, e.func.name, dest, steps)
+        if isinstance(e, n.BinOp) and e.op in ARITH:
+            left, right = self._reads_tensors(e.left), self._reads_tensors(e.right)
+            srcs = []
+            for side, is_tensor in ((e.left, left), (e.right, right)):
+                if is_tensor:
+                    srcs.append(self.value(side, dest if not any(isinstance(s, str) for s in srcs) else self._fresh(),
+                                           steps))
+                else:
+                    self._scalar(side)
+                    srcs.append(side)
+            steps.append(n.Flow(dest, "arith", tuple(srcs), None, e.span, op=e.op))
+            return dest
+        if isinstance(e, n.UnaryOp) and e.op in ("-", "+"):
+            src = self.value(e.operand, dest, steps)
+            if e.op == "+":
+                return src
+            steps.append(n.Flow(dest, "neg", (src,), None, e.span))
+            return dest
+        raise SpecError("a tensor takes part in an expression that cannot compute tensors", e.span,
+                        hint="tensors are computed by applying modules and ops, and by + - * / between tensors "
+                             "and numbers")
+
+    def call(self, e: n.Call, func: str, dest: str, steps: list[n.Flow]) -> str:
+        if func in self.sig.decls:
+            if e.kwargs:
+                raise SpecError(f"module '{func}' takes tensors only, not keyword arguments", e.span)
+            if not e.args:
+                raise SpecError(f"module '{func}' is applied to nothing", e.span, hint=f"'{func}(x)'")
+            if func in self.applied:
+                raise SpecError(f"module '{func}' is applied twice: a module of a block is applied once",
+                                e.func.span, notes=[("applied here first", self.applied[func])],
+                                hint="declare a second module for the second use")
+            self.applied[func] = e.func.span
+            srcs = []
+            for i, arg in enumerate(e.args):
+                if not self._reads_tensors(arg):
+                    raise SpecError(f"module '{func}' is applied to tensors only; this argument is none",
+                                    arg.span, hint="pass layer arguments where the module is declared")
+                srcs.append(self.value(arg, dest if i == 0 else self._fresh(), steps))
+            steps.append(n.Flow(dest, "apply", tuple(srcs), self.sig.decls[func], e.span))
+            return dest
+        if func in self.later:
+            raise SpecError(f"module '{func}' is applied before it is declared", e.func.span,
+                            hint="declare the module above the let that applies it")
+        from ..ops import REGISTRY  # (the registry imports no part of the language)
+
+        kind = REGISTRY.get(func)
+        if kind is None:
+            raise SpecError(f"'{func}' is not an op, so it cannot be applied to a tensor here", e.func.span,
+                            hint=did_you_mean(func, REGISTRY, otherwise="blocks are declared ('NAME = Block(...)') "
+                                                                        "and applied by name ('NAME(x)')"))
+        if kind.has_params or kind.call is not None:
+            raise SpecError(f"{func} has parameters (or is called with more than its input): declare it, then apply it",
+                            e.func.span, hint=f"'NAME = {func}(...)' above, then 'NAME(x)' here")
+        if not e.args or not self._reads_tensors(e.args[0]):
+            raise SpecError(f"'{func}' is applied to a tensor as its first argument", e.span,
+                            hint=f"'{func}(x, ...)': the tensor first, then the op's own arguments")
+        for arg in [*e.args[1:], *(v for _, v in e.kwargs)]:
+            self._scalar(arg)
+        src = self.value(e.args[0], dest, steps)
+        layer = n.Layer(None, func, e.func.span, n.Arguments(list(e.args[1:]), [(k, v, v.span) for k, v in e.kwargs]),
+                        None, e.span)
+        steps.append(n.Flow(dest, "op", (src,), layer, e.span))
+        return dest
+
+    def _scalar(self, e: n.Expr) -> None:
+        for node in e.walk():
+            if isinstance(node, n.TensorRef):
+                raise SpecError(f"'{node.which}' has no meaning in a block with named tensors", node.span)
+            if isinstance(node, n.Var) and node.name in self.tensors:
+                raise SpecError(f"'{node.name}' is a tensor where a value is expected", node.span,
+                                hint="an op takes its tensor first; its other arguments are values")
+
+
+def _names_defined(body: list[n.Stmt]) -> set[str]:
+    names = set()
+    for stmt in body:
+        if isinstance(stmt, n.Let):
+            names.add(stmt.name)
+        elif isinstance(stmt, (n.Layer, n.Seq)) and stmt.target is not None and stmt.target.is_plain:
+            names.add("".join(stmt.target.parts))
+    return names

@@ -1,0 +1,116 @@
+"""A dataflow block's body, as elaboration sees it (``lang/dataflow.py`` lowered it): value lets and init rules as
+anywhere, declarations kept until a let applies them, and each tensor let's steps in order. A mixin of
+``elaborate.Elaborator``."""
+
+from __future__ import annotations
+
+import operator
+
+from ..errors import SpecError, SpecErrors
+from ..lang import nodes as n
+from .layout import TensorType
+from .expr import BudgetExceeded
+from .scope import Frame, Tensor
+from .values import type_name
+
+ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+class FlowElaboration:
+    """Elaborator methods for the body of a block with named tensors."""
+
+    def dataflow(self, block: n.BlockDef, frame: Frame, xs: list[Tensor]) -> Tensor:
+        sig = block.signature
+        if len(xs) != len(sig.inputs):
+            raise SpecError(f"block {block.name} takes {len(sig.inputs)} tensors ({', '.join(sig.inputs)}), "
+                            f"given {len(xs)}", frame.where[-1][1] if frame.where else block.span,
+                            hint=f"apply it in a block with named tensors: 'm = {block.name}(...)', then "
+                                 f"'let y = m({', '.join(sig.inputs)})'")
+        values: dict[str, Tensor | None] = dict(zip(sig.inputs, xs))
+        decls: dict[str, Frame] = {}  # declared module -> the frame it was declared in (the lets it sees then)
+        for stmt in block.body:
+            if isinstance(stmt, (n.Layer, n.Seq)):
+                decls[stmt.target.parts[0]] = Frame(dict(frame.env), frame.scope, xs[0], frame.where, frame.side,
+                                                     block_path=frame.block_path)
+            elif isinstance(stmt, n.Let) and stmt in sig.lets:
+                for step in sig.lets[stmt]:
+                    srcs = [values.get(s) if isinstance(s, str) else s for s in step.srcs]
+                    if any(s is None for s in srcs):
+                        values[step.dest] = None  # an operand failed (reported): so does this
+                        continue
+                    try:
+                        values[step.dest] = self.flow_step(step, frame, decls, srcs)
+                    except (SpecErrors, BudgetExceeded):
+                        raise
+                    except SpecError as exc:
+                        self.record(exc, frame)
+                        values[step.dest] = None
+            else:
+                self.stmt(stmt, frame, xs[0])
+        out = values.get(sig.keys.get(sig.output, ""))
+        return out if out is not None else xs[0]  # what failed is reported; the caller goes on with a stand-in
+
+    def flow_step(self, step: n.Flow, frame: Frame, decls: dict[str, Frame], srcs: list) -> Tensor:
+        if step.kind == "apply":
+            decl = step.layer
+            at = decls[decl.target.parts[0]]
+            if len(srcs) == 1:
+                out = self.stmt(decl, at, srcs[0])
+            else:
+                out = self.apply_many(decl, at, srcs)
+        elif step.kind == "op":
+            out = self.stmt(step.layer, frame, srcs[0])
+        elif step.kind == "neg":
+            (x,) = srcs
+            node = self.add_node(frame, None, "arith", {"op": "*", "right": -1}, [x], x.type, step.span)
+            out = Tensor(node.id, x.type)
+        else:
+            out = self.arith(step, frame, srcs)
+        if self.stmt_shapes is not None:  # the operands' types, and the result's
+            ins = tuple(s.type for s in srcs if isinstance(s, Tensor))
+            self.stmt_shapes.setdefault(step, []).append((ins, out.type))
+        return out
+
+    def arith(self, step: n.Flow, frame: Frame, srcs: list) -> Tensor:
+        tensors = [s for s in srcs if isinstance(s, Tensor)]
+        args: dict[str, object] = {"op": step.op}
+        for side, s in zip(("left", "right"), srcs):
+            if isinstance(s, Tensor):
+                continue
+            value = self.eval(s, frame, tensors[0])
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise SpecError(f"a tensor is combined with numbers only, got {type_name(value)}", s.span)
+            if step.op == "/" and side == "right" and value == 0:
+                raise SpecError("division by zero", s.span)
+            args[side] = value
+        t = tensors[0].type
+        if len(tensors) == 2:
+            t = _broadcast(tensors[0].type, tensors[1].type, step)
+        node = self.add_node(frame, None, "arith", args, tensors, t, step.span)
+        return Tensor(node.id, t)
+
+    def apply_many(self, decl: n.Stmt, frame: Frame, xs: list[Tensor]) -> Tensor:
+        """A declared block applied to several tensors."""
+        block = None
+        if isinstance(decl, n.Layer):
+            _, block, _ = self.resolve(decl.func, decl.func_span, frame)
+        if block is None or getattr(block, "signature", None) is None:
+            raise SpecError(f"'{''.join(decl.target.parts)}' takes one tensor, given {len(xs)}", decl.span,
+                            hint="only a block with named tensors takes several")
+        if decl.cond is not None and not self._truth(decl.cond, frame, xs[0]):
+            raise SpecError(f"'{''.join(decl.target.parts)}' is switched off here, and a module of several inputs "
+                            "has no output then", decl.cond.span, hint="make the let that applies it conditional "
+                                                                       "instead: call a block")
+        pos, kw = self.call_args(decl.arguments, frame, xs[0])
+        out = self.call_block(decl, block, pos, kw, frame, xs)
+        if self.stmt_shapes is not None:
+            self.stmt_shapes.setdefault(decl, []).append((xs[0].type, out.type))
+        return out
+
+
+def _broadcast(a: TensorType, b: TensorType, step: n.Flow) -> TensorType:
+    if a.layout != b.layout or any(x != y and 1 not in (x, y) for x, y in zip(a.shape, b.shape)):
+        raise SpecError(f"'{step.op}' of {a.describe()} and {b.describe()}: the shapes do not broadcast", step.span,
+                        hint="sizes must be equal, or 1 in one of them, in the same layout", follows_shapes=True)
+    return TensorType(tuple(max(x, y) for x, y in zip(a.shape, b.shape)), a.layout)
+

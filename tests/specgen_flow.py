@@ -1,0 +1,112 @@
+"""Dataflow blocks for specgen: blocks with named tensors (``block F(c, stride = 1) (x) -> y``) whose lets
+combine declared modules, parameter-free ops, ``+ - * /`` with tensors and numbers, unary minus, a gate that
+broadcasts C x 1 x 1 over a map, and blocks of two inputs; declarations stand in a shuffled order, before the
+lets that apply them or among them.
+
+``FlowMix`` is a mixin of ``specgen.Gen``. A dataflow block gives ``c`` channels and ceil(H / stride) rows
+for any C x H x W input, like the generator's other blocks, so the network can call it anywhere.
+"""
+
+from __future__ import annotations
+
+FUNCTIONS = ["relu", "sigmoid", "tanh", "silu", "gelu", "hardswish"]
+
+
+class FlowMix:
+    """``Gen`` provides choose/pick/chance and ``blocks``; ``pairs`` are the two-input blocks written so far."""
+
+    def pair_block(self, index: int) -> list[str]:
+        """``block M(c) (p, q) -> r``: two maps of equal size, of any widths, in; c channels out."""
+        name = f"M{index}"
+        self.pairs.append(name)
+        first = self.pick(["mp = conv(c, 1)", "mp = seq { conv(c, 1, bias = false); batchnorm }"])
+        if self.blocks and self.chance(40):  # a block of the usual kind, applied to one of the tensors
+            first = f"mp = {self.pick(self.blocks)[0]}(c)"
+        decls = [first, "mq = conv(c, 3, padding = 1)"]
+        if self.chance(50):
+            decls.reverse()
+        join = self.pick(["mp(p) + mq(q)", "mp(p) * sigmoid(mq(q))", "relu(mp(p) - mq(q) / 2)"])
+        return [f"block {name}(c) (p, q) -> r {{", *("    " + d for d in decls), f"    let r = {join}", "}"]
+
+    def flow_block(self, index: int) -> list[str]:
+        name = f"F{index}"
+        strided = self.chance(60)
+        stride = "stride" if strided else "1"
+        params = "c, stride = 1" if strided else "c, k = 3"
+        decls: list[str] = []
+        lets: list[str] = []
+        count = [0]
+
+        def module(text: str) -> str:
+            count[0] += 1
+            m = f"m{count[0]}"
+            decls.append(f"{m} = {text}")
+            return m
+
+        unused: list[str] = []
+        tensors: list[str] = []
+
+        def let(expr: str) -> str:
+            t = f"t{len(tensors) + 1}"
+            lets.append(f"let {t} = {expr}")
+            tensors.append(t)
+            unused.append(t)
+            return t
+
+        def take() -> str:
+            """A tensor to read: one nothing read yet first, so that every let is used."""
+            t = unused[0] if unused and self.chance(70) else self.pick(tensors)
+            if t in unused:
+                unused.remove(t)
+            return t
+
+        let(f"{module(f'conv(c, 3, {stride}, padding = 1)')}(x)")
+        if self.chance(50):  # a second path from the input
+            let(f"{module(self.pick([f'conv(c, 1, {stride})', f'seq {{ conv(c, 1, {stride}, bias = false); batchnorm }}']))}(x)")
+        if self.chance(40):
+            lets.append(f"let half = {self.pick(['0.5', 'c / (2 * c)', '1 / 2'])}")
+        scale = "half" if any(line.startswith("let half") for line in lets) else "0.5"
+        for _ in range(self.choose(1, 4)):
+            kind = self.pick(["fn", "add", "mul", "scale", "neg", "module", "act", "gate", "pair", "nest"])
+            if kind == "pair" and not self.pairs:
+                kind = "add"
+            a = take()
+            if kind == "fn":
+                let(f"{self.pick(FUNCTIONS)}({a})")
+            elif kind in ("add", "mul"):
+                op = self.pick(["+", "-"]) if kind == "add" else self.pick(["*", "/"])
+                b = take()
+                let(f"{a} {op} {b}" if op != "/" else f"{a} / (2 + sigmoid({b}))")
+            elif kind == "scale":
+                let(self.pick([f"{a} * {scale}", f"{scale} * {a}", f"{a} / 4", f"1 - {a}", f"{a} + 1"]))
+            elif kind == "neg":
+                let(f"-{a}")
+            elif kind == "module":
+                m = module(self.pick(["conv(c, 1)", "seq { batchnorm; relu }", "batchnorm"]))
+                let(f"{m}({a})")
+            elif kind == "act":
+                let(f"{module(self.pick(FUNCTIONS))}({a})")
+            elif kind == "gate":
+                g = module("conv(c, 1)")
+                let(f"{a} * {self.pick(['sigmoid', 'hardsigmoid'])}({g}(adaptive_avgpool({a}, 1)))")
+            elif kind == "pair":
+                m = module(f"{self.pick(self.pairs)}(c)")
+                let(f"{m}({a}, {take()})")
+            else:
+                m = module("conv(c, 3, padding = 1)")
+                let(f"{self.pick(FUNCTIONS)}({m}({a}) + {a})")
+        rest = list(dict.fromkeys(unused))
+        out = " + ".join(rest)
+        body = list(lets)
+        order = list(decls)
+        if self.chance(50):  # declared in another order than applied: __init__ keeps the spec's order
+            order.reverse()
+        if self.chance(40):  # all declared first
+            body = order + body
+        else:  # each declared somewhere before its first use
+            for d in order:
+                m = d.split(" = ")[0]
+                first = next(i for i, line in enumerate(body) if f"{m}(" in line)
+                body.insert(self.choose(0, first), d)
+        self.blocks.append((name, strided))
+        return [f"block {name}({params}) (x) -> y {{", *("    " + line for line in body), f"    let y = {out}", "}"]
