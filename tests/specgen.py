@@ -419,7 +419,11 @@ class Gen(Mix, FlowMix):
         net, size = self.network_params()
         params = ", ".join(f"{k} = {self.lit(v)}" for k, v in {"flag": True, **self.fixed}.items())
         dims = self.pick([f"{size} x {size}", f"({self.x_int(size)}) x {size}"] + (["res x res"] if "res" in self.fixed else []))
-        body, t = self.statements(T("CHW", 3, size, size), depth=2, budget=6)
+        start, shape = T("CHW", 3, size, size), f"3 x {dims}"
+        if self.chance(8):  # a network of tokens: L x D in (the generated class sizes its layers by D)
+            start = T("LD", self.choose(2, 12), self.choose(1, 9))
+            shape = f"{start.h} x {start.c}"
+        body, t = self.statements(start, depth=2, budget=6)
         if t.layout == "HWC":
             body.append("permute([0, 3, 1, 2])")
             t = T("CHW", t.c, t.h, t.w)
@@ -442,14 +446,14 @@ class Gen(Mix, FlowMix):
             body.append(self.pick(["global_avgpool", "flatten", "adaptive_avgpool(1); flatten"]))
         body.append("fc_out = linear(num_classes)")
         body += self.network_rules(body)
-        lines += [f"network {net}({params}) {{", f"    input 3 x {dims}", *("    " + line for line in body), "}"]
+        lines += [f"network {net}({params}) {{", f"    input {shape}", *("    " + line for line in body), "}"]
         shadows = [n for n in SHADOW_CLASSES if n not in self.used and n != net]
         variant = "n" if self.chance(80) or not shadows else self.pick(shadows)
         lines.append(f"variant {variant} = {net}()")
         if self.chance(40) and not self.flag_shapes:
             lines.append(f"variant n_off = {net}(flag = false)")
         if self.chance(25) and not side:  # the network twice, averaged
-            lines += ["network E(num_classes = 5) {", f"    input 3 x {size} x {size}",
+            lines += ["network E(num_classes = 5) {", f"    input {shape if start.layout == 'LD' else f'3 x {size} x {size}'}",
                       "    ensemble {", f"        first = {net}(num_classes = num_classes)",
                       f"        second = {net}(true, num_classes)", "    }", "}", "variant e = E()"]
         return "\n".join(definitions(self.exprs.functions) + lines) + "\n"

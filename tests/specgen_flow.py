@@ -67,7 +67,8 @@ class FlowMix:
             lets.append(f"let half = {self.pick(['0.5', 'c / (2 * c)', '1 / 2'])}")
         scale = "half" if any(line.startswith("let half") for line in lets) else "0.5"
         for _ in range(self.choose(1, 4)):
-            kind = self.pick(["fn", "add", "mul", "scale", "neg", "module", "act", "gate", "pair", "nest"])
+            kind = self.pick(["fn", "add", "mul", "scale", "neg", "module", "act", "gate", "pair", "nest", "tensor",
+                              "tensor", "join"])
             if kind == "pair" and not self.pairs:
                 kind = "add"
             a = take()
@@ -89,6 +90,27 @@ class FlowMix:
             elif kind == "gate":
                 g = module("conv(c, 1)")
                 let(f"{a} * {self.pick(['sigmoid', 'hardsigmoid'])}({g}(adaptive_avgpool({a}, 1)))")
+            elif kind == "tensor":  # primitives, back to the map's shape, or to one that broadcasts over it
+                let(self.pick([
+                    f"{a} - amax({a}, 1, keepdim = true)",
+                    f"{a} * sigmoid(unflatten(mean(flatten_dims({a}, 2), 2, keepdim = true), 2, (1, 1)))",
+                    f"transpose(tanh(transpose({a}, 2, 3)), -1, -2)",
+                    f"{a} + unflatten(select({a}, 1, 0), 1, (1, -1))",
+                    f"{a} * narrow({a}, 1, 0, 1)",
+                    f"matmul(softmax(matmul({a}, transpose({a}, 2, 3)), dim = -1), {a})",
+                    f"scaled_dot_product_attention({a}, {a}, {a})",
+                    f"scaled_dot_product_attention({a}, {a}, {a}, is_causal = true, scale = 0.5)",
+                    f"scaled_dot_product_attention({a}, {a}, {a}, dropout_p = 0.1)",
+                    f"{a} + unflatten(sum(reshape({a}, (c, -1)), 2, keepdim = true), 2, (1, 1)) / 8",
+                    f"flatten_dims(unflatten({a}, 1, (1, c)), 1, 2)",
+                ]))
+            elif kind == "join":
+                b = take()
+                if self.chance(30):
+                    let(f"{a} + sum(stack([{a}, {b}], 2), 2) / 2")
+                else:
+                    m = module("conv(c, 1)")
+                    let(self.pick([f"{m}(cat([{a}, {b}], 1))", f"{m}(cat([{a}, {b}, {a}], dim = 1))"]))
             elif kind == "pair":
                 m = module(f"{self.pick(self.pairs)}(c)")
                 let(f"{m}({a}, {take()})")

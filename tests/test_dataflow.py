@@ -194,3 +194,47 @@ def test_the_formatter_keeps_the_signature():
     assert formatted == "block Fuse(c) (fine, coarse) -> y {\n    proj = conv(c, 1)\n    let y = proj(coarse) + fine\n}\n"
     assert format_source(formatted) == formatted
     assert format_source(EVERYTHING) == EVERYTHING.lstrip("\n")
+
+
+def test_a_network_of_tokens_sizes_its_layers_by_their_features(tmp_path):
+    """A network whose input is L x D tokens: its first layers take D features (once, L was taken)."""
+    text = "network T() {\n    input 16 x 64\n    fc = linear(10)\n}\nvariant t = T()\n"
+    assert check_runs(text, tmp_path)
+    path = tmp_path / "t.arch"
+    path.write_text(text)
+    assert "nn.Linear(64, 10)" in archc.load(path).source()
+
+
+PRIMITIVES = """
+block Pair(c) (p, q) -> r {
+    mp = conv(c, 1)
+    mq = conv(c, 1)
+    let r = mp(p) + mq(q)
+}
+
+block Swap(c) (x) -> y {
+    m = conv(c, 3, padding = 1)
+    pair = Pair(c)
+    let t = m(x)
+    let s = transpose(t, 2, 3)
+    let y = pair(s, matmul(softmax(matmul(s, transpose(s, 2, 3)), dim = -1), s))
+}
+
+network Net() {
+    input 3 x 6 x 9
+    swap = Swap(4)
+    norm = batchnorm
+}
+variant net = Net()
+"""
+
+
+def test_a_transposed_map_passed_to_a_block_is_read_as_a_map(tmp_path):
+    """Unnamed axes (a transpose's result) given to a block are its input map: the block's class is sized by
+    their first axis, as the block reads them, not by their last."""
+    assert check_runs(PRIMITIVES, tmp_path)
+    path = tmp_path / "p.arch"
+    path.write_text(PRIMITIVES)
+    source = archc.load(path).source()
+    assert "self.pair = Pair(c, c, c)" in source
+    assert "N x 4 x 9 x 6" in source  # the transposed map's shape, shown

@@ -205,7 +205,7 @@ def test_registry_forms_parse_into_trees_that_print_as_written():
     from archc.ops import REGISTRY
 
     for kind in REGISTRY.values():
-        names = ("x", "param", "module", *kind.positional)
+        names = ("x", "y", "z", "xs", "param", "module", *kind.positional)
         for text in (kind.template, kind.call):
             if text:
                 assert irprint.print_expr(irparse.expression(text, names)) == text.format(**{p: p for p in names})

@@ -74,7 +74,7 @@ def check_runs(text: str, directory: Path) -> bool:
         interp.load_state_dict(ref.state_dict(), strict=True)
         assert count_params(interp) == count_params(model)
         drawn = any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for op in graph.ops()
-                    for k, v in op.args.items() if k in ("p", "dropout", "attention_dropout", "stochastic_depth"))
+                    for k, v in op.args.items() if k in ("p", "dropout", "attention_dropout", "stochastic_depth", "dropout_p"))
         for train in (False, True) if not drawn else (False,):
             with torch.no_grad():
                 theirs, ours = ref.train(train)(x.double()), interp.train(train)(x.double())

@@ -65,6 +65,8 @@ def uses(tree: Tree, found: set[str]) -> None:
                 found.add(f"{kid.type} as a name")
         if node.data == "call" and isinstance(kids[0], Token):
             found.add(f"op {kids[0]}")
+        if node.data == "funcall" and isinstance(kids[0], Tree) and kids[0].data == "var":  # an op applied in a let
+            found.add(f"op {kids[0].children[0]}")
 
 
 def generated() -> set[str]:

@@ -84,7 +84,8 @@ class Interpreter(nn.Module):
         keep = {graph.output, *graph.sides.values()}
         steps = []
         for i, op in enumerate(ops):
-            in_type = TensorType(op.in_shapes[0], graph.node(op.inputs[0]).layout) if op.inputs else None
+            layout = op.in_layouts[0] if op.in_layouts else graph.node(op.inputs[0]).layout if op.inputs else None
+            in_type = TensorType(op.in_shapes[0], layout) if op.inputs else None
             state = None
             if op.op in STRUCTURE:
                 run = STRUCTURE[op.op]

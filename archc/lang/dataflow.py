@@ -214,16 +214,29 @@ class _Lowering:
         if kind.has_params or kind.call is not None:
             raise SpecError(f"{func} has parameters (or is called with more than its input): declare it, then apply it",
                             e.func.span, hint=f"'NAME = {func}(...)' above, then 'NAME(x)' here")
-        if not e.args or not self._reads_tensors(e.args[0]):
-            raise SpecError(f"'{func}' is applied to a tensor as its first argument", e.span,
-                            hint=f"'{func}(x, ...)': the tensor first, then the op's own arguments")
-        for arg in [*e.args[1:], *(v for _, v in e.kwargs)]:
+        tensors, rest = self._tensor_args(e, func, kind.inputs)
+        for arg in [*rest, *(v for _, v in e.kwargs)]:
             self._scalar(arg)
-        src = self.value(e.args[0], dest, steps)
-        layer = n.Layer(None, func, e.func.span, n.Arguments(list(e.args[1:]), [(k, v, v.span) for k, v in e.kwargs]),
-                        None, e.span)
-        steps.append(n.Flow(dest, "op", (src,), layer, e.span))
+        srcs = tuple(self.value(t, dest if i == 0 else self._fresh(), steps) for i, t in enumerate(tensors))
+        layer = n.Layer(None, func, e.func.span, n.Arguments(list(rest), [(k, v, v.span) for k, v in e.kwargs]),
+                        None, e.span, applied=True)
+        steps.append(n.Flow(dest, "op", srcs, layer, e.span))
         return dest
+
+    def _tensor_args(self, e: n.Call, func: str, inputs: int) -> tuple[list[n.Expr], list[n.Expr]]:
+        """An op's tensor arguments (the first ``inputs`` positional ones; 0: a list, the first) and the rest."""
+        if inputs == 0:
+            if not e.args or not isinstance(e.args[0], n.ListExpr) or not e.args[0].items:
+                raise SpecError(f"'{func}' takes a list of tensors first", e.span, hint=f"'{func}([a, b], dim)'")
+            tensors, rest = list(e.args[0].items), e.args[1:]
+        else:
+            tensors, rest = e.args[:inputs], e.args[inputs:]
+        if len(tensors) < max(inputs, 1) or not all(self._reads_tensors(t) for t in tensors):
+            what = "a tensor as its first argument" if inputs == 1 else \
+                f"{inputs} tensors as its first arguments" if inputs else "tensors in its list"
+            raise SpecError(f"'{func}' is applied to {what}", e.span,
+                            hint="the tensors first, then the op's own arguments")
+        return tensors, list(rest)
 
     def _scalar(self, e: n.Expr) -> None:
         for node in e.walk():

@@ -222,6 +222,7 @@ class Layer(Node):
     arguments: Arguments
     cond: Expr | None
     span: Span
+    applied: bool = False  # an op applied to tensors in a let (``relu(x)``), made by ``dataflow.py``
 
 
 @dataclass(eq=False)

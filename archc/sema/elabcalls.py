@@ -11,7 +11,7 @@ from ..lang import nodes as n
 from ..ops import REGISTRY, OpKind, ShapeError
 from .expr import Evaluator, evaluate
 from .graph import ScopeInfo
-from .layout import kinds
+from .layout import as_named, kinds
 from .scope import Frame, Scope, Tensor, show, signature_bind
 from .values import BlockRef, OpRef, type_name
 
@@ -39,7 +39,14 @@ class CallElaboration:
         if as_value and (pos or kw):
             raise SpecError(f"'{stmt.func}' holds the op {kind.name}, which is called without arguments here",
                             stmt.span, hint="an op passed as a value is parameter-free: give its arguments a default")
+        if kind.flow_only and not stmt.applied:
+            raise SpecError(f"{kind.name} works on named tensors: apply it in a let of a block with named tensors",
+                            stmt.span, hint=f"'let y = {kind.name}(x, ...)' in 'block B(...) (x) -> y {{ ... }}'")
+        if kind.inputs != 1:
+            raise SpecError(f"{kind.name} takes {kind.inputs or 'a list of'} tensors", stmt.span)
         numbered = frame.scope.numbered
+        if kind.layouts is not None and x.type.layout not in kind.layouts:  # unnamed axes read as the op needs
+            x = Tensor(x.node, as_named(x.type, kind.layouts))
         t = x.type
         if kind.layouts is not None and t.layout not in kind.layouts:
             raise SpecError(f"{kind.name} needs {kinds(kind.layouts)}, got {t.describe()}", stmt.span,

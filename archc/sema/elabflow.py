@@ -8,7 +8,9 @@ import operator
 
 from ..errors import SpecError, SpecErrors
 from ..lang import nodes as n
-from .layout import TensorType
+from ..ops import REGISTRY, ShapeError
+from ..ops.base import ANY
+from .layout import TensorType, as_named, is_generic
 from .expr import BudgetExceeded
 from .scope import Frame, Tensor
 from .values import type_name
@@ -27,6 +29,8 @@ class FlowElaboration:
                             hint=f"apply it in a block with named tensors: 'm = {block.name}(...)', then "
                                  f"'let y = m({', '.join(sig.inputs)})'")
         values: dict[str, Tensor | None] = dict(zip(sig.inputs, xs))
+        if self.stmt_shapes is not None:  # the inputs' types, for the code generator
+            self.stmt_shapes.setdefault(sig, []).append((tuple(x.type for x in xs), None))
         decls: dict[str, Frame] = {}  # declared module -> the frame it was declared in (the lets it sees then)
         for stmt in block.body:
             if isinstance(stmt, (n.Layer, n.Seq)):
@@ -48,9 +52,18 @@ class FlowElaboration:
             else:
                 self.stmt(stmt, frame, xs[0])
         out = values.get(sig.keys.get(sig.output, ""))
-        return out if out is not None else xs[0]  # what failed is reported; the caller goes on with a stand-in
+        if out is None:
+            return xs[0]  # what failed is reported; the caller goes on with a stand-in
+        named = as_named(out.type)  # a block gives a map, tokens or features where the rank says
+        if named == out.type:
+            return out
+        node = self.add_node(frame, None, "identity", {}, [Tensor(out.node, named)], named, sig.span)
+        return Tensor(node.id, named)
 
     def flow_step(self, step: n.Flow, frame: Frame, decls: dict[str, Frame], srcs: list) -> Tensor:
+        accepted = _reads(step, self)
+        if accepted != ANY:  # a tensor of unnamed axes, read in the layout the module or op needs
+            srcs = [Tensor(s.node, as_named(s.type, accepted)) if isinstance(s, Tensor) else s for s in srcs]
         if step.kind == "apply":
             decl = step.layer
             at = decls[decl.target.parts[0]]
@@ -58,6 +71,8 @@ class FlowElaboration:
                 out = self.stmt(decl, at, srcs[0])
             else:
                 out = self.apply_many(decl, at, srcs)
+        elif step.kind == "op" and REGISTRY[step.layer.func].inputs != 1:
+            out = self.op_many(step.layer, frame, srcs)
         elif step.kind == "op":
             out = self.stmt(step.layer, frame, srcs[0])
         elif step.kind == "neg":
@@ -89,6 +104,23 @@ class FlowElaboration:
         node = self.add_node(frame, None, "arith", args, tensors, t, step.span)
         return Tensor(node.id, t)
 
+    def op_many(self, layer: n.Layer, frame: Frame, xs: list[Tensor]) -> Tensor:
+        """An op of several tensors (matmul, attention, cat): its arguments checked, its shape rule given every
+        input's type."""
+        kind = REGISTRY[layer.func]
+        pos, kw = self.call_args(layer.arguments, frame, xs[0])
+        values, dumped = self.op_args(kind, pos, kw, layer)
+        types = tuple(x.type for x in xs)
+        try:
+            out = kind.shape(values, types)
+            macs = kind.macs(values, types, out)
+        except ShapeError as exc:
+            raise SpecError(f"{kind.name}: {exc}", layer.span, hint=exc.hint, follows_shapes=True) from None
+        node = self.add_node(frame, None, kind.name, dict(dumped), xs, out, layer.span, 0, macs)
+        if self.stmt_shapes is not None:
+            self.stmt_shapes.setdefault(layer, []).append((types, out))
+        return Tensor(node.id, out)
+
     def apply_many(self, decl: n.Stmt, frame: Frame, xs: list[Tensor]) -> Tensor:
         """A declared block applied to several tensors."""
         block = None
@@ -109,8 +141,24 @@ class FlowElaboration:
 
 
 def _broadcast(a: TensorType, b: TensorType, step: n.Flow) -> TensorType:
-    if a.layout != b.layout or any(x != y and 1 not in (x, y) for x, y in zip(a.shape, b.shape)):
+    """Sizes equal or 1 axis by axis, in one layout; a tensor of unnamed axes takes the other's layout."""
+    layout = b.layout if is_generic(a.layout) else a.layout
+    fits = len(a.shape) == len(b.shape) and (a.layout == b.layout or is_generic(a.layout) or is_generic(b.layout))
+    if not fits or any(x != y and 1 not in (x, y) for x, y in zip(a.shape, b.shape)):
         raise SpecError(f"'{step.op}' of {a.describe()} and {b.describe()}: the shapes do not broadcast", step.span,
                         hint="sizes must be equal, or 1 in one of them, in the same layout", follows_shapes=True)
-    return TensorType(tuple(max(x, y) for x, y in zip(a.shape, b.shape)), a.layout)
+    return TensorType(tuple(max(x, y) for x, y in zip(a.shape, b.shape)), layout)
 
+
+
+def _reads(step: n.Flow, elab) -> tuple[str, ...] | None:
+    """The layouts the first layer a step applies takes: an op's (ANY: any), the first op's of a declared seq;
+    a block is given a map, tokens or features as the rank says (as it gives them back)."""
+    if step.kind not in ("apply", "op"):
+        return ANY
+    layer = step.layer
+    while isinstance(layer, n.Seq) and layer.body:
+        layer = layer.body[0]
+    if not isinstance(layer, n.Layer) or layer.func not in REGISTRY or layer.func in elab.program.blocks:
+        return ("F", "LD", "CHW")
+    return REGISTRY[layer.func].layouts

@@ -317,9 +317,15 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             node_id = f"{key + '.' if key else ''}{op}#{frame.scope.unnamed[op]}"
         else:
             node_id = name
+        layouts = tuple(i.type.layout for i in inputs)
+        if any(lay != graph.node(i.node).layout for lay, i in zip(layouts, inputs)):
+            in_layouts = layouts  # read in another layout than made (a tensor of unnamed axes as a map)
+        else:
+            in_layouts = ()
         node = OpNode(id=node_id, name=name, op=op, args=args, in_shapes=tuple(i.shape for i in inputs),
                       shape=t.shape, layout=t.layout, params=params, macs=macs, scope=frame.scope.path,
-                      side=frame.side, span=span, learned=learned, inputs=tuple(i.node for i in inputs))
+                      side=frame.side, span=span, learned=learned, inputs=tuple(i.node for i in inputs),
+                      in_layouts=in_layouts)
         return graph.add(node, list(node.inputs))
 
 

@@ -32,6 +32,9 @@ class OpNode:
     learned: bool = False  # ``name`` is a learned tensor (an nn.Parameter attribute), not a module
     # the input node ids in argument order; unlike the edges, it keeps an input used twice (concat of x with x)
     inputs: tuple[str, ...] = ()
+    # the layouts it reads its inputs in, where they are not their producers' (a tensor of unnamed axes read as a
+    # map); empty otherwise
+    in_layouts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,10 @@ A layout is a string of dimension letters in memory order after the batch dimens
 - ``HWC``: a channels-last feature map, N x H x W x C (linear layers and LayerNorm act on C);
 - ``F``: flat features, N x F (after ``flatten``);
 - ``LD``: a token sequence, N x L x D (length L, D features per token);
-- ``GLD``: groups of tokens, N x G x L x D (a map partitioned into G windows or grid cells of L positions).
+- ``GLD``: groups of tokens, N x G x L x D (a map partitioned into G windows or grid cells of L positions);
+- ``.``, ``..``, ``...``: a tensor of that rank whose axes have no names (what reshapes, transposes and the
+  other tensor primitives of ``ops.tensor`` give); its last axis counts as its features, as ``nn.Linear`` and
+  ``nn.LayerNorm`` read it.
 
 Every layout has one *feature* dimension, the one layers change (C, F or D): the code generator
 tracks its size through ``__init__``; the others are checked while elaborating only.
@@ -16,16 +19,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FEATURE_DIM = {"CHW": "C", "HWC": "C", "F": "F", "LD": "D", "GLD": "D"}
-NAMES = {
+
+
+def is_generic(layout: str) -> bool:
+    """A layout of unnamed axes: ``.`` once per axis."""
+    return bool(layout) and layout == "." * len(layout)
+
+
+def generic(rank: int) -> str:
+    return "." * rank
+
+
+class _ByLayout(dict):
+    """A table by layout that answers for the unnamed layouts of every rank too."""
+
+    def __init__(self, table: dict, unnamed):
+        super().__init__(table)
+        self.unnamed = unnamed
+
+    def __missing__(self, layout: str):
+        if is_generic(layout):
+            return self.unnamed(len(layout))
+        raise KeyError(layout)
+
+
+FEATURE_DIM = _ByLayout({"CHW": "C", "HWC": "C", "F": "F", "LD": "D", "GLD": "D"}, lambda rank: ".")
+NAMES = _ByLayout({
     "CHW": "a C x H x W feature map",
     "HWC": "a channels-last H x W x C feature map",
     "F": "flat features",
     "LD": "an L x D token sequence",
     "GLD": "G groups of L x D tokens",
-}
+}, lambda rank: f"a tensor of {rank} dimensions")
 # What a shape comment and an error show after the sizes; the default layouts show nothing.
-SUFFIX = {"CHW": "", "F": "", "HWC": " (channels last)", "LD": " (tokens)", "GLD": " (groups of tokens)"}
+SUFFIX = _ByLayout({"CHW": "", "F": "", "HWC": " (channels last)", "LD": " (tokens)", "GLD": " (groups of tokens)"},
+                   lambda rank: " (tensor)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +68,8 @@ class TensorType:
 
     @property
     def feature_axis(self) -> int:
+        if is_generic(self.layout):
+            return len(self.layout) - 1
         return self.layout.index(FEATURE_DIM[self.layout])
 
     @property
@@ -59,7 +89,27 @@ class TensorType:
         """``256 x 56 x 56``, ``56 x 56 x 96 (channels last)``, ``1000 features``."""
         if self.layout == "F":
             return f"{self.shape[0]} features"
+        if is_generic(self.layout):
+            return " x ".join(map(str, self.shape)) + SUFFIX[self.layout]
         return " x ".join(map(str, self.shape)) + SUFFIX[self.layout]
+
+
+def named(shape: tuple[int, ...]) -> TensorType:
+    """A tensor that reshapes and transposes give: flat features for one axis, tokens for two (what the layers
+    after it expect of a sequence), unnamed axes otherwise."""
+    return TensorType(tuple(shape), {1: "F", 2: "LD"}.get(len(shape), generic(len(shape))))
+
+
+def as_named(t: TensorType, accepted: tuple[str, ...] | None = None) -> TensorType:
+    """A tensor of unnamed axes read in a named layout of its rank: one that ``accepted`` lists (a C x H x W map
+    first), else flat features, tokens or a C x H x W map for one, two or three axes. Others stay as they are."""
+    if not is_generic(t.layout):
+        return t
+    rank = len(t.shape)
+    options = [lay for lay in (accepted or ("F", "LD", "CHW")) if len(lay) == rank and not is_generic(lay)]
+    if not options:
+        return t
+    return TensorType(t.shape, "CHW" if "CHW" in options else options[0])
 
 
 def kinds(layouts: tuple[str, ...]) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
-from .layout import NAMES, TensorType
+from .layout import NAMES, TensorType, is_generic
 from .values import TensorInfo
 
 # Attribute names every generated module has (nn.Module's own, and what the generated code adds):
@@ -47,6 +47,8 @@ class Tensor:
             return TensorInfo(t.size("C"), t.size("H"), t.size("W"), kind=f"{t.describe()} ({t.layout})")
         if t.layout == "F":
             return TensorInfo(None, features=t.shape[0], kind="a flat tensor")
+        if is_generic(t.layout):
+            return TensorInfo(None, features=t.features, kind=NAMES[t.layout])
         # a token's D features are the sequence's channels: what the generated code tracks, as for a map
         return TensorInfo(t.size("D"), features=t.size("D"), length=t.size("L"), kind=NAMES[t.layout])
 

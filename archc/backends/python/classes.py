@@ -15,7 +15,7 @@ from ...lang import nodes as n
 from ...sema.exprfold import free_names
 from . import ir
 from .context import ClassContext, ClassInfo, StmtInfo
-from .emit import symbol
+from .emit import input_features, symbol
 from .emit_features import TapsEmitter
 from .emit_flow import FlowEmitter, input_widths
 from .emit_forward import ForwardEmitter
@@ -46,7 +46,7 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     fwd_body = [] if ctx.sequential else forward.emit() if flow is None else flow.forward()
     taps_body = TapsEmitter(ctx).emit() if ctx.is_network and n.has_taps(definition.body) else None
     if ctx.is_network:
-        cur: n.Expr = ctx.fold(definition.input[0])  # only the channels: sizes are checked, not constructed
+        cur: n.Expr = ctx.fold(input_features(definition))  # only the channels: sizes are checked, not constructed
     else:
         cur = symbol("in_channels")
     if flow is None:

@@ -15,7 +15,7 @@ from ...sema.expr import BUILTINS, Evaluator
 from ...sema.exprfold import fold, free_names, is_literal
 from ...sema.scope import RESERVED
 from ...sema.values import OpRef
-from .emit import FIXED_NAMES, bound_names, nested_bodies, symbol, through_lets
+from .emit import FIXED_NAMES, bound_names, input_features, nested_bodies, symbol, through_lets
 
 
 @dataclass
@@ -131,7 +131,7 @@ class ClassContext:
                 raise SpecError(f"'{ref.which}.{attr}' is known only while elaborating; generated code tracks "
                                 "channels alone", ref.span, hint="use .channels, or compute the size from parameters")
             if ref.which == "in" and self.is_network:  # the network's input: its channels as the spec gives them
-                return self.fold(self.d.input[0])
+                return self.fold(input_features(self.d))
             if ref.which == "in":
                 return symbol("in_channels")
             if cur is None:

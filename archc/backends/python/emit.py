@@ -48,6 +48,12 @@ class Namespace:
         return name
 
 
+def input_features(net: n.NetworkDef) -> n.Expr:
+    """The size of the network input's feature dimension: a map's channels (C x H x W), flat features, or the D
+    of L x D tokens."""
+    return net.input[1] if len(net.input) == 2 else net.input[0]
+
+
 def shape_comment(types: list) -> str:
     """``N x 64 x 56 x 56``; a dimension that differs between uses shows its values; a layout other than
     C x H x W and flat features is named (``N x 56 x 56 x 96 (channels last)``)."""

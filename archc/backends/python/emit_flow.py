@@ -12,16 +12,74 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ...lang import nodes as n
-from ...sema.exprfold import fold, free_names
-from . import ir
+from ...ops import REGISTRY
+from ...sema.exprfold import fold, free_names, literal
+from ...sema.layout import TensorType, as_named
+from . import ir, irparse
 from .context import ClassContext
-from .emit import SPAN, plain, shape_comment, symbol
+from .emit import SPAN, as_tuple, given_args, plain, shape_comment, symbol
 from .emit_forward import ForwardEmitter
 from .emit_init import InitEmitter
 from .emit_init_layer import _bind, _Seq
 from .irbuild import prune_lets
+from .lower import lower
 
 SELF = ir.Name("self")
+
+
+def _one(values: set, what: str, span: n.Span):
+    """The layout every use saw (None where nothing was elaborated: a library of blocks)."""
+    if len(values) > 1:
+        raise SpecError(f"{what} has different layouts in different uses ({', '.join(sorted(values))})", span,
+                        hint="the generated class has one forward: use two blocks")
+    return values.pop() if values else None
+
+
+class _Shape:
+    """What __init__ knows of a value's sizes: an expression or None per axis (``axes``; None when not even the
+    rank is known), its layout, and its features (the size its modules read)."""
+
+    def __init__(self, layout: str | None, axes: tuple | None, seen=()):
+        self.layout = layout
+        self.axes = tuple(axes) if axes is not None else None
+        if layout is not None and self.axes is not None and len(self.axes) != len(layout):
+            self.axes = None
+
+    @classmethod
+    def of(cls, layout: str | None, features: n.Expr) -> _Shape:
+        """An input: its features alone are known."""
+        if layout is None:
+            shape = cls(None, None)
+            shape.known = features
+            return shape
+        axes = [None] * len(layout)
+        axes[TensorType((0,) * len(layout), layout).feature_axis] = features
+        return cls(layout, tuple(axes))
+
+    known: n.Expr | None = None
+
+    @property
+    def features(self) -> n.Expr | None:
+        return self.features_in(self.layout)
+
+    def features_in(self, layout: str | None) -> n.Expr | None:
+        """The features as a module reads them in ``layout`` (a map's channels, where unnamed axes are read as
+        one)."""
+        if self.axes is None or layout is None or len(layout) != len(self.axes):
+            return self.known
+        return self.axes[TensorType((0,) * len(layout), layout).feature_axis]
+
+    def then(self, layout: str | None, features: n.Expr, seen) -> _Shape:
+        """The value a module or an op makes of this one, of ``features``: its other axes are this one's where
+        every use saw them kept."""
+        if layout is None or self.axes is None or self.layout is None or len(layout) != len(self.layout):
+            return _Shape.of(layout, features)
+        fa = TensorType((0,) * len(layout), layout).feature_axis
+        kept = bool(seen) and all(len(ins[0].shape) == len(out.shape) and all(
+            a == b for i, (a, b) in enumerate(zip(ins[0].shape, out.shape)) if i != fa) for ins, out in seen)
+        axes = list(self.axes) if kept else [None] * len(layout)
+        axes[fa] = features
+        return _Shape(layout, tuple(axes))
 
 
 def input_widths(block: n.BlockDef) -> list[str]:
@@ -62,7 +120,8 @@ class FlowEmitter:
     def step(self, step: n.Flow, w: list) -> None:
         srcs = [self.local[s] if isinstance(s, str) else s for s in step.srcs]
         comment = shape_comment([out for _, out in self.ctx.info.get(step)])
-        if step.kind in ("apply", "op") and len(srcs) == 1:
+        kind = REGISTRY[step.layer.func] if step.kind == "op" else None
+        if (step.kind == "apply" and len(srcs) == 1) or (kind is not None and kind.inputs == 1):
             dest = self._dest(step.dest)
             out, _ = self.fwd.fwd_stmt_into(step.layer, srcs[0], w, dest, None)
             self.local[step.dest] = out
@@ -71,6 +130,8 @@ class FlowEmitter:
         if step.kind == "apply":  # a block of several inputs
             module = ir.Attr(SELF, plain(step.layer.target))
             value: ir.Node = ir.Call(module, tuple(ir.Name(s) for s in srcs))
+        elif kind is not None:  # an op of several inputs
+            value = self.op_of_many(kind, step.layer, srcs)
         elif step.kind == "neg":
             value = ir.Unary("-", ir.Name(srcs[0]))
         else:
@@ -80,6 +141,18 @@ class FlowEmitter:
         w.append(ir.Assign(ir.Name(dest), value, comment))
         self.local[step.dest] = dest
 
+    def op_of_many(self, kind, layer: n.Layer, srcs: list[str]) -> ir.Node:
+        """``q @ k``, ``torch.cat([a, b], 1)``: the op's template over its tensors (x, y, z, or the list xs)."""
+        given = given_args(kind, layer)
+        values = {f: self.fwd.fwd_lower(as_tuple(self.fwd.fwd_fold(given[f], srcs[0]))) if f in given else
+                  lower(literal(kind.args.model_fields[f].default, SPAN)) for f in kind.positional}
+        if kind.inputs == 0:
+            values["xs"] = ir.List(tuple(map(ir.Name, srcs)))
+        else:
+            values.update(zip(("x", "y", "z"), map(ir.Name, srcs)))
+        template = irparse.expression(kind.template, ("x", "y", "z", "xs", *kind.positional))
+        return ir.substitute(template, values)
+
     # ---------------------------------------------------------------- __init__
 
     def init(self) -> tuple[list[ir.Node], n.Expr]:
@@ -87,53 +160,123 @@ class FlowEmitter:
         self.emitter = InitEmitter(self.ctx)
         for name in input_widths(self.ctx.d):
             self.emitter.init_ns.reserve(name)
-        widths: dict[str, n.Expr] = {key: symbol(arg) for key, arg in zip(self.sig.inputs, input_widths(self.ctx.d))}
+        self.layouts: dict[str, str | None] = {}
+        self.unknown: dict[str, SpecError] = {}  # stand-ins for widths __init__ cannot know
+        shapes: dict[str, tuple] = {}
+        inputs = self.ctx.info.get(self.sig)
+        for i, (key, arg) in enumerate(zip(self.sig.inputs, input_widths(self.ctx.d))):
+            types = [ins[i] for ins, _ in inputs]
+            layout = _one({t.layout for t in types}, f"input '{key}'", self.sig.span)
+            self.layouts[key] = layout
+            shapes[key] = _Shape.of(layout, symbol(arg))
         chunks: dict[object, list] = {}  # statement -> its __init__ lines, placed where the statement stands
         order = {name: i for i, name in enumerate(self.sig.decls)}
         owner: dict[str, str] = {}  # a name a width may read -> the declared module whose lines define it
         for stmt in self.ctx.d.body:
             if isinstance(stmt, n.Let) and stmt in self.sig.lets:
                 for step in self.sig.lets[stmt]:
-                    widths[step.dest] = self.init_step(step, widths, chunks, order, owner)
+                    seen = self.ctx.info.get(step)
+                    self.layouts[step.dest] = _one({out.layout for _, out in seen}, "this value", step.span)
+                    shapes[step.dest] = self.init_step(step, shapes, chunks, order, owner)
             elif isinstance(stmt, (n.Let, n.Init)):
                 chunks[stmt] = []
                 self.emitter.init_stmt(stmt, symbol("in_channels"), chunks[stmt], _Seq(None))
         body = [line for stmt in self.ctx.d.body for line in chunks.get(stmt, [])]
-        out = widths[self.sig.keys[self.sig.output]]
+        key = self.sig.keys[self.sig.output]
+        layout = self.layouts.get(key)
+        named = as_named(TensorType((0,) * len(layout), layout)).layout if layout else None
+        out = self.width(shapes[key], key, self._producer(key), "the block's output", named)
+        self.check_known([self.emitter.lower(out)])
         return prune_lets(body, ir.reads(self.emitter.lower(out))), out
 
-    def init_step(self, step: n.Flow, widths: dict, chunks: dict, order: dict, owner: dict) -> n.Expr:
+    def _producer(self, key: str):
+        """The step whose recorded types hold the value of ``key`` (None for an input)."""
+        if not hasattr(self, "_producers"):
+            self._producers = {step.dest: step for steps in self.sig.lets.values() for step in steps}
+        return self._producers.get(key)
+
+    def width(self, shape: _Shape, key: str, producer, what: str, layout: str | None = None) -> n.Expr:
+        """The features of a value (read in ``layout``, if given): as tracked, or else the one number every use
+        saw."""
+        layout = layout or shape.layout
+        if shape.features_in(layout) is not None:
+            return shape.features_in(layout)
+        seen = self.ctx.info.get(producer) if producer is not None else []
+        values = {TensorType(out.shape, layout).features if layout and len(layout) == len(out.shape) else
+                  out.features for _, out in seen}
+        if len(values) == 1:
+            return n.Num(values.pop(), SPAN)
+        span = producer.span if producer is not None else self.sig.span
+        if not values:
+            error = SpecError(f"the width of {what} comes through a tensor primitive, whose shapes are known only "
+                              "where a network uses the block", span, hint="add a network that uses it")
+        else:
+            error = SpecError(f"the width of {what} comes through a reshape or transpose that __init__ cannot "
+                              f"follow, and it differs between uses ({', '.join(map(str, sorted(values)))})", span,
+                              hint="give the sizes from the block's parameters (unflatten, reshape), so the width "
+                                   "follows")
+        # a stand-in, an error only where __init__ reads it (an activation needs no width)
+        marker = f"<unknown width {len(self.unknown)}>"
+        self.unknown[marker] = error
+        return symbol(marker)
+
+    def check_known(self, lines: list) -> None:
+        """Raise the error of a width __init__ cannot know, where ``lines`` read it."""
+        for line in lines:
+            for node in line.walk():
+                if isinstance(node, ir.Name) and node.id in self.unknown:
+                    raise self.unknown[node.id]
+
+    def init_step(self, step: n.Flow, shapes: dict, chunks: dict, order: dict, owner: dict) -> _Shape:
         tensors = [s for s in step.srcs if isinstance(s, str)]
+        seen = self.ctx.info.get(step)
+        layout = self.layouts[step.dest]
+        read = [ins[i].layout for i in range(len(tensors)) for ins, _ in seen[:1]] or [None] * len(tensors)
         if step.kind == "apply":
             decl = step.layer
             name = plain(decl.target)
-            for key in tensors:
-                for free in free_names(widths[key]):
+            widths = [self.width(shapes[k], k, self._producer(k), f"the input of '{name}'", lay)
+                      for k, lay in zip(tensors, read)]
+            for width in widths:
+                for free in free_names(width):
                     if free in owner and order[owner[free]] > order[name]:
                         raise SpecError(f"'{name}' is sized by the output of '{owner[free]}', which is declared "
                                         "after it", decl.span, hint=f"declare '{owner[free]}' before '{name}'")
             before = set(self.emitter.symbols) | self.emitter.channel_vars
             chunks[decl] = []
             if len(tensors) == 1:
-                out = self.emitter.init_stmt(decl, widths[tensors[0]], chunks[decl], _Seq(None))
+                out = self.emitter.init_stmt(decl, widths[0], chunks[decl], _Seq(None))
             else:
-                out = self.block_of_many(decl, [widths[k] for k in tensors], chunks[decl])
+                out = self.block_of_many(decl, widths, chunks[decl])
+            self.check_known(chunks[decl])
             for new in (set(self.emitter.symbols) | self.emitter.channel_vars) - before:
                 owner[new] = name
-            return out
+            return shapes[tensors[0]].then(layout, out, seen)
         if step.kind == "op":
+            kind = REGISTRY[step.layer.func]
+            if kind.sym is not None:
+                args = {f: self.emitter.fold(e) for f, e in given_args(kind, step.layer).items()}
+                ins = [shapes[k].axes for k in tensors]
+                axes = kind.sym(args, ins[0] if kind.inputs == 1 else tuple(ins)) if None not in ins else None
+                return _Shape(layout, axes if axes is not None else None, seen)
             scratch: list = []
-            out = self.emitter.init_stmt(step.layer, widths[tensors[0]], scratch, _Seq(None))
+            width = self.width(shapes[tensors[0]], tensors[0], self._producer(tensors[0]), "this op's input", read[0])
+            out = self.emitter.init_stmt(step.layer, width, scratch, _Seq(None))
             assert not scratch, "an op applied in a let has no module"
-            return out
+            return shapes[tensors[0]].then(layout, out, seen)
         if step.kind == "neg" or len(tensors) == 1:
-            return widths[tensors[0]]
-        # two tensors: the width of the one whose features the result has (the other may broadcast from 1)
-        first, second = tensors
-        seen = self.ctx.info.get(step)
-        if seen and all(ins[0].features == 1 and out.features != 1 for ins, out in seen):
-            return widths[second]
-        return widths[first]
+            return shapes[tensors[0]]
+        # two tensors: each axis from the one whose size the result has (the other may broadcast from 1)
+        first, second = shapes[tensors[0]], shapes[tensors[1]]
+        if layout is None:  # nothing elaborated (a library): the features alone, the first operand's
+            return _Shape.of(None, first.features)
+        if first.axes is None or second.axes is None:
+            return _Shape(layout, None, seen)
+        axes = []
+        for i, (a, b) in enumerate(zip(first.axes, second.axes)):
+            grows = seen and all(ins[0].shape[i] == 1 and out.shape[i] != 1 for ins, out in seen)
+            axes.append(b if grows else a)
+        return _Shape(layout, tuple(axes), seen)
 
     def block_of_many(self, decl: n.Layer, widths: list[n.Expr], w: list) -> n.Expr:
         """``Fuse(fine_width, coarse_width, ...)``: a block with several inputs, and its output width."""

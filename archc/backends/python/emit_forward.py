@@ -25,6 +25,7 @@ from .emit import (
     as_tuple,
     creates_modules,
     given_args,
+    input_features,
     is_attribute,
     may_work_in_place,
     plain,
@@ -126,7 +127,7 @@ class ForwardEmitter(MergeForward):
             if attr != "channels":
                 raise SpecError(f"'{ref.which}.{attr}' cannot be used at run time", ref.span)
             if ref.which == "in" and ctx.is_network:
-                return ctx.fold(ctx.d.input[0])
+                return ctx.fold(input_features(ctx.d))
             if ref.which == "in":
                 ctx.stored.add("in_channels")
                 return self._run_time_value(ir.Attr(SELF, "in_channels"))

@@ -289,8 +289,21 @@ def transform(node, fn):
 
 
 def substitute(node, mapping: dict[str, Node]):
-    """``node`` with each plain name in ``mapping`` replaced by its tree."""
-    return transform(node, lambda x: mapping.get(x.id) if isinstance(x, Name) else None)
+    """``node`` with each plain name in ``mapping`` replaced by its tree; where that leaves a literal tuple starred
+    in a call's arguments (``f(a, *(b, c))``), its items stand there instead, and a conditional whose branches
+    became equal (``p if self.training else p``) is its branch."""
+    return transform(transform(node, lambda x: mapping.get(x.id) if isinstance(x, Name) else None), _tidy)
+
+
+def _tidy(node):
+    if isinstance(node, Call) and any(isinstance(a, Starred) and isinstance(a.value, (Tuple, List)) for a in node.args):
+        args = []
+        for a in node.args:
+            args.extend(a.value.items if isinstance(a, Starred) and isinstance(a.value, (Tuple, List)) else (a,))
+        return dataclasses.replace(node, args=tuple(args))
+    if isinstance(node, IfExp) and node.body == node.orelse:
+        return node.body
+    return None
 
 
 def _target_names(target: Node) -> list[Name]:

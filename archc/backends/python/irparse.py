@@ -55,6 +55,10 @@ def _from_ast(e: ast.expr) -> ir.Node:
         if isinstance(e.op, ast.USub) and isinstance(operand, ir.Const):
             return ir.const(-operand.value)
         return ir.Unary(_UNARY[type(e.op)], operand)
+    if isinstance(e, ast.Starred):
+        return ir.Starred(_from_ast(e.value))
+    if isinstance(e, ast.IfExp):
+        return ir.IfExp(_from_ast(e.test), _from_ast(e.body), _from_ast(e.orelse))
     raise ValueError(f"a registry form uses Python the code generator does not build: {ast.dump(e)}")
 
 

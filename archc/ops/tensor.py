@@ -1,0 +1,437 @@
+"""Tensor primitives: reshapes, transposes, selections, reductions, products and joins, on tensors of any rank.
+
+They are applied in the lets of blocks with named tensors (``flow_only``), where every tensor has a name and a
+static shape. Dimensions count as torch counts them, the batch as 0 (as ``softmax`` and ``permute`` do); the
+batch itself is never reshaped, reduced or moved. Results of one axis are flat features, of two a token
+sequence, of more a tensor of unnamed axes (``sema.layout.named``).
+
+Each entry has, beside its shape rule, a symbolic one (``sym``) that the code generator follows in ``__init__``:
+the sizes of the output's axes as expressions over the constructor's arguments, where they are known, so that
+``proj = linear(dim)`` applied to ``flatten(transpose(a, 1, 2), 2)`` is sized ``heads * head_dim``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import Field
+
+from ..sema.layout import TensorType, named
+from .base import ANY, Args, NonNeg, OpKind, Pos, Prob, ShapeError, _register
+
+
+def axis(dim: int, rank: int, what: str = "dim") -> int:
+    """The axis ``dim`` (torch's count: batch 0, or from the end) as an index into the shape without the batch."""
+    hint = f"{what} counts the batch as 0: here 1 to {rank} (or -1 to -{rank})"
+    if dim in (0, -rank - 1):
+        raise ShapeError(f"{what} {dim} is the batch, which this op leaves alone", hint=hint)
+    if not -rank <= dim <= rank:
+        raise ShapeError(f"{what} {dim} is out of range for a tensor of {rank} dimensions and the batch", hint=hint)
+    return dim - 1 if dim > 0 else rank + dim
+
+
+def _sym_axis(dim, rank: int) -> int | None:
+    """``axis`` for a symbolic ``dim``: None where it is not a number."""
+    from ..lang.nodes import Num
+
+    if isinstance(dim, Num) and isinstance(dim.value, int):
+        try:
+            return axis(dim.value, rank)
+        except ShapeError:
+            return None
+    return None
+
+
+def _product(sizes):
+    """The product of symbolic sizes, None if one is unknown."""
+    from ..lang.nodes import BinOp, Num
+    from ..lang.nodes import Span
+
+    out = None
+    for s in sizes:
+        if s is None:
+            return None
+        out = s if out is None else BinOp("*", out, s, Span("<generated>", 1, 1, 1, 1))
+    return out if out is not None else Num(1, Span("<generated>", 1, 1, 1, 1))
+
+
+def _items(e) -> list | None:
+    from ..lang.nodes import ListExpr
+
+    return list(e.items) if isinstance(e, ListExpr) else None
+
+
+def _minus_one(e) -> bool:
+    from ..lang.nodes import Num, UnaryOp
+
+    return (isinstance(e, Num) and e.value == -1) or (isinstance(e, UnaryOp) and e.op == "-" and isinstance(
+        e.operand, Num) and e.operand.value == 1)
+
+
+# ------------------------------------------------------------------ shapes
+
+
+Size = Annotated[int, Field(ge=-1)]
+
+
+class ReshapeArgs(Args):
+    shape: tuple[Size, ...]
+
+
+def _reshape_shape(a: ReshapeArgs, t: TensorType) -> TensorType:
+    sizes = list(a.shape)
+    total = math.prod(t.shape)
+    if not sizes:
+        raise ShapeError("reshape needs at least one size")
+    if sizes.count(-1) > 1:
+        raise ShapeError(f"at most one size of {tuple(sizes)} may be -1 (the one reshape works out)")
+    if 0 in sizes:
+        raise ShapeError(f"a size of {tuple(sizes)} is 0")
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if total % known:
+            raise ShapeError(f"{t.describe()} ({total} elements) does not divide into {tuple(sizes)}")
+        sizes[sizes.index(-1)] = total // known
+    elif known != total:
+        raise ShapeError(f"{t.describe()} has {total} elements, {tuple(sizes)} would have {known}",
+                         hint="the sizes must multiply to the input's (without the batch)")
+    return named(tuple(sizes))
+
+
+def _reshape_sym(a: dict, shape: tuple) -> tuple:
+    items = _items(a["shape"])
+    if items is None:
+        return None
+    if any(_minus_one(i) for i in items):
+        return tuple(None if _minus_one(i) else i for i in items)
+    return tuple(items)
+
+
+class UnflattenArgs(Args):
+    dim: int
+    sizes: tuple[Size, ...]
+
+
+def _unflatten_shape(a: UnflattenArgs, t: TensorType) -> TensorType:
+    i = axis(a.dim, len(t.shape))
+    inner = _reshape_shape(ReshapeArgs(shape=a.sizes), TensorType((t.shape[i],), "F"))
+    return named((*t.shape[:i], *inner.shape, *t.shape[i + 1:]))
+
+
+def _unflatten_sym(a: dict, shape: tuple) -> tuple:
+    i = _sym_axis(a["dim"], len(shape))
+    items = _items(a["sizes"])
+    if i is None or items is None:
+        return None
+    sizes = [None if _minus_one(s) else s for s in items]
+    return (*shape[:i], *sizes, *shape[i + 1:])
+
+
+class TransposeArgs(Args):
+    dim0: int
+    dim1: int
+
+
+def _transpose_shape(a: TransposeArgs, t: TensorType) -> TensorType:
+    i, j = axis(a.dim0, len(t.shape), "dim0"), axis(a.dim1, len(t.shape), "dim1")
+    shape = list(t.shape)
+    shape[i], shape[j] = shape[j], shape[i]
+    return named(tuple(shape)) if i != j else t
+
+
+def _transpose_sym(a: dict, shape: tuple) -> tuple | None:
+    i, j = _sym_axis(a["dim0"], len(shape)), _sym_axis(a["dim1"], len(shape))
+    if i is None or j is None:
+        return None
+    out = list(shape)
+    out[i], out[j] = out[j], out[i]
+    return tuple(out)
+
+
+class FlattenDimsArgs(Args):
+    start_dim: int
+    end_dim: int = -1
+
+
+def _merge_shape(a: FlattenDimsArgs, t: TensorType) -> TensorType:
+    rank = len(t.shape)
+    i, j = axis(a.start_dim, rank, "start_dim"), axis(a.end_dim, rank, "end_dim")
+    if j < i:
+        raise ShapeError(f"end_dim {a.end_dim} comes before start_dim {a.start_dim}")
+    return named((*t.shape[:i], math.prod(t.shape[i:j + 1]), *t.shape[j + 1:]))
+
+
+def _merge_sym(a: dict, shape: tuple) -> tuple | None:
+    rank = len(shape)
+    i, j = _sym_axis(a["start_dim"], rank), _sym_axis(a.get("end_dim") or _num(-1), rank)
+    if i is None or j is None:
+        return None
+    return (*shape[:i], _product(shape[i:j + 1]), *shape[j + 1:])
+
+
+def _num(v: int):
+    from ..lang.nodes import Num, Span
+
+    return Num(v, Span("<generated>", 1, 1, 1, 1))
+
+
+class SelectArgs(Args):
+    dim: int
+    index: int
+
+
+def _select_shape(a: SelectArgs, t: TensorType) -> TensorType:
+    i = axis(a.dim, len(t.shape))
+    if not -t.shape[i] <= a.index < t.shape[i]:
+        raise ShapeError(f"index {a.index} is out of range for dim {a.dim} of size {t.shape[i]}")
+    if len(t.shape) == 1:
+        raise ShapeError("selecting from flat features would leave the batch alone")
+    return named(t.shape[:i] + t.shape[i + 1:])
+
+
+def _select_sym(a: dict, shape: tuple) -> tuple | None:
+    i = _sym_axis(a["dim"], len(shape))
+    return None if i is None else shape[:i] + shape[i + 1:]
+
+
+class NarrowArgs(Args):
+    dim: int
+    start: NonNeg
+    length: Pos
+
+
+def _narrow_shape(a: NarrowArgs, t: TensorType) -> TensorType:
+    i = axis(a.dim, len(t.shape))
+    if a.start + a.length > t.shape[i]:
+        raise ShapeError(f"{a.start} + {a.length} runs past dim {a.dim}, of size {t.shape[i]}",
+                         hint="narrow(dim, start, length) keeps start to start + length - 1")
+    shape = list(t.shape)
+    shape[i] = a.length
+    return TensorType(tuple(shape), t.layout)
+
+
+def _narrow_sym(a: dict, shape: tuple) -> tuple | None:
+    i = _sym_axis(a["dim"], len(shape))
+    if i is None:
+        return None
+    out = list(shape)
+    out[i] = a["length"]
+    return tuple(out)
+
+
+class ReduceArgs(Args):
+    dim: int
+    keepdim: bool = False
+
+
+def _reduce_shape(a: ReduceArgs, t: TensorType) -> TensorType:
+    i = axis(a.dim, len(t.shape))
+    if a.keepdim:
+        shape = list(t.shape)
+        shape[i] = 1
+        return TensorType(tuple(shape), t.layout)
+    if len(t.shape) == 1:
+        raise ShapeError("reducing flat features without keepdim would leave the batch alone",
+                         hint="keepdim = true")
+    return named(t.shape[:i] + t.shape[i + 1:])
+
+
+def _reduce_sym(a: dict, shape: tuple) -> tuple | None:
+    from ..lang.nodes import Const
+
+    i = _sym_axis(a["dim"], len(shape))
+    keep = a.get("keepdim")
+    if i is None or (keep is not None and not isinstance(keep, Const)):
+        return None
+    if keep is not None and keep.value:
+        return (*shape[:i], _num(1), *shape[i + 1:])
+    return shape[:i] + shape[i + 1:]
+
+
+def _run(f):
+    def run(m, a: dict, t: TensorType, xs: list, training: bool):
+        return f(xs, a)
+
+    return run
+
+
+def _reshape_run(xs, a):
+    x = xs[0]
+    sizes = list(a["shape"])
+    if -1 in sizes:
+        sizes[sizes.index(-1)] = x[0].numel() // math.prod(s for s in sizes if s != -1)
+    return x.reshape(x.shape[0], *sizes)
+
+
+def _unflatten_run(xs, a):
+    x = xs[0]
+    i = a["dim"] if a["dim"] > 0 else x.dim() + a["dim"]
+    sizes = list(a["sizes"])
+    if -1 in sizes:
+        sizes[sizes.index(-1)] = x.shape[i] // math.prod(s for s in sizes if s != -1)
+    return x.reshape(*x.shape[:i], *sizes, *x.shape[i + 1:])
+
+
+def _merge_run(xs, a):
+    x = xs[0]
+    i = a["start_dim"] if a["start_dim"] > 0 else x.dim() + a["start_dim"]
+    j = a["end_dim"] if a["end_dim"] > 0 else x.dim() + a["end_dim"]
+    return x.reshape(*x.shape[:i], -1, *x.shape[j + 1:])
+
+
+def _reduce_run(how: str):
+    def run(xs, a):
+        x, dim = xs[0], a["dim"]
+        if how == "sum":
+            return x.sum(dim, keepdim=a["keepdim"])
+        if how == "mean":
+            return x.sum(dim, keepdim=a["keepdim"]) / x.shape[dim]
+        return x.max(dim, keepdim=a["keepdim"]).values
+
+    return run
+
+
+def _primitive(name: str, args, shape, template: str, sym, run, doc: str, view: bool = True) -> None:
+    """A primitive of one tensor: any layout, in lets only."""
+    _register(OpKind(name, args, shape, layouts=ANY, template=template, view=view, flow_only=True, sym=sym,
+                     run=_run(run), doc=doc))
+
+
+_primitive("reshape", ReshapeArgs, _reshape_shape, "{x}.reshape({x}.shape[0], *{shape})", _reshape_sym, _reshape_run,
+           "the same elements in the sizes given (the batch kept; one size may be -1, worked out)")
+_primitive("unflatten", UnflattenArgs, _unflatten_shape, "{x}.unflatten({dim}, {sizes})", _unflatten_sym,
+           _unflatten_run, "splits dimension dim into the sizes given (one may be -1)")
+_primitive("flatten_dims", FlattenDimsArgs, _merge_shape, "{x}.flatten({start_dim}, {end_dim})", _merge_sym,
+           _merge_run, "merges dimensions start_dim to end_dim into one (torch's flatten with its dims)")
+_primitive("transpose", TransposeArgs, _transpose_shape, "{x}.transpose({dim0}, {dim1})", _transpose_sym,
+           lambda xs, a: xs[0].transpose(a["dim0"], a["dim1"]), "swaps two dimensions")
+_primitive("select", SelectArgs, _select_shape, "{x}.select({dim}, {index})", _select_sym,
+           lambda xs, a: xs[0].select(a["dim"], a["index"]),
+           "index `index` of dimension dim, which goes (q, k and v out of a packed projection)")
+_primitive("narrow", NarrowArgs, _narrow_shape, "{x}.narrow({dim}, {start}, {length})", _narrow_sym,
+           lambda xs, a: xs[0].narrow(a["dim"], a["start"], a["length"]),
+           "length entries of dimension dim from start on: a slice, as uneven as wanted")
+for _how, _doc in (("sum", "the sum"), ("mean", "the mean"), ("amax", "the maximum")):
+    _primitive(_how, ReduceArgs, _reduce_shape, f"{{x}}.{_how}({{dim}}, keepdim={{keepdim}})", _reduce_sym,
+               _reduce_run(_how), f"{_doc} over dimension dim (kept as size 1 with keepdim)", view=False)
+
+
+# ------------------------------------------------------------ several inputs
+
+
+def _matmul_shape(a, ts: tuple[TensorType, ...]) -> TensorType:
+    x, y = ts
+    if len(x.shape) < 2 or len(y.shape) < 2:
+        raise ShapeError(f"matmul needs two matrices (or stacks of them), got {x.describe()} and {y.describe()}")
+    if x.shape[-1] != y.shape[-2]:
+        raise ShapeError(f"{x.describe()} times {y.describe()}: {x.shape[-1]} columns against "
+                         f"{y.shape[-2]} rows", hint="transpose one of them, e.g. transpose(k, -2, -1)")
+    if x.shape[:-2] != y.shape[:-2]:
+        raise ShapeError(f"{x.describe()} times {y.describe()}: the leading sizes differ")
+    return named((*x.shape[:-1], y.shape[-1]))
+
+
+def _matmul_sym(a: dict, shapes: tuple) -> tuple:
+    x, y = shapes
+    return (*x[:-1], y[-1])
+
+
+class AttentionArgs(Args):
+    dropout_p: Prob = 0.0
+    is_causal: bool = False
+    scale: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+
+
+def _sdpa_shape(a, ts: tuple[TensorType, ...]) -> TensorType:
+    q, k, v = ts
+    if not len(q.shape) == len(k.shape) == len(v.shape) or len(q.shape) < 2:
+        raise ShapeError(f"q, k and v must have the same rank, at least 2: {q.describe()}, {k.describe()}, "
+                         f"{v.describe()}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2] or q.shape[:-2] != k.shape[:-2] or \
+            k.shape[:-2] != v.shape[:-2]:
+        raise ShapeError(f"q {q.describe()}, k {k.describe()} and v {v.describe()} do not fit: q and k share their "
+                         "last size, k and v their length, all three their leading sizes")
+    return named((*q.shape[:-1], v.shape[-1]))
+
+
+def _sdpa_sym(a: dict, shapes: tuple) -> tuple:
+    q, _, v = shapes
+    return (*q[:-1], v[-1])
+
+
+def _sdpa_run(m, a: dict, t, xs: list, training: bool):
+    q, k, v = xs
+    scale = a["scale"] if a["scale"] is not None else 1 / math.sqrt(q.shape[-1])
+    scores = (q @ k.transpose(-2, -1)) * scale
+    if a["is_causal"]:
+        mask = q.new_ones(q.shape[-2], k.shape[-2], dtype=bool).tril()
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(-1)
+    if training and a["dropout_p"] > 0:
+        import torch.nn.functional as F
+
+        weights = F.dropout(weights, a["dropout_p"])
+    return weights @ v
+
+
+class JoinArgs(Args):
+    dim: int
+
+
+def _cat_shape(a: JoinArgs, ts: tuple[TensorType, ...]) -> TensorType:
+    first = ts[0]
+    i = axis(a.dim, len(first.shape))
+    for t in ts[1:]:
+        if len(t.shape) != len(first.shape) or any(x != y for k, (x, y) in enumerate(zip(t.shape, first.shape))
+                                                   if k != i):
+            raise ShapeError(f"cat along dim {a.dim}: {first.describe()} and {t.describe()} differ elsewhere")
+    shape = list(first.shape)
+    shape[i] = sum(t.shape[i] for t in ts)
+    return TensorType(tuple(shape), first.layout) if all(t.layout == first.layout for t in ts) else named(tuple(shape))
+
+
+def _cat_sym(a: dict, shapes: tuple) -> tuple | None:
+    i = _sym_axis(a["dim"], len(shapes[0]))
+    if i is None:
+        return None
+    from ..lang.nodes import BinOp, Span
+
+    total = shapes[0][i]
+    for s in shapes[1:]:
+        total = None if total is None or s[i] is None else BinOp("+", total, s[i], Span("<generated>", 1, 1, 1, 1))
+    return (*shapes[0][:i], total, *shapes[0][i + 1:])
+
+
+def _stack_shape(a: JoinArgs, ts: tuple[TensorType, ...]) -> TensorType:
+    first = ts[0]
+    if any(t.shape != first.shape for t in ts):
+        raise ShapeError(f"stack needs tensors of one shape, got {', '.join(t.describe() for t in ts)}")
+    i = axis(a.dim, len(first.shape) + 1)
+    return named((*first.shape[:i], len(ts), *first.shape[i:]))
+
+
+def _stack_sym(a: dict, shapes: tuple) -> tuple | None:
+    i = _sym_axis(a["dim"], len(shapes[0]) + 1)
+    return None if i is None else (*shapes[0][:i], _num(len(shapes)), *shapes[0][i:])
+
+
+_register(OpKind(
+    "matmul", Args, _matmul_shape, layouts=ANY, template="{x} @ {y}", inputs=2, flow_only=True, sym=_matmul_sym,
+    macs=lambda a, ts, o: math.prod(o.shape) * ts[0].shape[-1],
+    run=lambda m, a, t, xs, training: xs[0] @ xs[1], doc="the matrix product of the last two dimensions"))
+_register(OpKind(
+    "scaled_dot_product_attention", AttentionArgs, _sdpa_shape, layouts=ANY, inputs=3, flow_only=True,
+    template="F.scaled_dot_product_attention({x}, {y}, {z}, dropout_p={dropout_p} if self.training else 0.0, "
+             "is_causal={is_causal}, scale={scale})", sym=_sdpa_sym,
+    macs=lambda a, ts, o: 2 * math.prod(o.shape[:-1]) * ts[1].shape[-2] * (ts[0].shape[-1] + ts[2].shape[-1]) // 2,
+    run=_sdpa_run, keeps_output=True,
+    doc="softmax(q k^T * scale) v over the last two dimensions; scale defaults to 1 / sqrt(q's last size)"))
+_register(OpKind(
+    "cat", JoinArgs, _cat_shape, layouts=ANY, template="torch.cat({xs}, {dim})", inputs=0, flow_only=True,
+    sym=_cat_sym, run=lambda m, a, t, xs, training: __import__("torch").cat(xs, a["dim"]),
+    doc="joins a list of tensors along dimension dim"))
+_register(OpKind(
+    "stack", JoinArgs, _stack_shape, layouts=ANY, template="torch.stack({xs}, {dim})", inputs=0, flow_only=True,
+    sym=_stack_sym, run=lambda m, a, t, xs, training: __import__("torch").stack(xs, a["dim"]),
+    doc="stacks a list of tensors of one shape along a new dimension dim"))
