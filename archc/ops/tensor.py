@@ -125,6 +125,11 @@ def _unflatten_sym(a: dict, shape: tuple) -> tuple:
     if i is None or items is None:
         return None
     sizes = [None if _minus_one(s) else s for s in items]
+    others = _product([s for s in sizes if s is not None])
+    if None in sizes and shape[i] is not None and others is not None:  # -1: what the others leave of the axis
+        from ..lang.nodes import BinOp, Span
+
+        sizes[sizes.index(None)] = BinOp("//", shape[i], others, Span("<generated>", 1, 1, 1, 1))
     return (*shape[:i], *sizes, *shape[i + 1:])
 
 
