@@ -88,7 +88,9 @@ def live(path: Path, rounds: int) -> tuple[list[float], list[float]]:
     client.send("initialized", {})
     client.send("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "arch", "version": 1,
                                                           "text": text}})
-    is_diagnostics = lambda m: m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri
+    def is_diagnostics(m: dict) -> bool:
+        return m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri
+
     client.wait(is_diagnostics)
     line, column = _a_layer(text)
     edited = _edit(text, line)

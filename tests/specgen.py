@@ -159,7 +159,7 @@ class Gen(Mix, FlowMix):
         options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
         if self.main and t.h > 0:
             options.append("tap")
-        options += ["xconv", "xact", "xact", "xnorm"]
+        options += ["xconv", "xact", "xact", "xnorm", "prim"]
         if not numbered:
             options += ["xscaled", "xquoted", "xshortcut", "xlet", "xscales", "xforward", "xelif", "xunpack"]
             options.append("to_tokens")  # as often as before the mixed statements came
@@ -233,6 +233,19 @@ class Gen(Mix, FlowMix):
         args = f"{c}, {stride}" if strided else f"{c}"
         return [f"{self.named(numbered, 'b')}{name}({args})"], T("CHW", c, -(-t.h // stride), -(-t.w // stride))
 
+    def s_prim(self, t, depth, numbered):
+        """A tensor primitive on the implicit path, where __init__ can follow the width."""
+        kind = self.pick(["transpose", "amax", "narrow", "sum"])
+        if kind == "transpose":
+            return [self.pick(["transpose(2, 3)", "transpose(-1, -2)"])], T("CHW", t.c, t.w, t.h)
+        if kind == "amax":
+            return ["amax(1, keepdim = true)"], T("CHW", 1, t.h, t.w)
+        if kind == "narrow":
+            k = self.choose(1, t.c)
+            return [f"narrow(1, {t.c - k}, {self.x_int(k)})"], T("CHW", k, t.h, t.w)
+        axis = self.pick([2, 3])
+        return [f"sum({axis}, keepdim = true)"], T("CHW", t.c, 1 if axis == 2 else t.h, 1 if axis == 3 else t.w)
+
     def s_head(self, t, depth, numbered):
         if self.chance(50):
             return ["global_avgpool"], T("F", t.c)
@@ -261,7 +274,7 @@ class Gen(Mix, FlowMix):
 
     def tokens(self, t: T, depth: int, numbered: bool) -> tuple[list[str], T]:
         """A statement on an L x D token sequence (L in ``t.h``)."""
-        options = ["ln", "linear", "act", "drop", "flatten", "map", "map"]
+        options = ["ln", "linear", "act", "drop", "flatten", "map", "map", "mean"]
         if not numbered:  # forward-only forms and learned tensors: not modules of an nn.Sequential
             options += ["select", "prepend", "add", "attention", "attention", "residual", "residual"]
         kind = self.pick(options)
@@ -278,6 +291,8 @@ class Gen(Mix, FlowMix):
             return [f"select_token({self.choose(0, t.h - 1)})"], T("F", t.c)
         if kind == "flatten":
             return ["flatten"], T("F", t.c * t.h)
+        if kind == "mean":  # the tokens averaged (timm's global pool of a token model)
+            return [self.pick(["mean(1)", "mean(-2)", "amax(1)"])], T("F", t.c)
         if kind == "map" and not numbered:
             h = self.pick([d for d in range(1, t.h + 1) if t.h % d == 0])
             return [f"to_map({self.x_int(h)}, {self.x_int(t.h // h)})"], T("CHW", t.c, h, t.h // h)

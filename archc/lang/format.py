@@ -250,6 +250,8 @@ def _canonical(prev: _Tok, tok: _Tok, statement: str) -> str:
         return "" if tok.gap == "" else " "
     if tok.text in _NO_SPACE_BEFORE and tok.kind == "op":
         return ""
+    if prev.text == ":" and statement == "block":  # an input's sizes: (x: seq_len x dim)
+        return " "
     if (prev.text in _NO_SPACE_AFTER and prev.kind == "op") or prev.role == "unary":
         return ""
     if tok.text in "([" and tok.kind == "op":

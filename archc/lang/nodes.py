@@ -413,13 +413,12 @@ class Signature(Node):
     inputs: list[str]
     output: str
     span: Span
+    sizes: list = field(default_factory=list)  # per input: its sizes as written (``x: seq_len x dim``), or None
     # derived from the body (compare=False: not what the source says, but what it means)
     lets: dict = field(default_factory=dict, compare=False)  # tensor Let -> its Flow steps
     keys: dict = field(default_factory=dict, compare=False)  # tensor name (input or let) -> the key of its value
     decls: dict = field(default_factory=dict, compare=False)  # declared module name -> its Layer or Seq statement
-
-    def children(self) -> Iterator[Node]:
-        return iter(())  # the steps hold statements of the body: walking the body finds them
+    # (walks reach the sizes; the tables are dicts, which a walk passes by: their statements are the body's)
 
 
 @dataclass(eq=False)

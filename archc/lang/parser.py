@@ -121,8 +121,18 @@ class _ToAst(Transformer_NonRecursive):
         return block
 
     def signature(self, meta, items):
-        *inputs, output = [str(i) for i in items]
-        return n.Signature(inputs, output, self._span(meta))
+        *inputs, output = items
+        return n.Signature([name for name, _ in inputs], str(output), self._span(meta), [s for _, s in inputs])
+
+    def tensor_param(self, meta, items):
+        name, *rest = items
+        if rest == [None]:  # no sizes written
+            return str(name), None
+        for sep in rest[1::2]:
+            if sep != "x":
+                raise SpecError(f"expected 'x' between an input's sizes, found {str(sep)!r}", self._tspan(sep),
+                                hint="write the sizes as L x D, e.g. 'x: seq_len x dim'")
+        return str(name), rest[::2]
 
     def seq_mark(self, meta, items):
         return True

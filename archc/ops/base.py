@@ -88,9 +88,9 @@ class OpKind:
     run: Callable[..., object] | None = None  # interpreter: (module, args, input type, inputs, training) -> output
     label: Callable[[dict], str] | None = None  # diagrams: the op and its key arguments (``conv 7x7/2, 64``)
     doc: str = ""
-    # tensor primitives (``ops.tensor``): applied only in the lets of blocks with named tensors
-    flow_only: bool = False
-    inputs: int = 1  # the tensors it takes (its shape rule gets a tuple of their types where not 1); 0: a list
+    # the tensors it takes (its shape rule gets a tuple of their types where not 1; 0: a list): more than one only
+    # in the lets of blocks with named tensors
+    inputs: int = 1
     sym: Callable | None = None  # (arguments as expressions, symbolic input shape(s)) -> symbolic output shape
 
     @property

@@ -1,13 +1,13 @@
 """Tensor primitives: reshapes, transposes, selections, reductions, products and joins, on tensors of any rank.
 
-They are applied in the lets of blocks with named tensors (``flow_only``), where every tensor has a name and a
-static shape. Dimensions count as torch counts them, the batch as 0 (as ``softmax`` and ``permute`` do); the
-batch itself is never reshaped, reduced or moved. Results of one axis are flat features, of two a token
+Those of one tensor stand anywhere a layer does; those of several (matmul, attention, cat, stack) in the lets
+of blocks with named tensors, where every tensor has a name. Dimensions count as torch counts them, the batch
+as 0 (as ``softmax`` and ``permute`` do); the batch itself is never reshaped, reduced or moved. Results of one axis are flat features, of two a token
 sequence, of more a tensor of unnamed axes (``sema.layout.named``).
 
 Each entry has, beside its shape rule, a symbolic one (``sym``) that the code generator follows in ``__init__``:
 the sizes of the output's axes as expressions over the constructor's arguments, where they are known, so that
-``proj = linear(dim)`` applied to ``flatten(transpose(a, 1, 2), 2)`` is sized ``heads * head_dim``.
+``proj = linear(dim)`` applied to ``flatten_dims(transpose(a, 1, 2), 2)`` is sized ``heads * head_dim``.
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ def _sym_axis(dim, rank: int) -> int | None:
 
 def _product(sizes):
     """The product of symbolic sizes, None if one is unknown."""
-    from ..lang.nodes import BinOp, Num
-    from ..lang.nodes import Span
+    from ..lang.nodes import BinOp, Num, Span
 
     out = None
     for s in sizes:
@@ -298,8 +297,8 @@ def _reduce_run(how: str):
 
 
 def _primitive(name: str, args, shape, template: str, sym, run, doc: str, view: bool = True) -> None:
-    """A primitive of one tensor: any layout, in lets only."""
-    _register(OpKind(name, args, shape, layouts=ANY, template=template, view=view, flow_only=True, sym=sym,
+    """A primitive of one tensor, of any layout."""
+    _register(OpKind(name, args, shape, layouts=ANY, template=template, view=view, sym=sym,
                      run=_run(run), doc=doc))
 
 
@@ -422,21 +421,21 @@ def _stack_sym(a: dict, shapes: tuple) -> tuple | None:
 
 
 _register(OpKind(
-    "matmul", Args, _matmul_shape, layouts=ANY, template="{x} @ {y}", inputs=2, flow_only=True, sym=_matmul_sym,
+    "matmul", Args, _matmul_shape, layouts=ANY, template="{x} @ {y}", inputs=2, sym=_matmul_sym,
     macs=lambda a, ts, o: math.prod(o.shape) * ts[0].shape[-1],
     run=lambda m, a, t, xs, training: xs[0] @ xs[1], doc="the matrix product of the last two dimensions"))
 _register(OpKind(
-    "scaled_dot_product_attention", AttentionArgs, _sdpa_shape, layouts=ANY, inputs=3, flow_only=True,
+    "scaled_dot_product_attention", AttentionArgs, _sdpa_shape, layouts=ANY, inputs=3,
     template="F.scaled_dot_product_attention({x}, {y}, {z}, dropout_p={dropout_p} if self.training else 0.0, "
              "is_causal={is_causal}, scale={scale})", sym=_sdpa_sym,
     macs=lambda a, ts, o: 2 * math.prod(o.shape[:-1]) * ts[1].shape[-2] * (ts[0].shape[-1] + ts[2].shape[-1]) // 2,
     run=_sdpa_run, keeps_output=True,
     doc="softmax(q k^T * scale) v over the last two dimensions; scale defaults to 1 / sqrt(q's last size)"))
 _register(OpKind(
-    "cat", JoinArgs, _cat_shape, layouts=ANY, template="torch.cat({xs}, {dim})", inputs=0, flow_only=True,
+    "cat", JoinArgs, _cat_shape, layouts=ANY, template="torch.cat({xs}, {dim})", inputs=0,
     sym=_cat_sym, run=lambda m, a, t, xs, training: __import__("torch").cat(xs, a["dim"]),
     doc="joins a list of tensors along dimension dim"))
 _register(OpKind(
-    "stack", JoinArgs, _stack_shape, layouts=ANY, template="torch.stack({xs}, {dim})", inputs=0, flow_only=True,
+    "stack", JoinArgs, _stack_shape, layouts=ANY, template="torch.stack({xs}, {dim})", inputs=0,
     sym=_stack_sym, run=lambda m, a, t, xs, training: __import__("torch").stack(xs, a["dim"]),
     doc="stacks a list of tensors of one shape along a new dimension dim"))

@@ -39,11 +39,10 @@ class CallElaboration:
         if as_value and (pos or kw):
             raise SpecError(f"'{stmt.func}' holds the op {kind.name}, which is called without arguments here",
                             stmt.span, hint="an op passed as a value is parameter-free: give its arguments a default")
-        if kind.flow_only and not stmt.applied:
-            raise SpecError(f"{kind.name} works on named tensors: apply it in a let of a block with named tensors",
-                            stmt.span, hint=f"'let y = {kind.name}(x, ...)' in 'block B(...) (x) -> y {{ ... }}'")
         if kind.inputs != 1:
-            raise SpecError(f"{kind.name} takes {kind.inputs or 'a list of'} tensors", stmt.span)
+            raise SpecError(f"{kind.name} takes {kind.inputs or 'a list of'} tensors: apply it in a let of a block "
+                            "with named tensors", stmt.span,
+                            hint=f"'let y = {kind.name}(...)' in 'block B(...) (a, b) -> y {{ ... }}'")
         numbered = frame.scope.numbered
         if kind.layouts is not None and x.type.layout not in kind.layouts:  # unnamed axes read as the op needs
             x = Tensor(x.node, as_named(x.type, kind.layouts))
@@ -76,6 +75,8 @@ class CallElaboration:
         values, dumped = self.op_args(kind, pos, kw, stmt)
         try:
             out = kind.shape(values, t)
+            if not stmt.applied:  # on the implicit path a tensor has a named layout: unnamed axes read as one
+                out = as_named(out)
             params = kind.params(values, t)
             macs = kind.macs(values, t, out)
         except ShapeError as exc:

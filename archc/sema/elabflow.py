@@ -10,8 +10,8 @@ from ..errors import SpecError, SpecErrors
 from ..lang import nodes as n
 from ..ops import REGISTRY, ShapeError
 from ..ops.base import ANY
-from .layout import TensorType, as_named, is_generic
 from .expr import BudgetExceeded
+from .layout import TensorType, as_named, is_generic
 from .scope import Frame, Tensor
 from .values import type_name
 
@@ -28,6 +28,12 @@ class FlowElaboration:
                             f"given {len(xs)}", frame.where[-1][1] if frame.where else block.span,
                             hint=f"apply it in a block with named tensors: 'm = {block.name}(...)', then "
                                  f"'let y = m({', '.join(sig.inputs)})'")
+        for name, sizes, x in zip(sig.inputs, sig.sizes, xs):
+            if sizes is not None:
+                try:
+                    self.check_sizes(name, sizes, x, frame, sig.span)
+                except SpecError as exc:
+                    self.record(exc, frame)  # with the call that got here
         values: dict[str, Tensor | None] = dict(zip(sig.inputs, xs))
         if self.stmt_shapes is not None:  # the inputs' types, for the code generator
             self.stmt_shapes.setdefault(sig, []).append((tuple(x.type for x in xs), None))
@@ -59,6 +65,19 @@ class FlowElaboration:
             return out
         node = self.add_node(frame, None, "identity", {}, [Tensor(out.node, named)], named, sig.span)
         return Tensor(node.id, named)
+
+    def check_sizes(self, name: str, sizes: list[n.Expr], x: Tensor, frame: Frame, span: n.Span) -> None:
+        """An input given as ``x: seq_len x dim`` must have those sizes here."""
+        want = [self.eval(e, frame, x) for e in sizes]
+        for v, e in zip(want, sizes):
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise SpecError(f"a size of input '{name}' must be a positive integer, got {type_name(v)} {v!r}",
+                                e.span)
+        if tuple(want) != x.shape:
+            written = " x ".join(_text(e) for e in sizes)
+            raise SpecError(f"input '{name}' is {x.type.describe()} here, but the block says {written} = "
+                            f"{' x '.join(map(str, want))}", span, follows_shapes=True,
+                            hint="the sizes in the signature are what every caller must pass")
 
     def flow_step(self, step: n.Flow, frame: Frame, decls: dict[str, Frame], srcs: list) -> Tensor:
         accepted = _reads(step, self)
@@ -162,3 +181,12 @@ def _reads(step: n.Flow, elab) -> tuple[str, ...] | None:
     if not isinstance(layer, n.Layer) or layer.func not in REGISTRY or layer.func in elab.program.blocks:
         return ("F", "LD", "CHW")
     return REGISTRY[layer.func].layouts
+
+
+def _text(e: n.Expr) -> str:
+    """A size as written, for a message: a name or number, else '(...)'."""
+    if isinstance(e, n.Var):
+        return e.name
+    if isinstance(e, n.Num):
+        return str(e.value)
+    return "(...)"

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 def is_generic(layout: str) -> bool:
     """A layout of unnamed axes: ``.`` once per axis."""
     return bool(layout) and layout == "." * len(layout)

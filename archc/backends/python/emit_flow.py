@@ -169,6 +169,9 @@ class FlowEmitter:
             layout = _one({t.layout for t in types}, f"input '{key}'", self.sig.span)
             self.layouts[key] = layout
             shapes[key] = _Shape.of(layout, symbol(arg))
+            sizes = self.sig.sizes[i]
+            if sizes is not None and layout is not None and len(sizes) == len(layout):  # x: seq_len x dim
+                shapes[key] = _Shape(layout, tuple(self.emitter.fold(e) for e in sizes))
         chunks: dict[object, list] = {}  # statement -> its __init__ lines, placed where the statement stands
         order = {name: i for i, name in enumerate(self.sig.decls)}
         owner: dict[str, str] = {}  # a name a width may read -> the declared module whose lines define it
@@ -196,26 +199,17 @@ class FlowEmitter:
         return self._producers.get(key)
 
     def width(self, shape: _Shape, key: str, producer, what: str, layout: str | None = None) -> n.Expr:
-        """The features of a value (read in ``layout``, if given): as tracked, or else the one number every use
-        saw."""
+        """The features of a value (read in ``layout``, if given), as an expression over the constructor's
+        arguments; where the tracked sizes do not give it, a stand-in that is an error where __init__ reads it (an
+        activation needs no width). No number seen while elaborating stands in: the class serves any arguments."""
         layout = layout or shape.layout
         if shape.features_in(layout) is not None:
             return shape.features_in(layout)
-        seen = self.ctx.info.get(producer) if producer is not None else []
-        values = {TensorType(out.shape, layout).features if layout and len(layout) == len(out.shape) else
-                  out.features for _, out in seen}
-        if len(values) == 1:
-            return n.Num(values.pop(), SPAN)
         span = producer.span if producer is not None else self.sig.span
-        if not values:
-            error = SpecError(f"the width of {what} comes through a tensor primitive, whose shapes are known only "
-                              "where a network uses the block", span, hint="add a network that uses it")
-        else:
-            error = SpecError(f"the width of {what} comes through a reshape or transpose that __init__ cannot "
-                              f"follow, and it differs between uses ({', '.join(map(str, sorted(values)))})", span,
-                              hint="give the sizes from the block's parameters (unflatten, reshape), so the width "
-                                   "follows")
-        # a stand-in, an error only where __init__ reads it (an activation needs no width)
+        error = SpecError(f"the width of {what} is not known from the block's parameters: it comes through a "
+                          "reshape or transpose of an axis whose size no parameter gives", span,
+                          hint="give the input's sizes in the signature, '(x: seq_len x dim)', or the sizes of "
+                               "the reshape or unflatten from parameters")
         marker = f"<unknown width {len(self.unknown)}>"
         self.unknown[marker] = error
         return symbol(marker)
@@ -302,4 +296,4 @@ class FlowEmitter:
         return emitter.fold(fold(formula, {}, subst))
 
 
-__all__ = ["FlowEmitter", "input_widths", "SPAN"]
+__all__ = ["SPAN", "FlowEmitter", "input_widths"]

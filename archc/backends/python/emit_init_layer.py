@@ -10,6 +10,7 @@ from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, literal
+from ...sema.layout import TensorType
 from . import ir, irparse
 from .emit import SPAN, as_tuple, given_args, is_attribute, may_work_in_place, plain, symbol
 from .irbuild import interpolated, read_attribute
@@ -73,6 +74,8 @@ class LayerInit:
             given = dict(zip(fields, stmt.arguments.args))
             given.update({k: v for k, v, _ in stmt.arguments.kwargs})
             return self.fold(kind.channels_rule(cur, {k: self.fold(v, cur) for k, v in given.items()}), cur)
+        if kind.sym is not None:
+            return self.sym_channels(kind, stmt, cur)
         if kind.flattens:
             spatial = {tuple(d for i, d in enumerate(t.shape) if i != t.feature_axis) for t, _ in self.info.get(stmt)}
             if len(spatial) != 1:
@@ -85,6 +88,24 @@ class LayerInit:
                     out = n.BinOp("*", out, n.Num(d, SPAN), SPAN)
             return out
         return cur
+
+    def sym_channels(self, kind: OpKind, stmt: n.Layer, cur: n.Expr) -> n.Expr:
+        """A tensor primitive on the implicit path: its symbolic shape rule, given the input's features alone."""
+        layouts = {(t.layout, out.layout) for t, out in self.info.get(stmt)}
+        unknown = SpecError(f"the width after this {kind.name} is not known from the parameters: it comes from an axis "
+                            "whose size __init__ does not track", stmt.span,
+                            hint="write it in a block with named tensors whose input gives its sizes, "
+                                 "'(x: seq_len x dim)'")
+        if len(layouts) != 1:
+            raise unknown
+        ((before, after),) = layouts
+        axes = [None] * len(before)
+        axes[TensorType((0,) * len(before), before).feature_axis] = cur
+        args = {f: self.fold(e, cur) for f, e in given_args(kind, stmt).items()}
+        out = kind.sym(args, tuple(axes))
+        if out is None or len(out) != len(after) or out[TensorType((0,) * len(after), after).feature_axis] is None:
+            raise unknown
+        return self.fold(out[TensorType((0,) * len(after), after).feature_axis], cur)
 
     def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list, list]:
         """The op's arguments as IR: (positional, keyword pairs)."""

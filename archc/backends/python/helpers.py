@@ -68,6 +68,18 @@ HELPERS = {
 
     def __len__(self) -> int:
         return len(self.info)''',
+    "_trunc_normal_tf_": '''def _trunc_normal_tf_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                     b: float = 2.0) -> Tensor:
+    """Fill ``tensor`` from N(0, 1) truncated to [a, b], then scaled by ``std`` and shifted by ``mean`` (timm's
+    and TensorFlow's truncated normal), drawn by inverting the normal's distribution function.
+    """
+    with torch.no_grad():
+        low, high = (1 + math.erf(a / math.sqrt(2.0))) / 2, (1 + math.erf(b / math.sqrt(2.0))) / 2
+        tensor.uniform_(2 * low - 1, 2 * high - 1)
+        tensor.erfinv_()
+        tensor.mul_(math.sqrt(2.0))
+        tensor.clamp_(min=a, max=b)
+        return tensor.mul_(std).add_(mean)''',
     "_channel_shuffle": '''def _channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """Interleave the channels of ``groups`` equal groups: group-major order becomes channel-major."""
     n, c, h, w = x.shape
