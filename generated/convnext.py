@@ -83,7 +83,7 @@ class CNBlock(nn.Module):
             nn.Linear(4 * dim, dim),
             _Permute(dims=(0, 3, 1, 2)),
         )
-        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
+        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), float(layer_scale)))
         self.out_channels = dim
 
     def forward(self, x: Tensor) -> Tensor:

@@ -334,3 +334,11 @@ def test_a_named_identity_hands_on_its_input_not_a_new_tensor(tmp_path):
     model.eval()(x)
     assert torch.equal(x, before)
     _same_as_interpreter(spec, model, x)
+
+
+def test_a_learned_tensor_given_an_integer_start_is_a_float_tensor(tmp_path):
+    """Found writing ResMLP: 'init = 1' filled an integer tensor, which cannot be a parameter; the check said ok
+    and the factory failed."""
+    spec, model = build(tmp_path, net("scale = learned_scale((3, 1, 1), init = 1)\nshift = learned_add((3, 1, 1), init = -2)"))
+    assert model.scale.dtype == model.shift.dtype == torch.float32 and model.scale.requires_grad
+    _same_as_interpreter(spec, model, torch.randn(2, 3, 8, 8))

@@ -2,60 +2,40 @@
 transposed table of patches, written in a block with named tensors under timm's names."""
 
 import pytest
-import timm
-import torch
 import zoo
-from archtest import assert_static_shapes, count_params, graph_breaks, spec
+from archtest import assert_static_shapes, graph_breaks, spec
+from timmzoo import assert_counts_and_keys, image, reference, starts_as_timm
 
 VARIANTS = ["mixer_s32_224", "mixer_s16_224", "mixer_b32_224", "mixer_b16_224", "mixer_l32_224", "mixer_l16_224"]
 PARAMS = {"mixer_s32_224": 19_104_624, "mixer_s16_224": 18_528_264, "mixer_b32_224": 60_293_428,
           "mixer_b16_224": 59_880_472, "mixer_l32_224": 206_939_264, "mixer_l16_224": 208_196_168}
 
 
-def reference(variant: str) -> torch.nn.Module:
-    """timm's model with every tensor drawn at random (its head starts at zero, its biases nearly so)."""
-    torch.manual_seed(0)
-    model = timm.create_model(variant, pretrained=False)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, tensor in model.named_parameters():
-            if "norm" in name and name.endswith("weight"):
-                tensor.uniform_(0.5, 1.5, generator=generator)
-            elif name.endswith("bias") or name.startswith("head"):
-                tensor.normal_(0, 0.2, generator=generator)
-    return model.eval()
-
-
-def image(batch: int = 2) -> torch.Tensor:
-    return torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+def draw(name, tensor, generator) -> None:
+    """Every tensor at random (timm's head starts at zero, its biases nearly so)."""
+    if "norm" in name and name.endswith("weight"):
+        tensor.uniform_(0.5, 1.5, generator=generator)
+    elif name.endswith("bias") or name.startswith("head"):
+        tensor.normal_(0, 0.2, generator=generator)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_counts_and_keys_match_timm(variant):
-    s = spec("mlp_mixer")
-    with torch.device("meta"):
-        model, ref = s.build(variant), timm.create_model(variant, pretrained=False)
-    assert count_params(model) == count_params(ref) == s.graph(variant).params == PARAMS[variant]
-    assert list(model.state_dict()) == list(ref.state_dict())
+    assert_counts_and_keys("mlp_mixer", variant, PARAMS[variant])
 
 
 def test_small_matches_timm():
     s = spec("mlp_mixer")
     variant = "mixer_s32_224"
     model, x = s.build(variant), image()
-    diff, _ = zoo.compare(model, reference(variant), x)
+    diff, _ = zoo.compare(model, reference(variant, draw), x)
     assert diff == 0
     assert_static_shapes(s, variant, model, x)
 
 
 @pytest.mark.parametrize("variant", ["mixer_s32_224", "mixer_b16_224"])
 def test_starts_as_timm_does_seed_for_seed(variant):
-    s = spec("mlp_mixer")
-    torch.manual_seed(7)
-    ours = s.build(variant).state_dict()
-    torch.manual_seed(7)
-    theirs = timm.create_model(variant, pretrained=False).state_dict()
-    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert starts_as_timm(spec("mlp_mixer"), variant)
 
 
 @pytest.mark.parametrize(("old", "new"), [
@@ -67,23 +47,19 @@ def test_a_changed_mixer_no_longer_matches(old, new, tmp_path):
     s = zoo.mutated_spec("mlp_mixer", old, new, tmp_path)
     model = s.build("mixer_s32_224")
     with pytest.raises(AssertionError):
-        zoo.compare(model, reference("mixer_s32_224"), image())
+        zoo.compare(model, reference("mixer_s32_224", draw), image())
 
 
 def test_the_initialisation_rule_is_what_makes_it_seed_for_seed(tmp_path):
     s = zoo.mutated_spec("mlp_mixer", "init linear.weight = xavier_uniform()", "init linear.weight = xavier_normal()",
                          tmp_path)
-    torch.manual_seed(7)
-    ours = s.build("mixer_s32_224").state_dict()
-    torch.manual_seed(7)
-    theirs = timm.create_model("mixer_s32_224", pretrained=False).state_dict()
-    assert not torch.equal(ours["blocks.0.mlp_tokens.fc1.weight"], theirs["blocks.0.mlp_tokens.fc1.weight"])
+    assert not starts_as_timm(s, "mixer_s32_224")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["mixer_s16_224", "mixer_b32_224", "mixer_b16_224"])
 def test_larger_models_match_timm(variant):
-    zoo.compare(spec("mlp_mixer").build(variant), reference(variant), image())
+    zoo.compare(spec("mlp_mixer").build(variant), reference(variant, draw), image())
 
 
 @pytest.mark.slow  # a dynamo trace

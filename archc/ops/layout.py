@@ -17,7 +17,7 @@ FLOAT32_MAX = 3.4028235e38
 def _float32(v: float) -> float:
     if abs(v) > FLOAT32_MAX:
         raise ValueError(f"{v!r} is not finite in float32 (|v| > {FLOAT32_MAX}), the parameter's type")
-    return v
+    return float(v)  # an integer written (init = 1) still fills a float tensor
 
 
 # A learned tensor's initial value: a float32 parameter holds it.

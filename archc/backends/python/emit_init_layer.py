@@ -47,6 +47,8 @@ class LayerInit:
             args = {f: self.lower(as_tuple(self.fold(given[f], cur))) if f in given else
                     lower(literal(kind.args.model_fields[f].default, SPAN)) for f in kind.positional}
             args["features"] = self.lower(cur)
+            if "init" in args:  # a learned tensor is float whatever number starts it (init = 1; a parameter)
+                args["init"] = _as_float(args["init"])
             form = irparse.expression(kind.learned_init, tuple(args))
             self.register(stmt.target, ir.substitute(form, args), w, seq, parameter=True)
             return new
@@ -224,3 +226,12 @@ def _bind(block: n.BlockDef, arguments: n.Arguments) -> dict[str, n.Expr]:
     for key, value, _ in arguments.kwargs:
         bound[key] = value
     return bound
+
+
+def _as_float(value: ir.Node) -> ir.Node:
+    """``1`` as ``1.0``; an expression that may give an integer as ``float(...)``."""
+    if isinstance(value, ir.Const) and isinstance(value.value, (int, float)) and not isinstance(value.value, bool):
+        return ir.Const(float(value.value))
+    if isinstance(value, ir.Unary) and isinstance(value.operand, ir.Const):
+        return ir.Unary(value.op, _as_float(value.operand))
+    return value if isinstance(value, ir.Const) else ir.call("float", value)
