@@ -299,10 +299,10 @@ class Gen(Mix, FlowMix):
         if kind == "map":
             return self.s_ln(t, depth, numbered)
         if kind == "prepend":
-            return [f"{self.name('cls')} = prepend_token(init = 0.5)"], T("LD", t.c, t.h + 1)
+            return [f"{self.name('cls')} = prepend_token(init = {self.pick(['0.5', '1', '-2'])})"], T("LD", t.c, t.h + 1)
         if kind == "add":
             shape = self.pick([f"(1, {t.h}, {t.c})", f"({t.h}, {t.c})", f"({t.c},)", f"({t.h}, 1)"])
-            return [f"{self.name('pos')} = learned_add({shape}, init = 0.25)"], t
+            return [f"{self.name('pos')} = learned_add({shape}, init = {self.pick(['0.25', '0', '1'])})"], t
         if kind == "attention":
             heads = self.pick([h for h in (1, 2, 3, 4) if t.c % h == 0])
             dropout = self.pick(["", ", dropout = 0.1"])
@@ -352,7 +352,7 @@ class Gen(Mix, FlowMix):
         return [f"channel_shuffle({g})"], t
 
     def s_scale(self, t, depth, numbered):
-        return [f"{self.name('gamma')} = learned_scale(({t.c}, 1, 1), init = 0.5)"], t
+        return [f"{self.name('gamma')} = learned_scale(({t.c}, 1, 1), init = {self.pick(['0.5', '1', '2'])})"], t
 
     def s_let(self, t, depth, numbered):
         v = self.name("v")

@@ -95,7 +95,7 @@ def test_specs_that_once_gave_files_that_do_not_parse_now_run(tmp_path, text):
 
 @pytest.mark.parametrize(("text", "fragment"), [
     ("block lambda() { relu }\n" + net("b = lambda()"), "block name 'lambda' is a Python keyword"),
-    (net("conv1 = conv(4, 1)").replace("variant n", "variant def"), "unexpected"),
+    (net("conv1 = conv(4, 1)").replace("variant n", "variant def"), "'def' is a reserved word"),
     ("block B() { relu }\nnetwork N() {\n    input 3 x 8 x 8\n    b = B()\n}\nvariant class = N()\n",
      "variant name 'class' is a Python keyword"),
     (net("for match in range(2) { c{match} = conv(4, 1) }"), "the loop variable 'match' is a Python keyword"),

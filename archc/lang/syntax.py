@@ -139,6 +139,10 @@ def _syntax_error(exc: UnexpectedInput, file: str) -> SpecError:
                 [(f"still inside it at {_describe(tok)} here", _tok_span(tok, file))]
             return SpecError(f"'{opener.value}' is never closed", _tok_span(opener, file),
                              hint=f"add the missing '{closer}'", notes=notes)
+        elif "NAME" in exc.expected and str(tok.value).isidentifier() and tok.type != "NAME":
+            # a reserved word where a name may stand (let side = ..., block Mlp(hidden, out))
+            return SpecError(f"'{tok.value}' is a reserved word of the language, so it cannot be a name here",
+                             _tok_span(tok, file), hint=f"choose another name ('{tok.value}_', say)")
         elif {"NUMBER", "NAME"} <= set(exc.expected):
             hint = "expected an expression"
         elif expected:

@@ -48,6 +48,8 @@ _initialiser("trunc_normal", "nn.init.trunc_normal_", (("mean", 0.0), ("std", 1.
              "N(mean, std^2) redrawn outside [a, b]")
 _initialiser("trunc_normal_tf", "_trunc_normal_tf_", (("mean", 0.0), ("std", 1.0), ("a", -2.0), ("b", 2.0)),
              "N(0, 1) truncated to [a, b], then times std plus mean (timm's and TensorFlow's)")
+_initialiser("trunc_normal_timm", "_trunc_normal_timm_", (("mean", 0.0), ("std", 1.0), ("a", -2.0), ("b", 2.0)),
+             "N(mean, std^2) truncated to [a, b] as timm's trunc_normal_ draws it")
 _initialiser("kaiming_normal", "nn.init.kaiming_normal_", (("a", 0), ("mode", "fan_in"), ("nonlinearity", "leaky_relu")),
              "He et al.: N(0, gain^2 / fan)")
 _initialiser("kaiming_uniform", "nn.init.kaiming_uniform_",

@@ -80,6 +80,19 @@ HELPERS = {
         tensor.mul_(math.sqrt(2.0))
         tensor.clamp_(min=a, max=b)
         return tensor.mul_(std).add_(mean)''',
+    "_trunc_normal_timm_": '''def _trunc_normal_timm_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                       b: float = 2.0) -> Tensor:
+    """Fill ``tensor`` from N(mean, std^2) truncated to [a, b], drawn by inverting the normal's distribution
+    function, as timm's trunc_normal_ draws it.
+    """
+    with torch.no_grad():
+        low = (1 + math.erf((a - mean) / std / math.sqrt(2.0))) / 2
+        high = (1 + math.erf((b - mean) / std / math.sqrt(2.0))) / 2
+        tensor.uniform_(2 * low - 1, 2 * high - 1)
+        tensor.erfinv_()
+        tensor.mul_(std * math.sqrt(2.0))
+        tensor.add_(mean)
+        return tensor.clamp_(min=a, max=b)''',
     "_channel_shuffle": '''def _channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """Interleave the channels of ``groups`` equal groups: group-major order becomes channel-major."""
     n, c, h, w = x.shape
