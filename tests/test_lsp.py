@@ -393,3 +393,24 @@ async def test_references_and_rename_reach_every_spec_that_uses_the_file(client:
     for name in users:
         analysis = analyse(tmp_path / f"{name}.arch", renamed[f"{name}.arch"])
         assert analysis.errors == [] and analysis.graphs, name
+
+
+def test_a_tensor_let_shows_its_shapes_and_a_value_let_does_not():
+    """In a block with named tensors each let that computes a tensor gets an inlay hint and a hover table."""
+    from archc.lsp.analysis import analyse
+    from archc.lsp.features import Document, hover, inlay_hints
+    from archc.lsp.symbols import build_index
+
+    path = SPECS / "pvt_v2.arch"
+    text = path.read_text()
+    analysis = analyse(path, text)
+    doc = Document("file:///pvt_v2.arch", analysis, build_index([analysis.module], path))
+    lines = text.splitlines()
+    let = next(i for i, line in enumerate(lines) if "let keys =" in line) + 1
+    hints = {h.position.line + 1: h.label for h in inlay_hints(doc, let, let)}
+    assert hints[let] == ": 1..8 x 49 x 32..64 (tensor)"
+    shown = hover(doc, let, lines[let - 1].index("keys") + 1).contents.value
+    assert "| pvt_v2_b0 | 1 x 49 x 32 (tensor)" in shown
+    size = next(i for i, line in enumerate(lines) if "let size =" in line) + 1
+    value = hover(doc, size, lines[size - 1].index("size") + 1)
+    assert value is None or "variant" not in value.contents.value

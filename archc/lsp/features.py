@@ -22,6 +22,14 @@ KEYWORDS = ("and", "block", "concat", "def", "dense", "else", "ensemble", "false
 COMPUTING = (n.Layer, n.Side, n.Seq, n.Concat, n.Gate, n.Ensemble, n.Dense, n.Residual)
 
 
+def computes(d: n.BlockDef | n.NetworkDef, node: n.Node) -> bool:
+    """Whether a statement of ``d`` computes a tensor: a layer or structure, or a let over tensors in a block with
+    named tensors (any other let names a value)."""
+    if isinstance(node, n.Let):
+        return d.signature is not None and node in d.signature.lets if isinstance(d, n.BlockDef) else False
+    return isinstance(node, COMPUTING)
+
+
 def uri_of(file: str) -> str:
     return Path(file).resolve().as_uri()
 
@@ -145,7 +153,7 @@ def statement_at(module: n.Module | None, line: int, column: int) -> n.Stmt | No
     if module is None:
         return None
     hits = [node for d in [*module.blocks, *module.networks] if contains(d.span, line, column)
-            for node in d.walk() if isinstance(node, COMPUTING) and contains(node.span, line, column)]
+            for node in d.walk() if computes(d, node) and contains(node.span, line, column)]
     return min(hits, key=lambda s: size(s.span), default=None)
 
 
@@ -156,7 +164,9 @@ def hover(doc: Document, line: int, column: int) -> t.Hover | None:
     if occurrence is not None:
         parts.append(_describe(doc, occurrence))
         span = occurrence.span
-    if stmt is not None and (occurrence is None or occurrence.key[0] in ("block", "op", "layer")):
+    shows = occurrence is None or occurrence.key[0] in ("block", "op", "layer") or \
+        (occurrence.key[0] == "local" and isinstance(stmt, n.Let))  # a tensor's name in a block with named tensors
+    if stmt is not None and shows:
         if occurrence is None or contains(stmt.span, occurrence.span.line, occurrence.span.column):
             parts.append(shapes_table(doc, stmt))
     parts = [p for p in parts if p]
@@ -207,7 +217,7 @@ def inlay_hints(doc: Document, first: int, last: int) -> list[t.InlayHint]:
     hints = []
     for d in [*module.blocks, *module.networks]:
         for node in d.walk():
-            if not isinstance(node, COMPUTING) or not first <= node.span.end_line <= last:
+            if not computes(d, node) or not first <= node.span.end_line <= last:
                 continue
             outputs = [o for info in statement_info(doc.analysis, node) for o in info.outputs]
             if outputs:

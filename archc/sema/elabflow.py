@@ -55,6 +55,9 @@ class FlowElaboration:
                     except SpecError as exc:
                         self.record(exc, frame)
                         values[step.dest] = None
+                out = values.get(sig.keys[stmt.name])
+                if self.stmt_shapes is not None and out is not None:  # the let's tensor, for the editor's hints
+                    self.stmt_shapes.setdefault(stmt, []).append((xs[0].type, out.type))
             else:
                 self.stmt(stmt, frame, xs[0])
         out = values.get(sig.keys.get(sig.output, ""))
