@@ -159,7 +159,9 @@ class Gen(Mix, FlowMix):
         options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
         if self.main and t.h > 0:
             options.append("tap")
-        options += ["xconv", "xact", "xact", "xnorm", "prim"]
+        options += ["xconv", "xact", "xact", "xnorm"]
+        if not numbered:  # (forward-only forms: not modules of an nn.Sequential)
+            options.append("prim")
         if not numbered:
             options += ["xscaled", "xquoted", "xshortcut", "xlet", "xscales", "xforward", "xelif", "xunpack"]
             options.append("to_tokens")  # as often as before the mixed statements came

@@ -238,3 +238,25 @@ def test_a_transposed_map_passed_to_a_block_is_read_as_a_map(tmp_path):
     source = archc.load(path).source()
     assert "self.pair = Pair(c, c, c)" in source
     assert "N x 4 x 9 x 6" in source  # the transposed map's shape, shown
+
+
+def test_negative_dimensions_are_followed_in_init(tmp_path):
+    """transpose(t, -1, -2): the width after it is known (dims written with a minus sign fold to a negation)."""
+    text = (FUSE.split("network")[0] + """
+block Flip(c) (x) -> y {
+    m = conv(c, 3, padding = 1)
+    m2 = conv(c, 1)
+    let a = m(x)
+    let y = m2(transpose(tanh(transpose(a, 2, 3)), -1, -2))
+}
+
+network Net() {
+    input 3 x 6 x 9
+    flip = Flip(4)
+}
+variant net = Net()
+""")
+    assert check_runs(text, tmp_path)
+    path = tmp_path / "flip.arch"
+    path.write_text(text)
+    assert "self.m2 = nn.Conv2d(c, c, kernel_size=1)" in archc.load(path).source()

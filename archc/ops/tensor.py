@@ -33,8 +33,10 @@ def axis(dim: int, rank: int, what: str = "dim") -> int:
 
 def _sym_axis(dim, rank: int) -> int | None:
     """``axis`` for a symbolic ``dim``: None where it is not a number."""
-    from ..lang.nodes import Num
+    from ..lang.nodes import Num, UnaryOp
 
+    if isinstance(dim, UnaryOp) and dim.op == "-" and isinstance(dim.operand, Num):  # -1, as written
+        dim = Num(-dim.operand.value, dim.span)
     if isinstance(dim, Num) and isinstance(dim.value, int):
         try:
             return axis(dim.value, rank)
