@@ -18,7 +18,8 @@ class FlowMix:
     def pair_block(self, index: int) -> list[str]:
         """``block M(c) (p, q) -> r``: two maps of equal size, of any widths, in; c channels out."""
         name = f"M{index}"
-        self.pairs.append(name)
+        outputs = 2 if self.chance(40) else 1
+        self.pairs.append((name, outputs))
         first = self.pick(["mp = conv(c, 1)", "mp = seq { conv(c, 1, bias = false); batchnorm }"])
         if self.blocks and self.chance(40):  # a block of the usual kind, applied to one of the tensors
             first = f"mp = {self.pick(self.blocks)[0]}(c)"
@@ -26,6 +27,9 @@ class FlowMix:
         if self.chance(50):
             decls.reverse()
         join = self.pick(["mp(p) + mq(q)", "mp(p) * sigmoid(mq(q))", "relu(mp(p) - mq(q) / 2)"])
+        if outputs == 2:  # a second output, from the first
+            return [f"block {name}(c) (p, q) -> (r, s) {{", *("    " + d for d in decls), f"    let r = {join}",
+                    f"    let s = {self.pick(['tanh(r)', 'r * 2', '-r'])}", "}"]
         return [f"block {name}(c) (p, q) -> r {{", *("    " + d for d in decls), f"    let r = {join}", "}"]
 
     def flow_block(self, index: int) -> list[str]:
@@ -112,8 +116,15 @@ class FlowMix:
                     m = module("conv(c, 1)")
                     let(self.pick([f"{m}(cat([{a}, {b}], 1))", f"{m}(cat([{a}, {b}, {a}], dim = 1))"]))
             elif kind == "pair":
-                m = module(f"{self.pick(self.pairs)}(c)")
-                let(f"{m}({a}, {take()})")
+                pair, outputs = self.pick(self.pairs)
+                m = module(f"{pair}(c)")
+                if outputs == 2:  # let u, v = m(a, b): both tensors named, both used later
+                    t, u = f"t{len(tensors) + 1}", f"t{len(tensors) + 2}"
+                    lets.append(f"let {t}, {u} = {m}({a}, {take()})")
+                    tensors.extend([t, u])
+                    unused.extend([t, u])
+                else:
+                    let(f"{m}({a}, {take()})")
             else:
                 m = module("conv(c, 3, padding = 1)")
                 let(f"{self.pick(FUNCTIONS)}({m}({a}) + {a})")

@@ -260,3 +260,27 @@ variant net = Net()
     path = tmp_path / "flip.arch"
     path.write_text(text)
     assert "self.m2 = nn.Conv2d(c, c, kernel_size=1)" in archc.load(path).source()
+
+
+def test_a_module_declared_in_a_let_keeps_unnamed_axes_unnamed(tmp_path):
+    """A transposed map (9 x 6 x c, unnamed axes, its last axis c) through a declared ReLU, then a conv: the conv
+    reads 9 channels. The ReLU's result once took a map's name, and __init__ put the width c where the channels
+    are: Conv2d(c, ...) for a tensor of 9 channels."""
+    text = """
+block Turn(c) (x: c x 6 x 9) -> y {
+    act = relu
+    conv = conv(c, 1)
+    let y = conv(act(transpose(x, 1, 3)))
+}
+
+network Net() {
+    input 3 x 6 x 9
+    stem = conv(4, 1)
+    turn = Turn(4)
+}
+variant net = Net()
+"""
+    assert check_runs(text, tmp_path)
+    path = tmp_path / "turn.arch"
+    path.write_text(text)
+    assert "nn.Conv2d(9, c, kernel_size=1)" in archc.load(path).source()

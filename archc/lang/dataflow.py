@@ -14,6 +14,8 @@ operation shares the operation's key, as a person reuses one local along a chain
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..errors import SpecError, did_you_mean
 from . import nodes as n
 
@@ -52,15 +54,19 @@ class _Lowering:
             self.tensors[name] = name
         for stmt in self.block.body:
             self.statement(stmt)
-        if sig.output not in self.tensors:
-            raise SpecError(f"the output '{sig.output}' is never computed", sig.span,
-                            hint=f"end the body with 'let {sig.output} = ...'")
+        if len(set(sig.outputs)) != len(sig.outputs):
+            raise SpecError("an output is named twice", sig.span)
+        for output in sig.outputs:
+            if output not in self.tensors:
+                raise SpecError(f"the output '{output}' is never computed", sig.span,
+                                hint=f"compute it in the body: 'let {output} = ...'")
+        returned = {self.tensors[o] for o in sig.outputs}
         for name, stmt in sig.decls.items():
             if name not in self.applied:
                 raise SpecError(f"module '{name}' is declared but never applied", stmt.span,
                                 hint=f"apply it to a tensor in a let: 'let y = {name}(x)'; or remove it")
-        for name in [*sig.inputs, *(let.name for let in sig.lets)]:
-            if name not in self.used and name != sig.output and self.tensors.get(name) != self.tensors[sig.output]:
+        for name in [*sig.inputs, *(name for let in sig.lets for name in let.names)]:
+            if name not in self.used and name not in sig.outputs and self.tensors.get(name) not in returned:
                 what = "input" if name in sig.inputs else "tensor"
                 raise SpecError(f"{what} '{name}' is never used", self.defined[name],
                                 hint="use it, or remove it" if what == "tensor" else "use it, or drop it from the inputs")
@@ -96,14 +102,28 @@ class _Lowering:
 
     def let_(self, stmt: n.Let) -> None:
         if not self._reads_tensors(stmt.value):
+            if stmt.more:
+                raise SpecError("a let of several names takes the outputs of a block that gives several", stmt.span)
             if stmt.name in self.tensors or stmt.name in self.sig.decls:
                 self._new_name(stmt.name, stmt.span)  # says where it was defined
             self._no_tensors(stmt, "a let")
             self.defined.setdefault(stmt.name, stmt.span)
             return
-        self._new_name(stmt.name, stmt.span)
+        for name in stmt.names:
+            self._new_name(name, stmt.span)
         self.let, self.count = stmt, 0
         steps: list[n.Flow] = []
+        if stmt.more:
+            value = stmt.value
+            if not (isinstance(value, n.Call) and isinstance(value.func, n.Var) and value.func.name in self.sig.decls):
+                raise SpecError(f"{len(stmt.names)} names take the outputs of a declared block that gives as many",
+                                value.span, hint=f"'let {', '.join(stmt.names)} = m(x)', with m declared above")
+            self.call(value, value.func.name, stmt.name, steps)
+            steps[-1] = dataclasses.replace(steps[-1], dests=tuple(stmt.names))
+            self.sig.lets[stmt] = steps
+            for name in stmt.names:
+                self.tensors[name] = name
+            return
         key = self.value(stmt.value, stmt.name, steps)
         self.sig.lets[stmt] = steps
         self.tensors[stmt.name] = key

@@ -336,6 +336,11 @@ class Let(Node):
     name: str
     value: Expr
     span: Span
+    more: list[str] = field(default_factory=list)  # ``let a, b = m(x)``: the names after the first
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name, *self.more]
 
 
 @dataclass(eq=False)
@@ -403,6 +408,7 @@ class Flow(Node):
     layer: Layer | Seq | None  # apply: the declaration; op: the op's call with its other arguments
     span: Span
     op: str = ""  # arith: + - * /
+    dests: tuple = ()  # apply of a block of several outputs: the key of each (dest is the first)
 
 
 @dataclass(eq=False)
@@ -411,7 +417,7 @@ class Signature(Node):
     declared modules (``NAME = layer``, made in __init__, applied by a let)."""
 
     inputs: list[str]
-    output: str
+    outputs: list[str]  # one, or several (``-> (a, b)``)
     span: Span
     sizes: list = field(default_factory=list)  # per input: its sizes as written (``x: seq_len x dim``), or None
     # derived from the body (compare=False: not what the source says, but what it means)

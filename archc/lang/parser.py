@@ -37,6 +37,15 @@ def parse(text: str, file: str = "<string>") -> n.Module:
     return module
 
 
+def _one_name_each(stmts: list) -> None:
+    """A let names one value, but in a block with named tensors, where it may take a block's several outputs."""
+    for stmt in stmts:
+        for node in stmt.walk():
+            if isinstance(node, n.Let) and node.more:
+                raise SpecError("a let of several names takes the outputs of a block that gives several", node.span,
+                                hint="only in a block with named tensors: 'let a, b = m(x)'")
+
+
 def _header_comment(text: str) -> str:
     lines = []
     for line in text.splitlines():
@@ -88,6 +97,7 @@ class _ToAst(Transformer_NonRecursive):
 
     # top level
     def start(self, meta, items):
+        _one_name_each([i for i in items if isinstance(i, n.Let)])
         module = n.Module(self.file, "")
         for item in items:
             {
@@ -104,7 +114,8 @@ class _ToAst(Transformer_NonRecursive):
         return n.Use(items[0][1:-1], self._span(meta))
 
     def let(self, meta, items):
-        return n.Let(str(items[0]), items[1], self._span(meta))
+        *names, value = items
+        return n.Let(str(names[0]), value, self._span(meta), [str(x) for x in names[1:]])
 
     def params(self, meta, items):
         return items
@@ -118,11 +129,14 @@ class _ToAst(Transformer_NonRecursive):
                            signature=signature)
         if signature is not None:
             lower_block(block)
+        else:
+            _one_name_each(body)
         return block
 
     def signature(self, meta, items):
-        *inputs, output = items
-        return n.Signature([name for name, _ in inputs], str(output), self._span(meta), [s for _, s in inputs])
+        inputs = [i for i in items if isinstance(i, tuple)]
+        outputs = [str(i) for i in items if not isinstance(i, tuple)]
+        return n.Signature([name for name, _ in inputs], outputs, self._span(meta), [s for _, s in inputs])
 
     def tensor_param(self, meta, items):
         name, *rest = items
@@ -139,10 +153,12 @@ class _ToAst(Transformer_NonRecursive):
 
     def def_(self, meta, items):
         name, params, *lets, result = items
+        _one_name_each(lets)
         return n.FuncDef(str(name), params or [], lets, result, self._span(meta))
 
     def network(self, meta, items):
         name, params, (dims, dspan), *body = items
+        _one_name_each(body)
         return n.NetworkDef(str(name), params or [], dims, dspan, body, self._span(meta))
 
     def input(self, meta, items):

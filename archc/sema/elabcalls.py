@@ -75,7 +75,7 @@ class CallElaboration:
         values, dumped = self.op_args(kind, pos, kw, stmt)
         try:
             out = kind.shape(values, t)
-            if not stmt.applied:  # on the implicit path a tensor has a named layout: unnamed axes read as one
+            if not stmt.applied and not frame.flow:  # on the implicit path a tensor has a named layout
                 out = as_named(out)
             params = kind.params(values, t)
             macs = kind.macs(values, t, out)

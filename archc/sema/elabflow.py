@@ -21,7 +21,8 @@ ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.
 class FlowElaboration:
     """Elaborator methods for the body of a block with named tensors."""
 
-    def dataflow(self, block: n.BlockDef, frame: Frame, xs: list[Tensor]) -> Tensor:
+    def dataflow(self, block: n.BlockDef, frame: Frame, xs: list[Tensor]) -> Tensor | tuple[Tensor, ...]:
+        """The block's output, or its outputs (a tuple) where it names several."""
         sig = block.signature
         if len(xs) != len(sig.inputs):
             raise SpecError(f"block {block.name} takes {len(sig.inputs)} tensors ({', '.join(sig.inputs)}), "
@@ -41,33 +42,38 @@ class FlowElaboration:
         for stmt in block.body:
             if isinstance(stmt, (n.Layer, n.Seq)):
                 decls[stmt.target.parts[0]] = Frame(dict(frame.env), frame.scope, xs[0], frame.where, frame.side,
-                                                     block_path=frame.block_path)
+                                                     block_path=frame.block_path, flow=True)
             elif isinstance(stmt, n.Let) and stmt in sig.lets:
                 for step in sig.lets[stmt]:
+                    dests = step.dests or (step.dest,)
                     srcs = [values.get(s) if isinstance(s, str) else s for s in step.srcs]
+                    values.update(dict.fromkeys(dests))  # until made: an operand failed (reported), or this does
                     if any(s is None for s in srcs):
-                        values[step.dest] = None  # an operand failed (reported): so does this
                         continue
                     try:
-                        values[step.dest] = self.flow_step(step, frame, decls, srcs)
+                        out = self.flow_step(step, frame, decls, srcs)
                     except (SpecErrors, BudgetExceeded):
                         raise
                     except SpecError as exc:
                         self.record(exc, frame)
-                        values[step.dest] = None
+                        continue
+                    values.update(zip(dests, out) if step.dests else [(step.dest, out)])
                 out = values.get(sig.keys[stmt.name])
                 if self.stmt_shapes is not None and out is not None:  # the let's tensor, for the editor's hints
                     self.stmt_shapes.setdefault(stmt, []).append((xs[0].type, out.type))
             else:
                 self.stmt(stmt, frame, xs[0])
-        out = values.get(sig.keys.get(sig.output, ""))
-        if out is None:
-            return xs[0]  # what failed is reported; the caller goes on with a stand-in
-        named = as_named(out.type)  # a block gives a map, tokens or features where the rank says
-        if named == out.type:
-            return out
-        node = self.add_node(frame, None, "identity", {}, [Tensor(out.node, named)], named, sig.span)
-        return Tensor(node.id, named)
+        outs = []
+        for output in sig.outputs:
+            out = values.get(sig.keys.get(output, ""))
+            if out is None:
+                out = xs[0]  # what failed is reported; the caller goes on with a stand-in
+            named = as_named(out.type)  # a block gives a map, tokens or features where the rank says
+            if named != out.type:
+                node = self.add_node(frame, None, "identity", {}, [Tensor(out.node, named)], named, sig.span)
+                out = Tensor(node.id, named)
+            outs.append(out)
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
     def check_sizes(self, name: str, sizes: list[n.Expr], x: Tensor, frame: Frame, span: n.Span) -> None:
         """An input given as ``x: seq_len x dim`` must have those sizes here."""
@@ -89,10 +95,16 @@ class FlowElaboration:
         if step.kind == "apply":
             decl = step.layer
             at = decls[decl.target.parts[0]]
-            if len(srcs) == 1:
+            if len(srcs) == 1 and not step.dests:
                 out = self.stmt(decl, at, srcs[0])
             else:
-                out = self.apply_many(decl, at, srcs)
+                out = self.apply_many(decl, at, srcs, len(step.dests) or 1)
+                if step.dests:
+                    if self.stmt_shapes is not None:  # each output's types, under (step, its index)
+                        ins = tuple(s.type for s in srcs)
+                        for i, o in enumerate(out):
+                            self.stmt_shapes.setdefault((step, i), []).append((ins, o.type))
+                    return out
         elif step.kind == "op" and REGISTRY[step.layer.func].inputs != 1:
             out = self.op_many(step.layer, frame, srcs)
         elif step.kind == "op":
@@ -143,14 +155,23 @@ class FlowElaboration:
             self.stmt_shapes.setdefault(layer, []).append((types, out))
         return Tensor(node.id, out)
 
-    def apply_many(self, decl: n.Stmt, frame: Frame, xs: list[Tensor]) -> Tensor:
-        """A declared block applied to several tensors."""
+    def apply_many(self, decl: n.Stmt, frame: Frame, xs: list[Tensor], outputs: int = 1):
+        """A declared block applied to several tensors, or giving ``outputs`` tensors (a tuple where several)."""
         block = None
         if isinstance(decl, n.Layer):
             _, block, _ = self.resolve(decl.func, decl.func_span, frame)
+        what = "".join(decl.target.parts)
         if block is None or getattr(block, "signature", None) is None:
-            raise SpecError(f"'{''.join(decl.target.parts)}' takes one tensor, given {len(xs)}", decl.span,
+            if len(xs) == 1:
+                raise SpecError(f"'{what}' gives one tensor, not {outputs}", decl.span,
+                                hint="only a block with named tensors gives several: 'block B(...) (x) -> (a, b)'")
+            raise SpecError(f"'{what}' takes one tensor, given {len(xs)}", decl.span,
                             hint="only a block with named tensors takes several")
+        if len(block.signature.outputs) != outputs:
+            given = len(block.signature.outputs)
+            raise SpecError(f"'{what}' gives {given} tensor{'s' if given > 1 else ''} "
+                            f"({', '.join(block.signature.outputs)}), but the let names {outputs}", decl.span,
+                            hint="name as many tensors in the let as the block gives")
         if decl.cond is not None and not self._truth(decl.cond, frame, xs[0]):
             raise SpecError(f"'{''.join(decl.target.parts)}' is switched off here, and a module of several inputs "
                             "has no output then", decl.cond.span, hint="make the let that applies it conditional "
@@ -158,7 +179,8 @@ class FlowElaboration:
         pos, kw = self.call_args(decl.arguments, frame, xs[0])
         out = self.call_block(decl, block, pos, kw, frame, xs)
         if self.stmt_shapes is not None:
-            self.stmt_shapes.setdefault(decl, []).append((xs[0].type, out.type))
+            first = out[0] if isinstance(out, tuple) else out
+            self.stmt_shapes.setdefault(decl, []).append((xs[0].type, first.type))
         return out
 
 

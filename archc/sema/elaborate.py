@@ -146,6 +146,11 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             out = getattr(self, "_" + kind)(stmt, frame, x)
         finally:
             self.nested -= on_main
+        if isinstance(out, tuple):  # a block with several outputs, where one tensor is expected
+            name = getattr(stmt, "func", "this block")
+            raise SpecError(f"{name} gives {len(out)} tensors, where one is expected", stmt.span,
+                            hint=f"apply it in a block with named tensors: 'm = {name}(...)', then "
+                                 f"'let {', '.join(f'y{i + 1}' for i in range(len(out)))} = m(x)'")
         if on_main and self.reduction is not None:  # a layer or branch on the main path: its stride counts
             factor = stride_factor(x.type, out.type)
             self.reduction = None if factor is None else self.reduction * factor
@@ -220,7 +225,7 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
         path = frame.scope.child(name)
         self.graph.scopes[path] = ScopeInfo(path=path, kind="seq", block=None, call="seq", span=stmt.span)
         inner = Frame(frame.env, Scope(path, True, frame.scope.path + (path,)), frame.block_input, frame.where,
-                      frame.side, block_path=frame.block_path, main=frame.main)
+                      frame.side, block_path=frame.block_path, main=frame.main, flow=frame.flow)
         return self.body(stmt.body, inner, x)
 
     def _Side(self, stmt: n.Side, frame: Frame, x: Tensor) -> Tensor:

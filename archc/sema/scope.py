@@ -82,6 +82,7 @@ class Frame:
     outputs: dict[str, Tensor] = field(default_factory=dict)  # plainly named layers of this body, for side ... from
     main: bool = False  # the body of the network being built, or a seq in it: where taps may stand
     last_named: tuple[str, str] | None = None  # (module path, node id) of the last named layer or seq here
+    flow: bool = False  # a module declared in a block with named tensors: its result keeps unnamed axes unnamed
 
 
 def check_name(name: str, target: n.Target) -> str:

@@ -73,16 +73,19 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     init += body
     if weights is not None:
         init += weights(ctx)
-    width = init_emitter.lower(cur)
+    outs = cur if isinstance(cur, list) else [cur]  # a block with several outputs: a width each
+    lowered = [init_emitter.lower(w) for w in outs]
     if not ctx.is_network:
-        init.append(ir.Assign(ir.Attr(self_, "out_channels"), width))
-    formula = None  # a width over the parameters alone, with no module's attribute nor math's functions in it
+        init.append(ir.Assign(ir.Attr(self_, "out_channels"), lowered[0] if len(outs) == 1 else ir.Tuple(tuple(lowered))))
+    # the widths over the parameters alone, with no module's attribute nor math's functions in them
     widths = set(input_widths(definition)) if flow is not None else {"in_channels"}
-    if not ctx.is_network and free_names(cur) <= set(ctx.params) | widths and \
-            not any(isinstance(x, ir.Attr) for x in width.walk()):
-        formula = cur
-    return ClassCode(init, fwd_body, ClassInfo(definition.name, formula), bool(forward.sides), ctx.referenced,
-                     taps_body)
+    formulas = None
+    if not ctx.is_network and all(free_names(w) <= set(ctx.params) | widths and
+                                  not any(isinstance(x, ir.Attr) for x in low.walk()) for w, low in zip(outs, lowered)):
+        formulas = outs
+    info = ClassInfo(definition.name, formulas[0] if formulas and len(outs) == 1 else None,
+                     formulas if len(outs) > 1 else None)
+    return ClassCode(init, fwd_body, info, bool(forward.sides), ctx.referenced, taps_body)
 
 
 def _self_attributes(body: list[ir.Node]) -> set[str]:

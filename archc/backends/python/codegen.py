@@ -64,7 +64,9 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
                                   holds_block, holds_op, lets, networks=program.networks)
             infos[name] = code.info
             referenced.update(code.referenced)
-            rendered[name] = _class_dict(block, code.init, code.forward, "Tensor",
+            outputs = len(block.signature.outputs) if block.signature is not None else 1
+            returns = "Tensor" if outputs == 1 else f"tuple[{', '.join(['Tensor'] * outputs)}]"
+            rendered[name] = _class_dict(block, code.init, code.forward, returns,
                                          _block_signature(block, elab, constants), _doc(block, program))
         return infos[name]
 

@@ -24,6 +24,7 @@ class ClassInfo:
 
     name: str
     out_formula: n.Expr | None  # output channels over the parameters and in_channels, if expressible
+    out_formulas: list[n.Expr] | None = None  # a block with several outputs: each one's, if expressible
 
 
 @dataclass

@@ -109,7 +109,8 @@ class FlowEmitter:
                     self.step(step, w)
             elif isinstance(stmt, n.Let):
                 self.fwd.fwd_one(stmt, "x", False, w, None)
-        w.append(ir.Return(ir.Name(self.local[self.sig.keys[self.sig.output]])))
+        outs = [ir.Name(self.local[self.sig.keys[o]]) for o in self.sig.outputs]
+        w.append(ir.Return(outs[0] if len(outs) == 1 else ir.Tuple(tuple(outs))))
         return self.fwd.hoist(prune_lets(w))
 
     def _dest(self, key: str) -> str:
@@ -121,6 +122,15 @@ class FlowEmitter:
         srcs = [self.local[s] if isinstance(s, str) else s for s in step.srcs]
         comment = shape_comment([out for _, out in self.ctx.info.get(step)])
         kind = REGISTRY[step.layer.func] if step.kind == "op" else None
+        if step.dests:  # a block of several outputs: u, v = self.split(x)
+            module = ir.Attr(SELF, plain(step.layer.target))
+            for d in step.dests:
+                self._dest(d)
+            comment = " | ".join(shape_comment([out for _, out in self.ctx.info.get((step, i))])
+                                 for i in range(len(step.dests)))
+            w.append(ir.Assign(ir.Tuple(tuple(ir.Name(self.local[d]) for d in step.dests)),
+                               ir.Call(module, tuple(ir.Name(s) for s in srcs)), comment))
+            return
         if (step.kind == "apply" and len(srcs) == 1) or (kind is not None and kind.inputs == 1):
             dest = self._dest(step.dest)
             out, _ = self.fwd.fwd_stmt_into(step.layer, srcs[0], w, dest, None)
@@ -178,6 +188,13 @@ class FlowEmitter:
         for stmt in self.ctx.d.body:
             if isinstance(stmt, n.Let) and stmt in self.sig.lets:
                 for step in self.sig.lets[stmt]:
+                    if step.dests:  # a block of several outputs: a shape each
+                        for i, d in enumerate(step.dests):
+                            seen = self.ctx.info.get((step, i))
+                            self.layouts[d] = _one({out.layout for _, out in seen}, "this value", step.span)
+                        for d, shape in zip(step.dests, self.init_step(step, shapes, chunks, order, owner)):
+                            shapes[d] = shape
+                        continue
                     seen = self.ctx.info.get(step)
                     self.layouts[step.dest] = _one({out.layout for _, out in seen}, "this value", step.span)
                     shapes[step.dest] = self.init_step(step, shapes, chunks, order, owner)
@@ -185,12 +202,16 @@ class FlowEmitter:
                 chunks[stmt] = []
                 self.emitter.init_stmt(stmt, symbol("in_channels"), chunks[stmt], _Seq(None))
         body = [line for stmt in self.ctx.d.body for line in chunks.get(stmt, [])]
-        key = self.sig.keys[self.sig.output]
-        layout = self.layouts.get(key)
-        named = as_named(TensorType((0,) * len(layout), layout)).layout if layout else None
-        out = self.width(shapes[key], key, self._producer(key), "the block's output", named)
-        self.check_known([self.emitter.lower(out)])
-        return prune_lets(body, ir.reads(self.emitter.lower(out))), out
+        outs = []
+        for output in self.sig.outputs:
+            key = self.sig.keys[output]
+            layout = self.layouts.get(key)
+            named = as_named(TensorType((0,) * len(layout), layout)).layout if layout else None
+            outs.append(self.width(shapes[key], key, self._producer(key), f"the output '{output}'", named))
+        lowered = [self.emitter.lower(out) for out in outs]
+        self.check_known(lowered)
+        read = set().union(*(ir.reads(low) for low in lowered))
+        return prune_lets(body, read), outs[0] if len(outs) == 1 else outs
 
     def _producer(self, key: str):
         """The step whose recorded types hold the value of ``key`` (None for an input)."""
@@ -238,13 +259,15 @@ class FlowEmitter:
                                         "after it", decl.span, hint=f"declare '{owner[free]}' before '{name}'")
             before = set(self.emitter.symbols) | self.emitter.channel_vars
             chunks[decl] = []
-            if len(tensors) == 1:
+            if len(tensors) == 1 and not step.dests:
                 out = self.emitter.init_stmt(decl, widths[0], chunks[decl], _Seq(None))
             else:
-                out = self.block_of_many(decl, widths, chunks[decl])
+                out = self.block_of_many(decl, widths, chunks[decl], len(step.dests) or 1)
             self.check_known(chunks[decl])
             for new in (set(self.emitter.symbols) | self.emitter.channel_vars) - before:
                 owner[new] = name
+            if step.dests:
+                return [_Shape.of(self.layouts[d], w) for d, w in zip(step.dests, out)]
             return shapes[tensors[0]].then(layout, out, seen)
         if step.kind == "op":
             kind = REGISTRY[step.layer.func]
@@ -272,8 +295,9 @@ class FlowEmitter:
             axes.append(b if grows else a)
         return _Shape(layout, tuple(axes), seen)
 
-    def block_of_many(self, decl: n.Layer, widths: list[n.Expr], w: list) -> n.Expr:
-        """``Fuse(fine_width, coarse_width, ...)``: a block with several inputs, and its output width."""
+    def block_of_many(self, decl: n.Layer, widths: list[n.Expr], w: list, outputs: int = 1):
+        """``Fuse(fine_width, coarse_width, ...)``: a block with several inputs, and its output width (a list of
+        them where it gives ``outputs`` tensors, several)."""
         emitter = self.emitter
         self.ctx.referenced.add(decl.func)
         args = [emitter.init_expr(a) for a in decl.arguments.args]
@@ -281,11 +305,17 @@ class FlowEmitter:
         emitter.register(decl.target, ir.Call(ir.Name(decl.func), (*map(emitter.lower, widths), *args),
                                               tuple(kwargs)), w, _Seq(None))
         block = self.ctx.blocks.get(decl.func)
-        formula = emitter.infos(decl.func).out_formula if block is not None else None
-        if formula is None:
-            key = f"<out_channels of {plain(decl.target)}>"
-            emitter.symbols[key] = ir.Attr(ir.Attr(SELF, plain(decl.target)), "out_channels")
-            return symbol(key)
+        info = emitter.infos(decl.func) if block is not None else None
+        formulas = (info.out_formulas if outputs > 1 else [info.out_formula]) if info is not None else None
+        own = plain(decl.target)
+        if formulas is None or None in formulas:  # read from the module: self.m.out_channels (or [i])
+            found = []
+            for i in range(outputs):
+                key = f"<out_channels of {own}{'' if outputs == 1 else f' {i}'}>"
+                attr = ir.Attr(ir.Attr(SELF, own), "out_channels")
+                emitter.symbols[key] = attr if outputs == 1 else ir.Index(attr, ir.const(i))
+                found.append(symbol(key))
+            return found[0] if outputs == 1 else found
         subst: dict[str, n.Expr] = dict(zip(input_widths(block), widths))
         bound = _bind(block, decl.arguments)
         for p in block.params:
@@ -293,7 +323,8 @@ class FlowEmitter:
                 subst[p.name] = emitter.fold(bound[p.name])
             elif p.default is not None:
                 subst[p.name] = fold(p.default, self.ctx.printing, self.ctx.named)
-        return emitter.fold(fold(formula, {}, subst))
+        found = [emitter.fold(fold(formula, {}, subst)) for formula in formulas]
+        return found[0] if outputs == 1 else found
 
 
 __all__ = ["SPAN", "FlowEmitter", "input_widths"]
