@@ -81,7 +81,9 @@ class FlowMix:
             elif kind in ("add", "mul"):
                 op = self.pick(["+", "-"]) if kind == "add" else self.pick(["*", "/"])
                 b = take()
-                let(f"{a} {op} {b}" if op != "/" else f"{a} / (2 + sigmoid({b}))")
+                # (a - b at half weight: b may be a + 1, and a - (a + 1) is rounding noise, which a batch norm in
+                # training scales up to the output's size, a difference of rounding rather than of meaning)
+                let(f"{a} - 0.5 * {b}" if op == "-" else f"{a} {op} {b}" if op != "/" else f"{a} / (2 + sigmoid({b}))")
             elif kind == "scale":
                 let(self.pick([f"{a} * {scale}", f"{scale} * {a}", f"{a} / 4", f"1 - {a}", f"{a} + 1"]))
             elif kind == "neg":

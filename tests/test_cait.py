@@ -1,0 +1,63 @@
+"""CaiT (Touvron et al. 2021): specs/cait.arch against timm's ten models: talking-heads attention and class
+attention written from tensor primitives, LayerScale, under timm's names."""
+
+import pytest
+import zoo
+from archtest import assert_static_shapes, graph_breaks, spec
+from timmzoo import assert_counts_and_keys, image, reference
+
+PARAMS = {"cait_xxs24_224": 11_956_264, "cait_xxs24_384": 12_029_224, "cait_xxs36_224": 17_299_720,
+          "cait_xxs36_384": 17_372_680, "cait_xs24_384": 26_670_088, "cait_s24_224": 46_916_200,
+          "cait_s24_384": 47_062_120, "cait_s36_384": 68_366_632, "cait_m36_384": 271_221_352,
+          "cait_m48_448": 356_460_520}
+
+
+def draw(name, tensor, generator) -> None:
+    """Every tensor at random: LayerScale at about 0.1 (timm starts it at 1e-5, under the comparison's tolerance;
+    near 1, 24 random layers wash the image out of the output, and nothing could fail), the norms' affine terms,
+    the zero biases and the zero-started embeddings."""
+    if name.endswith(("gamma_1", "gamma_2")):
+        tensor.uniform_(0.05, 0.15, generator=generator)
+    elif "norm" in name and name.endswith("weight"):
+        tensor.uniform_(0.5, 1.5, generator=generator)
+    elif name.endswith("bias") or name in ("cls_token", "pos_embed"):
+        tensor.normal_(0, 0.2, generator=generator)
+    elif name.endswith("weight") and tensor.dim() > 1:  # unit gain, so that the attention's logits matter
+        tensor.normal_(0, tensor[0].numel() ** -0.5, generator=generator)
+
+
+@pytest.mark.parametrize("variant", list(PARAMS))
+def test_counts_and_keys_match_timm(variant):
+    # (the class token is a parameter made where the spec appends it, after the position embedding; timm makes
+    # it first: the same keys, in another order)
+    assert_counts_and_keys("cait", variant, PARAMS[variant], ordered=False)
+
+
+def test_xxs24_matches_timm():
+    s = spec("cait")
+    model, x = s.build("cait_xxs24_224"), image()
+    diff, _ = zoo.compare(model, reference("cait_xxs24_224", draw), x)
+    assert diff == 0
+    assert_static_shapes(s, "cait_xxs24_224", model, x)
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("let q = transpose(select(t, 2, 0), 1, 2) * (dim // num_heads) ** -0.5",
+     "let q = transpose(select(t, 2, 0), 1, 2) * (dim // num_heads) ** -0.25"),  # another scale
+    ("transpose(softmax(logits, dim = -1), 1, 3)", "transpose(softmax(logits, dim = -2), 1, 3)"),
+    ("q(narrow(x, 1, 0, 1))", "q(narrow(x, 1, 1, 1))"),  # the first patch asks, not the class token
+])
+def test_a_changed_attention_no_longer_matches(old, new, tmp_path):
+    s = zoo.mutated_spec("cait", old, new, tmp_path)
+    with pytest.raises(AssertionError):
+        zoo.compare(s.build("cait_xxs24_224"), reference("cait_xxs24_224", draw), image())
+
+
+@pytest.mark.slow
+def test_a_larger_model_at_384_matches_timm():
+    zoo.compare(spec("cait").build("cait_xs24_384"), reference("cait_xs24_384", draw), image(size=384))
+
+
+@pytest.mark.slow  # a dynamo trace
+def test_no_graph_breaks():
+    assert graph_breaks(spec("cait").build("cait_xxs24_224").eval(), image(batch=1)) == 0
