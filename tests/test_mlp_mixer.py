@@ -57,7 +57,7 @@ def test_the_initialisation_rule_is_what_makes_it_seed_for_seed(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["mixer_s16_224", "mixer_b32_224", "mixer_b16_224"])
+@pytest.mark.parametrize("variant", ["mixer_s16_224", "mixer_b32_224"])
 def test_larger_models_match_timm(variant):
     zoo.compare(spec("mlp_mixer").build(variant), reference(variant, draw), image())
 

@@ -53,7 +53,7 @@ def test_a_changed_initialisation_starts_elsewhere(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["pvt_v2_b1", "pvt_v2_b2"])
+@pytest.mark.parametrize("variant", ["pvt_v2_b1"])
 def test_larger_models_match_timm(variant):
     zoo.compare(spec("pvt_v2").build(variant), reference(variant, draw), image())
 
