@@ -414,3 +414,22 @@ def test_a_tensor_let_shows_its_shapes_and_a_value_let_does_not():
     size = next(i for i, line in enumerate(lines) if "let size =" in line) + 1
     value = hover(doc, size, lines[size - 1].index("size") + 1)
     assert value is None or "variant" not in value.contents.value
+
+
+def test_references_reach_named_tensors_and_applied_modules():
+    """In a block with named tensors: a declared module's references include where a let applies it, an input's
+    where the lets read it, a parameter's where an input's sizes use it."""
+    from archc.lsp.analysis import analyse
+    from archc.lsp.symbols import build_index
+
+    path = SPECS / "mlp_mixer.arch"
+    text = path.read_text()
+    index = build_index([analyse(path, text).module], path)
+    lines = text.splitlines()
+
+    def words(key):
+        return [lines[s.line - 1][s.column - 1:s.end_column - 1] for s in index.references(key)]
+
+    assert words(("layer", "MixerBlock", "mlp_tokens")) == ["mlp_tokens", "mlp_tokens"]  # declared, applied
+    assert words(("local", "MixerBlock", "x")) == ["x"] * 3  # the input, and two lets reading it
+    assert words(("local", "MixerBlock", "seq_len")) == ["seq_len"] * 3  # the parameter, x's sizes, Mlp's width

@@ -110,12 +110,21 @@ class _Indexer:
         local = {p.name for p in d.params}
         for node in d.walk():
             if isinstance(node, n.Let):
-                local.add(node.name)
+                local.update(node.names)
             elif isinstance(node, n.For):
                 local.update(n.pattern_names(node.var))
         for p in d.params:
             self.name(p.name, p.span, ("local", d.name, p.name), p)
             self.expr(p.default, None, set())
+        sig = getattr(d, "signature", None)
+        self.modules = dict.fromkeys(sig.decls, d.name) if sig is not None else {}  # applied by name in lets
+        if sig is not None:  # the named tensors: its inputs (and their sizes)
+            local.update(sig.inputs)
+            for i, name in enumerate(sig.inputs):
+                self.name(name, sig.span, ("local", d.name, name), sig, skip=sig.inputs[:i].count(name))
+            for sizes in sig.sizes:
+                for e in sizes or []:
+                    self.expr(e, d.name, local)
         for e in getattr(d, "input", []):
             self.expr(e, d.name, local)
         for node in d.walk():
@@ -123,7 +132,8 @@ class _Indexer:
 
     def statement(self, s: n.Node, owner: str, local: set[str]) -> None:
         if isinstance(s, n.Let):
-            self.name(s.name, s.span, ("local", owner, s.name), s)
+            for name in s.names:
+                self.name(name, s.span, ("local", owner, name), s)
             self.expr(s.value, owner, local)
         elif isinstance(s, n.For):
             for name in n.pattern_names(s.var):
@@ -175,6 +185,8 @@ class _Indexer:
     def resolve(self, name: str, owner: str | None, local: set[str]) -> Key | None:
         if owner is not None and name in local:
             return ("local", owner, name)
+        if owner is not None and getattr(self, "modules", {}).get(name) == owner:  # a declared module, applied
+            return ("layer", owner, name)
         return self.globals.get(name)
 
     def expr(self, e: n.Node | None, owner: str | None, local: set[str]) -> None:
