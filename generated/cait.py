@@ -161,7 +161,7 @@ class ClassAttn(nn.Module):
         values = self.v(x)  # N x 197|577|785 x 192..768 (tokens)
         values = values.unflatten(-1, (self.num_heads, self.dim // self.num_heads))  # N x 197|577|785 x 4..16 x 48 (tensor)
         values = values.transpose(1, 2)  # N x 4..16 x 197|577|785 x 48 (tensor)
-        a = F.scaled_dot_product_attention(queries, keys, values, dropout_p=0.0, is_causal=False, scale=None)  # N x 4..16 x 1 x 48 (tensor)
+        a = F.scaled_dot_product_attention(queries, keys, values)  # N x 4..16 x 1 x 48 (tensor)
         y = a.transpose(1, 2)  # N x 1 x 4..16 x 48 (tensor)
         y = y.flatten(2, -1)  # N x 1 x 192..768 (tokens)
         y = self.proj(y)  # N x 1 x 192..768 (tokens)

@@ -53,7 +53,7 @@ class Attention(nn.Module):
         k = k.transpose(1, 2)  # N x 3|6|12 x 197 x 64 (tensor)
         v = t.select(2, 2)  # N x 197 x 3|6|12 x 64 (tensor)
         v = v.transpose(1, 2)  # N x 3|6|12 x 197 x 64 (tensor)
-        a = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False, scale=None)  # N x 3|6|12 x 197 x 64 (tensor)
+        a = F.scaled_dot_product_attention(q, k, v)  # N x 3|6|12 x 197 x 64 (tensor)
         y = a.transpose(1, 2)  # N x 197 x 3|6|12 x 64 (tensor)
         y = y.flatten(2, -1)  # N x 197 x 192|384|768 (tokens)
         y = self.proj(y)  # N x 197 x 192|384|768 (tokens)

@@ -121,7 +121,7 @@ class Attention(nn.Module):
         keys = keys.transpose(1, 2)  # N x 1..8 x 49 x 32|64 (tensor)
         values = pairs.select(2, 1)  # N x 49 x 1..8 x 32|64 (tensor)
         values = values.transpose(1, 2)  # N x 1..8 x 49 x 32|64 (tensor)
-        a = F.scaled_dot_product_attention(queries, keys, values, dropout_p=0.0, is_causal=False, scale=None)  # N x 1..8 x 49..3136 x 32|64 (tensor)
+        a = F.scaled_dot_product_attention(queries, keys, values)  # N x 1..8 x 49..3136 x 32|64 (tensor)
         y = a.transpose(1, 2)  # N x 49..3136 x 1..8 x 32|64 (tensor)
         y = y.flatten(2, -1)  # N x 49..3136 x 32..512 (tokens)
         y = self.proj(y)  # N x 49..3136 x 32..512 (tokens)

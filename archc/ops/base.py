@@ -92,6 +92,7 @@ class OpKind:
     # in the lets of blocks with named tensors
     inputs: int = 1
     sym: Callable | None = None  # (arguments as expressions, symbolic input shape(s)) -> symbolic output shape
+    training_only: tuple[str, ...] = ()  # arguments that apply in training only (attention's dropout_p)
 
     @property
     def has_params(self) -> bool:

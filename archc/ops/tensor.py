@@ -428,8 +428,7 @@ _register(OpKind(
     run=lambda m, a, t, xs, training: xs[0] @ xs[1], doc="the matrix product of the last two dimensions"))
 _register(OpKind(
     "scaled_dot_product_attention", AttentionArgs, _sdpa_shape, layouts=ANY, inputs=3,
-    template="F.scaled_dot_product_attention({x}, {y}, {z}, dropout_p={dropout_p} if self.training else 0.0, "
-             "is_causal={is_causal}, scale={scale})", sym=_sdpa_sym,
+    functional="F.scaled_dot_product_attention", training_only=("dropout_p",), sym=_sdpa_sym,
     macs=lambda a, ts, o: 2 * math.prod(o.shape[:-1]) * ts[1].shape[-2] * (ts[0].shape[-1] + ts[2].shape[-1]) // 2,
     run=_sdpa_run, keeps_output=True,
     doc="softmax(q k^T * scale) v over the last two dimensions; scale defaults to 1 / sqrt(q's last size)"))

@@ -154,6 +154,17 @@ class FlowEmitter:
     def op_of_many(self, kind, layer: n.Layer, srcs: list[str]) -> ir.Node:
         """``q @ k``, ``torch.cat([a, b], 1)``: the op's template over its tensors (x, y, z, or the list xs)."""
         given = given_args(kind, layer)
+        if kind.template is None:  # F.scaled_dot_product_attention(q, k, v, ...): the arguments written
+            kwargs = []
+            for f in kind.positional:
+                if f not in given:
+                    continue
+                value = self.fwd.fwd_lower(as_tuple(self.fwd.fwd_fold(given[f], srcs[0])))
+                if f in kind.training_only:  # off in eval, as the module would be
+                    default = lower(literal(kind.args.model_fields[f].default, SPAN))
+                    value = ir.IfExp(ir.Attr(SELF, "training"), value, default)
+                kwargs.append((f, value))
+            return ir.Call(irparse.expression(kind.functional), tuple(map(ir.Name, srcs)), tuple(kwargs))
         values = {f: self.fwd.fwd_lower(as_tuple(self.fwd.fwd_fold(given[f], srcs[0]))) if f in given else
                   lower(literal(kind.args.model_fields[f].default, SPAN)) for f in kind.positional}
         if kind.inputs == 0:
