@@ -338,4 +338,4 @@ class FlowEmitter:
         return found[0] if outputs == 1 else found
 
 
-__all__ = ["SPAN", "FlowEmitter", "input_widths"]
+__all__ = ["FlowEmitter", "input_widths"]
