@@ -151,14 +151,18 @@ class _Lowering:
                 return True
         return False
 
-    def _no_tensors(self, stmt: n.Stmt, what: str) -> None:
-        for node in stmt.walk():
-            if isinstance(node, n.TensorRef):
-                raise SpecError(f"'{node.which}' has no meaning in a block with named tensors", node.span,
+    def _no_tensors(self, node: n.Node, what: str | None = None) -> None:
+        """``node`` reads values only: no tensor, no ``in``/``out``; ``what`` reads it (None: an op's argument)."""
+        for sub in node.walk():
+            if isinstance(sub, n.TensorRef):
+                raise SpecError(f"'{sub.which}' has no meaning in a block with named tensors", sub.span,
                                 hint=f"the inputs are named ({', '.join(self.sig.inputs)}); a size comes in as a parameter")
-            if isinstance(node, n.Var) and node.name in self.tensors:
-                raise SpecError(f"'{node.name}' is a tensor, which {what} cannot read", node.span,
+            if isinstance(sub, n.Var) and sub.name in self.tensors and what is not None:
+                raise SpecError(f"'{sub.name}' is a tensor, which {what} cannot read", sub.span,
                                 hint="pass the size as a block parameter")
+            if isinstance(sub, n.Var) and sub.name in self.tensors:
+                raise SpecError(f"'{sub.name}' is a tensor where a value is expected", sub.span,
+                                hint="an op takes its tensor first; its other arguments are values")
 
     def _fresh(self) -> str:
         self.count += 1
@@ -188,7 +192,7 @@ class _Lowering:
                     srcs.append(self.value(side, dest if not any(isinstance(s, str) for s in srcs) else self._fresh(),
                                            steps))
                 else:
-                    self._scalar(side)
+                    self._no_tensors(side)
                     srcs.append(side)
             steps.append(n.Flow(dest, "arith", tuple(srcs), None, e.span, op=e.op))
             return dest
@@ -236,7 +240,7 @@ class _Lowering:
                             e.func.span, hint=f"'NAME = {func}(...)' above, then 'NAME(x)' here")
         tensors, rest = self._tensor_args(e, func, kind.inputs)
         for arg in [*rest, *(v for _, v in e.kwargs)]:
-            self._scalar(arg)
+            self._no_tensors(arg)
         srcs = tuple(self.value(t, dest if i == 0 else self._fresh(), steps) for i, t in enumerate(tensors))
         layer = n.Layer(None, func, e.func.span, n.Arguments(list(rest), [(k, v, v.span) for k, v in e.kwargs]),
                         None, e.span, applied=True)
@@ -258,13 +262,6 @@ class _Lowering:
                             hint="the tensors first, then the op's own arguments")
         return tensors, list(rest)
 
-    def _scalar(self, e: n.Expr) -> None:
-        for node in e.walk():
-            if isinstance(node, n.TensorRef):
-                raise SpecError(f"'{node.which}' has no meaning in a block with named tensors", node.span)
-            if isinstance(node, n.Var) and node.name in self.tensors:
-                raise SpecError(f"'{node.name}' is a tensor where a value is expected", node.span,
-                                hint="an op takes its tensor first; its other arguments are values")
 
 
 def _names_defined(body: list[n.Stmt]) -> set[str]:

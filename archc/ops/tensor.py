@@ -17,8 +17,11 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ..lang import nodes as n
 from ..sema.layout import TensorType, named
 from .base import ANY, Args, NonNeg, OpKind, Pos, Prob, ShapeError, _register
+
+_SPAN = n.Span("<generated>", 1, 1, 1, 1)  # sizes __init__ works out, which no spec line wrote
 
 
 def axis(dim: int, rank: int, what: str = "dim") -> int:
@@ -33,11 +36,9 @@ def axis(dim: int, rank: int, what: str = "dim") -> int:
 
 def _sym_axis(dim, rank: int) -> int | None:
     """``axis`` for a symbolic ``dim``: None where it is not a number."""
-    from ..lang.nodes import Num, UnaryOp
-
-    if isinstance(dim, UnaryOp) and dim.op == "-" and isinstance(dim.operand, Num):  # -1, as written
-        dim = Num(-dim.operand.value, dim.span)
-    if isinstance(dim, Num) and isinstance(dim.value, int):
+    if isinstance(dim, n.UnaryOp) and dim.op == "-" and isinstance(dim.operand, n.Num):  # -1, as written
+        dim = n.Num(-dim.operand.value, dim.span)
+    if isinstance(dim, n.Num) and isinstance(dim.value, int):
         try:
             return axis(dim.value, rank)
         except ShapeError:
@@ -47,27 +48,22 @@ def _sym_axis(dim, rank: int) -> int | None:
 
 def _product(sizes):
     """The product of symbolic sizes, None if one is unknown."""
-    from ..lang.nodes import BinOp, Num, Span
-
     out = None
     for s in sizes:
         if s is None:
             return None
-        out = s if out is None else BinOp("*", out, s, Span("<generated>", 1, 1, 1, 1))
-    return out if out is not None else Num(1, Span("<generated>", 1, 1, 1, 1))
+        out = s if out is None else n.BinOp("*", out, s, _SPAN)
+    return out if out is not None else n.Num(1, _SPAN)
 
 
 def _items(e) -> list | None:
-    from ..lang.nodes import ListExpr
-
-    return list(e.items) if isinstance(e, ListExpr) else None
+    return list(e.items) if isinstance(e, n.ListExpr) else None
 
 
 def _minus_one(e) -> bool:
-    from ..lang.nodes import Num, UnaryOp
-
-    return (isinstance(e, Num) and e.value == -1) or (isinstance(e, UnaryOp) and e.op == "-" and isinstance(
-        e.operand, Num) and e.operand.value == 1)
+    """A size written -1 (a number, or its negation as parsed)."""
+    return (isinstance(e, n.Num) and e.value == -1) or (
+        isinstance(e, n.UnaryOp) and e.op == "-" and isinstance(e.operand, n.Num) and e.operand.value == 1)
 
 
 # ------------------------------------------------------------------ shapes
@@ -128,9 +124,7 @@ def _unflatten_sym(a: dict, shape: tuple) -> tuple:
     sizes = [None if _minus_one(s) else s for s in items]
     others = _product([s for s in sizes if s is not None])
     if None in sizes and shape[i] is not None and others is not None:  # -1: what the others leave of the axis
-        from ..lang.nodes import BinOp, Span
-
-        sizes[sizes.index(None)] = BinOp("//", shape[i], others, Span("<generated>", 1, 1, 1, 1))
+        sizes[sizes.index(None)] = n.BinOp("//", shape[i], others, _SPAN)
     return (*shape[:i], *sizes, *shape[i + 1:])
 
 
@@ -177,9 +171,7 @@ def _merge_sym(a: dict, shape: tuple) -> tuple | None:
 
 
 def _num(v: int):
-    from ..lang.nodes import Num, Span
-
-    return Num(v, Span("<generated>", 1, 1, 1, 1))
+    return n.Num(v, _SPAN)
 
 
 class SelectArgs(Args):
@@ -244,11 +236,9 @@ def _reduce_shape(a: ReduceArgs, t: TensorType) -> TensorType:
 
 
 def _reduce_sym(a: dict, shape: tuple) -> tuple | None:
-    from ..lang.nodes import Const
-
     i = _sym_axis(a["dim"], len(shape))
     keep = a.get("keepdim")
-    if i is None or (keep is not None and not isinstance(keep, Const)):
+    if i is None or (keep is not None and not isinstance(keep, n.Const)):
         return None
     if keep is not None and keep.value:
         return (*shape[:i], _num(1), *shape[i + 1:])
@@ -401,11 +391,9 @@ def _cat_sym(a: dict, shapes: tuple) -> tuple | None:
     i = _sym_axis(a["dim"], len(shapes[0]))
     if i is None:
         return None
-    from ..lang.nodes import BinOp, Span
-
     total = shapes[0][i]
     for s in shapes[1:]:
-        total = None if total is None or s[i] is None else BinOp("+", total, s[i], Span("<generated>", 1, 1, 1, 1))
+        total = None if total is None or s[i] is None else n.BinOp("+", total, s[i], _SPAN)
     return (*shapes[0][:i], total, *shapes[0][i + 1:])
 
 

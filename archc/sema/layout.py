@@ -25,6 +25,11 @@ def is_generic(layout: str) -> bool:
     return bool(layout) and layout == "." * len(layout)
 
 
+def feature_axis(layout: str) -> int:
+    """Where a layout keeps its features: C, F or D, or the last of unnamed axes."""
+    return len(layout) - 1 if is_generic(layout) else layout.index(FEATURE_DIM[layout])
+
+
 def generic(rank: int) -> str:
     return "." * rank
 
@@ -67,9 +72,7 @@ class TensorType:
 
     @property
     def feature_axis(self) -> int:
-        if is_generic(self.layout):
-            return len(self.layout) - 1
-        return self.layout.index(FEATURE_DIM[self.layout])
+        return feature_axis(self.layout)
 
     @property
     def features(self) -> int:

@@ -13,14 +13,14 @@ from __future__ import annotations
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY
-from ...sema.exprfold import fold, free_names, literal
-from ...sema.layout import TensorType, as_named
+from ...sema.exprfold import free_names, literal
+from ...sema.layout import TensorType, as_named, feature_axis
 from . import ir, irparse
 from .context import ClassContext
 from .emit import SPAN, as_tuple, given_args, plain, shape_comment, symbol
 from .emit_forward import ForwardEmitter
 from .emit_init import InitEmitter
-from .emit_init_layer import _bind, _Seq
+from .emit_init_layer import _Seq
 from .irbuild import prune_lets
 from .lower import lower
 
@@ -37,26 +37,24 @@ def _one(values: set, what: str, span: n.Span):
 
 class _Shape:
     """What __init__ knows of a value's sizes: an expression or None per axis (``axes``; None when not even the
-    rank is known), its layout, and its features (the size its modules read)."""
+    rank is known), its layout, and its features (the size its modules read); ``known``: the features where
+    nothing was elaborated (a library of blocks), so that neither layout nor rank is known."""
 
-    def __init__(self, layout: str | None, axes: tuple | None, seen=()):
+    def __init__(self, layout: str | None, axes: tuple | None, known: n.Expr | None = None):
         self.layout = layout
         self.axes = tuple(axes) if axes is not None else None
         if layout is not None and self.axes is not None and len(self.axes) != len(layout):
             self.axes = None
+        self.known = known
 
     @classmethod
     def of(cls, layout: str | None, features: n.Expr) -> _Shape:
-        """An input: its features alone are known."""
+        """A value of which only the features are known (an input, say)."""
         if layout is None:
-            shape = cls(None, None)
-            shape.known = features
-            return shape
+            return cls(None, None, features)
         axes = [None] * len(layout)
-        axes[TensorType((0,) * len(layout), layout).feature_axis] = features
+        axes[feature_axis(layout)] = features
         return cls(layout, tuple(axes))
-
-    known: n.Expr | None = None
 
     @property
     def features(self) -> n.Expr | None:
@@ -67,14 +65,14 @@ class _Shape:
         one)."""
         if self.axes is None or layout is None or len(layout) != len(self.axes):
             return self.known
-        return self.axes[TensorType((0,) * len(layout), layout).feature_axis]
+        return self.axes[feature_axis(layout)]
 
     def then(self, layout: str | None, features: n.Expr, seen) -> _Shape:
         """The value a module or an op makes of this one, of ``features``: its other axes are this one's where
         every use saw them kept."""
         if layout is None or self.axes is None or self.layout is None or len(layout) != len(self.layout):
             return _Shape.of(layout, features)
-        fa = TensorType((0,) * len(layout), layout).feature_axis
+        fa = feature_axis(layout)
         kept = bool(seen) and all(len(ins[0].shape) == len(out.shape) and all(
             a == b for i, (a, b) in enumerate(zip(ins[0].shape, out.shape)) if i != fa) for ins, out in seen)
         axes = list(self.axes) if kept else [None] * len(layout)
@@ -98,6 +96,8 @@ class FlowEmitter:
         for name in self.sig.inputs:
             self.fwd.fwd_ns.reserve(name)
         self.local: dict[str, str] = {name: name for name in self.sig.inputs}  # tensor key -> forward's local
+        # the step whose recorded types hold each value (an input has none)
+        self.producers = {step.dest: step for steps in self.sig.lets.values() for step in steps}
 
     # ---------------------------------------------------------------- forward
 
@@ -217,18 +217,12 @@ class FlowEmitter:
         for output in self.sig.outputs:
             key = self.sig.keys[output]
             layout = self.layouts.get(key)
-            named = as_named(TensorType((0,) * len(layout), layout)).layout if layout else None
-            outs.append(self.width(shapes[key], key, self._producer(key), f"the output '{output}'", named))
+            named = as_named(TensorType((0,) * len(layout), layout)).layout if layout else None  # as it leaves
+            outs.append(self.width(shapes[key], key, self.producers.get(key), f"the output '{output}'", named))
         lowered = [self.emitter.lower(out) for out in outs]
         self.check_known(lowered)
         read = set().union(*(ir.reads(low) for low in lowered))
         return prune_lets(body, read), outs[0] if len(outs) == 1 else outs
-
-    def _producer(self, key: str):
-        """The step whose recorded types hold the value of ``key`` (None for an input)."""
-        if not hasattr(self, "_producers"):
-            self._producers = {step.dest: step for steps in self.sig.lets.values() for step in steps}
-        return self._producers.get(key)
 
     def width(self, shape: _Shape, key: str, producer, what: str, layout: str | None = None) -> n.Expr:
         """The features of a value (read in ``layout``, if given), as an expression over the constructor's
@@ -261,7 +255,7 @@ class FlowEmitter:
         if step.kind == "apply":
             decl = step.layer
             name = plain(decl.target)
-            widths = [self.width(shapes[k], k, self._producer(k), f"the input of '{name}'", lay)
+            widths = [self.width(shapes[k], k, self.producers.get(k), f"the input of '{name}'", lay)
                       for k, lay in zip(tensors, read)]
             for width in widths:
                 for free in free_names(width):
@@ -286,9 +280,9 @@ class FlowEmitter:
                 args = {f: self.emitter.fold(e) for f, e in given_args(kind, step.layer).items()}
                 ins = [shapes[k].axes for k in tensors]
                 axes = kind.sym(args, ins[0] if kind.inputs == 1 else tuple(ins)) if None not in ins else None
-                return _Shape(layout, axes if axes is not None else None, seen)
+                return _Shape(layout, axes)
             scratch: list = []
-            width = self.width(shapes[tensors[0]], tensors[0], self._producer(tensors[0]), "this op's input", read[0])
+            width = self.width(shapes[tensors[0]], tensors[0], self.producers.get(tensors[0]), "this op's input", read[0])
             out = self.emitter.init_stmt(step.layer, width, scratch, _Seq(None))
             assert not scratch, "an op applied in a let has no module"
             return shapes[tensors[0]].then(layout, out, seen)
@@ -299,12 +293,12 @@ class FlowEmitter:
         if layout is None:  # nothing elaborated (a library): the features alone, the first operand's
             return _Shape.of(None, first.features)
         if first.axes is None or second.axes is None:
-            return _Shape(layout, None, seen)
+            return _Shape(layout, None)
         axes = []
         for i, (a, b) in enumerate(zip(first.axes, second.axes)):
             grows = seen and all(ins[0].shape[i] == 1 and out.shape[i] != 1 for ins, out in seen)
             axes.append(b if grows else a)
-        return _Shape(layout, tuple(axes), seen)
+        return _Shape(layout, tuple(axes))
 
     def block_of_many(self, decl: n.Layer, widths: list[n.Expr], w: list, outputs: int = 1):
         """``Fuse(fine_width, coarse_width, ...)``: a block with several inputs, and its output width (a list of
@@ -327,14 +321,8 @@ class FlowEmitter:
                 emitter.symbols[key] = attr if outputs == 1 else ir.Index(attr, ir.const(i))
                 found.append(symbol(key))
             return found[0] if outputs == 1 else found
-        subst: dict[str, n.Expr] = dict(zip(input_widths(block), widths))
-        bound = _bind(block, decl.arguments)
-        for p in block.params:
-            if p.name in bound:
-                subst[p.name] = emitter.fold(bound[p.name])
-            elif p.default is not None:
-                subst[p.name] = fold(p.default, self.ctx.printing, self.ctx.named)
-        found = [emitter.fold(fold(formula, {}, subst)) for formula in formulas]
+        found = [emitter.fold(emitter.block_width(block, decl.arguments, formula, dict(zip(input_widths(block), widths))))
+                 for formula in formulas]
         return found[0] if outputs == 1 else found
 
 

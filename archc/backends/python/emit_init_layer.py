@@ -10,7 +10,7 @@ from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, literal
-from ...sema.layout import TensorType
+from ...sema.layout import feature_axis
 from . import ir, irparse
 from .emit import SPAN, as_tuple, given_args, is_attribute, may_work_in_place, plain, symbol
 from .irbuild import interpolated, read_attribute
@@ -102,12 +102,12 @@ class LayerInit:
             raise unknown
         ((before, after),) = layouts
         axes = [None] * len(before)
-        axes[TensorType((0,) * len(before), before).feature_axis] = cur
+        axes[feature_axis(before)] = cur
         args = {f: self.fold(e, cur) for f, e in given_args(kind, stmt).items()}
         out = kind.sym(args, tuple(axes))
-        if out is None or len(out) != len(after) or out[TensorType((0,) * len(after), after).feature_axis] is None:
+        if out is None or len(out) != len(after) or out[feature_axis(after)] is None:
             raise unknown
-        return self.fold(out[TensorType((0,) * len(after), after).feature_axis], cur)
+        return self.fold(out[feature_axis(after)], cur)
 
     def op_args(self, kind: OpKind, stmt: n.Layer, cur: n.Expr, skip: str | None = None) -> tuple[list, list]:
         """The op's arguments as IR: (positional, keyword pairs)."""
@@ -161,14 +161,7 @@ class LayerInit:
             formula = info.out_formula
             block = self.blocks[stmt.func]
         if formula is not None:
-            subst: dict[str, n.Expr] = {"in_channels": cur}
-            bound = _bind(block, stmt.arguments)
-            for p in block.params:
-                if p.name in bound:
-                    subst[p.name] = self.fold(bound[p.name], cur)
-                elif p.default is not None:
-                    subst[p.name] = fold(p.default, self.ctx.printing, self.ctx.named)
-            new = fold(formula, {}, subst)
+            new = self.block_width(block, stmt.arguments, formula, {"in_channels": cur}, cur)
             self.register(stmt.target, ctor, w, seq)
             return self.fold(new)
         own = plain(stmt.target) if stmt.target is not None else None
@@ -188,6 +181,19 @@ class LayerInit:
         chan = self.channel_var(cur)
         w.append(ir.Assign(ir.Name(chan), source))
         return symbol(chan)
+
+    def block_width(self, block: n.BlockDef, arguments: n.Arguments, formula: n.Expr, widths: dict[str, n.Expr],
+                    cur: n.Expr | None = None) -> n.Expr:
+        """A block's output width from its class's formula: its input widths (``widths``, by constructor
+        argument) and its parameters as the call gives them (defaults where it does not)."""
+        subst = dict(widths)
+        bound = _bind(block, arguments)
+        for p in block.params:
+            if p.name in bound:
+                subst[p.name] = self.fold(bound[p.name], cur)
+            elif p.default is not None:
+                subst[p.name] = fold(p.default, self.ctx.printing, self.ctx.named)
+        return fold(formula, {}, subst)
 
     def channel_var(self, cur: n.Expr) -> str:
         """The mutable local that holds a channel count: ``cur`` itself if it is one."""
