@@ -48,6 +48,7 @@ class Gen(Mix, FlowMix):
     exprs: Exprs = None
     block_targets: dict = field(default_factory=dict)  # block -> its layers' parameters, for network rules
     pairs: list = field(default_factory=list)  # dataflow blocks of two inputs (specgen_flow)
+    mixers: list = field(default_factory=list)  # dataflow blocks of tokens whose input says its sizes
 
     def __post_init__(self):
         self.exprs = Exprs(self.choose)
@@ -279,7 +280,11 @@ class Gen(Mix, FlowMix):
         options = ["ln", "linear", "act", "drop", "flatten", "map", "map", "mean"]
         if not numbered:  # forward-only forms and learned tensors: not modules of an nn.Sequential
             options += ["select", "prepend", "add", "attention", "attention", "residual", "residual"]
+        if self.mixers:
+            options.append("mixer")
         kind = self.pick(options)
+        if kind == "mixer":  # a block whose input says its sizes, L x D, called with this sequence's
+            return [f"{self.named(numbered, 'mix')}{self.pick(self.mixers)}({t.c}, {self.x_int(t.h)})"], t
         if kind == "ln":
             return self.s_ln(t, depth, numbered)
         if kind == "linear":
@@ -430,6 +435,8 @@ class Gen(Mix, FlowMix):
                 lines += self.pair_block(0)
             for i in range(self.choose(1, 2)):
                 lines += self.flow_block(i)
+            if self.chance(50):
+                lines += self.mixer_block(0)
         if not self.blocks:
             self.blocks.append(("Unit", False))
             lines += ["block Unit(c, k = 3) {", "    conv = conv(c, 3, padding = 1); relu", "}"]

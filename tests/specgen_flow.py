@@ -32,6 +32,18 @@ class FlowMix:
                     f"    let s = {self.pick(['tanh(r)', 'r * 2', '-r'])}", "}"]
         return [f"block {name}(c) (p, q) -> r {{", *("    " + d for d in decls), f"    let r = {join}", "}"]
 
+    def mixer_block(self, index: int) -> list[str]:
+        """``block X(d, n) (x: n x d) -> y``: token mixing as MLP-Mixer's, a linear layer across the n tokens of
+        the transposed sequence, sized by the input's stated length (which __init__ knows from nowhere else)."""
+        name = f"X{index}"
+        self.mixers.append(name)
+        mix = self.pick(["transpose(tokens(transpose(norm(x), 1, 2)), 1, 2)",
+                         "transpose(tokens(transpose(x, -1, -2)), -1, -2) * 0.5",
+                         "transpose(gelu(tokens(transpose(norm(x), 1, 2))), 1, 2)"])
+        decls = ["norm = layernorm", "tokens = linear(n)"] if "norm(" in mix else ["tokens = linear(n)"]
+        return [f"block {name}(d, n) (x: {self.pick(['n x d', '(n) x (d)'])}) -> y {{",
+                *("    " + line for line in decls), f"    let y = x + {mix}", "}"]
+
     def flow_block(self, index: int) -> list[str]:
         name = f"F{index}"
         strided = self.chance(60)
