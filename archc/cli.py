@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", default="generated", metavar="DIR",
                        help="directory for the generated modules (default: generated)")
     build.add_argument("--force", action="store_true", help="overwrite files archc did not generate")
+    build.add_argument("--deploy", action="store_true",
+                       help="write each spec's inference form as <stem>_deploy.py (batch norms folded, dropout left "
+                            "out): archc.deploy(model) fills it from a trained model")
 
     check = sub.add_parser("check", help="check specs without writing anything")
     check.add_argument("specs", nargs="+", metavar="SPEC")
@@ -303,15 +306,20 @@ def _build(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise _usage(f"'{out_dir}' is not a directory")
     writers: dict[Path, str] = {}
+    suffix = "_deploy" if args.deploy else ""
     for path in args.specs:
-        target = out_dir / f"{Path(path).stem}.py"
+        target = out_dir / f"{Path(path).stem}{suffix}.py"
         if target in writers:
             raise _usage(f"'{writers[target]}' and '{path}' would both write '{target}'",
                          hint="build them one at a time into different directories (-o DIR)")
         writers[target] = path
         files.check_target(target, args.force)  # before the work of compiling; checked again when written
     specs = _load_all(args.specs)
-    sources = {out_dir / f"{spec.path.stem}.py": spec.source().encode("utf-8") for spec in specs}
+    if args.deploy:
+        from .deployment.convert import deploy_spec
+
+        specs = [deploy_spec(spec)[0] for spec in specs]
+    sources = {out_dir / f"{spec.path.stem}{suffix}.py": spec.source().encode("utf-8") for spec in specs}
     files.make_dir(out_dir)
     files.write_outputs(sources, args.force)
     for target in sources:

@@ -147,7 +147,9 @@ class Spec:
     def _module(self):
         from . import built
 
-        return built.load(self.source(), self.path.stem)
+        module = built.load(self.source(), self.path.stem)
+        module.__archc_spec__ = self  # archc.deploy finds the spec of a model built here
+        return module
 
     def python_module(self):
         """The generated module, executed (imports torch) as ``archc.built.<stem>_<hash>``, an importable

@@ -140,6 +140,8 @@ def alexnet(
 ) -> AlexNet:
     """torchvision's alexnet (PyTorch's default initialisation, as torchvision's)."""
     model = AlexNet(num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "alexnet"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -152,4 +154,6 @@ def alexnet_paper(
 ) -> AlexNetPaper:
     """The paper's two-GPU network (Caffe's bvlc_alexnet)."""
     model = AlexNetPaper(num_classes=num_classes, dropout=dropout, groups=groups)
+    model.archc_variant = "alexnet_paper"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout, groups=groups)
     return model.to(memory_format=torch.channels_last) if channels_last else model

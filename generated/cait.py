@@ -280,6 +280,13 @@ def cait_xxs24_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "cait_xxs24_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        init_values=init_values,
+        patch_size=patch_size,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -296,6 +303,12 @@ def cait_xxs24_384(
         depth=24,
         num_heads=4,
         img_size=384,
+        init_values=init_values,
+        patch_size=patch_size,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "cait_xxs24_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         num_classes=num_classes,
@@ -321,6 +334,13 @@ def cait_xxs36_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "cait_xxs36_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        init_values=init_values,
+        patch_size=patch_size,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -341,6 +361,12 @@ def cait_xxs36_384(
         patch_size=patch_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "cait_xxs36_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        init_values=init_values,
+        patch_size=patch_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -357,6 +383,12 @@ def cait_xs24_384(
         depth=24,
         num_heads=6,
         img_size=384,
+        init_values=init_values,
+        patch_size=patch_size,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "cait_xs24_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         num_classes=num_classes,
@@ -382,6 +414,13 @@ def cait_s24_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "cait_s24_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        init_values=init_values,
+        patch_size=patch_size,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -398,6 +437,12 @@ def cait_s24_384(
         depth=24,
         num_heads=8,
         img_size=384,
+        init_values=init_values,
+        patch_size=patch_size,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "cait_s24_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         num_classes=num_classes,
@@ -421,6 +466,8 @@ def cait_s36_384(
         patch_size=patch_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "cait_s36_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(patch_size=patch_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -440,6 +487,8 @@ def cait_m36_384(
         patch_size=patch_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "cait_m36_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(patch_size=patch_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -459,4 +508,6 @@ def cait_m48_448(
         patch_size=patch_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "cait_m48_448"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(patch_size=patch_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

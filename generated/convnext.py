@@ -174,6 +174,8 @@ def convnext_tiny(
         layer_scale=layer_scale,
         num_classes=num_classes,
     )
+    model.archc_variant = "convnext_tiny"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -191,6 +193,8 @@ def convnext_small(
         layer_scale=layer_scale,
         num_classes=num_classes,
     )
+    model.archc_variant = "convnext_small"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -208,6 +212,8 @@ def convnext_base(
         layer_scale=layer_scale,
         num_classes=num_classes,
     )
+    model.archc_variant = "convnext_base"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -225,4 +231,6 @@ def convnext_large(
         layer_scale=layer_scale,
         num_classes=num_classes,
     )
+    model.archc_variant = "convnext_large"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

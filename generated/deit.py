@@ -160,6 +160,8 @@ def deit_tiny_patch16_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "deit_tiny_patch16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(patch_size=patch_size, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -179,6 +181,8 @@ def deit_small_patch16_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "deit_small_patch16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(patch_size=patch_size, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -198,4 +202,6 @@ def deit_base_patch16_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "deit_base_patch16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(patch_size=patch_size, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

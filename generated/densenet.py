@@ -410,6 +410,15 @@ def densenet121(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
+    model.archc_variant = "densenet121"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_init_features=num_init_features,
+        compression=compression,
+        num_classes=num_classes,
+        memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -445,6 +454,15 @@ def densenet169(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
+    model.archc_variant = "densenet169"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_init_features=num_init_features,
+        compression=compression,
+        num_classes=num_classes,
+        memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -480,6 +498,15 @@ def densenet201(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
+    model.archc_variant = "densenet201"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_init_features=num_init_features,
+        compression=compression,
+        num_classes=num_classes,
+        memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -515,6 +542,15 @@ def densenet264(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
+    model.archc_variant = "densenet264"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_init_features=num_init_features,
+        compression=compression,
+        num_classes=num_classes,
+        memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -549,6 +585,14 @@ def densenet161(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
+    model.archc_variant = "densenet161"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        compression=compression,
+        num_classes=num_classes,
+        memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -566,6 +610,8 @@ def densenet40_k12(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    model.archc_variant = "densenet40_k12"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -583,6 +629,8 @@ def densenet100_k12(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    model.archc_variant = "densenet100_k12"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -600,6 +648,8 @@ def densenet100_k24(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    model.archc_variant = "densenet100_k24"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -617,6 +667,8 @@ def densenet_bc100_k12(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    model.archc_variant = "densenet_bc100_k12"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -634,6 +686,8 @@ def densenet_bc250_k24(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    model.archc_variant = "densenet_bc250_k24"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -651,4 +705,6 @@ def densenet_bc190_k40(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
     )
+    model.archc_variant = "densenet_bc190_k40"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -426,6 +426,15 @@ def efficientnet_b0(
         momentum=momentum,
         num_classes=num_classes,
     )
+    model.archc_variant = "efficientnet_b0"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        eps=eps,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -445,6 +454,15 @@ def efficientnet_b1(
         width_mult=1.0,
         depth_mult=1.1,
         dropout=0.2,
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        eps=eps,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "efficientnet_b1"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem=stem,
         last_channel=last_channel,
         stochastic_depth_prob=stochastic_depth_prob,
@@ -478,6 +496,15 @@ def efficientnet_b2(
         momentum=momentum,
         num_classes=num_classes,
     )
+    model.archc_variant = "efficientnet_b2"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        eps=eps,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -497,6 +524,15 @@ def efficientnet_b3(
         width_mult=1.2,
         depth_mult=1.4,
         dropout=0.3,
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        eps=eps,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "efficientnet_b3"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem=stem,
         last_channel=last_channel,
         stochastic_depth_prob=stochastic_depth_prob,
@@ -530,6 +566,15 @@ def efficientnet_b4(
         momentum=momentum,
         num_classes=num_classes,
     )
+    model.archc_variant = "efficientnet_b4"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        eps=eps,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -549,6 +594,13 @@ def efficientnet_b5(
         dropout=0.4,
         eps=0.001,
         momentum=0.01,
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "efficientnet_b5"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem=stem,
         last_channel=last_channel,
         stochastic_depth_prob=stochastic_depth_prob,
@@ -578,6 +630,13 @@ def efficientnet_b6(
         stochastic_depth_prob=stochastic_depth_prob,
         num_classes=num_classes,
     )
+    model.archc_variant = "efficientnet_b6"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -597,6 +656,13 @@ def efficientnet_b7(
         dropout=0.5,
         eps=0.001,
         momentum=0.01,
+        stem=stem,
+        last_channel=last_channel,
+        stochastic_depth_prob=stochastic_depth_prob,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "efficientnet_b7"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem=stem,
         last_channel=last_channel,
         stochastic_depth_prob=stochastic_depth_prob,
@@ -629,6 +695,14 @@ def efficientnet_v2_s(
         momentum=momentum,
         num_classes=num_classes,
     )
+    model.archc_variant = "efficientnet_v2_s"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        width_mult=width_mult,
+        depth_mult=depth_mult,
+        stochastic_depth_prob=stochastic_depth_prob,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -654,6 +728,14 @@ def efficientnet_v2_m(
         momentum=momentum,
         num_classes=num_classes,
     )
+    model.archc_variant = "efficientnet_v2_m"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        width_mult=width_mult,
+        depth_mult=depth_mult,
+        stochastic_depth_prob=stochastic_depth_prob,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -673,6 +755,14 @@ def efficientnet_v2_l(
         last_channel=1280,
         dropout=0.4,
         eps=0.001,
+        width_mult=width_mult,
+        depth_mult=depth_mult,
+        stochastic_depth_prob=stochastic_depth_prob,
+        momentum=momentum,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "efficientnet_v2_l"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         width_mult=width_mult,
         depth_mult=depth_mult,
         stochastic_depth_prob=stochastic_depth_prob,

@@ -258,6 +258,13 @@ def googlenet(
         bn=bn,
         init_weights=init_weights,
     )
+    model.archc_variant = "googlenet"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        aux_logits=aux_logits,
+        bn=bn,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -279,6 +286,14 @@ def googlenet_paper(
         dropout=dropout,
         init_weights=init_weights,
     )
+    model.archc_variant = "googlenet_paper"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        aux_logits=aux_logits,
+        k5=k5,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -290,4 +305,6 @@ def googlenet_ensemble(
 ) -> GoogLeNetEnsemble:
     """GoogLeNetEnsemble with its defaults."""
     model = GoogLeNetEnsemble(num_classes=num_classes, members=members)
+    model.archc_variant = "googlenet_ensemble"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, members=members)
     return model.to(memory_format=torch.channels_last) if channels_last else model

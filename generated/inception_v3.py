@@ -449,4 +449,13 @@ def inception_v3(
             dropout=dropout,
             init_weights=init_weights,
         )
+    model.archc_variant = "inception_v3"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        aux_logits=aux_logits,
+        dropout=dropout,
+        init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -632,6 +632,8 @@ def inception_v4(
 ) -> InceptionV4:
     """timm's inception_v4 (timm's own head dropout defaults to 0; eval is the same)."""
     model = InceptionV4(num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "inception_v4"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -643,6 +645,8 @@ def inception_resnet_v2(
 ) -> InceptionResNetV2:
     """timm's inception_resnet_v2."""
     model = InceptionResNetV2(num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "inception_resnet_v2"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -657,4 +661,6 @@ def inception_resnet_v1(
     dropout is 0.6, the paper's keep probability of 0.8 is used here.
     """
     model = InceptionResNetV1(num_classes=num_classes, dropout=dropout, embedding=embedding)
+    model.archc_variant = "inception_resnet_v1"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout, embedding=embedding)
     return model.to(memory_format=torch.channels_last) if channels_last else model

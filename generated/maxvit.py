@@ -441,4 +441,14 @@ def maxvit_t(
         attention_dropout=attention_dropout,
         num_classes=num_classes,
     )
+    model.archc_variant = "maxvit_t"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        partition_size=partition_size,
+        expansion_ratio=expansion_ratio,
+        squeeze_ratio=squeeze_ratio,
+        mlp_ratio=mlp_ratio,
+        mlp_dropout=mlp_dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -164,6 +164,8 @@ def mixer_s32_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "mixer_s32_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -181,6 +183,8 @@ def mixer_s16_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "mixer_s16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -198,6 +202,8 @@ def mixer_b32_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "mixer_b32_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -215,6 +221,8 @@ def mixer_b16_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "mixer_b16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -232,6 +240,8 @@ def mixer_l32_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "mixer_l32_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -249,4 +259,6 @@ def mixer_l16_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "mixer_l16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

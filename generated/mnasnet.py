@@ -146,6 +146,8 @@ def mnasnet0_5(
 ) -> MNASNet:
     """MNASNet with alpha=0.5."""
     model = MNASNet(alpha=0.5, num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "mnasnet0_5"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -157,6 +159,8 @@ def mnasnet0_75(
 ) -> MNASNet:
     """MNASNet with alpha=0.75."""
     model = MNASNet(alpha=0.75, num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "mnasnet0_75"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -168,6 +172,8 @@ def mnasnet1_0(
 ) -> MNASNet:
     """MNASNet with alpha=1.0."""
     model = MNASNet(alpha=1.0, num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "mnasnet1_0"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -179,4 +185,6 @@ def mnasnet1_3(
 ) -> MNASNet:
     """MNASNet with alpha=1.3."""
     model = MNASNet(alpha=1.3, num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "mnasnet1_3"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model

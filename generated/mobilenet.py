@@ -425,6 +425,13 @@ def mobilenet_v2(
         round_nearest=round_nearest,
         dropout=dropout,
     )
+    model.archc_variant = "mobilenet_v2"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        width_mult=width_mult,
+        round_nearest=round_nearest,
+        dropout=dropout,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -443,6 +450,8 @@ def mobilenet_v3_large(
         width_mult=width_mult,
         dropout=dropout,
     )
+    model.archc_variant = "mobilenet_v3_large"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, width_mult=width_mult, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -461,4 +470,6 @@ def mobilenet_v3_small(
         width_mult=width_mult,
         dropout=dropout,
     )
+    model.archc_variant = "mobilenet_v3_small"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, width_mult=width_mult, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model

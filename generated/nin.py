@@ -134,12 +134,16 @@ class NINImageNet(nn.Module):
 def nin_cifar10(*, dropout: float = 0.5, channels_last: bool = False) -> NINCifar:
     """CIFAR-10: 10 class maps."""
     model = NINCifar(num_classes=10, dropout=dropout)
+    model.archc_variant = "nin_cifar10"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def nin_cifar100(*, dropout: float = 0.5, channels_last: bool = False) -> NINCifar:
     """CIFAR-100: 100 class maps."""
     model = NINCifar(num_classes=100, dropout=dropout)
+    model.archc_variant = "nin_cifar100"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -151,4 +155,6 @@ def nin_imagenet(
 ) -> NINImageNet:
     """ImageNet (ILSVRC-2012)."""
     model = NINImageNet(num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "nin_imagenet"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -182,16 +182,22 @@ class PreActResNet(nn.Module):
 def preact_resnet164(*, num_classes: int = 10, channels_last: bool = False) -> CifarPreActResNet:
     """CifarPreActResNet with block=PreActBottleneck, depth=164."""
     model = CifarPreActResNet(block=PreActBottleneck, depth=164, num_classes=num_classes)
+    model.archc_variant = "preact_resnet164"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def preact_resnet1001(*, num_classes: int = 10, channels_last: bool = False) -> CifarPreActResNet:
     """CifarPreActResNet with block=PreActBottleneck, depth=1001."""
     model = CifarPreActResNet(block=PreActBottleneck, depth=1001, num_classes=num_classes)
+    model.archc_variant = "preact_resnet1001"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def preact_resnet200(*, num_classes: int = 1000, channels_last: bool = False) -> PreActResNet:
     """PreActResNet with block=PreActBottleneck, layers=[3, 24, 36, 3]."""
     model = PreActResNet(block=PreActBottleneck, layers=[3, 24, 36, 3], num_classes=num_classes)
+    model.archc_variant = "preact_resnet200"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -304,6 +304,14 @@ def pvt_v2_b0(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "pvt_v2_b0"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_heads=num_heads,
+        sr_ratios=sr_ratios,
+        mlp_ratios=mlp_ratios,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -320,6 +328,14 @@ def pvt_v2_b1(
     model = PyramidVisionTransformerV2(
         depths=[2, 2, 2, 2],
         embed_dims=[64, 128, 320, 512],
+        num_heads=num_heads,
+        sr_ratios=sr_ratios,
+        mlp_ratios=mlp_ratios,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "pvt_v2_b1"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         mlp_ratios=mlp_ratios,
@@ -348,6 +364,14 @@ def pvt_v2_b2(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "pvt_v2_b2"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_heads=num_heads,
+        sr_ratios=sr_ratios,
+        mlp_ratios=mlp_ratios,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -364,6 +388,14 @@ def pvt_v2_b3(
     model = PyramidVisionTransformerV2(
         depths=[3, 4, 18, 3],
         embed_dims=[64, 128, 320, 512],
+        num_heads=num_heads,
+        sr_ratios=sr_ratios,
+        mlp_ratios=mlp_ratios,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "pvt_v2_b3"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         mlp_ratios=mlp_ratios,
@@ -392,6 +424,14 @@ def pvt_v2_b4(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "pvt_v2_b4"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_heads=num_heads,
+        sr_ratios=sr_ratios,
+        mlp_ratios=mlp_ratios,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -408,6 +448,13 @@ def pvt_v2_b5(
         depths=[3, 6, 40, 3],
         embed_dims=[64, 128, 320, 512],
         mlp_ratios=[4, 4, 4, 4],
+        num_heads=num_heads,
+        sr_ratios=sr_ratios,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "pvt_v2_b5"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         img_size=img_size,

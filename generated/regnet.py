@@ -261,6 +261,8 @@ def regnet_x_400mf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_x_400mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -282,6 +284,8 @@ def regnet_x_800mf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_x_800mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -303,6 +307,8 @@ def regnet_x_1_6gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_x_1_6gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -324,6 +330,8 @@ def regnet_x_3_2gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_x_3_2gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -345,6 +353,8 @@ def regnet_x_8gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_x_8gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -366,6 +376,8 @@ def regnet_x_16gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_x_16gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -387,6 +399,8 @@ def regnet_x_32gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_x_32gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -407,6 +421,8 @@ def regnet_y_400mf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_400mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -427,6 +443,8 @@ def regnet_y_800mf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_800mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -447,6 +465,8 @@ def regnet_y_1_6gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_1_6gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -467,6 +487,8 @@ def regnet_y_3_2gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_3_2gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -487,6 +509,8 @@ def regnet_y_8gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_8gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -507,6 +531,8 @@ def regnet_y_16gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_16gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -527,6 +553,8 @@ def regnet_y_32gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_32gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -549,4 +577,6 @@ def regnet_y_128gf(
         stem_width=stem_width,
         num_classes=num_classes,
     )
+    model.archc_variant = "regnet_y_128gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -184,6 +184,12 @@ def resmlp_12_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "resmlp_12_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        init_values=init_values,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -202,6 +208,8 @@ def resmlp_24_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "resmlp_24_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -220,6 +228,8 @@ def resmlp_36_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "resmlp_36_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -238,4 +248,6 @@ def resmlp_big_24_224(
         img_size=img_size,
         num_classes=num_classes,
     )
+    model.archc_variant = "resmlp_big_24_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

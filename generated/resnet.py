@@ -645,6 +645,13 @@ def resnet18(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnet18"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -674,6 +681,13 @@ def resnet34(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnet34"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -703,6 +717,13 @@ def resnet50(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnet50"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -732,6 +753,13 @@ def resnet101(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnet101"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -761,6 +789,13 @@ def resnet152(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnet152"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -792,6 +827,13 @@ def resnext50_32x4d(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnext50_32x4d"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -823,6 +865,13 @@ def resnext101_32x8d(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnext101_32x8d"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -854,6 +903,13 @@ def resnext101_64x4d(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnext101_64x4d"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -887,6 +943,13 @@ def wide_resnet50_2(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "wide_resnet50_2"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -918,6 +981,13 @@ def wide_resnet101_2(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "wide_resnet101_2"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -947,6 +1017,13 @@ def resnet50_v1(
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
         )
+    model.archc_variant = "resnet50_v1"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        zero_init_residual=zero_init_residual,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -969,6 +1046,12 @@ def resnet20(
         )
     else:
         model = CifarResNet(block=BasicBlockA, depth=20, num_classes=num_classes)
+    model.archc_variant = "resnet20"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -991,6 +1074,12 @@ def resnet32(
         )
     else:
         model = CifarResNet(block=BasicBlockA, depth=32, num_classes=num_classes)
+    model.archc_variant = "resnet32"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1013,6 +1102,12 @@ def resnet44(
         )
     else:
         model = CifarResNet(block=BasicBlockA, depth=44, num_classes=num_classes)
+    model.archc_variant = "resnet44"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1035,6 +1130,12 @@ def resnet56(
         )
     else:
         model = CifarResNet(block=BasicBlockA, depth=56, num_classes=num_classes)
+    model.archc_variant = "resnet56"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1057,6 +1158,12 @@ def resnet110(
         )
     else:
         model = CifarResNet(block=BasicBlockA, depth=110, num_classes=num_classes)
+    model.archc_variant = "resnet110"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1079,4 +1186,10 @@ def resnet1202(
         )
     else:
         model = CifarResNet(block=BasicBlockA, depth=1202, num_classes=num_classes)
+    model.archc_variant = "resnet1202"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

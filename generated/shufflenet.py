@@ -173,6 +173,8 @@ def shufflenet_v2_x0_5(*, num_classes: int = 1000, channels_last: bool = False) 
         stages_out_channels=[24, 48, 96, 192, 1024],
         num_classes=num_classes,
     )
+    model.archc_variant = "shufflenet_v2_x0_5"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -183,6 +185,8 @@ def shufflenet_v2_x1_0(*, num_classes: int = 1000, channels_last: bool = False) 
         stages_out_channels=[24, 116, 232, 464, 1024],
         num_classes=num_classes,
     )
+    model.archc_variant = "shufflenet_v2_x1_0"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -193,6 +197,8 @@ def shufflenet_v2_x1_5(*, num_classes: int = 1000, channels_last: bool = False) 
         stages_out_channels=[24, 176, 352, 704, 1024],
         num_classes=num_classes,
     )
+    model.archc_variant = "shufflenet_v2_x1_5"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -203,4 +209,6 @@ def shufflenet_v2_x2_0(*, num_classes: int = 1000, channels_last: bool = False) 
         stages_out_channels=[24, 244, 488, 976, 2048],
         num_classes=num_classes,
     )
+    model.archc_variant = "shufflenet_v2_x2_0"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -123,6 +123,8 @@ def squeezenet1_0(
 ) -> SqueezeNet:
     """Table 1."""
     model = SqueezeNet(version="1_0", num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "squeezenet1_0"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -134,4 +136,6 @@ def squeezenet1_1(
 ) -> SqueezeNet:
     """SqueezeNet v1.1 (the authors' repository, forresti/SqueezeNet)."""
     model = SqueezeNet(version="1_1", num_classes=num_classes, dropout=dropout)
+    model.archc_variant = "squeezenet1_1"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model

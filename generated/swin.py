@@ -385,6 +385,14 @@ def swin_t(
         attention_dropout=attention_dropout,
         num_classes=num_classes,
     )
+    model.archc_variant = "swin_t"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        version=version,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -404,6 +412,14 @@ def swin_s(
         num_heads=[3, 6, 12, 24],
         window_size=7,
         stochastic_depth_prob=0.3,
+        version=version,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "swin_s"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         version=version,
         mlp_ratio=mlp_ratio,
         dropout=dropout,
@@ -435,6 +451,14 @@ def swin_b(
         attention_dropout=attention_dropout,
         num_classes=num_classes,
     )
+    model.archc_variant = "swin_b"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        version=version,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -454,6 +478,13 @@ def swin_v2_t(
         window_size=8,
         stochastic_depth_prob=0.2,
         version=2,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "swin_v2_t"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
@@ -483,6 +514,13 @@ def swin_v2_s(
         attention_dropout=attention_dropout,
         num_classes=num_classes,
     )
+    model.archc_variant = "swin_v2_s"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -502,6 +540,13 @@ def swin_v2_b(
         window_size=8,
         stochastic_depth_prob=0.5,
         version=2,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "swin_v2_b"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,

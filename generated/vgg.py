@@ -134,6 +134,13 @@ def vgg11(
         dropout=dropout,
         init_weights=init_weights,
     )
+    model.archc_variant = "vgg11"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -148,6 +155,13 @@ def vgg13(
     """Configuration B: 13 weight layers."""
     model = VGG(
         cfg=B,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
+    model.archc_variant = "vgg13"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
@@ -172,6 +186,13 @@ def vgg16(
         dropout=dropout,
         init_weights=init_weights,
     )
+    model.archc_variant = "vgg16"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -186,6 +207,13 @@ def vgg19(
     """Configuration E: 19 weight layers."""
     model = VGG(
         cfg=E,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
+    model.archc_variant = "vgg19"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
@@ -209,6 +237,12 @@ def vgg11_bn(
         dropout=dropout,
         init_weights=init_weights,
     )
+    model.archc_variant = "vgg11_bn"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -223,6 +257,12 @@ def vgg13_bn(
     model = VGG(
         cfg=B,
         batch_norm=True,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
+    model.archc_variant = "vgg13_bn"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
@@ -245,6 +285,12 @@ def vgg16_bn(
         dropout=dropout,
         init_weights=init_weights,
     )
+    model.archc_variant = "vgg16_bn"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -259,6 +305,12 @@ def vgg19_bn(
     model = VGG(
         cfg=E,
         batch_norm=True,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
+    model.archc_variant = "vgg19_bn"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
@@ -279,6 +331,13 @@ def vgg11_lrn(
     """
     model = VGG(
         cfg=A_LRN,
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
+    model.archc_variant = "vgg11_lrn"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
@@ -305,6 +364,13 @@ def vgg16_c(
         dropout=dropout,
         init_weights=init_weights,
     )
+    model.archc_variant = "vgg16_c"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        batch_norm=batch_norm,
+        num_classes=num_classes,
+        dropout=dropout,
+        init_weights=init_weights,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -317,4 +383,6 @@ def vgg16_vgg19_ensemble(
 ) -> VGGEnsemble:
     """Section 4.3: D and E, their softmax outputs averaged."""
     model = VGGEnsemble(num_classes=num_classes, batch_norm=batch_norm, size=size)
+    model.archc_variant = "vgg16_vgg19_ensemble"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(num_classes=num_classes, batch_norm=batch_norm, size=size)
     return model.to(memory_format=torch.channels_last) if channels_last else model

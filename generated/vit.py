@@ -188,6 +188,13 @@ def vit_b_16(
         attention_dropout=attention_dropout,
         num_classes=num_classes,
     )
+    model.archc_variant = "vit_b_16"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        image_size=image_size,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -206,6 +213,13 @@ def vit_b_32(
         num_heads=12,
         hidden_dim=768,
         mlp_dim=3072,
+        image_size=image_size,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "vit_b_32"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         image_size=image_size,
         dropout=dropout,
         attention_dropout=attention_dropout,
@@ -234,6 +248,13 @@ def vit_l_16(
         attention_dropout=attention_dropout,
         num_classes=num_classes,
     )
+    model.archc_variant = "vit_l_16"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        image_size=image_size,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -257,6 +278,13 @@ def vit_l_32(
         attention_dropout=attention_dropout,
         num_classes=num_classes,
     )
+    model.archc_variant = "vit_l_32"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        image_size=image_size,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -275,6 +303,13 @@ def vit_h_14(
         num_heads=16,
         hidden_dim=1280,
         mlp_dim=5120,
+        image_size=image_size,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        num_classes=num_classes,
+    )
+    model.archc_variant = "vit_h_14"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         image_size=image_size,
         dropout=dropout,
         attention_dropout=attention_dropout,

@@ -185,8 +185,10 @@ class Gen(Mix, FlowMix):
         groups = self.pick([g for g in (1, 2, 3, 4) if t.c % g == 0 and c % g == 0])
         h, w = (t.h + 2 * (k // 2) - k) // s + 1, (t.w + 2 * (k // 2) - k) // s + 1
         bias = self.pick(["true", "false"])
-        return [f"{self.name('conv')} = conv({c}, {k}, {s}, padding = {k // 2}, groups = {groups}, bias = {bias})"], \
-            T("CHW", c, h, w)
+        stmts = [f"{self.name('conv')} = conv({c}, {k}, {s}, padding = {k // 2}, groups = {groups}, bias = {bias})"]
+        if self.chance(40):  # a norm that archc.deploy folds into the conv
+            stmts.append(f"{self.named(numbered, 'bn')}batchnorm(eps = 0.001)")
+        return stmts, T("CHW", c, h, w)
 
     def s_tap(self, t, depth, numbered):
         """A tap: named, or after a named layer named after it (else a located error, a rejection)."""

@@ -127,7 +127,7 @@ def test_pyproject_ships_every_package():
     tomllib = pytest.importorskip("tomllib")
     config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = {name for name, (_, is_package) in module_names().items() if is_package}
-    assert set(config["packages"]) == packages | {"archc.codegen_templates", "archc.models"}
+    assert set(config["packages"]) == packages | {"archc.codegen_templates", "archc.models", "archc.specs"}
     assert all((PACKAGE.parent / package.replace(".", "/") / name).is_file()
                for package, names in config["package-data"].items() if package.startswith("archc.lang")
                for name in names)

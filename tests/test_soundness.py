@@ -7,7 +7,8 @@ attention, windowed attention with shifts, partitions into windows and grids) ar
 checks is generated, its source parsed and inspected (it may only import torch, define classes,
 functions and constants), imported, every factory called with its defaults, run in eval and in
 training mode with backward, and every module's input and output shape and parameter count compared
-with the validated graph and with ``archc stats --json``'s totals.
+with the validated graph and with ``archc stats --json``'s totals; its inference form (``archc.deploy``: norms folded, dropout left out)
+computes in eval what the trained model does.
 
 CI runs a small budget. A long run, as in the notes of the soundness issue (one a core, side by side, with
 different seeds):
@@ -84,6 +85,7 @@ def check_runs(text: str, directory: Path) -> bool:
             for a, b in zip(theirs, ours):
                 scale = max(a.abs().max(), b.abs().max())  # (outputs that cancel to ~0: float noise is agreement)
                 assert a.shape == b.shape and (a - b).abs().max() <= 1e-6 * scale + 1e-9, (train, a, b)
+        assert_deploys(spec, variant, ref, x)
         model.train()
         outs = model(x)
         outs = outs if isinstance(outs, tuple) else (outs,)
@@ -92,6 +94,20 @@ def check_runs(text: str, directory: Path) -> bool:
         if graph.taps:
             assert_backbone_runs(getattr(module, variant), graph, x)
     return True
+
+
+def assert_deploys(spec, variant: str, trained, x: torch.Tensor) -> None:
+    """archc.deploy's inference form (norms folded, dropout left out) computes what the trained model does in eval:
+    ``trained`` holds batch statistics moved off their defaults, so that a fold that is wrong shows."""
+    trained = copy.deepcopy(trained).float().eval()
+    deployed = archc.deploy(trained, spec=spec, check=False)
+    assert not deployed.training
+    with torch.no_grad():
+        want, got = trained(x), deployed(x)
+    want, got = ([t for t in (o if isinstance(o, tuple) else (o,)) if t is not None] for o in (want, got))
+    assert len(want) == len(got)
+    for a, b in zip(want, got):
+        assert a.shape == b.shape and (a - b).abs().max() <= 1e-5 * max(1.0, float(a.abs().max())), (a, b)
 
 
 def assert_backbone_runs(factory, graph, x: torch.Tensor) -> None:

@@ -93,6 +93,11 @@ class OpKind:
     inputs: int = 1
     sym: Callable | None = None  # (arguments as expressions, symbolic input shape(s)) -> symbolic output shape
     training_only: tuple[str, ...] = ()  # arguments that apply in training only (attention's dropout_p)
+    # deployment (``archc.deploy``): the kinds whose output it may fold into when it reads theirs alone (a batch
+    # norm into the conv or linear before it: scaled weights and a bias), and whether it is the identity in eval
+    # (dropout, stochastic depth: an inference model leaves it out)
+    folds_into: tuple[str, ...] = ()
+    eval_identity: bool = False
 
     @property
     def has_params(self) -> bool:

@@ -176,7 +176,7 @@ def _stochastic_depth(x, p: float, mode: str, training: bool):
 
 _register(OpKind(
     "stochastic_depth", StochasticDepthArgs, _same, layouts=ANY,
-    template="_stochastic_depth({x}, {p}, {mode}, self.training)",
+    template="_stochastic_depth({x}, {p}, {mode}, self.training)", eval_identity=True,
     run=lambda m, a, t, xs, training: _stochastic_depth(xs[0], a["p"], a["mode"], training),
     doc="in training, zeroes the whole input with probability p, per sample (row) or for the batch, "
         "and scales survivors by 1 / (1 - p); identity in eval"))

@@ -169,7 +169,7 @@ def _lrn_run(m, a: dict, t: TensorType, xs: list, training: bool):
 _register(OpKind(
     "batchnorm", BatchNormArgs, _same, layouts=("CHW", "F"), module="nn.BatchNorm2d",
     modules={"F": "nn.BatchNorm1d"}, in_arg=True, params=lambda a, t: 2 * t.features if a.affine else 0,
-    make=_batchnorm_make, run=_batchnorm_run, doc="batch normalisation over channels (or features, after flatten)"))
+    folds_into=("conv", "linear"), make=_batchnorm_make, run=_batchnorm_run, doc="batch normalisation over channels (or features, after flatten)"))
 _register(OpKind(
     "layernorm", LayerNormArgs, _same, layouts=ANY, module="nn.LayerNorm", modules={"CHW": "_LayerNorm2d"},
     in_arg=True, params=_layernorm_params, make=_layernorm_make, run=_layernorm_run,
@@ -234,7 +234,7 @@ _register(OpKind(
 _register(OpKind(
     "dropout", DropoutArgs, _same, layouts=ANY, module="nn.Dropout", functional="F.dropout",
     functional_extra=("training=self.training",), value=True, view=True,  # p = 0 or eval: the input itself
-    run=_dropout_run, doc="dropout, active in training mode only",
+    eval_identity=True, run=_dropout_run, doc="dropout, active in training mode only",
     label=lambda a: f"dropout {a['p']}"))
 _register(OpKind(
     "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD"), module="nn.Flatten",

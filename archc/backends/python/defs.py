@@ -20,6 +20,8 @@ from .lower import lower
 FEATURES_SUFFIX = "Features"
 OUT_INDICES = ir.Arg("out_indices", irparse.expression("tuple[int, ...] | None"), ir.Const(None))
 CHANNELS_LAST = "channels_last"  # every factory's switch to NHWC weights
+# what a factory records on its model: the variant's name and the arguments it was given
+VARIANT, ARGUMENTS = "archc_variant", "archc_arguments"
 
 
 def annotation(values: list) -> str | None:
@@ -123,6 +125,9 @@ def factory(name: str, net: str, params: list[ir.Arg], arguments: list[tuple[str
         body = [ir.If(misuse, (ir.Raise(error),)), ir.If(ir.Name("features_only"), (features,), (build,))]
     else:
         body = [build]
+    given = [a.name for a in params] + (["features_only", "out_indices"] if backbone else [])
+    body.append(ir.Assign(ir.Attr(model, VARIANT), ir.Const(name), "archc.deploy rebuilds the model from these"))
+    body.append(ir.Assign(ir.Attr(model, ARGUMENTS), ir.Call(ir.Name("dict"), (), tuple((g, ir.Name(g)) for g in given))))
     nhwc = ir.call(ir.Attr(model, "to"), memory_format=ir.attr("torch.channels_last"))
     body.append(ir.Return(ir.IfExp(ir.Name(CHANNELS_LAST), nhwc, model)))
     extra = [ir.Arg(CHANNELS_LAST, ir.Name("bool"), ir.Const(False))]
@@ -167,6 +172,6 @@ def names_a_class(tree: ir.Node, classes: set[str]) -> bool:
     return any(isinstance(x, ir.Name) and x.id in classes for x in tree.walk())
 
 
-__all__ = ["CHANNELS_LAST", "FEATURES_SUFFIX", "OUT_INDICES", "annotation", "factory", "features_doc",
+__all__ = ["ARGUMENTS", "CHANNELS_LAST", "FEATURES_SUFFIX", "OUT_INDICES", "VARIANT", "annotation", "factory", "features_doc",
            "features_forward", "features_init", "function", "init_header", "names_a_class", "param", "taps_method",
            "value"]

@@ -1,0 +1,169 @@
+"""A spec's inference form, written as a spec: the tree rewrite behind ``archc build --deploy`` and ``archc.deploy``.
+
+Two rewrites, each driven by the op registry rather than by any network:
+
+- a layer whose kind is the identity in eval (``eval_identity``: dropout, stochastic depth) is left out, and so
+  is a residual's ``stochastic_depth``;
+- a layer whose kind folds into the kind of the layer just before it (``folds_into``: a batch norm after a conv
+  or a linear) is left out, and the layer before it gets a bias: the weights are folded when a trained model is
+  deployed (``convert.py``).
+
+A fold needs the two to be consecutive steps of one sequential body (a block's, a seq's, a residual's), the first
+unconditional and read by nothing else (no ``from NAME`` names it). Initialisation rules are dropped: a deployed
+model's weights come from the trained one. Blocks with named tensors are kept as written (their dropout is
+functional, the identity in eval). Statements keep their spans: the rewritten conv is the statement it was, so
+``plan.py`` can match the two graphs node by node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from dataclasses import dataclass, field
+
+from ..lang import nodes as n
+from ..lang.loader import Program
+from ..ops import REGISTRY
+
+DROPPED_RESIDUAL_ARGS = ("stochastic_depth", "mode")
+
+
+@dataclass
+class Rewrites:
+    """What the rewrite did, by statement span (the same in both programs)."""
+
+    folded: dict[n.Span, n.Span] = field(default_factory=dict)  # the absorbing layer -> the layer folded into it
+    removed: set[tuple[n.Span, str]] = field(default_factory=set)  # (span, kind) of each layer left out
+
+
+def deploy_program(program: Program) -> tuple[Program, Rewrites]:
+    """The inference form of ``program`` (a new tree; the original is untouched) and what changed."""
+    rw = _Rewriter()
+    blocks = {name: rw.definition(b) for name, b in program.blocks.items()}
+    networks = {name: rw.definition(net) for name, net in program.networks.items()}
+    note = textwrap.fill("The inference form (archc build --deploy): batch norms folded into the conv or linear before them, "
+            "dropout and stochastic depth left out. archc.deploy(model) fills it from a trained model.", 76)
+    header = program.main.header
+    header = f"{header}\n\n{note}" if "\n\n" in header or not header else f"{header}\n\n\n{note}"
+    main = dataclasses.replace(program.main, header=header)
+    new = dataclasses.replace(program, blocks=blocks, networks=networks, main=main,
+                              modules=[main if m is program.main else m for m in program.modules])
+    return new, rw.done
+
+
+def _kind(stmt) -> str | None:
+    """The registry kind a layer statement names directly (a block or a parameter holding an op: None)."""
+    if isinstance(stmt, n.Layer) and stmt.func in REGISTRY:
+        return stmt.func
+    return None
+
+
+class _Rewriter:
+    def __init__(self):
+        self.done = Rewrites()
+        self.protected: set[str] = set()  # layer names read by ``from NAME``: their output is needed as it is
+
+    def definition(self, d):
+        if isinstance(d, n.BlockDef) and d.signature is not None:
+            return d  # named tensors: kept as written
+        self.protected = {s.source for s in d.walk() if isinstance(s, (n.Side, n.Shortcut)) and s.source}
+        return dataclasses.replace(d, body=self.sequence(d.body))
+
+    # A body whose statements run one after another (the output of each is the input of the next).
+    def sequence(self, body: list) -> list:
+        out: list = []
+        for stmt in body:
+            if isinstance(stmt, n.Init) or _inits_only(stmt):
+                continue
+            kind = _kind(stmt)
+            if kind is not None and REGISTRY[kind].eval_identity:
+                self.done.removed.add((stmt.span, kind))
+                continue
+            if kind is not None and out and self._folds(out[-1], stmt):
+                out[-1] = self._absorb(out[-1], stmt)
+                self.done.removed.add((stmt.span, kind))
+                continue
+            out.append(self.statement(stmt))
+        return out or [_identity(body[0].span if body else None)]
+
+    # A statement inside: its own bodies rewritten.
+    def statement(self, stmt):
+        if isinstance(stmt, (n.Seq, n.Gate)):
+            return dataclasses.replace(stmt, body=self.sequence(stmt.body))
+        if isinstance(stmt, n.Residual):
+            args = stmt.arguments
+            kwargs = [kw for kw in args.kwargs if kw[0] not in DROPPED_RESIDUAL_ARGS]
+            shortcut = stmt.shortcut and dataclasses.replace(stmt.shortcut, body=self.sequence(stmt.shortcut.body))
+            return dataclasses.replace(stmt, arguments=dataclasses.replace(args, kwargs=kwargs),
+                                       body=self.sequence(stmt.body), shortcut=shortcut)
+        if isinstance(stmt, n.For):
+            return dataclasses.replace(stmt, body=self.sequence(stmt.body))
+        if isinstance(stmt, n.If):
+            return dataclasses.replace(stmt, body=self.sequence(stmt.body),
+                                       orelse=self.sequence(stmt.orelse) if stmt.orelse else [])
+        if isinstance(stmt, (n.Concat, n.Ensemble, n.Dense)):  # members side by side: each one on its own
+            return dataclasses.replace(stmt, **{_members(stmt): [self.member(s) for s in _member_list(stmt)]})
+        return stmt
+
+    def member(self, stmt):
+        """A member of a concat or an ensemble: a layer left out becomes the identity (the member stays)."""
+        kind = _kind(stmt)
+        if kind is not None and REGISTRY[kind].eval_identity:
+            self.done.removed.add((stmt.span, kind))
+            return _identity(stmt.span)
+        if isinstance(stmt, (n.For, n.If)):  # its statements are members too
+            return dataclasses.replace(stmt, body=[self.member(s) for s in stmt.body],
+                                       **({"orelse": [self.member(s) for s in stmt.orelse]}
+                                          if isinstance(stmt, n.If) else {}))
+        return self.statement(stmt)
+
+    def _folds(self, before, stmt: n.Layer) -> bool:
+        first = _kind(before)
+        return (first is not None and first in REGISTRY[stmt.func].folds_into and before.cond is None
+                and not _named(before, self.protected) and "bias" in REGISTRY[first].positional)
+
+    def _absorb(self, layer: n.Layer, folded: n.Layer) -> n.Layer:
+        """``layer`` with a bias wherever ``folded`` is there to give it one."""
+        self.done.folded[layer.span] = folded.span
+        bias_at = REGISTRY[layer.func].positional.index("bias")
+        args = list(layer.arguments.args)
+        kwargs = list(layer.arguments.kwargs)
+        given = args[bias_at] if len(args) > bias_at else next((e for k, e, _ in kwargs if k == "bias"), None)
+        default = REGISTRY[layer.func].args.model_fields["bias"].default is True
+        if given is None and default:
+            return layer  # it has a bias already
+        if given is not None and folded.cond is not None:
+            on = n.BinOp("or", given, folded.cond, folded.span)
+        else:
+            on = n.Const(True, folded.span) if folded.cond is None else folded.cond
+        if len(args) > bias_at:
+            args[bias_at] = on
+        elif default and folded.cond is None:  # the default says it: no argument
+            kwargs = [kw for kw in kwargs if kw[0] != "bias"]
+        else:
+            kwargs = [kw for kw in kwargs if kw[0] != "bias"] + [("bias", on, folded.span)]
+        return dataclasses.replace(layer, arguments=dataclasses.replace(layer.arguments, args=args, kwargs=kwargs))
+
+
+def _inits_only(stmt) -> bool:
+    """A conditional or loop that only sets initialisation rules."""
+    if not isinstance(stmt, (n.If, n.For)):
+        return False
+    return all(isinstance(s, n.Init) or _inits_only(s) for s in [*stmt.body, *getattr(stmt, "orelse", [])])
+
+
+def _named(layer: n.Layer, names: set[str]) -> bool:
+    return layer.target is not None and any(isinstance(p, str) and p in names for p in layer.target.parts)
+
+
+def _members(stmt) -> str:
+    return "branches" if isinstance(stmt, n.Concat) else "body"
+
+
+def _member_list(stmt) -> list:
+    return getattr(stmt, _members(stmt))
+
+
+def _identity(span: n.Span | None) -> n.Layer:
+    span = span or n.Span("<deploy>", 1, 1, 1, 1)
+    return n.Layer(None, "identity", span, n.Arguments([], []), None, span)

@@ -1,0 +1,219 @@
+"""archc.deploy and archc build --deploy: the inference form of a spec, filled from a trained model.
+
+Every comparison here is the test's own: the trained model (batch statistics and affine parameters moved off
+their defaults, so that a fold has something to get wrong) against the deployed one, in eval, on the same input.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import archc
+from archc.deployment import convert
+from archc.deployment.convert import DeployError
+
+ROOT = Path(__file__).resolve().parent.parent
+# one of each kind of fold and removal (the slow test deploys every shipped model)
+SMALL = ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "googlenet", "shufflenet_v2_x0_5", "mnasnet0_5",
+         "squeezenet1_1"]
+
+
+def trained(name: str, **kwargs) -> nn.Module:
+    """A model as training leaves it: norms with statistics and affine parameters of their own."""
+    torch.manual_seed(0)
+    model = archc.create_model(name, **kwargs)
+    randomise(model)
+    return model.eval()
+
+
+def randomise(model: nn.Module) -> None:
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                if m.weight is not None:
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                    m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
+
+
+def assert_same(model: nn.Module, deployed: nn.Module, size: int = 224, tolerance: float = 1e-5) -> None:
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
+    model.eval()
+    with torch.no_grad():
+        want, got = model(x), deployed(x)
+    assert want.shape == got.shape
+    scale = float(want.abs().max())
+    assert float((want - got).abs().max()) <= tolerance * max(1.0, scale)
+
+
+def norm_channels(model: nn.Module) -> int:
+    return sum(m.num_features for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_deployed_models_compute_what_the_trained_ones_do(name):
+    model = trained(name)
+    deployed = archc.deploy(model, check=False)
+    assert not deployed.training and model.training is False
+    assert_same(model, deployed)
+    assert not any(isinstance(m, nn.Dropout) for m in deployed.modules())
+
+
+def test_resnet50_loses_every_norm_and_gains_their_biases():
+    """Each of resnet50's 53 batch norms (26,560 channels) folds into the bias-free conv before it: 2 parameters
+    a channel leave, 1 comes back as the conv's bias."""
+    model = trained("resnet50")
+    deployed = archc.deploy(model)
+    params = sum(p.numel() for p in deployed.parameters())
+    assert norm_channels(model) == 26_560 and norm_channels(deployed) == 0
+    assert sum(p.numel() for p in model.parameters()) == 25_557_032
+    assert params == 25_557_032 - 26_560 == 25_530_472
+    assert all(m.bias is not None for m in deployed.modules() if isinstance(m, nn.Conv2d))
+
+
+@pytest.mark.slow
+def test_a_conditional_norm_folds_only_where_it_is_on():
+    """vgg's `batchnorm if batch_norm`: the _bn models fold it, the plain ones keep their convs as they are."""
+    plain, with_bn = trained("vgg11"), trained("vgg11_bn")
+    assert_same(plain, archc.deploy(plain))
+    deployed = archc.deploy(with_bn)
+    assert_same(with_bn, deployed)
+    assert sum(p.numel() for p in deployed.parameters()) == sum(p.numel() for p in plain.parameters())
+    assert list(deployed.state_dict()) == list(archc.deploy(plain).state_dict())  # renumbered as the plain one
+
+
+def test_the_factory_arguments_are_kept():
+    model = trained("resnet18", num_classes=10)
+    deployed = archc.deploy(model)
+    assert deployed.fc.out_features == 10
+    assert_same(model, deployed)
+
+
+def test_a_wrong_fold_is_caught():
+    """The mutation the check exists for: folding with the wrong epsilon changes the outputs, and deploy says so."""
+    model = trained("mobilenet_v3_small")
+    right = convert.fold
+    wrong = lambda layer, norm, eps=None: right(layer, norm, norm.eps + 1e-2)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(convert, "fold", wrong)
+        with pytest.raises(DeployError, match="differs from the trained model's"):
+            archc.deploy(model)
+        unchecked = archc.deploy(model, check=False)
+    with pytest.raises(AssertionError):
+        assert_same(model, unchecked)
+
+
+def test_channels_last_and_a_model_left_in_training_mode():
+    model = trained("resnet18").train()
+    deployed = archc.deploy(model, channels_last=True)
+    assert model.training and not deployed.training
+    assert deployed.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert_same(model, deployed)
+
+
+def test_a_model_not_made_by_a_factory_names_its_variant():
+    from archc.models.resnet import BasicBlock, ResNet
+
+    model = ResNet(block=BasicBlock, layers=[2, 2, 2, 2], num_classes=7)
+    randomise(model)
+    with pytest.raises(DeployError, match="name its variant"):
+        archc.deploy(model)
+    deployed = archc.deploy(model, "resnet18", num_classes=7)
+    assert_same(model, deployed)
+
+
+def test_a_users_spec_built_in_this_process(tmp_path):
+    path = tmp_path / "net.arch"
+    path.write_text("""
+block ConvBN(c, p = 0.1) {
+    conv = conv(c, 3, padding = 1, bias = false); bn = batchnorm; relu; dropout(p)
+}
+network Net(width = 8, norm = true) {
+    input 3 x 32 x 32
+    stem = ConvBN(width)
+    body = seq {
+        for i in range(2) { conv(width, 3, padding = 1); batchnorm if norm; relu }
+    }
+    residual(stochastic_depth = 0.2) { a = conv(width, 1); b = batchnorm }
+    global_avgpool
+    head = seq { dropout(0.5); linear(10) }
+}
+variant net = Net()
+variant bare = Net(norm = false)
+""")
+    spec = archc.load(path)
+    for variant in ("net", "bare"):
+        model = spec.build(variant)
+        randomise(model)
+        deployed = archc.deploy(model)
+        assert_same(model, deployed, size=32)
+        assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in deployed.modules())
+    source = archc.deployment.convert.deploy_spec(spec)[0].source()
+    assert "BatchNorm" not in source and "dropout" not in source.lower().replace("dropout and stochastic", "")
+    assert "_stochastic_depth" not in source
+
+
+def test_a_conv_read_by_name_keeps_its_norm(tmp_path):
+    """A shortcut reading the conv's own output needs it unnormalised: that conv does not absorb the norm."""
+    path = tmp_path / "net.arch"
+    path.write_text("""
+network Net() {
+    input 3 x 16 x 16
+    residual { a = conv(4, 1); bn = batchnorm; relu; c = conv(4, 1) } shortcut from a { identity }
+    global_avgpool
+    fc = linear(3)
+}
+variant net = Net()
+""")
+    spec = archc.load(path)
+    model = spec.build("net")
+    randomise(model)
+    deployed = archc.deploy(model)
+    assert isinstance(deployed.bn, nn.BatchNorm2d)
+    assert_same(model, deployed, size=16)
+
+
+def test_build_deploy_writes_the_inference_form(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "archc", "build", "--deploy", str(ROOT / "specs/resnet.arch"), "-o",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    source = (tmp_path / "resnet_deploy.py").read_text()
+    assert "BatchNorm" not in source and "The inference form" in source
+    assert "self.conv1 = nn.Conv2d(in_channels, width, kernel_size=1)\n" in source  # the bias is on by default
+    compile(source, "resnet_deploy.py", "exec")
+
+
+@pytest.mark.slow
+def test_every_shipped_model_deploys():
+    """Every shipped variant under 100 M parameters (the sizes in the benchmark's table): the deployed model
+    computes what the trained one does, with no batch norm left after a conv or linear."""
+    failures = []
+    for name in archc.list_models():
+        with torch.device("meta"):
+            size = sum(p.numel() for p in archc.create_model(name).parameters())
+        if size > 100e6:
+            continue
+        model = trained(name)
+        graph = convert._spec_of(model, None).graph(name)
+        try:
+            deployed = archc.deploy(model, check=False)
+            x = torch.randn(2, *graph.node(graph.input).shape, generator=torch.Generator().manual_seed(2))
+            with torch.no_grad():
+                want, got = model(x), deployed(x)
+            if not torch.isfinite(want).all():  # 1,000 residual blocks of random norms overflow
+                assert name in ("resnet1202", "preact_resnet1001"), name
+                continue
+            diff, scale = float((want - got).abs().max()), max(1.0, float(want.abs().max()))
+            if not diff <= 1e-5 * scale:
+                failures.append(f"{name}: differs by {diff:.3g} (scale {scale:.3g})")
+        except Exception as exc:  # noqa: BLE001 - collected, reported together
+            failures.append(f"{name}: {exc}")
+    assert not failures, failures
