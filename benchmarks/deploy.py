@@ -4,12 +4,13 @@
     python benchmarks/deploy.py --models resnet50 --rounds 9 --batch 8
     python benchmarks/deploy.py --compile --models resnet50     # torch.compile too (minutes on a CPU)
 
-For each model: torchvision's eager model (the reference), archc's model as trained (the same weights,
-loaded strictly), ``archc.deploy(model)`` and ``archc.deploy(model, channels_last=True)``, all in eval
-under torch.inference_mode, batch 8 at the spec's input size. After a warm-up, each round runs every
+For each model: torchvision's eager model (the reference; timm's for RepVGG, and timm's own
+re-parameterised model beside it), archc's model as trained (the same weights, loaded strictly),
+``archc.deploy(model)`` and ``archc.deploy(model, channels_last=True)``, all in eval under
+torch.inference_mode, batch 8 at 224 x 224. After a warm-up, each round runs every
 side once, in an order that rotates from round to round; the medians are compared. Batch norms get
 random statistics first, so that folding has something to fold. Throughput ratios > 1 are faster
-than the reference.
+than the reference. With --compile, the reference and the deployed models are compiled too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 import archc  # noqa: E402
 
-DEFAULT = ["resnet50", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "swin_t"]
+DEFAULT = ["resnet50", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "swin_t", "repvgg_a0"]
 
 
 def randomise_norms(model: torch.nn.Module) -> None:
@@ -41,20 +42,28 @@ def randomise_norms(model: torch.nn.Module) -> None:
 
 
 def sides(name: str, compile_too: bool) -> dict[str, torch.nn.Module]:
-    reference = getattr(importlib.import_module("torchvision.models"), name)(weights=None).eval()
+    """The reference first (torchvision's; timm's for the timm families), then ours as trained and deployed;
+    where timm re-parameterises the model itself (RepVGG), its re-parameterised model too."""
+    timm_model = name not in importlib.import_module("torchvision.models").list_models()
+    if timm_model:
+        reference = importlib.import_module("timm").create_model(name, pretrained=False).eval()
+    else:
+        reference = getattr(importlib.import_module("torchvision.models"), name)(weights=None).eval()
     with torch.no_grad():
         randomise_norms(reference)
     ours = archc.create_model(name).eval()
     ours.load_state_dict(reference.state_dict(), strict=True)
-    out = {
-        "torchvision": reference,
-        "archc": ours,
-        "deployed": archc.deploy(ours),
-        "deployed, channels-last": archc.deploy(ours, channels_last=True),
-    }
+    out = {"timm" if timm_model else "torchvision": reference, "archc": ours}
+    if timm_model and any(hasattr(m, "reparameterize") for m in reference.modules()):
+        reparameterize = importlib.import_module("timm.utils.model").reparameterize_model
+        out["timm, re-parameterised"] = reparameterize(reference)
+        out["timm, re-parameterised, channels-last"] = out["timm, re-parameterised"].to(
+            memory_format=torch.channels_last)
+    out["deployed"] = archc.deploy(ours)
+    out["deployed, channels-last"] = archc.deploy(ours, channels_last=True)
     if compile_too:
-        out["torchvision, compiled"] = torch.compile(reference)
-        out["deployed, channels-last, compiled"] = torch.compile(out["deployed, channels-last"])
+        for k in [k for k in out if k not in ("archc", "deployed")]:
+            out[k + ", compiled"] = torch.compile(out[k])
     return out
 
 
@@ -82,21 +91,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, eval; "
-          "throughput against torchvision's eager model (> 1: faster)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, eval (> 1: faster)")
     for name in args.models:
         torch.manual_seed(0)
         models = sides(name, args.compile)
         x = torch.randn(args.batch, 3, 224, 224)
+        first = next(iter(models))
         with torch.inference_mode():
-            ref = models["torchvision"](x)
+            ref = models[first](x)
             for k, m in models.items():
                 diff = float((m(x) - ref).abs().max() / ref.abs().max())
-                assert diff < 1e-4, f"{name}: {k} differs from torchvision by {diff:.3g}"
+                assert diff < 1e-4, f"{name}: {k} differs from {first} by {diff:.3g}"
         med = measure(models, x, args.rounds)
-        base = med["torchvision"]
+        base = med[first]
         counts = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items() if "compiled" not in k}
-        print(f"\n{name}  (parameters: torchvision {counts['torchvision']:,}, deployed {counts['deployed']:,})")
+        print(f"\n{name}  (parameters: {first} {counts[first]:,}, deployed {counts['deployed']:,}; "
+              f"throughput against {first}'s eager model)")
         for k, t in med.items():
             print(f"  {k:36s} {t * 1000:8.1f} ms   {base / t:5.2f}x")
 

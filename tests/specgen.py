@@ -167,7 +167,7 @@ class Gen(Mix, FlowMix):
             options += ["xscaled", "xquoted", "xshortcut", "xlet", "xscales", "xforward", "xelif", "xunpack"]
             options.append("to_tokens")  # as often as before the mixed statements came
             options += ["concat", "residual", "gate", "chunk", "shuffle", "scale", "let", "head", "to_tokens",
-                        "partition"]
+                        "partition", "branches", "branches"]
         if depth > 0:
             options += ["for", "if", "seq"]
         kind = self.pick(options)
@@ -346,6 +346,24 @@ class Gen(Mix, FlowMix):
             lines.append(f"}} shortcut {{ {self.name('proj')} = conv({t2.c}, 1, {s}) }}")
             return lines, t2
         return lines + ["}"], t
+
+    def s_branches(self, t, depth, numbered):
+        """Linear branches summed (RepVGG, ACNet): archc.deploy merges them into one conv where their kernels fit."""
+        c = t.c
+        g = self.pick([g for g in (1, 2) if c % g == 0])
+        term = {
+            "1x1": f"{self.name('b')} = seq {{ conv({c}, 1, groups = {g}, bias = false); batchnorm }}",
+            "1x3": f"{self.name('b')} = conv({c}, (1, 3), padding = (0, 1), groups = {g})",
+            "bn": f"{self.name('b')} = batchnorm",
+            "5x5": f"{self.name('b')} = conv({c}, 5, padding = 2, groups = {g})",  # does not fit: stays
+        }
+        main = f"{self.name('a')} = seq {{ conv({c}, 3, padding = 1, groups = {g}, bias = false); batchnorm }}"
+        when = self.pick(["", "", f"(when = {self.pick(['true', 'false', 'flag'])})"])
+        lines = [f"residual{when} {{", "    residual {", f"        {main}", "    } shortcut {",
+                 f"        {term[self.pick(list(term))]}", "    }"]
+        if self.chance(50):
+            return [*lines, "}"], t  # the input itself: an identity kernel
+        return [*lines, f"}} shortcut {{ {term[self.pick(list(term))]} }}"], t
 
     def s_gate(self, t, depth, numbered):
         return ["gate {", "    adaptive_avgpool(1)", f"    {self.name('fc')} = conv({t.c}, 1)", "    sigmoid", "}"], t

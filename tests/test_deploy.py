@@ -101,7 +101,7 @@ def test_a_wrong_fold_is_caught():
     """The mutation the check exists for: folding with the wrong epsilon changes the outputs, and deploy says so."""
     model = trained("mobilenet_v3_small")
     right = convert.fold
-    wrong = lambda layer, norm, eps=None: right(layer, norm, norm.eps + 1e-2)  # noqa: E731
+    wrong = lambda weight, bias, norm, eps=None: right(weight, bias, norm, norm.eps + 1e-2)  # noqa: E731
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(convert, "fold", wrong)
         with pytest.raises(DeployError, match="differs from the trained model's"):
@@ -156,9 +156,8 @@ variant bare = Net(norm = false)
         deployed = archc.deploy(model)
         assert_same(model, deployed, size=32)
         assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in deployed.modules())
-    source = archc.deployment.convert.deploy_spec(spec)[0].source()
-    assert "BatchNorm" not in source and "dropout" not in source.lower().replace("dropout and stochastic", "")
-    assert "_stochastic_depth" not in source
+    code = archc.deployment.convert.deploy_spec(spec)[0].source().split('"""', 2)[2]  # after the docstring
+    assert "BatchNorm" not in code and "dropout" not in code.lower() and "_stochastic_depth" not in code
 
 
 def test_a_conv_read_by_name_keeps_its_norm(tmp_path):
@@ -217,3 +216,117 @@ def test_every_shipped_model_deploys():
         except Exception as exc:  # noqa: BLE001 - collected, reported together
             failures.append(f"{name}: {exc}")
     assert not failures, failures
+
+
+BRANCHES = """
+block Rep(c, k = 1) {
+    residual(when = in.channels == c) {
+        residual {
+            a = seq { conv = conv(c, 3, padding = 1, bias = false); bn = batchnorm }
+        } shortcut {
+            b = seq { conv = conv(c, (1, 3), padding = (0, 1), bias = false); bn = batchnorm }
+        }
+    } shortcut {
+        SHORTCUT
+    }
+    relu
+}
+network Net(k = 1, width = 6) {
+    input 3 x 12 x 12
+    stem = Rep(width)
+    blocks = seq { for i in range(2) { Rep(width, k) } }
+    residual { last = conv(width, 3, padding = 1) }
+    global_avgpool
+    fc = linear(4)
+}
+variant net = Net()
+"""
+
+
+def merge_spec(tmp_path, shortcut: str):
+    path = tmp_path / "rep.arch"
+    path.write_text(BRANCHES.replace("SHORTCUT", shortcut))
+    return archc.load(path)
+
+
+@pytest.mark.parametrize("shortcut", [
+    "c = seq { conv = conv(c, (3, 1), padding = (1, 0), bias = false); bn = batchnorm }",  # ACNet's three kernels
+    "identity = batchnorm",  # RepVGG's
+    "c = conv(c, k, padding = k // 2)",  # a 1x1 with a bias of its own
+])
+def test_linear_branches_merge_into_one_conv(tmp_path, shortcut):
+    """Each Rep becomes one 3x3 conv; so does the last residual (a conv plus its input: an identity kernel)."""
+    spec = merge_spec(tmp_path, shortcut)
+    model = spec.build("net")
+    randomise(model)
+    deployed = archc.deploy(model)
+    assert_same(model, deployed, size=12)
+    convs = [m for m in deployed.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 4 and all(m.kernel_size == (3, 3) and m.bias is not None for m in convs)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules())
+
+
+def test_a_branch_that_does_not_fit_stays(tmp_path):
+    """A 5x5 shortcut does not fit in the body's 3x3: those residuals stay (their norms still fold), and so do
+    those of a model made with arguments under which a branch does not fit, though the variant's would merge."""
+    spec = merge_spec(tmp_path, "c = conv(c, k, padding = k // 2)")
+    for k, convs in ((5, 6), (1, 4)):  # k = 5: a block's inner pair still merges, its 5x5 branch stays
+        model = spec.build("net", k=k)
+        randomise(model)
+        deployed = archc.deploy(model)
+        assert_same(model, deployed, size=12)
+        assert sum(isinstance(m, nn.Conv2d) for m in deployed.modules()) == convs
+
+
+def test_a_layer_absorbs_one_norm(tmp_path):
+    """A second norm after a conv (found by the fuzzer) stays: the conv took the first."""
+    path = tmp_path / "net.arch"
+    path.write_text("""
+network Net() {
+    input 3 x 8 x 8
+    conv1 = conv(4, 3, padding = 1); bn2 = batchnorm; bn3 = batchnorm
+    global_avgpool
+    fc = linear(8); bn4 = batchnorm; bn5 = batchnorm
+}
+variant net = Net()
+""")
+    model = archc.load(path).build("net")
+    randomise(model)
+    deployed = archc.deploy(model)
+    assert [name for name, m in deployed.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == \
+        ["bn3", "bn5"]
+    assert_same(model, deployed, size=8)
+
+
+def test_what_the_fuzzer_found(tmp_path):
+    """A norm after a dropout after a linear folds (the dropout is the identity in eval); an empty residual
+    (2x) stays empty; a residual around a lone norm (no conv to merge into) stays."""
+    path = tmp_path / "net.arch"
+    path.write_text("""
+network Net() {
+    input 3 x 8 x 8
+    residual { }
+    residual { residual { a = seq { conv(3, 3, padding = 1, bias = false); batchnorm } } shortcut { b = batchnorm } }
+    residual { bn = batchnorm }
+    flatten
+    fc1 = linear(4); dropout(0.3); bn2 = batchnorm; dropout(0.3)
+    fc = linear(5)
+}
+variant net = Net()
+""")
+    model = archc.load(path).build("net")
+    randomise(model)
+    deployed = archc.deploy(model)
+    assert_same(model, deployed, size=8)
+    assert [name for name, m in deployed.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == ["bn"]
+
+
+def test_a_backbone_deploys():
+    """features_only: the deployed backbone gives the trained one's feature maps (no head on either side)."""
+    model = trained("resnet18", features_only=True)
+    deployed = archc.deploy(model)
+    assert type(deployed).__name__ == "ResNetFeatures" and not hasattr(deployed, "fc")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        for want, got in zip(model(x), deployed(x), strict=True):
+            assert float((want - got).abs().max()) <= 1e-5 * max(1.0, float(want.abs().max()))

@@ -3,9 +3,10 @@ by node.
 
 The rewrite (``rewrite.py``) keeps every statement's span, so after leaving out the nodes of the layers it removed,
 the two graphs list the same operations in the same order: a module's path may differ (a numbered seq renumbers
-when a batch norm leaves it) but not its kind or its statement. A conv that absorbed a batch norm in the spec
-absorbs, in each instance, the batch norm node that reads it (if that instance has one: a conditional norm may be
-off). Torch-free: the plan is data, applied by ``convert.py``.
+when a batch norm leaves it) but not its kind or its statement. A deployed conv whose weights the rewrite builds is
+the sum of terms (``terms.Term``) read off the trained graph at its instance: the conv itself, the batch norm that
+reads it (if that instance has one: a conditional norm may be off), and the other branches of each merged residual
+it sits in. Torch-free: the plan is data, applied by ``convert.py``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from dataclasses import dataclass, field
 
 from ..sema.graph import Graph, OpNode
 from .rewrite import Rewrites
+from .terms import Term, fits, readers, residual_terms
 
 
 class PlanError(RuntimeError):
-    """The two graphs do not line up: a bug of the rewrite, not of the user's spec."""
+    """The two graphs do not line up, or an instance cannot merge as the statement does."""
 
 
 @dataclass
 class Plan:
     # (trained module path or tensor key, deployed one, whether it is a learned tensor rather than a module)
     copies: list[tuple[str, str, bool]] = field(default_factory=list)
-    # (deployed module path, trained module path, trained norm path, the absorbing kind)
-    folds: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # (deployed module path, its terms as trained module paths: (conv or None for the input, norm or None))
+    sums: list[tuple[str, list[tuple[str | None, str | None]]]] = field(default_factory=list)
 
 
 def plan(trained: Graph, deployed: Graph, rewrites: Rewrites) -> Plan:
@@ -40,21 +42,32 @@ def plan(trained: Graph, deployed: Graph, rewrites: Rewrites) -> Plan:
             raise PlanError(f"operation {a.id} ({a.op}) is matched with {b.id} ({b.op})")
         if a.name is None:
             continue
-        norm = _folded_norm(trained, a, rewrites) if b.span in rewrites.folded else None
-        if norm is not None:
-            result.folds.append((b.name, a.name, norm.name, a.op))
+        if b.span in rewrites.sums:
+            terms = _terms(trained, a, rewrites)
+            result.sums.append((b.name, [(_name(trained, t.conv), _name(trained, t.norm)) for t in terms]))
         else:
             result.copies.append((a.name, b.name, a.learned))
     return result
 
 
-def _folded_norm(graph: Graph, op: OpNode, rewrites: Rewrites) -> OpNode | None:
-    """The norm this instance of a folding layer absorbs: the one node that reads it, if it is the folded one."""
-    readers = [graph.node(s) for s in graph.g.successors(op.id)]
-    span = rewrites.folded[op.span]
-    norms = [r for r in readers if r.span == span and (span, r.op) in rewrites.removed]
-    if not norms:
-        return None  # this instance's norm is switched off
-    if len(readers) != 1 or norms[0].name is None:
-        raise PlanError(f"{op.id} is read by {', '.join(r.id for r in readers)}: it cannot absorb a norm")
-    return norms[0]
+def _name(graph: Graph, node: str | None) -> str | None:
+    return None if node is None else graph.node(node).name
+
+
+def _terms(graph: Graph, op: OpNode, rewrites: Rewrites) -> list[Term]:
+    """The summands of a deployed conv at this instance: itself (with its folded norm), then each merged
+    residual's other branches."""
+    out, terms = op, [Term(op.id, None)]
+    after = readers(graph, op)
+    if len(after) == 1 and (after[0].span, after[0].op) in rewrites.removed and after[0].op == "batchnorm" \
+            and rewrites.folded.get(op.span) == after[0].span:
+        out, terms = after[0], [Term(op.id, after[0].id)]
+    while True:
+        after = readers(graph, out)
+        if len(after) != 1 or after[0].op != "add" or after[0].span not in rewrites.merged:
+            break
+        found = residual_terms(graph, after[0], rewrites.merged)
+        if found is None or found[1] != op.id or not fits(graph, op.id, found[2]):
+            raise PlanError(f"{after[0].id}: this instance's branches do not sum into {op.name}")
+        out, terms = after[0], found[2]
+    return terms

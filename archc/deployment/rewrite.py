@@ -1,12 +1,14 @@
 """A spec's inference form, written as a spec: the tree rewrite behind ``archc build --deploy`` and ``archc.deploy``.
 
-Two rewrites, each driven by the op registry rather than by any network:
+Three rewrites, each driven by the op registry and the graphs rather than by any network:
 
 - a layer whose kind is the identity in eval (``eval_identity``: dropout, stochastic depth) is left out, and so
   is a residual's ``stochastic_depth``;
 - a layer whose kind folds into the kind of the layer just before it (``folds_into``: a batch norm after a conv
   or a linear) is left out, and the layer before it gets a bias: the weights are folded when a trained model is
-  deployed (``convert.py``).
+  deployed (``convert.py``);
+- a residual whose instances all sum linear branches that fit one conv (``terms.py``) becomes its body's conv, with
+  a bias.
 
 A fold needs the two to be consecutive steps of one sequential body (a block's, a seq's, a residual's), the first
 unconditional and read by nothing else (no ``from NAME`` names it). Initialisation rules are dropped: a deployed
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from ..lang import nodes as n
 from ..lang.loader import Program
 from ..ops import REGISTRY
+from .terms import MERGES_INTO
 
 DROPPED_RESIDUAL_ARGS = ("stochastic_depth", "mode")
 
@@ -34,15 +37,19 @@ class Rewrites:
 
     folded: dict[n.Span, n.Span] = field(default_factory=dict)  # the absorbing layer -> the layer folded into it
     removed: set[tuple[n.Span, str]] = field(default_factory=set)  # (span, kind) of each layer left out
+    merged: set[n.Span] = field(default_factory=set)  # the residuals whose branches became their body's conv
+    sums: set[n.Span] = field(default_factory=set)  # the convs (and linears) whose weights are built, not copied
 
 
-def deploy_program(program: Program) -> tuple[Program, Rewrites]:
-    """The inference form of ``program`` (a new tree; the original is untouched) and what changed."""
-    rw = _Rewriter()
+def deploy_program(program: Program, merge: set[n.Span] = frozenset()) -> tuple[Program, Rewrites]:
+    """The inference form of ``program`` (a new tree; the original is untouched) and what changed. ``merge``: the
+    residuals whose instances all sum linear branches that fit one conv (``terms.mergeable``)."""
+    rw = _Rewriter(merge)
     blocks = {name: rw.definition(b) for name, b in program.blocks.items()}
     networks = {name: rw.definition(net) for name, net in program.networks.items()}
-    note = textwrap.fill("The inference form (archc build --deploy): batch norms folded into the conv or linear before them, "
-            "dropout and stochastic depth left out. archc.deploy(model) fills it from a trained model.", 76)
+    note = textwrap.fill("The inference form (archc build --deploy): batch norms folded into the conv or linear "
+                         "before them, linear branches summed into one conv, dropout and stochastic depth left out. "
+                         "archc.deploy(model) fills it from a trained model.", 76)
     header = program.main.header
     header = f"{header}\n\n{note}" if "\n\n" in header or not header else f"{header}\n\n\n{note}"
     main = dataclasses.replace(program.main, header=header)
@@ -59,9 +66,11 @@ def _kind(stmt) -> str | None:
 
 
 class _Rewriter:
-    def __init__(self):
+    def __init__(self, merge: set[n.Span]):
+        self.merge = merge
         self.done = Rewrites()
         self.protected: set[str] = set()  # layer names read by ``from NAME``: their output is needed as it is
+        self.results: set[int] = set()  # the statements that merged residuals became: nothing more folds into them
 
     def definition(self, d):
         if isinstance(d, n.BlockDef) and d.signature is not None:
@@ -72,19 +81,21 @@ class _Rewriter:
     # A body whose statements run one after another (the output of each is the input of the next).
     def sequence(self, body: list) -> list:
         out: list = []
+        left_out = None
         for stmt in body:
             if isinstance(stmt, n.Init) or _inits_only(stmt):
                 continue
             kind = _kind(stmt)
             if kind is not None and REGISTRY[kind].eval_identity:
                 self.done.removed.add((stmt.span, kind))
+                left_out = left_out or stmt
                 continue
             if kind is not None and out and self._folds(out[-1], stmt):
                 out[-1] = self._absorb(out[-1], stmt)
                 self.done.removed.add((stmt.span, kind))
                 continue
             out.append(self.statement(stmt))
-        return out or [_identity(body[0].span if body else None)]
+        return out or ([_identity(left_out.span)] if left_out is not None else [])  # what was left out: the input
 
     # A statement inside: its own bodies rewritten.
     def statement(self, stmt):
@@ -94,8 +105,13 @@ class _Rewriter:
             args = stmt.arguments
             kwargs = [kw for kw in args.kwargs if kw[0] not in DROPPED_RESIDUAL_ARGS]
             shortcut = stmt.shortcut and dataclasses.replace(stmt.shortcut, body=self.sequence(stmt.shortcut.body))
-            return dataclasses.replace(stmt, arguments=dataclasses.replace(args, kwargs=kwargs),
-                                       body=self.sequence(stmt.body), shortcut=shortcut)
+            body = self.sequence(stmt.body)
+            if stmt.span in self.merge:
+                merged = self._merged(stmt, body, shortcut)
+                if merged is not None:
+                    return merged
+            return dataclasses.replace(stmt, arguments=dataclasses.replace(args, kwargs=kwargs), body=body,
+                                       shortcut=shortcut)
         if isinstance(stmt, n.For):
             return dataclasses.replace(stmt, body=self.sequence(stmt.body))
         if isinstance(stmt, n.If):
@@ -117,7 +133,39 @@ class _Rewriter:
                                           if isinstance(stmt, n.If) else {}))
         return self.statement(stmt)
 
+    def _merged(self, stmt: n.Residual, body: list, shortcut: n.Shortcut | None):
+        """The residual as its body's one conv, with a bias, if body and shortcut are linear statements."""
+        if stmt.cond is not None or any(k not in ("when", *DROPPED_RESIDUAL_ARGS) for k, _, _ in stmt.arguments.kwargs):
+            return None
+        if shortcut is not None and (shortcut.cond is not None or shortcut.source is not None):
+            return None
+        main = _conv_like(body)
+        short = [] if shortcut is None else shortcut.body
+        if main is None or not (not short or _conv_like(short) is not None or _kind(short[0]) == "batchnorm"
+                                and len(short) == 1 and short[0].cond is None):
+            return None
+        self.done.merged.add(stmt.span)
+        self.done.removed.add((stmt.span, "add"))
+        for old in [] if stmt.shortcut is None else stmt.shortcut.body:
+            self.done.removed.update((s.span, s.func) for s in old.walk() if isinstance(s, n.Layer))
+        with_bias = self._biased(main)
+        self.done.sums.add(main.span)
+        result = with_bias if body[0] is main else dataclasses.replace(body[0], body=[with_bias])
+        self.results.add(id(result))
+        return result
+
+    def _biased(self, layer: n.Layer) -> n.Layer:
+        """``layer`` with its bias on."""
+        kwargs = [kw for kw in layer.arguments.kwargs if kw[0] != "bias"]
+        args = list(layer.arguments.args)
+        bias_at = REGISTRY[layer.func].positional.index("bias")
+        if len(args) > bias_at:
+            args[bias_at] = n.Const(True, layer.span)
+        return dataclasses.replace(layer, arguments=dataclasses.replace(layer.arguments, args=args, kwargs=kwargs))
+
     def _folds(self, before, stmt: n.Layer) -> bool:
+        if id(before) in self.results or before.span in self.done.folded:  # one norm a layer
+            return False
         first = _kind(before)
         return (first is not None and first in REGISTRY[stmt.func].folds_into and before.cond is None
                 and not _named(before, self.protected) and "bias" in REGISTRY[first].positional)
@@ -125,6 +173,7 @@ class _Rewriter:
     def _absorb(self, layer: n.Layer, folded: n.Layer) -> n.Layer:
         """``layer`` with a bias wherever ``folded`` is there to give it one."""
         self.done.folded[layer.span] = folded.span
+        self.done.sums.add(layer.span)
         bias_at = REGISTRY[layer.func].positional.index("bias")
         args = list(layer.arguments.args)
         kwargs = list(layer.arguments.kwargs)
@@ -143,6 +192,18 @@ class _Rewriter:
         else:
             kwargs = [kw for kw in kwargs if kw[0] != "bias"] + [("bias", on, folded.span)]
         return dataclasses.replace(layer, arguments=dataclasses.replace(layer.arguments, args=args, kwargs=kwargs))
+
+
+def _conv_like(body: list) -> n.Layer | None:
+    """The conv (or linear) a rewritten body is: one unconditional such layer, alone or alone in a seq."""
+    if len(body) != 1:
+        return None
+    stmt = body[0]
+    if isinstance(stmt, n.Seq) and stmt.cond is None and len(stmt.body) == 1:
+        stmt = stmt.body[0]
+    if _kind(stmt) in MERGES_INTO and stmt.cond is None:
+        return stmt
+    return None
 
 
 def _inits_only(stmt) -> bool:
@@ -164,6 +225,5 @@ def _member_list(stmt) -> list:
     return getattr(stmt, _members(stmt))
 
 
-def _identity(span: n.Span | None) -> n.Layer:
-    span = span or n.Span("<deploy>", 1, 1, 1, 1)
+def _identity(span: n.Span) -> n.Layer:
     return n.Layer(None, "identity", span, n.Arguments([], []), None, span)
