@@ -119,6 +119,7 @@ class FlowMix:
                     f"scaled_dot_product_attention({a}, {a}, {a})",
                     f"scaled_dot_product_attention({a}, {a}, {a}, is_causal = true, scale = 0.5)",
                     f"scaled_dot_product_attention({a}, {a}, {a}, dropout_p = 0.1)",
+                    f"scaled_dot_product_attention({a}, {a}, {a}, narrow({a}, 1, 0, 1))",  # an additive mask
                     f"{a} + unflatten(sum(reshape({a}, (c, -1)), 2, keepdim = true), 2, (1, 1)) / 8",
                     f"flatten_dims(unflatten({a}, 1, (1, c)), 1, 2)",
                 ]))

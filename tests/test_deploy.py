@@ -330,3 +330,28 @@ def test_a_backbone_deploys():
     with torch.no_grad():
         for want, got in zip(model(x), deployed(x), strict=True):
             assert float((want - got).abs().max()) <= 1e-5 * max(1.0, float(want.abs().max()))
+
+
+def test_a_seq_that_names_layers_by_position_keeps_them(tmp_path):
+    """Where a seq names its layers by number, a norm that folds leaves an identity in its place: the unnamed
+    layers after it keep their numbers (renumbered, the relu would take the number of the next conv)."""
+    path = tmp_path / "net.arch"
+    path.write_text("""
+network Net() {
+    input 3 x 8 x 8
+    layers = seq {
+        "0" = conv(4, 3, padding = 1, bias = false); "1" = batchnorm; relu
+        "3" = conv(4, 3, padding = 1, bias = false); "4" = batchnorm; relu; dropout(0.1)
+        "7" = conv(4, 1)
+    }
+    global_avgpool
+    fc = linear(3)
+}
+variant net = Net()
+""")
+    model = archc.load(path).build("net")
+    randomise(model)
+    deployed = archc.deploy(model)
+    assert [type(m).__name__ for m in deployed.layers] == ["Conv2d", "Identity", "ReLU", "Conv2d", "Identity", "ReLU",
+                                                          "Identity", "Conv2d"]
+    assert_same(model, deployed, size=8)

@@ -60,6 +60,21 @@ def test_attention_matches_torch(causal, scale):
                                   theirs)
 
 
+def test_attention_with_an_additive_mask_matches_torch():
+    """A fourth tensor is added to the scores before the softmax: torch's float attn_mask."""
+    q, k, v = (torch.randn(2, 3, 7, 4, dtype=torch.float64) for _ in range(3))
+    for mask in (torch.randn(2, 3, 7, 7, dtype=torch.float64), torch.randn(2, 1, 1, 7, dtype=torch.float64)):
+        ours = run("scaled_dot_product_attention", [q, k, v, mask])
+        assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+        assert not torch.allclose(ours, F.scaled_dot_product_attention(q, k, v))
+    t = TensorType((3, 7, 4), "...")
+    assert shape("scaled_dot_product_attention", (t, t, t, TensorType((1, 7, 7), "..."))).shape == (3, 7, 4)
+    with pytest.raises(ShapeError, match="does not broadcast to the scores, 3 x 7 x 7"):
+        shape("scaled_dot_product_attention", (t, t, t, TensorType((7, 7), "..")))
+    with pytest.raises(ShapeError, match="a mask or is_causal"):
+        shape("scaled_dot_product_attention", (t, t, t, TensorType((3, 7, 7), "...")), is_causal=True)
+
+
 def shape(kind: str, t, **args):
     op = REGISTRY[kind]
     return op.shape(op.args(**args), t)

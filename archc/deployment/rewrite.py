@@ -71,6 +71,7 @@ class _Rewriter:
         self.done = Rewrites()
         self.protected: set[str] = set()  # layer names read by ``from NAME``: their output is needed as it is
         self.results: set[int] = set()  # the statements that merged residuals became: nothing more folds into them
+        self.positions = False  # inside a seq that names layers by their positions
 
     def definition(self, d):
         if isinstance(d, n.BlockDef) and d.signature is not None:
@@ -89,16 +90,24 @@ class _Rewriter:
             if kind is not None and REGISTRY[kind].eval_identity:
                 self.done.removed.add((stmt.span, kind))
                 left_out = left_out or stmt
+                out += [_identity(stmt.span)] if self.positions else []
                 continue
             if kind is not None and out and self._folds(out[-1], stmt):
                 out[-1] = self._absorb(out[-1], stmt)
                 self.done.removed.add((stmt.span, kind))
+                out += [_identity(stmt.span)] if self.positions else []
                 continue
             out.append(self.statement(stmt))
         return out or ([_identity(left_out.span)] if left_out is not None else [])  # what was left out: the input
 
     # A statement inside: its own bodies rewritten.
     def statement(self, stmt):
+        if isinstance(stmt, n.Seq) and not self.positions and _names_positions(stmt):
+            self.positions = True  # what leaves stays as an identity, so that the layers keep their numbers
+            try:
+                return dataclasses.replace(stmt, body=self.sequence(stmt.body))
+            finally:
+                self.positions = False
         if isinstance(stmt, (n.Seq, n.Gate)):
             return dataclasses.replace(stmt, body=self.sequence(stmt.body))
         if isinstance(stmt, n.Residual):
@@ -204,6 +213,12 @@ def _conv_like(body: list) -> n.Layer | None:
     if _kind(stmt) in MERGES_INTO and stmt.cond is None:
         return stmt
     return None
+
+
+def _names_positions(seq: n.Seq) -> bool:
+    """Whether a seq names some of its layers by number (``"3" = conv(...)``): unnamed ones count from those."""
+    return any(isinstance(s, (n.Layer, n.Seq)) and s.target is not None and s.target.quoted for s in seq.walk()
+               if s is not seq)
 
 
 def _inits_only(stmt) -> bool:

@@ -238,7 +238,7 @@ class _Lowering:
         if kind.has_params or kind.call is not None:
             raise SpecError(f"{func} has parameters (or is called with more than its input): declare it, then apply it",
                             e.func.span, hint=f"'NAME = {func}(...)' above, then 'NAME(x)' here")
-        tensors, rest = self._tensor_args(e, func, kind.inputs)
+        tensors, rest = self._tensor_args(e, func, kind.inputs, kind.optional_inputs)
         for arg in [*rest, *(v for _, v in e.kwargs)]:
             self._no_tensors(arg)
         srcs = tuple(self.value(t, dest if i == 0 else self._fresh(), steps) for i, t in enumerate(tensors))
@@ -247,14 +247,18 @@ class _Lowering:
         steps.append(n.Flow(dest, "op", srcs, layer, e.span))
         return dest
 
-    def _tensor_args(self, e: n.Call, func: str, inputs: int) -> tuple[list[n.Expr], list[n.Expr]]:
-        """An op's tensor arguments (the first ``inputs`` positional ones; 0: a list, the first) and the rest."""
+    def _tensor_args(self, e: n.Call, func: str, inputs: int, optional: int = 0) -> tuple[list[n.Expr], list[n.Expr]]:
+        """An op's tensor arguments (the first ``inputs`` positional ones, and up to ``optional`` more that read
+        tensors; 0: a list, the first) and the rest."""
         if inputs == 0:
             if not e.args or not isinstance(e.args[0], n.ListExpr) or not e.args[0].items:
                 raise SpecError(f"'{func}' takes a list of tensors first", e.span, hint=f"'{func}([a, b], dim)'")
             tensors, rest = list(e.args[0].items), e.args[1:]
         else:
-            tensors, rest = e.args[:inputs], e.args[inputs:]
+            more = 0
+            while more < optional and len(e.args) > inputs + more and self._reads_tensors(e.args[inputs + more]):
+                more += 1
+            tensors, rest = e.args[:inputs + more], e.args[inputs + more:]
         if len(tensors) < max(inputs, 1) or not all(self._reads_tensors(t) for t in tensors):
             what = "a tensor as its first argument" if inputs == 1 else \
                 f"{inputs} tensors as its first arguments" if inputs else "tensors in its list"

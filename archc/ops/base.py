@@ -91,6 +91,7 @@ class OpKind:
     # the tensors it takes (its shape rule gets a tuple of their types where not 1; 0: a list): more than one only
     # in the lets of blocks with named tensors
     inputs: int = 1
+    optional_inputs: int = 0  # more tensors it may take after those (attention's additive mask)
     sym: Callable | None = None  # (arguments as expressions, symbolic input shape(s)) -> symbolic output shape
     training_only: tuple[str, ...] = ()  # arguments that apply in training only (attention's dropout_p)
     # deployment (``archc.deploy``): the kinds whose output it may fold into when it reads theirs alone (a batch

@@ -340,7 +340,7 @@ class AttentionArgs(Args):
 
 
 def _sdpa_shape(a, ts: tuple[TensorType, ...]) -> TensorType:
-    q, k, v = ts
+    q, k, v = ts[:3]
     if not len(q.shape) == len(k.shape) == len(v.shape) or len(q.shape) < 2:
         raise ShapeError(f"q, k and v must have the same rank, at least 2: {q.describe()}, {k.describe()}, "
                          f"{v.describe()}")
@@ -348,18 +348,28 @@ def _sdpa_shape(a, ts: tuple[TensorType, ...]) -> TensorType:
             k.shape[:-2] != v.shape[:-2]:
         raise ShapeError(f"q {q.describe()}, k {k.describe()} and v {v.describe()} do not fit: q and k share their "
                          "last size, k and v their length, all three their leading sizes")
+    if len(ts) == 4:  # an additive mask (a bias) on the scores: it broadcasts to them
+        scores, mask = (*q.shape[:-1], k.shape[-2]), ts[3].shape
+        if len(mask) != len(scores) or any(m not in (1, s) for m, s in zip(mask, scores)):
+            raise ShapeError(f"the mask {ts[3].describe()} does not broadcast to the scores, "
+                             f"{' x '.join(map(str, scores))} (q's sizes but the last, then k's length)",
+                             hint="give it the scores' sizes, or 1 where it is the same along an axis")
+        if a.is_causal:
+            raise ShapeError("give attention a mask or is_causal, not both (PyTorch takes one)")
     return named((*q.shape[:-1], v.shape[-1]))
 
 
 def _sdpa_sym(a: dict, shapes: tuple) -> tuple:
-    q, _, v = shapes
+    q, v = shapes[0], shapes[2]
     return (*q[:-1], v[-1])
 
 
 def _sdpa_run(m, a: dict, t, xs: list, training: bool):
-    q, k, v = xs
+    q, k, v = xs[:3]
     scale = a["scale"] if a["scale"] is not None else 1 / math.sqrt(q.shape[-1])
     scores = (q @ k.transpose(-2, -1)) * scale
+    if len(xs) == 4:
+        scores = scores + xs[3]
     if a["is_causal"]:
         mask = q.new_ones(q.shape[-2], k.shape[-2], dtype=bool).tril()
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -415,11 +425,12 @@ _register(OpKind(
     macs=lambda a, ts, o: math.prod(o.shape) * ts[0].shape[-1],
     run=lambda m, a, t, xs, training: xs[0] @ xs[1], doc="the matrix product of the last two dimensions"))
 _register(OpKind(
-    "scaled_dot_product_attention", AttentionArgs, _sdpa_shape, layouts=ANY, inputs=3,
+    "scaled_dot_product_attention", AttentionArgs, _sdpa_shape, layouts=ANY, inputs=3, optional_inputs=1,
     functional="F.scaled_dot_product_attention", training_only=("dropout_p",), sym=_sdpa_sym,
     macs=lambda a, ts, o: 2 * math.prod(o.shape[:-1]) * ts[1].shape[-2] * (ts[0].shape[-1] + ts[2].shape[-1]) // 2,
     run=_sdpa_run, keeps_output=True,
-    doc="softmax(q k^T * scale) v over the last two dimensions; scale defaults to 1 / sqrt(q's last size)"))
+    doc="softmax(q k^T * scale + mask) v over the last two dimensions; scale defaults to 1 / sqrt(q's last size); "
+        "a fourth tensor is an additive mask (a bias) on the scores"))
 _register(OpKind(
     "cat", JoinArgs, _cat_shape, layouts=ANY, template="torch.cat({xs}, {dim})", inputs=0,
     sym=_cat_sym, run=lambda m, a, t, xs, training: __import__("torch").cat(xs, a["dim"]),

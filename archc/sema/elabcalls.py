@@ -63,8 +63,7 @@ class CallElaboration:
             raise SpecError(f"'{stmt.func}' holds an op, so it is a module: it needs a name here", stmt.span,
                             hint=f"write 'NAME = {stmt.func}'")
         if stmt.target is None and numbered:
-            name: str | None = str(frame.scope.count)
-            frame.scope.count += 1
+            name: str | None = self.number(frame, stmt.span)
         elif stmt.target is None:
             if kind.has_params:
                 raise SpecError(f"this {kind.name} has parameters and needs a name", stmt.span,
@@ -97,8 +96,7 @@ class CallElaboration:
             if not frame.scope.numbered:
                 raise SpecError(f"this {block.name} needs a name", stmt.span,
                                 hint=f"write 'NAME = {block.name}(...)': the name becomes its attribute")
-            name = str(frame.scope.count)
-            frame.scope.count += 1
+            name = self.number(frame, stmt.span)
         else:
             name = self.claim(stmt.target, frame, x)
         if block.name in self.block_stack:

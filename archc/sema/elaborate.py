@@ -218,8 +218,7 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             if frame.main and stmt in self.tap_holders:
                 raise SpecError("a tap in an unnamed seq inside a named one: the inner seq is a numbered module",
                                 stmt.span, hint="name the inner seq, or tap outside it")
-            name = str(frame.scope.count)
-            frame.scope.count += 1
+            name = self.number(frame, stmt.span)
         else:
             name = self.claim(stmt.target, frame, x)
         path = frame.scope.child(name)
@@ -292,6 +291,18 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
         if dotted:
             return ".".join(check_name(part, target) for part in "".join(parts).split("."))
         return check_name("".join(parts), target)
+
+    def number(self, frame: Frame, span: n.Span) -> str:
+        """The name of an unnamed layer of a numbered seq: its position, unless a quoted name took it already."""
+        scope = frame.scope
+        name = str(scope.count)
+        if name in scope.names:
+            raise SpecError(f"this layer stands at position {name} of its seq, a name given already", span,
+                            notes=[("given here", scope.names[name])],
+                            hint="name the layers of a seq by their positions throughout, or not at all")
+        scope.names[name] = span
+        scope.count += 1
+        return name
 
     def claim(self, target: n.Target, frame: Frame, x: Tensor) -> str:
         name = self.target_name(target, frame, x)
