@@ -10,8 +10,6 @@ hash are ever executed. See ``archc.built``.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from functools import cached_property
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from .backends.python.codegen import generate
 from .errors import SpecError, SpecErrors, did_you_mean
 from .lang import nodes as n
 from .lang.loader import Program, load_program
+from .sema.allocation import fewer_collections
 from .sema.elaborate import MAX_ERRORS, Elaborator
 from .sema.expr import Budget, evaluate
 from .sema.graph import Graph
@@ -160,19 +159,6 @@ class Spec:
 def _same(a: SpecError, b: SpecError) -> bool:
     """The same mistake, met again while elaborating another variant."""
     return a.span == b.span and a.message == b.message
-
-
-@contextlib.contextmanager
-def fewer_collections():
-    """Elaboration allocates hundreds of thousands of small objects and frees few of them, so Python's
-    cycle collector, run every 700 allocations by default, took a third of the time of building every
-    spec. Collect less often for the duration, then restore the thresholds."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], 50_000), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 def load(path: str | Path, text: str | None = None) -> Spec:

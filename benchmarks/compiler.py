@@ -54,7 +54,7 @@ def main(repeats: int = 5) -> None:
     f, g, a = (statistics.median(x) for x in (floor, googlenet, everything))
     print(f"{'measure':<44} {'seconds':>8} {'ratio':>8}")
     print(f"{'import floor (lark, jinja2, networkx, pydantic)':<44} {f:8.2f} {1:8.2f}")
-    print(f"{'archc build specs/googlenet.arch':<44} {g:8.2f} {g / f:8.2f}  (goal: <= 2 x floor)")
+    print(f"{'archc build specs/googlenet.arch':<44} {g:8.2f} {g / f:8.2f}  (goal: <= 1.5 x floor)")
     print(f"{'archc build specs/*.arch':<44} {a:8.2f} {a / f:8.2f}  (goal: < 3 s)")
     print(f"{'1,000-layer chain':<44} {sizes[1000]:8.2f} {sizes[1000] / f:8.2f}")
     print(f"{'10,000-layer chain':<44} {sizes[10000]:8.2f} {sizes[10000] / f:8.2f}  (goal: < 10 s)")

@@ -34,7 +34,7 @@ import types
 import warnings
 from pathlib import Path
 
-from ..lang.files import MARKER, MARKER_WINDOW, FileProblem, _read_head, write_outputs
+from ..lang.files import MARKER, MARKER_WINDOW, FileProblem, _read_head, user_cache_dir, write_outputs
 
 PACKAGE = __name__
 HASH_DIGITS = 32
@@ -47,15 +47,8 @@ __path__: list[str] = []
 
 def cache_dirs() -> list[Path]:
     """Where generated modules are kept, in the order they are tried."""
-    dirs = []
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if os.path.isabs(xdg):  # the XDG specification ignores a relative path
-        dirs.append(Path(xdg) / "archc" / "built")
-    else:
-        try:
-            dirs.append(Path.home() / ".cache" / "archc" / "built")
-        except RuntimeError:  # no home directory
-            pass
+    user_dir = user_cache_dir()
+    dirs = [] if user_dir is None else [user_dir / "built"]
     user = getattr(os, "getuid", lambda: "user")()
     dirs.append(Path(tempfile.gettempdir()) / f"archc-{user}" / "built")
     return dirs

@@ -100,6 +100,18 @@ def _size(n: int) -> str:
 # ------------------------------------------------------------------ outputs
 
 
+def user_cache_dir() -> Path | None:
+    """archc's folder in the user's cache: ``$XDG_CACHE_HOME/archc``, else ``~/.cache/archc``; None without a home
+    directory. Only this user can write there, unlike the temporary directory."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG specification ignores a relative path
+        return Path(xdg) / "archc"
+    try:
+        return Path.home() / ".cache" / "archc"
+    except RuntimeError:  # no home directory
+        return None
+
+
 def is_generated(path: Path) -> bool:
     """Whether the regular file ``path`` carries the marker exactly where archc writes it (``carries_marker``)."""
     return carries_marker(_read_head(path, PY_MARKER_WINDOW, follow=False))

@@ -13,9 +13,10 @@ from ..lang import nodes as n
 from ..lang.files import MAX_SPEC_BYTES
 from ..lang.loader import Program, load_program
 from ..lang.parser import parse
+from ..sema.allocation import fewer_collections
 from ..sema.graph import Graph
 from ..sema.layout import SUFFIX, TensorType
-from ..spec import Spec, fewer_collections, load
+from ..spec import Spec, load
 from .positions import inside
 
 log = logging.getLogger(__name__)

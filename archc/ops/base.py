@@ -47,7 +47,7 @@ class ShapeError(ValueError):
 
 
 class Args(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 def _zero(a, t) -> int:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..lang.nodes import Span
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 # Plain frozen records: elaboration creates one per operation (tens of thousands for the deepest
@@ -63,12 +64,14 @@ class Graph:
     # Jupyter's view of a graph, the diagram backend's page: ``archc.spec`` installs it, since this layer imports
     # no backend (the backends import it)
     html_view: ClassVar[Callable[[Graph], str] | None] = None
-    """A networkx DiGraph of ``OpNode``s plus the network's inputs and outputs."""
+    """``OpNode``s by id, in the order added, plus the network's inputs and outputs; ``g``, their networkx DiGraph,
+    is made when first asked for (compiling never asks, and so never imports networkx)."""
 
     def __init__(self, network: str, variant: str | None):
         self.network = network
         self.variant = variant
-        self.g = nx.DiGraph()
+        self._ops: dict[str, OpNode] = {}
+        self._g: nx.DiGraph | None = None
         self.scopes: dict[str, ScopeInfo] = {}
         self.input: str | None = None
         self.output: str | None = None
@@ -80,17 +83,33 @@ class Graph:
         """Add ``node`` fed by the existing nodes ``inputs`` (so insertion order is a topological order)."""
         if tuple(inputs) != node.inputs:
             node = replace(node, inputs=tuple(inputs))
-        self.g.add_node(node.id, op=node)
-        for src in inputs:
-            self.g.add_edge(src, node.id, shape=self.node(src).shape)
+        self._ops[node.id] = node
+        if self._g is not None:
+            self._link(self._g, node)
         return node
 
+    @property
+    def g(self) -> nx.DiGraph:
+        """The networkx DiGraph of the ops (the node attribute ``op``; each edge's ``shape``, its source's)."""
+        if self._g is None:
+            import networkx as nx
+
+            self._g = nx.DiGraph()
+            for node in self._ops.values():
+                self._link(self._g, node)
+        return self._g
+
+    def _link(self, g: nx.DiGraph, node: OpNode) -> None:
+        g.add_node(node.id, op=node)
+        for src in node.inputs:
+            g.add_edge(src, node.id, shape=self._ops[src].shape)
+
     def node(self, node_id: str) -> OpNode:
-        return self.g.nodes[node_id]["op"]
+        return self._ops[node_id]
 
     def ops(self) -> list[OpNode]:
         """Every node in the spec's order, which is topological: a node is only ever added after its inputs."""
-        return [data["op"] for data in self.g.nodes.values()]
+        return list(self._ops.values())
 
     def modules(self) -> dict[str, OpNode]:
         """The ops that are modules of the generated model, by module path."""
@@ -112,7 +131,7 @@ class Graph:
         return sum(op.macs for op in self.ops())
 
     def __len__(self) -> int:
-        return self.g.number_of_nodes()
+        return len(self._ops)
 
     def _repr_html_(self) -> str | None:
         """The interactive diagram, inline in Jupyter (``archc draw -o net.html``'s page, in an iframe)."""

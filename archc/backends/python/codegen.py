@@ -7,6 +7,8 @@ classes in spec order, no timestamps, sorted imports.
 
 from __future__ import annotations
 
+from itertools import chain
+
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...lang.loader import Program
@@ -342,7 +344,7 @@ def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], m
         doc += "."
     module_names = set(program.blocks) | set(program.networks) | set(program.funcs) | set(program.variants) | \
         {let.name for let in program.lets} | {p.name for p in net.params}
-    local = next(name for name in ("model", "net", "instance") + tuple(f"model_{i}" for i in range(1, 10_000))
+    local = next(name for name in chain(("model", "net", "instance"), (f"model_{i}" for i in range(1, 10_000)))
                  if name not in module_names)
     fdef = defs.factory(v.name, net.name, free, args, local, docstring(doc, "    "), backbone)
     return {"name": v.name, "text": "\n".join(irprint.print_body([fdef], 0)), "tree": fdef}
