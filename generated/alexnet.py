@@ -14,10 +14,51 @@ from torch import Tensor, nn
 
 __all__ = [
     "AlexNet",
+    "AlexNetFeatures",
     "AlexNetPaper",
+    "AlexNetPaperFeatures",
     "alexnet",
     "alexnet_paper",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class AlexNet(nn.Module):
@@ -29,21 +70,26 @@ class AlexNet(nn.Module):
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(64, 192, kernel_size=5, padding=2),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(192, 384, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=3, stride=2),
-        )
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
+        features = nn.Sequential()
+        features.add_module("0", nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2))
+        features.add_module("1", nn.ReLU(inplace=True))
+        self.feature_info.append(dict(num_chs=64, reduction=4, module="features.1"))
+        features.add_module("2", nn.MaxPool2d(kernel_size=3, stride=2))
+        features.add_module("3", nn.Conv2d(64, 192, kernel_size=5, padding=2))
+        features.add_module("4", nn.ReLU(inplace=True))
+        self.feature_info.append(dict(num_chs=192, reduction=8, module="features.4"))
+        features.add_module("5", nn.MaxPool2d(kernel_size=3, stride=2))
+        features.add_module("6", nn.Conv2d(192, 384, kernel_size=3, padding=1))
+        features.add_module("7", nn.ReLU(inplace=True))
+        features.add_module("8", nn.Conv2d(384, 256, kernel_size=3, padding=1))
+        features.add_module("9", nn.ReLU(inplace=True))
+        features.add_module("10", nn.Conv2d(256, 256, kernel_size=3, padding=1))
+        features.add_module("11", nn.ReLU(inplace=True))
+        self.feature_info.append(dict(num_chs=256, reduction=16, module="features.11"))
+        features.add_module("12", nn.MaxPool2d(kernel_size=3, stride=2))
+        self.feature_info.append(dict(num_chs=256, reduction=32, module="features.12"))
+        self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=6)
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
@@ -62,6 +108,49 @@ class AlexNet(nn.Module):
         x = self.classifier(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = getattr(self.features, "0")(x)  # N x 64 x 55 x 55
+        x = getattr(self.features, "1")(x)  # N x 64 x 55 x 55
+        features.append(x)
+        x = getattr(self.features, "2")(x)  # N x 64 x 27 x 27
+        x = getattr(self.features, "3")(x)  # N x 192 x 27 x 27
+        x = getattr(self.features, "4")(x)  # N x 192 x 27 x 27
+        features.append(x)
+        x = getattr(self.features, "5")(x)  # N x 192 x 13 x 13
+        x = getattr(self.features, "6")(x)  # N x 384 x 13 x 13
+        x = getattr(self.features, "7")(x)  # N x 384 x 13 x 13
+        x = getattr(self.features, "8")(x)  # N x 256 x 13 x 13
+        x = getattr(self.features, "9")(x)  # N x 256 x 13 x 13
+        x = getattr(self.features, "10")(x)  # N x 256 x 13 x 13
+        x = getattr(self.features, "11")(x)  # N x 256 x 13 x 13
+        features.append(x)
+        x = getattr(self.features, "12")(x)  # N x 256 x 6 x 6
+        features.append(x)
+        return features
+
+
+class AlexNetFeatures(AlexNet):
+    """AlexNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(num_classes=num_classes, dropout=dropout)
+        del self.avgpool, self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class AlexNetPaper(nn.Module):
     """Figure 2 and Section 3.5, layer names as in Caffe's bvlc_alexnet. The two
@@ -76,16 +165,21 @@ class AlexNetPaper(nn.Module):
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5, groups: int = 2) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = nn.Conv2d(3, 96, kernel_size=11, stride=4)
         self.norm1 = nn.LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2)
+        self.feature_info.append(dict(num_chs=96, reduction=4, module="norm1"))
         self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2)
         self.conv2 = nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=groups)
         self.norm2 = nn.LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2)
+        self.feature_info.append(dict(num_chs=256, reduction=8, module="norm2"))
         self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2)
         self.conv3 = nn.Conv2d(256, 384, kernel_size=3, padding=1)
         self.conv4 = nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=groups)
         self.conv5 = nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=groups)
+        self.feature_info.append(dict(num_chs=256, reduction=16, module="conv5"))
         self.pool5 = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.feature_info.append(dict(num_chs=256, reduction=32, module="pool5"))
         self.fc6 = nn.Linear(256 * 6 * 6, 4096)
         self.drop6 = nn.Dropout(p=dropout)
         self.fc7 = nn.Linear(4096, 4096)
@@ -131,17 +225,75 @@ class AlexNetPaper(nn.Module):
         x = self.fc8(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 96 x 55 x 55
+        x = F.relu(x, inplace=True)  # N x 96 x 55 x 55
+        x = self.norm1(x)  # N x 96 x 55 x 55
+        features.append(x)
+        x = self.pool1(x)  # N x 96 x 27 x 27
+        x = self.conv2(x)  # N x 256 x 27 x 27
+        x = F.relu(x, inplace=True)  # N x 256 x 27 x 27
+        x = self.norm2(x)  # N x 256 x 27 x 27
+        features.append(x)
+        x = self.pool2(x)  # N x 256 x 13 x 13
+        x = self.conv3(x)  # N x 384 x 13 x 13
+        x = F.relu(x, inplace=True)  # N x 384 x 13 x 13
+        x = self.conv4(x)  # N x 384 x 13 x 13
+        x = F.relu(x, inplace=True)  # N x 384 x 13 x 13
+        x = self.conv5(x)  # N x 256 x 13 x 13
+        x = F.relu(x, inplace=True)  # N x 256 x 13 x 13
+        features.append(x)
+        x = self.pool5(x)  # N x 256 x 6 x 6
+        features.append(x)
+        return features
+
+
+class AlexNetPaperFeatures(AlexNetPaper):
+    """AlexNetPaper as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        groups: int = 2,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(num_classes=num_classes, dropout=dropout, groups=groups)
+        del self.fc6, self.drop6, self.fc7, self.drop7, self.fc8  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def alexnet(
     *,
     num_classes: int = 1000,
     dropout: float = 0.5,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> AlexNet:
     """torchvision's alexnet (PyTorch's default initialisation, as torchvision's)."""
-    model = AlexNet(num_classes=num_classes, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = AlexNetFeatures(num_classes=num_classes, dropout=dropout, out_indices=out_indices)
+    else:
+        model = AlexNet(num_classes=num_classes, dropout=dropout)
     model.archc_variant = "alexnet"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -151,9 +303,27 @@ def alexnet_paper(
     dropout: float = 0.5,
     groups: int = 2,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> AlexNetPaper:
     """The paper's two-GPU network (Caffe's bvlc_alexnet)."""
-    model = AlexNetPaper(num_classes=num_classes, dropout=dropout, groups=groups)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = AlexNetPaperFeatures(
+            num_classes=num_classes,
+            dropout=dropout,
+            groups=groups,
+            out_indices=out_indices,
+        )
+    else:
+        model = AlexNetPaper(num_classes=num_classes, dropout=dropout, groups=groups)
     model.archc_variant = "alexnet_paper"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout, groups=groups)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        groups=groups,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 __all__ = [
     "CNBlock",
     "ConvNeXt",
+    "ConvNeXtFeatures",
     "convnext_base",
     "convnext_large",
     "convnext_small",
@@ -35,6 +36,45 @@ def _stochastic_depth(x: Tensor, p: float, mode: str, training: bool) -> Tensor:
     if keep > 0.0:
         noise.div_(keep)
     return x * noise
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class _Permute(nn.Module):
@@ -113,20 +153,25 @@ class ConvNeXt(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depths = depths
+        self.dims = dims
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         total_blocks = sum(depths)
         features = nn.Sequential()
-        features.append(nn.Sequential(
+        features.add_module("0", nn.Sequential(
             nn.Conv2d(3, dims[0], kernel_size=4, stride=4),
             _LayerNorm2d(dims[0], eps=1e-06),
         ))
         block_id = 0
+        reduction = 4
         channels = dims[0]
         for i, (depth, dim) in enumerate(zip(depths, dims)):
             if i > 0:
-                features.append(nn.Sequential(
+                features.add_module(f"{2 * i}", nn.Sequential(
                     _LayerNorm2d(channels, eps=1e-06),
                     nn.Conv2d(channels, dim, kernel_size=2, stride=2),
                 ))
+                reduction *= 2
                 channels = dim
             layers = nn.Sequential()
             for _ in range(depth):
@@ -140,7 +185,10 @@ class ConvNeXt(nn.Module):
                 )
                 block_id = block_id + 1
                 channels = dim
-            features.append(layers)
+            features.add_module(f"{2 * i + 1}", layers)
+            self.feature_info.append(
+                dict(num_chs=channels, reduction=reduction, module=f"features.{2 * i + 1}"),
+            )
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.classifier = nn.Sequential(
@@ -159,23 +207,83 @@ class ConvNeXt(nn.Module):
         x = self.classifier(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = getattr(self.features, "0")(x)  # N x 96|128|192 x 56 x 56
+        for i, (_, _) in enumerate(zip(self.depths, self.dims)):
+            if i > 0:
+                x = getattr(self.features, f"{2 * i}")(x)  # N x 192..1536 x 7|14|28 x 7|14|28
+            x = getattr(self.features, f"{2 * i + 1}")(x)  # N x 96..1536 x 7..56 x 7..56
+            features.append(x)
+        return features
+
+
+class ConvNeXtFeatures(ConvNeXt):
+    """ConvNeXt as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        depths: list[int],
+        dims: list[int],
+        stochastic_depth_prob: float = 0.0,
+        layer_scale: float = 1e-06,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            depths=depths,
+            dims=dims,
+            stochastic_depth_prob=stochastic_depth_prob,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+        )
+        del self.avgpool, self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def convnext_tiny(
     *,
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
     """ConvNeXt with depths=[3, 3, 9, 3], dims=[96, 192, 384, 768], stochastic_depth_prob=0.1."""
-    model = ConvNeXt(
-        depths=[3, 3, 9, 3],
-        dims=[96, 192, 384, 768],
-        stochastic_depth_prob=0.1,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ConvNeXtFeatures(
+            depths=[3, 3, 9, 3],
+            dims=[96, 192, 384, 768],
+            stochastic_depth_prob=0.1,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ConvNeXt(
+            depths=[3, 3, 9, 3],
+            dims=[96, 192, 384, 768],
+            stochastic_depth_prob=0.1,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "convnext_tiny"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         layer_scale=layer_scale,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "convnext_tiny"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -184,17 +292,36 @@ def convnext_small(
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
     """ConvNeXt with depths=[3, 3, 27, 3], dims=[96, 192, 384, 768], stochastic_depth_prob=0.4."""
-    model = ConvNeXt(
-        depths=[3, 3, 27, 3],
-        dims=[96, 192, 384, 768],
-        stochastic_depth_prob=0.4,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ConvNeXtFeatures(
+            depths=[3, 3, 27, 3],
+            dims=[96, 192, 384, 768],
+            stochastic_depth_prob=0.4,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ConvNeXt(
+            depths=[3, 3, 27, 3],
+            dims=[96, 192, 384, 768],
+            stochastic_depth_prob=0.4,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "convnext_small"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         layer_scale=layer_scale,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "convnext_small"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -203,17 +330,36 @@ def convnext_base(
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
     """ConvNeXt with depths=[3, 3, 27, 3], dims=[128, 256, 512, 1024], stochastic_depth_prob=0.5."""
-    model = ConvNeXt(
-        depths=[3, 3, 27, 3],
-        dims=[128, 256, 512, 1024],
-        stochastic_depth_prob=0.5,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ConvNeXtFeatures(
+            depths=[3, 3, 27, 3],
+            dims=[128, 256, 512, 1024],
+            stochastic_depth_prob=0.5,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ConvNeXt(
+            depths=[3, 3, 27, 3],
+            dims=[128, 256, 512, 1024],
+            stochastic_depth_prob=0.5,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "convnext_base"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         layer_scale=layer_scale,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "convnext_base"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -222,15 +368,34 @@ def convnext_large(
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
     """ConvNeXt with depths=[3, 3, 27, 3], dims=[192, 384, 768, 1536], stochastic_depth_prob=0.5."""
-    model = ConvNeXt(
-        depths=[3, 3, 27, 3],
-        dims=[192, 384, 768, 1536],
-        stochastic_depth_prob=0.5,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ConvNeXtFeatures(
+            depths=[3, 3, 27, 3],
+            dims=[192, 384, 768, 1536],
+            stochastic_depth_prob=0.5,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ConvNeXt(
+            depths=[3, 3, 27, 3],
+            dims=[192, 384, 768, 1536],
+            stochastic_depth_prob=0.5,
+            layer_scale=layer_scale,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "convnext_large"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         layer_scale=layer_scale,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "convnext_large"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(layer_scale=layer_scale, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

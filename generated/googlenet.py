@@ -17,12 +17,52 @@ __all__ = [
     "BasicConv2d",
     "GoogLeNet",
     "GoogLeNetEnsemble",
+    "GoogLeNetFeatures",
     "Inception",
     "InceptionAux",
     "googlenet",
     "googlenet_ensemble",
     "googlenet_paper",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class BasicConv2d(nn.Module):
@@ -145,7 +185,10 @@ class GoogLeNet(nn.Module):
         init_weights: bool = True,
     ) -> None:
         super().__init__()
+        self.bn = bn
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3, bn=bn)
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="conv1"))
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.lrn1 = None
         if not bn:
@@ -155,18 +198,25 @@ class GoogLeNet(nn.Module):
         self.lrn2 = None
         if not bn:
             self.lrn2 = nn.LocalResponseNorm(size=5)
+        if not bn:
+            self.feature_info.append(dict(num_chs=192, reduction=4, module="lrn2"))
+        else:
+            self.feature_info.append(dict(num_chs=192, reduction=4, module="conv3"))
         self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception3a = Inception(192, 64, 96, 128, 16, 32, 32, k5, bn)
         self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64, k5, bn)
+        self.feature_info.append(dict(num_chs=480, reduction=8, module="inception3b"))
         self.maxpool3 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64, k5, bn)
         self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64, k5, bn)
         self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64, k5, bn)
         self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64, k5, bn)
         self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128, k5, bn)
+        self.feature_info.append(dict(num_chs=832, reduction=16, module="inception4e"))
         self.maxpool4 = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
         self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128, k5, bn)
         self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128, k5, bn)
+        self.feature_info.append(dict(num_chs=1024, reduction=32, module="inception5b"))
         self.aux1 = None
         if aux_logits:
             self.aux1 = InceptionAux(512, num_classes, bn)
@@ -219,6 +269,71 @@ class GoogLeNet(nn.Module):
             return x, aux1, aux2
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 64 x 112 x 112
+        features.append(x)
+        x = self.maxpool1(x)  # N x 64 x 56 x 56
+        if self.lrn1 is not None:
+            x = self.lrn1(x)  # N x 64 x 56 x 56
+        x = self.conv2(x)  # N x 64 x 56 x 56
+        x = self.conv3(x)  # N x 192 x 56 x 56
+        if self.lrn2 is not None:
+            x = self.lrn2(x)  # N x 192 x 56 x 56
+        if not self.bn:
+            features.append(x)
+        else:
+            features.append(x)
+        x = self.maxpool2(x)  # N x 192 x 28 x 28
+        x = self.inception3a(x)  # N x 256 x 28 x 28
+        x = self.inception3b(x)  # N x 480 x 28 x 28
+        features.append(x)
+        x = self.maxpool3(x)  # N x 480 x 14 x 14
+        x = self.inception4a(x)  # N x 512 x 14 x 14
+        x = self.inception4b(x)  # N x 512 x 14 x 14
+        x = self.inception4c(x)  # N x 512 x 14 x 14
+        x = self.inception4d(x)  # N x 528 x 14 x 14
+        x = self.inception4e(x)  # N x 832 x 14 x 14
+        features.append(x)
+        x = self.maxpool4(x)  # N x 832 x 7 x 7
+        x = self.inception5a(x)  # N x 832 x 7 x 7
+        x = self.inception5b(x)  # N x 1024 x 7 x 7
+        features.append(x)
+        return features
+
+
+class GoogLeNetFeatures(GoogLeNet):
+    """GoogLeNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        aux_logits: bool = True,
+        k5: int = 5,
+        bn: bool = True,
+        dropout: float = 0.4,
+        init_weights: bool = True,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            k5=k5,
+            bn=bn,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
+        del self.aux1, self.aux2, self.avgpool, self.dropout, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class GoogLeNetEnsemble(nn.Module):
     """Section 7: seven GoogLeNets, trained independently, averaging their softmax
@@ -246,24 +361,41 @@ def googlenet(
     bn: bool = True,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> GoogLeNet:
     """torchvision's googlenet: its "5x5" branch is a 3x3 conv (kept for weight
     compatibility, pytorch/vision#906) and its dropout is 0.2.
     """
-    model = GoogLeNet(
-        k5=3,
-        dropout=0.2,
-        num_classes=num_classes,
-        aux_logits=aux_logits,
-        bn=bn,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = GoogLeNetFeatures(
+            k5=3,
+            dropout=0.2,
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            bn=bn,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = GoogLeNet(
+            k5=3,
+            dropout=0.2,
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            bn=bn,
+            init_weights=init_weights,
+        )
     model.archc_variant = "googlenet"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         aux_logits=aux_logits,
         bn=bn,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -276,16 +408,31 @@ def googlenet_paper(
     dropout: float = 0.4,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> GoogLeNet:
     """The paper's Table 1: true 5x5 branches, conv biases, LRN, no batch norm."""
-    model = GoogLeNet(
-        bn=False,
-        num_classes=num_classes,
-        aux_logits=aux_logits,
-        k5=k5,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = GoogLeNetFeatures(
+            bn=False,
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            k5=k5,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = GoogLeNet(
+            bn=False,
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            k5=k5,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "googlenet_paper"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
@@ -293,6 +440,8 @@ def googlenet_paper(
         k5=k5,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 

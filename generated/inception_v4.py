@@ -33,8 +33,11 @@ __all__ = [
     "InceptionB",
     "InceptionC",
     "InceptionResNetV1",
+    "InceptionResNetV1Features",
     "InceptionResNetV2",
+    "InceptionResNetV2Features",
     "InceptionV4",
+    "InceptionV4Features",
     "Mixed3a",
     "Mixed4a",
     "Mixed5a",
@@ -46,6 +49,45 @@ __all__ = [
     "inception_resnet_v2",
     "inception_v4",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class BasicConv2d(nn.Module):
@@ -476,21 +518,27 @@ class InceptionV4(nn.Module):
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         features = nn.Sequential()
-        features.append(BasicConv2d(3, 32, 3, stride=2))
-        features.append(BasicConv2d(32, 32, 3))
-        features.append(BasicConv2d(32, 64, 3, padding=1))
-        features.append(Mixed3a(64))
-        features.append(Mixed4a(160))
-        features.append(Mixed5a(192))
-        for _ in range(4):
-            features.append(InceptionA(384))
-        features.append(ReductionA(384, 192, 224, 256, 384))
-        for _ in range(7):
-            features.append(InceptionB(1024))
-        features.append(ReductionB(1024))
-        for _ in range(3):
-            features.append(InceptionC(1536))
+        features.add_module("0", BasicConv2d(3, 32, 3, stride=2))
+        features.add_module("1", BasicConv2d(32, 32, 3))
+        features.add_module("2", BasicConv2d(32, 64, 3, padding=1))
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="features.2"))
+        features.add_module("3", Mixed3a(64))
+        self.feature_info.append(dict(num_chs=160, reduction=4, module="features.3"))
+        features.add_module("4", Mixed4a(160))
+        features.add_module("5", Mixed5a(192))
+        for i in range(4):
+            features.add_module(f"{6 + i}", InceptionA(384))
+        self.feature_info.append(dict(num_chs=384, reduction=8, module="features.9"))
+        features.add_module("10", ReductionA(384, 192, 224, 256, 384))
+        for i in range(7):
+            features.add_module(f"{11 + i}", InceptionB(1024))
+        self.feature_info.append(dict(num_chs=1024, reduction=16, module="features.17"))
+        features.add_module("18", ReductionB(1024))
+        for i in range(3):
+            features.add_module(f"{19 + i}", InceptionC(1536))
+        self.feature_info.append(dict(num_chs=1536, reduction=32, module="features.21"))
         self.features = features
         self.global_pool = nn.AdaptiveAvgPool2d(output_size=1)
         self.head_drop = nn.Dropout(p=dropout)
@@ -504,6 +552,51 @@ class InceptionV4(nn.Module):
         x = self.last_linear(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = getattr(self.features, "0")(x)  # N x 32 x 149 x 149
+        x = getattr(self.features, "1")(x)  # N x 32 x 147 x 147
+        x = getattr(self.features, "2")(x)  # N x 64 x 147 x 147
+        features.append(x)
+        x = getattr(self.features, "3")(x)  # N x 160 x 73 x 73
+        features.append(x)
+        x = getattr(self.features, "4")(x)  # N x 192 x 71 x 71
+        x = getattr(self.features, "5")(x)  # N x 384 x 35 x 35
+        for i in range(4):
+            x = getattr(self.features, f"{6 + i}")(x)  # N x 384 x 35 x 35
+        features.append(x)
+        x = getattr(self.features, "10")(x)  # N x 1024 x 17 x 17
+        for i in range(7):
+            x = getattr(self.features, f"{11 + i}")(x)  # N x 1024 x 17 x 17
+        features.append(x)
+        x = getattr(self.features, "18")(x)  # N x 1536 x 8 x 8
+        for i in range(3):
+            x = getattr(self.features, f"{19 + i}")(x)  # N x 1536 x 8 x 8
+        features.append(x)
+        return features
+
+
+class InceptionV4Features(InceptionV4):
+    """InceptionV4 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.2,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(num_classes=num_classes, dropout=dropout)
+        del self.global_pool, self.head_drop, self.last_linear  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class InceptionResNetV2(nn.Module):
     """Figure 15 with Figures 16-19: Inception-ResNet-v2 as TF-slim and timm build
@@ -512,23 +605,28 @@ class InceptionResNetV2(nn.Module):
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv2d_1a = BasicConv2d(3, 32, 3, stride=2)
         self.conv2d_2a = BasicConv2d(32, 32, 3)
         self.conv2d_2b = BasicConv2d(32, 64, 3, padding=1)
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="conv2d_2b"))
         self.maxpool_3a = nn.MaxPool2d(kernel_size=3, stride=2)
         self.conv2d_3b = BasicConv2d(64, 80, 1)
         self.conv2d_4a = BasicConv2d(80, 192, 3)
+        self.feature_info.append(dict(num_chs=192, reduction=4, module="conv2d_4a"))
         self.maxpool_5a = nn.MaxPool2d(kernel_size=3, stride=2)
         self.mixed_5b = Mixed5b(192)
         repeat = nn.Sequential()
         for _ in range(10):
             repeat.append(Block35(320, 0.17, (48, 64)))
         self.repeat = repeat
+        self.feature_info.append(dict(num_chs=320, reduction=8, module="repeat"))
         self.mixed_6a = ReductionA(320, 256, 256, 384, 384)
         repeat_1 = nn.Sequential()
         for _ in range(20):
             repeat_1.append(Block17(1088, 0.1, 192, (128, 160, 192)))
         self.repeat_1 = repeat_1
+        self.feature_info.append(dict(num_chs=1088, reduction=16, module="repeat_1"))
         self.mixed_7a = ResNetReductionB(1088, 384, 288, (288, 320))
         repeat_2 = nn.Sequential()
         for _ in range(9):
@@ -536,6 +634,7 @@ class InceptionResNetV2(nn.Module):
         self.repeat_2 = repeat_2
         self.block8 = Block8(2080, 1.0, (192, 224, 256), activate=False)
         self.conv2d_7b = BasicConv2d(2080, 1536, 1)
+        self.feature_info.append(dict(num_chs=1536, reduction=32, module="conv2d_7b"))
         self.global_pool = nn.AdaptiveAvgPool2d(output_size=1)
         self.head_drop = nn.Dropout(p=dropout)
         self.classif = nn.Linear(1536, num_classes)
@@ -562,6 +661,52 @@ class InceptionResNetV2(nn.Module):
         x = self.classif(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv2d_1a(x)  # N x 32 x 149 x 149
+        x = self.conv2d_2a(x)  # N x 32 x 147 x 147
+        x = self.conv2d_2b(x)  # N x 64 x 147 x 147
+        features.append(x)
+        x = self.maxpool_3a(x)  # N x 64 x 73 x 73
+        x = self.conv2d_3b(x)  # N x 80 x 73 x 73
+        x = self.conv2d_4a(x)  # N x 192 x 71 x 71
+        features.append(x)
+        x = self.maxpool_5a(x)  # N x 192 x 35 x 35
+        x = self.mixed_5b(x)  # N x 320 x 35 x 35
+        x = self.repeat(x)  # N x 320 x 35 x 35
+        features.append(x)
+        x = self.mixed_6a(x)  # N x 1088 x 17 x 17
+        x = self.repeat_1(x)  # N x 1088 x 17 x 17
+        features.append(x)
+        x = self.mixed_7a(x)  # N x 2080 x 8 x 8
+        x = self.repeat_2(x)  # N x 2080 x 8 x 8
+        x = self.block8(x)  # N x 2080 x 8 x 8
+        x = self.conv2d_7b(x)  # N x 1536 x 8 x 8
+        features.append(x)
+        return features
+
+
+class InceptionResNetV2Features(InceptionResNetV2):
+    """InceptionResNetV2 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.2,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(num_classes=num_classes, dropout=dropout)
+        del self.global_pool, self.head_drop, self.classif  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class InceptionResNetV1(nn.Module):
     """Figure 15 with the Figure 14 stem and Figures 10-13: Inception-ResNet-v1,
@@ -573,28 +718,34 @@ class InceptionResNetV1(nn.Module):
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2, embedding: int = 512) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv2d_1a = BasicConv2d(3, 32, 3, stride=2)
         self.conv2d_2a = BasicConv2d(32, 32, 3)
         self.conv2d_2b = BasicConv2d(32, 64, 3, padding=1)
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="conv2d_2b"))
         self.maxpool_3a = nn.MaxPool2d(kernel_size=3, stride=2)
         self.conv2d_3b = BasicConv2d(64, 80, 1)
         self.conv2d_4a = BasicConv2d(80, 192, 3)
+        self.feature_info.append(dict(num_chs=192, reduction=4, module="conv2d_4a"))
         self.conv2d_4b = BasicConv2d(192, 256, 3, stride=2)
         repeat_1 = nn.Sequential()
         for _ in range(5):
             repeat_1.append(Block35(256, 0.17))
         self.repeat_1 = repeat_1
+        self.feature_info.append(dict(num_chs=256, reduction=8, module="repeat_1"))
         self.mixed_6a = ReductionA(256, 192, 192, 256, 384)
         repeat_2 = nn.Sequential()
         for _ in range(10):
             repeat_2.append(Block17(896, 0.1))
         self.repeat_2 = repeat_2
+        self.feature_info.append(dict(num_chs=896, reduction=16, module="repeat_2"))
         self.mixed_7a = ResNetReductionB(896, 384, 256, (256, 256))
         repeat_3 = nn.Sequential()
         for _ in range(5):
             repeat_3.append(Block8(1792, 0.2))
         self.repeat_3 = repeat_3
         self.block8 = Block8(1792, 1.0, activate=False)
+        self.feature_info.append(dict(num_chs=1792, reduction=32, module="block8"))
         self.avgpool_1a = nn.AdaptiveAvgPool2d(output_size=1)
         self.dropout = nn.Dropout(p=dropout)
         self.last_linear = nn.Linear(1792, embedding, bias=False)
@@ -623,17 +774,78 @@ class InceptionResNetV1(nn.Module):
         x = self.logits(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv2d_1a(x)  # N x 32 x 149 x 149
+        x = self.conv2d_2a(x)  # N x 32 x 147 x 147
+        x = self.conv2d_2b(x)  # N x 64 x 147 x 147
+        features.append(x)
+        x = self.maxpool_3a(x)  # N x 64 x 73 x 73
+        x = self.conv2d_3b(x)  # N x 80 x 73 x 73
+        x = self.conv2d_4a(x)  # N x 192 x 71 x 71
+        features.append(x)
+        x = self.conv2d_4b(x)  # N x 256 x 35 x 35
+        x = self.repeat_1(x)  # N x 256 x 35 x 35
+        features.append(x)
+        x = self.mixed_6a(x)  # N x 896 x 17 x 17
+        x = self.repeat_2(x)  # N x 896 x 17 x 17
+        features.append(x)
+        x = self.mixed_7a(x)  # N x 1792 x 8 x 8
+        x = self.repeat_3(x)  # N x 1792 x 8 x 8
+        x = self.block8(x)  # N x 1792 x 8 x 8
+        features.append(x)
+        return features
+
+
+class InceptionResNetV1Features(InceptionResNetV1):
+    """InceptionResNetV1 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.2,
+        embedding: int = 512,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(num_classes=num_classes, dropout=dropout, embedding=embedding)
+        del self.avgpool_1a, self.dropout, self.last_linear, self.last_bn, self.logits  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def inception_v4(
     *,
     num_classes: int = 1000,
     dropout: float = 0.2,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> InceptionV4:
     """timm's inception_v4 (timm's own head dropout defaults to 0; eval is the same)."""
-    model = InceptionV4(num_classes=num_classes, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = InceptionV4Features(
+            num_classes=num_classes,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = InceptionV4(num_classes=num_classes, dropout=dropout)
     model.archc_variant = "inception_v4"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -642,11 +854,27 @@ def inception_resnet_v2(
     num_classes: int = 1000,
     dropout: float = 0.2,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> InceptionResNetV2:
     """timm's inception_resnet_v2."""
-    model = InceptionResNetV2(num_classes=num_classes, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = InceptionResNetV2Features(
+            num_classes=num_classes,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = InceptionResNetV2(num_classes=num_classes, dropout=dropout)
     model.archc_variant = "inception_resnet_v2"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -656,11 +884,29 @@ def inception_resnet_v1(
     dropout: float = 0.2,
     embedding: int = 512,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> InceptionResNetV1:
     """facenet-pytorch's InceptionResnetV1(classify = True, num_classes = 1000); its
     dropout is 0.6, the paper's keep probability of 0.8 is used here.
     """
-    model = InceptionResNetV1(num_classes=num_classes, dropout=dropout, embedding=embedding)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = InceptionResNetV1Features(
+            num_classes=num_classes,
+            dropout=dropout,
+            embedding=embedding,
+            out_indices=out_indices,
+        )
+    else:
+        model = InceptionResNetV1(num_classes=num_classes, dropout=dropout, embedding=embedding)
     model.archc_variant = "inception_resnet_v1"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout, embedding=embedding)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        embedding=embedding,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -17,11 +17,52 @@ from torch import Tensor, nn
 __all__ = [
     "MLPConv",
     "NINCifar",
+    "NINCifarFeatures",
     "NINImageNet",
+    "NINImageNetFeatures",
     "nin_cifar10",
     "nin_cifar100",
     "nin_imagenet",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class MLPConv(nn.Module):
@@ -70,13 +111,17 @@ class NINCifar(nn.Module):
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.5) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.mlpconv1 = MLPConv(3, 192, 160, 96, 5, padding=2)
+        self.feature_info.append(dict(num_chs=96, reduction=1, module="mlpconv1"))
         self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.drop1 = nn.Dropout(p=dropout)
         self.mlpconv2 = MLPConv(96, 192, 192, 192, 5, padding=2)
+        self.feature_info.append(dict(num_chs=192, reduction=2, module="mlpconv2"))
         self.pool2 = nn.AvgPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.drop2 = nn.Dropout(p=dropout)
         self.mlpconv3 = MLPConv(192, 192, 192, num_classes, 3, padding=1)
+        self.feature_info.append(dict(num_chs=num_classes, reduction=4, module="mlpconv3"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -95,6 +140,42 @@ class NINCifar(nn.Module):
         x = torch.flatten(x, 1)  # N x 10|100
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.mlpconv1(x)  # N x 96 x 32 x 32
+        features.append(x)
+        x = self.pool1(x)  # N x 96 x 16 x 16
+        x = self.drop1(x)  # N x 96 x 16 x 16
+        x = self.mlpconv2(x)  # N x 192 x 16 x 16
+        features.append(x)
+        x = self.pool2(x)  # N x 192 x 8 x 8
+        x = self.drop2(x)  # N x 192 x 8 x 8
+        x = self.mlpconv3(x)  # N x 10|100 x 8 x 8
+        features.append(x)
+        return features
+
+
+class NINCifarFeatures(NINCifar):
+    """NINCifar as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        dropout: float = 0.5,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(num_classes=num_classes, dropout=dropout)
+        del self.avgpool  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class NINImageNet(nn.Module):
     """The ImageNet model of the authors' Caffe model zoo: four mlpconv layers
@@ -103,14 +184,19 @@ class NINImageNet(nn.Module):
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.mlpconv1 = MLPConv(3, 96, 96, 96, 11, stride=4)
+        self.feature_info.append(dict(num_chs=96, reduction=4, module="mlpconv1"))
         self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.mlpconv2 = MLPConv(96, 256, 256, 256, 5, padding=2)
+        self.feature_info.append(dict(num_chs=256, reduction=8, module="mlpconv2"))
         self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.mlpconv3 = MLPConv(256, 384, 384, 384, 3, padding=1)
+        self.feature_info.append(dict(num_chs=384, reduction=16, module="mlpconv3"))
         self.pool3 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.drop = nn.Dropout(p=dropout)
         self.mlpconv4 = MLPConv(384, 1024, 1024, num_classes, 3, padding=1)
+        self.feature_info.append(dict(num_chs=num_classes, reduction=32, module="mlpconv4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -130,20 +216,88 @@ class NINImageNet(nn.Module):
         x = torch.flatten(x, 1)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.mlpconv1(x)  # N x 96 x 54 x 54
+        features.append(x)
+        x = self.pool1(x)  # N x 96 x 27 x 27
+        x = self.mlpconv2(x)  # N x 256 x 27 x 27
+        features.append(x)
+        x = self.pool2(x)  # N x 256 x 13 x 13
+        x = self.mlpconv3(x)  # N x 384 x 13 x 13
+        features.append(x)
+        x = self.pool3(x)  # N x 384 x 6 x 6
+        x = self.drop(x)  # N x 384 x 6 x 6
+        x = self.mlpconv4(x)  # N x 1000 x 6 x 6
+        features.append(x)
+        return features
 
-def nin_cifar10(*, dropout: float = 0.5, channels_last: bool = False) -> NINCifar:
+
+class NINImageNetFeatures(NINImageNet):
+    """NINImageNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(num_classes=num_classes, dropout=dropout)
+        del self.avgpool  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
+
+def nin_cifar10(
+    *,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> NINCifar:
     """CIFAR-10: 10 class maps."""
-    model = NINCifar(num_classes=10, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NINCifarFeatures(num_classes=10, dropout=dropout, out_indices=out_indices)
+    else:
+        model = NINCifar(num_classes=10, dropout=dropout)
     model.archc_variant = "nin_cifar10"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(dropout=dropout)
+    model.archc_arguments = dict(
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def nin_cifar100(*, dropout: float = 0.5, channels_last: bool = False) -> NINCifar:
+def nin_cifar100(
+    *,
+    dropout: float = 0.5,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> NINCifar:
     """CIFAR-100: 100 class maps."""
-    model = NINCifar(num_classes=100, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NINCifarFeatures(num_classes=100, dropout=dropout, out_indices=out_indices)
+    else:
+        model = NINCifar(num_classes=100, dropout=dropout)
     model.archc_variant = "nin_cifar100"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(dropout=dropout)
+    model.archc_arguments = dict(
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -152,9 +306,25 @@ def nin_imagenet(
     num_classes: int = 1000,
     dropout: float = 0.5,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NINImageNet:
     """ImageNet (ILSVRC-2012)."""
-    model = NINImageNet(num_classes=num_classes, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NINImageNetFeatures(
+            num_classes=num_classes,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = NINImageNet(num_classes=num_classes, dropout=dropout)
     model.archc_variant = "nin_imagenet"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -20,12 +20,53 @@ from torch import Tensor, nn
 
 __all__ = [
     "CifarPreActResNet",
+    "CifarPreActResNetFeatures",
     "PreActBottleneck",
     "PreActResNet",
+    "PreActResNetFeatures",
     "preact_resnet164",
     "preact_resnet200",
     "preact_resnet1001",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class PreActBottleneck(nn.Module):
@@ -77,6 +118,7 @@ class CifarPreActResNet(nn.Module):
 
     def __init__(self, block: type[nn.Module], depth: int, num_classes: int = 10) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         n = (depth - 2) // 9
         self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1, bias=False)
         layer1 = nn.Sequential()
@@ -85,16 +127,19 @@ class CifarPreActResNet(nn.Module):
             layer1.append(block(channels, 16))
             channels = layer1[-1].out_channels
         self.layer1 = layer1
+        self.feature_info.append(dict(num_chs=channels, reduction=1, module="layer1"))
         layer2 = nn.Sequential()
         for i in range(n):
             layer2.append(block(channels, 32, 2 if i == 0 else 1))
             channels = layer2[-1].out_channels
         self.layer2 = layer2
+        self.feature_info.append(dict(num_chs=channels, reduction=2, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(n):
             layer3.append(block(channels, 64, 2 if i == 0 else 1))
             channels = layer3[-1].out_channels
         self.layer3 = layer3
+        self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer3"))
         self.bn = nn.BatchNorm2d(channels)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
@@ -117,6 +162,40 @@ class CifarPreActResNet(nn.Module):
         x = self.fc(x)  # N x 10
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 16 x 32 x 32
+        x = self.layer1(x)  # N x 64 x 32 x 32
+        features.append(x)
+        x = self.layer2(x)  # N x 128 x 16 x 16
+        features.append(x)
+        x = self.layer3(x)  # N x 256 x 8 x 8
+        features.append(x)
+        return features
+
+
+class CifarPreActResNetFeatures(CifarPreActResNet):
+    """CifarPreActResNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        block: type[nn.Module],
+        depth: int,
+        num_classes: int = 10,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(block=block, depth=depth, num_classes=num_classes)
+        del self.bn, self.avgpool, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class PreActResNet(nn.Module):
     """ImageNet: ResNet's 7x7 stem (conv, BN, ReLU, max pool) and four stages of
@@ -128,8 +207,10 @@ class PreActResNet(nn.Module):
 
     def __init__(self, block: type[nn.Module], layers: list[int], num_classes: int = 1000) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
+        self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         layer1 = nn.Sequential()
         channels = 64
@@ -137,21 +218,25 @@ class PreActResNet(nn.Module):
             layer1.append(block(channels, 64))
             channels = layer1[-1].out_channels
         self.layer1 = layer1
+        self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
         layer2 = nn.Sequential()
         for i in range(layers[1]):
             layer2.append(block(channels, 128, 2 if i == 0 else 1))
             channels = layer2[-1].out_channels
         self.layer2 = layer2
+        self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(layers[2]):
             layer3.append(block(channels, 256, 2 if i == 0 else 1))
             channels = layer3[-1].out_channels
         self.layer3 = layer3
+        self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
         layer4 = nn.Sequential()
         for i in range(layers[3]):
             layer4.append(block(channels, 512, 2 if i == 0 else 1))
             channels = layer4[-1].out_channels
         self.layer4 = layer4
+        self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
         self.bn = nn.BatchNorm2d(channels)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
@@ -178,26 +263,126 @@ class PreActResNet(nn.Module):
         x = self.fc(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 64 x 112 x 112
+        x = self.bn1(x)  # N x 64 x 112 x 112
+        x = F.relu(x, inplace=True)  # N x 64 x 112 x 112
+        features.append(x)
+        x = self.maxpool(x)  # N x 64 x 56 x 56
+        x = self.layer1(x)  # N x 256 x 56 x 56
+        features.append(x)
+        x = self.layer2(x)  # N x 512 x 28 x 28
+        features.append(x)
+        x = self.layer3(x)  # N x 1024 x 14 x 14
+        features.append(x)
+        x = self.layer4(x)  # N x 2048 x 7 x 7
+        features.append(x)
+        return features
 
-def preact_resnet164(*, num_classes: int = 10, channels_last: bool = False) -> CifarPreActResNet:
+
+class PreActResNetFeatures(PreActResNet):
+    """PreActResNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(block=block, layers=layers, num_classes=num_classes)
+        del self.bn, self.avgpool, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
+
+def preact_resnet164(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarPreActResNet:
     """CifarPreActResNet with block=PreActBottleneck, depth=164."""
-    model = CifarPreActResNet(block=PreActBottleneck, depth=164, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarPreActResNetFeatures(
+            block=PreActBottleneck,
+            depth=164,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarPreActResNet(block=PreActBottleneck, depth=164, num_classes=num_classes)
     model.archc_variant = "preact_resnet164"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def preact_resnet1001(*, num_classes: int = 10, channels_last: bool = False) -> CifarPreActResNet:
+def preact_resnet1001(
+    *,
+    num_classes: int = 10,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> CifarPreActResNet:
     """CifarPreActResNet with block=PreActBottleneck, depth=1001."""
-    model = CifarPreActResNet(block=PreActBottleneck, depth=1001, num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarPreActResNetFeatures(
+            block=PreActBottleneck,
+            depth=1001,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarPreActResNet(block=PreActBottleneck, depth=1001, num_classes=num_classes)
     model.archc_variant = "preact_resnet1001"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def preact_resnet200(*, num_classes: int = 1000, channels_last: bool = False) -> PreActResNet:
+def preact_resnet200(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> PreActResNet:
     """PreActResNet with block=PreActBottleneck, layers=[3, 24, 36, 3]."""
-    model = PreActResNet(block=PreActBottleneck, layers=[3, 24, 36, 3], num_classes=num_classes)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = PreActResNetFeatures(
+            block=PreActBottleneck,
+            layers=[3, 24, 36, 3],
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = PreActResNet(block=PreActBottleneck, layers=[3, 24, 36, 3], num_classes=num_classes)
     model.archc_variant = "preact_resnet200"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

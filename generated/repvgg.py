@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "RepVGG",
+    "RepVGGFeatures",
     "RepVggBlock",
     "repvgg_a0",
     "repvgg_a1",
@@ -31,6 +32,45 @@ __all__ = [
     "repvgg_b3",
     "repvgg_b3g4",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class RepVggBlock(nn.Module):
@@ -95,8 +135,11 @@ class RepVGG(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.stem = RepVggBlock(3, stem, 2)
+        self.feature_info.append(dict(num_chs=stem, reduction=2, module="stem"))
         stages = nn.Sequential()
+        reduction = 2
         channels = stem
         for i in range(4):
             layers = nn.Sequential()
@@ -110,8 +153,14 @@ class RepVGG(nn.Module):
                     ),
                 )
                 channels = widths[i]
-            stages.append(layers)
+            stages.add_module(f"{i}", layers)
+            reduction *= 2
+            if i < 3:
+                self.feature_info.append(
+                    dict(num_chs=channels, reduction=reduction, module=f"stages.{i}"),
+                )
         self.stages = stages
+        self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="final_conv"))
         head = nn.Sequential()
         head.add_module("fc", nn.Linear(channels, num_classes))
         self.head = head
@@ -136,144 +185,420 @@ class RepVGG(nn.Module):
         x = self.head(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.stem(x)  # N x 48|64 x 112 x 112
+        features.append(x)
+        for i in range(4):
+            x = getattr(self.stages, f"{i}")(x)  # N x 48..2560 x 7..56 x 7..56
+            if i < 3:
+                features.append(x)
+        features.append(x)
+        return features
 
-def repvgg_a0(*, groups: int = 1, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
+
+class RepVGGFeatures(RepVGG):
+    """RepVGG as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        widths: list[int],
+        depths: list[int],
+        stem: int,
+        groups: int = 1,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            widths=widths,
+            depths=depths,
+            stem=stem,
+            groups=groups,
+            num_classes=num_classes,
+        )
+        del self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
+
+def repvgg_a0(
+    *,
+    groups: int = 1,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
     """Table 2: RepVGG-A (depths 2, 4, 14, 1 after the stem) and RepVGG-B (4, 6,
     16, 1), with width multipliers a and b: 64a, 128a, 256a and 512b channels.
     """
-    model = RepVGG(
-        widths=[48, 96, 192, 1280],
-        depths=[2, 4, 14, 1],
-        stem=48,
-        groups=groups,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[48, 96, 192, 1280],
+            depths=[2, 4, 14, 1],
+            stem=48,
+            groups=groups,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[48, 96, 192, 1280],
+            depths=[2, 4, 14, 1],
+            stem=48,
+            groups=groups,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_a0"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(groups=groups, num_classes=num_classes)
+    model.archc_arguments = dict(
+        groups=groups,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def repvgg_a1(*, groups: int = 1, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
+def repvgg_a1(
+    *,
+    groups: int = 1,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
     """RepVGG with widths=[64, 128, 256, 1280], depths=[2, 4, 14, 1], stem=64."""
-    model = RepVGG(
-        widths=[64, 128, 256, 1280],
-        depths=[2, 4, 14, 1],
-        stem=64,
-        groups=groups,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[64, 128, 256, 1280],
+            depths=[2, 4, 14, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[64, 128, 256, 1280],
+            depths=[2, 4, 14, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_a1"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(groups=groups, num_classes=num_classes)
+    model.archc_arguments = dict(
+        groups=groups,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def repvgg_a2(*, groups: int = 1, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
+def repvgg_a2(
+    *,
+    groups: int = 1,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
     """RepVGG with widths=[96, 192, 384, 1408], depths=[2, 4, 14, 1], stem=64."""
-    model = RepVGG(
-        widths=[96, 192, 384, 1408],
-        depths=[2, 4, 14, 1],
-        stem=64,
-        groups=groups,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[96, 192, 384, 1408],
+            depths=[2, 4, 14, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[96, 192, 384, 1408],
+            depths=[2, 4, 14, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_a2"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(groups=groups, num_classes=num_classes)
+    model.archc_arguments = dict(
+        groups=groups,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def repvgg_b0(*, groups: int = 1, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
+def repvgg_b0(
+    *,
+    groups: int = 1,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
     """RepVGG with widths=[64, 128, 256, 1280], depths=[4, 6, 16, 1], stem=64."""
-    model = RepVGG(
-        widths=[64, 128, 256, 1280],
-        depths=[4, 6, 16, 1],
-        stem=64,
-        groups=groups,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[64, 128, 256, 1280],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[64, 128, 256, 1280],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_b0"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(groups=groups, num_classes=num_classes)
+    model.archc_arguments = dict(
+        groups=groups,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def repvgg_b1(*, groups: int = 1, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
+def repvgg_b1(
+    *,
+    groups: int = 1,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
     """RepVGG with widths=[128, 256, 512, 2048], depths=[4, 6, 16, 1], stem=64."""
-    model = RepVGG(
-        widths=[128, 256, 512, 2048],
-        depths=[4, 6, 16, 1],
-        stem=64,
-        groups=groups,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[128, 256, 512, 2048],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[128, 256, 512, 2048],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_b1"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(groups=groups, num_classes=num_classes)
+    model.archc_arguments = dict(
+        groups=groups,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def repvgg_b1g4(*, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
+def repvgg_b1g4(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
     """RepVGG with widths=[128, 256, 512, 2048], depths=[4, 6, 16, 1], stem=64, groups=4."""
-    model = RepVGG(
-        widths=[128, 256, 512, 2048],
-        depths=[4, 6, 16, 1],
-        stem=64,
-        groups=4,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[128, 256, 512, 2048],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=4,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[128, 256, 512, 2048],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=4,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_b1g4"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def repvgg_b2(*, groups: int = 1, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
+def repvgg_b2(
+    *,
+    groups: int = 1,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
     """RepVGG with widths=[160, 320, 640, 2560], depths=[4, 6, 16, 1], stem=64."""
-    model = RepVGG(
-        widths=[160, 320, 640, 2560],
-        depths=[4, 6, 16, 1],
-        stem=64,
-        groups=groups,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[160, 320, 640, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[160, 320, 640, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_b2"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(groups=groups, num_classes=num_classes)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-def repvgg_b2g4(*, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
-    """RepVGG with widths=[160, 320, 640, 2560], depths=[4, 6, 16, 1], stem=64, groups=4."""
-    model = RepVGG(
-        widths=[160, 320, 640, 2560],
-        depths=[4, 6, 16, 1],
-        stem=64,
-        groups=4,
-        num_classes=num_classes,
-    )
-    model.archc_variant = "repvgg_b2g4"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-def repvgg_b3(*, groups: int = 1, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
-    """RepVGG with widths=[192, 384, 768, 2560], depths=[4, 6, 16, 1], stem=64."""
-    model = RepVGG(
-        widths=[192, 384, 768, 2560],
-        depths=[4, 6, 16, 1],
-        stem=64,
+    model.archc_arguments = dict(
         groups=groups,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "repvgg_b3"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(groups=groups, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def repvgg_b3g4(*, num_classes: int = 1000, channels_last: bool = False) -> RepVGG:
-    """RepVGG with widths=[192, 384, 768, 2560], depths=[4, 6, 16, 1], stem=64, groups=4."""
-    model = RepVGG(
-        widths=[192, 384, 768, 2560],
-        depths=[4, 6, 16, 1],
-        stem=64,
-        groups=4,
+def repvgg_b2g4(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
+    """RepVGG with widths=[160, 320, 640, 2560], depths=[4, 6, 16, 1], stem=64, groups=4."""
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[160, 320, 640, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=4,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[160, 320, 640, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=4,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "repvgg_b2g4"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def repvgg_b3(
+    *,
+    groups: int = 1,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
+    """RepVGG with widths=[192, 384, 768, 2560], depths=[4, 6, 16, 1], stem=64."""
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[192, 384, 768, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[192, 384, 768, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=groups,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "repvgg_b3"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        groups=groups,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def repvgg_b3g4(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> RepVGG:
+    """RepVGG with widths=[192, 384, 768, 2560], depths=[4, 6, 16, 1], stem=64, groups=4."""
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RepVGGFeatures(
+            widths=[192, 384, 768, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=4,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RepVGG(
+            widths=[192, 384, 768, 2560],
+            depths=[4, 6, 16, 1],
+            stem=64,
+            groups=4,
+            num_classes=num_classes,
+        )
     model.archc_variant = "repvgg_b3g4"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

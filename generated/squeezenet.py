@@ -13,9 +13,49 @@ from torch import Tensor, nn
 __all__ = [
     "Fire",
     "SqueezeNet",
+    "SqueezeNetFeatures",
     "squeezenet1_0",
     "squeezenet1_1",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class Fire(nn.Module):
@@ -64,35 +104,54 @@ class SqueezeNet(nn.Module):
 
     def __init__(self, version: str = "1_0", num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
+        self.version = version
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         features = nn.Sequential()
+        reduction = 1
         if version == "1_0":
-            features.append(nn.Conv2d(3, 96, kernel_size=7, stride=2))
-            features.append(nn.ReLU(inplace=True))
-            features.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-            features.append(Fire(96, 16, 64, 64))
-            features.append(Fire(128, 16, 64, 64))
-            features.append(Fire(128, 32, 128, 128))
-            features.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-            features.append(Fire(256, 32, 128, 128))
-            features.append(Fire(256, 48, 192, 192))
-            features.append(Fire(384, 48, 192, 192))
-            features.append(Fire(384, 64, 256, 256))
-            features.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-            features.append(Fire(512, 64, 256, 256))
+            features.add_module("0", nn.Conv2d(3, 96, kernel_size=7, stride=2))
+            reduction *= 2
+            features.add_module("1", nn.ReLU(inplace=True))
+            self.feature_info.append(dict(num_chs=96, reduction=reduction, module="features.1"))
+            features.add_module("2", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            reduction *= 2
+            features.add_module("3", Fire(96, 16, 64, 64))
+            features.add_module("4", Fire(128, 16, 64, 64))
+            features.add_module("5", Fire(128, 32, 128, 128))
+            self.feature_info.append(dict(num_chs=256, reduction=reduction, module="features.5"))
+            features.add_module("6", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            reduction *= 2
+            features.add_module("7", Fire(256, 32, 128, 128))
+            features.add_module("8", Fire(256, 48, 192, 192))
+            features.add_module("9", Fire(384, 48, 192, 192))
+            features.add_module("10", Fire(384, 64, 256, 256))
+            self.feature_info.append(dict(num_chs=512, reduction=reduction, module="features.10"))
+            features.add_module("11", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            reduction *= 2
+            features.add_module("12", Fire(512, 64, 256, 256))
+            self.feature_info.append(dict(num_chs=512, reduction=reduction, module="features.12"))
         else:
-            features.append(nn.Conv2d(3, 64, kernel_size=3, stride=2))
-            features.append(nn.ReLU(inplace=True))
-            features.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-            features.append(Fire(64, 16, 64, 64))
-            features.append(Fire(128, 16, 64, 64))
-            features.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-            features.append(Fire(128, 32, 128, 128))
-            features.append(Fire(256, 32, 128, 128))
-            features.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-            features.append(Fire(256, 48, 192, 192))
-            features.append(Fire(384, 48, 192, 192))
-            features.append(Fire(384, 64, 256, 256))
-            features.append(Fire(512, 64, 256, 256))
+            features.add_module("0", nn.Conv2d(3, 64, kernel_size=3, stride=2))
+            reduction *= 2
+            features.add_module("1", nn.ReLU(inplace=True))
+            self.feature_info.append(dict(num_chs=64, reduction=reduction, module="features.1"))
+            features.add_module("2", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            reduction *= 2
+            features.add_module("3", Fire(64, 16, 64, 64))
+            features.add_module("4", Fire(128, 16, 64, 64))
+            self.feature_info.append(dict(num_chs=128, reduction=reduction, module="features.4"))
+            features.add_module("5", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            reduction *= 2
+            features.add_module("6", Fire(128, 32, 128, 128))
+            features.add_module("7", Fire(256, 32, 128, 128))
+            self.feature_info.append(dict(num_chs=256, reduction=reduction, module="features.7"))
+            features.add_module("8", nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            reduction *= 2
+            features.add_module("9", Fire(256, 48, 192, 192))
+            features.add_module("10", Fire(384, 48, 192, 192))
+            features.add_module("11", Fire(384, 64, 256, 256))
+            features.add_module("12", Fire(512, 64, 256, 256))
+            self.feature_info.append(dict(num_chs=512, reduction=reduction, module="features.12"))
         self.features = features
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
@@ -114,17 +173,97 @@ class SqueezeNet(nn.Module):
         x = torch.flatten(x, 1)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        if self.version == "1_0":
+            x = getattr(self.features, "0")(x)  # N x 96 x 109 x 109
+            x = getattr(self.features, "1")(x)  # N x 96 x 109 x 109
+            features.append(x)
+            x = getattr(self.features, "2")(x)  # N x 96 x 54 x 54
+            x = getattr(self.features, "3")(x)  # N x 128 x 54 x 54
+            x = getattr(self.features, "4")(x)  # N x 128 x 54 x 54
+            x = getattr(self.features, "5")(x)  # N x 256 x 54 x 54
+            features.append(x)
+            x = getattr(self.features, "6")(x)  # N x 256 x 27 x 27
+            x = getattr(self.features, "7")(x)  # N x 256 x 27 x 27
+            x = getattr(self.features, "8")(x)  # N x 384 x 27 x 27
+            x = getattr(self.features, "9")(x)  # N x 384 x 27 x 27
+            x = getattr(self.features, "10")(x)  # N x 512 x 27 x 27
+            features.append(x)
+            x = getattr(self.features, "11")(x)  # N x 512 x 13 x 13
+            x = getattr(self.features, "12")(x)  # N x 512 x 13 x 13
+            features.append(x)
+        else:
+            x = getattr(self.features, "0")(x)  # N x 64 x 111 x 111
+            x = getattr(self.features, "1")(x)  # N x 64 x 111 x 111
+            features.append(x)
+            x = getattr(self.features, "2")(x)  # N x 64 x 55 x 55
+            x = getattr(self.features, "3")(x)  # N x 128 x 55 x 55
+            x = getattr(self.features, "4")(x)  # N x 128 x 55 x 55
+            features.append(x)
+            x = getattr(self.features, "5")(x)  # N x 128 x 27 x 27
+            x = getattr(self.features, "6")(x)  # N x 256 x 27 x 27
+            x = getattr(self.features, "7")(x)  # N x 256 x 27 x 27
+            features.append(x)
+            x = getattr(self.features, "8")(x)  # N x 256 x 13 x 13
+            x = getattr(self.features, "9")(x)  # N x 384 x 13 x 13
+            x = getattr(self.features, "10")(x)  # N x 384 x 13 x 13
+            x = getattr(self.features, "11")(x)  # N x 512 x 13 x 13
+            x = getattr(self.features, "12")(x)  # N x 512 x 13 x 13
+            features.append(x)
+        return features
+
+
+class SqueezeNetFeatures(SqueezeNet):
+    """SqueezeNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        version: str = "1_0",
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(version=version, num_classes=num_classes, dropout=dropout)
+        del self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def squeezenet1_0(
     *,
     num_classes: int = 1000,
     dropout: float = 0.5,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SqueezeNet:
     """Table 1."""
-    model = SqueezeNet(version="1_0", num_classes=num_classes, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SqueezeNetFeatures(
+            version="1_0",
+            num_classes=num_classes,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = SqueezeNet(version="1_0", num_classes=num_classes, dropout=dropout)
     model.archc_variant = "squeezenet1_0"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -133,9 +272,26 @@ def squeezenet1_1(
     num_classes: int = 1000,
     dropout: float = 0.5,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SqueezeNet:
     """SqueezeNet v1.1 (the authors' repository, forresti/SqueezeNet)."""
-    model = SqueezeNet(version="1_1", num_classes=num_classes, dropout=dropout)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SqueezeNetFeatures(
+            version="1_1",
+            num_classes=num_classes,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = SqueezeNet(version="1_1", num_classes=num_classes, dropout=dropout)
     model.archc_variant = "squeezenet1_1"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, dropout=dropout)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 __all__ = [
     "VGG",
     "VGGEnsemble",
+    "VGGFeatures",
     "vgg11",
     "vgg11_bn",
     "vgg11_lrn",
@@ -35,6 +36,45 @@ A_LRN = [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 C = [64, 64, "M", 128, 128, "M", 256, 256, "conv1", "M", 512, 512, "conv1", "M", 512, 512, "conv1", "M"]
 
 
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+
 class VGG(nn.Module):
     """Section 2.1 and 3.1: stride-1 convs padded to keep the size, ReLU after
     each, three fully connected layers with dropout 0.5 after the first two.
@@ -54,24 +94,43 @@ class VGG(nn.Module):
         init_weights: bool = True,
     ) -> None:
         super().__init__()
+        self.batch_norm = batch_norm
+        self.cfg = cfg
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         features = nn.Sequential()
+        index = 0
+        reduction = 1
         channels = 3
         for v in cfg:
             if v == "M":
-                features.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                self.feature_info.append(
+                    dict(num_chs=channels, reduction=reduction, module=f"features.{index - 1}"),
+                )
+                features.add_module(f"{index}", nn.MaxPool2d(kernel_size=2, stride=2))
+                reduction *= 2
+                index = index + 1
             elif v == "LRN":
-                features.append(nn.LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2))
-            elif v == "conv1":
-                features.append(nn.Conv2d(channels, channels, kernel_size=1))
-                if batch_norm:
-                    features.append(nn.BatchNorm2d(channels))
-                features.append(nn.ReLU(inplace=True))
+                features.add_module(
+                    f"{index}",
+                    nn.LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2),
+                )
+                index = index + 1
             else:
-                features.append(nn.Conv2d(channels, v, kernel_size=3, padding=1))
+                if v == "conv1":
+                    features.add_module(f"{index}", nn.Conv2d(channels, channels, kernel_size=1))
+                else:
+                    features.add_module(
+                        f"{index}",
+                        nn.Conv2d(channels, v, kernel_size=3, padding=1),
+                    )
+                    channels = v
                 if batch_norm:
-                    features.append(nn.BatchNorm2d(v))
-                features.append(nn.ReLU(inplace=True))
-                channels = v
+                    features.add_module(f"{index + 1}", nn.BatchNorm2d(channels))
+                features.add_module(f"{index + 1 + batch_norm}", nn.ReLU(inplace=True))
+                index = index + 2 + batch_norm
+        self.feature_info.append(
+            dict(num_chs=channels, reduction=reduction, module=f"features.{index - 1}"),
+        )
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=7)
         self.classifier = nn.Sequential(
@@ -102,6 +161,60 @@ class VGG(nn.Module):
         x = self.classifier(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        index = 0
+        for v in self.cfg:
+            if v == "M":
+                features.append(x)
+                x = getattr(self.features, f"{index}")(x)  # N x 64..512 x 7..112 x 7..112
+                index = index + 1
+            elif v == "LRN":
+                x = getattr(self.features, f"{index}")(x)  # N x 64 x 224 x 224
+                index = index + 1
+            else:
+                if v == "conv1":
+                    x = getattr(self.features, f"{index}")(x)  # N x 256|512 x 14|28|56 x 14|28|56
+                else:
+                    x = getattr(self.features, f"{index}")(x)  # N x 64..512 x 14..224 x 14..224
+                if self.batch_norm:
+                    x = getattr(self.features, f"{index + 1}")(x)  # N x 64..512 x 14..224 x 14..224
+                x = getattr(self.features, f"{index + 1 + self.batch_norm}")(x)  # N x 64..512 x 14..224 x 14..224
+                index = index + 2 + self.batch_norm
+        features.append(x)
+        return features
+
+
+class VGGFeatures(VGG):
+    """VGG as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        cfg: list[int | str],
+        batch_norm: bool = False,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        init_weights: bool = True,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            cfg=cfg,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
+        del self.avgpool, self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class VGGEnsemble(nn.Module):
     """Section 4.3: "combining the outputs of several models by averaging their
@@ -125,21 +238,37 @@ def vgg11(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """Configuration A: 11 weight layers."""
-    model = VGG(
-        cfg=A,
-        batch_norm=batch_norm,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=A,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=A,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg11"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -151,21 +280,37 @@ def vgg13(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """Configuration B: 13 weight layers."""
-    model = VGG(
-        cfg=B,
-        batch_norm=batch_norm,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=B,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=B,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg13"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -177,21 +322,37 @@ def vgg16(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """Configuration D: 16 weight layers."""
-    model = VGG(
-        cfg=D,
-        batch_norm=batch_norm,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=D,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=D,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg16"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -203,21 +364,37 @@ def vgg19(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """Configuration E: 19 weight layers."""
-    model = VGG(
-        cfg=E,
-        batch_norm=batch_norm,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=E,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=E,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg19"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -228,20 +405,36 @@ def vgg11_bn(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """torchvision's batch-normalised configuration A (batch norm is not in the paper)."""
-    model = VGG(
-        cfg=A,
-        batch_norm=True,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=A,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=A,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg11_bn"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -252,20 +445,36 @@ def vgg13_bn(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """torchvision's batch-normalised configuration B."""
-    model = VGG(
-        cfg=B,
-        batch_norm=True,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=B,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=B,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg13_bn"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -276,20 +485,36 @@ def vgg16_bn(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """torchvision's batch-normalised configuration D."""
-    model = VGG(
-        cfg=D,
-        batch_norm=True,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=D,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=D,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg16_bn"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -300,20 +525,36 @@ def vgg19_bn(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """torchvision's batch-normalised configuration E."""
-    model = VGG(
-        cfg=E,
-        batch_norm=True,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=E,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=E,
+            batch_norm=True,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg19_bn"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -325,23 +566,39 @@ def vgg11_lrn(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """Column A-LRN: A with local response normalisation after the first layer
     (it did not help, Section 4.1).
     """
-    model = VGG(
-        cfg=A_LRN,
-        batch_norm=batch_norm,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=A_LRN,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=A_LRN,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg11_lrn"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -353,23 +610,39 @@ def vgg16_c(
     dropout: float = 0.5,
     init_weights: bool = True,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VGG:
     """Column C: B plus a 1x1 conv in each of stages 3-5, depth without a wider
     receptive field (D, with 3x3 convs there instead, does better).
     """
-    model = VGG(
-        cfg=C,
-        batch_norm=batch_norm,
-        num_classes=num_classes,
-        dropout=dropout,
-        init_weights=init_weights,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VGGFeatures(
+            cfg=C,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+            out_indices=out_indices,
+        )
+    else:
+        model = VGG(
+            cfg=C,
+            batch_norm=batch_norm,
+            num_classes=num_classes,
+            dropout=dropout,
+            init_weights=init_weights,
+        )
     model.archc_variant = "vgg16_c"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
