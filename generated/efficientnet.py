@@ -18,6 +18,7 @@ from torch import Tensor, nn
 __all__ = [
     "Conv2dNormActivation",
     "EfficientNet",
+    "EfficientNetFeatures",
     "FusedMBConv",
     "MBConv",
     "SqueezeExcitation",
@@ -53,6 +54,45 @@ def _stochastic_depth(x: Tensor, p: float, mode: str, training: bool) -> Tensor:
     if keep > 0.0:
         noise.div_(keep)
     return x * noise
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class Conv2dNormActivation(nn.Sequential):
@@ -292,10 +332,15 @@ class EfficientNet(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depth_mult = depth_mult
+        self.table = table
+        self.width_mult = width_mult
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         stages = [[kind, t, k, s, make_divisible(c * width_mult), math.ceil(n * depth_mult)] for kind, t, k, s, c, n in table]
         total = sum([n for kind, t, k, s, c, n in stages])
         features = nn.Sequential()
-        features.append(
+        features.add_module(
+            "0",
             Conv2dNormActivation(
                 3,
                 make_divisible(stem * width_mult),
@@ -307,26 +352,54 @@ class EfficientNet(nn.Module):
             ),
         )
         block_id = 0
+        reduction = 2
         channels = make_divisible(stem * width_mult)
-        for kind, t, k, s, c, n in stages:
-            layers = nn.Sequential()
-            for i in range(n):
-                layers.append(
-                    kind(
-                        channels,
-                        t,
-                        k,
-                        s if i == 0 else 1,
-                        c,
-                        stochastic_depth_prob * block_id / total,
-                        eps,
-                        momentum,
-                    ),
+        for i, (kind, t, k, s, c, n) in enumerate(stages):
+            if s == 2:
+                self.feature_info.append(
+                    dict(num_chs=channels, reduction=reduction, module=f"features.{i}"),
                 )
-                channels = layers[-1].out_channels
-                block_id = block_id + 1
-            features.append(layers)
-        features.append(
+                layers = nn.Sequential()
+                for j in range(n):
+                    layers.append(
+                        kind(
+                            channels,
+                            t,
+                            k,
+                            2 if j == 0 else 1,
+                            c,
+                            stochastic_depth_prob * block_id / total,
+                            eps,
+                            momentum,
+                        ),
+                    )
+                    channels = layers[-1].out_channels
+                    block_id = block_id + 1
+                features.add_module(f"{i + 1}", layers)
+                reduction *= 2
+            else:
+                layers_1 = nn.Sequential()
+                for _ in range(n):
+                    layers_1.append(
+                        kind(
+                            channels,
+                            t,
+                            k,
+                            1,
+                            c,
+                            stochastic_depth_prob * block_id / total,
+                            eps,
+                            momentum,
+                        ),
+                    )
+                    channels = layers_1[-1].out_channels
+                    block_id = block_id + 1
+                features.add_module(f"{i + 1}", layers_1)
+        self.feature_info.append(
+            dict(num_chs=channels, reduction=reduction, module=f"features.{len(stages)}"),
+        )
+        features.add_module(
+            f"{len(stages) + 1}",
             Conv2dNormActivation(
                 channels,
                 4 * channels if last_channel is None else last_channel,
@@ -364,6 +437,60 @@ class EfficientNet(nn.Module):
         x = torch.flatten(x, 1)  # N x 1280..2560
         x = self.classifier(x)  # N x 1000
         return x
+
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        stages = [[kind, t, k, s, make_divisible(c * self.width_mult), math.ceil(n * self.depth_mult)] for kind, t, k, s, c, n in self.table]
+        x = getattr(self.features, "0")(x)  # N x 24..64 x 112..300 x 112..300
+        for i, (_, _, _, s, _, _) in enumerate(stages):
+            if s == 2:
+                features.append(x)
+                x = getattr(self.features, f"{i + 1}")(x)  # N x 24..384 x 7..150 x 7..150
+            else:
+                x = getattr(self.features, f"{i + 1}")(x)  # N x 16..640 x 7..300 x 7..300
+        features.append(x)
+        return features
+
+
+class EfficientNetFeatures(EfficientNet):
+    """EfficientNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        table: list[list[object]],
+        stem: int = 32,
+        width_mult: float = 1.0,
+        depth_mult: float = 1.0,
+        last_channel: int | None = None,
+        dropout: float = 0.2,
+        stochastic_depth_prob: float = 0.2,
+        eps: float = 1e-05,
+        momentum: float = 0.1,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            table=table,
+            stem=stem,
+            width_mult=width_mult,
+            depth_mult=depth_mult,
+            last_channel=last_channel,
+            dropout=dropout,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
+        del self.avgpool, self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
 
 
 b0 = [
@@ -412,20 +539,39 @@ def efficientnet_b0(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """B0, Table 1 as it stands."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=1.0,
-        depth_mult=1.0,
-        dropout=0.2,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=1.0,
+            depth_mult=1.0,
+            dropout=0.2,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=1.0,
+            depth_mult=1.0,
+            dropout=0.2,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b0"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
@@ -434,6 +580,8 @@ def efficientnet_b0(
         eps=eps,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -447,20 +595,39 @@ def efficientnet_b1(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """B1 ... B7: B0 scaled."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=1.0,
-        depth_mult=1.1,
-        dropout=0.2,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=1.0,
+            depth_mult=1.1,
+            dropout=0.2,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=1.0,
+            depth_mult=1.1,
+            dropout=0.2,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
@@ -469,6 +636,8 @@ def efficientnet_b1(
         eps=eps,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -482,20 +651,39 @@ def efficientnet_b2(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=b0, width_mult=1.1, depth_mult=1.2, dropout=0.3."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=1.1,
-        depth_mult=1.2,
-        dropout=0.3,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=1.1,
+            depth_mult=1.2,
+            dropout=0.3,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=1.1,
+            depth_mult=1.2,
+            dropout=0.3,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
@@ -504,6 +692,8 @@ def efficientnet_b2(
         eps=eps,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -517,20 +707,39 @@ def efficientnet_b3(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=b0, width_mult=1.2, depth_mult=1.4, dropout=0.3."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=1.2,
-        depth_mult=1.4,
-        dropout=0.3,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=1.2,
+            depth_mult=1.4,
+            dropout=0.3,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=1.2,
+            depth_mult=1.4,
+            dropout=0.3,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b3"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
@@ -539,6 +748,8 @@ def efficientnet_b3(
         eps=eps,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -552,20 +763,39 @@ def efficientnet_b4(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=b0, width_mult=1.4, depth_mult=1.8, dropout=0.4."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=1.4,
-        depth_mult=1.8,
-        dropout=0.4,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=1.4,
+            depth_mult=1.8,
+            dropout=0.4,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=1.4,
+            depth_mult=1.8,
+            dropout=0.4,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            eps=eps,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b4"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
@@ -574,6 +804,8 @@ def efficientnet_b4(
         eps=eps,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -585,26 +817,47 @@ def efficientnet_b5(
     stochastic_depth_prob: float = 0.2,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=b0, width_mult=1.6, depth_mult=2.2, dropout=0.4, eps=0.001, momentum=0.01."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=1.6,
-        depth_mult=2.2,
-        dropout=0.4,
-        eps=0.001,
-        momentum=0.01,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=1.6,
+            depth_mult=2.2,
+            dropout=0.4,
+            eps=0.001,
+            momentum=0.01,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=1.6,
+            depth_mult=2.2,
+            dropout=0.4,
+            eps=0.001,
+            momentum=0.01,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b5"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
         last_channel=last_channel,
         stochastic_depth_prob=stochastic_depth_prob,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -616,26 +869,47 @@ def efficientnet_b6(
     stochastic_depth_prob: float = 0.2,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=b0, width_mult=1.8, depth_mult=2.6, dropout=0.5, eps=0.001, momentum=0.01."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=1.8,
-        depth_mult=2.6,
-        dropout=0.5,
-        eps=0.001,
-        momentum=0.01,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=1.8,
+            depth_mult=2.6,
+            dropout=0.5,
+            eps=0.001,
+            momentum=0.01,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=1.8,
+            depth_mult=2.6,
+            dropout=0.5,
+            eps=0.001,
+            momentum=0.01,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b6"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
         last_channel=last_channel,
         stochastic_depth_prob=stochastic_depth_prob,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -647,26 +921,47 @@ def efficientnet_b7(
     stochastic_depth_prob: float = 0.2,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=b0, width_mult=2.0, depth_mult=3.1, dropout=0.5, eps=0.001, momentum=0.01."""
-    model = EfficientNet(
-        table=b0,
-        width_mult=2.0,
-        depth_mult=3.1,
-        dropout=0.5,
-        eps=0.001,
-        momentum=0.01,
-        stem=stem,
-        last_channel=last_channel,
-        stochastic_depth_prob=stochastic_depth_prob,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=b0,
+            width_mult=2.0,
+            depth_mult=3.1,
+            dropout=0.5,
+            eps=0.001,
+            momentum=0.01,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=b0,
+            width_mult=2.0,
+            depth_mult=3.1,
+            dropout=0.5,
+            eps=0.001,
+            momentum=0.01,
+            stem=stem,
+            last_channel=last_channel,
+            stochastic_depth_prob=stochastic_depth_prob,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_b7"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem=stem,
         last_channel=last_channel,
         stochastic_depth_prob=stochastic_depth_prob,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -679,22 +974,41 @@ def efficientnet_v2_s(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNetV2 (Table 4 and the authors' M and L): a 1280-channel head,
     batch-norm eps 1e-3.
     """
-    model = EfficientNet(
-        table=v2_s,
-        stem=24,
-        last_channel=1280,
-        dropout=0.2,
-        eps=0.001,
-        width_mult=width_mult,
-        depth_mult=depth_mult,
-        stochastic_depth_prob=stochastic_depth_prob,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=v2_s,
+            stem=24,
+            last_channel=1280,
+            dropout=0.2,
+            eps=0.001,
+            width_mult=width_mult,
+            depth_mult=depth_mult,
+            stochastic_depth_prob=stochastic_depth_prob,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=v2_s,
+            stem=24,
+            last_channel=1280,
+            dropout=0.2,
+            eps=0.001,
+            width_mult=width_mult,
+            depth_mult=depth_mult,
+            stochastic_depth_prob=stochastic_depth_prob,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_v2_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         width_mult=width_mult,
@@ -702,6 +1016,8 @@ def efficientnet_v2_s(
         stochastic_depth_prob=stochastic_depth_prob,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -714,20 +1030,39 @@ def efficientnet_v2_m(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=v2_m, stem=24, last_channel=1280, dropout=0.3, eps=0.001."""
-    model = EfficientNet(
-        table=v2_m,
-        stem=24,
-        last_channel=1280,
-        dropout=0.3,
-        eps=0.001,
-        width_mult=width_mult,
-        depth_mult=depth_mult,
-        stochastic_depth_prob=stochastic_depth_prob,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=v2_m,
+            stem=24,
+            last_channel=1280,
+            dropout=0.3,
+            eps=0.001,
+            width_mult=width_mult,
+            depth_mult=depth_mult,
+            stochastic_depth_prob=stochastic_depth_prob,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=v2_m,
+            stem=24,
+            last_channel=1280,
+            dropout=0.3,
+            eps=0.001,
+            width_mult=width_mult,
+            depth_mult=depth_mult,
+            stochastic_depth_prob=stochastic_depth_prob,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_v2_m"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         width_mult=width_mult,
@@ -735,6 +1070,8 @@ def efficientnet_v2_m(
         stochastic_depth_prob=stochastic_depth_prob,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -747,20 +1084,39 @@ def efficientnet_v2_l(
     momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
     """EfficientNet with table=v2_l, stem=32, last_channel=1280, dropout=0.4, eps=0.001."""
-    model = EfficientNet(
-        table=v2_l,
-        stem=32,
-        last_channel=1280,
-        dropout=0.4,
-        eps=0.001,
-        width_mult=width_mult,
-        depth_mult=depth_mult,
-        stochastic_depth_prob=stochastic_depth_prob,
-        momentum=momentum,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = EfficientNetFeatures(
+            table=v2_l,
+            stem=32,
+            last_channel=1280,
+            dropout=0.4,
+            eps=0.001,
+            width_mult=width_mult,
+            depth_mult=depth_mult,
+            stochastic_depth_prob=stochastic_depth_prob,
+            momentum=momentum,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = EfficientNet(
+            table=v2_l,
+            stem=32,
+            last_channel=1280,
+            dropout=0.4,
+            eps=0.001,
+            width_mult=width_mult,
+            depth_mult=depth_mult,
+            stochastic_depth_prob=stochastic_depth_prob,
+            momentum=momentum,
+            num_classes=num_classes,
+        )
     model.archc_variant = "efficientnet_v2_l"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         width_mult=width_mult,
@@ -768,5 +1124,7 @@ def efficientnet_v2_l(
         stochastic_depth_prob=stochastic_depth_prob,
         momentum=momentum,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

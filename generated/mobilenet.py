@@ -22,7 +22,9 @@ __all__ = [
     "InvertedResidual",
     "InvertedResidualV3",
     "MobileNetV2",
+    "MobileNetV2Features",
     "MobileNetV3",
+    "MobileNetV3Features",
     "SqueezeExcitation",
     "mobilenet_v2",
     "mobilenet_v3_large",
@@ -74,6 +76,45 @@ def make_divisible(v, divisor=8, min_value=None):
     lowest = divisor if min_value is None else min_value
     rounded = max(lowest, int(v + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * v else rounded
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class Conv2dNormActivation(nn.Sequential):
@@ -273,8 +314,10 @@ class MobileNetV2(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         features = nn.Sequential()
-        features.append(
+        features.add_module(
+            "0",
             Conv2dNormActivation(
                 3,
                 make_divisible(32 * width_mult, round_nearest),
@@ -282,19 +325,41 @@ class MobileNetV2(nn.Module):
                 activation=nn.ReLU6,
             ),
         )
+        k = 1
+        reduction = 2
         channels = make_divisible(32 * width_mult, round_nearest)
         for t, c, n, s in mobilenet_v2_setting:
-            for i in range(n):
-                features.append(
+            if s == 2:
+                self.feature_info.append(
+                    dict(num_chs=channels, reduction=reduction, module=f"features.{k - 1}"),
+                )
+                features.add_module(
+                    f"{k}",
+                    InvertedResidual(channels, make_divisible(c * width_mult, round_nearest), 2, t),
+                )
+                reduction *= 2
+            else:
+                features.add_module(
+                    f"{k}",
+                    InvertedResidual(channels, make_divisible(c * width_mult, round_nearest), s, t),
+                )
+            for i in range(1, n):
+                features.add_module(
+                    f"{k + i}",
                     InvertedResidual(
-                        channels,
                         make_divisible(c * width_mult, round_nearest),
-                        s if i == 0 else 1,
+                        make_divisible(c * width_mult, round_nearest),
+                        1,
                         t,
                     ),
                 )
-                channels = make_divisible(c * width_mult, round_nearest)
-        features.append(
+            k = k + n
+            channels = make_divisible(c * width_mult, round_nearest)
+        self.feature_info.append(
+            dict(num_chs=channels, reduction=reduction, module=f"features.{k - 1}"),
+        )
+        features.add_module(
+            f"{k}",
             Conv2dNormActivation(
                 channels,
                 make_divisible(1280 * max(1.0, width_mult), round_nearest),
@@ -326,6 +391,51 @@ class MobileNetV2(nn.Module):
         x = self.classifier(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = getattr(self.features, "0")(x)  # N x 32 x 112 x 112
+        k = 1
+        for _, _, n, s in mobilenet_v2_setting:
+            if s == 2:
+                features.append(x)
+                x = getattr(self.features, f"{k}")(x)  # N x 24..160 x 7..56 x 7..56
+            else:
+                x = getattr(self.features, f"{k}")(x)  # N x 16|96|320 x 7|14|112 x 7|14|112
+            for i in range(1, n):
+                x = getattr(self.features, f"{k + i}")(x)  # N x 24..160 x 7..56 x 7..56
+            k = k + n
+        features.append(x)
+        return features
+
+
+class MobileNetV2Features(MobileNetV2):
+    """MobileNetV2 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        round_nearest: int = 8,
+        dropout: float = 0.2,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            width_mult=width_mult,
+            round_nearest=round_nearest,
+            dropout=dropout,
+        )
+        del self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 class MobileNetV3(nn.Module):
     """V3, Tables 1 and 2 around the bnecks: a 3x3/2 conv to 16 channels with hard
@@ -347,8 +457,11 @@ class MobileNetV3(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        self.inverted_residual_setting = inverted_residual_setting
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         features = nn.Sequential()
-        features.append(
+        features.add_module(
+            "0",
             Conv2dNormActivation(
                 3,
                 make_divisible(16 * width_mult),
@@ -358,21 +471,42 @@ class MobileNetV3(nn.Module):
                 momentum=0.01,
             ),
         )
+        reduction = 2
         channels = make_divisible(16 * width_mult)
-        for kernel, expanded, c, use_se, activation, stride in inverted_residual_setting:
-            features.append(
-                InvertedResidualV3(
-                    channels,
-                    kernel,
-                    make_divisible(expanded * width_mult),
-                    make_divisible(c * width_mult),
-                    use_se,
-                    activation,
-                    stride,
-                ),
-            )
+        for i, (kernel, expanded, c, use_se, activation, stride) in enumerate(inverted_residual_setting):
+            if stride == 2:
+                self.feature_info.append(
+                    dict(num_chs=channels, reduction=reduction, module=f"features.{i}"),
+                )
+                features.add_module(
+                    f"{i + 1}",
+                    InvertedResidualV3(
+                        channels,
+                        kernel,
+                        make_divisible(expanded * width_mult),
+                        make_divisible(c * width_mult),
+                        use_se,
+                        activation,
+                        2,
+                    ),
+                )
+                reduction *= 2
+            else:
+                features.add_module(
+                    f"{i + 1}",
+                    InvertedResidualV3(
+                        channels,
+                        kernel,
+                        make_divisible(expanded * width_mult),
+                        make_divisible(c * width_mult),
+                        use_se,
+                        activation,
+                        stride,
+                    ),
+                )
             channels = make_divisible(c * width_mult)
-        features.append(
+        features.add_module(
+            f"{len(inverted_residual_setting) + 1}",
             Conv2dNormActivation(
                 channels,
                 6 * channels,
@@ -380,6 +514,13 @@ class MobileNetV3(nn.Module):
                 activation=nn.Hardswish,
                 eps=0.001,
                 momentum=0.01,
+            ),
+        )
+        self.feature_info.append(
+            dict(
+                num_chs=6 * channels,
+                reduction=reduction,
+                module=f"features.{len(inverted_residual_setting) + 1}",
             ),
         )
         self.features = features
@@ -409,6 +550,50 @@ class MobileNetV3(nn.Module):
         x = self.classifier(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = getattr(self.features, "0")(x)  # N x 16 x 112 x 112
+        for i, (_, _, _, _, _, stride) in enumerate(self.inverted_residual_setting):
+            if stride == 2:
+                features.append(x)
+                x = getattr(self.features, f"{i + 1}")(x)  # N x 16..160 x 7..56 x 7..56
+            else:
+                x = getattr(self.features, f"{i + 1}")(x)  # N x 16..160 x 7..112 x 7..112
+        x = getattr(self.features, f"{len(self.inverted_residual_setting) + 1}")(x)  # N x 576|960 x 7 x 7
+        features.append(x)
+        return features
+
+
+class MobileNetV3Features(MobileNetV3):
+    """MobileNetV3 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        inverted_residual_setting: list[list[object]],
+        last_channel: int,
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            inverted_residual_setting=inverted_residual_setting,
+            last_channel=last_channel,
+            num_classes=num_classes,
+            width_mult=width_mult,
+            dropout=dropout,
+        )
+        del self.avgpool, self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def mobilenet_v2(
     *,
@@ -417,20 +602,35 @@ def mobilenet_v2(
     round_nearest: int = 8,
     dropout: float = 0.2,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MobileNetV2:
     """MobileNetV2 with its defaults."""
-    model = MobileNetV2(
-        num_classes=num_classes,
-        width_mult=width_mult,
-        round_nearest=round_nearest,
-        dropout=dropout,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MobileNetV2Features(
+            num_classes=num_classes,
+            width_mult=width_mult,
+            round_nearest=round_nearest,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = MobileNetV2(
+            num_classes=num_classes,
+            width_mult=width_mult,
+            round_nearest=round_nearest,
+            dropout=dropout,
+        )
     model.archc_variant = "mobilenet_v2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         width_mult=width_mult,
         round_nearest=round_nearest,
         dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -441,17 +641,37 @@ def mobilenet_v3_large(
     width_mult: float = 1.0,
     dropout: float = 0.2,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MobileNetV3:
     """MobileNetV3 with inverted_residual_setting=mobilenet_v3_large_setting, last_channel=1280."""
-    model = MobileNetV3(
-        inverted_residual_setting=mobilenet_v3_large_setting,
-        last_channel=1280,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MobileNetV3Features(
+            inverted_residual_setting=mobilenet_v3_large_setting,
+            last_channel=1280,
+            num_classes=num_classes,
+            width_mult=width_mult,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = MobileNetV3(
+            inverted_residual_setting=mobilenet_v3_large_setting,
+            last_channel=1280,
+            num_classes=num_classes,
+            width_mult=width_mult,
+            dropout=dropout,
+        )
+    model.archc_variant = "mobilenet_v3_large"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         width_mult=width_mult,
         dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "mobilenet_v3_large"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, width_mult=width_mult, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -461,15 +681,35 @@ def mobilenet_v3_small(
     width_mult: float = 1.0,
     dropout: float = 0.2,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MobileNetV3:
     """MobileNetV3 with inverted_residual_setting=mobilenet_v3_small_setting, last_channel=1024."""
-    model = MobileNetV3(
-        inverted_residual_setting=mobilenet_v3_small_setting,
-        last_channel=1024,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MobileNetV3Features(
+            inverted_residual_setting=mobilenet_v3_small_setting,
+            last_channel=1024,
+            num_classes=num_classes,
+            width_mult=width_mult,
+            dropout=dropout,
+            out_indices=out_indices,
+        )
+    else:
+        model = MobileNetV3(
+            inverted_residual_setting=mobilenet_v3_small_setting,
+            last_channel=1024,
+            num_classes=num_classes,
+            width_mult=width_mult,
+            dropout=dropout,
+        )
+    model.archc_variant = "mobilenet_v3_small"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         width_mult=width_mult,
         dropout=dropout,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "mobilenet_v3_small"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, width_mult=width_mult, dropout=dropout)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -18,6 +18,7 @@ __all__ = [
     "BottleneckTransform",
     "Conv2dNormActivation",
     "RegNet",
+    "RegNetFeatures",
     "ResBottleneckBlock",
     "SqueezeExcitation",
     "regnet_x_1_6gf",
@@ -51,6 +52,45 @@ def block_widths(depth, w_0, w_a, w_m, quantum=8):
 
 def stage_widths(widths):
     return [w for i, w in enumerate(widths) if i == 0 or w != widths[i - 1]]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class Conv2dNormActivation(nn.Sequential):
@@ -202,11 +242,20 @@ class RegNet(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depth = depth
+        self.w_0 = w_0
+        self.w_a = w_a
+        self.w_m = w_m
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         widths = block_widths(depth, w_0, w_a, w_m)
+        stages = stage_widths(widths)
         self.stem = Conv2dNormActivation(3, stem_width, 3, stride=2)
+        self.feature_info.append(dict(num_chs=stem_width, reduction=2, module="stem"))
         trunk_output = nn.Sequential()
+        reduction = 2
         channels = stem_width
-        for i, w in enumerate(stage_widths(widths)):
+        for i in range(len(stages)):
+            w = stages[i]
             g = min(group_width, w)
             width = make_divisible(w, g)
             layers = nn.Sequential()
@@ -217,6 +266,10 @@ class RegNet(nn.Module):
                 )
                 channels = width
             trunk_output.add_module(f"block{i + 1}", layers)
+            reduction *= 2
+            self.feature_info.append(
+                dict(num_chs=channels, reduction=reduction, module=f"trunk_output.block{i + 1}"),
+            )
         self.trunk_output = trunk_output
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
@@ -242,6 +295,54 @@ class RegNet(nn.Module):
         x = self.fc(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        widths = block_widths(self.depth, self.w_0, self.w_a, self.w_m)
+        stages = stage_widths(widths)
+        x = self.stem(x)  # N x 32 x 112|192 x 112|192
+        features.append(x)
+        for i in range(len(stages)):
+            x = getattr(self.trunk_output, f"block{i + 1}")(x)  # N x 32..7392 x 7..96 x 7..96
+            features.append(x)
+        return features
+
+
+class RegNetFeatures(RegNet):
+    """RegNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        w_0: int,
+        w_a: float,
+        w_m: float,
+        group_width: int,
+        se_ratio: float | None = None,
+        stem_width: int = 32,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            depth=depth,
+            w_0=w_0,
+            w_a=w_a,
+            w_m=w_m,
+            group_width=group_width,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+        del self.avgpool, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def regnet_x_400mf(
     *,
@@ -249,20 +350,43 @@ def regnet_x_400mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16."""
-    model = RegNet(
-        depth=22,
-        w_0=24,
-        w_a=24.48,
-        w_m=2.54,
-        group_width=16,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=22,
+            w_0=24,
+            w_a=24.48,
+            w_m=2.54,
+            group_width=16,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=22,
+            w_0=24,
+            w_a=24.48,
+            w_m=2.54,
+            group_width=16,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_x_400mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_x_400mf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -272,20 +396,43 @@ def regnet_x_800mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=16, w_0=56, w_a=35.73, w_m=2.28, group_width=16."""
-    model = RegNet(
-        depth=16,
-        w_0=56,
-        w_a=35.73,
-        w_m=2.28,
-        group_width=16,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=16,
+            w_0=56,
+            w_a=35.73,
+            w_m=2.28,
+            group_width=16,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=16,
+            w_0=56,
+            w_a=35.73,
+            w_m=2.28,
+            group_width=16,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_x_800mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_x_800mf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -295,20 +442,43 @@ def regnet_x_1_6gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=18, w_0=80, w_a=34.01, w_m=2.25, group_width=24."""
-    model = RegNet(
-        depth=18,
-        w_0=80,
-        w_a=34.01,
-        w_m=2.25,
-        group_width=24,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=18,
+            w_0=80,
+            w_a=34.01,
+            w_m=2.25,
+            group_width=24,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=18,
+            w_0=80,
+            w_a=34.01,
+            w_m=2.25,
+            group_width=24,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_x_1_6gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_x_1_6gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -318,20 +488,43 @@ def regnet_x_3_2gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=25, w_0=88, w_a=26.31, w_m=2.25, group_width=48."""
-    model = RegNet(
-        depth=25,
-        w_0=88,
-        w_a=26.31,
-        w_m=2.25,
-        group_width=48,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=25,
+            w_0=88,
+            w_a=26.31,
+            w_m=2.25,
+            group_width=48,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=25,
+            w_0=88,
+            w_a=26.31,
+            w_m=2.25,
+            group_width=48,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_x_3_2gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_x_3_2gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -341,20 +534,43 @@ def regnet_x_8gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=23, w_0=80, w_a=49.56, w_m=2.88, group_width=120."""
-    model = RegNet(
-        depth=23,
-        w_0=80,
-        w_a=49.56,
-        w_m=2.88,
-        group_width=120,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=23,
+            w_0=80,
+            w_a=49.56,
+            w_m=2.88,
+            group_width=120,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=23,
+            w_0=80,
+            w_a=49.56,
+            w_m=2.88,
+            group_width=120,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_x_8gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_x_8gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -364,20 +580,43 @@ def regnet_x_16gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=22, w_0=216, w_a=55.59, w_m=2.1, group_width=128."""
-    model = RegNet(
-        depth=22,
-        w_0=216,
-        w_a=55.59,
-        w_m=2.1,
-        group_width=128,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=22,
+            w_0=216,
+            w_a=55.59,
+            w_m=2.1,
+            group_width=128,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=22,
+            w_0=216,
+            w_a=55.59,
+            w_m=2.1,
+            group_width=128,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_x_16gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_x_16gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -387,20 +626,43 @@ def regnet_x_32gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=23, w_0=320, w_a=69.86, w_m=2.0, group_width=168."""
-    model = RegNet(
-        depth=23,
-        w_0=320,
-        w_a=69.86,
-        w_m=2.0,
-        group_width=168,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=23,
+            w_0=320,
+            w_a=69.86,
+            w_m=2.0,
+            group_width=168,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=23,
+            w_0=320,
+            w_a=69.86,
+            w_m=2.0,
+            group_width=168,
+            se_ratio=se_ratio,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_x_32gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_x_32gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(se_ratio=se_ratio, stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -409,20 +671,42 @@ def regnet_y_400mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8, se_ratio=0.25."""
-    model = RegNet(
-        depth=16,
-        w_0=48,
-        w_a=27.89,
-        w_m=2.09,
-        group_width=8,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=16,
+            w_0=48,
+            w_a=27.89,
+            w_m=2.09,
+            group_width=8,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=16,
+            w_0=48,
+            w_a=27.89,
+            w_m=2.09,
+            group_width=8,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_400mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_400mf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -431,20 +715,42 @@ def regnet_y_800mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=14, w_0=56, w_a=38.84, w_m=2.4, group_width=16, se_ratio=0.25."""
-    model = RegNet(
-        depth=14,
-        w_0=56,
-        w_a=38.84,
-        w_m=2.4,
-        group_width=16,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=14,
+            w_0=56,
+            w_a=38.84,
+            w_m=2.4,
+            group_width=16,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=14,
+            w_0=56,
+            w_a=38.84,
+            w_m=2.4,
+            group_width=16,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_800mf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_800mf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -453,20 +759,42 @@ def regnet_y_1_6gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=27, w_0=48, w_a=20.71, w_m=2.65, group_width=24, se_ratio=0.25."""
-    model = RegNet(
-        depth=27,
-        w_0=48,
-        w_a=20.71,
-        w_m=2.65,
-        group_width=24,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=27,
+            w_0=48,
+            w_a=20.71,
+            w_m=2.65,
+            group_width=24,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=27,
+            w_0=48,
+            w_a=20.71,
+            w_m=2.65,
+            group_width=24,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_1_6gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_1_6gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -475,20 +803,42 @@ def regnet_y_3_2gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=21, w_0=80, w_a=42.63, w_m=2.66, group_width=24, se_ratio=0.25."""
-    model = RegNet(
-        depth=21,
-        w_0=80,
-        w_a=42.63,
-        w_m=2.66,
-        group_width=24,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=21,
+            w_0=80,
+            w_a=42.63,
+            w_m=2.66,
+            group_width=24,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=21,
+            w_0=80,
+            w_a=42.63,
+            w_m=2.66,
+            group_width=24,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_3_2gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_3_2gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -497,20 +847,42 @@ def regnet_y_8gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=17, w_0=192, w_a=76.82, w_m=2.19, group_width=56, se_ratio=0.25."""
-    model = RegNet(
-        depth=17,
-        w_0=192,
-        w_a=76.82,
-        w_m=2.19,
-        group_width=56,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=17,
+            w_0=192,
+            w_a=76.82,
+            w_m=2.19,
+            group_width=56,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=17,
+            w_0=192,
+            w_a=76.82,
+            w_m=2.19,
+            group_width=56,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_8gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_8gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -519,20 +891,42 @@ def regnet_y_16gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=18, w_0=200, w_a=106.23, w_m=2.48, group_width=112, se_ratio=0.25."""
-    model = RegNet(
-        depth=18,
-        w_0=200,
-        w_a=106.23,
-        w_m=2.48,
-        group_width=112,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=18,
+            w_0=200,
+            w_a=106.23,
+            w_m=2.48,
+            group_width=112,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=18,
+            w_0=200,
+            w_a=106.23,
+            w_m=2.48,
+            group_width=112,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_16gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_16gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -541,20 +935,42 @@ def regnet_y_32gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNet with depth=20, w_0=232, w_a=115.89, w_m=2.53, group_width=232, se_ratio=0.25."""
-    model = RegNet(
-        depth=20,
-        w_0=232,
-        w_a=115.89,
-        w_m=2.53,
-        group_width=232,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=20,
+            w_0=232,
+            w_a=115.89,
+            w_m=2.53,
+            group_width=232,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=20,
+            w_0=232,
+            w_a=115.89,
+            w_m=2.53,
+            group_width=232,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_32gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_32gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -563,20 +979,42 @@ def regnet_y_128gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> RegNet:
     """RegNetY-128GF is not in the paper but SEER's (Goyal et al., 2021); torchvision's
     weights for it (SWAG) take 384 x 384 inputs, the size its shapes are inferred at.
     """
-    model = RegNet(
-        depth=27,
-        w_0=456,
-        w_a=160.83,
-        w_m=2.52,
-        group_width=264,
-        se_ratio=0.25,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = RegNetFeatures(
+            depth=27,
+            w_0=456,
+            w_a=160.83,
+            w_m=2.52,
+            group_width=264,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = RegNet(
+            depth=27,
+            w_0=456,
+            w_a=160.83,
+            w_m=2.52,
+            group_width=264,
+            se_ratio=0.25,
+            stem_width=stem_width,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "regnet_y_128gf"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "regnet_y_128gf"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(stem_width=stem_width, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

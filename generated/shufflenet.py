@@ -16,11 +16,51 @@ __all__ = [
     "Conv2dNormActivation",
     "InvertedResidual",
     "ShuffleNetV2",
+    "ShuffleNetV2Features",
     "shufflenet_v2_x0_5",
     "shufflenet_v2_x1_0",
     "shufflenet_v2_x1_5",
     "shufflenet_v2_x2_0",
 ]
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 def _channel_shuffle(x: Tensor, groups: int) -> Tensor:
@@ -124,6 +164,10 @@ class ShuffleNetV2(nn.Module):
     with a downsampling unit, a 1x1 conv5, global average pooling and the fc.
     `size` is the input's side (224 in the paper): it shapes the check, not the
     module. No init rules: torchvision keeps PyTorch's default initialisation.
+    As a backbone (timm has no ShuffleNet), the last map at each of Table 5's
+    resolutions, as timm takes them from its nets: conv1 and the max pool (the
+    stem's two), and the three stages; conv5 is the head's, as EfficientNet's
+    last 1x1 conv is in timm.
     """
 
     def __init__(
@@ -133,24 +177,32 @@ class ShuffleNetV2(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = Conv2dNormActivation(3, stages_out_channels[0], 3, stride=2)
+        self.feature_info.append(dict(num_chs=stages_out_channels[0], reduction=2, module="conv1"))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.feature_info.append(
+            dict(num_chs=stages_out_channels[0], reduction=4, module="maxpool"),
+        )
         stage2 = nn.Sequential()
         channels = stages_out_channels[0]
         for i in range(stages_repeats[0]):
             stage2.append(InvertedResidual(channels, stages_out_channels[1], 2 if i == 0 else 1))
             channels = stage2[-1].out_channels
         self.stage2 = stage2
+        self.feature_info.append(dict(num_chs=channels, reduction=8, module="stage2"))
         stage3 = nn.Sequential()
         for i in range(stages_repeats[1]):
             stage3.append(InvertedResidual(channels, stages_out_channels[2], 2 if i == 0 else 1))
             channels = stage3[-1].out_channels
         self.stage3 = stage3
+        self.feature_info.append(dict(num_chs=channels, reduction=16, module="stage3"))
         stage4 = nn.Sequential()
         for i in range(stages_repeats[2]):
             stage4.append(InvertedResidual(channels, stages_out_channels[3], 2 if i == 0 else 1))
             channels = stage4[-1].out_channels
         self.stage4 = stage4
+        self.feature_info.append(dict(num_chs=channels, reduction=32, module="stage4"))
         self.conv5 = Conv2dNormActivation(channels, stages_out_channels[4], 1)
         self.fc = nn.Linear(stages_out_channels[4], num_classes)
 
@@ -165,50 +217,171 @@ class ShuffleNetV2(nn.Module):
         x = self.fc(x)  # N x 1000
         return x
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.conv1(x)  # N x 24 x 112 x 112
+        features.append(x)
+        x = self.maxpool(x)  # N x 24 x 56 x 56
+        features.append(x)
+        x = self.stage2(x)  # N x 48..244 x 28 x 28
+        features.append(x)
+        x = self.stage3(x)  # N x 96..488 x 14 x 14
+        features.append(x)
+        x = self.stage4(x)  # N x 192..976 x 7 x 7
+        features.append(x)
+        return features
 
-def shufflenet_v2_x0_5(*, num_classes: int = 1000, channels_last: bool = False) -> ShuffleNetV2:
+
+class ShuffleNetV2Features(ShuffleNetV2):
+    """ShuffleNetV2 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        stages_repeats: list[int],
+        stages_out_channels: list[int],
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            stages_repeats=stages_repeats,
+            stages_out_channels=stages_out_channels,
+            num_classes=num_classes,
+        )
+        del self.conv5, self.fc  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
+
+def shufflenet_v2_x0_5(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> ShuffleNetV2:
     """ShuffleNetV2 with stages_repeats=[4, 8, 4], stages_out_channels=[24, 48, 96, 192, 1024]."""
-    model = ShuffleNetV2(
-        stages_repeats=[4, 8, 4],
-        stages_out_channels=[24, 48, 96, 192, 1024],
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ShuffleNetV2Features(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 48, 96, 192, 1024],
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ShuffleNetV2(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 48, 96, 192, 1024],
+            num_classes=num_classes,
+        )
     model.archc_variant = "shufflenet_v2_x0_5"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def shufflenet_v2_x1_0(*, num_classes: int = 1000, channels_last: bool = False) -> ShuffleNetV2:
+def shufflenet_v2_x1_0(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> ShuffleNetV2:
     """ShuffleNetV2 with stages_repeats=[4, 8, 4], stages_out_channels=[24, 116, 232, 464, 1024]."""
-    model = ShuffleNetV2(
-        stages_repeats=[4, 8, 4],
-        stages_out_channels=[24, 116, 232, 464, 1024],
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ShuffleNetV2Features(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 116, 232, 464, 1024],
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ShuffleNetV2(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 116, 232, 464, 1024],
+            num_classes=num_classes,
+        )
     model.archc_variant = "shufflenet_v2_x1_0"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def shufflenet_v2_x1_5(*, num_classes: int = 1000, channels_last: bool = False) -> ShuffleNetV2:
+def shufflenet_v2_x1_5(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> ShuffleNetV2:
     """ShuffleNetV2 with stages_repeats=[4, 8, 4], stages_out_channels=[24, 176, 352, 704, 1024]."""
-    model = ShuffleNetV2(
-        stages_repeats=[4, 8, 4],
-        stages_out_channels=[24, 176, 352, 704, 1024],
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ShuffleNetV2Features(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 176, 352, 704, 1024],
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ShuffleNetV2(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 176, 352, 704, 1024],
+            num_classes=num_classes,
+        )
     model.archc_variant = "shufflenet_v2_x1_5"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def shufflenet_v2_x2_0(*, num_classes: int = 1000, channels_last: bool = False) -> ShuffleNetV2:
+def shufflenet_v2_x2_0(
+    *,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> ShuffleNetV2:
     """ShuffleNetV2 with stages_repeats=[4, 8, 4], stages_out_channels=[24, 244, 488, 976, 2048]."""
-    model = ShuffleNetV2(
-        stages_repeats=[4, 8, 4],
-        stages_out_channels=[24, 244, 488, 976, 2048],
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ShuffleNetV2Features(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 244, 488, 976, 2048],
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ShuffleNetV2(
+            stages_repeats=[4, 8, 4],
+            stages_out_channels=[24, 244, 488, 976, 2048],
+            num_classes=num_classes,
+        )
     model.archc_variant = "shufflenet_v2_x2_0"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes)
+    model.archc_arguments = dict(
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

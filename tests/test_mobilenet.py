@@ -166,7 +166,7 @@ def test_comparison_fails_for_a_mutant(mutation, tmp_path):
 
 # Mutations only training mode shows: eval outputs still agree, the training comparison must not.
 TRAINING_MUTATIONS = {
-    "V3's batch-norm momentum 0.1": ("momentum = 0.01)\n    }\n    avgpool", "momentum = 0.1)\n    }\n    avgpool",
+    "V3's batch-norm momentum 0.1": ("momentum = 0.01)\n        tap\n    }\n    avgpool", "momentum = 0.1)\n        tap\n    }\n    avgpool",
                                      "features.12.1.running_mean differs"),
     "V3's dropout before the hardswish": ("hardswish\n        dropout(dropout)", "dropout(dropout)\n        hardswish",
                                           "training mode: max difference"),

@@ -208,6 +208,7 @@ def test_bad_sizes_are_usage_errors(capsys, args, message):
 def test_an_input_too_small_for_the_network_is_located(capsys):
     assert main(["stats", str(SPECS / "alexnet.arch"), "--input-size", "16"]) == 1
     err = capsys.readouterr().err
-    assert "alexnet.arch:17:" in err and "maxpool: kernel (3) is larger" in err and "note: with --input-size 16" in err
+    assert re.search(r"alexnet\.arch:\d+:\d+: error: maxpool: kernel \(3\) is larger", err)
+    assert "note: with --input-size 16" in err
     assert main(["stats", str(SPECS / "resnet.arch"), "--input-size", "1x2x3x4"]) == 1
     assert "an input size of 4 numbers does not fit it" in capsys.readouterr().err
