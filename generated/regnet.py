@@ -129,7 +129,7 @@ class Conv2dNormActivation(nn.Sequential):
         if norm:
             self.append(nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum))
         if activation is not None:
-            self.append(activation())
+            self.append(activation(inplace=True))
         self.out_channels = out_channels
 
 

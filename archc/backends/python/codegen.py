@@ -62,8 +62,9 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             holds_op = {p for p, values in seen.items() if any(isinstance(v, OpRef) for v in values)}
             holds_block |= _called_through(block.body, elab, "block")
             holds_op |= _called_through(block.body, elab, "op")
+            ops = {p: _in_place(seen.get(p, [])) for p in holds_op}
             code = generate_class(block, program.blocks, _constants_for(block, constants), info, class_info,
-                                  holds_block, holds_op, lets, networks=program.networks)
+                                  holds_block, ops, lets, networks=program.networks)
             infos[name] = code.info
             referenced.update(code.referenced)
             outputs = len(block.signature.outputs) if block.signature is not None else 1
@@ -298,6 +299,13 @@ def _network_signature(net: n.NetworkDef, variants: dict[str, Variant], elab: El
             values.append(_default_value(p, elab))
         parts.append(defs.param(p, constants, defs.annotation(values)))
     return "\n".join(defs.init_header([*parts, *extra]))
+
+
+def _in_place(values: list) -> bool:
+    """Whether every op a parameter holds may work in place (``activation(inplace=True)``): none is unknown."""
+    ops = [v for v in values if v is not None]
+    return bool(ops) and all(isinstance(v, OpRef) and REGISTRY[v.name].inplace and REGISTRY[v.name].inplace_if is None
+                             for v in ops)
 
 
 def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], module_constants: dict[str, ir.Node],

@@ -58,7 +58,9 @@ class ClassContext:
         for p in definition.params:
             check_parameter_name(p)
         self.block_params = block_params  # parameters that hold a block class
-        self.op_params = op_params  # parameters that hold an op's module class (an activation, say)
+        # parameters that hold an op's module class (an activation, say), and whether every op each holds may work
+        # in place
+        self.op_params = op_params if isinstance(op_params, dict) else dict.fromkeys(op_params, False)
         self.networks = networks or {}  # the file's networks: a layer may call one (an ensemble's member)
         self.network_unused = network_unused or (lambda name: set())  # name -> the parameters its class omits
         self.sequential = isinstance(definition, n.BlockDef) and definition.sequential
