@@ -116,18 +116,24 @@ class VGG(nn.Module):
                 )
                 index = index + 1
             else:
-                if v == "conv1":
-                    features.add_module(f"{index}", nn.Conv2d(channels, channels, kernel_size=1))
-                else:
-                    features.add_module(
-                        f"{index}",
-                        nn.Conv2d(channels, v, kernel_size=3, padding=1),
-                    )
-                    channels = v
+                k = 1 if v == "conv1" else 3
+                features.add_module(
+                    f"{index}",
+                    nn.Conv2d(
+                        channels,
+                        channels if v == "conv1" else v,
+                        kernel_size=k,
+                        padding=k // 2,
+                    ),
+                )
                 if batch_norm:
-                    features.add_module(f"{index + 1}", nn.BatchNorm2d(channels))
+                    features.add_module(
+                        f"{index + 1}",
+                        nn.BatchNorm2d(channels if v == "conv1" else v),
+                    )
                 features.add_module(f"{index + 1 + batch_norm}", nn.ReLU(inplace=True))
                 index = index + 2 + batch_norm
+                channels = channels if v == "conv1" else v
         self.feature_info.append(
             dict(num_chs=channels, reduction=reduction, module=f"features.{index - 1}"),
         )
@@ -174,10 +180,7 @@ class VGG(nn.Module):
                 x = getattr(self.features, f"{index}")(x)  # N x 64 x 224 x 224
                 index = index + 1
             else:
-                if v == "conv1":
-                    x = getattr(self.features, f"{index}")(x)  # N x 256|512 x 14|28|56 x 14|28|56
-                else:
-                    x = getattr(self.features, f"{index}")(x)  # N x 64..512 x 14..224 x 14..224
+                x = getattr(self.features, f"{index}")(x)  # N x 64..512 x 14..224 x 14..224
                 if self.batch_norm:
                     x = getattr(self.features, f"{index + 1}")(x)  # N x 64..512 x 14..224 x 14..224
                 x = getattr(self.features, f"{index + 1 + self.batch_norm}")(x)  # N x 64..512 x 14..224 x 14..224

@@ -240,7 +240,7 @@ def test_module_names_are_identifiers_and_follow_the_source():
 def test_a_non_editable_install_ships_the_models_and_pickles(tmp_path):
     pytest.importorskip("setuptools")
     src, site = tmp_path / "src", tmp_path / "site"
-    for folder in ("archc", "codegen_templates", "generated"):
+    for folder in ("archc", "codegen_templates", "generated", "specs"):
         shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for file in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / file, src / file)
@@ -259,9 +259,11 @@ def test_a_non_editable_install_ships_the_models_and_pickles(tmp_path):
                    "built": archc.load({str(path)!r}).build("tiny", num_classes=7)}}
         with torch.no_grad():
             torch.save({{k: (m.eval(), m(x)) for k, m in models.items()}} | {{"x": x}}, "models.pt")
+        out["deployed"] = type(archc.deploy(models["shipped"])).__name__  # its spec shipped as archc/specs
     """, site=site)
     assert Path(saved["archc"]).is_relative_to(site) and Path(saved["models"]).is_relative_to(site)
     assert sorted(saved["all"]) == sorted(shipped_variants())
+    assert saved["deployed"] == "CifarResNet" and (site / "archc" / "specs" / "resnet.arch").is_file()
     shutil.rmtree(tmp_path / "specs")
     loaded = outside(tmp_path, """
         import torch

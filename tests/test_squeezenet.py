@@ -76,8 +76,8 @@ MUTATIONS = {
     "expand3x3 padding 2 and dilation 2": ("expand3x3_planes, 3, padding = 1)",
                                            "expand3x3_planes, 3, padding = 2, dilation = 2)"),
     "conv10's ReLU dropped": ("conv(num_classes, 1); relu", "conv(num_classes, 1)"),
-    "fire4's expand split 64 + 192, not 128 + 128": ("Fire(     32,       128,       128)           # fire4",
-                                                     "Fire(     32,        64,       192)           # fire4"),
+    "fire4's expand split 64 + 192, not 128 + 128": ("Fire(     32,       128,       128); tap      # fire4",
+                                                     "Fire(     32,        64,       192); tap      # fire4"),
 }
 
 

@@ -90,12 +90,12 @@ class _Rewriter:
             if kind is not None and REGISTRY[kind].eval_identity:
                 self.done.removed.add((stmt.span, kind))
                 left_out = left_out or stmt
-                out += [_identity(stmt.span)] if self.positions else []
+                out += [_placeholder(stmt)] if self.positions else []
                 continue
             if kind is not None and out and self._folds(out[-1], stmt):
                 out[-1] = self._absorb(out[-1], stmt)
                 self.done.removed.add((stmt.span, kind))
-                out += [_identity(stmt.span)] if self.positions else []
+                out += [_placeholder(stmt)] if self.positions else []
                 continue
             out.append(self.statement(stmt))
         return out or ([_identity(left_out.span)] if left_out is not None else [])  # what was left out: the input
@@ -238,6 +238,11 @@ def _members(stmt) -> str:
 
 def _member_list(stmt) -> list:
     return getattr(stmt, _members(stmt))
+
+
+def _placeholder(layer: n.Layer) -> n.Layer:
+    """An identity in a layer's place, under its name and condition: the layers around keep their positions."""
+    return n.Layer(layer.target, "identity", layer.func_span, n.Arguments([], []), layer.cond, layer.span)
 
 
 def _identity(span: n.Span) -> n.Layer:
