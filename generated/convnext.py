@@ -211,7 +211,7 @@ class ConvNeXt(nn.Module):
         """The feature map at every tap, in the order of ``self.feature_info``."""
         features: list[Tensor] = []
         x = getattr(self.features, "0")(x)  # N x 96|128|192 x 56 x 56
-        for i, (_, _) in enumerate(zip(self.depths, self.dims)):
+        for i, _ in enumerate(zip(self.depths, self.dims)):
             if i > 0:
                 x = getattr(self.features, f"{2 * i}")(x)  # N x 192..1536 x 7|14|28 x 7|14|28
             x = getattr(self.features, f"{2 * i + 1}")(x)  # N x 96..1536 x 7..56 x 7..56

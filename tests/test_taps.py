@@ -174,3 +174,25 @@ def test_the_head_keeps_what_may_not_have_been_made(tmp_path):
     assert "del self.c2, self.fc" in s.source()
     model = s.python_module().n(features_only=True)
     assert [tuple(m.shape) for m in model(torch.randn(2, 3, 8, 8))] == [(2, 4, 8, 8)]
+
+
+def test_forward_taps_names_no_loop_variable_it_does_not_read(tmp_path):
+    """A loop variable read only by a let that forward_taps drops is written ``_`` there (ruff's B007)."""
+    source = load(tmp_path, """
+let rows = [[1, 8], [1, 16]]
+network Net() {
+    input 3 x 16 x 16
+    features = seq {
+        for i, (s, c) in enumerate(rows) {
+            let w = c * 2
+            "{i}" = conv(w, 3, s, padding = 1)
+            tap
+        }
+    }
+    global_avgpool
+    fc = linear(3)
+}
+variant net = Net()
+""").source()
+    taps = source[source.index("def forward_taps"):]
+    assert "for i, (s, c) in enumerate(rows):" in source and "for i, _ in enumerate(rows):" in taps

@@ -144,12 +144,25 @@ def prune_lets(body: list, read_after: set[str] = frozenset()) -> list:
             elif isinstance(s, ir.For):
                 inner = rebuild(s.body)
                 if inner:
-                    out.append(ir.For(s.target, s.iterable, tuple(inner)))
+                    out.append(ir.For(_unread(s.target, inner), s.iterable, tuple(inner)))
             elif keep:
                 out.append(s)
         return out
 
     return rebuild(body)
+
+
+def _unread(target: ir.Node, body: list) -> ir.Node:
+    """A loop's target with ``_`` for each name its (pruned) body no longer reads."""
+    read: set[str] = set()
+    for s in body:
+        read |= ir.reads(s)
+    if isinstance(target, ir.Name):
+        return target if target.id in read else ir.Name("_")
+    if isinstance(target, ir.Tuple):
+        items = tuple(_unread(t, body) for t in target.items)
+        return ir.Name("_") if all(isinstance(t, ir.Name) and t.id == "_" for t in items) else ir.Tuple(items)
+    return target
 
 
 def drop_empty(body: list) -> list:
