@@ -243,7 +243,7 @@ network Net(k = 1, width = 6) {
     input 3 x 12 x 12
     stem = Rep(width)
     blocks = seq { for i in range(2) { Rep(width, k) } }
-    residual { last = conv(width, 3, padding = 1) }
+    residual(stochastic_depth = 0.1) { last = conv(width, 3, padding = 1) }
     global_avgpool
     fc = linear(4)
 }
@@ -271,6 +271,8 @@ def test_linear_branches_merge_into_one_conv(tmp_path, shortcut):
     assert_same(model, deployed, size=12)
     convs = [m for m in deployed.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 4 and all(m.kernel_size == (3, 3) and m.bias is not None for m in convs)
+    # Rep's two residuals and the last one (its stochastic depth the identity in eval) are merged
+    assert len(archc.deployment.convert.deploy_spec(spec)[1].merged) == 3
     assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules())
 
 

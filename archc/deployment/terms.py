@@ -32,7 +32,7 @@ def residual_terms(graph: Graph, add: OpNode, merged: set) -> tuple[str, str, li
     """The shared input, the main conv (the body's, whose statement the merged conv keeps) and the terms of a
     residual's ``add`` node; None if it is not a sum of linear terms. ``merged``: the residual spans already found
     mergeable (an inner residual in the body counts as its main conv with its terms)."""
-    if add.op != "add" or set(add.args) - {"when"} or len(add.inputs) != 2:
+    if add.op != "add" or set(add.args) - {"stochastic_depth", "mode"} or len(add.inputs) != 2:  # (eval: a sum)
         return None
     body, short = (through(graph, graph.node(i)) for i in add.inputs)
     if body.op == "add" and body.span in merged:
