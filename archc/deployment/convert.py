@@ -2,8 +2,8 @@
 
 The deployed model is built from the spec's inference form (``rewrite.py``), compiled like any spec and cached
 like ``Spec.build``'s modules, so it is readable Python and pickles. Its state_dict is the trained model's, moved
-by the plan (``plan.py``): copied where a module stays, folded where a batch norm joined the conv or linear before
-it. The result is loaded strictly (every tensor accounted for on both sides) and, unless ``check=False``, run once
+by the plan (``plan.py``): copied where a module stays, summed where a batch norm joined the conv or linear before
+it or linear branches merged into one conv. The result is loaded strictly (every tensor accounted for on both sides) and, unless ``check=False``, run once
 against the trained model on a random input in eval.
 """
 
@@ -51,8 +51,9 @@ def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None 
            check: bool = True, **arguments):
     """The inference form of ``model`` (made by a generated factory, or ``variant`` with its factory
     ``arguments`` when it was not): batch norms folded into the conv or linear before them, linear branches
-    summed into one conv, dropout and stochastic depth left out; in eval mode, channels-last if asked. ``spec`` is found from the model's
-    module unless given (a path, or an ``archc.load``-ed spec)."""
+    summed into one conv, dropout and stochastic depth left out; in eval mode, where the trained model is and in
+    its precision, channels-last if asked. ``spec`` is found from the model's module unless given (a path, or an
+    ``archc.load``-ed spec)."""
     import torch
 
     variant = variant or getattr(model, VARIANT, None)
@@ -72,9 +73,7 @@ def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None 
     factory = getattr(form.python_module(), variant)
     accepted = inspect.signature(factory).parameters
     deployed = factory(**{k: v for k, v in arguments.items() if k in accepted})
-    first = next(iter(model.parameters()), None)
-    if first is not None:  # where the trained model is, in its precision
-        deployed = deployed.to(first.device, first.dtype if first.is_floating_point() else None)
+    deployed = deployed.to(**_placement(model))
     deployed.load_state_dict(_moved(model, deployed, moves), strict=True)
     deployed.eval()
     if channels_last:
@@ -208,15 +207,21 @@ def fold(weight, bias, norm, eps: float | None = None):
     return weight * scale.reshape(-1, *([1] * (weight.dim() - 1))), (bias - norm.running_mean) * scale + shift
 
 
+def _placement(model) -> dict:
+    """Where the model's tensors are, and in which precision: ``.to(**...)``'s arguments."""
+    first = next(iter(model.parameters()), None)
+    if first is None:
+        return {}
+    return {"device": first.device, "dtype": first.dtype if first.is_floating_point() else None}
+
+
 def _check(model, deployed, shape) -> None:
     import torch
 
     was = model.training
     model.eval()
     try:
-        x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
-        first = next(iter(model.parameters()), None)
-        x = x if first is None else x.to(first.device, first.dtype if first.is_floating_point() else None)
+        x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0)).to(**_placement(model))
         with torch.no_grad():
             want, got = _flat(model(x)), _flat(deployed(x))
     finally:

@@ -90,15 +90,15 @@ class _Rewriter:
             if kind is not None and REGISTRY[kind].eval_identity:
                 self.done.removed.add((stmt.span, kind))
                 left_out = left_out or stmt
-                out += [_placeholder(stmt)] if self.positions else []
+                out += [_identity(stmt, True)] if self.positions else []
                 continue
             if kind is not None and out and self._folds(out[-1], stmt):
                 out[-1] = self._absorb(out[-1], stmt)
                 self.done.removed.add((stmt.span, kind))
-                out += [_placeholder(stmt)] if self.positions else []
+                out += [_identity(stmt, True)] if self.positions else []
                 continue
             out.append(self.statement(stmt))
-        return out or ([_identity(left_out.span)] if left_out is not None else [])  # what was left out: the input
+        return out or ([_identity(left_out)] if left_out is not None else [])  # what was left out: the input
 
     # A statement inside: its own bodies rewritten.
     def statement(self, stmt):
@@ -135,7 +135,7 @@ class _Rewriter:
         kind = _kind(stmt)
         if kind is not None and REGISTRY[kind].eval_identity:
             self.done.removed.add((stmt.span, kind))
-            return _identity(stmt.span)
+            return _identity(stmt)
         if isinstance(stmt, (n.For, n.If)):  # its statements are members too
             return dataclasses.replace(stmt, body=[self.member(s) for s in stmt.body],
                                        **({"orelse": [self.member(s) for s in stmt.orelse]}
@@ -157,20 +157,11 @@ class _Rewriter:
         self.done.removed.add((stmt.span, "add"))
         for old in [] if stmt.shortcut is None else stmt.shortcut.body:
             self.done.removed.update((s.span, s.func) for s in old.walk() if isinstance(s, n.Layer))
-        with_bias = self._biased(main)
+        with_bias = _with_bias(main, n.Const(True, main.span))
         self.done.sums.add(main.span)
         result = with_bias if body[0] is main else dataclasses.replace(body[0], body=[with_bias])
         self.results.add(id(result))
         return result
-
-    def _biased(self, layer: n.Layer) -> n.Layer:
-        """``layer`` with its bias on."""
-        kwargs = [kw for kw in layer.arguments.kwargs if kw[0] != "bias"]
-        args = list(layer.arguments.args)
-        bias_at = REGISTRY[layer.func].positional.index("bias")
-        if len(args) > bias_at:
-            args[bias_at] = n.Const(True, layer.span)
-        return dataclasses.replace(layer, arguments=dataclasses.replace(layer.arguments, args=args, kwargs=kwargs))
 
     def _folds(self, before, stmt: n.Layer) -> bool:
         if id(before) in self.results or before.span in self.done.folded:  # one norm a layer
@@ -183,24 +174,34 @@ class _Rewriter:
         """``layer`` with a bias wherever ``folded`` is there to give it one."""
         self.done.folded[layer.span] = folded.span
         self.done.sums.add(layer.span)
-        bias_at = REGISTRY[layer.func].positional.index("bias")
-        args = list(layer.arguments.args)
-        kwargs = list(layer.arguments.kwargs)
-        given = args[bias_at] if len(args) > bias_at else next((e for k, e, _ in kwargs if k == "bias"), None)
-        default = REGISTRY[layer.func].args.model_fields["bias"].default is True
-        if given is None and default:
+        if folded.cond is None:
+            return _with_bias(layer, n.Const(True, folded.span))
+        given = _given_bias(layer)
+        if isinstance(given, n.Const) and given.value is True:
             return layer  # it has a bias already
-        if given is not None and folded.cond is not None:
-            on = n.BinOp("or", given, folded.cond, folded.span)
-        else:
-            on = n.Const(True, folded.span) if folded.cond is None else folded.cond
-        if len(args) > bias_at:
-            args[bias_at] = on
-        elif default and folded.cond is None:  # the default says it: no argument
-            kwargs = [kw for kw in kwargs if kw[0] != "bias"]
-        else:
-            kwargs = [kw for kw in kwargs if kw[0] != "bias"] + [("bias", on, folded.span)]
-        return dataclasses.replace(layer, arguments=dataclasses.replace(layer.arguments, args=args, kwargs=kwargs))
+        return _with_bias(layer, n.BinOp("or", given, folded.cond, folded.span))
+
+
+def _given_bias(layer: n.Layer) -> n.Expr:
+    """A conv's or linear's ``bias`` argument as written, or its default."""
+    at = REGISTRY[layer.func].positional.index("bias")
+    if len(layer.arguments.args) > at:
+        return layer.arguments.args[at]
+    default = n.Const(REGISTRY[layer.func].args.model_fields["bias"].default, layer.span)
+    return next((e for k, e, _ in layer.arguments.kwargs if k == "bias"), default)
+
+
+def _with_bias(layer: n.Layer, on: n.Expr) -> n.Layer:
+    """``layer`` with ``bias = on``: in its place if given by position, else as a keyword (none where it is the
+    default's true)."""
+    at = REGISTRY[layer.func].positional.index("bias")
+    args = list(layer.arguments.args)
+    kwargs = [kw for kw in layer.arguments.kwargs if kw[0] != "bias"]
+    if len(args) > at:
+        args[at] = on
+    elif not (isinstance(on, n.Const) and on.value is REGISTRY[layer.func].args.model_fields["bias"].default):
+        kwargs.append(("bias", on, on.span))
+    return dataclasses.replace(layer, arguments=dataclasses.replace(layer.arguments, args=args, kwargs=kwargs))
 
 
 def _conv_like(body: list) -> n.Layer | None:
@@ -240,10 +241,8 @@ def _member_list(stmt) -> list:
     return getattr(stmt, _members(stmt))
 
 
-def _placeholder(layer: n.Layer) -> n.Layer:
-    """An identity in a layer's place, under its name and condition: the layers around keep their positions."""
-    return n.Layer(layer.target, "identity", layer.func_span, n.Arguments([], []), layer.cond, layer.span)
-
-
-def _identity(span: n.Span) -> n.Layer:
-    return n.Layer(None, "identity", span, n.Arguments([], []), None, span)
+def _identity(layer: n.Layer, in_its_place: bool = False) -> n.Layer:
+    """An identity where ``layer`` was; ``in_its_place``: under its name and condition, so that the layers around
+    keep their positions."""
+    target, cond = (layer.target, layer.cond) if in_its_place else (None, None)
+    return n.Layer(target, "identity", layer.func_span, n.Arguments([], []), cond, layer.span)

@@ -62,9 +62,9 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             holds_op = {p for p, values in seen.items() if any(isinstance(v, OpRef) for v in values)}
             holds_block |= _called_through(block.body, elab, "block")
             holds_op |= _called_through(block.body, elab, "op")
-            ops = {p: _in_place(seen.get(p, [])) for p in holds_op}
             code = generate_class(block, program.blocks, _constants_for(block, constants), info, class_info,
-                                  holds_block, ops, lets, networks=program.networks)
+                                  holds_block, {p: _in_place(seen.get(p, [])) for p in holds_op}, lets,
+                                  networks=program.networks)
             infos[name] = code.info
             referenced.update(code.referenced)
             outputs = len(block.signature.outputs) if block.signature is not None else 1
@@ -95,7 +95,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         if name in members:  # its layers are in the graphs of the networks that call it
             net_graphs = list(graphs.values())
         code = generate_class(net, program.blocks, _constants_for(net, constants), info, class_info, holds_block,
-                              holds_op, lets, weights=_weights(net, program, net_graphs), networks=program.networks,
+                              {p: _in_place(values.get(p, [])) for p in holds_op}, lets, weights=_weights(net, program, net_graphs), networks=program.networks,
                               network_unused=lambda other: unused.get(other, set()))
         referenced.update(code.referenced)
         returns = "Tensor | tuple[Tensor, ...]" if code.has_sides else "Tensor"

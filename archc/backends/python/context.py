@@ -42,7 +42,7 @@ class ClassContext:
 
     def __init__(self, definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef],
                  constants: dict[str, object], stmt_info: StmtInfo, infos, block_params: set[str],
-                 op_params: set[str] = frozenset(), named: set[str] = frozenset(), networks: dict | None = None,
+                 op_params: dict[str, bool] | None = None, named: set[str] = frozenset(), networks: dict | None = None,
                  network_unused=None):
         self.d = definition
         self.is_network = isinstance(definition, n.NetworkDef)
@@ -60,7 +60,7 @@ class ClassContext:
         self.block_params = block_params  # parameters that hold a block class
         # parameters that hold an op's module class (an activation, say), and whether every op each holds may work
         # in place
-        self.op_params = op_params if isinstance(op_params, dict) else dict.fromkeys(op_params, False)
+        self.op_params = op_params or {}
         self.networks = networks or {}  # the file's networks: a layer may call one (an ensemble's member)
         self.network_unused = network_unused or (lambda name: set())  # name -> the parameters its class omits
         self.sequential = isinstance(definition, n.BlockDef) and definition.sequential

@@ -42,16 +42,11 @@ def if_(test: ir.Node, then: list, orelse: list = ()) -> list:
 
 def loop_target(pattern: n.Pattern, body) -> ir.Node:
     """A for loop's target: a name or a tuple pattern, each name the body never reads written ``_``."""
-    read: set[str] = set()
-    for s in body:
-        read |= ir.reads(s)
 
     def go(p: n.Pattern) -> ir.Node:
-        if isinstance(p, str):
-            return ir.Name(p if p in read else "_")
-        return ir.Tuple(tuple(go(q) for q in p))
+        return ir.Name(p) if isinstance(p, str) else ir.Tuple(tuple(go(q) for q in p))
 
-    return go(pattern)
+    return _unread(go(pattern), body)
 
 
 def interpolated(target: n.Target, lower_part) -> ir.Node:
@@ -152,17 +147,21 @@ def prune_lets(body: list, read_after: set[str] = frozenset()) -> list:
     return rebuild(body)
 
 
-def _unread(target: ir.Node, body: list) -> ir.Node:
-    """A loop's target with ``_`` for each name its (pruned) body no longer reads."""
+def _unread(target: ir.Node, body) -> ir.Node:
+    """A loop's target with ``_`` for each name its body does not read (a tuple of nothing read: one ``_``)."""
     read: set[str] = set()
     for s in body:
         read |= ir.reads(s)
-    if isinstance(target, ir.Name):
-        return target if target.id in read else ir.Name("_")
-    if isinstance(target, ir.Tuple):
-        items = tuple(_unread(t, body) for t in target.items)
-        return ir.Name("_") if all(isinstance(t, ir.Name) and t.id == "_" for t in items) else ir.Tuple(items)
-    return target
+
+    def go(t: ir.Node) -> ir.Node:
+        if isinstance(t, ir.Name):
+            return t if t.id in read else ir.Name("_")
+        if isinstance(t, ir.Tuple):
+            items = tuple(go(u) for u in t.items)
+            return ir.Name("_") if all(isinstance(u, ir.Name) and u.id == "_" for u in items) else ir.Tuple(items)
+        return t
+
+    return go(target)
 
 
 def drop_empty(body: list) -> list:
@@ -174,7 +173,7 @@ def drop_empty(body: list) -> list:
         elif isinstance(s, ir.For):
             inner = drop_empty(s.body)
             if inner:
-                out.append(ir.For(s.target, s.iterable, tuple(inner)))
+                out.append(ir.For(_unread(s.target, inner), s.iterable, tuple(inner)))
         else:
             out.append(s)
     return out
