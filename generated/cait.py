@@ -14,6 +14,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 __all__ = [
@@ -34,6 +35,17 @@ __all__ = [
     "cait_xxs36_224",
     "cait_xxs36_384",
 ]
+
+
+def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
+    """``stage(x)`` keeping only its input for backward, where it runs again; a sequence keeps the input of
+    each of its modules instead (so backward never holds more than one of them at a time).
+    """
+    if isinstance(stage, nn.Sequential):
+        for module in stage:
+            x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
+        return x
+    return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
 
 
 def _trunc_normal_timm_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -243,23 +255,52 @@ class Cait(nn.Module):
             )
         self.blocks_token_only = blocks_token_only
         self.norm = nn.LayerNorm(embed_dim, eps=1e-06)
+        self.num_features = embed_dim
         self.head = nn.Linear(embed_dim, num_classes)
+        self.num_classes = num_classes
+        self.head_hidden_size = self.head.in_features
+        self.grad_checkpointing = False
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 _trunc_normal_timm_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.patch_embed(x)  # N x 192..768 x 14|24|28 x 14|24|28
+        x = self.forward_features(x)  # N x 197|577|785 x 192..768 (tokens)
+        x = self.forward_head(x)  # N x 1000
+        return x
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Everything before the head: the last feature map (timm's ``forward_features``)."""
+        x = _checkpoint_stage(self.patch_embed, x) if self.grad_checkpointing else self.patch_embed(x)  # N x 192..768 x 14|24|28 x 14|24|28
         x = x.flatten(2).transpose(1, 2)  # N x 196|576|784 x 192..768 (tokens)
         x = x + self.pos_embed  # N x 196|576|784 x 192..768 (tokens)
-        x = self.blocks(x)  # N x 196|576|784 x 192..768 (tokens)
+        x = _checkpoint_stage(self.blocks, x) if self.grad_checkpointing else self.blocks(x)  # N x 196|576|784 x 192..768 (tokens)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # N x 197|577|785 x 192..768 (tokens)
-        x = self.blocks_token_only(x)  # N x 197|577|785 x 192..768 (tokens)
+        x = _checkpoint_stage(self.blocks_token_only, x) if self.grad_checkpointing else self.blocks_token_only(x)  # N x 197|577|785 x 192..768 (tokens)
         x = self.norm(x)  # N x 197|577|785 x 192..768 (tokens)
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """The head on ``forward_features``' output; with ``pre_logits``, what goes into the classifier."""
         x = x[:, 0]  # N x 192..768
+        if pre_logits:
+            return x
         x = self.head(x)  # N x 1000
         return x
+
+    def get_classifier(self) -> nn.Module:
+        """The last layer, which maps the pre-logits to the classes."""
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the stages' activations in backward instead of keeping them (less memory)."""
+        self.grad_checkpointing = enable
 
 
 def cait_xxs24_224(

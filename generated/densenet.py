@@ -47,6 +47,17 @@ def _checkpointed(layer: nn.Module, features: list[Tensor]) -> Tensor:
     return torch.utils.checkpoint.checkpoint(run, *features, use_reentrant=False)
 
 
+def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
+    """``stage(x)`` keeping only its input for backward, where it runs again; a sequence keeps the input of
+    each of its modules instead (so backward never holds more than one of them at a time).
+    """
+    if isinstance(stage, nn.Sequential):
+        for module in stage:
+            x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
+        return x
+    return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
 class _FeatureInfo:
     """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
     backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
@@ -241,10 +252,14 @@ class DenseNet(nn.Module):
                 channels = int(compression * channels)
         features.add_module("norm5", nn.BatchNorm2d(channels))
         self.features = features
+        self.num_features = channels
         self.feature_info.append(
             dict(num_chs=channels, reduction=reduction, module="features.norm5"),
         )
         self.classifier = nn.Linear(channels, num_classes)
+        self.num_classes = num_classes
+        self.head_hidden_size = self.classifier.in_features
+        self.grad_checkpointing = False
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
@@ -255,12 +270,37 @@ class DenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.features(x)  # N x 1024..2688 x 7 x 7
+        x = self.forward_features(x)  # N x 1024..2688 x 7 x 7
+        x = self.forward_head(x)  # N x 1000
+        return x
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Everything before the head: the last feature map (timm's ``forward_features``)."""
+        x = _checkpoint_stage(self.features, x) if self.grad_checkpointing else self.features(x)  # N x 1024..2688 x 7 x 7
         x = F.relu(x, inplace=True)  # N x 1024..2688 x 7 x 7
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """The head on ``forward_features``' output; with ``pre_logits``, what goes into the classifier."""
         x = F.adaptive_avg_pool2d(x, 1)  # N x 1024..2688 x 1 x 1
         x = torch.flatten(x, 1)  # N x 1024..2688
+        if pre_logits:
+            return x
         x = self.classifier(x)  # N x 1000
         return x
+
+    def get_classifier(self) -> nn.Module:
+        """The last layer, which maps the pre-logits to the classes."""
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the stages' activations in backward instead of keeping them (less memory)."""
+        self.grad_checkpointing = enable
 
     def forward_taps(self, x: Tensor) -> list[Tensor]:
         """The feature map at every tap, in the order of ``self.feature_info``."""
@@ -359,7 +399,11 @@ class CifarDenseNet(nn.Module):
                 channels = int(compression * channels)
         features.add_module("norm5", nn.BatchNorm2d(channels))
         self.features = features
+        self.num_features = channels
         self.classifier = nn.Linear(channels, num_classes)
+        self.num_classes = num_classes
+        self.head_hidden_size = self.classifier.in_features
+        self.grad_checkpointing = False
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
@@ -370,12 +414,37 @@ class CifarDenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.features(x)  # N x 342..2320 x 8 x 8
+        x = self.forward_features(x)  # N x 342..2320 x 8 x 8
+        x = self.forward_head(x)  # N x 10
+        return x
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Everything before the head: the last feature map (timm's ``forward_features``)."""
+        x = _checkpoint_stage(self.features, x) if self.grad_checkpointing else self.features(x)  # N x 342..2320 x 8 x 8
         x = F.relu(x, inplace=True)  # N x 342..2320 x 8 x 8
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """The head on ``forward_features``' output; with ``pre_logits``, what goes into the classifier."""
         x = F.adaptive_avg_pool2d(x, 1)  # N x 342..2320 x 1 x 1
         x = torch.flatten(x, 1)  # N x 342..2320
+        if pre_logits:
+            return x
         x = self.classifier(x)  # N x 10
         return x
+
+    def get_classifier(self) -> nn.Module:
+        """The last layer, which maps the pre-logits to the classes."""
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the stages' activations in backward instead of keeping them (less memory)."""
+        self.grad_checkpointing = enable
 
 
 def densenet121(

@@ -16,6 +16,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 __all__ = [
@@ -32,6 +33,17 @@ __all__ = [
     "pvt_v2_b4",
     "pvt_v2_b5",
 ]
+
+
+def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
+    """``stage(x)`` keeping only its input for backward, where it runs again; a sequence keeps the input of
+    each of its modules instead (so backward never holds more than one of them at a time).
+    """
+    if isinstance(stage, nn.Sequential):
+        for module in stage:
+            x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
+        return x
+    return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
 
 
 def _trunc_normal_timm_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -262,7 +274,11 @@ class PyramidVisionTransformerV2(nn.Module):
             )
             channels = stages[-1].out_channels
         self.stages = stages
+        self.num_features = channels
         self.head = nn.Linear(channels, num_classes)
+        self.num_classes = num_classes
+        self.head_hidden_size = self.head.in_features
+        self.grad_checkpointing = False
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 _trunc_normal_timm_(m.weight, std=0.02)
@@ -278,11 +294,36 @@ class PyramidVisionTransformerV2(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.patch_embed(x)  # N x 3136 x 32|64 (tokens)
-        x = self.stages(x)  # N x 256|512 x 7 x 7
+        x = self.forward_features(x)  # N x 256|512 x 7 x 7
+        x = self.forward_head(x)  # N x 1000
+        return x
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Everything before the head: the last feature map (timm's ``forward_features``)."""
+        x = _checkpoint_stage(self.patch_embed, x) if self.grad_checkpointing else self.patch_embed(x)  # N x 3136 x 32|64 (tokens)
+        x = _checkpoint_stage(self.stages, x) if self.grad_checkpointing else self.stages(x)  # N x 256|512 x 7 x 7
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """The head on ``forward_features``' output; with ``pre_logits``, what goes into the classifier."""
         x = x.mean([2, 3])  # N x 256|512
+        if pre_logits:
+            return x
         x = self.head(x)  # N x 1000
         return x
+
+    def get_classifier(self) -> nn.Module:
+        """The last layer, which maps the pre-logits to the classes."""
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the stages' activations in backward instead of keeping them (less memory)."""
+        self.grad_checkpointing = enable
 
 
 def pvt_v2_b0(

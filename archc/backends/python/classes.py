@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...sema.exprfold import free_names
+from . import emit_head as head
 from . import ir
 from .context import ClassContext, ClassInfo, StmtInfo
 from .emit import input_features, symbol
@@ -32,6 +33,7 @@ class ClassCode:
     has_sides: bool
     referenced: set[str]  # names the generated code reads
     taps: list | None = None  # a network with taps: the body of its forward_taps
+    head: list = ()  # a network with a classifier: timm's methods (forward_features, forward_head, ...)
 
 
 def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef], constants: dict[str, object],
@@ -45,18 +47,28 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     forward = ForwardEmitter(ctx) if flow is None else flow.fwd
     fwd_body = [] if ctx.sequential else forward.emit() if flow is None else flow.forward()
     taps_body = TapsEmitter(ctx).emit() if ctx.is_network and n.has_taps(definition.body) else None
+    plan = head.plan_head(ctx) if ctx.is_network and flow is None and not ctx.sequential else None
+    head_methods = []
+    if plan is not None:
+        head_methods = [head.features_method(ctx, plan), head.head_method(ctx, plan)]
+        if not forward.sides:  # (with side outputs, forward stays whole)
+            fwd_body = head.forward_body(ctx, plan)
     if ctx.is_network:
         cur: n.Expr = ctx.fold(input_features(definition))  # only the channels: sizes are checked, not constructed
     else:
         cur = symbol("in_channels")
     if flow is None:
         init_emitter = InitEmitter(ctx)
+        if plan is not None:  # (no statement before the head: the input's width)
+            init_emitter.features_end = ([None] + [s for s in definition.body[:plan.split]
+                                                   if head.tensor_statement(s)])[-1] or head.AT_START
         body, cur = init_emitter.emit(cur, into="self" if ctx.sequential else None)
     else:
         body, cur = flow.init()
         init_emitter = flow.emitter
     # forward expressions asked for these; a pruned let may have been the only reader
-    stored = ctx.stored & _self_attributes(fwd_body + (taps_body or []))
+    method_bodies = [s for m in head_methods for s in m.body]
+    stored = ctx.stored & _self_attributes(fwd_body + (taps_body or []) + method_bodies)
     self_ = ir.Name("self")
     init: list[ir.Node] = [ir.Expr(ir.call(ir.Attr(ir.call("super"), "__init__")))]
     for name in sorted(ctx.kept_for_init - stored, reverse=True):  # read by the network's init rules, not forward
@@ -71,6 +83,9 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
                             hint="rename one of them")
         init.append(ir.Assign(ir.Attr(self_, name), ir.Name(name)))
     init += body
+    if plan is not None:
+        init += head.init_statements(ctx, plan)
+        head_methods += head.methods(ctx, plan)
     if weights is not None:
         init += weights(ctx)
     outs = cur if isinstance(cur, list) else [cur]  # a block with several outputs: a width each
@@ -85,7 +100,7 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
         formulas = outs
     info = ClassInfo(definition.name, formulas[0] if formulas and len(outs) == 1 else None,
                      formulas if len(outs) > 1 else None)
-    return ClassCode(init, fwd_body, info, bool(forward.sides), ctx.referenced, taps_body)
+    return ClassCode(init, fwd_body, info, bool(forward.sides), ctx.referenced, taps_body, head_methods)
 
 
 def _self_attributes(body: list[ir.Node]) -> set[str]:

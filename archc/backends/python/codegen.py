@@ -103,13 +103,16 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         unused[name] = {p.name for p in net.params if p.name not in code.referenced}
         signature = _network_signature(net, variants, elab, constants, unused[name])
         rendered[name] = _class_dict(net, code.init, code.forward, returns, signature, _doc(net, program))
+        for method in code.head:
+            rendered[name]["methods"].append("\n".join(irprint.print_body([method], 1)))
+            rendered[name]["trees"].append(method)
         if code.taps is not None:  # a backbone too: forward_taps, and the features class
             features = net.name + defs.FEATURES_SUFFIX
             if features in program.blocks or features in program.networks:
                 raise SpecError(f"'{features}' is the name of {net.name}'s features class", net.span,
                                 hint="rename the block or network of that name")
             taps = defs.taps_method(code.taps)
-            rendered[name]["methods"] = ["\n".join(irprint.print_body([taps], 1))]
+            rendered[name]["methods"].append("\n".join(irprint.print_body([taps], 1)))
             rendered[name]["trees"].append(taps)
             kept = [p.name for p in net.params if p.name not in unused[name]]
             heads = head_names(net.body, n.tap_holders(net.body))

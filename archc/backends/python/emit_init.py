@@ -19,6 +19,7 @@ from ...sema.exprfold import free_names
 from . import ir
 from .context import ClassContext
 from .emit import SPAN, Namespace, conditional_names, plain, static_name, symbol
+from .emit_head import AT_START
 from .emit_init_layer import LayerInit, _Seq
 from .emit_taps import TapTracker
 from .irbuild import (
@@ -58,6 +59,7 @@ class InitEmitter(LayerInit):
         self.read_later = {s.source for s in ctx.d.body if isinstance(s, n.Side) and s.source is not None}
         self.outputs: dict[str, n.Expr] = {}
         self.symbols: dict[str, ir.Node] = {}  # a name standing in a width for a module's attribute -> its IR
+        self.features_end: n.Stmt | object | None = None  # num_features is the width after it (or AT_START)
         self.taps = TapTracker(ctx.d.body, ctx.info, self.init_expr, self.init_ns.create) \
             if ctx.is_network and n.has_taps(ctx.d.body) else None
 
@@ -68,6 +70,8 @@ class InitEmitter(LayerInit):
         if self.taps is not None:
             comment = "timm's: each tap's channels, reduction and name"
             body.append(ir.Assign(ir.attr("self.feature_info"), ir.List(), comment))
+        if self.features_end is AT_START:
+            body.append(ir.Assign(ir.attr("self.num_features"), self.lower(cur)))
         cur = self.init_body(self.ctx.d.body, cur, body, _Seq(into))
         needed = set() if self.ctx.is_network else ir.reads(self.lower(cur))  # a block's out_channels reads it
         body = prune_lets(body, needed)
@@ -94,6 +98,8 @@ class InitEmitter(LayerInit):
     def init_body(self, stmts: list[n.Stmt], cur: n.Expr, w: list, seq: _Seq) -> n.Expr:
         for stmt in stmts:
             cur = self.init_stmt(stmt, cur, w, seq)
+            if stmt is self.features_end:
+                w.append(ir.Assign(ir.attr("self.num_features"), self.lower(cur)))
             name = static_name(stmt) if isinstance(stmt, (n.Layer, n.Seq)) and stmt.cond is None else None
             if name is not None and name in self.read_later:  # a side output reads it further on
                 if free_names(cur) & self.channel_vars:  # the variable will move on: keep its value now

@@ -19,6 +19,15 @@ HELPERS = {
         return layer(torch.cat(inputs, 1))
 
     return torch.utils.checkpoint.checkpoint(run, *features, use_reentrant=False)''',
+    "_checkpoint_stage": '''def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
+    """``stage(x)`` keeping only its input for backward, where it runs again; a sequence keeps the input of
+    each of its modules instead (so backward never holds more than one of them at a time).
+    """
+    if isinstance(stage, nn.Sequential):
+        for module in stage:
+            x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
+        return x
+    return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)''',
     "_stochastic_depth": '''def _stochastic_depth(x: Tensor, p: float, mode: str, training: bool) -> Tensor:
     """In training, zero ``x`` with probability ``p`` per sample ("row") or for the whole batch
     ("batch"), scaling what survives by 1 / (1 - p); ``x`` itself in eval or when ``p`` is 0.
