@@ -113,7 +113,7 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[6].out_features
         self.head_hidden_size = self.classifier[6].in_features
         self.grad_checkpointing = False
 
@@ -227,7 +227,7 @@ class AlexNetPaper(nn.Module):
         self.fc7 = nn.Linear(4096, 4096)
         self.drop7 = nn.Dropout(p=dropout)
         self.fc8 = nn.Linear(4096, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc8.out_features
         self.head_hidden_size = self.fc8.in_features
         self.grad_checkpointing = False
         for m in self.modules():

@@ -257,7 +257,7 @@ class Cait(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=1e-06)
         self.num_features = embed_dim
         self.head = nn.Linear(embed_dim, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.head.out_features
         self.head_hidden_size = self.head.in_features
         self.grad_checkpointing = False
         for m in self.modules():

@@ -209,7 +209,7 @@ class ConvNeXt(nn.Module):
             nn.Flatten(),
             nn.Linear(channels, num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[2].out_features
         self.head_hidden_size = self.classifier[2].in_features
         self.grad_checkpointing = False
         for m in self.modules():

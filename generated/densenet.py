@@ -257,7 +257,7 @@ class DenseNet(nn.Module):
             dict(num_chs=channels, reduction=reduction, module="features.norm5"),
         )
         self.classifier = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.classifier.out_features
         self.head_hidden_size = self.classifier.in_features
         self.grad_checkpointing = False
         for m in self.modules():
@@ -401,7 +401,7 @@ class CifarDenseNet(nn.Module):
         self.features = features
         self.num_features = channels
         self.classifier = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.classifier.out_features
         self.head_hidden_size = self.classifier.in_features
         self.grad_checkpointing = False
         for m in self.modules():

@@ -428,7 +428,7 @@ class EfficientNet(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4 * channels if last_channel is None else last_channel, num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[1].out_features
         self.head_hidden_size = self.classifier[1].in_features
         self.grad_checkpointing = False
         for m in self.modules():

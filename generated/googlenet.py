@@ -239,7 +239,7 @@ class GoogLeNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
         if init_weights:

@@ -333,7 +333,7 @@ class Inception3(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(2048, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
         if init_weights:

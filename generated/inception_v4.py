@@ -556,7 +556,7 @@ class InceptionV4(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(output_size=1)
         self.head_drop = nn.Dropout(p=dropout)
         self.last_linear = nn.Linear(1536, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.last_linear.out_features
         self.head_hidden_size = self.last_linear.in_features
         self.grad_checkpointing = False
 
@@ -680,7 +680,7 @@ class InceptionResNetV2(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(output_size=1)
         self.head_drop = nn.Dropout(p=dropout)
         self.classif = nn.Linear(1536, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.classif.out_features
         self.head_hidden_size = self.classif.in_features
         self.grad_checkpointing = False
 
@@ -822,7 +822,7 @@ class InceptionResNetV1(nn.Module):
         self.last_linear = nn.Linear(1792, embedding, bias=False)
         self.last_bn = nn.BatchNorm1d(embedding, eps=0.001)
         self.logits = nn.Linear(embedding, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.logits.out_features
         self.head_hidden_size = self.logits.in_features
         self.grad_checkpointing = False
 

@@ -412,7 +412,7 @@ class MaxVit(nn.Module):
             nn.Tanh(),
             nn.Linear(block_channels[-1], num_classes, bias=False),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[5].out_features
         self.head_hidden_size = self.classifier[5].in_features
         self.grad_checkpointing = False
         for m in self.modules():

@@ -186,7 +186,7 @@ class MNASNet(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(1280, num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[1].out_features
         self.head_hidden_size = self.classifier[1].in_features
         self.grad_checkpointing = False
         for m in self.modules():

@@ -385,7 +385,7 @@ class MobileNetV2(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(make_divisible(1280 * max(1.0, width_mult), round_nearest), num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[1].out_features
         self.head_hidden_size = self.classifier[1].in_features
         self.grad_checkpointing = False
         for m in self.modules():
@@ -573,7 +573,7 @@ class MobileNetV3(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(make_divisible(last_channel * width_mult), num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[3].out_features
         self.head_hidden_size = self.classifier[3].in_features
         self.grad_checkpointing = False
         for m in self.modules():

@@ -156,7 +156,7 @@ class CifarPreActResNet(nn.Module):
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
         for m in self.modules():
@@ -282,7 +282,7 @@ class PreActResNet(nn.Module):
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
         for m in self.modules():

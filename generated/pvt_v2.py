@@ -276,7 +276,7 @@ class PyramidVisionTransformerV2(nn.Module):
         self.stages = stages
         self.num_features = channels
         self.head = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.head.out_features
         self.head_hidden_size = self.head.in_features
         self.grad_checkpointing = False
         for m in self.modules():

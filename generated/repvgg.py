@@ -177,8 +177,8 @@ class RepVGG(nn.Module):
         head = nn.Sequential()
         head.add_module("fc", nn.Linear(channels, num_classes))
         self.head = head
-        self.num_classes = num_classes
-        self.head_hidden_size = self.head[0].in_features
+        self.num_classes = self.head.fc.out_features
+        self.head_hidden_size = self.head.fc.in_features
         self.grad_checkpointing = False
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -215,12 +215,12 @@ class RepVGG(nn.Module):
 
     def get_classifier(self) -> nn.Module:
         """The last layer, which maps the pre-logits to the classes."""
-        return self.head[0]
+        return self.head.fc
 
     def reset_classifier(self, num_classes: int) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
         self.num_classes = num_classes
-        self.head[0] = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.head.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""

@@ -147,7 +147,7 @@ class MlpMixer(nn.Module):
         self.norm = Affine(embed_dim, embed_dim)
         self.num_features = embed_dim
         self.head = nn.Linear(embed_dim, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.head.out_features
         self.head_hidden_size = self.head.in_features
         self.grad_checkpointing = False
         mlp_fc2 = {b.fc2 for b in self.modules() if isinstance(b, Mlp)}

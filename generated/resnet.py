@@ -321,7 +321,7 @@ class ResNet(nn.Module):
         self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
         basicblock_bn2 = {b.bn2 for b in self.modules() if isinstance(b, BasicBlock)} if zero_init_residual else set()
@@ -497,7 +497,7 @@ class ResNeXt(nn.Module):
         self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
         bottleneck_bn3 = {b.bn3 for b in self.modules() if isinstance(b, Bottleneck)} if zero_init_residual else set()
@@ -634,7 +634,7 @@ class CifarResNet(nn.Module):
         self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer3"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
         for m in self.modules():

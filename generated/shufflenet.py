@@ -218,7 +218,7 @@ class ShuffleNetV2(nn.Module):
         self.conv5 = Conv2dNormActivation(channels, stages_out_channels[4], 1)
         self.num_features = stages_out_channels[4]
         self.fc = nn.Linear(stages_out_channels[4], num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.fc.out_features
         self.head_hidden_size = self.fc.in_features
         self.grad_checkpointing = False
 

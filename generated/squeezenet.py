@@ -172,7 +172,7 @@ class SqueezeNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(output_size=1),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[1].out_channels
         self.head_hidden_size = self.classifier[1].in_channels
         self.grad_checkpointing = False
         for m in self.modules():

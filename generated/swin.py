@@ -358,7 +358,7 @@ class SwinTransformer(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.flatten = nn.Flatten()
         self.head = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.num_classes = self.head.out_features
         self.head_hidden_size = self.head.in_features
         self.grad_checkpointing = False
         for m in self.modules():

@@ -161,7 +161,7 @@ class VGG(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
-        self.num_classes = num_classes
+        self.num_classes = self.classifier[6].out_features
         self.head_hidden_size = self.classifier[6].in_features
         self.grad_checkpointing = False
         if init_weights:

@@ -167,8 +167,8 @@ class VisionTransformer(nn.Module):
         heads = nn.Sequential()
         heads.add_module("head", nn.Linear(hidden_dim, num_classes))
         self.heads = heads
-        self.num_classes = num_classes
-        self.head_hidden_size = self.heads[0].in_features
+        self.num_classes = self.heads.head.out_features
+        self.head_hidden_size = self.heads.head.in_features
         self.grad_checkpointing = False
 
     def forward(self, x: Tensor) -> Tensor:
@@ -194,12 +194,12 @@ class VisionTransformer(nn.Module):
 
     def get_classifier(self) -> nn.Module:
         """The last layer, which maps the pre-logits to the classes."""
-        return self.heads[0]
+        return self.heads.head
 
     def reset_classifier(self, num_classes: int) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
         self.num_classes = num_classes
-        self.heads[0] = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.heads.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""

@@ -48,6 +48,8 @@ def plan_head(ctx: ClassContext) -> HeadPlan | None:
     if found is None:
         return None
     at, holder, index, name, kind = found
+    if not _reduced(ctx, [s for s in body if tensor_statement(s)][-1]):  # the output is not the classes
+        return None
     split = at
     while split > 0 and _reduced(ctx, body[split - 1]):
         split -= 1
@@ -111,7 +113,7 @@ def _in_seq(seq: n.Seq, at: int):
         if _weighted(child):
             if child.func not in CLASSIFIERS:
                 return None
-            return at, holder, index, static_name(child) or str(index), child.func
+            return at, holder, index, static_name(child) or "", child.func
     return None
 
 
@@ -174,15 +176,15 @@ def _comment(ctx: ClassContext, stmts: list[n.Stmt]) -> str:
 def classifier_ref(plan: HeadPlan) -> ir.Node:
     if plan.holder is None:
         return read_attribute(SELF, plan.name)
-    return ir.Index(read_attribute(SELF, plan.holder), ir.const(plan.index))
+    holder = read_attribute(SELF, plan.holder)
+    return read_attribute(holder, plan.name) if plan.name.isidentifier() else ir.Index(holder, ir.const(plan.index))
 
 
 def init_statements(ctx: ClassContext, plan: HeadPlan) -> list[ir.Node]:
     """What ``__init__`` records once the classifier exists."""
     _, width, classes = CLASSIFIERS[plan.kind]
     classifier = classifier_ref(plan)
-    num_classes = ir.Name("num_classes") if "num_classes" in ctx.params else ir.Attr(classifier, classes)
-    return [ir.Assign(ir.attr("self.num_classes"), num_classes),
+    return [ir.Assign(ir.attr("self.num_classes"), ir.Attr(classifier, classes)),
             ir.Assign(ir.attr("self.head_hidden_size"), ir.Attr(classifier, width)),
             ir.Assign(ir.attr("self.grad_checkpointing"), ir.Const(False))]
 
