@@ -117,6 +117,7 @@ class CallElaboration:
             if self.stmt_shapes is None:  # recording for the code generator only
                 break
             seen = self.param_values.setdefault((block.name, key), [])
+            _one_kind_of_layer(block.name, key, value, seen, stmt.span)
             kind = (type(value), len(value) if isinstance(value, (list, tuple)) else 0)
             if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:
                 seen.append(value)  # one value of each kind: enough to annotate the generated parameter
@@ -228,3 +229,16 @@ def _layout_hint(kind: OpKind, layout: str) -> str | None:
     if layout == "CHW" and kind.layouts == ("LD",):
         return "make the map a token sequence first: to_tokens"
     return None
+
+
+def _one_kind_of_layer(block: str, param: str, value, seen: list, span: n.Span) -> None:
+    """A parameter that holds a layer holds blocks or ops, not both: the generated class builds a block from its
+    input's width (``act(hidden)``) and an op from its arguments (``nn.GELU()``), so it can do only one."""
+    kinds = {BlockRef: "a block", OpRef: "an op"}
+    mine = kinds.get(type(value))
+    other = next((v for v in seen if type(v) in kinds and kinds[type(v)] != mine), None)
+    if mine is not None and other is not None:
+        raise SpecError(f"parameter '{param}' of block {block} is given {mine} here ({show(value)}) and "
+                        f"{kinds[type(other)]} elsewhere ({show(other)}): its class can build only one kind",
+                        span, hint="wrap the op in a block of its own (block Gelu() = seq { gelu }), or use two "
+                        "parameters")
