@@ -1,5 +1,5 @@
 """Dataflow blocks for specgen: blocks with named tensors (``block F(c, stride = 1) (x) -> y``) whose lets
-combine declared modules, parameter-free ops, ``+ - * /`` with tensors and numbers, unary minus, a gate that
+combine declared modules, parameter-free ops, ``+ - * / **`` with tensors and numbers, unary minus, a gate that
 broadcasts C x 1 x 1 over a map, and blocks of two inputs; declarations stand in a shuffled order, before the
 lets that apply them or among them.
 
@@ -122,6 +122,12 @@ class FlowMix:
                     f"scaled_dot_product_attention({a}, {a}, {a}, narrow({a}, 1, 0, 1))",  # an additive mask
                     f"{a} + unflatten(sum(reshape({a}, (c, -1)), 2, keepdim = true), 2, (1, 1)) / 8",
                     f"flatten_dims(unflatten({a}, 1, (1, c)), 1, 2)",
+                    f"{a} / (1 + vector_norm({a}, (2, 3), keepdim = true))",  # each channel's L2 norm over the map
+                    f"{a} * vector_norm({a}, 1, ord = 1.5, keepdim = true) / 4",
+                    f"{a} * sin({a}) + cos(normalize({a}, dim = 1))",
+                    # a table of each channel's index, broadcast over the map; ** of a number and a tensor
+                    f"normalize({a}, p = 1.0, dim = -1, eps = 0.01) + 0.9 ** coordinates({a}, (c, 1, 1), 1)",
+                    f"{a} + reshape(coordinates({a}, (c,), 1), (c, 1, 1)) / c - sigmoid({a}) ** 2",
                 ]))
             elif kind == "join":
                 b = take()

@@ -71,10 +71,13 @@ class Mix:
         return f"{op}({', '.join(args)})"
 
     def rule(self, env=None) -> str:
-        """An initialiser with computed arguments."""
-        return self.pick([f"normal(0, {self.x_float(0.001, 0.1, env)})", f"trunc_normal(std = {self.x_float(0.01, 0.5, env)})",
-                          'kaiming_normal(mode = "fan_out", nonlinearity = "relu")', self.pick(["0", "1", "0.5"]),
-                          "uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))", f"xavier_uniform(gain = {self.x_float(0.5, 2, env)})"])
+        """An initialiser with computed arguments; sometimes after a first draw that it overwrites (a list)."""
+        one = self.pick([f"normal(0, {self.x_float(0.001, 0.1, env)})", f"trunc_normal(std = {self.x_float(0.01, 0.5, env)})",
+                         'kaiming_normal(mode = "fan_out", nonlinearity = "relu")', self.pick(["0", "1", "0.5"]),
+                         "uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))", f"xavier_uniform(gain = {self.x_float(0.5, 2, env)})"])
+        if self.chance(15):
+            return f"[{self.pick(['xavier_uniform()', 'kaiming_uniform()', f'normal(0, {self.x_float(0.01, 1.0, env)})'])}, {one}]"
+        return one
 
     # ------------------------------------------------------------ network statements (a C x H x W map)
 
@@ -87,9 +90,13 @@ class Mix:
         if g > 1 or self.chance(30):
             args.append(f"groups = {self.x_int(g)}")
         args.append(f"bias = {self.x_bool(self.chance(50), self.loose)}")
+        op = "conv"
+        if self.chance(20) and t.c // g * k * k > 1:  # weight standardisation (of more than one weight a filter)
+            op = "ws_conv"
+            args += [f"gamma = {self.x_float(0.5, 2.0)}", f"eps = {self.pick(['1e-5', '0.0001', '1e-6'])}"]
         name = "" if numbered and self.chance(50) else f"{self.ident('conv')} = "
         h, w = (t.h - k + 2 * (k // 2)) // s + 1, (t.w - k + 2 * (k // 2)) // s + 1
-        return [name + self.wrapped("conv", args)], type(t)("CHW", c, h, w)
+        return [name + self.wrapped(op, args)], type(t)("CHW", c, h, w)
 
     def s_xscaled(self, t, depth, numbered):
         args = [f"scale = {self.x_float(-1.0, 2.0)}"]
@@ -220,6 +227,7 @@ class Mix:
             groups = self.pick([g for g in range(1, t.c + 1) if t.c % g == 0])
             extra = [f"eps = {self.x_float(0.001, 0.1)}"] if self.chance(30) else []
             extra += [f"affine = {self.x_bool(self.chance(70), self.loose)}"] if self.chance(40) else []
+            extra += [f"bias = {self.x_bool(self.chance(50), self.loose)}"] if self.chance(30) else []  # a scale only
             return [self.named(numbered, "norm") + self.wrapped("groupnorm", [str(groups), *extra])], t
         return [self.named(numbered, "norm") + (self.wrapped("instancenorm", args) if args else "instancenorm")], t
 

@@ -234,7 +234,7 @@ def test_instancenorm_normalises_each_sample_and_channel(tmp_path, args, params,
 
 
 @pytest.mark.parametrize(("args", "params"), [("(2)", 16), ("(4, eps = 0.001, affine = false)", 0), ("(1)", 16),
-                                              ("(8)", 16)])
+                                              ("(8)", 16), ("(1, eps = 1e-6, bias = false)", 8)])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_groupnorm_normalises_each_group_of_channels(tmp_path, args, params, train):
     """Over each group of channels and H x W together: torch's group norm, and the interpreter's own."""

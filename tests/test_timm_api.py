@@ -81,7 +81,8 @@ def test_the_halves_compute_the_forward(name):
 
 # timm's models under the same module names: ours loads timm's state_dict, and each method's output is timm's
 TIMM_TWINS = ["resnet18", "deit_tiny_patch16_224", "mixer_s32_224", "resmlp_12_224", "pvt_v2_b0", "repvgg_a0",
-              "cait_xxs24_224", "inception_v4"]
+              "cait_xxs24_224", "inception_v4", "convmixer_768_32", "gmlp_ti16_224", "convnextv2_atto", "nfnet_f0",
+              "poolformer_s12", "poolformerv2_s12", "xcit_nano_12_p16_224"]
 
 
 @pytest.mark.parametrize("name", fast_tier(TIMM_TWINS, {"resnet18", "deit_tiny_patch16_224", "mixer_s32_224"}))

@@ -5,7 +5,7 @@ operations each such let is made of, one a step (``nodes.Flow``).
 ``seq``, or a block call) *declares* a module, made in ``__init__`` and applied later by name; ``let NAME = ...``
 binds a compile-time value as anywhere, or, where the expression reads a tensor, computes a tensor: a declared
 module applied to tensors (``proj(coarse)``), a parameter-free op applied to one (``relu(x)``,
-``upsample(x, scale = 2)``), ``+ - * /`` between tensors or with numbers, and unary ``-``.
+``upsample(x, scale = 2)``), ``+ - * / **`` between tensors or with numbers, and unary ``-``.
 
 Everything here is decided from the text, in statement order: it runs while parsing, so both the elaborator
 and the code generator read the same steps. Intermediate values are keyed ``NAME%k``; the first operand of an
@@ -19,7 +19,7 @@ import dataclasses
 from ..errors import SpecError, did_you_mean
 from . import nodes as n
 
-ARITH = ("+", "-", "*", "/")
+ARITH = ("+", "-", "*", "/", "**")
 
 
 def lower_block(block: n.BlockDef) -> None:
@@ -203,7 +203,7 @@ class _Lowering:
             steps.append(n.Flow(dest, "neg", (src,), None, e.span))
             return dest
         raise SpecError("a tensor takes part in an expression that cannot compute tensors", e.span,
-                        hint="tensors are computed by applying modules and ops, and by + - * / between tensors "
+                        hint="tensors are computed by applying modules and ops, and by + - * / ** between tensors "
                              "and numbers")
 
     def call(self, e: n.Call, func: str, dest: str, steps: list[n.Flow]) -> str:

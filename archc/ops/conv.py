@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from ..sema.layout import TensorType
 from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, ShapeError, _register, one, pair, size_text, stride_text
@@ -99,6 +101,58 @@ _register(OpKind(
     "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg=True, channels_from="out_channels",
     params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution",
     label=_conv_label))
+
+
+# ------------------------------------------- convolution with scaled weight standardisation
+
+
+class WSConvArgs(ConvArgs):
+    gamma: float = 1.0  # finite, as every argument (Args' allow_inf_nan=False)
+    eps: Annotated[float, Field(gt=0)] = 1e-6
+
+
+def _ws_conv_shape(a: WSConvArgs, t: TensorType) -> TensorType:
+    kh, kw = pair(a.kernel_size)
+    if t.shape[0] % a.groups == 0 and t.shape[0] // a.groups * kh * kw == 1:
+        raise ShapeError("each output channel has a single weight (a 1x1 kernel on one input channel a group): "
+                         "standardised, it is 0, and torch refuses it in training",
+                         hint="a plain conv, or a larger kernel or more input channels a group")
+    return _conv_shape(a, t)
+
+
+def _ws_conv_params(a: WSConvArgs, t: TensorType) -> int:
+    return _conv_params(a, t) + a.out_channels  # and a gain per output channel
+
+
+def _ws_conv_make(a: dict, t: TensorType):
+    import torch
+    from torch import nn
+
+    m = _conv_make(a, t)
+    m.gain = nn.Parameter(torch.ones(a["out_channels"], 1, 1, 1))
+    return m
+
+
+def _ws_conv_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    """Scaled weight standardisation (Brock, De and Smith 2021), with eps as timm adds it: each output channel's
+    weights less their mean, over the root of their (biased) variance plus eps, times the channel's learned gain
+    and gamma / sqrt(fan_in), fan_in its weights' count; then the conv."""
+    import torch
+    import torch.nn.functional as F
+
+    w = m.weight
+    fan_in = w[0].numel()
+    mean = w.mean((1, 2, 3), keepdim=True)
+    var = (w - mean).square().mean((1, 2, 3), keepdim=True)
+    w = (w - mean) / torch.sqrt(var + a["eps"]) * m.gain * (a["gamma"] / math.sqrt(fan_in))
+    return F.conv2d(xs[0], w, m.bias, pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]), a["groups"])
+
+
+_register(OpKind(
+    "ws_conv", WSConvArgs, _ws_conv_shape, module="_WSConv2d", in_arg=True, channels_from="out_channels",
+    params=_ws_conv_params, macs=_conv_macs, make=_ws_conv_make, run=_ws_conv_run,
+    doc="2-D convolution with scaled weight standardisation (NF-ResNets, NFNets): weight, bias and a gain",
+    label=lambda a: "ws_" + _conv_label(a)))
 
 
 # -------------------------------------------------------------------- pooling

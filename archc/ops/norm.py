@@ -54,6 +54,7 @@ class GroupNormArgs(Args):
     num_groups: Pos
     eps: Annotated[float, Field(gt=0)] = 1e-5
     affine: bool = True
+    bias: bool = True
 
 
 def _groupnorm_shape(a: GroupNormArgs, t: TensorType) -> TensorType:
@@ -67,7 +68,9 @@ def _groupnorm_shape(a: GroupNormArgs, t: TensorType) -> TensorType:
 def _groupnorm_make(a: dict, t: TensorType):
     from torch import nn
 
-    return nn.GroupNorm(a["num_groups"], t.features, eps=a["eps"], affine=a["affine"])
+    # `bias` only where it is false: only recent torch releases' nn.GroupNorm take it
+    return nn.GroupNorm(a["num_groups"], t.features, eps=a["eps"], affine=a["affine"],
+                        **({} if a["bias"] else {"bias": False}))
 
 
 def _groupnorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
@@ -81,7 +84,9 @@ def _groupnorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
     var = (g - mean).square().mean(-1, keepdim=True)
     y = ((g - mean) * torch.rsqrt(var + a["eps"])).reshape(x.shape)
     if m.weight is not None:
-        y = y * m.weight[:, None, None] + m.bias[:, None, None]
+        y = y * m.weight[:, None, None]
+    if m.bias is not None:
+        y = y + m.bias[:, None, None]
     return y
 
 
@@ -180,7 +185,7 @@ _register(OpKind(
     doc="instance normalisation: each sample's channels over their own H x W (style transfer, GANs)"))
 _register(OpKind(
     "groupnorm", GroupNormArgs, _groupnorm_shape, module="nn.GroupNorm", in_arg="num_channels",
-    params=lambda a, t: 2 * t.features if a.affine else 0, make=_groupnorm_make, run=_groupnorm_run,
+    params=lambda a, t: t.features * (a.affine + (a.affine and a.bias)), make=_groupnorm_make, run=_groupnorm_run,
     doc="group normalisation: each sample's channels in groups, normalised over the group and H x W (Wu and He)"))
 _register(OpKind(
     "lrn", LRNArgs, _same, module="nn.LocalResponseNorm", functional="F.local_response_norm", run=_lrn_run,

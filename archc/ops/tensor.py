@@ -313,6 +313,57 @@ for _how, _doc in (("sum", "the sum"), ("mean", "the mean"), ("amax", "the maxim
                _reduce_run(_how), f"{_doc} over dimension dim (kept as size 1 with keepdim)", view=False)
 
 
+class VectorNormArgs(Args):
+    dim: int | tuple[int, ...]
+    ord: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
+    keepdim: bool = False
+
+
+def _norm_axes(a: VectorNormArgs, rank: int) -> set[int]:
+    dims = (a.dim,) if isinstance(a.dim, int) else a.dim
+    if not dims:
+        raise ShapeError("no dim to take the norm over", hint="dim = (2, 3): over the H x W of a map")
+    axes = [axis(d, rank) for d in dims]
+    if len(set(axes)) < len(axes):
+        raise ShapeError(f"dim {a.dim} names a dimension twice")
+    return set(axes)
+
+
+def _norm_shape(a: VectorNormArgs, t: TensorType) -> TensorType:
+    axes = _norm_axes(a, len(t.shape))
+    if a.keepdim:
+        return TensorType(tuple(1 if i in axes else s for i, s in enumerate(t.shape)), t.layout)
+    if len(axes) == len(t.shape):
+        raise ShapeError("reducing every dimension without keepdim would leave the batch alone",
+                         hint="keepdim = true")
+    return named(tuple(s for i, s in enumerate(t.shape) if i not in axes))
+
+
+def _norm_sym(a: dict, shape: tuple) -> tuple | None:
+    dims = _items(a["dim"]) or [a["dim"]]
+    axes = [_sym_axis(d, len(shape)) for d in dims]
+    keep = a.get("keepdim")
+    if None in axes or (keep is not None and not isinstance(keep, n.Const)):
+        return None
+    if keep is not None and keep.value:
+        return tuple(_num(1) if i in axes else s for i, s in enumerate(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def _norm_run(xs, a):
+    """(sum of |x|^ord over the dims)^(1 / ord), from the definition."""
+    dims = a["dim"] if isinstance(a["dim"], int) else tuple(a["dim"])
+    return xs[0].abs().pow(a["ord"]).sum(dims, keepdim=a["keepdim"]).pow(1 / a["ord"])
+
+
+_register(OpKind(
+    "vector_norm", VectorNormArgs, _norm_shape, layouts=ANY,
+    template="torch.linalg.vector_norm({x}, {ord}, {dim}, keepdim={keepdim})", sym=_norm_sym, run=_run(_norm_run),
+    macs=lambda a, t, o: math.prod(t.shape),
+    doc="the ord-norm, (sum of |x|^ord)^(1/ord), over dimension dim or a tuple of them (kept as size 1 with "
+        "keepdim): ConvNeXt V2's global response norm takes each channel's L2 norm over the map"))
+
+
 # ------------------------------------------------------------ several inputs
 
 

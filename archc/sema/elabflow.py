@@ -15,7 +15,7 @@ from .layout import TensorType, as_named, is_generic
 from .scope import Frame, Tensor
 from .values import type_name
 
-ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow}
 
 
 class FlowElaboration:

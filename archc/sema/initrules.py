@@ -59,7 +59,7 @@ _initialiser("xavier_uniform", "nn.init.xavier_uniform_", (("gain", 1.0),), "Glo
 
 # The parameters each op kind's module has, and the layer sizes a rule's arguments may read.
 PARAMETERS = {"conv": ("weight", "bias"), "linear": ("weight", "bias"), "batchnorm": ("weight", "bias"),
-              "layernorm": ("weight", "bias")}
+              "layernorm": ("weight", "bias"), "ws_conv": ("weight", "bias", "gain")}
 LAYER_NAMES = ("fan_in", "fan_out", "in_channels", "out_channels", "kernel_size", "groups", "in_features",
                "out_features", "num_features", "normalized_shape")
 LAYER_NAME_SET = frozenset(LAYER_NAMES)
@@ -89,6 +89,7 @@ class Resolved:
     initialiser: str | None
     args: dict = field(default_factory=dict)
     stmt: n.Init | None = None
+    before: list[Resolved] = field(default_factory=list)  # draws made first, their values overwritten
 
 
 def classify(stmt: n.Init, program_blocks: dict, kinds) -> tuple[str | None, str | None, tuple[str, ...], str]:
@@ -111,9 +112,30 @@ def classify(stmt: n.Init, program_blocks: dict, kinds) -> tuple[str | None, str
     return None, None, tuple(target), param
 
 
+def entries(rule: n.Expr) -> list[n.Expr]:
+    """A rule's draws in turn: ``[xavier_uniform(), normal(0, 1e-6)]`` draws twice (a reference that initialises
+    a layer in two passes), and only the last draw's values remain; any other rule is one entry."""
+    return list(rule.items) if isinstance(rule, n.ListExpr) and not rule.tuple else [rule]
+
+
 def check_rule(stmt: n.Init) -> None:
-    """The right-hand side is a number or a call of an initialiser with arguments it takes."""
-    rule = stmt.rule
+    """The right-hand side is a number or a call of an initialiser with arguments it takes, or a list of them
+    (draws in turn) in which only the last may be a number."""
+    items = entries(stmt.rule)
+    if isinstance(stmt.rule, n.ListExpr) and not stmt.rule.tuple:
+        if len(items) < 2:
+            raise SpecError("a list of initialisers draws each in turn: it needs two or more", stmt.rule.span,
+                            hint="write a single initialiser without brackets")
+        for item in items[:-1]:
+            if as_call(item) is None:
+                raise SpecError("only the last initialiser of a list may be a constant: the ones before it draw "
+                                "random numbers that the next overwrites", item.span,
+                                hint="an earlier entry stands for a reference's draw that a later pass replaces")
+    for item in items:
+        _check_one(item)
+
+
+def _check_one(rule: n.Expr) -> None:
     if isinstance(rule, (n.Num, n.UnaryOp)) or (isinstance(rule, n.Var) and rule.name not in INITIALISERS):
         return  # a constant (checked when evaluated)
     name = rule.func.name if isinstance(rule, n.Call) and isinstance(rule.func, n.Var) else \
@@ -139,7 +161,7 @@ CHOICES = {"mode": MODES, "nonlinearity": NONLINEARITIES}
 FAN_BASED = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
 FLOAT32_MAX = 3.4028234663852886e38  # parameters are float32 tensors: a larger number becomes inf there
 # The dimensions of each parameter with more than one (a conv's weight: out, in / groups, kh, kw).
-DIMENSIONS = {("conv", "weight"): 4, ("linear", "weight"): 2}
+DIMENSIONS = {("conv", "weight"): 4, ("linear", "weight"): 2, ("ws_conv", "weight"): 4, ("ws_conv", "gain"): 4}
 
 
 def as_call(rule: n.Expr) -> n.Call | None:
@@ -228,11 +250,16 @@ def check_static(stmt: n.Init) -> None:
     """What a rule says whatever layer it reaches and whatever the parameters it reads: its constant or
     constant arguments, and a fan-based initialiser on an op kind's 1-D parameter. (A rule that is not well
     formed is left to the elaborator, which says why.)"""
-    call = as_call(stmt.rule)
+    for item in entries(stmt.rule):
+        _check_static_one(stmt, item)
+
+
+def _check_static_one(stmt: n.Init, rule: n.Expr) -> None:
+    call = as_call(rule)
     ev = Evaluator({}, budget=Budget())
     if call is None:
-        if isinstance(stmt.rule, (n.Num, n.UnaryOp)) and _is_constant(stmt.rule):
-            check_constant(ev(stmt.rule), stmt.rule.span)
+        if isinstance(rule, (n.Num, n.UnaryOp)) and _is_constant(rule):
+            check_constant(ev(rule), rule.span)
         return
     *target, param = stmt.path
     if len(target) == 1 and target[0] in PARAMETERS:
@@ -250,7 +277,7 @@ def _is_constant(e: n.Expr) -> bool:
 def layer_sizes(node: OpNode) -> dict[str, object]:
     """The sizes of a layer that a rule's arguments may read, as torch counts them."""
     a, shape = node.args, node.in_shapes[0]
-    if node.op == "conv":
+    if node.op in ("conv", "ws_conv"):
         kh, kw = pair(a["kernel_size"])
         c_in = shape[0]
         return {"in_channels": c_in, "out_channels": a["out_channels"], "kernel_size": (kh, kw),
@@ -267,6 +294,8 @@ def node_parameters(node: OpNode) -> tuple[str, ...]:
     a = node.args
     if node.op == "conv" or node.op == "linear":
         return ("weight", "bias") if a.get("bias", True) else ("weight",)
+    if node.op == "ws_conv":
+        return ("weight", "bias", "gain") if a.get("bias", True) else ("weight", "gain")
     if node.op == "batchnorm":
         return ("weight", "bias") if a.get("affine", True) else ()
     if node.op == "layernorm":
@@ -277,13 +306,20 @@ def node_parameters(node: OpNode) -> tuple[str, ...]:
 
 
 def evaluate_rule(rule: Rule, node: OpNode, budget) -> Resolved:
+    """What initialises the parameter: the last entry, each one before it checked (``before``, its draws)."""
     sizes = layer_sizes(node)
     _check_sizes_read(rule, node.op, sizes)
     ev = Evaluator({**rule.env, **sizes}, budget=budget)
-    call = _call_of(rule.rule)
+    *before, last = [_evaluate(rule, item, node, ev) for item in entries(rule.rule)]
+    last.before = before
+    return last
+
+
+def _evaluate(rule: Rule, item: n.Expr, node: OpNode, ev: Evaluator) -> Resolved:
+    call = _call_of(item)
     if call is None:
-        value = ev(rule.rule)
-        check_constant(value, rule.rule.span)
+        value = ev(item)
+        check_constant(value, item.span)
         return Resolved(None, {"val": value}, rule.stmt)
     init = INITIALISERS[call.func.name]
     check_dimensions(init.name, node.op, rule.param, call.span)

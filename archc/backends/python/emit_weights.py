@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from ...errors import SpecError
 from ...lang import nodes as n
 from ...sema.exprfold import free_names
-from ...sema.initrules import INITIALISERS, PARAMETERS
+from ...sema.initrules import INITIALISERS, PARAMETERS, entries
 from . import ir
 from .emit import Namespace, symbol, through_lets
+from .helpers import HELPERS, helper_bases
 from .lower import lower
 
 
@@ -90,17 +91,19 @@ def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_o
     branches: list[tuple[list[str], list[ir.Node]]] = []  # (classes, body)
     for kind, kind_rules in kinds.items():
         body: list[ir.Node] = []
-        for param in PARAMETERS[kind]:
-            chain = sorted((r for r in kind_rules if r.param == param), key=lambda r: r.rank, reverse=True)
-            steps = _chain(chain, param, membership, ctx, common, m)
-            if steps and param in optional.get(kind, ()):  # some of these layers have no such parameter
-                steps = [ir.If(ir.Compare(("is not",), (ir.Attr(m, param), ir.Const(None))), tuple(steps))]
-            last = body[-1] if body else None
-            if len(steps) == 1 and isinstance(steps[0], ir.If) and not steps[0].orelse and isinstance(last, ir.If) \
-                    and not last.orelse and last.test == steps[0].test:  # the test of the parameter before: one if
-                body[-1] = ir.If(last.test, last.body + steps[0].body)
-            else:
-                body += steps
+        # a list rule draws in turn: every parameter its first entry, then every parameter its second, ...
+        for draw in range(max(len(entries(r.stmt.rule)) for r in kind_rules)):
+            for param in PARAMETERS[kind]:
+                chain = sorted((r for r in kind_rules if r.param == param), key=lambda r: r.rank, reverse=True)
+                steps = _chain(chain, param, membership, ctx, common, m, draw)
+                if steps and param in optional.get(kind, ()):  # some of these layers have no such parameter
+                    steps = [ir.If(ir.Compare(("is not",), (ir.Attr(m, param), ir.Const(None))), tuple(steps))]
+                last = body[-1] if body else None
+                if len(steps) == 1 and isinstance(steps[0], ir.If) and not steps[0].orelse \
+                        and isinstance(last, ir.If) and not last.orelse and last.test == steps[0].test:
+                    body[-1] = ir.If(last.test, last.body + steps[0].body)  # the parameter before's test: one if
+                else:
+                    body += steps
         classes = sorted(set(module_classes.get(kind, [])))
         if not classes or not body:
             continue
@@ -113,6 +116,7 @@ def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_o
     if not branches:  # the rules reach no layer this network has
         return []
     chain: tuple = ()
+    branches = _subclasses_first(branches)
     for classes, body in reversed(branches):
         kinds_test = ir.attr(classes[0]) if len(classes) == 1 else ir.Tuple(tuple(ir.attr(c) for c in classes))
         chain = (ir.If(ir.call("isinstance", m, kinds_test), tuple(body), chain),)
@@ -122,6 +126,17 @@ def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_o
     if common is not None:  # every rule holds only if (init_weights): the whole pass is conditional
         out = (ir.If(common, out),)
     return out
+
+
+def _subclasses_first(branches: list[tuple[list[str], list[ir.Node]]]) -> list[tuple[list[str], list[ir.Node]]]:
+    """The branches in an order where a helper class is tested before a torch class it derives from
+    (``_WSConv2d``, an ``nn.Conv2d``), whose branch would otherwise take its layers too."""
+    ordered: list[tuple[list[str], list[ir.Node]]] = []
+    for classes, body in branches:
+        bases = {base for c in classes if c in HELPERS for base in helper_bases(c)}
+        at = next((i for i, (other, _) in enumerate(ordered) if bases & set(other)), len(ordered))
+        ordered.insert(at, (classes, body))
+    return ordered
 
 
 @dataclass(frozen=True)
@@ -187,10 +202,12 @@ def _inits(stmts, conds: list[n.Expr]) -> list[tuple[n.Init, list[n.Expr]]]:
     return found
 
 
-def _chain(chain: list[_Rule], param: str, membership, ctx, common: ir.Node | None, m: ir.Node) -> list[ir.Node]:
+def _chain(chain: list[_Rule], param: str, membership, ctx, common: ir.Node | None, m: ir.Node,
+           draw: int = 0) -> list[ir.Node]:
     """``if`` / ``elif`` over a parameter's rules, the most specific first; the last unconditional one is the
-    ``else``. Nothing where no rule applies: the default initialisation stays."""
-    steps: list[tuple[_Test | None, ir.Node]] = []  # (test, call); None: always
+    ``else``. Nothing where no rule applies: the default initialisation stays. ``draw`` picks the entry of list
+    rules; a rule with fewer entries does nothing then (``pass``, where a less specific rule follows)."""
+    steps: list[tuple[_Test | None, ir.Node | None]] = []  # (test, call or None); None: always
     for rule in chain:
         test = _Test()
         if rule.block is not None or rule.kind is None:
@@ -198,7 +215,8 @@ def _chain(chain: list[_Rule], param: str, membership, ctx, common: ir.Node | No
         cond = _network_cond(rule, ctx, skip=common) if rule.block is None else None  # a block's: in its set
         if cond is not None:
             test = _Test(test.members, test.conds + (cond,))
-        call = _call(rule, param, ctx, m)
+        items = entries(rule.stmt.rule)
+        call = _call(rule, param, ctx, m, items[draw]) if draw < len(items) else None
         if not test.members and not test.conds:
             steps.append((None, call))
             break  # an unconditional rule: nothing after it is ever tried
@@ -206,17 +224,19 @@ def _chain(chain: list[_Rule], param: str, membership, ctx, common: ir.Node | No
             steps[-1] = (steps[-1][0].either(test, m), call)
         else:
             steps.append((test, call))
+    while steps and steps[-1][1] is None:  # nothing to draw after the last rule that has this entry
+        steps.pop()
     out: tuple = ()
     for test, call in reversed(steps):
+        line = ir.Expr(call) if call is not None else ir.Pass()
         if test is None:
-            out = (ir.Expr(call),)
+            out = (line,)
         else:
-            out = (ir.If(test.expr(m), (ir.Expr(call),), out),)
+            out = (ir.If(test.expr(m), (line,), out),)
     return list(out)
 
 
-def _call(rule: _Rule, param: str, ctx, m: ir.Node) -> ir.Node:
-    expr = rule.stmt.rule
+def _call(rule: _Rule, param: str, ctx, m: ir.Node, expr: n.Expr) -> ir.Node:
     target = ir.Attr(m, param)
     if isinstance(expr, n.Var) and expr.name in INITIALISERS:
         expr = n.Call(expr, [], [], expr.span)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 from functools import cache
 
+from .helpersnumeric import NUMERIC_HELPERS
 from .helperswindow import PARTITION_HELPERS, WINDOW_HELPERS
 
 HELPERS = {
@@ -122,11 +123,28 @@ HELPERS = {
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)''',
+    "_WSConv2d": '''class _WSConv2d(nn.Conv2d):
+    """A conv with scaled weight standardisation (Brock et al., 2021): each output channel's weights less their
+    mean, over the root of their variance plus ``eps``, times a learned ``gain`` and gamma / sqrt(fan-in).
+    """
+
+    def __init__(self, *args, gamma: float = 1.0, eps: float = 1e-6, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scale = gamma * self.weight[0].numel() ** -0.5
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                              (self.gain * self.scale).view(-1), training=True, momentum=0.0, eps=self.eps)
+        return F.conv2d(x, weight.reshape_as(self.weight), self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)''',
 }
 
 
 HELPERS.update(WINDOW_HELPERS)
 HELPERS.update(PARTITION_HELPERS)
+HELPERS.update(NUMERIC_HELPERS)
 
 
 def used_helpers(names: set[str]) -> list[str]:
@@ -155,3 +173,10 @@ def helper_names(name: str) -> frozenset[str]:
 
 
 CHECKPOINT = "torch.utils.checkpoint"
+
+
+@cache
+def helper_bases(name: str) -> tuple[str, ...]:
+    """The classes a helper class derives from, as its source writes them (``nn.Conv2d``)."""
+    return tuple(ast.unparse(base) for node in ast.parse(HELPERS[name]).body if isinstance(node, ast.ClassDef)
+                 for base in node.bases)
