@@ -91,7 +91,7 @@ class Gen(Mix, FlowMix):
             if self.chance(50):
                 body.append(f"seq {{ conv(c, 1); {self.pick(ACTIVATIONS)} }}")
         else:
-            kind = self.pick(["residual", "gate", "concat", "plain", "dense", "when"])
+            kind = self.pick(["residual", "gate", "concat", "plain", "dense", "when", "branches"])
             if kind == "residual":
                 shortcut = [f"shortcut if {stride} != 1 or in.channels != c {{",
                             f"    downsample = seq {{ conv(c, 1, {stride}, bias = false); batchnorm }}"]
@@ -120,6 +120,13 @@ class Gen(Mix, FlowMix):
                 body.append(f"    branch2 = seq {{ conv(c - max(1, c // 2), 3, {stride}, padding = 1); relu }}")
                 body.append("} if c > 1")
                 body.append(f"conv_fix = conv(c, 1, {stride}) if c <= 1")
+            elif kind == "branches":  # a concat's branches arranged by a loop and conditions on parameters
+                body.append("concat {")
+                body.append(f"    for j in range(1 + c % 2) {{ part{{j}} = conv(max(1, c // 2), 1, {stride}) }}")
+                body.append(f"    rest = seq {{ conv(1, 3, {stride}, padding = 1); relu }} if c > 2")
+                body.append(f"    if c % 3 == 0 {{ odd = conv(2, 1, {stride}) }} else {{ even = conv(1, 1, {stride}) }}")
+                body.append("}")
+                body.append("squeeze = conv(c, 1)")
             elif kind == "dense":
                 body.append(f"conv0 = conv(c, 3, {stride}, padding = 1)")
                 body.append("dense {")
@@ -326,6 +333,13 @@ class Gen(Mix, FlowMix):
         if self.chance(50):
             lines.append("    identity")
             c += t.c
+        if self.chance(30):  # one branch per iteration, and a branch its condition may switch off
+            k, count = self.choose(1, 4), self.choose(0, 2)
+            lines.append(f"    for i in range({count}) {{ {self.name('rep')}{{i}} = conv({k}, 1) }}")
+            c += k * count
+            on = self.chance(50)
+            lines.append(f"    {self.name('opt')} = conv({k}, 1) if {'1 < 2' if on else '2 < 1'}")
+            c += k if on else 0
         return lines + ["}"], T("CHW", c, t.h, t.w)
 
     def s_residual(self, t, depth, numbered):

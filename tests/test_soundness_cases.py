@@ -273,3 +273,44 @@ def test_the_branches_of_an_if_may_each_name_a_layer(tmp_path):
                                             "n1 = batchnorm }", params="flag = true"))
     spec = archc.load(tmp_path / "case.arch")
     assert "self.n1 = nn.BatchNorm2d" in spec.source()
+
+
+# issue 20 item 4: a `for` in a concat gave one branch for all its iterations (chained), and a branch switched
+# off by its condition passed the concat's input on; now each statement a loop runs is a branch, and a switched
+# off branch leaves. Checked by the interpreter (check_runs) and by the channels each case must have.
+ARRANGED = """
+block B(k, n = 2, use_d = true) {
+    b0 = conv(4, 1)
+    concat {
+        a = conv(2, 1)
+        for i in range(n) { c{i} = conv(k * (i + 1), 3, padding = 1); relu }
+        if use_d { d = seq { conv(3, 1); relu } } else { identity }
+        e = conv(5, 1) if k > 1
+        let m = k + 1
+        f = conv(m, 1)
+    }
+}
+network N(k = 2) {
+    input 3 x 8 x 8
+    a = B(k)
+    b = B(1, 3, false)
+    c = B(3, 0)
+}
+variant n = N()
+variant n1 = N(1)
+"""
+
+
+def test_a_loop_in_a_concat_gives_a_branch_per_statement_and_a_switched_off_branch_leaves(tmp_path):
+    assert check_runs(ARRANGED, tmp_path)
+    model = archc.load(tmp_path / "fuzz.arch").build("n1")
+    # branches a, c{i} and relu per iteration (relu of b0's 4 channels), d or identity, e if k > 1, f:
+    # B(1) = 2 + (1 + 4) + (2 + 4) + 3 + 2 = 18; B(1, 3, false) = 2 + (1 + 4) + (2 + 4) + (3 + 4) + 4 + 2 = 26;
+    # B(3, 0) = 2 + 3 + 5 + 4 = 14
+    assert model.a.out_channels == 18 and model.b.out_channels == 26 and model.c.out_channels == 14
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 14, 8, 8)
+
+
+def test_a_concat_whose_every_branch_is_off_is_a_located_error(tmp_path):
+    located_error(tmp_path, net("concat { a = conv(2, 1) if false\n for i in range(0) { b{i} = conv(2, 1) } }"),
+                  "every branch of this concat is switched off here")

@@ -16,7 +16,11 @@ class StructureElaboration:
     def _Concat(self, stmt: n.Concat, frame: Frame, x: Tensor) -> Tensor:
         if not stmt.branches:
             raise SpecError("concat needs at least one branch", stmt.span)
-        outs = [self.stmt(b, frame, x) for b in stmt.branches]
+        outs: list[Tensor] = []
+        self._concat_branches(stmt.branches, frame, x, outs)
+        if not outs:
+            raise SpecError("every branch of this concat is switched off here", stmt.span,
+                            hint="a branch whose condition is false leaves the concat: keep at least one")
         if any(o.type.layout != "CHW" for o in outs):
             got = ", ".join(o.type.describe() for o in outs if o.type.layout != "CHW")
             raise SpecError(f"concat needs C x H x W branches, got {got}", stmt.span, follows_shapes=True)
@@ -26,6 +30,21 @@ class StructureElaboration:
                             hint="every branch must keep the same height and width (check strides and padding)",
                             follows_shapes=True)
         return self._concat(outs, frame, stmt.span)
+
+    def _concat_branches(self, stmts: list[n.Stmt], frame: Frame, x: Tensor, outs: list[Tensor]) -> None:
+        """Each statement is a branch fed the concat's input; for, if and let only arrange them (a loop gives a
+        branch per statement per iteration, as a dense gives members), and a branch switched off by its
+        condition leaves the concat."""
+        for s in stmts:
+            if isinstance(s, n.Let):
+                self.stmt(s, frame, x)
+            elif isinstance(s, n.If):
+                self._concat_branches(s.body if self._truth(s.cond, frame, x) else s.orelse, frame, x, outs)
+            elif isinstance(s, n.For):
+                for _ in self.iterate(s, frame, x):
+                    self._concat_branches(s.body, frame, x, outs)
+            elif getattr(s, "cond", None) is None or isinstance(s, n.Side) or self._truth(s.cond, frame, x):
+                outs.append(self.stmt(s, frame, x))
 
     def _Gate(self, stmt: n.Gate, frame: Frame, x: Tensor) -> Tensor:
         gate = self.body(stmt.body, frame, x)

@@ -240,6 +240,12 @@ class ForwardEmitter(MergeForward):
             self._assign(w, dest, ir.Call(self._module_ref(stmt.target, var), (ir.Name(var),)), stmt)
             self._tap(stmt, dest, taps)
             return dest, self._seq_fresh(stmt.body)
+        if isinstance(stmt, n.Concat) and _arranged(stmt.branches):
+            parts = ir.Name(self.fwd_ns.create("branches"))
+            w.append(ir.Assign(parts, ir.List(())))
+            self.fwd_branches(stmt.branches, var, parts, w, taps)
+            self._assign(w, dest, ir.call("torch.cat", parts, ir.Const(1)), stmt)
+            return dest, True
         if isinstance(stmt, n.Concat):
             outs = []
             for branch in stmt.branches:
@@ -284,6 +290,25 @@ class ForwardEmitter(MergeForward):
             w.extend(if_(test, then, orelse))
             return var, False
         raise TypeError(type(stmt))
+
+    def fwd_branches(self, stmts, var: str, parts: ir.Name, w: list, taps) -> None:
+        """A concat's branches as a list each appends its output to: loops and conditions arrange them."""
+        self.fwd_arranged(stmts, var, w, taps, lambda s, into: self._fwd_branch(s, var, parts, into, taps))
+
+    def _fwd_branch(self, s: n.Stmt, var: str, parts: ir.Name, w: list, taps) -> None:
+        if isinstance(s, (n.Layer, n.Seq)) and s.target is not None and \
+                creates_modules(s, self.blocks, self.block_params):  # a module of its own: called in place
+            out: ir.Node = ir.Call(self._module_ref(s.target, var), (ir.Name(var),))
+        elif isinstance(s, n.Layer) and s.func == "identity" and s.cond is None:
+            out = ir.Name(var)
+        else:
+            steps: list[ir.Node] = []
+            local, _ = self.fwd_stmt_into(s, var, steps, self.fwd_ns.create(_branch_name(s)), taps)
+            out = ir.Name(local)
+            if len(steps) == 1 and isinstance(steps[0], ir.Assign) and steps[0].target == out:
+                out, steps = steps[0].value, []  # one call: appended as it is
+            w.extend(steps)
+        w.append(ir.Expr(ir.call(ir.Attr(parts, "append"), out), self._shape(s)))
 
     def _fwd_into(self, stmts, var: str, fresh: bool, w: list, dest: str, taps) -> tuple[str, bool]:
         """Run ``stmts`` on ``var`` leaving the result in ``dest``."""
@@ -418,3 +443,15 @@ def _without_number(name: str) -> str:
     if i == len(stem) or not i or stem[i - 1] != "_":
         return name
     return stem[:i - 1]
+
+
+def _arranged(branches: list[n.Stmt]) -> bool:
+    """Whether a concat's branches are arranged by loops, conditionals or lets (or switched by conditions), so
+    forward collects them in a list rather than naming each. An ``if`` that picks one branch of two is not:
+    it is one branch, named as the others are."""
+    def plain_branch(b: n.Stmt) -> bool:
+        return not isinstance(b, (n.For, n.If, n.Let, n.Init)) and (getattr(b, "cond", None) is None or
+                                                                     isinstance(b, n.Side))
+
+    return not all(plain_branch(b) or (isinstance(b, n.If) and len(b.body) == len(b.orelse) == 1 and
+                                       plain_branch(b.body[0]) and plain_branch(b.orelse[0])) for b in branches)

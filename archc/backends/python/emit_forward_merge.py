@@ -31,6 +31,12 @@ class MergeForward:
         return dest, True
 
     def _fwd_members(self, stmts, var: str, features: ir.Name, checkpoint: ir.Node | None, w: list, taps) -> None:
+        self.fwd_arranged(stmts, var, w, taps,
+                          lambda s, into: self._fwd_member(s, var, features, checkpoint, into, taps))
+
+    def fwd_arranged(self, stmts, var: str, w: list, taps, leaf) -> None:
+        """Statements that ``for``, ``if`` and ``let`` arrange (a dense's members, a concat's branches): ``leaf(s,
+        into)`` writes each other statement into ``into``, under its condition where that is not fixed."""
         for s in stmts:
             if isinstance(s, n.Init):
                 continue
@@ -40,27 +46,27 @@ class MergeForward:
             sub: list[ir.Node] = []
             if isinstance(s, n.For):
                 self.fwd_locals.update(n.pattern_names(s.var))
-                self._fwd_members(s.body, var, features, checkpoint, sub, taps)
+                self.fwd_arranged(s.body, var, sub, taps, leaf)
                 if sub:
                     w.append(ir.For(loop_target(s.var, sub), self.fwd_expr(s.iterable, var), tuple(sub)))
                 continue
             if isinstance(s, n.If):
                 test = self.fwd_expr(s.cond, var)
                 if test == ir.Const(True) or test == ir.Const(False):
-                    self._fwd_members(s.body if test == ir.Const(True) else s.orelse, var, features, checkpoint, w, taps)
+                    self.fwd_arranged(s.body if test == ir.Const(True) else s.orelse, var, w, taps, leaf)
                     continue
                 other: list[ir.Node] = []
-                self._fwd_members(s.body, var, features, checkpoint, sub, taps)
-                self._fwd_members(s.orelse, var, features, checkpoint, other, taps)
+                self.fwd_arranged(s.body, var, sub, taps, leaf)
+                self.fwd_arranged(s.orelse, var, other, taps, leaf)
                 w.extend(if_(test, sub, other))
                 continue
             test = self.fwd_cond(s, s.cond, var) if getattr(s, "cond", None) is not None else ir.Const(True)
             if test == ir.Const(False):
                 continue
             if test == ir.Const(True):
-                self._fwd_member(s, var, features, checkpoint, w, taps)
+                leaf(s, w)
             else:
-                self._fwd_member(s, var, features, checkpoint, sub, taps)
+                leaf(s, sub)
                 w.extend(if_(test, sub))
 
     def _fwd_member(self, s: n.Stmt, var: str, features: ir.Name, checkpoint: ir.Node | None, w: list, taps) -> None:

@@ -13,12 +13,14 @@ running width is read) is answered on the trees; ``ir`` prints it.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from ...lang import nodes as n
 from ...sema.exprfold import free_names
 from . import ir
 from .context import ClassContext
 from .emit import SPAN, Namespace, conditional_names, plain, static_name, symbol
+from .emit_forward import _arranged
 from .emit_head import AT_START
 from .emit_init_layer import LayerInit, _Seq
 from .emit_taps import TapTracker
@@ -179,6 +181,8 @@ class InitEmitter(LayerInit):
             source = cur if stmt.source is None else self.outputs[stmt.source]
             self.init_layer(layer, source, w, seq)
             return cur
+        if isinstance(stmt, _OnInput):  # a concat's branch, read for its width alone
+            return self._branch_width(stmt, w, seq)
         if isinstance(stmt, n.Seq):
             if stmt.target is None and seq.var is None:
                 return self.init_body(stmt.body, cur, w, seq)
@@ -197,6 +201,12 @@ class InitEmitter(LayerInit):
             w += sub
             self.register(stmt.target, ir.Name(var), w, seq)
             return new
+        if isinstance(stmt, n.Concat) and _arranged(stmt.branches):  # a running sum of the branches' widths
+            if free_names(cur) & self.channel_vars:  # the branches read the input's width while the sum runs
+                snapshot = self.init_ns.create("branch_channels")
+                w.append(ir.Assign(ir.Name(snapshot), self.lower(cur)))
+                cur = symbol(snapshot)
+            return self.init_body(_summed(stmt.branches, cur), n.Num(0, SPAN), w, seq)
         if isinstance(stmt, n.Concat):
             return self.fold(_sum([self.init_stmt(branch, cur, w, seq) for branch in stmt.branches]))
         if isinstance(stmt, n.Dense):  # each member widens the running concatenation by its own output
@@ -229,6 +239,19 @@ class InitEmitter(LayerInit):
         if isinstance(stmt, n.If):
             return self.init_if(stmt, cur, w, seq)
         raise TypeError(type(stmt))
+
+    def _branch_width(self, stmt: _OnInput, w: list, seq: _Seq) -> n.Expr:
+        """A branch's width on the concat's input; a branch its condition switches off adds none."""
+        branch = stmt.body[0]
+        width = self.init_stmt(branch, stmt.width, w, seq)
+        if getattr(branch, "cond", None) is None or isinstance(branch, n.Side):
+            return width
+        test = self.init_expr(branch.cond, stmt.width)
+        if test == _FALSE:
+            return n.Num(0, SPAN)
+        if isinstance(width, n.IfExp) and width.orelse is stmt.width:  # (the input's width where it is off)
+            return n.IfExp(width.cond, width.then, n.Num(0, SPAN), SPAN)
+        return width
 
     def init_shortcut(self, stmt: n.Residual, cur: n.Expr, w: list, seq: _Seq) -> None:
         """The shortcut's modules; its channels are the body's, so no bookkeeping is kept."""
@@ -368,9 +391,34 @@ def _growing(stmts: list[n.Stmt]) -> list[n.Stmt]:
     return out
 
 
+@dataclass(eq=False)
+class _OnInput(n.Seq):
+    """A concat's branch, which reads the concat's input (of ``width`` channels) whatever the running sum."""
+
+    width: n.Expr | None = None
+
+
+def _summed(stmts: list[n.Stmt], width: n.Expr) -> list[n.Stmt]:
+    """A concat's branches as ``concat { identity; branch }`` each, the running width the sum of theirs so far,
+    and each branch fed the concat's input: the same modules and widths, for __init__."""
+    out: list[n.Stmt] = []
+    for s in stmts:
+        if isinstance(s, n.For):
+            out.append(n.For(s.var, s.iterable, _summed(s.body, width), s.span))
+        elif isinstance(s, n.If):
+            out.append(n.If(s.cond, _summed(s.body, width), _summed(s.orelse, width), s.span))
+        elif isinstance(s, (n.Let, n.Init)):
+            out.append(s)
+        else:
+            identity = n.Layer(None, "identity", s.span, n.Arguments([], []), None, s.span)
+            out.append(n.Concat([identity, _OnInput(None, [s], None, s.span, width)], None, s.span))
+    return out
+
+
 def _sum(terms: list[n.Expr]) -> n.Expr:
     """``a + b + c`` as one reads it; a long sum (a concat of many branches) as a balanced tree, so later
     passes never walk a chain as deep as the sum is long."""
+    terms = [t for t in terms if not (isinstance(t, n.Num) and t.value == 0)] or terms[:1]  # (a sum from 0)
     if len(terms) <= 16:
         total = terms[0]
         for term in terms[1:]:
