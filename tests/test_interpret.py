@@ -106,7 +106,7 @@ FAST = [
     ("efficientnet", "efficientnet_b0", {}),
     ("googlenet", "googlenet", {}),
     pytest.param("inception_v3", "inception_v3", {}, marks=pytest.mark.slow),
-    ("inception_v4", "inception_resnet_v1", {}),
+    pytest.param("inception_v4", "inception_resnet_v1", {}, marks=pytest.mark.slow),
     ("maxvit", "maxvit_t", {"block_layers": [1, 1, 1, 1]}),
     ("mnasnet", "mnasnet0_5", {}),
     ("mobilenet", "mobilenet_v3_small", {}),
