@@ -314,3 +314,24 @@ def test_a_loop_in_a_concat_gives_a_branch_per_statement_and_a_switched_off_bran
 def test_a_concat_whose_every_branch_is_off_is_a_located_error(tmp_path):
     located_error(tmp_path, net("concat { a = conv(2, 1) if false\n for i in range(0) { b{i} = conv(2, 1) } }"),
                   "every branch of this concat is switched off here")
+
+
+def test_reserved_words_quoted_are_layer_names_under_conditions_too(tmp_path):
+    """issue 20 item 5: `"in"` and `"for"` name layers that a condition keeps or drops (add_module and getattr
+    in the generated code), in both variants."""
+    text = """
+network N(flag = true) {
+    input 3 x 8 x 8
+    "in" = conv(4, 1) if flag
+    "for" = seq { conv(4, 1); relu } if not flag
+    "side" = conv(4, 1)
+    global_avgpool
+    fc = linear(2)
+}
+variant n = N()
+variant m = N(false)
+"""
+    assert check_runs(text, tmp_path)
+    on, off = (archc.load(tmp_path / "fuzz.arch").build(v) for v in ("n", "m"))
+    assert {k.split(".")[0] for k in on.state_dict()} == {"in", "side", "fc"}
+    assert {k.split(".")[0] for k in off.state_dict()} == {"for", "side", "fc"}
