@@ -29,6 +29,8 @@ from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
 
+from .pretrained import pretrained_cfg
+
 PACKAGE = "archc.models"
 
 
@@ -64,7 +66,13 @@ def create_model(name: str, pretrained: bool = False, **kwargs):
     if pretrained:
         raise ValueError(f"archc has no pretrained weights for '{name}': create the model with pretrained=False "
                          "and load a state_dict into it (torchvision's load strictly where it has the network)")
-    return model_entrypoint(name)(**kwargs)
+    model = model_entrypoint(name)(**kwargs)
+    cfg = pretrained_cfg(name) if name in _index() else None  # a shipped name: its reference's data config
+    if cfg is not None:
+        if "num_classes" in kwargs:
+            cfg["num_classes"] = kwargs["num_classes"]
+        model.pretrained_cfg = model.default_cfg = cfg  # (timm's two names for it)
+    return model
 
 
 def model_entrypoint(name: str):
