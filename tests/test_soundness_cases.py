@@ -335,3 +335,24 @@ variant m = N(false)
     on, off = (archc.load(tmp_path / "fuzz.arch").build(v) for v in ("n", "m"))
     assert {k.split(".")[0] for k in on.state_dict()} == {"in", "side", "fc"}
     assert {k.split(".")[0] for k in off.state_dict()} == {"for", "side", "fc"}
+
+
+def test_a_default_block_no_variant_calls_and_an_op_parameter_applied_as_a_layer(tmp_path):
+    """Two defects that checked ok: the signature's default named a block class never generated (no variant
+    called it: NameError on import), and an op parameter applied as a named layer was left out of the
+    constructor (NameError in __init__, and the variant's gelu lost)."""
+    text = """
+block Unit(c) = seq { conv = conv(c, 3, padding = 1); bn = batchnorm }
+block Other(c) = seq { conv = conv(c, 1) }
+network Net(act = relu, block = Other) {
+    input 3 x 8 x 8
+    unit = block(4)
+    a = act
+    global_avgpool
+    fc = linear(2)
+}
+variant net = Net(act = gelu, block = Unit)
+"""
+    assert check_runs(text, tmp_path)
+    model = archc.load(tmp_path / "fuzz.arch").build("net")
+    assert isinstance(model.a, torch.nn.GELU)

@@ -41,6 +41,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     used_blocks = {s.block for graph in graphs.values() for s in graph.scopes.values() if s.block}
     if not variants:  # a library of blocks: every block, typed by its parameters alone
         used_blocks = set(program.blocks)
+    used_blocks |= _default_blocks(program, elab, used_blocks | {v.network.name for v in variants.values()})
     info = StmtInfo(shapes)
     constants: dict[str, object] = {name: OpRef(name) for name, kind in REGISTRY.items() if kind.value}
     constants.update({let.name: elab.globals[let.name] for let in program.lets})
@@ -274,6 +275,22 @@ def _doc(d, program) -> str:
     else:
         text = ""
     return docstring(text, "    ")
+
+
+def _default_blocks(program: Program, elab: Elaborator, used: set[str]) -> set[str]:
+    """The blocks that parameters' defaults name in the classes generated (``block = Other``): the signatures
+    name their classes, so they are generated too, though no variant calls them."""
+    found: set[str] = set()
+    pending = list(used)
+    while pending:
+        name = pending.pop()
+        definition = program.blocks.get(name) or program.networks.get(name)
+        for p in definition.params if definition is not None else []:
+            value = _default_value(p, elab)
+            if isinstance(value, BlockRef) and value.name not in used | found:
+                found.add(value.name)
+                pending.append(value.name)
+    return found
 
 
 def _default_value(p: n.Param, elab: Elaborator):

@@ -37,6 +37,7 @@ class LayerInit:
             seq.fresh = False
             return self.init_block_call(stmt, cur, w, seq)
         if stmt.func in self.ctx.op_params:  # a parameter holding an op class: an activation, say
+            self.ctx.referenced.add(stmt.func)  # (a constructor argument, though nothing else reads it)
             # in place on a tensor the layer before it made, where every op it may hold can (torchvision's ReLU)
             in_place = seq.var is not None and seq.fresh and self.ctx.op_params[stmt.func]
             self.register(stmt.target, ir.Call(ir.Name(stmt.func), (), (("inplace", ir.Const(True)),) if in_place
