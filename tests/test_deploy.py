@@ -394,3 +394,29 @@ variant net = Net()
     assert [type(m).__name__ for m in deployed.layers] == ["Conv2d", "Identity", "ReLU", "Conv2d", "Identity", "ReLU",
                                                           "Identity", "Conv2d"]
     assert_same(model, deployed, size=8)
+
+
+def test_a_model_made_with_an_op_or_a_block_argument_deploys(tmp_path):
+    """The factory records `act=nn.GELU` and `block=Unit` as torch and generated classes: deploy reads them
+    back as the op and the block (convmixer_1024_20_ks9_p14, whose factory takes its activation, failed)."""
+    path = tmp_path / "args.arch"
+    path.write_text("""
+block Unit(c) = seq { conv = conv(c, 3, padding = 1); bn = batchnorm }
+block Other(c) = seq { conv = conv(c, 1) }
+network Net(act = relu, block = Other) {
+    input 3 x 8 x 8
+    unit = block(4)
+    a = act
+    global_avgpool
+    fc = linear(2)
+}
+variant net = Net()
+variant units = Net(block = Unit)
+""")
+    spec = archc.load(path)
+    model = spec.build("net", act=nn.GELU, block=spec.python_module().Unit)
+    assert model.archc_arguments["act"] is nn.GELU and model.archc_arguments["block"].__name__ == "Unit"
+    randomise(model)
+    deployed = archc.deploy(model)
+    assert_same(model, deployed, size=8)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules())

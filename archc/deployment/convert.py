@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..backends.python.defs import ARGUMENTS, VARIANT
 from ..sema.graph import Graph
+from ..sema.values import BlockRef, OpRef
 from ..spec import Spec, load
 from .plan import Plan, plan
 from .rewrite import Rewrites, deploy_program
@@ -66,13 +67,16 @@ def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None 
     if variant not in spec.variants:
         raise DeployError(f"{spec.path.name} has no variant '{variant}'")
     net = spec.variants[variant].network
-    overrides = {k: v for k, v in arguments.items() if k in {p.name for p in net.params}}
+    overrides = {k: _spec_value(v, spec) for k, v in arguments.items() if k in {p.name for p in net.params}}
     trained = spec.graph(variant, **overrides)
     form, rewrites = deploy_spec(spec, trained)
     moves = plan(trained, form.graph(variant, **overrides), rewrites)
-    factory = getattr(form.python_module(), variant)
+    module = form.python_module()
+    factory = getattr(module, variant)
     accepted = inspect.signature(factory).parameters
-    deployed = factory(**{k: v for k, v in arguments.items() if k in accepted})
+    # a block class the model was given is the trained form's: the deployed model takes the deployed form's
+    deployed = factory(**{k: getattr(module, v.__name__) if isinstance(_spec_value(v, spec), BlockRef) else v
+                          for k, v in arguments.items() if k in accepted})
     deployed = deployed.to(**_placement(model))
     deployed.load_state_dict(_moved(model, deployed, moves), strict=True)
     deployed.eval()
@@ -81,6 +85,20 @@ def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None 
     if check:
         _check(model, deployed, trained.node(trained.input).shape)
     return deployed
+
+
+def _spec_value(value, spec: Spec):
+    """A factory argument as the spec says it: a torch module class given for an op (``activation=nn.ReLU``)
+    is that op, a generated block class given for a block (``block=BasicBlock``) is that block."""
+    if not isinstance(value, type):
+        return value
+    from ..ops import REGISTRY
+
+    if value.__name__ in spec.program.blocks and not value.__module__.startswith("torch."):
+        return BlockRef(value.__name__)
+    op = next((name for name, kind in REGISTRY.items() if kind.value and kind.module == f"nn.{value.__name__}"
+               and value.__module__.startswith("torch.nn")), None)
+    return OpRef(op) if op is not None else value
 
 
 def _spec_of(model, given) -> Spec:
