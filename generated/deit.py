@@ -175,8 +175,12 @@ class VisionTransformer(nn.Module):
         """The last layer, which maps the pre-logits to the classes."""
         return self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        if global_pool is not None:
+            raise ValueError(
+                f"the spec fixes the pooling: global_pool={global_pool} cannot change it",
+            )
         self.num_classes = num_classes
         self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 

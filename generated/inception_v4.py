@@ -584,8 +584,12 @@ class InceptionV4(nn.Module):
         """The last layer, which maps the pre-logits to the classes."""
         return self.last_linear
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        if global_pool is not None:
+            raise ValueError(
+                f"the spec fixes the pooling: global_pool={global_pool} cannot change it",
+            )
         self.num_classes = num_classes
         self.last_linear = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
@@ -722,8 +726,12 @@ class InceptionResNetV2(nn.Module):
         """The last layer, which maps the pre-logits to the classes."""
         return self.classif
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        if global_pool is not None:
+            raise ValueError(
+                f"the spec fixes the pooling: global_pool={global_pool} cannot change it",
+            )
         self.num_classes = num_classes
         self.classif = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
@@ -864,8 +872,12 @@ class InceptionResNetV1(nn.Module):
         """The last layer, which maps the pre-logits to the classes."""
         return self.logits
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        if global_pool is not None:
+            raise ValueError(
+                f"the spec fixes the pooling: global_pool={global_pool} cannot change it",
+            )
         self.num_classes = num_classes
         self.logits = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 

@@ -194,8 +194,12 @@ class CifarPreActResNet(nn.Module):
         """The last layer, which maps the pre-logits to the classes."""
         return self.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        if global_pool is not None:
+            raise ValueError(
+                f"the spec fixes the pooling: global_pool={global_pool} cannot change it",
+            )
         self.num_classes = num_classes
         self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
@@ -324,8 +328,12 @@ class PreActResNet(nn.Module):
         """The last layer, which maps the pre-logits to the classes."""
         return self.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """A new classifier for ``num_classes`` classes (none for 0: ``forward`` then gives the pre-logits)."""
+        if global_pool is not None:
+            raise ValueError(
+                f"the spec fixes the pooling: global_pool={global_pool} cannot change it",
+            )
         self.num_classes = num_classes
         self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 

@@ -148,3 +148,11 @@ def test_grad_checkpointing_keeps_less_and_gives_the_same_gradients(name):
         torch.testing.assert_close(a, b)
     model.set_grad_checkpointing(False)
     assert saved_bytes(model, x)[0] == plain
+
+
+def test_the_pooling_is_the_specs():
+    model = archc.create_model("resnet18")
+    with pytest.raises(ValueError, match="the spec fixes the pooling: global_pool=max cannot change it"):
+        model.reset_classifier(5, "max")
+    model.reset_classifier(5, None)
+    assert model.num_classes == 5

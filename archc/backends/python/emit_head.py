@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ...lang import nodes as n
 from ...ops import REGISTRY
-from . import ir
+from . import ir, irparse
 from .context import ClassContext
 from .emit import shape_comment, static_name
 from .emit_forward import ForwardEmitter
@@ -195,13 +195,18 @@ def methods(ctx: ClassContext, plan: HeadPlan) -> list[ir.FunctionDef]:
     num_classes = ir.Name("num_classes")
     args = (ir.attr("self.head_hidden_size"), num_classes)
     new = ir.Call(ir.attr(module), args, (("kernel_size", ir.const(1)),) if plan.kind == "conv" else ())
-    reset = (ir.Assign(ir.attr("self.num_classes"), num_classes),
+    pool = ir.Name("global_pool")
+    refuse = ir.Raise(ir.call("ValueError", ir.FString(("the spec fixes the pooling: global_pool=", pool,
+                                                        " cannot change it"))))
+    reset = (ir.If(ir.is_not_none(pool), (refuse,)),
+             ir.Assign(ir.attr("self.num_classes"), num_classes),
              ir.Assign(classifier, ir.IfExp(ir.Compare((">",), (num_classes, ir.const(0))), new, ir.call("nn.Identity"))))
     enable = ir.Name("enable")
     return [
         ir.FunctionDef("get_classifier", (ir.Arg("self"),), (ir.Return(classifier),), ir.attr("nn.Module"),
                        "The last layer, which maps the pre-logits to the classes."),
-        ir.FunctionDef("reset_classifier", (ir.Arg("self"), ir.Arg("num_classes", ir.Name("int"))), reset,
+        ir.FunctionDef("reset_classifier", (ir.Arg("self"), ir.Arg("num_classes", ir.Name("int")),
+                                            ir.Arg("global_pool", irparse.expression("str | None"), ir.Const(None))), reset,
                        ir.Const(None), "A new classifier for ``num_classes`` classes (none for 0: ``forward`` then "
                        "gives the pre-logits)."),
         ir.FunctionDef("set_grad_checkpointing", (ir.Arg("self"), ir.Arg("enable", ir.Name("bool"), ir.Const(True))),
