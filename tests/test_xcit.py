@@ -152,7 +152,8 @@ def test_larger_models_match_timm(variant):
 def test_a_model_at_384_matches_timm():
     s = spec("xcit")
     model, x = s.build("xcit_nano_12_p8_384"), image(batch=1, size=384)
-    assert outputs(model, timm_model("xcit_nano_12_p8_384"), x) == 0
+    # (exact on one thread; on two, oneDNN splits the 2,304 tokens' work otherwise and rounding shows)
+    assert outputs(model, timm_model("xcit_nano_12_p8_384"), x) <= 1e-6
     assert_static_shapes(s, "xcit_nano_12_p8_384", model, x)
 
 
