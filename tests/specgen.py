@@ -500,14 +500,20 @@ class Gen(Mix, FlowMix):
             side = True
         if "aux = " in "\n".join(body) or "aux_from = " in "\n".join(body):
             lines += ["block Head(num_classes) {", "    global_avgpool", "    fc = linear(num_classes)", "}"]
+        act = None
+        if self.chance(15):  # an op parameter applied as a named layer, the variant giving another op
+            act = self.pick(["gelu", "silu", "relu"])
+            body.append("net_act = act")
         if t.layout == "CHW":
             body.append(self.pick(["global_avgpool", "flatten", "adaptive_avgpool(1); flatten"]))
         body.append("fc_out = linear(num_classes)")
         body += self.network_rules(body)
+        if act is not None:
+            params += ", act = relu"
         lines += [f"network {net}({params}) {{", f"    input {shape}", *("    " + line for line in body), "}"]
         shadows = [n for n in SHADOW_CLASSES if n not in self.used and n != net]
         variant = "n" if self.chance(80) or not shadows else self.pick(shadows)
-        lines.append(f"variant {variant} = {net}()")
+        lines.append(f"variant {variant} = {net}({'' if act is None else f'act = {act}'})")
         if self.chance(40) and not self.flag_shapes:
             lines.append(f"variant n_off = {net}(flag = false)")
         if self.chance(25) and not side:  # the network twice, averaged
