@@ -64,6 +64,8 @@ def check_runs(text: str, directory: Path) -> bool:
         with torch.no_grad():
             out = model(x)
         assert tuple(out.shape) == (2, *graph.node(graph.output).shape)
+        if hasattr(model, "forward_head"):
+            assert_head_splits(model, x, out)
         # the independent oracle: the graph interpreter, holding the same state (in float64, batch statistics
         # moved off their defaults), gives the same outputs, in training too where nothing draws random numbers
         ref = copy.deepcopy(model).double()
@@ -94,6 +96,20 @@ def check_runs(text: str, directory: Path) -> bool:
         if graph.taps:
             assert_backbone_runs(getattr(module, variant), graph, x)
     return True
+
+
+def assert_head_splits(model, x: torch.Tensor, out: torch.Tensor) -> None:
+    """timm's methods (eval, no grad): the halves give forward's output (also where forward keeps its side
+    outputs whole), the pre-logits are head_hidden_size wide, and a reset classifier gives the new classes."""
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert torch.allclose(model.forward_head(features), out, rtol=1e-5, atol=1e-6)
+        pre = model.forward_head(features, pre_logits=True)
+        assert (pre.shape[1] if pre.dim() == 4 else pre.shape[-1]) == model.head_hidden_size
+        assert (features.shape[1] if features.dim() == 4 else features.shape[-1]) == model.num_features
+        clone = copy.deepcopy(model)
+        clone.reset_classifier(3)
+        assert clone(x).shape == (x.shape[0], 3)
 
 
 def assert_deploys(spec, variant: str, trained, x: torch.Tensor) -> None:

@@ -356,3 +356,12 @@ variant net = Net(act = gelu, block = Unit)
     assert check_runs(text, tmp_path)
     model = archc.load(tmp_path / "fuzz.arch").build("net")
     assert isinstance(model.a, torch.nn.GELU)
+
+
+def test_a_network_whose_forward_reads_num_classes_gets_no_classifier_reset(tmp_path):
+    """forward reads `self.num_classes` (a condition on it): reset_classifier would set that attribute and change
+    what forward computes, so such a network gets none of timm's methods (the fuzzer found it)."""
+    text = net("conv1 = conv(4, 3, padding = 1)\nrelu if num_classes > 3\nglobal_avgpool\nfc = linear(num_classes)",
+               "num_classes = 5")
+    assert check_runs(text, tmp_path)
+    assert not hasattr(archc.load(tmp_path / "fuzz.arch").build("n"), "forward_head")

@@ -17,7 +17,6 @@ from archc.zoo.registry import model_entrypoint
 # networks whose end is not one classifier: an ensemble, and NIN (its classes come from a block, mlpconv4)
 WITHOUT_HEAD = {"googlenet_ensemble", "vgg16_vgg19_ensemble", "nin_cifar10", "nin_cifar100",
                 "nin_imagenet"}
-BIG = 300_000_000  # parameters: larger variants are checked in the slow tier only
 
 
 def shipped() -> list[str]:

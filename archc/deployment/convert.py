@@ -67,7 +67,8 @@ def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None 
     if variant not in spec.variants:
         raise DeployError(f"{spec.path.name} has no variant '{variant}'")
     net = spec.variants[variant].network
-    overrides = {k: _spec_value(v, spec) for k, v in arguments.items() if k in {p.name for p in net.params}}
+    values = {k: _spec_value(v, spec) for k, v in arguments.items()}
+    overrides = {k: v for k, v in values.items() if k in {p.name for p in net.params}}
     trained = spec.graph(variant, **overrides)
     form, rewrites = deploy_spec(spec, trained)
     moves = plan(trained, form.graph(variant, **overrides), rewrites)
@@ -75,7 +76,7 @@ def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None 
     factory = getattr(module, variant)
     accepted = inspect.signature(factory).parameters
     # a block class the model was given is the trained form's: the deployed model takes the deployed form's
-    deployed = factory(**{k: getattr(module, v.__name__) if isinstance(_spec_value(v, spec), BlockRef) else v
+    deployed = factory(**{k: getattr(module, values[k].name) if isinstance(values[k], BlockRef) else v
                           for k, v in arguments.items() if k in accepted})
     deployed = deployed.to(**_placement(model))
     deployed.load_state_dict(_moved(model, deployed, moves), strict=True)

@@ -59,9 +59,8 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
         cur = symbol("in_channels")
     if flow is None:
         init_emitter = InitEmitter(ctx)
-        if plan is not None:  # (no statement before the head: the input's width)
-            init_emitter.features_end = ([None] + [s for s in definition.body[:plan.split]
-                                                   if head.tensor_statement(s)])[-1] or head.AT_START
+        if plan is not None:
+            init_emitter.features_end = head.features_end(definition.body, plan)
         body, cur = init_emitter.emit(cur, into="self" if ctx.sequential else None)
     else:
         body, cur = flow.init()
@@ -84,8 +83,8 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
         init.append(ir.Assign(ir.Attr(self_, name), ir.Name(name)))
     init += body
     if plan is not None:
-        init += head.init_statements(ctx, plan)
-        head_methods += head.methods(ctx, plan)
+        init += head.init_statements(plan)
+        head_methods += head.methods(plan)
     if weights is not None:
         init += weights(ctx)
     outs = cur if isinstance(cur, list) else [cur]  # a block with several outputs: a width each

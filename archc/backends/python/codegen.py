@@ -96,7 +96,8 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         if name in members:  # its layers are in the graphs of the networks that call it
             net_graphs = list(graphs.values())
         code = generate_class(net, program.blocks, _constants_for(net, constants), info, class_info, holds_block,
-                              {p: _in_place(values.get(p, [])) for p in holds_op}, lets, weights=_weights(net, program, net_graphs), networks=program.networks,
+                              {p: _in_place(values.get(p, [])) for p in holds_op}, lets,
+                              weights=_weights(net, program, net_graphs), networks=program.networks,
                               network_unused=lambda other: unused.get(other, set()))
         referenced.update(code.referenced)
         returns = "Tensor | tuple[Tensor, ...]" if code.has_sides else "Tensor"

@@ -17,12 +17,26 @@ from .emit_forward import ForwardEmitter
 from .irbuild import prune_lets
 
 
-class TapsEmitter(ForwardEmitter):
-    """Builds the body of ``forward_taps``."""
+class PartEmitter(ForwardEmitter):
+    """Writes part of a network's forward, its side outputs left out (``forward_taps``, and timm's
+    ``forward_features`` and ``forward_head``)."""
 
     def __init__(self, ctx: ClassContext):
         super().__init__(ctx)
         self.sides_from = {}
+
+    def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: list, taps: dict | None,
+                dest: str | None = None) -> tuple[str, bool]:
+        if isinstance(stmt, n.Side):
+            return var, fresh
+        return super().fwd_one(stmt, var, fresh, w, taps, dest)
+
+
+class TapsEmitter(PartEmitter):
+    """Builds the body of ``forward_taps``."""
+
+    def __init__(self, ctx: ClassContext):
+        super().__init__(ctx)
         self.holders = n.tap_holders(ctx.d.body)
         self.inlined = False  # inside a seq run child by child
         self.final = final_path(ctx.d.body, self.holders)  # the seqs whose last tap is the network's last
@@ -39,8 +53,6 @@ class TapsEmitter(ForwardEmitter):
         if isinstance(stmt, n.Tap):
             w.append(ir.Expr(ir.call(ir.Attr(self.features, "append"), ir.Name(var))))
             return var, False
-        if isinstance(stmt, n.Side):
-            return var, fresh
         if self.inlined:
             self._check_inlined(stmt)
         if isinstance(stmt, n.Seq) and stmt.target is not None and stmt in self.holders:

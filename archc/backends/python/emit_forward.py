@@ -240,7 +240,7 @@ class ForwardEmitter(MergeForward):
             self._assign(w, dest, ir.Call(self._module_ref(stmt.target, var), (ir.Name(var),)), stmt)
             self._tap(stmt, dest, taps)
             return dest, self._seq_fresh(stmt.body)
-        if isinstance(stmt, n.Concat) and _arranged(stmt.branches):
+        if isinstance(stmt, n.Concat) and arranged(stmt.branches):
             parts = ir.Name(self.fwd_ns.create("branches"))
             w.append(ir.Assign(parts, ir.List(())))
             self.fwd_branches(stmt.branches, var, parts, w, taps)
@@ -445,7 +445,7 @@ def _without_number(name: str) -> str:
     return stem[:i - 1]
 
 
-def _arranged(branches: list[n.Stmt]) -> bool:
+def arranged(branches: list[n.Stmt]) -> bool:
     """Whether a concat's branches are arranged by loops, conditionals or lets (or switched by conditions), so
     forward collects them in a list rather than naming each. An ``if`` that picks one branch of two is not:
     it is one branch, named as the others are."""

@@ -6,7 +6,8 @@ Where the features end is worked out from the shapes: the head is the run of the
 at its end whose every output is reduced (flat features, or a map of 1 x 1), and it holds the classifier,
 the last layer with weights (a linear or a conv, on its own or the last weighted child of a seq). The
 pre-logits are the tensor that goes into the classifier. A network whose end is not of that form (a block
-there, a loop, a classifier under a condition) gets none of these methods.
+there, a loop, a classifier under a condition, an output other than the classifier's classes, a forward that
+reads ``num_classes``) gets none of these methods.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ...ops import REGISTRY
 from . import ir, irparse
 from .context import ClassContext
 from .emit import shape_comment, static_name
-from .emit_forward import ForwardEmitter
+from .emit_features import PartEmitter
 from .irbuild import prune_lets, read_attribute
 
 SELF = ir.Name("self")
@@ -44,11 +45,17 @@ def plan_head(ctx: ClassContext) -> HeadPlan | None:
     body = ctx.d.body
     if NAMES & set(ctx.modules_named) or (NAMES - {"num_classes"}) & set(ctx.params):
         return None
+    if "num_classes" in ctx.stored:  # forward reads the parameter from self: reset_classifier would change it
+        return None
     found = _classifier(body)
     if found is None:
         return None
-    at, holder, index, name, kind = found
-    if not _reduced(ctx, [s for s in body if tensor_statement(s)][-1]):  # the output is not the classes
+    at, holder, index, name, kind, layer = found
+    last = [s for s in body if tensor_statement(s)][-1]
+    if not _reduced(ctx, last):  # the output is not the classes
+        return None
+    classes = {out.features for _, out in ctx.info.get(layer)}
+    if not classes or classes != {out.features for _, out in ctx.info.get(last)}:  # (a conv on a map, flattened)
         return None
     split = at
     while split > 0 and _reduced(ctx, body[split - 1]):
@@ -56,6 +63,12 @@ def plan_head(ctx: ClassContext) -> HeadPlan | None:
     while split < at and not tensor_statement(body[split]):  # lets and taps stay with the features
         split += 1
     return HeadPlan(split, at, holder, index, name, kind)
+
+
+def features_end(body: list[n.Stmt], plan: HeadPlan):
+    """The statement whose output ``forward_features`` returns (``num_features`` is its width), or AT_START."""
+    before = [s for s in body[:plan.split] if tensor_statement(s)]
+    return before[-1] if before else AT_START
 
 
 def tensor_statement(stmt: n.Stmt) -> bool:
@@ -84,8 +97,8 @@ def _weighted(stmt: n.Stmt) -> bool | None:
 
 
 def _classifier(body: list[n.Stmt]):
-    """(statement index, holder name, child index, name, kind) of the last weighted layer, if the statements
-    after it have no weights and it is a linear or conv that runs unconditionally; else None."""
+    """(statement index, holder name, child index, name, kind, statement) of the last weighted layer, if the
+    statements after it have no weights and it is a linear or conv that runs unconditionally; else None."""
     for at in range(len(body) - 1, -1, -1):
         stmt = body[at]
         if not tensor_statement(stmt):
@@ -96,7 +109,7 @@ def _classifier(body: list[n.Stmt]):
         if weighted is False:
             continue
         if weighted and stmt.cond is None and stmt.func in CLASSIFIERS and static_name(stmt):
-            return at, None, 0, static_name(stmt), stmt.func
+            return at, None, 0, static_name(stmt), stmt.func, stmt
         return None
     return None
 
@@ -113,28 +126,16 @@ def _in_seq(seq: n.Seq, at: int):
         if _weighted(child):
             if child.func not in CLASSIFIERS:
                 return None
-            return at, holder, index, static_name(child) or "", child.func
+            return at, holder, index, static_name(child) or "", child.func, child
     return None
-
-
-class PartEmitter(ForwardEmitter):
-    """Writes part of the network's forward (side outputs left out, as a backbone leaves them)."""
-
-    def __init__(self, ctx: ClassContext):
-        super().__init__(ctx)
-        self.sides_from = {}
-
-    def fwd_one(self, stmt, var, fresh, w, taps, dest=None):
-        if isinstance(stmt, n.Side):
-            return var, fresh
-        return super().fwd_one(stmt, var, fresh, w, taps, dest)
 
 
 def features_method(ctx: ClassContext, plan: HeadPlan) -> ir.FunctionDef:
     emitter = PartEmitter(ctx)
     body: list[ir.Node] = []
     var, _ = emitter.fwd_body(ctx.d.body[:plan.split], "x", False, body, None)
-    body = [_checkpointable(ctx, s) for s in body]
+    stages = _stages(ctx)
+    body = [_checkpointable(s, stages) for s in body]
     body.append(ir.Return(ir.Name(var)))
     return ir.FunctionDef("forward_features", (ir.Arg("self"), ir.Arg("x", ir.Name("Tensor"))),
                           tuple(emitter.hoist(prune_lets(body))), ir.Name("Tensor"),
@@ -180,7 +181,7 @@ def classifier_ref(plan: HeadPlan) -> ir.Node:
     return read_attribute(holder, plan.name) if plan.name.isidentifier() else ir.Index(holder, ir.const(plan.index))
 
 
-def init_statements(ctx: ClassContext, plan: HeadPlan) -> list[ir.Node]:
+def init_statements(plan: HeadPlan) -> list[ir.Node]:
     """What ``__init__`` records once the classifier exists."""
     _, width, classes = CLASSIFIERS[plan.kind]
     classifier = classifier_ref(plan)
@@ -189,7 +190,7 @@ def init_statements(ctx: ClassContext, plan: HeadPlan) -> list[ir.Node]:
             ir.Assign(ir.attr("self.grad_checkpointing"), ir.Const(False))]
 
 
-def methods(ctx: ClassContext, plan: HeadPlan) -> list[ir.FunctionDef]:
+def methods(plan: HeadPlan) -> list[ir.FunctionDef]:
     module, width, _ = CLASSIFIERS[plan.kind]
     classifier = classifier_ref(plan)
     num_classes = ir.Name("num_classes")
@@ -215,27 +216,20 @@ def methods(ctx: ClassContext, plan: HeadPlan) -> list[ir.FunctionDef]:
     ]
 
 
-def _checkpointable(ctx: ClassContext, stmt: ir.Node) -> ir.Node:
-    """``x = self.layer1(x)`` for a stage or block (a module of modules) becomes a call that checkpoints it when
+def _checkpointable(stmt: ir.Node, stages: set[str]) -> ir.Node:
+    """``x = self.layer1(x)`` for a stage (a module of modules) becomes a call that checkpoints it when
     ``self.grad_checkpointing`` is on."""
-    if not (isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Call) and len(stmt.value.args) == 1
-            and not stmt.value.kwargs and isinstance(stmt.value.func, ir.Attr) and stmt.value.func.value == SELF):
+    call = stmt.value if isinstance(stmt, ir.Assign) else None
+    if not (isinstance(call, ir.Call) and len(call.args) == 1 and not call.kwargs and isinstance(call.func, ir.Attr)
+            and call.func.value == SELF and call.func.attr in stages):
         return stmt
-    if stmt.value.func.attr not in _composites(ctx):
-        return stmt
-    call = stmt.value
     checkpointed = ir.Call(ir.Name("_checkpoint_stage"), (call.func, *call.args))
     return ir.Assign(stmt.target, ir.IfExp(ir.attr("self.grad_checkpointing"), checkpointed, call), stmt.comment,
                      stmt.annotation, stmt.let)
 
 
-def _composites(ctx: ClassContext) -> set[str]:
-    """The network's own modules that hold modules: its named seqs and blocks."""
-    names = set()
-    for stmt in ctx.d.body:
-        name = static_name(stmt)
-        if name is None:
-            continue
-        if isinstance(stmt, n.Seq) or (isinstance(stmt, n.Layer) and REGISTRY.get(stmt.func) is None):
-            names.add(name)
-    return names
+def _stages(ctx: ClassContext) -> set[str]:
+    """The network's own modules that hold modules: its named seqs and its calls of blocks and networks."""
+    return {static_name(s) for s in ctx.d.body if static_name(s) is not None and (
+        isinstance(s, n.Seq) or isinstance(s, n.Layer) and (s.func in ctx.blocks or s.func in ctx.block_params
+                                                             or s.func in ctx.networks))}

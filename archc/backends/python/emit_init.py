@@ -20,7 +20,7 @@ from ...sema.exprfold import free_names
 from . import ir
 from .context import ClassContext
 from .emit import SPAN, Namespace, conditional_names, plain, static_name, symbol
-from .emit_forward import _arranged
+from .emit_forward import arranged
 from .emit_head import AT_START
 from .emit_init_layer import LayerInit, _Seq
 from .emit_taps import TapTracker
@@ -201,7 +201,7 @@ class InitEmitter(LayerInit):
             w += sub
             self.register(stmt.target, ir.Name(var), w, seq)
             return new
-        if isinstance(stmt, n.Concat) and _arranged(stmt.branches):  # a running sum of the branches' widths
+        if isinstance(stmt, n.Concat) and arranged(stmt.branches):  # a running sum of the branches' widths
             if free_names(cur) & self.channel_vars:  # the branches read the input's width while the sum runs
                 snapshot = self.init_ns.create("branch_channels")
                 w.append(ir.Assign(ir.Name(snapshot), self.lower(cur)))
