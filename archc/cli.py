@@ -123,6 +123,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="write nothing; print the diff and exit 1 if any file would change")
     fmt.add_argument("--diff", action="store_true", help="write nothing; print the diff of each file that would change")
 
+    lift = sub.add_parser("lift", help="lift a PyTorch model into a spec that compiles back to it (its weights load "
+                                       "strictly, its outputs are identical): needs torch")
+    lift.add_argument("target", metavar="TARGET", help="package.module:callable, torchvision:NAME or timm:NAME")
+    lift.add_argument("-o", "--output", metavar="FILE", help="the spec to write (default: print it)")
+    lift.add_argument("--kwargs", metavar="JSON", help="keyword arguments for the model's constructor, as JSON")
+    lift.add_argument("--input-size", type=_size, default=None, metavar="SIZE",
+                      help="the example input's size: 224, 299x299 or 3x224x224 (default: the registry's, or 224)")
+    lift.add_argument("--name", help="the variant's name (default: the model's)")
+
     sub.add_parser("lsp", help="a language server for editors (diagnostics, shapes on hover, go to definition, "
                                "completion, rename, formatting), over stdin and stdout")
     return parser
@@ -148,6 +157,10 @@ def _main(args) -> int:
             return _draw(args)
         if args.command == "fmt":
             return _fmt(args)
+        if args.command == "lift":
+            from .lift.command import run
+
+            return run(args)
         return _build(args)
     except _Exit as exc:
         print(exc.text, file=sys.stderr)

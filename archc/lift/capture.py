@@ -1,0 +1,177 @@
+"""Capturing a PyTorch model: which modules it calls with what, and each module's forward as a small graph.
+
+The model is run once on the example input with hooks that record every module's input (a copy, before
+anything changes it in place) and how often it is called. Then every module that is not a layer the
+language knows (``leaves.leaf_of``) and not a plain ``nn.Sequential`` is traced on its own with ``torch.fx``,
+its direct children kept as calls: one graph per module, in terms of its children. The graph is run on the
+recorded input (``torch.fx.Interpreter``), which gives every value: tensors (their shapes) and the Python
+values of shape arithmetic, which are folded into constants, since the language's shapes are static.
+
+The result is a tree of parts (``ir``); everything here that cannot be lifted is a ``LiftError`` that names
+the module's path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from . import ir
+from .errors import LiftError
+from .leaves import leaf_of
+from .lowering import lower_graph
+
+
+class _ChildrenAsLeaves(fx.Tracer):
+    """Traces one module; every module it calls is a call, never traced into."""
+
+    def __init__(self, root: nn.Module):
+        super().__init__()
+        self._traced = root
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return m is not self._traced
+
+
+class _Recorder(fx.Interpreter):
+    """Runs a traced graph and keeps every node's value."""
+
+    def __init__(self, gm: fx.GraphModule):
+        super().__init__(gm)
+        self.values: dict[fx.Node, object] = {}
+
+    def run_node(self, node: fx.Node):
+        value = super().run_node(node)
+        self.values[node] = value
+        return value
+
+
+def _copy(v):
+    if isinstance(v, torch.Tensor):
+        return v.detach().clone()
+    if isinstance(v, (tuple, list)):
+        return type(v)(_copy(x) for x in v)
+    return v
+
+
+def _is_plain_sequential(m: nn.Module) -> bool:
+    return type(m) is nn.Sequential
+
+
+def capture(model: nn.Module, example: torch.Tensor) -> ir.Part:
+    """The model as a tree of parts, its root a ``Dag`` or a ``Seq``."""
+    model = model.eval()
+    paths = {m: p for p, m in model.named_modules(remove_duplicate=False)}
+    shared = [p for p, m in model.named_modules(remove_duplicate=False) if paths[m] != p]
+    if shared:
+        raise LiftError(f"module '{shared[0]}' is the same module as '{paths[model.get_submodule(shared[0])]}': "
+                        "shared modules (one module under two names) cannot be written yet")
+    inputs: dict[nn.Module, tuple] = {}
+    calls: dict[nn.Module, int] = {}
+
+    def pre(m, args):
+        calls[m] = calls.get(m, 0) + 1
+        if m not in inputs:
+            inputs[m] = _copy(args)
+
+    handles = [m.register_forward_pre_hook(pre) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(example)
+    except Exception as e:  # noqa: BLE001  (the user's model failed on its example)
+        raise LiftError(f"the model fails on an example input of shape {tuple(example.shape)}: "
+                        f"{type(e).__name__}: {e}") from None
+    finally:
+        for h in handles:
+            h.remove()
+    return _Capture(paths, inputs, calls).part(model, "")
+
+
+class _Capture:
+    def __init__(self, paths, inputs, calls):
+        self.paths, self.inputs, self.calls = paths, inputs, calls
+
+    def part(self, m: nn.Module, path: str) -> ir.Part:
+        where = path or "the model"
+        leaf = leaf_of(m, path)
+        if leaf is not None:
+            return leaf
+        if m not in self.inputs and not any(True for _ in m.parameters()) and not any(True for _ in m.buffers()):
+            return None  # never called and holds nothing: left out
+        if m not in self.inputs:
+            raise LiftError(f"{where} ({type(m).__name__}) is never called in the forward pass on the example "
+                            "input (a module used only in training, such as an auxiliary head, cannot be written "
+                            "yet)")
+        if self.calls[m] > 1 and any(True for _ in m.parameters()):
+            raise LiftError(f"{where} ({type(m).__name__}) is called {self.calls[m]} times: a module with weights "
+                            "applied more than once (weight sharing) cannot be written yet")
+        children = [(name, self.part(c, f"{path}.{name}" if path else name)) for name, c in m.named_children()]
+        children = [(name, c) for name, c in children if c is not None]
+        if _is_plain_sequential(m) or (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward):
+            cls = None if _is_plain_sequential(m) else type(m).__name__
+            return ir.Seq(cls=cls, path=path, children=children)
+        own = [name for name, _ in m.named_parameters(recurse=False)] + \
+              [name for name, _ in m.named_buffers(recurse=False)]
+        if own:
+            raise LiftError(f"{where} ({type(m).__name__}) holds its own tensor '{own[0]}': learned tensors outside "
+                            "a layer cannot be lifted yet")
+        graph, values = self._trace(m, where)
+        return lower_graph(type(m).__name__, path, children, graph, values, where)
+
+    def _trace(self, m: nn.Module, where: str):
+        graphs = []
+        training = m.training
+        try:
+            with _no_autograd_functions():
+                for mode in (False, True):
+                    m.train(mode)
+                    graphs.append(_ChildrenAsLeaves(m).trace(m))
+        except LiftError as e:
+            raise LiftError(f"{where} ({type(m).__name__}): {e}") from None
+        except Exception as e:  # noqa: BLE001  (fx refuses what it cannot trace)
+            raise LiftError(f"{where} ({type(m).__name__}): its forward cannot be traced: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        finally:
+            m.train(training)
+        if _signature(graphs[0]) != _signature(graphs[1]):
+            raise LiftError(f"{where} ({type(m).__name__}): its forward computes other things in training than in "
+                            "eval (it reads self.training): only the layers' own training behaviour can be written")
+        gm = fx.GraphModule(m, graphs[0])
+        rec = _Recorder(gm)
+        with torch.no_grad():
+            rec.run(*self.inputs[m])
+        return graphs[0], rec.values
+
+
+@contextlib.contextmanager
+def _no_autograd_functions():
+    """While tracing, a custom autograd function is an error: fx would trace its forward and lose its backward."""
+    base = torch.autograd.Function
+    original = base.__dict__["apply"]
+
+    def refuse(cls, *args, **kwargs):
+        if any(isinstance(a, fx.Proxy) for a in args):
+            raise LiftError(f"it applies the custom autograd function {cls.__name__}, whose backward a spec cannot "
+                            "say")
+        return original.__get__(None, cls)(*args, **kwargs)
+
+    base.apply = classmethod(refuse)
+    try:
+        yield
+    finally:
+        base.apply = original
+
+
+def _signature(g: fx.Graph) -> list:
+    """What a graph computes, less the training flags that layers read themselves (dropout's ``training``)."""
+    out = []
+    for nd in g.nodes:
+        kw = {k: v for k, v in nd.kwargs.items() if k != "training"}
+        args = nd.args
+        if nd.op == "call_function" and getattr(nd.target, "__name__", "") == "dropout" and len(args) > 2:
+            args = args[:2]
+        out.append((nd.op, str(nd.target), str(args), str(kw)))
+    return out

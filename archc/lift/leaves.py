@@ -1,0 +1,111 @@
+"""torch.nn's layers as the language's ops: which registry entry a module is, and its arguments read back
+from the module. The registry says which ``nn`` class each op builds; this module reads the other way, and
+refuses a module whose state the op could not build (a conv with reflect padding, a batch norm without running
+statistics, ...), naming the module's path."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from torch import nn
+
+from ..ops.base import REGISTRY
+from . import ir
+from .errors import LiftError
+
+# layers of libraries built on torch that are registry ops, by their class's full name (the registry's own
+# helpers for these are the same computation with the same state_dict keys)
+_LIBRARY = {
+    "torchvision.ops.stochastic_depth.StochasticDepth": "stochastic_depth",
+    "torchvision.ops.misc.Permute": "permute",
+    "torchvision.models.convnext.LayerNorm2d": "layernorm",
+}
+
+
+@lru_cache(maxsize=1)
+def _by_class() -> dict[str, str]:
+    """``nn`` class name -> op name, from the registry's ``module`` and ``modules``."""
+    out: dict[str, str] = {}
+    for name, kind in REGISTRY.items():
+        for cls in (kind.module, *kind.modules.values()):
+            if cls and cls.startswith("nn.") and hasattr(nn, cls[3:]):
+                out.setdefault(cls[3:], name)
+    return out
+
+
+def normalise(v):
+    """A value as the language writes it: an equal pair as one int, lists as tuples, whole floats kept."""
+    if isinstance(v, list):
+        v = tuple(v)
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1] and isinstance(v[0], int):
+        return v[0]
+    if isinstance(v, tuple):
+        return tuple(normalise(x) for x in v)
+    return v
+
+
+def _refuse(path: str, m: nn.Module, why: str):
+    raise LiftError(f"{path or 'the model'} ({type(m).__name__}): {why}")
+
+
+def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
+    """The op's arguments that do not come straight from attributes of the same name, and the refusals."""
+    extra: dict[str, object] = {}
+    if op == "conv":
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            _refuse(path, m, f"padding {m.padding!r} with mode '{m.padding_mode}': only numeric zero padding "
+                    "can be written")
+        extra["bias"] = m.bias is not None
+    elif op in ("batchnorm", "instancenorm"):
+        if op == "batchnorm" and (not m.track_running_stats or m.momentum is None):
+            _refuse(path, m, "a batch norm without running statistics (or with a cumulative average) cannot be "
+                    "written")
+    elif op == "layernorm":
+        if len(m.normalized_shape) != 1:
+            _refuse(path, m, f"normalises over {tuple(m.normalized_shape)}: only the last dimension can be written")
+        extra["bias"] = m.bias is not None or not m.elementwise_affine
+    elif op == "groupnorm":
+        extra["bias"] = m.bias is not None or not m.affine
+    elif op == "linear":
+        extra["bias"] = m.bias is not None
+    elif op in ("maxpool", "adaptive_maxpool") and m.return_indices:
+        _refuse(path, m, "pooling that returns indices cannot be written")
+    elif op == "avgpool" and m.divisor_override is not None:
+        _refuse(path, m, "an average pool with a divisor override cannot be written")
+    elif op == "flatten" and (m.start_dim, m.end_dim) != (1, -1):
+        _refuse(path, m, f"flattens dims {m.start_dim} to {m.end_dim}: as a layer only 1 to -1 can be written")
+    elif op in ("softmax", "log_softmax") and m.dim is None:
+        _refuse(path, m, "a softmax without a dim cannot be written")
+    elif op == "upsample":
+        sf = m.scale_factor
+        if m.size is not None or sf is None or float(sf) != int(sf) or m.align_corners:
+            _refuse(path, m, "only upsampling by a whole factor, corners not aligned, can be written")
+        extra["scale_factor"] = int(sf)
+    elif op == "self_attention":
+        _refuse(path, m, "nn.MultiheadAttention cannot be lifted yet (write attention from its primitives)")
+    return extra
+
+
+def leaf_of(m: nn.Module, path: str) -> ir.Leaf | None:
+    """The module as a registry op, or None where it is not one (a container, a block, ...)."""
+    op = _LIBRARY.get(f"{type(m).__module__}.{type(m).__qualname__}")
+    if op is None:
+        op = _by_class().get(type(m).__name__)
+        if op is not None and type(m) is not getattr(nn, type(m).__name__):
+            op = None
+    if op is None:
+        if type(m).__module__.startswith("torch.nn.modules") and not list(m.children()) and \
+                not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            _refuse(path, m, "this torch.nn layer is not one the language has")
+        return None
+    extra = _check(m, op, path)
+    args = {}
+    for f in REGISTRY[op].args.model_fields:
+        if f in extra:
+            args[f] = extra[f]
+        elif hasattr(m, f):
+            args[f] = normalise(getattr(m, f))
+        else:
+            args[f] = REGISTRY[op].args.model_fields[f].default
+    stateful = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
+    return ir.Leaf(op=op, args=args, stateful=stateful, path=path)

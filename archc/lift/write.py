@@ -1,0 +1,310 @@
+"""Printing a lifted model as spec text: the block definitions (children first), the network and its variant.
+Everything is decided before this module (``blocks``): it only prints templates, with each slot written as
+its literal or its parameter."""
+
+from __future__ import annotations
+
+from ..ops.base import REGISTRY
+from . import ir
+from .blocks import BlockDef, Call, Param, Slot, _key
+from .errors import LiftError
+from .names import KEYWORDS, Names, plain
+
+INDENT = "    "
+_BINARY = {"+", "-", "*", "/", "**"}
+# ops that stand only in the lets of a block with named tensors
+PRIMITIVES = {"reshape", "unflatten", "flatten_dims", "transpose", "select", "narrow", "sum", "amax", "vector_norm",
+              "matmul", "scaled_dot_product_attention", "cat", "stack", "sin", "cos", "normalize", "coordinates"}
+
+
+def literal(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise LiftError(f"the value {v} cannot be written in a spec")
+        return repr(v)
+    if isinstance(v, str):
+        if any(c in v for c in '"\\\n') or not v.isprintable():
+            raise LiftError(f"the string {v!r} cannot be written in a spec")
+        return f'"{v}"'
+    if isinstance(v, tuple):
+        return "(" + ", ".join(literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(literal(x) for x in v) + "]"
+    raise LiftError(f"the value {v!r} ({type(v).__name__}) cannot be written in a spec")
+
+
+def target(name: str) -> str:
+    return name if plain(name) else literal(name)
+
+
+class Printer:
+    def __init__(self, defs: dict[int, BlockDef]):
+        self.defs = defs
+        self.block: BlockDef | None = None
+
+    def text(self, e) -> str:
+        if isinstance(e, tuple) and any(isinstance(x, Slot) for x in e):
+            return "(" + ", ".join(self.text(x) for x in e) + ("," if len(e) == 1 else "") + ")"
+        if isinstance(e, Slot):
+            e = self.block.expr(e)
+        if isinstance(e, Param):
+            return e.name if e.times == 1 else f"{e.times} * {e.name}"
+        return literal(e)
+
+    def differs(self, e, default) -> bool:
+        if isinstance(e, tuple) and any(isinstance(x, Slot) for x in e):
+            return True
+        if isinstance(e, Slot):
+            e = self.block.expr(e)
+        return isinstance(e, Param) or _key(e) != _key(default)
+
+    def op_call(self, op: str, values: list, tensors: list[str] | None = None) -> str:
+        """``op(tensors, required, name = value)``: required fields by position, the others where they differ
+        from the default."""
+        parts = list(tensors or [])
+        for (f, info), e in zip(REGISTRY[op].args.model_fields.items(), values):
+            if info.is_required():
+                parts.append(self.text(e))
+            elif self.differs(e, info.default):
+                parts.append(f"{f} = {self.text(e)}")
+        return f"{op}({', '.join(parts)})" if parts else op
+
+    def leaf(self, leaf: ir.Leaf, tensors: list[str] | None = None) -> str:
+        return self.op_call(leaf.op, list(leaf.args.values()), tensors)
+
+    def call(self, c: Call) -> str:
+        return f"{c.block.name}(" + ", ".join(self.text(a) for a in c.args) + ")"
+
+    # ------------------------------------------------------------------ sequences
+
+    def seq_lines(self, children: list, depth: int) -> list[str]:
+        numbered = [n for n, _ in children] == [str(i) for i in range(len(children))]
+        items = []
+        for name, part in children:
+            if isinstance(part, ir.Seq):
+                body = self.seq_lines(part.children, depth + 1)
+                head = "seq {" if numbered else f"{target(name)} = seq {{"
+                items.append([head] + body + ["}"])
+                continue
+            stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
+            items.append([stmt if numbered else f"{target(name)} = {stmt}"])
+        lines: list[str] = []
+        i = 0
+        while i < len(items):
+            j = i
+            while j + 1 < len(items) and items[j + 1] == items[i] and len(items[i]) == 1 and numbered:
+                j += 1
+            if j - i >= 2:
+                lines += [f"for i in range({j - i + 1}) {{", INDENT + items[i][0], "}"]
+            else:
+                for it in items[i:j + 1]:
+                    lines += it
+            i = j + 1
+        return [INDENT + line for line in lines]
+
+    # ------------------------------------------------------------------ dataflow
+
+    def declaration(self, name: str, part) -> list[str]:
+        if isinstance(part, ir.Seq):
+            return [f"{target(name)} = seq {{"] + self.seq_lines(part.children, 1) + ["}"]
+        stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
+        return [f"{target(name)} = {stmt}"]
+
+    def dag_lines(self, dag: ir.Dag, taken: set[str]) -> tuple[list[str], str]:
+        """The declarations and lets of a forward; the output's name."""
+        kids = dict(dag.children)
+        calls: dict[str, int] = {}
+        for nd in dag.nodes:
+            if nd.fn == "call":
+                calls[nd.child] = calls.get(nd.child, 0) + 1
+        declared = {n for n, p in dag.children if not (isinstance(p, ir.Leaf) and not p.stateful
+                                                       and (calls[n] > 1 or _formless(p)))}
+        lines = []
+        for name, part in dag.children:
+            if name in declared:
+                lines += self.declaration(name, part)
+        uses = dag.uses()
+        texts = [Names.fresh(x, taken) for x in dag.inputs]
+        out_name = texts[dag.output.index] if dag.output.index < len(dag.inputs) else None
+        for i, nd in enumerate(dag.nodes):
+            k = len(dag.inputs) + i
+            expr = self.node(nd, texts, kids, declared, inline=uses.get(k, 0) == 1 and k != dag.output.index)
+            if k == dag.output.index:
+                out_name = Names.fresh("y", taken)
+                lines.append(f"let {out_name} = {_bare(expr)}")
+                texts.append(out_name)
+            elif uses.get(k, 0) == 1:
+                texts.append(expr)
+            else:
+                name = Names.fresh(nd.name or "t", taken)
+                lines.append(f"let {name} = {_bare(expr)}")
+                texts.append(name)
+        return lines, out_name
+
+    def node(self, nd: ir.Node, texts: list[str], kids: dict, declared: set[str], inline: bool) -> str:
+        def ref(a):
+            if isinstance(a, ir.Ref):
+                return _bare(texts[a.index])
+            return "[" + ", ".join(_bare(texts[r.index]) for r in a) + "]"
+
+        tensors = [ref(a) for a in nd.args if isinstance(a, (ir.Ref, list))]
+        rest = [a for a in nd.args if not isinstance(a, (ir.Ref, list))]
+        if nd.fn == "call":
+            part = kids[nd.child]
+            if nd.child in declared:
+                return f"{target(nd.child)}({', '.join(tensors)})"
+            return self.leaf(part, tensors)
+        if nd.fn in _BINARY:
+            a, b = (_operand(texts[x.index]) if isinstance(x, ir.Ref) else self.text(x) for x in nd.args)
+            return f"({a} {nd.fn} {b})"
+        if nd.fn == "neg":
+            return f"(-{_operand(texts[nd.args[0].index])})"
+        return self.op_call(nd.fn, rest, tensors)
+
+    # ------------------------------------------------------------------ the implicit path
+
+    def implicit_lines(self, dag: ir.Dag) -> list[str] | None:
+        """The forward as statements on one implicit tensor: a chain, or a chain with one residual sum in it
+        (``residual { A } shortcut { B }`` then the rest); None where it is neither."""
+        if len(dag.inputs) != 1:
+            return None
+        uses = dag.uses()
+        n_in = len(dag.inputs)
+        if any(uses.get(k, 0) != 1 for k in range(n_in, n_in + len(dag.nodes))):
+            return None
+
+        def back(k: int) -> tuple[list[int], int]:
+            """The chain of single-input nodes that ends at value k, in forward order, and where it starts."""
+            out = []
+            while k >= n_in:
+                nd = dag.nodes[k - n_in]
+                tensors = ir.refs_in(nd.args)
+                if nd.fn in _BINARY or nd.fn == "neg" or len(tensors) != 1 or isinstance(nd.args[0], list):
+                    break
+                out.append(k)
+                k = tensors[0].index
+            return out[::-1], k
+
+        post, start = back(dag.output.index)
+        if start < n_in:
+            parts = [("", post)]
+        else:
+            add = dag.nodes[start - n_in]
+            if add.fn != "+" or not all(isinstance(a, ir.Ref) for a in add.args):
+                return None
+            (a, sa), (b, sb) = back(add.args[0].index), back(add.args[1].index)
+            if sa != 0 or sb != 0 or (not a and not b):
+                return None
+            if not a:
+                a, b = b, a
+            parts = [("residual", a), ("shortcut", b), ("", post)]
+            if len(a) + len(b) + len(post) + 1 != len(dag.nodes):
+                return None
+        kids = dict(dag.children)
+        calls: dict[str, int] = {}
+        for nd in dag.nodes:
+            if nd.fn == "call":
+                calls[nd.child] = calls.get(nd.child, 0) + 1
+        lines: list[str] = []
+        for kind, chain in parts:
+            body = []
+            for k in chain:
+                stmt = self.statement(dag.nodes[k - n_in], kids, calls)
+                if stmt is None:
+                    return None
+                body += stmt
+            if kind == "residual":
+                lines += ["residual {"] + [INDENT + x for x in body] + ["}"]
+            elif kind == "shortcut" and body:
+                lines[-1] = "} shortcut {"
+                lines += [INDENT + x for x in body] + ["}"]
+            elif kind == "":
+                lines += body
+        return lines
+
+    def statement(self, nd: ir.Node, kids: dict, calls: dict) -> list[str] | None:
+        if nd.fn == "call":
+            part = kids[nd.child]
+            if isinstance(part, ir.Leaf) and not part.stateful and (calls[nd.child] > 1 or _formless(part)):
+                return [self.leaf(part)]
+            return self.declaration(nd.child, part)
+        rest = [a for a in nd.args if not isinstance(a, (ir.Ref, list))]
+        if nd.fn == "flatten_dims" and [self.block.expr(a) for a in rest] == [1, -1]:
+            return ["flatten"]  # the layer: flatten_dims is for named tensors
+        if nd.fn in PRIMITIVES or nd.fn not in REGISTRY:
+            return None
+        return [self.op_call(nd.fn, rest)]
+
+    # ------------------------------------------------------------------ whole specs
+
+    def block_text(self, d: BlockDef) -> str:
+        self.block = d
+        t = d.template
+        params = ", ".join(d.params)
+        if d.kind == "seq":
+            return "\n".join([f"block {d.name}({params}) = seq {{"] + self.seq_lines(t.children, 1) + ["}"])
+        implicit = self.implicit_lines(t)
+        if implicit is not None:
+            return "\n".join([f"block {d.name}({params}) {{"] + [INDENT + line for line in implicit] + ["}"])
+        bad = [n for n, _ in t.children if not plain(n)]
+        if bad:
+            raise LiftError(f"{t.path or 'the model'} ({t.cls}): its child '{bad[0]}' has a name that a spec can "
+                            "only write in quotes, and its forward needs named tensors, which apply children by "
+                            "plain names")
+        taken = {n for n, _ in t.children} | set(d.params) | set(REGISTRY) | KEYWORDS | set(b.name for b in
+                                                                                       self.defs.values())
+        ins = [Names.fresh(x, set(taken)) for x in t.inputs]
+        lines, out = self.dag_lines(t, taken)
+        sized = [f"{x}: " + " x ".join(_dim(self.text(e)) for e in sizes) if sizes else x
+                 for x, sizes in zip(ins, getattr(t, "sizes", None) or [()] * len(ins))]
+        head = f"block {d.name}({params}) ({', '.join(sized)}) -> {out} {{"
+        return "\n".join([head] + [INDENT + line for line in lines] + ["}"])
+
+    def network_text(self, name: str, root, input_shape: tuple[int, ...]) -> list[str]:
+        lines = [f"input {' x '.join(map(str, input_shape))}"]
+        if isinstance(root, ir.Seq):
+            for cname, part in root.children:
+                lines += self.declaration(cname, part)
+            return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
+        body = self.implicit_lines(root)
+        if body is None:
+            raise LiftError(f"the model's own forward ({root.cls}) is not a chain of layers and blocks, with at most "
+                            "a residual: a network whose top level branches otherwise cannot be written yet")
+        lines += body
+        return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
+
+
+def _formless(leaf: ir.Leaf) -> bool:
+    """An op with no module form (a forward-only template): it is written where it is applied, unnamed."""
+    return REGISTRY[leaf.op].module is None
+
+
+def _dim(text: str) -> str:
+    return text if text.isidentifier() or text.isdigit() else f"({text})"
+
+
+def _bare(text: str) -> str:
+    """An expression without the parentheses around it."""
+    if text.startswith("(") and text.endswith(")") and _closes_at_end(text):
+        return text[1:-1]
+    return text
+
+
+def _operand(text: str) -> str:
+    return text
+
+
+def _closes_at_end(text: str) -> bool:
+    depth = 0
+    for i, c in enumerate(text):
+        depth += c == "("
+        depth -= c == ")"
+        if depth == 0 and i < len(text) - 1:
+            return False
+    return True
