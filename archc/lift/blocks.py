@@ -18,6 +18,7 @@ from ..ops.base import REGISTRY
 from . import ir
 from .errors import LiftError
 from .names import Names
+from .optional import merge_groups
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,16 @@ class Call:
     args: list
 
 
+class _Wild:
+    """A slot of a child an instance lacks (a projection shortcut it does not have): any value does."""
+
+    def __repr__(self) -> str:
+        return "WILD"
+
+
+WILD = _Wild()
+
+
 @dataclass
 class BlockDef:
     name: str
@@ -47,6 +58,7 @@ class BlockDef:
     params: list[str] = field(default_factory=list)
     exprs: list = field(default_factory=list)  # per slot: a literal value or a Param
     values: dict[int, list] = field(default_factory=dict)  # id(instance) -> its parameters' values
+    conditions: dict[str, Slot] = field(default_factory=dict)  # children that only some instances have: their flag
 
     def expr(self, s):
         return self.exprs[s.index] if isinstance(s, Slot) else s
@@ -59,9 +71,10 @@ class _Walk:
         self.defs = defs
         self.values: list = []
         self.sites: list[list[str]] = []  # per slot: candidate parameter names
+        self.wild = False  # walking a child this instance lacks: its slots hold WILD
 
     def slot(self, value, *names: str) -> Slot:
-        self.values.append(value)
+        self.values.append(WILD if self.wild else value)
         self.sites.append([n for n in names if n])
         return Slot(len(self.values) - 1)
 
@@ -69,7 +82,9 @@ class _Walk:
         if isinstance(part, ir.Leaf):
             fields = list(part.args)
             args = {f: self.slot(v, *_site(name, f)) for f, v in part.args.items()}
-            return ("leaf", part.op, part.stateful, tuple(fields)), ir.Leaf(part.op, args, part.stateful, part.path)
+            then = [self.child("", t) for t in part.then]
+            return (("leaf", part.op, part.stateful, tuple(fields), tuple(sk for sk, _ in then)),
+                    ir.Leaf(part.op, args, part.stateful, part.path, [t for _, t in then]))
         if isinstance(part, ir.Seq) and part.cls is None:
             sk, kids = [], []
             for n, c in part.children:
@@ -81,13 +96,18 @@ class _Walk:
         args = [self.slot(v, *_site(name, p)) for p, v in zip(d.params, d.values[id(part)])]
         return ("block", id(d)), Call(d, args)
 
-    def body(self, part: ir.Dag | ir.Seq):
+    def body(self, part: ir.Dag | ir.Seq, like: ir.Dag | None = None):
+        """``like``: an instance of the same class with more children, whose slots this walk keeps (as WILD where
+        this instance lacks the child), so that the two line up."""
         if isinstance(part, ir.Seq):
             sk, t = self.child("", ir.Seq(None, part.path, part.children))
             return ("seqblock", sk), ir.Seq(part.cls, part.path, t.children)
         kids, sk_kids = [], []
-        for n, c in part.children:
-            s, t = self.child(n, c)
+        own = dict(part.children)
+        for n, c in (like or part).children:
+            self.wild = n not in own
+            s, t = self.child(n, own.get(n, c))
+            self.wild = False
             sk_kids.append((n, s))
             kids.append((n, t))
         sizes = []
@@ -157,9 +177,10 @@ def make_defs(instances: list[ir.Dag | ir.Seq], names: Names) -> dict[int, Block
             walk = _Walk(defs)
             skeleton, template = walk.body(member)
             groups.setdefault(skeleton, []).append((member, walk, template))
-        for members in groups.values():
+        for members, conditions in merge_groups(list(groups.values()), lambda: _Walk(defs)):
             name = names.block(inst.cls)
             d = _abstract(name, members, names)
+            d.conditions = conditions
             for member, _, _ in members:
                 defs[id(member)] = d
     return defs
@@ -208,29 +229,41 @@ def _abstract(name: str, members: list, names: Names) -> BlockDef:
     per_param: list[list] = []
     for s in range(len(first[1].values)):
         column = [walk.values[s] for _, walk, _ in members]
-        if len({_key(v) for v in column}) == 1:
-            d.exprs.append(column[0])
+        known = [v for v in column if v is not WILD]
+        if len({_key(v) for v in known}) == 1:
+            d.exprs.append(known[0])
             continue
         key = tuple(_key(v) for v in column)
         if key not in vectors:
-            vectors[key] = _multiple(column, per_param, d.params) or _new_param(first[1].sites[s], d, taken, column,
-                                                                                per_param)
+            vectors[key] = _agreeing(column, per_param, d.params) or _multiple(column, per_param, d.params) or \
+                _new_param(first[1].sites[s], d, taken, [known[0] if v is WILD else v for v in column], per_param)
         d.exprs.append(vectors[key])
     for i, (member, _, _) in enumerate(members):
         d.values[id(member)] = [col[i] for col in per_param]
     return d
 
 
+def _agreeing(column, per_param, params) -> Param | None:
+    """A parameter whose values are the column's wherever the column has one (WILD agrees with anything)."""
+    for p, values in zip(params, per_param):
+        if all(c is WILD or _key(c) == _key(v) for c, v in zip(column, values)):
+            return Param(p)
+    return None
+
+
 def _multiple(column, per_param, params) -> Param | None:
     """The column as a whole multiple of a parameter's values, where it is one."""
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in column):
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if not all(whole(v) or v is WILD for v in column):
         return None
     for p, values in zip(params, per_param):
-        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-            if all(c % v == 0 for c, v in zip(column, values)):
-                k = column[0] // values[0]
-                if k > 1 and all(c == k * v for c, v in zip(column, values)):
-                    return Param(p, k)
+        pairs = [(c, v) for c, v in zip(column, values) if c is not WILD]
+        if pairs and all(whole(v) and c % v == 0 for c, v in pairs):
+            k = pairs[0][0] // pairs[0][1]
+            if k > 1 and all(c == k * v for c, v in pairs):
+                return Param(p, k)
     return None
 
 

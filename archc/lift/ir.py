@@ -15,6 +15,8 @@ class Leaf:
     args: dict[str, object]
     stateful: bool  # it holds parameters or buffers (so it is declared, and applied once)
     path: str
+    then: list[Leaf] = field(default_factory=list)  # parameter-free layers the module applies after it (timm's
+    # BatchNormAct2d: a batch norm, then its activation), written unnamed after it
 
 
 @dataclass

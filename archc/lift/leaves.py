@@ -19,7 +19,12 @@ _LIBRARY = {
     "torchvision.ops.stochastic_depth.StochasticDepth": "stochastic_depth",
     "torchvision.ops.misc.Permute": "permute",
     "torchvision.models.convnext.LayerNorm2d": "layernorm",
+    "timm.layers.norm.LayerNorm": "layernorm",
+    "timm.layers.norm.LayerNorm2d": "layernorm",
+    "timm.layers.drop.DropPath": "stochastic_depth",
+    "timm.layers.norm_act.BatchNormAct2d": "batchnorm",  # then its drop and act children (``then``)
 }
+_ATTRIBUTES = {"timm.layers.drop.DropPath": {"p": "drop_prob"}}  # the op's argument -> the module's attribute
 
 
 @lru_cache(maxsize=1)
@@ -98,14 +103,25 @@ def leaf_of(m: nn.Module, path: str) -> ir.Leaf | None:
                 not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
             _refuse(path, m, "this torch.nn layer is not one the language has")
         return None
+    qualname = f"{type(m).__module__}.{type(m).__qualname__}"
     extra = _check(m, op, path)
+    if getattr(m, "_fast_norm", False) or getattr(m, "scale_by_keep", True) is not True:
+        _refuse(path, m, "a fast norm kernel, or a drop path that does not rescale, cannot be written")
+    renamed = _ATTRIBUTES.get(qualname, {})
     args = {}
     for f in REGISTRY[op].args.model_fields:
         if f in extra:
             args[f] = extra[f]
-        elif hasattr(m, f):
-            args[f] = normalise(getattr(m, f))
+        elif hasattr(m, renamed.get(f, f)):
+            args[f] = normalise(getattr(m, renamed.get(f, f)))
         else:
             args[f] = REGISTRY[op].args.model_fields[f].default
-    stateful = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
-    return ir.Leaf(op=op, args=args, stateful=stateful, path=path)
+    stateful = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
+    then = []
+    for name, child in m.named_children():  # a composite's parameter-free layers after it (drop, act)
+        leaf = leaf_of(child, f"{path}.{name}")
+        if leaf is None or leaf.stateful or leaf.then:
+            _refuse(path, m, f"its '{name}' ({type(child).__name__}) is not a parameter-free layer of the language")
+        if leaf.op != "identity":
+            then.append(leaf)
+    return ir.Leaf(op=op, args=args, stateful=stateful, path=path, then=then)

@@ -16,10 +16,14 @@ KEYWORDS = frozenset({
 }) | frozenset(BUILTINS)
 
 
+# keywords that may also name a parameter or a module (torchvision's `block`, timm's `gate`)
+IDENTIFIER_KEYWORDS = frozenset({"block", "gate", "init", "ensemble", "tap"})
+
+
 def plain(name: str) -> bool:
     """A name the spec may write unquoted for a module."""
-    return name.isidentifier() and not keyword.iskeyword(name) and name not in KEYWORDS and \
-        name not in RESERVED and not name.startswith("_")
+    return name.isidentifier() and not keyword.iskeyword(name) and \
+        (name not in KEYWORDS or name in IDENTIFIER_KEYWORDS) and name not in RESERVED and not name.startswith("_")
 
 
 class Names:

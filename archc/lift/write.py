@@ -84,37 +84,63 @@ class Printer:
     # ------------------------------------------------------------------ sequences
 
     def seq_lines(self, children: list, depth: int) -> list[str]:
+        """A sequence's children, one statement each; a run of calls of one block that differ at most in the
+        first is one ``for`` loop (``2 if i == 0 else 1``)."""
         numbered = [n for n, _ in children] == [str(i) for i in range(len(children))]
-        items = []
+        items: list = []  # lines, or (block name, argument texts) for an unnamed call
         for name, part in children:
             if isinstance(part, ir.Seq):
                 body = self.seq_lines(part.children, depth + 1)
                 head = "seq {" if numbered else f"{target(name)} = seq {{"
                 items.append([head] + body + ["}"])
-                continue
-            stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
-            items.append([stmt if numbered else f"{target(name)} = {stmt}"])
+            elif isinstance(part, Call) and numbered:
+                items.append((part.block.name, tuple(self.text(a) for a in part.args)))
+            else:
+                stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
+                then = self.then_lines(part)
+                if then and numbered:
+                    raise LiftError(f"{part.path}: a layer that applies others after it cannot sit in a numbered "
+                                    "sequence: they would take numbers of their own")
+                items.append([stmt if numbered else f"{target(name)} = {stmt}"] + then)
         lines: list[str] = []
         i = 0
         while i < len(items):
-            j = i
-            while j + 1 < len(items) and items[j + 1] == items[i] and len(items[i]) == 1 and numbered:
+            if not isinstance(items[i], tuple):
+                lines += items[i]
+                i += 1
+                continue
+            j = i + 1
+            while j < len(items) and isinstance(items[j], tuple) and items[j][0] == items[i][0] and \
+                    (j == i + 1 or items[j] == items[i + 1]):
                 j += 1
-            if j - i >= 2:
-                lines += [f"for i in range({j - i + 1}) {{", INDENT + items[i][0], "}"]
+            run = items[i:j]
+            if len(run) >= 3 or (len(run) == 2 and run[0] == run[1]):
+                first, rest = run[0][1], run[-1][1]
+                args = [a if a == b else _first_or(a, b) for a, b in zip(first, rest)]
+                lines += [f"for i in range({len(run)}) {{", f"{INDENT}{run[0][0]}({', '.join(args)})", "}"]
             else:
-                for it in items[i:j + 1]:
-                    lines += it
-            i = j + 1
+                lines += [f"{name}({', '.join(args)})" for name, args in run]
+            i = j
         return [INDENT + line for line in lines]
 
     # ------------------------------------------------------------------ dataflow
 
-    def declaration(self, name: str, part) -> list[str]:
+    def declaration(self, name: str, part, conditional: bool = True) -> list[str]:
+        cond = self.block.conditions.get(name) if conditional else None
+        suffix = f" if {self.text(cond)}" if cond is not None else ""
         if isinstance(part, ir.Seq):
-            return [f"{target(name)} = seq {{"] + self.seq_lines(part.children, 1) + ["}"]
+            return [f"{target(name)} = seq {{"] + self.seq_lines(part.children, 1) + ["}" + suffix]
         stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
-        return [f"{target(name)} = {stmt}"]
+        return [f"{target(name)} = {stmt}{suffix}"]
+
+    def then_lines(self, part) -> list[str]:
+        return [self.leaf(t) for t in part.then] if isinstance(part, ir.Leaf) else []
+
+    def then_applied(self, part, text: str) -> str:
+        """``text`` (a tensor) with the layers a module applies after itself applied to it."""
+        for t in part.then if isinstance(part, ir.Leaf) else []:
+            text = self.leaf(t, [text])
+        return text
 
     def dag_lines(self, dag: ir.Dag, taken: set[str]) -> tuple[list[str], str]:
         """The declarations and lets of a forward; the output's name."""
@@ -158,7 +184,7 @@ class Printer:
         if nd.fn == "call":
             part = kids[nd.child]
             if nd.child in declared:
-                return f"{target(nd.child)}({', '.join(tensors)})"
+                return self.then_applied(part, f"{target(nd.child)}({', '.join(tensors)})")
             return self.leaf(part, tensors)
         if nd.fn in _BINARY:
             a, b = (_operand(texts[x.index]) if isinstance(x, ir.Ref) else self.text(x) for x in nd.args)
@@ -213,16 +239,22 @@ class Printer:
                 calls[nd.child] = calls.get(nd.child, 0) + 1
         lines: list[str] = []
         for kind, chain in parts:
-            body = []
-            for k in chain:
-                stmt = self.statement(dag.nodes[k - n_in], kids, calls)
-                if stmt is None:
-                    return None
-                body += stmt
+            head = "} shortcut {"
+            only = dag.nodes[chain[0] - n_in] if len(chain) == 1 else None
+            if kind == "shortcut" and only is not None and only.child in self.block.conditions:
+                head = f"}} shortcut if {self.text(self.block.conditions[only.child])} {{"  # the projection, if any
+                body = self.declaration(only.child, kids[only.child], conditional=False)
+            else:
+                body = []
+                for k in chain:
+                    stmt = self.statement(dag.nodes[k - n_in], kids, calls)
+                    if stmt is None:
+                        return None
+                    body += stmt
             if kind == "residual":
                 lines += ["residual {"] + [INDENT + x for x in body] + ["}"]
             elif kind == "shortcut" and body:
-                lines[-1] = "} shortcut {"
+                lines[-1] = head
                 lines += [INDENT + x for x in body] + ["}"]
             elif kind == "":
                 lines += body
@@ -233,7 +265,7 @@ class Printer:
             part = kids[nd.child]
             if isinstance(part, ir.Leaf) and not part.stateful and (calls[nd.child] > 1 or _formless(part)):
                 return [self.leaf(part)]
-            return self.declaration(nd.child, part)
+            return self.declaration(nd.child, part) + self.then_lines(part)
         rest = [a for a in nd.args if not isinstance(a, (ir.Ref, list))]
         if nd.fn == "flatten_dims" and [self.block.expr(a) for a in rest] == [1, -1]:
             return ["flatten"]  # the layer: flatten_dims is for named tensors
@@ -278,6 +310,15 @@ class Printer:
                             "a residual: a network whose top level branches otherwise cannot be written yet")
         lines += body
         return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
+
+
+def _first_or(first: str, rest: str) -> str:
+    """An argument that is ``first`` in a loop's first iteration and ``rest`` after it."""
+    if (first, rest) == ("true", "false"):
+        return "i == 0"
+    if (first, rest) == ("false", "true"):
+        return "i != 0"
+    return f"{first} if i == 0 else {rest}"
 
 
 def _formless(leaf: ir.Leaf) -> bool:
