@@ -99,27 +99,30 @@ class _Capture:
         leaf = leaf_of(m, path)
         if leaf is not None:
             return leaf
+        # a container whose items the parent applies one by one (``for blk in self.blocks: x = blk(x)``): the
+        # parent's lowering folds those calls into one call of a sequence
+        iterated = isinstance(m, (nn.ModuleList, nn.ModuleDict)) or (_is_plain_sequential(m) and m not in self.inputs)
         if m not in self.inputs and not any(True for _ in m.parameters()) and not any(True for _ in m.buffers()):
             return None  # never called and holds nothing: left out
-        if m not in self.inputs:
+        if m not in self.inputs and not iterated:
             raise LiftError(f"{where} ({type(m).__name__}) is never called in the forward pass on the example "
                             "input (a module used only in training, such as an auxiliary head, cannot be written "
                             "yet)")
-        if self.calls[m] > 1 and any(True for _ in m.parameters()):
+        if self.calls.get(m, 0) > 1 and any(True for _ in m.parameters()):
             raise LiftError(f"{where} ({type(m).__name__}) is called {self.calls[m]} times: a module with weights "
                             "applied more than once (weight sharing) cannot be written yet")
         children = [(name, self.part(c, f"{path}.{name}" if path else name)) for name, c in m.named_children()]
         children = [(name, c) for name, c in children if c is not None]
-        if _is_plain_sequential(m) or (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward):
+        if iterated or _is_plain_sequential(m) or (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward):
             cls = None if _is_plain_sequential(m) else type(m).__name__
             return ir.Seq(cls=cls, path=path, children=children)
-        own = [name for name, _ in m.named_parameters(recurse=False)] + \
-              [name for name, _ in m.named_buffers(recurse=False)]
-        if own:
-            raise LiftError(f"{where} ({type(m).__name__}) holds its own tensor '{own[0]}': learned tensors outside "
-                            "a layer cannot be lifted yet")
+        buffers = [name for name, _ in m.named_buffers(recurse=False)]
+        if buffers:
+            raise LiftError(f"{where} ({type(m).__name__}) holds its own buffer '{buffers[0]}': a module's own "
+                            "buffers cannot be lifted yet")
+        own = {name: p.detach() for name, p in m.named_parameters(recurse=False)}
         graph, values = self._trace(m, where)
-        return lower_graph(type(m).__name__, path, children, graph, values, where)
+        return lower_graph(type(m).__name__, path, children, graph, values, where, own)
 
     def _trace(self, m: nn.Module, where: str):
         graphs = []

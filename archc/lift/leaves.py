@@ -24,6 +24,7 @@ _LIBRARY = {
     "timm.layers.drop.DropPath": "stochastic_depth",
     "timm.layers.norm_act.BatchNormAct2d": "batchnorm",  # then its drop and act children (``then``)
 }
+_COMPOSITES = {"timm.layers.norm_act.BatchNormAct2d"}  # a layer and parameter-free children it applies after it
 _ATTRIBUTES = {"timm.layers.drop.DropPath": {"p": "drop_prob"}}  # the op's argument -> the module's attribute
 
 
@@ -87,7 +88,10 @@ def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
             _refuse(path, m, "only upsampling by a whole factor, corners not aligned, can be written")
         extra["scale_factor"] = int(sf)
     elif op == "self_attention":
-        _refuse(path, m, "nn.MultiheadAttention cannot be lifted yet (write attention from its primitives)")
+        if not m.batch_first or not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn:
+            _refuse(path, m, "only batch-first attention with one input projection, without extra key and value "
+                    "biases, can be written (or write attention from its primitives)")
+        extra["bias"] = m.in_proj_bias is not None
     return extra
 
 
@@ -116,9 +120,9 @@ def leaf_of(m: nn.Module, path: str) -> ir.Leaf | None:
             args[f] = normalise(getattr(m, renamed.get(f, f)))
         else:
             args[f] = REGISTRY[op].args.model_fields[f].default
-    stateful = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
+    stateful = any(True for _ in m.parameters()) or any(True for _ in m.buffers())
     then = []
-    for name, child in m.named_children():  # a composite's parameter-free layers after it (drop, act)
+    for name, child in m.named_children() if qualname in _COMPOSITES else ():  # the layers after it (drop, act)
         leaf = leaf_of(child, f"{path}.{name}")
         if leaf is None or leaf.stateful or leaf.then:
             _refuse(path, m, f"its '{name}' ({type(child).__name__}) is not a parameter-free layer of the language")

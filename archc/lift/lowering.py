@@ -28,8 +28,10 @@ def _is_batch_read(nd: fx.Node) -> bool:
 
 
 class _Lowering:
-    def __init__(self, cls, path, children, graph: fx.Graph, values, where):
+    def __init__(self, cls, path, children, graph: fx.Graph, values, where, own=None):
         self.where = f"{where} ({cls})"
+        self.own = own or {}  # the module's own parameters: learned tensors, by name
+        self.used_own: set[str] = set()
         self.children = dict(children)
         self.values = values
         self.refs: dict[fx.Node, object] = {}  # fx node -> Ref, a constant, BATCH, or a list of Refs (chunk)
@@ -42,6 +44,8 @@ class _Lowering:
     def arg(self, a):
         """An fx argument as a lifted one."""
         if isinstance(a, fx.Node):
+            if self.refs[a] is _UNREAD:
+                self.fail("reads the attention weights, which the language's attention does not give")
             return self.refs[a]
         if isinstance(a, (list, tuple)):
             return type(a)(self.arg(x) for x in a)
@@ -71,14 +75,93 @@ class _Lowering:
                 if not isinstance(out, ir.Ref):
                     self.fail("only a forward that returns one tensor can be written yet")
                 self.dag.output = out
+                self.fold_items()
+                self.fuse_tokens()
                 self.unused()
             elif nd.op == "get_attr":
-                self.fail(f"reads the attribute '{nd.target}' (a tensor of its own or of a child)")
+                if nd.target not in self.own:
+                    self.fail(f"reads the tensor '{nd.target}', which is not a parameter of its own")
+                self.refs[nd] = _Own(nd.target)
             elif nd.op == "call_module":
                 self.call_module(nd, value)
             else:
                 self.call(nd, value)
         return self.dag
+
+    def fold_items(self):
+        """The items of a container applied one after another, each to the one before's output (``for blk in
+        self.blocks: x = blk(x)``), as one call of the container, a named seq."""
+        n_in = len(self.dag.inputs)
+        runs: dict[str, list[int]] = {}
+        for k, nd in enumerate(self.dag.nodes, start=n_in):
+            if nd.fn == "call" and "." in nd.child:
+                runs.setdefault(nd.child.partition(".")[0], []).append(k)
+        if not runs:
+            return
+        uses = self.dag.uses()
+        replace: dict[int, int] = {}  # the last item's value -> the first item's node, which becomes the call
+        dropped: set[int] = set()
+        for head, ks in runs.items():
+            items = [n for n, _ in self.children[head].children]
+            called = [self.dag.nodes[k - n_in].child.partition(".")[2] for k in ks]
+            chained = all(self.dag.nodes[b - n_in].args == (ir.Ref(a),) and uses.get(a) == 1
+                          for a, b in zip(ks, ks[1:]))
+            if called != items or not chained or len(self.dag.nodes[ks[0] - n_in].args) != 1:
+                self.fail(f"applies the items of '{head}' other than each once, in order, one to the one before's "
+                          "output: it cannot be written yet")
+            first = self.dag.nodes[ks[0] - n_in]
+            first.child, first.shape = head, self.dag.nodes[ks[-1] - n_in].shape
+            replace[ks[-1]] = ks[0]
+            dropped.update(ks[1:])
+        self.drop_nodes(dropped, replace)
+
+    def fuse_tokens(self):
+        """A map flattened to H·W positions and transposed (``x.flatten(2).transpose(1, 2)``) is the language's
+        ``to_tokens``: the transpose becomes it, and the flatten, read by nothing else, goes."""
+        n_in = len(self.dag.inputs)
+        uses = self.dag.uses()
+        gone = set()
+        for nd in self.dag.nodes:
+            if nd.fn != "transpose" or list(nd.args[1:]) not in ([1, 2], [2, 1]):
+                continue
+            src = nd.args[0].index
+            if src < n_in or uses.get(src) != 1:
+                continue
+            flat = self.dag.nodes[src - n_in]
+            x = flat.args[0]
+            shape = self.shape(x) if isinstance(x, ir.Ref) else ()
+            if len(shape) != 3 or flat.shape != (shape[0], shape[1] * shape[2]):
+                continue
+            if (flat.fn, flat.args[1:]) in (("flatten_dims", (2, -1)), ("reshape", ((shape[0], shape[1] * shape[2]),)),
+                                            ("reshape", ((shape[0], -1),))):
+                nd.fn, nd.args = "to_tokens", (x,)
+                gone.add(src)
+        if gone:
+            self.drop_nodes(gone)
+
+    def drop_nodes(self, gone: set[int], replace: dict[int, int] | None = None):
+        """Take out nodes (those in ``replace`` read as the value it names instead), renumbering the values."""
+        n_in = len(self.dag.inputs)
+        index = {i: i for i in range(n_in)}
+        nodes = []
+        for k, nd in enumerate(self.dag.nodes, start=n_in):
+            if k not in gone:
+                nodes.append(nd)
+                index[k] = n_in + len(nodes) - 1
+        for k, target in (replace or {}).items():
+            index[k] = index[target]
+
+        def remap(a):
+            if isinstance(a, ir.Ref):
+                return ir.Ref(index[a.index])
+            if isinstance(a, (list, tuple)):
+                return type(a)(remap(x) for x in a)
+            return a
+
+        for nd in nodes:
+            nd.args = remap(nd.args)
+        self.dag.nodes = nodes
+        self.dag.output = remap(self.dag.output)
 
     def unused(self):
         calls: dict[str, int] = {}
@@ -115,9 +198,16 @@ class _Lowering:
         return self.add(ir.Node(fn=fn, args=args, child=child, shape=tuple(value.shape[1:])))
 
     def call_module(self, nd: fx.Node, value):
-        if nd.target not in self.children:
+        head, _, item = nd.target.partition(".")
+        if item and "." not in item and isinstance(self.children.get(head), ir.Seq):
+            pass  # an item of a container, applied on its own: folded into one call of the container (fold_items)
+        elif nd.target not in self.children:
             self.fail(f"calls '{nd.target}', a module that is not its own child: only direct children can be "
                       "called yet")
+        child = self.children.get(nd.target)
+        if isinstance(child, ir.Leaf) and child.op == "self_attention":
+            self.attention(nd, value)
+            return
         if nd.kwargs:
             self.fail(f"calls '{nd.target}' with keyword arguments")
         args = tuple(self.arg(a) for a in nd.args)
@@ -129,6 +219,10 @@ class _Lowering:
         args = tuple(self.arg(a) for a in nd.args)
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
         name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
+        own = [a for a in _flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
+        if own:
+            self.learned(nd, name, args, kwargs, own[0], value)
+            return
         tensors = ir.refs_in(list(args) + list(kwargs.values()))
         if not tensors:  # shape arithmetic: folded
             if _is_batch_read(nd):
@@ -176,6 +270,49 @@ class _Lowering:
                 ref = self.tensor_node(op, fields, value)
         self.refs[nd] = ref
 
+    def attention(self, nd, value):
+        """``self.attn(x, x, x, need_weights=False)``: the tokens attending to themselves, a pair whose first is
+        the output; its second (no weights) may not be read."""
+        args = tuple(self.arg(a) for a in nd.args)
+        kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
+        if len(args) != 3 or not isinstance(args[0], ir.Ref) or args.count(args[0]) != 3 or \
+                kwargs.get("need_weights") is not False or set(kwargs) - {"need_weights"}:
+            self.fail(f"calls '{nd.target}' other than on one tensor as query, key and value, with "
+                      "need_weights=False: it cannot be written yet")
+        ref = self.tensor_node("call", (args[0],), value[0], child=nd.target)
+        self.refs[nd] = [ref, _UNREAD]
+
+    def learned(self, nd, name, args, kwargs, own, value):
+        """A parameter of the module's own, used as the language's learned tensors use one: multiplied with a
+        tensor (``learned_scale``), added to one (``learned_add``), or expanded over the batch and put before a
+        sequence (``prepend_token``). The parameter becomes a child of that name."""
+        tensors = ir.refs_in(args)
+        p = self.own.get(own.name)
+        if name == "expand" and isinstance(own, _Own) and args[1:] == (ir.BATCH, -1, -1) and p.dim() == 3:
+            self.refs[nd] = _Expanded(own.name)
+            return
+        if name in ("cat", "concat") and isinstance(own, _Expanded) and len(args[0]) == 2 and \
+                args[0][0] is own and isinstance(args[0][1], ir.Ref) and kwargs.get("dim", args[1:2] or [0]) in (1, [1]):
+            op, x = "prepend_token", args[0][1]
+        elif name in BINARY and BINARY[name] in ("*", "+") and isinstance(own, _Own) and len(tensors) == 1 and \
+                len(args) == 2 and not kwargs:
+            op, x = ("learned_scale" if BINARY[name] == "*" else "learned_add"), tensors[0]
+        else:
+            self.fail(f"uses its parameter '{own.name}' in '{name}', which cannot be written yet (a learned tensor "
+                      "may multiply a tensor, be added to one, or be expanded and put before a sequence)")
+        if own.name in self.used_own:
+            self.fail(f"uses its parameter '{own.name}' more than once: it cannot be written yet")
+        self.used_own.add(own.name)
+        flat = p.flatten()
+        init = flat[0].item() if flat.numel() and bool((flat == flat[0]).all()) else None
+        args_ = {"init": init if init is not None else (0.0 if op != "learned_scale" else 1.0)}
+        if op != "prepend_token":
+            args_ = {"shape": tuple(p.shape), **args_}
+        leaf = ir.Leaf(op=op, args=args_, stateful=True, path=f"{self.dag.path}.{own.name}".lstrip("."))
+        self.dag.children.insert(0, (own.name, leaf))
+        self.children[own.name] = leaf
+        self.refs[nd] = self.tensor_node("call", (x,), value, child=own.name)
+
     def pieces(self, name, args, kwargs, value) -> list:
         """``chunk``/``split``/``unbind``: one narrow (or select) per piece, made when a piece is read."""
         x = args[0]
@@ -198,6 +335,9 @@ class _Lowering:
 
     def getitem(self, nd, args, value):
         src, index = args
+        if isinstance(src, list) and isinstance(src[0], ir.Ref):  # the output of attention, or its weights
+            self.refs[nd] = src[index]
+            return
         if isinstance(src, list):  # a piece of chunk/split/unbind
             piece = src[index]
             if piece[0] == "select":
@@ -238,9 +378,28 @@ class _Lowering:
         return ref
 
 
+_UNREAD = object()  # a value that exists in the traced graph but may not be read (attention's weights: None)
+
+
+class _Own:
+    """A parameter of the module's own, read (``self.layer_scale``)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _Expanded(_Own):
+    """Such a parameter expanded over the batch (``self.class_token.expand(n, -1, -1)``)."""
+
+
 def _step_shape(op: str, fields: tuple, shape_of) -> tuple[int, ...]:
     if op == "global_avgpool":
         return shape_of(fields[0])[:1]
+    if op == "transpose":
+        shape = list(shape_of(fields[0]))
+        i, j = fields[1] - 1, fields[2] - 1
+        shape[i], shape[j] = shape[j], shape[i]
+        return tuple(shape)
     raise AssertionError(f"no shape rule for an intermediate {op}")
 
 
@@ -258,5 +417,5 @@ def _flat(args):
             yield a
 
 
-def lower_graph(cls, path, children, graph, values, where) -> ir.Dag:
-    return _Lowering(cls, path, children, graph, values, where).run()
+def lower_graph(cls, path, children, graph, values, where, own=None) -> ir.Dag:
+    return _Lowering(cls, path, children, graph, values, where, own).run()

@@ -49,6 +49,8 @@ class Names:
         base = base.strip("_") or "t"
         if not base[0].isalpha():
             base = "t" + base
+        if base in KEYWORDS or keyword.iskeyword(base):  # torch's `input`
+            base = "x"
         name, i = base, 2
         while name in taken:
             name, i = f"{base}_{i}", i + 1

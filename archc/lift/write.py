@@ -93,8 +93,8 @@ class Printer:
                 body = self.seq_lines(part.children, depth + 1)
                 head = "seq {" if numbered else f"{target(name)} = seq {{"
                 items.append([head] + body + ["}"])
-            elif isinstance(part, Call) and numbered:
-                items.append((part.block.name, tuple(self.text(a) for a in part.args)))
+            elif isinstance(part, Call):
+                items.append((part.block.name, tuple(self.text(a) for a in part.args), None if numbered else name))
             else:
                 stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
                 then = self.then_lines(part)
@@ -109,17 +109,20 @@ class Printer:
                 lines += items[i]
                 i += 1
                 continue
+            pattern = _numbered_name(items[i][2], 0)
             j = i + 1
             while j < len(items) and isinstance(items[j], tuple) and items[j][0] == items[i][0] and \
-                    (j == i + 1 or items[j] == items[i + 1]):
+                    (j == i + 1 or items[j][1] == items[i + 1][1]) and \
+                    (items[j][2] is None if pattern is None else _numbered_name(items[j][2], j - i) == pattern):
                 j += 1
             run = items[i:j]
-            if len(run) >= 3 or (len(run) == 2 and run[0] == run[1]):
+            if len(run) >= 3 or (len(run) == 2 and run[0][1] == run[1][1]):
                 first, rest = run[0][1], run[-1][1]
                 args = [a if a == b else _first_or(a, b) for a, b in zip(first, rest)]
-                lines += [f"for i in range({len(run)}) {{", f"{INDENT}{run[0][0]}({', '.join(args)})", "}"]
+                named = "" if pattern is None else f"{pattern} = "
+                lines += [f"for i in range({len(run)}) {{", f"{INDENT}{named}{run[0][0]}({', '.join(args)})", "}"]
             else:
-                lines += [f"{name}({', '.join(args)})" for name, args in run]
+                lines += [(f"{target(n)} = " if n else "") + f"{b}({', '.join(a)})" for b, a, n in run]
             i = j
         return [INDENT + line for line in lines]
 
@@ -269,6 +272,8 @@ class Printer:
         rest = [a for a in nd.args if not isinstance(a, (ir.Ref, list))]
         if nd.fn == "flatten_dims" and [self.block.expr(a) for a in rest] == [1, -1]:
             return ["flatten"]  # the layer: flatten_dims is for named tensors
+        if nd.fn == "select" and self.block.expr(rest[0]) == 1 and len(nd.shape) == 1:
+            return [f"select_token({self.text(rest[1])})"]  # one token of a sequence
         if nd.fn in PRIMITIVES or nd.fn not in REGISTRY:
             return None
         return [self.op_call(nd.fn, rest)]
@@ -310,6 +315,16 @@ class Printer:
                             "a residual: a network whose top level branches otherwise cannot be written yet")
         lines += body
         return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
+
+
+def _numbered_name(name: str | None, i: int) -> str | None:
+    """``layer{i}``'s pattern where ``name`` holds the number ``i`` once (``encoder_layer_3`` for 3), else None."""
+    if name is None or name.count(str(i)) != 1 or not plain(name.replace(str(i), "n")):
+        return None
+    head, _, tail = name.partition(str(i))
+    if (head and head[-1].isdigit()) or (tail and tail[0].isdigit()):
+        return None
+    return f"{head}{{i}}{tail}"
 
 
 def _first_or(first: str, rest: str) -> str:
