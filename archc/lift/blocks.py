@@ -120,8 +120,10 @@ class _Walk:
             args, sk = self.args(nd.args, nd.fn)
             nodes.append(ir.Node(nd.fn, args, nd.child, nd.shape, nd.name))
             sk_nodes.append((nd.fn, nd.child, sk))
-        dag = ir.Dag(part.cls, part.path, kids, list(part.inputs), list(part.input_shapes), nodes, part.output, sizes)
-        skeleton = ("dag", tuple(part.inputs), tuple(sk_kids), tuple(sk_nodes), part.output.index, len(sizes))
+        dag = ir.Dag(part.cls, part.path, kids, list(part.inputs), list(part.input_shapes), nodes, part.output, sizes,
+                     part.dense)
+        skeleton = ("dag", tuple(part.inputs), tuple(sk_kids), tuple(sk_nodes), part.output.index, len(sizes),
+                    part.dense)
         return skeleton, dag
 
     def args(self, args: tuple, fn: str):

@@ -14,6 +14,7 @@ the module's path.
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import torch
 import torch.fx as fx
@@ -57,6 +58,12 @@ def _copy(v):
     return v
 
 
+def _holds_tensor(v) -> bool:
+    if isinstance(v, torch.Tensor):
+        return True
+    return isinstance(v, (list, tuple)) and any(_holds_tensor(x) for x in v)
+
+
 def _is_plain_sequential(m: nn.Module) -> bool:
     return type(m) is nn.Sequential
 
@@ -72,12 +79,12 @@ def capture(model: nn.Module, example: torch.Tensor) -> ir.Part:
     inputs: dict[nn.Module, tuple] = {}
     calls: dict[nn.Module, int] = {}
 
-    def pre(m, args):
+    def pre(m, args, kwargs):
         calls[m] = calls.get(m, 0) + 1
         if m not in inputs:
-            inputs[m] = _copy(args)
+            inputs[m] = (_copy(args), _copy(kwargs))
 
-    handles = [m.register_forward_pre_hook(pre) for m in model.modules()]
+    handles = [m.register_forward_pre_hook(pre, with_kwargs=True) for m in model.modules()]
     try:
         with torch.no_grad():
             model(example)
@@ -101,7 +108,8 @@ class _Capture:
             return leaf
         # a container whose items the parent applies one by one (``for blk in self.blocks: x = blk(x)``): the
         # parent's lowering folds those calls into one call of a sequence
-        iterated = isinstance(m, (nn.ModuleList, nn.ModuleDict)) or (_is_plain_sequential(m) and m not in self.inputs)
+        iterated = (isinstance(m, (nn.ModuleList, nn.ModuleDict)) and type(m).forward is nn.Module.forward) or \
+            (_is_plain_sequential(m) and m not in self.inputs)
         if m not in self.inputs and not any(True for _ in m.parameters()) and not any(True for _ in m.buffers()):
             return None  # never called and holds nothing: left out
         if m not in self.inputs and not iterated:
@@ -124,6 +132,24 @@ class _Capture:
         graph, values = self._trace(m, where)
         return lower_graph(type(m).__name__, path, children, graph, values, where, own)
 
+    def _bound(self, m: nn.Module) -> dict:
+        """The recorded call's arguments by the forward's parameter names, defaults filled in."""
+        args, kwargs = self.inputs[m]
+        try:
+            bound = inspect.signature(m.forward).bind(*args, **kwargs)
+        except TypeError as e:
+            raise LiftError(f"{self.paths[m] or 'the model'} ({type(m).__name__}): its call does not fit its "
+                            f"forward: {e}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _constants(self, m: nn.Module) -> dict:
+        """The arguments that are no tensors (a flag, a default), traced as the constants they were in the call."""
+        return {k: v for k, v in self._bound(m).items() if not _holds_tensor(v)}
+
+    def _tensors(self, m: nn.Module) -> list:
+        return [v for v in self._bound(m).values() if _holds_tensor(v)]
+
     def _trace(self, m: nn.Module, where: str):
         graphs = []
         training = m.training
@@ -131,7 +157,7 @@ class _Capture:
             with _no_autograd_functions():
                 for mode in (False, True):
                     m.train(mode)
-                    graphs.append(_ChildrenAsLeaves(m).trace(m))
+                    graphs.append(_ChildrenAsLeaves(m).trace(m, concrete_args=self._constants(m)))
         except LiftError as e:
             raise LiftError(f"{where} ({type(m).__name__}): {e}") from None
         except Exception as e:  # noqa: BLE001  (fx refuses what it cannot trace)
@@ -145,7 +171,9 @@ class _Capture:
         gm = fx.GraphModule(m, graphs[0])
         rec = _Recorder(gm)
         with torch.no_grad():
-            rec.run(*self.inputs[m])
+            placeholders = [nd for nd in graphs[0].nodes if nd.op == "placeholder"]
+            bound = self._bound(m)
+            rec.run(*(bound.values() if len(placeholders) == len(bound) else self._tensors(m)))
         return graphs[0], rec.values
 
 

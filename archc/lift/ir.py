@@ -68,6 +68,7 @@ class Dag:
     nodes: list[Node] = field(default_factory=list)
     output: Ref = Ref(0)
     sizes: list = field(default_factory=list)  # per input, its sizes where the spec must say them (a template's)
+    dense: bool = False  # its children applied densely (each to the concatenation of the input and those before)
 
     def uses(self) -> dict[int, int]:
         """How often each value is read (the output counts once)."""

@@ -10,7 +10,7 @@ import operator
 import torch
 import torch.fx as fx
 
-from . import ir
+from . import ir, passes
 from .errors import LiftError
 from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call
 
@@ -46,6 +46,8 @@ class _Lowering:
         if isinstance(a, fx.Node):
             if self.refs[a] is _UNREAD:
                 self.fail("reads the attention weights, which the language's attention does not give")
+            if isinstance(self.refs[a], _Listed) and not (a.users and all(_concatenates(u) for u in a.users)):
+                self.fail(f"uses its list of inputs '{a.target}' other than by concatenating it along the channels")
             return self.refs[a]
         if isinstance(a, (list, tuple)):
             return type(a)(self.arg(x) for x in a)
@@ -75,9 +77,10 @@ class _Lowering:
                 if not isinstance(out, ir.Ref):
                     self.fail("only a forward that returns one tensor can be written yet")
                 self.dag.output = out
-                self.fold_items()
-                self.fuse_tokens()
-                self.unused()
+                passes.fold_items(self.dag, self.children, self.fail)
+                passes.fuse_dense(self.dag, self.fail)
+                passes.fuse_tokens(self.dag, self.shape)
+                passes.unused(self.dag, self.fail)
             elif nd.op == "get_attr":
                 if nd.target not in self.own:
                     self.fail(f"reads the tensor '{nd.target}', which is not a parameter of its own")
@@ -88,101 +91,14 @@ class _Lowering:
                 self.call(nd, value)
         return self.dag
 
-    def fold_items(self):
-        """The items of a container applied one after another, each to the one before's output (``for blk in
-        self.blocks: x = blk(x)``), as one call of the container, a named seq."""
-        n_in = len(self.dag.inputs)
-        runs: dict[str, list[int]] = {}
-        for k, nd in enumerate(self.dag.nodes, start=n_in):
-            if nd.fn == "call" and "." in nd.child:
-                runs.setdefault(nd.child.partition(".")[0], []).append(k)
-        if not runs:
-            return
-        uses = self.dag.uses()
-        replace: dict[int, int] = {}  # the last item's value -> the first item's node, which becomes the call
-        dropped: set[int] = set()
-        for head, ks in runs.items():
-            items = [n for n, _ in self.children[head].children]
-            called = [self.dag.nodes[k - n_in].child.partition(".")[2] for k in ks]
-            chained = all(self.dag.nodes[b - n_in].args == (ir.Ref(a),) and uses.get(a) == 1
-                          for a, b in zip(ks, ks[1:]))
-            if called != items or not chained or len(self.dag.nodes[ks[0] - n_in].args) != 1:
-                self.fail(f"applies the items of '{head}' other than each once, in order, one to the one before's "
-                          "output: it cannot be written yet")
-            first = self.dag.nodes[ks[0] - n_in]
-            first.child, first.shape = head, self.dag.nodes[ks[-1] - n_in].shape
-            replace[ks[-1]] = ks[0]
-            dropped.update(ks[1:])
-        self.drop_nodes(dropped, replace)
-
-    def fuse_tokens(self):
-        """A map flattened to H·W positions and transposed (``x.flatten(2).transpose(1, 2)``) is the language's
-        ``to_tokens``: the transpose becomes it, and the flatten, read by nothing else, goes."""
-        n_in = len(self.dag.inputs)
-        uses = self.dag.uses()
-        gone = set()
-        for nd in self.dag.nodes:
-            if nd.fn != "transpose" or list(nd.args[1:]) not in ([1, 2], [2, 1]):
-                continue
-            src = nd.args[0].index
-            if src < n_in or uses.get(src) != 1:
-                continue
-            flat = self.dag.nodes[src - n_in]
-            x = flat.args[0]
-            shape = self.shape(x) if isinstance(x, ir.Ref) else ()
-            if len(shape) != 3 or flat.shape != (shape[0], shape[1] * shape[2]):
-                continue
-            if (flat.fn, flat.args[1:]) in (("flatten_dims", (2, -1)), ("reshape", ((shape[0], shape[1] * shape[2]),)),
-                                            ("reshape", ((shape[0], -1),))):
-                nd.fn, nd.args = "to_tokens", (x,)
-                gone.add(src)
-        if gone:
-            self.drop_nodes(gone)
-
-    def drop_nodes(self, gone: set[int], replace: dict[int, int] | None = None):
-        """Take out nodes (those in ``replace`` read as the value it names instead), renumbering the values."""
-        n_in = len(self.dag.inputs)
-        index = {i: i for i in range(n_in)}
-        nodes = []
-        for k, nd in enumerate(self.dag.nodes, start=n_in):
-            if k not in gone:
-                nodes.append(nd)
-                index[k] = n_in + len(nodes) - 1
-        for k, target in (replace or {}).items():
-            index[k] = index[target]
-
-        def remap(a):
-            if isinstance(a, ir.Ref):
-                return ir.Ref(index[a.index])
-            if isinstance(a, (list, tuple)):
-                return type(a)(remap(x) for x in a)
-            return a
-
-        for nd in nodes:
-            nd.args = remap(nd.args)
-        self.dag.nodes = nodes
-        self.dag.output = remap(self.dag.output)
-
-    def unused(self):
-        calls: dict[str, int] = {}
-        for nd in self.dag.nodes:
-            if nd.fn == "call":
-                calls[nd.child] = calls.get(nd.child, 0) + 1
-        called = set(calls)
-        for name, part in self.dag.children:
-            if calls.get(name, 0) > 1 and _holds_state(part):
-                self.fail(f"its child '{name}' is called {calls[name]} times: a module with weights applied more "
-                          "than once (weight sharing) cannot be written yet")
-        kept = []
-        for name, part in self.dag.children:
-            if name in called or not _holds_state(part):
-                kept.append((name, part))
-            else:
-                self.fail(f"its child '{name}' holds weights but is never called in forward (on the example input): "
-                          "it cannot be written yet")
-        self.dag.children = [(n, p) for n, p in kept if n in called]
-
     def placeholder(self, nd: fx.Node, value):
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) and v.dim() == 4 for v in value):
+            # a list of maps (a dense layer's inputs): one input, their concatenation, which the caller makes
+            self.dag.inputs.append(nd.target)
+            shape = (sum(v.shape[1] for v in value), *value[0].shape[2:])
+            self.dag.input_shapes.append(tuple(shape))
+            self.refs[nd] = _Listed(ir.Ref(len(self.dag.inputs) - 1))
+            return
         if isinstance(value, torch.Tensor):
             self.dag.inputs.append(nd.target)
             self.dag.input_shapes.append(tuple(value.shape[1:]))
@@ -208,10 +124,16 @@ class _Lowering:
         if isinstance(child, ir.Leaf) and child.op == "self_attention":
             self.attention(nd, value)
             return
-        if nd.kwargs:
-            self.fail(f"calls '{nd.target}' with keyword arguments")
         args = tuple(self.arg(a) for a in nd.args)
-        if not all(isinstance(a, ir.Ref) for a in args):
+        kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
+        if not isinstance(child, ir.Leaf):  # a block's constant arguments are in its own trace (its instance's)
+            args = tuple(a for a in args if isinstance(a, (ir.Ref, list)))
+            kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (ir.Ref, list))}
+        if kwargs:
+            self.fail(f"calls '{nd.target}' with tensors as keyword arguments")
+        if len(args) == 1 and isinstance(args[0], list) and args[0] and all(isinstance(a, ir.Ref) for a in args[0]):
+            args = (list(args[0]),)  # a list of tensors: a dense member's inputs (fuse_dense)
+        elif not all(isinstance(a, ir.Ref) for a in args):
             self.fail(f"calls '{nd.target}' with something other than tensors")
         self.refs[nd] = self.tensor_node("call", args, value, child=nd.target)
 
@@ -219,11 +141,22 @@ class _Lowering:
         args = tuple(self.arg(a) for a in nd.args)
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
         name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
+        if args and isinstance(args[0], _Permuted) and name != "getitem":
+            if name != "unbind" or (kwargs.get("dim", args[1] if len(args) > 1 else 0) != 0):
+                self.fail(f"'{name}' of a permute that moves the batch cannot be written")
+            self.refs[nd] = [("permuted", args[0], i, v) for i, v in enumerate(value)]
+            return
+        if args and isinstance(args[0], _Listed):  # torch.cat(inputs, 1): the concatenation the input already is
+            self.refs[nd] = args[0].ref
+            return
         own = [a for a in _flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
         if own:
             self.learned(nd, name, args, kwargs, own[0], value)
             return
         tensors = ir.refs_in(list(args) + list(kwargs.values()))
+        if name == "getitem" and isinstance(args[0], (_Permuted, list)) and not isinstance(value, (int, float)):
+            self.getitem(nd, args, value)
+            return
         if not tensors:  # shape arithmetic: folded
             if _is_batch_read(nd):
                 self.refs[nd] = ir.BATCH
@@ -246,6 +179,7 @@ class _Lowering:
         if name == "getitem":
             self.getitem(nd, args, value)
             return
+
         if name in BINARY:
             op = BINARY[name]
             if op == "neg":
@@ -255,6 +189,12 @@ class _Lowering:
                     self.fail(f"'{name}' with alpha cannot be written")
                 self.refs[nd] = self.tensor_node(op, args[:2], value)
             return
+        if name == "permute":
+            rest = args[1:] if not (len(args) == 2 and isinstance(args[1], (tuple, list))) else tuple(args[1])
+            dims = [d % len(rest) for d in rest]
+            if dims[0] != 0:  # the batch moved: only taking one index of the new first dimension can be written
+                self.refs[nd] = _Permuted(args[0], dims)
+                return
         if name in ("chunk", "split", "unbind", "tensor_split"):
             self.refs[nd] = self.pieces(name, args, kwargs, value)
             return
@@ -338,8 +278,14 @@ class _Lowering:
         if isinstance(src, list) and isinstance(src[0], ir.Ref):  # the output of attention, or its weights
             self.refs[nd] = src[index]
             return
+        if isinstance(src, _Permuted) and isinstance(index, int):
+            self.refs[nd] = self.select_permuted(src, index, value)
+            return
         if isinstance(src, list):  # a piece of chunk/split/unbind
             piece = src[index]
+            if piece[0] == "permuted":
+                self.refs[nd] = self.select_permuted(piece[1], piece[2], piece[3])
+                return
             if piece[0] == "select":
                 _, x, dim, i, v = piece
                 self.refs[nd] = self.tensor_node("select", (x, dim, i), v)
@@ -350,6 +296,24 @@ class _Lowering:
         if not isinstance(src, ir.Ref):
             self.fail("indexes something other than a tensor")
         self.refs[nd] = self.index(src, index if isinstance(index, tuple) else (index,), value)
+
+    def select_permuted(self, p: _Permuted, i: int, value) -> ir.Ref:
+        """``x.permute(2, 0, 3, 1, 4)[i]`` (timm's ``q, k, v = qkv.unbind(0)``) as ``x.select(2, i)`` permuted: the
+        same view, with the batch first throughout."""
+        s = p.dims[0]
+        rest = [d - (d > s) for d in p.dims[1:]]
+        if rest[0] != 0:
+            self.fail("a permute that moves the batch away from the front cannot be written")
+        shape = self.shape(p.x)
+        ref = self.add(ir.Node(fn="select", args=(p.x, s, i % shape[s - 1]), shape=shape[:s - 1] + shape[s:]))
+        steps = map_call("permute", (ref, *rest), {}, self.shape, self.fail)
+        for k, (op, fields) in enumerate(steps):
+            fields = tuple(ref if f is PREVIOUS else f for f in fields)
+            if k < len(steps) - 1:
+                ref = self.add(ir.Node(fn=op, args=fields, shape=_step_shape(op, fields, self.shape)))
+            else:
+                ref = self.tensor_node(op, fields, value)
+        return ref
 
     def index(self, x: ir.Ref, index: tuple, value) -> ir.Ref:
         """``x[...]`` as selects and narrows, one per dimension indexed (a select takes its dimension away)."""
@@ -381,6 +345,25 @@ class _Lowering:
 _UNREAD = object()  # a value that exists in the traced graph but may not be read (attention's weights: None)
 
 
+class _Permuted:
+    """A permute that moves the batch from the front, not yet read: only one index of its first dimension may be."""
+
+    def __init__(self, x, dims):
+        self.x, self.dims = x, dims
+
+
+class _Listed:
+    """An input that is a list of maps, read only through its concatenation along the channels."""
+
+    def __init__(self, ref: ir.Ref):
+        self.ref = ref
+
+
+def _concatenates(node: fx.Node) -> bool:
+    return node.op == "call_function" and getattr(node.target, "__name__", "") in ("cat", "concat") and \
+        (node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0) == 1)
+
+
 class _Own:
     """A parameter of the module's own, read (``self.layer_scale``)."""
 
@@ -401,12 +384,6 @@ def _step_shape(op: str, fields: tuple, shape_of) -> tuple[int, ...]:
         shape[i], shape[j] = shape[j], shape[i]
         return tuple(shape)
     raise AssertionError(f"no shape rule for an intermediate {op}")
-
-
-def _holds_state(part) -> bool:
-    if isinstance(part, ir.Leaf):
-        return part.stateful
-    return any(_holds_state(c) for _, c in part.children)
 
 
 def _flat(args):

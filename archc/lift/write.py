@@ -109,11 +109,13 @@ class Printer:
                 lines += items[i]
                 i += 1
                 continue
-            pattern = _numbered_name(items[i][2], 0)
+            offset = 0 if _numbered_name(items[i][2], 0, 0) else 1
+            pattern = _numbered_name(items[i][2], offset, offset)
             j = i + 1
             while j < len(items) and isinstance(items[j], tuple) and items[j][0] == items[i][0] and \
                     (j == i + 1 or items[j][1] == items[i + 1][1]) and \
-                    (items[j][2] is None if pattern is None else _numbered_name(items[j][2], j - i) == pattern):
+                    (items[j][2] is None if pattern is None else
+                     _numbered_name(items[j][2], j - i + offset, offset) == pattern):
                 j += 1
             run = items[i:j]
             if len(run) >= 3 or (len(run) == 2 and run[0][1] == run[1][1]):
@@ -203,6 +205,8 @@ class Printer:
         (``residual { A } shortcut { B }`` then the rest); None where it is neither."""
         if len(dag.inputs) != 1:
             return None
+        if dag.dense:  # the members, each on the concatenation of the input and those before
+            return ["dense {"] + self.seq_lines(dag.children, 1) + ["}"]
         uses = dag.uses()
         n_in = len(dag.inputs)
         if any(uses.get(k, 0) != 1 for k in range(n_in, n_in + len(dag.nodes))):
@@ -317,14 +321,15 @@ class Printer:
         return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
 
 
-def _numbered_name(name: str | None, i: int) -> str | None:
-    """``layer{i}``'s pattern where ``name`` holds the number ``i`` once (``encoder_layer_3`` for 3), else None."""
-    if name is None or name.count(str(i)) != 1 or not plain(name.replace(str(i), "n")):
+def _numbered_name(name: str | None, n: int, offset: int) -> str | None:
+    """The pattern ``layer{i}`` (``layer{i + 1}`` with offset 1) where ``name`` holds the number ``n`` once
+    (``encoder_layer_3`` for 3), else None."""
+    if name is None or name.count(str(n)) != 1 or not plain(name.replace(str(n), "n")):
         return None
-    head, _, tail = name.partition(str(i))
+    head, _, tail = name.partition(str(n))
     if (head and head[-1].isdigit()) or (tail and tail[0].isdigit()):
         return None
-    return f"{head}{{i}}{tail}"
+    return f"{head}{{i + {offset}}}{tail}" if offset else f"{head}{{i}}{tail}"
 
 
 def _first_or(first: str, rest: str) -> str:
