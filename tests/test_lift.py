@@ -223,3 +223,13 @@ def test_the_command_writes_a_proven_spec_and_reports_what_it_cannot(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "archc", "lift", "torchvision:no_such_model"], capture_output=True,
                          text=True, cwd=ROOT)
     assert bad.returncode == 1 and bad.stderr.startswith("archc lift: error: torchvision has no model")
+
+
+@pytest.mark.parametrize("name", ["resnet10t", "mobilenetv3_small_050", "deit_tiny_patch16_224"])
+def test_a_timm_sample_round_trips(name):
+    """timm at its default configuration and input size (a sample; benchmarks/lift.py runs them all)."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = randomised(timm.create_model(name))
+    x = torch.randn(1, *model.pretrained_cfg["input_size"])
+    assert_round_trip(model, lift(model, x, name), x)

@@ -54,7 +54,7 @@ _TABLE: dict[str, tuple[str, tuple[tuple[str, object], ...], int]] = {
                                  ("align_corners", None), ("recompute_scale_factor", None), ("antialias", False)), 1),
 }
 _VARARGS = {"reshape", "view", "permute"}  # x.view(2, 3) or x.view((2, 3))
-FUNCTIONS = set(_TABLE) | _VARARGS | {"_max_pool2d", "_adaptive_max_pool2d", "boolean_dispatch"}
+FUNCTIONS = set(_TABLE) | _VARARGS | {"_max_pool2d", "_adaptive_max_pool2d", "boolean_dispatch", "unsqueeze", "squeeze"}
 _DROPPED = {"inplace", "training", "_stacklevel", "return_indices", "divisor_override", "out", "dtype",
             "recompute_scale_factor", "antialias", "align_corners", "size", "attn_mask"}
 
@@ -77,6 +77,8 @@ def map_call(name, args, kwargs, shape_of, fail) -> list[tuple[str, tuple]]:
     """The ops for a call of ``name``, each with its arguments: the tensors, then the op's fields in order. Mostly
     one op; a few calls are several (``x.mean((2, 3), keepdim=True)``), each applied to the output before."""
     name = name.lstrip("_") if name in ("_max_pool2d", "_adaptive_max_pool2d") else name
+    if name in ("unsqueeze", "squeeze"):
+        return _unsqueeze(name, args, kwargs, shape_of, fail)
     if name in _VARARGS:
         return _varargs(name, args, kwargs, fail)
     op, params, lead = _TABLE[name]
@@ -125,6 +127,29 @@ def map_call(name, args, kwargs, shape_of, fail) -> list[tuple[str, tuple]]:
         else:
             fields.append(info.default)
     return [(op, tensors + tuple(fields))]
+
+
+def _unsqueeze(name, args, kwargs, shape_of, fail):
+    """``x.unsqueeze(d)`` as an unflatten into (1, size), ``x.squeeze(d)`` as a flatten of a size-1 dimension with
+    its neighbour: the same views, which the language's primitives say."""
+    x, dims = args[0], args[1:] or tuple(kwargs.values())
+    shape = shape_of(x)
+    if len(dims) != 1 or not isinstance(dims[0], int):
+        fail(f"'{name}' without one dimension cannot be written")
+    rank = len(shape) + 1
+    if name == "unsqueeze":
+        d = dims[0] % (rank + 1)
+        if d == 0:
+            fail("'unsqueeze' before the batch cannot be written")
+        if d < rank:
+            return [("unflatten", (x, d, (1, shape[d - 1])))]
+        return [("unflatten", (x, d - 1, (shape[d - 2], 1)))]
+    d = dims[0] % rank
+    if d == 0 or shape[d - 1] != 1:
+        fail("'squeeze' of the batch, or of a dimension whose size is not 1, cannot be written")
+    if rank == 2:
+        fail("'squeeze' of the only feature dimension cannot be written")
+    return [("flatten_dims", (x, d - 1, d) if d > 1 else (x, 1, 2))]
 
 
 def _upsample(v, x, shape_of, fail) -> dict:

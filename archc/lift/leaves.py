@@ -23,6 +23,9 @@ _LIBRARY = {
     "timm.layers.norm.LayerNorm2d": "layernorm",
     "timm.layers.drop.DropPath": "stochastic_depth",
     "timm.layers.norm_act.BatchNormAct2d": "batchnorm",  # then its drop and act children (``then``)
+    "timm.layers.norm.GroupNorm": "groupnorm",
+    "timm.layers.norm.GroupNorm1": "groupnorm",
+    "timm.layers.linear.Linear": "linear",
 }
 _COMPOSITES = {"timm.layers.norm_act.BatchNormAct2d"}  # a layer and parameter-free children it applies after it
 _ATTRIBUTES = {"timm.layers.drop.DropPath": {"p": "drop_prob"}}  # the op's argument -> the module's attribute
@@ -58,7 +61,10 @@ def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
     """The op's arguments that do not come straight from attributes of the same name, and the refusals."""
     extra: dict[str, object] = {}
     if op == "conv":
-        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        if m.padding == "same" and all(s == 1 for s in m.stride) and \
+                all(d * (k - 1) % 2 == 0 for d, k in zip(m.dilation, m.kernel_size)):
+            extra["padding"] = normalise(tuple(d * (k - 1) // 2 for d, k in zip(m.dilation, m.kernel_size)))
+        elif m.padding_mode != "zeros" or isinstance(m.padding, str):
             _refuse(path, m, f"padding {m.padding!r} with mode '{m.padding_mode}': only numeric zero padding "
                     "can be written")
         extra["bias"] = m.bias is not None

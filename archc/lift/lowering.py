@@ -74,6 +74,8 @@ class _Lowering:
                 self.placeholder(nd, value)
             elif nd.op == "output":
                 out = self.arg(nd.args[0])
+                if isinstance(out, tuple) and out and isinstance(out[0], ir.Ref) and not ir.refs_in(out[1:]):
+                    out = out[0]  # a tensor and constants (its grid size): the constants are the caller's too
                 if not isinstance(out, ir.Ref):
                     self.fail("only a forward that returns one tensor can be written yet")
                 self.dag.output = out
@@ -135,6 +137,11 @@ class _Lowering:
             args = (list(args[0]),)  # a list of tensors: a dense member's inputs (fuse_dense)
         elif not all(isinstance(a, ir.Ref) for a in args):
             self.fail(f"calls '{nd.target}' with something other than tensors")
+        if isinstance(value, tuple) and value and isinstance(value[0], torch.Tensor) and \
+                not any(isinstance(v, torch.Tensor) for v in value[1:]):
+            ref = self.tensor_node("call", args, value[0], child=nd.target)
+            self.refs[nd] = [ref, *(tuple(v) if isinstance(v, torch.Size) else v for v in value[1:])]
+            return
         self.refs[nd] = self.tensor_node("call", args, value, child=nd.target)
 
     def call(self, nd: fx.Node, value):
@@ -244,7 +251,7 @@ class _Lowering:
             self.fail(f"uses its parameter '{own.name}' more than once: it cannot be written yet")
         self.used_own.add(own.name)
         flat = p.flatten()
-        init = flat[0].item() if flat.numel() and bool((flat == flat[0]).all()) else None
+        init = flat[0].item() if flat.numel() and not flat.is_meta and bool((flat == flat[0]).all()) else None
         args_ = {"init": init if init is not None else (0.0 if op != "learned_scale" else 1.0)}
         if op != "prepend_token":
             args_ = {"shape": tuple(p.shape), **args_}
