@@ -210,6 +210,7 @@ def test_what_cannot_be_lifted_is_an_error_with_the_module_path(model, message):
         lift_unchecked(model, x)
 
 
+@pytest.mark.slow  # starts archc in subprocesses, each importing torch
 def test_the_command_writes_a_proven_spec_and_reports_what_it_cannot(tmp_path):
     out = tmp_path / "net.arch"
     run = subprocess.run([sys.executable, "-m", "archc", "lift", "torchvision:squeezenet1_1", "--input-size", "64",
@@ -225,7 +226,8 @@ def test_the_command_writes_a_proven_spec_and_reports_what_it_cannot(tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("archc lift: error: torchvision has no model")
 
 
-@pytest.mark.parametrize("name", ["resnet10t", "mobilenetv3_small_050", "deit_tiny_patch16_224"])
+@pytest.mark.parametrize("name", ["resnet10t", "mobilenetv3_small_050",
+                                  pytest.param("deit_tiny_patch16_224", marks=pytest.mark.slow)])
 def test_a_timm_sample_round_trips(name):
     """timm at its default configuration and input size (a sample; benchmarks/lift.py runs them all)."""
     timm = pytest.importorskip("timm")
