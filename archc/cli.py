@@ -158,7 +158,7 @@ def _main(args) -> int:
         if args.command == "fmt":
             return _fmt(args)
         if args.command == "lift":
-            from .lift.command import run
+            from .lifting.command import run
 
             return run(args)
         return _build(args)

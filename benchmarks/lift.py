@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from archc.lift import LiftError, lift
+    from archc.lifting import LiftError, lift
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)

@@ -115,7 +115,7 @@ def test_the_compiler_path_imports_no_torch_at_module_level():
     """Importing any module but the interpreter leaves torch alone (tests/test_no_torch.py runs the commands)."""
     known = module_names()
     offenders = [f"{name}:{line}" for name, (path, is_package) in known.items()
-                 if name not in RUNS_MODELS and not name.startswith("archc.lift.")
+                 if name not in RUNS_MODELS and not name.startswith("archc.lifting.")
                  for target, line, top in imports(name, path, is_package, known)
                  if top and (target == "torch" or target.startswith("torch."))]
     assert not offenders, f"torch imported at module level: {offenders}"

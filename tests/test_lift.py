@@ -17,8 +17,8 @@ import torchvision
 from torch import nn
 
 import archc
-from archc.lift import LiftError, lift, lift_unchecked
-from archc.lift.roundtrip import verify
+from archc.lifting import LiftError, lift, lift_unchecked
+from archc.lifting.roundtrip import verify
 
 GOLDEN = Path(__file__).parent / "lift"
 ROOT = Path(__file__).parent.parent

@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torchvision.models import get_model, list_models
 
-from archc.lift import LiftError, lift
+from archc.lifting import LiftError, lift
 
 # the models that cannot be lifted yet, and why (README, docs/lift.md)
 NOT_YET = {
