@@ -69,3 +69,29 @@ def test_torchvision_model_round_trips(name):
         net.load_state_dict(model.state_dict(), strict=True)
         with torch.no_grad():
             assert torch.equal(model.eval()(example), net.eval()(example))
+
+
+# the hand-written spec of each family, against which a lifted spec's length is measured
+FAMILIES = {"resnet50": "resnet", "vgg16": "vgg", "alexnet": "alexnet", "densenet121": "densenet",
+            "mobilenet_v2": "mobilenet", "mobilenet_v3_large": "mobilenet", "efficientnet_b0": "efficientnet",
+            "efficientnet_v2_s": "efficientnet", "regnet_y_400mf": "regnet", "shufflenet_v2_x1_0": "shufflenet",
+            "squeezenet1_0": "squeezenet", "mnasnet1_0": "mnasnet", "convnext_tiny": "convnext", "vit_b_16": "vit"}
+
+
+def _statements(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_a_lifted_spec_is_at_most_twice_the_hand_written_one(name):
+    """Lines that are not blank or comments, against the family's whole spec in specs/ (formatted alike)."""
+    from archc.lang.format import format_source
+    from archtest import ROOT
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    model = get_model(name).eval()
+    text = lift(model, torch.randn(1, 3, _size(name), _size(name)), name)
+    assert format_source(text, "lifted.arch") == text  # as `archc fmt` writes it
+    hand = (ROOT / "specs" / f"{FAMILIES[name]}.arch").read_text()
+    assert _statements(text) <= 2 * _statements(hand), (_statements(text), _statements(hand))

@@ -31,6 +31,7 @@ class _Lowering:
     def __init__(self, cls, path, children, graph: fx.Graph, values, where, own=None):
         self.where = f"{where} ({cls})"
         self.own = own or {}  # the module's own parameters: learned tensors, by name
+        self.layer = None  # (op, args) where the module computes its own norm (own_norm)
         self.used_own: set[str] = set()
         self.children = dict(children)
         self.values = values
@@ -157,6 +158,9 @@ class _Lowering:
             self.refs[nd] = args[0].ref
             return
         own = [a for a in _flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
+        if own and name in ("layer_norm", "group_norm"):
+            self.own_norm(nd, name, args, kwargs, value)
+            return
         if own:
             self.learned(nd, name, args, kwargs, own[0], value)
             return
@@ -229,21 +233,68 @@ class _Lowering:
         ref = self.tensor_node("call", (args[0],), value[0], child=nd.target)
         self.refs[nd] = [ref, _UNREAD]
 
+    def own_norm(self, nd, name, args, kwargs, value):
+        """``F.layer_norm(x, shape, self.weight, self.bias, eps)`` (or ``F.group_norm``): a subclass of a norm
+        computing its base class's op, perhaps between permutes to channels-last and back; ``as_layer`` makes the
+        whole module that layer."""
+        params = ("normalized_shape", "weight", "bias", "eps") if name == "layer_norm" else \
+            ("num_groups", "weight", "bias", "eps")
+        v = dict(zip(params, args[1:]), **kwargs)
+        weight, bias = v.get("weight"), v.get("bias")
+        if not isinstance(args[0], ir.Ref) or not isinstance(weight, _Own) or weight.name != "weight" or \
+                not (bias is None or (isinstance(bias, _Own) and bias.name == "bias")) or self.layer is not None:
+            self.fail(f"uses its parameters in '{name}' other than as its norm's weight and bias: it cannot be "
+                      "written yet")
+        if name == "layer_norm" and tuple(v["normalized_shape"]) != self.shape(args[0])[-1:]:
+            self.fail("normalises over more than the last dimension: it cannot be written yet")
+        eps = v.get("eps", 1e-5)
+        if name == "layer_norm":
+            self.layer = ("layernorm", {"eps": eps, "elementwise_affine": True, "bias": bias is not None})
+        else:
+            self.layer = ("groupnorm", {"num_groups": v["num_groups"], "eps": eps, "affine": True,
+                                        "bias": bias is not None})
+        self.refs[nd] = self.tensor_node("_norm", (args[0],), value)
+
+    def as_layer(self) -> ir.Leaf | None:
+        """The module as one layer, where its forward is its own norm (on the last dimension, or on a map's
+        channels between permutes to channels-last and back)."""
+        if self.layer is None:
+            return None
+        fns = [(nd.fn, nd.args[1:]) for nd in self.dag.nodes]
+        op, args = self.layer
+        if fns == [("_norm", ())] or (op == "layernorm" and fns == [("permute", ((0, 2, 3, 1),)), ("_norm", ()),
+                                                                      ("permute", ((0, 3, 1, 2),))]):
+            if self.dag.children or len(self.dag.inputs) != 1 or self.dag.output.index != len(self.dag.nodes):
+                return None
+            return ir.Leaf(op=op, args=args, stateful=True, path=self.dag.path)
+        self.fail("computes more than its own norm with its parameters: it cannot be written yet")
+
     def learned(self, nd, name, args, kwargs, own, value):
         """A parameter of the module's own, used as the language's learned tensors use one: multiplied with a
         tensor (``learned_scale``), added to one (``learned_add``), or expanded over the batch and put before a
         sequence (``prepend_token``). The parameter becomes a child of that name."""
         tensors = ir.refs_in(args)
         p = self.own.get(own.name)
-        if name == "expand" and isinstance(own, _Own) and args[1:] == (ir.BATCH, -1, -1) and p.dim() == 3:
+        if name == "expand" and type(own) is _Own and args[1:] == (ir.BATCH, -1, -1) and p.dim() == 3:
             self.refs[nd] = _Expanded(own.name)
             return
+        if name in ("view", "reshape") and type(own) is _Own and p.dim() == 1 and \
+                tuple(value.shape) in ((p.shape[0], 1, 1), (1, p.shape[0], 1, 1)):
+            self.refs[nd] = _Viewed(own.name)  # a vector of channels viewed as C x 1 x 1, to meet a map's channels
+            return
+
         if name in ("cat", "concat") and isinstance(own, _Expanded) and len(args[0]) == 2 and \
                 args[0][0] is own and isinstance(args[0][1], ir.Ref) and kwargs.get("dim", args[1:2] or [0]) in (1, [1]):
             op, x = "prepend_token", args[0][1]
-        elif name in BINARY and BINARY[name] in ("*", "+") and isinstance(own, _Own) and len(tensors) == 1 and \
-                len(args) == 2 and not kwargs:
+        elif name in BINARY and BINARY[name] in ("*", "+") and type(own) in (_Own, _Viewed) and \
+                len(tensors) == 1 and len(args) == 2 and not kwargs:
             op, x = ("learned_scale" if BINARY[name] == "*" else "learned_add"), tensors[0]
+            if type(own) is _Viewed:  # the same products with the channels last: permute, scale, permute back
+                if len(self.shape(x)) != 3:
+                    self.fail(f"applies its parameter '{own.name}' viewed as a map's channels to a tensor that is "
+                              "no map")
+                shape = self.shape(x)
+                x = self.add(ir.Node(fn="permute", args=(x, (0, 2, 3, 1)), shape=(shape[1], shape[2], shape[0])))
         else:
             self.fail(f"uses its parameter '{own.name}' in '{name}', which cannot be written yet (a learned tensor "
                       "may multiply a tensor, be added to one, or be expanded and put before a sequence)")
@@ -258,6 +309,10 @@ class _Lowering:
         leaf = ir.Leaf(op=op, args=args_, stateful=True, path=f"{self.dag.path}.{own.name}".lstrip("."))
         self.dag.children.insert(0, (own.name, leaf))
         self.children[own.name] = leaf
+        if type(own) is _Viewed:
+            ref = self.add(ir.Node(fn="call", args=(x,), child=own.name, shape=self.shape(x)))
+            self.refs[nd] = self.tensor_node("permute", (ref, (0, 3, 1, 2)), value)
+            return
         self.refs[nd] = self.tensor_node("call", (x,), value, child=own.name)
 
     def pieces(self, name, args, kwargs, value) -> list:
@@ -378,6 +433,10 @@ class _Own:
         self.name = name
 
 
+class _Viewed(_Own):
+    """A vector parameter viewed as C x 1 x 1 (``self.scale.view(-1, 1, 1)``), to scale a map's channels."""
+
+
 class _Expanded(_Own):
     """Such a parameter expanded over the batch (``self.class_token.expand(n, -1, -1)``)."""
 
@@ -401,5 +460,7 @@ def _flat(args):
             yield a
 
 
-def lower_graph(cls, path, children, graph, values, where, own=None) -> ir.Dag:
-    return _Lowering(cls, path, children, graph, values, where, own).run()
+def lower_graph(cls, path, children, graph, values, where, own=None) -> ir.Dag | ir.Leaf:
+    lowering = _Lowering(cls, path, children, graph, values, where, own)
+    dag = lowering.run()
+    return lowering.as_layer() or dag
