@@ -8,13 +8,12 @@ from ..ops.base import REGISTRY
 from . import ir
 from .blocks import BlockDef, Call, Param, Slot, _key
 from .errors import LiftError
+from .implicit import ImplicitForms, _formless
 from .names import KEYWORDS, Names, plain
 
 INDENT = "    "
 _BINARY = {"+", "-", "*", "/", "**"}
-# ops that stand only in the lets of a block with named tensors
-PRIMITIVES = {"reshape", "unflatten", "flatten_dims", "transpose", "select", "narrow", "sum", "amax", "vector_norm",
-              "matmul", "scaled_dot_product_attention", "cat", "stack", "sin", "cos", "normalize", "coordinates"}
+
 
 
 def literal(v) -> str:
@@ -43,7 +42,7 @@ def target(name: str) -> str:
     return name if plain(name) else literal(name)
 
 
-class Printer:
+class Printer(ImplicitForms):
     def __init__(self, defs: dict[int, BlockDef]):
         self.defs = defs
         self.block: BlockDef | None = None
@@ -198,90 +197,6 @@ class Printer:
             return f"(-{_operand(texts[nd.args[0].index])})"
         return self.op_call(nd.fn, rest, tensors)
 
-    # ------------------------------------------------------------------ the implicit path
-
-    def implicit_lines(self, dag: ir.Dag) -> list[str] | None:
-        """The forward as statements on one implicit tensor: a chain, or a chain with one residual sum in it
-        (``residual { A } shortcut { B }`` then the rest); None where it is neither."""
-        if len(dag.inputs) != 1:
-            return None
-        if dag.dense:  # the members, each on the concatenation of the input and those before
-            return ["dense {"] + self.seq_lines(dag.children, 1) + ["}"]
-        uses = dag.uses()
-        n_in = len(dag.inputs)
-        if any(uses.get(k, 0) != 1 for k in range(n_in, n_in + len(dag.nodes))):
-            return None
-
-        def back(k: int) -> tuple[list[int], int]:
-            """The chain of single-input nodes that ends at value k, in forward order, and where it starts."""
-            out = []
-            while k >= n_in:
-                nd = dag.nodes[k - n_in]
-                tensors = ir.refs_in(nd.args)
-                if nd.fn in _BINARY or nd.fn == "neg" or len(tensors) != 1 or isinstance(nd.args[0], list):
-                    break
-                out.append(k)
-                k = tensors[0].index
-            return out[::-1], k
-
-        post, start = back(dag.output.index)
-        if start < n_in:
-            parts = [("", post)]
-        else:
-            add = dag.nodes[start - n_in]
-            if add.fn != "+" or not all(isinstance(a, ir.Ref) for a in add.args):
-                return None
-            (a, sa), (b, sb) = back(add.args[0].index), back(add.args[1].index)
-            if sa != 0 or sb != 0 or (not a and not b):
-                return None
-            if not a:
-                a, b = b, a
-            parts = [("residual", a), ("shortcut", b), ("", post)]
-            if len(a) + len(b) + len(post) + 1 != len(dag.nodes):
-                return None
-        kids = dict(dag.children)
-        calls: dict[str, int] = {}
-        for nd in dag.nodes:
-            if nd.fn == "call":
-                calls[nd.child] = calls.get(nd.child, 0) + 1
-        lines: list[str] = []
-        for kind, chain in parts:
-            head = "} shortcut {"
-            only = dag.nodes[chain[0] - n_in] if len(chain) == 1 else None
-            if kind == "shortcut" and only is not None and only.child in self.block.conditions:
-                head = f"}} shortcut if {self.text(self.block.conditions[only.child])} {{"  # the projection, if any
-                body = self.declaration(only.child, kids[only.child], conditional=False)
-            else:
-                body = []
-                for k in chain:
-                    stmt = self.statement(dag.nodes[k - n_in], kids, calls)
-                    if stmt is None:
-                        return None
-                    body += stmt
-            if kind == "residual":
-                lines += ["residual {"] + [INDENT + x for x in body] + ["}"]
-            elif kind == "shortcut" and body:
-                lines[-1] = head
-                lines += [INDENT + x for x in body] + ["}"]
-            elif kind == "":
-                lines += body
-        return lines
-
-    def statement(self, nd: ir.Node, kids: dict, calls: dict) -> list[str] | None:
-        if nd.fn == "call":
-            part = kids[nd.child]
-            if isinstance(part, ir.Leaf) and not part.stateful and (calls[nd.child] > 1 or _formless(part)):
-                return [self.leaf(part)]
-            return self.declaration(nd.child, part) + self.then_lines(part)
-        rest = [a for a in nd.args if not isinstance(a, (ir.Ref, list))]
-        if nd.fn == "flatten_dims" and [self.block.expr(a) for a in rest] == [1, -1]:
-            return ["flatten"]  # the layer: flatten_dims is for named tensors
-        if nd.fn == "select" and self.block.expr(rest[0]) == 1 and len(nd.shape) == 1:
-            return [f"select_token({self.text(rest[1])})"]  # one token of a sequence
-        if nd.fn in PRIMITIVES or nd.fn not in REGISTRY:
-            return None
-        return [self.op_call(nd.fn, rest)]
-
     # ------------------------------------------------------------------ whole specs
 
     def block_text(self, d: BlockDef) -> str:
@@ -339,11 +254,6 @@ def _first_or(first: str, rest: str) -> str:
     if (first, rest) == ("false", "true"):
         return "i != 0"
     return f"{first} if i == 0 else {rest}"
-
-
-def _formless(leaf: ir.Leaf) -> bool:
-    """An op with no module form (a forward-only template): it is written where it is applied, unnamed."""
-    return REGISTRY[leaf.op].module is None
 
 
 def _dim(text: str) -> str:
