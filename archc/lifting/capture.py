@@ -147,9 +147,6 @@ class _Capture:
         """The arguments that are no tensors (a flag, a default), traced as the constants they were in the call."""
         return {k: v for k, v in self._bound(m).items() if not _holds_tensor(v)}
 
-    def _tensors(self, m: nn.Module) -> list:
-        return [v for v in self._bound(m).values() if _holds_tensor(v)]
-
     def _trace(self, m: nn.Module, where: str):
         graphs = []
         training = m.training
@@ -170,10 +167,13 @@ class _Capture:
                             "eval (it reads self.training): only the layers' own training behaviour can be written")
         gm = fx.GraphModule(m, graphs[0])
         rec = _Recorder(gm)
-        with torch.no_grad():
-            placeholders = [nd for nd in graphs[0].nodes if nd.op == "placeholder"]
-            bound = self._bound(m)
-            rec.run(*(bound.values() if len(placeholders) == len(bound) else self._tensors(m)))
+        bound = self._bound(m)
+        try:
+            with torch.no_grad():
+                rec.run(*bound.values())  # fx's input processing flattens the constant arguments as traced
+        except Exception as e:  # noqa: BLE001  (a traced forward that does not run again as traced)
+            raise LiftError(f"{where} ({type(m).__name__}): its traced forward does not run on the recorded "
+                            f"arguments: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         return graphs[0], rec.values
 
 

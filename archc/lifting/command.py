@@ -28,6 +28,10 @@ def run(args) -> int:
     except LiftError as e:
         print(f"archc lift: error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # noqa: BLE001  (a bug in the lifter, or a model that fails on its own)
+        print(f"archc lift: internal error ({type(e).__name__}: {e}); please report it with the model",
+              file=sys.stderr)
+        return 3
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
