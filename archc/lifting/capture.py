@@ -122,7 +122,7 @@ class _Capture:
         children = [(name, self.part(c, f"{path}.{name}" if path else name)) for name, c in m.named_children()]
         children = [(name, c) for name, c in children if c is not None]
         if iterated or _is_plain_sequential(m) or (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward):
-            cls = None if _is_plain_sequential(m) else type(m).__name__
+            cls = None if iterated or _is_plain_sequential(m) else type(m).__name__
             return ir.Seq(cls=cls, path=path, children=children)
         buffers = [name for name, _ in m.named_buffers(recurse=False)]
         if buffers:

@@ -42,6 +42,8 @@ _TABLE: dict[str, tuple[str, tuple[tuple[str, object], ...], int]] = {
     "sum": ("sum", (("dim", None), ("keepdim", False), ("dtype", None)), 1),
     "amax": ("amax", (("dim", ()), ("keepdim", False)), 1),
     "transpose": ("transpose", (("dim0", None), ("dim1", None)), 1),
+    "swapaxes": ("transpose", (("dim0", None), ("dim1", None)), 1),
+    "swapdims": ("transpose", (("dim0", None), ("dim1", None)), 1),
     "unflatten": ("unflatten", (("dim", None), ("sizes", None)), 1),
     "cat": ("cat", (("dim", 0),), 1),
     "concat": ("cat", (("dim", 0),), 1),
@@ -50,6 +52,7 @@ _TABLE: dict[str, tuple[str, tuple[tuple[str, object], ...], int]] = {
     "scaled_dot_product_attention": ("scaled_dot_product_attention", (
         ("attn_mask", None), ("dropout_p", 0.0), ("is_causal", False), ("scale", None)), 3),
     "normalize": ("normalize", (("p", 2.0), ("dim", 1), ("eps", 1e-12), ("out", None)), 1),
+    "_patch_merging_pad": ("patch_merge", (), 1),  # torchvision's Swin: each 2 x 2 patch into 4 C channels
     "interpolate": ("upsample", (("size", None), ("scale_factor", None), ("mode", "nearest"),
                                  ("align_corners", None), ("recompute_scale_factor", None), ("antialias", False)), 1),
 }

@@ -26,6 +26,9 @@ _LIBRARY = {
     "timm.layers.norm.GroupNorm": "groupnorm",
     "timm.layers.norm.GroupNorm1": "groupnorm",
     "timm.layers.linear.Linear": "linear",
+    "torchvision.models.swin_transformer.ShiftedWindowAttention": "window_attention",
+    "torchvision.models.swin_transformer.ShiftedWindowAttentionV2": "window_attention",
+    "torchvision.models.maxvit.RelativePositionalMultiHeadAttention": "relative_attention",
 }
 _COMPOSITES = {"timm.layers.norm_act.BatchNormAct2d"}  # a layer and parameter-free children it applies after it
 _ATTRIBUTES = {"timm.layers.drop.DropPath": {"p": "drop_prob"}}  # the op's argument -> the module's attribute
@@ -93,6 +96,10 @@ def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
         if m.size is not None or sf is None or float(sf) != int(sf) or m.align_corners:
             _refuse(path, m, "only upsampling by a whole factor, corners not aligned, can be written")
         extra["scale_factor"] = int(sf)
+    elif op == "window_attention":
+        extra["version"] = 2 if type(m).__name__.endswith("V2") else 1
+        extra["qkv_bias"] = m.qkv.bias is not None
+        extra["proj_bias"] = m.proj.bias is not None
     elif op == "self_attention":
         if not m.batch_first or not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn:
             _refuse(path, m, "only batch-first attention with one input projection, without extra key and value "
