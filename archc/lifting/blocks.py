@@ -121,9 +121,9 @@ class _Walk:
             nodes.append(ir.Node(nd.fn, args, nd.child, nd.shape, nd.name))
             sk_nodes.append((nd.fn, nd.child, sk))
         dag = ir.Dag(part.cls, part.path, kids, list(part.inputs), list(part.input_shapes), nodes, part.output, sizes,
-                     part.dense)
+                     part.dense, list(part.sides))
         skeleton = ("dag", tuple(part.inputs), tuple(sk_kids), tuple(sk_nodes), part.output.index, len(sizes),
-                    part.dense)
+                    part.dense, tuple(part.sides))
         return skeleton, dag
 
     def args(self, args: tuple, fn: str):

@@ -24,6 +24,7 @@ from . import ir
 from .errors import LiftError
 from .leaves import leaf_of
 from .lowering import lower_graph
+from .sides import find_sides, record_training_inputs
 
 
 class _ChildrenAsLeaves(fx.Tracer):
@@ -94,6 +95,15 @@ def capture(model: nn.Module, example: torch.Tensor) -> ir.Part:
     finally:
         for h in handles:
             h.remove()
+    unseen = [m for m in model.modules() if m not in inputs and any(True for _ in m.parameters())]
+    if unseen:  # heads used in training only (side outputs): their inputs from a training-mode pass
+
+        def record(m, args, kwargs):
+            if m not in inputs:
+                inputs[m] = (_copy(args), _copy(kwargs))
+                calls[m] = 1
+
+        record_training_inputs(model, example, record)
     return _Capture(paths, inputs, calls).part(model, "")
 
 
@@ -129,8 +139,8 @@ class _Capture:
             raise LiftError(f"{where} ({type(m).__name__}) holds its own buffer '{buffers[0]}': a module's own "
                             "buffers cannot be lifted yet")
         own = {name: p.detach() for name, p in m.named_parameters(recurse=False)}
-        graph, values = self._trace(m, where)
-        return lower_graph(type(m).__name__, path, children, graph, values, where, own)
+        graph, values, sides = self._trace(m, where, root=not path)
+        return lower_graph(type(m).__name__, path, children, graph, values, where, own, sides)
 
     def _bound(self, m: nn.Module) -> dict:
         """The recorded call's arguments by the forward's parameter names, defaults filled in."""
@@ -147,7 +157,7 @@ class _Capture:
         """The arguments that are no tensors (a flag, a default), traced as the constants they were in the call."""
         return {k: v for k, v in self._bound(m).items() if not _holds_tensor(v)}
 
-    def _trace(self, m: nn.Module, where: str):
+    def _trace(self, m: nn.Module, where: str, root: bool = False):
         graphs = []
         training = m.training
         try:
@@ -162,7 +172,10 @@ class _Capture:
                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         finally:
             m.train(training)
+        sides = []
         if _signature(graphs[0]) != _signature(graphs[1]):
+            sides = find_sides(graphs[0], graphs[1], {n for n, _ in m.named_children()}) if root else None
+        if sides is None:
             raise LiftError(f"{where} ({type(m).__name__}): its forward computes other things in training than in "
                             "eval (it reads self.training): only the layers' own training behaviour can be written")
         gm = fx.GraphModule(m, graphs[0])
@@ -174,7 +187,7 @@ class _Capture:
         except Exception as e:  # noqa: BLE001  (a traced forward that does not run again as traced)
             raise LiftError(f"{where} ({type(m).__name__}): its traced forward does not run on the recorded "
                             f"arguments: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-        return graphs[0], rec.values
+        return graphs[0], rec.values, sides
 
 
 @contextlib.contextmanager

@@ -69,6 +69,7 @@ class Dag:
     output: Ref = Ref(0)
     sizes: list = field(default_factory=list)  # per input, its sizes where the spec must say them (a template's)
     dense: bool = False  # its children applied densely (each to the concatenation of the input and those before)
+    sides: list = field(default_factory=list)  # (child, the child whose output it reads): training-only heads
 
     def uses(self) -> dict[int, int]:
         """How often each value is read (the output counts once)."""

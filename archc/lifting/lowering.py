@@ -460,7 +460,8 @@ def _flat(args):
             yield a
 
 
-def lower_graph(cls, path, children, graph, values, where, own=None) -> ir.Dag | ir.Leaf:
+def lower_graph(cls, path, children, graph, values, where, own=None, sides=()) -> ir.Dag | ir.Leaf:
     lowering = _Lowering(cls, path, children, graph, values, where, own)
+    lowering.dag.sides = list(sides)
     dag = lowering.run()
     return lowering.as_layer() or dag

@@ -108,22 +108,23 @@ def drop_nodes(dag: ir.Dag, gone: set[int], replace: dict[int, int] | None = Non
 
 
 def unused(dag: ir.Dag, fail) -> None:
+    """The children the forward never calls left out (those without weights), or refused; side heads are kept."""
     calls: dict[str, int] = {}
     for nd in dag.nodes:
         if nd.fn == "call":
             calls[nd.child] = calls.get(nd.child, 0) + 1
-    called = set(calls)
+    called = set(calls) | {side for side, _ in dag.sides}
     for name, part in dag.children:
         if calls.get(name, 0) > 1 and _holds_state(part):
             fail(f"its child '{name}' is called {calls[name]} times: a module with weights applied more "
-                      "than once (weight sharing) cannot be written yet")
+                 "than once (weight sharing) cannot be written yet")
     kept = []
     for name, part in dag.children:
         if name in called or not _holds_state(part):
             kept.append((name, part))
         else:
             fail(f"its child '{name}' holds weights but is never called in forward (on the example input): "
-                      "it cannot be written yet")
+                 "it cannot be written yet")
     dag.children = [(n, p) for n, p in kept if n in called]
 
 

@@ -228,11 +228,18 @@ class Printer(ImplicitForms):
             for cname, part in root.children:
                 lines += self.declaration(cname, part)
             return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
-        body = self.implicit_lines(root)
+        body = self.implicit_lines(root) if not root.sides else self.implicit_lines(_without_sides(root))
         if body is None:
             raise LiftError(f"the model's own forward ({root.cls}) is not a chain of layers and blocks, with at most "
                             "a residual: a network whose top level branches otherwise cannot be written yet")
         lines += body
+        kids = dict(root.children)
+        for side, source in root.sides:  # heads in training only, on an earlier child's output
+            part = kids[side]
+            if isinstance(part, ir.Seq):
+                raise LiftError(f"the side output '{side}' is a sequence: only a block or a layer can be written")
+            head = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
+            lines.append(f"{target(side)} = side {head} from {target(source)}")
         return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
 
 
@@ -245,6 +252,11 @@ def _numbered_name(name: str | None, n: int, offset: int) -> str | None:
     if (head and head[-1].isdigit()) or (tail and tail[0].isdigit()):
         return None
     return f"{head}{{i + {offset}}}{tail}" if offset else f"{head}{{i}}{tail}"
+
+
+def _without_sides(dag: ir.Dag) -> ir.Dag:
+    return ir.Dag(dag.cls, dag.path, [(n, p) for n, p in dag.children if n not in dict(dag.sides)], dag.inputs,
+                  dag.input_shapes, dag.nodes, dag.output, dag.sizes, dag.dense)
 
 
 def _first_or(first: str, rest: str) -> str:
