@@ -158,7 +158,11 @@ class Mix:
 
     def s_xforward(self, t, depth, numbered):
         """Forward-only ops with computed arguments (``log`` among them)."""
-        kind = self.pick(["dropout", "depth", "lrn", "subsample", "shuffle", "identity"])
+        kind = self.pick(["dropout", "depth", "lrn", "subsample", "shuffle", "identity", "zero_pad"])
+        if kind == "zero_pad":
+            p = [self.choose(0, 2) for _ in range(4)]
+            return [f"zero_pad(({', '.join(self.x_int(v) for v in p)}))"], type(t)("CHW", t.c, t.h + p[2] + p[3],
+                                                                            t.w + p[0] + p[1])
         if kind == "dropout":
             return [f"dropout({self.x_float(0.0, 0.9)})"], t
         if kind == "depth":

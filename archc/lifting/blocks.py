@@ -83,8 +83,10 @@ class _Walk:
             fields = list(part.args)
             args = {f: self.slot(v, *_site(name, f)) for f, v in part.args.items()}
             then = [self.child("", t) for t in part.then]
-            return (("leaf", part.op, part.stateful, tuple(fields), tuple(sk for sk, _ in then)),
-                    ir.Leaf(part.op, args, part.stateful, part.path, [t for _, t in then]))
+            before = [self.child("", t) for t in part.before]
+            return (("leaf", part.op, part.stateful, tuple(fields), tuple(sk for sk, _ in then),
+                     tuple(sk for sk, _ in before)),
+                    ir.Leaf(part.op, args, part.stateful, part.path, [t for _, t in then], [t for _, t in before]))
         if isinstance(part, ir.Seq) and part.cls is None:
             sk, kids = [], []
             for n, c in part.children:

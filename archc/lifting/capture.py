@@ -113,7 +113,9 @@ class _Capture:
 
     def part(self, m: nn.Module, path: str) -> ir.Part:
         where = path or "the model"
-        leaf = leaf_of(m, path)
+        recorded = self.inputs.get(m)
+        first = recorded[0][0] if recorded and recorded[0] else None
+        leaf = leaf_of(m, path, tuple(first.shape[1:]) if isinstance(first, torch.Tensor) else None)
         if leaf is not None:
             return leaf
         # a container whose items the parent applies one by one (``for blk in self.blocks: x = blk(x)``): the

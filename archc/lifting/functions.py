@@ -57,7 +57,8 @@ _TABLE: dict[str, tuple[str, tuple[tuple[str, object], ...], int]] = {
                                  ("align_corners", None), ("recompute_scale_factor", None), ("antialias", False)), 1),
 }
 _VARARGS = {"reshape", "view", "permute"}  # x.view(2, 3) or x.view((2, 3))
-FUNCTIONS = set(_TABLE) | _VARARGS | {"_max_pool2d", "_adaptive_max_pool2d", "boolean_dispatch", "unsqueeze", "squeeze"}
+FUNCTIONS = set(_TABLE) | _VARARGS | {"_max_pool2d", "_adaptive_max_pool2d", "boolean_dispatch", "unsqueeze", "squeeze",
+                                      "pad"}
 _DROPPED = {"inplace", "training", "_stacklevel", "return_indices", "divisor_override", "out", "dtype",
             "recompute_scale_factor", "antialias", "align_corners", "size", "attn_mask"}
 
@@ -82,6 +83,14 @@ def map_call(name, args, kwargs, shape_of, fail) -> list[tuple[str, tuple]]:
     name = name.lstrip("_") if name in ("_max_pool2d", "_adaptive_max_pool2d") else name
     if name in ("unsqueeze", "squeeze"):
         return _unsqueeze(name, args, kwargs, shape_of, fail)
+    if name == "pad":
+        v = _bind(name, args, kwargs, (("pad", None), ("mode", "constant"), ("value", None)), 1, fail)
+        pad = tuple(v["pad"]) if isinstance(v["pad"], (tuple, list)) else ()
+        pad = pad + (0, 0) if len(pad) == 2 else pad
+        if len(shape_of(args[0])) != 3 or len(pad) != 4 or v["mode"] != "constant" or v["value"] not in (None, 0, 0.0) \
+                or any(not isinstance(p, int) or p < 0 for p in pad):
+            fail("'pad' other than with zeros around a map (four sizes, none negative) cannot be written yet")
+        return [("zero_pad", (args[0], pad))]
     if name in _VARARGS:
         return _varargs(name, args, kwargs, fail)
     op, params, lead = _TABLE[name]

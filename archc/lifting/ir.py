@@ -17,6 +17,7 @@ class Leaf:
     path: str
     then: list[Leaf] = field(default_factory=list)  # parameter-free layers the module applies after it (timm's
     # BatchNormAct2d: a batch norm, then its activation), written unnamed after it
+    before: list[Leaf] = field(default_factory=list)  # and before it (timm's Conv2dSame: its padding), unnamed
 
 
 @dataclass

@@ -108,9 +108,32 @@ def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
     return extra
 
 
-def leaf_of(m: nn.Module, path: str) -> ir.Leaf | None:
-    """The module as a registry op, or None where it is not one (a container, a block, ...)."""
-    op = _LIBRARY.get(f"{type(m).__module__}.{type(m).__qualname__}")
+_SAME_PADDING = {"timm.layers.conv2d_same.Conv2dSame"}  # TensorFlow's 'same': padded for the input it gets
+
+
+def _same_padding(m: nn.Module, path: str, input_shape) -> list[ir.Leaf]:
+    """The zero padding TensorFlow's 'same' puts before a conv on this input (uneven where it must be)."""
+    if input_shape is None or len(input_shape) != 3:
+        _refuse(path, m, "a conv padded for its input ('same') that is never called on a map")
+    pads = []
+    for size, k, s, d in zip(input_shape[1:], m.kernel_size, m.stride, m.dilation):
+        pads.append(max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0))
+    (ph, pw) = pads
+    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    return [ir.Leaf(op="zero_pad", args={"pad": pad}, stateful=False, path=path)] if any(pad) else []
+
+
+def leaf_of(m: nn.Module, path: str, input_shape: tuple[int, ...] | None = None) -> ir.Leaf | None:
+    """The module as a registry op, or None where it is not one (a container, a block, ...). ``input_shape``:
+    what it was called on (without the batch), where known."""
+    qualname = f"{type(m).__module__}.{type(m).__qualname__}"
+    if qualname in _SAME_PADDING:
+        leaf = leaf_of(nn.Conv2d(1, m.out_channels, m.kernel_size, m.stride, 0, m.dilation, 1, m.bias is not None,
+                                 device="meta"), path)
+        leaf.args["groups"] = m.groups
+        leaf.before = _same_padding(m, path, input_shape)
+        return leaf
+    op = _LIBRARY.get(qualname)
     if op is None:
         op = _by_class().get(type(m).__name__)
         if op is not None and type(m) is not getattr(nn, type(m).__name__):
@@ -120,7 +143,6 @@ def leaf_of(m: nn.Module, path: str) -> ir.Leaf | None:
                 not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
             _refuse(path, m, "this torch.nn layer is not one the language has")
         return None
-    qualname = f"{type(m).__module__}.{type(m).__qualname__}"
     extra = _check(m, op, path)
     if getattr(m, "_fast_norm", False) or getattr(m, "scale_by_keep", True) is not True:
         _refuse(path, m, "a fast norm kernel, or a drop path that does not rescale, cannot be written")

@@ -96,11 +96,12 @@ class Printer(ImplicitForms):
                 items.append((part.block.name, tuple(self.text(a) for a in part.args), None if numbered else name))
             else:
                 stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
-                then = self.then_lines(part)
+                then = self.before_lines(part) + self.then_lines(part)
                 if then and numbered:
                     raise LiftError(f"{part.path}: a layer that applies others after it cannot sit in a numbered "
                                     "sequence: they would take numbers of their own")
-                items.append([stmt if numbered else f"{target(name)} = {stmt}"] + then)
+                items.append(self.before_lines(part) + [stmt if numbered else f"{target(name)} = {stmt}"] +
+                             self.then_lines(part))
         lines: list[str] = []
         i = 0
         while i < len(items):
@@ -140,9 +141,17 @@ class Printer(ImplicitForms):
     def then_lines(self, part) -> list[str]:
         return [self.leaf(t) for t in part.then] if isinstance(part, ir.Leaf) else []
 
+    def before_lines(self, part) -> list[str]:
+        return [self.leaf(t) for t in part.before] if isinstance(part, ir.Leaf) else []
+
     def then_applied(self, part, text: str) -> str:
         """``text`` (a tensor) with the layers a module applies after itself applied to it."""
         for t in part.then if isinstance(part, ir.Leaf) else []:
+            text = self.leaf(t, [text])
+        return text
+
+    def before_applied(self, part, text: str) -> str:
+        for t in part.before if isinstance(part, ir.Leaf) else []:
             text = self.leaf(t, [text])
         return text
 
@@ -188,7 +197,8 @@ class Printer(ImplicitForms):
         if nd.fn == "call":
             part = kids[nd.child]
             if nd.child in declared:
-                return self.then_applied(part, f"{target(nd.child)}({', '.join(tensors)})")
+                ins = [self.before_applied(part, t) for t in tensors]
+                return self.then_applied(part, f"{target(nd.child)}({', '.join(ins)})")
             return self.leaf(part, tensors)
         if nd.fn in _BINARY:
             a, b = (_operand(texts[x.index]) if isinstance(x, ir.Ref) else self.text(x) for x in nd.args)

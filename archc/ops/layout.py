@@ -67,6 +67,22 @@ class PadChannelsArgs(Args):
     after: NonNeg
 
 
+class PadArgs(Args):
+    pad: tuple[NonNeg, NonNeg, NonNeg, NonNeg]  # left, right, top, bottom, as F.pad takes them
+
+
+def _pad_shape(a: PadArgs, t: TensorType) -> TensorType:
+    c, h, w = t.shape
+    left, right, top, bottom = a.pad
+    return TensorType((c, h + top + bottom, w + left + right))
+
+
+def _pad_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch.nn.functional as F
+
+    return F.pad(xs[0], tuple(a["pad"]))
+
+
 def _plus(cur, args, keys):
     from ..lang.nodes import BinOp
 
@@ -142,6 +158,12 @@ _register(OpKind(
     channels_rule=lambda cur, args: _plus(cur, args, ("before", "after")),
     doc="adds zero channels before and after the input's (the option-A shortcut of CIFAR ResNets)",
     label=lambda a: f"pad_channels {a['before']}+{a['after']}"))
+_register(OpKind(
+    "zero_pad", PadArgs, _pad_shape,
+    template="F.pad({x}, {pad})", run=_pad_run,
+    doc="zeros around the map: `pad` columns on the left and right, rows on the top and bottom, as F.pad takes them "
+        "(TensorFlow's uneven 'same' padding before a strided conv)",
+    label=lambda a: "zero_pad " + "/".join(map(str, a["pad"]))))
 _register(OpKind(
     "chunk", ChunkArgs, _chunk_shape, template="{x}.chunk({chunks}, 1)[{index}]", channels_rule=_chunk_rule, run=_chunk_run,
     doc="chunk `index` of the channels split into `chunks` equal parts (ShuffleNetV2's channel split)"))

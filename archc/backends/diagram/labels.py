@@ -27,6 +27,7 @@ COLOURS = {
     "identity": "#ffffff",
     "subsample": "#ead1dc",
     "pad_channels": "#ead1dc",
+    "zero_pad": "#ead1dc",
     "concat": "#ffd966",
     "add": "#e06666",
     "input": "#ffffff",
