@@ -12,6 +12,7 @@ parameter values, which are slots of the parent in turn: classes are worked out 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..ops.base import REGISTRY
@@ -95,7 +96,8 @@ class _Walk:
                 kids.append((n, t))
             return ("seq", tuple(sk)), ir.Seq(None, part.path, kids)
         d = self.defs[id(part)]
-        args = [self.slot(v, *_site(name, p)) for p, v in zip(d.params, d.values[id(part)])]
+        snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", re.sub(r"\d+$", "", d.name)).lower()
+        args = [self.slot(v, *_site(name, p), f"{snake}_{p}") for p, v in zip(d.params, d.values[id(part)])]
         return ("block", id(d)), Call(d, args)
 
     def body(self, part: ir.Dag | ir.Seq, like: ir.Dag | None = None):
