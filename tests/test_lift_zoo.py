@@ -29,7 +29,7 @@ BIG = 100e6
 def _size(name: str) -> int:
     if "inception" in name:
         return 299
-    return 224 if name.startswith(("vit", "swin", "maxvit")) else 64  # fixed-size position tables, else small
+    return 224 if name.startswith(("vit", "maxvit")) else 64  # fixed-size position tables, else small
 
 
 def test_the_list_is_torchvisions_80():

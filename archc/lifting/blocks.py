@@ -80,6 +80,9 @@ class _Walk:
         return Slot(len(self.values) - 1)
 
     def child(self, name: str, part: ir.Part):
+        if isinstance(part, ir.Leaf) and _as_value(part):  # an activation: the op itself may be a parameter
+            op = self.slot(OpValue(part.op), "activation", f"{name}_activation")
+            return ("opvalue", part.stateful), ir.Leaf(op, {}, part.stateful, part.path)
         if isinstance(part, ir.Leaf):
             fields = list(part.args)
             args = {f: self.slot(v, *_site(name, f)) for f, v in part.args.items()}
@@ -152,6 +155,30 @@ class _Walk:
                     out.append(self.slot(a, *names))
                     sk.append("#")
         return tuple(out), tuple(sk)
+
+
+class OpValue:
+    """A parameter-free op as a value (``relu``): what an activation parameter holds."""
+
+    def __init__(self, op: str):
+        self.op = op
+
+    def __repr__(self) -> str:
+        return self.op
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, OpValue) and other.op == self.op
+
+    def __hash__(self) -> int:
+        return hash(self.op)
+
+
+def _as_value(leaf: ir.Leaf) -> bool:
+    """An activation written by its name alone (its arguments the defaults): one that a parameter may hold."""
+    kind = REGISTRY[leaf.op]
+    if not kind.value or leaf.stateful or leaf.then or leaf.before or leaf.op in ("identity", "dropout"):
+        return False
+    return all(_key(v) == _key(info.default) for v, info in zip(leaf.args.values(), kind.args.model_fields.values()))
 
 
 _SIZING = {"reshape", "unflatten", "transpose", "flatten_dims", "select", "narrow", "permute"}

@@ -161,4 +161,4 @@ class ImplicitForms:
 
 def _formless(leaf: ir.Leaf) -> bool:
     """An op with no module form (a forward-only template): it is written where it is applied, unnamed."""
-    return REGISTRY[leaf.op].module is None
+    return isinstance(leaf.op, str) and REGISTRY[leaf.op].module is None

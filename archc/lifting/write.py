@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..ops.base import REGISTRY
 from . import ir
-from .blocks import BlockDef, Call, Param, Slot, _key
+from .blocks import BlockDef, Call, OpValue, Param, Slot, _key
 from .errors import LiftError
 from .implicit import ImplicitForms, _formless
 from .names import KEYWORDS, Names, plain
@@ -17,6 +17,8 @@ _BINARY = {"+", "-", "*", "/", "**"}
 
 
 def literal(v) -> str:
+    if isinstance(v, OpValue):
+        return v.op
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
@@ -75,6 +77,9 @@ class Printer(ImplicitForms):
         return f"{op}({', '.join(parts)})" if parts else op
 
     def leaf(self, leaf: ir.Leaf, tensors: list[str] | None = None) -> str:
+        if isinstance(leaf.op, Slot):  # an activation that is a parameter, or one written by name
+            name = self.text(leaf.op)
+            return f"{name}({', '.join(tensors)})" if tensors else name
         return self.op_call(leaf.op, list(leaf.args.values()), tensors)
 
     def call(self, c: Call) -> str:
