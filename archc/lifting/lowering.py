@@ -218,6 +218,8 @@ class _Lowering:
             if i < len(steps) - 1:  # a step before the last: its shape is worked out by the registry
                 ref = self.add(ir.Node(fn=op, args=fields, shape=_step_shape(op, fields, self.shape)))
             else:
+                if op == "reshape" and isinstance(value, torch.Tensor):  # every size said (a -1 worked out): the
+                    fields = (fields[0], tuple(value.shape[1:]))  # widths after it are then known in __init__
                 ref = self.tensor_node(op, fields, value)
         self.refs[nd] = ref
 
@@ -380,6 +382,10 @@ class _Lowering:
     def index(self, x: ir.Ref, index: tuple, value) -> ir.Ref:
         """``x[...]`` as selects and narrows, one per dimension indexed (a select takes its dimension away)."""
         cur, dim, ref = self.shape(x), 0, x
+        if Ellipsis in index:  # as many whole dimensions as the other items leave
+            i = index.index(Ellipsis)
+            rest = sum(1 for item in index if item is not Ellipsis and item is not None)
+            index = index[:i] + (slice(None),) * (len(cur) + 1 - rest) + index[i + 1:]
         for item in index:
             if isinstance(item, int) and not isinstance(item, bool):
                 if dim == 0:
