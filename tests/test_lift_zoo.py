@@ -1,4 +1,5 @@
-"""archc lift over every torchvision classification model (slow tier): lifted, compiled, proven.
+"""archc lift over every torchvision classification model (slow tier): lifted, compiled, proven, and no longer
+than twice the hand-written spec of its family.
 
 Under 100 M parameters the proof is outputs: the original's weights load strictly into the rebuilt network and
 its eval outputs are identical, on a small input (the input size the lifted spec says). Above, the models are
@@ -14,7 +15,7 @@ import torch
 import torchvision
 from torchvision.models import get_model, list_models
 
-from archc.lifting import LiftError, lift
+from archc.lifting import LiftError, lift, lift_unchecked
 
 # the models that cannot be lifted yet, and why (README, docs/lift.md)
 NOT_YET = {
@@ -33,7 +34,7 @@ def _size(name: str) -> int:
 
 
 def test_the_list_is_torchvisions_80():
-    assert len(MODELS) == 80 and set(NOT_YET) <= set(MODELS)
+    assert len(MODELS) == 80 and set(NOT_YET) <= set(MODELS) and set(FAMILIES) <= set(MODELS)
 
 
 @pytest.mark.slow
@@ -55,7 +56,9 @@ def test_torchvision_model_round_trips(name):
         with pytest.raises(LiftError, match=NOT_YET[name]):
             lift(model.eval(), example, name)
         return
-    text = lift(model.eval(), example, name)  # proves the text itself; checked again here, independently
+    text = lift_unchecked(model.eval(), example, name)  # the lifter's own proof is this one, done here
+    if name in FAMILIES:
+        assert_readable(name, text)
     import archc
 
     spec = archc.load("lifted.arch", text=text)
@@ -80,18 +83,14 @@ def _statements(text: str) -> int:
     return sum(1 for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_a_lifted_spec_is_at_most_twice_the_hand_written_one(name):
-    """Lines that are not blank or comments, against the family's whole spec in specs/ (formatted alike)."""
+def assert_readable(name: str, text: str):
+    """A lifted spec is formatted as `archc fmt` writes it and at most twice as long as the family's hand-written
+    spec in specs/ (lines that are not blank or comments, against the whole file)."""
     from archtest import ROOT
 
     from archc.lang.format import format_source
 
-    warnings.filterwarnings("ignore", category=UserWarning)
-    model = get_model(name).eval()
-    text = lift(model, torch.randn(1, 3, _size(name), _size(name)), name)
-    assert format_source(text, "lifted.arch") == text  # as `archc fmt` writes it
+    assert format_source(text, "lifted.arch") == text
     hand = (ROOT / "specs" / f"{FAMILIES[name]}.arch").read_text()
     assert _statements(text) <= 2 * _statements(hand), (_statements(text), _statements(hand))
 
