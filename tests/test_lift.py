@@ -122,7 +122,8 @@ def test_resnet18_round_trips_and_its_stages_are_named_seqs():
     assert "residual {" in text and "shortcut" in text
 
 
-@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_small", "shufflenet_v2_x0_5"])
+@pytest.mark.parametrize("name", ["resnet50", pytest.param("mobilenet_v3_small", marks=pytest.mark.slow),
+                                  pytest.param("shufflenet_v2_x0_5", marks=pytest.mark.slow)])
 def test_golden_lifted_specs(name):
     """The lifted text of three families, compared with the file kept here (ARCHC_UPDATE_GOLDEN=1 rewrites it);
     each is formatted as `archc fmt` writes it and proven."""
@@ -226,7 +227,7 @@ def test_the_command_writes_a_proven_spec_and_reports_what_it_cannot(tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("archc lift: error: torchvision has no model")
 
 
-@pytest.mark.parametrize("name", ["resnet10t", "mobilenetv3_small_050",
+@pytest.mark.parametrize("name", ["resnet10t", pytest.param("mobilenetv3_small_050", marks=pytest.mark.slow),
                                   pytest.param("deit_tiny_patch16_224", marks=pytest.mark.slow)])
 def test_a_timm_sample_round_trips(name):
     """timm at its default configuration and input size (a sample; benchmarks/lift.py runs them all)."""
