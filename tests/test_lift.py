@@ -236,3 +236,17 @@ def test_a_timm_sample_round_trips(name):
     model = randomised(timm.create_model(name))
     x = torch.randn(1, *model.pretrained_cfg["input_size"])
     assert_round_trip(model, lift(model, x, name), x)
+
+
+@pytest.mark.parametrize("target, kwargs, message", [
+    ("os:getcwd", None, "gave a str, not a torch.nn.Module"),
+    ("no_such_module_here:x", None, "cannot import 'no_such_module_here'"),
+    ("torchvision:resnet18", "[1]", "--kwargs must be a JSON object"),
+    ("torchvision:resnet18", "{not json", "--kwargs is not JSON"),
+    ("resnet18", None, "is no target"),
+])
+def test_a_target_that_is_no_model_is_an_error(target, kwargs, message):
+    from archc.lifting.target import resolve
+
+    with pytest.raises(LiftError, match=message):
+        resolve(target, kwargs)

@@ -39,6 +39,10 @@ def resolve(target: str, kwargs_json: str | None = None) -> tuple[object, tuple[
         model = fn(**kwargs)
     except Exception as e:  # noqa: BLE001  (the user's constructor)
         raise LiftError(f"{target}(**kwargs) failed: {type(e).__name__}: {e}") from None
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise LiftError(f"{target}(**kwargs) gave a {type(model).__name__}, not a torch.nn.Module")
     return model, None, name.split(".")[-1]
 
 
