@@ -155,3 +155,15 @@ def test_the_pooling_is_the_specs():
         model.reset_classifier(5, "max")
     model.reset_classifier(5, None)
     assert model.num_classes == 5
+
+
+@pytest.mark.parametrize("head", ['"2" = linear(4)', 'head = seq { "fc-1" = linear(4) }'])
+def test_a_classifier_whose_name_is_no_identifier_can_be_reset(head):
+    """``getattr(self, "2") = ...`` is no Python: the generated reset_classifier registers the new layer by name."""
+    text = f'network Mlp() {{\n    input 16\n    "0" = linear(32)\n    relu\n    {head}\n}}\nvariant mlp = Mlp()\n'
+    model = archc.load("mlp.arch", text=text).build()
+    assert model(torch.randn(2, 16)).shape == (2, 4)
+    model.reset_classifier(7)
+    assert model.get_classifier().out_features == 7 and model(torch.randn(2, 16)).shape == (2, 7)
+    model.reset_classifier(0)
+    assert isinstance(model.get_classifier(), nn.Identity)

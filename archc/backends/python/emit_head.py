@@ -20,7 +20,7 @@ from . import ir, irparse
 from .context import ClassContext
 from .emit import shape_comment, static_name
 from .emit_features import PartEmitter
-from .irbuild import prune_lets, read_attribute
+from .irbuild import prune_lets, read_attribute, set_attribute
 
 SELF = ir.Name("self")
 AT_START = object()  # InitEmitter.features_end when no statement comes before the head
@@ -181,6 +181,14 @@ def classifier_ref(plan: HeadPlan) -> ir.Node:
     return read_attribute(holder, plan.name) if plan.name.isidentifier() else ir.Index(holder, ir.const(plan.index))
 
 
+def _set_classifier(plan: HeadPlan, value: ir.Node) -> ir.Node:
+    """``self.fc = value``; ``self.add_module("2", value)`` for a name that is no identifier, which Python cannot
+    assign to as ``getattr(self, "2")``."""
+    if plan.holder is None:
+        return set_attribute(SELF, plan.name, value)
+    return ir.Assign(classifier_ref(plan), value)
+
+
 def init_statements(plan: HeadPlan) -> list[ir.Node]:
     """What ``__init__`` records once the classifier exists."""
     _, width, classes = CLASSIFIERS[plan.kind]
@@ -201,7 +209,7 @@ def methods(plan: HeadPlan) -> list[ir.FunctionDef]:
                                                         " cannot change it"))))
     reset = (ir.If(ir.is_not_none(pool), (refuse,)),
              ir.Assign(ir.attr("self.num_classes"), num_classes),
-             ir.Assign(classifier, ir.IfExp(ir.Compare((">",), (num_classes, ir.const(0))), new, ir.call("nn.Identity"))))
+             _set_classifier(plan, ir.IfExp(ir.Compare((">",), (num_classes, ir.const(0))), new, ir.call("nn.Identity"))))
     enable = ir.Name("enable")
     return [
         ir.FunctionDef("get_classifier", (ir.Arg("self"),), (ir.Return(classifier),), ir.attr("nn.Module"),
