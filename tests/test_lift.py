@@ -250,3 +250,16 @@ def test_a_target_that_is_no_model_is_an_error(target, kwargs, message):
 
     with pytest.raises(LiftError, match=message):
         resolve(target, kwargs)
+
+
+def test_an_mlp_in_a_sequential_round_trips_with_timms_methods():
+    """Flat features, numbered layers: the spec quotes their names, and its reset classifier works."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 4)).eval()
+    x = torch.randn(2, 16)
+    text = lift(model, x, "mlp")
+    assert 'input 16' in text and '"3" = linear(4)' in text
+    assert_round_trip(model, text, x)
+    net = rebuilt(text)
+    net.reset_classifier(7)
+    assert net(x).shape == (2, 7)
