@@ -12,6 +12,13 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ..errors import SpecError
 from . import nodes as n
 
+# the language's keywords (grammar.lark), and those of them that may also name a parameter or a module
+# (torchvision's `block`, timm's `gate`)
+KEYWORDS = ("and", "block", "concat", "def", "dense", "else", "ensemble", "false", "for", "from", "gate", "if", "in",
+            "init", "input", "let", "network", "none", "not", "or", "out", "residual", "return", "seq", "shortcut",
+            "side", "tap", "true", "use", "variant")
+IDENTIFIER_KEYWORDS = ("block", "ensemble", "gate", "init", "tap")
+
 _OPEN = {"LPAR", "LSQB"}
 _CLOSE = {"RPAR", "RSQB"}
 # what continues the statement before it on a new line: a statement never starts with '{'

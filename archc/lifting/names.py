@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import keyword
 
+from ..lang.syntax import IDENTIFIER_KEYWORDS
+from ..lang.syntax import KEYWORDS as LANGUAGE_KEYWORDS
 from ..ops.base import REGISTRY
 from ..sema.builtin_functions import BUILTINS
 from ..sema.scope import RESERVED
 
-KEYWORDS = frozenset({
-    "and", "block", "concat", "def", "dense", "else", "ensemble", "false", "for", "from", "gate", "if", "in",
-    "init", "input", "let", "network", "none", "not", "or", "out", "residual", "return", "seq", "shortcut",
-    "side", "tap", "true", "use", "variant",
-}) | frozenset(BUILTINS)
-
-
-# keywords that may also name a parameter or a module (torchvision's `block`, timm's `gate`)
-IDENTIFIER_KEYWORDS = frozenset({"block", "gate", "init", "ensemble", "tap"})
+KEYWORDS = frozenset(LANGUAGE_KEYWORDS) | frozenset(BUILTINS)  # what no parameter or tensor may be called
 
 
 def plain(name: str) -> bool:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from lsprotocol import types as t
 
+from ..lang.syntax import KEYWORDS
 from ..ops import REGISTRY
 from ..sema.values import TensorInfo
-from .features import KEYWORDS, Document, op_signature, signature
+from .features import Document, op_signature, signature
 
 _CALLEE = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)\s*$")
 _KWARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")

@@ -15,9 +15,6 @@ from .analysis import Analysis, describe_outputs, shape_range, statement_info
 from .positions import Lines, contains, size
 from .symbols import Index, Occurrence
 
-KEYWORDS = ("and", "block", "concat", "def", "dense", "else", "ensemble", "false", "for", "from", "gate", "if", "in",
-            "init", "input", "let", "network", "none", "not", "or", "out", "residual", "return", "seq", "shortcut",
-            "side", "tap", "true", "use", "variant")
 # statements that compute a tensor: those a shape is shown for
 COMPUTING = (n.Layer, n.Side, n.Seq, n.Concat, n.Gate, n.Ensemble, n.Dense, n.Residual)
 
