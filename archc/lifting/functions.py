@@ -57,8 +57,7 @@ _TABLE: dict[str, tuple[str, tuple[tuple[str, object], ...], int]] = {
                                  ("align_corners", None), ("recompute_scale_factor", None), ("antialias", False)), 1),
 }
 _VARARGS = {"reshape", "view", "permute"}  # x.view(2, 3) or x.view((2, 3))
-FUNCTIONS = set(_TABLE) | _VARARGS | {"_max_pool2d", "_adaptive_max_pool2d", "boolean_dispatch", "unsqueeze", "squeeze",
-                                      "pad"}
+FUNCTIONS = set(_TABLE) | _VARARGS | {"unsqueeze", "squeeze", "pad"}
 _DROPPED = {"inplace", "training", "_stacklevel", "return_indices", "divisor_override", "out", "dtype",
             "recompute_scale_factor", "antialias", "align_corners", "size", "attn_mask"}
 
@@ -80,7 +79,6 @@ PREVIOUS = object()  # in a later step of a call written as several ops: the ste
 def map_call(name, args, kwargs, shape_of, fail) -> list[tuple[str, tuple]]:
     """The ops for a call of ``name``, each with its arguments: the tensors, then the op's fields in order. Mostly
     one op; a few calls are several (``x.mean((2, 3), keepdim=True)``), each applied to the output before."""
-    name = name.lstrip("_") if name in ("_max_pool2d", "_adaptive_max_pool2d") else name
     if name in ("unsqueeze", "squeeze"):
         return _unsqueeze(name, args, kwargs, shape_of, fail)
     if name == "pad":

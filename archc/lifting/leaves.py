@@ -127,13 +127,7 @@ def leaf_of(m: nn.Module, path: str, input_shape: tuple[int, ...] | None = None)
     """The module as a registry op, or None where it is not one (a container, a block, ...). ``input_shape``:
     what it was called on (without the batch), where known."""
     qualname = f"{type(m).__module__}.{type(m).__qualname__}"
-    if qualname in _SAME_PADDING:
-        leaf = leaf_of(nn.Conv2d(1, m.out_channels, m.kernel_size, m.stride, 0, m.dilation, 1, m.bias is not None,
-                                 device="meta"), path)
-        leaf.args["groups"] = m.groups
-        leaf.before = _same_padding(m, path, input_shape)
-        return leaf
-    op = _LIBRARY.get(qualname)
+    op = "conv" if qualname in _SAME_PADDING else _LIBRARY.get(qualname)  # Conv2dSame: a conv after its padding
     if op is None:
         op = _by_class().get(type(m).__name__)
         if op is not None and type(m) is not getattr(nn, type(m).__name__):
@@ -163,4 +157,5 @@ def leaf_of(m: nn.Module, path: str, input_shape: tuple[int, ...] | None = None)
             _refuse(path, m, f"its '{name}' ({type(child).__name__}) is not a parameter-free layer of the language")
         if leaf.op != "identity":
             then.append(leaf)
-    return ir.Leaf(op=op, args=args, stateful=stateful, path=path, then=then)
+    before = _same_padding(m, path, input_shape) if qualname in _SAME_PADDING else []
+    return ir.Leaf(op=op, args=args, stateful=stateful, path=path, then=then, before=before)

@@ -211,7 +211,10 @@ class _Lowering:
             return
         if name not in FUNCTIONS:
             self.fail(f"calls '{name}', which has no counterpart in the language yet")
-        steps = map_call(name, args, kwargs, self.shape, self.fail)
+        self.refs[nd] = self.apply_steps(map_call(name, args, kwargs, self.shape, self.fail), value)
+
+    def apply_steps(self, steps: list, value) -> ir.Ref:
+        """The nodes of a call written as one op or several, each after the one before; the last gives ``value``."""
         ref = None
         for i, (op, fields) in enumerate(steps):
             fields = tuple(ref if f is PREVIOUS else f for f in fields)
@@ -221,7 +224,7 @@ class _Lowering:
                 if op == "reshape" and isinstance(value, torch.Tensor):  # every size said (a -1 worked out): the
                     fields = (fields[0], tuple(value.shape[1:]))  # widths after it are then known in __init__
                 ref = self.tensor_node(op, fields, value)
-        self.refs[nd] = ref
+        return ref
 
     def attention(self, nd, value):
         """``self.attn(x, x, x, need_weights=False)``: the tokens attending to themselves, a pair whose first is
@@ -370,14 +373,7 @@ class _Lowering:
             self.fail("a permute that moves the batch away from the front cannot be written")
         shape = self.shape(p.x)
         ref = self.add(ir.Node(fn="select", args=(p.x, s, i % shape[s - 1]), shape=shape[:s - 1] + shape[s:]))
-        steps = map_call("permute", (ref, *rest), {}, self.shape, self.fail)
-        for k, (op, fields) in enumerate(steps):
-            fields = tuple(ref if f is PREVIOUS else f for f in fields)
-            if k < len(steps) - 1:
-                ref = self.add(ir.Node(fn=op, args=fields, shape=_step_shape(op, fields, self.shape)))
-            else:
-                ref = self.tensor_node(op, fields, value)
-        return ref
+        return self.apply_steps(map_call("permute", (ref, *rest), {}, self.shape, self.fail), value)
 
     def index(self, x: ir.Ref, index: tuple, value) -> ir.Ref:
         """``x[...]`` as selects and narrows, one per dimension indexed (a select takes its dimension away)."""

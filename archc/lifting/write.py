@@ -174,28 +174,41 @@ class Printer(ImplicitForms):
             if name in declared:
                 lines += self.declaration(name, part)
         uses = dag.uses()
-        texts = [Names.fresh(x, taken) for x in dag.inputs]
+        texts = [Names.fresh(x, taken) for x in dag.inputs]  # each value's name, or its expression if inlined
+        operators: set[int] = set()  # values whose inlined expression is an operator: parenthesised as operands
         out_name = texts[dag.output.index] if dag.output.index < len(dag.inputs) else None
-        for i, nd in enumerate(dag.nodes):
-            k = len(dag.inputs) + i
-            expr = self.node(nd, texts, kids, declared, inline=uses.get(k, 0) == 1 and k != dag.output.index)
+        for k, nd in enumerate(dag.nodes, start=len(dag.inputs)):
+            expr = self.node(nd, texts, operators, kids, declared)
             if k == dag.output.index:
                 out_name = Names.fresh("y", taken)
-                lines.append(f"let {out_name} = {_bare(expr)}")
+                lines.append(f"let {out_name} = {expr}")
                 texts.append(out_name)
             elif uses.get(k, 0) == 1:
                 texts.append(expr)
+                if nd.fn in _BINARY or nd.fn == "neg":
+                    operators.add(k)
             else:
                 name = Names.fresh(nd.name or "t", taken)
-                lines.append(f"let {name} = {_bare(expr)}")
+                lines.append(f"let {name} = {expr}")
                 texts.append(name)
         return lines, out_name
 
-    def node(self, nd: ir.Node, texts: list[str], kids: dict, declared: set[str], inline: bool) -> str:
+    def node(self, nd: ir.Node, texts: list[str], operators: set[int], kids: dict, declared: set[str]) -> str:
+        """A node's expression, without parentheses around it (its users add them where they must)."""
         def ref(a):
             if isinstance(a, ir.Ref):
-                return _bare(texts[a.index])
-            return "[" + ", ".join(_bare(texts[r.index]) for r in a) + "]"
+                return texts[a.index]
+            return "[" + ", ".join(texts[r.index] for r in a) + "]"
+
+        def operand(x):
+            if isinstance(x, ir.Ref):
+                return f"({texts[x.index]})" if x.index in operators else texts[x.index]
+            value = self.block.expr(x) if isinstance(x, Slot) else x
+            text = self.text(x)
+            if (isinstance(value, Param) and value.times != 1) or \
+                    (isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0):
+                return f"({text})"
+            return text
 
         tensors = [ref(a) for a in nd.args if isinstance(a, (ir.Ref, list))]
         rest = [a for a in nd.args if not isinstance(a, (ir.Ref, list))]
@@ -206,10 +219,10 @@ class Printer(ImplicitForms):
                 return self.then_applied(part, f"{target(nd.child)}({', '.join(ins)})")
             return self.leaf(part, tensors)
         if nd.fn in _BINARY:
-            a, b = (_operand(texts[x.index]) if isinstance(x, ir.Ref) else self.text(x) for x in nd.args)
-            return f"({a} {nd.fn} {b})"
+            a, b = (operand(x) for x in nd.args)
+            return f"{a} {nd.fn} {b}"
         if nd.fn == "neg":
-            return f"(-{_operand(texts[nd.args[0].index])})"
+            return f"-{operand(nd.args[0])}"
         return self.op_call(nd.fn, rest, tensors)
 
     # ------------------------------------------------------------------ whole specs
@@ -232,7 +245,7 @@ class Printer(ImplicitForms):
                                                                                        self.defs.values())
         ins = [Names.fresh(x, set(taken)) for x in t.inputs]
         lines, out = self.dag_lines(t, taken)
-        sized = [f"{x}: " + " x ".join(_dim(self.text(e)) for e in sizes) if sizes else x
+        sized = [f"{x}: " + " x ".join(_dim(d.expr(e), self.text(e)) for e in sizes) if sizes else x
                  for x, sizes in zip(ins, getattr(t, "sizes", None) or [()] * len(ins))]
         head = f"block {d.name}({params}) ({', '.join(sized)}) -> {out} {{"
         return "\n".join([head] + [INDENT + line for line in lines] + ["}"])
@@ -283,26 +296,6 @@ def _first_or(first: str, rest: str) -> str:
     return f"{first} if i == 0 else {rest}"
 
 
-def _dim(text: str) -> str:
-    return text if text.isidentifier() or text.isdigit() else f"({text})"
-
-
-def _bare(text: str) -> str:
-    """An expression without the parentheses around it."""
-    if text.startswith("(") and text.endswith(")") and _closes_at_end(text):
-        return text[1:-1]
-    return text
-
-
-def _operand(text: str) -> str:
-    return text
-
-
-def _closes_at_end(text: str) -> bool:
-    depth = 0
-    for i, c in enumerate(text):
-        depth += c == "("
-        depth -= c == ")"
-        if depth == 0 and i < len(text) - 1:
-            return False
-    return True
+def _dim(expr, text: str) -> str:
+    """A size in an input's signature: parenthesised where it is a multiple (``(2 * c) x h``)."""
+    return f"({text})" if isinstance(expr, Param) and expr.times != 1 else text
