@@ -263,3 +263,34 @@ def test_an_mlp_in_a_sequential_round_trips_with_timms_methods():
     net = rebuilt(text)
     net.reset_classifier(7)
     assert net(x).shape == (2, 7)
+
+
+# ---------------------------------------------------------------- timm's patterns, in small modules
+
+
+class NormAct(nn.Module):
+    """A conv and timm's batch norm with its activation after it; ``minus``: the output subtracted from the input
+    (a forward with named tensors)."""
+
+    def __init__(self, c, act, minus=False):
+        super().__init__()
+        timm_layers = pytest.importorskip("timm.layers")
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = timm_layers.BatchNormAct2d(c, act_layer=act)
+        self.minus = minus
+
+    def forward(self, x):
+        return x - self.bn(self.conv(x)) if self.minus else self.bn(self.conv(x))
+
+
+@pytest.mark.parametrize("minus", [False, True])
+def test_an_activation_held_in_a_parameter_after_a_norm_is_a_named_layer(minus):
+    """Instances that differ in the activation their norm applies after it: a parameter holds it, and an op held
+    in a parameter is a module, declared by name."""
+    torch.manual_seed(0)
+    model = randomised(nn.Sequential(NormAct(4, nn.ReLU, minus), NormAct(4, nn.Hardswish, minus)))
+    x = torch.randn(1, 4, 8, 8)
+    text = lift(model, x)
+    assert "bn_act = activation" in text
+    assert_round_trip(model, text, x)
+

@@ -147,7 +147,7 @@ class ImplicitForms:
             part = kids[nd.child]
             if isinstance(part, ir.Leaf) and not part.stateful and (calls[nd.child] > 1 or _formless(part)):
                 return [self.leaf(part)], 1
-            then, before = self.then_lines(part), self.before_lines(part)
+            then, before = self.then_lines(part, nd.child), self.before_lines(part)
             return before + self.declaration(nd.child, part) + then, 1 + len(then) + len(before)
         rest = [a for a in nd.args if not isinstance(a, (ir.Ref, list))]
         if nd.fn == "flatten_dims" and [self.block.expr(a) for a in rest] == [1, -1]:

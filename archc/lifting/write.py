@@ -101,12 +101,12 @@ class Printer(ImplicitForms):
                 items.append((part.block.name, tuple(self.text(a) for a in part.args), None if numbered else name))
             else:
                 stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
-                then = self.before_lines(part) + self.then_lines(part)
+                then = self.before_lines(part) + self.then_lines(part, name)
                 if then and numbered:
                     raise LiftError(f"{part.path}: a layer that applies others after it cannot sit in a numbered "
                                     "sequence: they would take numbers of their own")
                 items.append(self.before_lines(part) + [stmt if numbered else f"{target(name)} = {stmt}"] +
-                             self.then_lines(part))
+                             self.then_lines(part, name))
         lines: list[str] = []
         i = 0
         while i < len(items):
@@ -143,16 +143,38 @@ class Printer(ImplicitForms):
         stmt = self.leaf(part) if isinstance(part, ir.Leaf) else self.call(part)
         return [f"{target(name)} = {stmt}{suffix}"]
 
-    def then_lines(self, part) -> list[str]:
-        return [self.leaf(t) for t in part.then] if isinstance(part, ir.Leaf) else []
+    def held(self, owner: str, t: ir.Leaf) -> str | None:
+        """The name of a layer that a module applies after itself where a parameter holds it (``bn_act`` for
+        ``bn``'s ``act``): an op held in a parameter is a module, so it is declared by name; None otherwise."""
+        if isinstance(t.op, Slot) and isinstance(self.block.expr(t.op), Param):
+            return target(f"{owner}_{t.path.rsplit('.', 1)[-1]}")
+        return None
+
+    def then_lines(self, part, owner: str) -> list[str]:
+        """The layers a module applies after itself, as statements on the implicit tensor."""
+        out = []
+        for t in part.then if isinstance(part, ir.Leaf) else []:
+            name = self.held(owner, t)
+            out.append(self.leaf(t) if name is None else f"{name} = {self.leaf(t)}")
+        return out
+
+    def held_declarations(self, owner: str, part) -> list[str]:
+        """The declarations of the layers held in parameters that a module applies after itself (named tensors)."""
+        out = []
+        for t in part.then if isinstance(part, ir.Leaf) else []:
+            name = self.held(owner, t)
+            if name is not None:
+                out.append(f"{name} = {self.leaf(t)}")
+        return out
 
     def before_lines(self, part) -> list[str]:
         return [self.leaf(t) for t in part.before] if isinstance(part, ir.Leaf) else []
 
-    def then_applied(self, part, text: str) -> str:
+    def then_applied(self, part, owner: str, text: str) -> str:
         """``text`` (a tensor) with the layers a module applies after itself applied to it."""
         for t in part.then if isinstance(part, ir.Leaf) else []:
-            text = self.leaf(t, [text])
+            name = self.held(owner, t)
+            text = self.leaf(t, [text]) if name is None else f"{name}({text})"
         return text
 
     def before_applied(self, part, text: str) -> str:
@@ -172,7 +194,7 @@ class Printer(ImplicitForms):
         lines = []
         for name, part in dag.children:
             if name in declared:
-                lines += self.declaration(name, part)
+                lines += self.declaration(name, part) + self.held_declarations(name, part)
         uses = dag.uses()
         texts = [Names.fresh(x, taken) for x in dag.inputs]  # each value's name, or its expression if inlined
         operators: set[int] = set()  # values whose inlined expression is an operator: parenthesised as operands
@@ -216,7 +238,7 @@ class Printer(ImplicitForms):
             part = kids[nd.child]
             if nd.child in declared:
                 ins = [self.before_applied(part, t) for t in tensors]
-                return self.then_applied(part, f"{target(nd.child)}({', '.join(ins)})")
+                return self.then_applied(part, nd.child, f"{target(nd.child)}({', '.join(ins)})")
             return self.leaf(part, tensors)
         if nd.fn in _BINARY:
             a, b = (operand(x) for x in nd.args)
