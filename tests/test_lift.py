@@ -294,3 +294,14 @@ def test_an_activation_held_in_a_parameter_after_a_norm_is_a_named_layer(minus):
     assert "bn_act = activation" in text
     assert_round_trip(model, text, x)
 
+
+def test_a_library_module_that_calls_one_activation_is_that_activation():
+    """timm's GELU (a module of its own that calls F.gelu) after a norm, and its tanh approximation, are the
+    language's gelu."""
+    activations = pytest.importorskip("timm.layers.activations")
+    torch.manual_seed(0)
+    model = randomised(nn.Sequential(NormAct(4, activations.GELU), NormAct(4, activations.GELUTanh)))
+    x = torch.randn(1, 4, 8, 8)
+    text = lift(model, x)
+    assert "    gelu\n" in text and 'gelu(approximate = "tanh")' in text and "block GELU" not in text
+    assert_round_trip(model, text, x)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import torch.fx as fx
 from torch import nn
 
 from ..ops.base import REGISTRY
@@ -132,6 +133,8 @@ def leaf_of(m: nn.Module, path: str, input_shape: tuple[int, ...] | None = None)
         op = _by_class().get(type(m).__name__)
         if op is not None and type(m) is not getattr(nn, type(m).__name__):
             op = None
+    if op is None and not type(m).__module__.startswith("torch.nn.modules"):
+        return _one_activation(m, path)
     if op is None:
         if type(m).__module__.startswith("torch.nn.modules") and not list(m.children()) and \
                 not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
@@ -159,3 +162,38 @@ def leaf_of(m: nn.Module, path: str, input_shape: tuple[int, ...] | None = None)
             then.append(leaf)
     before = _same_padding(m, path, input_shape) if qualname in _SAME_PADDING else []
     return ir.Leaf(op=op, args=args, stateful=stateful, path=path, then=then, before=before)
+
+
+def _one_activation(m: nn.Module, path: str) -> ir.Leaf | None:
+    """A module of a library that holds nothing and whose forward is one call of an activation of the language on
+    its input (timm's ``GELU``, which calls ``F.gelu``): that activation. None for any other module."""
+    if any(True for _ in m.children()) or any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
+        return None
+    try:
+        nodes = list(fx.Tracer().trace(m).nodes)
+    except Exception:  # noqa: BLE001  (a forward fx cannot trace is no single call: the module is lifted as a block)
+        return None
+    if [nd.op for nd in nodes[::2]] != ["placeholder", "output"] or len(nodes) != 3:
+        return None
+    x, call, out = nodes
+    rest = (*call.args[1:], *call.kwargs.values())
+    if call.op not in ("call_function", "call_method") or out.args[0] is not call or call.args[:1] != (x,) or \
+            any(isinstance(a, fx.Node) for a in rest):
+        return None
+    from .functions import FUNCTIONS, map_call  # functions reads this module's ``normalise``
+
+    name = call.target if call.op == "call_method" else getattr(call.target, "__name__", "")
+    if name not in FUNCTIONS:
+        return None
+
+    def refuse(why: str):
+        raise LiftError(why)
+
+    try:
+        steps = map_call(name, (ir.Ref(0), *call.args[1:]), dict(call.kwargs), lambda _: refuse("no shape"), refuse)
+    except LiftError:
+        return None
+    if len(steps) != 1 or not REGISTRY[steps[0][0]].value:
+        return None
+    op, args = steps[0]
+    return ir.Leaf(op=op, args=dict(zip(REGISTRY[op].args.model_fields, args[1:])), stateful=False, path=path)
