@@ -200,7 +200,7 @@ class Unknown(nn.Module):
 
 @pytest.mark.parametrize("model, message", [
     (Shared(), "child .conv. is called 2 times.*weight sharing"),
-    (DataDependent(), "DataDependent.*cannot be traced"),
+    (DataDependent(), "DataDependent.*a condition depends on the values of a tensor"),
     (Custom(), "Custom.*custom autograd function _Twice"),
     (TrainingOnly(), "'aux' holds weights but is never called"),
     (Unknown(), r"conv \(Conv1d\): this torch.nn layer is not one the language has"),
@@ -305,3 +305,34 @@ def test_a_library_module_that_calls_one_activation_is_that_activation():
     text = lift(model, x)
     assert "    gelu\n" in text and 'gelu(approximate = "tanh")' in text and "block GELU" not in text
     assert_round_trip(model, text, x)
+
+
+class Fit(nn.Module):
+    """Pools a map wider than 4 first: control flow on its shape, and int() of shape arithmetic."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        if x.shape[-1] > 4:
+            x = nn.functional.max_pool2d(x, int(x.shape[-1] / 4))
+        return self.conv(x)
+
+
+class ValueFlow(nn.Module):
+    def forward(self, x):
+        return x * int(x.abs().sum())
+
+
+def test_control_flow_on_shapes_takes_the_branch_the_example_takes():
+    """The forward is traced specialised to the shapes it is called with (static in a spec, and proven on them):
+    the first Fit pools its 8 x 8 map, the second gets 4 x 4 and does not; control flow on values stays refused."""
+    torch.manual_seed(0)
+    model, x = nn.Sequential(Fit(), Fit()).eval(), torch.randn(1, 4, 8, 8)
+    text = lift(model, x)
+    assert "maxpool(2)" in text and text.count("block Fit") == 2
+    assert_round_trip(model, text, x)
+    with pytest.raises(LiftError, match=r"the model \(ValueFlow\): int\(\) depends on the values of a tensor"):
+        lift_unchecked(ValueFlow(), x)
+

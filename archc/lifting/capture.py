@@ -3,7 +3,8 @@
 The model is run once on the example input with hooks that record every module's input (a copy, before
 anything changes it in place) and how often it is called. Then every module that is not a layer the
 language knows (``leaves.leaf_of``) and not a plain ``nn.Sequential`` is traced on its own with ``torch.fx``,
-its direct children kept as calls: one graph per module, in terms of its children. The graph is run on the
+its direct children kept as calls: one graph per module, in terms of its children, specialised to the shapes
+of its recorded input where its forward branches on them (``specialise``). The graph is run on the
 recorded input (``torch.fx.Interpreter``), which gives every value: tensors (their shapes) and the Python
 values of shape arithmetic, which are folded into constants, since the language's shapes are static.
 
@@ -25,17 +26,7 @@ from .errors import LiftError
 from .leaves import leaf_of
 from .lowering import lower_graph
 from .sides import find_sides, record_training_inputs
-
-
-class _ChildrenAsLeaves(fx.Tracer):
-    """Traces one module; every module it calls is a call, never traced into."""
-
-    def __init__(self, root: nn.Module):
-        super().__init__()
-        self._traced = root
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return m is not self._traced
+from .specialise import SpecialisingTracer, copy_values
 
 
 class _Recorder(fx.Interpreter):
@@ -49,14 +40,6 @@ class _Recorder(fx.Interpreter):
         value = super().run_node(node)
         self.values[node] = value
         return value
-
-
-def _copy(v):
-    if isinstance(v, torch.Tensor):
-        return v.detach().clone()
-    if isinstance(v, (tuple, list)):
-        return type(v)(_copy(x) for x in v)
-    return v
 
 
 def _holds_tensor(v) -> bool:
@@ -83,7 +66,7 @@ def capture(model: nn.Module, example: torch.Tensor) -> ir.Part:
     def pre(m, args, kwargs):
         calls[m] = calls.get(m, 0) + 1
         if m not in inputs:
-            inputs[m] = (_copy(args), _copy(kwargs))
+            inputs[m] = (copy_values(args), copy_values(kwargs))
 
     handles = [m.register_forward_pre_hook(pre, with_kwargs=True) for m in model.modules()]
     try:
@@ -100,7 +83,7 @@ def capture(model: nn.Module, example: torch.Tensor) -> ir.Part:
 
         def record(m, args, kwargs):
             if m not in inputs:
-                inputs[m] = (_copy(args), _copy(kwargs))
+                inputs[m] = (copy_values(args), copy_values(kwargs))
                 calls[m] = 1
 
         record_training_inputs(model, example, record)
@@ -166,7 +149,8 @@ class _Capture:
             with _no_autograd_functions():
                 for mode in (False, True):
                     m.train(mode)
-                    graphs.append(_ChildrenAsLeaves(m).trace(m, concrete_args=self._constants(m)))
+                    tracer = SpecialisingTracer(m, self._bound(m))
+                    graphs.append(tracer.trace(m, concrete_args=self._constants(m)))
         except LiftError as e:
             raise LiftError(f"{where} ({type(m).__name__}): {e}") from None
         except Exception as e:  # noqa: BLE001  (fx refuses what it cannot trace)
