@@ -336,3 +336,24 @@ def test_control_flow_on_shapes_takes_the_branch_the_example_takes():
     with pytest.raises(LiftError, match=r"the model \(ValueFlow\): int\(\) depends on the values of a tensor"):
         lift_unchecked(ValueFlow(), x)
 
+
+class Casts(nn.Module):
+    """Casts to the dtype a tensor has, an expand before arithmetic, a mean over a channels-last map's H and W."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.conv(x.float()).to(x.dtype)
+        y = y * y.mean(1, keepdim=True).expand_as(y)
+        return self.fc(y.permute(0, 2, 3, 1).mean((1, 2)))
+
+
+def test_casts_to_the_same_dtype_expands_before_arithmetic_and_a_mean_over_neighbouring_dims():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(Casts()).eval(), torch.randn(2, 4, 6, 6)
+    text = lift(model, x)
+    assert "flatten_dims" in text and "expand" not in text
+    assert_round_trip(model, text, x)

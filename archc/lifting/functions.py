@@ -121,8 +121,13 @@ def map_call(name, args, kwargs, shape_of, fail) -> list[tuple[str, tuple]]:
             if not v["keepdim"]:
                 return [("global_avgpool", tensors)]
             return [("global_avgpool", tensors), ("unflatten", (PREVIOUS, 1, (-1, 1, 1)))]
-        if len(dims) > 1:
+        if len(dims) > 1 and dims != list(range(dims[0], dims[-1] + 1)):
             fail(f"'{name}' over the dimensions {tuple(v['dim'])} cannot be written yet")
+        if len(dims) > 1:  # neighbouring dimensions (a channels-last map's H and W): merged, then one reduction
+            merged = [("flatten_dims", (tensors[0], dims[0], dims[-1])),
+                      (op, (PREVIOUS, dims[0], v["keepdim"]))]
+            sizes = (1,) * len(dims)
+            return merged + ([("unflatten", (PREVIOUS, dims[0], sizes))] if v["keepdim"] else [])
         v["dim"] = dims[0]
     if op == "flatten_dims" and v["start_dim"] == 0:
         fail("flattening the batch into other dimensions cannot be written")

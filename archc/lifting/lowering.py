@@ -5,6 +5,7 @@ else is a ``LiftError`` that names the module and the operation."""
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -13,6 +14,7 @@ import torch.fx as fx
 from . import ir, passes
 from .errors import LiftError
 from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call
+from .indexing import Indexing, Permuted
 
 
 def _is_batch_read(nd: fx.Node) -> bool:
@@ -27,7 +29,7 @@ def _is_batch_read(nd: fx.Node) -> bool:
     return False
 
 
-class _Lowering:
+class _Lowering(Indexing):
     def __init__(self, cls, path, children, graph: fx.Graph, values, where, own=None):
         self.where = f"{where} ({cls})"
         self.own = own or {}  # the module's own parameters: learned tensors, by name
@@ -149,7 +151,7 @@ class _Lowering:
         args = tuple(self.arg(a) for a in nd.args)
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
         name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
-        if args and isinstance(args[0], _Permuted) and name != "getitem":
+        if args and isinstance(args[0], Permuted) and name != "getitem":
             if name != "unbind" or (kwargs.get("dim", args[1] if len(args) > 1 else 0) != 0):
                 self.fail(f"'{name}' of a permute that moves the batch cannot be written")
             self.refs[nd] = [("permuted", args[0], i, v) for i, v in enumerate(value)]
@@ -165,7 +167,7 @@ class _Lowering:
             self.learned(nd, name, args, kwargs, own[0], value)
             return
         tensors = ir.refs_in(list(args) + list(kwargs.values()))
-        if name == "getitem" and isinstance(args[0], (_Permuted, list)) and not isinstance(value, (int, float)):
+        if name == "getitem" and isinstance(args[0], (Permuted, list)) and not isinstance(value, (int, float)):
             self.getitem(nd, args, value)
             return
         if not tensors:  # shape arithmetic: folded
@@ -187,6 +189,12 @@ class _Lowering:
         if name in ("contiguous", "clone", "detach") and nd.op == "call_method":
             self.refs[nd] = args[0]
             return
+        if name in _CASTS and nd.op == "call_method" and _same_kind(self.values[nd.args[0]], value):
+            self.refs[nd] = args[0]  # a cast to the dtype and device the tensor has: itself
+            return
+        if name == "expand_as" and _only_broadcast(nd, self.values):
+            self.refs[nd] = args[0]  # expanded only to be an operand of arithmetic, which broadcasts it itself
+            return
         if name == "getitem":
             self.getitem(nd, args, value)
             return
@@ -204,7 +212,7 @@ class _Lowering:
             rest = args[1:] if not (len(args) == 2 and isinstance(args[1], (tuple, list))) else tuple(args[1])
             dims = [d % len(rest) for d in rest]
             if dims[0] != 0:  # the batch moved: only taking one index of the new first dimension can be written
-                self.refs[nd] = _Permuted(args[0], dims)
+                self.refs[nd] = Permuted(args[0], dims)
                 return
         if name in ("chunk", "split", "unbind", "tensor_split"):
             self.refs[nd] = self.pieces(name, args, kwargs, value)
@@ -320,100 +328,8 @@ class _Lowering:
             return
         self.refs[nd] = self.tensor_node("call", (x,), value, child=own.name)
 
-    def pieces(self, name, args, kwargs, value) -> list:
-        """``chunk``/``split``/``unbind``: one narrow (or select) per piece, made when a piece is read."""
-        x = args[0]
-        dim = kwargs.get("dim", args[2] if len(args) > 2 else 0)
-        if name == "unbind":
-            dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
-        dim = dim % (len(self.shape(x)) + 1)
-        if dim == 0:
-            self.fail(f"'{name}' over the batch cannot be written")
-        out, start = [], 0
-        for piece in value:
-            if name == "unbind":
-                out.append(("select", x, dim, start, piece))
-                start += 1
-            else:
-                length = piece.shape[dim]
-                out.append(("narrow", x, dim, start, piece, length))
-                start += length
-        return out
-
-    def getitem(self, nd, args, value):
-        src, index = args
-        if isinstance(src, list) and isinstance(src[0], ir.Ref):  # the output of attention, or its weights
-            self.refs[nd] = src[index]
-            return
-        if isinstance(src, _Permuted) and isinstance(index, int):
-            self.refs[nd] = self.select_permuted(src, index, value)
-            return
-        if isinstance(src, list):  # a piece of chunk/split/unbind
-            piece = src[index]
-            if piece[0] == "permuted":
-                self.refs[nd] = self.select_permuted(piece[1], piece[2], piece[3])
-                return
-            if piece[0] == "select":
-                _, x, dim, i, v = piece
-                self.refs[nd] = self.tensor_node("select", (x, dim, i), v)
-            else:
-                _, x, dim, start, v, length = piece
-                self.refs[nd] = self.tensor_node("narrow", (x, dim, start, length), v)
-            return
-        if not isinstance(src, ir.Ref):
-            self.fail("indexes something other than a tensor")
-        self.refs[nd] = self.index(src, index if isinstance(index, tuple) else (index,), value)
-
-    def select_permuted(self, p: _Permuted, i: int, value) -> ir.Ref:
-        """``x.permute(2, 0, 3, 1, 4)[i]`` (timm's ``q, k, v = qkv.unbind(0)``) as ``x.select(2, i)`` permuted: the
-        same view, with the batch first throughout."""
-        s = p.dims[0]
-        rest = [d - (d > s) for d in p.dims[1:]]
-        if rest[0] != 0:
-            self.fail("a permute that moves the batch away from the front cannot be written")
-        shape = self.shape(p.x)
-        ref = self.add(ir.Node(fn="select", args=(p.x, s, i % shape[s - 1]), shape=shape[:s - 1] + shape[s:]))
-        return self.apply_steps(map_call("permute", (ref, *rest), {}, self.shape, self.fail), value)
-
-    def index(self, x: ir.Ref, index: tuple, value) -> ir.Ref:
-        """``x[...]`` as selects and narrows, one per dimension indexed (a select takes its dimension away)."""
-        cur, dim, ref = self.shape(x), 0, x
-        if Ellipsis in index:  # as many whole dimensions as the other items leave
-            i = index.index(Ellipsis)
-            rest = sum(1 for item in index if item is not Ellipsis and item is not None)
-            index = index[:i] + (slice(None),) * (len(cur) + 1 - rest) + index[i + 1:]
-        for item in index:
-            if isinstance(item, int) and not isinstance(item, bool):
-                if dim == 0:
-                    self.fail("indexing the batch cannot be written")
-                i = item % cur[dim - 1]
-                cur = cur[:dim - 1] + cur[dim:]
-                ref = self.add(ir.Node(fn="select", args=(ref, dim, i), shape=cur))
-                continue
-            if not isinstance(item, slice) or item.step not in (None, 1):
-                self.fail(f"indexing with {item!r} cannot be written yet")
-            if dim == 0:
-                if (item.start, item.stop) != (None, None):
-                    self.fail("slicing the batch cannot be written")
-            else:
-                start, stop, _ = item.indices(cur[dim - 1])
-                if (start, stop) != (0, cur[dim - 1]):
-                    cur = cur[:dim - 1] + (stop - start,) + cur[dim:]
-                    ref = self.add(ir.Node(fn="narrow", args=(ref, dim, start, stop - start), shape=cur))
-            dim += 1
-        if isinstance(ref, ir.Ref) and ref.index >= len(self.dag.inputs) and cur != tuple(value.shape[1:]):
-            self.fail("an index whose result's shape was not worked out")
-        return ref
-
 
 _UNREAD = object()  # a value that exists in the traced graph but may not be read (attention's weights: None)
-
-
-class _Permuted:
-    """A permute that moves the batch from the front, not yet read: only one index of its first dimension may be."""
-
-    def __init__(self, x, dims):
-        self.x, self.dims = x, dims
 
 
 class _Listed:
@@ -451,6 +367,14 @@ def _step_shape(op: str, fields: tuple, shape_of) -> tuple[int, ...]:
         i, j = fields[1] - 1, fields[2] - 1
         shape[i], shape[j] = shape[j], shape[i]
         return tuple(shape)
+    if op == "flatten_dims":  # dims counting the batch, as functions writes them
+        shape = list(shape_of(fields[0]))
+        i, j = fields[1] - 1, fields[2] - 1
+        return (*shape[:i], math.prod(shape[i:j + 1]), *shape[j + 1:])
+    if op in ("mean", "sum", "amax"):
+        shape = list(shape_of(fields[0]))
+        shape[fields[1] - 1:fields[1]] = [1] if fields[2] else []
+        return tuple(shape)
     raise AssertionError(f"no shape rule for an intermediate {op}")
 
 
@@ -467,3 +391,24 @@ def lower_graph(cls, path, children, graph, values, where, own=None, sides=()) -
     lowering.dag.sides = list(sides)
     dag = lowering.run()
     return lowering.as_layer() or dag
+
+
+_CASTS = {"float", "to", "type_as", "type"}  # methods that give a tensor of another dtype or device, or itself
+
+
+def _same_kind(before, after) -> bool:
+    return isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor) and before.dtype == after.dtype \
+        and before.device == after.device and before.shape == after.shape
+
+
+def _only_broadcast(nd: fx.Node, values: dict) -> bool:
+    """An expand of a tensor of the same rank whose every use is arithmetic with a tensor of the expanded shape."""
+    before, after = values[nd.args[0]], values[nd]
+    if not isinstance(before, torch.Tensor) or before.dim() != after.dim() or not nd.users:
+        return False
+    for user in nd.users:
+        name = user.target if user.op == "call_method" else getattr(user.target, "__name__", "")
+        if BINARY.get(name) not in ("+", "-", "*", "/") or user.kwargs or \
+                not isinstance(values.get(user), torch.Tensor) or values[user].shape != after.shape:
+            return False
+    return True
