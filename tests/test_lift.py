@@ -357,3 +357,47 @@ def test_casts_to_the_same_dtype_expands_before_arithmetic_and_a_mean_over_neigh
     text = lift(model, x)
     assert "flatten_dims" in text and "expand" not in text
     assert_round_trip(model, text, x)
+
+
+def test_timms_scaled_weight_standardised_convs_are_ws_conv():
+    """NF-ResNets' and NFNets' convs (their gamma read back from the scale they keep), the 'same' one with its
+    padding for the input it gets before it."""
+    std_conv = pytest.importorskip("timm.layers.std_conv")
+    torch.manual_seed(0)
+    model = nn.Sequential(std_conv.ScaledStdConv2d(3, 8, 3, gamma=1.7015043497085571),
+                          std_conv.ScaledStdConv2dSame(8, 8, 3, stride=2, padding="same")).eval()
+    with torch.no_grad():
+        model[1].gain.uniform_(0.5, 1.5)
+    x = torch.randn(1, 3, 8, 8)
+    text = lift(model, x)
+    assert "ws_conv(8, 3, padding = 1, gamma = 1.70150" in text and "zero_pad((0, 1, 0, 1))" in text
+    assert_round_trip(model, text, x)
+
+
+class InPlace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y.mul_(2.0)
+        return y + 1.0
+
+
+class ScalarGain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        return x * self.gain
+
+
+@pytest.mark.parametrize("model, message", [
+    (InPlace(), r"the model \(InPlace\): changes a tensor in place \('mul_'\) and reads it again after"),
+    (ScalarGain(), r"uses its parameter 'gain', a scalar"),
+])
+def test_what_the_lifter_would_get_wrong_is_refused(model, message):
+    with pytest.raises(LiftError, match=message):
+        lift_unchecked(model, torch.randn(1, 3, 8, 8))

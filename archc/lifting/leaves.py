@@ -5,6 +5,7 @@ statistics, ...), naming the module's path."""
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch.fx as fx
@@ -27,6 +28,8 @@ _LIBRARY = {
     "timm.layers.norm.GroupNorm": "groupnorm",
     "timm.layers.norm.GroupNorm1": "groupnorm",
     "timm.layers.linear.Linear": "linear",
+    "timm.layers.std_conv.ScaledStdConv2d": "ws_conv",  # the registry's conv with scaled weight standardisation
+    "timm.layers.std_conv.ScaledStdConv2dSame": "ws_conv",  # and its padding for the input, where it has one
     "torchvision.models.swin_transformer.ShiftedWindowAttention": "window_attention",
     "torchvision.models.swin_transformer.ShiftedWindowAttentionV2": "window_attention",
     "torchvision.models.maxvit.RelativePositionalMultiHeadAttention": "relative_attention",
@@ -64,7 +67,7 @@ def _refuse(path: str, m: nn.Module, why: str):
 def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
     """The op's arguments that do not come straight from attributes of the same name, and the refusals."""
     extra: dict[str, object] = {}
-    if op == "conv":
+    if op in ("conv", "ws_conv"):
         if m.padding == "same" and all(s == 1 for s in m.stride) and \
                 all(d * (k - 1) % 2 == 0 for d, k in zip(m.dilation, m.kernel_size)):
             extra["padding"] = normalise(tuple(d * (k - 1) // 2 for d, k in zip(m.dilation, m.kernel_size)))
@@ -72,6 +75,8 @@ def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
             _refuse(path, m, f"padding {m.padding!r} with mode '{m.padding_mode}': only numeric zero padding "
                     "can be written")
         extra["bias"] = m.bias is not None
+        if op == "ws_conv":
+            extra["gamma"] = _gamma(m, path)
     elif op in ("batchnorm", "instancenorm"):
         if op == "batchnorm" and (not m.track_running_stats or m.momentum is None):
             _refuse(path, m, "a batch norm without running statistics (or with a cumulative average) cannot be "
@@ -110,6 +115,17 @@ def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
 
 
 _SAME_PADDING = {"timm.layers.conv2d_same.Conv2dSame"}  # TensorFlow's 'same': padded for the input it gets
+
+
+def _gamma(m: nn.Module, path: str) -> float:
+    """The gamma of a scaled weight-standardised conv, which keeps only ``gamma * fan_in ** -0.5``: the float that
+    gives that scale back exactly, as the built layer computes it."""
+    fan_in = m.weight[0].numel()
+    guess = m.scale * fan_in ** 0.5
+    for gamma in (guess, math.nextafter(guess, math.inf), math.nextafter(guess, -math.inf)):
+        if gamma * fan_in ** -0.5 == m.scale:
+            return gamma
+    _refuse(path, m, f"no gamma gives its scale {m.scale!r} exactly")
 
 
 def _same_padding(m: nn.Module, path: str, input_shape) -> list[ir.Leaf]:
@@ -160,7 +176,8 @@ def leaf_of(m: nn.Module, path: str, input_shape: tuple[int, ...] | None = None)
             _refuse(path, m, f"its '{name}' ({type(child).__name__}) is not a parameter-free layer of the language")
         if leaf.op != "identity":
             then.append(leaf)
-    before = _same_padding(m, path, input_shape) if qualname in _SAME_PADDING else []
+    same = qualname in _SAME_PADDING or getattr(m, "same_pad", False)
+    before = _same_padding(m, path, input_shape) if same else []
     return ir.Leaf(op=op, args=args, stateful=stateful, path=path, then=then, before=before)
 
 

@@ -159,6 +159,9 @@ class _Lowering(Indexing):
         if args and isinstance(args[0], _Listed):  # torch.cat(inputs, 1): the concatenation the input already is
             self.refs[nd] = args[0].ref
             return
+        if (nd.op == "call_method" and name.endswith("_") and not name.startswith("_") or
+                kwargs.get("inplace") is True) and _read_after(nd, self.graph):
+            self.fail(f"changes a tensor in place ('{name}') and reads it again after: it cannot be written yet")
         own = [a for a in _flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
         if own and name in ("layer_norm", "group_norm"):
             self.own_norm(nd, name, args, kwargs, value)
@@ -311,6 +314,9 @@ class _Lowering(Indexing):
         else:
             self.fail(f"uses its parameter '{own.name}' in '{name}', which cannot be written yet (a learned tensor "
                       "may multiply a tensor, be added to one, or be expanded and put before a sequence)")
+        if op != "prepend_token" and p.dim() == 0:
+            self.fail(f"uses its parameter '{own.name}', a scalar: a learned tensor of the language has a shape "
+                      "(a spec cannot write an empty one yet)")
         if own.name in self.used_own:
             self.fail(f"uses its parameter '{own.name}' more than once: it cannot be written yet")
         self.used_own.add(own.name)
@@ -412,3 +418,12 @@ def _only_broadcast(nd: fx.Node, values: dict) -> bool:
                 not isinstance(values.get(user), torch.Tensor) or values[user].shape != after.shape:
             return False
     return True
+
+
+def _read_after(nd: fx.Node, graph: fx.Graph) -> bool:
+    """Whether the tensor that ``nd`` changes in place is read by a node after it (not through ``nd``'s output)."""
+    x = nd.args[0] if nd.args else None
+    if not isinstance(x, fx.Node):
+        return False
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    return any(order[u] > order[nd] for u in x.users)

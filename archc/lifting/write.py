@@ -275,8 +275,8 @@ class Printer(ImplicitForms):
     def network_text(self, name: str, root, input_shape: tuple[int, ...]) -> list[str]:
         lines = [f"input {' x '.join(map(str, input_shape))}"]
         if isinstance(root, ir.Seq):
-            for cname, part in root.children:
-                lines += self.declaration(cname, part)
+            for cname, part in root.children:  # the layers a layer applies before and after it too, unnamed
+                lines += self.before_lines(part) + self.declaration(cname, part) + self.then_lines(part, cname)
             return [f"network {name}() {{"] + [INDENT + x for x in lines] + ["}"]
         body = self.implicit_lines(root) if not root.sides else self.implicit_lines(_without_sides(root))
         if body is None:
