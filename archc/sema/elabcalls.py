@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import SpecError, SpecErrors, did_you_mean
 from ..lang import nodes as n
 from ..ops import REGISTRY, OpKind, ShapeError
+from . import memo
 from .expr import Evaluator, evaluate
 from .graph import ScopeInfo
 from .layout import as_named, kinds
@@ -121,6 +122,14 @@ class CallElaboration:
             kind = (type(value), len(value) if isinstance(value, (list, tuple)) else 0)
             if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:
                 seen.append(value)  # one value of each kind: enough to annotate the generated parameter
+        key = None
+        if self.memo is not None and getattr(block, "signature", None) is None:
+            key = memo.call_key(block.name, values, xs, frame.side, len(self.block_stack),
+                                self.stmt_shapes is not None)
+            done = self.memo.get(key) if key is not None else None
+            if done is not None and memo.fits(self, done):
+                return memo.replay(self, done, path, frame.scope.path, xs)
+        start = memo.mark(self)
         inner = Frame(env, Scope(path, getattr(block, "sequential", False), frame.scope.path + (path,)), x,
                       frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side, block_path=path)
         self.block_stack.append(block.name)
@@ -134,6 +143,10 @@ class CallElaboration:
             raise
         finally:
             self.block_stack.pop()
+        if key is not None and key not in self.memo:
+            done = memo.record(self, start, path, len(frame.scope.path), xs, out)
+            if done is not None:
+                self.memo[key] = done
         return out
 
     def _check_network_input(self, net: n.NetworkDef, env: dict, x: Tensor, stmt: n.Layer) -> None:

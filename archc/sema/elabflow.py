@@ -37,7 +37,7 @@ class FlowElaboration:
                     self.record(exc, frame)  # with the call that got here
         values: dict[str, Tensor | None] = dict(zip(sig.inputs, xs))
         if self.stmt_shapes is not None:  # the inputs' types, for the code generator
-            self.stmt_shapes.setdefault(sig, []).append((tuple(x.type for x in xs), None))
+            self.note_shapes(sig, (tuple(x.type for x in xs), None))
         decls: dict[str, Frame] = {}  # declared module -> the frame it was declared in (the lets it sees then)
         for stmt in block.body:
             if isinstance(stmt, (n.Layer, n.Seq)):
@@ -60,7 +60,7 @@ class FlowElaboration:
                     values.update(zip(dests, out) if step.dests else [(step.dest, out)])
                 out = values.get(sig.keys[stmt.name])
                 if self.stmt_shapes is not None and out is not None:  # the let's tensor, for the editor's hints
-                    self.stmt_shapes.setdefault(stmt, []).append((xs[0].type, out.type))
+                    self.note_shapes(stmt, (xs[0].type, out.type))
             else:
                 self.stmt(stmt, frame, xs[0])
         outs = []
@@ -103,7 +103,7 @@ class FlowElaboration:
                     if self.stmt_shapes is not None:  # each output's types, under (step, its index)
                         ins = tuple(s.type for s in srcs)
                         for i, o in enumerate(out):
-                            self.stmt_shapes.setdefault((step, i), []).append((ins, o.type))
+                            self.note_shapes((step, i), (ins, o.type))
                     return out
         elif step.kind == "op" and REGISTRY[step.layer.func].inputs != 1:
             out = self.op_many(step.layer, frame, srcs)
@@ -117,7 +117,7 @@ class FlowElaboration:
             out = self.arith(step, frame, srcs)
         if self.stmt_shapes is not None:  # the operands' types, and the result's
             ins = tuple(s.type for s in srcs if isinstance(s, Tensor))
-            self.stmt_shapes.setdefault(step, []).append((ins, out.type))
+            self.note_shapes(step, (ins, out.type))
         return out
 
     def arith(self, step: n.Flow, frame: Frame, srcs: list) -> Tensor:
@@ -152,7 +152,7 @@ class FlowElaboration:
             raise SpecError(f"{kind.name}: {exc}", layer.span, hint=exc.hint, follows_shapes=True) from None
         node = self.add_node(frame, None, kind.name, dict(dumped), xs, out, layer.span, 0, macs)
         if self.stmt_shapes is not None:
-            self.stmt_shapes.setdefault(layer, []).append((types, out))
+            self.note_shapes(layer, (types, out))
         return Tensor(node.id, out)
 
     def apply_many(self, decl: n.Stmt, frame: Frame, xs: list[Tensor], outputs: int = 1):
@@ -180,7 +180,7 @@ class FlowElaboration:
         out = self.call_block(decl, block, pos, kw, frame, xs)
         if self.stmt_shapes is not None:
             first = out[0] if isinstance(out, tuple) else out
-            self.stmt_shapes.setdefault(decl, []).append((xs[0].type, first.type))
+            self.note_shapes(decl, (xs[0].type, first.type))
         return out
 
 

@@ -20,13 +20,13 @@ from .elabcalls import _MISSING, CallElaboration, Fatal
 from .elabflow import FlowElaboration
 from .elabstruct import StructureElaboration
 from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
-from .graph import Graph, OpNode, ScopeInfo, Tap
+from .graph import MAX_NODES, Graph, OpNode, ScopeInfo, Tap
 from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
 from .layout import TensorType, stride_factor
+from .memo import Recording
 from .scope import Frame, Scope, Tensor, check_name, show
 from .values import BlockRef, Function, Iteration, TensorInfo, type_name
 
-MAX_NODES = 200_000  # operations in one variant
 MAX_ERRORS = 20  # distinct errors reported for one variant
 MAX_FAILURES = 2_000  # failed statements (repeats included) before elaboration gives up
 MAX_ELEMENTS = 2**40  # elements of one tensor (activation or parameters): more than any machine holds
@@ -34,8 +34,9 @@ _STRUCTURE = (n.Concat, n.Gate, n.Ensemble, n.Dense, n.Residual, n.Side)  # stat
 
 
 class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
-    def __init__(self, program: Program, record_shapes: dict[n.Stmt, list] | None = None):
-        """``record_shapes`` collects (input, output) tensor types per statement, for the code generator."""
+    def __init__(self, program: Program, record_shapes: dict[n.Stmt, list] | None = None, memoize: bool = True):
+        """``record_shapes`` collects (input, output) tensor types per statement, for the code generator;
+        ``memoize``: copy a block call's records where an earlier call had the same key (memo.py)."""
         self.program = program
         self.budget = Budget()
         self.globals: dict[str, object] = {name: BlockRef(name) for name in program.blocks}
@@ -55,6 +56,8 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
         self.rules: list[Rule] = []  # the current variant's init rules, in the order met
         self.errors: list[SpecError] = []  # the current variant's, in the order found
         self.failures = 0
+        self.shape_log: list[tuple] = []  # (statement, shapes) in the order recorded, for memo's copies
+        self.memo: dict[tuple, Recording] | None = {} if memoize else None  # block calls elaborated once, by key
 
     # ------------------------------------------------------------ entry point
 
@@ -99,6 +102,11 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             raise SpecErrors(self.errors) if len(self.errors) > 1 else self.errors[0]
         self.graph.output = out.node
         return self.graph
+
+    def note_shapes(self, stmt, shapes: tuple) -> None:
+        """Record a statement's types for the code generator (called only while recording)."""
+        self.stmt_shapes.setdefault(stmt, []).append(shapes)
+        self.shape_log.append((stmt, shapes))
 
     def record(self, exc: SpecError, frame: Frame) -> None:
         """Keep a statement's error and go on as if the statement were absent, to find the others."""
@@ -163,7 +171,7 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             if frame.main and not self.nested:  # a layer of the main path: a tap after it takes its name
                 frame.last_named = (frame.scope.child(name), out.node)
         if self.stmt_shapes is not None:
-            self.stmt_shapes.setdefault(stmt, []).append((x.type, out.type))
+            self.note_shapes(stmt, (x.type, out.type))
         return out
 
     def _truth(self, cond: n.Expr, frame: Frame, x: Tensor) -> bool:
@@ -247,7 +255,7 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             source = frame.outputs[stmt.source]
         out = self._Layer(layer, side_frame, source)
         if self.stmt_shapes is not None:  # the code generator picks the side layer's module by its input's layout
-            self.stmt_shapes.setdefault(layer, []).append((source.type, out.type))
+            self.note_shapes(layer, (source.type, out.type))
         self.graph.sides[name] = out.node
         return x
 

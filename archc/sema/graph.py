@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..lang.nodes import Span
 
 if TYPE_CHECKING:
     import networkx as nx
+
+MAX_NODES = 200_000  # operations in one variant
 
 
 # Plain frozen records: elaboration creates one per operation (tens of thousands for the deepest
@@ -103,6 +106,10 @@ class Graph:
         g.add_node(node.id, op=node)
         for src in node.inputs:
             g.add_edge(src, node.id, shape=self._ops[src].shape)
+
+    def last(self, count: int) -> list[OpNode]:
+        """The last ``count`` nodes added, in order."""
+        return list(islice(reversed(self._ops.values()), count))[::-1]
 
     def node(self, node_id: str) -> OpNode:
         return self._ops[node_id]

@@ -1,0 +1,140 @@
+"""Block calls elaborated once: a call of a block with the same arguments on inputs of the same types gives the
+same operations under another module path, so the second and later such calls copy the first's records, renamed.
+
+A block's body sees only the globals and its own parameters (scoping is lexical), so what it makes follows from
+the key: the block, its argument values (their types included: ``1`` and ``true`` differ), its inputs' types, the
+side output it belongs to and how deep the call is nested (the depth limit, the init rules' precedence). A call
+that recorded an error, read a tensor from outside its inputs or gave several tensors is not kept; a copy that
+would cross the operation or step limits is elaborated instead, so that the error is the one the spec would get.
+What a call leaves behind is copied in full: its operations and scopes (paths renamed), the evaluation steps it
+took (spent again), the shapes recorded for the code generator and the init rules it met (for its own instance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from itertools import islice
+
+from .graph import MAX_NODES, OpNode, ScopeInfo
+from .initrules import Rule
+from .scope import Tensor
+from .values import BlockRef, OpRef
+
+
+class _Unkeyable(Exception):
+    pass
+
+
+def _value_key(v):
+    if v is None or isinstance(v, (bool, int, str)):
+        return (type(v), v)
+    if isinstance(v, float):
+        return (float, repr(v))  # -0.0 and 0.0 are equal, but print differently
+    if isinstance(v, (list, tuple)):
+        return (type(v), tuple(_value_key(i) for i in v))
+    if isinstance(v, (BlockRef, OpRef)):
+        return (type(v), v)
+    raise _Unkeyable
+
+
+def call_key(block_name: str, values: dict, xs: list[Tensor], side: str | None, depth: int, recording: bool):
+    """What a block call's elaboration depends on, or None where a value cannot be compared safely;
+    ``recording``: whether the code generator's shapes are being recorded (a copy gives what was recorded)."""
+    try:
+        args = tuple((k, _value_key(v)) for k, v in values.items())
+    except _Unkeyable:
+        return None
+    return (block_name, args, tuple(x.type for x in xs), side, depth, recording)
+
+
+@dataclass
+class Recording:
+    path: str  # the instance's module path
+    outer: int  # how many scope paths enclose the instance (its caller's)
+    inputs: tuple[str, ...]  # the node ids it read
+    output: Tensor
+    nodes: list[OpNode]
+    scopes: list[ScopeInfo]
+    steps: int
+    shapes: list[tuple]  # (statement, shapes), appended to the elaborator's record in order
+    rules: list[Rule]
+    first_rule: int  # the order of the first rule it met, when it was met
+
+
+@dataclass
+class Mark:
+    """Where the elaborator's records stood when a call began."""
+
+    nodes: int
+    scopes: int
+    steps: int
+    failures: int
+    shapes: int
+    rules: int
+
+
+def mark(el) -> Mark:
+    return Mark(len(el.graph), len(el.graph.scopes), el.budget.steps, el.failures, len(el.shape_log), len(el.rules))
+
+
+def _last(d: dict, count: int) -> list:
+    """The last ``count`` values put in ``d``."""
+    return list(islice(reversed(d.values()), count))[::-1]
+
+
+def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out) -> Recording | None:
+    """The call's records since ``start``, if it may be copied."""
+    if not isinstance(out, Tensor) or el.failures != start.failures:
+        return None
+    nodes = el.graph.last(len(el.graph) - start.nodes)
+    inside = path + "."
+    inputs = tuple(x.node for x in xs)
+    for node in nodes:
+        if not node.id.startswith(inside) or any(not i.startswith(inside) and i not in inputs for i in node.inputs):
+            return None
+    if not out.node.startswith(inside) and out.node not in inputs:
+        return None
+    scopes = _last(el.graph.scopes, len(el.graph.scopes) - start.scopes)
+    if any(not info.path.startswith(inside) for info in scopes):
+        return None
+    rules = el.rules[start.rules:]
+    return Recording(path, outer, inputs, out, nodes, scopes, el.budget.steps - start.steps,
+                     el.shape_log[start.shapes:], rules, rules[0].order if rules else 0)
+
+
+def fits(el, rec: Recording) -> bool:
+    """Whether copying stays within the limits (otherwise elaborating says where they are crossed)."""
+    return el.budget.steps + rec.steps <= el.budget.limit and len(el.graph) + len(rec.nodes) < MAX_NODES
+
+
+def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: list[Tensor]) -> Tensor:
+    """The recorded call again, as the instance at ``path`` reading ``xs``."""
+    old = rec.path
+    cut = len(old)
+
+    def rename(name: str) -> str:
+        return path + name[cut:]
+
+    given = {old_id: x.node for old_id, x in zip(rec.inputs, xs)}
+
+    def source(node_id: str) -> str:
+        return given[node_id] if node_id in given else rename(node_id)
+
+    head = (*outer_scopes, path)
+    for node in rec.nodes:
+        scope = head + tuple(rename(s) for s in node.scope[rec.outer + 1:])
+        inputs = tuple(source(i) for i in node.inputs)
+        copy = replace(node, id=rename(node.id), name=None if node.name is None else rename(node.name),
+                       scope=scope, inputs=inputs)
+        el.graph.add(copy, list(inputs))
+    for info in rec.scopes:
+        el.graph.scopes[rename(info.path)] = replace(info, path=rename(info.path))
+    el.budget.steps += rec.steps
+    for stmt, shapes in rec.shapes:
+        el.note_shapes(stmt, shapes)
+    first = len(el.rules)
+    for rule in rec.rules:
+        scope = rename(rule.scope) if rule.scope == old or rule.scope.startswith(old + ".") else rule.scope
+        el.rules.append(replace(rule, env=dict(rule.env), scope=scope, order=first + rule.order - rec.first_rule,
+                                used=False))
+    return Tensor(source(rec.output.node), rec.output.type)
