@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..ops.base import REGISTRY
 from . import ir
-from .leaves import normalise
+from .ir import normalise
 
 # operators between values (``x + y``, ``torch.add``, ``x.mul(2)``, in place or not)
 BINARY = {

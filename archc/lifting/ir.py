@@ -93,3 +93,14 @@ def refs_in(args) -> list[Ref]:
         elif isinstance(a, (list, tuple)):
             out += refs_in(a)
     return out
+
+
+def normalise(v):
+    """A value as the language writes it: an equal pair as one int, lists as tuples, whole floats kept."""
+    if isinstance(v, list):
+        v = tuple(v)
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1] and isinstance(v[0], int):
+        return v[0]
+    if isinstance(v, tuple):
+        return tuple(normalise(x) for x in v)
+    return v

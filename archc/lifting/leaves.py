@@ -14,6 +14,8 @@ from torch import nn
 from ..ops.base import REGISTRY
 from . import ir
 from .errors import LiftError
+from .functions import FUNCTIONS, map_call
+from .ir import normalise
 
 # layers of libraries built on torch that are registry ops, by their class's full name (the registry's own
 # helpers for these are the same computation with the same state_dict keys)
@@ -47,17 +49,6 @@ def _by_class() -> dict[str, str]:
             if cls and cls.startswith("nn.") and hasattr(nn, cls[3:]):
                 out.setdefault(cls[3:], name)
     return out
-
-
-def normalise(v):
-    """A value as the language writes it: an equal pair as one int, lists as tuples, whole floats kept."""
-    if isinstance(v, list):
-        v = tuple(v)
-    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1] and isinstance(v[0], int):
-        return v[0]
-    if isinstance(v, tuple):
-        return tuple(normalise(x) for x in v)
-    return v
 
 
 def _refuse(path: str, m: nn.Module, why: str):
@@ -197,8 +188,6 @@ def _one_activation(m: nn.Module, path: str) -> ir.Leaf | None:
     if call.op not in ("call_function", "call_method") or out.args[0] is not call or call.args[:1] != (x,) or \
             any(isinstance(a, fx.Node) for a in rest):
         return None
-    from .functions import FUNCTIONS, map_call  # functions reads this module's ``normalise``
-
     name = call.target if call.op == "call_method" else getattr(call.target, "__name__", "")
     if name not in FUNCTIONS:
         return None
