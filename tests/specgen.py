@@ -17,6 +17,8 @@ from specgen_expr import Exprs, definitions
 from specgen_flow import FlowMix
 from specgen_mix import RESERVED_CLASSES, SHADOW_CLASSES, SHADOW_PARAMS, Mix
 
+from archc.ops.fused import FUSABLE
+
 ACTIVATIONS = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
 INITS = ['kaiming_normal(mode = "fan_out", nonlinearity = "relu")', "normal(0, 0.01)", "trunc_normal(std = 0.02)",
          "kaiming_uniform()", "uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))", "xavier_normal()", "0.5"]
@@ -451,6 +453,8 @@ class Gen(Mix, FlowMix):
         kind = self.pick(["linear", "bn", "act", "drop"])
         if kind == "linear":
             c = self.choose(1, 12)
+            if self.chance(15):  # the fused form deploy writes: a linear layer and its activation
+                return [f"{self.name('fc')} = linear_act({c}, activation = \"{self.pick(FUSABLE)}\")"], T("F", c)
             return [f"{self.name('fc')} = linear({c})"], T("F", c)
         if kind == "bn":
             return [f"{self.name('bn')} = batchnorm"], t

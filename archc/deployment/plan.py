@@ -38,7 +38,7 @@ def plan(trained: Graph, deployed: Graph, rewrites: Rewrites) -> Plan:
         raise PlanError(f"the deployed graph has {len(after)} operations where the trained one keeps {len(before)}")
     result = Plan()
     for a, b in zip(before, after):
-        if (a.op, a.span) != (b.op, b.span):
+        if (rewrites.fused.get(a.span, a.op), a.span) != (b.op, b.span):
             raise PlanError(f"operation {a.id} ({a.op}) is matched with {b.id} ({b.op})")
         if a.name is None:
             continue

@@ -1,6 +1,6 @@
 """A spec's inference form, written as a spec: the tree rewrite behind ``archc build --deploy`` and ``archc.deploy``.
 
-Three rewrites, each driven by the op registry and the graphs rather than by any network:
+Four rewrites, each driven by the op registry and the graphs rather than by any network:
 
 - a layer whose kind is the identity in eval (``eval_identity``: dropout, stochastic depth) is left out, and so
   is a residual's ``stochastic_depth``;
@@ -8,7 +8,9 @@ Three rewrites, each driven by the op registry and the graphs rather than by any
   or a linear) is left out, and the layer before it gets a bias: the weights are folded when a trained model is
   deployed (``convert.py``);
 - a residual whose instances all sum linear branches that fit one conv (``terms.py``) becomes its body's conv, with
-  a bias.
+  a bias;
+- an activation that a conv can apply as it writes its output (``post_op``) is left out after one, and the conv
+  becomes its fused kind (``fuses_into``: ``conv_act``) with that activation.
 
 A fold needs the two to be consecutive steps of one sequential body (a block's, a seq's, a residual's), the first
 unconditional and read by nothing else (no ``from NAME`` names it). Initialisation rules are dropped: a deployed
@@ -39,6 +41,7 @@ class Rewrites:
     removed: set[tuple[n.Span, str]] = field(default_factory=set)  # (span, kind) of each layer left out
     merged: set[n.Span] = field(default_factory=set)  # the residuals whose branches became their body's conv
     sums: set[n.Span] = field(default_factory=set)  # the convs (and linears) whose weights are built, not copied
+    fused: dict[n.Span, str] = field(default_factory=dict)  # a layer that took in the activation after it -> its kind
 
 
 def deploy_program(program: Program, merge: set[n.Span] = frozenset()) -> tuple[Program, Rewrites]:
@@ -48,7 +51,8 @@ def deploy_program(program: Program, merge: set[n.Span] = frozenset()) -> tuple[
     blocks = {name: rw.definition(b) for name, b in program.blocks.items()}
     networks = {name: rw.definition(net) for name, net in program.networks.items()}
     note = textwrap.fill("The inference form (archc build --deploy): batch norms folded into the conv or linear "
-                         "before them, linear branches summed into one conv, dropout and stochastic depth left out. "
+                         "before them, linear branches summed into one conv, activations fused into the conv before "
+                         "them, dropout and stochastic depth left out. "
                          "archc.deploy(model) fills it from a trained model.", 76)
     header = program.main.header
     header = f"{header}\n\n{note}" if "\n\n" in header or not header else f"{header}\n\n\n{note}"
@@ -94,6 +98,11 @@ class _Rewriter:
                 continue
             if kind is not None and out and self._folds(out[-1], stmt):
                 out[-1] = self._absorb(out[-1], stmt)
+                self.done.removed.add((stmt.span, kind))
+                out += [_identity(stmt, True)] if self.positions else []
+                continue
+            if kind is not None and out and self._fuses(out[-1], stmt):
+                out[-1] = self._fuse(out[-1], stmt)
                 self.done.removed.add((stmt.span, kind))
                 out += [_identity(stmt, True)] if self.positions else []
                 continue
@@ -169,6 +178,32 @@ class _Rewriter:
         first = _kind(before)
         return (first is not None and first in REGISTRY[stmt.func].folds_into and before.cond is None
                 and not _named(before, self.protected) and "bias" in REGISTRY[first].positional)
+
+    def _fuses(self, before, stmt: n.Layer) -> bool:
+        """An activation written without arguments, name or condition, after a layer that can apply it as it
+        writes its output (and whose own output nothing else reads), or after a seq that ends in one."""
+        if REGISTRY[stmt.func].post_op is None or stmt.target is not None or stmt.cond is not None \
+                or stmt.arguments.args or stmt.arguments.kwargs:
+            return False
+        while isinstance(before, n.Seq) and before.cond is None and before.body \
+                and not _named(before, self.protected):  # its last layer gives its output
+            before = before.body[-1]
+        first = _kind(before)
+        return (first is not None and REGISTRY[first].fuses_into is not None and before.cond is None
+                and not _named(before, self.protected))
+
+    def _fuse(self, layer, act: n.Layer):
+        """``layer`` as its fused kind, with ``act`` as its activation (in a seq: its last layer)."""
+        if isinstance(layer, n.Seq):
+            return dataclasses.replace(layer, body=[*layer.body[:-1], self._fuse(layer.body[-1], act)])
+        kind = REGISTRY[layer.func].fuses_into
+        self.done.fused[layer.span] = kind
+        arguments = layer.arguments
+        kwargs = [*arguments.kwargs, ("activation", n.Const(act.func, act.span), act.span)]
+        fused = dataclasses.replace(layer, func=kind, arguments=dataclasses.replace(arguments, kwargs=kwargs))
+        if id(layer) in self.results:
+            self.results.add(id(fused))
+        return fused
 
     def _absorb(self, layer: n.Layer, folded: n.Layer) -> n.Layer:
         """``layer`` with a bias wherever ``folded`` is there to give it one."""

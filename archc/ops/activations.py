@@ -148,10 +148,11 @@ _ACTIVATIONS = {
 
 
 def _activation(name: str, module: str, functional: str, doc: str, inplace: bool = True, args=NoArgs,
-                keeps_output: bool = False, shape=_same, value: bool = True, label=None, inplace_if=None) -> None:
+                keeps_output: bool = False, shape=_same, value: bool = True, label=None, inplace_if=None,
+                post_op: tuple | None = None) -> None:
     _register(OpKind(name, args, shape, layouts=ANY, module=module, functional=functional, inplace=inplace,
                      inplace_if=inplace_if, value=value, keeps_output=keeps_output, run=_ACTIVATIONS[name],
-                     label=label, doc=doc))
+                     label=label, doc=doc, post_op=post_op))
 
 
 def _at_least_zero(field: str):
@@ -160,17 +161,25 @@ def _at_least_zero(field: str):
     return lambda a: a[field] >= 0
 
 
+# post_op: oneDNN's name for it (with its scalars and algorithm) where a conv can apply it as it writes its output,
+# for the arguments' defaults; deploy fuses an activation written without arguments into the conv before it
 # keeps_output: the backward reads the output, always (sigmoid, tanh, softmax) or when run in place (relu,
 # leaky_relu, elu, celu, selu), so the next layer may not change it in place (checked with torch's autograd)
-_activation("relu", "nn.ReLU", "F.relu", "rectified linear unit, max(0, x)", keeps_output=True)
-_activation("relu6", "nn.ReLU6", "F.relu6", "min(max(0, x), 6) (MobileNet)")
-_activation("silu", "nn.SiLU", "F.silu", "x * sigmoid(x), also called swish (EfficientNet)")
-_activation("sigmoid", "nn.Sigmoid", "torch.sigmoid", "1 / (1 + exp(-x))", inplace=False, keeps_output=True)
-_activation("tanh", "nn.Tanh", "torch.tanh", "hyperbolic tangent", inplace=False, keeps_output=True)
-_activation("hardsigmoid", "nn.Hardsigmoid", "F.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3)")
-_activation("hardswish", "nn.Hardswish", "F.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)")
+_activation("relu", "nn.ReLU", "F.relu", "rectified linear unit, max(0, x)", keeps_output=True,
+            post_op=("relu", (), ""))
+_activation("relu6", "nn.ReLU6", "F.relu6", "min(max(0, x), 6) (MobileNet)", post_op=("hardtanh", (0.0, 6.0), ""))
+_activation("silu", "nn.SiLU", "F.silu", "x * sigmoid(x), also called swish (EfficientNet)",
+            post_op=("swish", (), ""))
+_activation("sigmoid", "nn.Sigmoid", "torch.sigmoid", "1 / (1 + exp(-x))", inplace=False, keeps_output=True,
+            post_op=("sigmoid", (), ""))
+_activation("tanh", "nn.Tanh", "torch.tanh", "hyperbolic tangent", inplace=False, keeps_output=True,
+            post_op=("tanh", (), ""))
+_activation("hardsigmoid", "nn.Hardsigmoid", "F.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3)",
+            post_op=("hardsigmoid", (), ""))
+_activation("hardswish", "nn.Hardswish", "F.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)",
+            post_op=("hardswish", (), ""))
 _activation("gelu", "nn.GELU", "F.gelu", "x * Phi(x), the Gaussian error linear unit (ConvNeXt, ViT)",
-            inplace=False, args=GeluArgs)
+            inplace=False, args=GeluArgs, post_op=("gelu", (), "none"))
 _activation("leaky_relu", "nn.LeakyReLU", "F.leaky_relu", "x, or negative_slope * x below zero",
             args=LeakyReluArgs, keeps_output=True, label=lambda a: f"leaky_relu {a['negative_slope']}",
             inplace_if=_at_least_zero("negative_slope"))

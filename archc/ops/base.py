@@ -99,6 +99,10 @@ class OpKind:
     # (dropout, stochastic depth: an inference model leaves it out)
     folds_into: tuple[str, ...] = ()
     eval_identity: bool = False
+    # fusing (``archc.deploy``): an activation's oneDNN post-op, (name, scalars, algorithm), which a conv applies as
+    # it writes its output; the kind a layer becomes with such an activation after it (a conv: ``conv_act``)
+    post_op: tuple[str, tuple[float, ...], str] | None = None
+    fuses_into: str | None = None
 
     @property
     def has_params(self) -> bool:

@@ -100,7 +100,7 @@ def _pool_label(kind: str):
 _register(OpKind(
     "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg=True, channels_from="out_channels",
     params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution",
-    label=_conv_label))
+    label=_conv_label, fuses_into="conv_act"))
 
 
 # ------------------------------------------- convolution with scaled weight standardisation

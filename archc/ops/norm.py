@@ -235,7 +235,7 @@ _register(OpKind(
     channels_from="out_features", params=lambda a, t: t.features * a.out_features + (a.out_features if a.bias else 0),
     macs=lambda a, t, o: math.prod(t.shape) * a.out_features, make=_linear_make, run=_linear_run,
     doc="fully connected layer on the feature dimension (the last one)",
-    label=lambda a: f"linear {a['out_features']}"))
+    label=lambda a: f"linear {a['out_features']}", fuses_into="linear_act"))
 _register(OpKind(
     "dropout", DropoutArgs, _same, layouts=ANY, module="nn.Dropout", functional="F.dropout",
     functional_extra=("training=self.training",), value=True, view=True,  # p = 0 or eval: the input itself

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from functools import cache
 
+from ...ops import REGISTRY
+from ...ops.fused import FUSABLE
 from .helpersnumeric import NUMERIC_HELPERS
 from .helperswindow import PARTITION_HELPERS, WINDOW_HELPERS
 
@@ -142,6 +144,44 @@ HELPERS = {
 }
 
 
+def _fused(cls: str, base: str, what: str, onednn: str, call: str) -> str:
+    """A fused layer's class (``_ConvAct2d``, ``_LinearAct``), its tables read off the registry: each fusable
+    activation's oneDNN post-op, and the function that computes it where the layer runs on its own."""
+    post_ops = "".join(f'        "{name}": ("{k.post_op[0]}", {list(k.post_op[1])}, "{k.post_op[2]}"),\n'
+                       for name in FUSABLE for k in [REGISTRY[name]])
+    functions = "".join(f'        "{name}": {REGISTRY[name].functional},\n' for name in FUSABLE)
+    return f'''class {cls}({base}):
+    """A {what} and the activation after it. In inference on the CPU (float32, no gradients), oneDNN
+    applies the activation as the layer writes its output: one pass over the tensor instead of two.
+    Elsewhere, the layer and then the activation.
+    """
+
+    POST_OPS = {{
+{post_ops}    }}
+    FUNCTIONS = {{
+{functions}    }}
+
+    def __init__(self, *args, activation: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.activation = activation
+        self.onednn = {onednn}
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.onednn and not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32:
+            attr, scalars, algorithm = self.POST_OPS[self.activation]
+            return {call}
+        return self.FUNCTIONS[self.activation](super().forward(x))'''
+
+
+HELPERS["_ConvAct2d"] = _fused(
+    "_ConvAct2d", "nn.Conv2d", "conv", 'torch.backends.mkldnn.is_available() and self.padding_mode == "zeros"',
+    "torch.ops.mkldnn._convolution_pointwise(\n"
+    "                x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, attr, scalars,\n"
+    "                algorithm,\n"
+    "            )")
+HELPERS["_LinearAct"] = _fused(
+    "_LinearAct", "nn.Linear", "linear layer", "torch.backends.mkldnn.is_available()",
+    "torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, scalars, algorithm)")
 HELPERS.update(WINDOW_HELPERS)
 HELPERS.update(PARTITION_HELPERS)
 HELPERS.update(NUMERIC_HELPERS)
