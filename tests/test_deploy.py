@@ -89,13 +89,13 @@ def test_a_conditional_norm_folds_only_where_it_is_on():
     assert sum(p.numel() for p in deployed.parameters()) == sum(p.numel() for p in plain.parameters())
     # vgg's features name their layers by position: a folded norm leaves an identity, and the keys are the trained
     # model's without the norms' (the convs gain no key: they have their biases already); the classifier, numbered
-    # as it goes, closes up where its dropout was
+    # as it goes, closes up where its dropouts and ReLUs (each now applied by the linear layer before it) were
     norms = {k.rsplit(".", 1)[0] for k in with_bn.state_dict() if k.endswith("running_var")}
     assert [k for k in deployed.state_dict() if k.startswith("features.")] == \
         [k for k in with_bn.state_dict() if k.startswith("features.") and k.rsplit(".", 1)[0] not in norms]
     assert [k for k in deployed.state_dict() if k.startswith("classifier.")] == \
-        ["classifier.0.weight", "classifier.0.bias", "classifier.2.weight", "classifier.2.bias", "classifier.4.weight",
-         "classifier.4.bias"]
+        ["classifier.0.weight", "classifier.0.bias", "classifier.1.weight", "classifier.1.bias", "classifier.2.weight",
+         "classifier.2.bias"]
 
 
 def test_the_factory_arguments_are_kept():
