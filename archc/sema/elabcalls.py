@@ -123,7 +123,7 @@ class CallElaboration:
             if len(seen) < 8 and kind not in {(type(v), len(v) if isinstance(v, (list, tuple)) else 0) for v in seen}:
                 seen.append(value)  # one value of each kind: enough to annotate the generated parameter
         key = None
-        if self.memo is not None and getattr(block, "signature", None) is None:
+        if self.memo is not None:
             key = memo.call_key(block.name, values, xs, frame.side, len(self.block_stack),
                                 self.stmt_shapes is not None)
             done = self.memo.get(key) if key is not None else None

@@ -3,11 +3,12 @@ same operations under another module path, so the second and later such calls co
 
 A block's body sees only the globals and its own parameters (scoping is lexical), so what it makes follows from
 the key: the block, its argument values (their types included: ``1`` and ``true`` differ), its inputs' types, the
-side output it belongs to and how deep the call is nested (the depth limit, the init rules' precedence). A call
-that recorded an error, read a tensor from outside its inputs or gave several tensors is not kept; a copy that
-would cross the operation or step limits is elaborated instead, so that the error is the one the spec would get.
-What a call leaves behind is copied in full: its operations and scopes (paths renamed), the evaluation steps it
-took (spent again), the shapes recorded for the code generator and the init rules it met (for its own instance).
+side output it belongs to, how deep the call is nested (the depth limit, the init rules' precedence) and whether
+the code generator's shapes are being recorded. A call that recorded an error or read a tensor from outside its
+inputs is not kept; a copy that would cross the operation or step limits is elaborated instead, so that the error
+is the one the spec would get. What a call leaves behind is copied in full: its operations and scopes (paths
+renamed), the evaluation steps it took (spent again), the shapes recorded for the code generator and the init
+rules it met (for its own instance). Blocks with named tensors are copied as the others are, with their outputs.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Recording:
     path: str  # the instance's module path
     outer: int  # how many scope paths enclose the instance (its caller's)
     inputs: tuple[str, ...]  # the node ids it read
-    output: Tensor
+    output: Tensor | tuple[Tensor, ...]  # several where a block with named tensors gives several
     nodes: list[OpNode]
     scopes: list[ScopeInfo]
     steps: int
@@ -84,7 +85,8 @@ def _last(d: dict, count: int) -> list:
 
 def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out) -> Recording | None:
     """The call's records since ``start``, if it may be copied."""
-    if not isinstance(out, Tensor) or el.failures != start.failures:
+    outs = out if isinstance(out, tuple) else (out,)
+    if not all(isinstance(o, Tensor) for o in outs) or el.failures != start.failures:
         return None
     nodes = el.graph.last(len(el.graph) - start.nodes)
     inside = path + "."
@@ -92,7 +94,7 @@ def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out) -> Rec
     for node in nodes:
         if not node.id.startswith(inside) or any(not i.startswith(inside) and i not in inputs for i in node.inputs):
             return None
-    if not out.node.startswith(inside) and out.node not in inputs:
+    if any(not o.node.startswith(inside) and o.node not in inputs for o in outs):
         return None
     scopes = _last(el.graph.scopes, len(el.graph.scopes) - start.scopes)
     if any(not info.path.startswith(inside) for info in scopes):
@@ -107,7 +109,7 @@ def fits(el, rec: Recording) -> bool:
     return el.budget.steps + rec.steps <= el.budget.limit and len(el.graph) + len(rec.nodes) < MAX_NODES
 
 
-def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: list[Tensor]) -> Tensor:
+def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: list[Tensor]):
     """The recorded call again, as the instance at ``path`` reading ``xs``."""
     old = rec.path
     cut = len(old)
@@ -137,4 +139,6 @@ def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: lis
         scope = rename(rule.scope) if rule.scope == old or rule.scope.startswith(old + ".") else rule.scope
         el.rules.append(replace(rule, env=dict(rule.env), scope=scope, order=first + rule.order - rec.first_rule,
                                 used=False))
+    if isinstance(rec.output, tuple):
+        return tuple(Tensor(source(o.node), o.type) for o in rec.output)
     return Tensor(source(rec.output.node), rec.output.type)
