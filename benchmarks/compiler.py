@@ -43,7 +43,7 @@ def chain(layers: int) -> str:
     )
 
 
-def main(repeats: int = 5) -> None:
+def main(repeats: int = 9) -> None:
     compileall.compile_dir(str(ROOT / "archc"), quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.arch"))
