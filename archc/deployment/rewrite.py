@@ -9,8 +9,8 @@ Four rewrites, each driven by the op registry and the graphs rather than by any 
   deployed (``convert.py``);
 - a residual whose instances all sum linear branches that fit one conv (``terms.py``) becomes its body's conv, with
   a bias;
-- an activation that a conv can apply as it writes its output (``post_op``) is left out after one, and the conv
-  becomes its fused kind (``fuses_into``: ``conv_act``) with that activation.
+- an activation that a conv or linear layer can apply as it writes its output (``post_op``) is left out after one,
+  and the layer becomes its fused kind (``fuses_into``: ``conv_act``, ``linear_act``) with that activation.
 
 A fold needs the two to be consecutive steps of one sequential body (a block's, a seq's, a residual's), the first
 unconditional and read by nothing else (no ``from NAME`` names it). Initialisation rules are dropped: a deployed
@@ -200,10 +200,7 @@ class _Rewriter:
         self.done.fused[layer.span] = kind
         arguments = layer.arguments
         kwargs = [*arguments.kwargs, ("activation", n.Const(act.func, act.span), act.span)]
-        fused = dataclasses.replace(layer, func=kind, arguments=dataclasses.replace(arguments, kwargs=kwargs))
-        if id(layer) in self.results:
-            self.results.add(id(fused))
-        return fused
+        return dataclasses.replace(layer, func=kind, arguments=dataclasses.replace(arguments, kwargs=kwargs))
 
     def _absorb(self, layer: n.Layer, folded: n.Layer) -> n.Layer:
         """``layer`` with a bias wherever ``folded`` is there to give it one."""

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 MAX_NODES = 200_000  # operations in one variant
 
 
+def last_added(d: dict, count: int) -> list:
+    """The last ``count`` values put in ``d``, in order."""
+    return list(islice(reversed(d.values()), count))[::-1]
+
+
 # Plain frozen records: elaboration creates one per operation (tens of thousands for the deepest
 # networks) from values it has already validated, so they skip a validating model's cost.
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,7 @@ class Graph:
 
     def last(self, count: int) -> list[OpNode]:
         """The last ``count`` nodes added, in order."""
-        return list(islice(reversed(self._ops.values()), count))[::-1]
+        return last_added(self._ops, count)
 
     def node(self, node_id: str) -> OpNode:
         return self._ops[node_id]

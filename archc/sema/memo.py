@@ -14,9 +14,8 @@ rules it met (for its own instance). Blocks with named tensors are copied as the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from itertools import islice
 
-from .graph import MAX_NODES, OpNode, ScopeInfo
+from .graph import MAX_NODES, OpNode, ScopeInfo, last_added
 from .initrules import Rule
 from .scope import Tensor
 from .values import BlockRef, OpRef
@@ -78,11 +77,6 @@ def mark(el) -> Mark:
     return Mark(len(el.graph), len(el.graph.scopes), el.budget.steps, el.failures, len(el.shape_log), len(el.rules))
 
 
-def _last(d: dict, count: int) -> list:
-    """The last ``count`` values put in ``d``."""
-    return list(islice(reversed(d.values()), count))[::-1]
-
-
 def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out) -> Recording | None:
     """The call's records since ``start``, if it may be copied."""
     outs = out if isinstance(out, tuple) else (out,)
@@ -96,7 +90,7 @@ def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out) -> Rec
             return None
     if any(not o.node.startswith(inside) and o.node not in inputs for o in outs):
         return None
-    scopes = _last(el.graph.scopes, len(el.graph.scopes) - start.scopes)
+    scopes = last_added(el.graph.scopes, len(el.graph.scopes) - start.scopes)
     if any(not info.path.startswith(inside) for info in scopes):
         return None
     rules = el.rules[start.rules:]
