@@ -108,9 +108,11 @@ def _parser() -> argparse.ArgumentParser:
                            ", .dot (the Graphviz source) or .html (an interactive page: blocks open on click, "
                            "search by name) (default: SPEC_STEM[_VARIANT][_BLOCK].svg)")
     draw.add_argument("--depth", type=int, default=None, metavar="N",
-                      help="draw each block instance N blocks deep as one node (1: the network's own blocks)")
-    draw.add_argument("--block", metavar="NAME", help="draw the first instance of block NAME on its own (or the "
-                                                     "block instance or named seq at module path NAME: layer2.0)")
+                      help="draw each block instance N blocks deep as one node (1: the network's own blocks; default: "
+                           "the deepest level whose picture is at most a few thousand pixels)")
+    draw.add_argument("--block", metavar="NAME", help="draw block NAME on its own, in the configuration most of its "
+                                                     "instances share (or the block instance or named seq at module "
+                                                     "path NAME: layer2.0)")
     draw.add_argument("--no-fold", action="store_true",
                       help="draw every block instance, without folding runs of alike ones into one marked xN")
     draw.add_argument("--layout", choices=("tb", "lr"), default="tb",

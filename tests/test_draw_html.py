@@ -114,7 +114,7 @@ def test_depth_makes_blocks_leaves_and_the_data_is_bounded():
 
 
 def test_one_block_opens_on_its_own():
-    graph, path = draw.block_instance(spec("googlenet"), "Inception")
+    graph, path = draw.block_instance(spec("googlenet"), "inception3a")
     data = drawhtml.page_data(graph, block=path)
     items = data["items"]
     assert [items[i]["id"] for i in data["open"]] == ["inception3a"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...sema.graph import Graph
+from .calls import Signatures, range_text
 from .labels import (
     BLOCK_COLOUR,
     COLOURS,
@@ -11,6 +12,7 @@ from .labels import (
     carried_text,
     colour,
     display,
+    effective,
     esc,
     op_summary,
     quote,
@@ -20,19 +22,21 @@ from .render import DrawError
 from .view import Cluster, View, terminals
 
 SUMMARY_OPS = 4  # a block of at most this many ops in a chain lists them on its node
+WRAP = 48  # a longer call on a node breaks after a comma
 RANKDIRS = ("TB", "LR")
 
 
 def dot_source(graph: Graph, depth: int | None = None, fold: bool = True, block: str | None = None,
-               title: str | None = None, rankdir: str = "TB", max_layout: int | None = None) -> str:
+               title: str | None = None, rankdir: str = "TB", max_layout: int | None = None,
+               signatures: Signatures | None = None) -> str:
     """The Graphviz DOT text of ``graph``, or of its block instance at path ``block``; ``rankdir`` LR lays it out
     left to right. With ``max_layout``, a diagram that Graphviz would lay out as more nodes than that (see
-    ``layout_size``) raises ``DrawError`` instead."""
+    ``layout_size``) raises ``DrawError`` instead. ``signatures`` (the spec's) name the blocks' arguments."""
     if depth is not None and depth < 1:
         raise ValueError("depth must be at least 1")
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}")
-    view = View(graph, depth, fold, block)
+    view = View(graph, depth, fold, block, signatures)
     ends = terminals(view)
     edges = ends["in_edges"] + view.edges() + ends["out_edges"]
     if max_layout is not None:
@@ -41,7 +45,7 @@ def dot_source(graph: Graph, depth: int | None = None, fold: bool = True, block:
         "digraph archc {",
         # newrank: one ranking across clusters, so that parallel branches stay in the spec's order
         f'  graph [rankdir={rankdir}, newrank=true, fontname="Helvetica", fontsize=16, labelloc=t, nodesep=0.3, '
-        f"ranksep=0.3, margin=0.2, label={quote(title or diagram_title(graph, block))}];",
+        f"ranksep=0.3, margin=0.2, label={quote(title or diagram_title(graph, block, view.signatures))}];",
         '  node [fontname="Helvetica", fontsize=11, shape=box, style="rounded,filled", color="#666666", '
         'margin="0.12,0.04", height=0.3];',
         f'  edge [fontname="Helvetica", fontsize=9, fontcolor="{EDGE_COLOUR}", color="{EDGE_COLOUR}", arrowsize=0.6];',
@@ -94,14 +98,14 @@ def _check_size(view: View, end_nodes: list, edges: list, limit: int, block: str
             "the .dot text, which have no such limit")
 
 
-def diagram_title(graph: Graph, block: str | None) -> str:
+def diagram_title(graph: Graph, block: str | None, signatures: Signatures | None = None) -> str:
     from ..stats import human, totals
 
     name = graph.variant or graph.network
     if block is not None:
         scope = graph.scopes[block]
         params = sum(graph.node(i).params for i in graph.g.nodes if block in graph.node(i).scope)
-        return f"{scope.block}: {block} = {scope.call} in {name}, {params:,} params"
+        return f"{scope.block}: {block} = {(signatures or Signatures()).label(scope.call)} in {name}, {params:,} params"
     t = totals(graph)
     text = f"{name} ({graph.network}): {human(t['params'])} params, {human(t['macs'])} MACs"
     if t["side_params"]:
@@ -116,9 +120,12 @@ def _emit_cluster(view: View, cluster: Cluster, out: list[str], pad: str, level:
         scope = view.graph.scopes[cluster.path]
         name = display(cluster.path, parent)
         run = view.runs.get(cluster.path)
+        varying = run.varying if run is not None else {}
         if run is not None:
             name = f"{name} … {display(run.paths[-1], parent)} ×{len(run.paths)}"
-        label = f"{name}: {scope.call}"
+        label = f"{name}: {view.signatures.label(scope.call, varying)}"
+        if varying:
+            label += ", " + ", ".join(range_text(k, v) for k, v in varying.items())
         style = '"rounded,dashed"' if scope.kind == "seq" else '"rounded,filled"'
         fill = "#eef3f8" if level % 2 == 1 else "#ffffff"
         side = any(view.graph.node(i).side for i in view.scope_ops[cluster.path][:1])
@@ -157,10 +164,14 @@ def _node(view: View, unit: str, parent: str | None) -> str:
         if run:
             name += f" … {display(paths[-1], parent)}"
         head = f"<b>{esc(name)}</b>" + (f'  <font color="#b00000"><b>×{len(paths)}</b></font>' if run else "")
-        lines = [head, esc(scope.call)]
+        varying = run.varying if run else {}
+        lines = [head, *map(esc, wrapped(view.signatures.label(scope.call, varying)))]
+        lines += [f'<font color="#b00000">{esc(range_text(k, v))}</font>' for k, v in varying.items()]
         inner = view.scope_ops[path]
         if len(inner) <= SUMMARY_OPS and all(len(list(view.g.predecessors(i))) <= 1 for i in inner):
             lines.append(esc(" → ".join(op_summary(view.graph.node(i)) for i in inner)))  # a short chain: its ops
+        notes = dict.fromkeys(n for i in inner if (n := effective(view.graph.node(i))[1]))
+        lines += [f'<font point-size="9" color="#b00000">{esc(n)}</font>' for n in notes]
         lines.append(small(f"{params:,} params"))
         attrs += [f'fillcolor="{BLOCK_COLOUR}"']
         if run:
@@ -189,6 +200,23 @@ def _node(view: View, unit: str, parent: str | None) -> str:
     attrs.append("penwidth=1.5" if path is not None or ops[0].op in ("concat", "add") or side else "penwidth=1")
     label = "<" + "<br/>".join(lines) + ">"
     return f"{quote(unit)} [label={label}, {', '.join(attrs)}];"
+
+
+def wrapped(text: str, width: int = WRAP) -> list[str]:
+    """A call ``Name(a, b, ...)`` in lines of about ``width`` characters, broken after its own commas."""
+    lines, depth, start, cut = [], 0, 0, -1
+    for i, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 1:
+            cut = i + 1
+        if i - start >= width and cut > start and len(text) - start > width + 12:  # no short last line
+            lines.append(text[start:cut].strip())
+            start = cut
+    lines.append(text[start:].strip())
+    return lines
 
 
 def legend_source() -> str:

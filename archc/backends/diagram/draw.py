@@ -14,10 +14,19 @@ circle; side outputs hang off the main path dashed, in magenta.
 
 Depth. ``depth = N`` draws each block instance nested N blocks deep as one
 node (GoogLeNet at depth 1: the stem layers, nine Inception boxes, the head).
+Without one, a picture is drawn at the deepest level whose picture
+``size.estimate`` puts at most ``size.MAX_PICTURE_PX`` on its long side: the
+choice follows the graph's size, not the network's name.
 Only block instances count as levels: a named ``seq`` is a grouping box, never
 a level of its own, so ResNet's ``layer1`` at depth 1 is a box around its
 Bottleneck nodes, and VGG's ``features`` at any depth a box around its layers.
 (``archc stats --depth`` counts named seqs as levels too: it totals them.)
+
+Labels. A block's call is written with its parameters' names, the arguments
+equal to their defaults left out and floats rounded to three significant
+digits (``calls``): ``MBConv(expand_ratio=6, kernel=5, stride=2,
+out_channels=40, p=0.0375)``. An op's label says what it does on its input
+(``labels.effective``): Swin's shift is off where one window covers the map.
 
 Folding. Runs of three or more consecutive *alike* block instances fold into
 one node (or, where the blocks are drawn open, one cluster: the run's first
@@ -25,7 +34,10 @@ instance) marked ×N; a pair stays two nodes (folding would save one and hide
 it). Two instances are alike when they are instances of the same block with
 the same call (the evaluated arguments, ``Bottleneck(256, 1)``) and the same
 ops with the same arguments wired the same way, and the first feeds the second
-and nothing else. Input channels may differ: DenseNet's ``DenseLayer(32)``s
+and nothing else; but for scalars: numbers may differ where only floats do
+(drop rates) or where every op comes out the same size (Swin's shift), and the
+fold then says how they vary (``stochastic_depth_prob = 0.0727 … 0.164``,
+``shift_size = 0 or 3``). Input channels may differ: DenseNet's ``DenseLayer(32)``s
 each see 32 more channels, yet fold into one ``denselayer1 … denselayer6 ×6``;
 ResNet's ``layer1.0`` is not alike ``layer1.1`` (same call, but its projection
 shortcut is extra ops). A folded node shows the run's total parameters, its
@@ -67,9 +79,11 @@ from __future__ import annotations
 
 from ...errors import SpecError, did_you_mean
 from ...sema.graph import Graph
+from .calls import FLOAT, Signatures
 from .dot import SUMMARY_OPS, dot_source, legend_source
 from .labels import BLOCK_COLOUR, COLOURS, EDGE_COLOUR, SIDE_COLOUR, colour, op_summary, shape_text
 from .render import FORMATS, PNG_DPI, DrawError, find_renderer, format_of, render
+from .size import MAX_PICTURE_PX, estimate
 from .view import MIN_FOLD
 
 LAYOUTS = ("tb", "lr")  # top to bottom, left to right (Graphviz rankdir TB, LR)
@@ -111,9 +125,10 @@ def _require_variants(spec, block: str | None = None) -> None:
 
 
 def block_instance(spec, name: str, variant: str | None = None) -> tuple[Graph, str]:
-    """The graph and scope path of the first instance of block ``name`` (in ``variant``, else in the
-    first variant that uses it); ``name`` may also be a block instance's or named seq's module path
-    (``layer2.0``) in ``variant`` (else the first variant)."""
+    """The graph and scope path of the most common configuration of block ``name`` (in ``variant``, else in the
+    first variant that uses it): its first instance of the call and ops most of its instances share, drop rates
+    and other floats aside (``common_instance``). ``name`` may also be a block instance's or named seq's module
+    path (``layer2.0``) in ``variant`` (else the first variant)."""
     _require_variants(spec, name)
     blocks = spec.program.blocks
     if name not in blocks:
@@ -125,17 +140,34 @@ def block_instance(spec, name: str, variant: str | None = None) -> tuple[Graph, 
                         or f"blocks: {', '.join(sorted(blocks)) or 'none'}")
     for v in [variant] if variant else list(spec.variants):
         graph = spec.graph(v)
-        for op in graph.ops():
-            for s in op.scope:
-                scope = graph.scopes[s]
-                if scope.kind == "block" and scope.block == name:
-                    return graph, s
+        path = common_instance(graph, name)
+        if path is not None:
+            return graph, path
     if variant is None:
         raise SpecError(f"block '{name}' is not used by any variant of {spec.path}", blocks[name].span)
     users = [v for v in spec.variants if v != variant and any(
         s.kind == "block" and s.block == name for s in spec.graph(v).scopes.values())]
     raise SpecError(f"block '{name}' is not used in variant '{variant}' of {spec.path}", blocks[name].span,
                     hint=f"variants that use it: {', '.join(users)}" if users else None)
+
+
+def common_instance(graph: Graph, name: str) -> str | None:
+    """The first instance of block ``name`` in ``graph`` whose configuration most instances share: the same call
+    and the same ops with the same arguments, wired the same way, floats (drop rates) aside; ties go to the
+    earliest. None where ``graph`` has no instance."""
+    members: dict[str, list] = {}
+    for op in graph.ops():
+        for s in op.scope:
+            scope = graph.scopes[s]
+            if scope.kind == "block" and scope.block == name:
+                rel = len(s) + 1
+                inputs = tuple(i[rel:] if i.startswith(s + ".") else "<in>" for i in op.inputs)
+                members.setdefault(s, [FLOAT.sub("#", scope.call)]).append(
+                    (op.id[rel:], op.op, FLOAT.sub("#", repr(sorted(op.args.items()))), inputs))
+    counts: dict[tuple, list[str]] = {}
+    for path, config in members.items():
+        counts.setdefault(tuple(config), []).append(path)
+    return max(counts.values(), key=len)[0] if counts else None  # max keeps the first of equals
 
 
 def draw(spec, variant: str | None = None, fmt: str = "svg", depth: int | None = None, fold: bool = True,
@@ -150,10 +182,46 @@ def draw(spec, variant: str | None = None, fmt: str = "svg", depth: int | None =
     else:
         _require_variants(spec)
         graph, path = spec.graph(variant), None
+    signatures = Signatures.of_spec(spec)
     if fmt == "html":
         from . import page
 
-        return page.page(graph, depth, path, page.spec_docs(spec, graph.variant)).encode("utf-8")
+        return page.page(graph, depth, path, page.spec_docs(spec, graph.variant), signatures).encode("utf-8")
+    if depth is None and max_depth(graph, path):  # without blocks, every depth is the same picture
+        depth = default_depth(graph, fold, path, layout.upper(), signatures)
     limit = None if fmt == "dot" else MAX_LAYOUT_NODES
-    source = dot_source(graph, depth, fold, block=path, rankdir=layout.upper(), max_layout=limit)
+    source = dot_source(graph, depth, fold, block=path, rankdir=layout.upper(), max_layout=limit,
+                        signatures=signatures)
     return render(source, fmt)
+
+
+def default_depth(graph: Graph, fold: bool = True, block: str | None = None, rankdir: str = "TB",
+                  signatures: Signatures | None = None) -> int | None:
+    """The deepest level whose picture ``size.estimate`` puts at most ``MAX_PICTURE_PX`` on its long side (None:
+    every block open fits; 1 where nothing fits)."""
+    return fitting_depth(graph, fold, block, rankdir, signatures)[0]
+
+
+def fitting_depth(graph: Graph, fold: bool = True, block: str | None = None, rankdir: str = "TB",
+                  signatures: Signatures | None = None) -> tuple[int | None, tuple[float, float]]:
+    """``default_depth`` and the estimated (width, height) of its picture, in pixels. A deeper level is never
+    smaller, so the search goes down from depth 1 and stops at the first level that does not fit."""
+    levels: list[int | None] = [*range(1, max_depth(graph, block) + 1), None]  # [None]: no blocks to close
+    fits: tuple[int | None, tuple[float, float]] | None = None
+    for depth in levels:
+        size = estimate(dot_source(graph, depth, fold, block=block, rankdir=rankdir, signatures=signatures))
+        if max(size) > MAX_PICTURE_PX:
+            return fits or (depth, size)
+        fits = (depth, size)
+    return fits
+
+
+def max_depth(graph: Graph, block: str | None = None) -> int:
+    """How many block instances deep ``graph`` (or its instance ``block``) nests."""
+    deepest = 0
+    for op in graph.ops():
+        if block is not None and block not in op.scope:
+            continue
+        chain = op.scope[op.scope.index(block) + 1:] if block is not None else op.scope
+        deepest = max(deepest, sum(graph.scopes[s].kind == "block" for s in chain))
+    return deepest

@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from ...sema.graph import Graph, OpNode
 from ..templates import environment
+from .calls import Signatures
 from .dot import diagram_title
 from .labels import BLOCK_COLOUR, SIDE_COLOUR, colour, display, op_summary
 from .render import DrawError
@@ -46,10 +47,12 @@ def script_json(data) -> str:
     return "".join(_JSON_ESCAPES.get(c, c) for c in text) if any(c in text for c in _JSON_ESCAPES) else text
 
 
-def page(graph: Graph, depth: int | None = None, block: str | None = None, docs: dict | None = None) -> str:
+def page(graph: Graph, depth: int | None = None, block: str | None = None, docs: dict | None = None,
+         signatures: Signatures | None = None) -> str:
     """The interactive diagram of ``graph`` (or of its block instance at path ``block``) as an HTML page.
-    ``docs``: {"network": the network's comment, "blocks": {block name: its comment}} from the spec."""
-    data = page_data(graph, depth, block, docs or {})
+    ``docs``: {"network": the network's comment, "blocks": {block name: its comment}} from the spec;
+    ``signatures``: the spec's, which name the blocks' arguments."""
+    data = page_data(graph, depth, block, docs or {}, signatures)
     return environment(autoescape=True).get_template(TEMPLATE).render(
         title=data["title"], data=Markup(script_json(data)))
 
@@ -108,9 +111,10 @@ def channel_sum(shapes) -> str:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, depth: int | None, block: str | None, docs: dict):
+    def __init__(self, graph: Graph, depth: int | None, block: str | None, docs: dict,
+                 signatures: Signatures | None = None):
         self.graph = graph
-        self.view = View(graph, depth, False, block)
+        self.view = View(graph, depth, False, block, signatures)
         self.docs = docs.get("blocks", {})
         self.items: list[dict] = []
         self.index: dict[str, int] = {}  # unit id, box path or end id -> item
@@ -155,7 +159,8 @@ class _Builder:
     def _scope_item(self, path: str, parent_path: str | None) -> dict:
         graph, scope = self.graph, self.graph.scopes[path]
         ops = [graph.node(i) for i in self.view.scope_ops[path]]
-        item = {"id": path, "name": display(path, parent_path), "kind": scope.kind, "call": scope.call,
+        item = {"id": path, "name": display(path, parent_path), "kind": scope.kind,
+                "call": self.view.signatures.label(scope.call),
                 "block": scope.block, "shape": list(ops[-1].shape), "ops": len(ops),
                 "params": sum(o.params for o in ops), "macs": sum(o.macs for o in ops),
                 "side": ops[0].side is not None,
@@ -219,11 +224,12 @@ class _TooBig(Exception):
     pass
 
 
-def page_data(graph: Graph, depth: int | None = None, block: str | None = None, docs: dict | None = None) -> dict:
+def page_data(graph: Graph, depth: int | None = None, block: str | None = None, docs: dict | None = None,
+              signatures: Signatures | None = None) -> dict:
     """What the page's script draws: ``items`` (ops, boxes, ends; each box lists its children), ``edges``."""
     if depth is not None and depth < 1:
         raise ValueError("depth must be at least 1")
-    builder = _Builder(graph, depth, block, docs or {})
+    builder = _Builder(graph, depth, block, docs or {}, signatures)
     try:
         items, edges = builder.build()
     except _TooBig as exc:
@@ -231,7 +237,7 @@ def page_data(graph: Graph, depth: int | None = None, block: str | None = None, 
         raise DrawError(f"the page of {what} would hold {exc}\nhint: draw less of it: --depth N (blocks N deep "
                         "become leaves of the page; 1: only the network's own blocks) or --block NAME") from None
     return {
-        "title": diagram_title(graph, block),
+        "title": diagram_title(graph, block, signatures),
         "doc": (docs or {}).get("network", "") if block is None else "",
         "depth": depth,
         "colours": {"side": SIDE_COLOUR},

@@ -9,11 +9,15 @@ the drawn units, dropping those hidden inside a run.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 from ...sema.graph import Graph, OpNode
+from .calls import NUMBER, Signatures
 
 MIN_FOLD = 3  # two alike instances stay two nodes: folding would save one and hide the pair
+# each graph's instance signatures and masked op arguments, shared by its views (``draw`` tries several depths)
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -24,18 +28,45 @@ class Cluster:
 
 @dataclass
 class Run:
-    """Consecutive alike block instances, drawn as the first one."""
+    """Consecutive alike block instances, drawn as the first one; ``varying``: the call's arguments that differ
+    between them, each with its value in every member (``calls.Signatures.varying``)."""
 
     paths: list[str]
+    varying: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What makes block instances alike: ``masked``, the block, its call and its ops and their wiring with every
+    number written ``#``; ``numbers``, those numbers; ``sizes``, each op's output shape and parameters."""
+
+    masked: tuple
+    numbers: tuple
+    sizes: tuple
+
+    def alike(self, other: Signature) -> bool:
+        """The same but for scalars: numbers may differ where only floats do (drop rates, scales), or where the
+        ops come out the same sizes (Swin's shift); equal numbers allow other input channels (DenseNet)."""
+        if self.masked != other.masked:
+            return False
+        if self.numbers == other.numbers:
+            return True
+        floats = all(a == b or not a.lstrip("-").isdigit() for a, b in zip(self.numbers, other.numbers))
+        return floats or self.sizes == other.sizes
 
 
 class View:
     """What is drawn: units (an op, or a block instance collapsed to one node) inside nested clusters."""
 
-    def __init__(self, graph: Graph, depth: int | None, fold: bool, root: str | None):
+    def __init__(self, graph: Graph, depth: int | None, fold: bool, root: str | None,
+                 signatures: Signatures | None = None):
         self.graph = graph
         self.g = graph.g
         self.root = root
+        self.signatures = signatures or Signatures()
+        cache = _CACHE.setdefault(graph, ({}, {}))
+        self._signatures: dict[str, Signature] = cache[0]
+        self._masked_args: dict[str, tuple[str, list[str]]] = cache[1]
         self.ops = [op for op in graph.ops() if root is None or root in op.scope]
         self.in_view = {op.id for op in self.ops}
         self.unit_of: dict[str, str] = {}  # op id -> unit id
@@ -86,7 +117,10 @@ class View:
             return None
         return path
 
-    def _signature(self, path: str):
+    def _signature(self, path: str) -> Signature:
+        found = self._signatures.get(path)  # the graph's: the same in every view of it
+        if found is not None:
+            return found
         scope = self.graph.scopes[path]
         inside = set(self.scope_ops[path])
         prefix = path + "."
@@ -94,14 +128,32 @@ class View:
         def rel(name: str) -> str:
             return name[len(prefix):] if name.startswith(prefix) else name
 
-        items = []
+        numbers: list[str] = []
+        items, sizes, inner = [], [], set()
         for oid in self.scope_ops[path]:
             op = self.graph.node(oid)
-            preds = tuple(sorted(rel(p) if p in inside else "<in>" for p in self.g.predecessors(oid)))
-            items.append((rel(oid), op.op, repr(sorted(op.args.items())), preds, op.side))
-        inner = sorted({(rel(s), self.graph.scopes[s].kind, self.graph.scopes[s].call)
-                        for oid in self.scope_ops[path] for s in self.graph.node(oid).scope if s.startswith(prefix)})
-        return scope.block, scope.call, tuple(items), tuple(inner)
+            preds = tuple(sorted(rel(p) if p in inside else "<in>" for p in op.inputs))
+            text, found_numbers = self._masked(op)
+            numbers += found_numbers
+            items.append((rel(oid), op.op, text, preds, op.side))
+            sizes.append((op.shape, op.params))
+            inner.update(s for s in op.scope if s.startswith(prefix))
+        calls = [(rel(s), self.graph.scopes[s].kind, self.graph.scopes[s].call) for s in sorted(inner)]
+        for _, _, call in [(None, None, scope.call), *calls]:
+            numbers += NUMBER.findall(call)
+        masked = (scope.block, NUMBER.sub("#", scope.call), tuple(items),
+                  tuple((r, k, NUMBER.sub("#", c)) for r, k, c in calls))
+        found = Signature(masked, tuple(numbers), tuple(sizes))
+        self._signatures[path] = found
+        return found
+
+    def _masked(self, op: OpNode) -> tuple[str, list[str]]:
+        """``op``'s arguments with every number written ``#``, and the numbers."""
+        found = self._masked_args.get(op.id)
+        if found is None:
+            text = repr(sorted(op.args.items()))
+            found = self._masked_args[op.id] = (NUMBER.sub("#", text), NUMBER.findall(text))
+        return found
 
     def _chained(self, a: str, b: str) -> bool:
         """``a``'s output feeds ``b`` and nothing else, and ``b`` reads nothing else."""
@@ -128,7 +180,7 @@ class View:
                 prev = first
                 while j < len(children):
                     nxt = self._instance(children[j])
-                    if nxt is not None and self._chained(prev, nxt) and self._signature(nxt) == sig:
+                    if nxt is not None and self._chained(prev, nxt) and sig.alike(self._signature(nxt)):
                         prev = nxt
                         j += 1
                         continue
@@ -140,7 +192,8 @@ class View:
                     j += 2
             paths = [p for p in (self._instance(c) for c in children[i:j]) if p is not None]
             if len(paths) >= MIN_FOLD:
-                self.runs[first] = Run(paths)
+                calls = [self.graph.scopes[p].call for p in paths]
+                self.runs[first] = Run(paths, self.signatures.varying(calls))
                 for unit in concats:
                     self.hidden_units.add(unit)
                     for op in self.unit_ops[unit]:
@@ -164,7 +217,7 @@ class View:
             return None
         ops = self.unit_ops[children[j]]
         nxt = self._instance(children[j + 1])
-        if len(ops) != 1 or ops[0].op != "concat" or nxt is None or self._signature(nxt) != sig:
+        if len(ops) != 1 or ops[0].op != "concat" or nxt is None or not sig.alike(self._signature(nxt)):
             return None
         cat, in_prev, in_next = ops[0].id, set(self.scope_ops[prev]), set(self.scope_ops[nxt])
         if not any(u in in_prev for u in self.g.predecessors(cat)):

@@ -1,0 +1,116 @@
+"""archc draw's labels: keyword arguments with rounded numbers, folds of runs that differ in a scalar, what an op
+actually does (Swin's shift), and which instance --block draws."""
+
+import re
+
+import pytest
+from archtest import spec
+
+from archc.backends.diagram import draw
+from archc.backends.diagram.calls import Signatures, range_text, round_number, rounded, short_value
+from archc.backends.diagram.labels import effective, op_summary
+from archc.backends.diagram.size import label_lines
+
+
+def node_labels(source: str) -> dict[str, str]:
+    """Each node's label text, its lines joined by a space."""
+    out = {}
+    for line in source.splitlines():
+        m = re.match(r'\s*"([^"]+)" \[label=', line)
+        if m:
+            out[m.group(1)] = " ".join(label_lines(line.strip()))
+    return out
+
+
+@pytest.mark.parametrize(("text", "short"), [("0.037500000000000006", "0.0375"), ("0.15000000000000002", "0.15"),
+                                             ("4.0", "4.0"), ("1e-05", "1e-5"), ("0.07272727272727274", "0.0727"),
+                                             ("123456.0", "1.23e5")])
+def test_numbers_are_rounded_to_three_significant_digits(text, short):
+    assert round_number(text) == short
+
+
+def test_rounding_leaves_ints_names_and_strings_alone():
+    assert rounded('f(64, conv1, 0.30000000000000004, "0.30000000000000004", (1, 2.50))') == \
+        'f(64, conv1, 0.3, "0.30000000000000004", (1, 2.5))'
+    assert short_value("[" + ", ".join(["0.0"] * 18) + "]") == "[0.0]×18"
+    assert short_value("[1, 2, 3, 4, 5, 6, 7, 8]") == "[1, 2, 3, …, 8] (8)"
+
+
+def test_block_calls_name_their_arguments_and_leave_defaults_out():
+    signatures = Signatures.of_spec(spec("efficientnet"))
+    assert signatures.label("MBConv(6, 5, 2, 40, 0.037500000000000006, 1e-05, 0.1)") == \
+        "MBConv(expand_ratio=6, kernel=5, stride=2, out_channels=40, p=0.0375)"
+    assert signatures.label("MBConv(1, 3, 1, 16, 0.0, 1e-05, 0.1)") == \
+        "MBConv(expand_ratio=1, kernel=3, stride=1, out_channels=16)"
+    # without the spec (a bare graph) the arguments stay positional, rounded
+    assert Signatures().label("MBConv(6, 5, 2, 40, 0.037500000000000006, 1e-05, 0.1)") == \
+        "MBConv(6, 5, 2, 40, 0.0375, 1e-5, 0.1)"
+    googlenet = Signatures.of_spec(spec("googlenet"))
+    assert googlenet.label("Inception(64, 96, 128, 16, 32, 32, 3, true)") == \
+        "Inception(c1x1=64, c3x3red=96, c3x3=128, c5x5red=16, c5x5=32, pool_proj=32, k5=3)"
+    assert googlenet.label("BasicConv2d(64, 7, stride=2, padding=3)").startswith("BasicConv2d(")
+
+
+def test_the_drawn_efficientnet_has_keyword_labels_without_float_noise():
+    s = spec("efficientnet")
+    source = draw.dot_source(s.graph("efficientnet_b0"), 1, signatures=Signatures.of_spec(s))
+    labels = node_labels(source)
+    assert "MBConv(expand_ratio=6, kernel=5, stride=2, out_channels=40, p=0.0375)" in labels["block:features.3.0"]
+    assert not re.search(r"\d\.\d*0000\d", source) and "1e-05" not in source
+
+
+def test_a_run_that_differs_in_drop_rate_and_shift_folds_with_a_count_and_ranges():
+    s = spec("swin")
+    graph, signatures = s.graph("swin_t"), Signatures.of_spec(s)
+    labels = node_labels(draw.dot_source(graph, 1, signatures=signatures))
+    fold = labels["block:features.5.0"]
+    assert fold.startswith("5.0 … 5.5  ×6 SwinTransformerBlock(num_heads=12, window_size=7)")
+    assert "shift_size = 0 or 3" in fold and "stochastic_depth_prob = 0.0727 … 0.164" in fold
+    assert not any(k.startswith("block:features.5.") and k != "block:features.5.0" for k in labels)
+    unfolded = node_labels(draw.dot_source(graph, 1, fold=False, signatures=signatures))
+    assert [k for k in unfolded if k.startswith("block:features.5.")] == [f"block:features.5.{i}" for i in range(6)]
+    # drawn open, the fold's box says the same
+    full = draw.dot_source(graph, None, signatures=signatures)
+    assert 'label="5.0 … 5.5 ×6: SwinTransformerBlock(num_heads=12, window_size=7), shift_size = 0 or 3, ' \
+           'stochastic_depth_prob = 0.0727 … 0.164"' in full
+
+
+def test_ranges_read_as_growth_or_alternatives():
+    assert range_text("p", ["0.0", "0.05", "0.1"]) == "p = 0.0 … 0.1"
+    assert range_text("shift_size", ["0", "3", "0", "3"]) == "shift_size = 0 or 3"
+    assert range_text("mode", ['"a"', '"b"']) == 'mode = "a" or "b"'
+
+
+def test_what_does_not_fold_still_does_not():
+    # other strides or widths change the ops' sizes: a ResNet stage's first block stays apart
+    graph = spec("resnet").graph("resnet50")
+    labels = node_labels(draw.dot_source(graph, 1))
+    assert "block:layer3.0" in labels and "block:layer3.1" in labels and "block:layer3.2" not in labels
+
+
+def test_swin_shift_is_labelled_as_the_model_applies_it():
+    graph = spec("swin").graph("swin_t")
+    attn = {op.id: op for op in graph.ops() if op.op == "window_attention"}
+    assert op_summary(attn["features.5.1.attn"]) == "window_attention 12 heads, window 7x7, shift 3x3"
+    # on the last stage's 7x7 map one window covers it: torchvision turns the shift off
+    assert attn["features.7.1.attn"].args["shift_size"] in (3, [3, 3], (3, 3))
+    assert op_summary(attn["features.7.1.attn"]) == "window_attention 24 heads, window 7x7"
+    assert effective(attn["features.7.1.attn"])[1] == "shift 3x3 off: the 7x7 window covers the 7×7 map"
+    assert effective(attn["features.5.1.attn"])[1] is None
+    source = draw.dot_source(graph)
+    assert "shift 3x3" not in next(line for line in source.splitlines() if line.strip().startswith('"features.7.1.attn"'))
+    depth1 = node_labels(draw.dot_source(graph, 1))
+    assert "shift 3x3 off: the 7x7 window covers the 7×7 map" in depth1["block:features.7.1"]
+
+
+@pytest.mark.parametrize(("name", "block", "variant", "path"), [
+    ("resnet", "Bottleneck", "resnet50", "layer3.1"),  # Bottleneck(256, 1): 5 of 16, no projection
+    ("efficientnet", "MBConv", "efficientnet_b0", "features.6.1"),  # drop rates aside, 3 of 16
+    ("swin", "SwinTransformerBlock", "swin_t", "features.5.0"),
+])
+def test_block_draws_the_most_common_configuration(name, block, variant, path):
+    graph, found = draw.block_instance(spec(name), block, variant)
+    assert (graph.variant, found) == (variant, path)
+    # the module path still picks one instance
+    assert draw.block_instance(spec(name), "layer1.0" if name == "resnet" else path, variant)[1] == \
+        ("layer1.0" if name == "resnet" else path)

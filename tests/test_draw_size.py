@@ -1,0 +1,79 @@
+"""archc draw's default depth: the deepest level whose picture is at most a few thousand pixels, chosen from the
+graph's size (``size.estimate``), and the estimate held to Graphviz's own layout."""
+
+import re
+
+import pytest
+from archtest import SPECS, spec
+
+from archc.backends.diagram import draw
+from archc.backends.diagram.calls import Signatures
+from archc.backends.diagram.size import MAX_PICTURE_PX, estimate
+from archc.cli import main
+
+
+def rendered_px(source: str) -> tuple[float, float]:
+    svg = draw.render(source, "svg").decode()
+    w, h = re.search(r'width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
+    return float(w) * 4 / 3, float(h) * 4 / 3
+
+
+def test_efficientnet_b0_is_drawn_at_its_blocks_a_few_thousand_pixels_tall(tmp_path, capsys):
+    # before: every block open, 1004 x 24340 px
+    graph = spec("efficientnet").graph("efficientnet_b0")
+    assert draw.default_depth(graph) == 1
+    assert main(["draw", str(SPECS / "efficientnet.arch"), "-o", str(tmp_path / "e.svg")]) == 0
+    svg = (tmp_path / "e.svg").read_text()
+    w, h = re.search(r'width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
+    assert max(float(w), float(h)) * 4 / 3 <= MAX_PICTURE_PX
+    assert "block:features.3.0" in svg and "features.3.0.block.0.0" not in svg
+
+
+@pytest.mark.parametrize(("name", "variant", "depth"), [
+    ("googlenet", "googlenet", 1),  # open, the Inceptions' branches make it 9,472 px tall
+    ("resnet", "resnet50", 1),  # open, 9,452 px
+    ("densenet", "densenet121", 2),  # the dense layers as nodes, folded
+    ("resnet", "resnet1202", None),  # drawn whole: its stages fold to one open block of 200 each
+])
+def test_the_default_depth_follows_the_graphs_size(name, variant, depth):
+    graph = spec(name).graph(variant)
+    found, size = draw.fitting_depth(graph)
+    assert found == depth
+    assert max(size) <= MAX_PICTURE_PX
+    if depth is not None:  # one level deeper would not fit
+        assert max(estimate(draw.dot_source(graph, (depth + 1) if depth < draw.max_depth(graph) else None))) \
+            > MAX_PICTURE_PX
+
+
+def test_a_block_drawn_alone_gets_a_default_depth_of_its_own():
+    graph, path = draw.block_instance(spec("googlenet"), "Inception", "googlenet")
+    assert draw.default_depth(graph, block=path) is None  # one Inception fits whole
+
+
+@pytest.mark.parametrize(("name", "variant", "depth"), [
+    ("googlenet", "googlenet", 2), ("efficientnet", "efficientnet_b0", 1), ("swin", "swin_t", 2),
+    ("densenet", "densenet121", 1), ("vgg", "vgg19", 1), ("inception_v3", "inception_v3", 2),
+])
+def test_the_estimate_is_close_to_graphvizs_layout(name, variant, depth):
+    s = spec(name)
+    source = draw.dot_source(s.graph(variant), depth, signatures=Signatures.of_spec(s))
+    guess, real = max(estimate(source)), max(rendered_px(source))
+    assert 0.85 < guess / real < 1.2, (guess, real)
+
+
+@pytest.mark.slow  # every shipped variant, several depths each
+def test_every_shipped_variant_defaults_to_a_picture_of_a_few_thousand_pixels():
+    over = {}
+    for path in sorted(SPECS.glob("*.arch")):
+        s = spec(path.stem)
+        if not s.variants:
+            continue
+        signatures = Signatures.of_spec(s)
+        for variant, graph in s.check().items():
+            depth, size = draw.fitting_depth(graph, signatures=signatures)
+            if max(size) > MAX_PICTURE_PX:
+                assert depth == 1, variant  # only where even the network's own blocks do not fit
+                over[variant] = round(max(size))
+    # VGG's layers all sit in one seq, `features`, which is no level: its depth 1 is every layer
+    assert set(over) == {"vgg19", "vgg13_bn", "vgg16_bn", "vgg19_bn"}, over
+    assert max(over.values()) < 1.5 * MAX_PICTURE_PX
