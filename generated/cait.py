@@ -339,23 +339,25 @@ def cait_xxs24_384(
     *,
     init_values: float = 1e-05,
     patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Cait:
-    """Cait with embed_dim=192, depth=24, num_heads=4, img_size=384."""
+    """Cait with embed_dim=192, depth=24, num_heads=4."""
     model = Cait(
         embed_dim=192,
         depth=24,
         num_heads=4,
-        img_size=384,
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "cait_xxs24_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
@@ -393,23 +395,25 @@ def cait_xxs36_384(
     *,
     init_values: float = 1e-05,
     patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Cait:
-    """Cait with embed_dim=192, depth=36, num_heads=4, img_size=384."""
+    """Cait with embed_dim=192, depth=36, num_heads=4."""
     model = Cait(
         embed_dim=192,
         depth=36,
         num_heads=4,
-        img_size=384,
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "cait_xxs36_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
@@ -419,23 +423,25 @@ def cait_xs24_384(
     *,
     init_values: float = 1e-05,
     patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Cait:
-    """Cait with embed_dim=288, depth=24, num_heads=6, img_size=384."""
+    """Cait with embed_dim=288, depth=24, num_heads=6."""
     model = Cait(
         embed_dim=288,
         depth=24,
         num_heads=6,
-        img_size=384,
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "cait_xs24_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
@@ -473,23 +479,25 @@ def cait_s24_384(
     *,
     init_values: float = 1e-05,
     patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Cait:
-    """Cait with embed_dim=384, depth=24, num_heads=8, img_size=384."""
+    """Cait with embed_dim=384, depth=24, num_heads=8."""
     model = Cait(
         embed_dim=384,
         depth=24,
         num_heads=8,
-        img_size=384,
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "cait_s24_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
@@ -497,62 +505,83 @@ def cait_s24_384(
 
 def cait_s36_384(
     *,
+    init_values: float = 1e-06,
     patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Cait:
-    """Cait with embed_dim=384, depth=36, num_heads=8, init_values=1e-06, img_size=384."""
+    """Cait with embed_dim=384, depth=36, num_heads=8."""
     model = Cait(
         embed_dim=384,
         depth=36,
         num_heads=8,
-        init_values=1e-06,
-        img_size=384,
+        init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "cait_s36_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(patch_size=patch_size, num_classes=num_classes)
+    model.archc_arguments = dict(
+        init_values=init_values,
+        patch_size=patch_size,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def cait_m36_384(
     *,
+    init_values: float = 1e-06,
     patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Cait:
-    """Cait with embed_dim=768, depth=36, num_heads=16, init_values=1e-06, img_size=384."""
+    """Cait with embed_dim=768, depth=36, num_heads=16."""
     model = Cait(
         embed_dim=768,
         depth=36,
         num_heads=16,
-        init_values=1e-06,
-        img_size=384,
+        init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "cait_m36_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(patch_size=patch_size, num_classes=num_classes)
+    model.archc_arguments = dict(
+        init_values=init_values,
+        patch_size=patch_size,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def cait_m48_448(
     *,
+    init_values: float = 1e-06,
     patch_size: int = 16,
+    img_size: int = 448,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Cait:
-    """Cait with embed_dim=768, depth=48, num_heads=16, init_values=1e-06, img_size=448."""
+    """Cait with embed_dim=768, depth=48, num_heads=16."""
     model = Cait(
         embed_dim=768,
         depth=48,
         num_heads=16,
-        init_values=1e-06,
-        img_size=448,
+        init_values=init_values,
         patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "cait_m48_448"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(patch_size=patch_size, num_classes=num_classes)
+    model.archc_arguments = dict(
+        init_values=init_values,
+        patch_size=patch_size,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

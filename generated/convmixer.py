@@ -158,7 +158,6 @@ class ConvMixer(nn.Module):
 
 def convmixer_1536_20(
     *,
-    activation: type[nn.Module] = nn.GELU,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -169,16 +168,11 @@ def convmixer_1536_20(
         depth=20,
         kernel_size=9,
         patch_size=7,
-        activation=activation,
         drop_rate=drop_rate,
         num_classes=num_classes,
     )
     model.archc_variant = "convmixer_1536_20"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        activation=activation,
-        drop_rate=drop_rate,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(drop_rate=drop_rate, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -205,7 +199,6 @@ def convmixer_768_32(
 
 def convmixer_1024_20_ks9_p14(
     *,
-    activation: type[nn.Module] = nn.GELU,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -216,14 +209,9 @@ def convmixer_1024_20_ks9_p14(
         depth=20,
         kernel_size=9,
         patch_size=14,
-        activation=activation,
         drop_rate=drop_rate,
         num_classes=num_classes,
     )
     model.archc_variant = "convmixer_1024_20_ks9_p14"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        activation=activation,
-        drop_rate=drop_rate,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(drop_rate=drop_rate, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

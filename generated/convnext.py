@@ -296,20 +296,21 @@ class ConvNeXtFeatures(ConvNeXt):
 
 def convnext_tiny(
     *,
+    stochastic_depth_prob: float = 0.1,
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
-    """ConvNeXt with depths=[3, 3, 9, 3], dims=[96, 192, 384, 768], stochastic_depth_prob=0.1."""
+    """ConvNeXt with depths=[3, 3, 9, 3], dims=[96, 192, 384, 768]."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
         model = ConvNeXtFeatures(
             depths=[3, 3, 9, 3],
             dims=[96, 192, 384, 768],
-            stochastic_depth_prob=0.1,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -318,12 +319,13 @@ def convnext_tiny(
         model = ConvNeXt(
             depths=[3, 3, 9, 3],
             dims=[96, 192, 384, 768],
-            stochastic_depth_prob=0.1,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
         )
     model.archc_variant = "convnext_tiny"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
+        stochastic_depth_prob=stochastic_depth_prob,
         layer_scale=layer_scale,
         num_classes=num_classes,
         features_only=features_only,
@@ -334,20 +336,21 @@ def convnext_tiny(
 
 def convnext_small(
     *,
+    stochastic_depth_prob: float = 0.4,
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
-    """ConvNeXt with depths=[3, 3, 27, 3], dims=[96, 192, 384, 768], stochastic_depth_prob=0.4."""
+    """ConvNeXt with depths=[3, 3, 27, 3], dims=[96, 192, 384, 768]."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
         model = ConvNeXtFeatures(
             depths=[3, 3, 27, 3],
             dims=[96, 192, 384, 768],
-            stochastic_depth_prob=0.4,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -356,12 +359,13 @@ def convnext_small(
         model = ConvNeXt(
             depths=[3, 3, 27, 3],
             dims=[96, 192, 384, 768],
-            stochastic_depth_prob=0.4,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
         )
     model.archc_variant = "convnext_small"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
+        stochastic_depth_prob=stochastic_depth_prob,
         layer_scale=layer_scale,
         num_classes=num_classes,
         features_only=features_only,
@@ -372,20 +376,21 @@ def convnext_small(
 
 def convnext_base(
     *,
+    stochastic_depth_prob: float = 0.5,
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
-    """ConvNeXt with depths=[3, 3, 27, 3], dims=[128, 256, 512, 1024], stochastic_depth_prob=0.5."""
+    """ConvNeXt with depths=[3, 3, 27, 3], dims=[128, 256, 512, 1024]."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
         model = ConvNeXtFeatures(
             depths=[3, 3, 27, 3],
             dims=[128, 256, 512, 1024],
-            stochastic_depth_prob=0.5,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -394,12 +399,13 @@ def convnext_base(
         model = ConvNeXt(
             depths=[3, 3, 27, 3],
             dims=[128, 256, 512, 1024],
-            stochastic_depth_prob=0.5,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
         )
     model.archc_variant = "convnext_base"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
+        stochastic_depth_prob=stochastic_depth_prob,
         layer_scale=layer_scale,
         num_classes=num_classes,
         features_only=features_only,
@@ -410,20 +416,21 @@ def convnext_base(
 
 def convnext_large(
     *,
+    stochastic_depth_prob: float = 0.5,
     layer_scale: float = 1e-06,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> ConvNeXt:
-    """ConvNeXt with depths=[3, 3, 27, 3], dims=[192, 384, 768, 1536], stochastic_depth_prob=0.5."""
+    """ConvNeXt with depths=[3, 3, 27, 3], dims=[192, 384, 768, 1536]."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
         model = ConvNeXtFeatures(
             depths=[3, 3, 27, 3],
             dims=[192, 384, 768, 1536],
-            stochastic_depth_prob=0.5,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -432,12 +439,13 @@ def convnext_large(
         model = ConvNeXt(
             depths=[3, 3, 27, 3],
             dims=[192, 384, 768, 1536],
-            stochastic_depth_prob=0.5,
+            stochastic_depth_prob=stochastic_depth_prob,
             layer_scale=layer_scale,
             num_classes=num_classes,
         )
     model.archc_variant = "convnext_large"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
+        stochastic_depth_prob=stochastic_depth_prob,
         layer_scale=layer_scale,
         num_classes=num_classes,
         features_only=features_only,

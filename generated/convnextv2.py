@@ -510,7 +510,6 @@ def convnextv2_nano(
 
 def convnextv2_tiny(
     *,
-    conv_mlp: bool = False,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -523,20 +522,13 @@ def convnextv2_tiny(
         model = ConvNeXtFeatures(
             depths=[3, 3, 9, 3],
             dims=[96, 192, 384, 768],
-            conv_mlp=conv_mlp,
             num_classes=num_classes,
             out_indices=out_indices,
         )
     else:
-        model = ConvNeXt(
-            depths=[3, 3, 9, 3],
-            dims=[96, 192, 384, 768],
-            conv_mlp=conv_mlp,
-            num_classes=num_classes,
-        )
+        model = ConvNeXt(depths=[3, 3, 9, 3], dims=[96, 192, 384, 768], num_classes=num_classes)
     model.archc_variant = "convnextv2_tiny"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        conv_mlp=conv_mlp,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -546,7 +538,6 @@ def convnextv2_tiny(
 
 def convnextv2_base(
     *,
-    conv_mlp: bool = False,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -559,20 +550,13 @@ def convnextv2_base(
         model = ConvNeXtFeatures(
             depths=[3, 3, 27, 3],
             dims=[128, 256, 512, 1024],
-            conv_mlp=conv_mlp,
             num_classes=num_classes,
             out_indices=out_indices,
         )
     else:
-        model = ConvNeXt(
-            depths=[3, 3, 27, 3],
-            dims=[128, 256, 512, 1024],
-            conv_mlp=conv_mlp,
-            num_classes=num_classes,
-        )
+        model = ConvNeXt(depths=[3, 3, 27, 3], dims=[128, 256, 512, 1024], num_classes=num_classes)
     model.archc_variant = "convnextv2_base"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        conv_mlp=conv_mlp,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -582,7 +566,6 @@ def convnextv2_base(
 
 def convnextv2_large(
     *,
-    conv_mlp: bool = False,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -595,20 +578,13 @@ def convnextv2_large(
         model = ConvNeXtFeatures(
             depths=[3, 3, 27, 3],
             dims=[192, 384, 768, 1536],
-            conv_mlp=conv_mlp,
             num_classes=num_classes,
             out_indices=out_indices,
         )
     else:
-        model = ConvNeXt(
-            depths=[3, 3, 27, 3],
-            dims=[192, 384, 768, 1536],
-            conv_mlp=conv_mlp,
-            num_classes=num_classes,
-        )
+        model = ConvNeXt(depths=[3, 3, 27, 3], dims=[192, 384, 768, 1536], num_classes=num_classes)
     model.archc_variant = "convnextv2_large"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        conv_mlp=conv_mlp,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -618,7 +594,6 @@ def convnextv2_large(
 
 def convnextv2_huge(
     *,
-    conv_mlp: bool = False,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -631,20 +606,13 @@ def convnextv2_huge(
         model = ConvNeXtFeatures(
             depths=[3, 3, 27, 3],
             dims=[352, 704, 1408, 2816],
-            conv_mlp=conv_mlp,
             num_classes=num_classes,
             out_indices=out_indices,
         )
     else:
-        model = ConvNeXt(
-            depths=[3, 3, 27, 3],
-            dims=[352, 704, 1408, 2816],
-            conv_mlp=conv_mlp,
-            num_classes=num_classes,
-        )
+        model = ConvNeXt(depths=[3, 3, 27, 3], dims=[352, 704, 1408, 2816], num_classes=num_classes)
     model.archc_variant = "convnextv2_huge"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        conv_mlp=conv_mlp,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,

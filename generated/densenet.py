@@ -457,7 +457,6 @@ class CifarDenseNet(nn.Module):
 
 def densenet121(
     *,
-    num_init_features: int = 64,
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
@@ -472,7 +471,6 @@ def densenet121(
         model = DenseNetFeatures(
             growth_rate=32,
             block_config=(6, 12, 24, 16),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
@@ -482,14 +480,12 @@ def densenet121(
         model = DenseNet(
             growth_rate=32,
             block_config=(6, 12, 24, 16),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
     model.archc_variant = "densenet121"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        num_init_features=num_init_features,
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
@@ -501,7 +497,6 @@ def densenet121(
 
 def densenet169(
     *,
-    num_init_features: int = 64,
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
@@ -516,7 +511,6 @@ def densenet169(
         model = DenseNetFeatures(
             growth_rate=32,
             block_config=(6, 12, 32, 32),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
@@ -526,14 +520,12 @@ def densenet169(
         model = DenseNet(
             growth_rate=32,
             block_config=(6, 12, 32, 32),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
     model.archc_variant = "densenet169"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        num_init_features=num_init_features,
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
@@ -545,7 +537,6 @@ def densenet169(
 
 def densenet201(
     *,
-    num_init_features: int = 64,
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
@@ -560,7 +551,6 @@ def densenet201(
         model = DenseNetFeatures(
             growth_rate=32,
             block_config=(6, 12, 48, 32),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
@@ -570,14 +560,12 @@ def densenet201(
         model = DenseNet(
             growth_rate=32,
             block_config=(6, 12, 48, 32),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
     model.archc_variant = "densenet201"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        num_init_features=num_init_features,
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
@@ -589,7 +577,6 @@ def densenet201(
 
 def densenet264(
     *,
-    num_init_features: int = 64,
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
@@ -604,7 +591,6 @@ def densenet264(
         model = DenseNetFeatures(
             growth_rate=32,
             block_config=(6, 12, 64, 48),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
@@ -614,14 +600,12 @@ def densenet264(
         model = DenseNet(
             growth_rate=32,
             block_config=(6, 12, 64, 48),
-            num_init_features=num_init_features,
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
         )
     model.archc_variant = "densenet264"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        num_init_features=num_init_features,
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,

@@ -577,11 +577,8 @@ v2_l = [
 
 def efficientnet_b0(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.2,
     stochastic_depth_prob: float = 0.2,
-    eps: float = 1e-05,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -595,12 +592,8 @@ def efficientnet_b0(
             table=b0,
             width_mult=1.0,
             depth_mult=1.0,
-            dropout=0.2,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -609,21 +602,14 @@ def efficientnet_b0(
             table=b0,
             width_mult=1.0,
             depth_mult=1.0,
-            dropout=0.2,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b0"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -633,11 +619,8 @@ def efficientnet_b0(
 
 def efficientnet_b1(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.2,
     stochastic_depth_prob: float = 0.2,
-    eps: float = 1e-05,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -651,12 +634,8 @@ def efficientnet_b1(
             table=b0,
             width_mult=1.0,
             depth_mult=1.1,
-            dropout=0.2,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -665,21 +644,14 @@ def efficientnet_b1(
             table=b0,
             width_mult=1.0,
             depth_mult=1.1,
-            dropout=0.2,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -689,17 +661,14 @@ def efficientnet_b1(
 
 def efficientnet_b2(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.3,
     stochastic_depth_prob: float = 0.2,
-    eps: float = 1e-05,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=b0, width_mult=1.1, depth_mult=1.2, dropout=0.3."""
+    """EfficientNet with table=b0, width_mult=1.1, depth_mult=1.2."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -707,12 +676,8 @@ def efficientnet_b2(
             table=b0,
             width_mult=1.1,
             depth_mult=1.2,
-            dropout=0.3,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -721,21 +686,14 @@ def efficientnet_b2(
             table=b0,
             width_mult=1.1,
             depth_mult=1.2,
-            dropout=0.3,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -745,17 +703,14 @@ def efficientnet_b2(
 
 def efficientnet_b3(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.3,
     stochastic_depth_prob: float = 0.2,
-    eps: float = 1e-05,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=b0, width_mult=1.2, depth_mult=1.4, dropout=0.3."""
+    """EfficientNet with table=b0, width_mult=1.2, depth_mult=1.4."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -763,12 +718,8 @@ def efficientnet_b3(
             table=b0,
             width_mult=1.2,
             depth_mult=1.4,
-            dropout=0.3,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -777,21 +728,14 @@ def efficientnet_b3(
             table=b0,
             width_mult=1.2,
             depth_mult=1.4,
-            dropout=0.3,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b3"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -801,17 +745,14 @@ def efficientnet_b3(
 
 def efficientnet_b4(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.4,
     stochastic_depth_prob: float = 0.2,
-    eps: float = 1e-05,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=b0, width_mult=1.4, depth_mult=1.8, dropout=0.4."""
+    """EfficientNet with table=b0, width_mult=1.4, depth_mult=1.8."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -819,12 +760,8 @@ def efficientnet_b4(
             table=b0,
             width_mult=1.4,
             depth_mult=1.8,
-            dropout=0.4,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -833,21 +770,14 @@ def efficientnet_b4(
             table=b0,
             width_mult=1.4,
             depth_mult=1.8,
-            dropout=0.4,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            eps=eps,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b4"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        eps=eps,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -857,15 +787,14 @@ def efficientnet_b4(
 
 def efficientnet_b5(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.4,
     stochastic_depth_prob: float = 0.2,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=b0, width_mult=1.6, depth_mult=2.2, dropout=0.4, eps=0.001, momentum=0.01."""
+    """EfficientNet with table=b0, width_mult=1.6, depth_mult=2.2, eps=0.001, momentum=0.01."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -873,11 +802,9 @@ def efficientnet_b5(
             table=b0,
             width_mult=1.6,
             depth_mult=2.2,
-            dropout=0.4,
             eps=0.001,
             momentum=0.01,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -887,18 +814,15 @@ def efficientnet_b5(
             table=b0,
             width_mult=1.6,
             depth_mult=2.2,
-            dropout=0.4,
             eps=0.001,
             momentum=0.01,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b5"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
         num_classes=num_classes,
         features_only=features_only,
@@ -909,15 +833,14 @@ def efficientnet_b5(
 
 def efficientnet_b6(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.5,
     stochastic_depth_prob: float = 0.2,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=b0, width_mult=1.8, depth_mult=2.6, dropout=0.5, eps=0.001, momentum=0.01."""
+    """EfficientNet with table=b0, width_mult=1.8, depth_mult=2.6, eps=0.001, momentum=0.01."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -925,11 +848,9 @@ def efficientnet_b6(
             table=b0,
             width_mult=1.8,
             depth_mult=2.6,
-            dropout=0.5,
             eps=0.001,
             momentum=0.01,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -939,18 +860,15 @@ def efficientnet_b6(
             table=b0,
             width_mult=1.8,
             depth_mult=2.6,
-            dropout=0.5,
             eps=0.001,
             momentum=0.01,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b6"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
         num_classes=num_classes,
         features_only=features_only,
@@ -961,15 +879,14 @@ def efficientnet_b6(
 
 def efficientnet_b7(
     *,
-    stem: int = 32,
-    last_channel: int | None = None,
+    dropout: float = 0.5,
     stochastic_depth_prob: float = 0.2,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=b0, width_mult=2.0, depth_mult=3.1, dropout=0.5, eps=0.001, momentum=0.01."""
+    """EfficientNet with table=b0, width_mult=2.0, depth_mult=3.1, eps=0.001, momentum=0.01."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -977,11 +894,9 @@ def efficientnet_b7(
             table=b0,
             width_mult=2.0,
             depth_mult=3.1,
-            dropout=0.5,
             eps=0.001,
             momentum=0.01,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -991,18 +906,15 @@ def efficientnet_b7(
             table=b0,
             width_mult=2.0,
             depth_mult=3.1,
-            dropout=0.5,
             eps=0.001,
             momentum=0.01,
-            stem=stem,
-            last_channel=last_channel,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_b7"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        stem=stem,
-        last_channel=last_channel,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
         num_classes=num_classes,
         features_only=features_only,
@@ -1013,10 +925,8 @@ def efficientnet_b7(
 
 def efficientnet_v2_s(
     *,
-    width_mult: float = 1.0,
-    depth_mult: float = 1.0,
+    dropout: float = 0.2,
     stochastic_depth_prob: float = 0.2,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -1032,12 +942,9 @@ def efficientnet_v2_s(
             table=v2_s,
             stem=24,
             last_channel=1280,
-            dropout=0.2,
             eps=0.001,
-            width_mult=width_mult,
-            depth_mult=depth_mult,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -1046,20 +953,15 @@ def efficientnet_v2_s(
             table=v2_s,
             stem=24,
             last_channel=1280,
-            dropout=0.2,
             eps=0.001,
-            width_mult=width_mult,
-            depth_mult=depth_mult,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_v2_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        width_mult=width_mult,
-        depth_mult=depth_mult,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -1069,16 +971,14 @@ def efficientnet_v2_s(
 
 def efficientnet_v2_m(
     *,
-    width_mult: float = 1.0,
-    depth_mult: float = 1.0,
+    dropout: float = 0.3,
     stochastic_depth_prob: float = 0.2,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=v2_m, stem=24, last_channel=1280, dropout=0.3, eps=0.001."""
+    """EfficientNet with table=v2_m, stem=24, last_channel=1280, eps=0.001."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -1086,12 +986,9 @@ def efficientnet_v2_m(
             table=v2_m,
             stem=24,
             last_channel=1280,
-            dropout=0.3,
             eps=0.001,
-            width_mult=width_mult,
-            depth_mult=depth_mult,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -1100,20 +997,15 @@ def efficientnet_v2_m(
             table=v2_m,
             stem=24,
             last_channel=1280,
-            dropout=0.3,
             eps=0.001,
-            width_mult=width_mult,
-            depth_mult=depth_mult,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_v2_m"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        width_mult=width_mult,
-        depth_mult=depth_mult,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -1123,16 +1015,14 @@ def efficientnet_v2_m(
 
 def efficientnet_v2_l(
     *,
-    width_mult: float = 1.0,
-    depth_mult: float = 1.0,
+    dropout: float = 0.4,
     stochastic_depth_prob: float = 0.2,
-    momentum: float = 0.1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
 ) -> EfficientNet:
-    """EfficientNet with table=v2_l, stem=32, last_channel=1280, dropout=0.4, eps=0.001."""
+    """EfficientNet with table=v2_l, stem=32, last_channel=1280, eps=0.001."""
     if out_indices is not None and not features_only:
         raise ValueError("out_indices picks feature maps: pass features_only=True too")
     if features_only:
@@ -1140,12 +1030,9 @@ def efficientnet_v2_l(
             table=v2_l,
             stem=32,
             last_channel=1280,
-            dropout=0.4,
             eps=0.001,
-            width_mult=width_mult,
-            depth_mult=depth_mult,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            momentum=momentum,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -1154,20 +1041,15 @@ def efficientnet_v2_l(
             table=v2_l,
             stem=32,
             last_channel=1280,
-            dropout=0.4,
             eps=0.001,
-            width_mult=width_mult,
-            depth_mult=depth_mult,
+            dropout=dropout,
             stochastic_depth_prob=stochastic_depth_prob,
-            momentum=momentum,
             num_classes=num_classes,
         )
     model.archc_variant = "efficientnet_v2_l"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        width_mult=width_mult,
-        depth_mult=depth_mult,
+        dropout=dropout,
         stochastic_depth_prob=stochastic_depth_prob,
-        momentum=momentum,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,

@@ -425,7 +425,7 @@ def googlenet(
     *,
     num_classes: int = 1000,
     aux_logits: bool = True,
-    bn: bool = True,
+    dropout: float = 0.2,
     init_weights: bool = True,
     channels_last: bool = False,
     features_only: bool = False,
@@ -439,27 +439,25 @@ def googlenet(
     if features_only:
         model = GoogLeNetFeatures(
             k5=3,
-            dropout=0.2,
             num_classes=num_classes,
             aux_logits=aux_logits,
-            bn=bn,
+            dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
         )
     else:
         model = GoogLeNet(
             k5=3,
-            dropout=0.2,
             num_classes=num_classes,
             aux_logits=aux_logits,
-            bn=bn,
+            dropout=dropout,
             init_weights=init_weights,
         )
     model.archc_variant = "googlenet"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         aux_logits=aux_logits,
-        bn=bn,
+        dropout=dropout,
         init_weights=init_weights,
         features_only=features_only,
         out_indices=out_indices,
@@ -471,7 +469,6 @@ def googlenet_paper(
     *,
     num_classes: int = 1000,
     aux_logits: bool = True,
-    k5: int = 5,
     dropout: float = 0.4,
     init_weights: bool = True,
     channels_last: bool = False,
@@ -486,7 +483,6 @@ def googlenet_paper(
             bn=False,
             num_classes=num_classes,
             aux_logits=aux_logits,
-            k5=k5,
             dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
@@ -496,7 +492,6 @@ def googlenet_paper(
             bn=False,
             num_classes=num_classes,
             aux_logits=aux_logits,
-            k5=k5,
             dropout=dropout,
             init_weights=init_weights,
         )
@@ -504,7 +499,6 @@ def googlenet_paper(
     model.archc_arguments = dict(
         num_classes=num_classes,
         aux_logits=aux_logits,
-        k5=k5,
         dropout=dropout,
         init_weights=init_weights,
         features_only=features_only,

@@ -539,7 +539,6 @@ class MetaFormerFeatures(MetaFormer):
 
 def poolformer_s12(
     *,
-    version: int = 1,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -558,7 +557,6 @@ def poolformer_s12(
             depths=[2, 2, 6, 2],
             dims=[64, 128, 320, 512],
             layer_scale_init_value=1e-05,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -569,14 +567,12 @@ def poolformer_s12(
             depths=[2, 2, 6, 2],
             dims=[64, 128, 320, 512],
             layer_scale_init_value=1e-05,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformer_s12"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -588,7 +584,6 @@ def poolformer_s12(
 
 def poolformer_s24(
     *,
-    version: int = 1,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -604,7 +599,6 @@ def poolformer_s24(
             depths=[4, 4, 12, 4],
             dims=[64, 128, 320, 512],
             layer_scale_init_value=1e-05,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -615,14 +609,12 @@ def poolformer_s24(
             depths=[4, 4, 12, 4],
             dims=[64, 128, 320, 512],
             layer_scale_init_value=1e-05,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformer_s24"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -634,7 +626,6 @@ def poolformer_s24(
 
 def poolformer_s36(
     *,
-    version: int = 1,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -650,7 +641,6 @@ def poolformer_s36(
             depths=[6, 6, 18, 6],
             dims=[64, 128, 320, 512],
             layer_scale_init_value=1e-06,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -661,14 +651,12 @@ def poolformer_s36(
             depths=[6, 6, 18, 6],
             dims=[64, 128, 320, 512],
             layer_scale_init_value=1e-06,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformer_s36"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -680,7 +668,6 @@ def poolformer_s36(
 
 def poolformer_m36(
     *,
-    version: int = 1,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -696,7 +683,6 @@ def poolformer_m36(
             depths=[6, 6, 18, 6],
             dims=[96, 192, 384, 768],
             layer_scale_init_value=1e-06,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -707,14 +693,12 @@ def poolformer_m36(
             depths=[6, 6, 18, 6],
             dims=[96, 192, 384, 768],
             layer_scale_init_value=1e-06,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformer_m36"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -726,7 +710,6 @@ def poolformer_m36(
 
 def poolformer_m48(
     *,
-    version: int = 1,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -742,7 +725,6 @@ def poolformer_m48(
             depths=[8, 8, 24, 8],
             dims=[96, 192, 384, 768],
             layer_scale_init_value=1e-06,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -753,14 +735,12 @@ def poolformer_m48(
             depths=[8, 8, 24, 8],
             dims=[96, 192, 384, 768],
             layer_scale_init_value=1e-06,
-            version=version,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformer_m48"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -772,7 +752,6 @@ def poolformer_m48(
 
 def poolformerv2_s12(
     *,
-    layer_scale_init_value: float | None = None,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -788,7 +767,6 @@ def poolformerv2_s12(
             depths=[2, 2, 6, 2],
             dims=[64, 128, 320, 512],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -799,14 +777,12 @@ def poolformerv2_s12(
             depths=[2, 2, 6, 2],
             dims=[64, 128, 320, 512],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformerv2_s12"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        layer_scale_init_value=layer_scale_init_value,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -818,7 +794,6 @@ def poolformerv2_s12(
 
 def poolformerv2_s24(
     *,
-    layer_scale_init_value: float | None = None,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -834,7 +809,6 @@ def poolformerv2_s24(
             depths=[4, 4, 12, 4],
             dims=[64, 128, 320, 512],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -845,14 +819,12 @@ def poolformerv2_s24(
             depths=[4, 4, 12, 4],
             dims=[64, 128, 320, 512],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformerv2_s24"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        layer_scale_init_value=layer_scale_init_value,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -864,7 +836,6 @@ def poolformerv2_s24(
 
 def poolformerv2_s36(
     *,
-    layer_scale_init_value: float | None = None,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -880,7 +851,6 @@ def poolformerv2_s36(
             depths=[6, 6, 18, 6],
             dims=[64, 128, 320, 512],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -891,14 +861,12 @@ def poolformerv2_s36(
             depths=[6, 6, 18, 6],
             dims=[64, 128, 320, 512],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformerv2_s36"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        layer_scale_init_value=layer_scale_init_value,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -910,7 +878,6 @@ def poolformerv2_s36(
 
 def poolformerv2_m36(
     *,
-    layer_scale_init_value: float | None = None,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -926,7 +893,6 @@ def poolformerv2_m36(
             depths=[6, 6, 18, 6],
             dims=[96, 192, 384, 768],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -937,14 +903,12 @@ def poolformerv2_m36(
             depths=[6, 6, 18, 6],
             dims=[96, 192, 384, 768],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformerv2_m36"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        layer_scale_init_value=layer_scale_init_value,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,
@@ -956,7 +920,6 @@ def poolformerv2_m36(
 
 def poolformerv2_m48(
     *,
-    layer_scale_init_value: float | None = None,
     drop_path_rate: float = 0.0,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
@@ -972,7 +935,6 @@ def poolformerv2_m48(
             depths=[8, 8, 24, 8],
             dims=[96, 192, 384, 768],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
@@ -983,14 +945,12 @@ def poolformerv2_m48(
             depths=[8, 8, 24, 8],
             dims=[96, 192, 384, 768],
             version=2,
-            layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate,
             drop_rate=drop_rate,
             num_classes=num_classes,
         )
     model.archc_variant = "poolformerv2_m48"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        layer_scale_init_value=layer_scale_init_value,
         drop_path_rate=drop_path_rate,
         drop_rate=drop_rate,
         num_classes=num_classes,

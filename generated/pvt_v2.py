@@ -334,7 +334,6 @@ def pvt_v2_b0(
     *,
     num_heads: tuple[int, ...] = (1, 2, 5, 8),
     sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
-    mlp_ratios: tuple[int, ...] = (8, 8, 4, 4),
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -345,7 +344,6 @@ def pvt_v2_b0(
         embed_dims=[32, 64, 160, 256],
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -353,7 +351,6 @@ def pvt_v2_b0(
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -364,7 +361,6 @@ def pvt_v2_b1(
     *,
     num_heads: tuple[int, ...] = (1, 2, 5, 8),
     sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
-    mlp_ratios: tuple[int, ...] = (8, 8, 4, 4),
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -375,7 +371,6 @@ def pvt_v2_b1(
         embed_dims=[64, 128, 320, 512],
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -383,7 +378,6 @@ def pvt_v2_b1(
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -394,7 +388,6 @@ def pvt_v2_b2(
     *,
     num_heads: tuple[int, ...] = (1, 2, 5, 8),
     sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
-    mlp_ratios: tuple[int, ...] = (8, 8, 4, 4),
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -405,7 +398,6 @@ def pvt_v2_b2(
         embed_dims=[64, 128, 320, 512],
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -413,7 +405,6 @@ def pvt_v2_b2(
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -424,7 +415,6 @@ def pvt_v2_b3(
     *,
     num_heads: tuple[int, ...] = (1, 2, 5, 8),
     sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
-    mlp_ratios: tuple[int, ...] = (8, 8, 4, 4),
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -435,7 +425,6 @@ def pvt_v2_b3(
         embed_dims=[64, 128, 320, 512],
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -443,7 +432,6 @@ def pvt_v2_b3(
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -454,7 +442,6 @@ def pvt_v2_b4(
     *,
     num_heads: tuple[int, ...] = (1, 2, 5, 8),
     sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
-    mlp_ratios: tuple[int, ...] = (8, 8, 4, 4),
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -465,7 +452,6 @@ def pvt_v2_b4(
         embed_dims=[64, 128, 320, 512],
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )
@@ -473,7 +459,6 @@ def pvt_v2_b4(
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
-        mlp_ratios=mlp_ratios,
         img_size=img_size,
         num_classes=num_classes,
     )

@@ -391,7 +391,6 @@ class RegNetFeatures(RegNet):
 
 def regnet_x_400mf(
     *,
-    se_ratio: float | None = None,
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -408,7 +407,6 @@ def regnet_x_400mf(
             w_a=24.48,
             w_m=2.54,
             group_width=16,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -420,13 +418,11 @@ def regnet_x_400mf(
             w_a=24.48,
             w_m=2.54,
             group_width=16,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
         )
     model.archc_variant = "regnet_x_400mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
         features_only=features_only,
@@ -437,7 +433,6 @@ def regnet_x_400mf(
 
 def regnet_x_800mf(
     *,
-    se_ratio: float | None = None,
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -454,7 +449,6 @@ def regnet_x_800mf(
             w_a=35.73,
             w_m=2.28,
             group_width=16,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -466,13 +460,11 @@ def regnet_x_800mf(
             w_a=35.73,
             w_m=2.28,
             group_width=16,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
         )
     model.archc_variant = "regnet_x_800mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
         features_only=features_only,
@@ -483,7 +475,6 @@ def regnet_x_800mf(
 
 def regnet_x_1_6gf(
     *,
-    se_ratio: float | None = None,
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -500,7 +491,6 @@ def regnet_x_1_6gf(
             w_a=34.01,
             w_m=2.25,
             group_width=24,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -512,13 +502,11 @@ def regnet_x_1_6gf(
             w_a=34.01,
             w_m=2.25,
             group_width=24,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
         )
     model.archc_variant = "regnet_x_1_6gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
         features_only=features_only,
@@ -529,7 +517,6 @@ def regnet_x_1_6gf(
 
 def regnet_x_3_2gf(
     *,
-    se_ratio: float | None = None,
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -546,7 +533,6 @@ def regnet_x_3_2gf(
             w_a=26.31,
             w_m=2.25,
             group_width=48,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -558,13 +544,11 @@ def regnet_x_3_2gf(
             w_a=26.31,
             w_m=2.25,
             group_width=48,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
         )
     model.archc_variant = "regnet_x_3_2gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
         features_only=features_only,
@@ -575,7 +559,6 @@ def regnet_x_3_2gf(
 
 def regnet_x_8gf(
     *,
-    se_ratio: float | None = None,
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -592,7 +575,6 @@ def regnet_x_8gf(
             w_a=49.56,
             w_m=2.88,
             group_width=120,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -604,13 +586,11 @@ def regnet_x_8gf(
             w_a=49.56,
             w_m=2.88,
             group_width=120,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
         )
     model.archc_variant = "regnet_x_8gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
         features_only=features_only,
@@ -621,7 +601,6 @@ def regnet_x_8gf(
 
 def regnet_x_16gf(
     *,
-    se_ratio: float | None = None,
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -638,7 +617,6 @@ def regnet_x_16gf(
             w_a=55.59,
             w_m=2.1,
             group_width=128,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -650,13 +628,11 @@ def regnet_x_16gf(
             w_a=55.59,
             w_m=2.1,
             group_width=128,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
         )
     model.archc_variant = "regnet_x_16gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
         features_only=features_only,
@@ -667,7 +643,6 @@ def regnet_x_16gf(
 
 def regnet_x_32gf(
     *,
-    se_ratio: float | None = None,
     stem_width: int = 32,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -684,7 +659,6 @@ def regnet_x_32gf(
             w_a=69.86,
             w_m=2.0,
             group_width=168,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
             out_indices=out_indices,
@@ -696,13 +670,11 @@ def regnet_x_32gf(
             w_a=69.86,
             w_m=2.0,
             group_width=168,
-            se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
         )
     model.archc_variant = "regnet_x_32gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        se_ratio=se_ratio,
         stem_width=stem_width,
         num_classes=num_classes,
         features_only=features_only,

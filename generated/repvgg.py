@@ -275,7 +275,6 @@ class RepVGGFeatures(RepVGG):
 
 def repvgg_a0(
     *,
-    groups: int = 1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -291,7 +290,6 @@ def repvgg_a0(
             widths=[48, 96, 192, 1280],
             depths=[2, 4, 14, 1],
             stem=48,
-            groups=groups,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -300,12 +298,10 @@ def repvgg_a0(
             widths=[48, 96, 192, 1280],
             depths=[2, 4, 14, 1],
             stem=48,
-            groups=groups,
             num_classes=num_classes,
         )
     model.archc_variant = "repvgg_a0"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        groups=groups,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -315,7 +311,6 @@ def repvgg_a0(
 
 def repvgg_a1(
     *,
-    groups: int = 1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -329,7 +324,6 @@ def repvgg_a1(
             widths=[64, 128, 256, 1280],
             depths=[2, 4, 14, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -338,12 +332,10 @@ def repvgg_a1(
             widths=[64, 128, 256, 1280],
             depths=[2, 4, 14, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
         )
     model.archc_variant = "repvgg_a1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        groups=groups,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -353,7 +345,6 @@ def repvgg_a1(
 
 def repvgg_a2(
     *,
-    groups: int = 1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -367,7 +358,6 @@ def repvgg_a2(
             widths=[96, 192, 384, 1408],
             depths=[2, 4, 14, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -376,12 +366,10 @@ def repvgg_a2(
             widths=[96, 192, 384, 1408],
             depths=[2, 4, 14, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
         )
     model.archc_variant = "repvgg_a2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        groups=groups,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -391,7 +379,6 @@ def repvgg_a2(
 
 def repvgg_b0(
     *,
-    groups: int = 1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -405,7 +392,6 @@ def repvgg_b0(
             widths=[64, 128, 256, 1280],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -414,12 +400,10 @@ def repvgg_b0(
             widths=[64, 128, 256, 1280],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
         )
     model.archc_variant = "repvgg_b0"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        groups=groups,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -429,7 +413,6 @@ def repvgg_b0(
 
 def repvgg_b1(
     *,
-    groups: int = 1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -443,7 +426,6 @@ def repvgg_b1(
             widths=[128, 256, 512, 2048],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -452,12 +434,10 @@ def repvgg_b1(
             widths=[128, 256, 512, 2048],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
         )
     model.archc_variant = "repvgg_b1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        groups=groups,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -503,7 +483,6 @@ def repvgg_b1g4(
 
 def repvgg_b2(
     *,
-    groups: int = 1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -517,7 +496,6 @@ def repvgg_b2(
             widths=[160, 320, 640, 2560],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -526,12 +504,10 @@ def repvgg_b2(
             widths=[160, 320, 640, 2560],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
         )
     model.archc_variant = "repvgg_b2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        groups=groups,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,
@@ -577,7 +553,6 @@ def repvgg_b2g4(
 
 def repvgg_b3(
     *,
-    groups: int = 1,
     num_classes: int = 1000,
     channels_last: bool = False,
     features_only: bool = False,
@@ -591,7 +566,6 @@ def repvgg_b3(
             widths=[192, 384, 768, 2560],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
             out_indices=out_indices,
         )
@@ -600,12 +574,10 @@ def repvgg_b3(
             widths=[192, 384, 768, 2560],
             depths=[4, 6, 16, 1],
             stem=64,
-            groups=groups,
             num_classes=num_classes,
         )
     model.archc_variant = "repvgg_b3"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        groups=groups,
         num_classes=num_classes,
         features_only=features_only,
         out_indices=out_indices,

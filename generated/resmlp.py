@@ -240,59 +240,74 @@ def resmlp_12_224(
 
 def resmlp_24_224(
     *,
+    init_values: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> MlpMixer:
-    """MlpMixer with patch_size=16, num_blocks=24, embed_dim=384, init_values=1e-05."""
+    """MlpMixer with patch_size=16, num_blocks=24, embed_dim=384."""
     model = MlpMixer(
         patch_size=16,
         num_blocks=24,
         embed_dim=384,
-        init_values=1e-05,
+        init_values=init_values,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "resmlp_24_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
+    model.archc_arguments = dict(
+        init_values=init_values,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def resmlp_36_224(
     *,
+    init_values: float = 1e-06,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> MlpMixer:
-    """MlpMixer with patch_size=16, num_blocks=36, embed_dim=384, init_values=1e-06."""
+    """MlpMixer with patch_size=16, num_blocks=36, embed_dim=384."""
     model = MlpMixer(
         patch_size=16,
         num_blocks=36,
         embed_dim=384,
-        init_values=1e-06,
+        init_values=init_values,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "resmlp_36_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
+    model.archc_arguments = dict(
+        init_values=init_values,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def resmlp_big_24_224(
     *,
+    init_values: float = 1e-06,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> MlpMixer:
-    """MlpMixer with patch_size=8, num_blocks=24, embed_dim=768, init_values=1e-06."""
+    """MlpMixer with patch_size=8, num_blocks=24, embed_dim=768."""
     model = MlpMixer(
         patch_size=8,
         num_blocks=24,
         embed_dim=768,
-        init_values=1e-06,
+        init_values=init_values,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "resmlp_big_24_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(img_size=img_size, num_classes=num_classes)
+    model.archc_arguments = dict(
+        init_values=init_values,
+        img_size=img_size,
+        num_classes=num_classes,
+    )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -408,7 +408,6 @@ class SwinTransformer(nn.Module):
 
 def swin_t(
     *,
-    version: int = 1,
     mlp_ratio: float = 4.0,
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
@@ -424,7 +423,6 @@ def swin_t(
         num_heads=[3, 6, 12, 24],
         window_size=7,
         stochastic_depth_prob=0.2,
-        version=version,
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
@@ -432,7 +430,6 @@ def swin_t(
     )
     model.archc_variant = "swin_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
@@ -443,7 +440,6 @@ def swin_t(
 
 def swin_s(
     *,
-    version: int = 1,
     mlp_ratio: float = 4.0,
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
@@ -457,7 +453,6 @@ def swin_s(
         num_heads=[3, 6, 12, 24],
         window_size=7,
         stochastic_depth_prob=0.3,
-        version=version,
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
@@ -465,7 +460,6 @@ def swin_s(
     )
     model.archc_variant = "swin_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
@@ -476,7 +470,6 @@ def swin_s(
 
 def swin_b(
     *,
-    version: int = 1,
     mlp_ratio: float = 4.0,
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
@@ -490,7 +483,6 @@ def swin_b(
         num_heads=[4, 8, 16, 32],
         window_size=7,
         stochastic_depth_prob=0.5,
-        version=version,
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
@@ -498,7 +490,6 @@ def swin_b(
     )
     model.archc_variant = "swin_b"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        version=version,
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,

@@ -281,7 +281,6 @@ class VGGEnsemble(nn.Module):
 
 def vgg11(
     *,
-    batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
     init_weights: bool = True,
@@ -295,23 +294,15 @@ def vgg11(
     if features_only:
         model = VGGFeatures(
             cfg=A,
-            batch_norm=batch_norm,
             num_classes=num_classes,
             dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
         )
     else:
-        model = VGG(
-            cfg=A,
-            batch_norm=batch_norm,
-            num_classes=num_classes,
-            dropout=dropout,
-            init_weights=init_weights,
-        )
+        model = VGG(cfg=A, num_classes=num_classes, dropout=dropout, init_weights=init_weights)
     model.archc_variant = "vgg11"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
@@ -323,7 +314,6 @@ def vgg11(
 
 def vgg13(
     *,
-    batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
     init_weights: bool = True,
@@ -337,23 +327,15 @@ def vgg13(
     if features_only:
         model = VGGFeatures(
             cfg=B,
-            batch_norm=batch_norm,
             num_classes=num_classes,
             dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
         )
     else:
-        model = VGG(
-            cfg=B,
-            batch_norm=batch_norm,
-            num_classes=num_classes,
-            dropout=dropout,
-            init_weights=init_weights,
-        )
+        model = VGG(cfg=B, num_classes=num_classes, dropout=dropout, init_weights=init_weights)
     model.archc_variant = "vgg13"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
@@ -365,7 +347,6 @@ def vgg13(
 
 def vgg16(
     *,
-    batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
     init_weights: bool = True,
@@ -379,23 +360,15 @@ def vgg16(
     if features_only:
         model = VGGFeatures(
             cfg=D,
-            batch_norm=batch_norm,
             num_classes=num_classes,
             dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
         )
     else:
-        model = VGG(
-            cfg=D,
-            batch_norm=batch_norm,
-            num_classes=num_classes,
-            dropout=dropout,
-            init_weights=init_weights,
-        )
+        model = VGG(cfg=D, num_classes=num_classes, dropout=dropout, init_weights=init_weights)
     model.archc_variant = "vgg16"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
@@ -407,7 +380,6 @@ def vgg16(
 
 def vgg19(
     *,
-    batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
     init_weights: bool = True,
@@ -421,23 +393,15 @@ def vgg19(
     if features_only:
         model = VGGFeatures(
             cfg=E,
-            batch_norm=batch_norm,
             num_classes=num_classes,
             dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
         )
     else:
-        model = VGG(
-            cfg=E,
-            batch_norm=batch_norm,
-            num_classes=num_classes,
-            dropout=dropout,
-            init_weights=init_weights,
-        )
+        model = VGG(cfg=E, num_classes=num_classes, dropout=dropout, init_weights=init_weights)
     model.archc_variant = "vgg19"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
@@ -609,7 +573,6 @@ def vgg19_bn(
 
 def vgg11_lrn(
     *,
-    batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
     init_weights: bool = True,
@@ -625,23 +588,15 @@ def vgg11_lrn(
     if features_only:
         model = VGGFeatures(
             cfg=A_LRN,
-            batch_norm=batch_norm,
             num_classes=num_classes,
             dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
         )
     else:
-        model = VGG(
-            cfg=A_LRN,
-            batch_norm=batch_norm,
-            num_classes=num_classes,
-            dropout=dropout,
-            init_weights=init_weights,
-        )
+        model = VGG(cfg=A_LRN, num_classes=num_classes, dropout=dropout, init_weights=init_weights)
     model.archc_variant = "vgg11_lrn"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,
@@ -653,7 +608,6 @@ def vgg11_lrn(
 
 def vgg16_c(
     *,
-    batch_norm: bool = False,
     num_classes: int = 1000,
     dropout: float = 0.5,
     init_weights: bool = True,
@@ -669,23 +623,15 @@ def vgg16_c(
     if features_only:
         model = VGGFeatures(
             cfg=C,
-            batch_norm=batch_norm,
             num_classes=num_classes,
             dropout=dropout,
             init_weights=init_weights,
             out_indices=out_indices,
         )
     else:
-        model = VGG(
-            cfg=C,
-            batch_norm=batch_norm,
-            num_classes=num_classes,
-            dropout=dropout,
-            init_weights=init_weights,
-        )
+        model = VGG(cfg=C, num_classes=num_classes, dropout=dropout, init_weights=init_weights)
     model.archc_variant = "vgg16_c"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
-        batch_norm=batch_norm,
         num_classes=num_classes,
         dropout=dropout,
         init_weights=init_weights,

@@ -510,7 +510,6 @@ class Xcit(nn.Module):
 def xcit_nano_12_p16_224(
     *,
     eta: float = 1.0,
-    patch_size: int = 16,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -525,48 +524,39 @@ def xcit_nano_12_p16_224(
         num_heads=4,
         tokens_norm=False,
         eta=eta,
-        patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_nano_12_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        eta=eta,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_nano_12_p16_384(
     *,
     eta: float = 1.0,
-    patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=128, depth=12, num_heads=4, tokens_norm=False, img_size=384."""
+    """Xcit with embed_dim=128, depth=12, num_heads=4, tokens_norm=False."""
     model = Xcit(
         embed_dim=128,
         depth=12,
         num_heads=4,
         tokens_norm=False,
-        img_size=384,
         eta=eta,
-        patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_nano_12_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, patch_size=patch_size, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_12_p16_224(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -577,112 +567,80 @@ def xcit_tiny_12_p16_224(
         depth=12,
         num_heads=4,
         eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_12_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_12_p16_384(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=192, depth=12, num_heads=4, img_size=384."""
+    """Xcit with embed_dim=192, depth=12, num_heads=4."""
     model = Xcit(
         embed_dim=192,
         depth=12,
         num_heads=4,
-        img_size=384,
         eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_12_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_24_p16_224(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=192, depth=24, num_heads=4, eta=1e-05."""
+    """Xcit with embed_dim=192, depth=24, num_heads=4."""
     model = Xcit(
         embed_dim=192,
         depth=24,
         num_heads=4,
-        eta=1e-05,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_24_p16_384(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=192, depth=24, num_heads=4, eta=1e-05, img_size=384."""
+    """Xcit with embed_dim=192, depth=24, num_heads=4."""
     model = Xcit(
         embed_dim=192,
         depth=24,
         num_heads=4,
-        eta=1e-05,
-        img_size=384,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_12_p16_224(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -693,216 +651,158 @@ def xcit_small_12_p16_224(
         depth=12,
         num_heads=8,
         eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_12_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_12_p16_384(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=384, depth=12, num_heads=8, img_size=384."""
+    """Xcit with embed_dim=384, depth=12, num_heads=8."""
     model = Xcit(
         embed_dim=384,
         depth=12,
         num_heads=8,
-        img_size=384,
         eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_12_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        eta=eta,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_24_p16_224(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=384, depth=24, num_heads=8, eta=1e-05."""
+    """Xcit with embed_dim=384, depth=24, num_heads=8."""
     model = Xcit(
         embed_dim=384,
         depth=24,
         num_heads=8,
-        eta=1e-05,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_24_p16_384(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=384, depth=24, num_heads=8, eta=1e-05, img_size=384."""
+    """Xcit with embed_dim=384, depth=24, num_heads=8."""
     model = Xcit(
         embed_dim=384,
         depth=24,
         num_heads=8,
-        eta=1e-05,
-        img_size=384,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_medium_24_p16_224(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=512, depth=24, num_heads=8, eta=1e-05."""
+    """Xcit with embed_dim=512, depth=24, num_heads=8."""
     model = Xcit(
         embed_dim=512,
         depth=24,
         num_heads=8,
-        eta=1e-05,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_medium_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_medium_24_p16_384(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=512, depth=24, num_heads=8, eta=1e-05, img_size=384."""
+    """Xcit with embed_dim=512, depth=24, num_heads=8."""
     model = Xcit(
         embed_dim=512,
         depth=24,
         num_heads=8,
-        eta=1e-05,
-        img_size=384,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_medium_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_large_24_p16_224(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=768, depth=24, num_heads=16, eta=1e-05."""
+    """Xcit with embed_dim=768, depth=24, num_heads=16."""
     model = Xcit(
         embed_dim=768,
         depth=24,
         num_heads=16,
-        eta=1e-05,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_large_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_large_24_p16_384(
     *,
-    tokens_norm: bool = True,
-    patch_size: int = 16,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=768, depth=24, num_heads=16, eta=1e-05, img_size=384."""
+    """Xcit with embed_dim=768, depth=24, num_heads=16."""
     model = Xcit(
         embed_dim=768,
         depth=24,
         num_heads=16,
-        eta=1e-05,
-        img_size=384,
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_large_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        patch_size=patch_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -932,29 +832,29 @@ def xcit_nano_12_p8_224(
 def xcit_nano_12_p8_384(
     *,
     eta: float = 1.0,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=128, depth=12, num_heads=4, tokens_norm=False, patch_size=8, img_size=384."""
+    """Xcit with embed_dim=128, depth=12, num_heads=4, tokens_norm=False, patch_size=8."""
     model = Xcit(
         embed_dim=128,
         depth=12,
         num_heads=4,
         tokens_norm=False,
         patch_size=8,
-        img_size=384,
         eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_nano_12_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_12_p8_224(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -966,96 +866,83 @@ def xcit_tiny_12_p8_224(
         num_heads=4,
         patch_size=8,
         eta=eta,
-        tokens_norm=tokens_norm,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_12_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        eta=eta,
-        tokens_norm=tokens_norm,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_12_p8_384(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=192, depth=12, num_heads=4, patch_size=8, img_size=384."""
+    """Xcit with embed_dim=192, depth=12, num_heads=4, patch_size=8."""
     model = Xcit(
         embed_dim=192,
         depth=12,
         num_heads=4,
         patch_size=8,
-        img_size=384,
         eta=eta,
-        tokens_norm=tokens_norm,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_12_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, tokens_norm=tokens_norm, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_24_p8_224(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=192, depth=24, num_heads=4, eta=1e-05, patch_size=8."""
+    """Xcit with embed_dim=192, depth=24, num_heads=4, patch_size=8."""
     model = Xcit(
         embed_dim=192,
         depth=24,
         num_heads=4,
-        eta=1e-05,
         patch_size=8,
-        tokens_norm=tokens_norm,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_tiny_24_p8_384(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=192, depth=24, num_heads=4, eta=1e-05, patch_size=8, img_size=384."""
+    """Xcit with embed_dim=192, depth=24, num_heads=4, patch_size=8."""
     model = Xcit(
         embed_dim=192,
         depth=24,
         num_heads=4,
-        eta=1e-05,
         patch_size=8,
-        img_size=384,
-        tokens_norm=tokens_norm,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_tiny_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(tokens_norm=tokens_norm, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_12_p8_224(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
@@ -1067,185 +954,163 @@ def xcit_small_12_p8_224(
         num_heads=8,
         patch_size=8,
         eta=eta,
-        tokens_norm=tokens_norm,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_12_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        eta=eta,
-        tokens_norm=tokens_norm,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_12_p8_384(
     *,
     eta: float = 1.0,
-    tokens_norm: bool = True,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=384, depth=12, num_heads=8, patch_size=8, img_size=384."""
+    """Xcit with embed_dim=384, depth=12, num_heads=8, patch_size=8."""
     model = Xcit(
         embed_dim=384,
         depth=12,
         num_heads=8,
         patch_size=8,
-        img_size=384,
         eta=eta,
-        tokens_norm=tokens_norm,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_12_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, tokens_norm=tokens_norm, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_24_p8_224(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=384, depth=24, num_heads=8, eta=1e-05, patch_size=8."""
+    """Xcit with embed_dim=384, depth=24, num_heads=8, patch_size=8."""
     model = Xcit(
         embed_dim=384,
         depth=24,
         num_heads=8,
-        eta=1e-05,
         patch_size=8,
-        tokens_norm=tokens_norm,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_small_24_p8_384(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=384, depth=24, num_heads=8, eta=1e-05, patch_size=8, img_size=384."""
+    """Xcit with embed_dim=384, depth=24, num_heads=8, patch_size=8."""
     model = Xcit(
         embed_dim=384,
         depth=24,
         num_heads=8,
-        eta=1e-05,
         patch_size=8,
-        img_size=384,
-        tokens_norm=tokens_norm,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_small_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(tokens_norm=tokens_norm, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_medium_24_p8_224(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=512, depth=24, num_heads=8, eta=1e-05, patch_size=8."""
+    """Xcit with embed_dim=512, depth=24, num_heads=8, patch_size=8."""
     model = Xcit(
         embed_dim=512,
         depth=24,
         num_heads=8,
-        eta=1e-05,
         patch_size=8,
-        tokens_norm=tokens_norm,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_medium_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_medium_24_p8_384(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=512, depth=24, num_heads=8, eta=1e-05, patch_size=8, img_size=384."""
+    """Xcit with embed_dim=512, depth=24, num_heads=8, patch_size=8."""
     model = Xcit(
         embed_dim=512,
         depth=24,
         num_heads=8,
-        eta=1e-05,
         patch_size=8,
-        img_size=384,
-        tokens_norm=tokens_norm,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_medium_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(tokens_norm=tokens_norm, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_large_24_p8_224(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=768, depth=24, num_heads=16, eta=1e-05, patch_size=8."""
+    """Xcit with embed_dim=768, depth=24, num_heads=16, patch_size=8."""
     model = Xcit(
         embed_dim=768,
         depth=24,
         num_heads=16,
-        eta=1e-05,
         patch_size=8,
-        tokens_norm=tokens_norm,
+        eta=eta,
         img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_large_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(
-        tokens_norm=tokens_norm,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def xcit_large_24_p8_384(
     *,
-    tokens_norm: bool = True,
+    eta: float = 1e-05,
+    img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
 ) -> Xcit:
-    """Xcit with embed_dim=768, depth=24, num_heads=16, eta=1e-05, patch_size=8, img_size=384."""
+    """Xcit with embed_dim=768, depth=24, num_heads=16, patch_size=8."""
     model = Xcit(
         embed_dim=768,
         depth=24,
         num_heads=16,
-        eta=1e-05,
         patch_size=8,
-        img_size=384,
-        tokens_norm=tokens_norm,
+        eta=eta,
+        img_size=img_size,
         num_classes=num_classes,
     )
     model.archc_variant = "xcit_large_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(tokens_norm=tokens_norm, num_classes=num_classes)
+    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

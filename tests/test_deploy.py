@@ -406,7 +406,7 @@ def test_a_model_made_with_an_op_or_a_block_argument_deploys(tmp_path):
     path.write_text("""
 block Unit(c) = seq { conv = conv(c, 3, padding = 1); bn = batchnorm }
 block Other(c) = seq { conv = conv(c, 1) }
-network Net(act = relu, block = Other) {
+network Net(option act = relu, option block = Other) {
     input 3 x 8 x 8
     unit = block(4)
     a = act

@@ -394,6 +394,7 @@ class Param(Node):
     name: str
     default: Expr | None
     span: Span
+    option: bool = False  # a network's parameter that every factory takes, a variant's value its default
 
 
 @dataclass(eq=False)

@@ -121,10 +121,12 @@ class _ToAst(Transformer_NonRecursive):
         return items
 
     def param(self, meta, items):
-        return n.Param(str(items[0]), items[1], self._span(meta))
+        option, name, default = items
+        return n.Param(str(name), default, self._span(meta), option=option is not None)
 
     def block(self, meta, items):
         _, name, params, signature, seq_mark, body = items
+        _no_options(params, "a block")
         block = n.BlockDef(str(name), params or [], body, self._span(meta), sequential=seq_mark is not None,
                            signature=signature)
         if signature is not None:
@@ -153,6 +155,7 @@ class _ToAst(Transformer_NonRecursive):
 
     def def_(self, meta, items):
         name, params, *lets, result = items
+        _no_options(params, "a function")
         _one_name_each(lets)
         return n.FuncDef(str(name), params or [], lets, result, self._span(meta))
 
@@ -387,3 +390,11 @@ class _ToAst(Transformer_NonRecursive):
 
     def attr(self, meta, items):
         return n.Attr(items[0], str(items[1]), self._span(meta))
+
+
+def _no_options(params: list[n.Param] | None, what: str) -> None:
+    """``option`` marks what a network's factories take: a block or function has no factory."""
+    for p in params or []:
+        if p.option:
+            raise SpecError(f"'option' marks a network's parameter: {what} has no factory", p.span,
+                            hint=f"write '{p.name}' without 'option'")

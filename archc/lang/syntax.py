@@ -15,9 +15,9 @@ from . import nodes as n
 # the language's keywords (grammar.lark), and those of them that may also name a parameter or a module
 # (torchvision's `block`, timm's `gate`)
 KEYWORDS = ("and", "block", "concat", "def", "dense", "else", "ensemble", "false", "for", "from", "gate", "if", "in",
-            "init", "input", "let", "network", "none", "not", "or", "out", "residual", "return", "seq", "shortcut",
-            "side", "tap", "true", "use", "variant")
-IDENTIFIER_KEYWORDS = ("block", "ensemble", "gate", "init", "tap")
+            "init", "input", "let", "network", "none", "not", "option", "or", "out", "residual", "return", "seq",
+            "shortcut", "side", "tap", "true", "use", "variant")
+IDENTIFIER_KEYWORDS = ("block", "ensemble", "gate", "init", "option", "tap")
 
 _OPEN = {"LPAR", "LSQB"}
 _CLOSE = {"RPAR", "RSQB"}
@@ -74,7 +74,7 @@ def _interpolates(last: Token | None, brace: Token) -> bool:
     """``layer{s + 1}``: a '{' written right after a name opens an interpolation."""
     return (
         last is not None
-        and last.type in ("NAME", "BLOCK", "GATE", "INIT", "ENSEMBLE", "TAP", "RBRACE")
+        and last.type in ("NAME", "BLOCK", "GATE", "INIT", "ENSEMBLE", "TAP", "OPTION", "RBRACE")
         and last.end_pos == brace.start_pos
     )
 

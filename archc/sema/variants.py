@@ -24,6 +24,14 @@ class Variant:
     doc: str = ""
 
 
+def owned(v: Variant, variants: dict[str, Variant]) -> set[str]:
+    """The network parameters that a variant's factory does not take: those the variants of its network tell
+    apart (every one any of them writes; one that does not write it has the network's default), except those the
+    network marks ``option``, which every factory takes with the variant's value as its default."""
+    written = set(v.fixed).union(*(w.fixed for w in variants.values() if w.network is v.network))
+    return written - {p.name for p in v.network.params if p.option}
+
+
 def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 

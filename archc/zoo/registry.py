@@ -66,13 +66,31 @@ def create_model(name: str, pretrained: bool = False, **kwargs):
     if pretrained:
         raise ValueError(f"archc has no pretrained weights for '{name}': create the model with pretrained=False "
                          "and load a state_dict into it (torchvision's load strictly where it has the network)")
-    model = model_entrypoint(name)(**kwargs)
+    factory = model_entrypoint(name)
+    _refuse_fixed(name, factory, kwargs)
+    model = factory(**kwargs)
     cfg = pretrained_cfg(name) if name in _index() else None  # a shipped name: its reference's data config
     if cfg is not None:
         if "num_classes" in kwargs:
             cfg["num_classes"] = kwargs["num_classes"]
         model.pretrained_cfg = model.default_cfg = cfg  # (timm's two names for it)
     return model
+
+
+def _refuse_fixed(name: str, factory, kwargs: dict) -> None:
+    """A ``TypeError`` that says why, for an argument the network takes but the variant fixes (``se_ratio`` for
+    regnet_x_400mf): the parameters that tell a network's variants apart are theirs (docs/language.md)."""
+    import inspect
+
+    taken = inspect.signature(factory).parameters
+    net = inspect.signature(factory).return_annotation
+    if isinstance(net, str):
+        net = getattr(inspect.getmodule(factory), net, None)
+    fixed = [k for k in kwargs if k not in taken and net is not None and k in inspect.signature(net).parameters]
+    if fixed:
+        raise TypeError(f"{name}() fixes '{fixed[0]}': it is one of the parameters that tell {net.__name__}'s "
+                        f"variants apart, so it is the variant's, not an argument (build {net.__name__}(...) "
+                        "for another value)")
 
 
 def model_entrypoint(name: str):

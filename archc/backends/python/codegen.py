@@ -18,7 +18,7 @@ from ...sema.expr import evaluate
 from ...sema.exprfold import free_names
 from ...sema.initrules import PARAMETERS, node_parameters
 from ...sema.values import BlockRef, OpRef
-from ...sema.variants import Variant, leading_comment
+from ...sema.variants import Variant, leading_comment, owned
 from ..templates import environment
 from . import defs, ir, irparse, irprint
 from .classes import generate_class
@@ -332,13 +332,17 @@ def _in_place(values: list) -> bool:
 def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], module_constants: dict[str, ir.Node],
              variants: dict[str, Variant], backbone: bool = False) -> dict:
     net = v.network
+    taken = {p.name for p in net.params} - owned(v, variants) - unused  # the factory's parameters
     free = []
     for p in net.params:
-        if p.name in v.fixed or p.name in unused:
+        if p.name not in taken:
             continue
-        value = _default_value(p, elab) if p.default is not None else None
-        if p.default is None:
+        if p.name in v.fixed:  # an option the variant gives: its value is the default
+            value = v.fixed[p.name]
+        elif p.default is None:
             raise SpecError(f"variant {v.name} must set '{p.name}' (it has no default)", v.span)
+        else:
+            value = _default_value(p, elab)
         # typed by every value the parameter takes in the file, as the network's own signature is
         ann = defs.annotation([value] + [w.fixed[p.name] for w in variants.values() if p.name in w.fixed])
         if isinstance(value, list):  # never a mutable default: arguments are not changed, a tuple reads the same
@@ -350,7 +354,7 @@ def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], m
     args: list[tuple[str, ir.Node]] = []
     shown = []
     for key, val in v.fixed.items():
-        if key in unused:
+        if key in unused or key in taken:
             continue
         source = written.get(key)
         if isinstance(source, n.Var) and source.name in lets:  # a named configuration stays named
@@ -359,7 +363,7 @@ def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], m
         else:
             args.append((key, defs.value(val)))
         shown.append(f"{key}={irprint.print_expr(args[-1][1])}")
-    args += [(p.name, ir.Name(p.name)) for p in net.params if p.name not in v.fixed and p.name not in unused]
+    args += [(p.name, ir.Name(p.name)) for p in net.params if p.name in taken]
     if any(p.name == defs.CHANNELS_LAST for p in net.params):
         raise SpecError(f"'{defs.CHANNELS_LAST}' is a factory argument of every generated network", net.span,
                         hint="name the parameter differently")
