@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import archc  # noqa: E402
 from archc.backends.diagram import draw  # noqa: E402
+from archc.backends.diagram.calls import Signatures  # noqa: E402
 from archc.backends.stats import human, totals  # noqa: E402
 from archc.errors import SpecError  # noqa: E402
 from archc.sema.variants import leading_comment  # noqa: E402
@@ -87,6 +88,7 @@ def section(path: Path) -> Section | None:
         pictures.append(Picture(f"{path.stem}_{name}.png", rel, name, None,
                                 f"{name} ({variant.network.name}), depth {DEPTH}",
                                 (doc + " " if doc else "") + caption + "."))
+    signatures = Signatures.of_spec(spec)
     for block in spec.program.main.blocks:
         try:
             graph, first = draw.block_instance(spec, block.name)
@@ -102,7 +104,8 @@ def section(path: Path) -> Section | None:
                                 block.name if where == first else where,
                                 f"block {block.name}",
                                 (doc + " " if doc else "") +
-                                f"Drawn as `{where} = {scope.call}` of {graph.variant}: {params:,} params."))
+                                f"Drawn as `{where} = {signatures.label(scope.call)}` of {graph.variant}: "
+                                f"{params:,} params."))
     header = spec.program.main.header
     title, _, text = header.partition("\n\n")
     return Section(_one_line(title).rstrip(".") or path.stem, _one_line(text), rel, pictures)
@@ -132,8 +135,9 @@ def render(sections: list[Section]) -> str:
         "own (the instance with the most ops, so that projection shortcuts show), by `archc draw`; the command "
         "under each picture redraws it (as `.svg` too, or at full depth without `--depth`).",
         "",
-        "How to read them: every block instance and named `seq` is a box labelled with its name and call "
-        "(`inception3a: Inception(64, 96, ...)`). At depth 1 each block instance the network calls is one node, "
+        "How to read them: every block instance and named `seq` is a box labelled with its name and call, "
+        "the arguments named after the block's parameters, those equal to their defaults left out and floats "
+        "rounded to three significant digits (`inception3a: Inception(c1x1=64, c3x3red=96, ...)`). At depth 1 each block instance the network calls is one node, "
         "listing its ops when it is a short chain (`conv 1x1, 64 → batchnorm → relu`); only blocks count as "
         "levels, a named `seq` (ResNet's `layer1`, VGG's `features`) stays a dashed box around its contents. "
         "Edges carry tensor shapes (C×H×W); a node shows its op with its key arguments (`conv 7x7/2, 64`: "
@@ -141,7 +145,10 @@ def render(sections: list[Section]) -> str:
         "alike block instances fold into one node marked ×N: alike means the same block, the same call (the "
         "evaluated arguments) and the same ops wired the same way, so only the input channels may differ, as "
         "between DenseNet's dense layers, while ResNet's first block of a stage (a projection shortcut) stays "
-        "apart; `--no-fold` draws them all. Side outputs are dashed and magenta.",
+        "apart; or the same but for scalars that change no op's size, which the fold lists with their range "
+        "(`stochastic_depth_prob = 0.0727 … 0.164`, `shift_size = 0 or 3`); `--no-fold` draws them all. An op "
+        "says what it does on its input: where one window covers Swin's map, its shift is off. Side outputs are "
+        "dashed and magenta.",
         "",
         "![legend: one colour per kind of op](gallery/legend.png)",
         "",
