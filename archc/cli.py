@@ -85,18 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check specs without writing anything")
     check.add_argument("specs", nargs="+", metavar="SPEC")
 
-    stats = sub.add_parser("stats", help="parameters and MACs per layer or block, counted statically; "
+    stats = sub.add_parser("stats", help="parameters, MACs and memory per layer or block, counted statically; "
                                          "with several SPEC[:VARIANT]s, a side-by-side comparison")
     stats.add_argument("specs", nargs="+", metavar="SPEC[:VARIANT]")
     stats.add_argument("--variant", help="the variant (default: the spec's first)")
     stats.add_argument("--depth", type=int, default=None, metavar="N",
                        help="one row per block at depth N (1: the network's own children)")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
-    stats.add_argument("--input-size", type=_size, default=None, metavar="SIZE",
+    stats.add_argument("--input-size", default=None, metavar="SIZE",
                        help="the input's size instead of the network's: 224 (a square), 299x299, or every size "
                             "(3x224x224)")
     stats.add_argument("--batch", type=int, default=1, metavar="B",
-                       help="the batch: output shapes and MACs for B inputs (default: 1)")
+                       help="the batch: output shapes, MACs and activations for B inputs (default: 1)")
+    stats.add_argument("--dtype", choices=("float32", "float16", "bfloat16", "float64"), default="float32",
+                       help="the parameters' and activations' dtype, for their memory (default: float32)")
+    stats.add_argument("--tree", action="store_true",
+                       help="every block and named seq as a row of its totals, the rows inside it indented under it")
 
     draw = sub.add_parser("draw", help="draw a network, or one of its blocks, with Graphviz: every block a box, "
                                        "every edge its tensor shape")
@@ -252,9 +256,18 @@ def _check(args) -> int:
 
 
 def _stats(args) -> int:
-    from .backends import stats
+    from .backends import stats, stats_compare
 
     _check_depth(args.depth)
+    if args.batch < 1:
+        raise _usage(f"--batch must be at least 1, got {args.batch}")
+    size = None
+    if args.input_size is not None:
+        try:
+            size = _size(args.input_size)
+        except argparse.ArgumentTypeError as exc:
+            raise _usage(f"--input-size: {exc}", "write 224 (a square), 299x299 (H x W) or 3x224x224 (every "
+                                                 "size)") from None
     loaded, graphs = {}, []
     for item in args.specs:
         path, _, variant = item.partition(":") if not Path(item).exists() else (item, "", "")
@@ -262,21 +275,38 @@ def _stats(args) -> int:
             loaded[path] = _load(path)
         variant = _variant(loaded[path], variant or args.variant)
         try:
-            graphs.append((f"{Path(path).stem}:{variant}", loaded[path].graph(variant, input_size=args.input_size)))
+            graphs.append((f"{Path(path).stem}:{variant}", loaded[path].graph(variant, input_size=size)))
         except SpecError as exc:
-            if args.input_size is not None:
-                exc.add_note(f"with --input-size {'x'.join(map(str, args.input_size))}", None)
+            if size is not None:
+                raise _input_size_error(exc, loaded[path], variant, size) from None
             raise
-    if args.batch < 1:
-        raise _usage(f"--batch must be at least 1, got {args.batch}")
     if len(graphs) > 1:
-        compare = stats.compare_json if args.json else stats.compare
-        print(compare(graphs, args.depth or 1, batch=args.batch))
+        compare = stats_compare.compare_json if args.json else stats_compare.compare
+        print(compare(graphs, args.depth or 1, batch=args.batch, dtype=args.dtype))
     elif args.json:
-        print(stats.as_json(graphs[0][1], args.depth, batch=args.batch))
+        print(stats.as_json(graphs[0][1], args.depth, batch=args.batch, dtype=args.dtype, as_tree=args.tree))
     else:
-        print(stats.table(graphs[0][1], args.depth, batch=args.batch))
+        print(stats.table(graphs[0][1], args.depth, batch=args.batch, dtype=args.dtype, as_tree=args.tree))
     return 0
+
+
+def _input_size_error(exc: SpecError, spec, variant: str, size: tuple[int, ...]) -> SpecError:
+    """The first mistake an input of ``size`` makes, located, with the smallest square size the network takes
+    (where a smaller one than the network's own was given) as its hint."""
+    first = exc.errors[0]
+    first.add_note(f"with --input-size {'x'.join(map(str, size))}", None)
+    own = spec.graph(variant).node(spec.graph(variant).input).shape
+    if len(size) <= 2 and len(own) == 3 and min(size) < min(own[1:]):
+        low, high = min(size), min(own[1:])  # high fits; find the least that does
+        while high - low > 1:
+            mid = (low + high) // 2
+            try:
+                spec.graph(variant, input_size=(mid,))
+                high = mid
+            except SpecError:
+                low = mid
+        first.hint = f"the smallest square input {variant} takes is {high} (--input-size {high})"
+    return first
 
 
 def _size(text: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ import torch
 from archtest import SPECS, spec
 from torch.utils.flop_counter import FlopCounterMode
 
-from archc.backends import stats
+from archc.backends import stats, stats_compare
 from archc.cli import main
 
 
@@ -56,8 +56,10 @@ def test_table_prints_the_convention_and_the_totals(capsys):
 def test_side_outputs_are_totalled_apart(capsys):
     assert main(["stats", str(SPECS / "googlenet.arch"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["totals"] == {"params": 6_624_904, "macs": 1_498_376_192,
-                              "side_params": 6_379_984, "side_macs": 8_372_224}
+    assert {k: data["totals"][k] for k in ("params", "macs", "side_params", "side_macs", "trainable")} == {
+        "params": 6_624_904, "macs": 1_498_376_192, "side_params": 6_379_984, "side_macs": 8_372_224,
+        "trainable": 13_004_888}
+    assert data["totals"]["side_saved"] > 0  # the auxiliary classifiers keep tensors in training
     assert sum(r["params"] for r in data["rows"]) == 13_004_888
     assert any(r["side"] for r in data["rows"])
 
@@ -65,34 +67,39 @@ def test_side_outputs_are_totalled_apart(capsys):
 def test_compare_two_variants_side_by_side(capsys):
     assert main(["stats", f"{SPECS / 'resnet.arch'}:resnet18", f"{SPECS / 'resnet.arch'}:resnet50"]) == 0
     out = capsys.readouterr().out
-    header = out.splitlines()[0]
-    assert "resnet:resnet18" in header and "resnet:resnet50" in header
-    layer4 = next(line for line in out.splitlines() if "layer4" in line)
-    assert "512 x 7 x 7" in layer4 and "2048 x 7 x 7" in layer4
-    assert "11.690 M" in out and "25.557 M" in out
+    lines = out.splitlines()
+    assert lines[0].split() == ["params", "/", "MACs", "resnet:resnet18", "resnet:resnet50"]
+    assert re.fullmatch(r"layer4 +8\.394 M / 411\.042 M +14\.965 M / 809\.239 M", lines[lines.index(
+        next(line for line in lines if line.startswith("layer4")))])
+    totals = {line.split("  ")[0]: line.split()[-4:] for line in lines if line.startswith(("params ", "saved MB"))}
+    assert totals["params"] == ["11.690", "M", "25.557", "M"]
+    assert max(map(len, lines[:-2])) < 80
 
 
-def test_compare_pairs_rows_by_module_path(capsys):
-    resnet = SPECS / "resnet.arch"
-    assert main(["stats", f"{resnet}:resnet18", f"{resnet}:resnet50", "--depth", "2"]) == 0
-    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:-3]}
-    assert "BasicBlock(128, 2)" in lines["layer2.0"] and "Bottleneck(128, 2)" in lines["layer2.0"]
-    assert "128 x 28 x 28" in lines["layer2.0"] and "512 x 28 x 28" in lines["layer2.0"]
-    layer1_2 = lines["layer1.2"]  # resnet50's only: a gap under resnet18
-    assert "BasicBlock" not in layer1_2 and re.search(r"^layer1\.2 {10,}Bottleneck\(64\)", layer1_2)
-    names = list(lines)
-    assert names.index("layer1.1") < names.index("layer1.2") < names.index("layer2.0") < names.index("fc")
+def test_compare_of_networks_whose_stages_differ_gives_the_totals(capsys):
+    """Four families side by side: one column each, the totals (not a table of blank cells)."""
+    args = [f"{SPECS / name}.arch:{variant}" for name, variant in [
+        ("resnet", "resnet50"), ("mobilenet", "mobilenet_v2"), ("deit", "deit_tiny_patch16_224"),
+        ("densenet", "densenet121")]]
+    assert main(["stats", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["totals", "resnet:resnet50", "mobilenet:mobilenet_v2", "deit:deit_tiny_patch16_224",
+                                "densenet:densenet121"]
+    assert [line.split("  ")[0] for line in lines[2:8]] == ["params", "MACs", "param MB", "buffer MB",
+                                                            "activation MB", "saved MB"]
+    assert "(their stages differ: totals only; --json pairs the rows by name)" in lines
+    assert max(map(len, lines[:-2])) < 110
 
 
 def test_paired_keeps_each_tables_order():
     def table(*names):
         return [stats.Row(name, "op", (1,), 0, 0) for name in names]
 
-    pairs = stats.paired([table("a", "b", "d", "e"), table("a", "c", "d", "f", "e")])
+    pairs = stats_compare.paired([table("a", "b", "d", "e"), table("a", "c", "d", "f", "e")])
     assert [(name, [r is not None for r in cells]) for name, cells in pairs] == [
         ("a", [True, True]), ("b", [True, False]), ("c", [False, True]), ("d", [True, True]),
         ("f", [False, True]), ("e", [True, True])]
-    twice = stats.paired([table("relu", "relu"), table("relu")])  # a repeated name pairs by occurrence
+    twice = stats_compare.paired([table("relu", "relu"), table("relu")])  # a repeated name pairs by occurrence
     assert [[r is not None for r in cells] for _, cells in twice] == [[True, True], [True, False]]
 
 
@@ -114,7 +121,8 @@ def test_stats_never_imports_torch(tmp_path):
     import sys
 
     code = ("import sys\nfrom archc.cli import main\n"
-            f"main(['stats', {str(SPECS / 'googlenet.arch')!r}, '--depth', '1'])\n"
+            f"main(['stats', {str(SPECS / 'googlenet.arch')!r}, '--depth', '1', '--tree'])\n"
+            f"main(['stats', {str(SPECS / 'googlenet.arch')!r}, {str(SPECS / 'vgg.arch')!r}])\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -198,11 +206,12 @@ def test_input_size_and_batch_give_the_counts_torch_measures(capsys):
     (["--batch", "0"], "--batch must be at least 1"),
 ])
 def test_bad_sizes_are_usage_errors(capsys, args, message):
-    try:
-        status = main(["stats", str(SPECS / "alexnet.arch"), *args])
-    except SystemExit as exc:  # argparse refuses the value itself
-        status = exc.code
-    assert status == 2 and message in capsys.readouterr().err
+    """One line and a hint, no usage block."""
+    assert main(["stats", str(SPECS / "alexnet.arch"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archc: error: ") and message in err and err.count("\n") <= 2
+    if args[0] == "--input-size":
+        assert err.splitlines()[1] == "hint: write 224 (a square), 299x299 (H x W) or 3x224x224 (every size)"
 
 
 def test_an_input_too_small_for_the_network_is_located(capsys):
@@ -210,5 +219,53 @@ def test_an_input_too_small_for_the_network_is_located(capsys):
     err = capsys.readouterr().err
     assert re.search(r"alexnet\.arch:\d+:\d+: error: maxpool: kernel \(3\) is larger", err)
     assert "note: with --input-size 16" in err
+    assert err.endswith("hint: the smallest square input alexnet takes is 63 (--input-size 63)\n")
+    assert err.count(" error: ") == 1 and "Traceback" not in err
+    assert main(["stats", str(SPECS / "alexnet.arch"), "--input-size", "63"]) == 0  # as the hint says
+    capsys.readouterr()
     assert main(["stats", str(SPECS / "resnet.arch"), "--input-size", "1x2x3x4"]) == 1
     assert "an input size of 4 numbers does not fit it" in capsys.readouterr().err
+
+
+def test_tree_indents_each_block_under_its_parent(capsys):
+    """--tree: torchinfo's view; each block or named seq a row of its totals, with the rows inside it under it."""
+    resnet18 = str(SPECS / "resnet.arch") + ":resnet18"
+    assert main(["stats", resnet18, "--tree", "--depth", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [re.match(r" *\S+", line).group() for line in lines[3:lines.index(lines[2], 3)]]
+    assert names[names.index("layer1"):names.index("layer1") + 4] == ["layer1", "  0", "  1", "layer2"]
+    assert main(["stats", resnet18, "--tree", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["layer1.0"]["group"] and by_name["layer1.0"]["level"] == 1
+    assert by_name["layer1.0.conv1"]["level"] == 2 and not by_name["layer1.0.conv1"]["group"]
+    inside = [r for r in rows if r["name"].startswith("layer1.0.")]
+    for key in ("params", "macs", "activations", "saved", "param_bytes", "buffer_bytes"):
+        assert by_name["layer1.0"][key] == sum(r[key] for r in inside), key
+    assert sum(r["params"] for r in rows if not r["group"]) == 11_689_512
+
+
+def test_memory_columns_percentages_and_dtype(capsys):
+    resnet18 = str(SPECS / "resnet.arch") + ":resnet18"
+    assert main(["stats", resnet18, "--depth", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    t = data["totals"]
+    assert t["param_bytes"] == 4 * 11_689_512 and t["buffers"] == 9_620 and t["frozen"] == 0
+    assert t["buffer_bytes"] == 4 * (9_620 - 20) + 8 * 20  # each batch norm's step count is an int64
+    assert sum(r["saved"] for r in data["rows"]) == t["saved"] and sum(r["activations"] for r in data["rows"]) == \
+        t["activations"]
+    assert main(["stats", resnet18, "--depth", "1", "--dtype", "bfloat16", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith("(input 3 x 224 x 224, batch 4, bfloat16)")
+    layer4 = next(line for line in out.splitlines() if line.startswith("layer4"))
+    assert " 71.8% " in layer4 and " 22.7% " in layer4 and " 16.79 " in layer4  # params MB: 2 bytes each
+    assert "memory (bfloat16, batch 4): params 23.38 MB" in out
+    assert "trainable params: 11,689,512, frozen params: 0, buffers: 9,620" in out
+
+
+def test_output_is_deterministic(capsys):
+    outputs = []
+    for _ in range(2):
+        assert main(["stats", str(SPECS / "deit.arch"), "--tree", "--batch", "3"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..sema.layout import NAMES, TensorType
-from .base import ANY, Args, Finite, NoArgs, OpKind, Pos, ShapeError, _register, _same
+from .base import ANY, INPUT, OUTPUT, Args, Finite, NoArgs, OpKind, Pos, Saves, ShapeError, _register, _same
 
 
 class GeluArgs(Args):
@@ -147,12 +147,25 @@ _ACTIVATIONS = {
 }
 
 
+def _one_more(a: dict, ins: tuple, out: tuple) -> Saves:
+    """Composed in torch of two ops, whose first result (of the input's size) the second one keeps: tanhshrink's
+    tanh(x)."""
+    return Saves(extra=((math.prod(out), 0),))
+
+
+def _and_one_more(a: dict, ins: tuple, out: tuple) -> Saves:
+    """The input and a tensor of its size: softsign's 1 + |x|, logsigmoid's buffer (on the CPU)."""
+    return Saves((0,), extra=((math.prod(out), 0),))
+
+
+# saves: what backward keeps, from torch's derivatives.yaml: the input (most), the output (relu, sigmoid, tanh,
+# softmax); run in place, the two are one tensor
 def _activation(name: str, module: str, functional: str, doc: str, inplace: bool = True, args=NoArgs,
                 keeps_output: bool = False, shape=_same, value: bool = True, label=None, inplace_if=None,
-                post_op: tuple | None = None) -> None:
+                post_op: tuple | None = None, saves=INPUT) -> None:
     _register(OpKind(name, args, shape, layouts=ANY, module=module, functional=functional, inplace=inplace,
                      inplace_if=inplace_if, value=value, keeps_output=keeps_output, run=_ACTIVATIONS[name],
-                     label=label, doc=doc, post_op=post_op))
+                     label=label, doc=doc, post_op=post_op, saves=saves))
 
 
 def _at_least_zero(field: str):
@@ -166,14 +179,14 @@ def _at_least_zero(field: str):
 # keeps_output: the backward reads the output, always (sigmoid, tanh, softmax) or when run in place (relu,
 # leaky_relu, elu, celu, selu), so the next layer may not change it in place (checked with torch's autograd)
 _activation("relu", "nn.ReLU", "F.relu", "rectified linear unit, max(0, x)", keeps_output=True,
-            post_op=("relu", (), ""))
+            post_op=("relu", (), ""), saves=OUTPUT)
 _activation("relu6", "nn.ReLU6", "F.relu6", "min(max(0, x), 6) (MobileNet)", post_op=("hardtanh", (0.0, 6.0), ""))
 _activation("silu", "nn.SiLU", "F.silu", "x * sigmoid(x), also called swish (EfficientNet)",
             post_op=("swish", (), ""))
 _activation("sigmoid", "nn.Sigmoid", "torch.sigmoid", "1 / (1 + exp(-x))", inplace=False, keeps_output=True,
-            post_op=("sigmoid", (), ""))
+            post_op=("sigmoid", (), ""), saves=OUTPUT)
 _activation("tanh", "nn.Tanh", "torch.tanh", "hyperbolic tangent", inplace=False, keeps_output=True,
-            post_op=("tanh", (), ""))
+            post_op=("tanh", (), ""), saves=OUTPUT)
 _activation("hardsigmoid", "nn.Hardsigmoid", "F.hardsigmoid", "relu6(x + 3) / 6 (MobileNetV3)",
             post_op=("hardsigmoid", (), ""))
 _activation("hardswish", "nn.Hardswish", "F.hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)",
@@ -194,15 +207,15 @@ _activation("softplus", "nn.Softplus", "F.softplus", "log(1 + exp(beta * x)) / b
             "where beta * x > threshold", inplace=False, args=SoftplusArgs)
 _activation("hardtanh", "nn.Hardtanh", "F.hardtanh", "x clamped to [min_val, max_val]", args=HardtanhArgs,
             shape=_hardtanh_shape)
-_activation("softsign", "nn.Softsign", "F.softsign", "x / (1 + |x|)", inplace=False)
-_activation("tanhshrink", "nn.Tanhshrink", "F.tanhshrink", "x - tanh(x)", inplace=False)
-_activation("logsigmoid", "nn.LogSigmoid", "F.logsigmoid", "log(sigmoid(x))", inplace=False)
+_activation("softsign", "nn.Softsign", "F.softsign", "x / (1 + |x|)", inplace=False, saves=_and_one_more)
+_activation("tanhshrink", "nn.Tanhshrink", "F.tanhshrink", "x - tanh(x)", inplace=False, saves=_one_more)
+_activation("logsigmoid", "nn.LogSigmoid", "F.logsigmoid", "log(sigmoid(x))", inplace=False, saves=_and_one_more)
 _activation("softmax", "nn.Softmax", "F.softmax", "exp(x) / sum(exp(x)) over dimension dim (counting the batch "
             "as 0)", inplace=False, args=SoftmaxArgs, keeps_output=True, shape=_softmax_shape, value=False,
-            label=lambda a: f"softmax dim {a['dim']}")
+            label=lambda a: f"softmax dim {a['dim']}", saves=OUTPUT)
 _activation("log_softmax", "nn.LogSoftmax", "F.log_softmax", "log(softmax(x)) over dimension dim (counting the "
             "batch as 0)", inplace=False, args=SoftmaxArgs, keeps_output=True, shape=_softmax_shape, value=False,
-            label=lambda a: f"log_softmax dim {a['dim']}")
+            label=lambda a: f"log_softmax dim {a['dim']}", saves=OUTPUT)
 
 
 # ---------------------------------------------------------------- prelu: a learned slope
@@ -224,5 +237,5 @@ def _prelu_run(m, a: dict, t: TensorType, xs: list, training: bool):
 
 _register(OpKind(
     "prelu", PReLUArgs, _prelu_shape, layouts=ANY, module="nn.PReLU", params=lambda a, t: a.num_parameters,
-    make=_prelu_make, run=_prelu_run, label=lambda a: f"prelu {a['num_parameters']}",
+    make=_prelu_make, run=_prelu_run, label=lambda a: f"prelu {a['num_parameters']}", saves=INPUT,
     doc="x, or a learned slope times x below zero: one slope, or one per channel (num_parameters = channels)"))

@@ -50,6 +50,21 @@ class Args(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
+@dataclass(frozen=True)
+class Saves:
+    """What an op's backward keeps from a training forward pass (autograd's saved tensors), its parameters aside:
+    some of its inputs (by position), its output, and tensors of its own (``extra``: elements per sample and
+    bytes each, 0 for the activations' own dtype: a max pool's int64 indices, a layer norm's means)."""
+
+    inputs: tuple[int, ...] = ()
+    output: bool = False
+    extra: tuple[tuple[int, int], ...] = ()
+
+
+NOTHING, INPUT, OUTPUT, BOTH = Saves(), Saves((0,)), Saves(output=True), Saves((0,), True)
+INPUTS = Saves((0, 1, 2))  # every input it takes (matmul's two)
+
+
 def _zero(a, t) -> int:
     return 0
 
@@ -103,6 +118,12 @@ class OpKind:
     # it writes its output; the kind a layer becomes with such an activation after it (a conv: ``conv_act``)
     post_op: tuple[str, tuple[float, ...], str] | None = None
     fuses_into: str | None = None
+    # statistics (``archc stats``): what backward keeps (a ``Saves``, or a function of the arguments, the input
+    # shapes and the output shape giving one; None: not yet said, which tests/test_stats_memory.py refuses); the
+    # buffers its module holds, as ``Saves.extra`` counts them but per model, not per sample (batch norm's running
+    # statistics and its int64 step count)
+    saves: Saves | Callable[[dict, tuple, tuple], Saves] | None = None
+    buffers: Callable[[dict, tuple, tuple], tuple[tuple[int, int], ...]] | None = None
 
     @property
     def has_params(self) -> bool:

@@ -8,7 +8,23 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..sema.layout import TensorType
-from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, ShapeError, _register, one, pair, size_text, stride_text
+from .base import (
+    INPUT,
+    NOTHING,
+    Args,
+    NoArgs,
+    OpKind,
+    PadPair,
+    Pair,
+    Pos,
+    Saves,
+    ShapeError,
+    _register,
+    one,
+    pair,
+    size_text,
+    stride_text,
+)
 
 
 def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, dim: str) -> int:
@@ -100,7 +116,7 @@ def _pool_label(kind: str):
 _register(OpKind(
     "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg=True, channels_from="out_channels",
     params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution",
-    label=_conv_label, fuses_into="conv_act"))
+    label=_conv_label, fuses_into="conv_act", saves=INPUT))
 
 
 # ------------------------------------------- convolution with scaled weight standardisation
@@ -152,7 +168,7 @@ _register(OpKind(
     "ws_conv", WSConvArgs, _ws_conv_shape, module="_WSConv2d", in_arg=True, channels_from="out_channels",
     params=_ws_conv_params, macs=_conv_macs, make=_ws_conv_make, run=_ws_conv_run,
     doc="2-D convolution with scaled weight standardisation (NF-ResNets, NFNets): weight, bias and a gain",
-    label=lambda a: "ws_" + _conv_label(a)))
+    label=lambda a: "ws_" + _conv_label(a), saves=INPUT))
 
 
 # -------------------------------------------------------------------- pooling
@@ -211,28 +227,38 @@ def _adaptive_run(reduce: str):
     return run
 
 
+def _with_indices(a: dict, ins: tuple, out: tuple) -> Saves:
+    """A max pool keeps its input and the int64 index of each output's maximum."""
+    return Saves((0,), extra=((math.prod(out), 8),))
+
+
+def _adaptive_avg_saves(a: dict, ins: tuple, out: tuple) -> Saves:
+    """To 1 x 1, torch takes the mean, which keeps nothing; to another size, the pool keeps its input."""
+    return NOTHING if math.prod(out[1:]) == 1 else INPUT
+
+
 _register(OpKind(
     "maxpool", PoolArgs, _pool_shape, module="nn.MaxPool2d", functional="F.max_pool2d",
     run=_maxpool_run, doc="max pooling; stride defaults to the kernel size",
-    label=_pool_label("maxpool")))
+    label=_pool_label("maxpool"), saves=_with_indices))
 _register(OpKind(
     "avgpool", AvgPoolArgs, _pool_shape, module="nn.AvgPool2d", functional="F.avg_pool2d",
     run=_avgpool_run, doc="average pooling; stride defaults to the kernel size",
-    label=_pool_label("avgpool")))
+    label=_pool_label("avgpool"), saves=INPUT))
 _register(OpKind(
     "adaptive_avgpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveAvgPool2d",
     functional="F.adaptive_avg_pool2d", run=_adaptive_run("avg"), doc="average pooling to a fixed output size",
-    label=lambda a: f"adaptive_avgpool {size_text(a['output_size'])}"))
+    label=lambda a: f"adaptive_avgpool {size_text(a['output_size'])}", saves=_adaptive_avg_saves))
 _register(OpKind(
     "adaptive_maxpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveMaxPool2d",
     functional="F.adaptive_max_pool2d", run=_adaptive_run("max"), doc="max pooling to a fixed output size",
-    label=lambda a: f"adaptive_maxpool {size_text(a['output_size'])}"))
+    label=lambda a: f"adaptive_maxpool {size_text(a['output_size'])}", saves=_with_indices))
 
 
 _register(OpKind(
     "global_avgpool", NoArgs, lambda a, t: TensorType((t.shape[0],), "F"), template="{x}.mean([2, 3])",
     run=lambda m, a, t, xs, training: xs[0].mean(dim=(-2, -1)),
-    doc="the mean over height and width: C x H x W -> C features"))
+    doc="the mean over height and width: C x H x W -> C features", saves=NOTHING))
 
 
 # ------------------------------------------------------------------- upsampling
@@ -269,4 +295,4 @@ _register(OpKind(
     lambda a, t: TensorType((t.shape[0], t.shape[1] * a.scale_factor, t.shape[2] * a.scale_factor)),
     module="nn.Upsample", template="F.interpolate({x}, scale_factor={scale_factor}, mode={mode})",
     run=_upsample_run, doc="enlarges the map by an integer factor: nearest neighbour, or bilinear",
-    label=lambda a: f"upsample x{a['scale_factor']} {a['mode']}"))
+    label=lambda a: f"upsample x{a['scale_factor']} {a['mode']}", saves=NOTHING))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import REGISTRY, OpKind, _register
+from .base import BOTH, REGISTRY, OpKind, _register
 from .conv import ConvArgs, _conv_label, _conv_macs, _conv_make, _conv_params, _conv_run, _conv_shape
 from .norm import LinearArgs, _linear_make, _linear_run, _linear_shape
 
@@ -40,7 +40,7 @@ _register(OpKind(
     "conv_act", ConvActArgs, _conv_shape, module="_ConvAct2d", in_arg=True, channels_from="out_channels",
     params=_conv_params, macs=_conv_macs, make=_conv_make, run=_then_activation(_conv_run),
     doc=f"a conv and the activation after it ({', '.join(FUSABLE)}), computed together in inference on the CPU",
-    label=lambda a: f"{_conv_label(a)}, {a['activation']}"))
+    label=lambda a: f"{_conv_label(a)}, {a['activation']}", saves=BOTH))  # the activation's input is as large
 _linear = REGISTRY["linear"]
 _register(OpKind(
     "linear_act", LinearActArgs, _linear_shape, layouts=_linear.layouts, module="_LinearAct", in_arg=True,
@@ -48,4 +48,4 @@ _register(OpKind(
     run=_then_activation(_linear_run),
     doc=f"a linear layer and the activation after it ({', '.join(FUSABLE)}), computed together in inference on the "
         "CPU",
-    label=lambda a: f"linear {a['out_features']}, {a['activation']}"))
+    label=lambda a: f"linear {a['out_features']}, {a['activation']}", saves=BOTH))

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from ..sema.layout import TensorType
-from .base import ANY, Args, NonNeg, OpKind, Pos, Prob, ShapeError, _register, _same
+from .base import ANY, INPUT, NOTHING, Args, NonNeg, OpKind, Pos, Prob, ShapeError, _register, _same
 
 FLOAT32_MAX = 3.4028235e38
 
@@ -151,29 +151,30 @@ def _permute_shape(a: PermuteArgs, t: TensorType) -> TensorType:
 _register(OpKind(
     "subsample", SubsampleArgs, _subsample_shape, template="{x}[:, :, ::{stride}, ::{stride}]", run=_subsample_run,
     doc="keeps every stride-th row and column (the option-A shortcut of CIFAR ResNets)",
-    label=lambda a: f"subsample /{a['stride']}"))
+    label=lambda a: f"subsample /{a['stride']}", saves=NOTHING))
 _register(OpKind(
     "pad_channels", PadChannelsArgs, lambda a, t: TensorType((t.shape[0] + a.before + a.after, *t.shape[1:])),
     template="F.pad({x}, (0, 0, 0, 0, {before}, {after}))", run=_pad_channels_run,
     channels_rule=lambda cur, args: _plus(cur, args, ("before", "after")),
     doc="adds zero channels before and after the input's (the option-A shortcut of CIFAR ResNets)",
-    label=lambda a: f"pad_channels {a['before']}+{a['after']}"))
+    label=lambda a: f"pad_channels {a['before']}+{a['after']}", saves=NOTHING))
 _register(OpKind(
     "zero_pad", PadArgs, _pad_shape,
     template="F.pad({x}, {pad})", run=_pad_run,
     doc="zeros around the map: `pad` columns on the left and right, rows on the top and bottom, as F.pad takes them "
         "(TensorFlow's uneven 'same' padding before a strided conv)",
-    label=lambda a: "zero_pad " + "/".join(map(str, a["pad"]))))
+    label=lambda a: "zero_pad " + "/".join(map(str, a["pad"])), saves=NOTHING))
 _register(OpKind(
     "chunk", ChunkArgs, _chunk_shape, template="{x}.chunk({chunks}, 1)[{index}]", channels_rule=_chunk_rule, run=_chunk_run,
-    doc="chunk `index` of the channels split into `chunks` equal parts (ShuffleNetV2's channel split)"))
+    doc="chunk `index` of the channels split into `chunks` equal parts (ShuffleNetV2's channel split)", saves=NOTHING))
 _register(OpKind(
     "channel_shuffle", ShuffleArgs, _shuffle_shape, template="_channel_shuffle({x}, {groups})", run=_shuffle_run,
-    doc="interleaves the channels of `groups` groups (ShuffleNet)"))
+    doc="interleaves the channels of `groups` groups (ShuffleNet)", saves=NOTHING))
 _register(OpKind(
     "permute", PermuteArgs, _permute_shape, layouts=("CHW", "HWC"), module="_Permute",
     template="torch.permute({x}, {dims})", view=True, run=lambda m, a, t, xs, training: xs[0].permute(a["dims"]),
-    doc="reorders the dimensions, batch first: (0, 2, 3, 1) makes a map channels-last, (0, 3, 1, 2) undoes it"))
+    doc="reorders the dimensions, batch first: (0, 2, 3, 1) makes a map channels-last, (0, 3, 1, 2) undoes it",
+    saves=NOTHING))
 
 
 # ------------------------------------------------------------ regularisation
@@ -201,7 +202,7 @@ _register(OpKind(
     template="_stochastic_depth({x}, {p}, {mode}, self.training)", eval_identity=True,
     run=lambda m, a, t, xs, training: _stochastic_depth(xs[0], a["p"], a["mode"], training),
     doc="in training, zeroes the whole input with probability p, per sample (row) or for the batch, "
-        "and scales survivors by 1 / (1 - p); identity in eval"))
+        "and scales survivors by 1 / (1 - p); identity in eval", saves=NOTHING))  # (and one number per sample)
 
 
 # ------------------------------------------------------------ learned tensors
@@ -227,4 +228,4 @@ _register(OpKind(
     params=lambda a, t: math.prod(a.shape), make=_full_make(lambda a, t: a["shape"]),
     run=lambda m, a, t, xs, training: xs[0] * m,
     doc="multiplies by a learned tensor of the given shape, broadcast over the input, initialised to `init` "
-        "(ConvNeXt's layer scale)"))
+        "(ConvNeXt's layer scale)", saves=INPUT))

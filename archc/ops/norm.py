@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ..sema.layout import TensorType
-from .base import ANY, Args, Finite, NoArgs, OpKind, Pos, Prob, ShapeError, _register, _same
+from .base import ANY, INPUT, NOTHING, Args, Finite, NoArgs, OpKind, Pos, Prob, Saves, ShapeError, _register, _same
 
 
 def _identity_run(m, a: dict, t: TensorType, xs: list, training: bool):
@@ -171,26 +171,37 @@ def _lrn_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return x / (a["k"] + a["alpha"] * mean).pow(a["beta"])
 
 
+def _lrn_saves(a: dict, ins: tuple, out: tuple) -> Saves:
+    """torch composes it: the padded squares (which its average pool keeps), their mean, its power (both kept by
+    the division), and the input."""
+    return Saves((0,), extra=((math.prod(out), 0),) * 3)
+
+
 _register(OpKind(
     "batchnorm", BatchNormArgs, _same, layouts=("CHW", "F"), module="nn.BatchNorm2d",
     modules={"F": "nn.BatchNorm1d"}, in_arg=True, params=lambda a, t: 2 * t.features if a.affine else 0,
-    folds_into=("conv", "linear"), make=_batchnorm_make, run=_batchnorm_run, doc="batch normalisation over channels (or features, after flatten)"))
+    folds_into=("conv", "linear"), make=_batchnorm_make, run=_batchnorm_run, value=True,
+    doc="batch normalisation over channels (or features, after flatten)",
+    saves=INPUT, buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8))))  # running mean and variance, step count
 _register(OpKind(
     "layernorm", LayerNormArgs, _same, layouts=ANY, module="nn.LayerNorm", modules={"CHW": "_LayerNorm2d"},
-    in_arg=True, params=_layernorm_params, make=_layernorm_make, run=_layernorm_run,
-    doc="layer normalisation over the feature dimension: the last one, or the channels of a C x H x W map"))
+    in_arg=True, params=_layernorm_params, make=_layernorm_make, run=_layernorm_run, value=True,
+    doc="layer normalisation over the feature dimension: the last one, or the channels of a C x H x W map",
+    saves=INPUT))
 _register(OpKind(
     "instancenorm", InstanceNormArgs, _instancenorm_shape, module="nn.InstanceNorm2d", in_arg=True,
-    params=lambda a, t: 2 * t.features if a.affine else 0, make=_instancenorm_make, run=_instancenorm_run,
-    doc="instance normalisation: each sample's channels over their own H x W (style transfer, GANs)"))
+    params=lambda a, t: 2 * t.features if a.affine else 0, make=_instancenorm_make, run=_instancenorm_run, value=True,
+    doc="instance normalisation: each sample's channels over their own H x W (style transfer, GANs)", saves=INPUT,
+    buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8)) if a["track_running_stats"] else ()))
 _register(OpKind(
     "groupnorm", GroupNormArgs, _groupnorm_shape, module="nn.GroupNorm", in_arg="num_channels",
     params=lambda a, t: t.features * (a.affine + (a.affine and a.bias)), make=_groupnorm_make, run=_groupnorm_run,
-    doc="group normalisation: each sample's channels in groups, normalised over the group and H x W (Wu and He)"))
+    doc="group normalisation: each sample's channels in groups, normalised over the group and H x W (Wu and He)",
+    saves=INPUT))
 _register(OpKind(
     "lrn", LRNArgs, _same, module="nn.LocalResponseNorm", functional="F.local_response_norm", run=_lrn_run,
     doc="local response normalisation across channels",
-    label=lambda a: f"lrn {a['size']}"))
+    label=lambda a: f"lrn {a['size']}", saves=_lrn_saves))
 
 
 # ------------------------------------------------------------ linear and more
@@ -230,22 +241,28 @@ def _dropout_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return F.dropout(xs[0], a["p"], training)
 
 
+def _dropout_saves(a: dict, ins: tuple, out: tuple) -> Saves:
+    """In training, its mask (a byte an element) where it drops anything."""
+    return Saves(extra=((math.prod(out), 1),)) if a["p"] > 0 else NOTHING
+
+
 _register(OpKind(
     "linear", LinearArgs, _linear_shape, layouts=("F", "HWC", "LD", "GLD"), module="nn.Linear", in_arg=True,
     channels_from="out_features", params=lambda a, t: t.features * a.out_features + (a.out_features if a.bias else 0),
     macs=lambda a, t, o: math.prod(t.shape) * a.out_features, make=_linear_make, run=_linear_run,
     doc="fully connected layer on the feature dimension (the last one)",
-    label=lambda a: f"linear {a['out_features']}", fuses_into="linear_act"))
+    label=lambda a: f"linear {a['out_features']}", fuses_into="linear_act", saves=INPUT))
 _register(OpKind(
     "dropout", DropoutArgs, _same, layouts=ANY, module="nn.Dropout", functional="F.dropout",
     functional_extra=("training=self.training",), value=True, view=True,  # p = 0 or eval: the input itself
     eval_identity=True, run=_dropout_run, doc="dropout, active in training mode only",
-    label=lambda a: f"dropout {a['p']}"))
+    label=lambda a: f"dropout {a['p']}", saves=_dropout_saves))
 _register(OpKind(
     "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD"), module="nn.Flatten",
     functional="torch.flatten", functional_extra=("1",), flattens=True, view=True,
-    run=lambda m, a, t, xs, training: xs[0].reshape(xs[0].shape[0], -1), doc="C x H x W -> C*H*W features"))
+    run=lambda m, a, t, xs, training: xs[0].reshape(xs[0].shape[0], -1), doc="C x H x W -> C*H*W features",
+    saves=NOTHING))
 _register(OpKind(
     "identity", NoArgs, _same, layouts=ANY, module="nn.Identity", functional="", value=True, view=True, run=_identity_run,
-    doc="passes its input through (a concat branch that keeps the input)"))
+    doc="passes its input through (a concat branch that keeps the input)", saves=NOTHING))
 

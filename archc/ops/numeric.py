@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ..sema.layout import TensorType, named
-from .base import ANY, Args, NoArgs, OpKind, ShapeError, _register, _same
+from .base import ANY, INPUT, NOTHING, Args, NoArgs, OpKind, ShapeError, _register, _same
 from .tensor import _items, axis
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -30,7 +30,8 @@ def _pointwise(name: str, doc: str) -> None:
 
         return getattr(torch, name)(xs[0])
 
-    _register(OpKind(name, NoArgs, _same, layouts=ANY, functional=f"torch.{name}", view=False, doc=doc, run=run))
+    _register(OpKind(name, NoArgs, _same, layouts=ANY, functional=f"torch.{name}", view=False, doc=doc, run=run,
+                     saves=INPUT))
 
 
 _pointwise("sin", "the sine of every entry (radians)")
@@ -58,7 +59,8 @@ _register(OpKind(
     "normalize", NormalizeArgs, _normalize_shape, layouts=ANY, functional="F.normalize", view=False,
     sym=lambda a, shape: shape, run=_normalize_run,
     macs=lambda a, t, o: math.prod(o.shape),  # the squares summed
-    doc="every vector along dimension dim divided by its Lp length (at least eps): F.normalize"))
+    doc="every vector along dimension dim divided by its Lp length (at least eps): F.normalize",
+    saves=INPUT))  # (and the lengths, one a vector)
 
 
 class CoordinatesArgs(Args):
@@ -95,4 +97,4 @@ _register(OpKind(
     "coordinates", CoordinatesArgs, _coordinates_shape, layouts=ANY, template="_coordinates({x}, {shape}, {dim})",
     sym=_coordinates_sym, run=_coordinates_run,
     doc="a tensor of the given shape (after the input's batch; its dtype and device) whose every entry is its "
-        "index along dimension dim: 0, 1, 2, ... (the input's values are not read)"))
+        "index along dimension dim: 0, 1, 2, ... (the input's values are not read)", saves=NOTHING))

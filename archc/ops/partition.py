@@ -14,7 +14,7 @@ import math
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import Args, OpKind, Pos, ShapeError, _register
+from .base import NOTHING, Args, OpKind, Pos, Saves, ShapeError, _register
 
 Kind = Literal["window", "grid"]
 
@@ -71,12 +71,12 @@ _register(OpKind(
     "partition", PartitionArgs, _partition, template="_partition({x}, {size}, {kind})", run=_partition_run,
     doc="cuts a square C x H x W map into groups of tokens: windows of size x size neighbours, or a size x size "
         "grid of positions spread over the map (MaxViT's block and grid attention); a `_partition` helper",
-    label=lambda a: f"partition {a.get('kind', 'window')} {a['size']}x{a['size']}"))
+    label=lambda a: f"partition {a.get('kind', 'window')} {a['size']}x{a['size']}", saves=NOTHING))
 _register(OpKind(
     "departition", PartitionArgs, _departition, layouts=("GLD",), template="_departition({x}, {size}, {kind})",
     run=_departition_run,
     doc="the inverse of partition with the same arguments: the groups back into a C x H x W map",
-    label=lambda a: f"departition {a.get('kind', 'window')} {a['size']}x{a['size']}"))
+    label=lambda a: f"departition {a.get('kind', 'window')} {a['size']}x{a['size']}", saves=NOTHING))
 
 
 class RelativeArgs(Args):
@@ -140,9 +140,17 @@ def _relative_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return m.merge((scores @ v).transpose(2, 3).reshape(n, g, length, d))
 
 
+def _relative_saves(a: dict, ins: tuple, out: tuple) -> Saves:
+    """The input, copies of the scaled queries, the keys and the values, the output before its projection (4 T D
+    over T tokens), and the attention weights (heads x L a token)."""
+    groups, length, d = ins[0]
+    return Saves((0,), extra=((4 * groups * length * d + d // a["head_dim"] * length * groups * length, 0),))
+
+
 _register(OpKind(
     "relative_attention", RelativeArgs, _relative_shape, layouts=("GLD",), module="_RelativeAttention",
     in_arg=True, params=_relative_params, macs=_relative_macs, make=_relative_make, run=_relative_run,
     doc="multi-head self-attention among the tokens of each group, with a learned bias per relative position in "
         "a size x size partition (MaxViT's); a `_RelativeAttention` helper",
-    label=lambda a: f"relative_attention {a['size']}x{a['size']}, heads of {a['head_dim']}"))
+    label=lambda a: f"relative_attention {a['size']}x{a['size']}, heads of {a['head_dim']}",
+    saves=_relative_saves, buffers=lambda a, ins, out: ((a["size"] ** 4, 8),)))  # each position pair's table row

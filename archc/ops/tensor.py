@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ..lang import nodes as n
 from ..sema.layout import TensorType, named
-from .base import ANY, Args, NonNeg, OpKind, Pos, Prob, ShapeError, _register
+from .base import ANY, BOTH, INPUTS, NOTHING, Args, NonNeg, OpKind, Pos, Prob, Saves, ShapeError, _register
 
 _SPAN = n.Span("<generated>", 1, 1, 1, 1)  # sizes __init__ works out, which no spec line wrote
 
@@ -288,10 +288,10 @@ def _reduce_run(how: str):
     return run
 
 
-def _primitive(name: str, args, shape, template: str, sym, run, doc: str, view: bool = True) -> None:
+def _primitive(name: str, args, shape, template: str, sym, run, doc: str, view: bool = True, saves=NOTHING) -> None:
     """A primitive of one tensor, of any layout."""
     _register(OpKind(name, args, shape, layouts=ANY, template=template, view=view, sym=sym,
-                     run=_run(run), doc=doc))
+                     run=_run(run), doc=doc, saves=saves))
 
 
 _primitive("reshape", ReshapeArgs, _reshape_shape, "{x}.reshape({x}.shape[0], *{shape})", _reshape_sym, _reshape_run,
@@ -310,7 +310,8 @@ _primitive("narrow", NarrowArgs, _narrow_shape, "{x}.narrow({dim}, {start}, {len
            "length entries of dimension dim from start on: a slice, as uneven as wanted")
 for _how, _doc in (("sum", "the sum"), ("mean", "the mean"), ("amax", "the maximum")):
     _primitive(_how, ReduceArgs, _reduce_shape, f"{{x}}.{_how}({{dim}}, keepdim={{keepdim}})", _reduce_sym,
-               _reduce_run(_how), f"{_doc} over dimension dim (kept as size 1 with keepdim)", view=False)
+               _reduce_run(_how), f"{_doc} over dimension dim (kept as size 1 with keepdim)", view=False,
+               saves=BOTH if _how == "amax" else NOTHING)  # where the maximum was: the input against the output
 
 
 class VectorNormArgs(Args):
@@ -361,7 +362,7 @@ _register(OpKind(
     template="torch.linalg.vector_norm({x}, {ord}, {dim}, keepdim={keepdim})", sym=_norm_sym, run=_run(_norm_run),
     macs=lambda a, t, o: math.prod(t.shape),
     doc="the ord-norm, (sum of |x|^ord)^(1/ord), over dimension dim or a tuple of them (kept as size 1 with "
-        "keepdim): ConvNeXt V2's global response norm takes each channel's L2 norm over the map"))
+        "keepdim): ConvNeXt V2's global response norm takes each channel's L2 norm over the map", saves=BOTH))
 
 
 # ------------------------------------------------------------ several inputs
@@ -474,19 +475,21 @@ def _stack_sym(a: dict, shapes: tuple) -> tuple | None:
 _register(OpKind(
     "matmul", Args, _matmul_shape, layouts=ANY, template="{x} @ {y}", inputs=2, sym=_matmul_sym,
     macs=lambda a, ts, o: math.prod(o.shape) * ts[0].shape[-1],
-    run=lambda m, a, t, xs, training: xs[0] @ xs[1], doc="the matrix product of the last two dimensions"))
+    run=lambda m, a, t, xs, training: xs[0] @ xs[1], doc="the matrix product of the last two dimensions",
+    saves=INPUTS))
 _register(OpKind(
     "scaled_dot_product_attention", AttentionArgs, _sdpa_shape, layouts=ANY, inputs=3, optional_inputs=1,
     functional="F.scaled_dot_product_attention", training_only=("dropout_p",), sym=_sdpa_sym,
     macs=lambda a, ts, o: 2 * math.prod(o.shape[:-1]) * ts[1].shape[-2] * (ts[0].shape[-1] + ts[2].shape[-1]) // 2,
     run=_sdpa_run, keeps_output=True,
     doc="softmax(q k^T * scale + mask) v over the last two dimensions; scale defaults to 1 / sqrt(q's last size); "
-        "a fourth tensor is an additive mask (a bias) on the scores"))
+        "a fourth tensor is an additive mask (a bias) on the scores",
+    saves=Saves((0, 1, 2, 3), True)))  # (and a number a query and head: the softmax's log-sum-exp)
 _register(OpKind(
     "cat", JoinArgs, _cat_shape, layouts=ANY, template="torch.cat({xs}, {dim})", inputs=0,
     sym=_cat_sym, run=lambda m, a, t, xs, training: __import__("torch").cat(xs, a["dim"]),
-    doc="joins a list of tensors along dimension dim"))
+    doc="joins a list of tensors along dimension dim", saves=NOTHING))
 _register(OpKind(
     "stack", JoinArgs, _stack_shape, layouts=ANY, template="torch.stack({xs}, {dim})", inputs=0,
     sym=_stack_sym, run=lambda m, a, t, xs, training: __import__("torch").stack(xs, a["dim"]),
-    doc="stacks a list of tensors of one shape along a new dimension dim"))
+    doc="stacks a list of tensors of one shape along a new dimension dim", saves=NOTHING))

@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ..sema.layout import TensorType
-from .base import ANY, Args, NoArgs, OpKind, Pos, Prob, ShapeError, _register
+from .base import ANY, NOTHING, Args, NoArgs, OpKind, Pos, Prob, Saves, ShapeError, _register
 from .layout import Init, LearnedArgs, _broadcasts, _full_make
 
 NonNeg = Annotated[int, Field(ge=0)]
@@ -35,7 +35,7 @@ def _prepend_run(m, a: dict, t: TensorType, xs: list, training: bool):
     import torch
 
     x = xs[0]
-    return torch.cat([m.expand(x.shape[0], 1, x.shape[2]), x], 1)
+    return torch.cat([m.expand(x.shape[0], -1, -1), x], 1)
 
 
 def _to_tokens(a, t: TensorType) -> TensorType:
@@ -45,7 +45,7 @@ def _to_tokens(a, t: TensorType) -> TensorType:
 
 _register(OpKind(
     "to_tokens", NoArgs, _to_tokens, template="{x}.flatten(2).transpose(1, 2)", view=True, run=_to_tokens_run,
-    doc="C x H x W map -> (H*W) x C tokens, row by row (a patch embedding's output as a sequence)"))
+    doc="C x H x W map -> (H*W) x C tokens, row by row (a patch embedding's output as a sequence)", saves=NOTHING))
 
 
 class MapArgs(Args):
@@ -63,24 +63,28 @@ def _to_map(a: MapArgs, t: TensorType) -> TensorType:
 _register(OpKind(
     "to_map", MapArgs, _to_map, layouts=("LD",),
     template="{x}.transpose(1, 2).reshape({x}.shape[0], -1, {height}, {width})", run=_to_map_run,
-    doc="L x D tokens -> D x height x width map, row by row (to_tokens undone; L must be height * width)"))
+    doc="L x D tokens -> D x height x width map, row by row (to_tokens undone; L must be height * width)",
+    saves=NOTHING))
 
 
 class TokenArgs(Args):
     init: Init = 0.0
+    count: Pos = 1
 
 
 def _prepend(a, t: TensorType) -> TensorType:
-    return TensorType((t.shape[0] + 1, t.shape[1]), "LD")
+    return TensorType((t.shape[0] + a.count, t.shape[1]), "LD")
 
 
 _register(OpKind(
     "prepend_token", TokenArgs, _prepend, layouts=("LD",),
     template="torch.cat([{param}.expand({x}.shape[0], -1, -1), {x}], dim=1)",
-    learned=lambda a, t: (1, 1, t.features), learned_init="nn.Parameter(torch.full((1, 1, {features}), {init}))",
-    params=lambda a, t: t.features, make=_full_make(lambda a, t: (1, 1, t.features)), run=_prepend_run,
-    doc="puts a learned token (1 x 1 x D, filled with `init`) before the sequence: L x D -> (L+1) x D "
-        "(ViT's class token)"))
+    learned=lambda a, t: (1, a.count, t.features),
+    learned_init="nn.Parameter(torch.full((1, {count}, {features}), {init}))",
+    params=lambda a, t: a.count * t.features, make=_full_make(lambda a, t: (1, a["count"], t.features)),
+    run=_prepend_run,
+    doc="puts `count` learned tokens (1 x count x D, filled with `init`) before the sequence: L x D -> "
+        "(L+count) x D (ViT's class token; register tokens)", saves=NOTHING))
 
 
 class LearnedAddArgs(LearnedArgs):
@@ -93,7 +97,7 @@ _register(OpKind(
     params=lambda a, t: math.prod(a.shape), make=_full_make(lambda a, t: a["shape"]),
     run=lambda m, a, t, xs, training: xs[0] + m,
     doc="adds a learned tensor of the given shape, broadcast over the input, filled with `init` "
-        "(ViT's position embedding)"))
+        "(ViT's position embedding)", saves=NOTHING))
 
 
 class SelectArgs(Args):
@@ -109,7 +113,7 @@ def _select(a: SelectArgs, t: TensorType) -> TensorType:
 _register(OpKind(
     "select_token", SelectArgs, _select, layouts=("LD",), template="{x}[:, {index}]", view=True,
     run=lambda m, a, t, xs, training: xs[0].select(1, a["index"]),
-    doc="one token's D features: L x D -> D features (ViT's class token, for the head)"))
+    doc="one token's D features: L x D -> D features (ViT's class token, for the head)", saves=NOTHING))
 
 
 class AttentionArgs(Args):
@@ -154,6 +158,12 @@ def _attention_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return out if m.out_proj.bias is None else out + m.out_proj.bias
 
 
+def _attention_saves(a: dict, ins: tuple, out: tuple) -> Saves:
+    """The input (its projection's), the projected queries, keys and values, the attention's output and the copy
+    of it the output projection reads: five times the tokens after the input."""
+    return Saves((0,), extra=((5 * math.prod(out), 0),))
+
+
 _register(OpKind(
     "self_attention", AttentionArgs, _attention_shape, layouts=("LD",), module="nn.MultiheadAttention",
     in_arg=True, ctor_extra=("batch_first=True",), call="{module}({x}, {x}, {x}, need_weights=False)[0]",
@@ -161,4 +171,4 @@ _register(OpKind(
     make=_attention_make, run=_attention_run,
     doc="multi-head self-attention over the tokens (torchvision's nn.MultiheadAttention, batch first; "
         "the multiply-adds count the projections and both matrix products)",
-    label=lambda a: f"self_attention {a['num_heads']} heads"))
+    label=lambda a: f"self_attention {a['num_heads']} heads", saves=_attention_saves))

@@ -11,7 +11,7 @@ import math
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import Args, NoArgs, OpKind, PadPair, Pair, Pos, Prob, ShapeError, _register, pair, size_text
+from .base import NOTHING, Args, NoArgs, OpKind, PadPair, Pair, Pos, Prob, Saves, ShapeError, _register, pair, size_text
 
 CPB_HIDDEN = 512  # the width of Swin V2's position-bias MLP
 
@@ -181,13 +181,30 @@ def _window_label(a: dict) -> str:
     return text
 
 
+def _window_saves(a: dict, ins: tuple, out: tuple) -> Saves:
+    """Over the padded map's T tokens of C channels: the windows' tokens, the scaled queries, copies of the keys
+    and values, the output before its projection (5 T C), and the attention weights (heads x N a token); cosine
+    attention (version 2) normalises queries and keys too."""
+    (wh, ww), (h, w, c) = pair(a["window_size"]), ins[0]
+    tokens = -(-h // wh) * wh * -(-w // ww) * ww
+    per_channel = 5 if a["version"] == 1 else 7
+    return Saves(extra=((per_channel * tokens * c + a["num_heads"] * wh * ww * tokens, 0),))
+
+
+def _window_buffers(a: dict, ins: tuple, out: tuple) -> tuple[tuple[int, int], ...]:
+    """The relative position of each pair of a window's tokens (int64), and Swin V2's table of their offsets."""
+    wh, ww = pair(a["window_size"])
+    index = ((wh * ww) ** 2, 8)
+    return (index,) if a["version"] == 1 else (index, ((2 * wh - 1) * (2 * ww - 1) * 2, 0))
+
+
 _register(OpKind(
     "window_attention", WindowArgs, _window_shape, layouts=("HWC",), module="_WindowAttention", in_arg=True,
     params=_window_params, macs=_window_macs, make=_window_make, run=_window_run,
     doc="multi-head self-attention within windows of a channels-last map, optionally shifted cyclically with "
         "the mask that keeps rolled-in regions apart, with a relative position bias (version 1: a learned table; "
         "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper",
-    label=_window_label))
+    label=_window_label, saves=_window_saves, buffers=_window_buffers))
 
 
 def _merge_shape(a, t: TensorType) -> TensorType:
@@ -216,4 +233,4 @@ def _merge_run(m, a: dict, t: TensorType, xs: list, training: bool):
 _register(OpKind(
     "patch_merge", NoArgs, _merge_shape, layouts=("HWC",), template="_patch_merge({x})", channels_rule=_merge_rule, run=_merge_run,
     doc="each 2 x 2 patch of a channels-last map into one position of 4 C channels (Swin's patch merging; an "
-        "odd side padded with zeros); a `_patch_merge` helper"))
+        "odd side padded with zeros); a `_patch_merge` helper", saves=NOTHING))

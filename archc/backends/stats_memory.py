@@ -1,0 +1,165 @@
+"""Memory of an elaborated graph, counted statically: parameters, buffers, forward activations and the activations
+autograd keeps for backward, per op, for a batch and a dtype.
+
+A tensor here is a storage: an op that returns a view of its input (``flatten``, ``transpose``) or works on it in
+place (a ReLU after a batch norm, ``out += identity`` after a conv, as the code generator writes them) makes
+none. *Activations* are the bytes of the storages a forward pass in eval mode makes (side outputs do not run);
+*saved* are the bytes of the storages autograd keeps after a forward pass in training mode, each counted once
+however many ops keep it (a ReLU keeps its output, which the next conv keeps as its input), and given to the first
+op that keeps it; what each kind keeps is its registry entry's ``saves`` (torch's derivatives.yaml). Parameters
+are not counted there (they are the parameters' bytes), and the network's input is, where an op keeps it.
+Inside a helper module (attention), torch's own copies are estimates; tests/test_stats_memory.py holds the totals
+to what torch measures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..ops import REGISTRY
+from ..ops.base import BOTH, INPUTS, NOTHING, OUTPUT, Saves
+from ..sema.graph import Graph, OpNode
+
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+INT64 = 8  # bytes of the int64 buffers a model keeps (batch norm's step count), whatever its float dtype
+# Kinds whose output is a new tensor that their backward does not read: the generated ``out += identity`` after one
+# adds in place (emit_forward_merge's rule)
+_ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
+# Views that leave their input's elements where they are only if it is contiguous (a copy otherwise), and views
+# whose output is not contiguous
+_RESHAPES = {"reshape", "flatten", "flatten_dims"}
+_SCATTERS = {"transpose", "permute", "to_tokens", "select", "narrow", "select_token", "chunk", "subsample"}
+
+
+@dataclass
+class OpMemory:
+    param_bytes: int = 0
+    buffers: int = 0  # elements
+    buffer_bytes: int = 0
+    activations: int = 0  # bytes of the storages it makes in an eval forward pass
+    saved: int = 0  # bytes of the storages autograd keeps for its backward that no earlier op keeps
+
+
+def _structural(op: OpNode) -> Saves:
+    """What backward keeps of the ops that no registry entry holds: a residual's sum, a concat and an ensemble's
+    mean keep nothing; a gate's product keeps both factors; arithmetic of a tensor with a number keeps nothing
+    but a division of a number by it (its result) or a power (both), and of two tensors, both for * and /."""
+    if op.op == "mul":
+        return INPUTS
+    if op.op != "arith":
+        return NOTHING
+    sign = op.args.get("op")
+    if sign in ("**", "^"):
+        return BOTH
+    if len(op.inputs) == 2 and sign in ("*", "/"):
+        return INPUTS
+    if len(op.inputs) == 1 and sign == "/" and "left" in op.args:
+        return OUTPUT
+    return NOTHING
+
+
+def saves(op: OpNode) -> Saves:
+    kind = REGISTRY.get(op.op)
+    if kind is None:
+        return _structural(op)
+    rule = kind.saves
+    assert rule is not None, f"the registry does not say what {op.op} keeps for backward"
+    return rule if isinstance(rule, Saves) else rule(op.args, op.in_shapes, op.shape)
+
+
+def _in_place(op: OpNode, producer: OpNode, uses: int) -> bool:
+    """Whether the generated code computes ``op`` in place on its first input (as the code generator decides:
+    on a tensor the statement before made, which no one else reads and whose backward does not need it)."""
+    if uses != 1 or producer.op == "input" or len(producer.scope) > len(op.scope):  # a block's output: not its own
+        return False
+    if op.op == "add":
+        return producer.op in _ADDS_IN_PLACE_AFTER
+    kind = REGISTRY.get(op.op)
+    if kind is None or not kind.inplace or (kind.inplace_if is not None and not kind.inplace_if(op.args)):
+        return False
+    made = REGISTRY.get(producer.op)
+    return producer.op in ("add", "concat") or (made is not None and not made.keeps_output and not made.view)
+
+
+def _aliases(op: OpNode, source: OpNode, contiguous: bool, training: bool) -> bool:
+    """Whether ``op``'s output is its input's storage (a view), in a pass in training mode or not."""
+    kind = REGISTRY.get(op.op)
+    if kind is None or not kind.view:
+        return False
+    if op.op == "dropout":
+        return not training or op.args["p"] == 0
+    return contiguous or op.op not in _RESHAPES
+
+
+def _walk(graph: Graph, batch: int, itemsize: int, training: bool) -> tuple[dict[str, str], dict[str, int], set[str]]:
+    """Each op's storage (an op id: the op that made it), the bytes of each storage made, and the ops computed in
+    place, in one pass."""
+    uses: dict[str, int] = {}
+    for op in graph.ops():
+        for src in op.inputs:
+            uses[src] = uses.get(src, 0) + 1
+    storage: dict[str, str] = {}
+    made: dict[str, int] = {}
+    contiguous: dict[str, bool | str] = {}
+    in_place: set[str] = set()
+    for op in graph.ops():
+        if op.side is not None and not training:
+            continue
+        src = graph.node(op.inputs[0]) if op.inputs else None
+        if src is not None and _in_place(op, src, uses.get(src.id, 0)):
+            in_place.add(op.id)
+        if src is not None and (op.id in in_place or _aliases(op, src, contiguous[src.id] is True, training)):
+            storage[op.id] = storage[src.id]
+            contiguous[op.id] = _order(op, contiguous[src.id])
+            continue
+        storage[op.id] = op.id
+        made[op.id] = math.prod(op.shape) * batch * itemsize
+        # torch's attention writes its output as N x L x heads x D, and returns it transposed to N x heads x L x D
+        contiguous[op.id] = "heads" if op.op == "scaled_dot_product_attention" and len(op.shape) == 3 else True
+    return storage, made, in_place
+
+
+def _order(op: OpNode, before: bool | str) -> bool | str:
+    """Whether a view's elements lie in order (True), or not (False), or would after the transpose that swaps
+    heads and tokens ("heads")."""
+    if op.op == "transpose" and before == "heads":
+        return {op.args["dim0"], op.args["dim1"]} in ({1, 2}, {-2, -3})
+    return before is True and op.op not in _SCATTERS
+
+
+def memory(graph: Graph, batch: int = 1, itemsize: int = 4) -> dict[str, OpMemory]:
+    """Each op's memory, by op id, for ``batch`` inputs whose activations and parameters take ``itemsize`` bytes
+    an element."""
+    result = {op.id: OpMemory() for op in graph.ops()}
+    for op in graph.ops():
+        kind = REGISTRY.get(op.op)
+        mem = result[op.id]
+        mem.param_bytes = op.params * itemsize
+        if kind is not None and kind.buffers is not None:
+            for count, size in kind.buffers(op.args, op.in_shapes, op.shape):
+                mem.buffers += count
+                mem.buffer_bytes += count * (size or itemsize)
+    _, made, _ = _walk(graph, batch, itemsize, training=False)
+    for op_id, size in made.items():
+        if graph.node(op_id).op != "input":
+            result[op_id].activations = size
+    storage, made, in_place = _walk(graph, batch, itemsize, training=True)
+    kept: set[str] = set()
+    for op in graph.ops():
+        rule = saves(op)
+        keys = [storage[op.inputs[i]] for i in rule.inputs if i < len(op.inputs)]
+        if rule.output:
+            keys.append(storage[op.id])
+        mem = result[op.id]
+        if op.id in in_place and rule.inputs and not REGISTRY[op.op].keeps_output:  # (an add keeps nothing)
+            # an op computed in place whose backward reads its input (relu6, silu) keeps a copy of the input;
+            # one that reads its output there (relu, leaky_relu) keeps the one tensor
+            keys.remove(storage[op.id])
+            mem.saved += math.prod(op.shape) * batch * itemsize
+        for key in keys:
+            if key not in kept:
+                kept.add(key)
+                mem.saved += made[key]
+        mem.saved += sum(count * (size or itemsize) for count, size in rule.extra) * batch
+    return result

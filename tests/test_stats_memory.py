@@ -1,0 +1,132 @@
+"""``archc stats``' memory against what torch measures: parameter and buffer bytes exactly, forward activations
+(the storages an eval forward pass makes) and the activations autograd saves for backward (after a training
+forward pass, each storage once, parameters aside) within 10%."""
+
+import dataclasses
+import importlib
+from functools import cache
+
+import pytest
+import torch
+from archtest import spec
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from archc.backends import stats
+from archc.backends.stats_memory import memory
+from archc.ops import REGISTRY
+from archc.ops.base import NOTHING
+
+BATCH = 2
+SMALL = (64,)  # the fast tier's input size, for the networks that take it
+
+
+def _owned(model: torch.nn.Module) -> set[int]:
+    return {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+
+
+def measured_saved(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """The bytes of the storages autograd keeps after a training forward pass, each once, parameters aside."""
+    owned, kept = _owned(model), {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in owned:
+            kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(kept.values())
+
+
+class _Made(TorchFunctionMode):
+    """The float storages that the torch functions a forward pass calls make (not their inputs' again: views and
+    in-place ops; not what they make inside, as a layer norm's means), kept alive so that no address is used
+    twice. (A function mode, not a dispatch mode, which would import torch._dynamo: seconds.)"""
+
+    def __init__(self, skip: set[int]):
+        super().__init__()
+        self.skip, self.made, self.alive = skip, {}, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        ins = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                ptr = t.untyped_storage().data_ptr()
+                if ptr not in ins and ptr not in self.skip:
+                    self.made[ptr] = t.untyped_storage().nbytes()
+                    self.alive.append(t)
+        return out
+
+
+def measured_activations(model: torch.nn.Module, x: torch.Tensor) -> int:
+    model.eval()
+    with torch.no_grad(), _Made(_owned(model) | {x.untyped_storage().data_ptr()}) as mode:
+        model(x)
+    return sum(mode.made.values())
+
+
+@cache
+def measured(name: str, variant: str, size: tuple[int, ...] | None = None) -> dict[str, int]:
+    graph = spec(name).graph(variant, input_size=size)
+    torch.manual_seed(0)
+    model = getattr(importlib.import_module(f"generated.{name}"), variant)()
+    x = torch.randn(BATCH, *graph.node(graph.input).shape)
+    return {"saved": measured_saved(model, x), "activations": measured_activations(model, x),
+            "param_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
+            "buffer_bytes": sum(b.numel() * b.element_size() for b in model.buffers()),
+            "buffers": sum(b.numel() for b in model.buffers())}
+
+
+def assert_memory_as_measured(name: str, variant: str, size: tuple[int, ...] | None = None) -> None:
+    t = stats.totals(spec(name).graph(variant, input_size=size), BATCH)
+    real = measured(name, variant, size)
+    for key in ("param_bytes", "buffer_bytes", "buffers"):
+        assert t[key] == real[key], key
+    assert t["saved"] + t["side_saved"] == pytest.approx(real["saved"], rel=0.10)
+    assert t["activations"] == pytest.approx(real["activations"], rel=0.10)
+
+
+@pytest.mark.parametrize(("name", "variant"), [("resnet", "resnet18"), ("mobilenet", "mobilenet_v2")])
+def test_memory_is_what_torch_measures(name, variant):
+    assert_memory_as_measured(name, variant, SMALL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "variant"), [("resnet", "resnet18"), ("deit", "deit_tiny_patch16_224"),
+                                               ("densenet", "densenet121"), ("googlenet", "googlenet"),
+                                               ("efficientnet", "efficientnet_b0"), ("convnext", "convnext_tiny")])
+def test_memory_of_more_families_is_what_torch_measures(name, variant):
+    """At the networks' own sizes: attention (DeiT: torch's attention writes its output so that the transpose
+    after it needs no copy), concatenations kept by the batch norm after them (DenseNet), side outputs that run in
+    training (GoogLeNet's auxiliary classifiers), SiLU computed in place (EfficientNet: it keeps a copy of its
+    input), layer scale (ConvNeXt)."""
+    assert_memory_as_measured(name, variant)
+
+
+def test_a_wrong_saves_entry_fails_the_comparison(monkeypatch):
+    """The comparison can fail: were batch norm, or ReLU6 (which, computed in place, keeps a copy of its input),
+    said to keep nothing, the totals would be off by more than 10%. (ReLU's own entry could not fail it: the conv
+    or pool after every ReLU keeps the same tensor.)"""
+    for name, variant, kind in [("resnet", "resnet18", "batchnorm"), ("mobilenet", "mobilenet_v2", "relu6")]:
+        with monkeypatch.context() as m:
+            m.setitem(REGISTRY, kind, dataclasses.replace(REGISTRY[kind], saves=NOTHING))
+            saved = stats.totals(spec(name).graph(variant, input_size=SMALL), BATCH)["saved"]
+        assert abs(saved / measured(name, variant, SMALL)["saved"] - 1) > 0.10, kind
+
+
+def test_every_kind_says_what_its_backward_keeps():
+    assert [name for name, kind in REGISTRY.items() if kind.saves is None] == []
+
+
+def test_a_tensor_two_ops_keep_counts_once():
+    """In ResNet's stem, the batch norm keeps the conv's output and the ReLU (in place on the norm's output) keeps
+    its own, which the max pool keeps as its input again: three tensors, not four."""
+    graph = spec("resnet").graph("resnet18")
+    mem = memory(graph)
+    c = 64 * 112 * 112 * 4
+    assert [mem[op].saved for op in ("bn1", "relu#1")] == [c, c]
+    assert mem["maxpool"].saved == 64 * 56 * 56 * 8  # its int64 indices only: its input is the ReLU's
+    assert mem["relu#1"].activations == 0  # in place
