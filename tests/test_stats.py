@@ -76,17 +76,15 @@ def test_compare_two_variants_side_by_side(capsys):
     assert max(map(len, lines[:-2])) < 80
 
 
-def test_compare_of_networks_whose_stages_differ_gives_the_totals(capsys):
+def test_compare_of_networks_whose_stages_differ_gives_the_totals():
     """Four families side by side: one column each, the totals (not a table of blank cells)."""
-    args = [f"{SPECS / name}.arch:{variant}" for name, variant in [
-        ("resnet", "resnet50"), ("mobilenet", "mobilenet_v2"), ("deit", "deit_tiny_patch16_224"),
-        ("densenet", "densenet121")]]
-    assert main(["stats", *args]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["totals", "resnet:resnet50", "mobilenet:mobilenet_v2", "deit:deit_tiny_patch16_224",
+    graphs = [(f"{name}:{variant}", spec(name).graph(variant)) for name, variant in [
+        ("resnet", "resnet50"), ("googlenet", "googlenet"), ("vgg", "vgg16"), ("densenet", "densenet121")]]
+    lines = stats_compare.compare(graphs).splitlines()
+    assert lines[0].split() == ["totals", "resnet:resnet50", "googlenet:googlenet", "vgg:vgg16",
                                 "densenet:densenet121"]
-    assert [line.split("  ")[0] for line in lines[2:8]] == ["params", "MACs", "param MB", "buffer MB",
-                                                            "activation MB", "saved MB"]
+    assert [line.split("  ")[0] for line in lines[2:9]] == ["params", "MACs", "side params", "param MB",
+                                                            "buffer MB", "activation MB", "saved MB"]
     assert "(their stages differ: totals only; --json pairs the rows by name)" in lines
     assert max(map(len, lines[:-2])) < 110
 
@@ -122,7 +120,6 @@ def test_stats_never_imports_torch(tmp_path):
 
     code = ("import sys\nfrom archc.cli import main\n"
             f"main(['stats', {str(SPECS / 'googlenet.arch')!r}, '--depth', '1', '--tree'])\n"
-            f"main(['stats', {str(SPECS / 'googlenet.arch')!r}, {str(SPECS / 'vgg.arch')!r}])\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -221,21 +218,37 @@ def test_an_input_too_small_for_the_network_is_located(capsys):
     assert "note: with --input-size 16" in err
     assert err.endswith("hint: the smallest square input alexnet takes is 63 (--input-size 63)\n")
     assert err.count(" error: ") == 1 and "Traceback" not in err
-    assert main(["stats", str(SPECS / "alexnet.arch"), "--input-size", "63"]) == 0  # as the hint says
-    capsys.readouterr()
+    spec("alexnet").graph("alexnet", input_size=(63,))  # as the hint says
     assert main(["stats", str(SPECS / "resnet.arch"), "--input-size", "1x2x3x4"]) == 1
     assert "an input size of 4 numbers does not fit it" in capsys.readouterr().err
 
 
-def test_tree_indents_each_block_under_its_parent(capsys):
+UNITS = """
+block Unit(c) {
+    residual { conv1 = conv(c, 3, padding = 1, bias = false); bn1 = batchnorm; relu }
+}
+
+network Units(size = 32) {
+    input 3 x size x size
+    conv1 = conv(16, 3, padding = 1); relu
+    layer1 = seq { "0" = Unit(16); "1" = Unit(16) }
+    global_avgpool
+    fc = linear(10)
+}
+
+variant units = Units()
+"""
+
+
+def test_tree_indents_each_block_under_its_parent(capsys, tmp_path):
     """--tree: torchinfo's view; each block or named seq a row of its totals, with the rows inside it under it."""
-    resnet18 = str(SPECS / "resnet.arch") + ":resnet18"
-    assert main(["stats", resnet18, "--tree", "--depth", "2"]) == 0
+    (tmp_path / "units.arch").write_text(UNITS)
+    assert main(["stats", str(tmp_path / "units.arch"), "--tree", "--depth", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    names = [re.match(r" *\S+", line).group() for line in lines[3:lines.index(lines[2], 3)]]
-    assert names[names.index("layer1"):names.index("layer1") + 4] == ["layer1", "  0", "  1", "layer2"]
-    assert main(["stats", resnet18, "--tree", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [re.match(r" *\S+", line).group() for line in lines[3:8]] == ["conv1", "relu#1", "layer1", "  0", "  1"]
+    assert main(["stats", str(tmp_path / "units.arch"), "--tree", "--json", "--dtype", "float16"]) == 0
+    assert json.loads(capsys.readouterr().out)["dtype"] == "float16"
+    rows = json.loads(stats.as_json(spec("resnet").graph("resnet18"), as_tree=True))["rows"]
     by_name = {r["name"]: r for r in rows}
     assert by_name["layer1.0"]["group"] and by_name["layer1.0"]["level"] == 1
     assert by_name["layer1.0.conv1"]["level"] == 2 and not by_name["layer1.0.conv1"]["group"]
@@ -245,17 +258,15 @@ def test_tree_indents_each_block_under_its_parent(capsys):
     assert sum(r["params"] for r in rows if not r["group"]) == 11_689_512
 
 
-def test_memory_columns_percentages_and_dtype(capsys):
-    resnet18 = str(SPECS / "resnet.arch") + ":resnet18"
-    assert main(["stats", resnet18, "--depth", "1", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+def test_memory_columns_percentages_and_dtype():
+    graph = spec("resnet").graph("resnet18")
+    data = json.loads(stats.as_json(graph, 1))
     t = data["totals"]
     assert t["param_bytes"] == 4 * 11_689_512 and t["buffers"] == 9_620 and t["frozen"] == 0
     assert t["buffer_bytes"] == 4 * (9_620 - 20) + 8 * 20  # each batch norm's step count is an int64
     assert sum(r["saved"] for r in data["rows"]) == t["saved"] and sum(r["activations"] for r in data["rows"]) == \
         t["activations"]
-    assert main(["stats", resnet18, "--depth", "1", "--dtype", "bfloat16", "--batch", "4"]) == 0
-    out = capsys.readouterr().out
+    out = stats.table(graph, 1, batch=4, dtype="bfloat16")
     assert out.splitlines()[0].endswith("(input 3 x 224 x 224, batch 4, bfloat16)")
     layer4 = next(line for line in out.splitlines() if line.startswith("layer4"))
     assert " 71.8% " in layer4 and " 22.7% " in layer4 and " 16.79 " in layer4  # params MB: 2 bytes each
@@ -263,9 +274,7 @@ def test_memory_columns_percentages_and_dtype(capsys):
     assert "trainable params: 11,689,512, frozen params: 0, buffers: 9,620" in out
 
 
-def test_output_is_deterministic(capsys):
-    outputs = []
-    for _ in range(2):
-        assert main(["stats", str(SPECS / "deit.arch"), "--tree", "--batch", "3"]) == 0
-        outputs.append(capsys.readouterr().out)
-    assert outputs[0] == outputs[1]
+def test_output_is_deterministic():
+    graph = spec("googlenet").graph("googlenet")
+    assert stats.table(graph, as_tree=True, batch=3) == stats.table(graph, as_tree=True, batch=3)
+    assert stats.as_json(graph, 2) == stats.as_json(graph, 2)

@@ -162,4 +162,5 @@ def memory(graph: Graph, batch: int = 1, itemsize: int = 4) -> dict[str, OpMemor
                 kept.add(key)
                 mem.saved += made[key]
         mem.saved += sum(count * (size or itemsize) for count, size in rule.extra) * batch
+        mem.saved += sum(count * (size or itemsize) for count, size in rule.fixed)
     return result

@@ -54,11 +54,13 @@ class Args(BaseModel):
 class Saves:
     """What an op's backward keeps from a training forward pass (autograd's saved tensors), its parameters aside:
     some of its inputs (by position), its output, and tensors of its own (``extra``: elements per sample and
-    bytes each, 0 for the activations' own dtype: a max pool's int64 indices, a layer norm's means)."""
+    bytes each, 0 for the activations' own dtype: a max pool's int64 indices; ``fixed``: the same, whatever the
+    batch: a batch norm's means and inverse deviations, float32 for every dtype)."""
 
     inputs: tuple[int, ...] = ()
     output: bool = False
     extra: tuple[tuple[int, int], ...] = ()
+    fixed: tuple[tuple[int, int], ...] = ()
 
 
 NOTHING, INPUT, OUTPUT, BOTH = Saves(), Saves((0,)), Saves(output=True), Saves((0,), True)

@@ -182,7 +182,8 @@ _register(OpKind(
     modules={"F": "nn.BatchNorm1d"}, in_arg=True, params=lambda a, t: 2 * t.features if a.affine else 0,
     folds_into=("conv", "linear"), make=_batchnorm_make, run=_batchnorm_run, value=True,
     doc="batch normalisation over channels (or features, after flatten)",
-    saves=INPUT, buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8))))  # running mean and variance, step count
+    saves=lambda a, ins, out: Saves((0,), fixed=((2 * out[0], 4),)),  # and the batch's mean and 1 / deviation
+    buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8))))  # running mean and variance, step count
 _register(OpKind(
     "layernorm", LayerNormArgs, _same, layouts=ANY, module="nn.LayerNorm", modules={"CHW": "_LayerNorm2d"},
     in_arg=True, params=_layernorm_params, make=_layernorm_make, run=_layernorm_run, value=True,
