@@ -239,9 +239,12 @@ def test_resnet_page_opens_blocks_shows_what_they_hold_and_finds_layers(browser,
     open_page(browser, page)
     assert shown(browser) == top_level(graph) and boxes(browser) == []  # the top level, every block closed
     assert "13 nodes shown" in browser.find_element("id", "status").text
-    # a seq opens in place: its blocks, closed
+    # a seq opens in place: its blocks, closed, the five alike ones folded; the count unfolds them
     click(browser, node(browser, "layer3"))
     assert boxes(browser) == ["layer3"]
+    assert [n for n in shown(browser) if n.startswith("layer3")] == ["layer3.0", "layer3.1"]
+    assert "layer3.1 … layer3.5" in node(browser, "layer3.1").text
+    unfold(browser)
     assert [n for n in shown(browser) if n.startswith("layer3")] == [f"layer3.{i}" for i in range(6)]
     click(browser, node(browser, "layer3.2"))
     assert boxes(browser) == ["layer3", "layer3.2"]
@@ -254,7 +257,7 @@ def test_resnet_page_opens_blocks_shows_what_they_hold_and_finds_layers(browser,
                  "output: 256×14×14", f"params: {conv.params:,}", f"MACs: {conv.macs:,}"):
         assert line in tip, (line, tip)
     tip = hover(browser, node(browser, "layer3.1"))
-    assert f"block Bottleneck: {graph.scopes['layer3.1'].call}" in tip and "output: 1024×14×14" in tip
+    assert "block Bottleneck: Bottleneck(planes=256)" in tip and "output: 1024×14×14" in tip  # named, defaults out
     assert "click to open" in tip
     # its header closes it again
     click(browser, header(browser, "layer3"))
@@ -273,6 +276,7 @@ def test_resnet_page_opens_blocks_shows_what_they_hold_and_finds_layers(browser,
                                     found)
     assert inside
     browser.find_element("id", "expand-all").click()
+    unfold(browser)
     assert set(shown(browser)) == {op.id for op in graph.ops()} | {"out:output"}
     browser.find_element("id", "collapse-all").click()
     assert shown(browser) == top_level(graph)
@@ -280,6 +284,14 @@ def test_resnet_page_opens_blocks_shows_what_they_hold_and_finds_layers(browser,
     click(browser, node(browser, "layer1.0"))
     browser.save_screenshot(str(tmp_path / "resnet50_layer1.png"))
     assert (tmp_path / "resnet50_layer1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def unfold(driver) -> None:
+    """Unfolds every folded run shown, and the runs that shows, until none is left."""
+    while driver.execute_script("const s = [...document.querySelectorAll('#diagram [data-run]')]"
+                                ".find(e => e.textContent.startsWith('\u00d7'));"
+                                "if (s) s.dispatchEvent(new MouseEvent('click', {bubbles: true})); return !!s"):
+        pass
 
 
 def assert_concatenations_add_up(driver, graph) -> int:
@@ -300,12 +312,16 @@ def test_a_dense_block_unfolds_to_its_dense_connectivity(browser, tmp_path):
     page = tmp_path / "densenet121.html"
     page.write_bytes(draw.draw(spec("densenet"), "densenet121", "html"))
     open_page(browser, page)
-    assert shown(browser) == top_level(graph)
-    click(browser, node(browser, "features"))
+    assert boxes(browser) == ["features"]  # the page opens where the dense blocks are
     # closed, the block receives its input once, though seven of its ops read it
     assert [e for e in edges(browser) if e[1] == "features.denseblock1"] == [
         ["features.pool0", "features.denseblock1", [[64, 56, 56]]]]
     click(browser, node(browser, "features.denseblock1"))
+    folded = [n for n in shown(browser) if n.startswith("features.denseblock1.")]
+    assert folded == ["features.denseblock1.denselayer1", "features.denseblock1.concat#6"]
+    # folded, the six layers' new features go to the last concatenation together
+    assert sorted(len(e[2]) for e in edges(browser) if e[1] == "features.denseblock1.concat#6") == [1, 6]
+    unfold(browser)
     block = [n for n in shown(browser) if n.startswith("features.denseblock1.")]
     assert block == [f"features.denseblock1.{x}" for k in range(1, 7) for x in (f"denselayer{k}", f"concat#{k}")]
     assert assert_concatenations_add_up(browser, graph) == 6
@@ -320,6 +336,7 @@ def test_a_dense_block_unfolds_to_its_dense_connectivity(browser, tmp_path):
     browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", node(browser, "features.pool0"))
     browser.save_screenshot(str(tmp_path / "densenet121_denseblock1.png"))
     browser.find_element("id", "expand-all").click()
+    unfold(browser)
     assert assert_concatenations_add_up(browser, graph) == 6 + 12 + 24 + 16
 
 
@@ -335,7 +352,7 @@ def test_spec_text_stays_text_in_the_browser_and_in_jupyter(browser, tmp_path):
     assert count == [2, 0, 0, 0]
     assert "</script>" in browser.find_element("id", "doc").text
     tip = hover(browser, node(browser, "e</script><i>x"))
-    assert "block Evil: Evil(\"</script><script>document.title = 'pwned'</script>\")" in tip
+    assert "block Evil: Evil(tag=\"</script><script>document.title = 'pwned'</script>\")" in tip
     assert "A block </script><img src=x" in tip  # the block's comment
     search = browser.find_element("id", "search")
     search.send_keys("c</script><b>1\n")

@@ -99,17 +99,19 @@ def _check_size(view: View, end_nodes: list, edges: list, limit: int, block: str
 
 
 def diagram_title(graph: Graph, block: str | None, signatures: Signatures | None = None) -> str:
-    from ..stats import human, totals
+    from ..stats import human
 
     name = graph.variant or graph.network
     if block is not None:
         scope = graph.scopes[block]
         params = sum(graph.node(i).params for i in graph.g.nodes if block in graph.node(i).scope)
         return f"{scope.block}: {block} = {(signatures or Signatures()).label(scope.call)} in {name}, {params:,} params"
-    t = totals(graph)
-    text = f"{name} ({graph.network}): {human(t['params'])} params, {human(t['macs'])} MACs"
-    if t["side_params"]:
-        text += f"; side outputs {human(t['side_params'])} params"
+    main = [op for op in graph.ops() if op.side is None]  # stats.totals' figures, without its memory walk
+    params, macs = sum(op.params for op in main), sum(op.macs for op in main)
+    side_params = graph.params - params
+    text = f"{name} ({graph.network}): {human(params)} params, {human(macs)} MACs"
+    if side_params:
+        text += f"; side outputs {human(side_params)} params"
     return text
 
 

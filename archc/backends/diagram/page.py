@@ -11,10 +11,12 @@ elsewhere, so the file works offline and from ``file://``.
 The data is JSON inside ``<script type="application/json">``, with ``<``, ``>``
 and ``&`` written as ``\\u003c``, ``\\u003e``, ``\\u0026``: no text from a spec (a
 call, a comment, a string argument) can end that element or become markup, and
-the script only ever puts it into the page as text. Nothing is folded here: a
-DenseNet block opens to every dense layer and every concatenation, each reading
-the block's input and all earlier layers. ``depth`` makes the blocks that deep
-leaves of the page (they do not open), which bounds its data; so do
+the script only ever puts it into the page as text. The page opens where the
+network's stages are, and folds runs of alike blocks as the pictures do, each
+fold openable (``pagefold``); unfolded, a DenseNet block shows every dense
+layer and every concatenation, each reading the block's input and all earlier
+layers. ``depth`` makes the blocks that deep leaves of the page (they do not
+open), which bounds its data, and opens every box above them; so do
 ``MAX_ITEMS`` and ``MAX_EDGES``.
 """
 
@@ -30,6 +32,7 @@ from ..templates import environment
 from .calls import Signatures
 from .dot import diagram_title
 from .labels import BLOCK_COLOUR, SIDE_COLOUR, colour, display, op_summary
+from .pagefold import add_runs, first_screen
 from .render import DrawError
 from .view import Cluster, View, terminals
 
@@ -232,6 +235,7 @@ def page_data(graph: Graph, depth: int | None = None, block: str | None = None, 
     builder = _Builder(graph, depth, block, docs or {}, signatures)
     try:
         items, edges = builder.build()
+        add_runs(items, builder.index, builder.view, View(graph, depth, True, block, signatures))
     except _TooBig as exc:
         what = f"{block} in {graph.variant}" if block else graph.variant or graph.network
         raise DrawError(f"the page of {what} would hold {exc}\nhint: draw less of it: --depth N (blocks N deep "
@@ -241,7 +245,7 @@ def page_data(graph: Graph, depth: int | None = None, block: str | None = None, 
         "doc": (docs or {}).get("network", "") if block is None else "",
         "depth": depth,
         "colours": {"side": SIDE_COLOUR},
-        "open": [builder.index[block]] if block is not None else [],
+        "open": list(dict.fromkeys(([builder.index[block]] if block is not None else []) + first_screen(items, depth))),
         "items": items,
         "edges": edges,
     }
