@@ -4,8 +4,9 @@ where Chromium is installed, the page itself)."""
 import json
 
 import pytest
-from archtest import SPECS, spec
+from archtest import spec
 from test_draw_html import browser, data_of, open_page  # noqa: F401  (browser: a fixture)
+from test_draw_size import shipped_variants
 
 from archc.backends.diagram import draw
 from archc.backends.diagram import page as drawhtml
@@ -82,16 +83,11 @@ def test_block_labels_on_the_page_name_their_arguments():
 
 @pytest.mark.slow  # every shipped variant's page data
 def test_the_first_screen_of_every_shipped_variant_shows_its_stages():
-    for path in sorted(SPECS.glob("*.arch")):
-        s = spec(path.stem)
-        if not s.variants:
-            continue
-        signatures = Signatures.of_spec(s)
-        for variant, graph in s.check().items():
-            d = drawhtml.page_data(graph, signatures=signatures)
-            boxes = sum(1 for it in d["items"] if it["k"] in ("box", "leaf"))
-            # two or more stages, or a network of fewer boxes than that (alexnet_paper has none)
-            assert stages(d) >= min(2, boxes), (variant, first_screen(d))
+    for variant, graph, signatures in shipped_variants():
+        d = drawhtml.page_data(graph, signatures=signatures)
+        boxes = sum(1 for it in d["items"] if it["k"] in ("box", "leaf"))
+        # two or more stages, or a network of fewer boxes than that (alexnet_paper has none)
+        assert stages(d) >= min(2, boxes), (variant, first_screen(d))
 
 
 # ------------------------------------------------------------------ in a browser

@@ -61,20 +61,25 @@ def test_the_estimate_is_close_to_graphvizs_layout(name, variant, depth):
     assert 0.85 < guess / real < 1.2, (guess, real)
 
 
+def shipped_variants():
+    """(variant, graph, the spec's signatures) of every variant of every shipped spec."""
+    for path in sorted(SPECS.glob("*.arch")):
+        s = spec(path.stem)
+        if s.variants:
+            signatures = Signatures.of_spec(s)
+            for variant, graph in s.check().items():
+                yield variant, graph, signatures
+
+
 @pytest.mark.slow  # every shipped variant, several depths each
 def test_every_shipped_variant_defaults_to_a_picture_of_a_few_thousand_pixels():
     over = {}
-    for path in sorted(SPECS.glob("*.arch")):
-        s = spec(path.stem)
-        if not s.variants:
-            continue
-        signatures = Signatures.of_spec(s)
-        for variant, graph in s.check().items():
-            depth, size = draw.fitting_depth(graph, signatures=signatures)
-            if max(size) > MAX_PICTURE_PX:
-                # only where even the network's own blocks do not fit, or it has none
-                assert depth == 1 or draw.max_depth(graph) == 0, variant
-                over[variant] = round(max(size))
+    for variant, graph, signatures in shipped_variants():
+        depth, size = draw.fitting_depth(graph, signatures=signatures)
+        if max(size) > MAX_PICTURE_PX:
+            # only where even the network's own blocks do not fit, or it has none
+            assert depth == 1 or draw.max_depth(graph) == 0, variant
+            over[variant] = round(max(size))
     # VGG's layers all sit in one seq, `features`, which is no level: its depth 1 is every layer
     assert set(over) == {"vgg19", "vgg13_bn", "vgg16_bn", "vgg19_bn"}, over
     assert max(over.values()) < 1.5 * MAX_PICTURE_PX
