@@ -92,9 +92,9 @@ def _aliases(op: OpNode, source: OpNode, contiguous: bool, training: bool) -> bo
     return contiguous or op.op not in _RESHAPES
 
 
-def _walk(graph: Graph, batch: int, itemsize: int, training: bool) -> tuple[dict[str, str], dict[str, int], set[str]]:
-    """Each op's storage (an op id: the op that made it), the bytes of each storage made, and the ops computed in
-    place, in one pass."""
+def _walk(graph: Graph, batch: int, itemsize: int, training: bool):
+    """Each op's storage (an op id: the op that made it), the bytes of each storage made, the ops computed in
+    place, and how each op's output lies in its storage (``_order``), in one pass."""
     uses: dict[str, int] = {}
     for op in graph.ops():
         for src in op.inputs:
@@ -117,15 +117,32 @@ def _walk(graph: Graph, batch: int, itemsize: int, training: bool) -> tuple[dict
         made[op.id] = math.prod(op.shape) * batch * itemsize
         # torch's attention writes its output as N x L x heads x D, and returns it transposed to N x heads x L x D
         contiguous[op.id] = "heads" if op.op == "scaled_dot_product_attention" and len(op.shape) == 3 else True
-    return storage, made, in_place
+    return storage, made, in_place, contiguous
 
 
 def _order(op: OpNode, before: bool | str) -> bool | str:
     """Whether a view's elements lie in order (True), or not (False), or would after the transpose that swaps
-    heads and tokens ("heads")."""
-    if op.op == "transpose" and before == "heads":
-        return {op.args["dim0"], op.args["dim1"]} in ({1, 2}, {-2, -3})
+    heads and tokens ("heads"), or are a batch of transposed matrices ("mT": a matmul reads them as they are)."""
+    if REGISTRY.get(op.op) is None or not REGISTRY[op.op].view:  # computed in place: as its input was
+        return before
+    if op.op == "transpose":
+        rank = len(op.in_shapes[0]) + 1
+        dims = {op.args["dim0"] % rank, op.args["dim1"] % rank}
+        if before == "heads" and dims == {1, 2}:
+            return True
+        if dims == {rank - 2, rank - 1} and before in (True, "mT"):
+            return "mT" if before is True else True
+        return False
     return before is True and op.op not in _SCATTERS
+
+
+def _copied(op: OpNode, i: int, order: bool | str) -> bool:
+    """Whether torch copies input ``i`` before a matrix product that keeps it (the copy is what it keeps): a linear
+    layer's input of more than one dimension that does not lie in order, a matmul's that is neither in order nor
+    a batch of transposed matrices."""
+    if op.op in ("linear", "linear_act"):
+        return order is not True and len(op.in_shapes[i]) > 1
+    return op.op == "matmul" and order not in (True, "mT")
 
 
 def memory(graph: Graph, batch: int = 1, itemsize: int = 4) -> dict[str, OpMemory]:
@@ -140,15 +157,21 @@ def memory(graph: Graph, batch: int = 1, itemsize: int = 4) -> dict[str, OpMemor
             for count, size in kind.buffers(op.args, op.in_shapes, op.shape):
                 mem.buffers += count
                 mem.buffer_bytes += count * (size or itemsize)
-    _, made, _ = _walk(graph, batch, itemsize, training=False)
+    _, made, _, _ = _walk(graph, batch, itemsize, training=False)
     for op_id, size in made.items():
         if graph.node(op_id).op != "input":
             result[op_id].activations = size
-    storage, made, in_place = _walk(graph, batch, itemsize, training=True)
+    storage, made, in_place, order = _walk(graph, batch, itemsize, training=True)
     kept: set[str] = set()
     for op in graph.ops():
         rule = saves(op)
-        keys = [storage[op.inputs[i]] for i in rule.inputs if i < len(op.inputs)]
+        keys = []
+        for i in (i for i in rule.inputs if i < len(op.inputs)):
+            if _copied(op, i, order[op.inputs[i]]):
+                keys.append(f"{op.id}:{i}")
+                made[keys[-1]] = math.prod(op.in_shapes[i]) * batch * itemsize
+            else:
+                keys.append(storage[op.inputs[i]])
         if rule.output:
             keys.append(storage[op.id])
         mem = result[op.id]

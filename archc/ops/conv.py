@@ -164,11 +164,19 @@ def _ws_conv_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return F.conv2d(xs[0], w, m.bias, pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]), a["groups"])
 
 
+def _ws_conv_saves(a: dict, ins: tuple, out: tuple) -> Saves:
+    """Its input, and whatever the batch, the standardised weights it convolves with (made anew in each pass) and
+    their means and deviations (float32)."""
+    kh, kw = pair(a["kernel_size"])
+    return Saves((0,), fixed=((a["out_channels"] * ins[0][0] // a["groups"] * kh * kw, 0),
+                              (3 * a["out_channels"], 4)))
+
+
 _register(OpKind(
     "ws_conv", WSConvArgs, _ws_conv_shape, module="_WSConv2d", in_arg=True, channels_from="out_channels",
     params=_ws_conv_params, macs=_conv_macs, make=_ws_conv_make, run=_ws_conv_run,
     doc="2-D convolution with scaled weight standardisation (NF-ResNets, NFNets): weight, bias and a gain",
-    label=lambda a: "ws_" + _conv_label(a), saves=INPUT))
+    label=lambda a: "ws_" + _conv_label(a), saves=_ws_conv_saves))
 
 
 # -------------------------------------------------------------------- pooling

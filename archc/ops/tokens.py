@@ -159,9 +159,9 @@ def _attention_run(m, a: dict, t: TensorType, xs: list, training: bool):
 
 
 def _attention_saves(a: dict, ins: tuple, out: tuple) -> Saves:
-    """The input (its projection's), the projected queries, keys and values, the attention's output and the copy
-    of it the output projection reads: five times the tokens after the input."""
-    return Saves((0,), extra=((5 * math.prod(out), 0),))
+    """The input (its projection's), the projected queries, keys and values, and the attention's output (which the
+    output projection reads as it is): four times the tokens after the input."""
+    return Saves((0,), extra=((4 * math.prod(out), 0),))
 
 
 _register(OpKind(
