@@ -104,7 +104,13 @@ class _FeatureInfo:
 class BasicBlock(nn.Module):
     """Figure 2: two 3x3 convs (ResNet-18 and 34)."""
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(
             in_channels,
@@ -114,14 +120,14 @@ class BasicBlock(nn.Module):
             padding=1,
             bias=False,
         )
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.downsample = None
         if stride != 1 or in_channels != planes:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes),
+                norm_layer(planes),
             )
         self.out_channels = planes
 
@@ -153,11 +159,12 @@ class Bottleneck(nn.Module):
         expansion: int = 4,
         groups: int = 1,
         base_width: int = 64,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64)) * groups
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = norm_layer(width)
         self.conv2 = nn.Conv2d(
             width,
             width,
@@ -167,14 +174,14 @@ class Bottleneck(nn.Module):
             groups=groups,
             bias=False,
         )
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = norm_layer(width)
         self.conv3 = nn.Conv2d(width, planes * expansion, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * expansion)
+        self.bn3 = norm_layer(planes * expansion)
         self.downsample = None
         if stride != 1 or in_channels != planes * expansion:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, planes * expansion, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * expansion),
+                norm_layer(planes * expansion),
             )
         self.out_channels = planes * expansion
 
@@ -201,19 +208,26 @@ class BottleneckV1(nn.Module):
     parameters as v1.5, fewer multiply-adds (Table 1's 3.8 G for ResNet-50).
     """
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, expansion: int = 4) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        expansion: int = 4,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.conv3 = nn.Conv2d(planes, planes * expansion, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * expansion)
+        self.bn3 = norm_layer(planes * expansion)
         self.downsample = None
         if stride != 1 or in_channels != planes * expansion:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, planes * expansion, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * expansion),
+                norm_layer(planes * expansion),
             )
         self.out_channels = planes * expansion
 
@@ -286,35 +300,36 @@ class ResNet(nn.Module):
         layers: list[int],
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.bn1 = norm_layer(64)
         self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         layer1 = nn.Sequential()
         channels = 64
         for _ in range(layers[0]):
-            layer1.append(block(channels, 64))
+            layer1.append(block(channels, 64, norm_layer=norm_layer))
             channels = layer1[-1].out_channels
         self.layer1 = layer1
         self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
         layer2 = nn.Sequential()
         for i in range(layers[1]):
-            layer2.append(block(channels, 128, 2 if i == 0 else 1))
+            layer2.append(block(channels, 128, 2 if i == 0 else 1, norm_layer=norm_layer))
             channels = layer2[-1].out_channels
         self.layer2 = layer2
         self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(layers[2]):
-            layer3.append(block(channels, 256, 2 if i == 0 else 1))
+            layer3.append(block(channels, 256, 2 if i == 0 else 1, norm_layer=norm_layer))
             channels = layer3[-1].out_channels
         self.layer3 = layer3
         self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
         layer4 = nn.Sequential()
         for i in range(layers[3]):
-            layer4.append(block(channels, 512, 2 if i == 0 else 1))
+            layer4.append(block(channels, 512, 2 if i == 0 else 1, norm_layer=norm_layer))
             channels = layer4[-1].out_channels
         self.layer4 = layer4
         self.num_features = channels
@@ -410,6 +425,7 @@ class ResNetFeatures(ResNet):
         layers: list[int],
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -417,6 +433,7 @@ class ResNetFeatures(ResNet):
             layers=layers,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
         del self.avgpool, self.fc  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -442,17 +459,26 @@ class ResNeXt(nn.Module):
         width_per_group: int,
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.bn1 = norm_layer(64)
         self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         layer1 = nn.Sequential()
         channels = 64
         for _ in range(layers[0]):
-            layer1.append(Bottleneck(channels, 64, groups=groups, base_width=width_per_group))
+            layer1.append(
+                Bottleneck(
+                    channels,
+                    64,
+                    groups=groups,
+                    base_width=width_per_group,
+                    norm_layer=norm_layer,
+                ),
+            )
             channels = 256
         self.layer1 = layer1
         self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
@@ -465,6 +491,7 @@ class ResNeXt(nn.Module):
                     2 if i == 0 else 1,
                     groups=groups,
                     base_width=width_per_group,
+                    norm_layer=norm_layer,
                 ),
             )
             channels = 512
@@ -479,6 +506,7 @@ class ResNeXt(nn.Module):
                     2 if i == 0 else 1,
                     groups=groups,
                     base_width=width_per_group,
+                    norm_layer=norm_layer,
                 ),
             )
             channels = 1024
@@ -493,6 +521,7 @@ class ResNeXt(nn.Module):
                     2 if i == 0 else 1,
                     groups=groups,
                     base_width=width_per_group,
+                    norm_layer=norm_layer,
                 ),
             )
             channels = 2048
@@ -590,6 +619,7 @@ class ResNeXtFeatures(ResNeXt):
         width_per_group: int,
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -598,6 +628,7 @@ class ResNeXtFeatures(ResNeXt):
             width_per_group=width_per_group,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
         del self.avgpool, self.fc  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -734,6 +765,7 @@ def resnet18(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -747,6 +779,7 @@ def resnet18(
             layers=[2, 2, 2, 2],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -755,11 +788,13 @@ def resnet18(
             layers=[2, 2, 2, 2],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnet18"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -770,6 +805,7 @@ def resnet34(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -783,6 +819,7 @@ def resnet34(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -791,11 +828,13 @@ def resnet34(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnet34"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -806,6 +845,7 @@ def resnet50(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -819,6 +859,7 @@ def resnet50(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -827,11 +868,13 @@ def resnet50(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnet50"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -842,6 +885,7 @@ def resnet101(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -855,6 +899,7 @@ def resnet101(
             layers=[3, 4, 23, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -863,11 +908,13 @@ def resnet101(
             layers=[3, 4, 23, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnet101"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -878,6 +925,7 @@ def resnet152(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -891,6 +939,7 @@ def resnet152(
             layers=[3, 8, 36, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -899,11 +948,13 @@ def resnet152(
             layers=[3, 8, 36, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnet152"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -914,6 +965,7 @@ def resnext50_32x4d(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -928,6 +980,7 @@ def resnext50_32x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -937,11 +990,13 @@ def resnext50_32x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnext50_32x4d"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -952,6 +1007,7 @@ def resnext101_32x8d(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -966,6 +1022,7 @@ def resnext101_32x8d(
             width_per_group=8,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -975,11 +1032,13 @@ def resnext101_32x8d(
             width_per_group=8,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnext101_32x8d"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -990,6 +1049,7 @@ def resnext101_64x4d(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1004,6 +1064,7 @@ def resnext101_64x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -1013,11 +1074,13 @@ def resnext101_64x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnext101_64x4d"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -1028,6 +1091,7 @@ def wide_resnet50_2(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1044,6 +1108,7 @@ def wide_resnet50_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -1053,11 +1118,13 @@ def wide_resnet50_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "wide_resnet50_2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -1068,6 +1135,7 @@ def wide_resnet101_2(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1082,6 +1150,7 @@ def wide_resnet101_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -1091,11 +1160,13 @@ def wide_resnet101_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "wide_resnet101_2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -1106,6 +1177,7 @@ def resnet50_v1(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1119,6 +1191,7 @@ def resnet50_v1(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -1127,11 +1200,13 @@ def resnet50_v1(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "resnet50_v1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )

@@ -193,7 +193,8 @@ def test_build_deploy_writes_the_inference_form(tmp_path):
                           str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     source = (tmp_path / "resnet_deploy.py").read_text()
-    assert "BatchNorm" not in source and "The inference form" in source
+    # no batch norm is built (the blocks keep their norm_layer argument, now unread)
+    assert "BatchNorm2d(" not in source and "norm_layer(" not in source and "The inference form" in source
     # the bias is on by default; the relu after the conv is applied by it
     assert 'self.conv1 = _ConvAct2d(in_channels, width, kernel_size=1, activation="relu")\n' in source
     assert "self.conv3 = nn.Conv2d(width, planes * expansion, kernel_size=1)\n" in source  # no activation after

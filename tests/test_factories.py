@@ -97,3 +97,62 @@ TORCHVISION = {
 def test_factories_take_torchvisions_arguments(name):
     taken = _taken(archc.zoo.registry.model_entrypoint(name))
     assert not set(TORCHVISION[name]) - set(taken), taken
+
+
+NORMED = """
+block Unit(c, norm_layer = batchnorm) {
+    residual {
+        conv = conv(c, 3, padding = 1, bias = false); bn = norm_layer
+    } shortcut if in.channels != c {
+        down = seq { conv(c, 1, bias = false); norm_layer }
+    }
+    relu
+}
+network Net(norm_layer = batchnorm) {
+    input 3 x 8 x 8
+    unit = Unit(4, norm_layer = norm_layer)
+    global_avgpool
+    fc = linear(2)
+}
+variant net = Net()
+"""
+
+
+def test_a_norm_a_parameter_holds_is_built_from_the_width(tmp_path):
+    import torch
+    from torch import nn
+
+    path = tmp_path / "normed.arch"
+    path.write_text(NORMED)
+    spec = archc.load(path)
+    assert "self.bn = norm_layer(c)" in spec.source() and "out += identity" in spec.source()
+    model = spec.build("net", norm_layer=lambda c: nn.GroupNorm(2, c)).eval()
+    assert isinstance(model.unit.bn, nn.GroupNorm) and isinstance(model.unit.down[1], nn.GroupNorm)
+    default = spec.build("net").eval()
+    assert isinstance(default.unit.bn, nn.BatchNorm2d)
+    interp = spec.interpret("net")
+    interp.load_state_dict(default.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(default(x), interp.eval()(x))
+
+
+@pytest.mark.slow
+def test_resnet_takes_torchvisions_norm_layer():
+    """Detection builds its backbone with frozen batch norm: the norm a parameter holds is built from the width."""
+    import torch
+    import torchvision
+    from archc.models.resnet import resnet50
+    from torchvision.ops import FrozenBatchNorm2d
+
+    theirs = torchvision.models.resnet50(norm_layer=FrozenBatchNorm2d).eval()
+    with torch.no_grad():
+        for name, t in theirs.state_dict().items():  # frozen statistics that are not the identity
+            if name.endswith(("running_mean", "bias")):
+                t.normal_(0, 0.1)
+            elif name.endswith(("running_var", "bn1.weight", "bn2.weight", "bn3.weight", "downsample.1.weight")):
+                t.uniform_(0.5, 1.5)
+    ours = resnet50(norm_layer=FrozenBatchNorm2d).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert isinstance(ours.layer1[0].bn3, FrozenBatchNorm2d)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)

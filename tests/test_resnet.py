@@ -79,8 +79,8 @@ def test_basic_block_takes_no_groups():
     """torchvision's BasicBlock raises for groups != 1; a spec cannot, so ours has no such parameter and only the
     ResNeXt network, which always uses the bottleneck, passes groups."""
     params = {b: [p.name for p in spec("resnet").program.blocks[b].params] for b in ("BasicBlock", "Bottleneck")}
-    assert params == {"BasicBlock": ["planes", "stride"],
-                      "Bottleneck": ["planes", "stride", "expansion", "groups", "base_width"]}
+    assert params == {"BasicBlock": ["planes", "stride", "norm_layer"],
+                      "Bottleneck": ["planes", "stride", "expansion", "groups", "base_width", "norm_layer"]}
     assert "groups" not in [p.name for p in spec("resnet").program.networks["ResNet"].params]
 
 

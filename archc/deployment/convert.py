@@ -17,6 +17,7 @@ import weakref
 from pathlib import Path
 
 from ..backends.python.defs import ARGUMENTS, VARIANT
+from ..lang import nodes as n
 from ..sema.graph import Graph
 from ..sema.values import BlockRef, OpRef
 from ..spec import Spec, load
@@ -38,14 +39,31 @@ class DeployError(RuntimeError):
 def deploy_spec(spec: Spec, graph: Graph | None = None) -> tuple[Spec, Rewrites]:
     """The inference form of a checked spec, and what the rewrite changed (kept for the process). Branches merge
     where every instance in the variants' graphs (and in ``graph``, a variant with other arguments) lets them."""
-    merge = frozenset(mergeable([*spec.check().values(), *([graph] if graph is not None else [])]))
+    graphs = [*spec.check().values(), *([graph] if graph is not None else [])]
+    merge = frozenset(mergeable(graphs))
+    held = frozenset(_held_kinds(spec.program, graphs).items())
     forms = _FORMS.setdefault(spec, {})
-    if merge not in forms:
-        program, rewrites = deploy_program(spec.program, merge)
+    if (merge, held) not in forms:
+        program, rewrites = deploy_program(spec.program, merge, dict(held))
         form = Spec(program)
         form.check()
-        forms[merge] = (form, rewrites)
-    return forms[merge]
+        forms[merge, held] = (form, rewrites)
+    return forms[merge, held]
+
+
+def _held_kinds(program, graphs: list) -> dict:
+    """The layer statements that call an op a parameter holds (``bn1 = norm_layer``) and the op every instance of
+    each is in every graph (``batchnorm``): the rewrite folds them as it folds the op written out."""
+    from ..ops import REGISTRY
+
+    calls = {s.span for d in (*program.blocks.values(), *program.networks.values()) for s in d.walk()
+             if isinstance(s, n.Layer) and s.func not in REGISTRY}
+    kinds: dict = {}
+    for graph in graphs:
+        for op in graph.ops():
+            if op.span in calls:
+                kinds.setdefault(op.span, set()).add(op.op)
+    return {span: next(iter(k)) for span, k in kinds.items() if len(k) == 1 and next(iter(k)) in REGISTRY}
 
 
 def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None = None, channels_last: bool = False,

@@ -10,7 +10,8 @@ Four rewrites, each driven by the op registry and the graphs rather than by any 
 - a residual whose instances all sum linear branches that fit one conv (``terms.py``) becomes its body's conv, with
   a bias;
 - an activation that a conv or linear layer can apply as it writes its output (``post_op``) is left out after one,
-  and the layer becomes its fused kind (``fuses_into``: ``conv_act``, ``linear_act``) with that activation.
+  and the layer becomes its fused kind (``fuses_into``: ``conv_act``, ``linear_act``) with that activation; a layer
+  whose fused kind keeps its weights in oneDNN's layout (``packs``: ``conv_act``) becomes it without one too.
 
 A fold needs the two to be consecutive steps of one sequential body (a block's, a seq's, a residual's), the first
 unconditional and read by nothing else (no ``from NAME`` names it). Initialisation rules are dropped: a deployed
@@ -44,10 +45,13 @@ class Rewrites:
     fused: dict[n.Span, str] = field(default_factory=dict)  # a layer that took in the activation after it -> its kind
 
 
-def deploy_program(program: Program, merge: set[n.Span] = frozenset()) -> tuple[Program, Rewrites]:
+def deploy_program(program: Program, merge: set[n.Span] = frozenset(),
+                   held: dict[n.Span, str] | None = None) -> tuple[Program, Rewrites]:
     """The inference form of ``program`` (a new tree; the original is untouched) and what changed. ``merge``: the
-    residuals whose instances all sum linear branches that fit one conv (``terms.mergeable``)."""
-    rw = _Rewriter(merge)
+    residuals whose instances all sum linear branches that fit one conv (``terms.mergeable``); ``held``: the layers
+    that call an op a parameter holds, and that op in every instance (``bn1 = norm_layer``: batchnorm), rewritten
+    as that op written out."""
+    rw = _Rewriter(merge, held or {})
     blocks = {name: rw.definition(b) for name, b in program.blocks.items()}
     networks = {name: rw.definition(net) for name, net in program.networks.items()}
     note = textwrap.fill("The inference form (archc build --deploy): batch norms folded into the conv or linear "
@@ -70,8 +74,9 @@ def _kind(stmt) -> str | None:
 
 
 class _Rewriter:
-    def __init__(self, merge: set[n.Span]):
+    def __init__(self, merge: set[n.Span], held: dict[n.Span, str]):
         self.merge = merge
+        self.held = held
         self.done = Rewrites()
         self.protected: set[str] = set()  # layer names read by ``from NAME``: their output is needed as it is
         self.results: set[int] = set()  # the statements that merged residuals became: nothing more folds into them
@@ -81,7 +86,36 @@ class _Rewriter:
         if isinstance(d, n.BlockDef) and d.signature is not None:
             return d  # named tensors: kept as written
         self.protected = {s.source for s in d.walk() if isinstance(s, (n.Side, n.Shortcut)) and s.source}
-        return dataclasses.replace(d, body=self.sequence(d.body))
+        return dataclasses.replace(d, body=[self.packed(s) for s in self.sequence(self.written_out(d.body))])
+
+    def written_out(self, body: list) -> list:
+        """``body`` with each layer that calls a held op as that op (``bn1 = batchnorm``)."""
+        out = []
+        for stmt in body:
+            if isinstance(stmt, n.Layer) and stmt.span in self.held:
+                stmt = dataclasses.replace(stmt, func=self.held[stmt.span])
+            else:
+                changed = {f.name: self.written_out(value) if isinstance(value, list) else self.written_out([value])[0]
+                           for f in dataclasses.fields(stmt) for value in [getattr(stmt, f.name)]
+                           if f.name in _BODIES and value}
+                stmt = dataclasses.replace(stmt, **changed) if changed else stmt
+            out.append(stmt)
+        return out
+
+    def packed(self, stmt):
+        """``stmt`` with each layer left of a kind whose fused kind packs its weights (a conv) as that kind, without
+        an activation: its weights are kept in oneDNN's layout too."""
+        if isinstance(stmt, n.Layer):
+            kind = _kind(stmt)
+            fused = kind and REGISTRY[kind].fuses_into
+            if not fused or not REGISTRY[fused].packs:
+                return stmt
+            self.done.fused[stmt.span] = fused
+            return dataclasses.replace(stmt, func=fused)
+        changed = {f.name: [self.packed(s) for s in value] if isinstance(value, list) else self.packed(value)
+                   for f in dataclasses.fields(stmt) for value in [getattr(stmt, f.name)]
+                   if f.name in _BODIES and value}
+        return dataclasses.replace(stmt, **changed) if changed else stmt
 
     # A body whose statements run one after another (the output of each is the input of the next).
     def sequence(self, body: list) -> list:
@@ -212,6 +246,9 @@ class _Rewriter:
         if isinstance(given, n.Const) and given.value is True:
             return layer  # it has a bias already
         return _with_bias(layer, n.BinOp("or", given, folded.cond, folded.span))
+
+
+_BODIES = ("body", "branches", "orelse", "shortcut")  # the fields of a statement that hold statements
 
 
 def _given_bias(layer: n.Layer) -> n.Expr:

@@ -60,6 +60,10 @@ class CallElaboration:
         if kind.learned is None and (stmt.target is not None or numbered) and kind.module_for(t.layout) is None:
             raise SpecError(f"{kind.name} has no module form: it cannot be named or sit in a named seq", stmt.span,
                             hint="use it unnamed in a block body")
+        if as_value and kind.module_for(t.layout) != kind.module:  # the class a parameter holds is one class
+            raise SpecError(f"'{stmt.func}' holds {kind.name}, whose class is {kind.module_for(t.layout)} on "
+                            f"{t.describe()}, not {kind.module}, the class a parameter holds", stmt.span,
+                            hint=f"write {kind.name} itself here", follows_shapes=True)
         if as_value and not (stmt.target is not None or numbered):
             raise SpecError(f"'{stmt.func}' holds an op, so it is a module: it needs a name here", stmt.span,
                             hint=f"write 'NAME = {stmt.func}'")

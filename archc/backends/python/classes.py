@@ -37,7 +37,7 @@ class ClassCode:
 
 
 def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef], constants: dict[str, object],
-                   stmt_info: StmtInfo, infos, block_params: set[str], op_params: dict[str, bool] | None = None,
+                   stmt_info: StmtInfo, infos, block_params: set[str], op_params: dict[str, str] | None = None,
                    named: set[str] = frozenset(), weights=None, networks: dict | None = None,
                    network_unused=None) -> ClassCode:
     """``weights(ctx)``, for a network, gives the statements that end its __init__: its initialisation rules."""

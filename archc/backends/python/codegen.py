@@ -64,7 +64,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             holds_block |= _called_through(block.body, elab, "block")
             holds_op |= _called_through(block.body, elab, "op")
             code = generate_class(block, program.blocks, _constants_for(block, constants), info, class_info,
-                                  holds_block, {p: _in_place(seen.get(p, [])) for p in holds_op}, lets,
+                                  holds_block, {p: _held(seen.get(p, []), p, block) for p in holds_op}, lets,
                                   networks=program.networks)
             infos[name] = code.info
             referenced.update(code.referenced)
@@ -96,7 +96,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         if name in members:  # its layers are in the graphs of the networks that call it
             net_graphs = list(graphs.values())
         code = generate_class(net, program.blocks, _constants_for(net, constants), info, class_info, holds_block,
-                              {p: _in_place(values.get(p, [])) for p in holds_op}, lets,
+                              {p: _held(values.get(p, []), p, net) for p in holds_op}, lets,
                               weights=_weights(net, program, net_graphs), networks=program.networks,
                               network_unused=lambda other: unused.get(other, set()))
         referenced.update(code.referenced)
@@ -322,11 +322,19 @@ def _network_signature(net: n.NetworkDef, variants: dict[str, Variant], elab: El
     return "\n".join(defs.init_header([*parts, *extra]))
 
 
-def _in_place(values: list) -> bool:
-    """Whether every op a parameter holds may work in place (``activation(inplace=True)``): none is unknown."""
+def _held(values: list, name: str, definition) -> str:
+    """How a parameter's op class is built: ``"width"`` with the input's width (a norm: ``norm_layer(planes)``, as
+    torchvision's norm_layer), ``"in_place"`` where every op it holds may work in place (``activation(inplace=True)``;
+    none is unknown), else ``"plain"``."""
     ops = [v for v in values if v is not None]
-    return bool(ops) and all(isinstance(v, OpRef) and REGISTRY[v.name].inplace and REGISTRY[v.name].inplace_if is None
-                             for v in ops)
+    widths = {isinstance(v, OpRef) and REGISTRY[v.name].in_arg is True for v in ops}
+    if len(widths) > 1:
+        raise SpecError(f"'{name}' holds ops built from their input's width and ops built without it", definition.span,
+                        hint="pass norms and activations in different parameters")
+    if widths == {True}:
+        return "width"
+    return "in_place" if ops and all(isinstance(v, OpRef) and REGISTRY[v.name].inplace and
+                                     REGISTRY[v.name].inplace_if is None for v in ops) else "plain"
 
 
 def _factory(v: Variant, program: Program, elab: Elaborator, unused: set[str], module_constants: dict[str, ir.Node],

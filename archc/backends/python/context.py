@@ -42,7 +42,7 @@ class ClassContext:
 
     def __init__(self, definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.BlockDef],
                  constants: dict[str, object], stmt_info: StmtInfo, infos, block_params: set[str],
-                 op_params: dict[str, bool] | None = None, named: set[str] = frozenset(), networks: dict | None = None,
+                 op_params: dict[str, str] | None = None, named: set[str] = frozenset(), networks: dict | None = None,
                  network_unused=None):
         self.d = definition
         self.is_network = isinstance(definition, n.NetworkDef)
@@ -58,8 +58,8 @@ class ClassContext:
         for p in definition.params:
             check_parameter_name(p)
         self.block_params = block_params  # parameters that hold a block class
-        # parameters that hold an op's module class (an activation, say), and whether every op each holds may work
-        # in place
+        # parameters that hold an op's module class (an activation or a norm), and how it is built: "width" (from the
+        # input's width), "in_place" (every op it holds may work in place) or "plain"
         self.op_params = op_params or {}
         self.networks = networks or {}  # the file's networks: a layer may call one (an ensemble's member)
         self.network_unused = network_unused or (lambda name: set())  # name -> the parameters its class omits

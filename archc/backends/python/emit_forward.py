@@ -200,6 +200,8 @@ class ForwardEmitter(MergeForward):
                     or stmt.func in self.ctx.op_params):
                 kind = REGISTRY[stmt.func]
                 made = fresh if kind.view or kind.name == "identity" else not kind.keeps_output
+            elif isinstance(stmt, n.Layer) and self.ctx.op_params.get(stmt.func) == "width":  # a norm, as above
+                made = fresh
             elif isinstance(stmt, n.Seq):
                 made = self._seq_fresh(stmt.body)
             else:
@@ -370,8 +372,8 @@ class ForwardEmitter(MergeForward):
             call = ir.substitute(irparse.expression(kind.call, ("module", "x")), {"module": module, "x": x})
         self._assign(w, dest, call, stmt)
         self._tap(stmt, dest, taps)
-        if kind is None:  # a block, or an op held by a parameter: its output may be anything
-            return dest, False
+        if kind is None:  # a block, or an op held by a parameter: its output may be anything, but a norm's is new
+            return dest, held and fresh and self.ctx.op_params[stmt.func] == "width"  # (or, nn.Identity, its input)
         return dest, fresh if kind.view else not kind.keeps_output
 
     def template_args(self, kind: OpKind, stmt: n.Layer, var: str) -> dict[str, ir.Node]:

@@ -176,13 +176,16 @@ class MergeForward:
 
     def _adds_in_place(self, stmt: n.Residual) -> bool:
         """``out += identity`` (no new tensor) when the body ends in a layer whose fresh output autograd
-        does not keep for its backward (a conv, batch norm or linear), as torchvision writes it."""
+        does not keep for its backward (a conv, batch norm or linear, or a norm a parameter holds), as torchvision
+        writes it."""
         last = stmt.body[-1] if stmt.body else None
         if not isinstance(last, n.Layer) or last.cond is not None or last.target is None:
             return False
         sc = stmt.shortcut
         if sc is not None and sc.source is not None and sc.source == plain(last.target):
             return False  # the shortcut reads this very output
+        if self.ctx.op_params.get(last.func) == "width":  # a norm a parameter holds: as torchvision's norm_layer
+            return True
         return last.func in _ADDS_IN_PLACE_AFTER and last.func not in self.blocks
 
     def _residual_body(self, body, var: str, w: list, out: str, taps, sc) -> bool:

@@ -36,13 +36,17 @@ class LayerInit:
         if is_block:
             seq.fresh = False
             return self.init_block_call(stmt, cur, w, seq)
-        if stmt.func in self.ctx.op_params:  # a parameter holding an op class: an activation, say
+        if stmt.func in self.ctx.op_params:  # a parameter holding an op class: an activation or a norm, say
             self.ctx.referenced.add(stmt.func)  # (a constructor argument, though nothing else reads it)
+            held = self.ctx.op_params[stmt.func]
             # in place on a tensor the layer before it made, where every op it may hold can (torchvision's ReLU)
-            in_place = seq.var is not None and seq.fresh and self.ctx.op_params[stmt.func]
-            self.register(stmt.target, ir.Call(ir.Name(stmt.func), (), (("inplace", ir.Const(True)),) if in_place
+            in_place = seq.var is not None and seq.fresh and held == "in_place"
+            width = (self.lower(cur),) if held == "width" else ()  # a norm: norm_layer(planes)
+            self.register(stmt.target, ir.Call(ir.Name(stmt.func), width, (("inplace", ir.Const(True)),) if in_place
                                                else ()), w, seq)
-            seq.fresh = False  # whatever op it is, the next one does not work in place on its output
+            # whatever op it is, the next one does not work in place on its output; but a norm's output is new (or,
+            # nn.Identity given for it, its input: as fresh as that was)
+            seq.fresh = seq.fresh and held == "width"
             return cur
         assert kind is not None
         new = self.op_channels(kind, stmt, cur)
