@@ -29,7 +29,10 @@ _ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
 # Views that leave their input's elements where they are only if it is contiguous (a copy otherwise), and views
 # whose output is not contiguous
 _RESHAPES = {"reshape", "flatten", "flatten_dims"}
-_SCATTERS = {"transpose", "permute", "to_tokens", "select", "narrow", "select_token", "chunk", "subsample"}
+_SCATTERS = {"transpose", "permute", "to_tokens", "select", "narrow", "select_token", "chunk", "subsample", "to_map"}
+# Kinds the registry does not call views (the code generator treats their output as new) that torch computes as
+# views all the same: to_map's reshape only splits the tokens' dimension into height and width
+_VIEWS_IN_TORCH = {"to_map"}
 
 
 @dataclass
@@ -85,6 +88,8 @@ def _in_place(op: OpNode, producer: OpNode, uses: int) -> bool:
 def _aliases(op: OpNode, source: OpNode, contiguous: bool, training: bool) -> bool:
     """Whether ``op``'s output is its input's storage (a view), in a pass in training mode or not."""
     kind = REGISTRY.get(op.op)
+    if op.op in _VIEWS_IN_TORCH:
+        return True
     if kind is None or not kind.view:
         return False
     if op.op == "dropout":
@@ -123,8 +128,8 @@ def _walk(graph: Graph, batch: int, itemsize: int, training: bool):
 def _order(op: OpNode, before: bool | str) -> bool | str:
     """Whether a view's elements lie in order (True), or not (False), or would after the transpose that swaps
     heads and tokens ("heads"), or are a batch of transposed matrices ("mT": a matmul reads them as they are)."""
-    if REGISTRY.get(op.op) is None or not REGISTRY[op.op].view:  # computed in place: as its input was
-        return before
+    if op.op not in _VIEWS_IN_TORCH and (REGISTRY.get(op.op) is None or not REGISTRY[op.op].view):
+        return before  # computed in place: as its input was
     if op.op == "transpose":
         rank = len(op.in_shapes[0]) + 1
         dims = {op.args["dim0"] % rank, op.args["dim1"] % rank}
