@@ -317,7 +317,10 @@ class Gen(Mix, FlowMix):
         if kind == "map":
             return self.s_ln(t, depth, numbered)
         if kind == "prepend":
-            return [f"{self.name('cls')} = prepend_token(init = {self.pick(['0.5', '1', '-2'])})"], T("LD", t.c, t.h + 1)
+            count = self.pick([1, 1, 2, 4])  # a class token, or register tokens
+            extra = f", count = {count}" if count > 1 else ""
+            line = f"{self.name('cls')} = prepend_token(init = {self.pick(['0.5', '1', '-2'])}{extra})"
+            return [line], T("LD", t.c, t.h + count)
         if kind == "add":
             shape = self.pick([f"(1, {t.h}, {t.c})", f"({t.h}, {t.c})", f"({t.c},)", f"({t.h}, 1)"])
             return [f"{self.name('pos')} = learned_add({shape}, init = {self.pick(['0.25', '0', '1'])})"], t

@@ -401,3 +401,99 @@ class ScalarGain(nn.Module):
 def test_what_the_lifter_would_get_wrong_is_refused(model, message):
     with pytest.raises(LiftError, match=message):
         lift_unchecked(model, torch.randn(1, 3, 8, 8))
+
+
+# ---------------------------------------------------------------- timm's prefix tokens, scales and norms
+
+
+class Prefixed(nn.Module):
+    """A class token and register tokens put before the patches (``cat([cls, reg, x])``), the tokens after them
+    averaged; ``cls`` False: register tokens alone."""
+
+    def __init__(self, cls=True, regs=4, dim=16):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim)) if cls else None
+        self.reg_token = nn.Parameter(torch.randn(1, regs, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 3)
+        self.prefix = regs + cls
+
+    def forward(self, x):
+        x = self.proj(x).flatten(2).transpose(1, 2)
+        tokens = [self.reg_token.expand(x.shape[0], -1, -1)]
+        if self.cls_token is not None:
+            tokens.insert(0, self.cls_token.expand(x.shape[0], -1, -1))
+        x = self.norm(torch.cat(tokens + [x], dim=1))
+        return self.head(x[:, self.prefix:].mean(1))
+
+
+@pytest.mark.parametrize("cls", [True, False])
+def test_register_tokens_are_prepend_token_with_a_count(cls):
+    torch.manual_seed(0)
+    model, x = Prefixed(cls).eval(), torch.randn(2, 3, 16, 16)
+    text = lift(model, x)
+    assert "reg_token = prepend_token(count = 4)" in text and ("cls_token = prepend_token" in text) == cls
+    assert f"narrow(1, {4 + cls}, 16)" in text
+    if cls:
+        assert text.index("reg_token = ") < text.index("cls_token = ")  # the last in the cat is put first
+    assert_round_trip(model, text, x)
+
+
+class TimmParts(nn.Module):
+    """timm's norms with their activation after them, a Scale viewed as its own shape, torch.square, a pad of 0."""
+
+    def __init__(self):
+        super().__init__()
+        norm_act = pytest.importorskip("timm.layers.norm_act")
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.ln = norm_act.LayerNormAct2d(8, act_layer=nn.GELU)
+        self.gn = norm_act.GroupNormAct(8, 4, act_layer=nn.SiLU)
+        self.scale = nn.Parameter(torch.rand(8) + 0.5)
+        self.fc = nn.Linear(8, 4)
+        self.norm = norm_act.LayerNormAct(4, act_layer=nn.ReLU)
+
+    def forward(self, x):
+        x = nn.functional.pad(self.gn(self.ln(self.conv(x))), (0, 0, 0, 0))
+        x = x.permute(0, 2, 3, 1) * self.scale.view((8,))
+        return self.norm(torch.square(self.fc(x)))
+
+
+def test_timms_norms_with_an_activation_a_scale_of_its_own_shape_and_a_square():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(TimmParts()).eval(), torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-1, 1)
+    text = lift(model, x)
+    assert "ln = layernorm\n" in text and "gn = groupnorm(4)\n" in text and "relu(norm(" in text
+    assert "silu(gn(gelu(ln(conv(x)))))" in text  # each norm's activation after it, and no pad
+    assert "scale = learned_scale((8,))" in text and ") ** 2" in text
+    assert_round_trip(model, text, x)
+
+
+class Last(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Grouped(nn.Module):
+    """Tokens in groups, a tensor of three dimensions per sample (nest's T x N x C), given to a block that applies
+    a linear layer to their last dimension: the language reads the block's input as a C x H x W map."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Last()
+
+    def forward(self, x):
+        return self.inner(x.reshape(x.shape[0], 2, 4, 8)).flatten(1)
+
+
+def test_a_lifted_statement_that_does_not_compile_is_refused_with_the_module_path():
+    with pytest.raises(LiftError, match=r"^0\.inner\.fc \(Linear\): cannot be written yet: its statement in the lifted "
+                                        r"text does not compile: linear needs .*got 2 x 4 x 8 \(a tensor of three"):
+        lift(nn.Sequential(Grouped()).eval(), torch.randn(1, 64))

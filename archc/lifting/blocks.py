@@ -129,8 +129,10 @@ class _Walk:
             sk_nodes.append((nd.fn, nd.child, sk))
         dag = ir.Dag(part.cls, part.path, kids, list(part.inputs), list(part.input_shapes), nodes, part.output, sizes,
                      part.dense, list(part.sides))
+        # the inputs' ranks: one block's named inputs have one layout each, so a class applied to maps and to
+        # tokens (MetaFormer's StarReLU) is two blocks
         skeleton = ("dag", tuple(part.inputs), tuple(sk_kids), tuple(sk_nodes), part.output.index, len(sizes),
-                    part.dense, tuple(part.sides))
+                    part.dense, tuple(part.sides), tuple(len(s) for s in part.input_shapes))
         return skeleton, dag
 
     def args(self, args: tuple, fn: str):

@@ -84,6 +84,8 @@ def map_call(name, args, kwargs, shape_of, fail) -> list[tuple[str, tuple]]:
     if name == "pad":
         v = _bind(name, args, kwargs, (("pad", None), ("mode", "constant"), ("value", None)), 1, fail)
         pad = tuple(v["pad"]) if isinstance(v["pad"], (tuple, list)) else ()
+        if pad and all(p == 0 for p in pad) and v["mode"] in ("constant", "reflect", "replicate", "circular"):
+            return []  # nothing added on any side (a window that already divides the map): the tensor itself
         pad = pad + (0, 0) if len(pad) == 2 else pad
         if len(shape_of(args[0])) != 3 or len(pad) != 4 or v["mode"] != "constant" or v["value"] not in (None, 0, 0.0) \
                 or any(not isinstance(p, int) or p < 0 for p in pad):

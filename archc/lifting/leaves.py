@@ -27,6 +27,10 @@ _LIBRARY = {
     "timm.layers.norm.LayerNorm2d": "layernorm",
     "timm.layers.drop.DropPath": "stochastic_depth",
     "timm.layers.norm_act.BatchNormAct2d": "batchnorm",  # then its drop and act children (``then``)
+    "timm.layers.norm_act.LayerNormAct": "layernorm",  # and so are timm's other norms with their activation
+    "timm.layers.norm_act.LayerNormAct2d": "layernorm",
+    "timm.layers.norm_act.GroupNormAct": "groupnorm",
+    "timm.layers.norm_act.GroupNorm1Act": "groupnorm",
     "timm.layers.norm.GroupNorm": "groupnorm",
     "timm.layers.norm.GroupNorm1": "groupnorm",
     "timm.layers.linear.Linear": "linear",
@@ -36,7 +40,10 @@ _LIBRARY = {
     "torchvision.models.swin_transformer.ShiftedWindowAttentionV2": "window_attention",
     "torchvision.models.maxvit.RelativePositionalMultiHeadAttention": "relative_attention",
 }
-_COMPOSITES = {"timm.layers.norm_act.BatchNormAct2d"}  # a layer and parameter-free children it applies after it
+# a layer and parameter-free children it applies after it
+_COMPOSITES = {"timm.layers.norm_act.BatchNormAct2d", "timm.layers.norm_act.LayerNormAct",
+               "timm.layers.norm_act.LayerNormAct2d", "timm.layers.norm_act.GroupNormAct",
+               "timm.layers.norm_act.GroupNorm1Act"}
 _ATTRIBUTES = {"timm.layers.drop.DropPath": {"p": "drop_prob"}}  # the op's argument -> the module's attribute
 
 

@@ -29,6 +29,11 @@ def variant_name(name: str) -> str:
 
 def lift_unchecked(model, example_input, name: str | None = None, header: str = "") -> str:
     """The spec text for ``model`` as it runs on ``example_input`` (one sample's batch or more), not yet proven."""
+    return _lift_text(model, example_input, name, header)[0]
+
+
+def _lift_text(model, example_input, name: str | None, header: str) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The text, and each block's module (its first instance's path and class) by the block's name."""
     if example_input.dim() < 2:
         raise LiftError("the example input needs a batch dimension first")
     root = capture(model, example_input)
@@ -54,7 +59,9 @@ def lift_unchecked(model, example_input, name: str | None = None, header: str = 
     parts.append(f"variant {name or variant_name(type(model).__name__)} = {net}()\n")
     from ..lang.format import format_source  # the canonical layout: long lines wrapped as `archc fmt` wraps them
 
-    return format_source("\n".join(parts), "lifted.arch")
+    modules = {d.name: (d.template.path, d.template.cls or "") for d in blocks}
+    modules[net] = ("", type(model).__name__)
+    return format_source("\n".join(parts), "lifted.arch"), modules
 
 
 def lift(model, example_input, name: str | None = None, header: str = "") -> str:
@@ -62,6 +69,6 @@ def lift(model, example_input, name: str | None = None, header: str = "") -> str
     and its eval outputs on ``example_input`` are identical. A ``LiftError`` otherwise."""
     from .roundtrip import verify
 
-    text = lift_unchecked(model, example_input, name, header)
-    verify(text, model, example_input)
+    text, modules = _lift_text(model, example_input, name, header)
+    verify(text, model, example_input, modules=modules)
     return text

@@ -202,6 +202,9 @@ class _Lowering(Indexing):
             self.getitem(nd, args, value)
             return
 
+        if name == "square" and len(args) == 1 and not kwargs:
+            self.refs[nd] = self.tensor_node("**", (args[0], 2), value)  # torch.square is pow(x, 2)
+            return
         if name in BINARY:
             op = BINARY[name]
             if op == "neg":
@@ -222,7 +225,8 @@ class _Lowering(Indexing):
             return
         if name not in FUNCTIONS:
             self.fail(f"calls '{name}', which has no counterpart in the language yet")
-        self.refs[nd] = self.apply_steps(map_call(name, args, kwargs, self.shape, self.fail), value)
+        steps = map_call(name, args, kwargs, self.shape, self.fail)
+        self.refs[nd] = self.apply_steps(steps, value) if steps else args[0]  # no steps: the tensor unchanged
 
     def apply_steps(self, steps: list, value) -> ir.Ref:
         """The nodes of a call written as one op or several, each after the one before; the last gives ``value``."""
@@ -288,21 +292,33 @@ class _Lowering(Indexing):
     def learned(self, nd, name, args, kwargs, own, value):
         """A parameter of the module's own, used as the language's learned tensors use one: multiplied with a
         tensor (``learned_scale``), added to one (``learned_add``), or expanded over the batch and put before a
-        sequence (``prepend_token``). The parameter becomes a child of that name."""
+        sequence (``prepend_token``; several, ``cat([cls, reg, x])``, one after another from the last). The
+        parameter becomes a child of that name."""
         tensors = ir.refs_in(args)
         p = self.own.get(own.name)
-        if name == "expand" and type(own) is _Own and args[1:] == (ir.BATCH, -1, -1) and p.dim() == 3:
+        if name == "expand" and type(own) is _Own and args[1:] == (ir.BATCH, -1, -1) and p.dim() == 3 and \
+                p.shape[0] == 1:
             self.refs[nd] = _Expanded(own.name)
+            return
+        if name in ("view", "reshape") and type(own) is _Own and tuple(value.shape) == tuple(p.shape):
+            self.refs[nd] = own  # a view as the shape it has (timm's Scale on channels-last tensors)
             return
         if name in ("view", "reshape") and type(own) is _Own and p.dim() == 1 and \
                 tuple(value.shape) in ((p.shape[0], 1, 1), (1, p.shape[0], 1, 1)):
             self.refs[nd] = _Viewed(own.name)  # a vector of channels viewed as C x 1 x 1, to meet a map's channels
             return
-
-        if name in ("cat", "concat") and isinstance(own, _Expanded) and len(args[0]) == 2 and \
-                args[0][0] is own and isinstance(args[0][1], ir.Ref) and kwargs.get("dim", args[1:2] or [0]) in (1, [1]):
-            op, x = "prepend_token", args[0][1]
-        elif name in BINARY and BINARY[name] in ("*", "+") and type(own) in (_Own, _Viewed) and \
+        items = args[0] if name in ("cat", "concat") and args and isinstance(args[0], (list, tuple)) else ()
+        if items and len(items) >= 2 and all(isinstance(a, _Expanded) for a in items[:-1]) and \
+                isinstance(items[-1], ir.Ref) and kwargs.get("dim", args[1] if len(args) > 1 else 0) in (1, -2) and \
+                len(self.shape(items[-1])) == 2:
+            x = items[-1]
+            for token in reversed(items[:-1]):
+                count = self.own[token.name].shape[1]
+                length, dim = self.shape(x)
+                x = self.learned_child(token, "prepend_token", x, (length + count, dim), count=count)
+            self.refs[nd] = x
+            return
+        if name in BINARY and BINARY[name] in ("*", "+") and type(own) in (_Own, _Viewed) and \
                 len(tensors) == 1 and len(args) == 2 and not kwargs:
             op, x = ("learned_scale" if BINARY[name] == "*" else "learned_add"), tensors[0]
             if type(own) is _Viewed:  # the same products with the channels last: permute, scale, permute back
@@ -311,9 +327,17 @@ class _Lowering(Indexing):
                               "no map")
                 shape = self.shape(x)
                 x = self.add(ir.Node(fn="permute", args=(x, (0, 2, 3, 1)), shape=(shape[1], shape[2], shape[0])))
-        else:
-            self.fail(f"uses its parameter '{own.name}' in '{name}', which cannot be written yet (a learned tensor "
-                      "may multiply a tensor, be added to one, or be expanded and put before a sequence)")
+                ref = self.learned_child(own, op, x, self.shape(x))
+                self.refs[nd] = self.tensor_node("permute", (ref, (0, 3, 1, 2)), value)
+                return
+            self.refs[nd] = self.learned_child(own, op, x, tuple(value.shape[1:]))
+            return
+        self.fail(f"uses its parameter '{own.name}' in '{name}', which cannot be written yet (a learned tensor "
+                  "may multiply a tensor, be added to one, or be expanded and put before a sequence)")
+
+    def learned_child(self, own, op: str, x: ir.Ref, shape: tuple, count: int = 1) -> ir.Ref:
+        """The parameter ``own`` as a child of its name, the learned op ``op`` applied to ``x``; its output."""
+        p = self.own[own.name]
         if op != "prepend_token" and p.dim() == 0:
             self.fail(f"uses its parameter '{own.name}', a scalar: a learned tensor of the language has a shape "
                       "(a spec cannot write an empty one yet)")
@@ -323,16 +347,14 @@ class _Lowering(Indexing):
         flat = p.flatten()
         init = flat[0].item() if flat.numel() and not flat.is_meta and bool((flat == flat[0]).all()) else None
         args_ = {"init": init if init is not None else (0.0 if op != "learned_scale" else 1.0)}
-        if op != "prepend_token":
+        if op == "prepend_token":
+            args_["count"] = count
+        else:
             args_ = {"shape": tuple(p.shape), **args_}
         leaf = ir.Leaf(op=op, args=args_, stateful=True, path=f"{self.dag.path}.{own.name}".lstrip("."))
         self.dag.children.insert(0, (own.name, leaf))
         self.children[own.name] = leaf
-        if type(own) is _Viewed:
-            ref = self.add(ir.Node(fn="call", args=(x,), child=own.name, shape=self.shape(x)))
-            self.refs[nd] = self.tensor_node("permute", (ref, (0, 3, 1, 2)), value)
-            return
-        self.refs[nd] = self.tensor_node("call", (x,), value, child=own.name)
+        return self.add(ir.Node(fn="call", args=(x,), child=own.name, shape=tuple(shape)))
 
 
 _UNREAD = object()  # a value that exists in the traced graph but may not be read (attention's weights: None)
