@@ -9,7 +9,6 @@ from archtest import SPECS, spec
 from archc.backends.diagram import draw
 from archc.backends.diagram.calls import Signatures
 from archc.backends.diagram.size import MAX_PICTURE_PX, estimate
-from archc.cli import main
 
 
 def rendered_px(source: str) -> tuple[float, float]:
@@ -18,12 +17,11 @@ def rendered_px(source: str) -> tuple[float, float]:
     return float(w) * 4 / 3, float(h) * 4 / 3
 
 
-def test_efficientnet_b0_is_drawn_at_its_blocks_a_few_thousand_pixels_tall(tmp_path, capsys):
+def test_efficientnet_b0_is_drawn_at_its_blocks_a_few_thousand_pixels_tall():
     # before: every block open, 1004 x 24340 px
     graph = spec("efficientnet").graph("efficientnet_b0")
     assert draw.default_depth(graph) == 1
-    assert main(["draw", str(SPECS / "efficientnet.arch"), "-o", str(tmp_path / "e.svg")]) == 0
-    svg = (tmp_path / "e.svg").read_text()
+    svg = draw.draw(spec("efficientnet"), "efficientnet_b0", "svg").decode()  # as archc draw SPEC -o x.svg
     w, h = re.search(r'width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
     assert max(float(w), float(h)) * 4 / 3 <= MAX_PICTURE_PX
     assert "block:features.3.0" in svg and "features.3.0.block.0.0" not in svg
@@ -33,7 +31,7 @@ def test_efficientnet_b0_is_drawn_at_its_blocks_a_few_thousand_pixels_tall(tmp_p
     ("googlenet", "googlenet", 1),  # open, the Inceptions' branches make it 9,472 px tall
     ("resnet", "resnet50", 1),  # open, 9,452 px
     ("densenet", "densenet121", 2),  # the dense layers as nodes, folded
-    ("resnet", "resnet1202", None),  # drawn whole: its stages fold to one open block of 200 each
+    ("densenet", "densenet40_k12", None),  # drawn whole: each dense block one fold of 12 open layers
 ])
 def test_the_default_depth_follows_the_graphs_size(name, variant, depth):
     graph = spec(name).graph(variant)

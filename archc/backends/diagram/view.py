@@ -137,7 +137,7 @@ class View:
             numbers += found_numbers
             items.append((rel(oid), op.op, text, preds, op.side))
             sizes.append((op.shape, op.params))
-            inner.update(s for s in op.scope if s.startswith(prefix))
+            inner.update(op.scope[op.scope.index(path) + 1:])  # the boxes inside ``path`` around the op
         calls = [(rel(s), self.graph.scopes[s].kind, self.graph.scopes[s].call) for s in sorted(inner)]
         for _, _, call in [(None, None, scope.call), *calls]:
             numbers += NUMBER.findall(call)
