@@ -117,14 +117,14 @@ class _Builder:
     def __init__(self, graph: Graph, depth: int | None, block: str | None, docs: dict,
                  signatures: Signatures | None = None):
         self.graph = graph
-        self.view = View(graph, depth, False, block, signatures)
+        self.view = View(graph, depth, True, block, signatures)  # its runs for pagefold; the units unfolded
         self.docs = docs.get("blocks", {})
         self.items: list[dict] = []
         self.index: dict[str, int] = {}  # unit id, box path or end id -> item
 
     def build(self) -> tuple[list[dict], list[list]]:
         view = self.view
-        ends = terminals(view)
+        ends = terminals(view, remapped=False)
         for node_id, label, side in ends["nodes"]:
             if node_id.startswith("in:"):
                 self._end(node_id, label, side, view.graph.node(node_id[3:]).shape)
@@ -206,11 +206,11 @@ class _Builder:
             edges.append([index[u], index[v], list(shapes[0][0]), int(side), -1])
         seen: set[tuple[str, str]] = set()
         for serial, op in enumerate(view.ops):
-            ru = view.unit(op.id)
+            ru = view.unit_of[op.id]
             for v in view.g.successors(op.id):
                 if v not in view.in_view:
                     continue
-                rv = view.unit(v)
+                rv = view.unit_of[v]
                 if ru == rv or (op.id, rv) in seen:
                     continue
                 seen.add((op.id, rv))
@@ -235,7 +235,7 @@ def page_data(graph: Graph, depth: int | None = None, block: str | None = None, 
     builder = _Builder(graph, depth, block, docs or {}, signatures)
     try:
         items, edges = builder.build()
-        add_runs(items, builder.index, builder.view, View(graph, depth, True, block, signatures))
+        add_runs(items, builder.index, builder.view, builder.view)
     except _TooBig as exc:
         what = f"{block} in {graph.variant}" if block else graph.variant or graph.network
         raise DrawError(f"the page of {what} would hold {exc}\nhint: draw less of it: --depth N (blocks N deep "

@@ -267,9 +267,11 @@ class View:
         return unit not in self.unit_block and self.unit_ops[unit][0].op == "concat"
 
 
-def terminals(view: View) -> dict:
-    """Input nodes (block drawings) and output nodes, with their edges."""
+def terminals(view: View, remapped: bool = True) -> dict:
+    """Input nodes (block drawings) and output nodes, with their edges; to the units that stand for the ops (a
+    folded run's first instance for any member's: ``remapped``), or to the ops' own (the page, which unfolds)."""
     graph = view.graph
+    unit = view.unit if remapped else view.unit_of.__getitem__
     nodes, in_edges, out_edges = [], [], []
     if view.root is not None:
         inputs: list[str] = []
@@ -282,20 +284,20 @@ def terminals(view: View) -> dict:
             nodes.append((node_id, "input" if len(inputs) == 1 else f"input {k + 1}", False))
             targets = []
             for op in view.ops:
-                if u in graph.g.predecessors(op.id) and view.unit(op.id) not in targets:
-                    targets.append(view.unit(op.id))
+                if u in graph.g.predecessors(op.id) and unit(op.id) not in targets:
+                    targets.append(unit(op.id))
             in_edges += [(node_id, t, [(graph.node(u).shape, 1)], False) for t in targets]
         outputs = [op for op in view.ops
                    if op.id == graph.output or any(v not in view.in_view for v in graph.g.successors(op.id))]
         for op in outputs:
             node_id = f"out:{op.id}"
             nodes.append((node_id, "output", False))
-            out_edges.append((view.unit(op.id), node_id, [(op.shape, 1)], False))
+            out_edges.append((unit(op.id), node_id, [(op.shape, 1)], False))
         return {"nodes": nodes, "in_edges": in_edges, "out_edges": out_edges}
     if graph.output is not None:
         nodes.append(("out:output", "output", False))
-        out_edges.append((view.unit(graph.output), "out:output", [(graph.node(graph.output).shape, 1)], False))
+        out_edges.append((unit(graph.output), "out:output", [(graph.node(graph.output).shape, 1)], False))
     for name, node_id in graph.sides.items():
         nodes.append((f"out:{name}", f"{name} (side output)", True))
-        out_edges.append((view.unit(node_id), f"out:{name}", [(graph.node(node_id).shape, 1)], True))
+        out_edges.append((unit(node_id), f"out:{name}", [(graph.node(node_id).shape, 1)], True))
     return {"nodes": nodes, "in_edges": in_edges, "out_edges": out_edges}
