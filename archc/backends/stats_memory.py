@@ -80,7 +80,8 @@ def saves(op: OpNode) -> Saves:
 def _in_place(op: OpNode, producer: OpNode, uses: int) -> bool:
     """Whether the generated code computes ``op`` in place on its first input (as the code generator decides:
     on a tensor the statement before made, which no one else reads and whose backward does not need it)."""
-    if uses != 1 or producer.op == "input" or len(producer.scope) > len(op.scope):  # a block's output: not its own
+    # a block or seq owns the tensors it makes, not its input nor the output of one inside it
+    if uses != 1 or producer.op == "input" or producer.scope != op.scope:
         return False
     if op.op == "add":
         return producer.op in _ADDS_IN_PLACE_AFTER
