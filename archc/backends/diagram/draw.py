@@ -55,10 +55,11 @@ unfolded (``--no-fold``) costs far more than its node count. Beyond that,
 ``DrawError`` says so and suggests ``--depth`` and ``--block``; DOT text is
 written at any size, and the page has bounds of its own (``page``).
 
-The page. ``-o net.html`` writes one self-contained HTML file: the network at
-its top level, each block instance and named seq opening in place on a click,
-tooltips with every op's arguments, shapes and parameters, a search box for
-module paths; nothing is folded there. See ``page``.
+The page. ``-o net.html`` writes one self-contained HTML file: it opens where
+the network's stages are, each block instance and named seq opening in place
+on a click, runs folded as here with a count that unfolds them, tooltips with
+every op's arguments, shapes and parameters, a search box for module paths,
+blocks and ops, keyboard navigation and an SVG export of what is shown. See ``page``.
 
 Renderer. A system Graphviz ``dot`` on PATH is used when there is one (the
 reference implementation; PDF where it was built with cairo). Otherwise

@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from ...sema.graph import Graph, OpNode
 from ..templates import environment
-from .calls import Signatures
+from .calls import Signatures, rounded
 from .dot import diagram_title
 from .labels import BLOCK_COLOUR, SIDE_COLOUR, colour, display, op_summary
 from .pagefold import add_runs, first_screen
@@ -187,7 +187,7 @@ class _Builder:
         op: OpNode = self.view.unit_ops[unit][0]
         item = {"k": "op", "id": op.id, "name": op.name, "label": op_summary(op), "op": op.op,
                 "sub": display(op.name, parent_path) if op.name else "",
-                "args": ", ".join(f"{k}={_arg(v)}" for k, v in op.args.items()),
+                "args": rounded(", ".join(f"{k}={_arg(v)}" for k, v in op.args.items())),
                 "ins": [list(s) for s in op.in_shapes], "shape": list(op.shape), "params": op.params,
                 "macs": op.macs, "side": op.side is not None, "colour": colour(op.op)}
         layout = getattr(op, "layout", "CHW")
