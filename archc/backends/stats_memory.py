@@ -37,8 +37,9 @@ _ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
 _RESHAPES = {"reshape", "flatten", "flatten_dims"}
 _SCATTERS = {"transpose", "permute", "to_tokens", "select", "narrow", "select_token", "chunk", "subsample", "to_map"}
 # Kinds the registry does not call views (the code generator treats their output as new) that torch computes as
-# views all the same: to_map's reshape only splits the tokens' dimension into height and width
-_VIEWS_IN_TORCH = {"to_map"}
+# views all the same: to_map's reshape only splits the tokens' dimension into height and width; chunk and
+# subsample are slices
+_VIEWS_IN_TORCH = {"to_map", "chunk", "subsample"}
 
 
 @dataclass
