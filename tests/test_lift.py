@@ -497,3 +497,23 @@ def test_a_lifted_statement_that_does_not_compile_is_refused_with_the_module_pat
     with pytest.raises(LiftError, match=r"^0\.inner\.fc \(Linear\): cannot be written yet: its statement in the lifted "
                                         r"text does not compile: linear needs .*got 2 x 4 x 8 \(a tensor of three"):
         lift(nn.Sequential(Grouped()).eval(), torch.randn(1, 64))
+
+
+class Mixed(nn.ModuleDict):
+    """MixNet's grouped conv: the channels split, each part through its own kernel size, concatenated; children
+    named by numbers, which a block with named tensors could not apply."""
+
+    def __init__(self):
+        super().__init__({"0": nn.Conv2d(4, 4, 3, padding=1), "1": nn.Conv2d(4, 4, 5, padding=2)})
+
+    def forward(self, x):
+        parts = torch.split(x, [4, 4], 1)
+        return torch.cat([c(parts[i]) for i, c in enumerate(self.values())], 1)
+
+
+def test_channel_groups_through_their_own_children_are_a_concat_of_narrows():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Conv2d(3, 8, 1), Mixed()).eval(), torch.randn(1, 3, 8, 8)
+    text = lift(model, x)
+    assert "concat {" in text and "narrow(1, 4, 4)" in text and '"1" = conv(4, 5, padding = 2)' in text
+    assert_round_trip(model, text, x)

@@ -154,10 +154,9 @@ class ImplicitForms:
             return ["flatten"], 1  # the layer: flatten_dims is for named tensors
         if nd.fn == "select" and self.block.expr(rest[0]) == 1 and len(nd.shape) == 1:
             return [f"select_token({self.text(rest[1])})"], 1  # one token of a sequence
-        # a slice of a token sequence's tokens keeps its layout, so it stands as a statement too (ViT's pooling
-        # after its prefix tokens, ``narrow(1, 5, 256)``)
-        tokens = nd.fn == "narrow" and len(nd.shape) == 2 and self.block.expr(rest[0]) == 1
-        if (nd.fn in PRIMITIVES and not tokens) or nd.fn not in REGISTRY:
+        # a slice keeps its tensor's layout, so it stands as a statement too (ViT's pooling after its prefix
+        # tokens, ``narrow(1, 5, 256)``; MixNet's channel groups, each a branch of a concat)
+        if (nd.fn in PRIMITIVES and nd.fn != "narrow") or nd.fn not in REGISTRY:
             return None
         return [self.op_call(nd.fn, rest)], 1
 
