@@ -104,7 +104,7 @@ def section(path: Path) -> Section | None:
                                 block.name if where == first else where,
                                 f"block {block.name}",
                                 (doc + " " if doc else "") +
-                                f"Drawn as `{where} = {signatures.label(scope.call)}` of {graph.variant}: "
+                                f"Drawn as `{where} = {signatures.label(scope)}` of {graph.variant}: "
                                 f"{params:,} params."))
     header = spec.program.main.header
     title, _, text = header.partition("\n\n")

@@ -7,9 +7,10 @@ import pytest
 from archtest import spec
 
 from archc.backends.diagram import draw
-from archc.backends.diagram.calls import Signatures, range_text, round_number, rounded, short_value
+from archc.backends.diagram.calls import Signatures, masked, range_text, round_number, rounded, value_text
 from archc.backends.diagram.labels import effective, op_summary
 from archc.backends.diagram.size import label_lines
+from archc.sema.graph import ScopeInfo
 
 
 def node_labels(source: str) -> dict[str, str]:
@@ -22,33 +23,46 @@ def node_labels(source: str) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize(("text", "short"), [("0.037500000000000006", "0.0375"), ("0.15000000000000002", "0.15"),
-                                             ("4.0", "4.0"), ("1e-05", "1e-5"), ("0.07272727272727274", "0.0727"),
-                                             ("123456.0", "1.23e5")])
-def test_numbers_are_rounded_to_three_significant_digits(text, short):
-    assert round_number(text) == short
+@pytest.mark.parametrize(("value", "short"), [(0.037500000000000006, "0.0375"), (0.15000000000000002, "0.15"),
+                                              (4.0, "4.0"), (1e-05, "1e-5"), (0.07272727272727274, "0.0727"),
+                                              (123456.0, "1.23e5")])
+def test_numbers_are_rounded_to_three_significant_digits(value, short):
+    assert round_number(value) == short
+    assert value_text(value) == short
 
 
-def test_rounding_leaves_ints_names_and_strings_alone():
-    assert rounded('f(64, conv1, 0.30000000000000004, "0.30000000000000004", (1, 2.50))') == \
-        'f(64, conv1, 0.3, "0.30000000000000004", (1, 2.5))'
-    assert short_value("[" + ", ".join(["0.0"] * 18) + "]") == "[0.0]×18"
-    assert short_value("[1, 2, 3, 4, 5, 6, 7, 8]") == "[1, 2, 3, …, 8] (8)"
+def test_rounding_leaves_ints_bools_and_strings_alone():
+    value = [64, "conv1", 0.30000000000000004, "0.30000000000000004", (1, 2.50), True]
+    assert rounded(value) == [64, "conv1", 0.3, "0.30000000000000004", (1, 2.5), True]
+    assert value_text(value) == '[64, "conv1", 0.3, "0.30000000000000004", (1, 2.5), true]'
+    assert value_text([0.0] * 18) == "[0.0]×18"
+    assert value_text([1, 2, 3, 4, 5, 6, 7, 8]) == "[1, 2, 3, …, 8] (8)"
+    assert masked([1, 0.5, True, "a"]) == ("list", "#", "#", True, "a")
+    assert masked((1, 0.5), only_floats=True) == ("tuple", 1, "#") != masked([1, 0.5], only_floats=True)
+
+
+def _scope(block: str, *args) -> ScopeInfo:
+    return ScopeInfo(path="x", kind="block", block=block, call="", args=args)
 
 
 def test_block_calls_name_their_arguments_and_leave_defaults_out():
     signatures = Signatures.of_spec(spec("efficientnet"))
-    assert signatures.label("MBConv(6, 5, 2, 40, 0.037500000000000006, 1e-05, 0.1)") == \
-        "MBConv(expand_ratio=6, kernel=5, stride=2, out_channels=40, p=0.0375)"
-    assert signatures.label("MBConv(1, 3, 1, 16, 0.0, 1e-05, 0.1)") == \
-        "MBConv(expand_ratio=1, kernel=3, stride=1, out_channels=16)"
-    # without the spec (a bare graph) the arguments stay positional, rounded
-    assert Signatures().label("MBConv(6, 5, 2, 40, 0.037500000000000006, 1e-05, 0.1)") == \
-        "MBConv(6, 5, 2, 40, 0.0375, 1e-5, 0.1)"
+    names = ("expand_ratio", "kernel", "stride", "out_channels", "p", "eps", "momentum")
+    call = _scope("MBConv", *zip(names, (6, 5, 2, 40, 0.037500000000000006, 1e-05, 0.1)))
+    assert signatures.label(call) == "MBConv(expand_ratio=6, kernel=5, stride=2, out_channels=40, p=0.0375)"
+    call = _scope("MBConv", *zip(names, (1, 3, 1, 16, 0.0, 1e-05, 0.1)))
+    assert signatures.label(call) == "MBConv(expand_ratio=1, kernel=3, stride=1, out_channels=16)"
+    # without the spec's defaults (a bare graph) every argument is written, rounded
+    assert Signatures().label(_scope("MBConv", ("expand_ratio", 6), ("p", 0.037500000000000006), (None, 1e-05))) == \
+        "MBConv(expand_ratio=6, p=0.0375, 1e-5)"
     googlenet = Signatures.of_spec(spec("googlenet"))
-    assert googlenet.label("Inception(64, 96, 128, 16, 32, 32, 3, true)") == \
+    googlenet_scope = next(s for s in spec("googlenet").graph("googlenet").scopes.values()
+                                   if s.block == "Inception")
+    assert googlenet.label(googlenet_scope) == \
         "Inception(c1x1=64, c3x3red=96, c3x3=128, c5x5red=16, c5x5=32, pool_proj=32, k5=3)"
-    assert googlenet.label("BasicConv2d(64, 7, stride=2, padding=3)").startswith("BasicConv2d(")
+    # a value of another type than the default's is written (1 is not 1.0 or true)
+    assert "k5=3.0" in googlenet.label(_scope("Inception", ("k5", 3.0), ("bn", 1)))
+    assert "bn=1" in googlenet.label(_scope("Inception", ("bn", 1)))
 
 
 def test_the_drawn_efficientnet_has_keyword_labels_without_float_noise():
@@ -76,9 +90,9 @@ def test_a_run_that_differs_in_drop_rate_and_shift_folds_with_a_count_and_ranges
 
 
 def test_ranges_read_as_growth_or_alternatives():
-    assert range_text("p", ["0.0", "0.05", "0.1"]) == "p = 0.0 … 0.1"
-    assert range_text("shift_size", ["0", "3", "0", "3"]) == "shift_size = 0 or 3"
-    assert range_text("mode", ['"a"', '"b"']) == 'mode = "a" or "b"'
+    assert range_text("p", [0.0, 0.05, 0.1]) == "p = 0.0 … 0.1"
+    assert range_text("shift_size", [0, 3, 0, 3]) == "shift_size = 0 or 3"
+    assert range_text("mode", ["a", "b"]) == 'mode = "a" or "b"'
 
 
 def test_what_does_not_fold_still_does_not():

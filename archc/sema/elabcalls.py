@@ -111,7 +111,11 @@ class CallElaboration:
         self.budget.spend(stmt.span)
         path = frame.scope.child(name)
         call = f"{block.name}({', '.join([show(v) for v in pos] + [f'{k}={show(v)}' for k, v, _ in kw])})"
-        self.graph.scopes[path] = ScopeInfo(path=path, kind="block", block=block.name, call=call, span=stmt.span)
+        names = [p.name for p in block.params]
+        args = tuple((names[i] if i < len(names) else None, v) for i, v in enumerate(pos)) + tuple(
+            (k, v) for k, v, _ in kw)
+        self.graph.scopes[path] = ScopeInfo(path=path, kind="block", block=block.name, call=call, span=stmt.span,
+                                            args=args)
         env = dict(self.globals)
         values = signature_bind(block.params, pos, kw, f"block {block.name}", stmt.span,
                                 lambda p, bound: evaluate(p.default, self.globals, budget=self.budget))

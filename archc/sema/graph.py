@@ -55,6 +55,8 @@ class ScopeInfo:
     block: str | None
     call: str  # how it was called, e.g. ``Inception(64, 96, 128, 16, 32, 32)``
     span: Span | None = None
+    # the call's arguments as values, each named by its parameter (None: a positional one past the parameters)
+    args: tuple[tuple[str | None, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ def diagram_title(graph: Graph, block: str | None, signatures: Signatures | None
     if block is not None:
         scope = graph.scopes[block]
         params = sum(graph.node(i).params for i in graph.g.nodes if block in graph.node(i).scope)
-        return f"{scope.block}: {block} = {(signatures or Signatures()).label(scope.call)} in {name}, {params:,} params"
+        return f"{scope.block}: {block} = {(signatures or Signatures()).label(scope)} in {name}, {params:,} params"
     main = [op for op in graph.ops() if op.side is None]  # stats.totals' figures, without its memory walk
     params, macs = sum(op.params for op in main), sum(op.macs for op in main)
     side_params = graph.params - params
@@ -125,7 +125,7 @@ def _emit_cluster(view: View, cluster: Cluster, out: list[str], pad: str, level:
         varying = run.varying if run is not None else {}
         if run is not None:
             name = f"{name} … {display(run.paths[-1], parent)} ×{len(run.paths)}"
-        label = f"{name}: {view.signatures.label(scope.call, varying)}"
+        label = f"{name}: {view.signatures.label(scope, varying)}"
         if varying:
             label += ", " + ", ".join(range_text(k, v) for k, v in varying.items())
         style = '"rounded,dashed"' if scope.kind == "seq" else '"rounded,filled"'
@@ -167,7 +167,7 @@ def _node(view: View, unit: str, parent: str | None) -> str:
             name += f" … {display(paths[-1], parent)}"
         head = f"<b>{esc(name)}</b>" + (f'  <font color="#b00000"><b>×{len(paths)}</b></font>' if run else "")
         varying = run.varying if run else {}
-        lines = [head, *map(esc, wrapped(view.signatures.label(scope.call, varying)))]
+        lines = [head, *map(esc, wrapped(view.signatures.label(scope, varying)))]
         lines += [f'<font color="#b00000">{esc(range_text(k, v))}</font>' for k, v in varying.items()]
         inner = view.scope_ops[path]
         if len(inner) <= SUMMARY_OPS and all(len(list(view.g.predecessors(i))) <= 1 for i in inner):

@@ -80,7 +80,7 @@ from __future__ import annotations
 
 from ...errors import SpecError, did_you_mean
 from ...sema.graph import Graph
-from .calls import FLOAT, Signatures
+from .calls import Signatures, masked
 from .dot import SUMMARY_OPS, dot_source, legend_source
 from .labels import BLOCK_COLOUR, COLOURS, EDGE_COLOUR, SIDE_COLOUR, colour, op_summary, shape_text
 from .render import FORMATS, PNG_DPI, DrawError, find_renderer, format_of, render
@@ -163,8 +163,8 @@ def common_instance(graph: Graph, name: str) -> str | None:
             if scope.kind == "block" and scope.block == name:
                 rel = len(s) + 1
                 inputs = tuple(i[rel:] if i.startswith(s + ".") else "<in>" for i in op.inputs)
-                members.setdefault(s, [FLOAT.sub("#", scope.call)]).append(
-                    (op.id[rel:], op.op, FLOAT.sub("#", repr(sorted(op.args.items()))), inputs))
+                members.setdefault(s, [(scope.block, masked(scope.args, only_floats=True))]).append(
+                    (op.id[rel:], op.op, masked(op.args, only_floats=True), inputs))
     counts: dict[tuple, list[str]] = {}
     for path, config in members.items():
         counts.setdefault(tuple(config), []).append(path)

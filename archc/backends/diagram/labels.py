@@ -89,9 +89,9 @@ def op_summary(op: OpNode) -> str:
     args, _ = effective(op)
     if op.op == "add":
         scale = args.get("scale")
-        return "+" if scale in (None, 1, 1.0) else rounded(f"×{scale} +")
+        return "+" if scale in (None, 1, 1.0) else f"×{rounded(scale)} +"
     kind = REGISTRY.get(op.op)
-    return rounded(kind.label(args)) if kind is not None and kind.label is not None else op.op
+    return kind.label(rounded(args)) if kind is not None and kind.label is not None else op.op
 
 
 def effective(op: OpNode) -> tuple[dict, str | None]:

@@ -163,7 +163,7 @@ class _Builder:
         graph, scope = self.graph, self.graph.scopes[path]
         ops = [graph.node(i) for i in self.view.scope_ops[path]]
         item = {"id": path, "name": display(path, parent_path), "kind": scope.kind,
-                "call": self.view.signatures.label(scope.call),
+                "call": self.view.signatures.label(scope),
                 "block": scope.block, "shape": list(ops[-1].shape), "ops": len(ops),
                 "params": sum(o.params for o in ops), "macs": sum(o.macs for o in ops),
                 "side": ops[0].side is not None,
@@ -187,7 +187,7 @@ class _Builder:
         op: OpNode = self.view.unit_ops[unit][0]
         item = {"k": "op", "id": op.id, "name": op.name, "label": op_summary(op), "op": op.op,
                 "sub": display(op.name, parent_path) if op.name else "",
-                "args": rounded(", ".join(f"{k}={_arg(v)}" for k, v in op.args.items())),
+                "args": ", ".join(f"{k}={_arg(v)}" for k, v in rounded(op.args).items()),
                 "ins": [list(s) for s in op.in_shapes], "shape": list(op.shape), "params": op.params,
                 "macs": op.macs, "side": op.side is not None, "colour": colour(op.op)}
         layout = getattr(op, "layout", "CHW")

@@ -61,7 +61,7 @@ def add_runs(items: list[dict], index: dict[str, int], page_view: View, fold_vie
         items[head]["fold"] = {
             "name": f"{display(first, where)} … {display(run.paths[-1], where)}",
             "n": len(run.paths),
-            "call": fold_view.signatures.label(graph.scopes[first].call, run.varying),
+            "call": fold_view.signatures.label(graph.scopes[first], run.varying),
             "ranges": [range_text(k, v) for k, v in run.varying.items()],
             "params": sum(graph.node(i).params for p in run.paths for i in fold_view.scope_ops[p]),
         }

@@ -13,7 +13,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from ...sema.graph import Graph, OpNode
-from .calls import NUMBER, Signatures
+from .calls import Signatures, masked, numbers
 
 MIN_FOLD = 3  # two alike instances stay two nodes: folding would save one and hide the pair
 # each graph's instance signatures and masked op arguments, shared by its views (``draw`` tries several depths)
@@ -51,7 +51,7 @@ class Signature:
             return False
         if self.numbers == other.numbers:
             return True
-        floats = all(a == b or not a.lstrip("-").isdigit() for a, b in zip(self.numbers, other.numbers))
+        floats = all(a == b or isinstance(a, float) or isinstance(b, float) for a, b in zip(self.numbers, other.numbers))
         return floats or self.sizes == other.sizes
 
 
@@ -66,7 +66,7 @@ class View:
         self.signatures = signatures or Signatures()
         cache = _CACHE.setdefault(graph, ({}, {}))
         self._signatures: dict[str, Signature] = cache[0]
-        self._masked_args: dict[str, tuple[str, list[str]]] = cache[1]
+        self._masked_args: dict[str, tuple[tuple, list]] = cache[1]
         self.ops = [op for op in graph.ops() if root is None or root in op.scope]
         self.in_view = {op.id for op in self.ops}
         self.unit_of: dict[str, str] = {}  # op id -> unit id
@@ -128,31 +128,29 @@ class View:
         def rel(name: str) -> str:
             return name[len(prefix):] if name.startswith(prefix) else name
 
-        numbers: list[str] = []
+        found_numbers: list = []
         items, sizes, inner = [], [], set()
         for oid in self.scope_ops[path]:
             op = self.graph.node(oid)
             preds = tuple(sorted(rel(p) if p in inside else "<in>" for p in op.inputs))
-            text, found_numbers = self._masked(op)
-            numbers += found_numbers
-            items.append((rel(oid), op.op, text, preds, op.side))
+            args, op_numbers = self._masked(op)
+            found_numbers += op_numbers
+            items.append((rel(oid), op.op, args, preds, op.side))
             sizes.append((op.shape, op.params))
             inner.update(op.scope[op.scope.index(path) + 1:])  # the boxes inside ``path`` around the op
-        calls = [(rel(s), self.graph.scopes[s].kind, self.graph.scopes[s].call) for s in sorted(inner)]
-        for _, _, call in [(None, None, scope.call), *calls]:
-            numbers += NUMBER.findall(call)
-        masked = (scope.block, NUMBER.sub("#", scope.call), tuple(items),
-                  tuple((r, k, NUMBER.sub("#", c)) for r, k, c in calls))
-        found = Signature(masked, tuple(numbers), tuple(sizes))
+        calls = [(rel(s), self.graph.scopes[s].kind, self.graph.scopes[s].args) for s in sorted(inner)]
+        for _, _, args in [(None, None, scope.args), *calls]:
+            found_numbers += numbers(args)
+        alike = (scope.block, masked(scope.args), tuple(items), tuple((r, k, masked(a)) for r, k, a in calls))
+        found = Signature(alike, tuple(found_numbers), tuple(sizes))
         self._signatures[path] = found
         return found
 
-    def _masked(self, op: OpNode) -> tuple[str, list[str]]:
+    def _masked(self, op: OpNode) -> tuple[tuple, list]:
         """``op``'s arguments with every number written ``#``, and the numbers."""
         found = self._masked_args.get(op.id)
         if found is None:
-            text = repr(sorted(op.args.items()))
-            found = self._masked_args[op.id] = (NUMBER.sub("#", text), NUMBER.findall(text))
+            found = self._masked_args[op.id] = (masked(op.args), numbers(op.args))
         return found
 
     def _chained(self, a: str, b: str) -> bool:
@@ -192,8 +190,7 @@ class View:
                     j += 2
             paths = [p for p in (self._instance(c) for c in children[i:j]) if p is not None]
             if len(paths) >= MIN_FOLD:
-                calls = [self.graph.scopes[p].call for p in paths]
-                self.runs[first] = Run(paths, self.signatures.varying(calls))
+                self.runs[first] = Run(paths, self.signatures.varying([self.graph.scopes[p] for p in paths]))
                 for unit in concats:
                     self.hidden_units.add(unit)
                     for op in self.unit_ops[unit]:
