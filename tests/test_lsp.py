@@ -77,8 +77,8 @@ def _apply(text: str, edits: list[t.TextEdit]) -> str:
 async def test_diagnostics_follow_the_edits(client: LanguageClient):
     uri = await _open(client, SPECS / "resnet.arch")
     assert list(client.diagnostics[uri]) == []
-    broken = RESNET.replace("conv1 = conv(64, 7, stride = 2, padding = 3, bias = false); bn1 = batchnorm",
-                            "conv1 = conv(64, 7, stride = 2, padding = 3, bias = false); bn1 = batchnrm", 1)
+    broken = RESNET.replace("conv1 = conv(16, 3, padding = 1, bias = false); bn1 = batchnorm",
+                            "conv1 = conv(16, 3, padding = 1, bias = false); bn1 = batchnrm", 1)
     found = await _change(client, uri, broken)
     assert len(found) == 1
     d = found[0]
@@ -154,7 +154,8 @@ async def test_hover_shows_shapes_params_and_macs_per_variant(client: LanguageCl
 async def test_hover_on_blocks_and_ops(client: LanguageClient):
     uri = await _open(client, SPECS / "resnet.arch")
     text = await _hover(client, uri, _at(RESNET, "variant resnet50 = ResNet(Bottleneck", offset=30))
-    assert "block Bottleneck(planes, stride = 1, expansion = 4, groups = 1, base_width = 64)" in text
+    assert "block Bottleneck(planes, stride = 1, expansion = 4, groups = 1, base_width = 64, norm_layer = batchnorm)" \
+        in text
     text = await _hover(client, uri, _at(RESNET, "conv1 = conv(64, 7", offset=9))
     assert "conv(out_channels, kernel_size, stride = 1, padding = 0" in text and "2-D convolution" in text
     assert "| resnet50 | 64 x 112 x 112 |" in text  # the layer's shapes come with the op
@@ -237,7 +238,7 @@ async def test_inlay_hints(client: LanguageClient):
 async def test_rename(client: LanguageClient):
     uri = await _open(client, SPECS / "resnet.arch")
     for needle, new, offset in [("block Bottleneck", "Bneck", 7), ("let width", "mid", 5),
-                                ("bn3 = batchnorm", "norm3", 0)]:
+                                ("bn3 = norm_layer", "norm3", 0)]:
         position = _at(RESNET, needle, offset=offset)
         prepared = await client.text_document_prepare_rename_async(t.PrepareRenameParams(_doc(uri), position))
         assert prepared is not None
