@@ -457,7 +457,8 @@ class Gen(Mix, FlowMix):
         if kind == "linear":
             c = self.choose(1, 12)
             if self.chance(15):  # the fused form deploy writes: a linear layer and its activation
-                return [f"{self.name('fc')} = linear_act({c}, activation = \"{self.pick(FUSABLE)}\")"], T("F", c)
+                act = f', activation = "{self.pick(FUSABLE)}"' if self.chance(75) else ""
+                return [f"{self.name('fc')} = linear_act({c}{act})"], T("F", c)
             return [f"{self.name('fc')} = linear({c})"], T("F", c)
         if kind == "bn":
             return [f"{self.name('bn')} = batchnorm"], t

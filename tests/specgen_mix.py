@@ -96,9 +96,10 @@ class Mix:
         if self.chance(20) and t.c // g * k * k > 1:  # weight standardisation (of more than one weight a filter)
             op = "ws_conv"
             args += [f"gamma = {self.x_float(0.5, 2.0)}", f"eps = {self.pick(['1e-5', '0.0001', '1e-6'])}"]
-        elif self.chance(10):  # the fused form deploy writes: the conv and its activation
+        elif self.chance(10):  # the fused form deploy writes: the conv and its activation, or the conv alone
             op = "conv_act"
-            args.append(f'activation = "{self.pick(FUSABLE)}"')
+            if self.chance(75):
+                args.append(f'activation = "{self.pick(FUSABLE)}"')
         name = "" if numbered and self.chance(50) else f"{self.ident('conv')} = "
         h, w = (t.h - k + 2 * (k // 2)) // s + 1, (t.w - k + 2 * (k // 2)) // s + 1
         return [name + self.wrapped(op, args)], type(t)("CHW", c, h, w)

@@ -197,7 +197,9 @@ def test_build_deploy_writes_the_inference_form(tmp_path):
     assert "BatchNorm2d(" not in source and "norm_layer(" not in source and "The inference form" in source
     # the bias is on by default; the relu after the conv is applied by it
     assert 'self.conv1 = _ConvAct2d(in_channels, width, kernel_size=1, activation="relu")\n' in source
-    assert "self.conv3 = nn.Conv2d(width, planes * expansion, kernel_size=1)\n" in source  # no activation after
+    # no activation after: the conv alone, its weights packed as the others'
+    assert "self.conv3 = _ConvAct2d(width, planes * expansion, kernel_size=1)\n" in source
+    assert "nn.Conv2d(" not in source
     compile(source, "resnet_deploy.py", "exec")
 
 
@@ -395,8 +397,8 @@ variant net = Net()
     model = archc.load(path).build("net")
     randomise(model)
     deployed = archc.deploy(model)
-    assert [type(m).__name__ for m in deployed.layers] == ["Conv2d", "Identity", "ReLU", "Conv2d", "Identity", "ReLU",
-                                                          "Identity", "Conv2d"]
+    assert [type(m).__name__ for m in deployed.layers] == ["_ConvAct2d", "Identity", "ReLU", "_ConvAct2d", "Identity",
+                                                          "ReLU", "Identity", "_ConvAct2d"]
     assert_same(model, deployed, size=8)
 
 

@@ -7,6 +7,9 @@ turn); a wrong entry in the table of oneDNN post-ops must make the comparison fa
 
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 from torch import nn
@@ -20,9 +23,10 @@ network Net(act = "relu") {
     input 3 x 10 x 10
     c = conv_act(6, 3, padding = 1, activation = act)
     d = conv_act(6, 3, stride = 2, padding = 2, dilation = 2, groups = 3, bias = false, activation = act)
+    p = conv_act(5, 1)
     flatten
     fc = linear_act(7, activation = act)
-    head = linear(3)
+    q = linear_act(3)
 }
 """ + "".join(f'variant net_{a} = Net("{a}")\n' for a in FUSABLE)
 
@@ -64,6 +68,34 @@ def test_a_wrong_post_op_is_caught(spec, monkeypatch):
         assert not torch.allclose(model(x), oracle(x), atol=1e-5)
 
 
+def test_the_weights_are_packed_once_per_input_size_and_again_when_they_change(spec):
+    model, oracle, x = _run(spec, "relu")
+    with torch.no_grad():
+        assert torch.allclose(model(x), oracle(x), atol=1e-5)
+        packed = model.c.packed
+        assert packed is not None and packed[1].is_mkldnn  # the oneDNN path ran, with its own copy of the weights
+        model(x)
+        assert model.c.packed is packed  # made once for this size
+        for m in (model, oracle):
+            m.c.weight.mul_(-0.5)  # in place: a packed copy kept from before would give the old output
+        assert torch.allclose(model(x), oracle(x), atol=1e-5)
+        model.load_state_dict({k: v * 2 for k, v in model.state_dict().items()})
+        oracle.load_state_dict(model.state_dict())
+        assert torch.allclose(model(x), oracle(x), atol=1e-5)
+        one = x[:1]  # another size: packed again for it
+        assert torch.allclose(model(one), oracle(one), atol=1e-5)
+        assert model.c.packed[0][0] == tuple(one.shape)
+    assert "packed" not in " ".join(model.state_dict())
+    copied = copy.deepcopy(model)  # the oneDNN copy cannot be copied or saved: it is left behind
+    assert copied.c.packed is None
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    with torch.no_grad():
+        assert torch.allclose(copied(x), oracle(x), atol=1e-5)
+        assert torch.allclose(loaded(x), oracle(x), atol=1e-5)
+
+
 BLOCK = """
 block B() {
     a = conv(4, 3, padding = 1, bias = false); bn = batchnorm; relu
@@ -96,10 +128,11 @@ def test_deploy_fuses_only_an_unnamed_unconditional_activation_without_arguments
     assert 'self.a = _ConvAct2d(in_channels, 4, kernel_size=3, padding=1, activation="relu")' in source
     assert 'self.e = _ConvAct2d(4, 4, kernel_size=3, padding=1, activation="relu6")' in source
     assert 'self.fc = _LinearAct(4, 8, activation="gelu")' in source
-    for kept in ("b", "c", "d"):  # named, conditional, with an argument
-        assert f"self.{kept} = nn.Conv2d(" in source
+    for kept in ("b", "c", "d"):  # named, conditional, with an argument: the conv alone (its weights packed)
+        assert f"self.{kept} = _ConvAct2d(4, 4, kernel_size=3, padding=1)\n" in source
     assert 'f.add_module("conv", _ConvAct2d(4, 4, kernel_size=1, activation="relu"))' in source  # a seq's last layer
-    assert 'g.add_module("conv", nn.Conv2d(4, 4, kernel_size=1))' in source  # a side output reads the seq
+    assert 'g.add_module("conv", _ConvAct2d(4, 4, kernel_size=1))' in source  # a side output reads the seq
+    assert "nn.Conv2d(" not in source
     spec = archc.load(path)
     torch.manual_seed(0)
     model = spec.build("net").eval()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..ops import REGISTRY
 from ..sema.graph import Graph, OpNode
 from .rewrite import Rewrites
 from .terms import Term, fits, readers, residual_terms
@@ -38,7 +39,7 @@ def plan(trained: Graph, deployed: Graph, rewrites: Rewrites) -> Plan:
         raise PlanError(f"the deployed graph has {len(after)} operations where the trained one keeps {len(before)}")
     result = Plan()
     for a, b in zip(before, after):
-        if (rewrites.fused.get(a.span, a.op), a.span) != (b.op, b.span):
+        if (_kind_after(a, rewrites), a.span) != (b.op, b.span):
             raise PlanError(f"operation {a.id} ({a.op}) is matched with {b.id} ({b.op})")
         if a.name is None:
             continue
@@ -48,6 +49,14 @@ def plan(trained: Graph, deployed: Graph, rewrites: Rewrites) -> Plan:
         else:
             result.copies.append((a.name, b.name, a.learned))
     return result
+
+
+def _kind_after(op: OpNode, rewrites: Rewrites) -> str:
+    """The kind ``op`` has in the deployed graph: its fused kind where its statement became one (not the other ops
+    a statement makes: a dense member's concatenation has the member's span)."""
+    fused = rewrites.fused.get(op.span)
+    kind = REGISTRY.get(op.op)
+    return fused if fused is not None and kind is not None and kind.fuses_into == fused else op.op
 
 
 def _name(graph: Graph, node: str | None) -> str | None:

@@ -120,6 +120,9 @@ class OpKind:
     # it writes its output; the kind a layer becomes with such an activation after it (a conv: ``conv_act``)
     post_op: tuple[str, tuple[float, ...], str] | None = None
     fuses_into: str | None = None
+    # and whether that kind's module keeps its weights in oneDNN's blocked layout (``conv_act``): then deploy writes it
+    # for every layer of the kinds that fuse into it, with an activation after it or not
+    packs: bool = False
     # statistics (``archc stats``): what backward keeps (a ``Saves``, or a function of the arguments, the input
     # shapes and the output shape giving one; None: not yet said, which tests/test_stats_memory.py refuses); the
     # buffers its module holds, as ``Saves.extra`` counts them but per model, not per sample (batch norm's running

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import BOTH, REGISTRY, OpKind, _register
+from .base import BOTH, INPUT, REGISTRY, OpKind, Saves, _register
 from .conv import ConvArgs, _conv_label, _conv_macs, _conv_make, _conv_params, _conv_run, _conv_shape
 from .norm import LinearArgs, _linear_make, _linear_run, _linear_shape
 
@@ -19,33 +19,46 @@ FUSABLE = tuple(name for name, kind in REGISTRY.items() if kind.post_op is not N
 
 
 class ConvActArgs(ConvArgs):
-    activation: Literal[FUSABLE]  # type: ignore[valid-type]  (the names, from the registry)
+    # the names, from the registry; none: the layer alone (a deployed conv still keeps its weights packed)
+    activation: Literal[FUSABLE] | None = None  # type: ignore[valid-type]
 
 
 class LinearActArgs(LinearArgs):
-    activation: Literal[FUSABLE]  # type: ignore[valid-type]
+    activation: Literal[FUSABLE] | None = None  # type: ignore[valid-type]
 
 
 def _then_activation(run):
     """The layer's meaning, then its activation's (with the activation's default arguments)."""
 
     def fused(m, a: dict, t: TensorType, xs: list, training: bool):
+        y = run(m, a, t, xs, training)
+        if a["activation"] is None:
+            return y
         act = REGISTRY[a["activation"]]
-        return act.run(None, act.args().model_dump(), t, [run(m, a, t, xs, training)], training)
+        return act.run(None, act.args().model_dump(), t, [y], training)
 
     return fused
+
+
+def _saves(a: dict, inputs: tuple, output: tuple) -> Saves:
+    return BOTH if a["activation"] is not None else INPUT  # with an activation, its input too (as large as the output)
+
+
+def _then(a: dict) -> str:
+    return "" if a["activation"] is None else f", {a['activation']}"
 
 
 _register(OpKind(
     "conv_act", ConvActArgs, _conv_shape, module="_ConvAct2d", in_arg=True, channels_from="out_channels",
     params=_conv_params, macs=_conv_macs, make=_conv_make, run=_then_activation(_conv_run),
-    doc=f"a conv and the activation after it ({', '.join(FUSABLE)}), computed together in inference on the CPU",
-    label=lambda a: f"{_conv_label(a)}, {a['activation']}", saves=BOTH))  # the activation's input is as large
+    doc=f"a conv and the activation after it ({', '.join(FUSABLE)}), if any, computed together in inference on the "
+        "CPU, with the weights kept in oneDNN's layout for the input's size",
+    label=lambda a: _conv_label(a) + _then(a), saves=_saves, packs=True))
 _linear = REGISTRY["linear"]
 _register(OpKind(
     "linear_act", LinearActArgs, _linear_shape, layouts=_linear.layouts, module="_LinearAct", in_arg=True,
     channels_from="out_features", params=_linear.params, macs=_linear.macs, make=_linear_make,
     run=_then_activation(_linear_run),
-    doc=f"a linear layer and the activation after it ({', '.join(FUSABLE)}), computed together in inference on the "
-        "CPU",
-    label=lambda a: f"linear {a['out_features']}, {a['activation']}", saves=BOTH))
+    doc=f"a linear layer and the activation after it ({', '.join(FUSABLE)}), if any, computed together in inference "
+        "on the CPU",
+    label=lambda a: f"linear {a['out_features']}{_then(a)}", saves=_saves))

@@ -144,44 +144,63 @@ HELPERS = {
 }
 
 
-def _fused(cls: str, base: str, what: str, onednn: str, call: str) -> str:
+def _fused(cls: str, base: str, what: str, onednn: str, call: str, weight: str = "self.weight", extra: str = "") -> str:
     """A fused layer's class (``_ConvAct2d``, ``_LinearAct``), its tables read off the registry: each fusable
-    activation's oneDNN post-op, and the function that computes it where the layer runs on its own."""
+    activation's oneDNN post-op, and the function that computes it where the layer runs on its own. ``weight``: the
+    weights the oneDNN call takes, made by a method of ``extra``."""
     post_ops = "".join(f'        "{name}": ("{k.post_op[0]}", {list(k.post_op[1])}, "{k.post_op[2]}"),\n'
                        for name in FUSABLE for k in [REGISTRY[name]])
     functions = "".join(f'        "{name}": {REGISTRY[name].functional},\n' for name in FUSABLE)
     return f'''class {cls}({base}):
-    """A {what} and the activation after it. In inference on the CPU (float32, no gradients), oneDNN
-    applies the activation as the layer writes its output: one pass over the tensor instead of two.
-    Elsewhere, the layer and then the activation.
+    """A {what} and the activation after it, if any. In inference on the CPU (float32, no gradients, not
+    compiling), oneDNN applies the activation as the layer writes its output: one pass over the tensor
+    instead of two. Elsewhere, the layer and then the activation.
     """
 
     POST_OPS = {{
+        None: ("none", [], ""),
 {post_ops}    }}
     FUNCTIONS = {{
 {functions}    }}
 
-    def __init__(self, *args, activation: str, **kwargs) -> None:
+    def __init__(self, *args, activation: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.activation = activation
         self.onednn = {onednn}
+        self.packed = None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.onednn and not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32:
+        if (self.onednn and not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+                and not torch.compiler.is_compiling()):
             attr, scalars, algorithm = self.POST_OPS[self.activation]
-            return {call}
-        return self.FUNCTIONS[self.activation](super().forward(x))'''
+            return {call.format(weight=weight)}
+        x = super().forward(x)
+        return x if self.activation is None else self.FUNCTIONS[self.activation](x){extra}'''
 
 
 HELPERS["_ConvAct2d"] = _fused(
     "_ConvAct2d", "nn.Conv2d", "conv", 'torch.backends.mkldnn.is_available() and self.padding_mode == "zeros"',
     "torch.ops.mkldnn._convolution_pointwise(\n"
-    "                x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, attr, scalars,\n"
-    "                algorithm,\n"
-    "            )")
+    "                x, {weight}, self.bias, self.padding, self.stride, self.dilation, self.groups,\n"
+    "                attr, scalars, algorithm,\n"
+    "            )", weight="self.packed_weight(x)", extra='''
+
+    def packed_weight(self, x: Tensor) -> Tensor:
+        """The weights in oneDNN's blocked layout for inputs of x's size: made on the first such input, and again
+        when the size or the weights change (an inference copy beside the parameter, which stays as it is)."""
+        key = (tuple(x.shape), self.weight.data_ptr(), self.weight._version)
+        if self.packed is None or self.packed[0] != key:
+            weight = torch.ops.mkldnn._reorder_convolution_weight(
+                self.weight, self.padding, self.stride, self.dilation, self.groups, list(x.shape)
+            )
+            self.packed = (key, weight)
+        return self.packed[1]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "packed": None}  # oneDNN's copy cannot be saved: it is made again when needed''')
 HELPERS["_LinearAct"] = _fused(
     "_LinearAct", "nn.Linear", "linear layer", "torch.backends.mkldnn.is_available()",
-    "torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, scalars, algorithm)")
+    "torch.ops.mkldnn._linear_pointwise(x, {weight}, self.bias, attr, scalars, algorithm)")
 HELPERS.update(WINDOW_HELPERS)
 HELPERS.update(PARTITION_HELPERS)
 HELPERS.update(NUMERIC_HELPERS)
