@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from ..ops import REGISTRY
 from ..ops.base import BOTH, INPUTS, NOTHING, OUTPUT, Saves
 from ..sema.graph import Graph, OpNode
+from .python.emit_forward_merge import ADDS_IN_PLACE_AFTER  # the code generator adds in place after these
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
-# Kinds whose output is a new tensor that their backward does not read: the generated ``out += identity`` after one
-# adds in place (emit_forward_merge's rule)
-_ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
 # Views that leave their input's elements where they are only if it is contiguous (a copy otherwise), and views
 # whose output is not contiguous
 _RESHAPES = {"reshape", "flatten", "flatten_dims"}
@@ -85,7 +83,7 @@ def _in_place(op: OpNode, producer: OpNode, uses: int) -> bool:
     if uses != 1 or producer.op == "input" or producer.scope != op.scope:
         return False
     if op.op == "add":
-        return producer.op in _ADDS_IN_PLACE_AFTER
+        return producer.op in ADDS_IN_PLACE_AFTER
     kind = REGISTRY.get(op.op)
     if kind is None or not kind.inplace or (kind.inplace_if is not None and not kind.inplace_if(op.args)):
         return False

@@ -11,7 +11,7 @@ from .emit import creates_modules, plain, static_name
 from .irbuild import if_, loop_target, read_attribute
 
 # Layers whose output is a new tensor that their backward does not read: adding into it in place is safe.
-_ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
+ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
 
 
 class MergeForward:
@@ -186,7 +186,7 @@ class MergeForward:
             return False  # the shortcut reads this very output
         if self.ctx.op_params.get(last.func) == "width":  # a norm a parameter holds: as torchvision's norm_layer
             return True
-        return last.func in _ADDS_IN_PLACE_AFTER and last.func not in self.blocks
+        return last.func in ADDS_IN_PLACE_AFTER and last.func not in self.blocks
 
     def _residual_body(self, body, var: str, w: list, out: str, taps, sc) -> bool:
         cur, fresh = var, False
