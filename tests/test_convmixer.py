@@ -52,11 +52,13 @@ def test_768_32_matches_timm():
     assert_static_shapes(s, variant, model, x, size=SIZE[variant])
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 def test_starts_as_timm_does_seed_for_seed():
     # timm leaves every layer at PyTorch's default: the same modules made in the same order draw the same tensors
     assert starts_as_timm(spec("convmixer"), "convmixer_768_32")
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize(("old", "new"), [
     ("    residual {\n", "    seq {\n"),  # no skip around the depthwise conv
     ("    conv(dim, 1)\n    activation\n    batchnorm\n",

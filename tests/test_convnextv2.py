@@ -128,6 +128,7 @@ NORM = "vector_norm(x, (1, 2), keepdim = true)"
 SKIP = "let y = x + bias(weight(x * nx))"
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize(("old", "new", "conv_mlp"), [
     (NORM, "vector_norm(x, -1, keepdim = true)", False),  # over the channels, not the map
     ("mean(gx, -1, keepdim = true)", "mean(gx, 1, keepdim = true)", False),  # the mean over a spatial axis
@@ -144,6 +145,7 @@ def test_a_changed_grn_no_longer_matches(old, new, conv_mlp, tmp_path):
         zoo.compare(model, small_reference(conv_mlp), image(size=64))
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 def test_a_changed_initialisation_starts_elsewhere(tmp_path):
     mutated = zoo.mutated_spec("convnextv2", "init conv.weight = trunc_normal_timm(std = 0.02)",
                                "init conv.weight = trunc_normal(std = 0.02)", tmp_path)  # torch's, not timm's

@@ -33,11 +33,13 @@ def test_small_matches_timm():
     assert_static_shapes(s, variant, model, x)
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize("variant", fast_tier(["mixer_s32_224", "mixer_b16_224"], {"mixer_s32_224"}))
 def test_starts_as_timm_does_seed_for_seed(variant):
     assert starts_as_timm(spec("mlp_mixer"), variant)
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize(("old", "new"), [
     ("transpose(mlp_tokens(transpose(norm1(x), 1, 2)), 1, 2)", "norm1(transpose(mlp_tokens(transpose(x, 1, 2)), 1, 2))"),
     ("let y = t + mlp_channels(norm2(t))", "let y = x + mlp_channels(norm2(t))"),  # the wrong skip
@@ -50,6 +52,7 @@ def test_a_changed_mixer_no_longer_matches(old, new, tmp_path):
         zoo.compare(model, reference("mixer_s32_224", draw), image())
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 def test_the_initialisation_rule_is_what_makes_it_seed_for_seed(tmp_path):
     s = zoo.mutated_spec("mlp_mixer", "init linear.weight = xavier_uniform()", "init linear.weight = xavier_normal()",
                          tmp_path)

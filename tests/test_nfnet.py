@@ -90,6 +90,7 @@ def test_the_interpreter_computes_ws_conv_from_its_definition():
     assert (ours - theirs).abs().max() <= 1e-5 * theirs.abs().max()
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 def test_starts_as_timm_does_seed_for_seed():
     ours, theirs = tiny(seed=7).state_dict(), tiny_timm(seed=7).state_dict()
     assert list(ours) == list(theirs)
@@ -97,6 +98,7 @@ def test_starts_as_timm_does_seed_for_seed():
     assert not torch.equal(ours["stages.1.1.conv3.gain"], torch.ones_like(ours["stages.1.1.conv3.gain"]))
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 def test_without_the_zero_gain_rule_it_no_longer_starts_as_timm(tmp_path):
     s = mutated("    init TransitionBlock.conv3.gain = 0\n", "", tmp_path)
     ours, theirs = tiny(s, seed=7).state_dict(), tiny_timm(seed=7).state_dict()
@@ -113,6 +115,7 @@ MUTATIONS = [
 ]
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize(("old", "new"), MUTATIONS)
 def test_a_changed_network_no_longer_matches(old, new, tmp_path):
     s = mutated(old, new, tmp_path)

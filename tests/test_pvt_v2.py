@@ -32,11 +32,13 @@ def test_b0_matches_timm():
     assert_static_shapes(s, "pvt_v2_b0", model, x)
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize("variant", ["pvt_v2_b0", "pvt_v2_b2"])
 def test_starts_as_timm_does_seed_for_seed(variant):
     assert starts_as_timm(spec("pvt_v2"), variant)
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize(("old", "new"), [
     ("scaled_dot_product_attention(queries, keys, values)", "scaled_dot_product_attention(queries, values, keys)"),
     ("let keys = transpose(select(pairs, 2, 0), 1, 2)", "let keys = transpose(select(pairs, 2, 1), 1, 2)"),
@@ -47,6 +49,7 @@ def test_a_changed_attention_no_longer_matches(old, new, tmp_path):
         zoo.compare(s.build("pvt_v2_b0"), reference("pvt_v2_b0", draw), image())
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 def test_a_changed_initialisation_starts_elsewhere(tmp_path):
     s = zoo.mutated_spec("pvt_v2", "trunc_normal_timm(std = 0.02)", "trunc_normal(std = 0.02)", tmp_path)
     assert not starts_as_timm(s, "pvt_v2_b0")

@@ -34,11 +34,13 @@ def test_small_matches_timm():
     assert_static_shapes(s, "resmlp_12_224", model, x)
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize("variant", ["resmlp_12_224", "resmlp_24_224"])
 def test_starts_as_timm_does_seed_for_seed(variant):
     assert starts_as_timm(spec("resmlp"), variant)
 
 
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 @pytest.mark.parametrize(("old", "new"), [
     ("let t = x + ls1(", "let t = ls1(x) + ls1("),  # not a reason to fail compiling: applied twice is an error
     ("alpha = learned_scale((1, 1, dim), init = 1)", "alpha = learned_scale((1, 1, dim), init = 1.5)"),
