@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from specgen_expr import Exprs, definitions
 from specgen_flow import FlowMix
 from specgen_mix import RESERVED_CLASSES, SHADOW_CLASSES, SHADOW_PARAMS, Mix
+from specgen_nd import NdMix
 
 from archc.ops.fused import FUSABLE
 
@@ -32,10 +33,11 @@ class T:
     c: int
     h: int = 1
     w: int = 1
+    d: int = 1  # a volume's depth
 
 
 @dataclass
-class Gen(Mix, FlowMix):
+class Gen(Mix, FlowMix, NdMix):
     choose: object
     lines: list[str] = field(default_factory=list)
     names: int = 0
@@ -166,6 +168,8 @@ class Gen(Mix, FlowMix):
             return self.channels_last(t, numbered)
         if t.layout == "LD":
             return self.tokens(t, depth, numbered)
+        if t.layout in ("CL", "CDHW"):
+            return self.nd_statement(t, numbered)
         options = ["conv", "bn", "act", "pool", "ln", "block", "drop", "permute"]
         if self.main and t.h > 0:
             options.append("tap")
@@ -486,10 +490,19 @@ class Gen(Mix, FlowMix):
         params = ", ".join(f"{k} = {self.lit(v)}" for k, v in {"flag": True, **self.fixed}.items())
         dims = self.pick([f"{size} x {size}", f"({self.x_int(size)}) x {size}"] + (["res x res"] if "res" in self.fixed else []))
         start, shape = T("CHW", 3, size, size), f"3 x {dims}"
-        if self.chance(8):  # a network of tokens: L x D in (the generated class sizes its layers by D)
-            start = T("LD", self.choose(2, 12), self.choose(1, 9))
-            shape = f"{start.h} x {start.c}"
-        body, t = self.statements(start, depth=2, budget=6)
+        nd = tokens = False
+        if self.chance(8):  # a network of tokens, a signal or a volume
+            nd, tokens = (True, False) if self.chance(40) else (False, True)
+        if nd:  # a signal or a volume, through the 1-D or 3-D convolutions
+            start, shape = self.nd_start()
+            body, t = self.nd_conv(start, False)  # a signal is C x L where the first layer takes one
+            more, t = self.statements(t, depth=2, budget=5)
+            body += more
+        else:
+            if tokens:  # a network of tokens: L x D in (the generated class sizes its layers by D)
+                start = T("LD", self.choose(2, 12), self.choose(1, 9))
+                shape = f"{start.h} x {start.c}"
+            body, t = self.statements(start, depth=2, budget=6)
         if t.layout == "HWC":
             body.append("permute([0, 3, 1, 2])")
             t = T("CHW", t.c, t.h, t.w)
@@ -514,6 +527,8 @@ class Gen(Mix, FlowMix):
             body.append("net_act = act")
         if t.layout == "CHW":
             body.append(self.pick(["global_avgpool", "flatten", "adaptive_avgpool(1); flatten"]))
+        if t.layout in ("CL", "CDHW"):
+            body.append(self.nd_head(t))
         body.append("fc_out = linear(num_classes)")
         body += self.network_rules(body)
         if act is not None:
@@ -524,8 +539,8 @@ class Gen(Mix, FlowMix):
         lines.append(f"variant {variant} = {net}({'' if act is None else f'act = {act}'})")
         if self.chance(40) and not self.flag_shapes:
             lines.append(f"variant n_off = {net}(flag = false)")
-        if self.chance(25) and not side:  # the network twice, averaged
-            lines += ["network E(num_classes = 5) {", f"    input {shape if start.layout == 'LD' else f'3 x {size} x {size}'}",
+        if self.chance(25) and not side and start.layout != "CL":  # the network twice, averaged
+            lines += ["network E(num_classes = 5) {", f"    input {shape if start.layout != 'CHW' else f'3 x {size} x {size}'}",
                       "    ensemble {", f"        first = {net}(num_classes = num_classes)",
                       f"        second = {net}(true, num_classes)", "    }", "}", "variant e = E()"]
         return "\n".join(definitions(self.exprs.functions) + lines) + "\n"

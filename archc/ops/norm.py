@@ -100,7 +100,7 @@ class LRNArgs(Args):
 def _batchnorm_make(a: dict, t: TensorType):
     from torch import nn
 
-    cls = nn.BatchNorm2d if t.layout == "CHW" else nn.BatchNorm1d
+    cls = {"CHW": nn.BatchNorm2d, "CDHW": nn.BatchNorm3d}.get(t.layout, nn.BatchNorm1d)
     return cls(t.features, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
 
 
@@ -178,10 +178,11 @@ def _lrn_saves(a: dict, ins: tuple, out: tuple) -> Saves:
 
 
 _register(OpKind(
-    "batchnorm", BatchNormArgs, _same, layouts=("CHW", "F"), module="nn.BatchNorm2d",
-    modules={"F": "nn.BatchNorm1d"}, in_arg=True, params=lambda a, t: 2 * t.features if a.affine else 0,
+    "batchnorm", BatchNormArgs, _same, layouts=("CHW", "F", "CL", "CDHW"), module="nn.BatchNorm2d",
+    modules={"F": "nn.BatchNorm1d", "CL": "nn.BatchNorm1d", "CDHW": "nn.BatchNorm3d"}, in_arg=True,
+    params=lambda a, t: 2 * t.features if a.affine else 0,
     folds_into=("conv", "linear"), make=_batchnorm_make, run=_batchnorm_run, value=True,
-    doc="batch normalisation over channels (or features, after flatten)",
+    doc="batch normalisation over channels (of a map, a C x L signal or a volume; or features, after flatten)",
     saves=lambda a, ins, out: Saves((0,), fixed=((2 * out[0], 4),)),  # and the batch's mean and 1 / deviation
     buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8))))  # running mean and variance, step count
 _register(OpKind(
@@ -259,7 +260,7 @@ _register(OpKind(
     eval_identity=True, run=_dropout_run, doc="dropout, active in training mode only",
     label=lambda a: f"dropout {a['p']}", saves=_dropout_saves))
 _register(OpKind(
-    "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD"), module="nn.Flatten",
+    "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD", "CL", "CDHW"), module="nn.Flatten",
     functional="torch.flatten", functional_extra=("1",), flattens=True, view=True,
     run=lambda m, a, t, xs, training: xs[0].reshape(xs[0].shape[0], -1), doc="C x H x W -> C*H*W features",
     saves=NOTHING))

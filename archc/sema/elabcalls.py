@@ -249,6 +249,10 @@ def _layout_hint(kind: OpKind, layout: str) -> str | None:
         return "turn the tokens back into a map first: to_map(height, width)"
     if layout == "CHW" and kind.layouts == ("LD",):
         return "make the map a token sequence first: to_tokens"
+    if kind.layouts == ("CDHW",):
+        return "a volume is an input of four sizes, 'input C x D x H x W'; a C x H x W map takes the 2-D op"
+    if kind.layouts == ("CL",):
+        return "a signal is an input of two sizes, 'input C x L', whose first layer is a 1-D op; a map takes the 2-D op"
     return None
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from ..errors import SpecError, SpecErrors, did_you_mean
 from ..lang import nodes as n
 from ..lang.loader import Program
+from ..ops import REGISTRY
 from .elabcalls import _MISSING, CallElaboration, Fatal
 from .elabflow import FlowElaboration
 from .elabstruct import StructureElaboration
@@ -77,9 +78,10 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
                 raise SpecError(f"input sizes must be positive integers, got {show(d)}", e.span)
         if input_size is not None:
             dims = _resized(dims, tuple(input_size), net)
-        layout = {1: "F", 2: "LD", 3: "CHW"}.get(len(dims))
+        layout = input_layout(net)
         if layout is None:
-            raise SpecError(f"input must be C x H x W (or F, or L x D tokens), got {len(dims)} sizes", net.input_span)
+            raise SpecError(f"input must be C x H x W (or F, L x D tokens, a C x L signal or a C x D x H x W volume), "
+                            f"got {len(dims)} sizes", net.input_span)
         inp_type = TensorType(tuple(dims), layout)
         inp = self.graph.add(OpNode(id="input", name=None, op="input", args={}, in_shapes=(), shape=inp_type.shape,
                                     layout=layout, span=net.input_span), [])
@@ -351,6 +353,19 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
                       side=frame.side, span=span, learned=learned, inputs=tuple(i.node for i in inputs),
                       in_layouts=in_layouts)
         return graph.add(node, list(node.inputs))
+
+
+def input_layout(net: n.NetworkDef) -> str | None:
+    """The layout of the network's input, by its number of sizes: flat features, L x D tokens, a C x H x W map, a
+    C x D x H x W volume. Two sizes are a C x L signal instead of tokens where the network's first layer (or its
+    first seq's) takes a signal and not tokens (conv1d, the 1-D pools): a network that reads tokens is unchanged."""
+    if len(net.input) != 2:
+        return {1: "F", 3: "CHW", 4: "CDHW"}.get(len(net.input))
+    first = net.body[0] if net.body else None
+    while isinstance(first, n.Seq) and first.body:
+        first = first.body[0]
+    kind = REGISTRY.get(first.func) if isinstance(first, n.Layer) else None
+    return "CL" if kind is not None and kind.layouts and "CL" in kind.layouts and "LD" not in kind.layouts else "LD"
 
 
 def _resized(dims: list, size: tuple[int, ...], net: n.NetworkDef) -> list:

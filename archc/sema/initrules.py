@@ -285,7 +285,7 @@ def layer_sizes(node: OpNode) -> dict[str, object]:
     if node.op == "linear":
         return {"in_features": shape[-1], "out_features": a["out_features"], "fan_in": shape[-1],
                 "fan_out": a["out_features"]}
-    features = node.shape[0] if node.layout in ("CHW", "F") else node.shape[-1]
+    features = node.shape[0] if node.layout in ("CHW", "F", "CL", "CDHW") else node.shape[-1]
     return {"num_features": features, "normalized_shape": (features,)}
 
 

@@ -3,6 +3,8 @@
 A layout is a string of dimension letters in memory order after the batch dimension:
 
 - ``CHW``: a feature map, N x C x H x W (what convolutions and pools take);
+- ``CL``, ``CDHW``: a 1-D signal, N x C x L, and a volume, N x C x D x H x W (what the 1-D and 3-D
+  convolutions and pools take);
 - ``HWC``: a channels-last feature map, N x H x W x C (linear layers and LayerNorm act on C);
 - ``F``: flat features, N x F (after ``flatten``);
 - ``LD``: a token sequence, N x L x D (length L, D features per token);
@@ -47,16 +49,20 @@ class _ByLayout(dict):
         raise KeyError(layout)
 
 
-FEATURE_DIM = _ByLayout({"CHW": "C", "HWC": "C", "F": "F", "LD": "D", "GLD": "D"}, lambda rank: ".")
+FEATURE_DIM = _ByLayout({"CHW": "C", "CL": "C", "CDHW": "C", "HWC": "C", "F": "F", "LD": "D", "GLD": "D"},
+                        lambda rank: ".")
 NAMES = _ByLayout({
     "CHW": "a C x H x W feature map",
+    "CL": "a C x L signal",
+    "CDHW": "a C x D x H x W volume",
     "HWC": "a channels-last H x W x C feature map",
     "F": "flat features",
     "LD": "an L x D token sequence",
     "GLD": "G groups of L x D tokens",
 }, lambda rank: f"a tensor of {rank} dimensions")
 # What a shape comment and an error show after the sizes; the default layouts show nothing.
-SUFFIX = _ByLayout({"CHW": "", "F": "", "HWC": " (channels last)", "LD": " (tokens)", "GLD": " (groups of tokens)"},
+SUFFIX = _ByLayout({"CHW": "", "CL": "", "CDHW": "", "F": "", "HWC": " (channels last)", "LD": " (tokens)",
+                    "GLD": " (groups of tokens)"},
                    lambda rank: " (tensor)")
 
 

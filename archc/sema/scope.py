@@ -45,6 +45,9 @@ class Tensor:
         t = self.type
         if t.layout in ("CHW", "HWC"):
             return TensorInfo(t.size("C"), t.size("H"), t.size("W"), kind=f"{t.describe()} ({t.layout})")
+        if t.layout in ("CL", "CDHW"):
+            return TensorInfo(t.size("C"), t.size("H"), t.size("W"), length=t.size("L"),
+                              kind=f"{t.describe()} ({NAMES[t.layout]})")
         if t.layout == "F":
             return TensorInfo(None, features=t.shape[0], kind="a flat tensor")
         if is_generic(t.layout):

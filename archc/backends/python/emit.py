@@ -13,6 +13,7 @@ import keyword
 from ...lang import nodes as n
 from ...lang.loader import GENERATED_IMPORTS
 from ...ops import REGISTRY
+from ...sema.elaborate import input_layout
 from ...sema.expr import Evaluator
 from ...sema.exprfold import fold, is_literal
 from ...sema.layout import SUFFIX
@@ -50,8 +51,8 @@ class Namespace:
 
 def input_features(net: n.NetworkDef) -> n.Expr:
     """The size of the network input's feature dimension: a map's channels (C x H x W), flat features, or the D
-    of L x D tokens."""
-    return net.input[1] if len(net.input) == 2 else net.input[0]
+    of L x D tokens (the C of a C x L signal)."""
+    return net.input[1] if input_layout(net) == "LD" else net.input[0]
 
 
 def shape_comment(types: list) -> str:

@@ -132,7 +132,8 @@ class ForwardEmitter(MergeForward):
                 ctx.stored.add("in_channels")
                 return self._run_time_value(ir.Attr(SELF, "in_channels"))
             layouts = {t.layout for t, _ in self.info.get(self.current)} if self.current is not None else set()
-            axis = 1 if not layouts or layouts == {"CHW"} else -1 if layouts <= {"HWC", "F", "LD", "GLD"} else None
+            first, last = {"CHW", "CL", "CDHW"}, {"HWC", "F", "LD", "GLD"}  # where the layouts keep the channels
+            axis = 1 if not layouts or layouts <= first else -1 if layouts <= last else None
             if axis is None:
                 raise SpecError(f"'out.channels' sees tensors of different layouts here ({', '.join(sorted(layouts))})",
                                 ref.span)

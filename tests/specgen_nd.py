@@ -1,0 +1,68 @@
+"""The spec generator's signals and volumes: a network whose input is a C x L signal or a C x D x H x W volume,
+through the 1-D or 3-D convolutions and pools, batch norm, activations and dropout (a mixin of ``specgen.Gen``).
+The spatial sizes ride in ``T.h`` (a signal's length; a volume's height), ``T.w`` and ``T.d``."""
+
+from __future__ import annotations
+
+
+class NdMix:
+    def nd_start(self):
+        """The input: its type and how the network writes it."""
+        from specgen import T
+
+        if self.chance(50):
+            t = T("CL", self.choose(1, 6), self.choose(3, 24))
+            return t, f"{t.c} x {t.h}"
+        t = T("CDHW", self.choose(1, 4), self.choose(2, 7), self.choose(2, 7), self.choose(1, 5))
+        return t, f"{t.c} x {t.d} x {t.h} x {t.w}"
+
+    def nd_spatial(self, t) -> list[int]:
+        return [t.h] if t.layout == "CL" else [t.d, t.h, t.w]
+
+    def nd_typed(self, t, c: int, sizes: list[int]):
+        from specgen import T
+
+        if t.layout == "CL":
+            return T("CL", c, sizes[0])
+        d, h, w = sizes
+        return T("CDHW", c, h, w, d)
+
+    def nd_conv(self, t, numbered: bool):
+        rank = 1 if t.layout == "CL" else 3
+        c = self.choose(1, 12)
+        k = self.pick([1, 3]) if min(self.nd_spatial(t)) >= 3 else 1
+        s = self.pick([1, 1, 2])
+        groups = self.pick([g for g in (1, 2, 3) if t.c % g == 0 and c % g == 0])
+        sizes = [(n + 2 * (k // 2) - k) // s + 1 for n in self.nd_spatial(t)]
+        bias = self.pick(["true", "false"])
+        return [f"{self.name('conv')} = conv{rank}d({c}, {k}, {s}, padding = {k // 2}, groups = {groups}, "
+                f"bias = {bias})"], self.nd_typed(t, c, sizes)
+
+    def nd_pool(self, t, numbered: bool):
+        rank = 1 if t.layout == "CL" else 3
+        sizes = self.nd_spatial(t)
+        kind = self.pick(["max", "avg", "adaptive"]) if min(sizes) >= 2 else "adaptive"
+        if kind == "adaptive":
+            size = self.pick([1, 2])
+            return [f"adaptive_avgpool{rank}d({size})"], self.nd_typed(t, t.c, [size] * len(sizes))
+        ceil = self.pick(["true", "false"])
+        out = [-(-(n - 2) // 2) + 1 if ceil == "true" else (n - 2) // 2 + 1 for n in sizes]
+        out = [o - ((o - 1) * 2 >= n) if ceil == "true" else o for o, n in zip(out, sizes)]
+        return [f"{self.named(numbered, 'pool') if self.chance(30) else ''}{kind}pool{rank}d(2, ceil_mode = {ceil})"], \
+            self.nd_typed(t, t.c, out)
+
+    def nd_statement(self, t, numbered: bool):
+        kind = self.pick(["conv", "conv", "pool", "pool", "bn", "act", "drop"])
+        if kind == "conv":
+            return self.nd_conv(t, numbered)
+        if kind == "pool":
+            return self.nd_pool(t, numbered)
+        if kind == "bn":
+            return [f"{self.named(numbered, 'bn')}batchnorm(eps = 0.001)"], t
+        if kind == "act":
+            return self.s_act(t, 0, numbered)
+        return self.s_drop(t, 0, numbered)
+
+    def nd_head(self, t) -> str:
+        rank = 1 if t.layout == "CL" else 3
+        return self.pick(["flatten", f"adaptive_avgpool{rank}d(1); flatten"])
