@@ -196,3 +196,37 @@ variant net = Net()
 """).source()
     taps = source[source.index("def forward_taps"):]
     assert "for i, (s, c) in enumerate(rows):" in source and "for i, _ in enumerate(rows):" in taps
+
+
+TOKENS = """network T(patch = 4) {
+    input 3 x 32 x 32
+    if patch == 4 { embed = conv(8, 4, stride = 4) } else { embed = conv(8, 8, stride = 8) }
+    to_tokens
+    cls = prepend_token
+    norm = layernorm
+    tap
+    select_token(0)
+    head = linear(10)
+}
+variant four = T()
+variant eight = T(8)
+"""
+
+
+def test_a_tap_on_tokens_gives_their_map(tmp_path):
+    """The class token dropped, the others as the patch grid's map, the grid following the input's size."""
+    model, graph = backbone(tmp_path, TOKENS)
+    assert model.feature_info.reduction() == [4] and graph.taps["norm"].reduction == 4
+    model.eval()
+    for side in (32, 48):
+        x = torch.randn(2, 3, side, side)
+        tokens = model.norm(torch.cat([model.cls.expand(2, -1, -1), model.embed(x).flatten(2).transpose(1, 2)], 1))
+        (got,) = model(x)
+        assert got.shape == (2, 8, side // 4, side // 4)
+        torch.testing.assert_close(got, tokens[:, 1:].transpose(1, 2).reshape(2, 8, side // 4, side // 4))
+
+
+def test_an_if_per_patch_size_keeps_each_reduction(tmp_path):
+    s = load(tmp_path, TOKENS)
+    assert [t.reduction for t in s.graph("eight").taps.values()] == [8]
+    assert "reduction *= 8" in s.source() and "reduction *= 4" in s.source()

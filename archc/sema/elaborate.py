@@ -23,9 +23,10 @@ from .elabstruct import StructureElaboration
 from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
 from .graph import MAX_NODES, Graph, OpNode, ScopeInfo, Tap
 from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
-from .layout import TensorType, stride_factor
+from .layout import TensorType
 from .memo import Recording
 from .scope import Frame, Scope, Tensor, check_name, show
+from .taps import step_stride
 from .values import BlockRef, Function, Iteration, TensorInfo, type_name
 
 MAX_ERRORS = 20  # distinct errors reported for one variant
@@ -162,7 +163,7 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
                             hint=f"apply it in a block with named tensors: 'm = {name}(...)', then "
                                  f"'let {', '.join(f'y{i + 1}' for i in range(len(out)))} = m(x)'")
         if on_main and self.reduction is not None:  # a layer or branch on the main path: its stride counts
-            factor = stride_factor(x.type, out.type)
+            factor = step_stride(x.type, out.type)
             self.reduction = None if factor is None else self.reduction * factor
         if kind in ("Layer", "Seq") and stmt.target is not None:
             name = self.target_name(stmt.target, frame, x)
@@ -264,9 +265,9 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
     def _Tap(self, stmt: n.Tap, frame: Frame, x: Tensor) -> Tensor:
         if not frame.main:
             return x  # a network called as a layer (an ensemble's member): its taps are its own
-        if x.type.layout not in ("CHW", "HWC"):
-            raise SpecError(f"a tap marks a feature map (C x H x W); the tensor here is {x.info().kind}", stmt.span,
-                            hint="tap before the layers that flatten or pool the map away")
+        if x.type.layout not in ("CHW", "HWC", "LD"):
+            raise SpecError(f"a tap marks a feature map (C x H x W) or tokens; the tensor here is {x.info().kind}",
+                            stmt.span, hint="tap before the layers that flatten or pool the map away")
         if stmt.target is not None:
             name = frame.scope.child(self.target_name(stmt.target, frame, x, dotted=True))
         elif frame.last_named is not None and frame.last_named[1] == x.node:
@@ -278,8 +279,21 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             raise SpecError(f"tap '{name}' is defined twice", stmt.span)
         if self.reduction is None:
             raise SpecError("the stride up to this tap is unknown: a layer before it flattens the map", stmt.span)
+        if x.type.layout == "LD":
+            self._token_grid(stmt, x.type)
         self.graph.taps[name] = Tap(name, x.node, self.reduction, stmt.span)
         return x
+
+    def _token_grid(self, stmt: n.Tap, tokens: TensorType) -> None:
+        """A tap on tokens gives the map of the last h·w of them, h and w the input's height and width over the
+        reduction: there must be that many."""
+        inp = self.graph.node(self.graph.input)
+        if inp.layout != "CHW":
+            raise SpecError("a tap on tokens needs a C x H x W input, whose grid the tokens follow", stmt.span)
+        h, w = inp.shape[1] // self.reduction, inp.shape[2] // self.reduction
+        if not 0 < h * w <= tokens.shape[0]:
+            raise SpecError(f"a tap on tokens makes a {h} x {w} map of the last {h * w} tokens (the input over the "
+                            f"reduction {self.reduction}); there are {tokens.shape[0]}", stmt.span)
 
     def eval(self, e: n.Expr, frame: Frame, x: Tensor):
         def tensors(which: str, span: n.Span) -> TensorInfo:

@@ -41,23 +41,34 @@ class TapsEmitter(PartEmitter):
         self.inlined = False  # inside a seq run child by child
         self.final = final_path(ctx.d.body, self.holders)  # the seqs whose last tap is the network's last
         self.features = ir.Name(self.fwd_ns.create("features"))
+        self.size: ir.Name | None = None  # the input's height and width, for the taps on tokens
 
     def emit(self) -> list[ir.Node]:
         body: list[ir.Node] = [ir.Assign(self.features, ir.List(()), annotation="list[Tensor]")]
         self.fwd_body(upto_last_tap(self.ctx.d.body, self.holders), "x", False, body, None)
+        if self.size is not None:
+            body.insert(0, ir.Assign(self.size, ir.Index(ir.attr("x.shape"), ir.Slice(ir.const(-2)))))
         body.append(ir.Return(self.features))
         return self.hoist(prune_lets(body))
 
     def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: list, taps: dict | None,
                 dest: str | None = None) -> tuple[str, bool]:
         if isinstance(stmt, n.Tap):
-            w.append(ir.Expr(ir.call(ir.Attr(self.features, "append"), ir.Name(var))))
+            w.append(ir.Expr(ir.call(ir.Attr(self.features, "append"), self._tapped(stmt, var))))
             return var, False
         if self.inlined:
             self._check_inlined(stmt)
         if isinstance(stmt, n.Seq) and stmt.target is not None and stmt in self.holders:
             return self._inline(stmt, var, w, dest or var)
         return super().fwd_one(stmt, var, fresh, w, taps, dest)
+
+    def _tapped(self, stmt: n.Tap, var: str) -> ir.Node:
+        """The map at a tap: the tensor itself, or tokens as the map of their grid (``_token_map``)."""
+        if not any(t.layout == "LD" for t, _ in self.ctx.info.get(stmt)):
+            return ir.Name(var)
+        self.size = self.size or ir.Name(self.fwd_ns.create("size"))
+        info = ir.Index(ir.attr("self.feature_info"), ir.call("len", self.features))
+        return ir.call("_token_map", ir.Name(var), self.size, ir.Index(info, ir.const("reduction")))
 
     def _inline(self, stmt: n.Seq, var: str, w: list, dest: str) -> tuple[str, bool]:
         owner, inlined = self.owner, self.inlined

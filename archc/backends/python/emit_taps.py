@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ...errors import SpecError
 from ...lang import nodes as n
-from ...sema.layout import stride_factor
+from ...sema.taps import step_stride
 from . import ir
 from .irbuild import interpolated
 
@@ -34,14 +34,26 @@ class TapState:
 
 class TapTracker:
     def __init__(self, body: list[n.Stmt], info, lower, local):
+        self.info = info
         self.holders = n.tap_holders(body)
+        self.holders |= self._varying(body)
         last = max((i for i, s in enumerate(body) if isinstance(s, n.Tap) or s in self.holders), default=-1)
         self.after_last = {s for s in body[last + 1:]}  # the network's head: its strides matter to no tap
-        self.info = info
         self.lower = lower  # an expression of the spec -> its IR in __init__
         self.local = local  # a free local name for the running reduction, made when first needed
         self.var: str | None = None
         self.state = TapState()
+
+    def _varying(self, stmts: list[n.Stmt]) -> set:
+        """The ifs of the main path whose runs change the stride differently (a patch embedding per patch size):
+        their own statements are the steps, each branch multiplying the reduction by its own stride."""
+        found = set()
+        for s in stmts:
+            if s in self.holders:
+                found |= self._varying([*getattr(s, "body", []), *getattr(s, "orelse", [])])
+            elif isinstance(s, n.If) and len({step_stride(a, b) or 1 for a, b in self.info.get(s)}) > 1:
+                found.add(s)
+        return found
 
     def snapshot(self) -> TapState:
         return replace(self.state, prefix=list(self.state.prefix))
@@ -53,7 +65,7 @@ class TapTracker:
         """A step's stride, the same in every run of it (in every loop iteration and variant)."""
         if stmt in self.after_last:
             return 1
-        factors = {stride_factor(a, b) or 1 for a, b in self.info.get(stmt)}
+        factors = {step_stride(a, b) or 1 for a, b in self.info.get(stmt)}
         if len(factors) > 1:
             raise SpecError(f"this step changes the stride by {' or '.join(map(str, sorted(factors)))} in different "
                             "runs, so the reductions of the taps after it cannot be written once", stmt.span,

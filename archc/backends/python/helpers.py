@@ -13,6 +13,13 @@ from .helpersnumeric import NUMERIC_HELPERS
 from .helperswindow import PARTITION_HELPERS, WINDOW_HELPERS
 
 HELPERS = {
+    "_token_map": '''def _token_map(tokens: Tensor, size: list[int], reduction: int) -> Tensor:
+    """Tokens at a tap as the map timm's ``forward_intermediates`` makes of them: the last h x w tokens (the
+    class token and other prefix tokens dropped) as an N x D x h x w map, h and w the input's height and width
+    over the tap's reduction.
+    """
+    h, w = size[0] // reduction, size[1] // reduction
+    return tokens[:, tokens.shape[1] - h * w:].reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)''',
     "_checkpointed": '''def _checkpointed(layer: nn.Module, features: list[Tensor]) -> Tensor:
     """``layer`` on the concatenation of ``features``, keeping only ``features`` for backward, where
     the concatenation and ``layer`` run again: a dense member's memory-efficient mode.
