@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "Cait",
+    "CaitFeatures",
     "ClassAttn",
     "LayerScaleBlock",
     "LayerScaleBlockClassAttn",
@@ -37,6 +38,15 @@ __all__ = [
 ]
 
 
+def _token_map(tokens: Tensor, size: list[int], reduction: int) -> Tensor:
+    """Tokens at a tap as the map timm's ``forward_intermediates`` makes of them: the last h x w tokens (the
+    class token and other prefix tokens dropped) as an N x D x h x w map, h and w the input's height and width
+    over the tap's reduction.
+    """
+    h, w = size[0] // reduction, size[1] // reduction
+    return tokens[:, tokens.shape[1] - h * w:].reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
+
+
 def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
     """``stage(x)`` keeping only its input for backward, where it runs again; a sequence keeps the input of
     each of its modules instead (so backward never holds more than one of them at a time).
@@ -46,6 +56,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 def _trunc_normal_timm_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -235,6 +284,8 @@ class Cait(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depth = depth
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         n = (img_size // patch_size) ** 2
         patch_embed = nn.Sequential()
         patch_embed.add_module(
@@ -244,8 +295,9 @@ class Cait(nn.Module):
         self.patch_embed = patch_embed
         self.pos_embed = nn.Parameter(torch.full((1, n, embed_dim), 0.0))
         blocks = nn.Sequential()
-        for _ in range(depth):
-            blocks.append(LayerScaleBlock(embed_dim, embed_dim, num_heads, init_values))
+        for i in range(depth):
+            blocks.add_module(f"{i}", LayerScaleBlock(embed_dim, embed_dim, num_heads, init_values))
+            self.feature_info.append(dict(num_chs=embed_dim, reduction=16, module=f"blocks.{i}"))
         self.blocks = blocks
         self.cls_token = nn.Parameter(torch.full((1, 1, embed_dim), 0.0))
         blocks_token_only = nn.Sequential()
@@ -306,6 +358,52 @@ class Cait(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        size = x.shape[-2:]
+        features: list[Tensor] = []
+        x = self.patch_embed(x)  # N x 192..768 x 14|24|28 x 14|24|28
+        x = x.flatten(2).transpose(1, 2)  # N x 196|576|784 x 192..768 (tokens)
+        x = x + self.pos_embed  # N x 196|576|784 x 192..768 (tokens)
+        for i in range(self.depth):
+            x = getattr(self.blocks, f"{i}")(x)  # N x 196|576|784 x 192..768 (tokens)
+            features.append(_token_map(x, size, self.feature_info[len(features)]["reduction"]))
+        return features
+
+
+class CaitFeatures(Cait):
+    """Cait as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        init_values: float = 1e-05,
+        patch_size: int = 16,
+        img_size: int = 224,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+        del self.cls_token, self.blocks_token_only, self.norm, self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def cait_xxs24_224(
     *,
@@ -314,23 +412,41 @@ def cait_xxs24_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Table 3 (with timm's LayerScale starts)."""
-    model = Cait(
-        embed_dim=192,
-        depth=24,
-        num_heads=4,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_xxs24_224"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -342,23 +458,41 @@ def cait_xxs24_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=192, depth=24, num_heads=4."""
-    model = Cait(
-        embed_dim=192,
-        depth=24,
-        num_heads=4,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_xxs24_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -370,23 +504,41 @@ def cait_xxs36_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=192, depth=36, num_heads=4."""
-    model = Cait(
-        embed_dim=192,
-        depth=36,
-        num_heads=4,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=192,
+            depth=36,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=192,
+            depth=36,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_xxs36_224"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -398,23 +550,41 @@ def cait_xxs36_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=192, depth=36, num_heads=4."""
-    model = Cait(
-        embed_dim=192,
-        depth=36,
-        num_heads=4,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=192,
+            depth=36,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=192,
+            depth=36,
+            num_heads=4,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_xxs36_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -426,23 +596,41 @@ def cait_xs24_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=288, depth=24, num_heads=6."""
-    model = Cait(
-        embed_dim=288,
-        depth=24,
-        num_heads=6,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=288,
+            depth=24,
+            num_heads=6,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=288,
+            depth=24,
+            num_heads=6,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_xs24_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -454,23 +642,41 @@ def cait_s24_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=384, depth=24, num_heads=8."""
-    model = Cait(
-        embed_dim=384,
-        depth=24,
-        num_heads=8,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_s24_224"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -482,23 +688,41 @@ def cait_s24_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=384, depth=24, num_heads=8."""
-    model = Cait(
-        embed_dim=384,
-        depth=24,
-        num_heads=8,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_s24_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -510,23 +734,41 @@ def cait_s36_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=384, depth=36, num_heads=8."""
-    model = Cait(
-        embed_dim=384,
-        depth=36,
-        num_heads=8,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=384,
+            depth=36,
+            num_heads=8,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=384,
+            depth=36,
+            num_heads=8,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_s36_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -538,23 +780,41 @@ def cait_m36_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=768, depth=36, num_heads=16."""
-    model = Cait(
-        embed_dim=768,
-        depth=36,
-        num_heads=16,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=768,
+            depth=36,
+            num_heads=16,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=768,
+            depth=36,
+            num_heads=16,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_m36_384"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -566,22 +826,40 @@ def cait_m48_448(
     img_size: int = 448,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Cait:
     """Cait with embed_dim=768, depth=48, num_heads=16."""
-    model = Cait(
-        embed_dim=768,
-        depth=48,
-        num_heads=16,
-        init_values=init_values,
-        patch_size=patch_size,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CaitFeatures(
+            embed_dim=768,
+            depth=48,
+            num_heads=16,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Cait(
+            embed_dim=768,
+            depth=48,
+            num_heads=16,
+            init_values=init_values,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "cait_m48_448"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

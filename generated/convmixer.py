@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "ConvMixer",
+    "ConvMixerFeatures",
     "ConvMixerLayer",
     "Residual",
     "convmixer_768_32",
@@ -34,6 +35,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class Residual(nn.Module):
@@ -101,14 +141,28 @@ class ConvMixer(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size),
-            activation(),
-            nn.BatchNorm2d(dim),
-        )
+        self.depth = depth
+        self.patch_size = patch_size
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
+        reduction = 1
+        if patch_size == 7:
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, dim, kernel_size=7, stride=7),
+                activation(),
+                nn.BatchNorm2d(dim),
+            )
+            reduction *= 7
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, dim, kernel_size=14, stride=14),
+                activation(),
+                nn.BatchNorm2d(dim),
+            )
+            reduction *= 14
         blocks = nn.Sequential()
-        for _ in range(depth):
-            blocks.append(ConvMixerLayer(dim, dim, kernel_size, activation))
+        for i in range(depth):
+            blocks.add_module(f"{i}", ConvMixerLayer(dim, dim, kernel_size, activation))
+            self.feature_info.append(dict(num_chs=dim, reduction=reduction, module=f"blocks.{i}"))
         self.blocks = blocks
         self.num_features = dim
         self.head_drop = nn.Dropout(p=drop_rate)
@@ -124,7 +178,10 @@ class ConvMixer(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
-        x = _checkpoint_stage(self.stem, x) if self.grad_checkpointing else self.stem(x)  # N x 768|1024|1536 x 16|32 x 16|32
+        if self.patch_size == 7:
+            x = self.stem(x)  # N x 768|1536 x 32 x 32
+        else:
+            x = self.stem(x)  # N x 1024 x 16 x 16
         x = _checkpoint_stage(self.blocks, x) if self.grad_checkpointing else self.blocks(x)  # N x 768|1024|1536 x 16|32 x 16|32
         return x
 
@@ -155,24 +212,90 @@ class ConvMixer(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        if self.patch_size == 7:
+            x = self.stem(x)  # N x 768|1536 x 32 x 32
+        else:
+            x = self.stem(x)  # N x 1024 x 16 x 16
+        for i in range(self.depth):
+            x = getattr(self.blocks, f"{i}")(x)  # N x 768|1024|1536 x 16|32 x 16|32
+            features.append(x)
+        return features
+
+
+class ConvMixerFeatures(ConvMixer):
+    """ConvMixer as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        kernel_size: int = 9,
+        patch_size: int = 7,
+        activation: type[nn.Module] = nn.GELU,
+        drop_rate: float = 0.0,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            dim=dim,
+            depth=depth,
+            kernel_size=kernel_size,
+            patch_size=patch_size,
+            activation=activation,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+        )
+        del self.head_drop, self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def convmixer_1536_20(
     *,
     drop_rate: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ConvMixer:
     """ConvMixer-1536/20: 9x9 kernels, 7x7 patches, GELU."""
-    model = ConvMixer(
-        dim=1536,
-        depth=20,
-        kernel_size=9,
-        patch_size=7,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ConvMixerFeatures(
+            dim=1536,
+            depth=20,
+            kernel_size=9,
+            patch_size=7,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ConvMixer(
+            dim=1536,
+            depth=20,
+            kernel_size=9,
+            patch_size=7,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "convmixer_1536_20"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         drop_rate=drop_rate,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "convmixer_1536_20"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(drop_rate=drop_rate, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -181,19 +304,40 @@ def convmixer_768_32(
     drop_rate: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ConvMixer:
     """ConvMixer-768/32: 7x7 kernels, 7x7 patches, ReLU."""
-    model = ConvMixer(
-        dim=768,
-        depth=32,
-        kernel_size=7,
-        patch_size=7,
-        activation=nn.ReLU,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ConvMixerFeatures(
+            dim=768,
+            depth=32,
+            kernel_size=7,
+            patch_size=7,
+            activation=nn.ReLU,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ConvMixer(
+            dim=768,
+            depth=32,
+            kernel_size=7,
+            patch_size=7,
+            activation=nn.ReLU,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "convmixer_768_32"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         drop_rate=drop_rate,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "convmixer_768_32"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(drop_rate=drop_rate, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -202,16 +346,36 @@ def convmixer_1024_20_ks9_p14(
     drop_rate: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> ConvMixer:
     """ConvMixer-1024/20: 9x9 kernels, 14x14 patches, GELU."""
-    model = ConvMixer(
-        dim=1024,
-        depth=20,
-        kernel_size=9,
-        patch_size=14,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = ConvMixerFeatures(
+            dim=1024,
+            depth=20,
+            kernel_size=9,
+            patch_size=14,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = ConvMixer(
+            dim=1024,
+            depth=20,
+            kernel_size=9,
+            patch_size=14,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "convmixer_1024_20_ks9_p14"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         drop_rate=drop_rate,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "convmixer_1024_20_ks9_p14"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(drop_rate=drop_rate, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -19,10 +19,20 @@ __all__ = [
     "Block",
     "Mlp",
     "VisionTransformer",
+    "VisionTransformerFeatures",
     "deit_base_patch16_224",
     "deit_small_patch16_224",
     "deit_tiny_patch16_224",
 ]
+
+
+def _token_map(tokens: Tensor, size: list[int], reduction: int) -> Tensor:
+    """Tokens at a tap as the map timm's ``forward_intermediates`` makes of them: the last h x w tokens (the
+    class token and other prefix tokens dropped) as an N x D x h x w map, h and w the input's height and width
+    over the tap's reduction.
+    """
+    h, w = size[0] // reduction, size[1] // reduction
+    return tokens[:, tokens.shape[1] - h * w:].reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
 
 
 def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
@@ -34,6 +44,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class Attention(nn.Module):
@@ -128,6 +177,8 @@ class VisionTransformer(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depth = depth
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         num_patches = (img_size // patch_size) ** 2
         patch_embed = nn.Sequential()
         patch_embed.add_module(
@@ -138,8 +189,9 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.full((1, 1, embed_dim), 0.0))
         self.pos_embed = nn.Parameter(torch.full((1, num_patches + 1, embed_dim), 0.0))
         blocks = nn.Sequential()
-        for _ in range(depth):
-            blocks.append(Block(embed_dim, embed_dim, num_heads))
+        for i in range(depth):
+            blocks.add_module(f"{i}", Block(embed_dim, embed_dim, num_heads))
+            self.feature_info.append(dict(num_chs=embed_dim, reduction=16, module=f"blocks.{i}"))
         self.blocks = blocks
         self.norm = nn.LayerNorm(embed_dim, eps=1e-06)
         self.num_features = embed_dim
@@ -188,6 +240,51 @@ class VisionTransformer(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        size = x.shape[-2:]
+        features: list[Tensor] = []
+        x = self.patch_embed(x)  # N x 192|384|768 x 14 x 14
+        x = x.flatten(2).transpose(1, 2)  # N x 196 x 192|384|768 (tokens)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # N x 197 x 192|384|768 (tokens)
+        x = x + self.pos_embed  # N x 197 x 192|384|768 (tokens)
+        for i in range(self.depth):
+            x = getattr(self.blocks, f"{i}")(x)  # N x 197 x 192|384|768 (tokens)
+            features.append(_token_map(x, size, self.feature_info[len(features)]["reduction"]))
+        return features
+
+
+class VisionTransformerFeatures(VisionTransformer):
+    """VisionTransformer as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        patch_size: int = 16,
+        img_size: int = 224,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+        del self.norm, self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def deit_tiny_patch16_224(
     *,
@@ -195,18 +292,39 @@ def deit_tiny_patch16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """Table 1: DeiT-Ti, DeiT-S and DeiT-B (width, depth, heads)."""
-    model = VisionTransformer(
-        embed_dim=192,
-        depth=12,
-        num_heads=3,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            embed_dim=192,
+            depth=12,
+            num_heads=3,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            embed_dim=192,
+            depth=12,
+            num_heads=3,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "deit_tiny_patch16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "deit_tiny_patch16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(patch_size=patch_size, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -216,18 +334,39 @@ def deit_small_patch16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """VisionTransformer with embed_dim=384, depth=12, num_heads=6."""
-    model = VisionTransformer(
-        embed_dim=384,
-        depth=12,
-        num_heads=6,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            embed_dim=384,
+            depth=12,
+            num_heads=6,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            embed_dim=384,
+            depth=12,
+            num_heads=6,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "deit_small_patch16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "deit_small_patch16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(patch_size=patch_size, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -237,16 +376,37 @@ def deit_base_patch16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """VisionTransformer with embed_dim=768, depth=12, num_heads=12."""
-    model = VisionTransformer(
-        embed_dim=768,
-        depth=12,
-        num_heads=12,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            embed_dim=768,
+            depth=12,
+            num_heads=12,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            embed_dim=768,
+            depth=12,
+            num_heads=12,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "deit_base_patch16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         patch_size=patch_size,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "deit_base_patch16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(patch_size=patch_size, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "CifarDenseNet",
+    "CifarDenseNetFeatures",
     "DenseBlock",
     "DenseLayer",
     "DenseNet",
@@ -375,6 +376,7 @@ class CifarDenseNet(nn.Module):
         memory_efficient: bool = False,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         features = nn.Sequential()
         num_layers = (depth - 4) // (6 if bc else 3)
         compression = 0.5 if bc else 1
@@ -382,6 +384,7 @@ class CifarDenseNet(nn.Module):
             "conv0",
             nn.Conv2d(3, 2 * growth_rate if bc else 16, kernel_size=3, padding=1, bias=False),
         )
+        reduction = 1
         channels = 2 * growth_rate if bc else 16
         for i in range(3):
             features.add_module(
@@ -396,14 +399,25 @@ class CifarDenseNet(nn.Module):
             )
             channels = features[-1].out_channels
             if i < 2:
+                self.feature_info.append(
+                    dict(
+                        num_chs=channels,
+                        reduction=reduction,
+                        module=f"features.denseblock{i + 1}",
+                    ),
+                )
                 features.add_module(
                     f"transition{i + 1}",
                     Transition(channels, int(compression * channels)),
                 )
+                reduction *= 2
                 channels = int(compression * channels)
         features.add_module("norm5", nn.BatchNorm2d(channels))
         self.features = features
         self.num_features = channels
+        self.feature_info.append(
+            dict(num_chs=channels, reduction=reduction, module="features.norm5"),
+        )
         self.classifier = nn.Linear(channels, num_classes)
         self.num_classes = self.classifier.out_features
         self.head_hidden_size = self.classifier.in_features
@@ -453,6 +467,50 @@ class CifarDenseNet(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
+
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.features.conv0(x)  # N x 16..80 x 32 x 32
+        for i in range(3):
+            x = getattr(self.features, f"denseblock{i + 1}")(x)  # N x 160..2320 x 8|16|32 x 8|16|32
+            if i < 2:
+                features.append(x)
+                x = getattr(self.features, f"transition{i + 1}")(x)  # N x 108..1552 x 8|16 x 8|16
+        x = self.features.norm5(x)  # N x 342..2320 x 8 x 8
+        x = F.relu(x, inplace=True)  # N x 342..2320 x 8 x 8
+        features.append(x)
+        return features
+
+
+class CifarDenseNetFeatures(CifarDenseNet):
+    """CifarDenseNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        growth_rate: int,
+        bc: bool = False,
+        num_classes: int = 10,
+        memory_efficient: bool = False,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            depth=depth,
+            growth_rate=growth_rate,
+            bc=bc,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+        del self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
 
 
 def densenet121(
@@ -662,17 +720,36 @@ def densenet40_k12(
     num_classes: int = 10,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> CifarDenseNet:
     """CifarDenseNet with depth=40, growth_rate=12, bc=False."""
-    model = CifarDenseNet(
-        depth=40,
-        growth_rate=12,
-        bc=False,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarDenseNetFeatures(
+            depth=40,
+            growth_rate=12,
+            bc=False,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarDenseNet(
+            depth=40,
+            growth_rate=12,
+            bc=False,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+    model.archc_variant = "densenet40_k12"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "densenet40_k12"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -681,17 +758,36 @@ def densenet100_k12(
     num_classes: int = 10,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> CifarDenseNet:
     """CifarDenseNet with depth=100, growth_rate=12, bc=False."""
-    model = CifarDenseNet(
-        depth=100,
-        growth_rate=12,
-        bc=False,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarDenseNetFeatures(
+            depth=100,
+            growth_rate=12,
+            bc=False,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarDenseNet(
+            depth=100,
+            growth_rate=12,
+            bc=False,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+    model.archc_variant = "densenet100_k12"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "densenet100_k12"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -700,17 +796,36 @@ def densenet100_k24(
     num_classes: int = 10,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> CifarDenseNet:
     """CifarDenseNet with depth=100, growth_rate=24, bc=False."""
-    model = CifarDenseNet(
-        depth=100,
-        growth_rate=24,
-        bc=False,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarDenseNetFeatures(
+            depth=100,
+            growth_rate=24,
+            bc=False,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarDenseNet(
+            depth=100,
+            growth_rate=24,
+            bc=False,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+    model.archc_variant = "densenet100_k24"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "densenet100_k24"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -719,17 +834,36 @@ def densenet_bc100_k12(
     num_classes: int = 10,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> CifarDenseNet:
     """CifarDenseNet with depth=100, growth_rate=12, bc=True."""
-    model = CifarDenseNet(
-        depth=100,
-        growth_rate=12,
-        bc=True,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarDenseNetFeatures(
+            depth=100,
+            growth_rate=12,
+            bc=True,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarDenseNet(
+            depth=100,
+            growth_rate=12,
+            bc=True,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+    model.archc_variant = "densenet_bc100_k12"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "densenet_bc100_k12"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -738,17 +872,36 @@ def densenet_bc250_k24(
     num_classes: int = 10,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> CifarDenseNet:
     """CifarDenseNet with depth=250, growth_rate=24, bc=True."""
-    model = CifarDenseNet(
-        depth=250,
-        growth_rate=24,
-        bc=True,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarDenseNetFeatures(
+            depth=250,
+            growth_rate=24,
+            bc=True,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarDenseNet(
+            depth=250,
+            growth_rate=24,
+            bc=True,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+    model.archc_variant = "densenet_bc250_k24"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "densenet_bc250_k24"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -757,15 +910,34 @@ def densenet_bc190_k40(
     num_classes: int = 10,
     memory_efficient: bool = False,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> CifarDenseNet:
     """CifarDenseNet with depth=190, growth_rate=40, bc=True."""
-    model = CifarDenseNet(
-        depth=190,
-        growth_rate=40,
-        bc=True,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = CifarDenseNetFeatures(
+            depth=190,
+            growth_rate=40,
+            bc=True,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+            out_indices=out_indices,
+        )
+    else:
+        model = CifarDenseNet(
+            depth=190,
+            growth_rate=40,
+            bc=True,
+            num_classes=num_classes,
+            memory_efficient=memory_efficient,
+        )
+    model.archc_variant = "densenet_bc190_k40"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "densenet_bc190_k40"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(num_classes=num_classes, memory_efficient=memory_efficient)
     return model.to(memory_format=torch.channels_last) if channels_last else model

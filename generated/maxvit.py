@@ -18,6 +18,7 @@ __all__ = [
     "Conv2dNormActivation",
     "MBConv",
     "MaxVit",
+    "MaxVitFeatures",
     "MaxVitLayer",
     "PartitionAttentionLayer",
     "SqueezeExcitation",
@@ -48,6 +49,45 @@ def _stochastic_depth(x: Tensor, p: float, mode: str, training: bool) -> Tensor:
     if keep > 0.0:
         noise.div_(keep)
     return x * noise
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 def _partition(x: Tensor, size: int, kind: str) -> Tensor:
@@ -371,15 +411,20 @@ class MaxVit(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.block_channels = block_channels
+        self.block_layers = block_layers
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         step = stochastic_depth_prob / (sum(block_layers) - 1)
         self.stem = nn.Sequential(
             Conv2dNormActivation(3, stem_channels, 3, 2, activation=nn.GELU, eps=0.001, momentum=0.01),
             Conv2dNormActivation(stem_channels, stem_channels, 3, activation=None, norm=False),
         )
+        self.feature_info.append(dict(num_chs=stem_channels, reduction=2, module="stem"))
         layer_id = 0
         blocks = nn.Sequential()
+        reduction = 2
         channels_1 = stem_channels
-        for channels, n in zip(block_channels, block_layers):
+        for k, (channels, n) in enumerate(zip(block_channels, block_layers)):
             layers = nn.Sequential()
             layers_1 = nn.Sequential()
             for i in range(n):
@@ -401,7 +446,11 @@ class MaxVit(nn.Module):
                 layer_id = layer_id + 1
                 channels_1 = channels
             layers.add_module("layers", layers_1)
-            blocks.append(layers)
+            blocks.add_module(f"{k}", layers)
+            reduction *= 2
+            self.feature_info.append(
+                dict(num_chs=channels_1, reduction=reduction, module=f"blocks.{k}"),
+            )
         self.blocks = blocks
         self.num_features = channels_1
         self.classifier = nn.Sequential(
@@ -459,6 +508,60 @@ class MaxVit(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.stem(x)  # N x 64 x 112 x 112
+        features.append(x)
+        for k, _ in enumerate(zip(self.block_channels, self.block_layers)):
+            x = getattr(self.blocks, f"{k}")(x)  # N x 64..512 x 7..56 x 7..56
+            features.append(x)
+        return features
+
+
+class MaxVitFeatures(MaxVit):
+    """MaxVit as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        stem_channels: int,
+        block_channels: list[int],
+        block_layers: list[int],
+        head_dim: int,
+        stochastic_depth_prob: float,
+        partition_size: int = 7,
+        expansion_ratio: int = 4,
+        squeeze_ratio: float = 0.25,
+        mlp_ratio: int = 4,
+        mlp_dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            stem_channels=stem_channels,
+            block_channels=block_channels,
+            block_layers=block_layers,
+            head_dim=head_dim,
+            stochastic_depth_prob=stochastic_depth_prob,
+            partition_size=partition_size,
+            expansion_ratio=expansion_ratio,
+            squeeze_ratio=squeeze_ratio,
+            mlp_ratio=mlp_ratio,
+            mlp_dropout=mlp_dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
+        del self.classifier  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def maxvit_t(
     *,
@@ -470,22 +573,43 @@ def maxvit_t(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MaxVit:
     """MaxVit with stem_channels=64, block_channels=[64, 128, 256, 512], block_layers=[2, 2, 5, 2], head_dim=32, stochastic_depth_prob=0.2."""
-    model = MaxVit(
-        stem_channels=64,
-        block_channels=[64, 128, 256, 512],
-        block_layers=[2, 2, 5, 2],
-        head_dim=32,
-        stochastic_depth_prob=0.2,
-        partition_size=partition_size,
-        expansion_ratio=expansion_ratio,
-        squeeze_ratio=squeeze_ratio,
-        mlp_ratio=mlp_ratio,
-        mlp_dropout=mlp_dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MaxVitFeatures(
+            stem_channels=64,
+            block_channels=[64, 128, 256, 512],
+            block_layers=[2, 2, 5, 2],
+            head_dim=32,
+            stochastic_depth_prob=0.2,
+            partition_size=partition_size,
+            expansion_ratio=expansion_ratio,
+            squeeze_ratio=squeeze_ratio,
+            mlp_ratio=mlp_ratio,
+            mlp_dropout=mlp_dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = MaxVit(
+            stem_channels=64,
+            block_channels=[64, 128, 256, 512],
+            block_layers=[2, 2, 5, 2],
+            head_dim=32,
+            stochastic_depth_prob=0.2,
+            partition_size=partition_size,
+            expansion_ratio=expansion_ratio,
+            squeeze_ratio=squeeze_ratio,
+            mlp_ratio=mlp_ratio,
+            mlp_dropout=mlp_dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "maxvit_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         partition_size=partition_size,
@@ -495,5 +619,7 @@ def maxvit_t(
         mlp_dropout=mlp_dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -25,6 +25,7 @@ __all__ = [
     "Mlp",
     "OverlapPatchEmbed",
     "PyramidVisionTransformerV2",
+    "PyramidVisionTransformerV2Features",
     "Stage",
     "pvt_v2_b0",
     "pvt_v2_b1",
@@ -44,6 +45,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 def _trunc_normal_timm_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -254,12 +294,30 @@ class PyramidVisionTransformerV2(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.patch_embed = OverlapPatchEmbed(3, embed_dims[0], 7, 4)
         stages = nn.Sequential()
-        channels = embed_dims[0]
-        for i in range(4):
+        stages.add_module(
+            "0",
+            Stage(
+                embed_dims[0],
+                embed_dims[0],
+                depths[0],
+                num_heads[0],
+                img_size // 4,
+                img_size // 4,
+                sr_ratios[0],
+                mlp_ratios[0],
+                False,
+            ),
+        )
+        channels = stages[-1].out_channels
+        self.feature_info.append(dict(num_chs=channels, reduction=4, module="stages.0"))
+        reduction = 4
+        for i in range(1, 4):
             size = img_size // 4 // 2 ** i
-            stages.append(
+            stages.add_module(
+                f"{i}",
                 Stage(
                     channels,
                     embed_dims[i],
@@ -269,10 +327,13 @@ class PyramidVisionTransformerV2(nn.Module):
                     size,
                     sr_ratios[i],
                     mlp_ratios[i],
-                    i > 0,
                 ),
             )
             channels = stages[-1].out_channels
+            reduction *= 2
+            self.feature_info.append(
+                dict(num_chs=channels, reduction=reduction, module=f"stages.{i}"),
+            )
         self.stages = stages
         self.num_features = channels
         self.head = nn.Linear(channels, num_classes)
@@ -329,6 +390,51 @@ class PyramidVisionTransformerV2(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.patch_embed(x)  # N x 3136 x 32|64 (tokens)
+        x = getattr(self.stages, "0")(x)  # N x 32|64 x 56 x 56
+        features.append(x)
+        for i in range(1, 4):
+            x = getattr(self.stages, f"{i}")(x)  # N x 64..512 x 7|14|28 x 7|14|28
+            features.append(x)
+        return features
+
+
+class PyramidVisionTransformerV2Features(PyramidVisionTransformerV2):
+    """PyramidVisionTransformerV2 as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        depths: list[int],
+        embed_dims: list[int],
+        num_heads: tuple[int, ...] = (1, 2, 5, 8),
+        sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
+        mlp_ratios: tuple[int, ...] = (8, 8, 4, 4),
+        img_size: int = 224,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            depths=depths,
+            embed_dims=embed_dims,
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            mlp_ratios=mlp_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+        del self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def pvt_v2_b0(
     *,
@@ -337,22 +443,39 @@ def pvt_v2_b0(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> PyramidVisionTransformerV2:
     """Table 1: B0 to B5."""
-    model = PyramidVisionTransformerV2(
-        depths=[2, 2, 2, 2],
-        embed_dims=[32, 64, 160, 256],
-        num_heads=num_heads,
-        sr_ratios=sr_ratios,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = PyramidVisionTransformerV2Features(
+            depths=[2, 2, 2, 2],
+            embed_dims=[32, 64, 160, 256],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = PyramidVisionTransformerV2(
+            depths=[2, 2, 2, 2],
+            embed_dims=[32, 64, 160, 256],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "pvt_v2_b0"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -364,22 +487,39 @@ def pvt_v2_b1(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> PyramidVisionTransformerV2:
     """PyramidVisionTransformerV2 with depths=[2, 2, 2, 2], embed_dims=[64, 128, 320, 512]."""
-    model = PyramidVisionTransformerV2(
-        depths=[2, 2, 2, 2],
-        embed_dims=[64, 128, 320, 512],
-        num_heads=num_heads,
-        sr_ratios=sr_ratios,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = PyramidVisionTransformerV2Features(
+            depths=[2, 2, 2, 2],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = PyramidVisionTransformerV2(
+            depths=[2, 2, 2, 2],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "pvt_v2_b1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -391,22 +531,39 @@ def pvt_v2_b2(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> PyramidVisionTransformerV2:
     """PyramidVisionTransformerV2 with depths=[3, 4, 6, 3], embed_dims=[64, 128, 320, 512]."""
-    model = PyramidVisionTransformerV2(
-        depths=[3, 4, 6, 3],
-        embed_dims=[64, 128, 320, 512],
-        num_heads=num_heads,
-        sr_ratios=sr_ratios,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = PyramidVisionTransformerV2Features(
+            depths=[3, 4, 6, 3],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = PyramidVisionTransformerV2(
+            depths=[3, 4, 6, 3],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "pvt_v2_b2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -418,22 +575,39 @@ def pvt_v2_b3(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> PyramidVisionTransformerV2:
     """PyramidVisionTransformerV2 with depths=[3, 4, 18, 3], embed_dims=[64, 128, 320, 512]."""
-    model = PyramidVisionTransformerV2(
-        depths=[3, 4, 18, 3],
-        embed_dims=[64, 128, 320, 512],
-        num_heads=num_heads,
-        sr_ratios=sr_ratios,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = PyramidVisionTransformerV2Features(
+            depths=[3, 4, 18, 3],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = PyramidVisionTransformerV2(
+            depths=[3, 4, 18, 3],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "pvt_v2_b3"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -445,22 +619,39 @@ def pvt_v2_b4(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> PyramidVisionTransformerV2:
     """PyramidVisionTransformerV2 with depths=[3, 8, 27, 3], embed_dims=[64, 128, 320, 512]."""
-    model = PyramidVisionTransformerV2(
-        depths=[3, 8, 27, 3],
-        embed_dims=[64, 128, 320, 512],
-        num_heads=num_heads,
-        sr_ratios=sr_ratios,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = PyramidVisionTransformerV2Features(
+            depths=[3, 8, 27, 3],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = PyramidVisionTransformerV2(
+            depths=[3, 8, 27, 3],
+            embed_dims=[64, 128, 320, 512],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "pvt_v2_b4"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -472,22 +663,40 @@ def pvt_v2_b5(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> PyramidVisionTransformerV2:
     """PyramidVisionTransformerV2 with depths=[3, 6, 40, 3], embed_dims=[64, 128, 320, 512], mlp_ratios=[4, 4, 4, 4]."""
-    model = PyramidVisionTransformerV2(
-        depths=[3, 6, 40, 3],
-        embed_dims=[64, 128, 320, 512],
-        mlp_ratios=[4, 4, 4, 4],
-        num_heads=num_heads,
-        sr_ratios=sr_ratios,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = PyramidVisionTransformerV2Features(
+            depths=[3, 6, 40, 3],
+            embed_dims=[64, 128, 320, 512],
+            mlp_ratios=[4, 4, 4, 4],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = PyramidVisionTransformerV2(
+            depths=[3, 6, 40, 3],
+            embed_dims=[64, 128, 320, 512],
+            mlp_ratios=[4, 4, 4, 4],
+            num_heads=num_heads,
+            sr_ratios=sr_ratios,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "pvt_v2_b5"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_heads=num_heads,
         sr_ratios=sr_ratios,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -19,12 +19,22 @@ __all__ = [
     "Affine",
     "Mlp",
     "MlpMixer",
+    "MlpMixerFeatures",
     "ResBlock",
     "resmlp_12_224",
     "resmlp_24_224",
     "resmlp_36_224",
     "resmlp_big_24_224",
 ]
+
+
+def _token_map(tokens: Tensor, size: list[int], reduction: int) -> Tensor:
+    """Tokens at a tap as the map timm's ``forward_intermediates`` makes of them: the last h x w tokens (the
+    class token and other prefix tokens dropped) as an N x D x h x w map, h and w the input's height and width
+    over the tap's reduction.
+    """
+    h, w = size[0] // reduction, size[1] // reduction
+    return tokens[:, tokens.shape[1] - h * w:].reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
 
 
 def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
@@ -36,6 +46,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 def _trunc_normal_tf_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -136,13 +185,30 @@ class MlpMixer(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.num_blocks = num_blocks
+        self.patch_size = patch_size
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         seq_len = (img_size // patch_size) ** 2
-        stem = nn.Sequential()
-        stem.add_module("proj", nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size))
-        self.stem = stem
+        reduction = 1
+        if patch_size == 16:
+            stem = nn.Sequential()
+            stem.add_module("proj", nn.Conv2d(3, embed_dim, kernel_size=16, stride=16))
+            self.stem = stem
+            reduction *= 16
+        else:
+            stem_1 = nn.Sequential()
+            stem_1.add_module("proj", nn.Conv2d(3, embed_dim, kernel_size=8, stride=8))
+            self.stem = stem_1
+            reduction *= 8
         blocks = nn.Sequential()
-        for _ in range(num_blocks):
-            blocks.append(ResBlock(embed_dim, embed_dim, seq_len, init_values=init_values))
+        for i in range(num_blocks):
+            blocks.add_module(
+                f"{i}",
+                ResBlock(embed_dim, embed_dim, seq_len, init_values=init_values),
+            )
+            self.feature_info.append(
+                dict(num_chs=embed_dim, reduction=reduction, module=f"blocks.{i}"),
+            )
         self.blocks = blocks
         self.norm = Affine(embed_dim, embed_dim)
         self.num_features = embed_dim
@@ -179,7 +245,10 @@ class MlpMixer(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
-        x = _checkpoint_stage(self.stem, x) if self.grad_checkpointing else self.stem(x)  # N x 384|768 x 14|28 x 14|28
+        if self.patch_size == 16:
+            x = self.stem(x)  # N x 384 x 14 x 14
+        else:
+            x = self.stem(x)  # N x 768 x 28 x 28
         x = x.flatten(2).transpose(1, 2)  # N x 196|784 x 384|768 (tokens)
         x = _checkpoint_stage(self.blocks, x) if self.grad_checkpointing else self.blocks(x)  # N x 196|784 x 384|768 (tokens)
         x = _checkpoint_stage(self.norm, x) if self.grad_checkpointing else self.norm(x)  # N x 196|784 x 384|768 (tokens)
@@ -210,6 +279,52 @@ class MlpMixer(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        size = x.shape[-2:]
+        features: list[Tensor] = []
+        if self.patch_size == 16:
+            x = self.stem(x)  # N x 384 x 14 x 14
+        else:
+            x = self.stem(x)  # N x 768 x 28 x 28
+        x = x.flatten(2).transpose(1, 2)  # N x 196|784 x 384|768 (tokens)
+        for i in range(self.num_blocks):
+            x = getattr(self.blocks, f"{i}")(x)  # N x 196|784 x 384|768 (tokens)
+            features.append(_token_map(x, size, self.feature_info[len(features)]["reduction"]))
+        return features
+
+
+class MlpMixerFeatures(MlpMixer):
+    """MlpMixer as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        patch_size: int,
+        num_blocks: int,
+        embed_dim: int,
+        init_values: float = 0.0001,
+        img_size: int = 224,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            patch_size=patch_size,
+            num_blocks=num_blocks,
+            embed_dim=embed_dim,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+        del self.norm, self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def resmlp_12_224(
     *,
@@ -217,23 +332,40 @@ def resmlp_12_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MlpMixer:
     """Table 3 (depth 12, 24, 36 at width 384) and ResMLP-B24 (patches of 8,
     width 768), with the LayerScale starts timm's models use.
     """
-    model = MlpMixer(
-        patch_size=16,
-        num_blocks=12,
-        embed_dim=384,
-        init_values=init_values,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MlpMixerFeatures(
+            patch_size=16,
+            num_blocks=12,
+            embed_dim=384,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = MlpMixer(
+            patch_size=16,
+            num_blocks=12,
+            embed_dim=384,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "resmlp_12_224"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -244,21 +376,38 @@ def resmlp_24_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MlpMixer:
     """MlpMixer with patch_size=16, num_blocks=24, embed_dim=384."""
-    model = MlpMixer(
-        patch_size=16,
-        num_blocks=24,
-        embed_dim=384,
-        init_values=init_values,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MlpMixerFeatures(
+            patch_size=16,
+            num_blocks=24,
+            embed_dim=384,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = MlpMixer(
+            patch_size=16,
+            num_blocks=24,
+            embed_dim=384,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "resmlp_24_224"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -269,21 +418,38 @@ def resmlp_36_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MlpMixer:
     """MlpMixer with patch_size=16, num_blocks=36, embed_dim=384."""
-    model = MlpMixer(
-        patch_size=16,
-        num_blocks=36,
-        embed_dim=384,
-        init_values=init_values,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MlpMixerFeatures(
+            patch_size=16,
+            num_blocks=36,
+            embed_dim=384,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = MlpMixer(
+            patch_size=16,
+            num_blocks=36,
+            embed_dim=384,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "resmlp_36_224"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -294,20 +460,37 @@ def resmlp_big_24_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> MlpMixer:
     """MlpMixer with patch_size=8, num_blocks=24, embed_dim=768."""
-    model = MlpMixer(
-        patch_size=8,
-        num_blocks=24,
-        embed_dim=768,
-        init_values=init_values,
-        img_size=img_size,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = MlpMixerFeatures(
+            patch_size=8,
+            num_blocks=24,
+            embed_dim=768,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = MlpMixer(
+            patch_size=8,
+            num_blocks=24,
+            embed_dim=768,
+            init_values=init_values,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
     model.archc_variant = "resmlp_big_24_224"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         init_values=init_values,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

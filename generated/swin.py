@@ -21,6 +21,7 @@ __all__ = [
     "PatchMerging",
     "SwinTransformer",
     "SwinTransformerBlock",
+    "SwinTransformerFeatures",
     "swin_b",
     "swin_s",
     "swin_t",
@@ -53,6 +54,45 @@ def _stochastic_depth(x: Tensor, p: float, mode: str, training: bool) -> Tensor:
     if keep > 0.0:
         noise.div_(keep)
     return x * noise
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class _Permute(nn.Module):
@@ -321,14 +361,18 @@ class SwinTransformer(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depths = depths
+        self.num_heads = num_heads
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         total_blocks = sum(depths)
         features = nn.Sequential()
-        features.append(nn.Sequential(
+        features.add_module("0", nn.Sequential(
             nn.Conv2d(3, embed_dim, kernel_size=4, stride=4),
             _Permute(dims=(0, 2, 3, 1)),
             nn.LayerNorm(embed_dim),
         ))
         block_id = 0
+        reduction = 4
         channels = embed_dim
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             layers = nn.Sequential()
@@ -347,9 +391,13 @@ class SwinTransformer(nn.Module):
                     ),
                 )
                 block_id = block_id + 1
-            features.append(layers)
+            features.add_module(f"{2 * i + 1}", layers)
+            self.feature_info.append(
+                dict(num_chs=channels, reduction=reduction, module=f"features.{2 * i + 1}"),
+            )
             if i < len(depths) - 1:
-                features.append(PatchMerging(channels, version))
+                features.add_module(f"{2 * i + 2}", PatchMerging(channels, version))
+                reduction *= 2
                 channels = 2 * channels
         self.features = features
         self.norm = nn.LayerNorm(channels)
@@ -405,6 +453,57 @@ class SwinTransformer(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = getattr(self.features, "0")(x)  # N x 56 x 56 x 96|128 (channels last)
+        for i, _ in enumerate(zip(self.depths, self.num_heads)):
+            x = getattr(self.features, f"{2 * i + 1}")(x)  # N x 7..56 x 7..56 x 96..1024 (channels last)
+            features.append(x)
+            if i < len(self.depths) - 1:
+                x = getattr(self.features, f"{2 * i + 2}")(x)  # N x 7|14|28 x 7|14|28 x 192..1024 (channels last)
+        return features
+
+
+class SwinTransformerFeatures(SwinTransformer):
+    """SwinTransformer as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depths: list[int],
+        num_heads: list[int],
+        window_size: int = 7,
+        stochastic_depth_prob: float = 0.2,
+        version: int = 1,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            embed_dim=embed_dim,
+            depths=depths,
+            num_heads=num_heads,
+            window_size=window_size,
+            stochastic_depth_prob=stochastic_depth_prob,
+            version=version,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
+        del self.norm, self.permute, self.avgpool, self.flatten, self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def swin_t(
     *,
@@ -413,27 +512,47 @@ def swin_t(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SwinTransformer:
     """Table 1 of each paper: C, the blocks per stage and the heads per stage;
     torchvision's window sizes (7, and 8 for V2) and stochastic depth rates.
     """
-    model = SwinTransformer(
-        embed_dim=96,
-        depths=[2, 2, 6, 2],
-        num_heads=[3, 6, 12, 24],
-        window_size=7,
-        stochastic_depth_prob=0.2,
-        mlp_ratio=mlp_ratio,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SwinTransformerFeatures(
+            embed_dim=96,
+            depths=[2, 2, 6, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=7,
+            stochastic_depth_prob=0.2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = SwinTransformer(
+            embed_dim=96,
+            depths=[2, 2, 6, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=7,
+            stochastic_depth_prob=0.2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "swin_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -445,25 +564,45 @@ def swin_s(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SwinTransformer:
     """SwinTransformer with embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=7, stochastic_depth_prob=0.3."""
-    model = SwinTransformer(
-        embed_dim=96,
-        depths=[2, 2, 18, 2],
-        num_heads=[3, 6, 12, 24],
-        window_size=7,
-        stochastic_depth_prob=0.3,
-        mlp_ratio=mlp_ratio,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SwinTransformerFeatures(
+            embed_dim=96,
+            depths=[2, 2, 18, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=7,
+            stochastic_depth_prob=0.3,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = SwinTransformer(
+            embed_dim=96,
+            depths=[2, 2, 18, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=7,
+            stochastic_depth_prob=0.3,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "swin_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -475,25 +614,45 @@ def swin_b(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SwinTransformer:
     """SwinTransformer with embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=7, stochastic_depth_prob=0.5."""
-    model = SwinTransformer(
-        embed_dim=128,
-        depths=[2, 2, 18, 2],
-        num_heads=[4, 8, 16, 32],
-        window_size=7,
-        stochastic_depth_prob=0.5,
-        mlp_ratio=mlp_ratio,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SwinTransformerFeatures(
+            embed_dim=128,
+            depths=[2, 2, 18, 2],
+            num_heads=[4, 8, 16, 32],
+            window_size=7,
+            stochastic_depth_prob=0.5,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = SwinTransformer(
+            embed_dim=128,
+            depths=[2, 2, 18, 2],
+            num_heads=[4, 8, 16, 32],
+            window_size=7,
+            stochastic_depth_prob=0.5,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "swin_b"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -505,26 +664,47 @@ def swin_v2_t(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SwinTransformer:
     """SwinTransformer with embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=8, stochastic_depth_prob=0.2, version=2."""
-    model = SwinTransformer(
-        embed_dim=96,
-        depths=[2, 2, 6, 2],
-        num_heads=[3, 6, 12, 24],
-        window_size=8,
-        stochastic_depth_prob=0.2,
-        version=2,
-        mlp_ratio=mlp_ratio,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SwinTransformerFeatures(
+            embed_dim=96,
+            depths=[2, 2, 6, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=8,
+            stochastic_depth_prob=0.2,
+            version=2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = SwinTransformer(
+            embed_dim=96,
+            depths=[2, 2, 6, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=8,
+            stochastic_depth_prob=0.2,
+            version=2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "swin_v2_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -536,26 +716,47 @@ def swin_v2_s(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SwinTransformer:
     """SwinTransformer with embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=8, stochastic_depth_prob=0.3, version=2."""
-    model = SwinTransformer(
-        embed_dim=96,
-        depths=[2, 2, 18, 2],
-        num_heads=[3, 6, 12, 24],
-        window_size=8,
-        stochastic_depth_prob=0.3,
-        version=2,
-        mlp_ratio=mlp_ratio,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SwinTransformerFeatures(
+            embed_dim=96,
+            depths=[2, 2, 18, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=8,
+            stochastic_depth_prob=0.3,
+            version=2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = SwinTransformer(
+            embed_dim=96,
+            depths=[2, 2, 18, 2],
+            num_heads=[3, 6, 12, 24],
+            window_size=8,
+            stochastic_depth_prob=0.3,
+            version=2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "swin_v2_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -567,25 +768,46 @@ def swin_v2_b(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> SwinTransformer:
     """SwinTransformer with embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=8, stochastic_depth_prob=0.5, version=2."""
-    model = SwinTransformer(
-        embed_dim=128,
-        depths=[2, 2, 18, 2],
-        num_heads=[4, 8, 16, 32],
-        window_size=8,
-        stochastic_depth_prob=0.5,
-        version=2,
-        mlp_ratio=mlp_ratio,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = SwinTransformerFeatures(
+            embed_dim=128,
+            depths=[2, 2, 18, 2],
+            num_heads=[4, 8, 16, 32],
+            window_size=8,
+            stochastic_depth_prob=0.5,
+            version=2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = SwinTransformer(
+            embed_dim=128,
+            depths=[2, 2, 18, 2],
+            num_heads=[4, 8, 16, 32],
+            window_size=8,
+            stochastic_depth_prob=0.5,
+            version=2,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "swin_v2_b"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         mlp_ratio=mlp_ratio,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -30,6 +30,7 @@ __all__ = [
     "PositionalEncodingFourier",
     "XCABlock",
     "Xcit",
+    "XcitFeatures",
     "xcit_large_24_p8_224",
     "xcit_large_24_p8_384",
     "xcit_large_24_p16_224",
@@ -61,6 +62,15 @@ __all__ = [
 ]
 
 
+def _token_map(tokens: Tensor, size: list[int], reduction: int) -> Tensor:
+    """Tokens at a tap as the map timm's ``forward_intermediates`` makes of them: the last h x w tokens (the
+    class token and other prefix tokens dropped) as an N x D x h x w map, h and w the input's height and width
+    over the tap's reduction.
+    """
+    h, w = size[0] // reduction, size[1] // reduction
+    return tokens[:, tokens.shape[1] - h * w:].reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
+
+
 def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
     """``stage(x)`` keeping only its input for backward, where it runs again; a sequence keeps the input of
     each of its modules instead (so backward never holds more than one of them at a time).
@@ -70,6 +80,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 def _trunc_normal_timm_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
@@ -434,12 +483,24 @@ class Xcit(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depth = depth
+        self.patch_size = patch_size
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         h = img_size // patch_size
-        self.patch_embed = ConvPatchEmbed(3, embed_dim, patch_size)
+        reduction = 1
+        if patch_size == 16:
+            self.patch_embed = ConvPatchEmbed(3, embed_dim, 16)
+            reduction *= 16
+        else:
+            self.patch_embed = ConvPatchEmbed(3, embed_dim, 8)
+            reduction *= 8
         self.pos_embed = PositionalEncodingFourier(self.patch_embed.out_channels, embed_dim, h, h)
         blocks = nn.Sequential()
-        for _ in range(depth):
-            blocks.append(XCABlock(embed_dim, embed_dim, num_heads, h, h, eta))
+        for i in range(depth):
+            blocks.add_module(f"{i}", XCABlock(embed_dim, embed_dim, num_heads, h, h, eta))
+            self.feature_info.append(
+                dict(num_chs=embed_dim, reduction=reduction, module=f"blocks.{i}"),
+            )
         self.blocks = blocks
         self.cls_token = nn.Parameter(torch.full((1, 1, embed_dim), 0.0))
         cls_attn_blocks = nn.Sequential()
@@ -471,7 +532,10 @@ class Xcit(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
-        x = _checkpoint_stage(self.patch_embed, x) if self.grad_checkpointing else self.patch_embed(x)  # N x 196..2304 x 128..768 (tokens)
+        if self.patch_size == 16:
+            x = self.patch_embed(x)  # N x 196|576 x 128..768 (tokens)
+        else:
+            x = self.patch_embed(x)  # N x 784|2304 x 128..768 (tokens)
         identity = x
         out = self.pos_embed(x)  # N x 196..2304 x 128..768 (tokens)
         out = out + identity  # N x 196..2304 x 128..768 (tokens)
@@ -506,6 +570,58 @@ class Xcit(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        size = x.shape[-2:]
+        features: list[Tensor] = []
+        if self.patch_size == 16:
+            x = self.patch_embed(x)  # N x 196|576 x 128..768 (tokens)
+        else:
+            x = self.patch_embed(x)  # N x 784|2304 x 128..768 (tokens)
+        identity = x
+        out = self.pos_embed(x)  # N x 196..2304 x 128..768 (tokens)
+        out = out + identity  # N x 196..2304 x 128..768 (tokens)
+        for i in range(self.depth):
+            out = getattr(self.blocks, f"{i}")(out)  # N x 196..2304 x 128..768 (tokens)
+            features.append(_token_map(out, size, self.feature_info[len(features)]["reduction"]))
+        return features
+
+
+class XcitFeatures(Xcit):
+    """Xcit as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        eta: float = 1.0,
+        tokens_norm: bool = True,
+        patch_size: int = 16,
+        img_size: int = 224,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            eta=eta,
+            tokens_norm=tokens_norm,
+            patch_size=patch_size,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+        del self.cls_token, self.cls_attn_blocks, self.norm, self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def xcit_nano_12_p16_224(
     *,
@@ -513,22 +629,44 @@ def xcit_nano_12_p16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Table 1: width, depth, heads; layer scale 1 for the 12-layer models, 1e-5
     for the 24-layer ones; patches of 16 or 8 (the 384 models are the 224 ones
     at a larger image).
     """
-    model = Xcit(
-        embed_dim=128,
-        depth=12,
-        num_heads=4,
-        tokens_norm=False,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_nano_12_p16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_nano_12_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -538,19 +676,41 @@ def xcit_nano_12_p16_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=128, depth=12, num_heads=4, tokens_norm=False."""
-    model = Xcit(
-        embed_dim=128,
-        depth=12,
-        num_heads=4,
-        tokens_norm=False,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_nano_12_p16_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_nano_12_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -560,18 +720,39 @@ def xcit_tiny_12_p16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=12, num_heads=4."""
-    model = Xcit(
-        embed_dim=192,
-        depth=12,
-        num_heads=4,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_12_p16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_12_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -581,18 +762,39 @@ def xcit_tiny_12_p16_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=12, num_heads=4."""
-    model = Xcit(
-        embed_dim=192,
-        depth=12,
-        num_heads=4,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_12_p16_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_12_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -602,18 +804,39 @@ def xcit_tiny_24_p16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=24, num_heads=4."""
-    model = Xcit(
-        embed_dim=192,
-        depth=24,
-        num_heads=4,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_24_p16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -623,18 +846,39 @@ def xcit_tiny_24_p16_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=24, num_heads=4."""
-    model = Xcit(
-        embed_dim=192,
-        depth=24,
-        num_heads=4,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_24_p16_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -644,18 +888,39 @@ def xcit_small_12_p16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=12, num_heads=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=12,
-        num_heads=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_12_p16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_12_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -665,18 +930,39 @@ def xcit_small_12_p16_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=12, num_heads=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=12,
-        num_heads=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_12_p16_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_12_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -686,18 +972,39 @@ def xcit_small_24_p16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=24, num_heads=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=24,
-        num_heads=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_24_p16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -707,18 +1014,39 @@ def xcit_small_24_p16_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=24, num_heads=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=24,
-        num_heads=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_24_p16_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -728,18 +1056,39 @@ def xcit_medium_24_p16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=512, depth=24, num_heads=8."""
-    model = Xcit(
-        embed_dim=512,
-        depth=24,
-        num_heads=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_medium_24_p16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_medium_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -749,18 +1098,39 @@ def xcit_medium_24_p16_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=512, depth=24, num_heads=8."""
-    model = Xcit(
-        embed_dim=512,
-        depth=24,
-        num_heads=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_medium_24_p16_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_medium_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -770,18 +1140,39 @@ def xcit_large_24_p16_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=768, depth=24, num_heads=16."""
-    model = Xcit(
-        embed_dim=768,
-        depth=24,
-        num_heads=16,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_large_24_p16_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_large_24_p16_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -791,18 +1182,39 @@ def xcit_large_24_p16_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=768, depth=24, num_heads=16."""
-    model = Xcit(
-        embed_dim=768,
-        depth=24,
-        num_heads=16,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_large_24_p16_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_large_24_p16_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -812,20 +1224,43 @@ def xcit_nano_12_p8_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=128, depth=12, num_heads=4, tokens_norm=False, patch_size=8."""
-    model = Xcit(
-        embed_dim=128,
-        depth=12,
-        num_heads=4,
-        tokens_norm=False,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_nano_12_p8_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_nano_12_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -835,20 +1270,43 @@ def xcit_nano_12_p8_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=128, depth=12, num_heads=4, tokens_norm=False, patch_size=8."""
-    model = Xcit(
-        embed_dim=128,
-        depth=12,
-        num_heads=4,
-        tokens_norm=False,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=128,
+            depth=12,
+            num_heads=4,
+            tokens_norm=False,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_nano_12_p8_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_nano_12_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -858,19 +1316,41 @@ def xcit_tiny_12_p8_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=12, num_heads=4, patch_size=8."""
-    model = Xcit(
-        embed_dim=192,
-        depth=12,
-        num_heads=4,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_12_p8_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_12_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -880,19 +1360,41 @@ def xcit_tiny_12_p8_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=12, num_heads=4, patch_size=8."""
-    model = Xcit(
-        embed_dim=192,
-        depth=12,
-        num_heads=4,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=12,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_12_p8_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_12_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -902,19 +1404,41 @@ def xcit_tiny_24_p8_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=24, num_heads=4, patch_size=8."""
-    model = Xcit(
-        embed_dim=192,
-        depth=24,
-        num_heads=4,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_24_p8_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -924,19 +1448,41 @@ def xcit_tiny_24_p8_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=192, depth=24, num_heads=4, patch_size=8."""
-    model = Xcit(
-        embed_dim=192,
-        depth=24,
-        num_heads=4,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=192,
+            depth=24,
+            num_heads=4,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_tiny_24_p8_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_tiny_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -946,19 +1492,41 @@ def xcit_small_12_p8_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=12, num_heads=8, patch_size=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=12,
-        num_heads=8,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_12_p8_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_12_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -968,19 +1536,41 @@ def xcit_small_12_p8_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=12, num_heads=8, patch_size=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=12,
-        num_heads=8,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=12,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_12_p8_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_12_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -990,19 +1580,41 @@ def xcit_small_24_p8_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=24, num_heads=8, patch_size=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=24,
-        num_heads=8,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_24_p8_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1012,19 +1624,41 @@ def xcit_small_24_p8_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=384, depth=24, num_heads=8, patch_size=8."""
-    model = Xcit(
-        embed_dim=384,
-        depth=24,
-        num_heads=8,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=384,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_small_24_p8_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_small_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1034,19 +1668,41 @@ def xcit_medium_24_p8_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=512, depth=24, num_heads=8, patch_size=8."""
-    model = Xcit(
-        embed_dim=512,
-        depth=24,
-        num_heads=8,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_medium_24_p8_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_medium_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1056,19 +1712,41 @@ def xcit_medium_24_p8_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=512, depth=24, num_heads=8, patch_size=8."""
-    model = Xcit(
-        embed_dim=512,
-        depth=24,
-        num_heads=8,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=512,
+            depth=24,
+            num_heads=8,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_medium_24_p8_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_medium_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1078,19 +1756,41 @@ def xcit_large_24_p8_224(
     img_size: int = 224,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=768, depth=24, num_heads=16, patch_size=8."""
-    model = Xcit(
-        embed_dim=768,
-        depth=24,
-        num_heads=16,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_large_24_p8_224"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_large_24_p8_224"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -1100,17 +1800,39 @@ def xcit_large_24_p8_384(
     img_size: int = 384,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> Xcit:
     """Xcit with embed_dim=768, depth=24, num_heads=16, patch_size=8."""
-    model = Xcit(
-        embed_dim=768,
-        depth=24,
-        num_heads=16,
-        patch_size=8,
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = XcitFeatures(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = Xcit(
+            embed_dim=768,
+            depth=24,
+            num_heads=16,
+            patch_size=8,
+            eta=eta,
+            img_size=img_size,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "xcit_large_24_p8_384"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
         eta=eta,
         img_size=img_size,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
-    model.archc_variant = "xcit_large_24_p8_384"  # archc.deploy rebuilds the model from these
-    model.archc_arguments = dict(eta=eta, img_size=img_size, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last) if channels_last else model
