@@ -201,3 +201,51 @@ def test_torch_s_1d_and_3d_layers_lift_to_specs_that_compute_the_same(model, siz
 
     text = lift(model().eval(), torch.randn(1, *sizes))  # proven: the weights load strictly, the outputs agree
     assert f"input {' x '.join(map(str, sizes))}\n" in text and op in text and "batchnorm" in text
+
+
+INIT = """\
+network V() {
+    input 2 x 4 x 6 x 6
+    conv1 = conv3d(4, (1, 3, 3), padding = (0, 1, 1))
+    bn = batchnorm
+    flatten
+    fc = linear(3)
+    init conv3d.weight = normal(0, 1.0 / sqrt(fan_in))
+    init conv3d.bias = 0
+}
+
+network S() {
+    input 3 x 20
+    conv1 = conv1d(6, 5, bias = false)
+    bn = batchnorm
+    init conv1d.weight = kaiming_normal(mode = "fan_out", nonlinearity = "relu")
+    init batchnorm.weight = 0.5
+}
+
+variant v = V()
+variant s = S()
+"""
+
+
+def _volume_reference():
+    conv, bn, fc = nn.Conv3d(2, 4, (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(4), nn.Linear(4 * 4 * 6 * 6, 3)
+    nn.init.normal_(conv.weight, 0, 1.0 / (2 * 9) ** 0.5)
+    nn.init.constant_(conv.bias, 0)
+    return {"conv1": conv, "bn": bn, "fc": fc}
+
+
+def _signal_reference():
+    conv, bn = nn.Conv1d(3, 6, 5, bias=False), nn.BatchNorm1d(6)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    nn.init.constant_(bn.weight, 0.5)
+    return {"conv1": conv, "bn": bn}
+
+
+@pytest.mark.parametrize(("variant", "make"), [("v", _volume_reference), ("s", _signal_reference)])
+def test_init_rules_reach_conv1d_and_conv3d_seed_for_seed(tmp_path, variant, make):
+    s = load(tmp_path, INIT)
+    torch.manual_seed(0)
+    ours = s.build(variant).state_dict()
+    torch.manual_seed(0)
+    theirs = {f"{name}.{k}": v for name, m in make().items() for k, v in m.state_dict().items()}
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)

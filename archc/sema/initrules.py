@@ -59,7 +59,8 @@ _initialiser("xavier_uniform", "nn.init.xavier_uniform_", (("gain", 1.0),), "Glo
 
 # The parameters each op kind's module has, and the layer sizes a rule's arguments may read.
 PARAMETERS = {"conv": ("weight", "bias"), "linear": ("weight", "bias"), "batchnorm": ("weight", "bias"),
-              "layernorm": ("weight", "bias"), "ws_conv": ("weight", "bias", "gain")}
+              "layernorm": ("weight", "bias"), "ws_conv": ("weight", "bias", "gain"), "conv1d": ("weight", "bias"),
+              "conv3d": ("weight", "bias")}
 LAYER_NAMES = ("fan_in", "fan_out", "in_channels", "out_channels", "kernel_size", "groups", "in_features",
                "out_features", "num_features", "normalized_shape")
 LAYER_NAME_SET = frozenset(LAYER_NAMES)
@@ -161,7 +162,8 @@ CHOICES = {"mode": MODES, "nonlinearity": NONLINEARITIES}
 FAN_BASED = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
 FLOAT32_MAX = 3.4028234663852886e38  # parameters are float32 tensors: a larger number becomes inf there
 # The dimensions of each parameter with more than one (a conv's weight: out, in / groups, kh, kw).
-DIMENSIONS = {("conv", "weight"): 4, ("linear", "weight"): 2, ("ws_conv", "weight"): 4, ("ws_conv", "gain"): 4}
+DIMENSIONS = {("conv", "weight"): 4, ("linear", "weight"): 2, ("ws_conv", "weight"): 4, ("ws_conv", "gain"): 4,
+              ("conv1d", "weight"): 3, ("conv3d", "weight"): 5}
 
 
 def as_call(rule: n.Expr) -> n.Call | None:
@@ -277,11 +279,12 @@ def _is_constant(e: n.Expr) -> bool:
 def layer_sizes(node: OpNode) -> dict[str, object]:
     """The sizes of a layer that a rule's arguments may read, as torch counts them."""
     a, shape = node.args, node.in_shapes[0]
-    if node.op in ("conv", "ws_conv"):
-        kh, kw = pair(a["kernel_size"])
-        c_in = shape[0]
-        return {"in_channels": c_in, "out_channels": a["out_channels"], "kernel_size": (kh, kw),
-                "groups": a["groups"], "fan_in": c_in // a["groups"] * kh * kw, "fan_out": a["out_channels"] * kh * kw}
+    if node.op in ("conv", "ws_conv", "conv1d", "conv3d"):
+        k = a["kernel_size"]
+        kernel = pair(k) if node.op in ("conv", "ws_conv") else (k,) * (len(shape) - 1) if isinstance(k, int) else k
+        c_in, area = shape[0], math.prod(kernel)
+        return {"in_channels": c_in, "out_channels": a["out_channels"], "kernel_size": tuple(kernel),
+                "groups": a["groups"], "fan_in": c_in // a["groups"] * area, "fan_out": a["out_channels"] * area}
     if node.op == "linear":
         return {"in_features": shape[-1], "out_features": a["out_features"], "fan_in": shape[-1],
                 "fan_out": a["out_features"]}
@@ -292,7 +295,7 @@ def layer_sizes(node: OpNode) -> dict[str, object]:
 def node_parameters(node: OpNode) -> tuple[str, ...]:
     """The parameters a layer's module has (a conv without bias has no bias)."""
     a = node.args
-    if node.op == "conv" or node.op == "linear":
+    if node.op in ("conv", "linear", "conv1d", "conv3d"):
         return ("weight", "bias") if a.get("bias", True) else ("weight",)
     if node.op == "ws_conv":
         return ("weight", "bias", "gain") if a.get("bias", True) else ("weight", "gain")
