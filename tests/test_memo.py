@@ -64,3 +64,15 @@ def test_a_copy_reads_its_own_input_and_gets_its_own_names(monkeypatch):
     assert ops["stage.1.bn"].scope == ("stage", "stage.1")
     assert ops["a.bn"].scope == ("a",)
     assert set(graph.scopes) == {"a", "stage", "stage.0", "stage.1"}
+
+
+def test_a_moved_op_keeps_every_other_field():
+    """``OpNode.moved`` writes the fields out by position: one added to the record and not to it would be lost."""
+    from dataclasses import fields, replace
+
+    from archc.sema.graph import OpNode
+
+    values = {f.name: (f"value of {f.name}",) for f in fields(OpNode)}  # every field told apart from the others
+    node = OpNode(**values)
+    changes = {"id": "b.conv", "name": "b.conv", "scope": ("b",), "inputs": ("x",)}
+    assert node.moved(**changes) == replace(node, **changes)

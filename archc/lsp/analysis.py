@@ -35,6 +35,7 @@ class Analysis:
     shapes: dict[str, dict[n.Stmt, list[tuple[TensorType, TensorType]]]] = field(default_factory=dict)
     graphs: dict[str, Graph] = field(default_factory=dict)
     internal: str | None = None  # a bug in archc met on this text
+    checked: Spec | None = field(default=None, repr=False)  # a spec that checked, until the code generator ran
 
 
 @dataclass
@@ -47,8 +48,10 @@ class StatementInfo:
     macs: int
 
 
-def analyse(path: str | Path, text: str) -> Analysis:
-    """Everything known about ``text``, the source of the spec at ``path``; never raises."""
+def analyse(path: str | Path, text: str, generate: bool = True) -> Analysis:
+    """Everything known about ``text``, the source of the spec at ``path``; never raises. Without ``generate``,
+    the code generator's own checks wait for ``generator_checks``: the server publishes the check's errors first
+    (the graph's shapes need nothing more), then what the code generator adds, if anything."""
     result = Analysis(Path(path), text)
     with fewer_collections():
         try:
@@ -56,9 +59,36 @@ def analyse(path: str | Path, text: str) -> Analysis:
         except RecursionError:
             result.errors.append(SpecError(NESTED_TOO_DEEPLY, None))
         except Exception as exc:  # a bug in archc: the editor shows it, the server goes on
-            log.exception("archc failed on %s", path)
-            result.internal = f"archc: internal error ({type(exc).__name__}: {exc}); please report it"
+            _internal(result, exc)
+    if generate:
+        generator_checks(result)
     return result
+
+
+def generator_checks(result: Analysis) -> bool:
+    """What ``archc check`` adds to a spec that checked: the code generator's own checks, run once. Whether they
+    found anything (errors joined to ``result.errors``, or a bug in archc)."""
+    spec, result.checked = result.checked, None
+    if spec is None:
+        return False
+    with fewer_collections():
+        try:
+            spec.source()
+        except SpecError as exc:
+            result.errors.extend(exc.errors)
+            return True
+        except RecursionError:
+            result.errors.append(SpecError(NESTED_TOO_DEEPLY, None))
+            return True
+        except Exception as exc:  # a bug in archc: the editor shows it, the server goes on
+            _internal(result, exc)
+            return True
+    return False
+
+
+def _internal(result: Analysis, exc: Exception) -> None:
+    log.exception("archc failed on %s", result.path)
+    result.internal = f"archc: internal error ({type(exc).__name__}: {exc}); please report it"
 
 
 def _analyse(result: Analysis) -> None:
@@ -69,7 +99,7 @@ def _analyse(result: Analysis) -> None:
     spec = None
     try:
         spec = load(path, text)
-        spec.source()  # what archc check does: the code generator's own checks too
+        result.checked = spec  # what archc check does next: the code generator's own checks (generator_checks)
     except SpecError as exc:
         result.errors.extend(exc.errors)
     except RecursionError:

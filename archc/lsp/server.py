@@ -19,7 +19,7 @@ from pygls.uris import to_fs_path
 from .. import __version__
 from ..errors import SpecError
 from ..lang.format import UnsafeFormat, format_source
-from .analysis import analyse
+from .analysis import analyse, generator_checks
 from .completion import completions
 from .features import Document, diagnostics, document_symbols, hover, inlay_hints, uri_of
 from .symbols import build_index
@@ -36,11 +36,11 @@ class ArchServer(LanguageServer):
         self.documents: dict[str, Document] = {}
         self.last_indexed: dict[str, Document] = {}  # the latest version that parsed: for completion
 
-    def analyse(self, uri: str) -> Document:
+    def analyse(self, uri: str, generate: bool = True) -> Document:
         text = self.workspace.get_text_document(uri).source
         path = to_fs_path(uri) if uri.startswith("file:") else None
         path = Path(path) if path else Path.cwd() / "untitled.arch"
-        analysis = analyse(path, text)
+        analysis = analyse(path, text, generate)
         index = None
         try:
             if analysis.module is not None:
@@ -76,14 +76,30 @@ def safe(default=None):
 
 
 def _refresh(uri: str) -> None:
+    """The check's errors at once; then, where the spec checked, the code generator's own checks, published
+    again only if they find something (rare: names Python cannot take, and the like)."""
+    doc = None
     try:
-        doc = server.analyse(uri)
+        doc = server.analyse(uri, generate=False)
         found = diagnostics(doc)
     except Exception as exc:
-        log.exception("checking %s failed", uri)
-        found = [t.Diagnostic(t.Range(t.Position(0, 0), t.Position(0, 0)), f"archc: internal error ({exc})",
-                              t.DiagnosticSeverity.Error, source="archc")]
+        found = _internal_error(uri, exc)
     server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri, found))
+    if doc is None:
+        return
+    try:
+        if not generator_checks(doc.analysis):
+            return
+        found = diagnostics(doc)
+    except Exception as exc:
+        found = _internal_error(uri, exc)
+    server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri, found))
+
+
+def _internal_error(uri: str, exc: Exception) -> list[t.Diagnostic]:
+    log.exception("checking %s failed", uri)
+    return [t.Diagnostic(t.Range(t.Position(0, 0), t.Position(0, 0)), f"archc: internal error ({exc})",
+                         t.DiagnosticSeverity.Error, source="archc")]
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_OPEN)

@@ -120,8 +120,7 @@ def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: lis
     for node in rec.nodes:
         scope = head + tuple(rename(s) for s in node.scope[rec.outer + 1:])
         inputs = tuple(source(i) for i in node.inputs)
-        copy = replace(node, id=rename(node.id), name=None if node.name is None else rename(node.name),
-                       scope=scope, inputs=inputs)
+        copy = node.moved(rename(node.id), None if node.name is None else rename(node.name), scope, inputs)
         el.graph.add(copy, list(inputs))
     for info in rec.scopes:
         el.graph.scopes[rename(info.path)] = replace(info, path=rename(info.path))
