@@ -1,12 +1,13 @@
 """``archc lsp``: a language server over stdio for ``.arch`` specs (pygls).
 
 Every change re-checks the document's text as ``archc check`` would (its ``use``d files from disk) and
-publishes the errors; requests are answered from that analysis. The server runs nothing but the compiler,
+publishes the errors (those of the code generator's own checks once the edits pause, ``GENERATOR_DELAY_S``); requests are answered from that analysis. The server runs nothing but the compiler,
 never imports torch, and a handler that fails answers empty and logs: no spec stops the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -28,6 +29,8 @@ from .workspace import GLOBAL, mentions
 log = logging.getLogger(__name__)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RENAMEABLE = ("block", "func", "let", "local", "layer", "variant")
+# the pause after an edit before the code generator's checks run: typing and hovers are answered first
+GENERATOR_DELAY_S = 0.15
 
 
 class ArchServer(LanguageServer):
@@ -76,8 +79,8 @@ def safe(default=None):
 
 
 def _refresh(uri: str) -> None:
-    """The check's errors at once; then, where the spec checked, the code generator's own checks, published
-    again only if they find something (rare: names Python cannot take, and the like)."""
+    """The check's errors at once; then, once the edits pause, the code generator's own checks on a spec that
+    checked, published again only if they find something (rare: names Python cannot take, and the like)."""
     doc = None
     try:
         doc = server.analyse(uri, generate=False)
@@ -85,7 +88,18 @@ def _refresh(uri: str) -> None:
     except Exception as exc:
         found = _internal_error(uri, exc)
     server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri, found))
-    if doc is None:
+    if doc is None or doc.analysis.checked is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not on the server's loop: now
+        _generator_checks(uri, doc)
+        return
+    loop.call_later(GENERATOR_DELAY_S, _generator_checks, uri, doc)
+
+
+def _generator_checks(uri: str, doc: Document) -> None:
+    if server.documents.get(uri) is not doc:  # edited again (or closed) since: that analysis takes over
         return
     try:
         if not generator_checks(doc.analysis):
