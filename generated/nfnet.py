@@ -24,6 +24,7 @@ __all__ = [
     "DownsampleAvg",
     "NormFreeBlock",
     "NormFreeNet",
+    "NormFreeNetFeatures",
     "SEModule",
     "TransitionBlock",
     "nfnet_f0",
@@ -51,6 +52,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class _WSConv2d(nn.Conv2d):
@@ -282,6 +322,8 @@ class NormFreeNet(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.depths = depths
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         stem = nn.Sequential()
         stem.add_module(
             "conv1",
@@ -297,6 +339,7 @@ class NormFreeNet(nn.Module):
             "conv3",
             _WSConv2d(stem_chs // 4, stem_chs // 2, kernel_size=3, padding=1, gamma=gamma, eps=eps),
         )
+        self.feature_info.append(dict(num_chs=stem_chs // 2, reduction=2, module="stem.conv3"))
         stem.add_module("act4", nn.GELU())
         stem.add_module(
             "conv4",
@@ -313,18 +356,36 @@ class NormFreeNet(nn.Module):
         self.stem = stem
         stages = nn.Sequential()
         expected_var = 1.0
+        reduction = 4
         channels_1 = stem_chs
         for s in range(len(depths)):
             layers = nn.Sequential()
             for i in range(depths[s]):
                 stride = 2 if i == 0 and s > 0 else 1
                 beta = 1 / expected_var ** 0.5
-                if channels_1 != channels[s] or stride != 1:
-                    layers.append(
+                if stride != 1:
+                    layers.add_module(
+                        f"{i}",
                         TransitionBlock(
                             channels_1,
                             channels[s],
-                            stride,
+                            2,
+                            alpha,
+                            beta,
+                            group_size,
+                            bottle_ratio,
+                            gamma,
+                            eps,
+                        ),
+                    )
+                    reduction *= 2
+                elif channels_1 != channels[s]:
+                    layers.add_module(
+                        f"{i}",
+                        TransitionBlock(
+                            channels_1,
+                            channels[s],
+                            1,
                             alpha,
                             beta,
                             group_size,
@@ -334,7 +395,8 @@ class NormFreeNet(nn.Module):
                         ),
                     )
                 else:
-                    layers.append(
+                    layers.add_module(
+                        f"{i}",
                         NormFreeBlock(
                             channels_1,
                             channels[s],
@@ -348,7 +410,11 @@ class NormFreeNet(nn.Module):
                     )
                 expected_var = (1.0 if i == 0 else expected_var) + alpha ** 2
                 channels_1 = channels[s]
-            stages.append(layers)
+            stages.add_module(f"{s}", layers)
+            if s < len(depths) - 1:
+                self.feature_info.append(
+                    dict(num_chs=channels_1, reduction=reduction, module=f"stages.{s}"),
+                )
         self.stages = stages
         self.final_conv = _WSConv2d(
             channels_1,
@@ -356,6 +422,9 @@ class NormFreeNet(nn.Module):
             kernel_size=1,
             gamma=gamma,
             eps=eps,
+        )
+        self.feature_info.append(
+            dict(num_chs=int(channels[-1] * feat_mult), reduction=reduction, module="final_conv"),
         )
         self.final_act = nn.GELU()
         self.num_features = int(channels[-1] * feat_mult)
@@ -419,6 +488,65 @@ class NormFreeNet(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        features: list[Tensor] = []
+        x = self.stem.conv1(x)  # N x 16 x 112 x 112
+        x = self.stem.act2(x)  # N x 16 x 112 x 112
+        x = self.stem.conv2(x)  # N x 32 x 112 x 112
+        x = self.stem.act3(x)  # N x 32 x 112 x 112
+        x = self.stem.conv3(x)  # N x 64 x 112 x 112
+        features.append(x)
+        x = self.stem.act4(x)  # N x 64 x 112 x 112
+        x = self.stem.conv4(x)  # N x 128 x 56 x 56
+        for s in range(len(self.depths)):
+            x = getattr(self.stages, f"{s}")(x)  # N x 256|512|1536 x 7..56 x 7..56
+            if s < len(self.depths) - 1:
+                features.append(x)
+        x = self.final_conv(x)  # N x 3072 x 7 x 7
+        features.append(x)
+        return features
+
+
+class NormFreeNetFeatures(NormFreeNet):
+    """NormFreeNet as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        depths: list[int],
+        channels: tuple[int, ...] = (256, 512, 1536, 1536),
+        stem_chs: int = 128,
+        group_size: int = 128,
+        bottle_ratio: float = 0.5,
+        feat_mult: float = 2.0,
+        alpha: float = 0.2,
+        gamma: float = 1.7015043497085571,
+        eps: float = 1e-05,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            depths=depths,
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
+        del self.final_act, self.head  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def nfnet_f0(
     *,
@@ -432,20 +560,39 @@ def nfnet_f0(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """Table 1's F0 to F6, stage depths N times 1, 2, 6, 3, and timm's F7."""
-    model = NormFreeNet(
-        depths=[1, 2, 6, 3],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[1, 2, 6, 3],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[1, 2, 6, 3],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f0"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -457,6 +604,8 @@ def nfnet_f0(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -473,20 +622,39 @@ def nfnet_f1(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """NormFreeNet with depths=[2, 4, 12, 6]."""
-    model = NormFreeNet(
-        depths=[2, 4, 12, 6],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[2, 4, 12, 6],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[2, 4, 12, 6],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -498,6 +666,8 @@ def nfnet_f1(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -514,20 +684,39 @@ def nfnet_f2(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """NormFreeNet with depths=[3, 6, 18, 9]."""
-    model = NormFreeNet(
-        depths=[3, 6, 18, 9],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[3, 6, 18, 9],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[3, 6, 18, 9],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -539,6 +728,8 @@ def nfnet_f2(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -555,20 +746,39 @@ def nfnet_f3(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """NormFreeNet with depths=[4, 8, 24, 12]."""
-    model = NormFreeNet(
-        depths=[4, 8, 24, 12],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[4, 8, 24, 12],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[4, 8, 24, 12],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f3"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -580,6 +790,8 @@ def nfnet_f3(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -596,20 +808,39 @@ def nfnet_f4(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """NormFreeNet with depths=[5, 10, 30, 15]."""
-    model = NormFreeNet(
-        depths=[5, 10, 30, 15],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[5, 10, 30, 15],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[5, 10, 30, 15],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f4"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -621,6 +852,8 @@ def nfnet_f4(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -637,20 +870,39 @@ def nfnet_f5(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """NormFreeNet with depths=[6, 12, 36, 18]."""
-    model = NormFreeNet(
-        depths=[6, 12, 36, 18],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[6, 12, 36, 18],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[6, 12, 36, 18],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f5"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -662,6 +914,8 @@ def nfnet_f5(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -678,20 +932,39 @@ def nfnet_f6(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """NormFreeNet with depths=[7, 14, 42, 21]."""
-    model = NormFreeNet(
-        depths=[7, 14, 42, 21],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[7, 14, 42, 21],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[7, 14, 42, 21],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f6"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -703,6 +976,8 @@ def nfnet_f6(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -719,20 +994,39 @@ def nfnet_f7(
     eps: float = 1e-05,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> NormFreeNet:
     """NormFreeNet with depths=[8, 16, 48, 24]."""
-    model = NormFreeNet(
-        depths=[8, 16, 48, 24],
-        channels=channels,
-        stem_chs=stem_chs,
-        group_size=group_size,
-        bottle_ratio=bottle_ratio,
-        feat_mult=feat_mult,
-        alpha=alpha,
-        gamma=gamma,
-        eps=eps,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = NormFreeNetFeatures(
+            depths=[8, 16, 48, 24],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = NormFreeNet(
+            depths=[8, 16, 48, 24],
+            channels=channels,
+            stem_chs=stem_chs,
+            group_size=group_size,
+            bottle_ratio=bottle_ratio,
+            feat_mult=feat_mult,
+            alpha=alpha,
+            gamma=gamma,
+            eps=eps,
+            num_classes=num_classes,
+        )
     model.archc_variant = "nfnet_f7"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         channels=channels,
@@ -744,5 +1038,7 @@ def nfnet_f7(
         gamma=gamma,
         eps=eps,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

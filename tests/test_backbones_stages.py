@@ -1,9 +1,10 @@
-"""Swin, MaxViT and ConvMixer as backbones. Swin's four stages are channels-last maps, N x H x W x C, as timm's
+"""Swin, MaxViT, ConvMixer, NFNet and the CIFAR DenseNets as backbones. Swin's four stages are channels-last maps, N x H x W x C, as timm's
 Swin gives them (the channels and reductions of timm's model; the names torchvision's, whose layout the spec
 keeps), and equal to timm's ``features_only`` model's maps from the same weights. MaxViT (torchvision's)
 taps the stem and its four stages, the five maps of timm's MaxViT; ConvMixer, which timm gives no ``features_only``,
-every layer (an isotropic network: one resolution, the patch size). Maps are checked against torchvision's models at
-the same modules.
+every layer (an isotropic network: one resolution, the patch size); NFNet timm's five maps (stem.conv3, three
+stages, final_conv), equal to timm's from the same weights. Maps are checked against torchvision's models at the same
+modules where torchvision has the network.
 """
 
 from __future__ import annotations
@@ -173,3 +174,29 @@ def test_cifar_densenet_maps_are_its_blocks():
         got = ours(x)
         torch.testing.assert_close(got[0], first)
         torch.testing.assert_close(got[2], torch.relu(f(x)))
+
+
+@pytest.mark.parametrize("variant", fast_tier([f"nfnet_f{i}" for i in range(8)], {"nfnet_f0"}))
+def test_nfnet_feature_info_is_timms(variant):
+    with torch.device("meta"):
+        theirs = timm.create_model(variant, features_only=True).feature_info
+    keys = ["module", "num_chs", "reduction"]
+    assert info(variant).get_dicts(keys) == theirs.get_dicts(keys)
+
+
+def test_nfnet_maps_are_timms():
+    """On test_nfnet's narrow, shallow nfnet_f0 (every kind of block), from timm's weights."""
+    import test_nfnet
+    from archc.models import nfnet
+
+    theirs = test_nfnet.tiny_reference()
+    ours = nfnet.NormFreeNetFeatures(**test_nfnet.TINY).eval()
+    dropped = ours.load_state_dict(theirs.state_dict(), strict=False)
+    assert not dropped.missing_keys and dropped.unexpected_keys == ["head.fc.weight", "head.fc.bias"]
+    x = torch.randn(1, 3, test_nfnet.SIZE, test_nfnet.SIZE)
+    with torch.no_grad():
+        expected = theirs.forward_intermediates(x, intermediates_only=True)
+        got = ours(x)
+    assert len(got) == len(expected) == 5
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)

@@ -230,3 +230,17 @@ def test_an_if_per_patch_size_keeps_each_reduction(tmp_path):
     s = load(tmp_path, TOKENS)
     assert [t.reduction for t in s.graph("eight").taps.values()] == [8]
     assert "reduction *= 8" in s.source() and "reduction *= 4" in s.source()
+
+
+def test_a_loop_whose_runs_stride_differently_is_descended_into(tmp_path):
+    """A stage seq in a loop whose first run keeps the size and the others halve it: the branches inside are the
+    steps, each multiplying the reduction as the loop runs (NFNet's stages)."""
+    text = net("""stages = seq {
+    for i in range(3) {
+        "{i}" = seq { if i == 0 { c = conv(8, 3, padding = 1) } else { c = conv(8, 3, stride = 2, padding = 1) } }
+        tap
+    }
+}""")
+    model, graph = backbone(tmp_path, text)
+    assert model.feature_info.reduction() == [1, 2, 4] == [t.reduction for t in graph.taps.values()]
+    assert_agrees(model, graph, 32)

@@ -45,14 +45,16 @@ class TapTracker:
         self.state = TapState()
 
     def _varying(self, stmts: list[n.Stmt]) -> set:
-        """The ifs of the main path whose runs change the stride differently (a patch embedding per patch size):
-        their own statements are the steps, each branch multiplying the reduction by its own stride."""
+        """The ifs, loops and seqs of the main path whose runs change the stride differently (a patch embedding
+        per patch size, a stage whose first block halves the map but not in the first stage): their own
+        statements are the steps, each multiplying the reduction by its own stride as it runs."""
         found = set()
         for s in stmts:
+            inner = [*getattr(s, "body", []), *getattr(s, "orelse", [])]
             if s in self.holders:
-                found |= self._varying([*getattr(s, "body", []), *getattr(s, "orelse", [])])
-            elif isinstance(s, n.If) and len({step_stride(a, b) or 1 for a, b in self.info.get(s)}) > 1:
-                found.add(s)
+                found |= self._varying(inner)
+            elif isinstance(s, (n.If, n.For, n.Seq)) and len({step_stride(a, b) or 1 for a, b in self.info.get(s)}) > 1:
+                found |= {s} | self._varying(inner)
         return found
 
     def snapshot(self) -> TapState:
