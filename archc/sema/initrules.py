@@ -20,7 +20,6 @@ from functools import lru_cache
 
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
-from ..ops import pair
 from .expr import Budget, Evaluator
 from .exprfold import free_names
 from .graph import OpNode
@@ -280,8 +279,8 @@ def layer_sizes(node: OpNode) -> dict[str, object]:
     """The sizes of a layer that a rule's arguments may read, as torch counts them."""
     a, shape = node.args, node.in_shapes[0]
     if node.op in ("conv", "ws_conv", "conv1d", "conv3d"):
-        k = a["kernel_size"]
-        kernel = pair(k) if node.op in ("conv", "ws_conv") else (k,) * (len(shape) - 1) if isinstance(k, int) else k
+        k = a["kernel_size"]  # one size for every spatial axis, or one each
+        kernel = (k,) * (len(shape) - 1) if isinstance(k, int) else tuple(k)
         c_in, area = shape[0], math.prod(kernel)
         return {"in_channels": c_in, "out_channels": a["out_channels"], "kernel_size": tuple(kernel),
                 "groups": a["groups"], "fan_in": c_in // a["groups"] * area, "fan_out": a["out_channels"] * area}
