@@ -142,23 +142,13 @@ class ConvMixer(nn.Module):
     ) -> None:
         super().__init__()
         self.depth = depth
-        self.patch_size = patch_size
         self.feature_info = []  # timm's: each tap's channels, reduction and name
-        reduction = 1
-        if patch_size == 7:
-            self.stem = nn.Sequential(
-                nn.Conv2d(3, dim, kernel_size=7, stride=7),
-                activation(),
-                nn.BatchNorm2d(dim),
-            )
-            reduction *= 7
-        else:
-            self.stem = nn.Sequential(
-                nn.Conv2d(3, dim, kernel_size=14, stride=14),
-                activation(),
-                nn.BatchNorm2d(dim),
-            )
-            reduction *= 14
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size),
+            activation(),
+            nn.BatchNorm2d(dim),
+        )
+        reduction = patch_size
         blocks = nn.Sequential()
         for i in range(depth):
             blocks.add_module(f"{i}", ConvMixerLayer(dim, dim, kernel_size, activation))
@@ -178,10 +168,7 @@ class ConvMixer(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
-        if self.patch_size == 7:
-            x = self.stem(x)  # N x 768|1536 x 32 x 32
-        else:
-            x = self.stem(x)  # N x 1024 x 16 x 16
+        x = _checkpoint_stage(self.stem, x) if self.grad_checkpointing else self.stem(x)  # N x 768|1024|1536 x 16|32 x 16|32
         x = _checkpoint_stage(self.blocks, x) if self.grad_checkpointing else self.blocks(x)  # N x 768|1024|1536 x 16|32 x 16|32
         return x
 
@@ -215,10 +202,7 @@ class ConvMixer(nn.Module):
     def forward_taps(self, x: Tensor) -> list[Tensor]:
         """The feature map at every tap, in the order of ``self.feature_info``."""
         features: list[Tensor] = []
-        if self.patch_size == 7:
-            x = self.stem(x)  # N x 768|1536 x 32 x 32
-        else:
-            x = self.stem(x)  # N x 1024 x 16 x 16
+        x = self.stem(x)  # N x 768|1024|1536 x 16|32 x 16|32
         for i in range(self.depth):
             x = getattr(self.blocks, f"{i}")(x)  # N x 768|1024|1536 x 16|32 x 16|32
             features.append(x)

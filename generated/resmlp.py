@@ -186,20 +186,12 @@ class MlpMixer(nn.Module):
     ) -> None:
         super().__init__()
         self.num_blocks = num_blocks
-        self.patch_size = patch_size
         self.feature_info = []  # timm's: each tap's channels, reduction and name
         seq_len = (img_size // patch_size) ** 2
-        reduction = 1
-        if patch_size == 16:
-            stem = nn.Sequential()
-            stem.add_module("proj", nn.Conv2d(3, embed_dim, kernel_size=16, stride=16))
-            self.stem = stem
-            reduction *= 16
-        else:
-            stem_1 = nn.Sequential()
-            stem_1.add_module("proj", nn.Conv2d(3, embed_dim, kernel_size=8, stride=8))
-            self.stem = stem_1
-            reduction *= 8
+        stem = nn.Sequential()
+        stem.add_module("proj", nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size))
+        self.stem = stem
+        reduction = patch_size
         blocks = nn.Sequential()
         for i in range(num_blocks):
             blocks.add_module(
@@ -245,10 +237,7 @@ class MlpMixer(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
-        if self.patch_size == 16:
-            x = self.stem(x)  # N x 384 x 14 x 14
-        else:
-            x = self.stem(x)  # N x 768 x 28 x 28
+        x = _checkpoint_stage(self.stem, x) if self.grad_checkpointing else self.stem(x)  # N x 384|768 x 14|28 x 14|28
         x = x.flatten(2).transpose(1, 2)  # N x 196|784 x 384|768 (tokens)
         x = _checkpoint_stage(self.blocks, x) if self.grad_checkpointing else self.blocks(x)  # N x 196|784 x 384|768 (tokens)
         x = _checkpoint_stage(self.norm, x) if self.grad_checkpointing else self.norm(x)  # N x 196|784 x 384|768 (tokens)
@@ -283,10 +272,7 @@ class MlpMixer(nn.Module):
         """The feature map at every tap, in the order of ``self.feature_info``."""
         size = x.shape[-2:]
         features: list[Tensor] = []
-        if self.patch_size == 16:
-            x = self.stem(x)  # N x 384 x 14 x 14
-        else:
-            x = self.stem(x)  # N x 768 x 28 x 28
+        x = self.stem(x)  # N x 384|768 x 14|28 x 14|28
         x = x.flatten(2).transpose(1, 2)  # N x 196|784 x 384|768 (tokens)
         for i in range(self.num_blocks):
             x = getattr(self.blocks, f"{i}")(x)  # N x 196|784 x 384|768 (tokens)

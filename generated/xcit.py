@@ -484,16 +484,10 @@ class Xcit(nn.Module):
     ) -> None:
         super().__init__()
         self.depth = depth
-        self.patch_size = patch_size
         self.feature_info = []  # timm's: each tap's channels, reduction and name
         h = img_size // patch_size
-        reduction = 1
-        if patch_size == 16:
-            self.patch_embed = ConvPatchEmbed(3, embed_dim, 16)
-            reduction *= 16
-        else:
-            self.patch_embed = ConvPatchEmbed(3, embed_dim, 8)
-            reduction *= 8
+        self.patch_embed = ConvPatchEmbed(3, embed_dim, patch_size)
+        reduction = patch_size
         self.pos_embed = PositionalEncodingFourier(self.patch_embed.out_channels, embed_dim, h, h)
         blocks = nn.Sequential()
         for i in range(depth):
@@ -532,10 +526,7 @@ class Xcit(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
-        if self.patch_size == 16:
-            x = self.patch_embed(x)  # N x 196|576 x 128..768 (tokens)
-        else:
-            x = self.patch_embed(x)  # N x 784|2304 x 128..768 (tokens)
+        x = _checkpoint_stage(self.patch_embed, x) if self.grad_checkpointing else self.patch_embed(x)  # N x 196..2304 x 128..768 (tokens)
         identity = x
         out = self.pos_embed(x)  # N x 196..2304 x 128..768 (tokens)
         out = out + identity  # N x 196..2304 x 128..768 (tokens)
@@ -574,10 +565,7 @@ class Xcit(nn.Module):
         """The feature map at every tap, in the order of ``self.feature_info``."""
         size = x.shape[-2:]
         features: list[Tensor] = []
-        if self.patch_size == 16:
-            x = self.patch_embed(x)  # N x 196|576 x 128..768 (tokens)
-        else:
-            x = self.patch_embed(x)  # N x 784|2304 x 128..768 (tokens)
+        x = self.patch_embed(x)  # N x 196..2304 x 128..768 (tokens)
         identity = x
         out = self.pos_embed(x)  # N x 196..2304 x 128..768 (tokens)
         out = out + identity  # N x 196..2304 x 128..768 (tokens)

@@ -244,3 +244,46 @@ def test_a_loop_whose_runs_stride_differently_is_descended_into(tmp_path):
     model, graph = backbone(tmp_path, text)
     assert model.feature_info.reduction() == [1, 2, 4] == [t.reduction for t in graph.taps.values()]
     assert_agrees(model, graph, 32)
+
+
+def test_a_stride_that_follows_a_parameter_is_written_with_it(tmp_path):
+    """A patch embedding of stride patch_size, one statement for every variant: the reductions of the taps
+    after it are written with the parameter (not one branch per patch size), and agree in every variant."""
+    text = """network N(patch_size) {
+    input 3 x 32 x 32
+    stem = conv(8, 3, stride = 2, padding = 1)
+    embed = seq { proj = conv(16, patch_size, stride = patch_size) }
+    tap
+    c = conv(16, 3, stride = 2, padding = 1)
+    tap
+    global_avgpool
+    fc = linear(10)
+}
+variant n2 = N(2)
+variant n4 = N(4)
+"""
+    s = load(tmp_path, text)
+    source = s.source()
+    assert "reduction = 2 * patch_size" in source and "if patch_size" not in source
+    module = s.python_module()
+    for variant, first in (("n2", 4), ("n4", 8)):
+        graph = s.graph(variant)
+        assert [t.reduction for t in graph.taps.values()] == [first, first * 2]
+        assert_agrees(getattr(module, variant)(features_only=True), graph, 32)
+
+
+def test_a_varying_stride_no_number_follows_is_a_located_error(tmp_path):
+    """The stride is twice s: no number the step reads is its stride in every run."""
+    text = """network N(s) {
+    input 3 x 32 x 32
+    embed = conv(16, 2, stride = 2 * s)
+    tap
+    global_avgpool
+    fc = linear(10)
+}
+variant a = N(1)
+variant b = N(2)
+"""
+    message = error(tmp_path, text)
+    assert "changes the stride by 2 or 4 in different runs, and no number it reads is its stride" in message
+    assert "stride = patch_size" in message  # the hint

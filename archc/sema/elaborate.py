@@ -26,7 +26,7 @@ from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
 from .layout import TensorType
 from .memo import Recording
 from .scope import Frame, Scope, Tensor, check_name, show
-from .taps import step_stride
+from .taps import read_numbers, step_stride
 from .values import BlockRef, Function, Iteration, TensorInfo, type_name
 
 MAX_ERRORS = 20  # distinct errors reported for one variant
@@ -175,6 +175,8 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
                 frame.last_named = (frame.scope.child(name), out.node)
         if self.stmt_shapes is not None:
             self.note_shapes(stmt, (x.type, out.type))
+            if frame.main:  # the whole numbers a step of the network reads: a stride that follows a parameter
+                self.note_shapes(("names", stmt), read_numbers(stmt, frame.env))
         return out
 
     def _truth(self, cond: n.Expr, frame: Frame, x: Tensor) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..lang import nodes as n
 from .layout import TensorType, stride_factor
 
 TAPPABLE = ("CHW", "HWC", "LD", "GLD")  # layouts whose positions follow the input's grid
@@ -18,3 +19,23 @@ def step_stride(before: TensorType, after: TensorType) -> int | None:
     if before.layout in ("CHW", "HWC") and after.layout == "LD":
         return max(1, round((before.size("H") * before.size("W") / after.shape[0]) ** 0.5))
     return 1
+
+
+def read_numbers(stmt: n.Stmt, env: dict) -> dict[str, int]:
+    """The whole numbers a statement reads, by name (in the order it reads them): where a step's stride differs
+    between runs (a patch embedding of stride ``patch_size``), the name whose value is the stride in every run
+    carries the taps' reductions in the generated ``feature_info``."""
+    found = {}
+    for node in stmt.walk():
+        if isinstance(node, n.Var) and node.name not in found:
+            value = env.get(node.name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                found[node.name] = value
+    return found
+
+
+def stride_name(runs: list[tuple[int, dict[str, int]]]) -> str | None:
+    """The first name a step reads whose value equals the step's stride in every run (runs: its stride and the
+    numbers it read), or None."""
+    names = [name for name in (runs[0][1] if runs else {}) if all(read.get(name) == f for f, read in runs)]
+    return names[0] if names else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ...errors import SpecError
 from ...lang import nodes as n
-from ...sema.taps import step_stride
+from ...sema.taps import step_stride, stride_name
 from . import ir
 from .irbuild import interpolated
 
@@ -53,7 +53,8 @@ class TapTracker:
             inner = [*getattr(s, "body", []), *getattr(s, "orelse", [])]
             if s in self.holders:
                 found |= self._varying(inner)
-            elif isinstance(s, (n.If, n.For, n.Seq)) and len({step_stride(a, b) or 1 for a, b in self.info.get(s)}) > 1:
+            elif isinstance(s, (n.If, n.For, n.Seq)) and len({step_stride(a, b) or 1 for a, b in self.info.get(s)}) > 1 \
+                    and not (isinstance(s, n.Seq) and self._named_stride(s)):
                 found |= {s} | self._varying(inner)
         return found
 
@@ -63,16 +64,28 @@ class TapTracker:
     def restore(self, state: TapState) -> None:
         self.state = state
 
-    def factor(self, stmt: n.Stmt) -> int:
-        """A step's stride, the same in every run of it (in every loop iteration and variant)."""
+    def _named_stride(self, stmt: n.Stmt) -> str | None:
+        """The name of a number the step reads that equals its stride in every run, if there is one."""
+        shapes, reads = self.info.get(stmt), self.info.get(("names", stmt))
+        runs = list(zip([step_stride(a, b) or 1 for a, b in shapes], reads))
+        return stride_name(runs) if len(reads) == len(shapes) else None
+
+    def factor(self, stmt: n.Stmt) -> int | str:
+        """A step's stride: a number, the same in every run of it (in every loop iteration and variant), or the
+        name of a number the step reads that equals its stride in every run (a patch embedding's ``patch_size``)."""
         if stmt in self.after_last:
             return 1
-        factors = {step_stride(a, b) or 1 for a, b in self.info.get(stmt)}
-        if len(factors) > 1:
-            raise SpecError(f"this step changes the stride by {' or '.join(map(str, sorted(factors)))} in different "
-                            "runs, so the reductions of the taps after it cannot be written once", stmt.span,
-                            hint="tap before it, or write the runs of different strides as statements of their own")
-        return factors.pop() if factors else 1
+        strides = {step_stride(a, b) or 1 for a, b in self.info.get(stmt)}
+        if len(strides) <= 1:
+            return strides.pop() if strides else 1
+        name = self._named_stride(stmt)
+        if name is None:
+            raise SpecError(f"this step changes the stride by {' or '.join(map(str, sorted(strides)))} in "
+                            "different runs, and no number it reads is its stride in every run, so the reductions "
+                            "of the taps after it cannot be written", stmt.span,
+                            hint="pass the stride as a parameter the step reads (stride = patch_size), tap before "
+                                 "it, or write the runs of different strides as statements of their own")
+        return name
 
     def strides_inside(self, stmt: n.Stmt) -> bool:
         """Whether a loop or conditional changes the main path's stride (so its runs decide the reduction)."""
@@ -105,7 +118,16 @@ class TapTracker:
         if step:
             s.main = True
             factor = self.factor(stmt)
-            if factor != 1 and s.reduction is None:
+            if isinstance(factor, str):  # a parameter's value: from here on, a local carries the reduction
+                value = self.lower(n.Var(factor, stmt.span))
+                if s.reduction is None:
+                    body.append(ir.AugAssign(ir.Name(self.var), "*", value))
+                else:
+                    self.var = self.var or self.local("reduction")
+                    total = value if s.reduction == 1 else ir.BinOp("*", ir.const(s.reduction), value)
+                    body.append(ir.Assign(ir.Name(self.var), total))
+                    s.reduction = None
+            elif factor != 1 and s.reduction is None:
                 body.append(ir.AugAssign(ir.Name(self.var), "*", ir.const(factor)))
             elif factor != 1:
                 s.reduction *= factor
