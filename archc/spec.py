@@ -17,6 +17,7 @@ from .backends.python.codegen import generate
 from .errors import SpecError, SpecErrors, did_you_mean
 from .lang import nodes as n
 from .lang.loader import Program, load_program
+from .lang.parser import parse
 from .sema.allocation import fewer_collections
 from .sema.elaborate import MAX_ERRORS, Elaborator
 from .sema.expr import Budget, evaluate
@@ -161,16 +162,19 @@ def _same(a: SpecError, b: SpecError) -> bool:
     return a.span == b.span and a.message == b.message
 
 
-def load(path: str | Path, text: str | None = None) -> Spec:
+def load(path: str | Path, text: str | None = None, *, parser=parse, before_check=None) -> Spec:
     """Load and check a spec file: ``archc.load("specs/resnet.arch").build("resnet50")``. ``text``, if given, is
-    the file's source, read instead of the file (an editor's buffer); the files it uses are read from disk."""
+    the file's source, read instead of the file (an editor's buffer); the files it uses are read from disk.
+    The language server's hooks: ``parser`` parses the text, ``before_check`` gets the spec before its check."""
     with fewer_collections():
-        return _load(path, text)
+        return _load(path, text, parser, before_check)
 
 
-def _load(path: str | Path, text: str | None = None) -> Spec:
+def _load(path: str | Path, text: str | None, parser, before_check) -> Spec:
     try:
-        spec = Spec(load_program(path, text))
+        spec = Spec(load_program(path, text, parser))
+        if before_check is not None:
+            before_check(spec)
         main = spec.program.main
         if not (main.blocks or main.networks or main.variants or main.lets or main.uses):
             raise SpecError("the spec defines nothing", n.Span(str(path), 1, 1, 1, 2),

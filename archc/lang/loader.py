@@ -60,11 +60,12 @@ def _real_path(path: Path, span: n.Span | None) -> Path:
         raise SpecFileError(f"cannot tell where '{shown(path)}' leads", span) from None
 
 
-def load_program(path: str | Path, text: str | None = None) -> Program:
+def load_program(path: str | Path, text: str | None = None, parser=parse) -> Program:
     """The program of the spec at ``path``; ``text``, if given, is its source (an editor's unsaved buffer),
-    read instead of the file; the files it ``use``s are read from disk, relative to ``path``."""
+    read instead of the file; the files it ``use``s are read from disk, relative to ``path``. ``parser``: what
+    parses the spec's own text (the language server's parses again only the items an edit changed)."""
     path = Path(path)
-    main = parse(read_spec(path) if text is None else text, str(path))
+    main = parser(read_spec(path) if text is None else text, str(path))
     program = Program(path, main)
     seen: dict[Path, n.Module] = {}
     _collect(main, path, program, seen, [_real_path(path, None)])

@@ -11,8 +11,10 @@ from pathlib import Path
 from ..errors import SpecError
 from ..lang import nodes as n
 from ..lang.files import MAX_SPEC_BYTES
+from ..lang.incremental import ItemParser
 from ..lang.loader import Program, load_program
 from ..lang.parser import parse
+from ..sema import memo
 from ..sema.allocation import fewer_collections
 from ..sema.graph import Graph
 from ..sema.layout import SUFFIX, TensorType
@@ -48,14 +50,29 @@ class StatementInfo:
     macs: int
 
 
-def analyse(path: str | Path, text: str, generate: bool = True) -> Analysis:
+class Incremental:
+    """What one document's analyses hand on to the next: the syntax trees of the items an edit did not change
+    (``ItemParser``), and the records of the block calls that still hold (``memo.carried``)."""
+
+    def __init__(self) -> None:
+        self.parser = ItemParser()
+        self.last: Spec | None = None  # the latest spec checked; its elaborator's records fill as it checks
+
+    def before_check(self, spec: Spec) -> None:
+        if self.last is not None and spec.elaborator.memo is not None and self.last.elaborator.memo is not None:
+            spec.elaborator.memo.update(memo.carried(self.last.program, self.last.elaborator.memo, spec.program))
+        self.last = spec
+
+
+def analyse(path: str | Path, text: str, generate: bool = True, incremental: Incremental | None = None) -> Analysis:
     """Everything known about ``text``, the source of the spec at ``path``; never raises. Without ``generate``,
     the code generator's own checks wait for ``generator_checks``: the server publishes the check's errors first
-    (the graph's shapes need nothing more), then what the code generator adds, if anything."""
+    (the graph's shapes need nothing more), then what the code generator adds, if anything. ``incremental``: the
+    document's earlier analyses, of which what an edit did not change is kept."""
     result = Analysis(Path(path), text)
     with fewer_collections():
         try:
-            _analyse(result)
+            _analyse(result, incremental)
         except RecursionError:
             result.errors.append(SpecError(NESTED_TOO_DEEPLY, None))
         except Exception as exc:  # a bug in archc: the editor shows it, the server goes on
@@ -91,23 +108,28 @@ def _internal(result: Analysis, exc: Exception) -> None:
     result.internal = f"archc: internal error ({type(exc).__name__}: {exc}); please report it"
 
 
-def _analyse(result: Analysis) -> None:
+def _analyse(result: Analysis, incremental: Incremental | None) -> None:
     path, text = result.path, result.text
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         result.errors.append(SpecError(f"the spec is larger than {MAX_SPEC_BYTES // 2**20} MiB", None))
         return
+    parser = incremental.parser.parse if incremental is not None else parse
+    before_check = incremental.before_check if incremental is not None else None
     spec = None
     try:
-        spec = load(path, text)
+        spec = load(path, text, parser=parser, before_check=before_check)
         result.checked = spec  # what archc check does next: the code generator's own checks (generator_checks)
     except SpecError as exc:
         result.errors.extend(exc.errors)
     except RecursionError:
         result.errors.append(SpecError(NESTED_TOO_DEEPLY, None))
     try:
-        result.module = spec.program.main if spec is not None else parse(text, str(path))
-        result.program = spec.program if spec is not None else load_program(path, text)
-        spec = spec or Spec(result.program)  # evaluates the file's lets
+        result.module = spec.program.main if spec is not None else parser(text, str(path))
+        result.program = spec.program if spec is not None else load_program(path, text, parser)
+        if spec is None:
+            spec = Spec(result.program)  # evaluates the file's lets
+            if before_check is not None:
+                before_check(spec)
     except (SpecError, RecursionError):
         return
     _record_shapes(result, spec)

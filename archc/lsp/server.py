@@ -20,7 +20,7 @@ from pygls.uris import to_fs_path
 from .. import __version__
 from ..errors import SpecError
 from ..lang.format import UnsafeFormat, format_source
-from .analysis import analyse, generator_checks
+from .analysis import Incremental, analyse, generator_checks
 from .completion import completions
 from .features import Document, diagnostics, document_symbols, hover, inlay_hints, uri_of
 from .symbols import build_index
@@ -38,12 +38,13 @@ class ArchServer(LanguageServer):
         super().__init__("archc", __version__)
         self.documents: dict[str, Document] = {}
         self.last_indexed: dict[str, Document] = {}  # the latest version that parsed: for completion
+        self.incremental: dict[str, Incremental] = {}  # what each open document's next analysis may keep
 
     def analyse(self, uri: str, generate: bool = True) -> Document:
         text = self.workspace.get_text_document(uri).source
         path = to_fs_path(uri) if uri.startswith("file:") else None
         path = Path(path) if path else Path.cwd() / "untitled.arch"
-        analysis = analyse(path, text, generate)
+        analysis = analyse(path, text, generate, self.incremental.setdefault(uri, Incremental()))
         index = None
         try:
             if analysis.module is not None:
@@ -135,6 +136,7 @@ def did_save(params: t.DidSaveTextDocumentParams) -> None:
 def did_close(params: t.DidCloseTextDocumentParams) -> None:
     server.documents.pop(params.text_document.uri, None)
     server.last_indexed.pop(params.text_document.uri, None)
+    server.incremental.pop(params.text_document.uri, None)
     server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(params.text_document.uri, []))
 
 

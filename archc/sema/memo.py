@@ -135,3 +135,19 @@ def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: lis
     if isinstance(rec.output, tuple):
         return tuple(Tensor(source(o.node), o.type) for o in rec.output)
     return Tensor(source(rec.output.node), rec.output.type)
+
+
+def carried(old, records: dict, new) -> dict:
+    """The records of ``old``'s block calls that hold for ``new`` too (programs: an editor's text before and after
+    an edit, parsed so that an unchanged definition is the same object). A call's records follow from its key and
+    the globals (see above), so they hold where the file's lets, functions and names are the same and neither the
+    block nor any block it reached was edited; everything is dropped otherwise."""
+    if (old.blocks.keys() != new.blocks.keys() or old.networks.keys() != new.networks.keys()
+            or old.funcs.keys() != new.funcs.keys() or len(old.lets) != len(new.lets)
+            or any(a is not b for a, b in zip(old.lets, new.lets))
+            or any(old.funcs[k] is not f for k, f in new.funcs.items())):
+        return {}
+    edited = {k for k, d in [*new.blocks.items(), *new.networks.items()]
+              if (old.blocks.get(k) or old.networks.get(k)) is not d}
+    return {key: rec for key, rec in records.items()
+            if key[0] not in edited and not any(info.block in edited for info in rec.scopes)}
