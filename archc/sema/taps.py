@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from ..lang import nodes as n
 from .layout import TensorType, stride_factor
 
@@ -25,13 +27,14 @@ def read_numbers(stmt: n.Stmt, env: dict) -> dict[str, int]:
     """The whole numbers a statement reads, by name (in the order it reads them): where a step's stride differs
     between runs (a patch embedding of stride ``patch_size``), the name whose value is the stride in every run
     carries the taps' reductions in the generated ``feature_info``."""
-    found = {}
-    for node in stmt.walk():
-        if isinstance(node, n.Var) and node.name not in found:
-            value = env.get(node.name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                found[node.name] = value
-    return found
+    names = _READ.get(stmt)
+    if names is None:  # a statement's names are its text's: found once, then looked up in each run
+        names = _READ[stmt] = list(dict.fromkeys(node.name for node in stmt.walk() if isinstance(node, n.Var)))
+    return {name: value for name in names
+            if isinstance(value := env.get(name), int) and not isinstance(value, bool)}
+
+
+_READ: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # statement -> the names it reads, in order
 
 
 def stride_name(runs: list[tuple[int, dict[str, int]]]) -> str | None:
