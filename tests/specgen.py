@@ -17,6 +17,7 @@ from specgen_expr import Exprs, definitions
 from specgen_flow import FlowMix
 from specgen_mix import RESERVED_CLASSES, SHADOW_CLASSES, SHADOW_PARAMS, Mix
 from specgen_nd import NdMix
+from specgen_rec import RecMix
 
 from archc.ops.fused import FUSABLE
 
@@ -37,7 +38,7 @@ class T:
 
 
 @dataclass
-class Gen(Mix, FlowMix, NdMix):
+class Gen(Mix, FlowMix, NdMix, RecMix):
     choose: object
     lines: list[str] = field(default_factory=list)
     names: int = 0
@@ -82,6 +83,9 @@ class Gen(Mix, FlowMix, NdMix):
             lines = self.mixed_block(name)
             self.blocks.append((name, True))
             return lines
+        if self.chance(15):  # a block that calls itself
+            self.blocks.append((name, True))
+            return self.recursive_block(name)
         sequential = self.chance(25)
         strided = self.chance(50)
         params = ["c", "stride = 1" if strided else "k = 3", "act = relu" if self.chance(50) else "flag = true"]

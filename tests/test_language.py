@@ -209,9 +209,10 @@ def test_block_argument_binding_errors(tmp_path):
     assert "takes 2 positional arguments but 3 were given" in error(tmp_path, block + net("b = B(8, 3, 1)"))
 
 
-def test_recursive_blocks_are_an_error(tmp_path):
+def test_a_recursion_without_an_end_is_an_error(tmp_path):
+    """(Recursion that ends: test_recursion.py.)"""
     text = error(tmp_path, "block A() {\n    b = B()\n}\nblock B() {\n    a = A()\n}\n" + net("a = A()"))
-    assert "block 'A' calls itself" in text
+    assert "block A calls itself with the same arguments and input, so the recursion never ends" in text
 
 
 def test_residual_mismatch_suggests_a_projection(tmp_path):

@@ -69,10 +69,29 @@ def uses(tree: Tree, found: set[str]) -> None:
             found.add(f"op {kids[0].children[0]}")
 
 
+def recursion(tree: Tree, found: set[str]) -> None:
+    """Blocks that call themselves: directly, or through another block (recursion is no production)."""
+    calls: dict[str, set[str]] = {}
+    for node in tree.iter_subtrees():
+        if node.data == "block":
+            calls[str(node.children[1])] = {str(c.children[0]) for c in node.iter_subtrees()
+                                            if c.data == "call" and isinstance(c.children[0], Token)}
+    for name, callees in calls.items():
+        if name in callees:
+            found.add("recursion: a block calls itself")
+        if any(name in calls.get(other, ()) for other in callees - {name}):
+            found.add("recursion: through another block")
+
+
+RECURSION = {"recursion: a block calls itself", "recursion: through another block"}
+
+
 def generated() -> set[str]:
     found: set[str] = set()
     for seed in SEEDS:
-        uses(_parser().parse(generate(random.Random(seed).randint)), found)
+        tree = _parser().parse(generate(random.Random(seed).randint))
+        uses(tree, found)
+        recursion(tree, found)
     return found
 
 
@@ -97,6 +116,11 @@ def test_every_op_kind_is_called(found):
     assert not missing, f"op kinds the generator never calls: {missing}"
 
 
+def test_recursive_blocks_are_generated(found):
+    missing = sorted(RECURSION - found)
+    assert not missing, f"recursion the generator never writes: {missing}"
+
+
 def test_the_allow_list_holds_only_what_is_not_generated(found):
     """An entry the generator has learnt to write must leave the allow-list, or it would hide a regression."""
     stale = sorted(set(NOT_GENERATED) & found)
@@ -110,3 +134,7 @@ def test_the_collector_sees_what_a_spec_writes():
     uses(_parser().parse("network N() {\n    input 3 x 8 x 8\n    c = conv(4 if 1 < 2 < 3 else 2, 1)\n}\n"), chained)
     assert "compare" not in plain and "ifexp" not in plain and "op conv" in plain
     assert {"compare", "ifexp", "COMP_OP <"} <= chained
+    flat, deep = set(), set()
+    recursion(_parser().parse("block A(n) {\n    b = B(n)\n}\nblock B(n) {\n    c = conv(4, 1)\n}\n"), flat)
+    recursion(_parser().parse("block A(n) {\n    b = B(n) if n > 0\n}\nblock B(n) {\n    a = A(n - 1)\n}\n"), deep)
+    assert not flat and deep == {"recursion: through another block"}

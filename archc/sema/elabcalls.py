@@ -10,13 +10,12 @@ from ..errors import SpecError, SpecErrors, did_you_mean
 from ..lang import nodes as n
 from ..ops import REGISTRY, OpKind, ShapeError
 from . import memo
-from .expr import Evaluator, evaluate
+from .expr import BudgetExceeded, Evaluator, evaluate
 from .graph import ScopeInfo
 from .layout import as_named, kinds
+from .recursion import MAX_DEPTH, recursive, same_call, too_deep
 from .scope import Frame, Scope, Tensor, show, signature_bind
 from .values import BlockRef, OpRef, type_name
-
-MAX_DEPTH = 32  # block calls nested
 
 
 class Fatal(SpecErrors):
@@ -104,13 +103,12 @@ class CallElaboration:
             name = self.number(frame, stmt.span)
         else:
             name = self.claim(stmt.target, frame, x)
-        if block.name in self.block_stack:
-            raise SpecError(f"block '{block.name}' calls itself (through {' -> '.join(self.block_stack)})", stmt.span)
+        call = f"{block.name}({', '.join([show(v) for v in pos] + [f'{k}={show(v)}' for k, v, _ in kw])})"
         if len(self.block_stack) >= MAX_DEPTH:
-            raise Fatal(SpecError(f"blocks nested more than {MAX_DEPTH} deep", stmt.span))
+            raise Fatal(too_deep(self.block_stack + [(block.name, call, None)], stmt.span,
+                                 f"within {MAX_DEPTH} nested calls"))
         self.budget.spend(stmt.span)
         path = frame.scope.child(name)
-        call = f"{block.name}({', '.join([show(v) for v in pos] + [f'{k}={show(v)}' for k, v, _ in kw])})"
         names = [p.name for p in block.params]
         args = tuple((names[i] if i < len(names) else None, v) for i, v in enumerate(pos)) + tuple(
             (k, v) for k, v, _ in kw)
@@ -120,6 +118,9 @@ class CallElaboration:
         values = signature_bind(block.params, pos, kw, f"block {block.name}", stmt.span,
                                 lambda p, bound: evaluate(p.default, self.globals, budget=self.budget))
         env.update(values)
+        again = (block.name, repr(sorted(values.items())), tuple(t.type for t in xs), frame.side)
+        if any(entry[2] == again for entry in self.block_stack):  # elaborated alike, it would call itself forever
+            raise Fatal(same_call(self.block_stack + [(block.name, call, again)], stmt.span))
         if isinstance(block, n.NetworkDef):
             self._check_network_input(block, env, x, stmt)
         for key, value in values.items():
@@ -140,7 +141,7 @@ class CallElaboration:
         start = memo.mark(self)
         inner = Frame(env, Scope(path, getattr(block, "sequential", False), frame.scope.path + (path,)), x,
                       frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side, block_path=path)
-        self.block_stack.append(block.name)
+        self.block_stack.append((block.name, call, again))
         try:
             if getattr(block, "signature", None) is not None:
                 out = self.dataflow(block, inner, xs)
@@ -149,6 +150,13 @@ class CallElaboration:
         except Fatal as exc:
             exc.errors[0].add_note(f"in block {block.name}, called here", stmt.span)
             raise
+        except BudgetExceeded as exc:  # in a recursion: said once, at the innermost call, with its chain
+            if getattr(exc, "chain", False) or not recursive([entry[0] for entry in self.block_stack]):
+                raise
+            error = too_deep(self.block_stack, stmt.span, f"within the budget of {self.budget.limit:,} evaluation steps")
+            raise _chained(BudgetExceeded(error)) from None
+        except RecursionError:  # Python's stack, before MAX_DEPTH: blocks whose bodies nest deeply themselves
+            raise Fatal(too_deep(self.block_stack, stmt.span, "before Python's stack runs out")) from None
         finally:
             self.block_stack.pop()
         if key is not None and key not in self.memo:
@@ -236,6 +244,11 @@ class CallElaboration:
 
 
 _MISSING = object()
+
+
+def _chained(exc: BudgetExceeded) -> BudgetExceeded:
+    exc.chain = True  # the calls around it leave it as it is
+    return exc
 
 
 def _layout_hint(kind: OpKind, layout: str) -> str | None:

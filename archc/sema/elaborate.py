@@ -51,7 +51,7 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             raise Fatal(exc) from None
         self.stmt_shapes = record_shapes
         self.graph: Graph | None = None
-        self.block_stack: list[str] = []
+        self.block_stack: list[tuple[str, str, tuple | None]] = []  # the open block calls (recursion.py)
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
         self.validated: dict[str, tuple[BaseModel, dict]] = {}  # op arguments checked (and dumped), by kind and values
         self.callees: dict[n.Layer, str] = {}  # layer statement -> "block" or "op" it called through a value

@@ -53,9 +53,13 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     infos: dict[str, ClassInfo] = {}
     rendered: dict[str, dict] = {}
     referenced: set[str] = set()
+    generating: set[str] = set()  # the classes whose code is being written: a recursive block calls its own
 
     def class_info(name: str) -> ClassInfo:
+        if name in generating:  # a recursive block calls its own class: callers read the width it records
+            return ClassInfo(name, None)
         if name not in infos:
+            generating.add(name)
             block = program.blocks[name]
             seen = {p.name: elab.param_values.get((name, p.name), []) +
                     ([_default_value(p, elab)] if p.default is not None else []) for p in block.params}
@@ -72,6 +76,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             returns = "Tensor" if outputs == 1 else f"tuple[{', '.join(['Tensor'] * outputs)}]"
             rendered[name] = _class_dict(block, code.init, code.forward, returns,
                                          _block_signature(block, elab, constants), _doc(block, program))
+            generating.discard(name)
         return infos[name]
 
     for name in program.blocks:
