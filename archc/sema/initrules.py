@@ -317,6 +317,21 @@ def evaluate_rule(rule: Rule, node: OpNode, budget) -> Resolved:
     return last
 
 
+def _evaluated(rule: Rule, node: OpNode, budget, done: dict) -> Resolved:
+    """``evaluate_rule``, once for each rule and the values of the names it reads (what its checks depend on
+    included: the layer's kind, which names it has)."""
+    sizes = layer_sizes(node)
+    key = (id(rule.rule), node.op, tuple((k, k in rule.env, rule.env.get(k), k in sizes, sizes.get(k))
+                                          for k in sorted(_names_of(rule.rule))))
+    try:
+        found = done.get(key)
+    except TypeError:  # a value that does not hash (a list): evaluated each time
+        return evaluate_rule(rule, node, budget)
+    if found is None:
+        found = done[key] = evaluate_rule(rule, node, budget)
+    return found
+
+
 def _evaluate(rule: Rule, item: n.Expr, node: OpNode, ev: Evaluator) -> Resolved:
     call = _call_of(item)
     if call is None:
@@ -381,6 +396,7 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
     """The rule of every parameter of every layer that one reaches: by module path, then parameter."""
     out: dict[str, dict[str, Resolved]] = {}
     by_path = {node.name: node for node in nodes if node.name is not None}
+    done: dict[tuple, Resolved] = {}  # a rule's values for the names it reads: most layers it reaches share them
     for node in nodes:
         params = node_parameters(node) if node.name is not None else ()
         for param in params:
@@ -394,7 +410,7 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
             if best is not None:
                 best[1].used = True
                 try:
-                    out.setdefault(node.name, {})[param] = evaluate_rule(best[1], node, budget)
+                    out.setdefault(node.name, {})[param] = _evaluated(best[1], node, budget, done)
                 except SpecError as exc:
                     raise _located(exc, best[1], node, param, scopes) from None
     for rule in rules:  # a layer rule must name a layer that is there
