@@ -19,12 +19,22 @@ __all__ = [
     "Encoder",
     "EncoderBlock",
     "VisionTransformer",
+    "VisionTransformerFeatures",
     "vit_b_16",
     "vit_b_32",
     "vit_h_14",
     "vit_l_16",
     "vit_l_32",
 ]
+
+
+def _token_map(tokens: Tensor, size: list[int], reduction: int) -> Tensor:
+    """Tokens at a tap as the map timm's ``forward_intermediates`` makes of them: the last h x w tokens (the
+    class token and other prefix tokens dropped) as an N x D x h x w map, h and w the input's height and width
+    over the tap's reduction.
+    """
+    h, w = size[0] // reduction, size[1] // reduction
+    return tokens[:, tokens.shape[1] - h * w:].reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2)
 
 
 def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
@@ -36,6 +46,45 @@ def _checkpoint_stage(stage: nn.Module, x: Tensor) -> Tensor:
             x = torch.utils.checkpoint.checkpoint(module, x, use_reentrant=False)
         return x
     return torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
+
+
+class _FeatureInfo:
+    """timm's FeatureInfo: the channels, reduction and name of each tap, and which of them (``out_indices``) a
+    backbone returns; ``channels()`` and the like list those, ``channels(i)`` gives tap i's.
+    """
+
+    def __init__(self, info: list[dict], out_indices: tuple[int, ...] | None = None) -> None:
+        self.info = info
+        indices = range(len(info)) if out_indices is None else out_indices
+        if not all(isinstance(i, int) and -len(info) <= i < len(info) for i in indices):
+            raise ValueError(f"out_indices {tuple(indices)}: this network has {len(info)} taps, 0 to {len(info) - 1}")
+        self.out_indices = tuple(i % len(info) for i in indices)
+
+    def get(self, key: str, idx: int | list[int] | tuple[int, ...] | None = None):
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, (list, tuple)):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: list[str] | None = None, idx: list[int] | None = None) -> list[dict]:
+        chosen = [self.info[i] for i in (self.out_indices if idx is None else idx)]
+        return [dict(d) if keys is None else {k: d[k] for k in keys} for d in chosen]
+
+    def channels(self, idx: int | list[int] | None = None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | list[int] | None = None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | list[int] | None = None):
+        return self.get("module", idx)
+
+    def __getitem__(self, item: int) -> dict:
+        return self.info[item]
+
+    def __len__(self) -> int:
+        return len(self.info)
 
 
 class MLP(nn.Sequential):
@@ -95,7 +144,9 @@ class EncoderBlock(nn.Module):
 
 class Encoder(nn.Module):
     """Equation 1 and Equation 4: the position embedding added to the tokens,
-    dropout, the encoder blocks, and a final LayerNorm.
+    dropout, the encoder blocks, and a final LayerNorm. Each block's output is
+    a tap, the network's as the encoder is a step of its main path: the tokens
+    as a map of the patch grid, as timm's forward_intermediates gives them.
     """
 
     def __init__(
@@ -109,6 +160,8 @@ class Encoder(nn.Module):
         attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.num_layers = num_layers
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         self.pos_embedding = nn.Parameter(torch.full((1, seq_length, in_channels), 0.0))
         self.dropout = nn.Dropout(p=dropout)
         layers = nn.Sequential()
@@ -116,6 +169,9 @@ class Encoder(nn.Module):
             layers.add_module(
                 f"encoder_layer_{i}",
                 EncoderBlock(in_channels, num_heads, mlp_dim, dropout, attention_dropout),
+            )
+            self.feature_info.append(
+                dict(num_chs=in_channels, reduction=1, module=f"layers.encoder_layer_{i}"),
             )
         self.layers = layers
         self.ln = nn.LayerNorm(in_channels, eps=1e-06)
@@ -127,6 +183,18 @@ class Encoder(nn.Module):
         x = self.layers(x)  # N x 50|197|257 x 768|1024|1280 (tokens)
         x = self.ln(x)  # N x 50|197|257 x 768|1024|1280 (tokens)
         return x
+
+    def forward_taps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The block's output, and the tensor at every tap, in the order of ``self.feature_info``, as it is
+        (the network that calls the block makes maps of tokens)."""
+        features: list[Tensor] = []
+        x = x + self.pos_embedding  # N x 50|197|257 x 768|1024|1280 (tokens)
+        x = self.dropout(x)  # N x 50|197|257 x 768|1024|1280 (tokens)
+        for i in range(self.num_layers):
+            x = getattr(self.layers, f"encoder_layer_{i}")(x)  # N x 50|197|257 x 768|1024|1280 (tokens)
+            features.append(x)
+        x = self.ln(x)  # N x 50|197|257 x 768|1024|1280 (tokens)
+        return x, features
 
 
 class VisionTransformer(nn.Module):
@@ -151,8 +219,10 @@ class VisionTransformer(nn.Module):
         num_classes: int = 1000,
     ) -> None:
         super().__init__()
+        self.feature_info = []  # timm's: each tap's channels, reduction and name
         seq_length = (image_size // patch_size) ** 2 + 1
         self.conv_proj = nn.Conv2d(3, hidden_dim, kernel_size=patch_size, stride=patch_size)
+        reduction = patch_size
         self.class_token = nn.Parameter(torch.full((1, 1, hidden_dim), 0.0))
         self.encoder = Encoder(
             hidden_dim,
@@ -163,6 +233,14 @@ class VisionTransformer(nn.Module):
             dropout,
             attention_dropout,
         )
+        for info in self.encoder.feature_info:
+            self.feature_info.append(
+                dict(
+                    info,
+                    reduction=reduction * info["reduction"],
+                    module="encoder." + info["module"],
+                ),
+            )
         self.num_features = hidden_dim
         heads = nn.Sequential()
         heads.add_module("head", nn.Linear(hidden_dim, num_classes))
@@ -209,6 +287,56 @@ class VisionTransformer(nn.Module):
         """Recompute the stages' activations in backward instead of keeping them (less memory)."""
         self.grad_checkpointing = enable
 
+    def forward_taps(self, x: Tensor) -> list[Tensor]:
+        """The feature map at every tap, in the order of ``self.feature_info``."""
+        size = x.shape[-2:]
+        features: list[Tensor] = []
+        x = self.conv_proj(x)  # N x 768|1024|1280 x 7|14|16 x 7|14|16
+        x = x.flatten(2).transpose(1, 2)  # N x 49|196|256 x 768|1024|1280 (tokens)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)  # N x 50|197|257 x 768|1024|1280 (tokens)
+        x, taps = self.encoder.forward_taps(x)  # N x 50|197|257 x 768|1024|1280 (tokens)
+        for tap in taps:
+            features.append(_token_map(tap, size, self.feature_info[len(features)]["reduction"]))
+        return features
+
+
+class VisionTransformerFeatures(VisionTransformer):
+    """VisionTransformer as a backbone (timm's ``features_only``): ``forward`` returns the feature maps of
+    the taps that ``out_indices`` picks (all of them by default); ``feature_info`` gives their
+    channels, reductions and names. The layers after the last tap are dropped.
+    """
+
+    def __init__(
+        self,
+        patch_size: int,
+        num_layers: int,
+        num_heads: int,
+        hidden_dim: int,
+        mlp_dim: int,
+        image_size: int = 224,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        num_classes: int = 1000,
+        out_indices: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            patch_size=patch_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            mlp_dim=mlp_dim,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
+        del self.heads  # the head, after the last tap
+        self.feature_info = _FeatureInfo(self.feature_info, out_indices)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.forward_taps(x)
+        return [features[i] for i in self.feature_info.out_indices]
+
 
 def vit_b_16(
     *,
@@ -217,28 +345,48 @@ def vit_b_16(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """Table 1: Base, Large and Huge (layers, heads, width D, MLP width), at patch
     sizes 16, 32 and 14. A factory takes the image size (torchvision's
     vit_h_14 weights are for 518 x 518 images).
     """
-    model = VisionTransformer(
-        patch_size=16,
-        num_layers=12,
-        num_heads=12,
-        hidden_dim=768,
-        mlp_dim=3072,
-        image_size=image_size,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            patch_size=16,
+            num_layers=12,
+            num_heads=12,
+            hidden_dim=768,
+            mlp_dim=3072,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            patch_size=16,
+            num_layers=12,
+            num_heads=12,
+            hidden_dim=768,
+            mlp_dim=3072,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "vit_b_16"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         image_size=image_size,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -250,25 +398,45 @@ def vit_b_32(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """VisionTransformer with patch_size=32, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072."""
-    model = VisionTransformer(
-        patch_size=32,
-        num_layers=12,
-        num_heads=12,
-        hidden_dim=768,
-        mlp_dim=3072,
-        image_size=image_size,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            patch_size=32,
+            num_layers=12,
+            num_heads=12,
+            hidden_dim=768,
+            mlp_dim=3072,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            patch_size=32,
+            num_layers=12,
+            num_heads=12,
+            hidden_dim=768,
+            mlp_dim=3072,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "vit_b_32"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         image_size=image_size,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -280,25 +448,45 @@ def vit_l_16(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """VisionTransformer with patch_size=16, num_layers=24, num_heads=16, hidden_dim=1024, mlp_dim=4096."""
-    model = VisionTransformer(
-        patch_size=16,
-        num_layers=24,
-        num_heads=16,
-        hidden_dim=1024,
-        mlp_dim=4096,
-        image_size=image_size,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            patch_size=16,
+            num_layers=24,
+            num_heads=16,
+            hidden_dim=1024,
+            mlp_dim=4096,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            patch_size=16,
+            num_layers=24,
+            num_heads=16,
+            hidden_dim=1024,
+            mlp_dim=4096,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "vit_l_16"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         image_size=image_size,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -310,25 +498,45 @@ def vit_l_32(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """VisionTransformer with patch_size=32, num_layers=24, num_heads=16, hidden_dim=1024, mlp_dim=4096."""
-    model = VisionTransformer(
-        patch_size=32,
-        num_layers=24,
-        num_heads=16,
-        hidden_dim=1024,
-        mlp_dim=4096,
-        image_size=image_size,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            patch_size=32,
+            num_layers=24,
+            num_heads=16,
+            hidden_dim=1024,
+            mlp_dim=4096,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            patch_size=32,
+            num_layers=24,
+            num_heads=16,
+            hidden_dim=1024,
+            mlp_dim=4096,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "vit_l_32"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         image_size=image_size,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -340,24 +548,44 @@ def vit_h_14(
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
     channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> VisionTransformer:
     """VisionTransformer with patch_size=14, num_layers=32, num_heads=16, hidden_dim=1280, mlp_dim=5120."""
-    model = VisionTransformer(
-        patch_size=14,
-        num_layers=32,
-        num_heads=16,
-        hidden_dim=1280,
-        mlp_dim=5120,
-        image_size=image_size,
-        dropout=dropout,
-        attention_dropout=attention_dropout,
-        num_classes=num_classes,
-    )
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = VisionTransformerFeatures(
+            patch_size=14,
+            num_layers=32,
+            num_heads=16,
+            hidden_dim=1280,
+            mlp_dim=5120,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = VisionTransformer(
+            patch_size=14,
+            num_layers=32,
+            num_heads=16,
+            hidden_dim=1280,
+            mlp_dim=5120,
+            image_size=image_size,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            num_classes=num_classes,
+        )
     model.archc_variant = "vit_h_14"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         image_size=image_size,
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
     )
     return model.to(memory_format=torch.channels_last) if channels_last else model

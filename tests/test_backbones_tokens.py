@@ -1,8 +1,9 @@
 """The token models as backbones: every variant of DeiT, CaiT, XCiT, MLP-Mixer, ResMLP and gMLP taps each block's
 output, and ``features_only=True`` gives what timm's ``forward_intermediates`` gives: each block's tokens, the
 class token dropped, as an N x D x h x w map of the patch grid, with timm's ``feature_info`` (channels,
-reductions and module names ``blocks.0`` ...); PVT v2's four stages likewise. Also: every shipped backbone builds
-with ``features_only``, and which shipped models are not backbones yet.
+reductions and module names ``blocks.0`` ...); PVT v2's four stages likewise; torchvision's ViT each encoder
+layer's tokens, named by torchvision's module paths. Also: every shipped backbone builds with ``features_only``,
+and which shipped models are not backbones.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ FAST = {"deit_tiny_patch16_224", "cait_xxs24_224", "xcit_nano_12_p16_224", "mixe
 # and in the slow tier, the maps of a variant of each other patch size
 MAPS_FAST = FAST - {"cait_xxs24_224", "gmlp_ti16_224"}  # (those two: 24 and 30 blocks, in the whole suite)
 MAPS = [*sorted(FAST), "xcit_nano_12_p8_224", "mixer_s32_224", "resmlp_big_24_224"]
-# the shipped models without taps: torchvision's ViT (its blocks sit in a block, Encoder, where a tap cannot stand)
-# and the two ensembles (whose members are backbones of their own)
-NOT_BACKBONES = {"vit": 5, "ensembles": 2}
+# the shipped models without taps: the two ensembles (whose members are backbones of their own)
+NOT_BACKBONES = {"ensembles": 2}
 
 
 def test_token_models_are_backbones():
@@ -35,8 +35,7 @@ def test_token_models_are_backbones():
 def test_shipped_models_without_taps():
     """A model that gains (or loses) taps changes this count on purpose."""
     others = set(archc.list_models()) - set(archc.list_models(features_only=True))
-    counted = {"vit": [m for m in others if m.startswith("vit_")],
-               "ensembles": [m for m in others if m.endswith("_ensemble")]}
+    counted = {"ensembles": [m for m in others if m.endswith("_ensemble")]}
     assert {k: len(v) for k, v in counted.items()} == NOT_BACKBONES
     assert sum(NOT_BACKBONES.values()) == len(others)
 
@@ -109,3 +108,51 @@ def test_out_indices_pick_blocks():
     model = _random(model)
     assert model.feature_info.module_name() == ["blocks.11"]
     assert [tuple(m.shape) for m in model(torch.randn(2, 3, 224, 224))] == [(2, 192, 14, 14)]
+
+
+@pytest.mark.parametrize("variant", archc.list_models("vit_*"))
+def test_vit_taps_every_encoder_layer(variant):
+    """torchvision's ViT: the blocks sit in its Encoder block, whose taps become the network's."""
+    with torch.device("meta"):
+        model = archc.create_model(variant, features_only=True)
+    depth, width = len(model.encoder.layers), model.conv_proj.out_channels
+    info = model.feature_info
+    assert info.module_name() == [f"encoder.layers.encoder_layer_{i}" for i in range(depth)]
+    assert info.channels() == [width] * depth and info.reduction() == [model.conv_proj.stride[0]] * depth
+
+
+@pytest.mark.slow
+def test_vit_maps_are_torchvisions_encoder_layers():
+    """torchvision's ViT taps each encoder layer (in its Encoder block) by torchvision's module path: the maps are
+    the layers' outputs, class token dropped, as 768 x 7 x 7 maps of the patch grid (reduction 32), from the same
+    weights; a layer's weights changed changes its map and those after it, not those before."""
+    torchvision = pytest.importorskip("torchvision")
+    from test_taps import assert_agrees
+
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        theirs = torchvision.models.vit_b_32()
+        ours = archc.create_model("vit_b_32", features_only=True)
+    theirs, ours = theirs.to_empty(device="cpu").eval(), ours.to_empty(device="cpu").eval()
+    with torch.no_grad():
+        for p in theirs.parameters():  # (uniform: four times as fast as _random's normal for 88 M weights)
+            p.uniform_(-0.05, 0.05)
+    dropped = ours.load_state_dict(theirs.state_dict(), strict=False)
+    assert not dropped.missing_keys and dropped.unexpected_keys == ["heads.head.weight", "heads.head.bias"]
+    names = [f"encoder.layers.encoder_layer_{i}" for i in range(12)]
+    assert ours.feature_info.module_name() == names
+    assert ours.feature_info.channels() == [768] * 12 and ours.feature_info.reduction() == [32] * 12
+    caught = {}
+    for name in names:
+        theirs.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: caught.setdefault(name, o))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        theirs(x)
+        got = ours(x)
+        expected = [caught[name][:, 1:].reshape(2, 7, 7, 768).permute(0, 3, 1, 2) for name in names]
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        ours.encoder.layers.encoder_layer_5.mlp[0].weight.add_(0.1)  # a mutation: layer 5 from here on
+        changed = [not torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(ours(x), expected)]
+    assert changed == [False] * 5 + [True] * 7
+    assert_agrees(ours, archc.load("specs/vit.arch").graph("vit_b_32"), 224)

@@ -144,13 +144,24 @@ _OFF_THE_MAIN_PATH = {n.Concat: "a concat", n.Residual: "a residual", n.Dense: "
 
 def _check_taps(program: Program) -> None:
     """A tap marks a feature map of the network itself: in its body, or in the seqs, loops and conditionals
-    there, where the tensor is the network's own; not in a block, nor inside a branch, residual or gate."""
+    there, where the tensor is the network's own; not inside a branch, residual or gate. A block's taps stand
+    on its own main path alike and become its caller's, so the block is called where a tap may stand."""
+    from ..sema.taps import tapped_blocks
+
+    tapped = tapped_blocks(program.blocks)
+
     def walk(stmts, inside: str | None) -> None:
         for s in stmts:
             if isinstance(s, n.Tap) and inside is not None:
                 raise SpecError(f"a tap cannot stand in {inside}", s.span,
                                 hint="tap the network's own tensor: in the network's body or a seq of it, "
                                      "before or after the block or branch")
+            call = s.layer if isinstance(s, n.Side) else s
+            if isinstance(call, n.Layer) and call.func in tapped and (inside or isinstance(s, n.Side)):
+                where = inside or "a side output"
+                raise SpecError(f"{call.func} has taps, so it is called as a step of the main path, not in {where}",
+                                call.func_span, hint=f"call {call.func} where a tap could stand, or move its taps "
+                                                     "out of it")
             here = inside or _OFF_THE_MAIN_PATH.get(type(s))
             for attr in ("body", "branches", "orelse"):
                 walk(getattr(s, attr, None) or [], here)
@@ -158,7 +169,11 @@ def _check_taps(program: Program) -> None:
                 walk(s.shortcut.body, here)
 
     for block in program.blocks.values():
-        walk(block.body, f"a block ({block.name})")
+        if block.sequential or block.signature is not None:
+            kind = "an nn.Sequential" if block.sequential else "named tensors"
+            walk(block.body, f"a block with {kind} ({block.name})")
+        else:
+            walk(block.body, None)
     for net in program.networks.values():
         walk(net.body, None)
 

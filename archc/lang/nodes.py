@@ -357,12 +357,16 @@ class Init(Node):
 Stmt = Layer | Seq | Concat | Gate | Ensemble | Dense | Residual | Side | Tap | For | If | Let | Init
 
 
-def tap_holders(stmts: list[Stmt]) -> set[int]:
-    """The ids of the seqs, loops and conditionals that hold a tap (taps stand nowhere else)."""
+def tap_holders(stmts: list[Stmt], tapped: frozenset[str] = frozenset()) -> set[int]:
+    """The ids of the seqs, loops and conditionals that hold a tap (taps stand nowhere else), and of the layers
+    that call a block of ``tapped`` (a block whose taps become its caller's: its call is a step that taps)."""
     holders: set[int] = set()
 
     def holds(s) -> bool:
         if isinstance(s, Tap):
+            return True
+        if isinstance(s, Layer) and s.func in tapped:
+            holders.add(s)
             return True
         if not isinstance(s, (Seq, For, If)):
             return False
@@ -376,8 +380,8 @@ def tap_holders(stmts: list[Stmt]) -> set[int]:
     return holders
 
 
-def has_taps(stmts: list[Stmt]) -> bool:
-    return any(isinstance(s, Tap) for s in stmts) or bool(tap_holders(stmts))
+def has_taps(stmts: list[Stmt], tapped: frozenset[str] = frozenset()) -> bool:
+    return any(isinstance(s, Tap) for s in stmts) or bool(tap_holders(stmts, tapped))
 
 
 def is_step(stmt: Stmt, holders: set[int]) -> bool:

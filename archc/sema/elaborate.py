@@ -20,13 +20,14 @@ from ..ops import REGISTRY
 from .elabcalls import _MISSING, CallElaboration, Fatal
 from .elabflow import FlowElaboration
 from .elabstruct import StructureElaboration
+from .elabtaps import TapElaboration
 from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
-from .graph import MAX_NODES, Graph, OpNode, ScopeInfo, Tap
+from .graph import MAX_NODES, Graph, OpNode, ScopeInfo
 from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
 from .layout import TensorType
 from .memo import Recording
 from .scope import Frame, Scope, Tensor, check_name, show
-from .taps import read_numbers, step_stride
+from .taps import read_numbers, step_stride, tapped_blocks
 from .values import BlockRef, Function, Iteration, TensorInfo, type_name
 
 MAX_ERRORS = 20  # distinct errors reported for one variant
@@ -35,7 +36,7 @@ MAX_ELEMENTS = 2**40  # elements of one tensor (activation or parameters): more 
 _STRUCTURE = (n.Concat, n.Gate, n.Ensemble, n.Dense, n.Residual, n.Side)  # statements that live in forward, not nn.Sequential
 
 
-class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
+class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElaboration):
     def __init__(self, program: Program, record_shapes: dict[n.Stmt, list] | None = None, memoize: bool = True):
         """``record_shapes`` collects (input, output) tensor types per statement, for the code generator;
         ``memoize``: copy a block call's records where an earlier call had the same key (memo.py)."""
@@ -60,6 +61,8 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
         self.failures = 0
         self.shape_log: list[tuple] = []  # (statement, shapes) in the order recorded, for memo's copies
         self.memo: dict[tuple, Recording] | None = {} if memoize else None  # block calls elaborated once, by key
+        self.tapped = tapped_blocks(program.blocks)  # blocks whose taps become their caller's
+        self.entering: tuple[list, dict | None] | None = None  # a tapped block's body about to run, and the memo
 
     # ------------------------------------------------------------ entry point
 
@@ -89,7 +92,8 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
         self.graph.input = inp.id
         frame = Frame(env, Scope("", False, ()), Tensor("input", inp_type), [], allow_side=True, main=True)
         self.reduction, self.nested = 1, 0  # the main path's stride so far; depth inside one of its steps
-        self.tap_holders = n.tap_holders(net.body)
+        self.step: n.Stmt | None = None  # the step of the main path being elaborated
+        self.tap_holders = n.tap_holders(net.body, self.tapped)
         try:
             out = self.body(net.body, frame, Tensor("input", inp_type))
         except BudgetExceeded as exc:
@@ -129,6 +133,8 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
     # ------------------------------------------------------------- statements
 
     def body(self, stmts: list[n.Stmt], frame: Frame, x: Tensor, taps: dict | None = None) -> Tensor:
+        if self.entering is not None and stmts is self.entering[0]:  # a tapped block's body: the main path goes on
+            frame.main, self.memo, self.entering = True, self.entering[1], None
         for stmt in stmts:
             x = self.stmt(stmt, frame, x, taps)
         return x
@@ -153,6 +159,8 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             return x
         on_main = frame.main and not self.nested and n.is_step(stmt, self.tap_holders)
         self.nested += on_main
+        if on_main:
+            self.step = stmt
         try:
             out = getattr(self, "_" + kind)(stmt, frame, x)
         finally:
@@ -263,39 +271,6 @@ class Elaborator(StructureElaboration, CallElaboration, FlowElaboration):
             self.note_shapes(layer, (source.type, out.type))
         self.graph.sides[name] = out.node
         return x
-
-    def _Tap(self, stmt: n.Tap, frame: Frame, x: Tensor) -> Tensor:
-        if not frame.main:
-            return x  # a network called as a layer (an ensemble's member): its taps are its own
-        if x.type.layout not in ("CHW", "HWC", "LD"):
-            raise SpecError(f"a tap marks a feature map (C x H x W) or tokens; the tensor here is {x.info().kind}",
-                            stmt.span, hint="tap before the layers that flatten or pool the map away")
-        if stmt.target is not None:
-            name = frame.scope.child(self.target_name(stmt.target, frame, x, dotted=True))
-        elif frame.last_named is not None and frame.last_named[1] == x.node:
-            name = frame.last_named[0]
-        else:
-            raise SpecError("this tap needs a name: the tensor here is not the output of a named layer", stmt.span,
-                            hint="write 'tap NAME', or name the layer before it")
-        if name in self.graph.taps:
-            raise SpecError(f"tap '{name}' is defined twice", stmt.span)
-        if self.reduction is None:
-            raise SpecError("the stride up to this tap is unknown: a layer before it flattens the map", stmt.span)
-        if x.type.layout == "LD":
-            self._token_grid(stmt, x.type)
-        self.graph.taps[name] = Tap(name, x.node, self.reduction, stmt.span)
-        return x
-
-    def _token_grid(self, stmt: n.Tap, tokens: TensorType) -> None:
-        """A tap on tokens gives the map of the last h·w of them, h and w the input's height and width over the
-        reduction: there must be that many."""
-        inp = self.graph.node(self.graph.input)
-        if inp.layout != "CHW":
-            raise SpecError("a tap on tokens needs a C x H x W input, whose grid the tokens follow", stmt.span)
-        h, w = inp.shape[1] // self.reduction, inp.shape[2] // self.reduction
-        if not 0 < h * w <= tokens.shape[0]:
-            raise SpecError(f"a tap on tokens makes a {h} x {w} map of the last {h * w} tokens (the input over the "
-                            f"reduction {self.reduction}); there are {tokens.shape[0]}", stmt.span)
 
     def eval(self, e: n.Expr, frame: Frame, x: Tensor):
         def tensors(which: str, span: n.Span) -> TensorInfo:

@@ -42,3 +42,14 @@ def stride_name(runs: list[tuple[int, dict[str, int]]]) -> str | None:
     numbers it read), or None."""
     names = [name for name in (runs[0][1] if runs else {}) if all(read.get(name) == f for f, read in runs)]
     return names[0] if names else None
+
+
+def tapped_blocks(blocks: dict[str, n.BlockDef]) -> frozenset[str]:
+    """The blocks whose taps become their caller's: those whose body holds a tap, or calls such a block as a
+    step of its own main path (by its name), called as a step of a network's main path."""
+    tapped: frozenset[str] = frozenset()
+    while True:
+        more = frozenset(name for name, block in blocks.items() if n.has_taps(block.body, tapped))
+        if more == tapped:
+            return tapped
+        tapped = more

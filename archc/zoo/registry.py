@@ -180,12 +180,14 @@ def _variants(path: Path, mtime: int) -> dict[str, bool]:
     from ..errors import SpecError
     from ..lang import nodes as n
     from ..lang.parser import parse
+    from ..sema.taps import tapped_blocks
 
     try:
         module = parse(path.read_text(encoding="utf-8"), str(path))
     except (SpecError, OSError, UnicodeDecodeError, RecursionError):
         return {}
-    tapped = {net.name for net in module.networks if n.has_taps(net.body)}
+    blocks = tapped_blocks({block.name: block for block in module.blocks})  # (those of the files it uses unread)
+    tapped = {net.name for net in module.networks if n.has_taps(net.body, blocks)}
     return {v.name: v.network in tapped for v in module.variants}
 
 

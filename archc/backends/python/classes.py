@@ -32,7 +32,7 @@ class ClassCode:
     info: ClassInfo
     has_sides: bool
     referenced: set[str]  # names the generated code reads
-    taps: list | None = None  # a network with taps: the body of its forward_taps
+    taps: list | None = None  # a network or block with taps: the body of its forward_taps
     head: list = ()  # a network with a classifier: timm's methods (forward_features, forward_head, ...)
 
 
@@ -46,7 +46,7 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     flow = FlowEmitter(ctx) if getattr(definition, "signature", None) is not None else None
     forward = ForwardEmitter(ctx) if flow is None else flow.fwd
     fwd_body = [] if ctx.sequential else forward.emit() if flow is None else flow.forward()
-    taps_body = TapsEmitter(ctx).emit() if ctx.is_network and n.has_taps(definition.body) else None
+    taps_body = TapsEmitter(ctx).emit() if ctx.has_taps else None
     plan = head.plan_head(ctx) if ctx.is_network and flow is None and not ctx.sequential else None
     head_methods = []
     if plan is not None:

@@ -17,6 +17,7 @@ from ...sema.elaborate import Elaborator
 from ...sema.expr import evaluate
 from ...sema.exprfold import free_names
 from ...sema.initrules import PARAMETERS, node_parameters
+from ...sema.taps import tapped_blocks
 from ...sema.values import BlockRef, OpRef
 from ...sema.variants import Variant, leading_comment, owned
 from ..templates import environment
@@ -76,6 +77,10 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             returns = "Tensor" if outputs == 1 else f"tuple[{', '.join(['Tensor'] * outputs)}]"
             rendered[name] = _class_dict(block, code.init, code.forward, returns,
                                          _block_signature(block, elab, constants), _doc(block, program))
+            if code.taps is not None:  # taps that become its caller's: forward_taps
+                taps = defs.taps_method(code.taps, block=True)
+                rendered[name]["methods"].append("\n".join(irprint.print_body([taps], 1)))
+                rendered[name]["trees"].append(taps)
             generating.discard(name)
         return infos[name]
 
@@ -122,7 +127,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             rendered[name]["methods"].append("\n".join(irprint.print_body([taps], 1)))
             rendered[name]["trees"].append(taps)
             kept = [p.name for p in net.params if p.name not in unused[name]]
-            heads = head_names(net.body, n.tap_holders(net.body))
+            heads = head_names(net.body, n.tap_holders(net.body, tapped_blocks(program.blocks)))
             rendered[features] = {
                 "name": features, "base": net.name, "returns": "list[Tensor]", "doc": defs.features_doc(net.name),
                 "inputs": _forward_inputs(net),

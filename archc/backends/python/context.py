@@ -14,6 +14,7 @@ from ...lang.loader import GENERATED_LOCALS
 from ...sema.expr import BUILTINS, Evaluator
 from ...sema.exprfold import fold, free_names, is_literal
 from ...sema.scope import RESERVED
+from ...sema.taps import tapped_blocks
 from ...sema.values import OpRef
 from .emit import FIXED_NAMES, bound_names, input_features, nested_bodies, symbol, through_lets
 
@@ -64,6 +65,9 @@ class ClassContext:
         self.networks = networks or {}  # the file's networks: a layer may call one (an ensemble's member)
         self.network_unused = network_unused or (lambda name: set())  # name -> the parameters its class omits
         self.sequential = isinstance(definition, n.BlockDef) and definition.sequential
+        self.tapped = tapped_blocks(blocks)  # blocks whose taps become their caller's
+        # a network with taps, or a block with taps: its feature_info and forward_taps
+        self.has_taps = (self.is_network or definition.name in self.tapped) and n.has_taps(definition.body, self.tapped)
         self.stored: set[str] = set()  # names forward reads from self
         self.inplace_ok: dict[int, bool] = {}  # stmt -> may this ReLU module work in place
         self.modules_named: set[str] = set()

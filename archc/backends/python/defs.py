@@ -136,8 +136,13 @@ def factory(name: str, net: str, params: list[ir.Arg], arguments: list[tuple[str
     return ir.FunctionDef(name, (ir.Arg("*"), *params, *extra), tuple(body), ir.Name(net), doc)
 
 
-def taps_method(body: list) -> ir.FunctionDef:
-    """``forward_taps``: the feature map at every tap."""
+def taps_method(body: list, block: bool = False) -> ir.FunctionDef:
+    """``forward_taps``: a network's feature map at every tap; a block's output and its tensor at every tap."""
+    if block:
+        doc = ("The block's output, and the tensor at every tap, in the order of ``self.feature_info``, as it is\n"
+               "        (the network that calls the block makes maps of tokens).")
+        return ir.FunctionDef("forward_taps", (ir.Arg("self"), ir.Arg("x", ir.Name("Tensor"))), tuple(body),
+                              irparse.expression("tuple[Tensor, list[Tensor]]"), doc)
     return ir.FunctionDef("forward_taps", (ir.Arg("self"), ir.Arg("x", ir.Name("Tensor"))), tuple(body),
                           irparse.expression("list[Tensor]"),
                           "The feature map at every tap, in the order of ``self.feature_info``.")

@@ -3,7 +3,8 @@ keeps the layers up to the last tap and returns the feature maps (timm's ``featu
 
 ``forward_taps`` runs ``forward``'s code up to the last tap and collects the tensor at each tap. A seq
 that holds taps is run layer by layer through its children (``self.features.denseblock1(x)``), which is
-what ``nn.Sequential`` does; side outputs are left out.
+what ``nn.Sequential`` does; side outputs are left out. A block with taps has a ``forward_taps`` of its own,
+which the caller's calls in place of the block.
 """
 
 from __future__ import annotations
@@ -33,22 +34,27 @@ class PartEmitter(ForwardEmitter):
 
 
 class TapsEmitter(PartEmitter):
-    """Builds the body of ``forward_taps``."""
+    """Builds the body of ``forward_taps``: a network's returns its feature maps; a block's (one whose taps become
+    its caller's) returns its output and the tensors at its taps as they are, which the network makes maps of."""
 
     def __init__(self, ctx: ClassContext):
         super().__init__(ctx)
-        self.holders = n.tap_holders(ctx.d.body)
+        self.holders = n.tap_holders(ctx.d.body, ctx.tapped)
         self.inlined = False  # inside a seq run child by child
-        self.final = final_path(ctx.d.body, self.holders)  # the seqs whose last tap is the network's last
+        # the seqs whose last tap is the network's last (a block runs to its output)
+        self.final = final_path(ctx.d.body, self.holders) if ctx.is_network else set()
         self.features = ir.Name(self.fwd_ns.create("features"))
         self.size: ir.Name | None = None  # the input's height and width, for the taps on tokens
+        self.block_taps: ir.Name | None = None  # the tensors at the taps of a block with taps, and one of them
+        self.tap: ir.Name | None = None
 
     def emit(self) -> list[ir.Node]:
         body: list[ir.Node] = [ir.Assign(self.features, ir.List(()), annotation="list[Tensor]")]
-        self.fwd_body(upto_last_tap(self.ctx.d.body, self.holders), "x", False, body, None)
+        stmts = upto_last_tap(self.ctx.d.body, self.holders) if self.ctx.is_network else self.ctx.d.body
+        var, _ = self.fwd_body(stmts, "x", False, body, None)
         if self.size is not None:
             body.insert(0, ir.Assign(self.size, ir.Index(ir.attr("x.shape"), ir.Slice(ir.const(-2)))))
-        body.append(ir.Return(self.features))
+        body.append(ir.Return(self.features if self.ctx.is_network else ir.Tuple((ir.Name(var), self.features))))
         return self.hoist(prune_lets(body))
 
     def fwd_one(self, stmt: n.Stmt, var: str, fresh: bool, w: list, taps: dict | None,
@@ -60,15 +66,41 @@ class TapsEmitter(PartEmitter):
             self._check_inlined(stmt)
         if isinstance(stmt, n.Seq) and stmt.target is not None and stmt in self.holders:
             return self._inline(stmt, var, w, dest or var)
+        if isinstance(stmt, n.Layer) and stmt in self.holders:
+            return self._tapped_block(stmt, var, w, dest or var)
         return super().fwd_one(stmt, var, fresh, w, taps, dest)
 
+    def _tapped_block(self, stmt: n.Layer, var: str, w: list, dest: str) -> tuple[str, bool]:
+        """``x, taps = self.encoder.forward_taps(x)``: a block whose taps are this class's, its tensors at them
+        kept (by a network, as maps: tokens through ``_token_map``)."""
+        self.block_taps = self.block_taps or ir.Name(self.fwd_ns.create("taps"))
+        taps = self.block_taps
+        call = ir.call(ir.Attr(self._module_ref(stmt.target, var), "forward_taps"), ir.Name(var))
+        w.append(ir.Assign(ir.Tuple((ir.Name(dest), taps)), call, self._shape(stmt)))
+        tokens = {t.layout == "LD" for tap in block_taps(self.blocks[stmt.func], self.blocks, self.ctx.tapped)
+                  for t, _ in self.ctx.info.get(tap)}
+        if not self.ctx.is_network or tokens == {False}:
+            w.append(ir.Expr(ir.call(ir.Attr(self.features, "extend"), taps)))
+        elif tokens == {True}:
+            self.tap = self.tap or ir.Name(self.fwd_ns.create("tap"))
+            tap = self.tap
+            w.append(ir.For(tap, taps, (ir.Expr(ir.call(ir.Attr(self.features, "append"), self._token_map(tap))),)))
+        else:
+            raise SpecError(f"the taps of {stmt.func} mark both tokens and maps, which a network calling it gives "
+                            "apart", stmt.span, hint=f"tap {stmt.func}'s tokens or its maps, not both")
+        return dest, False
+
     def _tapped(self, stmt: n.Tap, var: str) -> ir.Node:
-        """The map at a tap: the tensor itself, or tokens as the map of their grid (``_token_map``)."""
-        if not any(t.layout == "LD" for t, _ in self.ctx.info.get(stmt)):
+        """The map at a tap: the tensor itself, or tokens as the map of their grid (``_token_map``); in a block,
+        the tensor (the network that calls the block makes the maps)."""
+        if not self.ctx.is_network or not any(t.layout == "LD" for t, _ in self.ctx.info.get(stmt)):
             return ir.Name(var)
+        return self._token_map(ir.Name(var))
+
+    def _token_map(self, tokens: ir.Node) -> ir.Node:
         self.size = self.size or ir.Name(self.fwd_ns.create("size"))
         info = ir.Index(ir.attr("self.feature_info"), ir.call("len", self.features))
-        return ir.call("_token_map", ir.Name(var), self.size, ir.Index(info, ir.const("reduction")))
+        return ir.call("_token_map", tokens, self.size, ir.Index(info, ir.const("reduction")))
 
     def _inline(self, stmt: n.Seq, var: str, w: list, dest: str) -> tuple[str, bool]:
         owner, inlined = self.owner, self.inlined
@@ -103,6 +135,18 @@ class TapsEmitter(PartEmitter):
 def _makes_modules(stmts) -> bool:
     return any(isinstance(s, (n.Layer, n.Seq, n.Concat, n.Residual, n.Dense, n.Gate, n.Ensemble, n.For, n.If))
                for s in stmts)
+
+
+def block_taps(block: n.BlockDef, blocks: dict[str, n.BlockDef], tapped: frozenset[str],
+               seen: frozenset[str] = frozenset()) -> list[n.Tap]:
+    """The taps a block's call gives its caller: its own, and those of the blocks with taps it calls."""
+    found: list[n.Tap] = []
+    for s in block.walk():
+        if isinstance(s, n.Tap):
+            found.append(s)
+        elif isinstance(s, n.Layer) and s.func in tapped and s.func not in seen | {block.name}:
+            found += block_taps(blocks[s.func], blocks, tapped, seen | {block.name})
+    return found
 
 
 def upto_last_tap(stmts: list[n.Stmt], holders: set[int]) -> list[n.Stmt]:

@@ -62,8 +62,8 @@ class InitEmitter(LayerInit):
         self.outputs: dict[str, n.Expr] = {}
         self.symbols: dict[str, ir.Node] = {}  # a name standing in a width for a module's attribute -> its IR
         self.features_end: n.Stmt | object | None = None  # num_features is the width after it (or AT_START)
-        self.taps = TapTracker(ctx.d.body, ctx.info, self.init_expr, self.init_ns.create) \
-            if ctx.is_network and n.has_taps(ctx.d.body) else None
+        self.taps = TapTracker(ctx.d.body, ctx.info, self.init_expr, self.init_ns.create, ctx.tapped) \
+            if ctx.has_taps else None
 
     def emit(self, cur: n.Expr, into: str | None = None) -> tuple[list[ir.Node], n.Expr]:
         """The statements creating the modules (``into``: the Sequential they are appended to, ``self`` for a
@@ -162,6 +162,8 @@ class InitEmitter(LayerInit):
             return self._init_statement(stmt, cur, w, seq)
         step = self.taps.enter(stmt)
         new = self._init_statement(stmt, cur, w, seq)
+        if step and stmt in self.taps.holders:  # a block with taps: they are this class's too
+            w.append(self.taps.nested(stmt, _SELF if seq.var is None else ir.Name(seq.var)))
         self.taps.leave(stmt, step, w)
         return new
 

@@ -1,5 +1,6 @@
 """A network's taps in its generated ``__init__``: ``self.feature_info``, timm's list of the channels,
-reduction and name of each feature map, and the stride of the main path that the reductions follow.
+reduction and name of each feature map, and the stride of the main path that the reductions follow. A block
+with taps has its own, from its input; the class that calls it takes its entries, renamed and reduced.
 
 The main path is the network's body and the seqs, loops and conditionals in it that hold a tap; any
 other statement there (a layer, a branch, a seq without a tap) is one step, whose stride is its input's
@@ -16,7 +17,7 @@ from ...errors import SpecError
 from ...lang import nodes as n
 from ...sema.taps import step_stride, stride_name
 from . import ir
-from .irbuild import interpolated
+from .irbuild import interpolated, read_attribute
 
 SPAN = n.Span("<generated>", 0, 0, 0, 0)
 
@@ -33,15 +34,17 @@ class TapState:
 
 
 class TapTracker:
-    def __init__(self, body: list[n.Stmt], info, lower, local):
+    def __init__(self, body: list[n.Stmt], info, lower, local, tapped: frozenset[str] = frozenset()):
+        """``tapped``: the blocks whose taps become their caller's (``sema.taps.tapped_blocks``)."""
         self.info = info
-        self.holders = n.tap_holders(body)
+        self.holders = n.tap_holders(body, tapped)
         self.holders |= self._varying(body)
         last = max((i for i, s in enumerate(body) if isinstance(s, n.Tap) or s in self.holders), default=-1)
         self.after_last = {s for s in body[last + 1:]}  # the network's head: its strides matter to no tap
         self.lower = lower  # an expression of the spec -> its IR in __init__
         self.local = local  # a free local name for the running reduction, made when first needed
         self.var: str | None = None
+        self.entry: str | None = None  # the loop variable over a tapped block's feature_info
         self.state = TapState()
 
     def _varying(self, stmts: list[n.Stmt]) -> set:
@@ -160,3 +163,23 @@ class TapTracker:
         reduction = ir.Name(self.var) if s.reduction is None else ir.const(s.reduction)
         entry = ir.call("dict", num_chs=channels, reduction=reduction, module=name)
         return ir.Expr(ir.call("self.feature_info.append", entry))
+
+    def nested(self, stmt: n.Layer, owner: ir.Node) -> ir.Node:
+        """After the call of a block with taps (a module of ``owner``): its ``feature_info`` entries as this
+        class's, named by the call's path and with the reduction before the call multiplied in."""
+        s = self.state
+        if stmt.target.is_plain:
+            module = read_attribute(owner, "".join(stmt.target.parts))
+        else:
+            module = ir.call("getattr", owner, interpolated(stmt.target, self.lower))
+        self.entry = self.entry or self.local("info")
+        entry = ir.Name(self.entry)
+        reduction: ir.Node = ir.Index(entry, ir.const("reduction"))
+        if s.reduction is None:
+            reduction = ir.BinOp("*", ir.Name(self.var), reduction)
+        elif s.reduction != 1:
+            reduction = ir.BinOp("*", ir.const(s.reduction), reduction)
+        prefix = interpolated(n.Target([*self._parts(s.prefix), *stmt.target.parts, "."], SPAN), self.lower)
+        name = ir.BinOp("+", prefix, ir.Index(entry, ir.const("module")))
+        append = ir.call("self.feature_info.append", ir.call("dict", entry, reduction=reduction, module=name))
+        return ir.For(entry, ir.Attr(module, "feature_info"), (ir.Expr(append),))
