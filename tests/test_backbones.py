@@ -115,6 +115,29 @@ def test_a_cifar_resnet_has_its_three_stages():
     assert model.feature_info.channels() == [16, 32, 64] and model.feature_info.reduction() == [1, 2, 4]
 
 
+@pytest.mark.parametrize(("name", "members"), [("googlenet_ensemble", ["googlenet"]),
+                                               ("vgg16_vgg19_ensemble", ["vgg16", "vgg19"])])
+def test_an_ensemble_is_not_a_backbone_its_members_are(name, members):
+    """An ensemble averages its members' class scores: it has no feature maps of its own. The line names the
+    factories of its members (vgg16_bn makes a VGG D too, but not the ensemble's, which has no batch norm)."""
+    for kwargs in ({"features_only": True}, {"out_indices": (1,)}):
+        with pytest.raises(ValueError) as info:
+            archc.create_model(name, **kwargs)
+        message = str(info.value)
+        assert "\n" not in message and message.startswith(f"{name} is an ensemble, not a backbone")
+        assert message.endswith(": " + ", ".join(f"create_model('{m}', features_only=True)" for m in members))
+    assert name not in archc.list_models(features_only=True)
+    with torch.device("meta"):
+        assert all(archc.create_model(m, features_only=True).feature_info for m in members)
+
+
+def test_a_network_without_taps_is_not_a_backbone(tmp_path):
+    path = tmp_path / "plain.arch"
+    path.write_text("network P() {\n    input 3 x 8 x 8\n    c = conv(4, 1)\n    global_avgpool\n}\nvariant p = P()\n")
+    with pytest.raises(ValueError, match=r"^\S+:p is not a backbone: its network has no taps, so it has no feature"):
+        archc.create_model(f"{path}:p", features_only=True)
+
+
 def test_create_model_makes_backbones():
     model = archc.create_model("densenet121", features_only=True, out_indices=(1, 2, 3, 4))
     assert model.feature_info.channels() == [256, 512, 1024, 1024]

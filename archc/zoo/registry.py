@@ -29,6 +29,7 @@ from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
 
+from .backbones import refuse_features
 from .pretrained import pretrained_cfg
 
 PACKAGE = "archc.models"
@@ -39,7 +40,7 @@ def list_models(filter: str | Sequence[str] = "", module: str = "", pretrained: 
     """The variants archc can create, as timm lists its models: those matching any fnmatch pattern of ``filter``
     (``"resnet*"``, or a list of patterns), of the spec file ``module`` (``"resnet"``), and none of
     ``exclude_filters``; with ``features_only``, only the backbones (``create_model(name, features_only=True)``
-    works for them: their networks have taps). Sorted as timm sorts (numbers by value: resnet18 before
+    works for them: their networks have taps; not an ensemble, whose members are the backbones). Sorted as timm sorts (numbers by value: resnet18 before
     resnet101). The shipped models come first, then the variants of the specs on the search path
     (``ARCHC_SPEC_PATH`` and the ``archc.specs`` entry points). archc ships no pretrained weights:
     ``pretrained=True`` lists none."""
@@ -67,6 +68,7 @@ def create_model(name: str, pretrained: bool = False, **kwargs):
         raise ValueError(f"archc has no pretrained weights for '{name}': create the model with pretrained=False "
                          "and load a state_dict into it (torchvision's load strictly where it has the network)")
     factory = model_entrypoint(name)
+    refuse_features(name, factory, kwargs)
     _refuse_fixed(name, factory, kwargs)
     model = factory(**kwargs)
     cfg = pretrained_cfg(name) if name in _index() else None  # a shipped name: its reference's data config
