@@ -116,6 +116,10 @@ class FlowMix:
                     f"{a} + unflatten(select({a}, 1, 0), 1, (1, -1))",
                     f"{a} * narrow({a}, 1, 0, 1)",
                     f"matmul(softmax(matmul({a}, transpose({a}, 2, 3)), dim = -1), {a})",
+                    # einsum: a product over the map's rows, a transpose, an implicit (sorted) result
+                    f'einsum([softmax(einsum([{a}, {a}], "bchw,bcvw->bchv"), dim = -1), {a}], "bchv,bcvw->bchw")',
+                    f'transpose(einsum([{a}], "bchw->bcwh"), 2, 3) + einsum([{a}, {a}], "bchw,bchw->bchw") / 4'
+                    f' - einsum([{a}], "bchw")',
                     f"scaled_dot_product_attention({a}, {a}, {a})",
                     f"scaled_dot_product_attention({a}, {a}, {a}, is_causal = true, scale = 0.5)",
                     f"scaled_dot_product_attention({a}, {a}, {a}, dropout_p = 0.1)",
