@@ -145,9 +145,13 @@ def test_names_and_numbers_that_broke_the_model_are_located_errors(tmp_path, tex
     net("c = conv(4, 1)\nstage = seq { relu }\nhardswish\nouter = seq { c2 = conv(4, 1); inner = seq { relu }; relu6 }"),
     net("c = conv(4, 1); relu\ndropout(0.0)\nhardswish\ns = seq { c2 = conv(4, 1); relu; dropout(0.0); relu6 }"),
     net("residual(when = flag) { c = conv(3, 1); relu } shortcut { proj = conv(3, 1) }\nhardswish", "flag = false"),
+    # found by the fuzzer: forward_features ended inside the windows (groups of tokens), not on the map
+    net('adaptive_avgpool(1)\npartition(1, "grid")\nmlp = seq { linear(6); gelu; linear(3) }\n'
+        'departition(1, "grid")\namax(1, keepdim = true)\nflatten\nfc = linear(5)'),
 ], ids=["network-model", "block-model", "loop-variable-channels", "residual-when-false", "residual-when-arg",
         "conditional-residual", "in-place-after-saved-output", "in-place-after-a-seq-of-views",
-        "in-place-after-a-seq-ending-in-relu", "in-place-after-dropout", "in-place-after-a-skipped-residual"])
+        "in-place-after-a-seq-ending-in-relu", "in-place-after-dropout", "in-place-after-a-skipped-residual",
+        "features-end-on-the-map-not-its-windows"])
 def test_models_that_failed_in_torch_now_run(tmp_path, text):
     runs(tmp_path, text)
 

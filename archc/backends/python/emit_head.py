@@ -62,6 +62,8 @@ def plan_head(ctx: ClassContext) -> HeadPlan | None:
         split -= 1
     while split < at and not tensor_statement(body[split]):  # lets and taps stay with the features
         split += 1
+    while split < at and _ends_in_groups(ctx, body[:split]):  # the features are the map the groups go back to
+        split += 1
     return HeadPlan(split, at, holder, index, name, kind)
 
 
@@ -77,6 +79,13 @@ def tensor_statement(stmt: n.Stmt) -> bool:
     if isinstance(stmt, (n.If, n.For)):
         return any(tensor_statement(s) for s in [*stmt.body, *(getattr(stmt, "orelse", None) or [])])
     return not isinstance(stmt, (n.Let, n.Tap, n.Side, n.Init))
+
+
+def _ends_in_groups(ctx: ClassContext, stmts: list[n.Stmt]) -> bool:
+    """Whether the last statement that runs on the tensor leaves it in groups of tokens (a partition's windows),
+    which are no feature map: forward_features would give G x L x D."""
+    last = [s for s in stmts if tensor_statement(s)]
+    return bool(last) and any(out.layout == "GLD" for _, out in ctx.info.get(last[-1]))
 
 
 def _reduced(ctx: ClassContext, stmt: n.Stmt) -> bool:
