@@ -93,6 +93,22 @@ block Outer(c) {
     assert_agrees(model.eval(), graph, 32)
 
 
+def test_an_ensemble_members_block_keeps_its_taps_to_the_member(tmp_path):
+    text = STAGES.split("network Net")[0] + """network Small() {
+    input 3 x 32 x 32
+    body = Stages([8]); global_avgpool; fc = linear(10)
+}
+network Two() {
+    input 3 x 32 x 32
+    ensemble { for i in range(2) { m{i} = Small() } }
+}
+variant two = Two()
+"""
+    s = load(tmp_path, text)
+    assert s.graph("two").taps == {}
+    assert s.python_module().Small().forward_taps(torch.randn(1, 3, 32, 32))[0].shape == (1, 8, 16, 16)
+
+
 TINY_VIT = """block Encoder(depth) {
     pos = learned_add((1, 17, in.channels))
     layers = seq { for i in range(depth) { "{i}" = seq { n = layernorm; l = linear(in.channels) }; tap } }
@@ -130,6 +146,8 @@ TAPPED = "block B() {\n    c = conv(8, 1)\n    tap\n}\n"
     (TAPPED + net("residual { b = B() }"), "B has taps, so it is called as a step of the main path, not in a residual"),
     (TAPPED + net("a = conv(8, 1)\naux = side B() from a\nc = conv(8, 1)\ntap"), "not in a side output"),
     (TAPPED + net("ensemble { b = B() }"), "not in an ensemble"),
+    (TAPPED + "block C() {\n    b = B()\n}\n" + net("concat { c = C(); identity }"),
+     "C has the taps of B, so it is called as a step of the main path, not in a concat"),
     (TAPPED + "block C(inner) {\n    i = inner()\n}\n" + net("c = C(B)"),
      "inner holds B, a block with taps: it is called by its own name"),
     (TAPPED + "block G() (x) -> y {\n    m = B()\n    let y = m(x)\n}\n" + net("g = G()"),
@@ -138,7 +156,8 @@ TAPPED = "block B() {\n    c = conv(8, 1)\n    tap\n}\n"
      "a tap cannot stand in a block with an nn.Sequential (S)"),
     ("block M() {\n    c = conv(8, 4, stride = 4); tap\n    to_tokens; tap t\n}\n" + net("m = M()"),
      "the taps of M mark both tokens and maps"),
-], ids=["in-a-residual", "as-a-side-output", "as-an-ensemble-member", "through-a-parameter", "in-a-flow-block",
+], ids=["in-a-residual", "as-a-side-output", "as-an-ensemble-member", "through-a-block-off-the-path",
+        "through-a-parameter", "in-a-flow-block",
         "tap-in-a-sequential-block", "tokens-and-maps"])
 def test_misplaced_blocks_with_taps_are_located_errors(tmp_path, text, fragment):
     assert fragment in error(tmp_path, text)

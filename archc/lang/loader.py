@@ -146,7 +146,7 @@ def _check_taps(program: Program) -> None:
     """A tap marks a feature map of the network itself: in its body, or in the seqs, loops and conditionals
     there, where the tensor is the network's own; not inside a branch, residual or gate. A block's taps stand
     on its own main path alike and become its caller's, so the block is called where a tap may stand."""
-    from ..sema.taps import tapped_blocks
+    from ..sema.taps import has_taps_of, tapped_blocks
 
     tapped = tapped_blocks(program.blocks)
 
@@ -159,8 +159,8 @@ def _check_taps(program: Program) -> None:
             call = s.layer if isinstance(s, n.Side) else s
             if isinstance(call, n.Layer) and call.func in tapped and (inside or isinstance(s, n.Side)):
                 where = inside or "a side output"
-                raise SpecError(f"{call.func} has taps, so it is called as a step of the main path, not in {where}",
-                                call.func_span, hint=f"call {call.func} where a tap could stand, or move its taps "
+                raise SpecError(f"{call.func} {has_taps_of(program.blocks[call.func], tapped)}, so it is called "
+                                f"as a step of the main path, not in {where}", call.func_span, hint=f"call {call.func} where a tap could stand, or move its taps "
                                                      "out of it")
             here = inside or _OFF_THE_MAIN_PATH.get(type(s))
             for attr in ("body", "branches", "orelse"):

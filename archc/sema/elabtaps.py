@@ -9,6 +9,7 @@ from ..lang import nodes as n
 from .graph import Tap
 from .layout import TensorType
 from .scope import Frame, Tensor
+from .taps import has_taps_of
 
 
 class TapElaboration:
@@ -20,15 +21,12 @@ class TapElaboration:
         if stmt.func != block.name:
             raise SpecError(f"{stmt.func} holds {block.name}, a block with taps: it is called by its own name",
                             stmt.func_span, hint=f"write {block.name}(...) here")
-        if not frame.main:
-            if any(self.graph.scopes[p].block in self.program.networks for p in frame.scope.path):
-                return super().call_block(stmt, block, pos, kw, frame, x)  # in a network called as a layer
-            raise SpecError(f"{block.name} has taps, so it is called as a step of the network's main path; this "
-                            "block is not on it", stmt.func_span,
-                            hint=f"call {block.name} from the network's body, or from a block called there")
-        if self.step is not stmt or self.nested != 1:
-            raise SpecError(f"{block.name} has taps, so it is called as a step of the network's main path, not "
-                            "inside one", stmt.func_span, hint=f"call {block.name} where a tap could stand")
+        if not frame.main and any(self.graph.scopes[p].block in self.program.networks for p in frame.scope.path):
+            return super().call_block(stmt, block, pos, kw, frame, x)  # in a network called as a layer: its own
+        if not frame.main or self.step is not stmt or self.nested != 1:  # (the loader finds these first)
+            raise SpecError(f"{block.name} {has_taps_of(block, self.tapped)}, so it is called as a step of the "
+                            "network's main path, not here", stmt.func_span,
+                            hint=f"call {block.name} where a tap could stand")
         saved = self.reduction, self.nested, self.tap_holders
         self.entering = (block.body, self.memo)  # ``body`` marks the block's frame as the main path's
         self.memo, self.nested, self.tap_holders = None, 0, n.tap_holders(block.body, self.tapped)

@@ -53,3 +53,12 @@ def tapped_blocks(blocks: dict[str, n.BlockDef]) -> frozenset[str]:
         if more == tapped:
             return tapped
         tapped = more
+
+
+def has_taps_of(block: n.BlockDef, tapped: frozenset[str]) -> str:
+    """How a block of ``tapped`` has taps, for messages: "has taps", or "has the taps of B" where a block with
+    taps that it calls gives them."""
+    if any(isinstance(s, n.Tap) for s in block.walk()):
+        return "has taps"
+    callee = next(s.func for s in block.walk() if isinstance(s, n.Layer) and s.func in tapped)
+    return f"has the taps of {callee}"
