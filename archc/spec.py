@@ -74,9 +74,11 @@ class Spec:
         if isinstance(input_size, int):
             input_size = (input_size,)
         try:
-            return self.elaborator.network(net, variant, values, input_size)
+            graph = self.elaborator.network(net, variant, values, input_size)
         except SpecError as exc:
             raise exc.add_note(f"in variant {variant}", self.variants[variant].span) from None
+        graph.generated_in_place = lambda: self.in_place
+        return graph
 
     def default_variant(self) -> str:
         if not self.variants:
@@ -122,6 +124,19 @@ class Spec:
                 raise SpecErrors(errors, stopped=len(errors) >= MAX_ERRORS) if len(errors) > 1 else errors[0]
             self._checked = (graphs, shapes)
         return self._checked
+
+    @cached_property
+    def in_place(self) -> frozenset[n.Span]:
+        """The statements whose op the generated code runs in place: the code generator's record of its choice
+        (``StmtInfo.in_place``), which ``archc stats`` reads to count the tensors forward makes; none where the
+        code generator refuses the spec (``source`` says why), as no code runs them."""
+        graphs, shapes = self.checked()
+        record: dict[n.Span, bool] = {}
+        try:
+            generate(self.program, self.variants, self.elaborator, graphs, shapes, record)
+        except SpecError:
+            return frozenset()
+        return frozenset(span for span, yes in record.items() if yes)
 
     def source(self) -> str:
         """The generated Python module."""

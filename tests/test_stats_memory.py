@@ -145,6 +145,36 @@ def test_memory_of_real_networks_is_what_torch_measures(name, variant):
     assert_memory_as_measured(name, variant)
 
 
+# What the helpers make on the way (their kinds' ``makes``), and the code generator's choice of what works in place
+# where a rule per op would guess wrong, each with what the comparison would be without it: the kind's entry said to
+# make nothing, or every op that may work in place said to
+HELPERS = {"swin": "window_attention", "maxvit": "relative_attention", "nfnet": "ws_conv"}
+CASES = [("swin", "swin_t", (112,)),  # maps of 28 to 4: windows of 7 over whole maps, and over padded ones
+         ("maxvit", "maxvit_t", None),  # (no smaller size: every stage's map is whole partitions of 7)
+         ("nfnet", "nfnet_f0", (64,)),  # the standardised weights, the same at every size
+         ("convmixer", "convmixer_768_32", (56,)),  # its activation a parameter holds: out of place
+         ("preact_resnet", "preact_resnet164", None)]  # the ReLU the shortcut may read: out of place
+
+
+def _guessed_in_place(graph) -> None:
+    """The comparison's mutation: every op whose kind may work in place said to (a rule per op, not the code's)."""
+    everything = frozenset(op.span for op in graph.ops())
+    graph.generated_in_place = lambda: everything
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "variant", "size"), CASES)
+def test_memory_of_helpers_and_in_place_choices_is_what_torch_measures(name, variant, size, monkeypatch):
+    assert_memory_as_measured(name, variant, size)
+    graph = _spec(name).graph(variant, input_size=size)
+    if name in HELPERS:
+        monkeypatch.setitem(REGISTRY, HELPERS[name], dataclasses.replace(REGISTRY[HELPERS[name]], makes=None))
+    else:
+        _guessed_in_place(graph)
+    activations = stats.totals(graph, _batch(name))["activations"]
+    assert abs(activations / measured(name, variant, size)["activations"] - 1) > 0.10
+
+
 def test_a_wrong_saves_entry_fails_the_comparison(monkeypatch):
     """The comparison can fail: were batch norm, or ReLU6 (which, computed in place, keeps a copy of its input),
     said to keep nothing, the totals would be off by more than 10%. (ReLU's own entry could not fail it: the conv
@@ -169,3 +199,29 @@ def test_a_tensor_two_ops_keep_counts_once():
     assert [mem[op].saved for op in ("bn1", "relu#1")] == [c + 2 * 64 * 4, c]  # (and the norm's float32 statistics)
     assert mem["maxpool"].saved == 64 * 56 * 56 * 8  # its int64 indices only: its input is the ReLU's
     assert mem["relu#1"].activations == 0  # in place
+
+
+def test_in_place_is_what_the_code_generator_wrote():
+    """The memory model reads the code generator's record of what it wrote in place: PreAct ResNet's named ReLU,
+    which a shortcut reads in some units, is ``nn.ReLU()`` in every one, and makes a tensor; the ReLUs after its
+    batch norms are ``F.relu(out, inplace=True)``, and the sum ``out += identity``. ConvMixer's activation, which
+    its parameter holds (GELU in other variants), is out of place even where it is a ReLU."""
+    source = spec("preact_resnet").source()
+    assert "self.preact = nn.ReLU()" in source and "out = F.relu(out, inplace=True)" in source
+    assert "out += identity" in source
+    mem = memory(spec("preact_resnet").graph("preact_resnet164"))
+    c = 16 * 32 * 32 * 4
+    assert [mem[op].activations for op in ("layer1.1.preact", "layer1.1.relu#1", "layer1.1.add#1")] == [4 * c, 0, 0]
+    graph = spec("convmixer").graph("convmixer_768_32", input_size=(56,))
+    assert memory(graph)["blocks.0.2"].activations == 768 * 8 * 8 * 4
+    _guessed_in_place(graph)
+    assert memory(graph)["blocks.0.2"].activations == 0
+
+
+def test_a_standardised_weight_is_made_each_pass():
+    """NFNet's convs make their standardised weights (and the gains times the scale) anew in each forward pass,
+    whatever the batch: NFNet-F0's last conv, 1536 to 3072 channels 1x1, makes 18.9 MB more than its output."""
+    graph = spec("nfnet").graph("nfnet_f0", input_size=(64,))
+    out = 3072 * 2 * 2 * 4
+    assert [memory(graph, batch)["final_conv"].activations for batch in (1, 2)] == \
+        [out + (3072 * 1536 + 3072) * 4, 2 * out + (3072 * 1536 + 3072) * 4]

@@ -2,8 +2,11 @@
 autograd keeps for backward, per op, for a batch and a dtype.
 
 A tensor here is a storage: an op that returns a view of its input (``flatten``, ``transpose``) or works on it in
-place (a ReLU after a batch norm, ``out += identity`` after a conv, as the code generator writes them) makes
-none. *Activations* are the bytes of the storages a forward pass in eval mode makes (side outputs do not run);
+place (a ReLU after a batch norm, ``out += identity`` after a conv) makes none; which ops work in place is the
+code generator's choice, read from its record of it (``Graph.generated_in_place``), not guessed again here.
+*Activations* are the bytes of the storages a forward pass in eval mode makes (side outputs do not run): each op's
+output, and what its kind's registry entry says it makes on the way (``makes``: a helper's attention scores, a
+standardised weight);
 *saved* are the bytes of the storages autograd keeps after a forward pass in training mode, each counted once
 however many ops keep it (a ReLU keeps its output, which the next conv keeps as its input), and given to the first
 op that keeps it; what each kind keeps is its registry entry's ``saves`` (torch's derivatives.yaml). Parameters
@@ -12,22 +15,21 @@ each view lies in its storage is followed too, since torch copies a tensor out o
 matrix product, and the product keeps the copy.
 
 tests/test_stats_memory.py holds the totals to what torch measures. What is estimated: the copies torch makes
-inside helper modules (window attention) are in ``saves`` by formula, and the tensors such a module makes only on
-the way are not in the activations (Swin's are half the measured); which ops run in place is the code
-generator's choice per class, which this follows per op: an activation held by a block's parameter, which the
-generated class must write out of place for the ops it might hold, is counted as in place here (ConvMixer's
-activations: 29% fewer than measured).
+inside helper modules (window attention) are in ``saves`` by formula; the tensors torch's own functions make
+inside them (a layer norm's means, an einsum's operands laid out for a matrix product) are not counted, as the
+measure does not see them either.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from ..lang.nodes import Span
 from ..ops import REGISTRY
-from ..ops.base import BOTH, INPUTS, NOTHING, OUTPUT, Saves
+from ..ops.base import BOTH, INPUTS, NOTHING, OUTPUT, Makes, Saves
 from ..sema.graph import Graph, OpNode
-from .python.emit_forward_merge import ADDS_IN_PLACE_AFTER  # the code generator adds in place after these
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 # Views that leave their input's elements where they are only if it is contiguous (a copy otherwise), and views
@@ -76,19 +78,20 @@ def saves(op: OpNode) -> Saves:
     return rule if isinstance(rule, Saves) else rule(op.args, op.in_shapes, op.shape)
 
 
-def _in_place(op: OpNode, producer: OpNode, uses: int) -> bool:
-    """Whether the generated code computes ``op`` in place on its first input (as the code generator decides:
-    on a tensor the statement before made, which no one else reads and whose backward does not need it)."""
-    # a block or seq owns the tensors it makes, not its input nor the output of one inside it
-    if uses != 1 or producer.op == "input" or producer.scope != op.scope:
-        return False
-    if op.op == "add":
-        return producer.op in ADDS_IN_PLACE_AFTER
+def makes(op: OpNode) -> Makes | None:
+    """What an op makes besides its output: its kind's ``makes``; of the ops no registry entry holds, a residual's
+    scaled sum makes the scaled body first (``out * scale + identity``)."""
     kind = REGISTRY.get(op.op)
-    if kind is None or not kind.inplace or (kind.inplace_if is not None and not kind.inplace_if(op.args)):
-        return False
-    made = REGISTRY.get(producer.op)
-    return producer.op in ("add", "concat") or (made is not None and not made.keeps_output and not made.view)
+    if kind is None:
+        return Makes(extra=((math.prod(op.shape), 0),)) if op.op == "add" and "scale" in op.args else None
+    return None if kind.makes is None else kind.makes(op.args, op.in_shapes, op.shape)
+
+
+def _in_place(op: OpNode, written: Collection[Span]) -> bool:
+    """Whether the generated code computes ``op`` in place on its first input: as the code generator wrote its
+    statement (``written``, its record: an activation with inplace=True, a residual's ``out += identity``)."""
+    kind = REGISTRY.get(op.op)
+    return op.span in written and (op.op == "add" or (kind is not None and kind.inplace))
 
 
 def _aliases(op: OpNode, source: OpNode, contiguous: bool, training: bool) -> bool:
@@ -106,10 +109,7 @@ def _aliases(op: OpNode, source: OpNode, contiguous: bool, training: bool) -> bo
 def _walk(graph: Graph, batch: int, itemsize: int, training: bool):
     """Each op's storage (an op id: the op that made it), the bytes of each storage made, the ops computed in
     place, and how each op's output lies in its storage (``_order``), in one pass."""
-    uses: dict[str, int] = {}
-    for op in graph.ops():
-        for src in op.inputs:
-            uses[src] = uses.get(src, 0) + 1
+    written = graph.generated_in_place() if graph.generated_in_place is not None else ()
     storage: dict[str, str] = {}
     made: dict[str, int] = {}
     contiguous: dict[str, bool | str] = {}
@@ -118,7 +118,7 @@ def _walk(graph: Graph, batch: int, itemsize: int, training: bool):
         if op.side is not None and not training:
             continue
         src = graph.node(op.inputs[0]) if op.inputs else None
-        if src is not None and _in_place(op, src, uses.get(src.id, 0)):
+        if src is not None and _in_place(op, written):
             in_place.add(op.id)
         if src is not None and (op.id in in_place or _aliases(op, src, contiguous[src.id] is True, training)):
             storage[op.id] = storage[src.id]
@@ -165,13 +165,17 @@ def memory(graph: Graph, batch: int = 1, itemsize: int = 4) -> dict[str, OpMemor
         mem = result[op.id]
         mem.param_bytes = op.params * itemsize
         if kind is not None and kind.buffers is not None:
-            for count, size in kind.buffers(op.args, op.in_shapes, op.shape):
-                mem.buffers += count
-                mem.buffer_bytes += count * (size or itemsize)
+            counts = kind.buffers(op.args, op.in_shapes, op.shape)
+            mem.buffers += sum(count for count, _ in counts)
+            mem.buffer_bytes += _bytes(counts, itemsize)
     _, made, _, _ = _walk(graph, batch, itemsize, training=False)
     for op_id, size in made.items():
         if graph.node(op_id).op != "input":
             result[op_id].activations = size
+    for op in graph.ops():  # and the tensors made on the way
+        extra = makes(op)
+        if extra is not None and op.side is None:
+            result[op.id].activations += _bytes(extra.extra, itemsize) * batch + _bytes(extra.fixed, itemsize)
     storage, made, in_place, order = _walk(graph, batch, itemsize, training=True)
     kept: set[str] = set()
     for op in graph.ops():
@@ -195,6 +199,10 @@ def memory(graph: Graph, batch: int = 1, itemsize: int = 4) -> dict[str, OpMemor
             if key not in kept:
                 kept.add(key)
                 mem.saved += made[key]
-        mem.saved += sum(count * (size or itemsize) for count, size in rule.extra) * batch
-        mem.saved += sum(count * (size or itemsize) for count, size in rule.fixed)
+        mem.saved += _bytes(rule.extra, itemsize) * batch + _bytes(rule.fixed, itemsize)
     return result
+
+
+def _bytes(counts: tuple[tuple[int, int], ...], itemsize: int) -> int:
+    """The bytes of tensors of these (elements, bytes each; 0: ``itemsize``)."""
+    return sum(count * (size or itemsize) for count, size in counts)

@@ -63,6 +63,17 @@ class Saves:
     fixed: tuple[tuple[int, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class Makes:
+    """The storages an op's forward makes in eval mode besides its output: the tensors a helper computes on the way
+    (attention's queries, keys and values, scores and softmax, a gathered position bias; a standardised weight),
+    counted as ``Saves`` counts its own: ``extra`` per sample, ``fixed`` whatever the batch (elements, and bytes
+    each: 0 for the activations' dtype)."""
+
+    extra: tuple[tuple[int, int], ...] = ()
+    fixed: tuple[tuple[int, int], ...] = ()
+
+
 NOTHING, INPUT, OUTPUT, BOTH = Saves(), Saves((0,)), Saves(output=True), Saves((0,), True)
 INPUTS = Saves((0, 1, 2))  # every input it takes (matmul's two)
 
@@ -129,6 +140,8 @@ class OpKind:
     # statistics and its int64 step count)
     saves: Saves | Callable[[dict, tuple, tuple], Saves] | None = None
     buffers: Callable[[dict, tuple, tuple], tuple[tuple[int, int], ...]] | None = None
+    # and what its forward makes besides its output, a function of the same three (None: nothing)
+    makes: Callable[[dict, tuple, tuple], Makes] | None = None
 
     @property
     def has_params(self) -> bool:

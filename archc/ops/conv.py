@@ -12,6 +12,7 @@ from .base import (
     INPUT,
     NOTHING,
     Args,
+    Makes,
     NoArgs,
     OpKind,
     PadPair,
@@ -172,11 +173,18 @@ def _ws_conv_saves(a: dict, ins: tuple, out: tuple) -> Saves:
                               (3 * a["out_channels"], 4)))
 
 
+def _ws_conv_makes(a: dict, ins: tuple, out: tuple) -> Makes:
+    """Whatever the batch, each pass: the standardised weights, and the gain times the scale (one an output
+    channel)."""
+    kh, kw = pair(a["kernel_size"])
+    return Makes(fixed=((a["out_channels"] * ins[0][0] // a["groups"] * kh * kw + a["out_channels"], 0),))
+
+
 _register(OpKind(
     "ws_conv", WSConvArgs, _ws_conv_shape, module="_WSConv2d", in_arg=True, channels_from="out_channels",
     params=_ws_conv_params, macs=_conv_macs, make=_ws_conv_make, run=_ws_conv_run,
     doc="2-D convolution with scaled weight standardisation (NF-ResNets, NFNets): weight, bias and a gain",
-    label=lambda a: "ws_" + _conv_label(a), saves=_ws_conv_saves))
+    label=lambda a: "ws_" + _conv_label(a), saves=_ws_conv_saves, makes=_ws_conv_makes))
 
 
 # -------------------------------------------------------------------- pooling

@@ -14,7 +14,7 @@ import math
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import NOTHING, Args, OpKind, Pos, Saves, ShapeError, _register
+from .base import NOTHING, Args, Makes, OpKind, Pos, Saves, ShapeError, _register
 
 Kind = Literal["window", "grid"]
 
@@ -140,6 +140,18 @@ def _relative_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return m.merge((scores @ v).transpose(2, 3).reshape(n, g, length, d))
 
 
+def _relative_makes(a: dict, ins: tuple, out: tuple) -> Makes:
+    """What the helper makes on the way, over T tokens of D channels and H heads: the queries, keys and values (3
+    T D), the scaled keys, the weighted values and their heads side by side (a copy for more than one head and
+    token), 6 T D before the projection (its output); the scores H L T, with the bias, and their softmax; whatever
+    the batch, the gathered bias (H L L)."""
+    groups, length, d = ins[0]
+    heads = d // a["head_dim"]
+    maps = 5 + (heads > 1 and length > 1)
+    return Makes(extra=((maps * groups * length * d + 3 * heads * length * groups * length, 0),),
+                 fixed=((length * length * heads, 0),))
+
+
 def _relative_saves(a: dict, ins: tuple, out: tuple) -> Saves:
     """The input, copies of the scaled queries, the keys and the values, the output before its projection (4 T D
     over T tokens), and the attention weights (heads x L a token)."""
@@ -153,4 +165,5 @@ _register(OpKind(
     doc="multi-head self-attention among the tokens of each group, with a learned bias per relative position in "
         "a size x size partition (MaxViT's); a `_RelativeAttention` helper",
     label=lambda a: f"relative_attention {a['size']}x{a['size']}, heads of {a['head_dim']}",
-    saves=_relative_saves, buffers=lambda a, ins, out: ((a["size"] ** 4, 8),)))  # each position pair's table row
+    saves=_relative_saves, makes=_relative_makes,
+    buffers=lambda a, ins, out: ((a["size"] ** 4, 8),)))  # each position pair's table row

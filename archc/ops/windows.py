@@ -11,7 +11,22 @@ import math
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import NOTHING, Args, NoArgs, OpKind, PadPair, Pair, Pos, Prob, Saves, ShapeError, _register, pair, size_text
+from .base import (
+    NOTHING,
+    Args,
+    Makes,
+    NoArgs,
+    OpKind,
+    PadPair,
+    Pair,
+    Pos,
+    Prob,
+    Saves,
+    ShapeError,
+    _register,
+    pair,
+    size_text,
+)
 
 CPB_HIDDEN = 512  # the width of Swin V2's position-bias MLP
 
@@ -191,6 +206,34 @@ def _window_saves(a: dict, ins: tuple, out: tuple) -> Saves:
     return Saves(extra=((per_channel * tokens * c + a["num_heads"] * wh * ww * tokens, 0),))
 
 
+def _window_makes(a: dict, ins: tuple, out: tuple) -> Makes:
+    """What the helper makes on the way, over the padded map's T tokens of C channels, N a window's tokens and H
+    heads: the padded map, the rolled one (shifted), the windows' tokens (a copy where windows sit side by side in
+    rows more than one token high), the queries, keys and values (3 T C), the scaled queries (or, version 2, the
+    normalised queries and keys), the weighted values, their heads side by side (a copy for more than one head),
+    the projection, the map from its windows (a copy, as before) and rolled back; the scores H N T, with the bias,
+    (version 2: scaled) the mask, and their softmax. Whatever the batch: the gathered bias (version 2: the MLP's
+    tensors, its sigmoid and scale; the scale's clamp; the qkv bias without keys) and the mask (and its zeros).
+    Its output is the last of these but where the map was padded (then a copy of the map without it)."""
+    (wh, ww), (h, w, c), heads = pair(a["window_size"]), ins[0], a["num_heads"]
+    height, width = -(-h // wh) * wh, -(-w // ww) * ww
+    tokens, size, v2 = height * width, wh * ww, a["version"] == 2
+    shifted = any(s and k < side for s, k, side in zip(pair(a["shift_size"]), (wh, ww), (height, width)))
+    moved = wh > 1 and width // ww > 1  # partitioning into windows (and back) copies the tokens
+    maps = 1 + 2 * shifted + 2 * moved + 3 + (2 if v2 else 1) + 1 + (heads > 1 and size > 1) + 1
+    scores = 3 + shifted + v2
+    padded = (height, width) != (h, w)
+    fixed = [(size * size * heads, 0)]
+    if v2:
+        rows = (2 * wh - 1) * (2 * ww - 1)
+        fixed += [(rows * CPB_HIDDEN + rows * heads + 2 * size * size * heads + 2 * heads, 0)]
+        fixed += [(4 * c, 0)] if a["qkv_bias"] else []
+    if shifted:
+        fixed.append((2 * tokens // size * size * size, 0))
+    return Makes(extra=((maps * tokens * c + scores * heads * size * tokens - (0 if padded else h * w * c), 0),),
+                 fixed=tuple(fixed))
+
+
 def _window_buffers(a: dict, ins: tuple, out: tuple) -> tuple[tuple[int, int], ...]:
     """The relative position of each pair of a window's tokens (int64), and Swin V2's table of their offsets."""
     wh, ww = pair(a["window_size"])
@@ -204,7 +247,7 @@ _register(OpKind(
     doc="multi-head self-attention within windows of a channels-last map, optionally shifted cyclically with "
         "the mask that keeps rolled-in regions apart, with a relative position bias (version 1: a learned table; "
         "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper",
-    label=_window_label, saves=_window_saves, buffers=_window_buffers))
+    label=_window_label, saves=_window_saves, buffers=_window_buffers, makes=_window_makes))
 
 
 def _merge_shape(a, t: TensorType) -> TensorType:
@@ -233,4 +276,5 @@ def _merge_run(m, a: dict, t: TensorType, xs: list, training: bool):
 _register(OpKind(
     "patch_merge", NoArgs, _merge_shape, layouts=("HWC",), template="_patch_merge({x})", channels_rule=_merge_rule, run=_merge_run,
     doc="each 2 x 2 patch of a channels-last map into one position of 4 C channels (Swin's patch merging; an "
-        "odd side padded with zeros); a `_patch_merge` helper", saves=NOTHING))
+        "odd side padded with zeros); a `_patch_merge` helper", saves=NOTHING,
+    makes=lambda a, ins, out: Makes(extra=((math.prod(out[:2]) * 4 * ins[0][2], 0),))))  # the padded map

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -94,6 +94,10 @@ class Graph:
         self.sides: dict[str, str] = {}  # side output name -> node id
         self.taps: dict[str, Tap] = {}  # feature maps, in the order forward computes them
         self.inits: dict[str, dict] = {}  # module path -> parameter -> initrules.Resolved (where a rule reaches)
+        # the statements whose op the generated code runs in place (the code generator's record), asked of it when
+        # first needed (``archc stats``); ``Spec.graph`` sets it. None: no code is generated from this graph, and
+        # each op makes its tensor
+        self.generated_in_place: Callable[[], Collection[Span]] | None = None
 
     def add(self, node: OpNode, inputs: list[str]) -> OpNode:
         """Add ``node`` fed by the existing nodes ``inputs`` (so insertion order is a topological order)."""

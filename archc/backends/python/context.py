@@ -30,9 +30,13 @@ class ClassInfo:
 
 @dataclass
 class StmtInfo:
-    """Shapes seen for each statement in every elaboration: (input, output) pairs."""
+    """Shapes seen for each statement in every elaboration: (input, output) pairs; and what the classes write."""
 
     shapes: dict[n.Stmt, list[tuple[tuple[int, ...], tuple[int, ...]]]] = field(default_factory=dict)
+    # whether the generated code runs each statement's op in place (an activation built or called with
+    # inplace=True, a residual's ``out += identity``), by the statement's span: the one record of that choice,
+    # which ``archc stats`` reads (``Spec.in_place``) to count what makes no tensor
+    in_place: dict[n.Span, bool] = field(default_factory=dict)
 
     def get(self, stmt) -> list:
         return self.shapes.get(stmt, [])

@@ -60,6 +60,9 @@ class ForwardEmitter(MergeForward):
         self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
         self.run_time: dict[str, ir.Node] = {}  # a name folding keeps whole -> the value forward reads there
         self.candidates: dict[str, n.Let] = {}  # lets __init__ could compute once as attributes
+        # whether each call it writes works in place, by statement (forward's become the record, ``StmtInfo``;
+        # forward_taps' are its own: a tap before an activation keeps it out of place there)
+        self.written: dict[n.Span, bool] = {}
         for s in ctx.d.body:
             if isinstance(s, n.Side) and s.source is not None:
                 self.sides_from.setdefault(s.source, []).append(s)
@@ -75,6 +78,7 @@ class ForwardEmitter(MergeForward):
                 test = ir.BinOp("or", test, ir.is_not_none(side))
             body.append(ir.If(ir.BinOp("and", TRAINING, test), (ir.Return(ir.Tuple((ir.Name(var), *sides))),)))
         body.append(ir.Return(ir.Name(var)))
+        self.info.in_place.update(self.written)
         return self.hoist(prune_lets(body))
 
     def fwd_expr(self, e: n.Expr, var: str) -> ir.Node:
@@ -357,7 +361,8 @@ class ForwardEmitter(MergeForward):
             pos, kw = self.fwd_op_args(kind, stmt, var)
             if may_work_in_place(kind, stmt, lambda e: self.fwd_fold(e, var)):
                 self.inplace_ok[stmt] = fresh
-                if fresh and dest == var:
+                self.written[stmt.span] = fresh and dest == var
+                if self.written[stmt.span]:
                     kw.append(("inplace", ir.Const(True)))
             extra, extra_kw = irparse.arguments(kind.functional_extra)
             call = ir.Call(irparse.expression(kind.functional), (x, *pos, *extra), (*kw, *extra_kw))

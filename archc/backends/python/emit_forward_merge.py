@@ -154,7 +154,8 @@ class MergeForward:
             if sc.cond is not None and sc_when is None and sub:
                 sub = [ir.If(self._shortcut_test(sc), tuple(sub))]
             add += sub
-        if "scale" not in opts and self._adds_in_place(stmt):
+        self.written[stmt.span] = "scale" not in opts and self._adds_in_place(stmt)
+        if self.written[stmt.span]:
             add.append(ir.AugAssign(ir.Name(out), "+", ir.Name(ident), self._shape(stmt)))
         else:
             body: ir.Node = ir.Name(out)

@@ -12,7 +12,7 @@ reads ``num_classes``) gets none of these methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...lang import nodes as n
 from ...ops import REGISTRY
@@ -39,6 +39,8 @@ class HeadPlan:
     index: int  # its position among the holder's children
     name: str  # the classifier's name in its owner
     kind: str  # its op: linear or conv
+    # whether the two halves run each call in place, by statement: forward's choices, where forward calls them
+    written: dict = field(default_factory=dict)
 
 
 def plan_head(ctx: ClassContext) -> HeadPlan | None:
@@ -143,6 +145,7 @@ def features_method(ctx: ClassContext, plan: HeadPlan) -> ir.FunctionDef:
     emitter = PartEmitter(ctx)
     body: list[ir.Node] = []
     var, _ = emitter.fwd_body(ctx.d.body[:plan.split], "x", False, body, None)
+    plan.written.update(emitter.written)
     stages = _stages(ctx)
     body = [_checkpointable(s, stages) for s in body]
     body.append(ir.Return(ir.Name(var)))
@@ -162,6 +165,7 @@ def head_method(ctx: ClassContext, plan: HeadPlan) -> ir.FunctionDef:
         pre = ir.Call(ir.Index(read_attribute(SELF, plan.holder), ir.Slice(None, ir.const(plan.index))), (pre,))
     body.append(ir.If(ir.Name("pre_logits"), (ir.Return(pre),)))
     var, _ = emitter.fwd_body(stmts[plan.at:], var, fresh, body, None)
+    plan.written.update(emitter.written)
     body.append(ir.Return(ir.Name(var)))
     params = (ir.Arg("self"), ir.Arg("x", ir.Name("Tensor")), ir.Arg("pre_logits", ir.Name("bool"), ir.Const(False)))
     return ir.FunctionDef("forward_head", params, tuple(emitter.hoist(prune_lets(body))), ir.Name("Tensor"),
@@ -170,7 +174,8 @@ def head_method(ctx: ClassContext, plan: HeadPlan) -> ir.FunctionDef:
 
 
 def forward_body(ctx: ClassContext, plan: HeadPlan) -> list[ir.Node]:
-    """``forward`` as the two halves."""
+    """``forward`` as the two halves (what they write in place is what forward does)."""
+    ctx.info.in_place.update(plan.written)
     x = ir.Name("x")
     comment = _comment(ctx, ctx.d.body[:plan.split])
     return [ir.Assign(x, ir.call("self.forward_features", x), comment),

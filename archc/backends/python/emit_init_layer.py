@@ -41,6 +41,7 @@ class LayerInit:
             held = self.ctx.op_params[stmt.func]
             # in place on a tensor the layer before it made, where every op it may hold can (torchvision's ReLU)
             in_place = seq.var is not None and seq.fresh and held == "in_place"
+            self.info.in_place[stmt.span] = in_place
             width = (self.lower(cur),) if held == "width" else ()  # a norm: norm_layer(planes)
             self.register(stmt.target, ir.Call(ir.Name(stmt.func), width, (("inplace", ir.Const(True)),) if in_place
                                                else ()), w, seq)
@@ -136,7 +137,9 @@ class LayerInit:
         lead = [self.lower(cur)] if kind.in_arg is True else []
         if isinstance(kind.in_arg, str):  # nn.GroupNorm(num_groups=8, num_channels=64): not first in torch's order
             kw.append((kind.in_arg, self.lower(cur)))
-        if self.inplace_ok.get(stmt):  # set only where may_work_in_place allowed it
+        if stmt in self.inplace_ok:  # set only where may_work_in_place allowed it
+            self.info.in_place[stmt.span] = self.inplace_ok[stmt]
+        if self.inplace_ok.get(stmt):
             kw.append(("inplace", ir.Const(True)))
         modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
         if len(modules) > 1:
