@@ -197,13 +197,19 @@ def _window_label(a: dict) -> str:
 
 
 def _window_saves(a: dict, ins: tuple, out: tuple) -> Saves:
-    """Over the padded map's T tokens of C channels: the windows' tokens, the scaled queries, copies of the keys
-    and values, the output before its projection (5 T C), and the attention weights (heads x N a token); cosine
-    attention (version 2) normalises queries and keys too."""
+    """Over the padded map's T tokens of C channels and H heads: the windows' tokens, the scaled queries, copies of
+    the keys and values, the output before its projection (5 T C), and the attention weights (H N a token, N a
+    window's tokens). Cosine attention (version 2) keeps the queries, keys and values whole (the normalisation's
+    input), the normalised queries and keys, a copy of the values and the output before its projection (8 T C),
+    each query's and key's norm and its clamped copy (4 T H), the scores before their scale and the weights (2 H N
+    a token); and whatever the batch, the bias MLP's hidden layer, the bias's sigmoid and the scale."""
     (wh, ww), (h, w, c) = pair(a["window_size"]), ins[0]
-    tokens = -(-h // wh) * wh * -(-w // ww) * ww
-    per_channel = 5 if a["version"] == 1 else 7
-    return Saves(extra=((per_channel * tokens * c + a["num_heads"] * wh * ww * tokens, 0),))
+    tokens, heads, size = -(-h // wh) * wh * -(-w // ww) * ww, a["num_heads"], wh * ww
+    if a["version"] == 1:
+        return Saves(extra=((5 * tokens * c + heads * size * tokens, 0),))
+    rows = (2 * wh - 1) * (2 * ww - 1)
+    return Saves(extra=((8 * tokens * c + 4 * heads * tokens + 2 * heads * size * tokens, 0),),
+                 fixed=((rows * CPB_HIDDEN + size * size * heads + heads, 0),))
 
 
 def _window_makes(a: dict, ins: tuple, out: tuple) -> Makes:
