@@ -52,9 +52,11 @@ class BasicConv2d(nn.Module):
 
 
 class Conv2dNormActivation(nn.Sequential):
-    """torchvision's Conv2dNormActivation: a conv with "same" padding, a batch norm
-    and an activation, as one nn.Sequential (children 0, 1, 2). Without the
-    batch norm (norm = false) the conv has a bias; activation = none leaves the
+    """torchvision's Conv2dNormActivation: a conv with "same" padding, a norm
+    (norm_layer, built from the width: a batch norm unless the caller gives
+    another, batchnorm(eps = 0.001) or torchvision's FrozenBatchNorm2d) and an
+    activation, as one nn.Sequential (children 0, 1, 2). Without the norm
+    (norm_layer = none) the conv has a bias; activation = none leaves the
     activation out.
     """
 
@@ -67,9 +69,7 @@ class Conv2dNormActivation(nn.Sequential):
         groups: int = 1,
         activation: type[nn.Module] = nn.ReLU,
         dilation: int = 1,
-        norm: bool = True,
-        eps: float = 1e-05,
-        momentum: float = 0.1,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.append(
@@ -81,11 +81,11 @@ class Conv2dNormActivation(nn.Sequential):
                 padding=(kernel_size - 1) // 2 * dilation,
                 dilation=dilation,
                 groups=groups,
-                bias=not norm,
+                bias=norm_layer is None,
             ),
         )
-        if norm:
-            self.append(nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum))
+        if norm_layer is not None:
+            self.append(norm_layer(out_channels))
         if activation is not None:
             self.append(activation(inplace=True))
         self.out_channels = out_channels

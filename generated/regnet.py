@@ -106,9 +106,11 @@ class _FeatureInfo:
 
 
 class Conv2dNormActivation(nn.Sequential):
-    """torchvision's Conv2dNormActivation: a conv with "same" padding, a batch norm
-    and an activation, as one nn.Sequential (children 0, 1, 2). Without the
-    batch norm (norm = false) the conv has a bias; activation = none leaves the
+    """torchvision's Conv2dNormActivation: a conv with "same" padding, a norm
+    (norm_layer, built from the width: a batch norm unless the caller gives
+    another, batchnorm(eps = 0.001) or torchvision's FrozenBatchNorm2d) and an
+    activation, as one nn.Sequential (children 0, 1, 2). Without the norm
+    (norm_layer = none) the conv has a bias; activation = none leaves the
     activation out.
     """
 
@@ -121,9 +123,7 @@ class Conv2dNormActivation(nn.Sequential):
         groups: int = 1,
         activation: type[nn.Module] | None = nn.ReLU,
         dilation: int = 1,
-        norm: bool = True,
-        eps: float = 1e-05,
-        momentum: float = 0.1,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.append(
@@ -135,11 +135,11 @@ class Conv2dNormActivation(nn.Sequential):
                 padding=(kernel_size - 1) // 2 * dilation,
                 dilation=dilation,
                 groups=groups,
-                bias=not norm,
+                bias=norm_layer is None,
             ),
         )
-        if norm:
-            self.append(nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum))
+        if norm_layer is not None:
+            self.append(norm_layer(out_channels))
         if activation is not None:
             self.append(activation(inplace=True))
         self.out_channels = out_channels
@@ -190,16 +190,27 @@ class BottleneckTransform(nn.Sequential):
         stride: int,
         group_width: int,
         se_ratio: float | None = None,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
-        self.add_module("a", Conv2dNormActivation(in_channels, width_out, 1))
+        self.add_module("a", Conv2dNormActivation(in_channels, width_out, 1, norm_layer=norm_layer))
         self.add_module(
             "b",
-            Conv2dNormActivation(width_out, width_out, 3, stride, groups=width_out // group_width),
+            Conv2dNormActivation(
+                width_out,
+                width_out,
+                3,
+                stride,
+                groups=width_out // group_width,
+                norm_layer=norm_layer,
+            ),
         )
         if se_ratio is not None:
             self.add_module("se", SqueezeExcitation(width_out, int(round(se_ratio * in_channels))))
-        self.add_module("c", Conv2dNormActivation(width_out, width_out, 1, activation=None))
+        self.add_module(
+            "c",
+            Conv2dNormActivation(width_out, width_out, 1, activation=None, norm_layer=norm_layer),
+        )
         self.out_channels = width_out
 
 
@@ -217,12 +228,27 @@ class ResBottleneckBlock(nn.Module):
         stride: int,
         group_width: int,
         se_ratio: float | None = None,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.proj = None
         if in_channels != width_out or stride != 1:
-            self.proj = Conv2dNormActivation(in_channels, width_out, 1, stride, activation=None)
-        self.f = BottleneckTransform(in_channels, width_out, stride, group_width, se_ratio)
+            self.proj = Conv2dNormActivation(
+                in_channels,
+                width_out,
+                1,
+                stride,
+                activation=None,
+                norm_layer=norm_layer,
+            )
+        self.f = BottleneckTransform(
+            in_channels,
+            width_out,
+            stride,
+            group_width,
+            se_ratio,
+            norm_layer,
+        )
         self.activation = nn.ReLU(inplace=True)
         self.out_channels = width_out
 
@@ -239,7 +265,9 @@ class ResBottleneckBlock(nn.Module):
 class RegNet(nn.Module):
     """Figure 3: a 3x3/2 stem of 32 channels, the body's stages (each opening with a
     stride-2 block) and the head: global average pooling and the classifier.
-    `size` is the input's side: it shapes the check, not the module.
+    Every norm is norm_layer, built from its width (torchvision's, a batch
+    norm unless the caller gives another). `size` is the input's side: it
+    shapes the check, not the module.
     """
 
     def __init__(
@@ -252,6 +280,7 @@ class RegNet(nn.Module):
         se_ratio: float | None = None,
         stem_width: int = 32,
         num_classes: int = 1000,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.depth = depth
@@ -261,7 +290,7 @@ class RegNet(nn.Module):
         self.feature_info = []  # timm's: each tap's channels, reduction and name
         widths = block_widths(depth, w_0, w_a, w_m)
         stages = stage_widths(widths)
-        self.stem = Conv2dNormActivation(3, stem_width, 3, stride=2)
+        self.stem = Conv2dNormActivation(3, stem_width, 3, stride=2, norm_layer=norm_layer)
         self.feature_info.append(dict(num_chs=stem_width, reduction=2, module="stem"))
         trunk_output = nn.Sequential()
         reduction = 2
@@ -274,7 +303,14 @@ class RegNet(nn.Module):
             for j in range(len([v for v in widths if v == w])):
                 layers.add_module(
                     f"block{i + 1}-{j}",
-                    ResBottleneckBlock(channels, width, 2 if j == 0 else 1, g, se_ratio),
+                    ResBottleneckBlock(
+                        channels,
+                        width,
+                        2 if j == 0 else 1,
+                        g,
+                        se_ratio,
+                        norm_layer,
+                    ),
                 )
                 channels = width
             trunk_output.add_module(f"block{i + 1}", layers)
@@ -369,6 +405,7 @@ class RegNetFeatures(RegNet):
         se_ratio: float | None = None,
         stem_width: int = 32,
         num_classes: int = 1000,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -380,6 +417,7 @@ class RegNetFeatures(RegNet):
             se_ratio=se_ratio,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
         del self.avgpool, self.fc  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -393,6 +431,7 @@ def regnet_x_400mf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -409,6 +448,7 @@ def regnet_x_400mf(
             group_width=16,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -420,11 +460,13 @@ def regnet_x_400mf(
             group_width=16,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_x_400mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -435,6 +477,7 @@ def regnet_x_800mf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -451,6 +494,7 @@ def regnet_x_800mf(
             group_width=16,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -462,11 +506,13 @@ def regnet_x_800mf(
             group_width=16,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_x_800mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -477,6 +523,7 @@ def regnet_x_1_6gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -493,6 +540,7 @@ def regnet_x_1_6gf(
             group_width=24,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -504,11 +552,13 @@ def regnet_x_1_6gf(
             group_width=24,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_x_1_6gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -519,6 +569,7 @@ def regnet_x_3_2gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -535,6 +586,7 @@ def regnet_x_3_2gf(
             group_width=48,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -546,11 +598,13 @@ def regnet_x_3_2gf(
             group_width=48,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_x_3_2gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -561,6 +615,7 @@ def regnet_x_8gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -577,6 +632,7 @@ def regnet_x_8gf(
             group_width=120,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -588,11 +644,13 @@ def regnet_x_8gf(
             group_width=120,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_x_8gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -603,6 +661,7 @@ def regnet_x_16gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -619,6 +678,7 @@ def regnet_x_16gf(
             group_width=128,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -630,11 +690,13 @@ def regnet_x_16gf(
             group_width=128,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_x_16gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -645,6 +707,7 @@ def regnet_x_32gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -661,6 +724,7 @@ def regnet_x_32gf(
             group_width=168,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -672,11 +736,13 @@ def regnet_x_32gf(
             group_width=168,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_x_32gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -687,6 +753,7 @@ def regnet_y_400mf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -704,6 +771,7 @@ def regnet_y_400mf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -716,11 +784,13 @@ def regnet_y_400mf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_400mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -731,6 +801,7 @@ def regnet_y_800mf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -748,6 +819,7 @@ def regnet_y_800mf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -760,11 +832,13 @@ def regnet_y_800mf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_800mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -775,6 +849,7 @@ def regnet_y_1_6gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -792,6 +867,7 @@ def regnet_y_1_6gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -804,11 +880,13 @@ def regnet_y_1_6gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_1_6gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -819,6 +897,7 @@ def regnet_y_3_2gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -836,6 +915,7 @@ def regnet_y_3_2gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -848,11 +928,13 @@ def regnet_y_3_2gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_3_2gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -863,6 +945,7 @@ def regnet_y_8gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -880,6 +963,7 @@ def regnet_y_8gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -892,11 +976,13 @@ def regnet_y_8gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_8gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -907,6 +993,7 @@ def regnet_y_16gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -924,6 +1011,7 @@ def regnet_y_16gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -936,11 +1024,13 @@ def regnet_y_16gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_16gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -951,6 +1041,7 @@ def regnet_y_32gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -968,6 +1059,7 @@ def regnet_y_32gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -980,11 +1072,13 @@ def regnet_y_32gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_32gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -995,6 +1089,7 @@ def regnet_y_128gf(
     *,
     stem_width: int = 32,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1014,6 +1109,7 @@ def regnet_y_128gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -1026,11 +1122,13 @@ def regnet_y_128gf(
             se_ratio=0.25,
             stem_width=stem_width,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "regnet_y_128gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )

@@ -148,7 +148,8 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """Figure 5: 1x1 reduce, 3x3, 1x1 expand by 4 (ResNet-50, 101 and 152).
     ResNeXt splits the 3x3 conv into `groups` paths of base_width * planes / 64
-    channels each (Figure 3(c)); Wide ResNet keeps one path and widens it.
+    channels each (Figure 3(c)); Wide ResNet keeps one path and widens it. A
+    segmentation backbone dilates the 3x3 conv instead of striding (DeepLab).
     """
 
     def __init__(
@@ -160,6 +161,7 @@ class Bottleneck(nn.Module):
         groups: int = 1,
         base_width: int = 64,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64)) * groups
@@ -170,7 +172,8 @@ class Bottleneck(nn.Module):
             width,
             kernel_size=3,
             stride=stride,
-            padding=1,
+            padding=dilation,
+            dilation=dilation,
             groups=groups,
             bias=False,
         )
@@ -291,6 +294,14 @@ class BasicBlockA(nn.Module):
 
 class ResNet(nn.Module):
     """Table 1: a 7x7 stem, then four stages (conv2_x ... conv5_x) of `layers` blocks.
+    torchvision's ResNet takes ResNeXt's groups and width_per_group too (below):
+    given, they go to every block, which must be a bottleneck (a basic block
+    takes neither, and refuses them, as torchvision's does).
+    replace_stride_with_dilation (torchvision's, for segmentation backbones):
+    for each of stages 3 to 5, whether its first block keeps the resolution and
+    its 3x3 convs dilate by the stride instead, as DeepLab's (Chen et al., 2017)
+    output stride 8 or 16; a stage's first block keeps the dilation before it.
+    Only a bottleneck dilates (a basic block refuses it, as torchvision's does).
     `size` is the input's side: it shapes the check, not the module.
     """
 
@@ -300,10 +311,18 @@ class ResNet(nn.Module):
         layers: list[int],
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        groups: int = 1,
+        width_per_group: int = 64,
+        replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.feature_info = []  # timm's: each tap's channels, reduction and name
+        dilate = replace_stride_with_dilation
+        d2 = 2 if dilate[0] else 1
+        d3 = d2 * (2 if dilate[1] else 1)
+        d4 = d3 * (2 if dilate[2] else 1)
+        plain = groups == 1 and width_per_group == 64 and d4 == 1
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_layer(64)
         self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
@@ -311,26 +330,80 @@ class ResNet(nn.Module):
         layer1 = nn.Sequential()
         channels = 64
         for _ in range(layers[0]):
-            layer1.append(block(channels, 64, norm_layer=norm_layer))
-            channels = layer1[-1].out_channels
+            if plain:
+                layer1.append(block(channels, 64, norm_layer=norm_layer))
+                channels = layer1[-1].out_channels
+            else:
+                layer1.append(
+                    block(
+                        channels,
+                        64,
+                        groups=groups,
+                        base_width=width_per_group,
+                        norm_layer=norm_layer,
+                    ),
+                )
+                channels = layer1[-1].out_channels
         self.layer1 = layer1
         self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
         layer2 = nn.Sequential()
         for i in range(layers[1]):
-            layer2.append(block(channels, 128, 2 if i == 0 else 1, norm_layer=norm_layer))
-            channels = layer2[-1].out_channels
+            if plain:
+                layer2.append(block(channels, 128, 2 if i == 0 else 1, norm_layer=norm_layer))
+                channels = layer2[-1].out_channels
+            else:
+                layer2.append(
+                    block(
+                        channels,
+                        128,
+                        2 if i == 0 and not dilate[0] else 1,
+                        groups=groups,
+                        base_width=width_per_group,
+                        norm_layer=norm_layer,
+                        dilation=1 if i == 0 else d2,
+                    ),
+                )
+                channels = layer2[-1].out_channels
         self.layer2 = layer2
         self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(layers[2]):
-            layer3.append(block(channels, 256, 2 if i == 0 else 1, norm_layer=norm_layer))
-            channels = layer3[-1].out_channels
+            if plain:
+                layer3.append(block(channels, 256, 2 if i == 0 else 1, norm_layer=norm_layer))
+                channels = layer3[-1].out_channels
+            else:
+                layer3.append(
+                    block(
+                        channels,
+                        256,
+                        2 if i == 0 and not dilate[1] else 1,
+                        groups=groups,
+                        base_width=width_per_group,
+                        norm_layer=norm_layer,
+                        dilation=d2 if i == 0 else d3,
+                    ),
+                )
+                channels = layer3[-1].out_channels
         self.layer3 = layer3
         self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
         layer4 = nn.Sequential()
         for i in range(layers[3]):
-            layer4.append(block(channels, 512, 2 if i == 0 else 1, norm_layer=norm_layer))
-            channels = layer4[-1].out_channels
+            if plain:
+                layer4.append(block(channels, 512, 2 if i == 0 else 1, norm_layer=norm_layer))
+                channels = layer4[-1].out_channels
+            else:
+                layer4.append(
+                    block(
+                        channels,
+                        512,
+                        2 if i == 0 and not dilate[2] else 1,
+                        groups=groups,
+                        base_width=width_per_group,
+                        norm_layer=norm_layer,
+                        dilation=d3 if i == 0 else d4,
+                    ),
+                )
+                channels = layer4[-1].out_channels
         self.layer4 = layer4
         self.num_features = channels
         self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
@@ -425,6 +498,9 @@ class ResNetFeatures(ResNet):
         layers: list[int],
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        groups: int = 1,
+        width_per_group: int = 64,
+        replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
@@ -433,6 +509,9 @@ class ResNetFeatures(ResNet):
             layers=layers,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
         del self.avgpool, self.fc  # the head, after the last tap
@@ -459,10 +538,15 @@ class ResNeXt(nn.Module):
         width_per_group: int,
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         self.feature_info = []  # timm's: each tap's channels, reduction and name
+        dilate = replace_stride_with_dilation
+        d2 = 2 if dilate[0] else 1
+        d3 = d2 * (2 if dilate[1] else 1)
+        d4 = d3 * (2 if dilate[2] else 1)
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_layer(64)
         self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
@@ -488,10 +572,11 @@ class ResNeXt(nn.Module):
                 Bottleneck(
                     channels,
                     128,
-                    2 if i == 0 else 1,
+                    2 if i == 0 and not dilate[0] else 1,
                     groups=groups,
                     base_width=width_per_group,
                     norm_layer=norm_layer,
+                    dilation=1 if i == 0 else d2,
                 ),
             )
             channels = 512
@@ -503,10 +588,11 @@ class ResNeXt(nn.Module):
                 Bottleneck(
                     channels,
                     256,
-                    2 if i == 0 else 1,
+                    2 if i == 0 and not dilate[1] else 1,
                     groups=groups,
                     base_width=width_per_group,
                     norm_layer=norm_layer,
+                    dilation=d2 if i == 0 else d3,
                 ),
             )
             channels = 1024
@@ -518,10 +604,11 @@ class ResNeXt(nn.Module):
                 Bottleneck(
                     channels,
                     512,
-                    2 if i == 0 else 1,
+                    2 if i == 0 and not dilate[2] else 1,
                     groups=groups,
                     base_width=width_per_group,
                     norm_layer=norm_layer,
+                    dilation=d3 if i == 0 else d4,
                 ),
             )
             channels = 2048
@@ -619,6 +706,7 @@ class ResNeXtFeatures(ResNeXt):
         width_per_group: int,
         num_classes: int = 1000,
         zero_init_residual: bool = False,
+        replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
@@ -628,6 +716,7 @@ class ResNeXtFeatures(ResNeXt):
             width_per_group=width_per_group,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
         del self.avgpool, self.fc  # the head, after the last tap
@@ -765,6 +854,9 @@ def resnet18(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    groups: int = 1,
+    width_per_group: int = 64,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -779,6 +871,9 @@ def resnet18(
             layers=[2, 2, 2, 2],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -788,12 +883,18 @@ def resnet18(
             layers=[2, 2, 2, 2],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnet18"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        groups=groups,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -805,6 +906,9 @@ def resnet34(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    groups: int = 1,
+    width_per_group: int = 64,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -819,6 +923,9 @@ def resnet34(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -828,12 +935,18 @@ def resnet34(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnet34"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        groups=groups,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -845,6 +958,9 @@ def resnet50(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    groups: int = 1,
+    width_per_group: int = 64,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -859,6 +975,9 @@ def resnet50(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -868,12 +987,18 @@ def resnet50(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnet50"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        groups=groups,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -885,6 +1010,9 @@ def resnet101(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    groups: int = 1,
+    width_per_group: int = 64,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -899,6 +1027,9 @@ def resnet101(
             layers=[3, 4, 23, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -908,12 +1039,18 @@ def resnet101(
             layers=[3, 4, 23, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnet101"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        groups=groups,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -925,6 +1062,9 @@ def resnet152(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    groups: int = 1,
+    width_per_group: int = 64,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -939,6 +1079,9 @@ def resnet152(
             layers=[3, 8, 36, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -948,12 +1091,18 @@ def resnet152(
             layers=[3, 8, 36, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnet152"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        groups=groups,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -965,6 +1114,7 @@ def resnext50_32x4d(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -980,6 +1130,7 @@ def resnext50_32x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -990,12 +1141,14 @@ def resnext50_32x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnext50_32x4d"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -1007,6 +1160,7 @@ def resnext101_32x8d(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -1022,6 +1176,7 @@ def resnext101_32x8d(
             width_per_group=8,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -1032,12 +1187,14 @@ def resnext101_32x8d(
             width_per_group=8,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnext101_32x8d"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -1049,6 +1206,7 @@ def resnext101_64x4d(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -1064,6 +1222,7 @@ def resnext101_64x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -1074,12 +1233,14 @@ def resnext101_64x4d(
             width_per_group=4,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnext101_64x4d"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -1091,6 +1252,7 @@ def wide_resnet50_2(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -1108,6 +1270,7 @@ def wide_resnet50_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -1118,12 +1281,14 @@ def wide_resnet50_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "wide_resnet50_2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -1135,6 +1300,7 @@ def wide_resnet101_2(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -1150,6 +1316,7 @@ def wide_resnet101_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -1160,12 +1327,14 @@ def wide_resnet101_2(
             width_per_group=128,
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "wide_resnet101_2"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
@@ -1177,6 +1346,9 @@ def resnet50_v1(
     *,
     num_classes: int = 1000,
     zero_init_residual: bool = False,
+    groups: int = 1,
+    width_per_group: int = 64,
+    replace_stride_with_dilation: tuple[bool, ...] = (False, False, False),
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
     channels_last: bool = False,
     features_only: bool = False,
@@ -1191,6 +1363,9 @@ def resnet50_v1(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
             out_indices=out_indices,
         )
@@ -1200,12 +1375,18 @@ def resnet50_v1(
             layers=[3, 4, 6, 3],
             num_classes=num_classes,
             zero_init_residual=zero_init_residual,
+            groups=groups,
+            width_per_group=width_per_group,
+            replace_stride_with_dilation=replace_stride_with_dilation,
             norm_layer=norm_layer,
         )
     model.archc_variant = "resnet50_v1"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         num_classes=num_classes,
         zero_init_residual=zero_init_residual,
+        groups=groups,
+        width_per_group=width_per_group,
+        replace_stride_with_dilation=replace_stride_with_dilation,
         norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,

@@ -71,6 +71,8 @@ def test_efficientnet_takes_torchvisions_dropout():
     ("swin_t", "version", 2),  # Swin V2
     ("vgg16", "batch_norm", True),  # vgg16_bn
     ("googlenet", "bn", False),  # the paper's GoogLeNet
+    ("resnext50_32x4d", "groups", 1),  # ResNet-50, as torchvision's resnext50_32x4d refuses it
+    ("wide_resnet50_2", "width_per_group", 64),
 ])
 def test_an_argument_that_makes_another_variant_is_refused(name, argument, value):
     with pytest.raises(TypeError, match=f"fixes '{argument}'"):
@@ -81,10 +83,13 @@ def test_an_argument_that_makes_another_variant_is_refused(name, argument, value
 
 # torchvision's factories' arguments (inspect.signature of the class, less what each factory fixes)
 TORCHVISION = {
-    "resnet50": ["num_classes", "zero_init_residual"],
-    "efficientnet_b0": ["dropout", "stochastic_depth_prob", "num_classes"],
-    "mobilenet_v2": ["num_classes", "width_mult", "round_nearest", "dropout"],
-    "mobilenet_v3_large": ["num_classes", "dropout"],
+    "resnet50": ["num_classes", "zero_init_residual", "groups", "width_per_group", "replace_stride_with_dilation",
+                 "norm_layer"],
+    "efficientnet_b0": ["dropout", "stochastic_depth_prob", "num_classes", "norm_layer"],
+    "efficientnet_b7": ["dropout", "norm_layer"],  # (torchvision's fixes its norm_layer: here an option)
+    "mobilenet_v2": ["num_classes", "width_mult", "round_nearest", "dropout", "norm_layer"],
+    "mobilenet_v3_large": ["num_classes", "dropout", "norm_layer"],
+    "regnet_x_400mf": ["num_classes", "norm_layer"],
     "convnext_tiny": ["stochastic_depth_prob", "layer_scale", "num_classes"],
     "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes"],
     "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes"],
@@ -156,3 +161,167 @@ def test_resnet_takes_torchvisions_norm_layer():
     assert isinstance(ours.layer1[0].bn3, FrozenBatchNorm2d)
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+HELD_WITH_ARGUMENTS = """
+block Unit(c, norm_layer = batchnorm) {
+    conv = conv(c, 3, padding = 1, bias = false); bn = norm_layer; relu
+}
+network Net(norm_layer = batchnorm(eps = 0.001, momentum = 0.01)) {
+    input 3 x 8 x 8
+    unit = Unit(4, norm_layer = norm_layer)
+    other = Unit(4, norm_layer = batchnorm(eps = 0.01))
+    global_avgpool
+    fc = linear(2)
+}
+variant net = Net()
+"""
+
+
+def test_a_held_norm_takes_its_arguments_by_name(tmp_path):
+    """``batchnorm(eps = 0.001)`` as a value: torchvision's ``partial(nn.BatchNorm2d, eps=0.001)``."""
+    import torch
+
+    path = tmp_path / "held.arch"
+    path.write_text(HELD_WITH_ARGUMENTS)
+    spec = archc.load(path)
+    source = spec.source()
+    assert "from functools import partial" in source
+    assert "norm_layer: Callable[..., nn.Module] = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)" in source
+    assert "Unit(4, 4, norm_layer=partial(nn.BatchNorm2d, eps=0.01))" in source
+    model = spec.build("net").eval()
+    assert (model.unit.bn.eps, model.unit.bn.momentum) == (0.001, 0.01)
+    graph = spec.graph("net")
+    assert graph.node("other.bn").args["eps"] == 0.01 and graph.node("other.bn").args["momentum"] == 0.1
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.endswith("running_var"):
+                t.uniform_(0.001, 0.01)  # small variances: eps shows in the outputs
+    interp = spec.interpret("net").eval()
+    interp.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(model(x), interp(x))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("batchnorm(0.001)", "batchnorm as a value takes its arguments by name"),
+    ("batchnorm(esp = 0.001)", "batchnorm has no argument 'esp'"),
+    ("batchnorm(eps = 0.1, eps = 0.2)", "batchnorm\\(\\) got 'eps' twice"),
+    ("norm_layer(eps = 0.01)", "'norm_layer' holds an op: its arguments are given where the op is written"),
+])
+def test_a_held_norms_arguments_are_checked_where_written(tmp_path, text, message):
+    path = tmp_path / "bad.arch"
+    path.write_text(HELD_WITH_ARGUMENTS.replace("batchnorm(eps = 0.01)", text))
+    with pytest.raises(SpecError, match=message) as caught:
+        archc.load(path).check()
+    assert caught.value.errors[0].span.line == 8
+
+
+def _stats_that_show_eps(model):
+    """Statistics that are not the identity's: the first norm's variances small enough that its eps shows in the
+    outputs (all of them so small would overflow a deep network)."""
+    import torch
+
+    with torch.no_grad():
+        first = True
+        for name, t in model.state_dict().items():
+            if name.endswith("running_var"):
+                t.uniform_(0.001, 0.01) if first else t.uniform_(0.5, 1.5)
+                first = False
+            elif name.endswith("running_mean"):
+                t.normal_(0, 0.1)
+    return model
+
+
+def _frozen(c):
+    from torchvision.ops import FrozenBatchNorm2d
+
+    return FrozenBatchNorm2d(c)
+
+
+@pytest.mark.parametrize(("name", "norm"), [
+    ("mobilenet_v3_small", "frozen"),  # a detection backbone's (torchvision's default: eps 0.001, momentum 0.01)
+    ("mobilenet_v2", "frozen"),
+    ("regnet_x_400mf", "eps"),
+    ("efficientnet_b0", "eps"),
+])
+def test_conv_norm_activation_families_take_torchvisions_norm_layer(name, norm):
+    """The families torchvision builds of Conv2dNormActivation take its norm_layer: FrozenBatchNorm2d (which takes
+    no momentum) or a batch norm with other arguments, built as torchvision builds it (strict load, equal outputs);
+    a wrong eps shows."""
+    from functools import partial
+
+    import torch
+    import torchvision
+    from torch import nn
+
+    given = _frozen if norm == "frozen" else partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
+    theirs = _stats_that_show_eps(getattr(torchvision.models, name)(norm_layer=given).eval())
+    from archc.zoo.registry import model_entrypoint
+
+    factory = model_entrypoint(name)
+    ours = factory(norm_layer=given).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    if norm == "eps":  # the mutation: another eps, and the outputs part
+        wrong = factory(norm_layer=partial(nn.BatchNorm2d, eps=1e-4, momentum=0.01)).eval()
+        wrong.load_state_dict(theirs.state_dict(), strict=True)
+        assert (wrong(x) - theirs(x)).abs().max() > 1e-5
+
+
+def test_the_variants_own_norm_is_torchvisions():
+    """MobileNetV3's and EfficientNet-B7's norm is their factory's default, with torchvision's eps and momentum."""
+    from functools import partial
+
+    from archc.models.efficientnet import efficientnet_b7, efficientnet_v2_s
+    from archc.models.mobilenet import mobilenet_v3_small
+
+    for factory, eps, momentum in [(mobilenet_v3_small, 0.001, 0.01), (efficientnet_b7, 0.001, 0.01),
+                                   (efficientnet_v2_s, 0.001, 0.1)]:
+        default = inspect.signature(factory).parameters["norm_layer"].default
+        assert isinstance(default, partial) and default.keywords.get("eps") == eps
+        assert default(8).momentum == momentum
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "arguments"), [
+    ("resnet50", {"groups": 32, "width_per_group": 4}),  # resnext50_32x4d, built as torchvision lets one build it
+    ("resnext50_32x4d", {"replace_stride_with_dilation": [False, False, True]}),
+])
+def test_resnets_take_torchvisions_architecture_arguments(name, arguments):
+    import torch
+    import torchvision
+
+    theirs = _stats_that_show_eps(getattr(torchvision.models, name)(**arguments).eval())
+    from archc.zoo.registry import model_entrypoint
+
+    ours = model_entrypoint(name)(**arguments).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_resnet_takes_torchvisions_replace_stride_with_dilation():
+    """A segmentation backbone's ResNet-50 (DeepLabV3's output stride 8): torchvision's, strictly, with equal
+    outputs; another dilation gives other outputs; a basic block refuses to dilate, as torchvision's does."""
+    import torch
+    import torchvision
+    from archc.models.resnet import resnet18, resnet50
+
+    dilate = [False, True, True]
+    theirs = _stats_that_show_eps(torchvision.models.resnet50(replace_stride_with_dilation=dilate).eval())
+    ours = resnet50(replace_stride_with_dilation=dilate).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    assert ours.layer4[1].conv2.dilation == (4, 4) and ours.layer3[0].conv2.stride == (1, 1)
+    features = resnet50(replace_stride_with_dilation=dilate, features_only=True)
+    features.load_state_dict(theirs.state_dict(), strict=False)
+    assert [f.shape[-1] for f in features(x)] == [32, 16, 8, 8, 8]  # output stride 8
+    other = resnet50(replace_stride_with_dilation=[False, False, True]).eval()
+    other.load_state_dict(theirs.state_dict(), strict=True)
+    assert not torch.allclose(other(x), theirs(x))
+    with pytest.raises(TypeError, match="BasicBlock"):
+        resnet18(replace_stride_with_dilation=dilate)

@@ -76,17 +76,22 @@ def test_resnext_and_wide_resnet_papers():
 
 
 def test_basic_block_takes_no_groups():
-    """torchvision's BasicBlock raises for groups != 1; a spec cannot, so ours has no such parameter and only the
-    ResNeXt network, which always uses the bottleneck, passes groups."""
+    """torchvision's BasicBlock raises for groups != 1 (and for dilation); ours has no such parameter, and ResNet
+    passes them to its blocks only where they are not the defaults, so resnet18 refuses them and resnet50 takes
+    them, as torchvision's do."""
+    from archc.models.resnet import resnet18
+
     params = {b: [p.name for p in spec("resnet").program.blocks[b].params] for b in ("BasicBlock", "Bottleneck")}
     assert params == {"BasicBlock": ["planes", "stride", "norm_layer"],
-                      "Bottleneck": ["planes", "stride", "expansion", "groups", "base_width", "norm_layer"]}
-    assert "groups" not in [p.name for p in spec("resnet").program.networks["ResNet"].params]
+                      "Bottleneck": ["planes", "stride", "expansion", "groups", "base_width", "norm_layer", "dilation"]}
+    assert {"groups", "width_per_group"} <= {p.name for p in spec("resnet").program.networks["ResNet"].params}
+    with pytest.raises(TypeError, match="BasicBlock.* unexpected keyword argument 'groups'"):
+        resnet18(groups=2)
 
 
 # Mutations of the grouped bottleneck that compile: the comparison must fail for each.
 MUTATIONS = {
-    "conv2 ungrouped": ("padding = 1, groups = groups, bias = false)", "padding = 1, bias = false)"),
+    "conv2 ungrouped": ("dilation = dilation, groups = groups, bias = false)", "dilation = dilation, bias = false)"),
     "layer3 not strided": ("Bottleneck(256, 2 if i == 0 else 1, groups", "Bottleneck(256, 1, groups"),
 }
 

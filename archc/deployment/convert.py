@@ -9,6 +9,7 @@ against the trained model on a random input in eval.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import sys
@@ -108,7 +109,11 @@ def deploy(model, variant: str | None = None, *, spec: Spec | str | Path | None 
 
 def _spec_value(value, spec: Spec):
     """A factory argument as the spec says it: a torch module class given for an op (``activation=nn.ReLU``)
-    is that op, a generated block class given for a block (``block=BasicBlock``) is that block."""
+    is that op, a generated block class given for a block (``block=BasicBlock``) is that block, and a torch module
+    class with keyword arguments (``partial(nn.BatchNorm2d, eps=0.001)``) that op with them."""
+    if isinstance(value, functools.partial) and not value.args:
+        op = _spec_value(value.func, spec)
+        return OpRef(op.name, tuple(value.keywords.items())) if isinstance(op, OpRef) else value
     if not isinstance(value, type):
         return value
     from ..ops import REGISTRY

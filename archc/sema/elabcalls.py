@@ -38,7 +38,9 @@ class CallElaboration:
         assert kind is not None
         if as_value and (pos or kw):
             raise SpecError(f"'{stmt.func}' holds the op {kind.name}, which is called without arguments here",
-                            stmt.span, hint="an op passed as a value is parameter-free: give its arguments a default")
+                            stmt.span, hint=f"give them where the value is written: {kind.name}(NAME = ...)")
+        if as_value:  # the arguments the value was given (norm_layer = batchnorm(eps = 0.001))
+            kw = [(k, v, stmt.span) for k, v in frame.env[stmt.func].args]
         if kind.inputs != 1:
             raise SpecError(f"{kind.name} takes {kind.inputs or 'a list of'} tensors: apply it in a let of a block "
                             "with named tensors", stmt.span,

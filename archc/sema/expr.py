@@ -272,6 +272,13 @@ class Evaluator:
         func = self.env.get(name) if name in self.env else BUILTINS.get(name)
         if isinstance(func, Function):
             return self._call_function(func, e)
+        if name not in self.env and func is None and isinstance(e.func, n.Var):
+            func = self._Var(e.func) if _is_value_op(name) else None
+        if isinstance(func, OpRef) and (name != func.name or func.args):  # generated, it would build the class
+            raise SpecError(f"'{name}' holds an op: its arguments are given where the op is written", e.span,
+                            hint=f"write {func.name}(...) with every argument where '{name}' gets its value")
+        if isinstance(func, OpRef):
+            return self._op_with(func, e)
         if not callable(func) or func not in BUILTINS.values():
             raise SpecError(f"'{name}' cannot be called in an expression", e.span,
                             hint="expressions may call " + ", ".join(sorted(BUILTINS)) + " and the spec's own def's")
@@ -284,6 +291,29 @@ class Evaluator:
             return self.budget.hold(check_value(func(*args), e.span), e.span)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SpecError(f"{name}(): {exc}", e.span) from None
+
+    def _op_with(self, op: OpRef, e: n.Call) -> OpRef:
+        """``batchnorm(eps = 0.001)``: the op as a value with arguments it is built with (a parameter that holds
+        it builds ``partial(nn.BatchNorm2d, eps=0.001)``), given by name, as the class's first argument is the
+        layer's input width."""
+        from ..ops import REGISTRY
+
+        fields = REGISTRY[op.name].positional
+        if e.args:
+            raise SpecError(f"{op.name} as a value takes its arguments by name", e.args[0].span,
+                            hint=f"write {op.name}({fields[0] if fields else 'eps'} = ...)")
+        args = {}
+        seen = set()
+        for key, value in e.kwargs:
+            if key not in fields:
+                raise SpecError(f"{op.name} has no argument '{key}'", value.span,
+                                hint=did_you_mean(key, fields, otherwise=f"its arguments: {', '.join(fields) or 'none'}"))
+            if key in seen:
+                raise SpecError(f"{op.name}() got '{key}' twice", value.span)
+            seen.add(key)
+            v = self(value)
+            args[key] = tuple(v) if isinstance(v, list) else v
+        return OpRef(op.name, tuple(args.items()))
 
     def _call_function(self, func: Function, e: n.Call):
         d = func.definition
@@ -326,6 +356,12 @@ def bind(pattern: n.Pattern, value, env: dict, span: n.Span) -> None:
         raise SpecError(f"cannot unpack {got} into {len(pattern)} names", span)
     for p, v in zip(pattern, value):
         bind(p, v, env, span)
+
+
+def _is_value_op(name: str) -> bool:
+    from ..ops import REGISTRY
+
+    return name in REGISTRY and REGISTRY[name].value
 
 
 def _is_number(v) -> bool:

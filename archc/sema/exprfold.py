@@ -27,7 +27,11 @@ def literal(value, span: n.Span) -> n.Expr:
     if isinstance(value, OpRef):
         from ..ops import REGISTRY
 
-        return n.Var(REGISTRY[value.name].module, span)  # its module class: nn.ReLU6
+        module = n.Var(REGISTRY[value.name].module, span)  # its module class: nn.ReLU6
+        if not value.args:
+            return module
+        # built with arguments, as torchvision writes it: partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+        return n.Call(n.Var("partial", span), [module], [(k, literal(v, span)) for k, v in value.args], span)
     if isinstance(value, Function):
         return n.Var(value.definition.name, span)
     raise TypeError(f"no literal for {value!r}")
@@ -110,7 +114,7 @@ def fold(e: n.Expr, known: Mapping[str, object], subst: Mapping[str, n.Expr] | N
             out = n.Call(x.func, args, kwargs, x.span)
             func = known.get(x.func.name) if isinstance(x.func, n.Var) else None
             builtin = isinstance(x.func, n.Var) and x.func.name in BUILTINS and x.func.name not in known
-            foldable = (builtin and x.func.name not in ("range", "enumerate", "zip")) or isinstance(func, Function)
+            foldable = (builtin and x.func.name not in ("range", "enumerate", "zip")) or isinstance(func, (Function, OpRef))
             if foldable and all(is_literal(a) for a in args) and all(is_literal(v) for _, v in kwargs):
                 return literal(value(out), x.span)  # range(20) stays readable
             return out

@@ -11,6 +11,7 @@ from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
 from .layout import NAMES, TensorType, is_generic
 from .values import TensorInfo
+from .values import show as show  # where the elaborator and the diagrams import it from
 
 # Attribute names every generated module has (nn.Module's own, and what the generated code adds):
 # a layer, parameter or side output of that name would replace them.
@@ -132,15 +133,3 @@ def signature_bind(params: list[n.Param], args: list, kwargs: list[tuple[str, ob
     return result
 
 
-def show(v) -> str:
-    """A value as the spec would write it."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, (list, tuple)):
-        inner = ", ".join(show(i) for i in v)
-        return f"[{inner}]" if isinstance(v, list) else f"({inner})"
-    return repr(v)

@@ -22,12 +22,17 @@ class BlockRef:
 
 @dataclass(frozen=True)
 class OpRef:
-    """A parameter-free op used as a value (``activation = relu6``), called without arguments."""
+    """An op used as a value (``activation = relu6``), called without arguments; ``args``: the keyword arguments
+    the value fixes (``norm_layer = batchnorm(eps = 0.001)``, torchvision's ``partial(nn.BatchNorm2d, eps=0.001)``),
+    in the order written."""
 
     name: str
+    args: tuple[tuple[str, object], ...] = ()
 
     def __repr__(self) -> str:
-        return self.name
+        if not self.args:
+            return self.name
+        return f"{self.name}({', '.join(f'{k} = {show(v)}' for k, v in self.args)})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +68,20 @@ class TensorInfo:
     kind: str = "this tensor"
 
     ATTRIBUTES: ClassVar[tuple[str, ...]] = ("channels", "height", "width", "features", "length")
+
+
+def show(v) -> str:
+    """A value as the spec would write it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, (list, tuple)):
+        inner = ", ".join(show(i) for i in v)
+        return f"[{inner}]" if isinstance(v, list) else f"({inner})"
+    return repr(v)
 
 
 def type_name(value) -> str:

@@ -45,6 +45,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
     if not variants:  # a library of blocks: every block, typed by its parameters alone
         used_blocks = set(program.blocks)
     used_blocks |= _default_blocks(program, elab, used_blocks | {v.network.name for v in variants.values()})
+    headers: list[ir.FunctionDef] = []  # the classes' __init__ signatures, for the names they read
     info = StmtInfo(shapes, {} if in_place is None else in_place)
     constants: dict[str, object] = {name: OpRef(name) for name, kind in REGISTRY.items() if kind.value}
     constants.update({let.name: elab.globals[let.name] for let in program.lets})
@@ -78,7 +79,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
             outputs = len(block.signature.outputs) if block.signature is not None else 1
             returns = "Tensor" if outputs == 1 else f"tuple[{', '.join(['Tensor'] * outputs)}]"
             rendered[name] = _class_dict(block, code.init, code.forward, returns,
-                                         _block_signature(block, elab, constants), _doc(block, program))
+                                         _block_signature(block, elab, constants, headers), _doc(block, program))
             if code.taps is not None:  # taps that become its caller's: forward_taps
                 taps = defs.taps_method(code.taps, block=True)
                 rendered[name]["methods"].append("\n".join(irprint.print_body([taps], 1)))
@@ -115,7 +116,7 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         returns = "Tensor | tuple[Tensor, ...]" if code.has_sides else "Tensor"
         # a parameter the code never reads (one that only sizes the input, say) is not a constructor argument
         unused[name] = {p.name for p in net.params if p.name not in code.referenced}
-        signature = _network_signature(net, variants, elab, constants, unused[name])
+        signature = _network_signature(net, variants, elab, constants, unused[name], headers=headers)
         rendered[name] = _class_dict(net, code.init, code.forward, returns, signature, _doc(net, program))
         for method in code.head:
             rendered[name]["methods"].append("\n".join(irprint.print_body([method], 1)))
@@ -152,14 +153,17 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
                 isinstance(let.value, (n.ListExpr, n.ListComp)) else defs.value(elab.globals[let.name])
     function_defs = [defs.function(program.funcs[f], constants) for f in _functions_used(referenced, program)]
     functions = ["\n".join(irprint.print_body([f], 0)) for f in function_defs]
-    trees = [t for c in classes for t in c["trees"]] + [f["tree"] for f in factories] + function_defs + \
+    trees = [t for c in classes for t in c["trees"]] + [f["tree"] for f in factories] + function_defs + headers + \
         list(module_constants.values())
     names = read_names(trees)
     helpers = used_helpers(names)
     for helper in helpers:  # what the helpers' own code reads
         names |= helper_names(helper)
     # the standard library's first, a blank line between, as isort writes them
-    imports = ["import math", ""] if "math" in names else []
+    stdlib = (["import math"] if "math" in names else []) + \
+        (["from collections.abc import Callable"] if "Callable" in names else []) + \
+        (["from functools import partial"] if "partial" in names else [])  # an op held with arguments
+    imports = [*stdlib, ""] if stdlib else []
     imports += ["import torch"] if "torch" in names else []
     if "F" in names:
         imports.append("import torch.nn.functional as F")
@@ -310,7 +314,9 @@ def _default_value(p: n.Param, elab: Elaborator):
     return evaluate(p.default, elab.globals) if p.default is not None else None
 
 
-def _block_signature(block: n.BlockDef, elab: Elaborator, constants: dict) -> str:
+def _block_signature(block: n.BlockDef, elab: Elaborator, constants: dict, headers: list) -> str:
+    """``def __init__(...)``, printed; its tree is added to ``headers`` (what its defaults and annotations read,
+    ``partial`` and ``Callable``, the module imports)."""
     widths = input_widths(block) if block.signature is not None else ["in_channels"]
     parts = [ir.Arg(name, ir.Name("int")) for name in widths]
     for p in block.params:
@@ -318,11 +324,12 @@ def _block_signature(block: n.BlockDef, elab: Elaborator, constants: dict) -> st
         if p.default is not None:
             values.append(_default_value(p, elab))
         parts.append(defs.param(p, constants, defs.annotation(values)))
+    headers.append(ir.FunctionDef("__init__", tuple(parts), ()))
     return "\n".join(defs.init_header(parts))
 
 
 def _network_signature(net: n.NetworkDef, variants: dict[str, Variant], elab: Elaborator, constants: dict,
-                       unused: set[str], extra: list[ir.Arg] = ()) -> str:
+                       unused: set[str], extra: list[ir.Arg] = (), headers: list | None = None) -> str:
     parts = []
     for p in net.params:
         if p.name in unused:
@@ -331,6 +338,8 @@ def _network_signature(net: n.NetworkDef, variants: dict[str, Variant], elab: El
         if p.default is not None:
             values.append(_default_value(p, elab))
         parts.append(defs.param(p, constants, defs.annotation(values)))
+    if headers is not None:
+        headers.append(ir.FunctionDef("__init__", tuple(parts), ()))
     return "\n".join(defs.init_header([*parts, *extra]))
 
 

@@ -24,6 +24,9 @@ CHANNELS_LAST = "channels_last"  # every factory's switch to NHWC weights
 VARIANT, ARGUMENTS = "archc_variant", "archc_arguments"
 
 
+HELD = "Callable[..., nn.Module]"  # a parameter that holds an op built with arguments (a partial)
+
+
 def annotation(values: list) -> str | None:
     """The type every value fits, as Python writes it; None where nothing useful is known."""
     kinds = set()
@@ -36,6 +39,8 @@ def annotation(values: list) -> str | None:
             kinds.add("float")
         elif isinstance(v, str):
             kinds.add("str")
+        elif isinstance(v, OpRef) and v.args:  # partial(nn.BatchNorm2d, eps=0.001): torchvision's annotation
+            kinds.add(HELD)
         elif isinstance(v, (BlockRef, OpRef)):
             kinds.add("type[nn.Module]")
         elif isinstance(v, tuple) and v and all(isinstance(i, int) and not isinstance(i, bool) for i in v):
@@ -47,6 +52,8 @@ def annotation(values: list) -> str | None:
             kinds.add("None")
     if kinds == {"int", "float"}:
         return "float"
+    if HELD in kinds and kinds - {HELD, "None"} <= {"type[nn.Module]"}:  # a class or one built with arguments
+        kinds -= {"type[nn.Module]"}
     if kinds == {"None"}:  # nothing known but the default: no annotation rather than a wrong one
         return None
     if len(kinds) == 1:
