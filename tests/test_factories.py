@@ -241,8 +241,8 @@ def _frozen(c):
 
 @pytest.mark.parametrize(("name", "norm"), [
     ("mobilenet_v3_small", "frozen"),  # a detection backbone's (torchvision's default: eps 0.001, momentum 0.01)
-    ("mobilenet_v2", "frozen"),
-    ("regnet_x_400mf", "eps"),
+    pytest.param("mobilenet_v2", "frozen", marks=pytest.mark.slow),
+    pytest.param("regnet_x_400mf", "eps", marks=pytest.mark.slow),
     ("efficientnet_b0", "eps"),
 ])
 def test_conv_norm_activation_families_take_torchvisions_norm_layer(name, norm):
