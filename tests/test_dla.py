@@ -1,0 +1,111 @@
+"""Deep Layer Aggregation (Yu et al. 2018): specs/dla.arch against timm's models. Its trees are recursive blocks
+(a tree of depth n is two trees of depth n - 1 and a root), written as the paper's Figure 2(f) reads; under
+timm's names, so timm's state_dict loads strictly, with timm's parameter counts, equal outputs (batch-norm
+statistics drawn at random) and the same tensors for the same seed. As a backbone, timm's features_only maps."""
+
+import importlib.util
+
+import pytest
+import timm
+import torch
+import zoo
+from archtest import ROOT, assert_static_shapes, count_params, graph_breaks, randomize_batchnorm, spec
+from timmzoo import assert_counts_and_keys, image, reference, starts_as_timm
+from torch import nn
+
+PARAMS = {"dla34": 15_742_104, "dla46_c": 1_301_400, "dla46x_c": 1_068_440, "dla60": 22_036_632,
+          "dla60x_c": 1_319_832, "dla60x": 17_352_344}
+FAST = ["dla34", "dla46_c"]  # the basic block and the bottleneck; the others in the slow tier
+SIZE = 64  # five stride-2 stages leave a 2 x 2 map: every tree and root still reads every position
+
+
+def draw(name, tensor, generator) -> None:
+    """The BatchNorms' affine terms away from 1 and 0 (the convs' tensors are random already)."""
+    if tensor.dim() == 1 and not name.startswith("fc"):
+        tensor.uniform_(0.5, 1.5, generator=generator) if name.endswith("weight") else \
+            tensor.normal_(0, 0.2, generator=generator)
+
+
+def randomized(variant: str) -> nn.Module:
+    return randomize_batchnorm(reference(variant, draw))
+
+
+def generated_module():
+    spec_ = importlib.util.spec_from_file_location("generated_dla", ROOT / "generated" / "dla.py")
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("variant", [v if v in FAST else pytest.param(v, marks=pytest.mark.slow) for v in PARAMS])
+def test_counts_and_keys_match_timm(variant):
+    assert_counts_and_keys("dla", variant, PARAMS[variant])  # in timm's order too
+
+
+@pytest.mark.parametrize("variant", [v if v == "dla34" else pytest.param(v, marks=pytest.mark.slow) for v in PARAMS])
+def test_outputs_match_timm(variant):
+    s = spec("dla")
+    model, x = s.build(variant), image(size=SIZE if variant == "dla34" else 32)  # (32: the last map is 1 x 1)
+    diff, _ = zoo.compare(model, randomized(variant), x)
+    assert diff == 0
+    if variant == "dla34":
+        assert_static_shapes(s, variant, model, x, size=SIZE)
+
+
+def test_the_trees_recurse():
+    """dla60's level4 is a tree of depth 3: a tree of depth 2 (two of depth 1) on each side."""
+    model = generated_module().dla60()
+    assert type(model.level4).__name__ == "DlaTreeRoot"
+    assert type(model.level4.tree1).__name__ == "DlaTree"
+    assert type(model.level4.tree1.tree1).__name__ == "DlaLeaf"
+    assert type(model.level4.tree2.tree2).__name__ == "DlaLeafJoin"
+    # the deepest root reads the two blocks, both trees' left outputs and the stage's downsampled input
+    assert model.level4.tree2.tree2.root.conv.in_channels == 4 * 512 + 256
+
+
+@pytest.mark.slow  # timm's order of modules and of its init loop is the spec's: the same seed, the same tensors
+@pytest.mark.parametrize("variant", list(PARAMS))
+def test_starts_as_timm_does_seed_for_seed(variant):
+    assert starts_as_timm(spec("dla"), variant)
+
+
+@pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
+@pytest.mark.parametrize(("old", "new", "occurrence"), [
+    ("    let y = root(cat([x2, x1], 1))", "    let y = root(cat([x1, x2], 1))", 1),  # the root's inputs swapped
+    # the children passed down in another order: the stage's input after the left tree's output
+    ("    let y = tree2(x1, cat([downsample(x), x1], 1))", "    let y = tree2(x1, cat([x1, downsample(x)], 1))", 1),
+    ("    let y = root(cat([x2, x1, children], 1))", "    let y = root(cat([x2, children, x1], 1))", 1),
+    ("downsample = maxpool(stride, stride = stride)", "downsample = avgpool(stride, stride = stride)", 1),
+    ("    bn2 = batchnorm\n", "    bn2 = batchnorm(eps = 0.001)\n", 1),  # another epsilon
+])
+def test_a_changed_layer_no_longer_matches(old, new, occurrence, tmp_path):
+    s = zoo.mutated_spec("dla", old, new, tmp_path, occurrence=occurrence)
+    with pytest.raises(AssertionError):
+        zoo.compare(s.build("dla34"), randomized("dla34"), image(size=SIZE))
+
+
+def test_the_taps_are_timms():
+    ours = generated_module().dla34(features_only=True)
+    theirs = timm.create_model("dla34", features_only=True, pretrained=False)
+    assert ours.feature_info.channels() == theirs.feature_info.channels() == [32, 64, 128, 256, 512]
+    assert ours.feature_info.reduction() == theirs.feature_info.reduction() == [2, 4, 8, 16, 32]
+    assert ours.feature_info.module_name() == theirs.feature_info.module_name()
+
+
+@pytest.mark.slow
+def test_the_feature_maps_are_timms():
+    ours = generated_module().dla34(features_only=True).eval()
+    theirs = timm.create_model("dla34", features_only=True, pretrained=False).eval()
+    randomize_batchnorm(theirs)
+    ours.load_state_dict(theirs.state_dict())
+    x = image(size=SIZE)
+    with torch.no_grad():
+        for a, b in zip(ours(x), theirs(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.slow  # a dynamo trace
+def test_no_graph_breaks():
+    model = spec("dla").build("dla34").eval()
+    assert graph_breaks(model, image(batch=1, size=SIZE)) == 0
+    assert count_params(model) == PARAMS["dla34"]
