@@ -203,6 +203,26 @@ def test_a_held_norm_takes_its_arguments_by_name(tmp_path):
     torch.testing.assert_close(model(x), interp(x))
 
 
+def test_deploy_keeps_the_arguments_of_a_held_norm_it_cannot_fold(tmp_path):
+    """A held batch norm after an activation stays in the deployed form, with the eps its value was given (written
+    out bare, it had the default's, and the outputs parted by about 1)."""
+    import torch
+
+    path = tmp_path / "unfolded.arch"
+    path.write_text(HELD_WITH_ARGUMENTS.replace("bn = norm_layer; relu", "relu; bn = norm_layer")
+                    .replace("batchnorm(eps = 0.001, momentum = 0.01)", "batchnorm(eps = 0.5)"))
+    spec = archc.load(path)
+    model = spec.build("net").eval()
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.endswith("running_var"):
+                t.uniform_(0.01, 0.02)
+    deployed = archc.deploy(model, "net", spec=spec)  # checks the outputs itself
+    assert (deployed.unit.bn.eps, deployed.other.bn.eps) == (0.5, 0.01)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(deployed(x), model(x))
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("batchnorm(0.001)", "batchnorm as a value takes its arguments by name"),
     ("batchnorm(esp = 0.001)", "batchnorm has no argument 'esp'"),
@@ -243,7 +263,8 @@ def _frozen(c):
     ("mobilenet_v3_small", "frozen"),  # a detection backbone's (torchvision's default: eps 0.001, momentum 0.01)
     pytest.param("mobilenet_v2", "frozen", marks=pytest.mark.slow),
     pytest.param("regnet_x_400mf", "eps", marks=pytest.mark.slow),
-    ("efficientnet_b0", "eps"),
+    pytest.param("efficientnet_b0", "eps", marks=pytest.mark.slow),
+    ("mobilenet_v3_small", "eps"),
 ])
 def test_conv_norm_activation_families_take_torchvisions_norm_layer(name, norm):
     """The families torchvision builds of Conv2dNormActivation take its norm_layer: FrozenBatchNorm2d (which takes

@@ -77,6 +77,7 @@ class _Rewriter:
     def __init__(self, merge: set[n.Span], held: dict[n.Span, str]):
         self.merge = merge
         self.held = held
+        self.originals: dict[n.Span, n.Layer] = {}  # the held ops' statements written out, as they were
         self.done = Rewrites()
         self.protected: set[str] = set()  # layer names read by ``from NAME``: their output is needed as it is
         self.results: set[int] = set()  # the statements that merged residuals became: nothing more folds into them
@@ -93,6 +94,7 @@ class _Rewriter:
         out = []
         for stmt in body:
             if isinstance(stmt, n.Layer) and stmt.span in self.held:
+                self.originals[stmt.span] = stmt
                 stmt = dataclasses.replace(stmt, func=self.held[stmt.span])
             else:
                 changed = {f.name: self.written_out(value) if isinstance(value, list) else self.written_out([value])[0]
@@ -104,7 +106,10 @@ class _Rewriter:
 
     def packed(self, stmt):
         """``stmt`` with each layer left of a kind whose fused kind packs its weights (a conv) as that kind, without
-        an activation: its weights are kept in oneDNN's layout too."""
+        an activation: its weights are kept in oneDNN's layout too. A held op written out that did not fold is
+        as written again (``bn1 = norm_layer``), so it keeps the arguments its value gives (``eps``)."""
+        if isinstance(stmt, n.Layer) and stmt.span in self.originals:
+            return self.originals[stmt.span]
         if isinstance(stmt, n.Layer):
             kind = _kind(stmt)
             fused = kind and REGISTRY[kind].fuses_into
