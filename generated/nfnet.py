@@ -26,7 +26,6 @@ __all__ = [
     "NormFreeNet",
     "NormFreeNetFeatures",
     "SEModule",
-    "TransitionBlock",
     "nfnet_f0",
     "nfnet_f1",
     "nfnet_f2",
@@ -169,72 +168,11 @@ class NormFreeBlock(nn.Module):
     variance. As timm does, GELU's gamma (the constant that gives it unit
     variance on a unit Gaussian) scales the weights of every ws_conv rather
     than the activations, and the last conv's gain starts at zero, so that
-    each block starts as the identity (the paper's SkipInit scalar).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_chs: int,
-        alpha: float,
-        beta: float,
-        group_size: int,
-        bottle_ratio: float,
-        gamma: float,
-        eps: float,
-        attn_gain: float = 2.0,
-    ) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.attn_gain = attn_gain
-        self.beta = beta
-        groups = make_divisible(out_chs * bottle_ratio) // group_size
-        mid_chs = group_size * groups
-        self.conv1 = _WSConv2d(in_channels, mid_chs, kernel_size=1, gamma=gamma, eps=eps)
-        self.conv2 = _WSConv2d(
-            mid_chs,
-            mid_chs,
-            kernel_size=3,
-            padding=1,
-            groups=groups,
-            gamma=gamma,
-            eps=eps,
-        )
-        self.conv2b = _WSConv2d(
-            mid_chs,
-            mid_chs,
-            kernel_size=3,
-            padding=1,
-            groups=groups,
-            gamma=gamma,
-            eps=eps,
-        )
-        self.conv3 = _WSConv2d(mid_chs, out_chs, kernel_size=1, gamma=gamma, eps=eps)
-        self.attn_last = SEModule(out_chs, make_divisible(out_chs * 0.5))
-        self.out_channels = out_chs
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.gelu(x)  # N x 256|512|1536 x 7..56 x 7..56
-        h = h * self.beta  # N x 256|512|1536 x 7..56 x 7..56
-        h = self.conv1(h)  # N x 128|256|768 x 7..56 x 7..56
-        h = F.gelu(h)  # N x 128|256|768 x 7..56 x 7..56
-        h = self.conv2(h)  # N x 128|256|768 x 7..56 x 7..56
-        h = F.gelu(h)  # N x 128|256|768 x 7..56 x 7..56
-        h = self.conv2b(h)  # N x 128|256|768 x 7..56 x 7..56
-        h = F.gelu(h)  # N x 128|256|768 x 7..56 x 7..56
-        h = self.conv3(h)  # N x 256|512|1536 x 7..56 x 7..56
-        y = self.attn_last(h)  # N x 256|512|1536 x 7..56 x 7..56
-        y = self.attn_gain * y  # N x 256|512|1536 x 7..56 x 7..56
-        y = y * self.alpha  # N x 256|512|1536 x 7..56 x 7..56
-        y = y + x  # N x 256|512|1536 x 7..56 x 7..56
-        return y
-
-
-class TransitionBlock(nn.Module):
-    """The transition block, first of each stage: the same branch, strided at
-    its first 3x3, and a skip path that projects the scaled activation
-    h_i / beta_i rather than h_i (pooled where the block strides), so that
-    the next block's input has unit variance again.
+    each block starts as the identity (the paper's SkipInit scalar). The
+    transition block, first of each stage, strides at its first 3x3, and its
+    skip path projects the scaled activation h_i / beta_i rather than h_i
+    (pooled where the block strides), so that the next block's input has unit
+    variance again.
     """
 
     def __init__(
@@ -248,15 +186,19 @@ class TransitionBlock(nn.Module):
         bottle_ratio: float,
         gamma: float,
         eps: float,
+        transition: bool,
         attn_gain: float = 2.0,
     ) -> None:
         super().__init__()
         self.alpha = alpha
         self.attn_gain = attn_gain
         self.beta = beta
+        self.transition = transition
         groups = make_divisible(out_chs * bottle_ratio) // group_size
         mid_chs = group_size * groups
-        self.downsample = DownsampleAvg(in_channels, out_chs, stride, gamma, eps)
+        self.downsample = None
+        if transition:
+            self.downsample = DownsampleAvg(in_channels, out_chs, stride, gamma, eps)
         self.conv1 = _WSConv2d(in_channels, mid_chs, kernel_size=1, gamma=gamma, eps=eps)
         self.conv2 = _WSConv2d(
             mid_chs,
@@ -282,10 +224,10 @@ class TransitionBlock(nn.Module):
         self.out_channels = out_chs
 
     def forward(self, x: Tensor) -> Tensor:
-        pre = F.gelu(x)  # N x 128..1536 x 14|28|56 x 14|28|56
-        pre = pre * self.beta  # N x 128..1536 x 14|28|56 x 14|28|56
-        h = self.conv1(pre)  # N x 128|256|768 x 14|28|56 x 14|28|56
-        h = F.gelu(h)  # N x 128|256|768 x 14|28|56 x 14|28|56
+        pre = F.gelu(x)  # N x 128..1536 x 7..56 x 7..56
+        pre = pre * self.beta  # N x 128..1536 x 7..56 x 7..56
+        h = self.conv1(pre)  # N x 128|256|768 x 7..56 x 7..56
+        h = F.gelu(h)  # N x 128|256|768 x 7..56 x 7..56
         h = self.conv2(h)  # N x 128|256|768 x 7..56 x 7..56
         h = F.gelu(h)  # N x 128|256|768 x 7..56 x 7..56
         h = self.conv2b(h)  # N x 128|256|768 x 7..56 x 7..56
@@ -294,7 +236,12 @@ class TransitionBlock(nn.Module):
         y = self.attn_last(h)  # N x 256|512|1536 x 7..56 x 7..56
         y = self.attn_gain * y  # N x 256|512|1536 x 7..56 x 7..56
         y = y * self.alpha  # N x 256|512|1536 x 7..56 x 7..56
-        y_1 = self.downsample(pre)  # N x 256|512|1536 x 7..56 x 7..56
+        if self.transition:
+            y_1 = pre
+            if self.downsample is not None:
+                y_1 = self.downsample(y_1)  # N x 256|512|1536 x 7..56 x 7..56
+        else:
+            y_1 = x
         y = y + y_1  # N x 256|512|1536 x 7..56 x 7..56
         return y
 
@@ -363,51 +310,23 @@ class NormFreeNet(nn.Module):
             for i in range(depths[s]):
                 stride = 2 if i == 0 and s > 0 else 1
                 beta = 1 / expected_var ** 0.5
-                if stride != 1:
-                    layers.add_module(
-                        f"{i}",
-                        TransitionBlock(
-                            channels_1,
-                            channels[s],
-                            2,
-                            alpha,
-                            beta,
-                            group_size,
-                            bottle_ratio,
-                            gamma,
-                            eps,
-                        ),
-                    )
-                    reduction *= 2
-                elif channels_1 != channels[s]:
-                    layers.add_module(
-                        f"{i}",
-                        TransitionBlock(
-                            channels_1,
-                            channels[s],
-                            1,
-                            alpha,
-                            beta,
-                            group_size,
-                            bottle_ratio,
-                            gamma,
-                            eps,
-                        ),
-                    )
-                else:
-                    layers.add_module(
-                        f"{i}",
-                        NormFreeBlock(
-                            channels_1,
-                            channels[s],
-                            alpha,
-                            beta,
-                            group_size,
-                            bottle_ratio,
-                            gamma,
-                            eps,
-                        ),
-                    )
+                transition = stride != 1 or channels_1 != channels[s]
+                layers.add_module(
+                    f"{i}",
+                    NormFreeBlock(
+                        channels_1,
+                        channels[s],
+                        stride,
+                        alpha,
+                        beta,
+                        group_size,
+                        bottle_ratio,
+                        gamma,
+                        eps,
+                        transition,
+                    ),
+                )
+                reduction *= stride
                 expected_var = (1.0 if i == 0 else expected_var) + alpha ** 2
                 channels_1 = channels[s]
             stages.add_module(f"{s}", layers)
@@ -436,13 +355,12 @@ class NormFreeNet(nn.Module):
         self.num_classes = self.head.fc.out_features
         self.head_hidden_size = self.head.fc.in_features
         self.grad_checkpointing = False
-        transitionblock_conv3 = {b.conv3 for b in self.modules() if isinstance(b, TransitionBlock)}
         normfreeblock_conv3 = {b.conv3 for b in self.modules() if isinstance(b, NormFreeBlock)}
         for m in self.modules():
             if isinstance(m, _WSConv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear")
                 nn.init.zeros_(m.bias)
-                if m in transitionblock_conv3 or m in normfreeblock_conv3:
+                if m in normfreeblock_conv3:
                     nn.init.zeros_(m.gain)
             elif isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear")

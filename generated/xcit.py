@@ -23,7 +23,6 @@ __all__ = [
     "LPI",
     "XCA",
     "ClassAttentionBlock",
-    "ClassAttentionBlockTokensNorm",
     "ClassAttn",
     "ConvPatchEmbed",
     "Mlp",
@@ -397,14 +396,23 @@ class XCABlock(nn.Module):
 class ClassAttentionBlock(nn.Module):
     """Section 3.3, class attention (CaiT's) on the class token and the n patches,
     as timm writes it: the class token's attention output and the normalised
-    patches are added under gamma1; then the class token alone is normalised
-    (tokens_norm false) and goes through the MLP under gamma2, whose result is
-    added to the tokens (the patches to themselves).
+    patches are added under gamma1; then every token is normalised (tokens_norm)
+    or the class token alone, and the class token goes through the MLP under
+    gamma2, whose result is added to the tokens (the patches to themselves).
     """
 
-    def __init__(self, in_channels: int, dim: int, num_heads: int, n: int, eta: float) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        num_heads: int,
+        n: int,
+        eta: float,
+        tokens_norm: bool,
+    ) -> None:
         super().__init__()
         self.n = n
+        self.tokens_norm = tokens_norm
         self.norm1 = nn.LayerNorm(dim, eps=1e-06)
         self.attn = ClassAttn(dim, dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-06)
@@ -414,53 +422,25 @@ class ClassAttentionBlock(nn.Module):
         self.out_channels = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        u = self.norm1(x)  # N x 197..2305 x 128 (tokens)
-        t_1 = self.attn(u)  # N x 1 x 128 (tokens)
-        t_2 = u.narrow(1, 1, self.n)  # N x 196..2304 x 128 (tokens)
-        t_1 = torch.cat([t_1, t_2], 1)  # N x 197..2305 x 128 (tokens)
-        t_1 = t_1 * self.gamma1  # N x 197..2305 x 128 (tokens)
-        t = x + t_1  # N x 197..2305 x 128 (tokens)
-        v = t.narrow(1, 0, 1)  # N x 1 x 128 (tokens)
-        v = self.norm2(v)  # N x 1 x 128 (tokens)
-        v_1 = t.narrow(1, 1, self.n)  # N x 196..2304 x 128 (tokens)
-        v = torch.cat([v, v_1], 1)  # N x 197..2305 x 128 (tokens)
-        y_1 = v.narrow(1, 0, 1)  # N x 1 x 128 (tokens)
-        y_1 = self.mlp(y_1)  # N x 1 x 128 (tokens)
-        y_1 = y_1 * self.gamma2  # N x 1 x 128 (tokens)
-        y_2 = v.narrow(1, 1, self.n)  # N x 196..2304 x 128 (tokens)
-        y_1 = torch.cat([y_1, y_2], 1)  # N x 197..2305 x 128 (tokens)
-        y = v + y_1  # N x 197..2305 x 128 (tokens)
-        return y
-
-
-class ClassAttentionBlockTokensNorm(nn.Module):
-    """The same with every token normalised before the MLP (tokens_norm true)."""
-
-    def __init__(self, in_channels: int, dim: int, num_heads: int, n: int, eta: float) -> None:
-        super().__init__()
-        self.n = n
-        self.norm1 = nn.LayerNorm(dim, eps=1e-06)
-        self.attn = ClassAttn(dim, dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-06)
-        self.mlp = Mlp(dim, dim * 4, dim)
-        self.gamma1 = nn.Parameter(torch.full((dim,), float(eta)))
-        self.gamma2 = nn.Parameter(torch.full((dim,), float(eta)))
-        self.out_channels = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        u = self.norm1(x)  # N x 197..2305 x 192..768 (tokens)
-        t_1 = self.attn(u)  # N x 1 x 192..768 (tokens)
-        t_2 = u.narrow(1, 1, self.n)  # N x 196..2304 x 192..768 (tokens)
-        t_1 = torch.cat([t_1, t_2], 1)  # N x 197..2305 x 192..768 (tokens)
-        t_1 = t_1 * self.gamma1  # N x 197..2305 x 192..768 (tokens)
-        t = x + t_1  # N x 197..2305 x 192..768 (tokens)
-        v = self.norm2(t)  # N x 197..2305 x 192..768 (tokens)
-        y_1 = v.narrow(1, 0, 1)  # N x 1 x 192..768 (tokens)
-        y_1 = self.mlp(y_1)  # N x 1 x 192..768 (tokens)
-        y_1 = y_1 * self.gamma2  # N x 1 x 192..768 (tokens)
-        y_2 = v.narrow(1, 1, self.n)  # N x 196..2304 x 192..768 (tokens)
-        y_1 = torch.cat([y_1, y_2], 1)  # N x 197..2305 x 192..768 (tokens)
-        y = v + y_1  # N x 197..2305 x 192..768 (tokens)
+        u = self.norm1(x)  # N x 197..2305 x 128..768 (tokens)
+        t_1 = self.attn(u)  # N x 1 x 128..768 (tokens)
+        t_2 = u.narrow(1, 1, self.n)  # N x 196..2304 x 128..768 (tokens)
+        t_1 = torch.cat([t_1, t_2], 1)  # N x 197..2305 x 128..768 (tokens)
+        t_1 = t_1 * self.gamma1  # N x 197..2305 x 128..768 (tokens)
+        t = x + t_1  # N x 197..2305 x 128..768 (tokens)
+        if self.tokens_norm:
+            v = self.norm2(t)  # N x 1..2305 x 128..768 (tokens)
+        else:
+            v = t.narrow(1, 0, 1)  # N x 1 x 128 (tokens)
+            v = self.norm2(v)  # N x 1..2305 x 128..768 (tokens)
+            v_1 = t.narrow(1, 1, self.n)  # N x 196..2304 x 128 (tokens)
+            v = torch.cat([v, v_1], 1)  # N x 197..2305 x 128 (tokens)
+        y_1 = v.narrow(1, 0, 1)  # N x 1 x 128..768 (tokens)
+        y_1 = self.mlp(y_1)  # N x 1 x 128..768 (tokens)
+        y_1 = y_1 * self.gamma2  # N x 1 x 128..768 (tokens)
+        y_2 = v.narrow(1, 1, self.n)  # N x 196..2304 x 128..768 (tokens)
+        y_1 = torch.cat([y_1, y_2], 1)  # N x 197..2305 x 128..768 (tokens)
+        y = v + y_1  # N x 197..2305 x 128..768 (tokens)
         return y
 
 
@@ -499,14 +479,9 @@ class Xcit(nn.Module):
         self.cls_token = nn.Parameter(torch.full((1, 1, embed_dim), 0.0))
         cls_attn_blocks = nn.Sequential()
         for _ in range(2):
-            if tokens_norm:
-                cls_attn_blocks.append(
-                    ClassAttentionBlockTokensNorm(embed_dim, embed_dim, num_heads, h * h, eta),
-                )
-            else:
-                cls_attn_blocks.append(
-                    ClassAttentionBlock(embed_dim, embed_dim, num_heads, h * h, eta),
-                )
+            cls_attn_blocks.append(
+                ClassAttentionBlock(embed_dim, embed_dim, num_heads, h * h, eta, tokens_norm),
+            )
         self.cls_attn_blocks = cls_attn_blocks
         self.norm = nn.LayerNorm(embed_dim, eps=1e-06)
         self.num_features = embed_dim

@@ -84,7 +84,7 @@ class FlowMix:
         scale = "half" if any(line.startswith("let half") for line in lets) else "0.5"
         for _ in range(self.choose(1, 4)):
             kind = self.pick(["fn", "add", "mul", "scale", "neg", "module", "act", "gate", "pair", "nest", "tensor",
-                              "tensor", "join"])
+                              "tensor", "join", "choice"])
             if kind == "pair" and not self.pairs:
                 kind = "add"
             a = take()
@@ -133,6 +133,14 @@ class FlowMix:
                     f"normalize({a}, p = 1.0, dim = -1, eps = 0.01) + 0.9 ** coordinates({a}, (c, 1, 1), 1)",
                     f"{a} + reshape(coordinates({a}, (c,), 1), (c, 1, 1)) / c - sigmoid({a}) ** 2",
                 ]))
+            elif kind == "choice":  # a tensor of one of two branches, the condition a value of the call
+                b = take()
+                cond = self.pick(["c > 4", "c % 2 == 0", "true", "stride == 1" if strided else "k == 3"])
+                if self.chance(50):
+                    let(f"{a} if {cond} else {self.pick([f'relu({b})', f'{b} * 0.5', b])}")
+                else:  # a module made only where its branch can run
+                    m = module(f"conv(c, 1) if {cond}")
+                    let(self.pick([f"{m}({a}) if {cond} else {b}", f"{b} if not ({cond}) else {m}({a}) + 1"]))
             elif kind == "join":
                 b = take()
                 if self.chance(30):

@@ -100,7 +100,7 @@ def test_starts_as_timm_does_seed_for_seed():
 
 @pytest.mark.slow  # the fast tier compares each family once; the full suite proves it can fail
 def test_without_the_zero_gain_rule_it_no_longer_starts_as_timm(tmp_path):
-    s = mutated("    init TransitionBlock.conv3.gain = 0\n", "", tmp_path)
+    s = mutated("    init NormFreeBlock.conv3.gain = 0\n", "", tmp_path)
     ours, theirs = tiny(s, seed=7).state_dict(), tiny_timm(seed=7).state_dict()
     assert not all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
@@ -110,8 +110,8 @@ MUTATIONS = [
     ("gamma = 1.7015043497085571", "gamma = 1.7139588594436646"),  # ReLU's gamma instead of GELU's
     ("1 / expected_var ** 0.5", "1 / expected_var"),  # beta: the variance, not the standard deviation
     ("(1.0 if i == 0 else expected_var) + alpha ** 2", "expected_var + alpha ** 2"),  # not reset at transitions
-    ("alpha + downsample(pre)", "alpha + downsample(x)"),  # the transition's skip path from h_i, not h_i / beta
-    ("let y = attn_gain * attn_last(h) * alpha + x", "let y = attn_last(h) * alpha + x"),  # SE not doubled
+    ("(downsample(pre) if", "(downsample(x) if"),  # the transition's skip path from h_i, not h_i / beta
+    ("let y = attn_gain * attn_last(h) * alpha", "let y = attn_last(h) * alpha"),  # SE not doubled
 ]
 
 

@@ -196,6 +196,8 @@ class _Lowering:
                     srcs.append(side)
             steps.append(n.Flow(dest, "arith", tuple(srcs), None, e.span, op=e.op))
             return dest
+        if isinstance(e, n.IfExp):
+            return self.choice(e, dest, steps)
         if isinstance(e, n.UnaryOp) and e.op in ("-", "+"):
             src = self.value(e.operand, dest, steps)
             if e.op == "+":
@@ -205,6 +207,23 @@ class _Lowering:
         raise SpecError("a tensor takes part in an expression that cannot compute tensors", e.span,
                         hint="tensors are computed by applying modules and ops, and by + - * / ** between tensors "
                              "and numbers")
+
+    def choice(self, e: n.IfExp, dest: str, steps: list[n.Flow]) -> str:
+        """``a if cond else b`` over tensors: the condition a value, decided where the block is made; a module may
+        be applied in each branch, as only one runs."""
+        self._no_tensors(e.cond, "a condition")
+        before, after, keys, branches = dict(self.applied), {}, [], []
+        for branch in (e.then, e.orelse):
+            if not self._reads_tensors(branch):
+                raise SpecError("each branch of a conditional tensor gives a tensor", branch.span,
+                                hint="'a if flag else b', a and b tensors (an identity: the tensor's name)")
+            self.applied, inner = dict(before), []
+            keys.append(self.value(branch, self._fresh(), inner))
+            branches.append(tuple(inner))
+            after.update(self.applied)
+        self.applied = after
+        steps.append(n.Flow(dest, "if", tuple(keys), None, e.span, cond=e.cond, branches=tuple(branches)))
+        return dest
 
     def call(self, e: n.Call, func: str, dest: str, steps: list[n.Flow]) -> str:
         if func in self.sig.decls:

@@ -408,12 +408,16 @@ class Flow(Node):
     inside its expression."""
 
     dest: str
-    kind: str  # "apply": a declared module on srcs; "op": a parameter-free op on srcs[0]; "arith"; "neg"
+    # "apply": a declared module on srcs; "op": a parameter-free op on srcs[0]; "arith"; "neg"; "if": the value of
+    # one of two branches (``a if cond else b``), srcs the key each branch gives
+    kind: str
     srcs: tuple  # tensor keys; an "arith" step may have an expression (a number) in place of one of its two
     layer: Layer | Seq | None  # apply: the declaration; op: the op's call with its other arguments
     span: Span
     op: str = ""  # arith: + - * /
     dests: tuple = ()  # apply of a block of several outputs: the key of each (dest is the first)
+    cond: Expr | None = None  # if: the condition, a value (no tensor)
+    branches: tuple = ()  # if: the steps of each branch, (then, else)
 
 
 @dataclass(eq=False)

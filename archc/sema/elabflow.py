@@ -39,31 +39,23 @@ class FlowElaboration:
         if self.stmt_shapes is not None:  # the inputs' types, for the code generator
             self.note_shapes(sig, (tuple(x.type for x in xs), None))
         decls: dict[str, Frame] = {}  # declared module -> the frame it was declared in (the lets it sees then)
+        read: set = set()  # the keys of the values the steps that ran read, and ("module", name) of those applied
+        failures = self.failures
         for stmt in block.body:
             if isinstance(stmt, (n.Layer, n.Seq)):
                 decls[stmt.target.parts[0]] = Frame(dict(frame.env), frame.scope, xs[0], frame.where, frame.side,
                                                      block_path=frame.block_path, flow=True)
             elif isinstance(stmt, n.Let) and stmt in sig.lets:
-                for step in sig.lets[stmt]:
-                    dests = step.dests or (step.dest,)
-                    srcs = [values.get(s) if isinstance(s, str) else s for s in step.srcs]
-                    values.update(dict.fromkeys(dests))  # until made: an operand failed (reported), or this does
-                    if any(s is None for s in srcs):
-                        continue
-                    try:
-                        out = self.flow_step(step, frame, decls, srcs)
-                    except (SpecErrors, BudgetExceeded):
-                        raise
-                    except SpecError as exc:
-                        self.record(exc, frame)
-                        continue
-                    values.update(zip(dests, out) if step.dests else [(step.dest, out)])
+                self.flow_steps(sig.lets[stmt], frame, decls, values, xs[0], read)
                 out = values.get(sig.keys[stmt.name])
                 if self.stmt_shapes is not None and out is not None:  # the let's tensor, for the editor's hints
                     self.note_shapes(stmt, (xs[0].type, out.type))
             else:
                 self.stmt(stmt, frame, xs[0])
+        if self.failures == failures:  # (a step that failed leaves what it would have read unread)
+            self.check_all_used(sig, values, read, decls, xs[0])
         outs = []
+
         for output in sig.outputs:
             out = values.get(sig.keys.get(output, ""))
             if out is None:
@@ -74,6 +66,57 @@ class FlowElaboration:
                 out = Tensor(node.id, named)
             outs.append(out)
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def flow_steps(self, steps: tuple, frame: Frame, decls: dict[str, Frame], values: dict, x: Tensor,
+                   read: set[str]) -> None:
+        """Run a let's steps (or a branch's), each value put in ``values`` by its key (None where it failed), the
+        keys they read put in ``read``."""
+        for step in steps:
+            dests = step.dests or (step.dest,)
+            srcs = [values.get(s) if isinstance(s, str) else s for s in step.srcs]
+            values.update(dict.fromkeys(dests))  # until made: an operand failed (reported), or this does
+            if step.kind == "if":
+                try:
+                    chosen = 0 if self._truth(step.cond, frame, x) else 1
+                except SpecError as exc:
+                    self.record(exc, frame)
+                    continue
+                self.flow_steps(step.branches[chosen], frame, decls, values, x, read)
+                read.add(step.srcs[chosen])
+                out = values.get(step.srcs[chosen])
+                values[step.dest] = out
+                if self.stmt_shapes is not None and out is not None:
+                    self.note_shapes(step, ((out.type,), out.type))
+                continue
+            read.update(s for s in step.srcs if isinstance(s, str))
+            if step.kind == "apply":
+                read.add(("module", step.layer.target.parts[0]))
+            if any(s is None for s in srcs):
+                continue
+            try:
+                out = self.flow_step(step, frame, decls, srcs)
+            except (SpecErrors, BudgetExceeded):
+                raise
+            except SpecError as exc:
+                self.record(exc, frame)
+                continue
+            values.update(zip(dests, out) if step.dests else [(step.dest, out)])
+
+    def check_all_used(self, sig: n.Signature, values: dict, read: set, decls: dict, x: Tensor) -> None:
+        """Every module this call makes is applied and every tensor it computes read, where a conditional tensor
+        took one branch: what the other branch alone uses would get no gradient (and its parameters no count)."""
+        outputs = {sig.keys.get(o) for o in sig.outputs}
+        for let in sig.lets:
+            for name in let.names:
+                if sig.keys.get(name) == name and values.get(name) is not None and name not in read | outputs:
+                    raise SpecError(f"'{name}' is computed but not used here: the conditional tensor that reads it "
+                                    "takes its other branch", let.span,
+                                    hint=f"compute it in that branch instead, '... if flag else <what {name} is>'")
+        for name, decl in sig.decls.items():  # made unconditionally, or where its condition holds
+            if ("module", name) not in read and (decl.cond is None or self._truth(decl.cond, decls[name], x)):
+                raise SpecError(f"module '{name}' is made here but this call applies it nowhere: the conditional "
+                                "tensor that applies it takes its other branch", decl.span,
+                                hint=f"make it where that branch runs only: '{name} = ... if <its condition>'")
 
     def check_sizes(self, name: str, sizes: list[n.Expr], x: Tensor, frame: Frame, span: n.Span) -> None:
         """An input given as ``x: seq_len x dim`` must have those sizes here."""

@@ -97,7 +97,7 @@ class FlowEmitter:
             self.fwd.fwd_ns.reserve(name)
         self.local: dict[str, str] = {name: name for name in self.sig.inputs}  # tensor key -> forward's local
         # the step whose recorded types hold each value (an input has none)
-        self.producers = {step.dest: step for steps in self.sig.lets.values() for step in steps}
+        self.producers = {step.dest: step for steps in self.sig.lets.values() for step in _flat(steps)}
 
     # ---------------------------------------------------------------- forward
 
@@ -119,6 +119,9 @@ class FlowEmitter:
         return self.local[key]
 
     def step(self, step: n.Flow, w: list) -> None:
+        if step.kind == "if":
+            self.choice(step, w)
+            return
         srcs = [self.local[s] if isinstance(s, str) else s for s in step.srcs]
         comment = shape_comment([out for _, out in self.ctx.info.get(step)])
         kind = REGISTRY[step.layer.func] if step.kind == "op" else None
@@ -149,6 +152,23 @@ class FlowEmitter:
             left, right = (ir.Name(s) if isinstance(s, str) else self.fwd.fwd_expr(s, tensor) for s in srcs)
             value = ir.BinOp(step.op, left, right)
         w.append(ir.Assign(ir.Name(dest), value, comment))
+        self.local[step.dest] = dest
+
+    def choice(self, step: n.Flow, w: list) -> None:
+        """``if cond: ...`` computing each branch's tensor into one local (a branch that names an existing tensor
+        assigns it)."""
+        dest = self._dest(step.dest)
+        bodies = []
+        for key, steps in zip(step.srcs, step.branches):
+            if key not in self.local:
+                self.local[key] = dest  # the branch's chain computes straight into the let's local
+            inner: list[ir.Node] = []
+            for s in steps:
+                self.step(s, inner)
+            if self.local[key] != dest:
+                inner.append(ir.Assign(ir.Name(dest), ir.Name(self.local[key])))
+            bodies.append(tuple(inner))
+        w.append(ir.If(self.fwd.fwd_expr(step.cond, self.sig.inputs[0]), bodies[0], bodies[1]))
         self.local[step.dest] = dest
 
     def op_of_many(self, kind, layer: n.Layer, srcs: list[str]) -> ir.Node:
@@ -198,17 +218,7 @@ class FlowEmitter:
         owner: dict[str, str] = {}  # a name a width may read -> the declared module whose lines define it
         for stmt in self.ctx.d.body:
             if isinstance(stmt, n.Let) and stmt in self.sig.lets:
-                for step in self.sig.lets[stmt]:
-                    if step.dests:  # a block of several outputs: a shape each
-                        for i, d in enumerate(step.dests):
-                            seen = self.ctx.info.get((step, i))
-                            self.layouts[d] = _one({out.layout for _, out in seen}, "this value", step.span)
-                        for d, shape in zip(step.dests, self.init_step(step, shapes, chunks, order, owner)):
-                            shapes[d] = shape
-                        continue
-                    seen = self.ctx.info.get(step)
-                    self.layouts[step.dest] = _one({out.layout for _, out in seen}, "this value", step.span)
-                    shapes[step.dest] = self.init_step(step, shapes, chunks, order, owner)
+                self.init_steps(self.sig.lets[stmt], shapes, chunks, order, owner)
             elif isinstance(stmt, (n.Let, n.Init)):
                 chunks[stmt] = []
                 self.emitter.init_stmt(stmt, symbol("in_channels"), chunks[stmt], _Seq(None))
@@ -223,6 +233,43 @@ class FlowEmitter:
         self.check_known(lowered)
         read = set().union(*(ir.reads(low) for low in lowered))
         return prune_lets(body, read), outs[0] if len(outs) == 1 else outs
+
+    def init_steps(self, steps: tuple, shapes: dict, chunks: dict, order: dict, owner: dict) -> None:
+        """Each step's shape in ``shapes`` by its key, the modules it applies made (in ``chunks``)."""
+        for step in steps:
+            if step.dests:  # a block of several outputs: a shape each
+                for i, d in enumerate(step.dests):
+                    seen = self.ctx.info.get((step, i))
+                    self.layouts[d] = _one({out.layout for _, out in seen}, "this value", step.span)
+                for d, shape in zip(step.dests, self.init_step(step, shapes, chunks, order, owner)):
+                    shapes[d] = shape
+                continue
+            seen = self.ctx.info.get(step)
+            self.layouts[step.dest] = _one({out.layout for _, out in seen}, "this value", step.span)
+            if step.kind == "if":
+                for branch in step.branches:
+                    self.init_steps(branch, shapes, chunks, order, owner)
+                shapes[step.dest] = self._chosen(step, shapes)
+                continue
+            shapes[step.dest] = self.init_step(step, shapes, chunks, order, owner)
+
+    def _chosen(self, step: n.Flow, shapes: dict) -> _Shape:
+        """A conditional tensor's sizes: the branch's the condition picks where __init__ knows it, else each size
+        both branches know, as one expression where they agree and a conditional one where they differ."""
+        first, second = (shapes[k] for k in step.srcs)
+        test = self.emitter.fold(step.cond)
+        if isinstance(test, n.Const) and isinstance(test.value, bool):
+            return first if test.value else second
+
+        def either(a, b):
+            if a is None or b is None:
+                return None
+            return a if self.emitter.lower(a) == self.emitter.lower(b) else n.IfExp(step.cond, a, b, step.span)
+
+        layout = self.layouts[step.dest]
+        if first.axes is None or second.axes is None or layout is None:
+            return _Shape.of(layout, either(first.features, second.features))
+        return _Shape(layout, tuple(either(a, b) for a, b in zip(first.axes, second.axes)))
 
     def width(self, shape: _Shape, key: str, producer, what: str, layout: str | None = None) -> n.Expr:
         """The features of a value (read in ``layout``, if given), as an expression over the constructor's
@@ -292,8 +339,10 @@ class FlowEmitter:
         first, second = shapes[tensors[0]], shapes[tensors[1]]
         if layout is None:  # nothing elaborated (a library): the features alone, the first operand's
             return _Shape.of(None, first.features)
-        if first.axes is None or second.axes is None:
-            return _Shape(layout, None)
+        if first.axes is None or second.axes is None:  # the sizes of the operand the result has in every use
+            same = [i for i in (0, 1) if seen and all(ins[i].shape == out.shape for ins, out in seen)]
+            known = [(first, second)[i] for i in same if (first, second)[i].axes is not None]
+            return _Shape(layout, known[0].axes if known else None)
         axes = []
         for i, (a, b) in enumerate(zip(first.axes, second.axes)):
             grows = seen and all(ins[0].shape[i] == 1 and out.shape[i] != 1 for ins, out in seen)
@@ -324,6 +373,11 @@ class FlowEmitter:
         found = [emitter.fold(emitter.block_width(block, decl.arguments, formula, dict(zip(input_widths(block), widths))))
                  for formula in formulas]
         return found[0] if outputs == 1 else found
+
+
+def _flat(steps: tuple) -> list[n.Flow]:
+    """A let's steps and those of its branches."""
+    return [inner for step in steps for inner in [step, *(s for b in step.branches for s in _flat(b))]]
 
 
 __all__ = ["FlowEmitter", "input_widths"]
