@@ -190,3 +190,14 @@ def test_recursive_classes_compile_without_graph_breaks(tmp_path):
         s = load(tmp_path, text)
         model = s.build("net").eval()
         assert graph_breaks(model, torch.randn(1, *s.graph("net").node("input").shape)) == 0
+
+
+def test_a_default_that_names_its_own_block_is_refused(tmp_path):
+    """A class cannot default to itself (its name is unbound while its def runs), nor to a class that defaults
+    back to it: whichever is written first would name one not yet defined."""
+    own = error(tmp_path, deep(3).replace("block Deep(levels)", "block Deep(levels, sub = Deep)"))
+    assert own.message.startswith("the default of parameter 'sub' names its own block Deep:")
+    assert (own.span.line, own.span.column) == (2, 26)
+    text = deep(3).replace("block Deep(levels)", "block Deep(levels, sub = Other)") + \
+        "block Other(c, sub = Deep) {\n    conv = conv(c, 1)\n}\n"
+    assert "(the defaults name Deep -> Other -> Deep)" in error(tmp_path, text).message

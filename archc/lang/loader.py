@@ -85,6 +85,7 @@ def load_program(path: str | Path, text: str | None = None, parser=parse) -> Pro
     _check_module_names(program)
     _check_local_names(program)
     _check_function_calls(program)
+    _check_block_defaults(program)
     _check_taps(program)
     _check_names_once(program)
     _check_init_rules(program)
@@ -258,6 +259,36 @@ def _check_function_calls(program: Program) -> None:
 
     for name in calls:
         visit(name, [])
+
+
+def _check_block_defaults(program: Program) -> None:
+    """A block may call itself, but a parameter's default may not name its own block, nor blocks whose defaults
+    name it back: the generated class's default is its class, which does not exist while its ``def`` runs."""
+    from ..sema.exprfold import free_names
+
+    defs = {**program.blocks, **program.networks}
+    named = {name: [(p, x) for p in d.params if p.default is not None for x in sorted(free_names(p.default))
+                    if x in program.blocks] for name, d in defs.items()}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        path = [*path, name]
+        for p, other in named[name]:
+            if other in path:
+                cycle = " -> ".join(path[path.index(other):] + [other])
+                what = f"its own block {name}" if other == name else \
+                    f"block {other}, whose class needs this one's first (the defaults name {cycle})"
+                raise SpecError(f"the default of parameter '{p.name}' names {what}: a class cannot default to a "
+                                "class not yet defined", p.default.span,
+                                hint=f"give '{p.name}' no default, or call {other} by name where it recurses "
+                                     f"('inner = {other}(...) if levels > 1')")
+            if other not in done:
+                visit(other, path)
+        done.add(name)
+
+    for name in named:
+        if name not in done:
+            visit(name, [])
 
 
 # What a generated module imports; with Python's builtins, its own names must not shadow these.
