@@ -183,6 +183,12 @@ GOLDEN = {
         "variant v = Network(table, stem = 32, width_mult = 1.0, depth_mult = 1.0, last_channel = none, dropout = 0.2,\n"
         "                    size = 224, eps = 0.001, momentum = 0.01)\n",
     ),
+    "a block's inputs stay apart from its parameters wrapped onto a second line": (
+        "block Unit(out_channels, stride, alpha, beta, group_size, bottle_ratio, gamma, eps, transition,\n"
+        "           attn_gain = 2.0)(x) -> y {\n    let y = x\n}\n",
+        "block Unit(out_channels, stride, alpha, beta, group_size, bottle_ratio, gamma, eps, transition,\n"
+        "           attn_gain = 2.0) (x) -> y {\n    let y = x\n}\n",
+    ),
 }
 
 

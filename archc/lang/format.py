@@ -61,6 +61,7 @@ class _Line:
     toks: list[_Tok] = field(default_factory=list)
     comment: str | None = None
     comment_gap: str = ""
+    statement: str = ""  # the first word of the statement the line starts or continues (within brackets)
 
 
 @dataclass
@@ -190,9 +191,13 @@ def _mark_roles(lines: list[_Line]) -> None:
     """Which '{' and '}' open or close a body or a name interpolation, and which signs are unary."""
     stack: list[str] = []
     prev: _Tok | None = None
+    statement = ""
     for line in lines:
         if prev is not None and not any(s in ("(", "[", "interp") for s in stack):
             prev = None  # the line end ended a statement
+        if prev is None and line.toks:
+            statement = line.toks[0].text
+        line.statement = statement
         for idx, tok in enumerate(line.toks):
             if tok.text == "{":
                 interp = (prev is not None and tok.gap == "" and idx > 0
@@ -274,7 +279,7 @@ def _spaced(line: _Line, neighbours: list[_Line]) -> list[tuple[str, _Tok, bool]
     starts = {(_key(p), _key(t), t.col) for other in neighbours for p, t in zip(other.toks, other.toks[1:])}
     ends = {(_key(p), _key(t), t.end) for other in neighbours for p, t in zip(other.toks, other.toks[1:])}
     pieces = []
-    statement = line.toks[0].text
+    statement = line.statement or line.toks[0].text
     prev = None
     for tok in line.toks:
         if prev is None:
