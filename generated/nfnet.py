@@ -237,9 +237,7 @@ class NormFreeBlock(nn.Module):
         y = self.attn_gain * y  # N x 256|512|1536 x 7..56 x 7..56
         y = y * self.alpha  # N x 256|512|1536 x 7..56 x 7..56
         if self.transition:
-            y_1 = pre
-            if self.downsample is not None:
-                y_1 = self.downsample(y_1)  # N x 256|512|1536 x 7..56 x 7..56
+            y_1 = self.downsample(pre)  # N x 256|512|1536 x 7..56 x 7..56
         else:
             y_1 = x
         y = y + y_1  # N x 256|512|1536 x 7..56 x 7..56

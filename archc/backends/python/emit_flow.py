@@ -158,17 +158,20 @@ class FlowEmitter:
         """``if cond: ...`` computing each branch's tensor into one local (a branch that names an existing tensor
         assigns it)."""
         dest = self._dest(step.dest)
+        test = self.fwd.fwd_expr(step.cond, self.sig.inputs[0])
         bodies = []
-        for key, steps in zip(step.srcs, step.branches):
+        for key, steps, holds in zip(step.srcs, step.branches, (test, ir.Unary("not", test))):
             if key not in self.local:
                 self.local[key] = dest  # the branch's chain computes straight into the let's local
             inner: list[ir.Node] = []
+            self.fwd.holds.append(holds)  # a module made under the branch's condition needs no None check here
             for s in steps:
                 self.step(s, inner)
+            self.fwd.holds.pop()
             if self.local[key] != dest:
                 inner.append(ir.Assign(ir.Name(dest), ir.Name(self.local[key])))
             bodies.append(tuple(inner))
-        w.append(ir.If(self.fwd.fwd_expr(step.cond, self.sig.inputs[0]), bodies[0], bodies[1]))
+        w.append(ir.If(test, bodies[0], bodies[1]))
         self.local[step.dest] = dest
 
     def op_of_many(self, kind, layer: n.Layer, srcs: list[str]) -> ir.Node:
