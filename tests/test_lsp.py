@@ -156,7 +156,7 @@ async def test_hover_shows_shapes_params_and_macs_per_variant(client: LanguageCl
     assert "| resnet50 | 64 x 112 x 112 | 9,408 | 118,013,952 |" in text
     assert "| resnet20 |" not in text  # the CIFAR networks are another network: this conv1 is not theirs
     # a block call in a loop: each instance's shape, per variant
-    text = await _hover(client, uri, _at(RESNET, "layer2 = seq", offset=1))
+    text = await _hover(client, uri, _at(RESNET, "layer2 = seq", nth=1, offset=1))  # the strided stage
     assert "| resnet50 | 512 x 28 x 28 |" in text and "| resnet18 | 128 x 28 x 28 |" in text
 
 
@@ -164,8 +164,8 @@ async def test_hover_shows_shapes_params_and_macs_per_variant(client: LanguageCl
 async def test_hover_on_blocks_and_ops(client: LanguageClient):
     uri = await _open(client, SPECS / "resnet.arch")
     text = await _hover(client, uri, _at(RESNET, "variant resnet50 = ResNet(Bottleneck", offset=30))
-    assert "block Bottleneck(planes, stride = 1, expansion = 4, groups = 1, base_width = 64, norm_layer = batchnorm)" \
-        in text
+    assert "block Bottleneck(planes, stride = 1, expansion = 4, groups = 1, base_width = 64, norm_layer = batchnorm, " \
+        "dilation = 1)" in text
     text = await _hover(client, uri, _at(RESNET, "conv1 = conv(64, 7", offset=9))
     assert "conv(out_channels, kernel_size, stride = 1, padding = 0" in text and "2-D convolution" in text
     assert "| resnet50 | 64 x 112 x 112 |" in text  # the layer's shapes come with the op
@@ -184,7 +184,8 @@ async def test_definitions_and_references(client: LanguageClient):
     assert result.range.start == _at(RESNET, "let width", offset=4)
     refs = await client.text_document_references_async(t.ReferenceParams(
         text_document=_doc(uri), position=width, context=t.ReferenceContext(include_declaration=True)))
-    assert [r.range.start.line for r in refs] == [29, 31, 32]
+    assert [r.range.start.line for r in refs] == [_at(RESNET, needle).line for needle in
+                                                  ("let width", "conv1 = conv(width", "conv2 = conv(width")]
     # a block of a used file, and the use itself
     googlenet = (SPECS / "googlenet.arch").read_text()
     g = await _open(client, SPECS / "googlenet.arch")
@@ -238,10 +239,11 @@ async def test_inlay_hints(client: LanguageClient):
     uri = await _open(client, SPECS / "resnet.arch")
     stem = _at(RESNET, "conv1 = conv(64, 7")
     hints = await client.text_document_inlay_hint_async(t.InlayHintParams(
-        _doc(uri), t.Range(t.Position(stem.line, 0), t.Position(stem.line + 6, 0))))
+        _doc(uri), t.Range(t.Position(stem.line, 0), t.Position(stem.line + 8, 0))))
     labels = [(h.position.line, h.label) for h in hints]
     assert labels[:4] == [(stem.line, ": 64 x 112 x 112")] * 3 + [(stem.line + 2, ": 64 x 56 x 56")]
-    assert (stem.line + 3, ": 64..256 x 56 x 56") in labels  # layer1 over every variant: a range
+    layer1 = _at(RESNET, "block(64, norm_layer = norm_layer)").line
+    assert (layer1, ": 64..256 x 56 x 56") in labels  # layer1's blocks over every variant: a range
 
 
 @on_the_server
