@@ -205,12 +205,19 @@ class Mix:
         """An activation with computed arguments, on any layout: elementwise, prelu (one slope, or one per
         channel where dimension 1 holds the channels) or softmax over any dimension but the batch."""
         kind = self.pick(["leaky_relu", "elu", "celu", "selu", "mish", "softplus", "hardtanh", "softsign",
-                          "tanhshrink", "logsigmoid", "prelu", "softmax", "log_softmax"])
+                          "tanhshrink", "logsigmoid", "prelu", "softmax", "log_softmax", "softmin", "hardshrink",
+                          "softshrink", "threshold", "glu"])
         f = self.x_float
+        if kind == "glu" and t.layout in ("CHW", "F") and t.c % 2 == 0:  # half the channels gate the other half
+            call = self.pick(["glu(1)", "glu(dim = 1)"] + (["glu"] if t.layout == "F" else []))
+            return [self.named(numbered, "glu") + call if self.chance(30) else call], type(t)(t.layout, t.c // 2,
+                                                                                                t.h, t.w)
+        if kind == "glu":
+            kind = "softshrink"
         if kind == "prelu":
             n = t.c if t.layout in ("CHW", "F") and self.chance(50) else 1
             return [f"{self.named(numbered, 'prelu')}prelu({self.x_int(n)}, init = {f(-0.5, 0.5)})"], t
-        if kind in ("softmax", "log_softmax"):
+        if kind in ("softmax", "log_softmax", "softmin"):
             rank = len(t.layout)
             dim = self.pick([d for d in range(-rank, rank + 1) if d])
             args = [f"dim = {self.x_int(dim)}" if self.chance(50) else self.x_int(dim)]
@@ -218,7 +225,10 @@ class Mix:
             args = {"leaky_relu": lambda: [f(-0.5, 0.5)], "elu": lambda: [f"alpha = {f(-1.0, 2.0)}"],
                     "celu": lambda: [f"alpha = {f(0.1, 2.0)}"],
                     "softplus": lambda: [f"beta = {f(0.5, 3.0)}", f"threshold = {f(1.0, 20.0)}"][:self.choose(0, 2)],
-                    "hardtanh": lambda: [f(-2.0, -0.1), f"max_val = {f(0.1, 2.0)}"]}.get(kind, list)()
+                    "hardtanh": lambda: [f(-2.0, -0.1), f"max_val = {f(0.1, 2.0)}"],
+                    "hardshrink": lambda: [f(0.0, 1.0)][:self.choose(0, 1)],
+                    "softshrink": lambda: [f"lambd = {f(0.0, 1.0)}"][:self.choose(0, 1)],
+                    "threshold": lambda: [f(-0.5, 0.5), f(-1.0, 1.0)]}.get(kind, list)()
         name = self.named(numbered, "act") if self.chance(30) else ""
         return [name + (self.wrapped(kind, args) if args else kind)], t
 

@@ -38,6 +38,11 @@ ELEMENTWISE = [
     ("softmax(1)", lambda x: F.softmax(x, 1), lambda x: F.softmax(x, 2)),
     ("softmax(-1)", lambda x: F.softmax(x, -1), lambda x: F.softmax(x, 1)),
     ("log_softmax(dim = 2)", lambda x: F.log_softmax(x, 2), lambda x: F.log_softmax(x, 3)),
+    ("softmin(1)", lambda x: F.softmin(x, 1), lambda x: F.softmax(x, 1)),
+    ("hardshrink", F.hardshrink, lambda x: F.hardshrink(x, 1.0)),
+    ("hardshrink(1.5)", lambda x: F.hardshrink(x, 1.5), F.hardshrink),
+    ("softshrink(lambd = 0.25)", lambda x: F.softshrink(x, 0.25), F.softshrink),
+    ("threshold(0.5, -2.0)", lambda x: F.threshold(x, 0.5, -2.0), lambda x: F.threshold(x, 0.5, 0.0)),
 ]
 FORMS = {  # the module and the function the generated code writes for each kind
     "leaky_relu": ("nn.LeakyReLU", "F.leaky_relu"), "elu": ("nn.ELU", "F.elu"), "celu": ("nn.CELU", "F.celu"),
@@ -45,6 +50,8 @@ FORMS = {  # the module and the function the generated code writes for each kind
     "hardtanh": ("nn.Hardtanh", "F.hardtanh"), "softsign": ("nn.Softsign", "F.softsign"),
     "tanhshrink": ("nn.Tanhshrink", "F.tanhshrink"), "logsigmoid": ("nn.LogSigmoid", "F.logsigmoid"),
     "softmax": ("nn.Softmax", "F.softmax"), "log_softmax": ("nn.LogSoftmax", "F.log_softmax"),
+    "softmin": ("nn.Softmin", "F.softmin"), "hardshrink": ("nn.Hardshrink", "F.hardshrink"),
+    "softshrink": ("nn.Softshrink", "F.softshrink"), "threshold": ("nn.Threshold", "F.threshold"),
 }
 
 
@@ -161,6 +168,30 @@ def test_an_activation_passes_as_a_value(tmp_path, call, module):
         same(model(x), expected)
         same(interp(x), expected)
         differs(expected, F.relu(model.u.conv(x)))
+
+
+# ------------------------------------------------------------ glu: the size halves
+
+
+@pytest.mark.parametrize(("body", "size", "ref", "miss"), [
+    ("conv = conv(8, 1)\nglu(1)\nafter = conv(3, 1)", "3 x 4 x 4", lambda m, x: m.after(F.glu(m.conv(x), 1)),
+     lambda m, x: m.after(F.glu(m.conv(x).flip(1), 1))),
+    ("conv = conv(4, 1)\ng = glu\nafter = conv(3, 1)", "3 x 4 x 4", lambda m, x: m.after(m.g(m.conv(x))),
+     lambda m, x: m.after(F.glu(m.conv(x), 2).repeat(1, 1, 2, 1)[..., :2])),
+    ("to_tokens\nglu(-1)\nproj = linear(5)", "6 x 2 x 2", lambda m, x: m.proj(F.glu(x.flatten(2).transpose(1, 2))),
+     lambda m, x: m.proj(F.glu(x.flatten(2).transpose(1, 2)) * 2)),
+])
+def test_glu_halves_its_dimension_and_what_follows_is_sized_by_the_half(tmp_path, body, size, ref, miss):
+    spec, model, interp = both(tmp_path, net(body, size=size))
+    x = sample(*map(int, size.split(" x ")))
+    with torch.no_grad():
+        same(model(x), ref(model, x))
+        same(interp(x), ref(model, x))
+        differs(ref(model, x), miss(model, x))
+
+
+def test_glu_of_an_odd_size_is_a_located_error(tmp_path):
+    located_error(tmp_path, net("conv = conv(5, 1)\nglu(1)"), "glu halves dimension 1, of odd size 5")
 
 
 # ------------------------------------------------------------ prelu

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from ..lang import nodes as n
 from ..sema.layout import NAMES, TensorType
 from .base import ANY, INPUT, OUTPUT, Args, Finite, NoArgs, OpKind, Pos, Saves, ShapeError, _register, _same
 
@@ -46,6 +47,19 @@ class PReLUArgs(Args):
 
 class SoftmaxArgs(Args):
     dim: int
+
+
+class ShrinkArgs(Args):
+    lambd: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.5  # torch's name (lambda is Python's)
+
+
+class ThresholdArgs(Args):
+    threshold: Finite
+    value: Finite
+
+
+class GluArgs(Args):
+    dim: int = -1
 
 
 def _hardtanh_shape(a: HardtanhArgs, t: TensorType) -> TensorType:
@@ -144,6 +158,10 @@ _ACTIVATIONS = {
     "logsigmoid": _pointwise(lambda torch, x, a: x.clamp(max=0) - torch.log1p(torch.exp(-x.abs()))),
     "softmax": _pointwise(_softmax),
     "log_softmax": _pointwise(_log_softmax),
+    "softmin": _pointwise(lambda torch, x, a: _softmax(torch, -x, a)),
+    "hardshrink": _pointwise(lambda torch, x, a: torch.where(x.abs() > a["lambd"], x, torch.zeros_like(x))),
+    "softshrink": _pointwise(lambda torch, x, a: x - x.clamp(-a["lambd"], a["lambd"])),
+    "threshold": _pointwise(lambda torch, x, a: torch.where(x > a["threshold"], x, torch.full_like(x, a["value"]))),
 }
 
 
@@ -216,6 +234,65 @@ _activation("softmax", "nn.Softmax", "F.softmax", "exp(x) / sum(exp(x)) over dim
 _activation("log_softmax", "nn.LogSoftmax", "F.log_softmax", "log(softmax(x)) over dimension dim (counting the "
             "batch as 0)", inplace=False, args=SoftmaxArgs, keeps_output=True, shape=_softmax_shape, value=False,
             label=lambda a: f"log_softmax dim {a['dim']}", saves=OUTPUT)
+_activation("softmin", "nn.Softmin", "F.softmin", "softmax(-x) over dimension dim (counting the batch as 0)",
+            inplace=False, args=SoftmaxArgs, keeps_output=True, shape=_softmax_shape, value=False,
+            label=lambda a: f"softmin dim {a['dim']}", saves=OUTPUT)
+_activation("hardshrink", "nn.Hardshrink", "F.hardshrink", "x where |x| > lambd, else 0", inplace=False,
+            args=ShrinkArgs, label=lambda a: f"hardshrink {a['lambd']}")
+_activation("softshrink", "nn.Softshrink", "F.softshrink", "x moved towards 0 by lambd, 0 within lambd of it",
+            inplace=False, args=ShrinkArgs, label=lambda a: f"softshrink {a['lambd']}")
+_activation("threshold", "nn.Threshold", "F.threshold", "x where x > threshold, else value", inplace=False,
+            args=ThresholdArgs, value=False, label=lambda a: f"threshold {a['threshold']} -> {a['value']}")
+
+
+# ---------------------------------------------------------------- glu: half the axis gates the other half
+
+_GLU_SPAN = n.Span("<generated>", 1, 1, 1, 1)  # sizes __init__ works out, which no spec line wrote
+
+
+def _glu_axis(a, rank: int) -> int:
+    """The axis ``dim`` (the batch 0, as torch counts) as an index into the shape without the batch."""
+    hint = f"dim counts the batch as 0: here 1 to {rank} (or -1 to -{rank})"
+    if a.dim in (0, -rank - 1) or not -rank <= a.dim <= rank:
+        raise ShapeError(f"dim {a.dim} is {'the batch' if a.dim in (0, -rank - 1) else 'out of range'}", hint=hint)
+    return a.dim - 1 if a.dim > 0 else rank + a.dim
+
+
+def _glu_shape(a: GluArgs, t: TensorType) -> TensorType:
+    i = _glu_axis(a, len(t.shape))
+    if t.shape[i] % 2:
+        raise ShapeError(f"glu halves dimension {a.dim}, of odd size {t.shape[i]}",
+                         hint="give it an even size: its first half is gated by its second")
+    return TensorType((*t.shape[:i], t.shape[i] // 2, *t.shape[i + 1:]), t.layout)
+
+
+def _glu_sym(a: dict, shape: tuple) -> tuple | None:
+    """The halved axis as __init__ knows it (None where it does not)."""
+    dim = a.get("dim", -1)
+    if isinstance(dim, n.UnaryOp) and dim.op == "-" and isinstance(dim.operand, n.Num):
+        dim = -dim.operand.value
+    elif isinstance(dim, n.Num):
+        dim = dim.value
+    if not isinstance(dim, int) or not -len(shape) <= dim <= len(shape) or dim == 0:
+        return None
+    i = dim - 1 if dim > 0 else len(shape) + dim
+    half = None if shape[i] is None else n.BinOp("//", shape[i], n.Num(2, _GLU_SPAN), _GLU_SPAN)
+    return (*shape[:i], half, *shape[i + 1:])
+
+
+def _glu_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    import torch
+
+    x = xs[0]
+    half = x.shape[a["dim"]] // 2
+    first, second = x.narrow(a["dim"], 0, half), x.narrow(a["dim"], half, half)
+    return first / (1 + torch.exp(-second))
+
+
+_register(OpKind(
+    "glu", GluArgs, _glu_shape, layouts=ANY, module="nn.GLU", functional="F.glu", sym=_glu_sym, run=_glu_run,
+    label=lambda a: f"glu dim {a['dim']}", saves=INPUT,
+    doc="the gated linear unit: the first half of dimension dim times the sigmoid of the second (the size halves)"))
 
 
 # ---------------------------------------------------------------- prelu: a learned slope
