@@ -84,7 +84,7 @@ class FlowMix:
         scale = "half" if any(line.startswith("let half") for line in lets) else "0.5"
         for _ in range(self.choose(1, 4)):
             kind = self.pick(["fn", "add", "mul", "scale", "neg", "module", "act", "gate", "pair", "nest", "tensor",
-                              "tensor", "join", "choice"])
+                              "tensor", "join", "choice", "split"])
             if kind == "pair" and not self.pairs:
                 kind = "add"
             a = take()
@@ -133,6 +133,15 @@ class FlowMix:
                     f"normalize({a}, p = 1.0, dim = -1, eps = 0.01) + 0.9 ** coordinates({a}, (c, 1, 1), 1)",
                     f"{a} + reshape(coordinates({a}, (c,), 1), (c, 1, 1)) / c - sigmoid({a}) ** 2",
                 ]))
+            elif kind == "split":  # parts of uneven sizes, each a tensor, joined again at once
+                b = take()
+                p, q = f"p{len(lets)}", f"q{len(lets)}"
+                if self.chance(50):
+                    lets.append(f"let {p}, {q} = split(cat([{a}, {b}], 1), [c, c], 1)")
+                    let(f"{p} * sigmoid({q})")
+                else:  # (c of 1 gives a part of 0: rejected, a located error)
+                    lets.append(f"let {p}, {q} = split({a}, [c // 2, c - c // 2], dim = 1)")
+                    let(f"cat([{q}, {p}], 1)" if self.chance(50) else f"cat([{p}, {q}], 1) + {b}")
             elif kind == "choice":  # a tensor of one of two branches, the condition a value of the call
                 b = take()
                 cond = self.pick(["c > 4", "c % 2 == 0", "true", "stride == 1" if strided else "k == 3"])

@@ -41,6 +41,7 @@ class _Lowering:
         self.applied: dict[str, n.Span] = {}  # declared module -> where a let applied it
         self.later = _names_defined(block.body)
         self.let: n.Let | None = None
+        self.several: n.Call | None = None  # the op call a let of several names names the tensors of
         self.count = 0
 
     def run(self) -> None:
@@ -115,9 +116,12 @@ class _Lowering:
         steps: list[n.Flow] = []
         if stmt.more:
             value = stmt.value
-            if not (isinstance(value, n.Call) and isinstance(value.func, n.Var) and value.func.name in self.sig.decls):
+            func = value.func.name if isinstance(value, n.Call) and isinstance(value.func, n.Var) else None
+            if func not in self.sig.decls and not _gives_several(func):
                 raise SpecError(f"{len(stmt.names)} names take the outputs of a declared block that gives as many",
-                                value.span, hint=f"'let {', '.join(stmt.names)} = m(x)', with m declared above")
+                                value.span, hint=f"'let {', '.join(stmt.names)} = m(x)', with m declared above, or "
+                                                 f"an op that gives several, 'split(x, sizes, dim)'")
+            self.several = value  # the call whose several tensors the let names
             self.call(value, value.func.name, stmt.name, steps)
             steps[-1] = dataclasses.replace(steps[-1], dests=tuple(stmt.names))
             self.sig.lets[stmt] = steps
@@ -257,6 +261,9 @@ class _Lowering:
         if kind.has_params or kind.call is not None:
             raise SpecError(f"{func} has parameters (or is called with more than its input): declare it, then apply it",
                             e.func.span, hint=f"'NAME = {func}(...)' above, then 'NAME(x)' here")
+        if kind.outputs is not None and e is not self.several:
+            raise SpecError(f"{func} gives several tensors: name each one", e.span,
+                            hint=f"'let a, b = {func}(...)', as many names as it gives")
         tensors, rest = self._tensor_args(e, func, kind.inputs, kind.optional_inputs)
         for arg in [*rest, *(v for _, v in e.kwargs)]:
             self._no_tensors(arg)
@@ -285,6 +292,14 @@ class _Lowering:
                             hint="the tensors first, then the op's own arguments")
         return tensors, list(rest)
 
+
+
+def _gives_several(func: str | None) -> bool:
+    """Whether an op gives several tensors (split)."""
+    from ..ops import REGISTRY  # (the registry imports no part of the language)
+
+    kind = REGISTRY.get(func) if func is not None else None
+    return kind is not None and kind.outputs is not None
 
 
 def _names_defined(body: list[n.Stmt]) -> set[str]:

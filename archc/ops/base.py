@@ -120,6 +120,9 @@ class OpKind:
     # in the lets of blocks with named tensors
     inputs: int = 1
     optional_inputs: int = 0  # more tensors it may take after those (attention's additive mask)
+    # an op that gives several tensors (split), named by a let in a block with named tensors: its ``index`` argument
+    # picks each one's part, and this says how many there are from its arguments
+    outputs: Callable[[Args], int] | None = None
     sym: Callable | None = None  # (arguments as expressions, symbolic input shape(s)) -> symbolic output shape
     training_only: tuple[str, ...] = ()  # arguments that apply in training only (attention's dropout_p)
     # deployment (``archc.deploy``): the kinds whose output it may fold into when it reads theirs alone (a batch

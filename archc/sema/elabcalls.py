@@ -41,6 +41,9 @@ class CallElaboration:
                             stmt.span, hint=f"give them where the value is written: {kind.name}(NAME = ...)")
         if as_value:  # the arguments the value was given (norm_layer = batchnorm(eps = 0.001))
             kw = [(k, v, stmt.span) for k, v in frame.env[stmt.func].args]
+        if kind.outputs is not None:
+            raise SpecError(f"{kind.name} gives several tensors: name them in a let of a block with named tensors",
+                            stmt.span, hint=f"'let a, b = {kind.name}(x, ...)' in 'block B(...) (x) -> y {{ ... }}'")
         if kind.inputs != 1:
             raise SpecError(f"{kind.name} takes {kind.inputs or 'a list of'} tensors: apply it in a let of a block "
                             "with named tensors", stmt.span,

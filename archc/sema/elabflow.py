@@ -148,6 +148,12 @@ class FlowElaboration:
                         for i, o in enumerate(out):
                             self.note_shapes((step, i), (ins, o.type))
                     return out
+        elif step.kind == "op" and step.dests:
+            out = self.op_parts(step.layer, frame, srcs[0], len(step.dests))
+            if self.stmt_shapes is not None:  # each part's types, under (step, its index)
+                for i, o in enumerate(out):
+                    self.note_shapes((step, i), ((srcs[0].type,), o.type))
+            return out
         elif step.kind == "op" and REGISTRY[step.layer.func].inputs != 1:
             out = self.op_many(step.layer, frame, srcs)
         elif step.kind == "op":
@@ -197,6 +203,29 @@ class FlowElaboration:
         if self.stmt_shapes is not None:
             self.note_shapes(layer, (types, out))
         return Tensor(node.id, out)
+
+    def op_parts(self, layer: n.Layer, frame: Frame, x: Tensor, names: int) -> tuple[Tensor, ...]:
+        """An op that gives several tensors (split): one node a part, its ``index`` the part's."""
+        kind = REGISTRY[layer.func]
+        pos, kw = self.call_args(layer.arguments, frame, x)
+        if len(pos) > 2 or any(k == "index" for k, _, _ in kw):
+            raise SpecError(f"{kind.name} takes its sizes and dim: each part is a tensor of its own", layer.span,
+                            hint=f"'let a, b = {kind.name}(x, [3, 5], 1)'")
+        values, dumped = self.op_args(kind, pos, kw, layer)
+        count = kind.outputs(values)
+        if count != names:
+            raise SpecError(f"{kind.name} gives {count} tensors here, but the let names {names}", layer.span,
+                            hint="name as many tensors in the let as the op gives")
+        outs = []
+        for i in range(count):
+            part = kind.args(**{**dict(dumped), "index": i})
+            try:
+                t = kind.shape(part, x.type)
+            except ShapeError as exc:
+                raise SpecError(f"{kind.name}: {exc}", layer.span, hint=exc.hint, follows_shapes=True) from None
+            node = self.add_node(frame, None, kind.name, part.model_dump(), [x], t, layer.span)
+            outs.append(Tensor(node.id, t))
+        return tuple(outs)
 
     def apply_many(self, decl: n.Stmt, frame: Frame, xs: list[Tensor], outputs: int = 1):
         """A declared block applied to several tensors, or giving ``outputs`` tensors (a tuple where several)."""

@@ -125,14 +125,14 @@ class FlowEmitter:
         srcs = [self.local[s] if isinstance(s, str) else s for s in step.srcs]
         comment = shape_comment([out for _, out in self.ctx.info.get(step)])
         kind = REGISTRY[step.layer.func] if step.kind == "op" else None
-        if step.dests:  # a block of several outputs: u, v = self.split(x)
-            module = ir.Attr(SELF, plain(step.layer.target))
+        if step.dests:  # a block of several outputs, u, v = self.split(x), or an op's, a, b = x.split([3, 5], 1)
             for d in step.dests:
                 self._dest(d)
             comment = " | ".join(shape_comment([out for _, out in self.ctx.info.get((step, i))])
                                  for i in range(len(step.dests)))
-            w.append(ir.Assign(ir.Tuple(tuple(ir.Name(self.local[d]) for d in step.dests)),
-                               ir.Call(module, tuple(ir.Name(s) for s in srcs)), comment))
+            value = self.op_of_many(kind, step.layer, srcs) if kind is not None else \
+                ir.Call(ir.Attr(SELF, plain(step.layer.target)), tuple(ir.Name(s) for s in srcs))
+            w.append(ir.Assign(ir.Tuple(tuple(ir.Name(self.local[d]) for d in step.dests)), value, comment))
             return
         if (step.kind == "apply" and len(srcs) == 1) or (kind is not None and kind.inputs == 1):
             dest = self._dest(step.dest)
@@ -324,6 +324,12 @@ class FlowEmitter:
             if step.dests:
                 return [_Shape.of(self.layouts[d], w) for d, w in zip(step.dests, out)]
             return shapes[tensors[0]].then(layout, out, seen)
+        if step.kind == "op" and step.dests:  # an op of several parts (split): each part's sizes
+            kind = REGISTRY[step.layer.func]
+            args = {f: self.emitter.fold(e) for f, e in given_args(kind, step.layer).items()}
+            axes = shapes[tensors[0]].axes
+            return [_Shape(self.layouts[d], None if axes is None else kind.sym({**args, "index": i}, axes))
+                    for i, d in enumerate(step.dests)]
         if step.kind == "op":
             kind = REGISTRY[step.layer.func]
             if kind.sym is not None:
