@@ -418,6 +418,11 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         n = self.choose(1, 3)
         c = self.choose(1, 8)
         i = self.name("i")
+        if not numbered and self.chance(25):  # dotted names: interleaved containers, a list and a list or a dict
+            a, b, act = self.name("convs"), self.name("acts"), self.pick(ACTIVATIONS)
+            more = [f"{a}.{n} = conv({c}, 1)"] if self.chance(50) else [f"{b}.last = {act}"] * self.chance(50)
+            return [f"for {i} in range({n}) {{ {a}.{{{i}}} = conv({c}, 1); {b}.{{{i}}} = {act} }}", *more], \
+                T("CHW", c, t.h, t.w)
         body = f"{self.name('rep')}{{{i}}} = conv({c}, 1)" if not numbered or self.chance(50) else f"conv({c}, 1)"
         return [f"for {i} in range({n}) {{ {body}; {self.pick(ACTIVATIONS)} }}"], T("CHW", c, t.h, t.w)
 

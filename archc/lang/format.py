@@ -201,7 +201,7 @@ def _mark_roles(lines: list[_Line]) -> None:
         for idx, tok in enumerate(line.toks):
             if tok.text == "{":
                 interp = (prev is not None and tok.gap == "" and idx > 0
-                          and ((prev.kind == "name" and prev.text not in _RESERVED) or prev.text == "}"))
+                          and ((prev.kind == "name" and prev.text not in _RESERVED) or prev.text in "}."))
                 tok.role = "interp" if interp else "body"
                 stack.append(tok.role)
             elif tok.text == "}":
@@ -253,6 +253,8 @@ def _canonical(prev: _Tok, tok: _Tok, statement: str) -> str:
         return ""
     if prev.role == "interp" and prev.text == "}" and tok.kind in ("name", "number"):
         return "" if tok.gap == "" else " "
+    if tok.kind == "number" and tok.text.startswith(".") and tok.gap == "" and prev.kind in ("name", "number"):
+        return ""  # a dotted name's key: convs.0
     if tok.text in _NO_SPACE_BEFORE and tok.kind == "op":
         return ""
     if prev.text == ":" and statement == "block":  # an input's sizes: (x: seq_len x dim)

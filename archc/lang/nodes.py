@@ -198,8 +198,14 @@ class Target(Node):
     quoted: bool = False  # written as a string (``"block1-0"``): need not be a Python identifier
 
     @property
+    def dotted(self) -> bool:
+        """A path to a member of a container (``convs.{i}``, ``heads.cls``), written unquoted."""
+        return not self.quoted and any("." in p for p in self.parts if isinstance(p, str))
+
+    @property
     def is_plain(self) -> bool:
-        return all(isinstance(p, str) for p in self.parts)
+        """A name that interpolates nothing and is no path: one attribute, the same in every instance."""
+        return all(isinstance(p, str) for p in self.parts) and not self.dotted
 
     @property
     def text(self) -> str:

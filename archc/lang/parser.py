@@ -184,8 +184,25 @@ class _ToAst(Transformer_NonRecursive):
         for item in items:
             if item is None or (isinstance(item, Token) and item.type == "INTERP"):
                 continue
-            parts.append(str(item) if isinstance(item, Token) else item)
+            for part in item if isinstance(item, list) else [item]:  # a dotted key's parts, its '.' first
+                part = str(part) if isinstance(part, Token) else part
+                if isinstance(part, str) and parts and isinstance(parts[-1], str):
+                    parts[-1] += part
+                else:
+                    parts.append(part)
         return n.Target(parts, self._span(meta))
+
+    def target_key(self, meta, items):
+        """``.name`` or ``.{i}`` of a dotted path: its parts, after the '.'."""
+        return ["."] + [i for i in items if i is not None and not (isinstance(i, Token) and i.type == "INTERP")]
+
+    def target_index(self, meta, items):
+        """``.0`` of a dotted path, which the lexer reads as a number."""
+        tok, *rest = items
+        if not str(tok)[1:].isdigit() or not str(tok).startswith("."):
+            raise SpecError(f"{str(tok)!r} is no key of a dotted name", self._tspan(tok),
+                            hint="a dotted name's parts are names, whole numbers or {...}: 'convs.0', 'convs.{i}'")
+        return [str(tok)] + [i for i in rest if i is not None and not (isinstance(i, Token) and i.type == "INTERP")]
 
     def string_target(self, meta, items):
         """``"block{s + 1}-{i}"``: text and ``{expr}`` interpolations, parsed where they stand."""

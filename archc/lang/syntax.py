@@ -71,10 +71,10 @@ class _Separators:
 
 
 def _interpolates(last: Token | None, brace: Token) -> bool:
-    """``layer{s + 1}``: a '{' written right after a name opens an interpolation."""
+    """``layer{s + 1}``, ``convs.{i}``: a '{' written right after a name or a dot opens an interpolation."""
     return (
         last is not None
-        and last.type in ("NAME", "BLOCK", "GATE", "INIT", "ENSEMBLE", "TAP", "OPTION", "RBRACE")
+        and last.type in ("NAME", "BLOCK", "GATE", "INIT", "ENSEMBLE", "TAP", "OPTION", "RBRACE", "DOT")
         and last.end_pos == brace.start_pos
     )
 

@@ -26,7 +26,7 @@ from .graph import MAX_NODES, Graph, OpNode, ScopeInfo
 from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
 from .layout import TensorType
 from .memo import Recording
-from .scope import Frame, Scope, Tensor, check_name, show
+from .scope import Frame, Scope, Tensor, check_name, check_path, claim_member, show
 from .taps import read_numbers, step_stride, tapped_blocks
 from .values import BlockRef, Function, Iteration, TensorInfo, type_name
 
@@ -261,6 +261,9 @@ class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElab
                            block_path=frame.block_path)
         source = x
         if stmt.source is not None:
+            if stmt.source in frame.scope.containers:
+                raise SpecError(f"'{stmt.source}' is a container of modules, not a layer with an output",
+                                stmt.source_span, hint="read the output of a layer with a plain name")
             if stmt.source not in frame.outputs:
                 raise SpecError(f"'{stmt.source}' is not a layer written before this side output", stmt.source_span,
                                 hint=did_you_mean(stmt.source, frame.outputs,
@@ -280,7 +283,7 @@ class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElab
 
     def target_name(self, target: n.Target, frame: Frame, x: Tensor, dotted: bool = False) -> str:
         """A statement's name; ``dotted``: a tap's, which may be a path (``features.norm5``)."""
-        parts = []
+        parts: list = []
         for p in target.parts:
             if isinstance(p, str):
                 parts.append(p)
@@ -288,7 +291,10 @@ class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElab
                 v = self.eval(p, frame, x)
                 if not isinstance(v, (int, str)) or isinstance(v, bool):
                     raise SpecError(f"a name can interpolate only ints and strings, got {type_name(v)}", p.span)
-                parts.append(str(v))
+                parts.append(v)
+        if target.dotted:
+            return check_path(target, [v for p, v in zip(target.parts, parts) if not isinstance(p, str)], dotted)
+        parts = [str(p) for p in parts]
         if dotted:
             return ".".join(check_name(part, target) for part in "".join(parts).split("."))
         return check_name("".join(parts), target)
@@ -311,6 +317,9 @@ class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElab
         if name in scope.names:
             raise SpecError(f"'{name}' is already defined in this scope", target.span,
                             notes=[("first defined here", scope.names[name])])
+        member = claim_member(scope, name, target)
+        if member is not None and self.stmt_shapes is not None:  # the code generator picks the container's class
+            self.note_shapes(("member", target), member)
         scope.names[name] = target.span
         if scope.numbered:
             scope.count += 1

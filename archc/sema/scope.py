@@ -65,6 +65,7 @@ class Scope:
     numbered: bool  # a named seq or a seq block: unnamed children are numbered, every child is a module
     path: tuple[str, ...]
     names: dict[str, n.Span] = field(default_factory=dict)
+    containers: dict[str, tuple[n.Span, int]] = field(default_factory=dict)  # convs -> (first member's name, members)
     count: int = 0
     unnamed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -106,6 +107,69 @@ def check_name(name: str, target: n.Target) -> str:
     if name in RESERVED or name.startswith("_"):
         raise SpecError(f"'{name}' is reserved for the generated code", target.span, hint="choose another name")
     return name
+
+
+class PathName(str):
+    """A dotted name (``convs.0``); ``int_key``: its key is a whole number, given as one (``{i}``, ``0``)."""
+
+    int_key: bool = False
+
+
+NESTED_HINT = ("make the inner container a block's: 'stages.{s} = Stage(...)', with 'blocks.{i} = ...' in Stage's "
+               "body, gives stages.1.blocks.0")
+
+
+def check_path(target: n.Target, values: list, nested: bool = False) -> PathName:
+    """A dotted name from its text and the values it interpolates (ints and strings, one for each ``{...}``): a
+    container's name, a '.' and a key (``convs.0``, ``heads.cls``); ``nested``: a tap's, any path of names."""
+    segments: list[list] = [[]]
+    given = iter(values)
+    for p in target.parts:
+        if isinstance(p, str):  # the text: its dots separate
+            first, *rest = p.split(".")
+            segments[-1].append(first)
+            segments.extend([part] for part in rest)
+        else:
+            segments[-1].append(next(given))
+    texts = ["".join(map(str, seg)) for seg in segments]
+    if not (isinstance(target.parts[0], str) and "." in target.parts[0]):
+        raise SpecError(f"'{'.'.join(texts)}': a container's name is written out, not interpolated", target.span,
+                        hint="interpolate the key instead: 'convs.{i}'")
+    check_name(texts[0], n.Target([texts[0]], target.span))
+    for key in texts[1:]:
+        if not (key.isidentifier() or key.isdigit()):
+            raise SpecError(f"'{'.'.join(texts)}': the key {key!r} is neither a name nor a whole number", target.span,
+                            hint="a container's keys are names (heads.cls) or whole numbers (convs.0, convs.{i})")
+    if len(texts) > 2 and not nested:
+        raise SpecError(f"'{'.'.join(texts)}' names a container in a container", target.span, hint=NESTED_HINT)
+    name = PathName(".".join(texts))
+    last = [v for v in segments[-1] if v != ""]
+    name.int_key = len(last) == 1 and type(last[0]) is int or (texts[-1].isdigit() and all(
+        isinstance(v, str) for v in last))
+    return name
+
+
+def claim_member(scope: Scope, name: str, target: n.Target) -> tuple[int, str, bool] | None:
+    """Check a new name against the containers of its scope: a dotted name is a container's member, which the
+    scope's plain names must not clash with. Gives a member's (position in its container, key, whether the key is
+    a whole number), which decides the container's class."""
+    if not target.dotted:
+        if name in scope.containers:
+            raise SpecError(f"'{name}' is a container of modules here ({name}.0, ...) and cannot name a layer too",
+                            target.span, notes=[("its first member", scope.containers[name][0])],
+                            hint="give the layer another name, or make it a member: '" + name + ".last = ...'")
+        return None
+    container, key = name.split(".", 1)
+    if scope.numbered:
+        raise SpecError(f"'{name}' is a dotted name in a named seq, which numbers its own children", target.span,
+                        hint="name the seq's children plainly, or write the loop in a block's body")
+    if container in scope.names:
+        raise SpecError(f"'{container}' is a layer here, so '{name}' cannot make it a container", target.span,
+                        notes=[("the layer", scope.names[container])],
+                        hint="give the container another name than the layer's")
+    span, count = scope.containers.get(container, (target.span, 0))
+    scope.containers[container] = (span, count + 1)
+    return count, key, getattr(name, "int_key", False)
 
 
 def signature_bind(params: list[n.Param], args: list, kwargs: list[tuple[str, object, n.Span]],

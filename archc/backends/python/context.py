@@ -16,6 +16,7 @@ from ...sema.exprfold import fold, free_names, is_literal
 from ...sema.scope import RESERVED
 from ...sema.taps import tapped_blocks
 from ...sema.values import OpRef
+from .containers import container_kinds
 from .emit import FIXED_NAMES, bound_names, input_features, nested_bodies, symbol, through_lets
 
 
@@ -75,6 +76,7 @@ class ClassContext:
         self.stored: set[str] = set()  # names forward reads from self
         self.inplace_ok: dict[int, bool] = {}  # stmt -> may this ReLU module work in place
         self.modules_named: set[str] = set()
+        self.containers = container_kinds(definition.body, stmt_info)  # dotted names: nn.ModuleList or ModuleDict
         self.referenced: set[str] = set()  # names the generated code reads
         self.when_attributes: dict[n.Residual, str] = {}  # residual -> the attribute holding its condition
         self.hoisted: set[n.Let] = set()  # lets of forward that __init__ computes once (``hoistable``)

@@ -17,7 +17,7 @@ from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, free_names, literal
-from . import ir, irparse
+from . import containers, ir, irparse
 from .context import ClassContext
 from .emit import (
     SPAN,
@@ -172,6 +172,9 @@ class ForwardEmitter(MergeForward):
         """The module (or learned tensor) a statement's name refers to in forward: an attribute of ``owner``."""
         if target.is_plain:
             return read_attribute(self.owner, plain(target))
+        if target.dotted:
+            kind = self.ctx.containers[containers.split(target)[0]]
+            return containers.get(self.owner, target, kind, lambda e: self.fwd_expr(e, var))
         name = interpolated(target, lambda e: self.fwd_expr(e, var))
         if not target.quoted and isinstance(name, ir.Const) and is_attribute(name.value):
             return ir.Attr(self.owner, name.value)  # the interpolation is a constant

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ...lang import nodes as n
 from ...sema.exprfold import free_names
-from . import ir
+from . import containers, ir
 from .context import ClassContext
 from .emit import SPAN, Namespace, conditional_names, plain, static_name, symbol
 from .emit_forward import arranged
@@ -99,6 +99,10 @@ class InitEmitter(LayerInit):
 
     def init_body(self, stmts: list[n.Stmt], cur: n.Expr, w: list, seq: _Seq) -> n.Expr:
         for stmt in stmts:
+            for container in containers.first_named(stmt):  # made before the statement that first names it
+                if container not in self.modules_named:
+                    self.modules_named.add(container)
+                    w.append(containers.make(container, self.ctx.containers[container]))
             cur = self.init_stmt(stmt, cur, w, seq)
             if stmt is self.features_end:
                 w.append(ir.Assign(ir.attr("self.num_features"), self.lower(cur)))

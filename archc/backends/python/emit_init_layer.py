@@ -11,7 +11,7 @@ from ...lang import nodes as n
 from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, literal
 from ...sema.layout import feature_axis
-from . import ir, irparse
+from . import containers, ir, irparse
 from .emit import SPAN, as_tuple, given_args, is_attribute, may_work_in_place, plain, symbol
 from .irbuild import interpolated, read_attribute
 from .lower import lower
@@ -225,6 +225,9 @@ class LayerInit:
                 w.append(ir.Assign(ir.Attr(ir.Name("self"), name), value))
             else:
                 w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), ir.Const(name), value)))
+            return
+        if target is not None and target.dotted:
+            w.append(containers.put(target, self.ctx.containers[containers.split(target)[0]], value, self.init_expr))
             return
         if target is not None:
             name = interpolated(target, self.init_expr)

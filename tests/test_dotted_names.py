@@ -1,0 +1,133 @@
+"""Dotted names (``convs.{i} = conv(...)``): the containers the generated code builds (``nn.ModuleList`` for the keys
+0, 1, 2, ... in order, ``nn.ModuleDict`` otherwise) against hand-written torch modules of that structure, and the
+located errors of names that clash with them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from archtest import assert_same_as_reference, assert_static_shapes, graph_breaks
+from test_codegen_cases import build, net
+from test_soundness_cases import located_error
+from torch import nn
+
+from archc.lang.format import format_text
+
+INTERLEAVED = """
+network Interleaved(n = 3, c = 8, act = true) {
+    input 3 x 16 x 16
+    stem = conv(c, 3, padding = 1)
+    for i in range(n) {
+        convs.{i} = conv(c, 3, padding = 1, bias = false)
+        bns.{i} = batchnorm
+        relu
+    }
+    heads.cls = conv(c, 1)
+    heads.0 = relu if act
+    adaptive_avgpool(1); flatten
+    fc = linear(10)
+}
+variant n = Interleaved()
+"""
+
+
+class Reference(nn.Module):
+    """The structure a torch author writes: two interleaved ModuleLists, and a ModuleDict of mixed keys."""
+
+    def __init__(self, n: int = 3, c: int = 8, mutated: bool = False):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.convs = nn.ModuleList()
+        self.bns = nn.ModuleList()
+        for _ in range(n):
+            self.convs.append(nn.Conv2d(c, c, 3, padding=1, bias=False))
+            self.bns.append(nn.BatchNorm2d(c))
+        self.heads = nn.ModuleDict({"cls": nn.Conv2d(c, c, 1), "0": nn.ReLU()})
+        self.fc = nn.Linear(c, 10)
+        self.mutated = mutated
+
+    def forward(self, x):
+        x = self.stem(x)
+        for conv, bn in zip(self.convs, self.bns):
+            x = torch.relu(bn(conv(x))) if not self.mutated else torch.sigmoid(bn(conv(x)))
+        x = self.heads["0"](self.heads["cls"](x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def randomized(model: nn.Module) -> nn.Module:
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if key.endswith("running_var") else
+                        torch.randn(t.shape, generator=g) * 0.5)
+    return model
+
+
+def test_interleaved_lists_equal_the_hand_written_module(tmp_path):
+    spec, model = build(tmp_path, INTERLEAVED)
+    source = spec.source()
+    assert "self.convs = nn.ModuleList()" in source and "self.convs.append(" in source
+    assert "self.heads = nn.ModuleDict()" in source and 'self.heads["cls"] = ' in source
+    assert "x = self.convs[i](x)" in source
+    assert isinstance(model.convs, nn.ModuleList) and isinstance(model.heads, nn.ModuleDict)
+    reference = randomized(Reference())
+    assert list(model.state_dict()) == list(reference.state_dict())  # the reference's keys, in its order
+    x = torch.randn(2, 3, 16, 16)
+    assert_same_as_reference(model, reference, x)
+    reference.load_state_dict(model.state_dict(), strict=True)  # both ways
+    mutated = Reference(mutated=True)
+    mutated.load_state_dict(reference.state_dict())
+    with pytest.raises(AssertionError):  # the comparison can fail: a wrong activation shows
+        assert_same_as_reference(model, mutated, x)
+    assert_static_shapes(spec, "n", model, x)
+    interpreted = spec.interpret("n")
+    interpreted.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(interpreted.eval()(x), model.eval()(x))
+    other = spec.build("n", n=5)  # the loop's count is the factory's: five of each
+    assert len(other.convs) == 5 and "bns.4.running_var" in other.state_dict()
+
+
+@pytest.mark.slow
+def test_interleaved_lists_compile_without_graph_breaks(tmp_path):
+    _, model = build(tmp_path, INTERLEAVED)
+    assert graph_breaks(model.eval(), torch.randn(2, 3, 16, 16)) == 0
+
+
+def test_keys_that_are_not_0_to_n_make_a_module_dict(tmp_path):
+    spec, model = build(tmp_path, net("""
+for i in range(2) { convs.{i + 1} = conv(4, 3, padding = 1); relu }
+for i in range(2) { blocks.{i} = conv(4, 1) if i != 0 }
+"""))
+    source = spec.source()
+    assert 'self.convs[f"{i + 1}"] = ' in source and "nn.ModuleDict()" in source
+    assert isinstance(model.convs, nn.ModuleDict) and list(model.convs) == ["1", "2"]
+    assert isinstance(model.blocks, nn.ModuleDict) and list(model.blocks) == ["1"]  # made under a condition
+    assert "blocks.1.weight" in model.state_dict()
+    model(torch.randn(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ("convs = conv(4, 3)\nconvs.0 = conv(4, 3)", "'convs' is a layer here, so 'convs.0' cannot make it a container"),
+    ("convs.0 = conv(4, 3)\nconvs = conv(4, 3)", "'convs' is a container of modules here"),
+    ("convs.0 = conv(4, 3)\nconvs.0 = conv(4, 3)", "'convs.0' is already defined"),
+    ("stages.0.blocks.0 = conv(4, 3)", "names a container in a container"),
+    ("for i in range(2) { conv{i}.x = conv(4, 3) }", "a container's name is written out"),
+    ("convs.{-1} = conv(4, 3)", "the key '-1' is neither a name nor a whole number"),
+    ("features = seq { convs.0 = conv(4, 3) }", "a dotted name in a named seq"),
+    ("train.0 = conv(4, 3)", "'train' is reserved"),
+])
+def test_clashing_paths_are_located_errors(tmp_path, body, fragment):
+    located_error(tmp_path, net(body), fragment)
+
+
+def test_a_container_read_as_a_tensor_is_a_located_error(tmp_path):
+    located_error(tmp_path, net("convs.0 = conv(4, 3)\naux = side Head() from convs", blocks="""
+block Head() { flatten }
+"""), "'convs' is a container of modules, not a layer with an output")
+
+
+def test_the_formatter_keeps_dotted_names():
+    text = "network N() {\n    input 3 x 8 x 8\n    for i in range(2) { convs.{i} = conv(4, 3); bns.0 = batchnorm }\n}\n"
+    assert format_text(text) == text
