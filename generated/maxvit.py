@@ -232,6 +232,14 @@ class MBConv(nn.Module):
         super().__init__()
         self.p_stochastic_dropout = p_stochastic_dropout
         mid = int(out_channels * expansion_ratio)
+        projects = stride != 1 or in_channels != out_channels
+        self.proj = None
+        if projects:
+            proj = nn.Sequential()
+            if stride == 2:
+                proj.append(nn.AvgPool2d(kernel_size=3, stride=stride, padding=1))
+            proj.append(nn.Conv2d(in_channels, out_channels, kernel_size=1))
+            self.proj = proj
         layers = nn.Sequential()
         layers.add_module("pre_norm", nn.BatchNorm2d(in_channels, eps=0.001, momentum=0.01))
         layers.add_module(
@@ -262,13 +270,6 @@ class MBConv(nn.Module):
         )
         layers.add_module("conv_c", nn.Conv2d(mid, out_channels, kernel_size=1))
         self.layers = layers
-        self.proj = None
-        if stride != 1 or in_channels != out_channels:
-            proj = nn.Sequential()
-            if stride == 2:
-                proj.append(nn.AvgPool2d(kernel_size=3, stride=stride, padding=1))
-            proj.append(nn.Conv2d(in_channels, out_channels, kernel_size=1))
-            self.proj = proj
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> Tensor:

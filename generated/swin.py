@@ -17,7 +17,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 __all__ = [
-    "MLP",
+    "MLPBlock",
     "PatchMerging",
     "SwinTransformer",
     "SwinTransformerBlock",
@@ -218,10 +218,10 @@ class _WindowAttention(nn.Module):
         return x[:, :h, :w].contiguous()
 
 
-class MLP(nn.Sequential):
-    """torchvision's MLP (torchvision.ops.MLP, ViT's MLPBlock) as the transformers
-    use it: a linear layer to `hidden` features, a GELU, dropout, a linear layer
-    back to the input's width and dropout, as one nn.Sequential (children 0 to 4).
+class MLPBlock(nn.Sequential):
+    """ViT's MLPBlock (and Swin's MLP): torchvision's MLP whose linear layers it
+    initialises again as it makes them, Xavier-uniform weights and N(0, 1e-6)
+    biases, drawn before the next module is made.
     """
 
     def __init__(self, in_channels: int, hidden: int, dropout: float = 0.0) -> None:
@@ -231,6 +231,11 @@ class MLP(nn.Sequential):
         self.append(nn.Dropout(p=dropout))
         self.append(nn.Linear(hidden, in_channels))
         self.append(nn.Dropout(p=dropout))
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.normal_(m.bias, std=1e-06)
         self.out_channels = in_channels
 
 
@@ -268,7 +273,7 @@ class SwinTransformerBlock(nn.Module):
                 dropout=dropout,
             )
             self.norm2 = nn.LayerNorm(in_channels)
-            self.mlp = MLP(in_channels, hidden, dropout)
+            self.mlp = MLPBlock(in_channels, hidden, dropout)
         else:
             self.attn = _WindowAttention(
                 in_channels,
@@ -280,7 +285,7 @@ class SwinTransformerBlock(nn.Module):
                 dropout=dropout,
             )
             self.norm1 = nn.LayerNorm(in_channels)
-            self.mlp = MLP(in_channels, hidden, dropout)
+            self.mlp = MLPBlock(in_channels, hidden, dropout)
             self.norm2 = nn.LayerNorm(in_channels)
         self.out_channels = in_channels
 

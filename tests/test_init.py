@@ -42,9 +42,13 @@ REFERENCES = [
     *[("convnext", f"convnext_{v}", f"convnext_{v}") for v in ("tiny", "small", "base")],
     ("inception_v4", "inception_v4", "timm:inception_v4"),
     ("inception_v4", "inception_resnet_v2", "timm:inception_resnet_v2"),
+    # torchvision draws some of these while it constructs: the specs' rules drawn 'when made'
+    *[("vit", v, v) for v in ("vit_b_16", "vit_b_32")],
+    *[("swin", v, v) for v in ("swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b")],
+    ("maxvit", "maxvit_t", "maxvit_t"),
 ]
 QUICK = {"resnet18", "googlenet", "squeezenet1_1", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5",
-         "efficientnet_b0", "regnet_y_400mf", "densenet121"}
+         "efficientnet_b0", "regnet_y_400mf", "densenet121", "maxvit_t"}
 
 
 def reference(name: str, **kwargs):
@@ -232,7 +236,10 @@ def _error(tmp_path, body: str) -> str:
     ("    init conv.weight = normal(sd = 1)", "normal has no argument 'sd'"),
     ("    init conv.weight = normal(std = -1)", "std must not be negative"),
     ('    init conv.weight = "zero"', "an init rule is a number or an initialiser"),
-    ("    init weight = 1", "unexpected '='"),
+    ("    init weight = 1", "there is no learned tensor 'weight' here to initialise"),
+    ("    init fc = 0", "'fc' is a linear layer: name its parameter"),
+    ("    init fc.weight = 0 when built", "ends with its condition or 'when made', not 'when built'"),
+    ("    init linear.weight = 0 when made", "a network's rules for a kind of layer are drawn when it is made"),
 ])
 def test_init_rule_errors_are_located(tmp_path, body, message):
     text = _error(tmp_path, body)

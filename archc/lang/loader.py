@@ -95,12 +95,16 @@ def load_program(path: str | Path, text: str | None = None, parser=parse) -> Pro
 def _check_init_rules(program: Program) -> None:
     """What every init rule says whatever it reaches, in every body, under any condition (the elaborator
     meets only the rules of the variant it makes, and only where their conditions hold)."""
-    from ..sema.initrules import check_static
+    from ..sema.initrules import PARAMETERS, check_static
 
     for definition in [*program.blocks.values(), *program.networks.values()]:
         for node in definition.walk():
             if isinstance(node, n.Init):
                 check_static(node)
+                if node.made and isinstance(definition, n.NetworkDef) and len(node.path) == 2 and \
+                        node.path[0] in PARAMETERS:
+                    raise SpecError("a network's rules for a kind of layer are drawn when it is made already",
+                                    node.span, hint="drop 'when made'")
 
 
 def _check_names_once(program: Program) -> None:

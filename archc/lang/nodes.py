@@ -354,10 +354,11 @@ class Init(Node):
     """``init TARGET.param = RULE [if cond]``: how a parameter is initialised. TARGET is an op kind (every such
     layer in scope), a layer of this body, or, in a network, ``Block.layer`` (that layer of every instance)."""
 
-    path: list[str]  # the target's parts, the parameter's name last
+    path: list[str]  # the target's parts, the parameter's name last (a learned tensor's path: no parameter)
     rule: Expr  # a number, or a call of an initialiser (normal(0, 0.01))
     cond: Expr | None
     span: Span
+    made: bool = False  # 'when made': drawn where its target is made (in __init__), not in the pass after
 
 
 Stmt = Layer | Seq | Concat | Gate | Ensemble | Dense | Residual | Side | Tap | For | If | Let | Init

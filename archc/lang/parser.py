@@ -228,8 +228,15 @@ class _ToAst(Transformer_NonRecursive):
         return n.Target(parts, self._tspan(tok), quoted=True)
 
     def init_(self, meta, items):
-        _, *parts, rule, cond = items
-        return n.Init([str(p) for p in parts], rule, cond, self._span(meta))
+        _, *parts, rule, cond, when = items
+        return n.Init([str(p) for p in parts], rule, cond, self._span(meta), made=when is not None)
+
+    def init_when(self, meta, items):
+        if [str(i) for i in items] != ["when", "made"]:
+            raise SpecError(f"an init rule ends with its condition or 'when made', not '{items[0]} {items[1]}'",
+                            self._span(meta), hint="'when made' draws the rule where its target is made, in "
+                                                   "construction order; without it the rule is drawn after")
+        return True
 
     def ensemble(self, meta, items):
         _, body, cond = items

@@ -9,7 +9,10 @@ network, or ``Block.layer``), then an op kind within a block (its layers of that
 then an op kind in the network. A parameter no rule reaches keeps PyTorch's default initialisation.
 
 The generated network applies them as torchvision does: one pass over ``self.modules()`` at the end
-of ``__init__``, so the same tensors are drawn in the same order (``emit_weights``).
+of ``__init__``, so the same tensors are drawn in the same order (``emit_weights``). A learned tensor is a
+target by its path alone (``init pos_embedding = ...``). A rule that ends ``when made`` is drawn where its
+target is made instead, in construction order (``emit_init_made``); where it and a pass rule reach one
+parameter, the pass's values remain (``resolve``).
 """
 
 from __future__ import annotations
@@ -95,9 +98,16 @@ class Resolved:
 def classify(stmt: n.Init, program_blocks: dict, kinds) -> tuple[str | None, str | None, tuple[str, ...], str]:
     """(kind, block, layer path, parameter) of a rule's target."""
     *target, param = stmt.path
-    if not target:
-        raise SpecError("an init rule names what it initialises: KIND.param, LAYER.param or Block.layer.param",
-                        stmt.span)
+    if not target:  # a learned tensor of this body (its whole value: no parameter)
+        if param in kinds or param in program_blocks:
+            raise SpecError("an init rule names what it initialises: KIND.param, LAYER.param, Block.layer.param "
+                            "or a learned tensor", stmt.span, hint=f"'{param}' is not a learned tensor")
+        return None, None, (param,), ""
+    if stmt.made and target[0] in program_blocks:
+        raise SpecError("'when made' draws a rule in the class that makes its target, and Block.layer is drawn by "
+                        "the network's pass", stmt.span,
+                        hint=f"write the rule in block {target[0]} itself: 'init {'.'.join(stmt.path[1:])} = ... "
+                             "when made'")
     if len(target) == 1 and target[0] in kinds:
         kind = target[0]
         if param not in PARAMETERS[kind]:
@@ -276,7 +286,9 @@ def _is_constant(e: n.Expr) -> bool:
 
 
 def layer_sizes(node: OpNode) -> dict[str, object]:
-    """The sizes of a layer that a rule's arguments may read, as torch counts them."""
+    """The sizes of a layer that a rule's arguments may read, as torch counts them (a learned tensor has none)."""
+    if node.learned:
+        return {}
     a, shape = node.args, node.in_shapes[0]
     if node.op in ("conv", "ws_conv", "conv1d", "conv3d"):
         k = a["kernel_size"]  # one size for every spatial axis, or one each
@@ -294,6 +306,8 @@ def layer_sizes(node: OpNode) -> dict[str, object]:
 def node_parameters(node: OpNode) -> tuple[str, ...]:
     """The parameters a layer's module has (a conv without bias has no bias)."""
     a = node.args
+    if node.learned:  # a learned tensor: the rule sets the tensor itself
+        return ("",)
     if node.op in ("conv", "linear", "conv1d", "conv3d"):
         return ("weight", "bias") if a.get("bias", True) else ("weight",)
     if node.op == "ws_conv":
@@ -396,6 +410,10 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
     """The rule of every parameter of every layer that one reaches: by module path, then parameter."""
     out: dict[str, dict[str, Resolved]] = {}
     by_path = {node.name: node for node in nodes if node.name is not None}
+    for rule in rules:  # LAYER.name where that is a learned tensor's path: the tensor
+        full = ".".join(filter(None, [rule.scope, *rule.path, rule.param]))
+        if rule.kind is None and rule.block is None and rule.param and full in by_path and by_path[full].learned:
+            rule.path, rule.param = (*rule.path, rule.param), ""
     done: dict[tuple, Resolved] = {}  # a rule's values for the names it reads: most layers it reaches share them
     for node in nodes:
         params = node_parameters(node) if node.name is not None else ()
@@ -405,8 +423,8 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
                 if rule.param != param:
                     continue
                 rank = _match(rule, node, scopes)
-                if rank is not None and (best is None or rank > best[0]):
-                    best = (rank, rule)
+                if rank is not None and (best is None or (not rule.stmt.made, rank) > best[0]):
+                    best = ((not rule.stmt.made, rank), rule)
             if best is not None:
                 best[1].used = True
                 try:
@@ -417,8 +435,12 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
         if rule.kind is None and rule.block is None:
             path = ".".join(filter(None, [rule.scope, *rule.path]))
             if path not in by_path:
-                raise SpecError(f"there is no layer '{'.'.join(rule.path)}' here to initialise", rule.stmt.span,
+                what = "learned tensor" if not rule.param else "layer"
+                raise SpecError(f"there is no {what} '{'.'.join(rule.path)}' here to initialise", rule.stmt.span,
                                 hint=did_you_mean(path, by_path))
+            if not rule.param and not by_path[path].learned:
+                raise SpecError(f"'{'.'.join(rule.path)}' is a {by_path[path].op} layer: name its parameter",
+                                rule.stmt.span, hint=f"its parameters: {', '.join(node_parameters(by_path[path]))}")
             if rule.param not in node_parameters(by_path[path]):
                 raise SpecError(f"'{'.'.join(rule.path)}' ({by_path[path].op}) has no parameter '{rule.param}'",
                                 rule.stmt.span)

@@ -21,6 +21,7 @@ from .emit_features import TapsEmitter
 from .emit_flow import FlowEmitter, input_widths
 from .emit_forward import ForwardEmitter
 from .emit_init import InitEmitter
+from .emit_init_made import with_made_rules
 
 
 @dataclass
@@ -65,6 +66,7 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
     else:
         body, cur = flow.init()
         init_emitter = flow.emitter
+    body = with_made_rules(ctx, body)  # the rules drawn 'when made': in construction order
     # forward expressions asked for these; a pruned let may have been the only reader
     method_bodies = [s for m in head_methods for s in m.body]
     stored = ctx.stored & _self_attributes(fwd_body + (taps_body or []) + method_bodies)

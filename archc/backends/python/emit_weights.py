@@ -55,8 +55,14 @@ def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_o
     classes each op kind's layers have in its variants, ``kinds_of`` (block, layer path) -> op kind,
     ``block_order`` the blocks from the outermost to the innermost (an inner block's rule wins) and
     ``optional`` the parameters some layers of a kind lack (a conv without bias)."""
+    return rules_pass(ctx, _collect(ctx.d, program, block_order), module_classes, kinds_of, optional)
+
+
+def rules_pass(ctx, rules: list[_Rule], module_classes: dict[str, list[str]], kinds_of: dict,
+               optional: dict[str, set[str]] | None = None) -> list[ir.Node]:
+    """One pass over ``self.modules()`` that draws ``rules`` (``weight_init_body``'s, or a block's own rules
+    drawn 'when made', at the end of its ``__init__``)."""
     optional = optional or {}
-    rules = _collect(ctx.d, program, block_order)
     if not rules:
         return []
     ns = Namespace(set(ctx.params) | ctx.locals)
@@ -83,7 +89,15 @@ def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_o
         return _Test(conds=(ir.Compare(("in",), (m, sets[key].target)),))
 
     kinds = {}
+    tensors: list[ir.Node] = []  # the network's learned tensors: drawn before the loop, as timm draws them
     for rule in rules:
+        if rule.kind is None and rule.block is None and _names_tensor(rule, kinds_of):
+            path = (*rule.path, rule.param) if rule.param else rule.path
+            cond = _network_cond(rule, ctx, skip=common)
+            draws = tuple(ir.Expr(_call(rule, "", ctx, _access(ir.Name("self"), path), item))
+                          for item in entries(rule.stmt.rule))
+            tensors += [ir.If(cond, draws)] if cond is not None else draws
+            continue
         kind = rule.kind or kinds_of.get((rule.block, rule.path)) or kinds_of.get((None, rule.path))
         if kind is None:
             raise SpecError(f"no layer '{'.'.join(rule.path)}' to initialise in any variant", rule.stmt.span)
@@ -114,7 +128,7 @@ def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_o
         else:
             branches.append((classes, body))
     if not branches:  # the rules reach no layer this network has
-        return []
+        return [ir.If(common, tuple(tensors))] if tensors and common is not None else tensors
     chain: tuple = ()
     branches = _subclasses_first(branches)
     for classes, body in reversed(branches):
@@ -122,10 +136,18 @@ def weight_init_body(ctx, program, module_classes: dict[str, list[str]], kinds_o
         chain = (ir.If(ir.call("isinstance", m, kinds_test), tuple(body), chain),)
     loop = ir.For(m, ir.call(ir.attr("self.modules")), chain)
     read = ir.reads(loop)
-    out: tuple = (*[s for s in sets.values() if s.target.id in read], loop)
+    out: tuple = (*tensors, *[s for s in sets.values() if s.target.id in read], loop)
     if common is not None:  # every rule holds only if (init_weights): the whole pass is conditional
         out = (ir.If(common, out),)
     return out
+
+
+def _names_tensor(rule: _Rule, kinds_of: dict) -> bool:
+    """Whether a rule of the network names a learned tensor (no layer of that path, and no parameter)."""
+    if not rule.param:
+        return True
+    layer_params = {p for params in PARAMETERS.values() for p in params}
+    return (None, rule.path) not in kinds_of and rule.param not in layer_params
 
 
 def _subclasses_first(branches: list[tuple[list[str], list[ir.Node]]]) -> list[tuple[list[str], list[ir.Node]]]:
@@ -173,7 +195,12 @@ def _collect(network: n.NetworkDef, program, block_order: list[str]) -> list[_Ru
     owners = [(None, network.body)] + [(b, program.blocks[b].body) for b in block_order]
     for index, (owner, body) in enumerate(owners):
         for order, (stmt, conds) in enumerate(_inits(body, [])):
+            if stmt.made:  # drawn in the class that makes its target (emit_init_made)
+                continue
             kind, block, path, param = classify(stmt, program.blocks, PARAMETERS)
+            if owner is not None and kind is None and not param:
+                raise SpecError("a block's learned tensor is initialised where it is made", stmt.span,
+                                hint="add 'when made': the network's pass draws after every module is made")
             if owner is not None and block is not None:
                 raise SpecError("a block's init rule names its own layers (Block.layer belongs in a network)",
                                 stmt.span)
@@ -237,7 +264,7 @@ def _chain(chain: list[_Rule], param: str, membership, ctx, common: ir.Node | No
 
 
 def _call(rule: _Rule, param: str, ctx, m: ir.Node, expr: n.Expr) -> ir.Node:
-    target = ir.Attr(m, param)
+    target = ir.Attr(m, param) if param else m  # a learned tensor: itself
     if isinstance(expr, n.Var) and expr.name in INITIALISERS:
         expr = n.Call(expr, [], [], expr.span)
     if isinstance(expr, n.Call) and isinstance(expr.func, n.Var) and expr.func.name in INITIALISERS:
