@@ -302,7 +302,6 @@ class ResNet(nn.Module):
     its 3x3 convs dilate by the stride instead, as DeepLab's (Chen et al., 2017)
     output stride 8 or 16; a stage's first block keeps the dilation before it.
     Only a bottleneck dilates (a basic block refuses it, as torchvision's does).
-    A dilated stage is a branch of its own, so the taps' reductions follow it.
     `size` is the input's side: it shapes the check, not the module.
     """
 
@@ -319,8 +318,7 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         self.feature_info = []  # timm's: each tap's channels, reduction and name
-        self.dilate = replace_stride_with_dilation
-        dilate = self.dilate
+        dilate = replace_stride_with_dilation
         d2 = 2 if dilate[0] else 1
         d3 = d2 * (2 if dilate[1] else 1)
         d4 = d3 * (2 if dilate[2] else 1)
@@ -348,14 +346,17 @@ class ResNet(nn.Module):
                 channels = layer1[-1].out_channels
         self.layer1 = layer1
         self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
-        reduction = 4
-        if dilate[0]:
-            layer2 = nn.Sequential()
-            for i in range(layers[1]):
+        layer2 = nn.Sequential()
+        for i in range(layers[1]):
+            if plain:
+                layer2.append(block(channels, 128, 2 if i == 0 else 1, norm_layer=norm_layer))
+                channels = layer2[-1].out_channels
+            else:
                 layer2.append(
                     block(
                         channels,
                         128,
+                        2 if i == 0 and not dilate[0] else 1,
                         groups=groups,
                         base_width=width_per_group,
                         norm_layer=norm_layer,
@@ -363,37 +364,19 @@ class ResNet(nn.Module):
                     ),
                 )
                 channels = layer2[-1].out_channels
-            self.layer2 = layer2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer2"))
-        else:
-            layer2_1 = nn.Sequential()
-            for i in range(layers[1]):
-                if plain:
-                    layer2_1.append(block(channels, 128, 2 if i == 0 else 1, norm_layer=norm_layer))
-                    channels = layer2_1[-1].out_channels
-                else:
-                    layer2_1.append(
-                        block(
-                            channels,
-                            128,
-                            2 if i == 0 else 1,
-                            groups=groups,
-                            base_width=width_per_group,
-                            norm_layer=norm_layer,
-                            dilation=d2,
-                        ),
-                    )
-                    channels = layer2_1[-1].out_channels
-            self.layer2 = layer2_1
-            reduction *= 2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer2"))
-        if dilate[1]:
-            layer3 = nn.Sequential()
-            for i in range(layers[2]):
+        self.layer2 = layer2
+        self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
+        layer3 = nn.Sequential()
+        for i in range(layers[2]):
+            if plain:
+                layer3.append(block(channels, 256, 2 if i == 0 else 1, norm_layer=norm_layer))
+                channels = layer3[-1].out_channels
+            else:
                 layer3.append(
                     block(
                         channels,
                         256,
+                        2 if i == 0 and not dilate[1] else 1,
                         groups=groups,
                         base_width=width_per_group,
                         norm_layer=norm_layer,
@@ -401,37 +384,19 @@ class ResNet(nn.Module):
                     ),
                 )
                 channels = layer3[-1].out_channels
-            self.layer3 = layer3
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer3"))
-        else:
-            layer3_1 = nn.Sequential()
-            for i in range(layers[2]):
-                if plain:
-                    layer3_1.append(block(channels, 256, 2 if i == 0 else 1, norm_layer=norm_layer))
-                    channels = layer3_1[-1].out_channels
-                else:
-                    layer3_1.append(
-                        block(
-                            channels,
-                            256,
-                            2 if i == 0 else 1,
-                            groups=groups,
-                            base_width=width_per_group,
-                            norm_layer=norm_layer,
-                            dilation=d3,
-                        ),
-                    )
-                    channels = layer3_1[-1].out_channels
-            self.layer3 = layer3_1
-            reduction *= 2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer3"))
-        if dilate[2]:
-            layer4 = nn.Sequential()
-            for i in range(layers[3]):
+        self.layer3 = layer3
+        self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
+        layer4 = nn.Sequential()
+        for i in range(layers[3]):
+            if plain:
+                layer4.append(block(channels, 512, 2 if i == 0 else 1, norm_layer=norm_layer))
+                channels = layer4[-1].out_channels
+            else:
                 layer4.append(
                     block(
                         channels,
                         512,
+                        2 if i == 0 and not dilate[2] else 1,
                         groups=groups,
                         base_width=width_per_group,
                         norm_layer=norm_layer,
@@ -439,31 +404,9 @@ class ResNet(nn.Module):
                     ),
                 )
                 channels = layer4[-1].out_channels
-            self.layer4 = layer4
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer4"))
-        else:
-            layer4_1 = nn.Sequential()
-            for i in range(layers[3]):
-                if plain:
-                    layer4_1.append(block(channels, 512, 2 if i == 0 else 1, norm_layer=norm_layer))
-                    channels = layer4_1[-1].out_channels
-                else:
-                    layer4_1.append(
-                        block(
-                            channels,
-                            512,
-                            2 if i == 0 else 1,
-                            groups=groups,
-                            base_width=width_per_group,
-                            norm_layer=norm_layer,
-                            dilation=d4,
-                        ),
-                    )
-                    channels = layer4_1[-1].out_channels
-            self.layer4 = layer4_1
-            reduction *= 2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer4"))
+        self.layer4 = layer4
         self.num_features = channels
+        self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_classes = self.fc.out_features
@@ -493,18 +436,9 @@ class ResNet(nn.Module):
         x = F.relu(x, inplace=True)  # N x 64 x 112 x 112
         x = self.maxpool(x)  # N x 64 x 56 x 56
         x = _checkpoint_stage(self.layer1, x) if self.grad_checkpointing else self.layer1(x)  # N x 64|256 x 56 x 56
-        if self.dilate[0]:
-            x = self.layer2(x)
-        else:
-            x = self.layer2(x)  # N x 128|512 x 28 x 28
-        if self.dilate[1]:
-            x = self.layer3(x)
-        else:
-            x = self.layer3(x)  # N x 256|1024 x 14 x 14
-        if self.dilate[2]:
-            x = self.layer4(x)
-        else:
-            x = self.layer4(x)  # N x 512|2048 x 7 x 7
+        x = _checkpoint_stage(self.layer2, x) if self.grad_checkpointing else self.layer2(x)  # N x 128|512 x 28 x 28
+        x = _checkpoint_stage(self.layer3, x) if self.grad_checkpointing else self.layer3(x)  # N x 256|1024 x 14 x 14
+        x = _checkpoint_stage(self.layer4, x) if self.grad_checkpointing else self.layer4(x)  # N x 512|2048 x 7 x 7
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -543,24 +477,12 @@ class ResNet(nn.Module):
         x = self.maxpool(x)  # N x 64 x 56 x 56
         x = self.layer1(x)  # N x 64|256 x 56 x 56
         features.append(x)
-        if self.dilate[0]:
-            x = self.layer2(x)
-            features.append(x)
-        else:
-            x = self.layer2(x)  # N x 128|512 x 28 x 28
-            features.append(x)
-        if self.dilate[1]:
-            x = self.layer3(x)
-            features.append(x)
-        else:
-            x = self.layer3(x)  # N x 256|1024 x 14 x 14
-            features.append(x)
-        if self.dilate[2]:
-            x = self.layer4(x)
-            features.append(x)
-        else:
-            x = self.layer4(x)  # N x 512|2048 x 7 x 7
-            features.append(x)
+        x = self.layer2(x)  # N x 128|512 x 28 x 28
+        features.append(x)
+        x = self.layer3(x)  # N x 256|1024 x 14 x 14
+        features.append(x)
+        x = self.layer4(x)  # N x 512|2048 x 7 x 7
+        features.append(x)
         return features
 
 
@@ -621,8 +543,7 @@ class ResNeXt(nn.Module):
     ) -> None:
         super().__init__()
         self.feature_info = []  # timm's: each tap's channels, reduction and name
-        self.dilate = replace_stride_with_dilation
-        dilate = self.dilate
+        dilate = replace_stride_with_dilation
         d2 = 2 if dilate[0] else 1
         d3 = d2 * (2 if dilate[1] else 1)
         d4 = d3 * (2 if dilate[2] else 1)
@@ -645,110 +566,55 @@ class ResNeXt(nn.Module):
             channels = 256
         self.layer1 = layer1
         self.feature_info.append(dict(num_chs=channels, reduction=4, module="layer1"))
-        reduction = 4
-        if dilate[0]:
-            layer2 = nn.Sequential()
-            for i in range(layers[1]):
-                layer2.append(
-                    Bottleneck(
-                        channels,
-                        128,
-                        groups=groups,
-                        base_width=width_per_group,
-                        norm_layer=norm_layer,
-                        dilation=1 if i == 0 else d2,
-                    ),
-                )
-                channels = 512
-            self.layer2 = layer2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer2"))
-        else:
-            layer2_1 = nn.Sequential()
-            for i in range(layers[1]):
-                layer2_1.append(
-                    Bottleneck(
-                        channels,
-                        128,
-                        2 if i == 0 else 1,
-                        groups=groups,
-                        base_width=width_per_group,
-                        norm_layer=norm_layer,
-                        dilation=d2,
-                    ),
-                )
-                channels = 512
-            self.layer2 = layer2_1
-            reduction *= 2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer2"))
-        if dilate[1]:
-            layer3 = nn.Sequential()
-            for i in range(layers[2]):
-                layer3.append(
-                    Bottleneck(
-                        channels,
-                        256,
-                        groups=groups,
-                        base_width=width_per_group,
-                        norm_layer=norm_layer,
-                        dilation=d2 if i == 0 else d3,
-                    ),
-                )
-                channels = 1024
-            self.layer3 = layer3
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer3"))
-        else:
-            layer3_1 = nn.Sequential()
-            for i in range(layers[2]):
-                layer3_1.append(
-                    Bottleneck(
-                        channels,
-                        256,
-                        2 if i == 0 else 1,
-                        groups=groups,
-                        base_width=width_per_group,
-                        norm_layer=norm_layer,
-                        dilation=d3,
-                    ),
-                )
-                channels = 1024
-            self.layer3 = layer3_1
-            reduction *= 2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer3"))
-        if dilate[2]:
-            layer4 = nn.Sequential()
-            for i in range(layers[3]):
-                layer4.append(
-                    Bottleneck(
-                        channels,
-                        512,
-                        groups=groups,
-                        base_width=width_per_group,
-                        norm_layer=norm_layer,
-                        dilation=d3 if i == 0 else d4,
-                    ),
-                )
-                channels = 2048
-            self.layer4 = layer4
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer4"))
-        else:
-            layer4_1 = nn.Sequential()
-            for i in range(layers[3]):
-                layer4_1.append(
-                    Bottleneck(
-                        channels,
-                        512,
-                        2 if i == 0 else 1,
-                        groups=groups,
-                        base_width=width_per_group,
-                        norm_layer=norm_layer,
-                        dilation=d4,
-                    ),
-                )
-                channels = 2048
-            self.layer4 = layer4_1
-            reduction *= 2
-            self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer4"))
+        layer2 = nn.Sequential()
+        for i in range(layers[1]):
+            layer2.append(
+                Bottleneck(
+                    channels,
+                    128,
+                    2 if i == 0 and not dilate[0] else 1,
+                    groups=groups,
+                    base_width=width_per_group,
+                    norm_layer=norm_layer,
+                    dilation=1 if i == 0 else d2,
+                ),
+            )
+            channels = 512
+        self.layer2 = layer2
+        self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
+        layer3 = nn.Sequential()
+        for i in range(layers[2]):
+            layer3.append(
+                Bottleneck(
+                    channels,
+                    256,
+                    2 if i == 0 and not dilate[1] else 1,
+                    groups=groups,
+                    base_width=width_per_group,
+                    norm_layer=norm_layer,
+                    dilation=d2 if i == 0 else d3,
+                ),
+            )
+            channels = 1024
+        self.layer3 = layer3
+        self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
+        layer4 = nn.Sequential()
+        for i in range(layers[3]):
+            layer4.append(
+                Bottleneck(
+                    channels,
+                    512,
+                    2 if i == 0 and not dilate[2] else 1,
+                    groups=groups,
+                    base_width=width_per_group,
+                    norm_layer=norm_layer,
+                    dilation=d3 if i == 0 else d4,
+                ),
+            )
+            channels = 2048
+        self.layer4 = layer4
         self.num_features = channels
+        self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_classes = self.fc.out_features
@@ -777,18 +643,9 @@ class ResNeXt(nn.Module):
         x = F.relu(x, inplace=True)  # N x 64 x 112 x 112
         x = self.maxpool(x)  # N x 64 x 56 x 56
         x = _checkpoint_stage(self.layer1, x) if self.grad_checkpointing else self.layer1(x)  # N x 256 x 56 x 56
-        if self.dilate[0]:
-            x = self.layer2(x)
-        else:
-            x = self.layer2(x)  # N x 512 x 28 x 28
-        if self.dilate[1]:
-            x = self.layer3(x)
-        else:
-            x = self.layer3(x)  # N x 1024 x 14 x 14
-        if self.dilate[2]:
-            x = self.layer4(x)
-        else:
-            x = self.layer4(x)  # N x 2048 x 7 x 7
+        x = _checkpoint_stage(self.layer2, x) if self.grad_checkpointing else self.layer2(x)  # N x 512 x 28 x 28
+        x = _checkpoint_stage(self.layer3, x) if self.grad_checkpointing else self.layer3(x)  # N x 1024 x 14 x 14
+        x = _checkpoint_stage(self.layer4, x) if self.grad_checkpointing else self.layer4(x)  # N x 2048 x 7 x 7
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -827,24 +684,12 @@ class ResNeXt(nn.Module):
         x = self.maxpool(x)  # N x 64 x 56 x 56
         x = self.layer1(x)  # N x 256 x 56 x 56
         features.append(x)
-        if self.dilate[0]:
-            x = self.layer2(x)
-            features.append(x)
-        else:
-            x = self.layer2(x)  # N x 512 x 28 x 28
-            features.append(x)
-        if self.dilate[1]:
-            x = self.layer3(x)
-            features.append(x)
-        else:
-            x = self.layer3(x)  # N x 1024 x 14 x 14
-            features.append(x)
-        if self.dilate[2]:
-            x = self.layer4(x)
-            features.append(x)
-        else:
-            x = self.layer4(x)  # N x 2048 x 7 x 7
-            features.append(x)
+        x = self.layer2(x)  # N x 512 x 28 x 28
+        features.append(x)
+        x = self.layer3(x)  # N x 1024 x 14 x 14
+        features.append(x)
+        x = self.layer4(x)  # N x 2048 x 7 x 7
+        features.append(x)
         return features
 
 
