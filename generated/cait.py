@@ -312,6 +312,8 @@ class Cait(nn.Module):
         self.num_classes = self.head.out_features
         self.head_hidden_size = self.head.in_features
         self.grad_checkpointing = False
+        _trunc_normal_timm_(self.pos_embed, std=0.02)
+        _trunc_normal_timm_(self.cls_token, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 _trunc_normal_timm_(m.weight, std=0.02)

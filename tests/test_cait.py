@@ -2,6 +2,8 @@
 attention written from tensor primitives, LayerScale, under timm's names."""
 
 import pytest
+import timm
+import torch
 import zoo
 from archtest import assert_static_shapes, fast_tier, graph_breaks, spec
 from timmzoo import assert_counts_and_keys, image, reference
@@ -64,3 +66,20 @@ def test_a_larger_model_at_384_matches_timm():
 @pytest.mark.slow  # a dynamo trace
 def test_no_graph_breaks():
     assert graph_breaks(spec("cait").build("cait_xxs24_224").eval(), image(batch=1)) == 0
+
+
+@pytest.mark.slow  # two models made, twice
+def test_starts_as_timm_seed_for_seed(tmp_path):
+    """timm draws the position embedding, then the class token, then the linear layers: the spec's rules for the
+    two learned tensors, drawn at the start of its pass, in that order. Without the first, both tensors differ."""
+    def states(s):
+        torch.manual_seed(7)
+        ours = s.build("cait_xxs24_224").state_dict()
+        torch.manual_seed(7)
+        return ours, timm.create_model("cait_xxs24_224", pretrained=False).state_dict()
+
+    ours, theirs = states(spec("cait"))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    ours, theirs = states(zoo.mutated_spec("cait", "    init pos_embed = trunc_normal_timm(std = 0.02)\n", "", tmp_path))
+    assert not torch.equal(ours["pos_embed"], theirs["pos_embed"])
+    assert not torch.equal(ours["cls_token"], theirs["cls_token"])
