@@ -15,6 +15,11 @@ def remember_source(file: str, text: str) -> None:
     _sources[file] = text
 
 
+def source_text(file: str) -> str:
+    """A remembered file's text ('' if none)."""
+    return _sources.get(file, "")
+
+
 class SpecError(Exception):
     """A mistake in a spec, located at ``span``.
 

@@ -117,9 +117,17 @@ for i in range(2) { blocks.{i} = conv(4, 1) if i != 0 }
     ("convs.{-1} = conv(4, 3)", "the key '-1' is neither a name nor a whole number"),
     ("features = seq { convs.0 = conv(4, 3) }", "a dotted name in a named seq"),
     ("train.0 = conv(4, 3)", "'train' is reserved"),
+    ("if = conv(4, 3)", "'if' is a reserved word of the language, so it cannot name a layer unquoted"),
+    ("relu; seq = relu", 'write it quoted ("seq" = ...)'),
+    ("class = conv(4, 3)", "'class' is not a valid Python identifier: a reserved word of Python"),
 ])
 def test_clashing_paths_are_located_errors(tmp_path, body, fragment):
     located_error(tmp_path, net(body), fragment)
+
+
+def test_a_reserved_word_names_a_layer_quoted(tmp_path):
+    _, model = build(tmp_path, net('"if" = conv(4, 3)\n"seq" = relu'))
+    assert [name for name, _ in model.named_children()] == ["if", "seq"]
 
 
 def test_a_container_read_as_a_tensor_is_a_located_error(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import SpecError
+from ..errors import SpecError, source_text
 from . import nodes as n
 
 # the language's keywords (grammar.lark), and those of them that may also name a parameter or a module
@@ -120,6 +120,20 @@ def _describe(tok: Token) -> str:
     return repr(str(tok.value))
 
 
+def _word_before(tok: Token, file: str) -> tuple[str, n.Span] | None:
+    """The one word a statement holds before ``tok`` (its '='), and where it stands."""
+    lines = source_text(file).splitlines()
+    if not tok.line or tok.line > len(lines):
+        return None
+    before = lines[tok.line - 1][:tok.column - 1]
+    start = max(before.rfind(c) for c in ";{") + 1
+    word = before[start:].strip()
+    if word not in {t.pattern.value for t in _parser().terminals if t.pattern.type == "str"}:  # not a keyword
+        return None
+    column = start + before[start:].index(word) + 1
+    return word, n.Span(file, tok.line, column, tok.line, column + len(word))
+
+
 def _syntax_error(exc: UnexpectedInput, file: str) -> SpecError:
     line = getattr(exc, "line", None) or 1
     column = getattr(exc, "column", None) or 1
@@ -150,6 +164,11 @@ def _syntax_error(exc: UnexpectedInput, file: str) -> SpecError:
             # a reserved word where a name may stand (let side = ..., block Mlp(hidden, out))
             return SpecError(f"'{tok.value}' is a reserved word of the language, so it cannot be a name here",
                              _tok_span(tok, file), hint=f"choose another name ('{tok.value}_', say)")
+        elif tok.type == "EQUAL" and (word := _word_before(tok, file)) is not None:
+            # a reserved word where a statement's name stands (if = conv(...))
+            return SpecError(f"'{word[0]}' is a reserved word of the language, so it cannot name a layer unquoted",
+                             word[1], hint=f"write it quoted (\"{word[0]}\" = ...) to use it as a state_dict key, "
+                                           f"or choose another name ('{word[0]}_', say)")
         elif {"NUMBER", "NAME"} <= set(exc.expected):
             hint = "expected an expression"
         elif expected:

@@ -99,7 +99,10 @@ def check_name(name: str, target: n.Target) -> str:
             raise SpecError(f"the name {name!r} {what}", target.span,
                             hint="a quoted name may hold any printable character but spaces, quotes, braces, "
                                  "backslashes and '.' (which separates state_dict keys)")
-    elif not name.isidentifier() or keyword.iskeyword(name):
+    elif keyword.iskeyword(name):
+        raise SpecError(f"'{name}' is not a valid Python identifier: a reserved word of Python", target.span,
+                        hint=f"write it quoted (\"{name}\" = ...) to use it as a state_dict key only")
+    elif not name.isidentifier():
         raise SpecError(f"'{name}' is not a valid Python identifier", target.span,
                         hint="write it quoted (\"block1-0\") to use it as a state_dict key only")
     if len(name) > MAX_NAME:
