@@ -46,6 +46,9 @@ REFERENCES = [
     *[("vit", v, v) for v in ("vit_b_16", "vit_b_32")],
     *[("swin", v, v) for v in ("swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b")],
     ("maxvit", "maxvit_t", "maxvit_t"),
+    # timm draws the learned tensors first, then its pass: the specs' rules for them
+    *[("deit", f"deit_{v}_patch16_224", f"timm:deit_{v}_patch16_224") for v in ("tiny", "small", "base")],
+    ("cait", "cait_xxs24_224", "timm:cait_xxs24_224"), ("xcit", "xcit_nano_12_p16_224", "timm:xcit_nano_12_p16_224"),
 ]
 QUICK = {"resnet18", "googlenet", "squeezenet1_1", "mobilenet_v3_small", "mnasnet0_5", "shufflenet_v2_x0_5",
          "efficientnet_b0", "regnet_y_400mf", "densenet121", "maxvit_t"}
