@@ -82,3 +82,18 @@ def test_the_same_rules_drawn_after_construction_differ(tmp_path):
     torch.manual_seed(0)
     theirs = Reference().state_dict()
     assert not torch.equal(ours["encoder.mlp.0.weight"], theirs["encoder.mlp.0.weight"])
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("init B.fc.bias = 0 when made", "write the rule in block B itself: 'init fc.bias = ... when made'"),
+    ("init b.scale = xavier_uniform()", "the learned_scale's learned tensor is 1-D"),
+    ("init linear.weight = 0 when made", "a network's rules for a kind of layer are drawn when it is made already"),
+])
+def test_misuse_is_a_located_error(tmp_path, rule, message):
+    path = tmp_path / "bad.arch"
+    path.write_text("block B() {\n    fc = linear(8)\n    scale = learned_scale((8,))\n}\n"
+                    f"network N() {{\n    input 4 x 8\n    b = B()\n    {rule}\n}}\nvariant n = N()\n")
+    with pytest.raises(archc.SpecError) as info:
+        archc.load(path).source()
+    text = info.value.render()
+    assert message in text and "bad.arch:8:" in text, text

@@ -206,10 +206,11 @@ def check_constant(value, span: n.Span) -> None:
 _FLOAT32_HINT = "parameters are float32 tensors: a number beyond about 3.4e38 becomes inf"
 
 
-def check_dimensions(name: str, op: str, param: str, span: n.Span) -> None:
-    """Fans exist only for a tensor of 2 or more dimensions (torch refuses fewer)."""
-    if name in FAN_BASED and DIMENSIONS.get((op, param), 1) < 2:
-        raise SpecError(f"{name} needs a tensor of 2 or more dimensions, and a {op}'s {param} is 1-D", span,
+def check_dimensions(name: str, op: str, param: str, span: n.Span, dims: int | None = None) -> None:
+    """Fans exist only for a tensor of 2 or more dimensions (torch refuses fewer); ``dims``: a learned tensor's."""
+    if name in FAN_BASED and (dims or DIMENSIONS.get((op, param), 1)) < 2:
+        what = f"the {op}'s learned tensor" if dims else f"a {op}'s {param}"
+        raise SpecError(f"{name} needs a tensor of 2 or more dimensions, and {what} is 1-D", span,
                         hint="fans count a weight's input and output connections, which a bias or a norm's weight "
                              "does not have: use a constant, normal, uniform or trunc_normal")
 
@@ -353,13 +354,19 @@ def _evaluate(rule: Rule, item: n.Expr, node: OpNode, ev: Evaluator) -> Resolved
         check_constant(value, item.span)
         return Resolved(None, {"val": value}, rule.stmt)
     init = INITIALISERS[call.func.name]
-    check_dimensions(init.name, node.op, rule.param, call.span)
+    check_dimensions(init.name, node.op, rule.param, call.span, _tensor_dims(node) if node.learned else None)
     args = {key: ev(expr) for key, expr in _exprs_of(call).items()}
     try:  # a rule reaches many layers with the same values: each set is checked once
         _check_once(init.name, call, tuple(args.items()))
     except TypeError:  # a value that does not hash (a list): checked here
         check_arguments(init.name, args, argument_spans(call), call.span)
     return Resolved(init.name, args, rule.stmt)
+
+
+def _tensor_dims(node: OpNode) -> int:
+    """How many dimensions a learned tensor has (a token's: 1 x count x D)."""
+    shape = node.args.get("shape")
+    return 3 if shape is None else len(shape) if isinstance(shape, (tuple, list)) else 1
 
 
 # A rule is resolved for every layer it reaches (tens of thousands in the deepest networks): what depends on
@@ -450,7 +457,7 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
 def _located(exc: SpecError, rule: Rule, node: OpNode, param: str, scopes: dict) -> SpecError:
     """Say which layer the failing rule was initialising, and through which block calls (its values may come
     from their arguments)."""
-    exc.add_note(f"initialising '{node.name}.{param}', made here", node.span)
+    exc.add_note(f"initialising '{'.'.join(filter(None, [node.name, param]))}', made here", node.span)
     parts = rule.scope.split(".") if rule.scope else []
     for i in range(len(parts), 0, -1):
         info = scopes.get(".".join(parts[:i]))
