@@ -139,3 +139,17 @@ block Head() { flatten }
 def test_the_formatter_keeps_dotted_names():
     text = "network N() {\n    input 3 x 8 x 8\n    for i in range(2) { convs.{i} = conv(4, 3); bns.0 = batchnorm }\n}\n"
     assert format_text(text) == text
+
+
+def test_keys_that_arguments_decide_make_a_module_dict(tmp_path):
+    """'for i in order' gives 0, 1 with the default order, but a factory's order=[1, 0] would append the modules
+    in the other order: a ModuleDict keeps each key with its module."""
+    spec, model = build(tmp_path, net("""
+for i in order { convs.{i} = conv(4 + 4 * i, 1) }
+for i in range(2) { lists.{i} = conv(4, 1) }
+lists.2 = conv(4, 1)
+""", "order = [0, 1]"))
+    assert isinstance(model.convs, nn.ModuleDict) and isinstance(model.lists, nn.ModuleDict)
+    other = spec.build("n", order=[1, 0])
+    assert list(other.convs) == ["1", "0"] and other.convs["1"].out_channels == 8
+    assert other(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)

@@ -1,10 +1,12 @@
 """Dotted names (``convs.{i} = conv(...)``, ``heads.cls = linear(...)``): the containers they build in ``__init__``
 and how ``forward`` reads their members.
 
-A container whose members every elaboration gave the keys 0, 1, 2, ... in order, each key a whole number (one
-interpolated int or written out), none of them made under a condition, is an ``nn.ModuleList``: ``__init__``
-appends to it, ``forward`` indexes it with the key's expression (``self.convs[i]``). Any other is an
-``nn.ModuleDict``, set and read by its string keys. Either way its state_dict keys are the spec's
+A container is an ``nn.ModuleList`` where appending is sure to give the spec's keys for any arguments: one
+statement names its members, ``NAME.{i}``, in a loop ``for i in range(n)`` that no other loop holds, under no
+condition, and every elaboration gave the keys 0, 1, 2, ... in order as whole numbers. ``__init__`` appends to
+it, ``forward`` indexes it with the loop's variable (``self.convs[i]``). Any other is an ``nn.ModuleDict``,
+set and read by its string keys (a list whose keys follow from a factory's arguments, ``for i in order``, keeps
+them right that way). Either way its state_dict keys are the spec's
 (``convs.0.weight``). The container is made where the class first names it: before the statement of the body
 (a loop, say) that holds its first member.
 """
@@ -30,24 +32,36 @@ def split(target: n.Target) -> tuple[str, n.Target]:
 def container_kinds(body: list[n.Stmt], info) -> dict[str, str]:
     """Each container a class body names: LIST or DICT (see the module's docstring). ``info``: the records of
     every elaboration (``StmtInfo``), where the elaborator noted each member's position, key and key type."""
-    found: dict[str, list[tuple[n.Target, bool]]] = {}
+    found: dict[str, list[tuple[n.Target, bool]]] = {}  # container -> its members, and whether each is positional
 
-    def visit(node: n.Node, conditional: bool) -> None:
+    def visit(node: n.Node, conditional: bool, loops: tuple[n.For, ...]) -> None:
         conditional = conditional or isinstance(node, n.If) or getattr(node, "cond", None) is not None
+        if isinstance(node, n.For):
+            loops += (node,)
         if isinstance(node, n.Target) and node.dotted:
-            found.setdefault(split(node)[0], []).append((node, conditional))
+            found.setdefault(split(node)[0], []).append((node, not conditional and _positional(node, loops)))
         for child in node.children():
-            visit(child, conditional)
+            visit(child, conditional, loops)
 
     for stmt in body:
-        visit(stmt, False)
+        visit(stmt, False, ())
     kinds = {}
     for container, members in found.items():
-        records = [info.get(("member", t)) for t, _ in members]
-        listed = all(records) and not any(cond for _, cond in members) and all(
-            is_int and key == str(position) for seen in records for position, key, is_int in seen)
+        seen = info.get(("member", members[0][0]))
+        listed = len(members) == 1 and members[0][1] and seen and all(
+            is_int and key == str(position) for position, key, is_int in seen)
         kinds[container] = LIST if listed else DICT
     return kinds
+
+
+def _positional(target: n.Target, loops: tuple[n.For, ...]) -> bool:
+    """``NAME.{i}`` in ``for i in range(n)``, the one loop around it: its key is its position."""
+    key = split(target)[1].parts
+    if len(loops) != 1 or len(key) != 1 or not isinstance(key[0], n.Var):
+        return False
+    loop, it = loops[0], loops[0].iterable
+    return (loop.var == key[0].name and isinstance(it, n.Call) and isinstance(it.func, n.Var)
+            and it.func.name == "range" and len(it.args) == 1 and not it.kwargs)
 
 
 def first_named(stmt: n.Stmt) -> list[str]:
