@@ -105,3 +105,24 @@ def test_a_tensor_only_the_other_branch_reads_is_an_error_at_its_let(tmp_path):
         load(tmp_path, text).source()
     message = info.value.render()
     assert "'skip' is computed but not used here" in message and "t.arch:6:" in message
+
+
+def test_a_module_applied_in_both_branches_to_different_widths_is_an_error_and_the_hint_works(tmp_path):
+    """Found in review: __init__ made the module for one branch's width, and the other branch crashed at run time."""
+    text = """block B(c, wide) (x) -> y {
+    m = conv(c, 1)
+    let y = m(cat([x, x], 1)) if wide else m(x)
+}
+network N(wide = true) {
+    input 3 x 8 x 8
+    b = B(4, wide)
+}
+variant a = N()
+variant b = N(false)
+"""
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, text).source()
+    assert "'m' is applied in both branches of a conditional tensor to tensors of different widths" in \
+        info.value.render()
+    assert check_runs(text.replace("m(cat([x, x], 1)) if wide else m(x)", "m(cat([x, x], 1) if wide else x)"),
+                      tmp_path)

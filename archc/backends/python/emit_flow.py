@@ -98,6 +98,7 @@ class FlowEmitter:
         self.local: dict[str, str] = {name: name for name in self.sig.inputs}  # tensor key -> forward's local
         # the step whose recorded types hold each value (an input has none)
         self.producers = {step.dest: step for steps in self.sig.lets.values() for step in _flat(steps)}
+        self.made_for: dict[n.Stmt, list] = {}  # a declared module -> the widths __init__ makes it for
 
     # ---------------------------------------------------------------- forward
 
@@ -160,7 +161,8 @@ class FlowEmitter:
         dest = self._dest(step.dest)
         test = self.fwd.fwd_expr(step.cond, self.sig.inputs[0])
         bodies = []
-        for key, steps, holds in zip(step.srcs, step.branches, (test, ir.Unary("not", test))):
+        written = lower(step.cond, ir.Name)
+        for key, steps, holds in zip(step.srcs, step.branches, (written, ir.Unary("not", written))):
             if key not in self.local:
                 self.local[key] = dest  # the branch's chain computes straight into the let's local
             inner: list[ir.Node] = []
@@ -312,6 +314,11 @@ class FlowEmitter:
                     if free in owner and order[owner[free]] > order[name]:
                         raise SpecError(f"'{name}' is sized by the output of '{owner[free]}', which is declared "
                                         "after it", decl.span, hint=f"declare '{owner[free]}' before '{name}'")
+            made = [self.emitter.lower(w) for w in widths]
+            if self.made_for.setdefault(decl, made) != made:  # applied in each branch of a conditional tensor
+                raise SpecError(f"'{name}' is applied in both branches of a conditional tensor to tensors of "
+                                "different widths, but a module is made once", step.span,
+                                hint=f"apply it once, to the conditional tensor: '{name}(a if flag else b)'")
             before = set(self.emitter.symbols) | self.emitter.channel_vars
             chunks[decl] = []
             if len(tensors) == 1 and not step.dests:

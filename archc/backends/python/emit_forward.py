@@ -60,7 +60,8 @@ class ForwardEmitter(MergeForward):
         self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
         self.run_time: dict[str, ir.Node] = {}  # a name folding keeps whole -> the value forward reads there
         self.candidates: dict[str, n.Let] = {}  # lets __init__ could compute once as attributes
-        self.holds: list[ir.Node] = []  # conditions true where the statements being written run (a branch's)
+        # conditions true where the statements being written run (a branch's), as written (lower(cond, ir.Name))
+        self.holds: list[ir.Node] = []
         # whether each call it writes works in place, by statement (forward's become the record, ``StmtInfo``;
         # forward_taps' are its own: a tap before an activation keeps it out of place there)
         self.written: dict[n.Span, bool] = {}
@@ -186,7 +187,7 @@ class ForwardEmitter(MergeForward):
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
         if cond is not None:
             test = self.fwd_cond(stmt, cond, var)
-            if self.fwd_expr(cond, var) in self.holds:  # made where this branch runs: it is there
+            if self.holds and lower(cond, ir.Name) in self.holds:  # made where this branch runs: it is there
                 test = ir.Const(True)
             if test == ir.Const(False):
                 return var, fresh
@@ -340,7 +341,7 @@ class ForwardEmitter(MergeForward):
         if isinstance(stmt, n.Init):
             return var, fresh
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
-        if cond is not None and self.fwd_expr(cond, var) in self.holds:  # made where this branch runs
+        if cond is not None and self.holds and lower(cond, ir.Name) in self.holds:  # made where this branch runs
             cond = None
         if cond is not None and dest != var:
             w.append(assign(dest, var))
