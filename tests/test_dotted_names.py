@@ -153,3 +153,59 @@ lists.2 = conv(4, 1)
     other = spec.build("n", order=[1, 0])
     assert list(other.convs) == ["1", "0"] and other.convs["1"].out_channels == 8
     assert other(torch.randn(1, 3, 8, 8)).shape == (1, 4, 8, 8)
+
+
+ASPP = """
+# torchvision's ASPP (DeepLabV3's head): five parallel branches under convs.0 to convs.4, concatenated, projected.
+block AsppConv(c, dilation) = seq {
+    conv(c, 3, padding = dilation, dilation = dilation, bias = false); batchnorm; relu
+}
+
+block AsppPooling(c, size) = seq {
+    adaptive_avgpool(1); conv(c, 1, bias = false); batchnorm; relu
+    upsample(size, mode = "bilinear")    # from 1 x 1 back to the input's size x size
+}
+
+block Aspp(rates, size, c = 256) {
+    concat {
+        convs.0 = seq { conv(c, 1, bias = false); batchnorm; relu }
+        for i in range(len(rates)) { convs.{i + 1} = AsppConv(c, rates[i]) }
+        convs.{len(rates) + 1} = AsppPooling(c, size)
+    }
+    project = seq { conv(c, 1, bias = false); batchnorm; relu; dropout(0.5) }
+}
+
+network Head(rates = [2, 3, 4], c = 8) {
+    input 16 x 12 x 12
+    aspp = Aspp(rates, 12, c)
+}
+variant n = Head()
+"""
+
+
+def test_torchvision_aspp(tmp_path):
+    """DeepLabV3's ASPP, whose branches a concat cannot name without dotted names: torchvision's keys in its
+    order, strict loads both ways and equal outputs; other rates (a mutation) give other outputs."""
+    deeplab = pytest.importorskip("torchvision.models.segmentation.deeplabv3")
+    spec, model = build(tmp_path, ASPP)
+    reference = randomized(Holder(deeplab.ASPP(16, [2, 3, 4], 8)))
+    assert list(model.state_dict()) == list(reference.state_dict())
+    x = torch.randn(2, 16, 12, 12)
+    assert_same_as_reference(model, reference, x)
+    reference.load_state_dict(model.state_dict(), strict=True)
+    mutated = Holder(deeplab.ASPP(16, [2, 3, 5], 8))
+    mutated.load_state_dict(reference.state_dict())
+    with pytest.raises(AssertionError):
+        assert_same_as_reference(model, mutated, x)
+    assert_static_shapes(spec, "n", model, x)
+
+
+class Holder(nn.Module):
+    """A network that applies its ``aspp``, as the spec's does."""
+
+    def __init__(self, aspp: nn.Module):
+        super().__init__()
+        self.aspp = aspp
+
+    def forward(self, x):
+        return self.aspp(x)
