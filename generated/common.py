@@ -10,6 +10,7 @@ __all__ = [
     "MLP",
     "BasicConv2d",
     "Conv2dNormActivation",
+    "MLPBlock",
     "SqueezeExcitation",
 ]
 
@@ -136,4 +137,25 @@ class MLP(nn.Sequential):
         self.append(nn.Dropout(p=dropout))
         self.append(nn.Linear(hidden, in_channels))
         self.append(nn.Dropout(p=dropout))
+        self.out_channels = in_channels
+
+
+class MLPBlock(nn.Sequential):
+    """ViT's MLPBlock (and Swin's MLP): torchvision's MLP whose linear layers it
+    initialises again as it makes them, Xavier-uniform weights and N(0, 1e-6)
+    biases, drawn before the next module is made.
+    """
+
+    def __init__(self, in_channels: int, hidden, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.append(nn.Linear(in_channels, hidden))
+        self.append(nn.GELU())
+        self.append(nn.Dropout(p=dropout))
+        self.append(nn.Linear(hidden, in_channels))
+        self.append(nn.Dropout(p=dropout))
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.normal_(m.bias, std=1e-06)
         self.out_channels = in_channels
