@@ -148,10 +148,12 @@ def test_names_and_numbers_that_broke_the_model_are_located_errors(tmp_path, tex
     # found by the fuzzer: forward_features ended inside the windows (groups of tokens), not on the map
     net('adaptive_avgpool(1)\npartition(1, "grid")\nmlp = seq { linear(6); gelu; linear(3) }\n'
         'departition(1, "grid")\namax(1, keepdim = true)\nflatten\nfc = linear(5)'),
+    # found by the fuzzer: silu in place on a fused linear and tanh, whose backward reads its output
+    net('flatten\nfc1 = linear_act(8, activation = "tanh")\nsilu\nfc = linear(3)'),
 ], ids=["network-model", "block-model", "loop-variable-channels", "residual-when-false", "residual-when-arg",
         "conditional-residual", "in-place-after-saved-output", "in-place-after-a-seq-of-views",
         "in-place-after-a-seq-ending-in-relu", "in-place-after-dropout", "in-place-after-a-skipped-residual",
-        "features-end-on-the-map-not-its-windows"])
+        "features-end-on-the-map-not-its-windows", "in-place-after-a-fused-tanh"])
 def test_models_that_failed_in_torch_now_run(tmp_path, text):
     runs(tmp_path, text)
 

@@ -190,7 +190,7 @@ def memory(graph: Graph, batch: int = 1, itemsize: int = 4) -> dict[str, OpMemor
         if rule.output:
             keys.append(storage[op.id])
         mem = result[op.id]
-        if op.id in in_place and rule.inputs and not REGISTRY[op.op].keeps_output:  # (an add keeps nothing)
+        if op.id in in_place and rule.inputs and not REGISTRY[op.op].keeps(op.args):  # (an add keeps nothing)
             # an op computed in place whose backward reads its input (relu6, silu) keeps a copy of the input;
             # one that reads its output there (relu, leaky_relu) keeps the one tensor
             keys.remove(storage[op.id])

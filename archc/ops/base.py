@@ -102,6 +102,7 @@ class OpKind:
     inplace: bool = False  # may be written inplace=True where its input is not shared
     inplace_if: Callable[[dict], bool] | None = None  # and only for argument values this holds for (constants)
     keeps_output: bool = False  # its backward reads its output: nothing may change that in place
+    keeps_output_if: Callable[[dict], bool] | None = None  # and for these argument values (a fused relu or tanh)
     view: bool = False  # its output may be its input or a view of it: as fresh as the input was
     channels_from: str | None = None  # the argument that sets the output features; None: unchanged
     channels_rule: Callable | None = None  # (input features, {arg: expr}) -> output features, as expressions
@@ -145,6 +146,10 @@ class OpKind:
     buffers: Callable[[dict, tuple, tuple], tuple[tuple[int, int], ...]] | None = None
     # and what its forward makes besides its output, a function of the same three (None: nothing)
     makes: Callable[[dict, tuple, tuple], Makes] | None = None
+
+    def keeps(self, args: dict) -> bool:
+        """Whether its backward reads its output, with these argument values."""
+        return self.keeps_output or (self.keeps_output_if is not None and self.keeps_output_if(args))
 
     @property
     def has_params(self) -> bool:

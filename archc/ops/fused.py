@@ -44,6 +44,11 @@ def _saves(a: dict, inputs: tuple, output: tuple) -> Saves:
     return BOTH if a["activation"] is not None else INPUT  # with an activation, its input too (as large as the output)
 
 
+def _keeps(a: dict) -> bool:
+    """The activation's backward reads its output (relu, sigmoid, tanh): so does the fused op's."""
+    return a.get("activation") is not None and REGISTRY[a["activation"]].keeps_output
+
+
 def _then(a: dict) -> str:
     return "" if a["activation"] is None else f", {a['activation']}"
 
@@ -53,7 +58,7 @@ _register(OpKind(
     params=_conv_params, macs=_conv_macs, make=_conv_make, run=_then_activation(_conv_run),
     doc=f"a conv and the activation after it ({', '.join(FUSABLE)}), if any, computed together in inference on the "
         "CPU, with the weights kept in oneDNN's layout for the input's size",
-    label=lambda a: _conv_label(a) + _then(a), saves=_saves, packs=True))
+    label=lambda a: _conv_label(a) + _then(a), saves=_saves, packs=True, keeps_output_if=_keeps))
 _linear = REGISTRY["linear"]
 _register(OpKind(
     "linear_act", LinearActArgs, _linear_shape, layouts=_linear.layouts, module="_LinearAct", in_arg=True,
@@ -61,4 +66,4 @@ _register(OpKind(
     run=_then_activation(_linear_run),
     doc=f"a linear layer and the activation after it ({', '.join(FUSABLE)}), if any, computed together in inference "
         "on the CPU",
-    label=lambda a: f"linear {a['out_features']}{_then(a)}", saves=_saves))
+    label=lambda a: f"linear {a['out_features']}{_then(a)}", saves=_saves, keeps_output_if=_keeps))

@@ -109,6 +109,20 @@ def may_work_in_place(kind, stmt: n.Layer, fold) -> bool:
     return kind.inplace_if(values)
 
 
+def keeps_output(kind, stmt: n.Layer, fold) -> bool:
+    """Whether the op's backward reads its output, so that the next layer may not change it in place: its kind
+    says so, or says so for some argument values (``keeps_output_if``), which where not constants it is taken to."""
+    if kind.keeps_output or kind.keeps_output_if is None:
+        return kind.keeps_output
+    values = {f: field.default for f, field in kind.args.model_fields.items() if not field.is_required()}
+    for field, e in given_args(kind, stmt).items():
+        folded = fold(e)
+        if not is_literal(folded):
+            return True
+        values[field] = Evaluator({})(folded)
+    return kind.keeps(values)
+
+
 # ------------------------------------------------------------- AST queries
 
 

@@ -27,6 +27,7 @@ from .emit import (
     given_args,
     input_features,
     is_attribute,
+    keeps_output,
     may_work_in_place,
     plain,
     shape_comment,
@@ -211,7 +212,7 @@ class ForwardEmitter(MergeForward):
                     stmt.func in self.blocks or stmt.func in self.block_params or stmt.func in self.ctx.networks
                     or stmt.func in self.ctx.op_params):
                 kind = REGISTRY[stmt.func]
-                made = fresh if kind.view or kind.name == "identity" else not kind.keeps_output
+                made = fresh if kind.view or kind.name == "identity" else not keeps_output(kind, stmt, lambda e: e)
             elif isinstance(stmt, n.Layer) and self.ctx.op_params.get(stmt.func) == "width":  # a norm, as above
                 made = fresh
             elif isinstance(stmt, n.Seq):
@@ -376,7 +377,7 @@ class ForwardEmitter(MergeForward):
             extra, extra_kw = irparse.arguments(kind.functional_extra)
             call = ir.Call(irparse.expression(kind.functional), (x, *pos, *extra), (*kw, *extra_kw))
             self._assign(w, dest, call, stmt)
-            return dest, fresh if kind.view else not kind.keeps_output
+            return dest, fresh if kind.view else not keeps_output(kind, stmt, lambda e: self.fwd_fold(e, var))
         if (kind is not None and may_work_in_place(kind, stmt, lambda e: self.fwd_fold(e, var))) or held:
             self.inplace_ok[stmt] = fresh and dest == var
         assert stmt.target is not None
@@ -389,7 +390,7 @@ class ForwardEmitter(MergeForward):
         self._tap(stmt, dest, taps)
         if kind is None:  # a block, or an op held by a parameter: its output may be anything, but a norm's is new
             return dest, held and fresh and self.ctx.op_params[stmt.func] == "width"  # (or, nn.Identity, its input)
-        return dest, fresh if kind.view else not kind.keeps_output
+        return dest, fresh if kind.view else not keeps_output(kind, stmt, lambda e: self.fwd_fold(e, var))
 
     def template_args(self, kind: OpKind, stmt: n.Layer, var: str) -> dict[str, ir.Node]:
         """Every argument a forward-only form reads (defaults too), lists as tuples."""

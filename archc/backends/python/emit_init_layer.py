@@ -12,7 +12,7 @@ from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, literal
 from ...sema.layout import feature_axis
 from . import containers, ir, irparse
-from .emit import SPAN, as_tuple, given_args, is_attribute, may_work_in_place, plain, symbol
+from .emit import SPAN, as_tuple, given_args, is_attribute, keeps_output, may_work_in_place, plain, symbol
 from .irbuild import interpolated, read_attribute
 from .lower import lower
 
@@ -68,7 +68,8 @@ class LayerInit:
                 self.inplace_ok[stmt] = seq.fresh and stmt.cond is None
             self.register(stmt.target, self.op_ctor(kind, stmt, cur), w, seq)
         if seq.var is not None:  # whether the next layer may work in place on this one's output
-            made_new = seq.fresh if kind.view or kind.name == "identity" else not kind.keeps_output
+            made_new = seq.fresh if kind.view or kind.name == "identity" else \
+                not keeps_output(kind, stmt, lambda e: self.fold(e, cur))
             seq.fresh = (seq.fresh and made_new) if stmt.cond is not None else made_new
         return new
 
