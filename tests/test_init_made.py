@@ -97,3 +97,20 @@ def test_misuse_is_a_located_error(tmp_path, rule, message):
         archc.load(path).source()
     text = info.value.render()
     assert message in text and "bad.arch:8:" in text, text
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_layer_made_under_a_condition_draws_in_the_branch_that_makes_it(tmp_path, flag):
+    path = tmp_path / "cond.arch"
+    path.write_text("block B(flag) {\n    fc = linear(8) if flag\n    init fc.bias = normal(std = 0.5) when made\n"
+                    "    pos = learned_add((1, 4, 8))\n    init pos = normal(std = 0.02) when made\n}\n"
+                    "network N(flag = true) {\n    input 4 x 8\n    b = B(flag)\n}\nvariant n = N()\n")
+    build = archc.load(path).python_module().n
+    torch.manual_seed(0)
+    ours = build(flag=flag).state_dict()
+    torch.manual_seed(0)
+    fc = nn.Linear(8, 8) if flag else None
+    bias = nn.init.normal_(fc.bias.detach().clone(), std=0.5) if flag else None
+    pos = torch.empty(1, 4, 8).normal_(std=0.02)
+    assert torch.equal(ours["b.pos"], pos)
+    assert not flag or torch.equal(ours["b.fc.bias"], bias)

@@ -36,18 +36,18 @@ def with_made_rules(ctx, body: list[ir.Node]) -> list[ir.Node]:
     if not rules:
         return body
     kinds = [r for r in rules if r.kind is not None]
-    after: dict[int, list[ir.Node]] = {}  # statement index -> the draws that follow it, in the rules' order
+    pending: dict[str, list[ir.Node]] = {}  # self.NAME -> the draws that follow its making, in the rules' order
     for rule in (r for r in rules if r.kind is None):
         path, param = _target(rule, body)
-        at = _maker(body, path[0])
-        if at is None:
+        if not _makers(body, path[0]):
             raise SpecError(f"'when made': no statement of {ctx.d.name}'s __init__ makes '{'.'.join(path)}'",
                             rule.stmt.span, hint="drop 'when made' to draw it in the network's pass")
         draws = tuple(ir.Expr(_call(rule, param, ctx, _access(ir.Name("self"), path), item))
                       for item in entries(rule.stmt.rule))
         cond = _network_cond(rule, ctx)
-        after.setdefault(at, []).extend([ir.If(cond, draws)] if cond is not None else draws)
-    body = [s for i, stmt in enumerate(body) for s in [stmt, *after.get(i, [])]]
+        pending.setdefault(path[0], []).extend([ir.If(cond, draws)] if cond is not None else draws)
+    for name, draws in pending.items():
+        body = _after_maker(body, name, draws)
     if kinds:
         if ctx.is_network:
             raise SpecError("a network's rules for a kind of layer are drawn when it is made already",
@@ -63,21 +63,43 @@ def _target(rule: _Rule, body: list[ir.Node]) -> tuple[tuple[str, ...], str]:
     names a tensor where ``self.LAYER`` is one, or where name is no parameter a layer has."""
     if not rule.param:
         return rule.path, ""
-    at = _maker(body, rule.path[0])
-    value = body[at].value if at is not None and len(rule.path) == 1 else None
+    makers = [s.value for s in _makers(body, rule.path[0])] if len(rule.path) == 1 else []
     layer_params = {p for params in PARAMETERS.values() for p in params}
-    if rule.param not in layer_params or (isinstance(value, ir.Call) and value.func == ir.attr("nn.Parameter")):
+    if rule.param not in layer_params or any(isinstance(v, ir.Call) and v.func == ir.attr("nn.Parameter")
+                                             for v in makers):
         return (*rule.path, rule.param), ""
     return rule.path, rule.param
 
 
-def _maker(body: list, name: str) -> int | None:
-    """The index of the last statement that assigns ``self.name``."""
-    found = None
-    for i, stmt in enumerate(body):
-        if isinstance(stmt, ir.Assign) and stmt.target == ir.Attr(ir.Name("self"), name):
-            found = i
+def _makes(stmt: ir.Node, name: str) -> bool:
+    """Whether ``stmt`` makes ``self.name`` (``self.proj = None``, for a layer made only under a condition,
+    makes nothing)."""
+    return isinstance(stmt, ir.Assign) and stmt.target == ir.Attr(ir.Name("self"), name) and \
+        stmt.value != ir.Const(None)
+
+
+def _makers(body, name: str) -> list[ir.Assign]:
+    found = []
+    for stmt in body:
+        if _makes(stmt, name):
+            found.append(stmt)
+        elif isinstance(stmt, ir.If):
+            found += _makers(stmt.body, name) + _makers(stmt.orelse, name)
     return found
+
+
+def _after_maker(body, name: str, draws: list[ir.Node]) -> list[ir.Node]:
+    """``body`` with ``draws`` after each statement that makes ``self.name``, in an ``if``'s branches too (the
+    branch that makes it draws)."""
+    out: list[ir.Node] = []
+    for stmt in body:
+        if isinstance(stmt, ir.If):
+            stmt = ir.If(stmt.test, tuple(_after_maker(stmt.body, name, draws)),
+                         tuple(_after_maker(stmt.orelse, name, draws)))
+        out.append(stmt)
+        if _makes(stmt, name):
+            out += draws
+    return out
 
 
 __all__ = ["made_rules", "with_made_rules"]
