@@ -422,13 +422,14 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
         if rule.kind is None and rule.block is None and rule.param and full in by_path and by_path[full].learned:
             rule.path, rule.param = (*rule.path, rule.param), ""
     done: dict[tuple, Resolved] = {}  # a rule's values for the names it reads: most layers it reaches share them
+    candidates: dict[tuple, list[Rule]] = {}  # (parameter, layer kind) -> the rules that may reach it
+    for rule in rules:
+        candidates.setdefault((rule.param, rule.kind), []).append(rule)
     for node in nodes:
         params = node_parameters(node) if node.name is not None else ()
         for param in params:
             best: tuple | None = None
-            for rule in rules:
-                if rule.param != param:
-                    continue
+            for rule in [*candidates.get((param, node.op), ()), *candidates.get((param, None), ())]:
                 rank = _match(rule, node, scopes)
                 if rank is not None and (best is None or (not rule.stmt.made, rank) > best[0]):
                     best = ((not rule.stmt.made, rank), rule)
