@@ -110,7 +110,8 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
                 else:
                     body += ["residual {", *inner, "} " + shortcut[0], shortcut[1], "}"]
                 if self.chance(50):
-                    body.append("init bn2.weight = 0" + (" if flag" if "flag = true" in params else ""))
+                    body.append("init bn2.weight = 0" + (" if flag" if "flag = true" in params else "")
+                                + (" when made" if self.chance(30) else ""))
             elif kind == "when":
                 body.append(f"residual(when = {stride} == 1 and in.channels == c, stochastic_depth = 0.25) {{")
                 body.append(f"    block = seq {{ conv(c, 3, {stride}, padding = 1); batchnorm; {self.pick(ACTIVATIONS)} }}")
@@ -147,8 +148,8 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
                 body.append(self.pick(ACTIVATIONS))
             if "flag = true" in params and self.chance(50):
                 body.append("extra = conv(c, 1) if flag")
-            if self.chance(30):  # a rule for the block's own convs
-                body.append(f"init conv.weight = {self.pick(INITS)}")
+            if self.chance(30):  # a rule for the block's own convs, drawn in the network's pass or as they are made
+                body.append(f"init conv.weight = {self.pick(INITS)}" + (" when made" if self.chance(40) else ""))
             if "act = relu" in params:
                 body.append("activation = act" + (" if act != none" if self.chance(50) else ""))
         self.blocks.append((name, strided))
