@@ -16,6 +16,10 @@ import archc
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
+# what generated code may import: torch, and the standard library's math, functools.partial (a norm held with its
+# arguments) and collections.abc.Callable (its annotation)
+ALLOWED_IMPORTS = {"math", "functools", "collections.abc", "torch", "torch.nn.functional", "torch.nn",
+                   "torch.utils.checkpoint"}
 
 
 @cache

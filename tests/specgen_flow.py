@@ -134,14 +134,13 @@ class FlowMix:
                     f"{a} + reshape(coordinates({a}, (c,), 1), (c, 1, 1)) / c - sigmoid({a}) ** 2",
                 ]))
             elif kind == "split":  # parts of uneven sizes, each a tensor, joined again at once
-                b = take()
                 p, q = f"p{len(lets)}", f"q{len(lets)}"
                 if self.chance(50):
-                    lets.append(f"let {p}, {q} = split(cat([{a}, {b}], 1), [c, c], 1)")
+                    lets.append(f"let {p}, {q} = split(cat([{a}, {take()}], 1), [c, c], 1)")
                     let(f"{p} * sigmoid({q})")
                 else:  # (c of 1 gives a part of 0: rejected, a located error)
                     lets.append(f"let {p}, {q} = split({a}, [c // 2, c - c // 2], dim = 1)")
-                    let(f"cat([{q}, {p}], 1)" if self.chance(50) else f"cat([{p}, {q}], 1) + {b}")
+                    let(f"cat([{q}, {p}], 1)" if self.chance(50) else f"cat([{p}, {q}], 1) + {take()}")
             elif kind == "choice":  # a tensor of one of two branches, the condition a value of the call
                 b = take()
                 cond = self.pick(["c > 4", "c % 2 == 0", "true", "stride == 1" if strided else "k == 3"])
