@@ -145,10 +145,11 @@ def test_training_mode_matches_torchvision(variant):
 # by relu: test_v2_clips_at_6_as_torchvision).
 MUTATIONS = {
     "V2's linear bottleneck given a relu6": (
-        "mobilenet_v2", "conv(out_channels, 1, bias = false)\n            batchnorm\n",
-        "conv(out_channels, 1, bias = false)\n            batchnorm; relu6\n", "max difference"),
+        "mobilenet_v2", "conv(out_channels, 1, bias = false)\n            norm_layer\n",
+        "conv(out_channels, 1, bias = false)\n            norm_layer; relu6\n", "max difference"),
     "V3's stem hardswish replaced by silu": (
-        "mobilenet_v3_large", "activation = hardswish, eps", "activation = silu, eps", "max difference"),
+        "mobilenet_v3_large", "stride = 2, activation = hardswish,", "stride = 2, activation = silu,",
+        "max difference"),
     "V3's SE gate dropped": (
         "mobilenet_v3_large", "SqueezeExcitation(make_divisible(expanded // 4), scale_activation = hardsigmoid) if use_se",
         "", "strict load failed"),
@@ -166,8 +167,8 @@ def test_comparison_fails_for_a_mutant(mutation, tmp_path):
 
 # Mutations only training mode shows: eval outputs still agree, the training comparison must not.
 TRAINING_MUTATIONS = {
-    "V3's batch-norm momentum 0.1": ("momentum = 0.01)\n        tap\n    }\n    avgpool", "momentum = 0.1)\n        tap\n    }\n    avgpool",
-                                     "features.12.1.running_mean differs"),
+    "V3's batch-norm momentum 0.1": ("batchnorm(eps = 0.001, momentum = 0.01), size = 224",
+                                     "batchnorm(eps = 0.001, momentum = 0.1), size = 224", "running_mean differs"),
     "V3's dropout before the hardswish": ("hardswish\n        dropout(dropout)", "dropout(dropout)\n        hardswish",
                                           "training mode: max difference"),
 }

@@ -124,17 +124,18 @@ def test_matches_torchvision(variant, block_params_on_cpu):
 
 # Mutations that compile but build something else: the comparison must see each of them.
 SE_THEN_C = """    se = SqueezeExcitation(int(round(se_ratio * in.channels))) if se_ratio != none
-    c = Conv2dNormActivation(width_out, 1, activation = none)
+    c = Conv2dNormActivation(width_out, 1, activation = none, norm_layer = norm_layer)
 """
 MUTATIONS = {
     "SE gate dropped": ("regnet_y_400mf", SE_THEN_C, SE_THEN_C.splitlines(keepends=True)[1]),
     "SE after the last 1x1": ("regnet_y_400mf", SE_THEN_C, "".join(reversed(SE_THEN_C.splitlines(keepends=True)))),
-    "ReLU after the projection": ("regnet_x_400mf", "proj = Conv2dNormActivation(width_out, 1, stride, activation = none)",
-                                  "proj = Conv2dNormActivation(width_out, 1, stride)"),
+    "ReLU after the projection": ("regnet_x_400mf",
+                                  "proj = Conv2dNormActivation(width_out, 1, stride, activation = none,",
+                                  "proj = Conv2dNormActivation(width_out, 1, stride,"),
     "stride in the first 1x1": ("regnet_x_400mf",
-                                "a = Conv2dNormActivation(width_out, 1)\n"
+                                "a = Conv2dNormActivation(width_out, 1, norm_layer = norm_layer)\n"
                                 "    b = Conv2dNormActivation(width_out, 3, stride,",
-                                "a = Conv2dNormActivation(width_out, 1, stride)\n"
+                                "a = Conv2dNormActivation(width_out, 1, stride, norm_layer = norm_layer)\n"
                                 "    b = Conv2dNormActivation(width_out, 3,"),
 }
 

@@ -65,7 +65,8 @@ def check_runs(text: str, directory: Path) -> bool:
             out = model(x)
         assert tuple(out.shape) == (2, *graph.node(graph.output).shape)
         if hasattr(model, "forward_head"):
-            assert_head_splits(model, x, out, graph.node(graph.input).layout == "CL")
+            assert_head_splits(model, x, out, graph.node(graph.input).layout == "CL",
+                               {op.shape for op in graph.ops() if op.layout == "HWC"})
         # the independent oracle: the graph interpreter, holding the same state (in float64, batch statistics
         # moved off their defaults), gives the same outputs, in training too where nothing draws random numbers
         ref = copy.deepcopy(model).double()
@@ -98,17 +99,21 @@ def check_runs(text: str, directory: Path) -> bool:
     return True
 
 
-def assert_head_splits(model, x: torch.Tensor, out: torch.Tensor, signal: bool = False) -> None:
+def assert_head_splits(model, x: torch.Tensor, out: torch.Tensor, signal: bool = False,
+                       channels_last: set = frozenset()) -> None:
     """timm's methods (eval, no grad): the halves give forward's output (also where forward keeps its side
     outputs whole), the pre-logits are head_hidden_size wide, and a reset classifier gives the new classes.
-    A map's or a volume's features are its channels, dimension 1, as a signal's (N x C x L); tokens' the last."""
+    A map's or a volume's features are its channels, dimension 1, as a signal's (N x C x L); tokens' and a
+    channels-last map's the last."""
     with torch.no_grad():
         features = model.forward_features(x)
         assert torch.allclose(model.forward_head(features), out, rtol=1e-5, atol=1e-6)
         pre = model.forward_head(features, pre_logits=True)
         first = (4, 5, 3) if signal else (4, 5)  # the dimensions of tensors whose features are dimension 1
         assert (pre.shape[1] if pre.dim() in first else pre.shape[-1]) == model.head_hidden_size
-        assert (features.shape[1] if features.dim() in first else features.shape[-1]) == model.num_features
+        last = tuple(features.shape[1:]) in channels_last  # a channels-last map's features are its last dimension
+        assert (features.shape[1] if features.dim() in first and not last else features.shape[-1]) == \
+            model.num_features
         clone = copy.deepcopy(model)
         clone.reset_classifier(3)
         assert clone(x).shape == (x.shape[0], 3)

@@ -150,10 +150,12 @@ def test_names_and_numbers_that_broke_the_model_are_located_errors(tmp_path, tex
         'departition(1, "grid")\namax(1, keepdim = true)\nflatten\nfc = linear(5)'),
     # found by the fuzzer: silu in place on a fused linear and tanh, whose backward reads its output
     net('flatten\nfc1 = linear_act(8, activation = "tanh")\nsilu\nfc = linear(3)'),
+    # found by the fuzzer: features on a channels-last map (the test read its height as the features)
+    net("stage4 = seq { adaptive_maxpool(2); permute([0, 2, 3, 1]) }\nflatten\nfc_out = linear(5)"),
 ], ids=["network-model", "block-model", "loop-variable-channels", "residual-when-false", "residual-when-arg",
         "conditional-residual", "in-place-after-saved-output", "in-place-after-a-seq-of-views",
         "in-place-after-a-seq-ending-in-relu", "in-place-after-dropout", "in-place-after-a-skipped-residual",
-        "features-end-on-the-map-not-its-windows", "in-place-after-a-fused-tanh"])
+        "features-end-on-the-map-not-its-windows", "in-place-after-a-fused-tanh", "features-of-a-channels-last-map"])
 def test_models_that_failed_in_torch_now_run(tmp_path, text):
     runs(tmp_path, text)
 

@@ -82,7 +82,8 @@ def test_training_mode_drops_what_torchvision_drops():
 # Mutations that compile (same shapes) but compute something else: the comparison must see each of them.
 SPEC_MUTATIONS = {
     "no shifted windows": ("0 if j % 2 == 0 else window_size // 2", "0"),
-    "GELU replaced by ReLU": ("linear(hidden); gelu", "linear(hidden); relu", "common.arch"),  # the MLP block
+    "GELU replaced by ReLU": ("gelu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init",
+                              "relu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init", "common.arch"),  # the MLP block
     "V2 normalising before attention": ("attn = window_attention(window_size, num_heads, shift_size, 2, "
                                         "attention_dropout, dropout)\n            norm1 = layernorm",
                                         "norm1 = layernorm\n            attn = window_attention(window_size, "

@@ -87,10 +87,12 @@ def test_training_mode_drops_what_torchvision_drops():
 # Mutations that compile (same shapes) but compute something else: the comparison must see each of them.
 # (old, new[, the file changed: the MLP block is common.arch's])
 MUTATIONS = {
-    "GELU replaced by ReLU": ("linear(hidden); gelu", "linear(hidden); relu", "common.arch"),
+    "GELU replaced by ReLU": ("gelu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init",
+                              "relu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init", "common.arch"),
     "the second token classified": ("select_token(0)", "select_token(1)"),
     "attention's residual dropped": ("    residual {\n        ln_1", "    seq {\n        ln_1"),
-    "no position embedding": ("pos_embedding = learned_add((1, seq_length, in.channels))", ""),
+    "no position embedding": ("    pos_embedding = learned_add((1, seq_length, in.channels))\n"
+                              "    init pos_embedding = normal(std = 0.02) when made", ""),
 }
 
 
