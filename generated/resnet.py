@@ -322,6 +322,9 @@ class ResNet(nn.Module):
         d2 = 2 if dilate[0] else 1
         d3 = d2 * (2 if dilate[1] else 1)
         d4 = d3 * (2 if dilate[2] else 1)
+        s2 = 1 if dilate[0] else 2
+        s3 = 1 if dilate[1] else 2
+        s4 = 1 if dilate[2] else 2
         plain = groups == 1 and width_per_group == 64 and d4 == 1
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_layer(64)
@@ -349,14 +352,14 @@ class ResNet(nn.Module):
         layer2 = nn.Sequential()
         for i in range(layers[1]):
             if plain:
-                layer2.append(block(channels, 128, 2 if i == 0 else 1, norm_layer=norm_layer))
+                layer2.append(block(channels, 128, s2 if i == 0 else 1, norm_layer=norm_layer))
                 channels = layer2[-1].out_channels
             else:
                 layer2.append(
                     block(
                         channels,
                         128,
-                        2 if i == 0 and not dilate[0] else 1,
+                        s2 if i == 0 else 1,
                         groups=groups,
                         base_width=width_per_group,
                         norm_layer=norm_layer,
@@ -365,18 +368,19 @@ class ResNet(nn.Module):
                 )
                 channels = layer2[-1].out_channels
         self.layer2 = layer2
-        self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
+        reduction = 4 * s2
+        self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(layers[2]):
             if plain:
-                layer3.append(block(channels, 256, 2 if i == 0 else 1, norm_layer=norm_layer))
+                layer3.append(block(channels, 256, s3 if i == 0 else 1, norm_layer=norm_layer))
                 channels = layer3[-1].out_channels
             else:
                 layer3.append(
                     block(
                         channels,
                         256,
-                        2 if i == 0 and not dilate[1] else 1,
+                        s3 if i == 0 else 1,
                         groups=groups,
                         base_width=width_per_group,
                         norm_layer=norm_layer,
@@ -385,18 +389,19 @@ class ResNet(nn.Module):
                 )
                 channels = layer3[-1].out_channels
         self.layer3 = layer3
-        self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
+        reduction *= s3
+        self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer3"))
         layer4 = nn.Sequential()
         for i in range(layers[3]):
             if plain:
-                layer4.append(block(channels, 512, 2 if i == 0 else 1, norm_layer=norm_layer))
+                layer4.append(block(channels, 512, s4 if i == 0 else 1, norm_layer=norm_layer))
                 channels = layer4[-1].out_channels
             else:
                 layer4.append(
                     block(
                         channels,
                         512,
-                        2 if i == 0 and not dilate[2] else 1,
+                        s4 if i == 0 else 1,
                         groups=groups,
                         base_width=width_per_group,
                         norm_layer=norm_layer,
@@ -405,8 +410,9 @@ class ResNet(nn.Module):
                 )
                 channels = layer4[-1].out_channels
         self.layer4 = layer4
+        reduction *= s4
         self.num_features = channels
-        self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
+        self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_classes = self.fc.out_features
@@ -547,6 +553,9 @@ class ResNeXt(nn.Module):
         d2 = 2 if dilate[0] else 1
         d3 = d2 * (2 if dilate[1] else 1)
         d4 = d3 * (2 if dilate[2] else 1)
+        s2 = 1 if dilate[0] else 2
+        s3 = 1 if dilate[1] else 2
+        s4 = 1 if dilate[2] else 2
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_layer(64)
         self.feature_info.append(dict(num_chs=64, reduction=2, module="act1"))
@@ -572,7 +581,7 @@ class ResNeXt(nn.Module):
                 Bottleneck(
                     channels,
                     128,
-                    2 if i == 0 and not dilate[0] else 1,
+                    s2 if i == 0 else 1,
                     groups=groups,
                     base_width=width_per_group,
                     norm_layer=norm_layer,
@@ -581,14 +590,15 @@ class ResNeXt(nn.Module):
             )
             channels = 512
         self.layer2 = layer2
-        self.feature_info.append(dict(num_chs=channels, reduction=8, module="layer2"))
+        reduction = 4 * s2
+        self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer2"))
         layer3 = nn.Sequential()
         for i in range(layers[2]):
             layer3.append(
                 Bottleneck(
                     channels,
                     256,
-                    2 if i == 0 and not dilate[1] else 1,
+                    s3 if i == 0 else 1,
                     groups=groups,
                     base_width=width_per_group,
                     norm_layer=norm_layer,
@@ -597,14 +607,15 @@ class ResNeXt(nn.Module):
             )
             channels = 1024
         self.layer3 = layer3
-        self.feature_info.append(dict(num_chs=channels, reduction=16, module="layer3"))
+        reduction *= s3
+        self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer3"))
         layer4 = nn.Sequential()
         for i in range(layers[3]):
             layer4.append(
                 Bottleneck(
                     channels,
                     512,
-                    2 if i == 0 and not dilate[2] else 1,
+                    s4 if i == 0 else 1,
                     groups=groups,
                     base_width=width_per_group,
                     norm_layer=norm_layer,
@@ -613,8 +624,9 @@ class ResNeXt(nn.Module):
             )
             channels = 2048
         self.layer4 = layer4
+        reduction *= s4
         self.num_features = channels
-        self.feature_info.append(dict(num_chs=channels, reduction=32, module="layer4"))
+        self.feature_info.append(dict(num_chs=channels, reduction=reduction, module="layer4"))
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_classes = self.fc.out_features

@@ -346,3 +346,21 @@ def test_resnet_takes_torchvisions_replace_stride_with_dilation():
     assert not torch.allclose(other(x), theirs(x))
     with pytest.raises(TypeError, match="BasicBlock"):
         resnet18(replace_stride_with_dilation=dilate)
+
+
+@pytest.mark.parametrize("factory", ["resnet50", "resnext50_32x4d"])
+def test_the_taps_reductions_follow_replace_stride_with_dilation(factory):
+    """A stage that dilates instead of striding keeps its map's size, and feature_info says so: its reduction is
+    written with the stage's stride, a let of the option (not the 32 every variant has)."""
+    import torch
+    from archc.models import resnet
+
+    build = getattr(resnet, factory)
+    x = torch.randn(1, 3, 64, 64)
+    for dilate in ([False, False, False], [False, True, True], [True, True, True], [False, False, True]):
+        model = build(replace_stride_with_dilation=dilate, features_only=True).eval()
+        with torch.no_grad():
+            measured = [64 // f.shape[-1] for f in model(x)]
+        assert model.feature_info.reduction() == measured, dilate
+    assert build(replace_stride_with_dilation=[False, True, True], features_only=True).feature_info.reduction() == \
+        [2, 4, 8, 8, 8]

@@ -92,7 +92,7 @@ def test_basic_block_takes_no_groups():
 # Mutations of the grouped bottleneck that compile: the comparison must fail for each.
 MUTATIONS = {
     "conv2 ungrouped": ("dilation = dilation, groups = groups, bias = false)", "dilation = dilation, bias = false)"),
-    "layer3 not strided": ("Bottleneck(256, 2 if i == 0 and not dilate[1] else 1, groups", "Bottleneck(256, 1, groups"),
+    "layer3 not strided": ("Bottleneck(256, s3 if i == 0 else 1, groups", "Bottleneck(256, 1, groups"),
 }
 
 

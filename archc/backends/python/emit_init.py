@@ -23,7 +23,7 @@ from .emit import SPAN, Namespace, conditional_names, plain, static_name, symbol
 from .emit_forward import arranged
 from .emit_head import AT_START
 from .emit_init_layer import LayerInit, _Seq
-from .emit_taps import TapTracker
+from .emit_taps import TapTracker, option_names
 from .irbuild import (
     assigns,
     drop_empty,
@@ -62,8 +62,8 @@ class InitEmitter(LayerInit):
         self.outputs: dict[str, n.Expr] = {}
         self.symbols: dict[str, ir.Node] = {}  # a name standing in a width for a module's attribute -> its IR
         self.features_end: n.Stmt | object | None = None  # num_features is the width after it (or AT_START)
-        self.taps = TapTracker(ctx.d.body, ctx.info, self.init_expr, self.init_ns.create, ctx.tapped) \
-            if ctx.has_taps else None
+        self.taps = TapTracker(ctx.d.body, ctx.info, self.init_expr, self.init_ns.create, ctx.tapped,
+                               option_names(ctx.d)) if ctx.has_taps else None
 
     def emit(self, cur: n.Expr, into: str | None = None) -> tuple[list[ir.Node], n.Expr]:
         """The statements creating the modules (``into``: the Sequential they are appended to, ``self`` for a

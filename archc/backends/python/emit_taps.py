@@ -34,9 +34,12 @@ class TapState:
 
 
 class TapTracker:
-    def __init__(self, body: list[n.Stmt], info, lower, local, tapped: frozenset[str] = frozenset()):
-        """``tapped``: the blocks whose taps become their caller's (``sema.taps.tapped_blocks``)."""
+    def __init__(self, body: list[n.Stmt], info, lower, local, tapped: frozenset[str] = frozenset(),
+                 options: frozenset[str] = frozenset()):
+        """``tapped``: the blocks whose taps become their caller's (``sema.taps.tapped_blocks``); ``options``: the
+        names a caller may set (the network's ``option`` parameters and the lets that read them)."""
         self.info = info
+        self.options = options
         self.holders = n.tap_holders(body, tapped)
         self.holders |= self._varying(body)
         last = max((i for i, s in enumerate(body) if isinstance(s, n.Tap) or s in self.holders), default=-1)
@@ -79,6 +82,13 @@ class TapTracker:
         if stmt in self.after_last:
             return 1
         strides = {step_stride(a, b) or 1 for a, b in self.info.get(stmt)}
+        if len(strides) == 1 and self.options:  # the same in every variant, but a caller's option may change it
+            reads = self.info.get(("names", stmt))
+            stride = next(iter(strides))
+            name = next((k for k in (reads[0] if reads else {}) if k in self.options
+                         and all(read.get(k) == stride for read in reads)), None)
+            if name is not None:
+                return name
         if len(strides) <= 1:
             return strides.pop() if strides else 1
         name = self._named_stride(stmt)
@@ -183,3 +193,15 @@ class TapTracker:
         name = ir.BinOp("+", prefix, ir.Index(entry, ir.const("module")))
         append = ir.call("self.feature_info.append", ir.call("dict", entry, reduction=reduction, module=name))
         return ir.For(entry, ir.Attr(module, "feature_info"), (ir.Expr(append),))
+
+
+def option_names(definition) -> frozenset[str]:
+    """A network's ``option`` parameters and the lets of its body that read them (directly or through such lets):
+    the numbers a factory's caller may change from what every variant gives."""
+    found = {p.name for p in definition.params if getattr(p, "option", False)}
+    if not found:
+        return frozenset()
+    for stmt in definition.body:
+        if isinstance(stmt, n.Let) and any(isinstance(v, n.Var) and v.name in found for v in stmt.value.walk()):
+            found.add(stmt.name)
+    return frozenset(found)
