@@ -11,7 +11,22 @@ from pydantic import Field
 
 from ..lang import nodes as n
 from ..sema.layout import NAMES, TensorType
-from .base import ANY, INPUT, OUTPUT, Args, Finite, NoArgs, OpKind, Pos, Saves, ShapeError, _register, _same
+from .base import (
+    ANY,
+    INPUT,
+    OUTPUT,
+    Args,
+    Finite,
+    NoArgs,
+    OpKind,
+    Pos,
+    Saves,
+    ShapeError,
+    _register,
+    _same,
+    axis,
+    sym_axis,
+)
 
 
 class GeluArgs(Args):
@@ -250,16 +265,8 @@ _activation("threshold", "nn.Threshold", "F.threshold", "x where x > threshold, 
 _GLU_SPAN = n.Span("<generated>", 1, 1, 1, 1)  # sizes __init__ works out, which no spec line wrote
 
 
-def _glu_axis(a, rank: int) -> int:
-    """The axis ``dim`` (the batch 0, as torch counts) as an index into the shape without the batch."""
-    hint = f"dim counts the batch as 0: here 1 to {rank} (or -1 to -{rank})"
-    if a.dim in (0, -rank - 1) or not -rank <= a.dim <= rank:
-        raise ShapeError(f"dim {a.dim} is {'the batch' if a.dim in (0, -rank - 1) else 'out of range'}", hint=hint)
-    return a.dim - 1 if a.dim > 0 else rank + a.dim
-
-
 def _glu_shape(a: GluArgs, t: TensorType) -> TensorType:
-    i = _glu_axis(a, len(t.shape))
+    i = axis(a.dim, len(t.shape))
     if t.shape[i] % 2:
         raise ShapeError(f"glu halves dimension {a.dim}, of odd size {t.shape[i]}",
                          hint="give it an even size: its first half is gated by its second")
@@ -268,14 +275,9 @@ def _glu_shape(a: GluArgs, t: TensorType) -> TensorType:
 
 def _glu_sym(a: dict, shape: tuple) -> tuple | None:
     """The halved axis as __init__ knows it (None where it does not)."""
-    dim = a.get("dim", -1)
-    if isinstance(dim, n.UnaryOp) and dim.op == "-" and isinstance(dim.operand, n.Num):
-        dim = -dim.operand.value
-    elif isinstance(dim, n.Num):
-        dim = dim.value
-    if not isinstance(dim, int) or not -len(shape) <= dim <= len(shape) or dim == 0:
+    i = sym_axis(a.get("dim", -1), len(shape))
+    if i is None:
         return None
-    i = dim - 1 if dim > 0 else len(shape) + dim
     half = None if shape[i] is None else n.BinOp("//", shape[i], n.Num(2, _GLU_SPAN), _GLU_SPAN)
     return (*shape[:i], half, *shape[i + 1:])
 

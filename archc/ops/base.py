@@ -163,6 +163,33 @@ class OpKind:
         return self.modules.get(layout, self.module)
 
 
+def axis(dim: int, rank: int, what: str = "dim") -> int:
+    """The axis ``dim`` (torch's count: batch 0, or from the end) as an index into the shape without the batch."""
+    hint = f"{what} counts the batch as 0: here 1 to {rank} (or -1 to -{rank})"
+    if dim in (0, -rank - 1):
+        raise ShapeError(f"{what} {dim} is the batch, which this op leaves alone", hint=hint)
+    if not -rank <= dim <= rank:
+        raise ShapeError(f"{what} {dim} is out of range for a tensor of {rank} dimensions and the batch", hint=hint)
+    return dim - 1 if dim > 0 else rank + dim
+
+
+def sym_axis(dim, rank: int) -> int | None:
+    """``axis`` for a ``dim`` as the code generator knows it (a number, or the expression written: ``1``, ``-1``):
+    None where it is not a number, or not an axis."""
+    from ..lang import nodes as n
+
+    if isinstance(dim, n.UnaryOp) and dim.op == "-" and isinstance(dim.operand, n.Num):  # -1, as written
+        dim = -dim.operand.value
+    elif isinstance(dim, n.Num):
+        dim = dim.value
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        return None
+    try:
+        return axis(dim, rank)
+    except ShapeError:
+        return None
+
+
 def pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (v[0], v[1])
 

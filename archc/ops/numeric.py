@@ -16,8 +16,8 @@ from typing import Annotated
 from pydantic import Field
 
 from ..sema.layout import TensorType, named
-from .base import ANY, INPUT, NOTHING, Args, NoArgs, OpKind, ShapeError, _register, _same
-from .tensor import _items, axis
+from .base import ANY, INPUT, NOTHING, Args, NoArgs, OpKind, ShapeError, _register, _same, axis
+from .tensor import _items
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ..lang import nodes as n
 from ..sema.layout import TensorType
-from .base import ANY, NOTHING, Args, NonNeg, OpKind, Pos, ShapeError, _register
+from .base import ANY, NOTHING, Args, NonNeg, OpKind, Pos, ShapeError, _register, axis, sym_axis
 
 
 class SplitArgs(Args):
@@ -20,17 +20,8 @@ class SplitArgs(Args):
     index: NonNeg = 0  # which part (the elaborator sets it, one node a part)
 
 
-def _axis(dim: int, rank: int) -> int:
-    hint = f"dim counts the batch as 0: here 1 to {rank} (or -1 to -{rank})"
-    if dim in (0, -rank - 1):
-        raise ShapeError(f"dim {dim} is the batch, which split leaves alone", hint=hint)
-    if not -rank <= dim <= rank:
-        raise ShapeError(f"dim {dim} is out of range for a tensor of {rank} dimensions and the batch", hint=hint)
-    return dim - 1 if dim > 0 else rank + dim
-
-
 def _shape(a: SplitArgs, t: TensorType) -> TensorType:
-    i = _axis(a.dim, len(t.shape))
+    i = axis(a.dim, len(t.shape), "dim")
     if sum(a.sizes) != t.shape[i]:
         raise ShapeError(f"the sizes {' + '.join(map(str, a.sizes))} = {sum(a.sizes)} do not add up to dimension "
                          f"{a.dim}'s size, {t.shape[i]}", hint="the parts of a split cover the whole dimension")
@@ -41,23 +32,11 @@ def _shape(a: SplitArgs, t: TensorType) -> TensorType:
 
 def _sym(a: dict, shape: tuple) -> tuple | None:
     """A part's sizes as __init__ knows them: its size as written, the input's elsewhere."""
-    sizes, dim, index = a.get("sizes"), a.get("dim"), a.get("index", 0)
-    values = [_number(v) for v in (dim, index)]
-    if not isinstance(sizes, n.ListExpr) or None in values or not -len(shape) <= values[0] <= len(shape) \
-            or values[0] == 0 or not 0 <= values[1] < len(sizes.items):
+    sizes, index = a.get("sizes"), a.get("index", 0)
+    i = sym_axis(a.get("dim"), len(shape))
+    if not isinstance(sizes, n.ListExpr) or i is None or not 0 <= index < len(sizes.items):
         return None
-    i = values[0] - 1 if values[0] > 0 else len(shape) + values[0]
-    return (*shape[:i], sizes.items[values[1]], *shape[i + 1:])
-
-
-def _number(v) -> int | None:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, n.Num) and isinstance(v.value, int):
-        return v.value
-    if isinstance(v, n.UnaryOp) and v.op == "-" and isinstance(v.operand, n.Num):
-        return -v.operand.value
-    return None
+    return (*shape[:i], sizes.items[index], *shape[i + 1:])
 
 
 def _run(m, a: dict, t: TensorType, xs: list, training: bool):

@@ -19,31 +19,10 @@ from pydantic import Field
 
 from ..lang import nodes as n
 from ..sema.layout import TensorType, named
-from .base import ANY, BOTH, INPUTS, NOTHING, Args, NonNeg, OpKind, Pos, Prob, Saves, ShapeError, _register
+from .base import ANY, BOTH, INPUTS, NOTHING, Args, NonNeg, OpKind, Pos, Prob, Saves, ShapeError, _register, axis
+from .base import sym_axis as _sym_axis
 
 _SPAN = n.Span("<generated>", 1, 1, 1, 1)  # sizes __init__ works out, which no spec line wrote
-
-
-def axis(dim: int, rank: int, what: str = "dim") -> int:
-    """The axis ``dim`` (torch's count: batch 0, or from the end) as an index into the shape without the batch."""
-    hint = f"{what} counts the batch as 0: here 1 to {rank} (or -1 to -{rank})"
-    if dim in (0, -rank - 1):
-        raise ShapeError(f"{what} {dim} is the batch, which this op leaves alone", hint=hint)
-    if not -rank <= dim <= rank:
-        raise ShapeError(f"{what} {dim} is out of range for a tensor of {rank} dimensions and the batch", hint=hint)
-    return dim - 1 if dim > 0 else rank + dim
-
-
-def _sym_axis(dim, rank: int) -> int | None:
-    """``axis`` for a symbolic ``dim``: None where it is not a number."""
-    if isinstance(dim, n.UnaryOp) and dim.op == "-" and isinstance(dim.operand, n.Num):  # -1, as written
-        dim = n.Num(-dim.operand.value, dim.span)
-    if isinstance(dim, n.Num) and isinstance(dim.value, int):
-        try:
-            return axis(dim.value, rank)
-        except ShapeError:
-            return None
-    return None
 
 
 def _product(sizes):
