@@ -37,10 +37,11 @@ def read_numbers(stmt: n.Stmt, env: dict) -> dict[str, int]:
 _READ: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # statement -> the names it reads, in order
 
 
-def stride_name(runs: list[tuple[int, dict[str, int]]]) -> str | None:
-    """The first name a step reads whose value equals the step's stride in every run (runs: its stride and the
-    numbers it read), or None."""
-    names = [name for name in (runs[0][1] if runs else {}) if all(read.get(name) == f for f, read in runs)]
+def stride_name(runs: list[tuple[int, dict[str, int]]], among=None) -> str | None:
+    """The first name a step reads (of ``among``, if given) whose value equals the step's stride in every run (runs:
+    its stride and the numbers it read), or None."""
+    names = [name for name in (runs[0][1] if runs else {})
+             if (among is None or name in among) and all(read.get(name) == f for f, read in runs)]
     return names[0] if names else None
 
 

@@ -70,11 +70,11 @@ class TapTracker:
     def restore(self, state: TapState) -> None:
         self.state = state
 
-    def _named_stride(self, stmt: n.Stmt) -> str | None:
-        """The name of a number the step reads that equals its stride in every run, if there is one."""
+    def _named_stride(self, stmt: n.Stmt, among=None) -> str | None:
+        """The name of a number the step reads (of ``among``) that equals its stride in every run, if there is one."""
         shapes, reads = self.info.get(stmt), self.info.get(("names", stmt))
         runs = list(zip([step_stride(a, b) or 1 for a, b in shapes], reads))
-        return stride_name(runs) if len(reads) == len(shapes) else None
+        return stride_name(runs, among) if len(reads) == len(shapes) else None
 
     def factor(self, stmt: n.Stmt) -> int | str:
         """A step's stride: a number, the same in every run of it (in every loop iteration and variant), or the
@@ -83,10 +83,7 @@ class TapTracker:
             return 1
         strides = {step_stride(a, b) or 1 for a, b in self.info.get(stmt)}
         if len(strides) == 1 and self.options:  # the same in every variant, but a caller's option may change it
-            reads = self.info.get(("names", stmt))
-            stride = next(iter(strides))
-            name = next((k for k in (reads[0] if reads else {}) if k in self.options
-                         and all(read.get(k) == stride for read in reads)), None)
+            name = self._named_stride(stmt, self.options)
             if name is not None:
                 return name
         if len(strides) <= 1:
