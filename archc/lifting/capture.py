@@ -105,7 +105,8 @@ class _Capture:
         # parent's lowering folds those calls into one call of a sequence
         iterated = (isinstance(m, (nn.ModuleList, nn.ModuleDict)) and type(m).forward is nn.Module.forward) or \
             (_is_plain_sequential(m) and m not in self.inputs)
-        if m not in self.inputs and not any(True for _ in m.parameters()) and not any(True for _ in m.buffers()):
+        if m not in self.inputs and not iterated and not any(True for _ in m.parameters()) and \
+                not any(True for _ in m.buffers()):
             return None  # never called and holds nothing: left out
         if m not in self.inputs and not iterated:
             raise LiftError(f"{where} ({type(m).__name__}) is never called in the forward pass on the example "

@@ -20,11 +20,13 @@ def fold_items(dag: ir.Dag, children: dict, fail) -> None:
     uses = dag.uses()
     replace: dict[int, int] = {}  # the last item's value -> the first item's node, which becomes the call
     dropped: set[int] = set()
-    for head, ks in runs.items():
+    for head, ks in list(runs.items()):
         items = [n for n, _ in children[head].children]
         called = [dag.nodes[k - n_in].child.partition(".")[2] for k in ks]
         chained = all(dag.nodes[b - n_in].args == (ir.Ref(a),) and uses.get(a) == 1
                       for a, b in zip(ks, ks[1:]))
+        if (called != items or not chained) and _loose_items(dag, head, ks, children):
+            continue
         if called != items or not chained or len(dag.nodes[ks[0] - n_in].args) != 1:
             fail(f"applies the items of '{head}' other than each once, in order, one to the one before's "
                       "output: it cannot be written yet")
@@ -33,6 +35,33 @@ def fold_items(dag: ir.Dag, children: dict, fail) -> None:
         replace[ks[-1]] = ks[0]
         dropped.update(ks[1:])
     drop_nodes(dag, dropped, replace)
+
+
+def _loose_items(dag: ir.Dag, head: str, ks: list[int], children: dict) -> bool:
+    """Items of a container that hold nothing, applied each on its own (``[pool(x) for pool in self.poolings]``):
+    each a child of its own, named after the container and its key, and the container goes. They hold no weights,
+    so no state_dict key sees the names. False (nothing changed) where an item holds state or is no layer."""
+    n_in = len(dag.inputs)
+    items = dict(children[head].children)
+    called = [dag.nodes[k - n_in].child.partition(".")[2] for k in ks]
+    if any(not isinstance(items.get(c), ir.Leaf) or items[c].stateful for c in called):
+        return False
+    taken = {n for n, _ in dag.children} | set(children)
+    names = {}
+    for c in dict.fromkeys(called):
+        name, i = f"{head}_{c}", 2
+        while name in taken:
+            name, i = f"{head}_{c}_{i}", i + 1
+        taken.add(name)
+        names[c] = name
+    at = [n for n, _ in dag.children].index(head)
+    dag.children[at:at + 1] = [(names[c], items[c]) for c in names]
+    children.pop(head)
+    children.update({names[c]: items[c] for c in names})
+    for k in ks:
+        nd = dag.nodes[k - n_in]
+        nd.child = names[nd.child.partition(".")[2]]
+    return True
 
 
 def fuse_dense(dag: ir.Dag, fail) -> None:
