@@ -19,8 +19,15 @@ class Node:
     def children(self) -> Iterator[Node]:
         """The nodes held by this node's fields, in field order (inside lists and tuples too: keyword arguments
         are (name, expr[, span]))."""
-        for f in dataclasses.fields(self):
-            yield from _nodes(getattr(self, f.name))
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # asking dataclasses each time was most of the cost of a walk
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                yield from _nodes(value)
 
     def walk(self) -> Iterator[Node]:
         """This node and every node below it, depth first in source order (without recursion)."""
@@ -29,6 +36,9 @@ class Node:
             node = stack.pop()
             yield node
             stack.extend(reversed(list(node.children())))
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a node class -> its fields' names, in order
 
 
 def _nodes(value) -> Iterator[Node]:

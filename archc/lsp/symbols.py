@@ -175,6 +175,8 @@ class _Indexer:
             self.add(spans[0], ("layer", owner, first))
 
     def arguments(self, a: n.Arguments, callee: str | None, owner: str | None, local: set[str]) -> None:
+        if not self.main:  # arguments define nothing: in a used file they have nothing to add
+            return
         for e in a.args:
             self.expr(e, owner, local)
         for name, e, span in a.kwargs:
@@ -190,7 +192,7 @@ class _Indexer:
         return self.globals.get(name)
 
     def expr(self, e: n.Node | None, owner: str | None, local: set[str]) -> None:
-        if e is None:
+        if e is None or not self.main:  # an expression defines nothing: in a used file it has nothing to add
             return
         bound = set()  # names a comprehension binds: its own
         for node in e.walk():
