@@ -41,3 +41,36 @@ def test_items_of_a_list_without_weights_applied_side_by_side():
                                     "poolings_1 = maxpool(5, stride = 1, padding = 2)",
                                     "poolings_1 = maxpool(3, stride = 1, padding = 1)")
     assert "poolings_2(" in text
+
+
+class SkipInit(nn.Module):
+    """NF-Net's block end: the residual branch scaled in place by a scalar gain of its own, then read again."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.skipinit_gain = nn.Parameter(torch.tensor(0.75))
+        self.alpha = 0.2
+
+    def forward(self, x):
+        out = self.conv(x)
+        out.mul_(self.skipinit_gain)
+        return out * self.alpha + x
+
+
+def test_in_place_scaling_by_a_scalar_parameter_of_its_own():
+    torch.manual_seed(0)
+    text = _proven_and_refused_when(nn.Sequential(SkipInit()), torch.randn(1, 4, 8, 8),
+                                    "skipinit_gain(conv(x)) * 0.2", "conv(x) * 0.2")
+    assert "skipinit_gain = learned_scale([], init = 0.75)" in text
+
+
+class InPlaceOnInput(nn.Module):
+    def forward(self, x):
+        y = x.mul_(2.0)
+        return x + y
+
+
+def test_in_place_change_of_an_input_read_again_stays_refused():
+    with pytest.raises(LiftError, match=r"changes a tensor in place \('mul_'\) and reads it again after"):
+        lift(nn.Sequential(nn.Conv2d(3, 3, 1), InPlaceOnInput()).eval(), torch.randn(1, 3, 4, 4))

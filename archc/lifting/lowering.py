@@ -149,6 +149,17 @@ class _Lowering(Indexing, OwnParameters):
         self.refs[nd] = self.tensor_node("call", args, value, child=nd.target)
 
     def call(self, nd: fx.Node, value):
+        name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
+        if ((nd.op == "call_method" and name.endswith("_") and not name.startswith("_")) or
+                nd.kwargs.get("inplace") is True) and _read_after(nd, self.graph):
+            if not _changes_unshared(nd, self.values):
+                self.fail(f"changes a tensor in place ('{name}') and reads it again after: it cannot be written yet")
+            self.compute(nd, value)
+            self.refs[nd.args[0]] = self.refs[nd]  # ``out.mul_(g)``: what reads ``out`` after it reads the product
+            return
+        self.compute(nd, value)
+
+    def compute(self, nd: fx.Node, value):
         args = tuple(self.arg(a) for a in nd.args)
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
         name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
@@ -160,9 +171,6 @@ class _Lowering(Indexing, OwnParameters):
         if args and isinstance(args[0], _Listed):  # torch.cat(inputs, 1): the concatenation the input already is
             self.refs[nd] = args[0].ref
             return
-        if (nd.op == "call_method" and name.endswith("_") and not name.startswith("_") or
-                kwargs.get("inplace") is True) and _read_after(nd, self.graph):
-            self.fail(f"changes a tensor in place ('{name}') and reads it again after: it cannot be written yet")
         own = [a for a in _flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
         if own and name in ("layer_norm", "group_norm"):
             self.own_norm(nd, name, args, kwargs, value)
@@ -331,3 +339,19 @@ def _read_after(nd: fx.Node, graph: fx.Graph) -> bool:
         return False
     order = {n: i for i, n in enumerate(graph.nodes)}
     return any(order[u] > order[nd] for u in x.users)
+
+
+def _changes_unshared(nd: fx.Node, values: dict) -> bool:
+    """Whether the tensor that ``nd`` changes in place is a value of this forward's own (no input, no parameter)
+    that no other value read after ``nd`` shares memory with: then reading it after is reading ``nd``'s output."""
+    x = nd.args[0] if nd.args else None
+    if not isinstance(x, fx.Node) or x.op in ("placeholder", "get_attr") or not isinstance(values.get(x), torch.Tensor):
+        return False
+    order = {n: i for i, n in enumerate(nd.graph.nodes)}
+    memory = values[x].untyped_storage().data_ptr()
+    for other, v in values.items():
+        if other is x or other is nd or not isinstance(v, torch.Tensor) or v.is_meta:
+            continue
+        if v.untyped_storage().data_ptr() == memory and any(order[u] > order[nd] for u in other.users):
+            return False
+    return True

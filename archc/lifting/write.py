@@ -33,6 +33,8 @@ def literal(v) -> str:
         if any(c in v for c in '"\\\n') or not v.isprintable():
             raise LiftError(f"the string {v!r} cannot be written in a spec")
         return f'"{v}"'
+    if isinstance(v, tuple) and not v:
+        return "[]"  # the empty shape (a scalar learned tensor's): the language writes no empty tuple
     if isinstance(v, tuple):
         return "(" + ", ".join(literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     if isinstance(v, list):
