@@ -249,6 +249,9 @@ class Mix:
             extra += [f"affine = {self.x_bool(self.chance(70), self.loose)}"] if self.chance(40) else []
             extra += [f"bias = {self.x_bool(self.chance(50), self.loose)}"] if self.chance(30) else []  # a scale only
             return [self.named(numbered, "norm") + self.wrapped("groupnorm", [str(groups), *extra])], t
+        if self.chance(15):  # torchvision's LayerNorm2d, the kind a network holds as ConvNeXt's norm_layer
+            extra = [f"eps = {self.x_float(0.000001, 0.1)}"] if self.chance(50) else []
+            return [self.named(numbered, "norm") + self.wrapped("layernorm2d", extra)], t
         return [self.named(numbered, "norm") + (self.wrapped("instancenorm", args) if args else "instancenorm")], t
 
     # ------------------------------------------------------------ a block of mixed parts

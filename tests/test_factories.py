@@ -90,7 +90,7 @@ TORCHVISION = {
     "mobilenet_v2": ["num_classes", "width_mult", "round_nearest", "dropout", "norm_layer"],
     "mobilenet_v3_large": ["num_classes", "dropout", "norm_layer"],
     "regnet_x_400mf": ["num_classes", "norm_layer"],
-    "convnext_tiny": ["stochastic_depth_prob", "layer_scale", "num_classes"],
+    "convnext_tiny": ["stochastic_depth_prob", "layer_scale", "num_classes", "norm_layer"],
     "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes"],
     "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes"],
     "densenet121": ["num_classes", "memory_efficient"],
@@ -237,6 +237,21 @@ def test_a_held_norms_arguments_are_checked_where_written(tmp_path, text, messag
     assert caught.value.errors[0].span.line == 8
 
 
+def test_a_held_layernorm_on_a_map_points_to_layernorm2d(tmp_path):
+    """A held op's class is one class: layernorm on a map is another (_LayerNorm2d), so holding it there is a
+    located error whose hint names the kind of that class; holding layernorm2d builds it."""
+    path = tmp_path / "held.arch"
+    text = ("network N(norm_layer = layernorm) {\n    input 3 x 32 x 32\n"
+            "    stem = seq { conv(16, 4, stride = 4); norm_layer }\n}\nvariant n = N()\n")
+    path.write_text(text)
+    with pytest.raises(SpecError, match="whose class is _LayerNorm2d on 16 x 8 x 8") as caught:
+        archc.load(path).check()
+    assert (caught.value.errors[0].span.line, caught.value.errors[0].hint) == \
+        (3, "hold layernorm2d, whose class that is, or write layernorm itself here")
+    path.write_text(text.replace("= layernorm)", "= layernorm2d(eps = 1e-6))"))
+    assert "norm_layer: Callable[..., nn.Module] = partial(_LayerNorm2d, eps=1e-06)" in archc.load(path).source()
+
+
 def _stats_that_show_eps(model):
     """Statistics that are not the identity's: the first norm's variances small enough that its eps shows in the
     outputs (all of them so small would overflow a deep network)."""
@@ -303,6 +318,46 @@ def test_the_variants_own_norm_is_torchvisions():
         default = inspect.signature(factory).parameters["norm_layer"].default
         assert isinstance(default, partial) and default.keywords.get("eps") == eps
         assert default(8).momentum == momentum
+
+
+def test_convnexts_norm_layer_is_torchvisions_layernorm2d():
+    """ConvNeXt's norm_layer (the stem's, the downsampling layers' and the head's norms, not the blocks') is held as
+    layernorm2d, torchvision's LayerNorm2d with eps 1e-6, so its factory's default is what torchvision builds."""
+    from archc.models.convnext import _LayerNorm2d, convnext_tiny
+
+    default = inspect.signature(convnext_tiny).parameters["norm_layer"].default
+    assert default.func is _LayerNorm2d and default.keywords == {"eps": 1e-6}
+    assert "features_only" in inspect.signature(convnext_tiny).parameters  # the backbone takes it too
+    assert "norm_layer" in inspect.signature(archc.models.convnext.ConvNeXtFeatures).parameters
+
+
+@pytest.mark.slow
+def test_convnext_takes_torchvisions_norm_layer():
+    """convnext_tiny(norm_layer=partial(LayerNorm2d, eps=1e-6)), as torchvision's factory takes it: the same model
+    (strict load, equal outputs), the given class in the three places torchvision puts it; another eps shows."""
+    from functools import partial
+
+    import torch
+    import torchvision
+    from archc.models.convnext import convnext_tiny
+    from torchvision.models.convnext import LayerNorm2d
+
+    given = partial(LayerNorm2d, eps=1e-6)
+    theirs = torchvision.models.convnext_tiny(norm_layer=given).eval()
+    with torch.no_grad():  # norms that are not the identity, so a wrong one shows
+        for name, t in theirs.state_dict().items():
+            if "features.0.1" in name or "classifier.0" in name or name.startswith("features.2.0"):
+                t.uniform_(0.5, 1.5) if name.endswith("weight") else t.normal_(0, 0.5)
+    x = torch.randn(1, 3, 64, 64)
+    for ours in (convnext_tiny(norm_layer=given), convnext_tiny()):  # given, and the default
+        ours.eval().load_state_dict(theirs.state_dict(), strict=True)
+        torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    given_model = convnext_tiny(norm_layer=given)
+    assert all(isinstance(m, LayerNorm2d) for m in (given_model.features[0][1], given_model.features[2][0],
+                                                    given_model.classifier[0]))
+    wrong = convnext_tiny(norm_layer=partial(LayerNorm2d, eps=0.5)).eval()  # the mutation: another eps
+    wrong.load_state_dict(theirs.state_dict(), strict=True)
+    assert (wrong(x) - theirs(x)).abs().max() > 1e-4
 
 
 @pytest.mark.slow

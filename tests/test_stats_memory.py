@@ -225,3 +225,25 @@ def test_a_standardised_weight_is_made_each_pass():
     out = 3072 * 2 * 2 * 4
     assert [memory(graph, batch)["final_conv"].activations for batch in (1, 2)] == \
         [out + (3072 * 1536 + 3072) * 4, 2 * out + (3072 * 1536 + 3072) * 4]
+
+
+def test_how_torch_lays_out_a_view_is_the_kinds_registry_entry(tmp_path, monkeypatch):
+    """``reshapes``, ``scatters`` and ``torch_view`` are fields of the kinds, read by the memory model (no table of
+    names in stats_memory): chunk's slice is torch's view (no storage) and out of order, so the flatten after it
+    copies; each field turned off moves the bytes."""
+    path = tmp_path / "views.arch"
+    path.write_text("network N() {\n    input 4 x 8 x 8\n    chunk(2, 0)\n    flatten\n}\nvariant n = N()\n")
+
+    def made() -> list[int]:
+        graph = archc.load(path).graph("n")
+        found = memory(graph)
+        return [found[op.id].activations for op in graph.ops() if op.op in ("chunk", "flatten")]
+
+    assert made() == [0, 2 * 8 * 8 * 4]
+    for kind, field, expected in [("chunk", "torch_view", [512, 0]), ("chunk", "scatters", [0, 0]),
+                                  ("flatten", "reshapes", [0, 0])]:
+        with monkeypatch.context() as m:
+            m.setitem(REGISTRY, kind, dataclasses.replace(REGISTRY[kind], **{field: False}))
+            assert made() == expected, (kind, field)
+    for kind in REGISTRY.values():  # a layout only a view has
+        assert kind.views_in_torch or not (kind.reshapes or kind.scatters), kind.name

@@ -32,14 +32,6 @@ from ..ops.base import BOTH, INPUTS, NOTHING, OUTPUT, Makes, Saves
 from ..sema.graph import Graph, OpNode
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
-# Views that leave their input's elements where they are only if it is contiguous (a copy otherwise), and views
-# whose output is not contiguous
-_RESHAPES = {"reshape", "flatten", "flatten_dims"}
-_SCATTERS = {"transpose", "permute", "to_tokens", "select", "narrow", "select_token", "chunk", "subsample", "to_map"}
-# Kinds the registry does not call views (the code generator treats their output as new) that torch computes as
-# views all the same: to_map's reshape only splits the tokens' dimension into height and width; chunk and
-# subsample are slices
-_VIEWS_IN_TORCH = {"to_map", "chunk", "subsample"}
 
 
 @dataclass
@@ -97,13 +89,13 @@ def _in_place(op: OpNode, written: Collection[Span]) -> bool:
 def _aliases(op: OpNode, source: OpNode, contiguous: bool, training: bool) -> bool:
     """Whether ``op``'s output is its input's storage (a view), in a pass in training mode or not."""
     kind = REGISTRY.get(op.op)
-    if op.op in _VIEWS_IN_TORCH:
-        return True
-    if kind is None or not kind.view:
+    if kind is None or not kind.views_in_torch:
         return False
+    if kind.torch_view:
+        return True
     if op.op == "dropout":
         return not training or op.args["p"] == 0
-    return contiguous or op.op not in _RESHAPES
+    return contiguous or not kind.reshapes
 
 
 def _walk(graph: Graph, batch: int, itemsize: int, training: bool):
@@ -134,7 +126,8 @@ def _walk(graph: Graph, batch: int, itemsize: int, training: bool):
 def _order(op: OpNode, before: bool | str) -> bool | str:
     """Whether a view's elements lie in order (True), or not (False), or would after the transpose that swaps
     heads and tokens ("heads"), or are a batch of transposed matrices ("mT": a matmul reads them as they are)."""
-    if op.op not in _VIEWS_IN_TORCH and (REGISTRY.get(op.op) is None or not REGISTRY[op.op].view):
+    kind = REGISTRY.get(op.op)
+    if kind is None or not kind.views_in_torch:
         return before  # computed in place: as its input was
     if op.op == "transpose":
         rank = len(op.in_shapes[0]) + 1
@@ -144,7 +137,7 @@ def _order(op: OpNode, before: bool | str) -> bool | str:
         if dims == {rank - 2, rank - 1} and before in (True, "mT"):
             return "mT" if before is True else True
         return False
-    return before is True and op.op not in _SCATTERS
+    return before is True and not kind.scatters
 
 
 def _copied(op: OpNode, i: int, order: bool | str) -> bool:

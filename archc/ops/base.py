@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,7 @@ Pos = Annotated[int, Field(gt=0)]
 NonNeg = Annotated[int, Field(ge=0)]
 Pair = Pos | tuple[Pos, Pos]
 PadPair = NonNeg | tuple[NonNeg, NonNeg]
+Padding = PadPair | Literal["same"]  # "same": TensorFlow's, ceil(size / stride) outputs, the odd pad after
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 ANY = None  # an entry's ``layouts``: every layout
@@ -109,8 +110,10 @@ class OpKind:
     template: str | None = None  # forward-only form as a Python expression over {x} and the arguments
     call: str | None = None  # how forward calls the module, over {module} and {x}, where not ``{module}({x})``
     ctor_extra: tuple[str, ...] = ()  # trailing keyword arguments of the module's construction
+    same_module: str | None = None  # the class where its padding is "same" (TensorFlow's) in some use: a helper
     learned: Callable[[Args, TensorType], tuple[int, ...]] | None = None  # a learned tensor of this shape
     learned_init: str | None = None  # the nn.Parameter's construction over {shape} and the arguments
+    buffer: bool = False  # that tensor is a buffer (``register_buffer``), fixed, not a parameter (lookup's table)
     flattens: bool = False
     value: bool = False  # may be passed as a value (``activation = relu6``) and called without arguments
     make: Callable[[dict, TensorType], object] | None = None  # interpreter: its module or learned tensor
@@ -146,10 +149,22 @@ class OpKind:
     buffers: Callable[[dict, tuple, tuple], tuple[tuple[int, int], ...]] | None = None
     # and what its forward makes besides its output, a function of the same three (None: nothing)
     makes: Callable[[dict, tuple, tuple], Makes] | None = None
+    # and how torch lays out a view's output, where ``view`` does not say it all: a view only where its input lies in
+    # order, a copy otherwise (``reshapes``: reshape, flatten); a view whose elements do not lie in order
+    # (``scatters``: a transpose, a slice); a view in torch although the code generator treats its output as new
+    # (``torch_view``: to_map's reshape only splits the tokens into rows and columns; chunk and subsample slice)
+    reshapes: bool = False
+    scatters: bool = False
+    torch_view: bool = False
 
     def keeps(self, args: dict) -> bool:
         """Whether its backward reads its output, with these argument values."""
         return self.keeps_output or (self.keeps_output_if is not None and self.keeps_output_if(args))
+
+    @property
+    def views_in_torch(self) -> bool:
+        """Whether torch may give its output as a view of its input (a storage ``archc stats`` does not count)."""
+        return self.view or self.torch_view
 
     @property
     def has_params(self) -> bool:

@@ -151,7 +151,7 @@ def _permute_shape(a: PermuteArgs, t: TensorType) -> TensorType:
 _register(OpKind(
     "subsample", SubsampleArgs, _subsample_shape, template="{x}[:, :, ::{stride}, ::{stride}]", run=_subsample_run,
     doc="keeps every stride-th row and column (the option-A shortcut of CIFAR ResNets)",
-    label=lambda a: f"subsample /{a['stride']}", saves=NOTHING))
+    label=lambda a: f"subsample /{a['stride']}", saves=NOTHING, scatters=True, torch_view=True))
 _register(OpKind(
     "pad_channels", PadChannelsArgs, lambda a, t: TensorType((t.shape[0] + a.before + a.after, *t.shape[1:])),
     template="F.pad({x}, (0, 0, 0, 0, {before}, {after}))", run=_pad_channels_run,
@@ -166,7 +166,8 @@ _register(OpKind(
     label=lambda a: "zero_pad " + "/".join(map(str, a["pad"])), saves=NOTHING))
 _register(OpKind(
     "chunk", ChunkArgs, _chunk_shape, template="{x}.chunk({chunks}, 1)[{index}]", channels_rule=_chunk_rule, run=_chunk_run,
-    doc="chunk `index` of the channels split into `chunks` equal parts (ShuffleNetV2's channel split)", saves=NOTHING))
+    doc="chunk `index` of the channels split into `chunks` equal parts (ShuffleNetV2's channel split)", saves=NOTHING,
+    scatters=True, torch_view=True))
 _register(OpKind(
     "channel_shuffle", ShuffleArgs, _shuffle_shape, template="_channel_shuffle({x}, {groups})", run=_shuffle_run,
     doc="interleaves the channels of `groups` groups (ShuffleNet)", saves=NOTHING))
@@ -174,7 +175,7 @@ _register(OpKind(
     "permute", PermuteArgs, _permute_shape, layouts=("CHW", "HWC"), module="_Permute",
     template="torch.permute({x}, {dims})", view=True, run=lambda m, a, t, xs, training: xs[0].permute(a["dims"]),
     doc="reorders the dimensions, batch first: (0, 2, 3, 1) makes a map channels-last, (0, 3, 1, 2) undoes it",
-    saves=NOTHING))
+    saves=NOTHING, scatters=True))
 
 
 # ------------------------------------------------------------ regularisation

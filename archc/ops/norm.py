@@ -263,7 +263,7 @@ _register(OpKind(
     "flatten", NoArgs, _flatten_shape, layouts=("CHW", "HWC", "LD", "CL", "CDHW"), module="nn.Flatten",
     functional="torch.flatten", functional_extra=("1",), flattens=True, view=True,
     run=lambda m, a, t, xs, training: xs[0].reshape(xs[0].shape[0], -1), doc="C x H x W -> C*H*W features",
-    saves=NOTHING))
+    saves=NOTHING, reshapes=True))
 _register(OpKind(
     "identity", NoArgs, _same, layouts=ANY, module="nn.Identity", functional="", value=True, view=True, run=_identity_run,
     doc="passes its input through (a concat branch that keeps the input)", saves=NOTHING))

@@ -267,26 +267,28 @@ def _reduce_run(how: str):
     return run
 
 
-def _primitive(name: str, args, shape, template: str, sym, run, doc: str, view: bool = True, saves=NOTHING) -> None:
+def _primitive(name: str, args, shape, template: str, sym, run, doc: str, view: bool = True, saves=NOTHING,
+               reshapes: bool = False, scatters: bool = False) -> None:
     """A primitive of one tensor, of any layout."""
     _register(OpKind(name, args, shape, layouts=ANY, template=template, view=view, sym=sym,
-                     run=_run(run), doc=doc, saves=saves))
+                     run=_run(run), doc=doc, saves=saves, reshapes=reshapes, scatters=scatters))
 
 
 _primitive("reshape", ReshapeArgs, _reshape_shape, "{x}.reshape({x}.shape[0], *{shape})", _reshape_sym, _reshape_run,
-           "the same elements in the sizes given (the batch kept; one size may be -1, worked out)")
+           "the same elements in the sizes given (the batch kept; one size may be -1, worked out)", reshapes=True)
 _primitive("unflatten", UnflattenArgs, _unflatten_shape, "{x}.unflatten({dim}, {sizes})", _unflatten_sym,
            _unflatten_run, "splits dimension dim into the sizes given (one may be -1)")
 _primitive("flatten_dims", FlattenDimsArgs, _merge_shape, "{x}.flatten({start_dim}, {end_dim})", _merge_sym,
-           _merge_run, "merges dimensions start_dim to end_dim into one (torch's flatten with its dims)")
+           _merge_run, "merges dimensions start_dim to end_dim into one (torch's flatten with its dims)",
+           reshapes=True)
 _primitive("transpose", TransposeArgs, _transpose_shape, "{x}.transpose({dim0}, {dim1})", _transpose_sym,
-           lambda xs, a: xs[0].transpose(a["dim0"], a["dim1"]), "swaps two dimensions")
+           lambda xs, a: xs[0].transpose(a["dim0"], a["dim1"]), "swaps two dimensions", scatters=True)
 _primitive("select", SelectArgs, _select_shape, "{x}.select({dim}, {index})", _select_sym,
            lambda xs, a: xs[0].select(a["dim"], a["index"]),
-           "index `index` of dimension dim, which goes (q, k and v out of a packed projection)")
+           "index `index` of dimension dim, which goes (q, k and v out of a packed projection)", scatters=True)
 _primitive("narrow", NarrowArgs, _narrow_shape, "{x}.narrow({dim}, {start}, {length})", _narrow_sym,
            lambda xs, a: xs[0].narrow(a["dim"], a["start"], a["length"]),
-           "length entries of dimension dim from start on: a slice, as uneven as wanted")
+           "length entries of dimension dim from start on: a slice, as uneven as wanted", scatters=True)
 for _how, _doc in (("sum", "the sum"), ("mean", "the mean"), ("amax", "the maximum")):
     _primitive(_how, ReduceArgs, _reduce_shape, f"{{x}}.{_how}({{dim}}, keepdim={{keepdim}})", _reduce_sym,
                _reduce_run(_how), f"{_doc} over dimension dim (kept as size 1 with keepdim)", view=False,

@@ -45,7 +45,8 @@ def _to_tokens(a, t: TensorType) -> TensorType:
 
 _register(OpKind(
     "to_tokens", NoArgs, _to_tokens, template="{x}.flatten(2).transpose(1, 2)", view=True, run=_to_tokens_run,
-    doc="C x H x W map -> (H*W) x C tokens, row by row (a patch embedding's output as a sequence)", saves=NOTHING))
+    doc="C x H x W map -> (H*W) x C tokens, row by row (a patch embedding's output as a sequence)", saves=NOTHING,
+    scatters=True))
 
 
 class MapArgs(Args):
@@ -64,7 +65,7 @@ _register(OpKind(
     "to_map", MapArgs, _to_map, layouts=("LD",),
     template="{x}.transpose(1, 2).reshape({x}.shape[0], -1, {height}, {width})", run=_to_map_run,
     doc="L x D tokens -> D x height x width map, row by row (to_tokens undone; L must be height * width)",
-    saves=NOTHING))
+    saves=NOTHING, scatters=True, torch_view=True))
 
 
 class TokenArgs(Args):
@@ -113,7 +114,8 @@ def _select(a: SelectArgs, t: TensorType) -> TensorType:
 _register(OpKind(
     "select_token", SelectArgs, _select, layouts=("LD",), template="{x}[:, {index}]", view=True,
     run=lambda m, a, t, xs, training: xs[0].select(1, a["index"]),
-    doc="one token's D features: L x D -> D features (ViT's class token, for the head)", saves=NOTHING))
+    doc="one token's D features: L x D -> D features (ViT's class token, for the head)", saves=NOTHING,
+    scatters=True))
 
 
 class AttentionArgs(Args):

@@ -65,9 +65,11 @@ class CallElaboration:
             raise SpecError(f"{kind.name} has no module form: it cannot be named or sit in a named seq", stmt.span,
                             hint="use it unnamed in a block body")
         if as_value and kind.module_for(t.layout) != kind.module:  # the class a parameter holds is one class
+            own = [k.name for k in REGISTRY.values() if k.value and k.module == kind.module_for(t.layout)]
             raise SpecError(f"'{stmt.func}' holds {kind.name}, whose class is {kind.module_for(t.layout)} on "
                             f"{t.describe()}, not {kind.module}, the class a parameter holds", stmt.span,
-                            hint=f"write {kind.name} itself here", follows_shapes=True)
+                            hint=f"hold {own[0]}, whose class that is, or write {kind.name} itself here" if own
+                            else f"write {kind.name} itself here", follows_shapes=True)
         if as_value and not (stmt.target is not None or numbered):
             raise SpecError(f"'{stmt.func}' holds an op, so it is a module: it needs a name here", stmt.span,
                             hint=f"write 'NAME = {stmt.func}'")

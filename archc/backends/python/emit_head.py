@@ -49,7 +49,7 @@ def plan_head(ctx: ClassContext) -> HeadPlan | None:
         return None
     if "num_classes" in ctx.stored:  # forward reads the parameter from self: reset_classifier would change it
         return None
-    found = _classifier(body)
+    found = _classifier(body, set(ctx.op_params))
     if found is None:
         return None
     at, holder, index, name, kind, layer = found
@@ -99,15 +99,19 @@ def _reduced(ctx: ClassContext, stmt: n.Stmt) -> bool:
                               for t in outs)
 
 
-def _weighted(stmt: n.Stmt) -> bool | None:
-    """True for a layer with weights, False for one without, None for anything else (a block, a structure)."""
+def _weighted(stmt: n.Stmt, held: set[str]) -> bool | None:
+    """True for a layer with weights, False for one without, None for anything else (a block, a structure). A
+    layer of an op that a parameter holds (``norm_layer``) counts as one with weights: it may have them, and it is
+    no classifier."""
     if not isinstance(stmt, n.Layer):
         return None
+    if stmt.func in held:
+        return True
     kind = REGISTRY.get(stmt.func)
     return None if kind is None else kind.has_params
 
 
-def _classifier(body: list[n.Stmt]):
+def _classifier(body: list[n.Stmt], held: set[str]):
     """(statement index, holder name, child index, name, kind, statement) of the last weighted layer, if the
     statements after it have no weights and it is a linear or conv that runs unconditionally; else None."""
     for at in range(len(body) - 1, -1, -1):
@@ -115,8 +119,8 @@ def _classifier(body: list[n.Stmt]):
         if not tensor_statement(stmt):
             continue
         if isinstance(stmt, n.Seq):
-            return _in_seq(stmt, at)
-        weighted = _weighted(stmt)
+            return _in_seq(stmt, at, held)
+        weighted = _weighted(stmt, held)
         if weighted is False:
             continue
         if weighted and stmt.cond is None and stmt.func in CLASSIFIERS and static_name(stmt):
@@ -125,16 +129,16 @@ def _classifier(body: list[n.Stmt]):
     return None
 
 
-def _in_seq(seq: n.Seq, at: int):
+def _in_seq(seq: n.Seq, at: int, held: set[str]):
     holder = static_name(seq)
     if holder is None or seq.cond is not None:
         return None
     children = seq.body
-    if not all(isinstance(s, n.Layer) and s.cond is None and _weighted(s) is not None for s in children):
+    if not all(isinstance(s, n.Layer) and s.cond is None and _weighted(s, held) is not None for s in children):
         return None
     for index in range(len(children) - 1, -1, -1):
         child = children[index]
-        if _weighted(child):
+        if _weighted(child, held):
             if child.func not in CLASSIFIERS:
                 return None
             return at, holder, index, static_name(child) or "", child.func, child
