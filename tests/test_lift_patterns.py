@@ -74,3 +74,34 @@ class InPlaceOnInput(nn.Module):
 def test_in_place_change_of_an_input_read_again_stays_refused():
     with pytest.raises(LiftError, match=r"changes a tensor in place \('mul_'\) and reads it again after"):
         lift(nn.Sequential(nn.Conv2d(3, 3, 1), InPlaceOnInput()).eval(), torch.randn(1, 3, 4, 4))
+
+
+class TokensBack(nn.Module):
+    """PVT's stage end: tokens normed, given a list argument (the grid), reshaped to the grid and permuted to a map;
+    fx flattens a forward traced with a list argument, its output a list of one tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x, size: list):
+        x = self.norm(x)
+        return x.reshape(x.shape[0], size[0], size[1], -1).permute(0, 3, 1, 2).contiguous()
+
+
+class Pyramid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 8, 2, stride=2)
+        self.back = TokensBack()
+        self.conv = nn.Conv2d(8, 4, 3)
+
+    def forward(self, x):
+        x = self.proj(x)
+        size = [x.shape[2], x.shape[3]]
+        return self.conv(self.back(x.flatten(2).transpose(1, 2), size))
+
+
+def test_tokens_reshaped_to_the_grid_and_permuted_are_to_map():
+    torch.manual_seed(0)
+    _proven_and_refused_when(Pyramid(), torch.randn(1, 3, 12, 8), "to_map(6, 4)", "to_map(4, 6)")

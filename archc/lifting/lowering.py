@@ -35,6 +35,7 @@ class _Lowering(Indexing, OwnParameters):
         self.where = f"{where} ({cls})"
         self.own = own or {}  # the module's own parameters: learned tensors, by name
         self.layer = None  # (op, args) where the module computes its own norm (own_norm)
+        self.gone: set[int] = set()  # values a later node took the place of, read by nothing else (tokens_to_map)
         self.used_own: set[str] = set()
         self.children = dict(children)
         self.values = values
@@ -78,11 +79,15 @@ class _Lowering(Indexing, OwnParameters):
                 self.placeholder(nd, value)
             elif nd.op == "output":
                 out = self.arg(nd.args[0])
+                if isinstance(out, list) and len(out) == 1:  # flattened by fx, where a constant argument is a list
+                    out = out[0]
                 if isinstance(out, tuple) and out and isinstance(out[0], ir.Ref) and not ir.refs_in(out[1:]):
                     out = out[0]  # a tensor and constants (its grid size): the constants are the caller's too
                 if not isinstance(out, ir.Ref):
                     self.fail("only a forward that returns one tensor can be written yet")
                 self.dag.output = out
+                if self.gone:
+                    passes.drop_nodes(self.dag, self.gone)
                 passes.fold_items(self.dag, self.children, self.fail)
                 passes.fuse_dense(self.dag, self.fail)
                 passes.fuse_tokens(self.dag, self.shape)
@@ -133,8 +138,9 @@ class _Lowering(Indexing, OwnParameters):
         args = tuple(self.arg(a) for a in nd.args)
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
         if not isinstance(child, ir.Leaf):  # a block's constant arguments are in its own trace (its instance's)
-            args = tuple(a for a in args if isinstance(a, (ir.Ref, list)))
-            kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (ir.Ref, list))}
+            args = tuple(a for a in args if isinstance(a, ir.Ref) or (isinstance(a, list) and ir.refs_in(a)))
+            kwargs = {k: v for k, v in kwargs.items() if isinstance(v, ir.Ref) or (isinstance(v, list) and
+                                                                                   ir.refs_in(v))}
         if kwargs:
             self.fail(f"calls '{nd.target}' with tensors as keyword arguments")
         if len(args) == 1 and isinstance(args[0], list) and args[0] and all(isinstance(a, ir.Ref) for a in args[0]):
@@ -229,6 +235,8 @@ class _Lowering(Indexing, OwnParameters):
             if dims[0] != 0:  # the batch moved: only taking one index of the new first dimension can be written
                 self.refs[nd] = Permuted(args[0], dims)
                 return
+            if dims == [0, 3, 1, 2] and self.tokens_to_map(nd, args[0], value):
+                return
         if name in ("chunk", "split", "unbind", "tensor_split"):
             self.refs[nd] = self.pieces(name, args, kwargs, value)
             return
@@ -236,6 +244,24 @@ class _Lowering(Indexing, OwnParameters):
             self.fail(f"calls '{name}', which has no counterpart in the language yet")
         steps = map_call(name, args, kwargs, self.shape, self.fail)
         self.refs[nd] = self.apply_steps(steps, value) if steps else args[0]  # no steps: the tensor unchanged
+
+    def tokens_to_map(self, nd: fx.Node, x, value) -> bool:
+        """``x.reshape(B, h, w, C).permute(0, 3, 1, 2)`` of L x C tokens (L = h w), the reshape read by nothing
+        else: the language's ``to_map(h, w)``, the same values. False where it is no such pair."""
+        n_in = len(self.dag.inputs)
+        src = nd.args[0]
+        if not isinstance(x, ir.Ref) or x.index < n_in or len(src.users) != 1:
+            return False
+        reshape = self.dag.nodes[x.index - n_in]
+        tokens = reshape.args[0] if reshape.fn == "reshape" else None
+        if not isinstance(tokens, ir.Ref) or len(self.shape(tokens)) != 2 or len(self.shape(x)) != 3:
+            return False
+        (length, dim), (h, w, c) = self.shape(tokens), self.shape(x)
+        if h * w != length or c != dim:
+            return False
+        self.gone.add(x.index)
+        self.refs[nd] = self.tensor_node("to_map", (tokens, h, w), value)
+        return True
 
     def apply_steps(self, steps: list, value) -> ir.Ref:
         """The nodes of a call written as one op or several, each after the one before; the last gives ``value``."""
