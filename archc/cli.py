@@ -200,7 +200,7 @@ def _load(path: str):
         return load(path)
     except SpecFileError as exc:
         if exc.span is None:  # the file itself, not one that it uses
-            raise _usage(exc.message) from None
+            raise _usage(exc.message, files.did_you_mean_spec(path)) from None
         raise
     except SpecError as exc:
         if exc.span is None and len(exc.errors) == 1:
@@ -306,6 +306,9 @@ def _input_size_error(exc: SpecError, spec, variant: str, size: tuple[int, ...])
             except SpecError:
                 low = mid
         first.hint = f"the smallest square input {variant} takes is {high} (--input-size {high})"
+    elif len(size) <= 2 and len(own) == 3:  # larger, or not square: the size the spec checks the network at fits
+        own_size = str(own[1]) if own[1] == own[2] else f"{own[1]}x{own[2]}"
+        first.hint = f"{variant} takes its own input, {own[1]} x {own[2]} (--input-size {own_size})"
     return first
 
 

@@ -115,6 +115,23 @@ def test_unknown_names_and_pretrained_weights_are_clear_errors(tmp_path):
     assert out["torch"] is False  # both refused before torch is imported
 
 
+def test_a_spec_path_that_leads_nowhere_names_the_specs_near_it(tmp_path, capsys):
+    """A misspelt spec path (``resnt.arch``, ``.arc``), to create_model or on the command line: one line naming the
+    specs beside it that it is closest to; a folder that is not there says so."""
+    from archc.cli import main
+
+    (tmp_path / "resnet.arch").write_text("network N() {\n    input 3 x 8 x 8\n    relu\n}\nvariant n = N()\n")
+    for name in [f"{tmp_path}/resnt.arch", f"{tmp_path}/resnet.arc", f"{tmp_path}/resnet.arc:n"]:
+        with pytest.raises(FileNotFoundError, match=f"did you mean {tmp_path / 'resnet.arch'}\\?$"):
+            archc.create_model(name)
+    with pytest.raises(FileNotFoundError, match="no spec at nowhere/net.arch: there is no folder nowhere$"):
+        archc.create_model("nowhere/net.arch")
+    with pytest.raises(ValueError, match="unknown model 'zzzz/resnet'"):  # no spec near it: a name
+        archc.create_model("zzzz/resnet")
+    assert main(["check", f"{tmp_path}/resnt.arch"]) == 2
+    assert capsys.readouterr().err.splitlines()[1] == f"hint: did you mean {tmp_path / 'resnet.arch'}?"
+
+
 @pytest.mark.slow  # fresh interpreters with torch
 def test_create_model_has_the_head_asked_for_and_pickles_into_a_fresh_process(tmp_path):
     saved = outside(tmp_path, """

@@ -212,6 +212,19 @@ def test_bad_sizes_are_usage_errors(capsys, args, message):
         assert err.splitlines()[1] == "hint: write 224 (a square), 299x299 (H x W) or 3x224x224 (every size)"
 
 
+def test_an_input_larger_than_the_network_takes_points_to_its_own(tmp_path, capsys):
+    """A network sized for its input (a position embedding of 8 x 8 patches) refuses a larger one, located, with
+    the size it is checked at as the hint, which fits."""
+    path = tmp_path / "pos.arch"
+    path.write_text("network P() {\n    input 3 x 32 x 32\n    conv = conv(8, 4, stride = 4)\n    to_tokens\n"
+                    "    pos = learned_add((1, 64, 8))\n}\nvariant p = P()\n")
+    assert main(["stats", str(path), "--input-size", "40"]) == 1
+    err = capsys.readouterr().err
+    assert "pos.arch:5:5: error: learned_add" in err and "note: with --input-size 40" in err
+    assert err.endswith("hint: p takes its own input, 32 x 32 (--input-size 32)\n")
+    assert main(["stats", str(path), "--input-size", "32"]) == 0
+
+
 def test_an_input_too_small_for_the_network_is_located(capsys):
     assert main(["stats", str(SPECS / "alexnet.arch"), "--input-size", "16"]) == 1
     err = capsys.readouterr().err

@@ -82,6 +82,28 @@ def _read_head(path: Path, count: int, follow: bool) -> bytes:
         raise FileProblem(f"cannot read '{shown(path)}': no file can have that name") from None
 
 
+def nearby_specs(path: Path | str, count: int = 3) -> list[str]:
+    """For a spec path that leads to no file: the specs in its folder whose names are closest to its name (a
+    misspelt ``specs/resnt.arch``, a ``.arc``), as they would be written; none where there are none."""
+    import difflib
+
+    path = Path(path)
+    try:
+        stems = sorted(p.stem for p in path.parent.glob("*.arch") if p.is_file())
+    except OSError:
+        return []
+    close = difflib.get_close_matches(path.stem, stems, n=count, cutoff=0.6)
+    return [str(path.parent / f"{stem}.arch") for stem in close]
+
+
+def did_you_mean_spec(path: Path | str) -> str | None:
+    """``did you mean specs/resnet.arch?`` for a spec path that leads to no file, where a spec is close to it."""
+    found = [] if Path(path).exists() else nearby_specs(path)
+    if not found:
+        return None
+    return "did you mean " + (found[0] if len(found) == 1 else ", ".join(found[:-1]) + " or " + found[-1]) + "?"
+
+
 MAX_SHOWN_PATH = 200  # characters of a path a message quotes: an over-long one is the problem, not its text
 
 

@@ -29,6 +29,7 @@ from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
 
+from ..lang.files import did_you_mean_spec
 from .backbones import refuse_features
 from .pretrained import pretrained_cfg
 
@@ -98,9 +99,8 @@ def _refuse_fixed(name: str, factory, kwargs: dict) -> None:
 def model_entrypoint(name: str):
     """The factory ``create_model`` calls for ``name`` (timm's ``model_entrypoint``): a function whose signature
     and docstring are the variant's. Imports torch; a spec file or a user's spec is compiled (and cached)."""
-    path, _, variant = name.rpartition(":") if ":" in name and name.rpartition(":")[0].endswith(".arch") \
-        else (name, "", "")
-    if path.endswith(".arch"):
+    path, _, variant = name.rpartition(":") if ":" in name else (name, "", "")
+    if path.endswith(".arch") or ("/" in path and did_you_mean_spec(path)):  # a spec's path, or a near miss of one
         return _from_spec(Path(path), variant or None)
     index = _index()
     if name in index:
@@ -128,7 +128,8 @@ def _from_spec(path: Path, variant: str | None):
     from ..spec import load
 
     if not path.is_file():
-        raise FileNotFoundError(f"no spec at {path}")
+        hint = did_you_mean_spec(path) or (None if path.parent.is_dir() else f"there is no folder {path.parent}")
+        raise FileNotFoundError(f"no spec at {path}" + (f": {hint}" if hint else ""))
     spec = load(path)
     variant = variant or spec.default_variant()
     if variant not in spec.variants:
