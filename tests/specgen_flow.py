@@ -44,6 +44,32 @@ class FlowMix:
         return [f"block {name}(d, n) (x: {self.pick(['n x d', '(n) x (d)'])}) -> y {{",
                 *("    " + line for line in decls), f"    let y = x + {mix}", "}"]
 
+    def loop(self, k: int, a: str) -> tuple[str, str]:
+        """A ``for`` over lets, as one statement (its lines indented here): Res2Net's hierarchy, each iteration's
+        output added to the next one's input and kept in a list, or a tensor from before the loop rebound by each
+        iteration; and the value of a let after it."""
+        n = self.pick(["2", "3", "c % 2 + 1"])
+        after: list[str] = []
+        member = self.pick(["conv(c, 3, padding = 1)", "seq { conv(c, 1, bias = false); batchnorm }",
+                            "seq { conv(c * 2, 1); glu(1) }"])
+        inner = [f"ks{k}.{{i}} = {member}"]
+        if self.chance(50):
+            before = [f"let outs{k} = []"]
+            inner += [f"let h{k} = {a} if i == 0 else h{k} + {a}", f"let h{k} = relu(ks{k}[i](h{k}))",
+                      f"let outs{k} = outs{k} + [h{k}]"]
+            value = self.pick(["JOIN(cat(outs{k} + [{a}], 1))", "sum(stack(outs{k}, 2), 2)",
+                               "outs{k}[-1] * 0.5 + outs{k}[0]", "JOIN(cat([outs{k}[0], {a}], 1))",
+                               "outs{k}[-1] + unflatten(select(outs{k}[0], 1, 0), 1, (1, -1))"]).format(k=k, a=a)
+            if "JOIN" in value:  # a 1x1 conv back to c channels, declared after the loop (it reads its width)
+                after = [f"join{k} = conv(c, 1)"]
+                value = value.replace("JOIN", f"join{k}")
+        else:
+            before = [f"let h{k} = {a}"]
+            inner += [f"let h{k} = h{k} + {self.pick(FUNCTIONS)}(ks{k}[i](h{k})) / 2"]
+            value = f"h{k}"
+        lines = [*before, "for i in range(" + n + ") {", *("    " + line for line in inner), "}", *after]
+        return "\n    ".join(lines), value
+
     def flow_block(self, index: int) -> list[str]:
         name = f"F{index}"
         strided = self.chance(60)
@@ -84,7 +110,7 @@ class FlowMix:
         scale = "half" if any(line.startswith("let half") for line in lets) else "0.5"
         for _ in range(self.choose(1, 4)):
             kind = self.pick(["fn", "add", "mul", "scale", "neg", "module", "act", "gate", "pair", "nest", "tensor",
-                              "tensor", "join", "choice", "split"])
+                              "tensor", "join", "choice", "split", "loop", "member", "table"])
             if kind == "pair" and not self.pairs:
                 kind = "add"
             a = take()
@@ -132,7 +158,15 @@ class FlowMix:
                     # a table of each channel's index, broadcast over the map; ** of a number and a tensor
                     f"normalize({a}, p = 1.0, dim = -1, eps = 0.01) + 0.9 ** coordinates({a}, (c, 1, 1), 1)",
                     f"{a} + reshape(coordinates({a}, (c,), 1), (c, 1, 1)) / c - sigmoid({a}) ** 2",
+                    # rolled along the rows and columns, or cyclically over the channels; padded and narrowed back
+                    f"roll({a}, (1, -2), (2, 3)) - 0.5 * roll({a}, 1, -3)",
+                    f"narrow(constant_pad({a}, (0, 0, 0, 0, 1, 2), value = 0.5), 1, 1, c)",
+                    f"{a} + mean(constant_pad({a}, (2, 1)), 3, keepdim = true)",
                 ]))
+            elif kind == "table":  # a learned table's rows picked by a fixed index (1 + 2 i - j), over the channels
+                table = module(f"learned((4, c), init = {self.pick(['0.5', '-1'])})")
+                index = module("lookup(1, (2, 2), (2, -1), 1)")
+                let(f"{a} * sigmoid(unflatten(mean(transpose({index}({table}({a})), 1, 2), 2, keepdim = true), 2, (1, 1)))")
             elif kind == "split":  # parts of uneven sizes, each a tensor, joined again at once
                 p, q = f"p{len(lets)}", f"q{len(lets)}"
                 if self.chance(50):
@@ -149,6 +183,13 @@ class FlowMix:
                 else:  # a module made only where its branch can run
                     m = module(f"conv(c, 1) if {cond}")
                     let(self.pick([f"{m}({a}) if {cond} else {b}", f"{b} if not ({cond}) else {m}({a}) + 1"]))
+            elif kind == "loop":  # a loop of container members: a tensor it rebinds, a list it extends
+                text, value = self.loop(len(lets), a)
+                lets.append(text)
+                let(value)
+            elif kind == "member":  # a member of a container, its key written out
+                lets.append(f"heads{len(lets)}.main = conv(c, 1)")
+                let(f'heads{len(lets) - 1}["main"]({a})')
             elif kind == "join":
                 b = take()
                 if self.chance(30):

@@ -3,14 +3,13 @@
 timm's names, so timm's state_dict loads strictly, with timm's parameter counts, equal outputs (batch-norm
 statistics drawn at random) and the same tensors for the same seed. As a backbone, timm's features_only maps."""
 
-import importlib.util
-
 import pytest
 import timm
 import torch
 import zoo
-from archtest import ROOT, assert_static_shapes, count_params, graph_breaks, randomize_batchnorm, spec
-from timmzoo import assert_counts_and_keys, image, reference, starts_as_timm
+from archtest import assert_static_shapes, count_params, graph_breaks, randomize_batchnorm, spec
+from timmzoo import assert_counts_and_keys, draw_batchnorms, image, reference, starts_as_timm
+from timmzoo import generated_module as generated
 from torch import nn
 
 PARAMS = {"dla34": 15_742_104, "dla46_c": 1_301_400, "dla46x_c": 1_068_440, "dla60": 22_036_632,
@@ -24,22 +23,12 @@ COMPARED = ["dla46_c", "dla60x_c", "dla60", "dla102", "dla169"]
 SIZE = 64  # five stride-2 stages leave a 2 x 2 map: every tree and root still reads every position
 
 
-def draw(name, tensor, generator) -> None:
-    """The BatchNorms' affine terms away from 1 and 0 (the convs' tensors are random already)."""
-    if tensor.dim() == 1 and not name.startswith("fc"):
-        tensor.uniform_(0.5, 1.5, generator=generator) if name.endswith("weight") else \
-            tensor.normal_(0, 0.2, generator=generator)
-
-
 def randomized(variant: str) -> nn.Module:
-    return randomize_batchnorm(reference(variant, draw))
+    return randomize_batchnorm(reference(variant, draw_batchnorms))
 
 
 def generated_module():
-    spec_ = importlib.util.spec_from_file_location("generated_dla", ROOT / "generated" / "dla.py")
-    module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
-    return module
+    return generated("dla")
 
 
 @pytest.mark.parametrize("variant", [v if v in FAST else pytest.param(v, marks=pytest.mark.slow) for v in PARAMS])

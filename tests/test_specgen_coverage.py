@@ -84,6 +84,22 @@ def recursion(tree: Tree, found: set[str]) -> None:
 
 
 RECURSION = {"recursion: a block calls itself", "recursion: through another block"}
+# what a block with named tensors writes with productions used elsewhere too
+FLOW_FORMS = {"flow: a for loop", "flow: a member applied by index", "flow: an empty list extended"}
+
+
+def flow_forms(tree: Tree, found: set[str]) -> None:
+    """Loops, container members and lists of tensors in blocks with named tensors."""
+    for node in tree.iter_subtrees():
+        if node.data != "block" or not any(isinstance(c, Tree) and c.data == "signature" for c in node.children):
+            continue
+        subs = list(node.iter_subtrees())
+        if any(s.data == "for_" for s in subs):
+            found.add("flow: a for loop")
+        if any(s.data == "funcall" and isinstance(s.children[0], Tree) and s.children[0].data == "index" for s in subs):
+            found.add("flow: a member applied by index")
+        if any(s.data == "list_" and not [c for c in s.children if c is not None] for s in subs):
+            found.add("flow: an empty list extended")
 
 
 def generated() -> set[str]:
@@ -92,6 +108,7 @@ def generated() -> set[str]:
         tree = _parser().parse(generate(random.Random(seed).randint))
         uses(tree, found)
         recursion(tree, found)
+        flow_forms(tree, found)
     return found
 
 
@@ -119,6 +136,11 @@ def test_every_op_kind_is_called(found):
 def test_recursive_blocks_are_generated(found):
     missing = sorted(RECURSION - found)
     assert not missing, f"recursion the generator never writes: {missing}"
+
+
+def test_loops_members_and_lists_in_dataflow_blocks_are_generated(found):
+    missing = sorted(FLOW_FORMS - found)
+    assert not missing, f"forms of blocks with named tensors the generator never writes: {missing}"
 
 
 def test_the_allow_list_holds_only_what_is_not_generated(found):

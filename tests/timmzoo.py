@@ -4,11 +4,12 @@ spec carries timm's initialisation) the same tensors for the same seed."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import timm
 import torch
-from archtest import count_params, spec
+from archtest import ROOT, count_params, spec
 from torch import nn
 
 
@@ -26,6 +27,22 @@ def reference(variant: str, draw: Callable[[str, torch.Tensor, torch.Generator],
         for name, tensor in model.named_parameters():
             draw(name, tensor, generator)
     return model.eval()
+
+
+def draw_batchnorms(name: str, tensor: torch.Tensor, generator: torch.Generator) -> None:
+    """A ``draw`` for ``reference``: the BatchNorms' affine terms away from 1 and 0 (every 1-D tensor but the
+    classifier's, ``fc``; the convs' tensors are random already)."""
+    if tensor.dim() == 1 and not name.startswith("fc"):
+        tensor.uniform_(0.5, 1.5, generator=generator) if name.endswith("weight") else \
+            tensor.normal_(0, 0.2, generator=generator)
+
+
+def generated_module(spec_name: str):
+    """``generated/<spec_name>.py``, the checked-in file, imported."""
+    found = importlib.util.spec_from_file_location(f"generated_{spec_name}", ROOT / "generated" / f"{spec_name}.py")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
 
 
 def assert_counts_and_keys(spec_name: str, variant: str, params: int, ordered: bool = True) -> None:

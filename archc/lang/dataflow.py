@@ -18,6 +18,7 @@ import dataclasses
 
 from ..errors import SpecError, did_you_mean
 from . import nodes as n
+from .dataflow_loops import LoopLowering
 
 ARITH = ("+", "-", "*", "/", "**")
 
@@ -32,7 +33,7 @@ def lower_block(block: n.BlockDef) -> None:
     _Lowering(block, sig).run()
 
 
-class _Lowering:
+class _Lowering(LoopLowering):
     def __init__(self, block: n.BlockDef, sig: n.Signature):
         self.block, self.sig = block, sig
         self.tensors: dict[str, str] = {}  # tensor name -> key of its value
@@ -43,6 +44,11 @@ class _Lowering:
         self.let: n.Let | None = None
         self.several: n.Call | None = None  # the op call a let of several names names the tensors of
         self.count = 0
+        self.loops: list[n.For] = []  # the loops around the statement being lowered
+        self.containers: dict[str, n.Span] = {}  # a container of declared members -> where first named
+        self.decl_loop: dict[str, n.For | None] = {}  # a declared member -> the loop that declares it
+        self.rebound: set[str] = set()  # tensors a loop's body binds: each keeps its own key
+        self.empties: dict[str, n.Let] = {}  # value lets of '[]', which a loop may extend with tensors
 
     def run(self) -> None:
         sig = self.sig
@@ -58,6 +64,9 @@ class _Lowering:
         if len(set(sig.outputs)) != len(sig.outputs):
             raise SpecError("an output is named twice", sig.span)
         for output in sig.outputs:
+            if output in sig.lists:
+                raise SpecError(f"the output '{output}' is a list of tensors", self.defined.get(output, sig.span),
+                                hint=f"give a tensor, 'cat({output}, 1)'")
             if output not in self.tensors:
                 raise SpecError(f"the output '{output}' is never computed", sig.span,
                                 hint=f"compute it in the body: 'let {output} = ...'")
@@ -80,6 +89,8 @@ class _Lowering:
             self.declare(stmt)
         elif isinstance(stmt, n.Let):
             self.let_(stmt)
+        elif isinstance(stmt, n.For):
+            self.loop(stmt)
         elif isinstance(stmt, n.Init):
             pass
         else:
@@ -94,9 +105,17 @@ class _Lowering:
             if isinstance(e, n.Var):
                 self._reads_tensors(e)  # says what is used before it is defined
         target = stmt.target
-        if not target.is_plain or target.quoted:
-            raise SpecError("a module declared here needs a plain name: lets apply it by that name", target.span)
-        name = "".join(target.parts)
+        if target.dotted:
+            name = self.member(target)
+        elif not target.is_plain or target.quoted:
+            raise SpecError("a module declared here needs a plain name, or a container's member ('convs.{i}'): "
+                            "lets apply it by that name", target.span)
+        else:
+            name = "".join(target.parts)
+            if self.loops:
+                raise SpecError(f"module '{name}' is declared in a loop, which makes one an iteration", target.span,
+                                hint=f"name each by the loop's variable, '{name}.{{{self.loops[-1].var}}} = ...', "
+                                     f"and apply it as '{name}[{self.loops[-1].var}](x)'")
         self._new_name(name, target.span)
         self._no_tensors(stmt, "the declaration of a module")
         self.sig.decls[name] = stmt
@@ -109,9 +128,12 @@ class _Lowering:
                 self._new_name(stmt.name, stmt.span)  # says where it was defined
             self._no_tensors(stmt, "a let")
             self.defined.setdefault(stmt.name, stmt.span)
+            if isinstance(stmt.value, n.ListExpr) and not stmt.value.items and not stmt.value.tuple:
+                self.empties[stmt.name] = stmt
             return
         for name in stmt.names:
-            self._new_name(name, stmt.span)
+            if not (self.loops and name in self.rebound):
+                self._new_name(name, stmt.span)
         self.let, self.count = stmt, 0
         steps: list[n.Flow] = []
         if stmt.more:
@@ -128,9 +150,11 @@ class _Lowering:
             for name in stmt.names:
                 self.tensors[name] = name
             return
-        key = self.value(stmt.value, stmt.name, steps)
+        key = self._own_key(stmt.name, self.value(stmt.value, stmt.name, steps), stmt.span, steps)
         self.sig.lets[stmt] = steps
         self.tensors[stmt.name] = key
+        if key in self.sig.lists:
+            self.sig.lists.add(stmt.name)
 
     def _new_name(self, name: str, span: n.Span) -> None:
         if name in self.defined:
@@ -152,6 +176,9 @@ class _Lowering:
             if isinstance(node, n.Var) and node.name in self.tensors:
                 return True
             if isinstance(node, n.Call) and isinstance(node.func, n.Var) and node.func.name in self.sig.decls:
+                return True
+            if isinstance(node, n.Call) and isinstance(node.func, n.Index) and isinstance(node.func.value, n.Var) \
+                    and node.func.value.name in self.containers:
                 return True
         return False
 
@@ -188,6 +215,13 @@ class _Lowering:
             return self._tensor(e.name, e.span)
         if isinstance(e, n.Call) and isinstance(e.func, n.Var):
             return self.call(e, e.func.name, dest, steps)
+        if isinstance(e, n.Call) and isinstance(e.func, n.Index) and isinstance(e.func.value, n.Var) \
+                and e.func.value.name in self.containers:
+            return self.call(e, self.member_of(e.func), dest, steps)
+        if isinstance(e, n.Index):
+            return self.item(e, dest, steps)
+        if isinstance(e, n.ListExpr) and not e.tuple or isinstance(e, n.BinOp) and self.is_list(e):
+            return self.list_value(e, dest, steps)
         if isinstance(e, n.BinOp) and e.op in ARITH:
             left, right = self._reads_tensors(e.left), self._reads_tensors(e.right)
             srcs = []
@@ -239,6 +273,7 @@ class _Lowering:
                 raise SpecError(f"module '{func}' is applied twice: a module of a block is applied once",
                                 e.func.span, notes=[("applied here first", self.applied[func])],
                                 hint="declare a second module for the second use")
+            self.in_its_loop(func, e.func.span)
             self.applied[func] = e.func.span
             srcs = []
             for i, arg in enumerate(e.args):
@@ -246,7 +281,7 @@ class _Lowering:
                     raise SpecError(f"module '{func}' is applied to tensors only; this argument is none",
                                     arg.span, hint="pass layer arguments where the module is declared")
                 srcs.append(self.value(arg, dest if i == 0 else self._fresh(), steps))
-            steps.append(n.Flow(dest, "apply", tuple(srcs), self.sig.decls[func], e.span))
+            steps.append(n.Flow(dest, "apply", tuple(srcs), self.sig.decls[func], e.span, op=func))
             return dest
         if func in self.later:
             raise SpecError(f"module '{func}' is applied before it is declared", e.func.span,
@@ -267,7 +302,8 @@ class _Lowering:
         tensors, rest = self._tensor_args(e, func, kind.inputs, kind.optional_inputs)
         for arg in [*rest, *(v for _, v in e.kwargs)]:
             self._no_tensors(arg)
-        srcs = tuple(self.value(t, dest if i == 0 else self._fresh(), steps) for i, t in enumerate(tensors))
+        srcs = tuple(self.value(t, dest if i == 0 and not self.is_list(t) else self._fresh(), steps)
+                     for i, t in enumerate(tensors))
         layer = n.Layer(None, func, e.func.span, n.Arguments(list(rest), [(k, v, v.span) for k, v in e.kwargs]),
                         None, e.span, applied=True)
         steps.append(n.Flow(dest, "op", srcs, layer, e.span))
@@ -276,7 +312,9 @@ class _Lowering:
     def _tensor_args(self, e: n.Call, func: str, inputs: int, optional: int = 0) -> tuple[list[n.Expr], list[n.Expr]]:
         """An op's tensor arguments (the first ``inputs`` positional ones, and up to ``optional`` more that read
         tensors; 0: a list, the first) and the rest."""
-        if inputs == 0:
+        if inputs == 0 and e.args and not isinstance(e.args[0], n.ListExpr) and self.is_list(e.args[0]):
+            tensors, rest = [e.args[0]], e.args[1:]  # a list of tensors, whole
+        elif inputs == 0:
             if not e.args or not isinstance(e.args[0], n.ListExpr) or not e.args[0].items:
                 raise SpecError(f"'{func}' takes a list of tensors first", e.span, hint=f"'{func}([a, b], dim)'")
             tensors, rest = list(e.args[0].items), e.args[1:]
@@ -303,10 +341,20 @@ def _gives_several(func: str | None) -> bool:
 
 
 def _names_defined(body: list[n.Stmt]) -> set[str]:
+    """The names the body's statements define (its loops' too), and the containers its members name."""
     names = set()
     for stmt in body:
         if isinstance(stmt, n.Let):
-            names.add(stmt.name)
+            names.update(stmt.names)
         elif isinstance(stmt, (n.Layer, n.Seq)) and stmt.target is not None and stmt.target.is_plain:
             names.add("".join(stmt.target.parts))
+        elif isinstance(stmt, (n.Layer, n.Seq)) and stmt.target is not None and stmt.target.dotted:
+            names.add(stmt.target.parts[0].split(".")[0])
+        elif isinstance(stmt, n.For):
+            names |= _names_defined(stmt.body)
     return names
+
+
+def decl_name(sig: n.Signature, stmt: n.Stmt) -> str:
+    """The name a declaration is applied by: its plain name, or a member's ``convs.{i}`` / ``heads.cls``."""
+    return next(name for name, decl in sig.decls.items() if decl is stmt)

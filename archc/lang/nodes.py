@@ -426,15 +426,18 @@ class Flow(Node):
 
     dest: str
     # "apply": a declared module on srcs; "op": a parameter-free op on srcs[0]; "arith"; "neg"; "if": the value of
-    # one of two branches (``a if cond else b``), srcs the key each branch gives
+    # one of two branches (``a if cond else b``), srcs the key each branch gives; "copy": srcs[0] again (a tensor a
+    # loop rebinds keeps its own key); "list": a list of tensors, srcs its items and lists in order; "item": the
+    # tensor of the list srcs[0] at ``index``
     kind: str
     srcs: tuple  # tensor keys; an "arith" step may have an expression (a number) in place of one of its two
     layer: Layer | Seq | None  # apply: the declaration; op: the op's call with its other arguments
     span: Span
-    op: str = ""  # arith: + - * /
+    op: str = ""  # arith: + - * /; apply: the name the declaration is applied by (``proj``, ``convs.{i}``)
     dests: tuple = ()  # apply of a block of several outputs: the key of each (dest is the first)
     cond: Expr | None = None  # if: the condition, a value (no tensor)
     branches: tuple = ()  # if: the steps of each branch, (then, else)
+    index: Expr | None = None  # item: the position, a value
 
 
 @dataclass(eq=False)
@@ -450,6 +453,9 @@ class Signature(Node):
     lets: dict = field(default_factory=dict, compare=False)  # tensor Let -> its Flow steps
     keys: dict = field(default_factory=dict, compare=False)  # tensor name (input or let) -> the key of its value
     decls: dict = field(default_factory=dict, compare=False)  # declared module name -> its Layer or Seq statement
+    # a For of the body -> the (name, key) pairs that carry a tensor from before the loop into the name's own key
+    loops: dict = field(default_factory=dict, compare=False)
+    lists: set = field(default_factory=set, compare=False)  # the keys that hold lists of tensors
     # (walks reach the sizes; the tables are dicts, which a walk passes by: their statements are the body's)
 
 

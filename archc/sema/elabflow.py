@@ -8,6 +8,7 @@ import operator
 
 from ..errors import SpecError, SpecErrors
 from ..lang import nodes as n
+from ..lang.dataflow import decl_name
 from ..ops import REGISTRY, ShapeError
 from ..ops.base import ANY
 from .expr import BudgetExceeded
@@ -41,22 +42,17 @@ class FlowElaboration:
         decls: dict[str, Frame] = {}  # declared module -> the frame it was declared in (the lets it sees then)
         read: set = set()  # the keys of the values the steps that ran read, and ("module", name) of those applied
         failures = self.failures
-        for stmt in block.body:
-            if isinstance(stmt, (n.Layer, n.Seq)):
-                decls[stmt.target.parts[0]] = Frame(dict(frame.env), frame.scope, xs[0], frame.where, frame.side,
-                                                     block_path=frame.block_path, flow=True)
-            elif isinstance(stmt, n.Let) and stmt in sig.lets:
-                self.flow_steps(sig.lets[stmt], frame, decls, values, xs[0], read)
-                out = values.get(sig.keys[stmt.name])
-                if self.stmt_shapes is not None and out is not None:  # the let's tensor, for the editor's hints
-                    self.note_shapes(stmt, (xs[0].type, out.type))
-            else:
-                self.stmt(stmt, frame, xs[0])
+        self.flow_body(block.body, sig, frame, decls, values, xs[0], read)
         if self.failures == failures:  # (a step that failed leaves what it would have read unread)
             self.check_all_used(sig, values, read, decls, xs[0])
         outs = []
 
         for output in sig.outputs:
+            if sig.keys.get(output) not in values:
+                where = next((let.span for let in sig.lets if output in let.names), sig.span)
+                self.record(SpecError(f"the output '{output}' is computed only in a loop, which runs no iteration "
+                                      "here", where, hint="compute it after the loop too, or run the loop "
+                                                             "at least once"), frame)
             out = values.get(sig.keys.get(output, ""))
             if out is None:
                 out = xs[0]  # what failed is reported; the caller goes on with a stand-in
@@ -67,19 +63,47 @@ class FlowElaboration:
             outs.append(out)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def flow_body(self, body: list[n.Stmt], sig: n.Signature, frame: Frame, decls: dict[str, Frame], values: dict,
+                  x: Tensor, read: set) -> None:
+        """Run a body's statements (a loop's once an iteration, its variable bound in ``frame``)."""
+        for stmt in body:
+            if isinstance(stmt, (n.Layer, n.Seq)):
+                decls[decl_name(sig, stmt)] = Frame(dict(frame.env), frame.scope, x, frame.where, frame.side,
+                                                    block_path=frame.block_path, flow=True)
+            elif isinstance(stmt, n.Let) and stmt in sig.lets:
+                self.flow_steps(sig.lets[stmt], frame, decls, values, x, read)
+                out = values.get(sig.keys[stmt.name])
+                if self.stmt_shapes is not None and isinstance(out, Tensor):  # the let's tensor, for the hints
+                    self.note_shapes(stmt, (x.type, out.type))
+            elif isinstance(stmt, n.For):
+                for name, key in sig.loops[stmt]:  # the tensors the loop rebinds, from before it
+                    read.add(key)
+                    values[name] = values.get(key)
+                for _ in self.iterate(stmt, frame, x):
+                    self.flow_body(stmt.body, sig, frame, decls, values, x, read)
+            else:
+                self.stmt(stmt, frame, x)
+
     def flow_steps(self, steps: tuple, frame: Frame, decls: dict[str, Frame], values: dict, x: Tensor,
                    read: set[str]) -> None:
         """Run a let's steps (or a branch's), each value put in ``values`` by its key (None where it failed), the
         keys they read put in ``read``."""
         for step in steps:
             dests = step.dests or (step.dest,)
+            for s in step.srcs:
+                if isinstance(s, str) and s not in values and step.kind != "if":  # read before a loop bound it
+                    name = s.split("%")[0]
+                    raise SpecError(f"'{name}' is read before any let gives it a value: the loop binds it in a "
+                                    "later statement, or an earlier iteration, than this one", step.span,
+                                    hint=f"give '{name}' a value before the loop, or read it only where an "
+                                         "earlier iteration has (a conditional tensor: '... if i > 0 else ...')")
             srcs = [values.get(s) if isinstance(s, str) else s for s in step.srcs]
-            values.update(dict.fromkeys(dests))  # until made: an operand failed (reported), or this does
-            if step.kind == "if":
+            if step.kind == "if":  # (its branch may read the tensor it rebinds)
                 try:
                     chosen = 0 if self._truth(step.cond, frame, x) else 1
                 except SpecError as exc:
                     self.record(exc, frame)
+                    values[step.dest] = None
                     continue
                 self.flow_steps(step.branches[chosen], frame, decls, values, x, read)
                 read.add(step.srcs[chosen])
@@ -88,11 +112,23 @@ class FlowElaboration:
                 if self.stmt_shapes is not None and out is not None:
                     self.note_shapes(step, ((out.type,), out.type))
                 continue
+            values.update(dict.fromkeys(dests))  # until made: an operand failed (reported), or this does
             read.update(s for s in step.srcs if isinstance(s, str))
             if step.kind == "apply":
-                read.add(("module", step.layer.target.parts[0]))
+                read.add(("module", step.op))
             if any(s is None for s in srcs):
                 continue
+            if step.kind in ("copy", "list", "item"):
+                try:
+                    values[step.dest] = self.flow_list(step, frame, srcs, x)
+                except SpecError as exc:
+                    self.record(exc, frame)
+                continue
+            if any(isinstance(s, tuple) for s in srcs):  # cat(xs, 1): a list's tensors
+                srcs = [t for s in srcs for t in (s if isinstance(s, tuple) else (s,))]
+                if not srcs:
+                    self.record(SpecError(f"{step.layer.func} of an empty list of tensors", step.span), frame)
+                    continue
             try:
                 out = self.flow_step(step, frame, decls, srcs)
             except (SpecErrors, BudgetExceeded):
@@ -101,6 +137,20 @@ class FlowElaboration:
                 self.record(exc, frame)
                 continue
             values.update(zip(dests, out) if step.dests else [(step.dest, out)])
+
+    def flow_list(self, step: n.Flow, frame: Frame, srcs: list, x: Tensor):
+        """A copy, a list of tensors (its lists' tensors in order), or one tensor of a list."""
+        if step.kind == "copy":
+            return srcs[0]
+        if step.kind == "list":
+            return tuple(t for s in srcs for t in (s if isinstance(s, tuple) else (s,)))
+        index = self.eval(step.index, frame, x)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise SpecError(f"a list of tensors is indexed by an integer, got {type_name(index)}", step.index.span)
+        if not -len(srcs[0]) <= index < len(srcs[0]):
+            raise SpecError(f"index {index} is out of range: the list holds {len(srcs[0])} tensors here",
+                            step.index.span)
+        return srcs[0][index]
 
     def check_all_used(self, sig: n.Signature, values: dict, read: set, decls: dict, x: Tensor) -> None:
         """Every module this call makes is applied and every tensor it computes read, where a conditional tensor
@@ -113,7 +163,8 @@ class FlowElaboration:
                                     "takes its other branch", let.span,
                                     hint=f"compute it in that branch instead, '... if flag else <what {name} is>'")
         for name, decl in sig.decls.items():  # made unconditionally, or where its condition holds
-            if ("module", name) not in read and (decl.cond is None or self._truth(decl.cond, decls[name], x)):
+            if name in decls and ("module", name) not in read and (
+                    decl.cond is None or self._truth(decl.cond, decls[name], x)):
                 raise SpecError(f"module '{name}' is made here but this call applies it nowhere: the conditional "
                                 "tensor that applies it takes its other branch", decl.span,
                                 hint=f"make it where that branch runs only: '{name} = ... if <its condition>'")
@@ -137,7 +188,7 @@ class FlowElaboration:
             srcs = [Tensor(s.node, as_named(s.type, accepted)) if isinstance(s, Tensor) else s for s in srcs]
         if step.kind == "apply":
             decl = step.layer
-            at = decls[decl.target.parts[0]]
+            at = decls[step.op]
             if len(srcs) == 1 and not step.dests:
                 out = self.stmt(decl, at, srcs[0])
             else:

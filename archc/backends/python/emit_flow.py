@@ -14,10 +14,12 @@ from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY
 from ...sema.exprfold import free_names, literal
-from ...sema.layout import TensorType, as_named, feature_axis
+from ...sema.layout import TensorType, as_named
 from . import ir, irparse
 from .context import ClassContext
 from .emit import SPAN, as_tuple, given_args, plain, shape_comment, symbol
+from .emit_flow_loops import FlowLoops
+from .emit_flow_shape import _Shape
 from .emit_forward import ForwardEmitter
 from .emit_init import InitEmitter
 from .emit_init_layer import _Seq
@@ -35,58 +37,13 @@ def _one(values: set, what: str, span: n.Span):
     return values.pop() if values else None
 
 
-class _Shape:
-    """What __init__ knows of a value's sizes: an expression or None per axis (``axes``; None when not even the
-    rank is known), its layout, and its features (the size its modules read); ``known``: the features where
-    nothing was elaborated (a library of blocks), so that neither layout nor rank is known."""
-
-    def __init__(self, layout: str | None, axes: tuple | None, known: n.Expr | None = None):
-        self.layout = layout
-        self.axes = tuple(axes) if axes is not None else None
-        if layout is not None and self.axes is not None and len(self.axes) != len(layout):
-            self.axes = None
-        self.known = known
-
-    @classmethod
-    def of(cls, layout: str | None, features: n.Expr) -> _Shape:
-        """A value of which only the features are known (an input, say)."""
-        if layout is None:
-            return cls(None, None, features)
-        axes = [None] * len(layout)
-        axes[feature_axis(layout)] = features
-        return cls(layout, tuple(axes))
-
-    @property
-    def features(self) -> n.Expr | None:
-        return self.features_in(self.layout)
-
-    def features_in(self, layout: str | None) -> n.Expr | None:
-        """The features as a module reads them in ``layout`` (a map's channels, where unnamed axes are read as
-        one)."""
-        if self.axes is None or layout is None or len(layout) != len(self.axes):
-            return self.known
-        return self.axes[feature_axis(layout)]
-
-    def then(self, layout: str | None, features: n.Expr, seen) -> _Shape:
-        """The value a module or an op makes of this one, of ``features``: its other axes are this one's where
-        every use saw them kept."""
-        if layout is None or self.axes is None or self.layout is None or len(layout) != len(self.layout):
-            return _Shape.of(layout, features)
-        fa = feature_axis(layout)
-        kept = bool(seen) and all(len(ins[0].shape) == len(out.shape) and all(
-            a == b for i, (a, b) in enumerate(zip(ins[0].shape, out.shape)) if i != fa) for ins, out in seen)
-        axes = list(self.axes) if kept else [None] * len(layout)
-        axes[fa] = features
-        return _Shape(layout, tuple(axes))
-
-
 def input_widths(block: n.BlockDef) -> list[str]:
     """The constructor's width arguments of a dataflow block, one per input."""
     inputs = block.signature.inputs
     return ["in_channels"] if len(inputs) == 1 else [f"{name}_channels" for name in inputs]
 
 
-class FlowEmitter:
+class FlowEmitter(FlowLoops):
     """Writes both halves of a dataflow block's class."""
 
     def __init__(self, ctx: ClassContext):
@@ -99,17 +56,13 @@ class FlowEmitter:
         # the step whose recorded types hold each value (an input has none)
         self.producers = {step.dest: step for steps in self.sig.lets.values() for step in _flat(steps)}
         self.made_for: dict[n.Stmt, list] = {}  # a declared module -> the widths __init__ makes it for
+        self.inline: dict[str, ir.Node] = {}  # a list an op takes whole -> its expression
 
     # ---------------------------------------------------------------- forward
 
     def forward(self) -> list[ir.Node]:
         w: list[ir.Node] = []
-        for stmt in self.ctx.d.body:
-            if isinstance(stmt, n.Let) and stmt in self.sig.lets:
-                for step in self.sig.lets[stmt]:
-                    self.step(step, w)
-            elif isinstance(stmt, n.Let):
-                self.fwd.fwd_one(stmt, "x", False, w, None)
+        self.body(self.ctx.d.body, w)
         outs = [ir.Name(self.local[self.sig.keys[o]]) for o in self.sig.outputs]
         w.append(ir.Return(outs[0] if len(outs) == 1 else ir.Tuple(tuple(outs))))
         return self.fwd.hoist(prune_lets(w))
@@ -124,6 +77,9 @@ class FlowEmitter:
             self.choice(step, w)
             return
         srcs = [self.local[s] if isinstance(s, str) else s for s in step.srcs]
+        if step.kind in ("copy", "list", "item"):
+            self.list_step(step, srcs, w)
+            return
         comment = shape_comment([out for _, out in self.ctx.info.get(step)])
         kind = REGISTRY[step.layer.func] if step.kind == "op" else None
         if step.dests:  # a block of several outputs, u, v = self.split(x), or an op's, a, b = x.split([3, 5], 1)
@@ -144,8 +100,8 @@ class FlowEmitter:
         if step.kind == "apply":  # a block of several inputs
             module = ir.Attr(SELF, plain(step.layer.target))
             value: ir.Node = ir.Call(module, tuple(ir.Name(s) for s in srcs))
-        elif kind is not None:  # an op of several inputs
-            value = self.op_of_many(kind, step.layer, srcs)
+        elif kind is not None:  # an op of several inputs, or of a list of tensors
+            value = self.op_of_many(kind, step.layer, srcs, step.srcs[0] in self.sig.lists)
         elif step.kind == "neg":
             value = ir.Unary("-", ir.Name(srcs[0]))
         else:
@@ -176,7 +132,7 @@ class FlowEmitter:
         w.append(ir.If(test, bodies[0], bodies[1]))
         self.local[step.dest] = dest
 
-    def op_of_many(self, kind, layer: n.Layer, srcs: list[str]) -> ir.Node:
+    def op_of_many(self, kind, layer: n.Layer, srcs: list[str], whole: bool = False) -> ir.Node:
         """``q @ k``, ``torch.cat([a, b], 1)``: the op's template over its tensors (x, y, z, or the list xs)."""
         given = given_args(kind, layer)
         if kind.template is None:  # F.scaled_dot_product_attention(q, k, v, ...): the arguments written
@@ -192,8 +148,8 @@ class FlowEmitter:
             return ir.Call(irparse.expression(kind.functional), tuple(map(ir.Name, srcs)), tuple(kwargs))
         values = {f: self.fwd.fwd_lower(as_tuple(self.fwd.fwd_fold(given[f], srcs[0]))) if f in given else
                   lower(literal(kind.args.model_fields[f].default, SPAN)) for f in kind.positional}
-        if kind.inputs == 0:
-            values["xs"] = ir.List(tuple(map(ir.Name, srcs)))
+        if kind.inputs == 0:  # (whole: srcs is one list's local)
+            values["xs"] = (self.inline.get(srcs[0]) or ir.Name(srcs[0])) if whole else ir.List(tuple(map(ir.Name, srcs)))
         else:
             values.update(zip(("x", "y", "z"), map(ir.Name, srcs)))
         template = irparse.expression(kind.template, ("x", "y", "z", "xs", *kind.positional))
@@ -221,13 +177,10 @@ class FlowEmitter:
         chunks: dict[object, list] = {}  # statement -> its __init__ lines, placed where the statement stands
         order = {name: i for i, name in enumerate(self.sig.decls)}
         owner: dict[str, str] = {}  # a name a width may read -> the declared module whose lines define it
-        for stmt in self.ctx.d.body:
-            if isinstance(stmt, n.Let) and stmt in self.sig.lets:
-                self.init_steps(self.sig.lets[stmt], shapes, chunks, order, owner)
-            elif isinstance(stmt, (n.Let, n.Init)):
-                chunks[stmt] = []
-                self.emitter.init_stmt(stmt, symbol("in_channels"), chunks[stmt], _Seq(None))
-        body = [line for stmt in self.ctx.d.body for line in chunks.get(stmt, [])]
+        self.elements: dict[str, _Shape | None] = {}  # a list's key -> its tensors' shape, where all alike
+        self.loop_widths: dict[str, n.For] = {}  # a local that follows a width through a loop -> the loop
+        self.init_body(self.ctx.d.body, shapes, chunks, order, owner)
+        body = self.placed(self.ctx.d.body, chunks)
         outs = []
         for output in self.sig.outputs:
             key = self.sig.keys[output]
@@ -251,6 +204,9 @@ class FlowEmitter:
                 continue
             seen = self.ctx.info.get(step)
             self.layouts[step.dest] = _one({out.layout for _, out in seen}, "this value", step.span)
+            if step.kind in ("copy", "list", "item"):
+                shapes[step.dest] = self.list_shape(step, shapes)
+                continue
             if step.kind == "if":
                 for branch in step.branches:
                     self.init_steps(branch, shapes, chunks, order, owner)
@@ -306,7 +262,7 @@ class FlowEmitter:
         read = [ins[i].layout for i in range(len(tensors)) for ins, _ in seen[:1]] or [None] * len(tensors)
         if step.kind == "apply":
             decl = step.layer
-            name = plain(decl.target)
+            name = step.op
             widths = [self.width(shapes[k], k, self.producers.get(k), f"the input of '{name}'", lay)
                       for k, lay in zip(tensors, read)]
             for width in widths:
@@ -314,6 +270,7 @@ class FlowEmitter:
                     if free in owner and order[owner[free]] > order[name]:
                         raise SpecError(f"'{name}' is sized by the output of '{owner[free]}', which is declared "
                                         "after it", decl.span, hint=f"declare '{owner[free]}' before '{name}'")
+                    self.after_loop(free, name, decl)
             made = [self.emitter.lower(w) for w in widths]
             if self.made_for.setdefault(decl, made) != made:  # applied in each branch of a conditional tensor
                 raise SpecError(f"'{name}' is applied in both branches of a conditional tensor to tensors of "
@@ -337,6 +294,8 @@ class FlowEmitter:
             axes = shapes[tensors[0]].axes
             return [_Shape(self.layouts[d], None if axes is None else kind.sym({**args, "index": i}, axes))
                     for i, d in enumerate(step.dests)]
+        if step.kind == "op" and tensors and tensors[0] in self.sig.lists:  # cat(xs, 1): a whole list
+            return self.joined(step, shapes[tensors[0]], layout, seen)
         if step.kind == "op":
             kind = REGISTRY[step.layer.func]
             if kind.sym is not None:
