@@ -40,7 +40,7 @@ def test_items_of_a_list_without_weights_applied_side_by_side():
     text = _proven_and_refused_when(nn.Sequential(SPP()), torch.randn(1, 4, 8, 8),
                                     "poolings_1 = maxpool(5, stride = 1, padding = 2)",
                                     "poolings_1 = maxpool(3, stride = 1, padding = 1)")
-    assert "poolings_2(" in text
+    assert "concat {" in text and "poolings_2 = maxpool(7" in text
 
 
 class SkipInit(nn.Module):
@@ -105,3 +105,33 @@ class Pyramid(nn.Module):
 def test_tokens_reshaped_to_the_grid_and_permuted_are_to_map():
     torch.manual_seed(0)
     _proven_and_refused_when(Pyramid(), torch.randn(1, 3, 12, 8), "to_map(6, 4)", "to_map(4, 6)")
+
+
+class Fourier(nn.Module):
+    """XCiT's stem: patches as tokens, plus timm's Fourier position encoding (built from the grid's sizes alone,
+    ``pos_embed(B, H, W)``, no tensor in), then attention's output permuted back (a permute of unnamed axes)."""
+
+    def __init__(self):
+        super().__init__()
+        xcit = pytest.importorskip("timm.models.xcit")
+        self.proj = nn.Conv2d(3, 8, 4, stride=4)
+        self.pos_embed = xcit.PositionalEncodingFourier(hidden_dim=8, dim=8)
+        self.qkv = nn.Linear(8, 24)
+
+    def forward(self, x):
+        b = x.shape[0]
+        x = self.proj(x)
+        h, w = x.shape[2:]
+        x = x.flatten(2).transpose(1, 2)
+        x = x + self.pos_embed(b, h, w).reshape(b, -1, x.shape[1]).permute(0, 2, 1)
+        q, k, v = self.qkv(x).reshape(b, h * w, 3, 2, 4).permute(2, 0, 3, 4, 1).unbind(0)
+        y = nn.functional.scaled_dot_product_attention(q, k, v)  # b x heads x d x N
+        return y.permute(0, 3, 1, 2).reshape(b, h * w, 8)
+
+
+def test_a_fourier_position_table_built_from_sizes_alone():
+    torch.manual_seed(0)
+    text = _proven_and_refused_when(nn.Sequential(Fourier()), torch.randn(1, 3, 16, 12),
+                                    "(narrow(t, 1, 3, 1) + 1e-06)", "(narrow(t, 1, 3, 1) + 1e-05)")
+    assert "coordinates(x, (1, 1, 4), 3)" in text and "sin(" in text and "cos(" in text
+    assert "transpose(transpose(scaled_dot_product_attention" in text  # b x N x heads x d, as transposes

@@ -27,6 +27,7 @@ from .leaves import leaf_of
 from .lowering import lower_graph
 from .sides import find_sides, record_training_inputs
 from .specialise import SpecialisingTracer, copy_values
+from .tables import table_of
 
 
 class _Recorder(fx.Interpreter):
@@ -120,6 +121,9 @@ class _Capture:
         if iterated or _is_plain_sequential(m) or (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward):
             cls = None if iterated or _is_plain_sequential(m) else type(m).__name__
             return ir.Seq(cls=cls, path=path, children=children)
+        table = table_of(m, path, children)
+        if table is not None:
+            return table
         buffers = [name for name, _ in m.named_buffers(recurse=False)]
         if buffers:
             raise LiftError(f"{where} ({type(m).__name__}) holds its own buffer '{buffers[0]}': a module's own "

@@ -198,15 +198,21 @@ def _varargs(name, args, kwargs, fail):
             fail("a permute that moves the batch cannot be written")
         if len(dims) == 4 and dims in ([0, 2, 3, 1], [0, 3, 1, 2]):
             return [("permute", (x, tuple(dims)))]  # a map to channels-last and back: the layout op
-        steps, order = [], list(range(len(dims)))
-        for i, want in enumerate(dims):  # the same view, as transposes: swap each dimension into place
-            j = order.index(want)
-            if j != i:
-                order[i], order[j] = order[j], order[i]
-                steps.append(("transpose", (PREVIOUS if steps else x, i, j)))
-        return steps or [("transpose", (x, 1, 1))]
+        return transposes(x, dims)
     if not rest or rest[0] is not ir.BATCH:
         fail(f"'{name}' whose first size is not the batch size (read from a tensor's shape) cannot be written")
     if any(r is ir.BATCH for r in rest[1:]):
         fail(f"'{name}' with the batch size in another place cannot be written")
     return [("reshape", (x, tuple(rest[1:])))]
+
+
+def transposes(x, dims: list[int]) -> list[tuple[str, tuple]]:
+    """``x.permute(*dims)`` (the batch staying first) as transposes, each swapping a dimension into place: the same
+    view, for a tensor of any layout."""
+    steps, order = [], list(range(len(dims)))
+    for i, want in enumerate(dims):
+        j = order.index(want)
+        if j != i:
+            order[i], order[j] = order[j], order[i]
+            steps.append(("transpose", (PREVIOUS if steps else x, i, j)))
+    return steps or [("transpose", (x, 1, 1))]

@@ -70,6 +70,14 @@ class ImplicitForms:
             return None
         chains = [back(a.index) for a in operands]
         starts = {start for _, start in chains}
+        common = 0  # the branches' common start (XCiT's x + pos(x), x = patch_embed(input)): cut from each
+        while len(starts) == 1 and all(len(c) > common for c, _ in chains) and \
+                len({c[common] for c, _ in chains}) == 1:
+            common += 1
+        if common:
+            start = chains[0][0][common - 1]
+            chains = [(c[common:], start) for c, _ in chains]
+            starts = {start}
         if len(starts) != 1:
             return None
         bodies = [chain for chain, _ in chains]

@@ -104,3 +104,12 @@ def normalise(v):
     if isinstance(v, tuple):
         return tuple(normalise(x) for x in v)
     return v
+
+
+def flat(args):
+    """The items of nested lists and tuples, one by one."""
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from flat(a)
+        else:
+            yield a

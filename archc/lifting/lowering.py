@@ -13,9 +13,11 @@ import torch.fx as fx
 
 from . import ir, passes
 from .errors import LiftError
-from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call
+from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call, transposes
 from .indexing import Indexing, Permuted
+from .layouts import Layouts
 from .own import OwnParameters, _Own
+from .tables import Table
 
 
 def _is_batch_read(nd: fx.Node) -> bool:
@@ -30,7 +32,7 @@ def _is_batch_read(nd: fx.Node) -> bool:
     return False
 
 
-class _Lowering(Indexing, OwnParameters):
+class _Lowering(Indexing, OwnParameters, Layouts):
     def __init__(self, cls, path, children, graph: fx.Graph, values, where, own=None):
         self.where = f"{where} ({cls})"
         self.own = own or {}  # the module's own parameters: learned tensors, by name
@@ -132,6 +134,9 @@ class _Lowering(Indexing, OwnParameters):
             self.fail(f"calls '{nd.target}', a module that is not its own child: only direct children can be "
                       "called yet")
         child = self.children.get(nd.target)
+        if isinstance(child, Table):
+            self.table(nd, child, value)
+            return
         if isinstance(child, ir.Leaf) and child.op == "self_attention":
             self.attention(nd, value)
             return
@@ -153,6 +158,18 @@ class _Lowering(Indexing, OwnParameters):
             self.refs[nd] = [ref, *(tuple(v) if isinstance(v, torch.Size) else v for v in value[1:])]
             return
         self.refs[nd] = self.tensor_node("call", args, value, child=nd.target)
+
+    def table(self, nd: fx.Node, table: Table, value):
+        """A child that builds a fixed table from sizes (``self.pos_embed(B, H, W)``): its forward written on the
+        tensor computed last before the call, of which it reads only the batch size."""
+        if not self.dag.inputs:
+            self.fail(f"calls '{nd.target}', which builds a table from sizes alone, with no tensor to read the batch "
+                      "size of")
+        x = ir.Ref(len(self.dag.inputs) + len(self.dag.nodes) - 1)
+        dag = table.dag(self.shape(x), tuple(self.arg(a) for a in (*nd.args, *nd.kwargs.values())))
+        self.children[nd.target] = dag
+        self.dag.children = [(n, dag if n == nd.target else c) for n, c in self.dag.children]
+        self.refs[nd] = self.tensor_node("call", (x,), value, child=nd.target)
 
     def call(self, nd: fx.Node, value):
         name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
@@ -177,7 +194,7 @@ class _Lowering(Indexing, OwnParameters):
         if args and isinstance(args[0], _Listed):  # torch.cat(inputs, 1): the concatenation the input already is
             self.refs[nd] = args[0].ref
             return
-        own = [a for a in _flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
+        own = [a for a in ir.flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
         if own and name in ("layer_norm", "group_norm"):
             self.own_norm(nd, name, args, kwargs, value)
             return
@@ -191,7 +208,7 @@ class _Lowering(Indexing, OwnParameters):
         if not tensors:  # shape arithmetic: folded
             if _is_batch_read(nd):
                 self.refs[nd] = ir.BATCH
-            elif any(a is ir.BATCH for a in _flat(args)):
+            elif any(a is ir.BATCH for a in ir.flat(args)):
                 self.fail(f"computes with the batch size ('{name}'): it cannot be written")
             else:
                 self.refs[nd] = value if not isinstance(value, torch.Size) else tuple(value)
@@ -237,6 +254,9 @@ class _Lowering(Indexing, OwnParameters):
                 return
             if dims == [0, 3, 1, 2] and self.tokens_to_map(nd, args[0], value):
                 return
+            if dims == [0, 3, 1, 2] and self.unnamed(args[0]):  # the layout op would read it as C x H x W
+                self.refs[nd] = self.apply_steps(transposes(args[0], dims), value)
+                return
         if name in ("chunk", "split", "unbind", "tensor_split"):
             self.refs[nd] = self.pieces(name, args, kwargs, value)
             return
@@ -244,24 +264,6 @@ class _Lowering(Indexing, OwnParameters):
             self.fail(f"calls '{name}', which has no counterpart in the language yet")
         steps = map_call(name, args, kwargs, self.shape, self.fail)
         self.refs[nd] = self.apply_steps(steps, value) if steps else args[0]  # no steps: the tensor unchanged
-
-    def tokens_to_map(self, nd: fx.Node, x, value) -> bool:
-        """``x.reshape(B, h, w, C).permute(0, 3, 1, 2)`` of L x C tokens (L = h w), the reshape read by nothing
-        else: the language's ``to_map(h, w)``, the same values. False where it is no such pair."""
-        n_in = len(self.dag.inputs)
-        src = nd.args[0]
-        if not isinstance(x, ir.Ref) or x.index < n_in or len(src.users) != 1:
-            return False
-        reshape = self.dag.nodes[x.index - n_in]
-        tokens = reshape.args[0] if reshape.fn == "reshape" else None
-        if not isinstance(tokens, ir.Ref) or len(self.shape(tokens)) != 2 or len(self.shape(x)) != 3:
-            return False
-        (length, dim), (h, w, c) = self.shape(tokens), self.shape(x)
-        if h * w != length or c != dim:
-            return False
-        self.gone.add(x.index)
-        self.refs[nd] = self.tensor_node("to_map", (tokens, h, w), value)
-        return True
 
     def apply_steps(self, steps: list, value) -> ir.Ref:
         """The nodes of a call written as one op or several, each after the one before; the last gives ``value``."""
@@ -320,14 +322,6 @@ def _step_shape(op: str, fields: tuple, shape_of) -> tuple[int, ...]:
         shape[fields[1] - 1:fields[1]] = [1] if fields[2] else []
         return tuple(shape)
     raise AssertionError(f"no shape rule for an intermediate {op}")
-
-
-def _flat(args):
-    for a in args:
-        if isinstance(a, (list, tuple)):
-            yield from _flat(a)
-        else:
-            yield a
 
 
 def lower_graph(cls, path, children, graph, values, where, own=None, sides=()) -> ir.Dag | ir.Leaf:
