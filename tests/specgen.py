@@ -247,7 +247,16 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         return [f"{kind}(2, stride = 2, ceil_mode = {ceil})"], T("CHW", t.c, h, w)
 
     def s_ln(self, t, depth, numbered):
+        if self.chance(25):
+            return self.s_rmsnorm(t, numbered)
         return [f"{self.name('norm')} = layernorm(eps = 0.000001)"], t
+
+    def s_rmsnorm(self, t, numbered):
+        """An RMS norm over the features (a map's channels): torch's eps or one computed, with a scale or none."""
+        args = [f"eps = {self.x_float(0.000001, 0.1)}"] if self.chance(50) else []
+        args += [f"elementwise_affine = {self.x_bool(self.chance(60), self.loose)}"] if self.chance(40) else []
+        kind = self.pick(["rmsnorm", "rmsnorm2d"]) if t.layout == "CHW" else "rmsnorm"  # on a map: either class
+        return [self.named(numbered, "norm") + (self.wrapped(kind, args) if args else kind)], t
 
     def s_block(self, t, depth, numbered):
         name, strided = self.pick(self.blocks)

@@ -236,6 +236,8 @@ class Mix:
         """An instance norm (or a group norm) with computed arguments, on a map of more than one position."""
         if t.h * t.w < 2:
             return self.s_xact(t, depth, numbered)
+        if self.chance(15):  # an RMS norm over each position's channels
+            return self.s_rmsnorm(t, numbered)
         args = []
         if self.chance(50):
             args.append(f"eps = {self.x_float(0.001, 0.1)}")

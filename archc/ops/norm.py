@@ -36,6 +36,19 @@ def _layernorm_params(a: LayerNormArgs, t: TensorType) -> int:
     return t.features * (a.elementwise_affine + (a.elementwise_affine and a.bias))
 
 
+class RMSNormArgs(Args):
+    eps: Annotated[float, Field(gt=0)] | None = None  # None: torch's, the machine epsilon of the input's dtype
+    elementwise_affine: bool = True
+
+
+def _rmsnorm_shape(a: RMSNormArgs, t: TensorType) -> TensorType:
+    if t.layout in ("CL", "CDHW"):
+        raise ShapeError(f"rmsnorm normalises the last dimension, or the channels of a C x H x W map; on "
+                         f"{t.describe()} the channels are not last",
+                         hint="transpose the channels last first, or use groupnorm(1) for all of them at once")
+    return t
+
+
 class InstanceNormArgs(Args):
     eps: Annotated[float, Field(gt=0)] = 1e-5
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
@@ -132,6 +145,25 @@ def _layernorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
     return y.movedim(-1, 1) if t.layout == "CHW" else y
 
 
+def _rmsnorm_make(a: dict, t: TensorType):
+    from torch import nn
+
+    return nn.RMSNorm(t.features, eps=a["eps"], elementwise_affine=a["elementwise_affine"])
+
+
+def _rmsnorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
+    """Each position's features over the root of their mean square plus eps (torch's default eps: the dtype's
+    machine epsilon), then a learned scale per feature; no mean is taken off (Zhang and Sennrich, 2019)."""
+    import torch
+
+    x = xs[0].movedim(1, -1) if t.layout == "CHW" else xs[0]  # the features last
+    eps = torch.finfo(x.dtype).eps if a["eps"] is None else a["eps"]
+    y = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
+    if m.weight is not None:
+        y = y * m.weight
+    return y.movedim(-1, 1) if t.layout == "CHW" else y
+
+
 def _instancenorm_make(a: dict, t: TensorType):
     from torch import nn
 
@@ -190,6 +222,17 @@ _register(OpKind(
     in_arg=True, params=_layernorm_params, make=_layernorm_make, run=_layernorm_run, value=True,
     doc="layer normalisation over the feature dimension: the last one, or the channels of a C x H x W map",
     saves=INPUT))
+_register(OpKind(
+    "rmsnorm", RMSNormArgs, _rmsnorm_shape, layouts=ANY, module="nn.RMSNorm", modules={"CHW": "_RMSNorm2d"},
+    in_arg=True, params=lambda a, t: t.features if a.elementwise_affine else 0, make=_rmsnorm_make,
+    run=_rmsnorm_run, value=True,
+    doc="root-mean-square normalisation over the feature dimension: the last one, or the channels of a map",
+    saves=INPUT))  # (and one reciprocal root a position)
+_register(OpKind(
+    "rmsnorm2d", RMSNormArgs, _same, module="_RMSNorm2d", in_arg=True,
+    params=lambda a, t: t.features if a.elementwise_affine else 0, make=_rmsnorm_make, run=_rmsnorm_run, value=True,
+    doc="rmsnorm over the channels of a C x H x W map with a class of its own (timm's RmsNorm2d), so that a network "
+        "may hold it as its norm_layer", saves=INPUT))
 _register(OpKind(
     "instancenorm", InstanceNormArgs, _instancenorm_shape, module="nn.InstanceNorm2d", in_arg=True,
     params=lambda a, t: 2 * t.features if a.affine else 0, make=_instancenorm_make, run=_instancenorm_run, value=True,

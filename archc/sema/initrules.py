@@ -62,7 +62,7 @@ _initialiser("xavier_uniform", "nn.init.xavier_uniform_", (("gain", 1.0),), "Glo
 # The parameters each op kind's module has, and the layer sizes a rule's arguments may read.
 PARAMETERS = {"conv": ("weight", "bias"), "linear": ("weight", "bias"), "batchnorm": ("weight", "bias"),
               "layernorm": ("weight", "bias"), "ws_conv": ("weight", "bias", "gain"), "conv1d": ("weight", "bias"),
-              "conv3d": ("weight", "bias")}
+              "conv3d": ("weight", "bias"), "rmsnorm": ("weight",), "rmsnorm2d": ("weight",)}
 LAYER_NAMES = ("fan_in", "fan_out", "in_channels", "out_channels", "kernel_size", "groups", "in_features",
                "out_features", "num_features", "normalized_shape")
 LAYER_NAME_SET = frozenset(LAYER_NAMES)
@@ -319,6 +319,8 @@ def node_parameters(node: OpNode) -> tuple[str, ...]:
         if not a.get("elementwise_affine", True):
             return ()
         return ("weight", "bias") if a.get("bias", True) else ("weight",)
+    if node.op in ("rmsnorm", "rmsnorm2d"):
+        return ("weight",) if a.get("elementwise_affine", True) else ()
     return ()
 
 

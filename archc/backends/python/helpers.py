@@ -132,6 +132,13 @@ HELPERS = {
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)''',
+    "_RMSNorm2d": '''class _RMSNorm2d(nn.RMSNorm):
+    """RMSNorm over the channels of an N x C x H x W map: normalised channels-last, then back."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+        return x.permute(0, 3, 1, 2)''',
     "_WSConv2d": '''class _WSConv2d(nn.Conv2d):
     """A conv with scaled weight standardisation (Brock et al., 2021): each output channel's weights less their
     mean, over the root of their variance plus ``eps``, times a learned ``gain`` and gamma / sqrt(fan-in).
