@@ -122,3 +122,28 @@ def test_misuse_is_a_located_error(tmp_path, body, message):
         load(tmp_path, text).check()
     assert message in str(err.value)
     assert err.value.span is not None and err.value.span.line > 1
+
+
+def test_a_name_for_a_tensor_that_a_loop_rebinds_keeps_the_value_before_the_loop(tmp_path):
+    """``let b = a`` names a's value: the loop that doubles a twice leaves b as it was, so y = a + 4a."""
+    text = """
+block B(c) (x) -> y {
+    m = conv(c, 1)
+    let a = m(x)
+    let b = a
+    for i in range(2) {
+        let a = a * 2
+    }
+    let y = b + a
+}
+
+network N() {
+    input 4 x 8 x 8
+    b = B(4)
+}
+variant n = N()
+"""
+    model = load(tmp_path, text).build("n").eval()
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), 5 * model.b.m(x))

@@ -49,6 +49,7 @@ class _Lowering(LoopLowering):
         self.decl_loop: dict[str, n.For | None] = {}  # a declared member -> the loop that declares it
         self.rebound: set[str] = set()  # tensors a loop's body binds: each keeps its own key
         self.empties: dict[str, n.Let] = {}  # value lets of '[]', which a loop may extend with tensors
+        self.aliases: dict[str, n.Let] = {}  # a let that names another tensor's value, not a value of its own
 
     def run(self) -> None:
         sig = self.sig
@@ -153,6 +154,8 @@ class _Lowering(LoopLowering):
         key = self._own_key(stmt.name, self.value(stmt.value, stmt.name, steps), stmt.span, steps)
         self.sig.lets[stmt] = steps
         self.tensors[stmt.name] = key
+        if key != stmt.name:  # another tensor's value: a loop that rebinds that tensor copies it here first
+            self.aliases[stmt.name] = stmt
         if key in self.sig.lists:
             self.sig.lists.add(stmt.name)
 

@@ -45,6 +45,11 @@ class LoopLowering:
                 self._new_name(name, let.span)
             self.tensors[name] = name
             self.rebound.add(name)
+        for name, let in list(self.aliases.items()):  # 'let b = a' before a loop that rebinds a: b keeps a's value
+            if self.tensors.get(name) in self.rebound and name not in self.rebound:
+                self.sig.lets[let].append(n.Flow(name, "copy", (self.tensors[name],), None, let.span))
+                self.tensors[name] = name
+                del self.aliases[name]
         self.sig.loops[stmt] = tuple(copies)
         self.loops.append(stmt)
         for inner in stmt.body:
