@@ -129,14 +129,14 @@ class FlowLoops:
                 emitter.channel_vars.add(chan)
                 self.loop_widths[chan] = stmt
                 locals_[name] = chan
-                before.append(ir.Assign(ir.Name(chan), emitter.lower(entry[name].features)))
+                before.append(ir.Assign(ir.Name(chan), emitter.lower(entry[name].features), let=True))
                 shapes[name] = _Shape.of(entry[name].layout, symbol(chan))
             inner = {}
             self.init_body(stmt.body, shapes, inner, order, owner)
             ends = {name: shapes[name].features for name in changing}
         lines = [line for inner_stmt in stmt.body for line in inner.get(inner_stmt, [])]  # (containers: before)
         if changing:
-            lines += [ir.Assign(ir.Name(locals_[name]), emitter.lower(ends[name])) for name in changing]
+            lines += [ir.Assign(ir.Name(locals_[name]), emitter.lower(ends[name]), let=True) for name in changing]
             for name in changing:
                 shapes[name] = _Shape.of(shapes[name].layout, symbol(locals_[name]))
         chunks[stmt] = before + ([ir.For(loop_target(stmt.var, lines), emitter.init_expr(stmt.iterable),
