@@ -203,7 +203,12 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         groups = self.pick([g for g in (1, 2, 3, 4) if t.c % g == 0 and c % g == 0])
         h, w = (t.h + 2 * (k // 2) - k) // s + 1, (t.w + 2 * (k // 2) - k) // s + 1
         bias = self.pick(["true", "false"])
-        stmts = [f"{self.name('conv')} = conv({c}, {k}, {s}, padding = {k // 2}, groups = {groups}, bias = {bias})"]
+        pad = k // 2
+        if self.chance(15):  # TensorFlow's: ceil(size / stride), uneven at a stride on an even size or an even kernel
+            k, pad = self.pick([k, 2, 4]) if t.h >= 4 and t.w >= 4 else k, '"same"'
+            h, w = -(-t.h // s), -(-t.w // s)
+        stmts = [f"{self.name('conv')} = {self.pick(['conv', 'conv', 'ws_conv']) if pad != k // 2 else 'conv'}"
+                 f"({c}, {k}, {s}, padding = {pad}, groups = {groups}, bias = {bias})"]
         if self.chance(40):  # a norm that archc.deploy folds into the conv
             stmts.append(f"{self.named(numbered, 'bn')}batchnorm(eps = 0.001)")
         return stmts, T("CHW", c, h, w)

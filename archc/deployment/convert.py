@@ -43,13 +43,14 @@ def deploy_spec(spec: Spec, graph: Graph | None = None) -> tuple[Spec, Rewrites]
     graphs = [*spec.check().values(), *([graph] if graph is not None else [])]
     merge = frozenset(mergeable(graphs))
     held = frozenset(_held_kinds(spec.program, graphs).items())
+    same = frozenset(op.span for g in graphs for op in g.ops() if op.args.get("padding") == "same")
     forms = _FORMS.setdefault(spec, {})
-    if (merge, held) not in forms:
-        program, rewrites = deploy_program(spec.program, merge, dict(held))
+    if (merge, held, same) not in forms:
+        program, rewrites = deploy_program(spec.program, merge, dict(held), same)
         form = Spec(program)
         form.check()
-        forms[merge, held] = (form, rewrites)
-    return forms[merge, held]
+        forms[merge, held, same] = (form, rewrites)
+    return forms[merge, held, same]
 
 
 def _held_kinds(program, graphs: list) -> dict:

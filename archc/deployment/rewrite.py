@@ -46,12 +46,12 @@ class Rewrites:
 
 
 def deploy_program(program: Program, merge: set[n.Span] = frozenset(),
-                   held: dict[n.Span, str] | None = None) -> tuple[Program, Rewrites]:
+                   held: dict[n.Span, str] | None = None, same: set[n.Span] = frozenset()) -> tuple[Program, Rewrites]:
     """The inference form of ``program`` (a new tree; the original is untouched) and what changed. ``merge``: the
     residuals whose instances all sum linear branches that fit one conv (``terms.mergeable``); ``held``: the layers
     that call an op a parameter holds, and that op in every instance (``bn1 = norm_layer``: batchnorm), rewritten
-    as that op written out."""
-    rw = _Rewriter(merge, held or {})
+    as that op written out; ``same``: the layers padded "same" in some instance, which no fused kind takes."""
+    rw = _Rewriter(merge, held or {}, same)
     blocks = {name: rw.definition(b) for name, b in program.blocks.items()}
     networks = {name: rw.definition(net) for name, net in program.networks.items()}
     note = textwrap.fill("The inference form (archc build --deploy): batch norms folded into the conv or linear "
@@ -74,9 +74,10 @@ def _kind(stmt) -> str | None:
 
 
 class _Rewriter:
-    def __init__(self, merge: set[n.Span], held: dict[n.Span, str]):
+    def __init__(self, merge: set[n.Span], held: dict[n.Span, str], same: set[n.Span] = frozenset()):
         self.merge = merge
         self.held = held
+        self.same = same
         self.originals: dict[n.Span, n.Layer] = {}  # the held ops' statements written out, as they were
         self.done = Rewrites()
         self.protected: set[str] = set()  # layer names read by ``from NAME``: their output is needed as it is
@@ -113,7 +114,7 @@ class _Rewriter:
         if isinstance(stmt, n.Layer):
             kind = _kind(stmt)
             fused = kind and REGISTRY[kind].fuses_into
-            if not fused or not REGISTRY[fused].packs:
+            if not fused or not REGISTRY[fused].packs or stmt.span in self.same:
                 return stmt
             self.done.fused[stmt.span] = fused
             return dataclasses.replace(stmt, func=fused)
@@ -229,7 +230,7 @@ class _Rewriter:
             before = before.body[-1]
         first = _kind(before)
         return (first is not None and REGISTRY[first].fuses_into is not None and before.cond is None
-                and not _named(before, self.protected))
+                and not _named(before, self.protected) and before.span not in self.same)
 
     def _fuse(self, layer, act: n.Layer):
         """``layer`` as its fused kind, with ``act`` as its activation (in a seq: its last layer)."""

@@ -15,6 +15,7 @@ from .base import (
     Makes,
     NoArgs,
     OpKind,
+    Padding,
     PadPair,
     Pair,
     Pos,
@@ -41,8 +42,29 @@ def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, dim: str) -> 
     return out
 
 
+def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """TensorFlow's "same" padding along a side of ``size``: the total that gives ceil(size / s) outputs, the odd
+    one after (bottom, right), as timm's pad_same computes it."""
+    total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _same_input(x, a: dict, t: TensorType):
+    """A conv's input as it convolves it: padded where its padding is "same", from the input's static size."""
+    import torch.nn.functional as F
+
+    if a["padding"] != "same":
+        return x, pair(a["padding"])
+    (kh, kw), (sh, sw), (dh, dw) = pair(a["kernel_size"]), pair(a["stride"]), pair(a["dilation"])
+    _, h, w = t.shape
+    return F.pad(x, same_pads(w, kw, sw, dw) + same_pads(h, kh, sh, dh)), (0, 0)
+
+
 def _window2d(t: TensorType, k, s, p, d, ceil, what) -> TensorType:
     c, h, w = t.shape
+    if p == "same":  # padded by the input's size (same_pads) to ceil(size / stride)
+        sh, sw = pair(s)
+        return TensorType((c, -(-h // sh), -(-w // sw)))
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pair(k), pair(s), pair(p), pair(d)
     for kk, pp in ((kh, ph), (kw, pw)):
         if pp * 2 > kk and what != "conv":  # PyTorch's pooling rule
@@ -57,7 +79,7 @@ class ConvArgs(Args):
     out_channels: Pos
     kernel_size: Pair
     stride: Pair = 1
-    padding: PadPair = 0
+    padding: Padding = 0
     dilation: Pair = 1
     groups: Pos = 1
     bias: bool = True
@@ -90,7 +112,8 @@ def _conv_make(a: dict, t: TensorType):
 def _conv_run(m, a: dict, t: TensorType, xs: list, training: bool):
     import torch.nn.functional as F
 
-    return F.conv2d(xs[0], m.weight, m.bias, pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]), a["groups"])
+    x, padding = _same_input(xs[0], a, t)
+    return F.conv2d(x, m.weight, m.bias, pair(a["stride"]), padding, pair(a["dilation"]), a["groups"])
 
 
 def _conv_label(a: dict) -> str:
@@ -115,8 +138,8 @@ def _pool_label(kind: str):
 
 
 _register(OpKind(
-    "conv", ConvArgs, _conv_shape, module="nn.Conv2d", in_arg=True, channels_from="out_channels",
-    params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution",
+    "conv", ConvArgs, _conv_shape, module="nn.Conv2d", same_module="_Conv2dSame", in_arg=True,
+    channels_from="out_channels", params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution",
     label=_conv_label, fuses_into="conv_act", saves=INPUT))
 
 
@@ -162,7 +185,8 @@ def _ws_conv_run(m, a: dict, t: TensorType, xs: list, training: bool):
     mean = w.mean((1, 2, 3), keepdim=True)
     var = (w - mean).square().mean((1, 2, 3), keepdim=True)
     w = (w - mean) / torch.sqrt(var + a["eps"]) * m.gain * (a["gamma"] / math.sqrt(fan_in))
-    return F.conv2d(xs[0], w, m.bias, pair(a["stride"]), pair(a["padding"]), pair(a["dilation"]), a["groups"])
+    x, padding = _same_input(xs[0], a, t)
+    return F.conv2d(x, w, m.bias, pair(a["stride"]), padding, pair(a["dilation"]), a["groups"])
 
 
 def _ws_conv_saves(a: dict, ins: tuple, out: tuple) -> Saves:
@@ -181,8 +205,8 @@ def _ws_conv_makes(a: dict, ins: tuple, out: tuple) -> Makes:
 
 
 _register(OpKind(
-    "ws_conv", WSConvArgs, _ws_conv_shape, module="_WSConv2d", in_arg=True, channels_from="out_channels",
-    params=_ws_conv_params, macs=_conv_macs, make=_ws_conv_make, run=_ws_conv_run,
+    "ws_conv", WSConvArgs, _ws_conv_shape, module="_WSConv2d", same_module="_WSConv2dSame", in_arg=True,
+    channels_from="out_channels", params=_ws_conv_params, macs=_conv_macs, make=_ws_conv_make, run=_ws_conv_run,
     doc="2-D convolution with scaled weight standardisation (NF-ResNets, NFNets): weight, bias and a gain",
     label=lambda a: "ws_" + _conv_label(a), saves=_ws_conv_saves, makes=_ws_conv_makes))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ..sema.layout import TensorType
-from .base import BOTH, INPUT, REGISTRY, OpKind, Saves, _register
+from .base import BOTH, INPUT, REGISTRY, OpKind, PadPair, Saves, _register
 from .conv import ConvArgs, _conv_label, _conv_macs, _conv_make, _conv_params, _conv_run, _conv_shape
 from .norm import LinearArgs, _linear_make, _linear_run, _linear_shape
 
@@ -19,6 +19,7 @@ FUSABLE = tuple(name for name, kind in REGISTRY.items() if kind.post_op is not N
 
 
 class ConvActArgs(ConvArgs):
+    padding: PadPair = 0  # not "same": oneDNN's conv pads evenly (archc.deploy leaves such a conv as it is)
     # the names, from the registry; none: the layer alone (a deployed conv still keeps its weights packed)
     activation: Literal[FUSABLE] | None = None  # type: ignore[valid-type]
 

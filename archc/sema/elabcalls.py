@@ -245,12 +245,24 @@ class CallElaboration:
                                 hint=f"{kind.name}({', '.join(fields)})") from None
             got = data.get(field_name)
             raise SpecError(f"{kind.name}: bad value {show(got)} for '{field_name}': {err['msg'].lower()}",
-                            spans.get(field_name, stmt.span)) from None
+                            spans.get(field_name, stmt.span), hint=_padding_hint(kind, field_name, got)) from None
         self.validated[key] = (values, values.model_dump())
         return self.validated[key]
 
 
 _MISSING = object()
+
+
+def _padding_hint(kind: OpKind, field_name: str, got) -> str | None:
+    """For a word given as a padding: the one word there is, and which kinds take it."""
+    if field_name != "padding" or not isinstance(got, str):
+        return None
+    takers = " and ".join(k.name for k in REGISTRY.values() if k.same_module is not None)
+    if got.lower() == "valid":
+        return 'TensorFlow\'s "valid" is padding = 0'
+    if kind.same_module is not None:
+        return 'a padding is a number, a pair, or "same" (TensorFlow\'s: ceil(size / stride) outputs)'
+    return f'a padding is a number or a pair here; "same" (TensorFlow\'s) is taken by {takers}'
 
 
 def _chained(exc: BudgetExceeded) -> BudgetExceeded:

@@ -46,7 +46,8 @@ def generate(program: Program, variants: dict[str, Variant], elab: Elaborator, g
         used_blocks = set(program.blocks)
     used_blocks |= _default_blocks(program, elab, used_blocks | {v.network.name for v in variants.values()})
     headers: list[ir.FunctionDef] = []  # the classes' __init__ signatures, for the names they read
-    info = StmtInfo(shapes, {} if in_place is None else in_place)
+    same = frozenset(op.span for graph in graphs.values() for op in graph.ops() if op.args.get("padding") == "same")
+    info = StmtInfo(shapes, {} if in_place is None else in_place, same)
     constants: dict[str, object] = {name: OpRef(name) for name, kind in REGISTRY.items() if kind.value}
     constants.update({let.name: elab.globals[let.name] for let in program.lets})
     constants.update({b: BlockRef(b) for b in program.blocks})

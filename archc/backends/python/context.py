@@ -38,6 +38,8 @@ class StmtInfo:
     # inplace=True, a residual's ``out += identity``), by the statement's span: the one record of that choice,
     # which ``archc stats`` reads (``Spec.in_place``) to count what makes no tensor
     in_place: dict[n.Span, bool] = field(default_factory=dict)
+    # the spans of the layers whose padding is "same" (TensorFlow's) in some use: built as the kind's same_module
+    same_padded: frozenset = frozenset()
 
     def get(self, stmt) -> list:
         return self.shapes.get(stmt, [])
