@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import archc
+from archc.ops import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -91,8 +92,11 @@ def assert_static_shapes(s: archc.Spec, variant: str, model: nn.Module, x: torch
         assert got_out == (batch, *op.shape), f"{name}: output {got_out} != {op.shape}"
         own = sum(p.numel() for p in modules[name].parameters())  # an op's module may have parts (out_proj)
         assert own == op.params, f"{name}: {own} parameters, graph says {op.params}"
-    learned = graph.learned()  # learned tensors: nn.Parameters of their block, not modules
+    learned = graph.learned()  # learned tensors: nn.Parameters of their block, not modules (or a lookup's buffer)
     for name, op in learned.items():
+        if REGISTRY[op.op].buffer:
+            assert op.params == 0 and name in dict(model.named_buffers()), f"{name}: no buffer"
+            continue
         assert model.get_parameter(name).numel() == op.params, f"{name}: {model.get_parameter(name).numel()} != {op.params}"
     own = {name: {f"{name}.{k}" if name else k for k, _ in m.named_parameters(recurse=False)}
            for name, m in modules.items()}

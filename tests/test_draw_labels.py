@@ -103,18 +103,18 @@ def test_what_does_not_fold_still_does_not():
 
 
 def test_swin_shift_is_labelled_as_the_model_applies_it():
-    graph = spec("swin").graph("swin_t")
+    graph = spec("swin").graph("swin_v2_t")  # (V1 writes its attention in the spec, the shift a let of it)
     attn = {op.id: op for op in graph.ops() if op.op == "window_attention"}
-    assert op_summary(attn["features.5.1.attn"]) == "window_attention 12 heads, window 7x7, shift 3x3"
+    assert op_summary(attn["features.5.1.attn"]) == "window_attention 12 heads, window 8x8, shift 4x4, cosine"
     # on the last stage's 7x7 map one window covers it: torchvision turns the shift off
-    assert attn["features.7.1.attn"].args["shift_size"] in (3, [3, 3], (3, 3))
-    assert op_summary(attn["features.7.1.attn"]) == "window_attention 24 heads, window 7x7"
-    assert effective(attn["features.7.1.attn"])[1] == "shift 3x3 off: the 7x7 window covers the 7×7 map"
+    assert attn["features.7.1.attn"].args["shift_size"] in (4, [4, 4], (4, 4))
+    assert op_summary(attn["features.7.1.attn"]) == "window_attention 24 heads, window 8x8, cosine"
+    assert effective(attn["features.7.1.attn"])[1] == "shift 4x4 off: the 8x8 window covers the 7×7 map"
     assert effective(attn["features.5.1.attn"])[1] is None
     source = draw.dot_source(graph)
-    assert "shift 3x3" not in next(line for line in source.splitlines() if line.strip().startswith('"features.7.1.attn"'))
+    assert "shift 4x4" not in next(line for line in source.splitlines() if line.strip().startswith('"features.7.1.attn"'))
     depth1 = node_labels(draw.dot_source(graph, 1))
-    assert "shift 3x3 off: the 7x7 window covers the 7×7 map" in depth1["block:features.7.1"]
+    assert "shift 4x4 off: the 8x8 window covers the 7×7 map" in depth1["block:features.7.1"]
 
 
 @pytest.mark.parametrize(("name", "block", "variant", "path"), [

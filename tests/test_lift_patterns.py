@@ -135,3 +135,29 @@ def test_a_fourier_position_table_built_from_sizes_alone():
                                     "(narrow(t, 1, 3, 1) + 1e-06)", "(narrow(t, 1, 3, 1) + 1e-05)")
     assert "coordinates(x, (1, 1, 4), 3)" in text and "sin(" in text and "cos(" in text
     assert "transpose(transpose(scaled_dot_product_attention" in text  # b x N x heads x d, as transposes
+
+
+class Hierarchy(nn.Module):
+    """Res2Net's hierarchy: each part of the channels added to the output of the conv before, then convolved by
+    the next item of a list (never one after another), and an unused ``sp = spx[0]`` that fx still computes."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(2, 2, 3, padding=1) for _ in range(2))
+
+    def forward(self, x):
+        spx = torch.split(x, 2, 1)
+        sp = spx[0]
+        out = []
+        for i, conv in enumerate(self.convs):
+            sp = spx[i] if i == 0 else sp + spx[i]
+            sp = conv(sp)
+            out.append(sp)
+        return torch.cat(out + [spx[-1]], 1)
+
+
+def test_items_of_a_list_applied_out_of_order_are_its_members():
+    torch.manual_seed(0)
+    text = _proven_and_refused_when(nn.Sequential(nn.Conv2d(3, 6, 1), Hierarchy()), torch.randn(1, 3, 8, 8),
+                                    "convs[1](", "convs[0](")
+    assert "convs.0 = conv(2, 3, padding = 1)" in text and "convs.1 = conv(2, 3, padding = 1)" in text

@@ -95,7 +95,8 @@ class Interpreter(nn.Module):
                 if op.name is not None and kind.make is not None:
                     made = kind.make(op.args, in_type)
                     self._place(op.name, made)
-                    state = "parameter" if isinstance(made, nn.Parameter) else "module"
+                    state = "parameter" if isinstance(made, nn.Parameter) else "module" if isinstance(made, nn.Module) \
+                        else "buffer"
             free = tuple(sorted({s for s in op.inputs if last_use[s] == i and s not in keep}))
             steps.append(_Step(op, run, in_type, free, state))
         self._steps = steps
@@ -112,6 +113,8 @@ class Interpreter(nn.Module):
             holder = holder._modules[part]
         if isinstance(thing, nn.Parameter):
             holder.register_parameter(leaf, thing)
+        elif isinstance(thing, Tensor):  # a buffer (lookup's table)
+            holder.register_buffer(leaf, thing)
         else:
             holder.add_module(leaf, thing)
 
@@ -129,6 +132,8 @@ class Interpreter(nn.Module):
                 held = self.get_submodule(op.name)
             elif step.state == "parameter":
                 held = self.get_parameter(op.name)
+            elif step.state == "buffer":
+                held = self.get_buffer(op.name)
             values[op.id] = step.run(held, op.args, step.in_type, [values[s] for s in op.inputs], self.training)
             for src in step.free:
                 values.pop(src, None)

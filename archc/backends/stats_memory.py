@@ -136,8 +136,14 @@ def _order(op: OpNode, before: bool | str) -> bool | str:
             return True
         if dims == {rank - 2, rank - 1} and before in (True, "mT"):
             return "mT" if before is True else True
-        return False
+        return before is True and _moves_only_ones(op.in_shapes[0], *sorted(d - 1 for d in dims))
     return before is True and not kind.scatters
+
+
+def _moves_only_ones(shape: tuple, i: int, j: int) -> bool:
+    """Whether swapping axes i and j (the batch's not counted) keeps the elements in order: the axes of more than one
+    element keep theirs (Swin's one window: 1 x 7 x 1 x 7 x C to 1 x 1 x 7 x 7 x C)."""
+    return (shape[i] == 1 and shape[j] == 1) or sum(shape[k] > 1 for k in range(i, j + 1)) <= 1
 
 
 def _copied(op: OpNode, i: int, order: bool | str) -> bool:

@@ -90,6 +90,7 @@ class _Lowering(Indexing, OwnParameters, Layouts):
                 self.dag.output = out
                 if self.gone:
                     passes.drop_nodes(self.dag, self.gone)
+                passes.dead_values(self.dag)
                 passes.fold_items(self.dag, self.children, self.fail)
                 passes.fuse_dense(self.dag, self.fail)
                 passes.fuse_tokens(self.dag, self.shape)

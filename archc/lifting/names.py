@@ -20,6 +20,13 @@ def plain(name: str) -> bool:
         (name not in KEYWORDS or name in IDENTIFIER_KEYWORDS) and name not in RESERVED and not name.startswith("_")
 
 
+def member(name: str) -> tuple[str, str] | None:
+    """``(container, key)`` where ``name`` is a member of a container a block with named tensors declares
+    (``convs.0``: a plain name, a dot, a number), else None."""
+    head, dot, key = name.partition(".")
+    return (head, key) if dot and plain(head) and key.isdigit() and str(int(key)) == key else None
+
+
 class Names:
     def __init__(self):
         self.blocks: set[str] = set()

@@ -25,7 +25,8 @@ def fold_items(dag: ir.Dag, children: dict, fail) -> None:
         called = [dag.nodes[k - n_in].child.partition(".")[2] for k in ks]
         chained = all(dag.nodes[b - n_in].args == (ir.Ref(a),) and uses.get(a) == 1
                       for a, b in zip(ks, ks[1:]))
-        if (called != items or not chained) and _loose_items(dag, head, ks, children):
+        if (called != items or not chained) and (_loose_items(dag, head, ks, children) or
+                                                   _members(dag, head, ks, children)):
             continue
         if called != items or not chained or len(dag.nodes[ks[0] - n_in].args) != 1:
             fail(f"applies the items of '{head}' other than each once, in order, one to the one before's "
@@ -61,6 +62,24 @@ def _loose_items(dag: ir.Dag, head: str, ks: list[int], children: dict) -> bool:
     for k in ks:
         nd = dag.nodes[k - n_in]
         nd.child = names[nd.child.partition(".")[2]]
+    return True
+
+
+def _members(dag: ir.Dag, head: str, ks: list[int], children: dict) -> bool:
+    """Items of a list applied other than one after another (Res2Net's ``sp = conv(sp + spx[i])``, HGNet's outputs
+    all concatenated): each a member of the container, declared ``convs.0`` and applied ``convs[0](x)`` (the keys
+    the list gives them). False (nothing changed) where the list is keyed by other than its positions."""
+    n_in = len(dag.inputs)
+    items = children[head].children
+    if [n for n, _ in items] != [str(i) for i in range(len(items))]:
+        return False
+    at = [n for n, _ in dag.children].index(head)
+    dag.children[at:at + 1] = [(f"{head}.{n}", part) for n, part in items]
+    children.pop(head)
+    children.update({f"{head}.{n}": part for n, part in items})
+    for k in ks:
+        nd = dag.nodes[k - n_in]
+        nd.child = f"{head}.{nd.child.partition('.')[2]}"
     return True
 
 
@@ -134,6 +153,17 @@ def drop_nodes(dag: ir.Dag, gone: set[int], replace: dict[int, int] | None = Non
         nd.args = remap(nd.args)
     dag.nodes = nodes
     dag.output = remap(dag.output)
+
+
+def dead_values(dag: ir.Dag) -> None:
+    """Values the forward computes and never reads (Res2Net's ``sp = spx[0]``, read again as ``spx[i]``) taken out,
+    children's calls kept (a child never called is ``unused``'s to judge)."""
+    while True:
+        uses = dag.uses()
+        gone = {k for k, nd in enumerate(dag.nodes, start=len(dag.inputs)) if nd.fn != "call" and not uses.get(k)}
+        if not gone:
+            return
+        drop_nodes(dag, gone)
 
 
 def unused(dag: ir.Dag, fail) -> None:

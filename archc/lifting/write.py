@@ -9,7 +9,7 @@ from . import ir
 from .blocks import BlockDef, Call, OpValue, Param, Slot, _key
 from .errors import LiftError
 from .implicit import ImplicitForms, _formless
-from .names import KEYWORDS, Names, plain
+from .names import KEYWORDS, Names, member, plain
 
 INDENT = "    "
 _BINARY = {"+", "-", "*", "/", "**"}
@@ -43,7 +43,13 @@ def literal(v) -> str:
 
 
 def target(name: str) -> str:
-    return name if plain(name) else literal(name)
+    return name if plain(name) or member(name) else literal(name)
+
+
+def applied(name: str) -> str:
+    """A child applied to tensors: by its name, or a container's member by its index (``convs[0]``)."""
+    m = member(name)
+    return f"{m[0]}[{m[1]}]" if m else target(name)
 
 
 class Printer(ImplicitForms):
@@ -240,7 +246,7 @@ class Printer(ImplicitForms):
             part = kids[nd.child]
             if nd.child in declared:
                 ins = [self.before_applied(part, t) for t in tensors]
-                return self.then_applied(part, nd.child, f"{target(nd.child)}({', '.join(ins)})")
+                return self.then_applied(part, nd.child, f"{applied(nd.child)}({', '.join(ins)})")
             return self.leaf(part, tensors)
         if nd.fn in _BINARY:
             a, b = (operand(x) for x in nd.args)
@@ -260,7 +266,7 @@ class Printer(ImplicitForms):
         implicit = self.implicit_lines(t)
         if implicit is not None:
             return "\n".join([f"block {d.name}({params}) {{"] + [INDENT + line for line in implicit] + ["}"])
-        bad = [n for n, _ in t.children if not plain(n)]
+        bad = [n for n, _ in t.children if not plain(n) and not member(n)]
         if bad:
             raise LiftError(f"{t.path or 'the model'} ({t.cls}): its child '{bad[0]}' has a name that a spec can "
                             "only write in quotes, and its forward needs named tensors, which apply children by "

@@ -12,7 +12,7 @@ from ..lang.dataflow import decl_name
 from ..ops import REGISTRY, ShapeError
 from ..ops.base import ANY
 from .expr import BudgetExceeded
-from .layout import TensorType, as_named, is_generic
+from .layout import TensorType, as_named, given_back, is_generic
 from .scope import Frame, Tensor
 from .values import type_name
 
@@ -56,7 +56,7 @@ class FlowElaboration:
             out = values.get(sig.keys.get(output, ""))
             if out is None:
                 out = xs[0]  # what failed is reported; the caller goes on with a stand-in
-            named = as_named(out.type)  # a block gives a map, tokens or features where the rank says
+            named = given_back(out.type, xs[0].type.layout)  # a map, tokens or features: its input's, or the rank's
             if named != out.type:
                 node = self.add_node(frame, None, "identity", {}, [Tensor(out.node, named)], named, sig.span)
                 out = Tensor(node.id, named)

@@ -120,6 +120,14 @@ def as_named(t: TensorType, accepted: tuple[str, ...] | None = None) -> TensorTy
     return TensorType(t.shape, "CHW" if "CHW" in options else options[0])
 
 
+def given_back(t: TensorType, like: str | None) -> TensorType:
+    """A block's output as it leaves: a tensor of unnamed axes in the layout of the block's (first) input where it
+    has as many axes (a channels-last map back as one), else as ``as_named`` reads it."""
+    if is_generic(t.layout) and like is not None and not is_generic(like) and len(like) == len(t.shape):
+        return TensorType(t.shape, like)
+    return as_named(t)
+
+
 def kinds(layouts: tuple[str, ...]) -> str:
     """``a C x H x W feature map or flat features``."""
     names = [NAMES[lay] for lay in layouts]

@@ -14,7 +14,7 @@ from ...errors import SpecError
 from ...lang import nodes as n
 from ...ops import REGISTRY
 from ...sema.exprfold import free_names, literal
-from ...sema.layout import TensorType, as_named
+from ...sema.layout import TensorType, given_back
 from . import ir, irparse
 from .context import ClassContext
 from .emit import SPAN, as_tuple, given_args, plain, shape_comment, symbol
@@ -185,7 +185,11 @@ class FlowEmitter(FlowLoops):
         for output in self.sig.outputs:
             key = self.sig.keys[output]
             layout = self.layouts.get(key)
-            named = as_named(TensorType((0,) * len(layout), layout)).layout if layout else None  # as it leaves
+            like = self.layouts.get(self.sig.inputs[0])
+            named = given_back(TensorType((0,) * len(layout), layout), like).layout if layout else None  # as it leaves
+            if not inputs and shapes[key].features_in(named) is None:  # no variant makes it (Swin's shift mask in
+                outs.append(n.Const(None, SPAN))  # depths of one block): no caller reads the width it cannot know
+                continue
             outs.append(self.width(shapes[key], key, self.producers.get(key), f"the output '{output}'", named))
         lowered = [self.emitter.lower(out) for out in outs]
         self.check_known(lowered)

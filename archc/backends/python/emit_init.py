@@ -147,9 +147,9 @@ class InitEmitter(LayerInit):
             self.reassigned[cur.name] += 1
             sub.append(ir.Assign(ir.Name(cur.name), self.lower(new)))
         elif self._mentions_locals(new, sub):
-            chan = self.channel_var(cur)
-            w.append(ir.Assign(ir.Name(chan), self.lower(cur)))
-            sub.append(ir.Assign(ir.Name(chan), self.lower(new)))
+            chan = self.channel_var(cur)  # (a let: dropped where nothing reads it, as Swin's shift mask's width)
+            w.append(ir.Assign(ir.Name(chan), self.lower(cur), let=True))
+            sub.append(ir.Assign(ir.Name(chan), self.lower(new), let=True))
             result = symbol(chan)
         else:
             result = n.IfExp(self.fold(cond, cur), new, cur, SPAN)

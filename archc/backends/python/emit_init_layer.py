@@ -59,7 +59,7 @@ class LayerInit:
             if "init" in args:  # a learned tensor is float whatever number starts it (init = 1; a parameter)
                 args["init"] = _as_float(args["init"])
             form = irparse.expression(kind.learned_init, tuple(args))
-            self.register(stmt.target, ir.substitute(form, args), w, seq, parameter=True)
+            self.register(stmt.target, ir.substitute(form, args), w, seq, parameter=not kind.buffer, buffer=kind.buffer)
             return new
         needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
             (kind.template is None or kind.module is not None)
@@ -218,13 +218,15 @@ class LayerInit:
         self.channel_vars.add(name)
         return name
 
-    def register(self, target: n.Target | None, value: ir.Node, w: list, seq: _Seq, parameter: bool = False) -> None:
-        """Make ``value`` (a module, or with ``parameter`` an nn.Parameter) the target's attribute."""
-        adds = "register_parameter" if parameter else "add_module"
+    def register(self, target: n.Target | None, value: ir.Node, w: list, seq: _Seq, parameter: bool = False,
+                 buffer: bool = False) -> None:
+        """Make ``value`` (a module, or with ``parameter`` an nn.Parameter, with ``buffer`` a buffer) the target's
+        attribute."""
+        adds = "register_buffer" if buffer else "register_parameter" if parameter else "add_module"
         if target is not None and target.is_plain:
             name = plain(target)
             self.modules_named.add(name)
-            if seq.var is None and is_attribute(name):
+            if seq.var is None and is_attribute(name) and not buffer:
                 w.append(ir.Assign(ir.Attr(ir.Name("self"), name), value))
             else:
                 w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), ir.Const(name), value)))
@@ -234,7 +236,8 @@ class LayerInit:
             return
         if target is not None:
             name = interpolated(target, self.init_expr)
-            if seq.var is None and not target.quoted and isinstance(name, ir.Const) and is_attribute(name.value):
+            if seq.var is None and not target.quoted and isinstance(name, ir.Const) and is_attribute(name.value) \
+                    and not buffer:
                 w.append(ir.Assign(ir.Attr(ir.Name("self"), name.value), value))  # a constant: ``x{1}`` is x1
             else:
                 w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), name, value)))
