@@ -38,7 +38,7 @@ def test_counts_and_keys_match_timm(variant):
 @pytest.mark.parametrize("variant", [FAST, *(pytest.param(v, marks=pytest.mark.slow) for v in COMPARED)])
 def test_outputs_match_timm(variant):
     s = spec("res2net")
-    model, x = s.build(variant), image(size=SIZE)
+    model, x = s.build(variant), image(size=32)  # (the last map 1 x 1: the fast tier's cheapest exact check)
     diff, _ = zoo.compare(model, randomized(variant), x)
     assert diff == 0
 
