@@ -11,6 +11,7 @@ from ...ops import REGISTRY
 from ...ops.fused import FUSABLE
 from .helpersindex import INDEX_HELPERS
 from .helpersnumeric import NUMERIC_HELPERS
+from .helperspad import PAD_HELPERS
 from .helperswindow import PARTITION_HELPERS, WINDOW_HELPERS
 
 HELPERS = {
@@ -219,6 +220,7 @@ HELPERS["_LinearAct"] = _fused(
 HELPERS.update(WINDOW_HELPERS)
 HELPERS.update(PARTITION_HELPERS)
 HELPERS.update(NUMERIC_HELPERS)
+HELPERS.update(PAD_HELPERS)
 HELPERS.update(INDEX_HELPERS)
 
 
