@@ -36,7 +36,7 @@ def dot_source(graph: Graph, depth: int | None = None, fold: bool = True, block:
         raise ValueError("depth must be at least 1")
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}")
-    view = View(graph, depth, fold, block, signatures)
+    view = View(graph, depth, fold, block, signatures, fold_ops=fold)
     ends = terminals(view)
     edges = ends["in_edges"] + view.edges() + ends["out_edges"]
     if max_layout is not None:
@@ -157,7 +157,15 @@ def _node(view: View, unit: str, parent: str | None) -> str:
     side = ops[0].side is not None
     attrs = []
     path = view.unit_block.get(unit)
-    if path is not None:  # a block instance drawn as one node
+    run_of_ops = view.op_runs.get(unit)
+    if run_of_ops is not None:  # alike groups of ops in a row: VGG's conv, relu, conv, relu
+        first, last = run_of_ops.ops[0], run_of_ops.ops[-1]
+        name = f"{display(first.name or first.id, parent)} … {display(last.name or last.id, parent)}"
+        lines = [f"<b>{esc(name)}</b>  " + f'<font color="#b00000"><b>×{run_of_ops.count}</b></font>',
+                 esc(" → ".join(op_summary(op) for op in run_of_ops.ops[:run_of_ops.period])),
+                 small(f"{sum(op.params for op in run_of_ops.ops):,} params")]
+        attrs += [f'fillcolor="{colour(first.op)}"', "peripheries=2"]
+    elif path is not None:  # a block instance drawn as one node
         scope = view.graph.scopes[path]
         run = view.runs.get(path)
         paths = run.paths if run else [path]
@@ -199,7 +207,8 @@ def _node(view: View, unit: str, parent: str | None) -> str:
             attrs += ["shape=oval", 'style="solid"']
     if side:
         attrs += [f'color="{SIDE_COLOUR}"', 'style="rounded,filled,dashed"']
-    attrs.append("penwidth=1.5" if path is not None or ops[0].op in ("concat", "add") or side else "penwidth=1")
+    wide = path is not None or run_of_ops is not None or ops[0].op in ("concat", "add") or side
+    attrs.append("penwidth=1.5" if wide else "penwidth=1")
     label = "<" + "<br/>".join(lines) + ">"
     return f"{quote(unit)} [label={label}, {', '.join(attrs)}];"
 

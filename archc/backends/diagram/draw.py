@@ -46,7 +46,10 @@ folded cluster draws the first instance, with that instance's shapes inside.
 An edge out of a folded run stands for every member that sends one: a dense's
 members each send their new features to its last concatenation, so that edge
 reads ``6 × 32×56×56 = 192×56×56`` and the concatenation's inputs add up to its
-output (64 + 192 = 256).
+output (64 + 192 = 256). Where a network repeats groups of ops instead of blocks
+(VGG's conv and ReLU, conv and ReLU ... in one seq), runs of three or more alike
+groups fold into one node the same way (``opruns``): ``features.14 … features.25
+×4``, ``conv 3x3, 256 → relu``, the max pools between the stages kept.
 
 Size. A picture goes to the renderer only if Graphviz would lay it out as at
 most ``MAX_LAYOUT_NODES`` nodes, counting the chains of virtual nodes dot puts

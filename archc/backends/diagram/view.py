@@ -3,7 +3,8 @@
 A unit is an op, or a block instance drawn as one node (``depth``). Every block
 instance and named ``seq`` that holds a drawn unit is a box (a ``Cluster``).
 Folding finds runs of consecutive alike block instances (see ``archc.draw``)
-and draws each run as its first instance; ``edges`` maps the graph's edges onto
+and draws each run as its first instance, and (``fold_ops``, the pictures) runs of
+alike groups of ops as one unit (``opruns``); ``edges`` maps the graph's edges onto
 the drawn units, dropping those hidden inside a run.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ...sema.graph import Graph, OpNode
 from .calls import Signatures, masked, numbers
+from .opruns import OpRun, fold_op_runs
 
 MIN_FOLD = 3  # two alike instances stay two nodes: folding would save one and hide the pair
 # each graph's instance signatures and masked op arguments, shared by its views (``draw`` tries several depths)
@@ -59,7 +61,7 @@ class View:
     """What is drawn: units (an op, or a block instance collapsed to one node) inside nested clusters."""
 
     def __init__(self, graph: Graph, depth: int | None, fold: bool, root: str | None,
-                 signatures: Signatures | None = None):
+                 signatures: Signatures | None = None, fold_ops: bool = False):
         self.graph = graph
         self.g = graph.g
         self.root = root
@@ -106,8 +108,11 @@ class View:
         self.run_member: dict[str, tuple[str, int]] = {}  # op id -> (run's first path, index in run)
         self.run_concat: dict[str, str] = {}  # a dense's concatenation between folded members -> the run
         self.hidden_units: set[str] = set()
+        self.op_runs: dict[str, OpRun] = {}  # a unit standing for a run of alike op groups -> the run
         if fold:
             self._fold(self.top)
+        if fold_ops:
+            fold_op_runs(self, self.top)
 
     # -- folding
 
