@@ -161,3 +161,13 @@ def test_items_of_a_list_applied_out_of_order_are_its_members():
     text = _proven_and_refused_when(nn.Sequential(nn.Conv2d(3, 6, 1), Hierarchy()), torch.randn(1, 3, 8, 8),
                                     "convs[1](", "convs[0](")
     assert "convs.0 = conv(2, 3, padding = 1)" in text and "convs.1 = conv(2, 3, padding = 1)" in text
+
+
+def test_timms_rms_norms_are_rmsnorm():
+    norm = pytest.importorskip("timm.layers.norm")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 1), norm.RmsNorm2d(16, eps=1e-6), nn.Flatten(), norm.RmsNorm(576))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+    text = _proven_and_refused_when(model, torch.randn(1, 3, 6, 6), "rmsnorm(eps = 1e-06)", "rmsnorm(eps = 0.01)")
+    assert text.count("rmsnorm(eps = 1e-06)") == 2

@@ -34,6 +34,8 @@ _LIBRARY = {
     "timm.layers.norm.GroupNorm": "groupnorm",
     "timm.layers.norm.GroupNorm1": "groupnorm",
     "timm.layers.linear.Linear": "linear",
+    "timm.layers.norm.RmsNorm": "rmsnorm",  # x * rsqrt(mean(x ** 2) + eps) * weight, over the last dimension
+    "timm.layers.norm.RmsNorm2d": "rmsnorm",  # and over a map's channels (the op's module on a map)
     "timm.layers.std_conv.ScaledStdConv2d": "ws_conv",  # the registry's conv with scaled weight standardisation
     "timm.layers.std_conv.ScaledStdConv2dSame": "ws_conv",  # and its padding for the input, where it has one
     "torchvision.models.swin_transformer.ShiftedWindowAttention": "window_attention",
@@ -83,6 +85,8 @@ def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
         if len(m.normalized_shape) != 1:
             _refuse(path, m, f"normalises over {tuple(m.normalized_shape)}: only the last dimension can be written")
         extra["bias"] = m.bias is not None or not m.elementwise_affine
+    elif op == "rmsnorm" and len(m.normalized_shape) != 1:
+        _refuse(path, m, f"normalises over {tuple(m.normalized_shape)}: only one dimension can be written")
     elif op == "groupnorm":
         extra["bias"] = m.bias is not None or not m.affine
     elif op == "linear":
