@@ -119,6 +119,9 @@ class OpKind:
     make: Callable[[dict, TensorType], object] | None = None  # interpreter: its module or learned tensor
     run: Callable[..., object] | None = None  # interpreter: (module, args, input type, inputs, training) -> output
     label: Callable[[dict], str] | None = None  # diagrams: the op and its key arguments (``conv 7x7/2, 64``)
+    # and, where what it does on an input differs from its arguments (Swin's shift is off where one window covers
+    # the map), (arguments, input shapes) -> (the arguments in effect, a note saying why, or None)
+    effective: Callable[[dict, tuple], tuple[dict, str | None]] | None = None
     doc: str = ""
     # the tensors it takes (its shape rule gets a tuple of their types where not 1; 0: a list): more than one only
     # in the lets of blocks with named tensors

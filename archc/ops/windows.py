@@ -196,6 +196,18 @@ def _window_label(a: dict) -> str:
     return text
 
 
+def _window_effective(a: dict, ins: tuple) -> tuple[dict, str | None]:
+    """torchvision's ``shifted_window_attention`` shifts no side that one window covers (the map is padded to
+    whole windows, so a window at least the map's side is the only window): the shift in effect, and a note."""
+    window, shift = pair(a["window_size"]), pair(a.get("shift_size", 0))
+    sides = tuple(ins[0][:2])  # channels last: H x W x C
+    acting = tuple(s if size < side else 0 for s, size, side in zip(shift, window, sides))
+    if acting == shift:
+        return a, None
+    note = f"shift {size_text(shift)} off: the {size_text(window)} window covers the {'×'.join(map(str, sides))} map"
+    return {**a, "shift_size": acting if any(acting) else 0}, note
+
+
 def _window_saves(a: dict, ins: tuple, out: tuple) -> Saves:
     """Over the padded map's T tokens of C channels and H heads: the windows' tokens, the scaled queries, copies of
     the keys and values, the output before its projection (5 T C), and the attention weights (H N a token, N a
@@ -253,7 +265,8 @@ _register(OpKind(
     doc="multi-head self-attention within windows of a channels-last map, optionally shifted cyclically with "
         "the mask that keeps rolled-in regions apart, with a relative position bias (version 1: a learned table; "
         "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper",
-    label=_window_label, saves=_window_saves, buffers=_window_buffers, makes=_window_makes))
+    label=_window_label, effective=_window_effective, saves=_window_saves, buffers=_window_buffers,
+    makes=_window_makes))
 
 
 def _merge_shape(a, t: TensorType) -> TensorType:

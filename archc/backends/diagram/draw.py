@@ -26,7 +26,7 @@ Labels. A block's call is written with its parameters' names, the arguments
 equal to their defaults left out and floats rounded to three significant
 digits (``calls``): ``MBConv(expand_ratio=6, kernel=5, stride=2,
 out_channels=40, p=0.0375)``. An op's label says what it does on its input
-(``labels.effective``): Swin's shift is off where one window covers the map.
+(its kind's ``effective``): Swin V2's shift is off where one window covers the map.
 
 Folding. Runs of three or more consecutive *alike* block instances fold into
 one node (or, where the blocks are drawn open, one cluster: the run's first

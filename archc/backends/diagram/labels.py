@@ -96,34 +96,10 @@ def op_summary(op: OpNode) -> str:
 
 def effective(op: OpNode) -> tuple[dict, str | None]:
     """The op's arguments as they act on its input, and a note where they differ from those it was given
-    (``shift off: the 7x7 window covers the 7×7 map``)."""
-    rule = _EFFECTIVE.get(op.op)
-    return rule(op) if rule is not None and op.in_shapes else (op.args, None)
-
-
-def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
-
-
-def _window_effective(op: OpNode) -> tuple[dict, str | None]:
-    """torchvision's ``shifted_window_attention`` shifts no side that one window covers (the map is padded to
-    whole windows, so a window at least the map's side is the only window)."""
-    window, shift = _pair(op.args["window_size"]), _pair(op.args.get("shift_size", 0))
-    sides = tuple(op.in_shapes[0][:2])  # channels last: H x W x C
-    acting = tuple(s if size < side else 0 for s, size, side in zip(shift, window, sides))
-    if acting == shift:
-        return op.args, None
-    args = {**op.args, "shift_size": acting if any(acting) else 0}
-    note = f"shift {size_text(shift)} off: the {size_text(window)} window covers the {shape_text(sides)} map"
-    return args, note
-
-
-def size_text(value) -> str:
-    a, b = _pair(value)
-    return f"{a}x{b}"
-
-
-_EFFECTIVE = {"window_attention": _window_effective}
+    (``shift off: the 7x7 window covers the 7×7 map``): its kind's ``effective``."""
+    kind = REGISTRY.get(op.op)
+    rule = kind.effective if kind is not None else None
+    return rule(op.args, op.in_shapes) if rule is not None and op.in_shapes else (op.args, None)
 
 
 def esc(text: str) -> str:
