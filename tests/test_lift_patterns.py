@@ -171,3 +171,28 @@ def test_timms_rms_norms_are_rmsnorm():
         model[1].weight.uniform_(0.5, 1.5)
     text = _proven_and_refused_when(model, torch.randn(1, 3, 6, 6), "rmsnorm(eps = 1e-06)", "rmsnorm(eps = 0.01)")
     assert text.count("rmsnorm(eps = 1e-06)") == 2
+
+
+class LatentPool(nn.Module):
+    """timm's attention pooling (SigLIP's head): learned latent queries expanded over the batch and projected,
+    attending to the tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.latent = nn.Parameter(torch.randn(1, 2, 8))
+        self.q = nn.Linear(8, 8)
+        self.kv = nn.Linear(8, 16)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q = self.q(self.latent.expand(b, -1, -1)).reshape(b, 2, 2, 4).transpose(1, 2)
+        k, v = self.kv(x).reshape(b, n, 2, 2, 4).permute(2, 0, 3, 1, 4).unbind(0)
+        y = nn.functional.scaled_dot_product_attention(q, k, v)
+        return y.transpose(1, 2).reshape(b, 2, c)[:, 0]
+
+
+def test_a_parameter_expanded_over_the_batch_into_a_child_is_learned():
+    torch.manual_seed(0)
+    text = _proven_and_refused_when(nn.Sequential(nn.Linear(4, 8), LatentPool()), torch.randn(2, 5, 4),
+                                    "q(select(latent(x), 1, 0))", "q(narrow(x, 1, 0, 2))")
+    assert "latent = learned((1, 2, 8))" in text

@@ -16,7 +16,7 @@ from .errors import LiftError
 from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call, transposes
 from .indexing import Indexing, Permuted
 from .layouts import Layouts
-from .own import OwnParameters, _Own
+from .own import OwnParameters, _Expanded, _Own
 from .tables import Table
 
 
@@ -141,7 +141,7 @@ class _Lowering(Indexing, OwnParameters, Layouts):
         if isinstance(child, ir.Leaf) and child.op == "self_attention":
             self.attention(nd, value)
             return
-        args = tuple(self.arg(a) for a in nd.args)
+        args = tuple(self.expanded(a) if isinstance(a, _Expanded) else a for a in map(self.arg, nd.args))
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
         if not isinstance(child, ir.Leaf):  # a block's constant arguments are in its own trace (its instance's)
             args = tuple(a for a in args if isinstance(a, ir.Ref) or (isinstance(a, list) and ir.refs_in(a)))

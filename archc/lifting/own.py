@@ -107,6 +107,17 @@ class OwnParameters:
         self.fail(f"uses its parameter '{own.name}' in '{name}', which cannot be written yet (a learned tensor "
                   "may multiply a tensor, be added to one, or be expanded and put before a sequence)")
 
+    def expanded(self, own: _Expanded) -> ir.Ref:
+        """A 1 x L x D parameter expanded over the batch and given to a child (timm's attention pooling: its
+        latent queries, ``self.q(self.latent.expand(B, -1, -1))``): the language's ``learned`` tensor of that
+        shape, on the tensor computed last, its first dimension selected."""
+        if not self.dag.inputs:
+            self.fail(f"gives its parameter '{own.name}' to a child, with no tensor to read the batch size of")
+        x = ir.Ref(len(self.dag.inputs) + len(self.dag.nodes) - 1)
+        p = self.own[own.name]
+        ref = self.learned_child(own, "learned", x, tuple(p.shape))
+        return self.add(ir.Node(fn="select", args=(ref, 1, 0), shape=tuple(p.shape[1:])))
+
     def learned_child(self, own, op: str, x: ir.Ref, shape: tuple, count: int = 1) -> ir.Ref:
         """The parameter ``own`` as a child of its name, the learned op ``op`` applied to ``x``; its output."""
         p = self.own[own.name]
