@@ -108,7 +108,7 @@ def test_unknown_names_and_pretrained_weights_are_clear_errors(tmp_path):
                 out[name] = str(exc)
         out["torch"] = "torch" in sys.modules
     """)
-    assert out["resnt50"] == ("unknown model 'resnt50': did you mean resnet50, resnet56 or resnet20? "
+    assert out["resnt50"] == ("unknown model 'resnt50': did you mean resnet50, res2next50 or resnet56? "
                               "(archc.list_models() names them all)")
     assert out["zzzz"] == "unknown model 'zzzz': archc.list_models() names them all"
     assert out["resnet50"].startswith("archc has no pretrained weights for 'resnet50'")
