@@ -120,7 +120,8 @@ class _WSConv2d(nn.Conv2d):
                         self.groups)
 
 
-def _pad_same(x: Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> Tensor:
+def _pad_same(x: Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+              dilation: tuple[int, ...]) -> Tensor:
     """``x`` padded with zeros as TensorFlow's "same" pads it for a conv of these sizes: to ceil(size / stride)
     outputs along each side, the odd row or column at the bottom or right (timm's pad_same).
     """

@@ -3,7 +3,8 @@ generated module that uses them: the convs take ``padding="same"`` at any stride
 ``ScaledStdConv2dSame`` do, and keep nn.Conv2d's parameter names."""
 
 PAD_HELPERS = {
-    "_pad_same": '''def _pad_same(x: Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]) -> Tensor:
+    "_pad_same": '''def _pad_same(x: Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...],
+              dilation: tuple[int, ...]) -> Tensor:
     """``x`` padded with zeros as TensorFlow's "same" pads it for a conv of these sizes: to ceil(size / stride)
     outputs along each side, the odd row or column at the bottom or right (timm's pad_same).
     """
