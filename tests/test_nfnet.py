@@ -85,7 +85,8 @@ def test_the_tiny_configuration_matches_timm():
     assert_static_shapes(s, "nfnet_f0", model, x, img_size=SIZE, **TINY)
 
 
-@pytest.mark.parametrize("size", [SIZE, SIZE + 1])  # even: padded 0 above and 1 below at stride 2; odd: 1 and 1
+# even: padded 0 above and 1 below at stride 2; odd: 1 and 1 (in the slow tier: test_same_padding has both sizes)
+@pytest.mark.parametrize("size", [SIZE, pytest.param(SIZE + 1, marks=pytest.mark.slow)])
 def test_the_tiny_dm_configuration_matches_timm(size):
     s = spec("nfnet")
     model, x = tiny(s, dm=True), image(size=size)
@@ -95,7 +96,7 @@ def test_the_tiny_dm_configuration_matches_timm(size):
     assert_static_shapes(s, "dm_nfnet_f0", model, x, img_size=size, **TINY)
 
 
-@pytest.mark.parametrize("dm", [False, True])
+@pytest.mark.parametrize("dm", [False, pytest.param(True, marks=pytest.mark.slow)])  # the fuzzer pads "same" too
 def test_the_interpreter_computes_ws_conv_from_its_definition(dm):
     """The graph interpreter (ws_conv's meaning written from the paper's equation, not with batch_norm as the
     generated helper and timm compute it; "same" padding from the input's static size, not from the tensor's as
