@@ -30,11 +30,9 @@ class OpRun:
     count: int
 
 
-def fold_op_runs(view, cluster) -> None:
-    """Replace each run of alike op groups among ``cluster``'s children (and its boxes', folded runs of blocks
-    aside) by one unit, ``ops:`` and its first op's id, recorded in ``view.op_runs``."""
-    from .view import MIN_FOLD, Cluster
-
+def fold_op_runs(view, cluster, least: int) -> None:
+    """Replace each run of ``least`` or more alike op groups among ``cluster``'s children (and its boxes', folded
+    runs of blocks aside) by one unit, ``ops:`` and its first op's id, recorded in ``view.op_runs``."""
     children, kept, i = cluster.children, [], 0
     while i < len(children):
         chain = _chain(view, children, i)  # the longest, once: each unit is in one chain (linear time)
@@ -44,7 +42,7 @@ def fold_op_runs(view, cluster) -> None:
             continue
         at = 0
         while at < len(chain):
-            period, count = _best_run(view, chain, at, MIN_FOLD)
+            period, count = _best_run(view, chain, at, least)
             if not count:
                 kept.append(children[i + at])
                 at += 1
@@ -60,8 +58,8 @@ def fold_op_runs(view, cluster) -> None:
         i += len(chain)
     cluster.children[:] = kept
     for child in kept:
-        if isinstance(child, Cluster) and child.path not in view.hidden:
-            fold_op_runs(view, child)
+        if not isinstance(child, str) and child.path not in view.hidden:  # a box (a unit is its id)
+            fold_op_runs(view, child, least)
 
 
 def _chain(view, children: list, i: int) -> list[OpNode]:

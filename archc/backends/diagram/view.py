@@ -112,7 +112,7 @@ class View:
         if fold:
             self._fold(self.top)
         if fold_ops:
-            fold_op_runs(self, self.top)
+            fold_op_runs(self, self.top, MIN_FOLD)
 
     # -- folding
 
