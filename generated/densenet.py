@@ -149,13 +149,17 @@ class DenseBlock(nn.Module):
         growth_rate: int,
         bottleneck: bool = True,
         memory_efficient: bool = False,
+        bn_size: int = 4,
     ) -> None:
         super().__init__()
         self.memory_efficient = memory_efficient
         self.num_layers = num_layers
         channels = in_channels
         for j in range(num_layers):
-            self.add_module(f"denselayer{j + 1}", DenseLayer(channels, growth_rate, bottleneck))
+            self.add_module(
+                f"denselayer{j + 1}",
+                DenseLayer(channels, growth_rate, bottleneck, bn_size),
+            )
             channels = channels + growth_rate
         self.out_channels = channels
 
@@ -198,7 +202,8 @@ class DenseNet(nn.Module):
     block_config layers with compressing transitions between them, then BN-ReLU,
     global average pooling and the classifier. `size` is the input's side (224
     in the paper): it shapes the check, not the module, which takes any size
-    from 29 up.
+    from 29 up. `bn_size` is torchvision's: the bottleneck's width, in growth
+    rates (4 in the paper).
     """
 
     def __init__(
@@ -209,6 +214,7 @@ class DenseNet(nn.Module):
         compression: float = 0.5,
         num_classes: int = 1000,
         memory_efficient: bool = False,
+        bn_size: int = 4,
     ) -> None:
         super().__init__()
         self.block_config = block_config
@@ -234,6 +240,7 @@ class DenseNet(nn.Module):
                     block_config[i],
                     growth_rate,
                     memory_efficient=memory_efficient,
+                    bn_size=bn_size,
                 ),
             )
             channels = features[-1].out_channels
@@ -340,6 +347,7 @@ class DenseNetFeatures(DenseNet):
         compression: float = 0.5,
         num_classes: int = 1000,
         memory_efficient: bool = False,
+        bn_size: int = 4,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -349,6 +357,7 @@ class DenseNetFeatures(DenseNet):
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
         )
         del self.classifier  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -518,6 +527,7 @@ def densenet121(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    bn_size: int = 4,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -532,6 +542,7 @@ def densenet121(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
             out_indices=out_indices,
         )
     else:
@@ -541,12 +552,14 @@ def densenet121(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
         )
     model.archc_variant = "densenet121"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        bn_size=bn_size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -558,6 +571,7 @@ def densenet169(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    bn_size: int = 4,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -572,6 +586,7 @@ def densenet169(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
             out_indices=out_indices,
         )
     else:
@@ -581,12 +596,14 @@ def densenet169(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
         )
     model.archc_variant = "densenet169"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        bn_size=bn_size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -598,6 +615,7 @@ def densenet201(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    bn_size: int = 4,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -612,6 +630,7 @@ def densenet201(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
             out_indices=out_indices,
         )
     else:
@@ -621,12 +640,14 @@ def densenet201(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
         )
     model.archc_variant = "densenet201"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        bn_size=bn_size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -638,6 +659,7 @@ def densenet264(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    bn_size: int = 4,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -652,6 +674,7 @@ def densenet264(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
             out_indices=out_indices,
         )
     else:
@@ -661,12 +684,14 @@ def densenet264(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
         )
     model.archc_variant = "densenet264"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        bn_size=bn_size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -678,6 +703,7 @@ def densenet161(
     compression: float = 0.5,
     num_classes: int = 1000,
     memory_efficient: bool = False,
+    bn_size: int = 4,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -693,6 +719,7 @@ def densenet161(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
             out_indices=out_indices,
         )
     else:
@@ -703,12 +730,14 @@ def densenet161(
             compression=compression,
             num_classes=num_classes,
             memory_efficient=memory_efficient,
+            bn_size=bn_size,
         )
     model.archc_variant = "densenet161"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         compression=compression,
         num_classes=num_classes,
         memory_efficient=memory_efficient,
+        bn_size=bn_size,
         features_only=features_only,
         out_indices=out_indices,
     )

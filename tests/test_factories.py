@@ -93,7 +93,7 @@ TORCHVISION = {
     "convnext_tiny": ["stochastic_depth_prob", "layer_scale", "num_classes", "norm_layer"],
     "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes"],
     "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes"],
-    "densenet121": ["num_classes", "memory_efficient"],
+    "densenet121": ["num_classes", "memory_efficient", "bn_size"],
     "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights"],
 }
 
@@ -358,6 +358,24 @@ def test_convnext_takes_torchvisions_norm_layer():
     wrong = convnext_tiny(norm_layer=partial(LayerNorm2d, eps=0.5)).eval()  # the mutation: another eps
     wrong.load_state_dict(theirs.state_dict(), strict=True)
     assert (wrong(x) - theirs(x)).abs().max() > 1e-4
+
+
+@pytest.mark.slow
+def test_densenet_takes_torchvisions_bn_size():
+    """densenet121(bn_size=2), torchvision's narrower bottleneck: its model, strictly, with equal outputs; another
+    bn_size does not load."""
+    import torch
+    import torchvision
+    from archc.models.densenet import densenet121
+
+    theirs = _stats_that_show_eps(torchvision.models.densenet121(bn_size=2).eval())
+    ours = densenet121(bn_size=2).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert ours.features.denseblock1.denselayer1.conv1.out_channels == 64  # 2 x the growth rate, 32
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        densenet121(bn_size=3).load_state_dict(theirs.state_dict(), strict=True)
 
 
 @pytest.mark.slow
