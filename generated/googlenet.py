@@ -185,7 +185,9 @@ class InceptionAux(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    """Table 1. torchvision's layout; bn = false with k5 = 5 gives the paper's."""
+    """Table 1. torchvision's layout; bn = false with k5 = 5 gives the paper's.
+    dropout_aux is the auxiliary classifiers' (the paper's 70%), as torchvision's.
+    """
 
     def __init__(
         self,
@@ -195,6 +197,7 @@ class GoogLeNet(nn.Module):
         bn: bool = True,
         dropout: float = 0.4,
         init_weights: bool = True,
+        dropout_aux: float = 0.7,
     ) -> None:
         super().__init__()
         self.bn = bn
@@ -232,10 +235,10 @@ class GoogLeNet(nn.Module):
         self.feature_info.append(dict(num_chs=1024, reduction=32, module="inception5b"))
         self.aux1 = None
         if aux_logits:
-            self.aux1 = InceptionAux(512, num_classes, bn)
+            self.aux1 = InceptionAux(512, num_classes, bn, dropout_aux)
         self.aux2 = None
         if aux_logits:
-            self.aux2 = InceptionAux(528, num_classes, bn)
+            self.aux2 = InceptionAux(528, num_classes, bn, dropout_aux)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
@@ -384,6 +387,7 @@ class GoogLeNetFeatures(GoogLeNet):
         bn: bool = True,
         dropout: float = 0.4,
         init_weights: bool = True,
+        dropout_aux: float = 0.7,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -393,6 +397,7 @@ class GoogLeNetFeatures(GoogLeNet):
             bn=bn,
             dropout=dropout,
             init_weights=init_weights,
+            dropout_aux=dropout_aux,
         )
         del self.aux1, self.aux2, self.avgpool, self.dropout, self.fc  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -427,6 +432,7 @@ def googlenet(
     aux_logits: bool = True,
     dropout: float = 0.2,
     init_weights: bool = True,
+    dropout_aux: float = 0.7,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -443,6 +449,7 @@ def googlenet(
             aux_logits=aux_logits,
             dropout=dropout,
             init_weights=init_weights,
+            dropout_aux=dropout_aux,
             out_indices=out_indices,
         )
     else:
@@ -452,6 +459,7 @@ def googlenet(
             aux_logits=aux_logits,
             dropout=dropout,
             init_weights=init_weights,
+            dropout_aux=dropout_aux,
         )
     model.archc_variant = "googlenet"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -459,6 +467,7 @@ def googlenet(
         aux_logits=aux_logits,
         dropout=dropout,
         init_weights=init_weights,
+        dropout_aux=dropout_aux,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -471,6 +480,7 @@ def googlenet_paper(
     aux_logits: bool = True,
     dropout: float = 0.4,
     init_weights: bool = True,
+    dropout_aux: float = 0.7,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -485,6 +495,7 @@ def googlenet_paper(
             aux_logits=aux_logits,
             dropout=dropout,
             init_weights=init_weights,
+            dropout_aux=dropout_aux,
             out_indices=out_indices,
         )
     else:
@@ -494,6 +505,7 @@ def googlenet_paper(
             aux_logits=aux_logits,
             dropout=dropout,
             init_weights=init_weights,
+            dropout_aux=dropout_aux,
         )
     model.archc_variant = "googlenet_paper"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -501,6 +513,7 @@ def googlenet_paper(
         aux_logits=aux_logits,
         dropout=dropout,
         init_weights=init_weights,
+        dropout_aux=dropout_aux,
         features_only=features_only,
         out_indices=out_indices,
     )

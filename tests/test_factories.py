@@ -94,7 +94,7 @@ TORCHVISION = {
     "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes"],
     "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes"],
     "densenet121": ["num_classes", "memory_efficient", "bn_size"],
-    "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights"],
+    "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights", "dropout_aux"],
 }
 
 
@@ -358,6 +358,15 @@ def test_convnext_takes_torchvisions_norm_layer():
     wrong = convnext_tiny(norm_layer=partial(LayerNorm2d, eps=0.5)).eval()  # the mutation: another eps
     wrong.load_state_dict(theirs.state_dict(), strict=True)
     assert (wrong(x) - theirs(x)).abs().max() > 1e-4
+
+
+def test_googlenet_takes_torchvisions_dropout_aux():
+    """The auxiliary classifiers' dropout, torchvision's dropout_aux (0.7 unless given), in both of them."""
+    from archc.models.googlenet import googlenet
+
+    assert inspect.signature(googlenet).parameters["dropout_aux"].default == 0.7  # torchvision's
+    model = googlenet(dropout_aux=0.5, init_weights=False)
+    assert [model.aux1.dropout.p, model.aux2.dropout.p, model.dropout.p] == [0.5, 0.5, 0.2]
 
 
 @pytest.mark.slow
