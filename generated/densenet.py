@@ -100,7 +100,9 @@ class _FeatureInfo:
 
 class DenseLayer(nn.Module):
     """Section 3, "Composite function" and "Bottleneck layers": BN-ReLU-Conv(1x1)
-    to bn_size * k channels, then BN-ReLU-Conv(3x3) to k new feature maps.
+    to bn_size * k channels, then BN-ReLU-Conv(3x3) to k new feature maps,
+    dropped out at drop_rate in training (torchvision's; none in the paper's
+    ImageNet nets, 0.2 on CIFAR without augmentation, Section 4.2).
     """
 
     def __init__(
@@ -109,9 +111,11 @@ class DenseLayer(nn.Module):
         growth_rate: int,
         bottleneck: bool = True,
         bn_size: int = 4,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.bottleneck = bottleneck
+        self.drop_rate = drop_rate
         channels = in_channels
         if bottleneck:
             self.norm1 = nn.BatchNorm2d(in_channels)
@@ -131,6 +135,8 @@ class DenseLayer(nn.Module):
         x = self.norm2(x)  # N x 16..2296 x 7..56 x 7..56
         x = self.relu2(x)  # N x 16..2296 x 7..56 x 7..56
         x = self.conv2(x)  # N x 12..48 x 7..56 x 7..56
+        if self.drop_rate > 0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x
 
 
@@ -150,6 +156,7 @@ class DenseBlock(nn.Module):
         bottleneck: bool = True,
         memory_efficient: bool = False,
         bn_size: int = 4,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.memory_efficient = memory_efficient
@@ -158,7 +165,7 @@ class DenseBlock(nn.Module):
         for j in range(num_layers):
             self.add_module(
                 f"denselayer{j + 1}",
-                DenseLayer(channels, growth_rate, bottleneck, bn_size),
+                DenseLayer(channels, growth_rate, bottleneck, bn_size, drop_rate),
             )
             channels = channels + growth_rate
         self.out_channels = channels
@@ -202,8 +209,8 @@ class DenseNet(nn.Module):
     block_config layers with compressing transitions between them, then BN-ReLU,
     global average pooling and the classifier. `size` is the input's side (224
     in the paper): it shapes the check, not the module, which takes any size
-    from 29 up. `bn_size` is torchvision's: the bottleneck's width, in growth
-    rates (4 in the paper).
+    from 29 up. `bn_size` and `drop_rate` are torchvision's: the bottleneck's
+    width, in growth rates (4 in the paper), and the dense layers' dropout.
     """
 
     def __init__(
@@ -215,6 +222,7 @@ class DenseNet(nn.Module):
         num_classes: int = 1000,
         memory_efficient: bool = False,
         bn_size: int = 4,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.block_config = block_config
@@ -241,6 +249,7 @@ class DenseNet(nn.Module):
                     growth_rate,
                     memory_efficient=memory_efficient,
                     bn_size=bn_size,
+                    drop_rate=drop_rate,
                 ),
             )
             channels = features[-1].out_channels
@@ -348,6 +357,7 @@ class DenseNetFeatures(DenseNet):
         num_classes: int = 1000,
         memory_efficient: bool = False,
         bn_size: int = 4,
+        drop_rate: float = 0.0,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -358,6 +368,7 @@ class DenseNetFeatures(DenseNet):
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
         )
         del self.classifier  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -528,6 +539,7 @@ def densenet121(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     bn_size: int = 4,
+    drop_rate: float = 0.0,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -543,6 +555,7 @@ def densenet121(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
             out_indices=out_indices,
         )
     else:
@@ -553,6 +566,7 @@ def densenet121(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
         )
     model.archc_variant = "densenet121"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -560,6 +574,7 @@ def densenet121(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
         bn_size=bn_size,
+        drop_rate=drop_rate,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -572,6 +587,7 @@ def densenet169(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     bn_size: int = 4,
+    drop_rate: float = 0.0,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -587,6 +603,7 @@ def densenet169(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
             out_indices=out_indices,
         )
     else:
@@ -597,6 +614,7 @@ def densenet169(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
         )
     model.archc_variant = "densenet169"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -604,6 +622,7 @@ def densenet169(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
         bn_size=bn_size,
+        drop_rate=drop_rate,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -616,6 +635,7 @@ def densenet201(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     bn_size: int = 4,
+    drop_rate: float = 0.0,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -631,6 +651,7 @@ def densenet201(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
             out_indices=out_indices,
         )
     else:
@@ -641,6 +662,7 @@ def densenet201(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
         )
     model.archc_variant = "densenet201"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -648,6 +670,7 @@ def densenet201(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
         bn_size=bn_size,
+        drop_rate=drop_rate,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -660,6 +683,7 @@ def densenet264(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     bn_size: int = 4,
+    drop_rate: float = 0.0,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -675,6 +699,7 @@ def densenet264(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
             out_indices=out_indices,
         )
     else:
@@ -685,6 +710,7 @@ def densenet264(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
         )
     model.archc_variant = "densenet264"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -692,6 +718,7 @@ def densenet264(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
         bn_size=bn_size,
+        drop_rate=drop_rate,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -704,6 +731,7 @@ def densenet161(
     num_classes: int = 1000,
     memory_efficient: bool = False,
     bn_size: int = 4,
+    drop_rate: float = 0.0,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -720,6 +748,7 @@ def densenet161(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
             out_indices=out_indices,
         )
     else:
@@ -731,6 +760,7 @@ def densenet161(
             num_classes=num_classes,
             memory_efficient=memory_efficient,
             bn_size=bn_size,
+            drop_rate=drop_rate,
         )
     model.archc_variant = "densenet161"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -738,6 +768,7 @@ def densenet161(
         num_classes=num_classes,
         memory_efficient=memory_efficient,
         bn_size=bn_size,
+        drop_rate=drop_rate,
         features_only=features_only,
         out_indices=out_indices,
     )

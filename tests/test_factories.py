@@ -93,7 +93,7 @@ TORCHVISION = {
     "convnext_tiny": ["stochastic_depth_prob", "layer_scale", "num_classes", "norm_layer"],
     "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes"],
     "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes"],
-    "densenet121": ["num_classes", "memory_efficient", "bn_size"],
+    "densenet121": ["num_classes", "memory_efficient", "bn_size", "drop_rate"],
     "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights", "dropout_aux"],
 }
 
@@ -385,6 +385,28 @@ def test_densenet_takes_torchvisions_bn_size():
     torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
     with pytest.raises(RuntimeError, match="size mismatch"):
         densenet121(bn_size=3).load_state_dict(theirs.state_dict(), strict=True)
+
+
+@pytest.mark.slow
+def test_densenet_takes_torchvisions_drop_rate():
+    """densenet121(drop_rate=0.2): each dense layer's new maps dropped out in training as torchvision's are (the
+    same draws after the same seed); another rate gives other outputs; none by default, in eval or at 0."""
+    import torch
+    import torchvision
+    import zoo
+    from archc.models.densenet import densenet121
+
+    theirs = _stats_that_show_eps(torchvision.models.densenet121(drop_rate=0.2))
+    ours = densenet121(drop_rate=0.2)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    zoo.compare_training(ours, theirs, x)
+    other = densenet121(drop_rate=0.3)
+    other.load_state_dict(theirs.state_dict(), strict=True)
+    with pytest.raises(AssertionError, match="training mode: max difference"):
+        zoo.compare_training(other, theirs, x)
+    assert ours.features.denseblock1.denselayer1.drop_rate == 0.2
+    assert densenet121().features.denseblock1.denselayer1.drop_rate == 0
 
 
 @pytest.mark.slow
