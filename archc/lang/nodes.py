@@ -1,4 +1,5 @@
-"""Typed AST of the .arch language: one small class per grammar rule.
+"""Typed AST of the .arch language: one small class per grammar rule (the expressions in ``exprnodes``, the base
+``Node`` and ``Span`` in ``tree``, all reachable from here).
 
 Every node carries the ``Span`` of the source text it came from, so any later
 stage can point an error at the spec line that caused it.
@@ -6,192 +7,30 @@ stage can point an error at the spec line that caused it.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
-
-class Node:
-    """Base of every tree node (the AST's, and the code generator's IR's): its child nodes come from its fields,
-    so no walker can forget one."""
-
-    def children(self) -> Iterator[Node]:
-        """The nodes held by this node's fields, in field order (inside lists and tuples too: keyword arguments
-        are (name, expr[, span]))."""
-        names = _FIELD_NAMES.get(type(self))
-        if names is None:  # asking dataclasses each time was most of the cost of a walk
-            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
-        for name in names:
-            value = getattr(self, name)
-            if isinstance(value, Node):
-                yield value
-            elif isinstance(value, (list, tuple)):
-                yield from _nodes(value)
-
-    def walk(self) -> Iterator[Node]:
-        """This node and every node below it, depth first in source order (without recursion)."""
-        stack: list[Node] = [self]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(reversed(list(node.children())))
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a node class -> its fields' names, in order
-
-
-def _nodes(value) -> Iterator[Node]:
-    if isinstance(value, Node):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _nodes(item)
-
-
-@dataclass(frozen=True)
-class Span:
-    file: str
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-
-
-# ---------------------------------------------------------------- expressions
-
-
-@dataclass(eq=False)
-class Num(Node):
-    value: int | float
-    span: Span
-
-
-@dataclass(eq=False)
-class Str(Node):
-    value: str
-    span: Span
-
-
-@dataclass(eq=False)
-class Const(Node):
-    """``true``, ``false`` or ``none``."""
-
-    value: bool | None
-    span: Span
-
-
-@dataclass(eq=False)
-class Var(Node):
-    name: str
-    span: Span
-
-
-@dataclass(eq=False)
-class TensorRef(Node):
-    """``in`` (the block's input) or ``out`` (the tensor at this point)."""
-
-    which: str
-    span: Span
-
-
-@dataclass(eq=False)
-class Attr(Node):
-    value: Expr
-    name: str
-    span: Span
-
-
-@dataclass(eq=False)
-class ListExpr(Node):
-    items: list[Expr]
-    span: Span
-    tuple: bool = False
-
-
-@dataclass(eq=False)
-class BinOp(Node):
-    op: str  # + - * / // % ** == != < <= > >= and or
-    left: Expr
-    right: Expr
-    span: Span
-
-
-@dataclass(eq=False)
-class Compare(Node):
-    """A chain of two or more comparisons, ``a < b <= c``: as in Python, ``a < b and b <= c`` with each
-    operand evaluated once. A single comparison is a ``BinOp``."""
-
-    ops: list[str]  # == != < <= > >=
-    operands: list[Expr]  # one more than ops
-    span: Span
-
-
-@dataclass(eq=False)
-class UnaryOp(Node):
-    op: str  # - + not
-    operand: Expr
-    span: Span
-
-
-@dataclass(eq=False)
-class IfExp(Node):
-    cond: Expr
-    then: Expr
-    orelse: Expr
-    span: Span
-
-
-@dataclass(eq=False)
-class Index(Node):
-    value: Expr
-    index: Expr
-    span: Span
-
-
-@dataclass(eq=False)
-class Slice(Node):
-    """``value[lower:upper]``, either bound optional."""
-
-    value: Expr
-    lower: Expr | None
-    upper: Expr | None
-    span: Span
-
-
-@dataclass(eq=False)
-class Call(Node):
-    func: Expr
-    args: list[Expr]
-    kwargs: list[tuple[str, Expr]]
-    span: Span
-
-
-# A loop variable: a name, or a tuple of them to unpack (``for t, (c, n) in ...``).
-Pattern = str | tuple
-
-
-@dataclass(eq=False)
-class ListComp(Node):
-    """``[element for pattern in iterable if cond]``."""
-
-    element: Expr
-    pattern: Pattern
-    iterable: Expr
-    cond: Expr | None
-    span: Span
-
-
-Expr = (Num | Str | Const | Var | TensorRef | Attr | ListExpr | BinOp | Compare | UnaryOp | IfExp | Index | Slice | Call
-        | ListComp)
-
-
-def pattern_names(pattern: Pattern) -> list[str]:
-    """The names a pattern binds, in order."""
-    if isinstance(pattern, str):
-        return [pattern]
-    return [name for p in pattern for name in pattern_names(p)]
-
+from .exprnodes import (  # noqa: F401  (the expressions, re-exported: n.Num, n.Expr, ...)
+    Attr,
+    BinOp,
+    Call,
+    Compare,
+    Const,
+    Expr,
+    IfExp,
+    Index,
+    ListComp,
+    ListExpr,
+    Num,
+    Pattern,
+    Slice,
+    Str,
+    TensorRef,
+    UnaryOp,
+    Var,
+    pattern_names,
+)
+from .tree import Node, Span  # noqa: F401  (re-exported)
 
 # ----------------------------------------------------------------- statements
 
