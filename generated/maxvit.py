@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
@@ -24,6 +25,7 @@ __all__ = [
     "MaxVitFeatures",
     "MaxVitLayer",
     "PartitionAttentionLayer",
+    "RelativePositionalMultiHeadAttention",
     "SqueezeExcitation",
     "maxvit_t",
 ]
@@ -113,33 +115,16 @@ def _departition(x: Tensor, size: int, kind: str) -> Tensor:
     return x.contiguous()  # a plain N x C x H x W map, whatever the groups' strides were
 
 
-class _RelativeAttention(nn.Module):
-    """Multi-head self-attention among the tokens of each group of an N x G x L x D tensor, L the
-    positions of a size x size partition, with a learned bias per relative position and head (MaxViT's;
-    the keys are scaled by D ** -0.5, as there).
+def _index_table(
+    sizes: tuple[int, ...], steps: tuple[int, ...], offset: int, shape: tuple[int, ...] | None = None
+) -> Tensor:
+    """``offset + steps[0] * i_0 + steps[1] * i_1 + ...`` for each index (i_0, i_1, ...) of a grid of ``sizes``,
+    row by row (int64), flat or of ``shape``: a table of indices, as a relative position index.
     """
-
-    def __init__(self, dim: int, head_dim: int, size: int) -> None:
-        super().__init__()
-        self.num_heads, self.head_dim, self.size = dim // head_dim, head_dim, size
-        self.to_qkv = nn.Linear(dim, 3 * dim)
-        self.scale = dim**-0.5
-        self.merge = nn.Linear(dim, dim)
-        self.relative_position_bias_table = nn.Parameter(torch.empty((2 * size - 1) ** 2, self.num_heads))
-        rows, cols = torch.arange(size).repeat_interleave(size), torch.arange(size).repeat(size)
-        index = (rows[:, None] - rows[None, :] + size - 1) * (2 * size - 1) + cols[:, None] - cols[None, :] + size - 1
-        self.register_buffer("relative_position_index", index)
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, g, length, d = x.shape
-        q, k, v = (
-            t.reshape(n, g, length, self.num_heads, self.head_dim).transpose(2, 3) for t in self.to_qkv(x).chunk(3, -1)
-        )
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(length, length, -1).permute(2, 0, 1).unsqueeze(0)
-        attn = (torch.einsum("bghid,bghjd->bghij", q, k * self.scale) + bias).softmax(-1)
-        return self.merge(torch.einsum("bghij,bghjd->bghid", attn, v).transpose(2, 3).reshape(n, g, length, d))
+    table = torch.full((), offset, dtype=torch.int64)
+    for size, step in zip(sizes, steps):
+        table = table[..., None] + torch.arange(size) * step
+    return table.flatten() if shape is None else table.reshape(shape)
 
 
 class Conv2dNormActivation(nn.Sequential):
@@ -282,6 +267,63 @@ class MBConv(nn.Module):
         return out
 
 
+class RelativePositionalMultiHeadAttention(nn.Module):
+    """Section 3.1: multi-head self-attention among the tokens of each partition
+    (N x G x L x dim, L the positions of a size x size partition), each head
+    adding a learned bias per relative position, its table's rows picked by the
+    fixed relative_position_index; torchvision's
+    RelativePositionalMultiHeadAttention, which scales the keys by dim ** -0.5.
+    """
+
+    def __init__(self, in_channels: int, dim: int, head_dim: int, size: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.head_dim = head_dim
+        heads = dim // head_dim
+        self.n = size * size
+        n = self.n
+        self.to_qkv = nn.Linear(in_channels, heads * head_dim * 3)
+        self.merge = nn.Linear(heads * head_dim, dim)
+        self.relative_position_bias_table = nn.Parameter(
+            torch.full(((2 * size - 1) * (2 * size - 1), heads), 0.0),
+        )
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer(
+            "relative_position_index",
+            _index_table(
+                (size, size, size, size),
+                (2 * size - 1, 1, 1 - 2 * size, -1),
+                (size - 1) * 2 * size,
+                (n, n),
+            ),
+        )
+        self.out_channels = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        heads = self.dim // self.head_dim
+        t = self.to_qkv(x)  # N x 1..64 x 49 x 192..1536 (groups of tokens)
+        t = t.unflatten(-1, (3, heads, self.head_dim))  # N x 1..64 x 49 x 3 x 2..16 x 32 (tensor)
+        q = t.select(3, 0)  # N x 1..64 x 49 x 2..16 x 32 (tensor)
+        q = q.transpose(2, 3)  # N x 1..64 x 2..16 x 49 x 32 (tensor)
+        k = t.select(3, 1)  # N x 1..64 x 49 x 2..16 x 32 (tensor)
+        k = k.transpose(2, 3)  # N x 1..64 x 2..16 x 49 x 32 (tensor)
+        v = t.select(3, 2)  # N x 1..64 x 49 x 2..16 x 32 (tensor)
+        v = v.transpose(2, 3)  # N x 1..64 x 2..16 x 49 x 32 (tensor)
+        table = self.relative_position_bias_table.expand(x.shape[0], *self.relative_position_bias_table.shape)  # N x 169 x 2..16 (tokens)
+        table = table.transpose(1, 2)  # N x 2..16 x 169 (tokens)
+        bias = table.index_select(2, self.relative_position_index.view(-1))  # N x 2..16 x 2401 (tokens)
+        bias = bias.reshape(bias.shape[0], 1, heads, self.n, self.n)  # N x 1 x 2..16 x 49 x 49 (tensor)
+        weights_1 = k * self.dim ** -0.5  # N x 1..64 x 2..16 x 49 x 32 (tensor)
+        weights = torch.einsum("bghid,bghjd->bghij", [q, weights_1])  # N x 1..64 x 2..16 x 49 x 49 (tensor)
+        weights = weights + bias  # N x 1..64 x 2..16 x 49 x 49 (tensor)
+        weights = F.softmax(weights, -1)  # N x 1..64 x 2..16 x 49 x 49 (tensor)
+        y = torch.einsum("bghij,bghjd->bghid", [weights, v])  # N x 1..64 x 2..16 x 49 x 32 (tensor)
+        y = y.transpose(2, 3)  # N x 1..64 x 49 x 2..16 x 32 (tensor)
+        y = y.flatten(3, -1)  # N x 1..64 x 49 x 64..512 (tensor)
+        y = self.merge(y)  # N x 1..64 x 49 x 64..512 (groups of tokens)
+        return y
+
+
 class PartitionAttentionLayer(nn.Module):
     """Section 3.1 and Figure 2: attention within each partition (windows of
     neighbours, or a grid spread over the map), then an MLP, both pre-norm
@@ -305,7 +347,7 @@ class PartitionAttentionLayer(nn.Module):
         self.partition_type = partition_type
         self.attn_layer = nn.Sequential(
             nn.LayerNorm(in_channels),
-            _RelativeAttention(in_channels, head_dim=head_dim, size=partition_size),
+            RelativePositionalMultiHeadAttention(in_channels, in_channels, head_dim, partition_size),
             nn.Dropout(p=attention_dropout),
         )
         self.mlp_layer = nn.Sequential(

@@ -230,14 +230,16 @@ def _coordinates(x: Tensor, shape: tuple[int, ...], dim: int) -> Tensor:
     return index.view(sizes).expand(x.shape[0], *shape)
 
 
-def _index_table(sizes: tuple[int, ...], steps: tuple[int, ...], offset: int) -> Tensor:
+def _index_table(
+    sizes: tuple[int, ...], steps: tuple[int, ...], offset: int, shape: tuple[int, ...] | None = None
+) -> Tensor:
     """``offset + steps[0] * i_0 + steps[1] * i_1 + ...`` for each index (i_0, i_1, ...) of a grid of ``sizes``,
-    row by row, flat (int64): a table of indices, as a relative position index.
+    row by row (int64), flat or of ``shape``: a table of indices, as a relative position index.
     """
     table = torch.full((), offset, dtype=torch.int64)
     for size, step in zip(sizes, steps):
         table = table[..., None] + torch.arange(size) * step
-    return table.flatten()
+    return table.flatten() if shape is None else table.reshape(shape)
 
 
 class MLPBlock(nn.Sequential):
@@ -307,7 +309,12 @@ class ShiftedWindowAttention(nn.Module):
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer(
             "relative_position_index",
-            _index_table((ws, ws, ws, ws), (2 * ws - 1, 1, 1 - 2 * ws, -1), (ws - 1) * 2 * ws),
+            _index_table(
+                (ws, ws, ws, ws),
+                (2 * ws - 1, 1, 1 - 2 * ws, -1),
+                (ws - 1) * 2 * ws,
+                None,
+            ),
         )
         self.shift_mask = None
         if sh + sw > 0:
@@ -341,7 +348,7 @@ class ShiftedWindowAttention(nn.Module):
         v = v.transpose(2, 3)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
         table = self.relative_position_bias_table.expand(x.shape[0], *self.relative_position_bias_table.shape)  # N x 169 x 3..32 (tokens)
         table = table.transpose(1, 2)  # N x 3..32 x 169 (tokens)
-        bias = table.index_select(2, self.relative_position_index)  # N x 3..32 x 2401 (tokens)
+        bias = table.index_select(2, self.relative_position_index.view(-1))  # N x 3..32 x 2401 (tokens)
         bias = bias.reshape(bias.shape[0], 1, self.num_heads, self.n, self.n)  # N x 1 x 3..32 x 49 x 49 (tensor)
         if sh + sw > 0:
             mask_1 = self.shift_mask(x)  # N x 4|16|64 x 1 x 49 x 49 (tensor)

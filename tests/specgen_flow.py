@@ -165,7 +165,7 @@ class FlowMix:
                 ]))
             elif kind == "table":  # a learned table's rows picked by a fixed index (1 + 2 i - j), over the channels
                 table = module(f"learned((4, c), init = {self.pick(['0.5', '-1'])})")
-                index = module("lookup(1, (2, 2), (2, -1), 1)")
+                index = module(self.pick(["lookup(1, (2, 2), (2, -1), 1)", "lookup(1, (2, 2), (2, -1), 1, (2, 2))"]))
                 let(f"{a} * sigmoid(unflatten(mean(transpose({index}({table}({a})), 1, 2), 2, keepdim = true), 2, (1, 1)))")
             elif kind == "split":  # parts of uneven sizes, each a tensor, joined again at once
                 p, q = f"p{len(lets)}", f"q{len(lets)}"

@@ -167,6 +167,7 @@ class LookupArgs(Args):
     sizes: tuple[Pos, ...]
     steps: tuple[int, ...]
     offset: int = 0
+    shape: tuple[Pos, ...] | None = None  # the buffer's, as the reference holds it (flat: none)
 
 
 def _extremes(a) -> tuple[int, int]:
@@ -183,6 +184,9 @@ def _lookup_shape(a: LookupArgs, t: TensorType) -> TensorType:
         raise ShapeError(f"{len(a.sizes)} sizes and {len(a.steps)} steps", hint="one step a size")
     if math.prod(a.sizes) > 2 ** 24:
         raise ShapeError(f"a table of {math.prod(a.sizes)} entries is too large", hint="at most 2 ** 24")
+    if a.shape is not None and math.prod(a.shape) != math.prod(a.sizes):
+        raise ShapeError(f"a table of {math.prod(a.sizes)} entries cannot be held as {a.shape}",
+                         hint="the shape's sizes multiply to the grid's")
     low, high = _extremes(a)
     if low < 0 or high >= t.shape[i]:
         raise ShapeError(f"the table's entries run from {low} to {high}, outside dim {a.dim} of size {t.shape[i]}",
@@ -203,14 +207,15 @@ def _lookup_sym(a: dict, shape: tuple) -> tuple | None:
     return tuple(out)
 
 
-def index_table(sizes, steps, offset: int):
-    """The table, flat: ``offset + sum(steps[k] * i_k)`` for each index of the grid, row by row (int64)."""
+def index_table(sizes, steps, offset: int, shape=None):
+    """The table: ``offset + sum(steps[k] * i_k)`` for each index of the grid, row by row (int64), flat or of
+    ``shape``."""
     import torch
 
     table = torch.full((), offset, dtype=torch.int64)
     for size, step in zip(sizes, steps):
         table = table[..., None] + torch.arange(size) * step
-    return table.flatten()
+    return table.flatten() if shape is None else table.reshape(tuple(shape))
 
 
 def _lookup_run(m, a: dict, t, xs: list, training: bool):
@@ -218,15 +223,16 @@ def _lookup_run(m, a: dict, t, xs: list, training: bool):
     import torch
 
     x, d = xs[0], axis(a["dim"], xs[0].dim() - 1) + 1
-    return torch.stack([x.select(d, int(j)) for j in m.tolist()], d)
+    return torch.stack([x.select(d, int(j)) for j in m.flatten().tolist()], d)
 
 
 _register(OpKind(
-    "lookup", LookupArgs, _lookup_shape, layouts=ANY, template="{x}.index_select({dim}, {param})",
+    "lookup", LookupArgs, _lookup_shape, layouts=ANY, template="{x}.index_select({dim}, {param}.view(-1))",
     learned=lambda a, t: (math.prod(a.sizes),), buffer=True,
-    learned_init="_index_table({sizes}, {steps}, {offset})",
-    make=lambda a, t: index_table(a["sizes"], a["steps"], a["offset"]), sym=_lookup_sym, run=_lookup_run,
+    learned_init="_index_table({sizes}, {steps}, {offset}, {shape})",
+    make=lambda a, t: index_table(a["sizes"], a["steps"], a["offset"], a["shape"]), sym=_lookup_sym,
+    run=_lookup_run,
     buffers=lambda a, ins, out: ((math.prod(a["sizes"]), 8),),
     doc="the input's entries along dimension `dim` picked by a fixed table of indices (an int64 buffer named "
-        "after the statement, flat): the entry at each index (i_0, i_1, ...) of a grid of `sizes`, row by row, is "
+        "after the statement, flat or of `shape`): the entry at each index (i_0, i_1, ...) of a grid of `sizes`, row by row, is "
         "offset + steps[0] · i_0 + steps[1] · i_1 + ... (Swin's relative position index)", saves=NOTHING))

@@ -185,7 +185,8 @@ class FlowElaboration:
     def flow_step(self, step: n.Flow, frame: Frame, decls: dict[str, Frame], srcs: list) -> Tensor:
         accepted = _reads(step, self)
         if accepted != ANY:  # a tensor of unnamed axes, read in the layout the module or op needs
-            srcs = [Tensor(s.node, as_named(s.type, accepted)) if isinstance(s, Tensor) else s for s in srcs]
+            prefer = frame.block_input.type.layout  # (MaxViT's groups of tokens stay groups through a linear layer)
+            srcs = [Tensor(s.node, as_named(s.type, accepted, prefer)) if isinstance(s, Tensor) else s for s in srcs]
         if step.kind == "apply":
             decl = step.layer
             at = decls[step.op]

@@ -108,16 +108,17 @@ def named(shape: tuple[int, ...]) -> TensorType:
     return TensorType(tuple(shape), {1: "F", 2: "LD"}.get(len(shape), generic(len(shape))))
 
 
-def as_named(t: TensorType, accepted: tuple[str, ...] | None = None) -> TensorType:
-    """A tensor of unnamed axes read in a named layout of its rank: one that ``accepted`` lists (a C x H x W map
-    first), else flat features, tokens or a C x H x W map for one, two or three axes. Others stay as they are."""
+def as_named(t: TensorType, accepted: tuple[str, ...] | None = None, prefer: str | None = None) -> TensorType:
+    """A tensor of unnamed axes read in a named layout of its rank: one that ``accepted`` lists (``prefer`` where
+    it does, as a block's input's layout; else a C x H x W map first), else flat features, tokens or a C x H x W
+    map for one, two or three axes. Others stay as they are."""
     if not is_generic(t.layout):
         return t
     rank = len(t.shape)
     options = [lay for lay in (accepted or ("F", "LD", "CHW")) if len(lay) == rank and not is_generic(lay)]
     if not options:
         return t
-    return TensorType(t.shape, "CHW" if "CHW" in options else options[0])
+    return TensorType(t.shape, prefer if prefer in options else "CHW" if "CHW" in options else options[0])
 
 
 def given_back(t: TensorType, like: str | None) -> TensorType:
