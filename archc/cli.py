@@ -292,7 +292,7 @@ def _stats(args) -> int:
 
 def _input_size_error(exc: SpecError, spec, variant: str, size: tuple[int, ...]) -> SpecError:
     """The first mistake an input of ``size`` makes, located, with the smallest square size the network takes
-    (where a smaller one than the network's own was given) as its hint."""
+    (where a smaller one than the network's own was given, and fits) or its own as its hint."""
     first = exc.errors[0]
     first.add_note(f"with --input-size {'x'.join(map(str, size))}", None)
     own = spec.graph(variant).node(spec.graph(variant).input).shape
@@ -305,8 +305,11 @@ def _input_size_error(exc: SpecError, spec, variant: str, size: tuple[int, ...])
                 high = mid
             except SpecError:
                 low = mid
-        first.hint = f"the smallest square input {variant} takes is {high} (--input-size {high})"
-    elif len(size) <= 2 and len(own) == 3:  # larger, or not square: the size the spec checks the network at fits
+        if high < min(own[1:]):
+            first.hint = f"the smallest square input {variant} takes is {high} (--input-size {high})"
+            return first
+    if len(size) <= 2 and len(own) == 3:  # larger, not square, or no smaller one fits (a network sized for its
+        # input, as ViT and Swin V1 are): the size the spec checks the network at fits
         own_size = str(own[1]) if own[1] == own[2] else f"{own[1]}x{own[2]}"
         first.hint = f"{variant} takes its own input, {own[1]} x {own[2]} (--input-size {own_size})"
     return first

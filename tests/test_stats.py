@@ -223,6 +223,10 @@ def test_an_input_larger_than_the_network_takes_points_to_its_own(tmp_path, caps
     assert "pos.arch:5:5: error: learned_add" in err and "note: with --input-size 40" in err
     assert err.endswith("hint: p takes its own input, 32 x 32 (--input-size 32)\n")
     assert main(["stats", str(path), "--input-size", "32"]) == 0
+    capsys.readouterr()
+    # a smaller one too: no smaller input fits (as Swin V1's windows, sized by its size), so not "the smallest"
+    assert main(["stats", str(path), "--input-size", "24"]) == 1
+    assert capsys.readouterr().err.endswith("hint: p takes its own input, 32 x 32 (--input-size 32)\n")
 
 
 def test_an_input_too_small_for_the_network_is_located(capsys):
