@@ -92,7 +92,7 @@ TORCHVISION = {
     "regnet_x_400mf": ["num_classes", "norm_layer"],
     "convnext_tiny": ["stochastic_depth_prob", "layer_scale", "num_classes", "norm_layer"],
     "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes"],
-    "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes"],
+    "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes", "norm_layer"],
     "densenet121": ["num_classes", "memory_efficient", "bn_size", "drop_rate"],
     "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights", "dropout_aux"],
 }
@@ -367,6 +367,33 @@ def test_googlenet_takes_torchvisions_dropout_aux():
     assert inspect.signature(googlenet).parameters["dropout_aux"].default == 0.7  # torchvision's
     model = googlenet(dropout_aux=0.5, init_weights=False)
     assert [model.aux1.dropout.p, model.aux2.dropout.p, model.dropout.p] == [0.5, 0.5, 0.2]
+
+
+@pytest.mark.slow
+def test_vit_takes_torchvisions_norm_layer():
+    """vit_b_16(norm_layer=...), every LayerNorm built from the width by it as torchvision's are (default
+    partial(nn.LayerNorm, eps=1e-6)): torchvision's model, strictly, with equal outputs; another eps shows."""
+    from functools import partial
+
+    import torch
+    import torchvision
+    from archc.models.vit import vit_b_16
+    from torch import nn
+
+    default = inspect.signature(vit_b_16).parameters["norm_layer"].default
+    assert default.func is nn.LayerNorm and default.keywords == {"eps": 1e-6}
+    given = partial(nn.LayerNorm, eps=1e-3)
+    theirs = torchvision.models.vit_b_16(image_size=32, norm_layer=given).eval()
+    with torch.no_grad():
+        theirs.heads.head.weight.normal_()  # (a zero head, as torchvision starts it, hides every difference)
+    ours = vit_b_16(image_size=32, norm_layer=given).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert ours.encoder.ln.eps == ours.encoder.layers.encoder_layer_11.ln_2.eps == 1e-3
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    wrong = vit_b_16(image_size=32).eval()  # the mutation: the default eps
+    wrong.load_state_dict(theirs.state_dict(), strict=True)
+    assert (wrong(x) - theirs(x)).abs().max() > 1e-5
 
 
 @pytest.mark.slow
