@@ -9,6 +9,7 @@ import inspect
 import pytest
 
 import archc
+import archc.zoo.registry
 from archc.errors import SpecError
 
 SPEC = """
