@@ -19,8 +19,6 @@ from torch import Tensor, nn
 __all__ = [
     "MLPBlock",
     "PatchMerging",
-    "ShiftMask",
-    "ShiftedWindowAttention",
     "SwinTransformer",
     "SwinTransformerBlock",
     "SwinTransformerFeatures",
@@ -220,28 +218,6 @@ class _WindowAttention(nn.Module):
         return x[:, :h, :w].contiguous()
 
 
-def _coordinates(x: Tensor, shape: tuple[int, ...], dim: int) -> Tensor:
-    """A table of ``shape`` for each sample of ``x`` (in its dtype, on its device) whose entries are their index
-    along ``dim``, counted with the batch as 0; the values of ``x`` are not read.
-    """
-    sizes = [1] * (len(shape) + 1)
-    sizes[dim] = shape[dim - 1 if dim > 0 else dim]
-    index = torch.arange(sizes[dim], dtype=x.dtype, device=x.device)
-    return index.view(sizes).expand(x.shape[0], *shape)
-
-
-def _index_table(
-    sizes: tuple[int, ...], steps: tuple[int, ...], offset: int, shape: tuple[int, ...] | None = None
-) -> Tensor:
-    """``offset + steps[0] * i_0 + steps[1] * i_1 + ...`` for each index (i_0, i_1, ...) of a grid of ``sizes``,
-    row by row (int64), flat or of ``shape``: a table of indices, as a relative position index.
-    """
-    table = torch.full((), offset, dtype=torch.int64)
-    for size, step in zip(sizes, steps):
-        table = table[..., None] + torch.arange(size) * step
-    return table.flatten() if shape is None else table.reshape(shape)
-
-
 class MLPBlock(nn.Sequential):
     """ViT's MLPBlock (and Swin's MLP): torchvision's MLP whose linear layers it
     initialises again as it makes them, Xavier-uniform weights and N(0, 1e-6)
@@ -263,174 +239,6 @@ class MLPBlock(nn.Sequential):
         self.out_channels = in_channels
 
 
-class ShiftedWindowAttention(nn.Module):
-    """Section 3.2: multi-head self-attention within the windows of ws x ws
-    positions of an h x w channels-last map, padded to whole windows, as
-    torchvision's ShiftedWindowAttention. With a shift (Figure 2), the map is
-    rolled up and left by shift_size first and back after, and tokens that the
-    roll brought together from different regions are kept apart by a mask; no
-    shift along a side that one window covers. Each head adds a learned bias per
-    relative position ("Relative position bias"), its table's rows picked by the
-    fixed relative_position_index.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        dim: int,
-        window_size: int,
-        shift_size: int,
-        num_heads: int,
-        h: int,
-        w: int,
-        attention_dropout: float = 0.0,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.attention_dropout = attention_dropout
-        self.dim = dim
-        self.dropout = dropout
-        self.h = h
-        self.num_heads = num_heads
-        self.shift_size = shift_size
-        self.w = w
-        self.ws = window_size
-        ws = self.ws
-        self.n = ws * ws
-        ph = -(-h // ws) * ws
-        pw = -(-w // ws) * ws
-        sh = shift_size if ws < ph else 0
-        sw = shift_size if ws < pw else 0
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(num_heads * (dim // num_heads), dim)
-        self.relative_position_bias_table = nn.Parameter(
-            torch.full(((2 * ws - 1) * (2 * ws - 1), num_heads), 0.0),
-        )
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.register_buffer(
-            "relative_position_index",
-            _index_table(
-                (ws, ws, ws, ws),
-                (2 * ws - 1, 1, 1 - 2 * ws, -1),
-                (ws - 1) * 2 * ws,
-                None,
-            ),
-        )
-        self.shift_mask = None
-        if sh + sw > 0:
-            self.shift_mask = ShiftMask(dim, ws, ph, pw, sh, sw)
-        self.out_channels = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        ph = -(-self.h // self.ws) * self.ws
-        pw = -(-self.w // self.ws) * self.ws
-        windows = ph // self.ws * (pw // self.ws)
-        sh = self.shift_size if self.ws < ph else 0
-        sw = self.shift_size if self.ws < pw else 0
-        if ph > self.h or pw > self.w:
-            padded = F.pad(x, (0, 0, 0, pw - self.w, 0, ph - self.h), value=0.0)
-        else:
-            padded = x
-        if sh + sw > 0:
-            rolled = torch.roll(padded, (-sh, -sw), (1, 2))  # N x 14|28|56 x 14|28|56 x 96..512 (channels last)
-        else:
-            rolled = padded
-        tokens = rolled.reshape(rolled.shape[0], ph // self.ws, self.ws, pw // self.ws, self.ws, self.dim)  # N x 1..8 x 7 x 1..8 x 7 x 96..1024 (tensor)
-        tokens = tokens.transpose(2, 3)  # N x 1..8 x 1..8 x 7 x 7 x 96..1024 (tensor)
-        tokens = tokens.reshape(tokens.shape[0], windows, self.n, self.dim)  # N x 1..64 x 49 x 96..1024 (tensor)
-        t = self.qkv(tokens)  # N x 1..64 x 49 x 288..3072 (channels last)
-        t = t.unflatten(-1, (3, self.num_heads, self.dim // self.num_heads))  # N x 1..64 x 49 x 3 x 3..32 x 32 (tensor)
-        q = t.select(3, 0)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
-        q = q.transpose(2, 3)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
-        k = t.select(3, 1)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
-        k = k.transpose(2, 3)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
-        v = t.select(3, 2)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
-        v = v.transpose(2, 3)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
-        table = self.relative_position_bias_table.expand(x.shape[0], *self.relative_position_bias_table.shape)  # N x 169 x 3..32 (tokens)
-        table = table.transpose(1, 2)  # N x 3..32 x 169 (tokens)
-        bias = table.index_select(2, self.relative_position_index.view(-1))  # N x 3..32 x 2401 (tokens)
-        bias = bias.reshape(bias.shape[0], 1, self.num_heads, self.n, self.n)  # N x 1 x 3..32 x 49 x 49 (tensor)
-        if sh + sw > 0:
-            mask_1 = self.shift_mask(x)  # N x 4|16|64 x 1 x 49 x 49 (tensor)
-            mask = bias + mask_1  # N x 4|16|64 x 3..16 x 49 x 49 (tensor)
-        else:
-            mask = bias
-        a = F.scaled_dot_product_attention(q, k, v, mask, dropout_p=self.attention_dropout if self.training else 0.0)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
-        o = a.transpose(2, 3)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
-        o = o.flatten(3, -1)  # N x 1..64 x 49 x 96..1024 (tensor)
-        o = self.proj(o)  # N x 1..64 x 49 x 96..1024 (channels last)
-        o = F.dropout(o, p=self.dropout, training=self.training)  # N x 1..64 x 49 x 96..1024 (channels last)
-        merged = o.reshape(o.shape[0], ph // self.ws, pw // self.ws, self.ws, self.ws, self.dim)  # N x 1..8 x 1..8 x 7 x 7 x 96..1024 (tensor)
-        merged = merged.transpose(2, 3)  # N x 1..8 x 7 x 1..8 x 7 x 96..1024 (tensor)
-        merged = merged.reshape(merged.shape[0], ph, pw, self.dim)  # N x 7..56 x 7..56 x 96..1024 (tensor)
-        if sh + sw > 0:
-            back = torch.roll(merged, (sh, sw), (1, 2))  # N x 14|28|56 x 14|28|56 x 96..512 (tensor)
-        else:
-            back = merged
-        if ph > self.h or pw > self.w:
-            y = back.narrow(1, 0, self.h)
-            y = y.narrow(2, 0, self.w)
-        else:
-            y = back
-        return y
-
-
-class ShiftMask(nn.Module):
-    """The shifted windows' mask, windows x 1 x n x n (of x, only its batch is
-    read): the rolled ph x pw map is 3 x 3 regions, its rows before ph - ws, up
-    to ph - sh and the last sh, its columns alike; two tokens of one window from
-    different regions get -100, nearly no attention after the softmax.
-    """
-
-    def __init__(self, in_channels: int, ws: int, ph: int, pw: int, sh: int, sw: int) -> None:
-        super().__init__()
-        self.ph = ph
-        self.pw = pw
-        self.sh = sh
-        self.sw = sw
-        self.ws = ws
-        self.n = ws * ws
-        n = self.n
-        self.out_channels = n
-
-    def forward(self, x: Tensor) -> Tensor:
-        windows = self.ph // self.ws * (self.pw // self.ws)
-        grid = (self.ph // self.ws, self.pw // self.ws, self.ws, self.ws)
-        rows = _coordinates(x, grid, 1)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        rows = rows * self.ws  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        rows_1 = _coordinates(x, grid, 3)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        rows = rows + rows_1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        cols = _coordinates(x, grid, 2)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        cols = cols * self.ws  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        cols_1 = _coordinates(x, grid, 4)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        cols = cols + cols_1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        row = rows - (self.ph - self.ws)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        row = row + 1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        row = F.hardtanh(row, min_val=0.0, max_val=1.0)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        row_1 = rows - (self.ph - self.sh)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        row_1 = row_1 + 1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        row_1 = F.hardtanh(row_1, min_val=0.0, max_val=1.0)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        row = row + row_1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        col = cols - (self.pw - self.ws)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        col = col + 1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        col = F.hardtanh(col, min_val=0.0, max_val=1.0)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        col_1 = cols - (self.pw - self.sw)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        col_1 = col_1 + 1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        col_1 = F.hardtanh(col_1, min_val=0.0, max_val=1.0)  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        col = col + col_1  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        region = 3 * row  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        region = region + col  # N x 2|4|8 x 2|4|8 x 7 x 7 (tensor)
-        region = region.reshape(region.shape[0], windows, self.n)  # N x 4|16|64 x 49 (tokens)
-        apart = region.unflatten(2, (self.n, 1))  # N x 4|16|64 x 49 x 1 (tensor)
-        apart_1 = region.unflatten(2, (1, self.n))  # N x 4|16|64 x 1 x 49 (tensor)
-        apart = apart - apart_1  # N x 4|16|64 x 49 x 49 (tensor)
-        mask = apart * apart  # N x 4|16|64 x 49 x 49 (tensor)
-        mask = F.hardtanh(mask, min_val=0.0, max_val=1.0)  # N x 4|16|64 x 49 x 49 (tensor)
-        mask = -100 * mask  # N x 4|16|64 x 49 x 49 (tensor)
-        mask = mask.reshape(mask.shape[0], windows, 1, self.n, self.n)  # N x 4|16|64 x 1 x 49 x 49 (tensor)
-        return mask
-
-
 class SwinTransformerBlock(nn.Module):
     """Section 3.1, Figure 3(b): (shifted) window attention and the MLP, each a
     residual branch, with stochastic depth; V1 normalises before each (pre-norm),
@@ -448,7 +256,6 @@ class SwinTransformerBlock(nn.Module):
         attention_dropout: float = 0.0,
         stochastic_depth_prob: float = 0.0,
         version: int = 1,
-        map_size: int = 56,
     ) -> None:
         super().__init__()
         self.stochastic_depth_prob = stochastic_depth_prob
@@ -456,16 +263,14 @@ class SwinTransformerBlock(nn.Module):
         hidden = int(in_channels * mlp_ratio)
         if version == 1:
             self.norm1 = nn.LayerNorm(in_channels)
-            self.attn = ShiftedWindowAttention(
+            self.attn = _WindowAttention(
                 in_channels,
-                in_channels,
-                window_size,
-                shift_size,
-                num_heads,
-                map_size,
-                map_size,
-                attention_dropout,
-                dropout,
+                window_size=window_size,
+                num_heads=num_heads,
+                shift_size=shift_size,
+                version=1,
+                attention_dropout=attention_dropout,
+                dropout=dropout,
             )
             self.norm2 = nn.LayerNorm(in_channels)
             self.mlp = MLPBlock(in_channels, hidden, dropout)
@@ -559,7 +364,6 @@ class SwinTransformer(nn.Module):
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         num_classes: int = 1000,
-        size: int = 224,
     ) -> None:
         super().__init__()
         self.depths = depths
@@ -573,7 +377,6 @@ class SwinTransformer(nn.Module):
             nn.LayerNorm(embed_dim),
         ))
         block_id = 0
-        map_size = size // 4
         reduction = 4
         channels = embed_dim
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
@@ -590,7 +393,6 @@ class SwinTransformer(nn.Module):
                         attention_dropout,
                         stochastic_depth_prob * block_id / (total_blocks - 1),
                         version,
-                        map_size,
                     ),
                 )
                 block_id = block_id + 1
@@ -602,7 +404,6 @@ class SwinTransformer(nn.Module):
                 features.add_module(f"{2 * i + 2}", PatchMerging(channels, version))
                 reduction *= 2
                 channels = 2 * channels
-            map_size = -(-map_size // 2)
         self.features = features
         self.norm = nn.LayerNorm(channels)
         self.permute = _Permute(dims=(0, 3, 1, 2))
@@ -687,7 +488,6 @@ class SwinTransformerFeatures(SwinTransformer):
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         num_classes: int = 1000,
-        size: int = 224,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -701,7 +501,6 @@ class SwinTransformerFeatures(SwinTransformer):
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
         )
         del self.norm, self.permute, self.avgpool, self.flatten, self.head  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -717,7 +516,6 @@ def swin_t(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
-    size: int = 224,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -738,7 +536,6 @@ def swin_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
             out_indices=out_indices,
         )
     else:
@@ -752,7 +549,6 @@ def swin_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
         )
     model.archc_variant = "swin_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -760,7 +556,6 @@ def swin_t(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
-        size=size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -773,7 +568,6 @@ def swin_s(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
-    size: int = 224,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -792,7 +586,6 @@ def swin_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
             out_indices=out_indices,
         )
     else:
@@ -806,7 +599,6 @@ def swin_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
         )
     model.archc_variant = "swin_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -814,7 +606,6 @@ def swin_s(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
-        size=size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -827,7 +618,6 @@ def swin_b(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
-    size: int = 224,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -846,7 +636,6 @@ def swin_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
             out_indices=out_indices,
         )
     else:
@@ -860,7 +649,6 @@ def swin_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
         )
     model.archc_variant = "swin_b"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -868,7 +656,6 @@ def swin_b(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
-        size=size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -881,7 +668,6 @@ def swin_v2_t(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
-    size: int = 224,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -901,7 +687,6 @@ def swin_v2_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
             out_indices=out_indices,
         )
     else:
@@ -916,7 +701,6 @@ def swin_v2_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
         )
     model.archc_variant = "swin_v2_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -924,7 +708,6 @@ def swin_v2_t(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
-        size=size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -937,7 +720,6 @@ def swin_v2_s(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
-    size: int = 224,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -957,7 +739,6 @@ def swin_v2_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
             out_indices=out_indices,
         )
     else:
@@ -972,7 +753,6 @@ def swin_v2_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
         )
     model.archc_variant = "swin_v2_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -980,7 +760,6 @@ def swin_v2_s(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
-        size=size,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -993,7 +772,6 @@ def swin_v2_b(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
-    size: int = 224,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1013,7 +791,6 @@ def swin_v2_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
             out_indices=out_indices,
         )
     else:
@@ -1028,7 +805,6 @@ def swin_v2_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
-            size=size,
         )
     model.archc_variant = "swin_v2_b"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -1036,7 +812,6 @@ def swin_v2_b(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
-        size=size,
         features_only=features_only,
         out_indices=out_indices,
     )

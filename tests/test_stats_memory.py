@@ -110,14 +110,7 @@ def _batch(name: str) -> int:
     return BATCH if name == "units" else 1
 
 
-# Networks whose modules a parameter sizes for the input (Swin V1's windows, padding and shift mask): another
-# input size is given to it, to the graph and to the factory alike
-SIZED = {"swin": "size"}
-
-
 def _graph(name: str, variant: str, size: tuple[int, ...] | None):
-    if name in SIZED and size is not None:
-        return _spec(name).graph(variant, **{SIZED[name]: size[0]})
     return _spec(name).graph(variant, input_size=size)
 
 
@@ -125,9 +118,7 @@ def _graph(name: str, variant: str, size: tuple[int, ...] | None):
 def measured(name: str, variant: str, size: tuple[int, ...] | None = None) -> dict[str, int]:
     graph = _graph(name, variant, size)
     torch.manual_seed(0)
-    kwargs = {SIZED[name]: size[0]} if name in SIZED and size is not None else {}
-    model = units().build() if name == "units" else \
-        getattr(importlib.import_module(f"generated.{name}"), variant)(**kwargs)
+    model = units().build() if name == "units" else getattr(importlib.import_module(f"generated.{name}"), variant)()
     x = torch.randn(_batch(name), *graph.node(graph.input).shape)
     return {"saved": measured_saved(model, x), "activations": measured_activations(model, x),
             "param_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
@@ -189,18 +180,42 @@ def test_memory_of_helpers_and_in_place_choices_is_what_torch_measures(name, var
     assert abs(activations / measured(name, variant, size)["activations"] - 1) > 0.10
 
 
-@pytest.mark.slow
-def test_swin_attention_written_in_the_spec_is_counted_as_torch_measures(monkeypatch):
-    """Swin V1's attention, written from primitives (padding, rolls, windows, a gathered bias, a shift mask from
-    coordinates): at 112, maps of 28 to 4, windows of 7 over whole maps and over a padded one. Its activations are
-    within 0.1%; were a transpose of axes of one element said to scatter the elements (the copies a reshape of one
-    window's tokens would then make), they would be off by more."""
-    assert_memory_as_measured("swin", "swin_t", (112,))
-    graph = _graph("swin", "swin_t", (112,))
-    real = measured("swin", "swin_t", (112,))["activations"]
-    assert stats.totals(graph, 1)["activations"] == pytest.approx(real, rel=0.001)
+WINDOW = """
+block WindowAttention(dim, heads, ws) (x: ws x ws x dim) -> y {
+    let n = ws * ws
+    qkv = linear(dim * 3)
+    proj = linear(dim)
+    let windows = reshape(transpose(reshape(x, (1, ws, 1, ws, dim)), 2, 3), (1, n, dim))
+    let t = unflatten(qkv(windows), -1, (3, heads, dim // heads))
+    let a = scaled_dot_product_attention(transpose(select(t, 3, 0), 2, 3), transpose(select(t, 3, 1), 2, 3),
+                                         transpose(select(t, 3, 2), 2, 3))
+    let o = proj(flatten_dims(transpose(a, 2, 3), 3))
+    let y = reshape(transpose(reshape(o, (1, 1, ws, ws, dim)), 2, 3), (ws, ws, dim))
+}
+network Window() {
+    input 3 x 16 x 16
+    embed = seq { conv(32, 4, stride = 4); permute([0, 2, 3, 1]) }
+    attn = WindowAttention(32, 2, 4)
+    norm = layernorm
+}
+variant window = Window()
+"""
+
+
+def test_a_transpose_of_axes_of_one_element_keeps_the_order(monkeypatch, tmp_path):
+    """Attention within the one window of a map, written from primitives: its transposes swap axes of one
+    element, which keeps the elements in order, so the reshapes after them are views. Said to scatter them, the
+    estimate would count copies torch does not make (a third too much here). (What the estimate still misses
+    here, about a tenth of torch's measurement, is not this rule's.)"""
+    path = tmp_path / "window.arch"
+    path.write_text(WINDOW)
+    s = archc.load(path)
+    graph = s.graph("window")
+    torch.manual_seed(0)
+    real = measured_activations(s.build("window"), torch.randn(1, 3, 16, 16))
+    assert abs(stats.totals(graph, 1)["activations"] / real - 1) < 0.15
     monkeypatch.setattr(stats_memory, "_moves_only_ones", lambda shape, i, j: False)
-    assert abs(stats.totals(graph, 1)["activations"] / real - 1) > 0.01
+    assert abs(stats.totals(graph, 1)["activations"] / real - 1) > 0.25
 
 
 def test_a_wrong_saves_entry_fails_the_comparison(monkeypatch):
