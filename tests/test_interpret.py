@@ -15,6 +15,7 @@ import archc
 from archc import SpecError
 from archc.backends.interpret import Interpreter
 from archc.sema.graph import Graph
+from archc.sema.values import OpRef
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -52,7 +53,11 @@ def pair_of_models(s: archc.Spec, variant: str, graph: Graph | None = None, **ov
         net, values = s.values(variant, **overrides)
         cls = getattr(s.python_module(), net.name)
         taken = inspect.signature(cls).parameters  # not the sizes only the input reads
-        model = cls(**{k: v for k, v in values.items() if k in taken}).double()
+        # (not an op a parameter holds by default, norm_layer = batchnorm: the class's default is that op, as a
+        # torch class; one the variant fixes would fail here, loudly)
+        fixed = s.variants[variant].fixed
+        model = cls(**{k: v for k, v in values.items()
+                       if k in taken and (k in fixed or not isinstance(v, OpRef))}).double()
     else:
         model = s.build(variant, **overrides).double()
     model.load_state_dict(randomised(model.state_dict()))
