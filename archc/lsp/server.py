@@ -20,7 +20,6 @@ from pygls.uris import to_fs_path
 from .. import __version__
 from ..errors import SpecError
 from ..lang.format import UnsafeFormat, format_source
-from ..sema.allocation import fewer_collections
 from .analysis import Incremental, analyse, generator_checks
 from .completion import completions
 from .features import Document, diagnostics, document_symbols, hover, inlay_hints, uri_of
@@ -84,13 +83,12 @@ def _refresh(uri: str) -> None:
     """The check's errors at once; then, once the edits pause, the code generator's own checks on a spec that
     checked, published again only if they find something (rare: names Python cannot take, and the like)."""
     doc = None
-    with fewer_collections():  # the collection the analysis puts off comes after its diagnostics are out
-        try:
-            doc = server.analyse(uri, generate=False)
-            found = diagnostics(doc)
-        except Exception as exc:
-            found = _internal_error(uri, exc)
-        server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri, found))
+    try:
+        doc = server.analyse(uri, generate=False)
+        found = diagnostics(doc)
+    except Exception as exc:
+        found = _internal_error(uri, exc)
+    server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri, found))
     if doc is None or doc.analysis.checked is None:
         return
     try:
