@@ -187,10 +187,8 @@ class FlowEmitter(FlowLoops):
             layout = self.layouts.get(key)
             like = self.layouts.get(self.sig.inputs[0])
             named = given_back(TensorType((0,) * len(layout), layout), like).layout if layout else None  # as it leaves
-            if not inputs and shapes[key].features_in(named) is None:  # no variant makes it (Swin's shift mask in
-                outs.append(n.Const(None, SPAN))  # depths of one block): no caller reads the width it cannot know
-                continue
-            outs.append(self.width(shapes[key], key, self.producers.get(key), f"the output '{output}'", named))
+            outs.append(self.width(shapes[key], key, self.producers.get(key), f"the output '{output}'", named,
+                                   unseen=not inputs))
         lowered = [self.emitter.lower(out) for out in outs]
         self.check_known(lowered)
         read = set().union(*(ir.reads(low) for low in lowered))
@@ -236,18 +234,25 @@ class FlowEmitter(FlowLoops):
             return _Shape.of(layout, either(first.features, second.features))
         return _Shape(layout, tuple(either(a, b) for a, b in zip(first.axes, second.axes)))
 
-    def width(self, shape: _Shape, key: str, producer, what: str, layout: str | None = None) -> n.Expr:
+    def width(self, shape: _Shape, key: str, producer, what: str, layout: str | None = None,
+              unseen: bool = False) -> n.Expr:
         """The features of a value (read in ``layout``, if given), as an expression over the constructor's
         arguments; where the tracked sizes do not give it, a stand-in that is an error where __init__ reads it (an
-        activation needs no width). No number seen while elaborating stands in: the class serves any arguments."""
+        activation needs no width). No number seen while elaborating stands in: the class serves any arguments.
+        ``unseen``: no variant makes the block (only a caller's argument would), so nothing was worked out."""
         layout = layout or shape.layout
         if shape.features_in(layout) is not None:
             return shape.features_in(layout)
         span = producer.span if producer is not None else self.sig.span
-        error = SpecError(f"the width of {what} is not known from the block's parameters: it comes through a "
-                          "reshape or transpose of an axis whose size no parameter gives", span,
-                          hint="give the input's sizes in the signature, '(x: seq_len x dim)', or the sizes of "
-                               "the reshape or unflatten from parameters")
+        if unseen:
+            error = SpecError(f"the width of {what} is not known: no variant makes this block, so its shapes were "
+                              "never worked out", span,
+                              hint="add a variant that makes it (one that sets the option that switches it on)")
+        else:
+            error = SpecError(f"the width of {what} is not known from the block's parameters: it comes through a "
+                              "reshape or transpose of an axis whose size no parameter gives", span,
+                              hint="give the input's sizes in the signature, '(x: seq_len x dim)', or the sizes "
+                                   "of the reshape or unflatten from parameters")
         marker = f"<unknown width {len(self.unknown)}>"
         self.unknown[marker] = error
         return symbol(marker)
