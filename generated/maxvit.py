@@ -213,6 +213,8 @@ class MBConv(nn.Module):
         squeeze_ratio: float,
         stride: int,
         p_stochastic_dropout: float,
+        norm_layer: Callable[..., nn.Module] = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01),
+        activation_layer: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         self.p_stochastic_dropout = p_stochastic_dropout
@@ -226,15 +228,15 @@ class MBConv(nn.Module):
             proj.append(nn.Conv2d(in_channels, out_channels, kernel_size=1))
             self.proj = proj
         layers = nn.Sequential()
-        layers.add_module("pre_norm", nn.BatchNorm2d(in_channels, eps=0.001, momentum=0.01))
+        layers.add_module("pre_norm", norm_layer(in_channels))
         layers.add_module(
             "conv_a",
             Conv2dNormActivation(
                 in_channels,
                 mid,
                 1,
-                activation=nn.GELU,
-                norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.01),
+                activation=activation_layer,
+                norm_layer=norm_layer,
             ),
         )
         layers.add_module(
@@ -245,8 +247,8 @@ class MBConv(nn.Module):
                 3,
                 stride,
                 groups=mid,
-                activation=nn.GELU,
-                norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.01),
+                activation=activation_layer,
+                norm_layer=norm_layer,
             ),
         )
         layers.add_module(
@@ -340,6 +342,7 @@ class PartitionAttentionLayer(nn.Module):
         mlp_dropout: float,
         attention_dropout: float,
         p_stochastic_dropout: float,
+        activation_layer: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         self.p_stochastic_dropout = p_stochastic_dropout
@@ -353,7 +356,7 @@ class PartitionAttentionLayer(nn.Module):
         self.mlp_layer = nn.Sequential(
             nn.LayerNorm(in_channels),
             nn.Linear(in_channels, in_channels * mlp_ratio),
-            nn.GELU(),
+            activation_layer(),
             nn.Linear(in_channels * mlp_ratio, in_channels),
             nn.Dropout(p=mlp_dropout),
         )
@@ -389,6 +392,8 @@ class MaxVitLayer(nn.Module):
         mlp_dropout: float,
         attention_dropout: float,
         p_stochastic_dropout: float,
+        norm_layer: Callable[..., nn.Module] = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01),
+        activation_layer: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         layers = nn.Sequential()
@@ -401,6 +406,8 @@ class MaxVitLayer(nn.Module):
                 squeeze_ratio,
                 stride,
                 p_stochastic_dropout,
+                norm_layer,
+                activation_layer,
             ),
         )
         layers.add_module(
@@ -414,6 +421,7 @@ class MaxVitLayer(nn.Module):
                 mlp_dropout,
                 attention_dropout,
                 p_stochastic_dropout,
+                activation_layer,
             ),
         )
         layers.add_module(
@@ -427,6 +435,7 @@ class MaxVitLayer(nn.Module):
                 mlp_dropout,
                 attention_dropout,
                 p_stochastic_dropout,
+                activation_layer,
             ),
         )
         self.layers = layers
@@ -444,6 +453,9 @@ class MaxVit(nn.Module):
     depth rate grows linearly over the layers (numpy's linspace, as
     torchvision computes it). `size` is the input's side: every stage's map
     must cut into partition_size x partition_size partitions (224: 56 ... 7).
+    norm_layer makes the convs' norms (not the attention's layer norms) and
+    activation_layer every activation but the squeeze-excitation's, as
+    torchvision's.
     """
 
     def __init__(
@@ -460,6 +472,8 @@ class MaxVit(nn.Module):
         mlp_dropout: float = 0.0,
         attention_dropout: float = 0.0,
         num_classes: int = 1000,
+        norm_layer: Callable[..., nn.Module] = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01),
+        activation_layer: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         self.block_channels = block_channels
@@ -467,7 +481,7 @@ class MaxVit(nn.Module):
         self.feature_info = []  # timm's: each tap's channels, reduction and name
         step = stochastic_depth_prob / (sum(block_layers) - 1)
         self.stem = nn.Sequential(
-            Conv2dNormActivation(3, stem_channels, 3, 2, activation=nn.GELU, norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)),
+            Conv2dNormActivation(3, stem_channels, 3, 2, activation=activation_layer, norm_layer=norm_layer),
             Conv2dNormActivation(stem_channels, stem_channels, 3, activation=None, norm_layer=None),
         )
         self.feature_info.append(dict(num_chs=stem_channels, reduction=2, module="stem"))
@@ -492,6 +506,8 @@ class MaxVit(nn.Module):
                         mlp_dropout,
                         attention_dropout,
                         layer_id * step,
+                        norm_layer,
+                        activation_layer,
                     ),
                 )
                 layer_id = layer_id + 1
@@ -590,6 +606,8 @@ class MaxVitFeatures(MaxVit):
         mlp_dropout: float = 0.0,
         attention_dropout: float = 0.0,
         num_classes: int = 1000,
+        norm_layer: Callable[..., nn.Module] = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01),
+        activation_layer: type[nn.Module] = nn.GELU,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -605,6 +623,8 @@ class MaxVitFeatures(MaxVit):
             mlp_dropout=mlp_dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
+            activation_layer=activation_layer,
         )
         del self.classifier  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -623,6 +643,8 @@ def maxvit_t(
     mlp_dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
+    norm_layer: Callable[..., nn.Module] = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01),
+    activation_layer: type[nn.Module] = nn.GELU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -644,6 +666,8 @@ def maxvit_t(
             mlp_dropout=mlp_dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
+            activation_layer=activation_layer,
             out_indices=out_indices,
         )
     else:
@@ -660,6 +684,8 @@ def maxvit_t(
             mlp_dropout=mlp_dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
+            activation_layer=activation_layer,
         )
     model.archc_variant = "maxvit_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -670,6 +696,8 @@ def maxvit_t(
         mlp_dropout=mlp_dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        norm_layer=norm_layer,
+        activation_layer=activation_layer,
         features_only=features_only,
         out_indices=out_indices,
     )

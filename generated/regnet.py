@@ -191,9 +191,19 @@ class BottleneckTransform(nn.Sequential):
         group_width: int,
         se_ratio: float | None = None,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
-        self.add_module("a", Conv2dNormActivation(in_channels, width_out, 1, norm_layer=norm_layer))
+        self.add_module(
+            "a",
+            Conv2dNormActivation(
+                in_channels,
+                width_out,
+                1,
+                activation=activation,
+                norm_layer=norm_layer,
+            ),
+        )
         self.add_module(
             "b",
             Conv2dNormActivation(
@@ -202,11 +212,19 @@ class BottleneckTransform(nn.Sequential):
                 3,
                 stride,
                 groups=width_out // group_width,
+                activation=activation,
                 norm_layer=norm_layer,
             ),
         )
         if se_ratio is not None:
-            self.add_module("se", SqueezeExcitation(width_out, int(round(se_ratio * in_channels))))
+            self.add_module(
+                "se",
+                SqueezeExcitation(
+                    width_out,
+                    int(round(se_ratio * in_channels)),
+                    activation=activation,
+                ),
+            )
         self.add_module(
             "c",
             Conv2dNormActivation(width_out, width_out, 1, activation=None, norm_layer=norm_layer),
@@ -229,6 +247,7 @@ class ResBottleneckBlock(nn.Module):
         group_width: int,
         se_ratio: float | None = None,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.proj = None
@@ -248,8 +267,9 @@ class ResBottleneckBlock(nn.Module):
             group_width,
             se_ratio,
             norm_layer,
+            activation,
         )
-        self.activation = nn.ReLU(inplace=True)
+        self.activation = activation()
         self.out_channels = width_out
 
     def forward(self, x: Tensor) -> Tensor:
@@ -266,7 +286,8 @@ class RegNet(nn.Module):
     """Figure 3: a 3x3/2 stem of 32 channels, the body's stages (each opening with a
     stride-2 block) and the head: global average pooling and the classifier.
     Every norm is norm_layer, built from its width (torchvision's, a batch
-    norm unless the caller gives another). `size` is the input's side: it
+    norm unless the caller gives another), every activation `activation` (a
+    ReLU unless the caller gives another). `size` is the input's side: it
     shapes the check, not the module.
     """
 
@@ -281,6 +302,7 @@ class RegNet(nn.Module):
         stem_width: int = 32,
         num_classes: int = 1000,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
         self.depth = depth
@@ -290,7 +312,14 @@ class RegNet(nn.Module):
         self.feature_info = []  # timm's: each tap's channels, reduction and name
         widths = block_widths(depth, w_0, w_a, w_m)
         stages = stage_widths(widths)
-        self.stem = Conv2dNormActivation(3, stem_width, 3, stride=2, norm_layer=norm_layer)
+        self.stem = Conv2dNormActivation(
+            3,
+            stem_width,
+            3,
+            stride=2,
+            activation=activation,
+            norm_layer=norm_layer,
+        )
         self.feature_info.append(dict(num_chs=stem_width, reduction=2, module="stem"))
         trunk_output = nn.Sequential()
         reduction = 2
@@ -310,6 +339,7 @@ class RegNet(nn.Module):
                         g,
                         se_ratio,
                         norm_layer,
+                        activation,
                     ),
                 )
                 channels = width
@@ -406,6 +436,7 @@ class RegNetFeatures(RegNet):
         stem_width: int = 32,
         num_classes: int = 1000,
         norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        activation: type[nn.Module] = nn.ReLU,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -418,6 +449,7 @@ class RegNetFeatures(RegNet):
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
         del self.avgpool, self.fc  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -432,6 +464,7 @@ def regnet_x_400mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -449,6 +482,7 @@ def regnet_x_400mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -461,12 +495,14 @@ def regnet_x_400mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_x_400mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -478,6 +514,7 @@ def regnet_x_800mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -495,6 +532,7 @@ def regnet_x_800mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -507,12 +545,14 @@ def regnet_x_800mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_x_800mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -524,6 +564,7 @@ def regnet_x_1_6gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -541,6 +582,7 @@ def regnet_x_1_6gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -553,12 +595,14 @@ def regnet_x_1_6gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_x_1_6gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -570,6 +614,7 @@ def regnet_x_3_2gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -587,6 +632,7 @@ def regnet_x_3_2gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -599,12 +645,14 @@ def regnet_x_3_2gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_x_3_2gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -616,6 +664,7 @@ def regnet_x_8gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -633,6 +682,7 @@ def regnet_x_8gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -645,12 +695,14 @@ def regnet_x_8gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_x_8gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -662,6 +714,7 @@ def regnet_x_16gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -679,6 +732,7 @@ def regnet_x_16gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -691,12 +745,14 @@ def regnet_x_16gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_x_16gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -708,6 +764,7 @@ def regnet_x_32gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -725,6 +782,7 @@ def regnet_x_32gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -737,12 +795,14 @@ def regnet_x_32gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_x_32gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -754,6 +814,7 @@ def regnet_y_400mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -772,6 +833,7 @@ def regnet_y_400mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -785,12 +847,14 @@ def regnet_y_400mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_400mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -802,6 +866,7 @@ def regnet_y_800mf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -820,6 +885,7 @@ def regnet_y_800mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -833,12 +899,14 @@ def regnet_y_800mf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_800mf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -850,6 +918,7 @@ def regnet_y_1_6gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -868,6 +937,7 @@ def regnet_y_1_6gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -881,12 +951,14 @@ def regnet_y_1_6gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_1_6gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -898,6 +970,7 @@ def regnet_y_3_2gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -916,6 +989,7 @@ def regnet_y_3_2gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -929,12 +1003,14 @@ def regnet_y_3_2gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_3_2gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -946,6 +1022,7 @@ def regnet_y_8gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -964,6 +1041,7 @@ def regnet_y_8gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -977,12 +1055,14 @@ def regnet_y_8gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_8gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -994,6 +1074,7 @@ def regnet_y_16gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1012,6 +1093,7 @@ def regnet_y_16gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -1025,12 +1107,14 @@ def regnet_y_16gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_16gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -1042,6 +1126,7 @@ def regnet_y_32gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1060,6 +1145,7 @@ def regnet_y_32gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -1073,12 +1159,14 @@ def regnet_y_32gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_32gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -1090,6 +1178,7 @@ def regnet_y_128gf(
     stem_width: int = 32,
     num_classes: int = 1000,
     norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    activation: type[nn.Module] = nn.ReLU,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -1110,6 +1199,7 @@ def regnet_y_128gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
             out_indices=out_indices,
         )
     else:
@@ -1123,12 +1213,14 @@ def regnet_y_128gf(
             stem_width=stem_width,
             num_classes=num_classes,
             norm_layer=norm_layer,
+            activation=activation,
         )
     model.archc_variant = "regnet_y_128gf"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         stem_width=stem_width,
         num_classes=num_classes,
         norm_layer=norm_layer,
+        activation=activation,
         features_only=features_only,
         out_indices=out_indices,
     )

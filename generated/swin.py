@@ -256,13 +256,14 @@ class SwinTransformerBlock(nn.Module):
         attention_dropout: float = 0.0,
         stochastic_depth_prob: float = 0.0,
         version: int = 1,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
     ) -> None:
         super().__init__()
         self.stochastic_depth_prob = stochastic_depth_prob
         self.version = version
         hidden = int(in_channels * mlp_ratio)
         if version == 1:
-            self.norm1 = nn.LayerNorm(in_channels)
+            self.norm1 = norm_layer(in_channels)
             self.attn = _WindowAttention(
                 in_channels,
                 window_size=window_size,
@@ -272,7 +273,7 @@ class SwinTransformerBlock(nn.Module):
                 attention_dropout=attention_dropout,
                 dropout=dropout,
             )
-            self.norm2 = nn.LayerNorm(in_channels)
+            self.norm2 = norm_layer(in_channels)
             self.mlp = MLPBlock(in_channels, hidden, dropout)
         else:
             self.attn = _WindowAttention(
@@ -284,9 +285,9 @@ class SwinTransformerBlock(nn.Module):
                 attention_dropout=attention_dropout,
                 dropout=dropout,
             )
-            self.norm1 = nn.LayerNorm(in_channels)
+            self.norm1 = norm_layer(in_channels)
             self.mlp = MLPBlock(in_channels, hidden, dropout)
-            self.norm2 = nn.LayerNorm(in_channels)
+            self.norm2 = norm_layer(in_channels)
         self.out_channels = in_channels
 
     def forward(self, x: Tensor) -> Tensor:
@@ -307,12 +308,12 @@ class SwinTransformerBlock(nn.Module):
             out_2 = self.attn(x)  # N x 7..56 x 7..56 x 96..1024 (channels last)
             out_2 = self.norm1(out_2)  # N x 7..56 x 7..56 x 96..1024 (channels last)
             out_2 = _stochastic_depth(out_2, self.stochastic_depth_prob, "row", self.training)  # N x 7..56 x 7..56 x 96..1024 (channels last)
-            out_2 = out_2 + identity_2  # N x 7..56 x 7..56 x 96..1024 (channels last)
+            out_2 += identity_2  # N x 7..56 x 7..56 x 96..1024 (channels last)
             identity_3 = out_2
             out_3 = self.mlp(out_2)  # N x 7..56 x 7..56 x 96..1024 (channels last)
             out_3 = self.norm2(out_3)  # N x 7..56 x 7..56 x 96..1024 (channels last)
             out_3 = _stochastic_depth(out_3, self.stochastic_depth_prob, "row", self.training)  # N x 7..56 x 7..56 x 96..1024 (channels last)
-            out_3 = out_3 + identity_3  # N x 7..56 x 7..56 x 96..1024 (channels last)
+            out_3 += identity_3  # N x 7..56 x 7..56 x 96..1024 (channels last)
             x = out_3
         return x
 
@@ -322,15 +323,20 @@ class PatchMerging(nn.Module):
     and reduced to 2 C by a linear layer; V2 normalises after the reduction.
     """
 
-    def __init__(self, in_channels: int, version: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        version: int = 1,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
+    ) -> None:
         super().__init__()
         self.version = version
         if version == 1:
-            self.norm = nn.LayerNorm(4 * in_channels)
+            self.norm = norm_layer(4 * in_channels)
             self.reduction = nn.Linear(4 * in_channels, 2 * in_channels, bias=False)
         else:
             self.reduction = nn.Linear(4 * in_channels, 2 * in_channels, bias=False)
-            self.norm = nn.LayerNorm(2 * in_channels)
+            self.norm = norm_layer(2 * in_channels)
         self.out_channels = 2 * in_channels
 
     def forward(self, x: Tensor) -> Tensor:
@@ -349,7 +355,8 @@ class SwinTransformer(nn.Module):
     whose windows alternate between unshifted and shifted by half a window, the
     channels doubling at each patch merging; the stochastic depth rate grows
     linearly over the blocks to stochastic_depth_prob. `size` is the input's
-    side (224 in the paper): it shapes the check, not the module.
+    side (224 in the paper): it shapes the check, not the module. norm_layer
+    builds every LayerNorm from the width, as torchvision's does.
     """
 
     def __init__(
@@ -364,6 +371,7 @@ class SwinTransformer(nn.Module):
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         num_classes: int = 1000,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
     ) -> None:
         super().__init__()
         self.depths = depths
@@ -374,7 +382,7 @@ class SwinTransformer(nn.Module):
         features.add_module("0", nn.Sequential(
             nn.Conv2d(3, embed_dim, kernel_size=4, stride=4),
             _Permute(dims=(0, 2, 3, 1)),
-            nn.LayerNorm(embed_dim),
+            norm_layer(embed_dim),
         ))
         block_id = 0
         reduction = 4
@@ -393,6 +401,7 @@ class SwinTransformer(nn.Module):
                         attention_dropout,
                         stochastic_depth_prob * block_id / (total_blocks - 1),
                         version,
+                        norm_layer,
                     ),
                 )
                 block_id = block_id + 1
@@ -401,11 +410,11 @@ class SwinTransformer(nn.Module):
                 dict(num_chs=channels, reduction=reduction, module=f"features.{2 * i + 1}"),
             )
             if i < len(depths) - 1:
-                features.add_module(f"{2 * i + 2}", PatchMerging(channels, version))
+                features.add_module(f"{2 * i + 2}", PatchMerging(channels, version, norm_layer))
                 reduction *= 2
                 channels = 2 * channels
         self.features = features
-        self.norm = nn.LayerNorm(channels)
+        self.norm = norm_layer(channels)
         self.permute = _Permute(dims=(0, 3, 1, 2))
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
@@ -488,6 +497,7 @@ class SwinTransformerFeatures(SwinTransformer):
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         num_classes: int = 1000,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -501,6 +511,7 @@ class SwinTransformerFeatures(SwinTransformer):
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
         del self.norm, self.permute, self.avgpool, self.flatten, self.head  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -516,6 +527,7 @@ def swin_t(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.LayerNorm,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -536,6 +548,7 @@ def swin_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -549,6 +562,7 @@ def swin_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "swin_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -556,6 +570,7 @@ def swin_t(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -568,6 +583,7 @@ def swin_s(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.LayerNorm,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -586,6 +602,7 @@ def swin_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -599,6 +616,7 @@ def swin_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "swin_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -606,6 +624,7 @@ def swin_s(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -618,6 +637,7 @@ def swin_b(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.LayerNorm,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -636,6 +656,7 @@ def swin_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -649,6 +670,7 @@ def swin_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "swin_b"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -656,6 +678,7 @@ def swin_b(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -668,6 +691,7 @@ def swin_v2_t(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.LayerNorm,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -687,6 +711,7 @@ def swin_v2_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -701,6 +726,7 @@ def swin_v2_t(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "swin_v2_t"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -708,6 +734,7 @@ def swin_v2_t(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -720,6 +747,7 @@ def swin_v2_s(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.LayerNorm,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -739,6 +767,7 @@ def swin_v2_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -753,6 +782,7 @@ def swin_v2_s(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "swin_v2_s"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -760,6 +790,7 @@ def swin_v2_s(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -772,6 +803,7 @@ def swin_v2_b(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     num_classes: int = 1000,
+    norm_layer: type[nn.Module] = nn.LayerNorm,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -791,6 +823,7 @@ def swin_v2_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
             out_indices=out_indices,
         )
     else:
@@ -805,6 +838,7 @@ def swin_v2_b(
             dropout=dropout,
             attention_dropout=attention_dropout,
             num_classes=num_classes,
+            norm_layer=norm_layer,
         )
     model.archc_variant = "swin_v2_b"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -812,6 +846,7 @@ def swin_v2_b(
         dropout=dropout,
         attention_dropout=attention_dropout,
         num_classes=num_classes,
+        norm_layer=norm_layer,
         features_only=features_only,
         out_indices=out_indices,
     )

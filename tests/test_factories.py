@@ -90,9 +90,10 @@ TORCHVISION = {
     "efficientnet_b7": ["dropout", "norm_layer"],  # (torchvision's fixes its norm_layer: here an option)
     "mobilenet_v2": ["num_classes", "width_mult", "round_nearest", "dropout", "norm_layer"],
     "mobilenet_v3_large": ["num_classes", "dropout", "norm_layer"],
-    "regnet_x_400mf": ["num_classes", "norm_layer"],
+    "regnet_x_400mf": ["num_classes", "norm_layer", "activation"],
+    "maxvit_t": ["num_classes", "norm_layer", "activation_layer"],
     "convnext_tiny": ["stochastic_depth_prob", "layer_scale", "num_classes", "norm_layer"],
-    "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes"],
+    "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes", "norm_layer"],
     "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes", "norm_layer"],
     "densenet121": ["num_classes", "memory_efficient", "bn_size", "drop_rate"],
     "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights", "dropout_aux"],
@@ -395,6 +396,81 @@ def test_vit_takes_torchvisions_norm_layer():
     wrong = vit_b_16(image_size=32).eval()  # the mutation: the default eps
     wrong.load_state_dict(theirs.state_dict(), strict=True)
     assert (wrong(x) - theirs(x)).abs().max() > 1e-5
+
+
+@pytest.mark.slow
+def test_swin_takes_torchvisions_norm_layer():
+    """swin_t(norm_layer=...), every LayerNorm (the stem's, the blocks', the patch mergings', the last) built from
+    the width by it, as torchvision's are: torchvision's model, strictly, with equal outputs; the default eps shows."""
+    from functools import partial
+
+    import torch
+    import torchvision
+    from archc.models.swin import swin_t
+    from torch import nn
+
+    given = partial(nn.LayerNorm, eps=0.5)
+    torch.manual_seed(0)
+    theirs = torchvision.models.swin_t(norm_layer=given).eval()
+    ours = swin_t(norm_layer=given).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert {m.eps for m in ours.modules() if isinstance(m, nn.LayerNorm)} == {0.5}
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+        wrong = swin_t().eval()  # the mutation: the default eps
+        wrong.load_state_dict(theirs.state_dict(), strict=True)
+        assert (wrong(x) - theirs(x)).abs().max() > 1e-4
+
+
+@pytest.mark.slow
+def test_regnet_takes_torchvisions_activation():
+    """regnet_y_400mf(activation=nn.SiLU): the stem's, every block's (its convs', its SE's, the one after the sum)
+    activation made by it, as torchvision's are: torchvision's model, strictly, with equal outputs; ReLU shows."""
+    import torch
+    import torchvision
+    from archc.models.regnet import regnet_y_400mf
+    from torch import nn
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.regnet_y_400mf(activation=nn.SiLU).eval()
+    ours = regnet_y_400mf(activation=nn.SiLU).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    kinds = {type(m) for m in ours.modules() if isinstance(m, (nn.ReLU, nn.SiLU))}
+    assert kinds == {nn.SiLU}
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+        wrong = regnet_y_400mf().eval()  # the mutation: ReLU
+        wrong.load_state_dict(theirs.state_dict(), strict=True)
+        assert (wrong(x) - theirs(x)).abs().max() > 1e-4
+
+
+@pytest.mark.slow
+def test_maxvit_takes_torchvisions_norm_and_activation_layers():
+    """maxvit_t(norm_layer=..., activation_layer=...): the convs' norms (the MBConvs' and the stem's) and every
+    activation but the squeeze-excitation's (the stem's, the MBConvs', the MLPs') made by them, as torchvision's
+    are: torchvision's model, strictly, with equal outputs; the defaults show."""
+    from functools import partial
+
+    import torch
+    import torchvision
+    from archc.models.maxvit import maxvit_t
+    from torch import nn
+
+    norm, act = partial(nn.BatchNorm2d, eps=0.5, momentum=0.01), nn.SiLU
+    torch.manual_seed(0)
+    theirs = torchvision.models.maxvit_t(norm_layer=norm, activation_layer=act).eval()
+    ours = maxvit_t(norm_layer=norm, activation_layer=act).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert not any(isinstance(m, nn.GELU) for m in ours.modules())
+    assert {m.eps for m in ours.modules() if isinstance(m, nn.BatchNorm2d)} == {0.5}
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)
+        for wrong in (maxvit_t(norm_layer=norm), maxvit_t(activation_layer=act)):  # the mutations: a default
+            wrong.eval().load_state_dict(theirs.state_dict(), strict=True)
+            assert (wrong(x) - theirs(x)).abs().max() > 1e-3
 
 
 @pytest.mark.slow
