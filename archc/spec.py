@@ -111,6 +111,12 @@ class Spec:
                     self.variant_shapes[name] = self.elaborator.stmt_shapes = {}
                     try:
                         graphs[name] = self.graph(name)
+                        for param, value in self._switched(name):  # (its records join the variant's)
+                            try:
+                                self.graph(name, **{param.name: value})
+                            except SpecError as exc:
+                                raise exc.add_note(f"with {param.name} = {str(value).lower()}, as a caller may "
+                                                   "ask (an option)", param.span) from None
                     except SpecError as exc:  # go on: other variants may hold other mistakes
                         errors += [e for e in exc.errors if not any(_same(e, f) for f in errors)]
                         if len(errors) >= MAX_ERRORS or getattr(exc, "stopped", False):
@@ -124,6 +130,13 @@ class Spec:
                 raise SpecErrors(errors, stopped=len(errors) >= MAX_ERRORS) if len(errors) > 1 else errors[0]
             self._checked = (graphs, shapes)
         return self._checked
+
+    def _switched(self, variant: str) -> list[tuple[n.Param, bool]]:
+        """The variant's options that hold true or false, each with the value that switches it: a caller may
+        switch it, so the check elaborates that too (a step only it adds is checked, and sized for the code
+        generator)."""
+        net, values = self.values(variant)
+        return [(p, not values[p.name]) for p in net.params if p.option and isinstance(values.get(p.name), bool)]
 
     @cached_property
     def in_place(self) -> frozenset[n.Span]:

@@ -572,3 +572,42 @@ def test_the_taps_reductions_follow_replace_stride_with_dilation(factory):
         assert model.feature_info.reduction() == measured, dilate
     assert build(replace_stride_with_dilation=[False, True, True], features_only=True).feature_info.reduction() == \
         [2, 4, 8, 8, 8]
+
+
+SWITCHED = """
+block T() (x) -> y {
+    let r = narrow(x, 1, 0, 1) * 2
+    let y = cat([r, narrow(x, 1, 1, 2)], 1)
+}
+network Net(option flag = false) {
+    input 3 x 8 x 8
+    t = T() if flag
+    conv = conv(4, 3)
+    global_avgpool
+    fc = linear(2)
+}
+variant net = Net()
+"""
+
+
+def test_an_option_switched_by_the_caller_is_checked_and_sized(tmp_path):
+    """A step only an option adds: the check elaborates the variant with the option switched too, so the code
+    generator knows the step's widths, and the factory called with the option builds and computes what the graph
+    means (the interpreter of the switched graph, holding the same weights); the default still leaves it out."""
+    import torch
+
+    from archc.backends.interpret import Interpreter
+
+    path = tmp_path / "switched.arch"
+    path.write_text(SWITCHED)
+    s = archc.load(path)
+    s.check()
+    model = s.build("net", flag=True).eval()
+    interp = Interpreter(s.graph("net", flag=True)).eval()
+    interp.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), interp(x), rtol=0, atol=0)
+        plain = s.build("net").eval()
+        plain.load_state_dict(model.state_dict(), strict=True)
+        assert (plain(x) - model(x)).abs().max() > 1e-4  # the switched step computes something

@@ -177,9 +177,10 @@ class FlowElaboration:
                 raise SpecError(f"a size of input '{name}' must be a positive integer, got {type_name(v)} {v!r}",
                                 e.span)
         if tuple(want) != x.shape:
-            written = " x ".join(_text(e) for e in sizes)
-            raise SpecError(f"input '{name}' is {x.type.describe()} here, but the block says {written} = "
-                            f"{' x '.join(map(str, want))}", span, follows_shapes=True,
+            written, values = " x ".join(_text(e) for e in sizes), " x ".join(map(str, want))
+            says = written if written == values else f"{written} = {values}"  # (not '3 = 3')
+            raise SpecError(f"input '{name}' is {x.type.describe()} here, but the block says {says}", span,
+                            follows_shapes=True,
                             hint="the sizes in the signature are what every caller must pass")
 
     def flow_step(self, step: n.Flow, frame: Frame, decls: dict[str, Frame], srcs: list) -> Tensor:
