@@ -43,6 +43,7 @@ class Spec:
         self.elaborator = Elaborator(program)
         self._checked: tuple[dict[str, Graph], dict[n.Stmt, list]] | None = None
         self._checking = False
+        self._switch_errors: list[SpecError] | None = None  # the check of the options switched, once it ran
         self.variant_shapes: dict[str, dict[n.Stmt, list]] = {}  # the check's records, each variant's own
 
     @property
@@ -95,48 +96,76 @@ class Spec:
         variant = self.default_variant()
         return notebook_html(self.graph(variant), spec_docs(self, variant))
 
-    def check(self) -> dict[str, Graph]:
-        """Every variant's graph (elaborated once, with the records the code generator needs)."""
-        return self.checked()[0]
+    def check(self, switched: bool = True) -> dict[str, Graph]:
+        """Every variant's graph (elaborated once, with the records the code generator needs); ``switched``: and
+        each variant's true-or-false options switched (the language server leaves that to its second pass)."""
+        return self.checked(switched)[0]
 
-    def checked(self) -> tuple[dict[str, Graph], dict[n.Stmt, list]]:
+    def checked(self, switched: bool = True) -> tuple[dict[str, Graph], dict[n.Stmt, list]]:
         if self._checked is None:
-            shapes: dict[n.Stmt, list] = {}  # every variant's records, for the code generator
-            self.elaborator.budget, self._checking = Budget(), True
             graphs: dict[str, Graph] = {}
-            errors: list[SpecError] = []
+            self._elaborate(lambda name: [(name, {})], graphs)
+            self._checked = (graphs, self._merged())
+        if switched and self._switch_errors is None:
+            done: set[tuple[str, str]] = set()  # (network, option) already elaborated switched
+            self._switch_errors = []
             try:
-                for name in self.variants:
-                    # recorded for the variants as written, not for overrides; each variant's own for the editor
-                    self.variant_shapes[name] = self.elaborator.stmt_shapes = {}
-                    try:
-                        graphs[name] = self.graph(name)
-                        for param, value in self._switched(name):  # (its records join the variant's)
-                            try:
-                                self.graph(name, **{param.name: value})
-                            except SpecError as exc:
-                                raise exc.add_note(f"with {param.name} = {str(value).lower()}, as a caller may "
-                                                   "ask (an option)", param.span) from None
-                    except SpecError as exc:  # go on: other variants may hold other mistakes
-                        errors += [e for e in exc.errors if not any(_same(e, f) for f in errors)]
-                        if len(errors) >= MAX_ERRORS or getattr(exc, "stopped", False):
-                            break
-            finally:
-                self.elaborator.stmt_shapes, self._checking = None, False
-            for records in self.variant_shapes.values():
-                for stmt, pairs in records.items():
-                    shapes.setdefault(stmt, []).extend(pairs)
-            if errors:
-                raise SpecErrors(errors, stopped=len(errors) >= MAX_ERRORS) if len(errors) > 1 else errors[0]
-            self._checked = (graphs, shapes)
+                self._elaborate(lambda name: [(name, {p.name: value}, p) for p, value in self._switched(name, done)],
+                                None)
+            except SpecError as exc:
+                self._switch_errors = [exc]
+            self._checked = (self._checked[0], self._merged())
+        if switched and self._switch_errors:
+            raise self._switch_errors[0]
         return self._checked
 
-    def _switched(self, variant: str) -> list[tuple[n.Param, bool]]:
+    def _elaborate(self, runs, graphs: dict[str, Graph] | None) -> None:
+        """Each variant's ``runs`` (name, overrides[, the option switched]) elaborated, its records kept with the
+        variant's; the errors of all variants raised together."""
+        self.elaborator.budget, self._checking = Budget(), True
+        errors: list[SpecError] = []
+        try:
+            for name in self.variants:
+                # recorded for the variants as written (and their options switched); each variant's own, for
+                # the editor
+                self.elaborator.stmt_shapes = self.variant_shapes.setdefault(name, {})
+                try:
+                    for name_, overrides, *option in runs(name):
+                        try:
+                            graph = self.graph(name_, **overrides)
+                        except SpecError as exc:
+                            if not option:
+                                raise
+                            raise exc.add_note(f"with {option[0].name} = {str(overrides[option[0].name]).lower()}"
+                                               ", as a caller may ask (an option)", option[0].span) from None
+                        if graphs is not None:
+                            graphs[name] = graph
+                except SpecError as exc:  # go on: other variants may hold other mistakes
+                    errors += [e for e in exc.errors if not any(_same(e, f) for f in errors)]
+                    if len(errors) >= MAX_ERRORS or getattr(exc, "stopped", False):
+                        break
+        finally:
+            self.elaborator.stmt_shapes, self._checking = None, False
+        if errors:
+            raise SpecErrors(errors, stopped=len(errors) >= MAX_ERRORS) if len(errors) > 1 else errors[0]
+
+    def _merged(self) -> dict[n.Stmt, list]:
+        """Every variant's records, for the code generator."""
+        shapes: dict[n.Stmt, list] = {}
+        for records in self.variant_shapes.values():
+            for stmt, pairs in records.items():
+                shapes.setdefault(stmt, []).extend(pairs)
+        return shapes
+
+    def _switched(self, variant: str, done: set[tuple[str, str]]) -> list[tuple[n.Param, bool]]:
         """The variant's options that hold true or false, each with the value that switches it: a caller may
         switch it, so the check elaborates that too (a step only it adds is checked, and sized for the code
-        generator)."""
+        generator), once for each network and option (``done``): with the first variant that has it."""
         net, values = self.values(variant)
-        return [(p, not values[p.name]) for p in net.params if p.option and isinstance(values.get(p.name), bool)]
+        found = [(p, not values[p.name]) for p in net.params
+                 if p.option and isinstance(values.get(p.name), bool) and (net.name, p.name) not in done]
+        done.update((net.name, p.name) for p, _ in found)
+        return found
 
     @cached_property
     def in_place(self) -> frozenset[n.Span]:
@@ -190,15 +219,16 @@ def _same(a: SpecError, b: SpecError) -> bool:
     return a.span == b.span and a.message == b.message
 
 
-def load(path: str | Path, text: str | None = None, *, parser=parse, before_check=None) -> Spec:
+def load(path: str | Path, text: str | None = None, *, parser=parse, before_check=None, switched: bool = True) -> Spec:
     """Load and check a spec file: ``archc.load("specs/resnet.arch").build("resnet50")``. ``text``, if given, is
     the file's source, read instead of the file (an editor's buffer); the files it uses are read from disk.
-    The language server's hooks: ``parser`` parses the text, ``before_check`` gets the spec before its check."""
+    The language server's hooks: ``parser`` parses the text, ``before_check`` gets the spec before its check,
+    ``switched``: whether the check switches the options now (else when the code generator runs)."""
     with fewer_collections():
-        return _load(path, text, parser, before_check)
+        return _load(path, text, parser, before_check, switched)
 
 
-def _load(path: str | Path, text: str | None, parser, before_check) -> Spec:
+def _load(path: str | Path, text: str | None, parser, before_check, switched: bool = True) -> Spec:
     try:
         spec = Spec(load_program(path, text, parser))
         if before_check is not None:
@@ -207,7 +237,7 @@ def _load(path: str | Path, text: str | None, parser, before_check) -> Spec:
         if not (main.blocks or main.networks or main.variants or main.lets or main.uses):
             raise SpecError("the spec defines nothing", n.Span(str(path), 1, 1, 1, 2),
                             hint="a spec holds blocks, networks and variants; see docs/language.md")
-        spec.check()
+        spec.check(switched)
     except RecursionError:
         raise SpecError("the spec is nested too deeply to compile", None,
                         hint="flatten deeply nested expressions or brackets") from None

@@ -117,7 +117,8 @@ def _analyse(result: Analysis, incremental: Incremental | None) -> None:
     before_check = incremental.before_check if incremental is not None else None
     spec = None
     try:
-        spec = load(path, text, parser=parser, before_check=before_check)
+        # (the options switched are checked with the code generator's own checks, once the edits pause)
+        spec = load(path, text, parser=parser, before_check=before_check, switched=False)
         result.checked = spec  # what archc check does next: the code generator's own checks (generator_checks)
     except SpecError as exc:
         result.errors.extend(exc.errors)

@@ -187,12 +187,22 @@ class FlowEmitter(FlowLoops):
             layout = self.layouts.get(key)
             like = self.layouts.get(self.sig.inputs[0])
             named = given_back(TensorType((0,) * len(layout), layout), like).layout if layout else None  # as it leaves
+            if not inputs and shapes[key].features_in(named) is None and not self.called():
+                outs.append(n.Const(None, SPAN))  # a library's block nothing here calls: no caller reads its width
+                continue
             outs.append(self.width(shapes[key], key, self.producers.get(key), f"the output '{output}'", named,
                                    unseen=not inputs))
         lowered = [self.emitter.lower(out) for out in outs]
         self.check_known(lowered)
         read = set().union(*(ir.reads(low) for low in lowered))
         return prune_lets(body, read), outs[0] if len(outs) == 1 else outs
+
+    def called(self) -> bool:
+        """Whether a block or network of this file calls the block (such a caller would size what follows by its
+        output's width)."""
+        name = self.ctx.d.name
+        return any(isinstance(node, n.Layer) and node.func == name
+                   for d in [*self.ctx.blocks.values(), *self.ctx.networks.values()] for node in d.walk())
 
     def init_steps(self, steps: tuple, shapes: dict, chunks: dict, order: dict, owner: dict) -> None:
         """Each step's shape in ``shapes`` by its key, the modules it applies made (in ``chunks``)."""
