@@ -21,6 +21,7 @@ __all__ = [
     "GoogLeNetFeatures",
     "Inception",
     "InceptionAux",
+    "TransformInput",
     "googlenet",
     "googlenet_ensemble",
     "googlenet_paper",
@@ -114,6 +115,30 @@ class BasicConv2d(nn.Module):
         return x
 
 
+class TransformInput(nn.Module):
+    """torchvision's transform_input (GoogLeNet, Inception-v3): an image normalised
+    with ImageNet's mean and std made into one normalised with 0.5 and 0.5, the
+    normalisation Google's weights were trained with.
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.out_channels = 1 + 1 + 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = x.narrow(1, 0, 1)  # N x 1 x 224 x 224
+        r = r * 0.458  # N x 1 x 224 x 224
+        r = r + -0.030000000000000027  # N x 1 x 224 x 224
+        g = x.narrow(1, 1, 1)  # N x 1 x 224 x 224
+        g = g * 0.448  # N x 1 x 224 x 224
+        g = g + -0.08799999999999997  # N x 1 x 224 x 224
+        b = x.narrow(1, 2, 1)  # N x 1 x 224 x 224
+        b = b * 0.45  # N x 1 x 224 x 224
+        b = b + -0.18799999999999994  # N x 1 x 224 x 224
+        y = torch.cat([r, g, b], 1)  # N x 3 x 224 x 224
+        return y
+
+
 class Inception(nn.Module):
     """Figure 2(b): the Inception module with dimension reductions."""
 
@@ -198,10 +223,14 @@ class GoogLeNet(nn.Module):
         dropout: float = 0.4,
         init_weights: bool = True,
         dropout_aux: float = 0.7,
+        transform_input: bool = False,
     ) -> None:
         super().__init__()
         self.bn = bn
         self.feature_info = []  # timm's: each tap's channels, reduction and name
+        self.transform = None
+        if transform_input:
+            self.transform = TransformInput(3)
         self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3, bn=bn)
         self.feature_info.append(dict(num_chs=64, reduction=2, module="conv1"))
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
@@ -254,6 +283,8 @@ class GoogLeNet(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        if self.transform is not None:
+            x = self.transform(x)  # N x 3 x 224 x 224
         x = self.conv1(x)  # N x 64 x 112 x 112
         x = self.maxpool1(x)  # N x 64 x 56 x 56
         if self.lrn1 is not None:
@@ -290,6 +321,8 @@ class GoogLeNet(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
+        if self.transform is not None:
+            x = self.transform(x)  # N x 3 x 224 x 224
         x = _checkpoint_stage(self.conv1, x) if self.grad_checkpointing else self.conv1(x)  # N x 64 x 112 x 112
         x = self.maxpool1(x)  # N x 64 x 56 x 56
         if self.lrn1 is not None:
@@ -342,6 +375,8 @@ class GoogLeNet(nn.Module):
     def forward_taps(self, x: Tensor) -> list[Tensor]:
         """The feature map at every tap, in the order of ``self.feature_info``."""
         features: list[Tensor] = []
+        if self.transform is not None:
+            x = self.transform(x)  # N x 3 x 224 x 224
         x = self.conv1(x)  # N x 64 x 112 x 112
         features.append(x)
         x = self.maxpool1(x)  # N x 64 x 56 x 56
@@ -388,6 +423,7 @@ class GoogLeNetFeatures(GoogLeNet):
         dropout: float = 0.4,
         init_weights: bool = True,
         dropout_aux: float = 0.7,
+        transform_input: bool = False,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -398,6 +434,7 @@ class GoogLeNetFeatures(GoogLeNet):
             dropout=dropout,
             init_weights=init_weights,
             dropout_aux=dropout_aux,
+            transform_input=transform_input,
         )
         del self.aux1, self.aux2, self.avgpool, self.dropout, self.fc  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -433,6 +470,7 @@ def googlenet(
     dropout: float = 0.2,
     init_weights: bool = True,
     dropout_aux: float = 0.7,
+    transform_input: bool = False,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -450,6 +488,7 @@ def googlenet(
             dropout=dropout,
             init_weights=init_weights,
             dropout_aux=dropout_aux,
+            transform_input=transform_input,
             out_indices=out_indices,
         )
     else:
@@ -460,6 +499,7 @@ def googlenet(
             dropout=dropout,
             init_weights=init_weights,
             dropout_aux=dropout_aux,
+            transform_input=transform_input,
         )
     model.archc_variant = "googlenet"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -468,6 +508,7 @@ def googlenet(
         dropout=dropout,
         init_weights=init_weights,
         dropout_aux=dropout_aux,
+        transform_input=transform_input,
         features_only=features_only,
         out_indices=out_indices,
     )
@@ -481,6 +522,7 @@ def googlenet_paper(
     dropout: float = 0.4,
     init_weights: bool = True,
     dropout_aux: float = 0.7,
+    transform_input: bool = False,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -496,6 +538,7 @@ def googlenet_paper(
             dropout=dropout,
             init_weights=init_weights,
             dropout_aux=dropout_aux,
+            transform_input=transform_input,
             out_indices=out_indices,
         )
     else:
@@ -506,6 +549,7 @@ def googlenet_paper(
             dropout=dropout,
             init_weights=init_weights,
             dropout_aux=dropout_aux,
+            transform_input=transform_input,
         )
     model.archc_variant = "googlenet_paper"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -514,6 +558,7 @@ def googlenet_paper(
         dropout=dropout,
         init_weights=init_weights,
         dropout_aux=dropout_aux,
+        transform_input=transform_input,
         features_only=features_only,
         out_indices=out_indices,
     )

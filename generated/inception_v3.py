@@ -32,6 +32,7 @@ __all__ = [
     "InceptionC",
     "InceptionD",
     "InceptionE",
+    "TransformInput",
     "inception_v3",
 ]
 
@@ -121,6 +122,30 @@ class BasicConv2d(nn.Module):
             x = self.bn(x)  # N x 32..768 x 1..149 x 1..149
         x = F.relu(x, inplace=True)  # N x 32..768 x 1..149 x 1..149
         return x
+
+
+class TransformInput(nn.Module):
+    """torchvision's transform_input (GoogLeNet, Inception-v3): an image normalised
+    with ImageNet's mean and std made into one normalised with 0.5 and 0.5, the
+    normalisation Google's weights were trained with.
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.out_channels = 1 + 1 + 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = x.narrow(1, 0, 1)  # N x 1 x 299 x 299
+        r = r * 0.458  # N x 1 x 299 x 299
+        r = r + -0.030000000000000027  # N x 1 x 299 x 299
+        g = x.narrow(1, 1, 1)  # N x 1 x 299 x 299
+        g = g * 0.448  # N x 1 x 299 x 299
+        g = g + -0.08799999999999997  # N x 1 x 299 x 299
+        b = x.narrow(1, 2, 1)  # N x 1 x 299 x 299
+        b = b * 0.45  # N x 1 x 299 x 299
+        b = b + -0.18799999999999994  # N x 1 x 299 x 299
+        y = torch.cat([r, g, b], 1)  # N x 3 x 299 x 299
+        return y
 
 
 class InceptionA(nn.Module):
@@ -300,9 +325,13 @@ class Inception3(nn.Module):
         aux_logits: bool = True,
         dropout: float = 0.5,
         init_weights: bool = True,
+        transform_input: bool = False,
     ) -> None:
         super().__init__()
         self.feature_info = []  # timm's: each tap's channels, reduction and name
+        self.transform = None
+        if transform_input:
+            self.transform = TransformInput(3)
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
@@ -351,6 +380,8 @@ class Inception3(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        if self.transform is not None:
+            x = self.transform(x)  # N x 3 x 299 x 299
         x = self.Conv2d_1a_3x3(x)  # N x 32 x 149 x 149
         x = self.Conv2d_2a_3x3(x)  # N x 32 x 147 x 147
         x = self.Conv2d_2b_3x3(x)  # N x 64 x 147 x 147
@@ -382,6 +413,8 @@ class Inception3(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Everything before the head: the last feature map (timm's ``forward_features``)."""
+        if self.transform is not None:
+            x = self.transform(x)  # N x 3 x 299 x 299
         x = _checkpoint_stage(self.Conv2d_1a_3x3, x) if self.grad_checkpointing else self.Conv2d_1a_3x3(x)  # N x 32 x 149 x 149
         x = _checkpoint_stage(self.Conv2d_2a_3x3, x) if self.grad_checkpointing else self.Conv2d_2a_3x3(x)  # N x 32 x 147 x 147
         x = _checkpoint_stage(self.Conv2d_2b_3x3, x) if self.grad_checkpointing else self.Conv2d_2b_3x3(x)  # N x 64 x 147 x 147
@@ -432,6 +465,8 @@ class Inception3(nn.Module):
     def forward_taps(self, x: Tensor) -> list[Tensor]:
         """The feature map at every tap, in the order of ``self.feature_info``."""
         features: list[Tensor] = []
+        if self.transform is not None:
+            x = self.transform(x)  # N x 3 x 299 x 299
         x = self.Conv2d_1a_3x3(x)  # N x 32 x 149 x 149
         x = self.Conv2d_2a_3x3(x)  # N x 32 x 147 x 147
         x = self.Conv2d_2b_3x3(x)  # N x 64 x 147 x 147
@@ -470,6 +505,7 @@ class Inception3Features(Inception3):
         aux_logits: bool = True,
         dropout: float = 0.5,
         init_weights: bool = True,
+        transform_input: bool = False,
         out_indices: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
@@ -477,6 +513,7 @@ class Inception3Features(Inception3):
             aux_logits=aux_logits,
             dropout=dropout,
             init_weights=init_weights,
+            transform_input=transform_input,
         )
         del self.AuxLogits, self.avgpool, self.dropout, self.fc  # the head, after the last tap
         self.feature_info = _FeatureInfo(self.feature_info, out_indices)
@@ -492,6 +529,7 @@ def inception_v3(
     aux_logits: bool = True,
     dropout: float = 0.5,
     init_weights: bool = True,
+    transform_input: bool = False,
     channels_last: bool = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | None = None,
@@ -505,6 +543,7 @@ def inception_v3(
             aux_logits=aux_logits,
             dropout=dropout,
             init_weights=init_weights,
+            transform_input=transform_input,
             out_indices=out_indices,
         )
     else:
@@ -513,6 +552,7 @@ def inception_v3(
             aux_logits=aux_logits,
             dropout=dropout,
             init_weights=init_weights,
+            transform_input=transform_input,
         )
     model.archc_variant = "inception_v3"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
@@ -520,6 +560,7 @@ def inception_v3(
         aux_logits=aux_logits,
         dropout=dropout,
         init_weights=init_weights,
+        transform_input=transform_input,
         features_only=features_only,
         out_indices=out_indices,
     )

@@ -96,7 +96,8 @@ TORCHVISION = {
     "swin_t": ["mlp_ratio", "dropout", "attention_dropout", "num_classes", "norm_layer"],
     "vit_b_16": ["image_size", "dropout", "attention_dropout", "num_classes", "norm_layer"],
     "densenet121": ["num_classes", "memory_efficient", "bn_size", "drop_rate"],
-    "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights", "dropout_aux"],
+    "googlenet": ["num_classes", "aux_logits", "dropout", "init_weights", "dropout_aux", "transform_input"],
+    "inception_v3": ["num_classes", "aux_logits", "dropout", "init_weights", "transform_input"],
 }
 
 
@@ -471,6 +472,40 @@ def test_maxvit_takes_torchvisions_norm_and_activation_layers():
         for wrong in (maxvit_t(norm_layer=norm), maxvit_t(activation_layer=act)):  # the mutations: a default
             wrong.eval().load_state_dict(theirs.state_dict(), strict=True)
             assert (wrong(x) - theirs(x)).abs().max() > 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size"), [("googlenet", 224), ("inception_v3", 299)])
+def test_inception_family_takes_torchvisions_transform_input(name, size):
+    """googlenet(transform_input=True), inception_v3(...): the image renormalised from ImageNet's mean and std to
+    0.5 and 0.5 first, as torchvision's: its model, strictly, with equal outputs; without it they differ."""
+    import importlib
+
+    import torch
+    import torchvision
+
+    factory = getattr(importlib.import_module(f"archc.models.{name}"), name)
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, name)(transform_input=True, aux_logits=False, init_weights=False).eval()
+    ours = factory(transform_input=True, aux_logits=False).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(1, 3, size, size)
+    first = "conv1" if name == "googlenet" else "Conv2d_1a_3x3"  # what the first conv reads: the image renormalised
+
+    def run(model):
+        seen = []
+        handle = model.get_submodule(first).register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+        out = model(x)
+        handle.remove()
+        return out, seen[0]
+
+    with torch.no_grad():
+        (out, image), (out_ref, image_ref) = run(ours), run(theirs)
+        torch.testing.assert_close(out, out_ref, rtol=0, atol=0)
+        torch.testing.assert_close(image, image_ref, rtol=0, atol=0)
+        wrong = factory(aux_logits=False).eval()  # the mutation: no transform
+        wrong.load_state_dict(theirs.state_dict(), strict=True)
+        assert (run(wrong)[1] - image_ref).abs().max() > 0.1
 
 
 @pytest.mark.slow
