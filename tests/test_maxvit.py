@@ -67,7 +67,8 @@ def test_training_mode_drops_what_torchvision_drops():
 
 
 SPEC_MUTATIONS = {
-    "GELU replaced by ReLU in the MLP": ("linear(in.channels * mlp_ratio); gelu", "linear(in.channels * mlp_ratio); relu"),
+    "GELU replaced by ReLU in the MLP": ("linear(in.channels * mlp_ratio)\n            activation_layer",
+                                         "linear(in.channels * mlp_ratio)\n            relu"),
     "block attention twice, no grid": ('"grid", mlp_ratio', '"window", mlp_ratio'),
     "no squeeze-excitation": ("squeeze_excitation = SqueezeExcitation(int(out_channels * squeeze_ratio), "
                               "activation = silu)", "squeeze_excitation = SqueezeExcitation(int(out_channels * "

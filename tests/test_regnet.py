@@ -123,7 +123,7 @@ def test_matches_torchvision(variant, block_params_on_cpu):
 
 
 # Mutations that compile but build something else: the comparison must see each of them.
-SE_THEN_C = """    se = SqueezeExcitation(int(round(se_ratio * in.channels))) if se_ratio != none
+SE_THEN_C = """    se = SqueezeExcitation(int(round(se_ratio * in.channels)), activation = activation) if se_ratio != none
     c = Conv2dNormActivation(width_out, 1, activation = none, norm_layer = norm_layer)
 """
 MUTATIONS = {
@@ -133,10 +133,10 @@ MUTATIONS = {
                                   "proj = Conv2dNormActivation(width_out, 1, stride, activation = none,",
                                   "proj = Conv2dNormActivation(width_out, 1, stride,"),
     "stride in the first 1x1": ("regnet_x_400mf",
-                                "a = Conv2dNormActivation(width_out, 1, norm_layer = norm_layer)\n"
+                                "a = Conv2dNormActivation(width_out, 1, activation = activation, norm_layer = norm_layer)\n"
                                 "    b = Conv2dNormActivation(width_out, 3, stride,",
-                                "a = Conv2dNormActivation(width_out, 1, stride, norm_layer = norm_layer)\n"
-                                "    b = Conv2dNormActivation(width_out, 3,"),
+                                "a = Conv2dNormActivation(width_out, 1, stride, activation = activation, "
+                                "norm_layer = norm_layer)\n    b = Conv2dNormActivation(width_out, 3,"),
 }
 
 

@@ -85,8 +85,8 @@ SPEC_MUTATIONS = {
     "GELU replaced by ReLU": ("gelu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init",
                               "relu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init", "common.arch"),  # the MLP block
     "V2 normalising before attention": ("attn = window_attention(window_size, num_heads, shift_size, 2, "
-                                        "attention_dropout, dropout)\n            norm1 = layernorm",
-                                        "norm1 = layernorm\n            attn = window_attention(window_size, "
+                                        "attention_dropout, dropout)\n            norm1 = norm_layer",
+                                        "norm1 = norm_layer\n            attn = window_attention(window_size, "
                                         "num_heads, shift_size, 2, attention_dropout, dropout)"),
 }
 
