@@ -123,6 +123,9 @@ def _spec_value(value, spec: Spec):
         return BlockRef(value.__name__)
     op = next((name for name, kind in REGISTRY.items() if kind.value and kind.module == f"nn.{value.__name__}"
                and value.__module__.startswith("torch.nn")), None)
+    if op is None:  # a helper class of the generated code (layernorm2d's _LayerNorm2d, the default of a norm_layer)
+        op = next((name for name, kind in REGISTRY.items() if kind.value and kind.module == value.__name__
+                   and not kind.module.startswith("nn.") and not value.__module__.startswith("torch")), None)
     return OpRef(op) if op is not None else value
 
 
