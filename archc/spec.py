@@ -104,14 +104,13 @@ class Spec:
     def checked(self, switched: bool = True) -> tuple[dict[str, Graph], dict[n.Stmt, list]]:
         if self._checked is None:
             graphs: dict[str, Graph] = {}
-            self._elaborate(lambda name: [(name, {})], graphs)
+            self._elaborate(lambda name: [({}, None)], graphs)
             self._checked = (graphs, self._merged())
         if switched and self._switch_errors is None:
             done: set[tuple[str, str]] = set()  # (network, option) already elaborated switched
             self._switch_errors = []
             try:
-                self._elaborate(lambda name: [(name, {p.name: value}, p) for p, value in self._switched(name, done)],
-                                None)
+                self._elaborate(lambda name: [({p.name: value}, p) for p, value in self._switched(name, done)], None)
             except SpecError as exc:
                 self._switch_errors = [exc]
             self._checked = (self._checked[0], self._merged())
@@ -120,8 +119,8 @@ class Spec:
         return self._checked
 
     def _elaborate(self, runs, graphs: dict[str, Graph] | None) -> None:
-        """Each variant's ``runs`` (name, overrides[, the option switched]) elaborated, its records kept with the
-        variant's; the errors of all variants raised together."""
+        """Each variant's ``runs`` (overrides, the option they switch or None) elaborated, its records kept with
+        the variant's; the errors of all variants raised together."""
         self.elaborator.budget, self._checking = Budget(), True
         errors: list[SpecError] = []
         try:
@@ -130,14 +129,14 @@ class Spec:
                 # the editor
                 self.elaborator.stmt_shapes = self.variant_shapes.setdefault(name, {})
                 try:
-                    for name_, overrides, *option in runs(name):
+                    for overrides, option in runs(name):
                         try:
-                            graph = self.graph(name_, **overrides)
+                            graph = self.graph(name, **overrides)
                         except SpecError as exc:
-                            if not option:
+                            if option is None:
                                 raise
-                            raise exc.add_note(f"with {option[0].name} = {str(overrides[option[0].name]).lower()}"
-                                               ", as a caller may ask (an option)", option[0].span) from None
+                            raise exc.add_note(f"with {option.name} = {str(overrides[option.name]).lower()}, as a "
+                                               "caller may ask (an option)", option.span) from None
                         if graphs is not None:
                             graphs[name] = graph
                 except SpecError as exc:  # go on: other variants may hold other mistakes
