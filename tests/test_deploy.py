@@ -213,11 +213,18 @@ def test_every_shipped_model_deploys(family):
     failures = []
     models = set(archc.list_models())
     graphs = {name: graph for name, graph in shipped(family).check().items() if name in models}
+    seen = set()
     for name, graph in graphs.items():
         # (XCiT with 8 x 8 patches, ConvMixer-1536: the smaller ones stand for them)
         if graph.params > 100e6 or graph.macs > 50e9:
             continue
         model = trained(name)
+        # A variant whose modules and weights are another's at a larger input (XCiT's 384s) deploys as that one
+        # does: the rewrite reads only the modules.
+        key = (repr(model), tuple((k, tuple(v.shape)) for k, v in model.state_dict().items()))
+        if key in seen:
+            continue
+        seen.add(key)
         try:
             deployed = archc.deploy(model, check=False)
             # one sample: eval computes each sample on its own, and the sweep is the suite's longest test
