@@ -23,7 +23,8 @@ from .elabstruct import StructureElaboration
 from .elabtaps import TapElaboration
 from .expr import Budget, BudgetExceeded, Evaluator, bind, evaluate
 from .graph import MAX_NODES, Graph, OpNode, ScopeInfo
-from .initrules import PARAMETERS, Rule, check_rule, classify, resolve
+from .initresolve import resolve
+from .initrules import PARAMETERS, Rule, check_rule, classify
 from .layout import TensorType
 from .memo import Recording
 from .scope import Frame, Scope, Tensor, check_name, check_path, claim_member, show

@@ -16,7 +16,8 @@ from ...ops import REGISTRY
 from ...sema.elaborate import Elaborator
 from ...sema.expr import evaluate
 from ...sema.exprfold import free_names
-from ...sema.initrules import PARAMETERS, node_parameters
+from ...sema.initresolve import node_parameters
+from ...sema.initrules import PARAMETERS
 from ...sema.taps import tapped_blocks
 from ...sema.values import BlockRef, OpRef
 from ...sema.variants import Variant, leading_comment, owned
