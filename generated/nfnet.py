@@ -121,15 +121,15 @@ class _WSConv2d(nn.Conv2d):
 
 
 def _pad_same(x: Tensor, kernel_size: tuple[int, ...], stride: tuple[int, ...],
-              dilation: tuple[int, ...]) -> Tensor:
-    """``x`` padded with zeros as TensorFlow's "same" pads it for a conv of these sizes: to ceil(size / stride)
-    outputs along each side, the odd row or column at the bottom or right (timm's pad_same).
+              dilation: tuple[int, ...], value: float = 0.0) -> Tensor:
+    """``x`` padded with ``value`` as TensorFlow's "same" pads it for a conv or pool of these sizes: to
+    ceil(size / stride) outputs along each side, the odd row or column at the bottom or right (timm's pad_same).
     """
     pad = []
     for size, k, s, d in zip(x.shape[:1:-1], kernel_size[::-1], stride[::-1], dilation[::-1]):
         total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
         pad += [total // 2, total - total // 2]
-    return F.pad(x, pad)
+    return F.pad(x, pad, value=value)
 
 
 def _same_padding(conv: nn.Conv2d, padding) -> bool:

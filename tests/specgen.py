@@ -243,6 +243,10 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
             kind = "maxpool"
         if kind == "adaptive_maxpool":
             return ["adaptive_maxpool(2)"], T("CHW", t.c, 2, 2)
+        if self.chance(15):  # TensorFlow's: ceil(size / stride), padded with -inf (max) or counted zeros (avg)
+            k, s = self.pick([2, 3]), self.pick([1, 2])
+            named = self.named(numbered, 'pool') if self.chance(50) else ''
+            return [f'{named}{kind}({k}, {s}, padding = "same")'], T("CHW", t.c, -(-t.h // s), -(-t.w // s))
         ceil = self.pick(["true", "false"])
         h = -(-(t.h - 2) // 2) + 1 if ceil == "true" else (t.h - 2) // 2 + 1
         w = -(-(t.w - 2) // 2) + 1 if ceil == "true" else (t.w - 2) // 2 + 1

@@ -88,7 +88,7 @@ def test_deploy_leaves_it_unfused_and_equal(tmp_path):
 @pytest.mark.parametrize(("call", "hint"), [
     ('conv(8, 3, padding = "valid")', "TensorFlow's \"valid\" is padding = 0"),
     ('conv(8, 3, padding = "SAME")', 'a padding is a number, a pair, or "same"'),
-    ('conv_act(8, 3, padding = "same")', '"same" (TensorFlow\'s) is taken by conv and ws_conv'),
+    ('conv_act(8, 3, padding = "same")', '"same" (TensorFlow\'s) is taken by conv, ws_conv, maxpool and avgpool'),
 ])
 def test_another_word_is_a_located_error(tmp_path, call, hint):
     with pytest.raises(archc.SpecError) as err:

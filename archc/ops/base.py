@@ -111,6 +111,7 @@ class OpKind:
     call: str | None = None  # how forward calls the module, over {module} and {x}, where not ``{module}({x})``
     ctor_extra: tuple[str, ...] = ()  # trailing keyword arguments of the module's construction
     same_module: str | None = None  # the class where its padding is "same" (TensorFlow's) in some use: a helper
+    same_functional: str | None = None  # and the function, unnamed: a helper that also takes padding="same"
     learned: Callable[[Args, TensorType], tuple[int, ...]] | None = None  # a learned tensor of this shape
     learned_init: str | None = None  # the nn.Parameter's construction over {shape} and the arguments
     buffer: bool = False  # that tensor is a buffer (``register_buffer``), fixed, not a parameter (lookup's table)

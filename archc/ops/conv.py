@@ -16,7 +16,6 @@ from .base import (
     NoArgs,
     OpKind,
     Padding,
-    PadPair,
     Pair,
     Pos,
     Saves,
@@ -49,23 +48,26 @@ def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _same_input(x, a: dict, t: TensorType):
-    """A conv's input as it convolves it: padded where its padding is "same", from the input's static size."""
+def _same_input(x, a: dict, t: TensorType, value: float = 0.0):
+    """A conv's or a pool's input as it windows it: padded with ``value`` where its padding is "same", from the
+    input's static size (a pool's stride defaults to its kernel size, and an average pool has no dilation)."""
     import torch.nn.functional as F
 
     if a["padding"] != "same":
         return x, pair(a["padding"])
-    (kh, kw), (sh, sw), (dh, dw) = pair(a["kernel_size"]), pair(a["stride"]), pair(a["dilation"])
+    k = a["kernel_size"]
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(a.get("stride") or k), pair(a.get("dilation", 1))
     _, h, w = t.shape
-    return F.pad(x, same_pads(w, kw, sw, dw) + same_pads(h, kh, sh, dh)), (0, 0)
+    return F.pad(x, same_pads(w, kw, sw, dw) + same_pads(h, kh, sh, dh), value=value), (0, 0)
 
 
 def _window2d(t: TensorType, k, s, p, d, ceil, what) -> TensorType:
     c, h, w = t.shape
-    if p == "same":  # padded by the input's size (same_pads) to ceil(size / stride)
-        sh, sw = pair(s)
-        return TensorType((c, -(-h // sh), -(-w // sw)))
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pair(k), pair(s), pair(p), pair(d)
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(s), pair(d)
+    if p == "same":  # padded by the input's size (same_pads) to ceil(size / stride), then windowed without padding
+        h, w = h + sum(same_pads(h, kh, sh, dh)), w + sum(same_pads(w, kw, sw, dw))
+        return TensorType((c, _window(h, kh, sh, 0, dh, ceil, "height"), _window(w, kw, sw, 0, dw, ceil, "width")))
+    ph, pw = pair(p)
     for kk, pp in ((kh, ph), (kw, pw)):
         if pp * 2 > kk and what != "conv":  # PyTorch's pooling rule
             raise ShapeError(f"padding {pp} must be at most half the kernel size {kk}")
@@ -217,7 +219,7 @@ _register(OpKind(
 class PoolArgs(Args):
     kernel_size: Pair
     stride: Pair | None = None
-    padding: PadPair = 0
+    padding: Padding = 0
     dilation: Pair = 1
     ceil_mode: bool = False
 
@@ -225,7 +227,7 @@ class PoolArgs(Args):
 class AvgPoolArgs(Args):
     kernel_size: Pair
     stride: Pair | None = None
-    padding: PadPair = 0
+    padding: Padding = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
 
@@ -247,14 +249,16 @@ def _maxpool_run(m, a: dict, t: TensorType, xs: list, training: bool):
     import torch.nn.functional as F
 
     k = a["kernel_size"]
-    return F.max_pool2d(xs[0], k, a["stride"] or k, a["padding"], a["dilation"], a["ceil_mode"])
+    x, padding = _same_input(xs[0], a, t, -math.inf)  # "same": timm's MaxPool2dSame pads with -inf
+    return F.max_pool2d(x, k, a["stride"] or k, padding, a["dilation"], a["ceil_mode"])
 
 
 def _avgpool_run(m, a: dict, t: TensorType, xs: list, training: bool):
     import torch.nn.functional as F
 
     k = a["kernel_size"]
-    return F.avg_pool2d(xs[0], k, a["stride"] or k, a["padding"], a["ceil_mode"], a["count_include_pad"])
+    x, padding = _same_input(xs[0], a, t)  # "same": timm's AvgPool2dSame pads with zeros, which count
+    return F.avg_pool2d(x, k, a["stride"] or k, padding, a["ceil_mode"], a["count_include_pad"])
 
 
 def _adaptive_run(reduce: str):
@@ -279,11 +283,12 @@ def _adaptive_avg_saves(a: dict, ins: tuple, out: tuple) -> Saves:
 
 _register(OpKind(
     "maxpool", PoolArgs, _pool_shape, module="nn.MaxPool2d", functional="F.max_pool2d",
+    same_module="_MaxPool2dSame", same_functional="_max_pool2d_same",
     run=_maxpool_run, doc="max pooling; stride defaults to the kernel size",
     label=_pool_label("maxpool"), saves=_with_indices))
 _register(OpKind(
     "avgpool", AvgPoolArgs, _pool_shape, module="nn.AvgPool2d", functional="F.avg_pool2d",
-    run=_avgpool_run, doc="average pooling; stride defaults to the kernel size",
+    same_module="_AvgPool2dSame", same_functional="_avg_pool2d_same", run=_avgpool_run, doc="average pooling; stride defaults to the kernel size",
     label=_pool_label("avgpool"), saves=INPUT))
 _register(OpKind(
     "adaptive_avgpool", AdaptiveArgs, _adaptive_shape, module="nn.AdaptiveAvgPool2d",

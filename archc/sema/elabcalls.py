@@ -257,7 +257,8 @@ def _padding_hint(kind: OpKind, field_name: str, got) -> str | None:
     """For a word given as a padding: the one word there is, and which kinds take it."""
     if field_name != "padding" or not isinstance(got, str):
         return None
-    takers = " and ".join(k.name for k in REGISTRY.values() if k.same_module is not None)
+    *others, last = [k.name for k in REGISTRY.values() if k.same_module is not None]
+    takers = f"{', '.join(others)} and {last}"
     if got.lower() == "valid":
         return 'TensorFlow\'s "valid" is padding = 0'
     if kind.same_module is not None:

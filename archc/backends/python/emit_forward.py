@@ -375,7 +375,9 @@ class ForwardEmitter(MergeForward):
                 if self.written[stmt.span]:
                     kw.append(("inplace", ir.Const(True)))
             extra, extra_kw = irparse.arguments(kind.functional_extra)
-            call = ir.Call(irparse.expression(kind.functional), (x, *pos, *extra), (*kw, *extra_kw))
+            same = kind.same_functional is not None and stmt.span in self.info.same_padded  # a helper takes "same"
+            call = ir.Call(irparse.expression(kind.same_functional if same else kind.functional), (x, *pos, *extra),
+                           (*kw, *extra_kw))
             self._assign(w, dest, call, stmt)
             return dest, fresh if kind.view else not keeps_output(kind, stmt, lambda e: self.fwd_fold(e, var))
         if (kind is not None and may_work_in_place(kind, stmt, lambda e: self.fwd_fold(e, var))) or held:
