@@ -76,3 +76,48 @@ def test_a_moved_op_keeps_every_other_field():
     node = OpNode(**values)
     changes = {"id": "b.conv", "name": "b.conv", "scope": ("b",), "inputs": ("x",)}
     assert node.moved(**changes) == replace(node, **changes)
+
+
+def _same_either_way(text: str):
+    """The spec's graphs, elaborated with the memo and without it: equal, or the same error."""
+    from archc.errors import SpecError
+    from archc.lang.loader import load_program as load_text
+
+    program = load_text("depths.arch", text)
+    results = []
+    for memoize in (False, True):
+        spec = Spec(program)
+        spec.elaborator = Elaborator(program, memoize=memoize)
+        try:
+            graphs, _ = spec.checked()
+            results.append({name: _graph_record(g) for name, g in graphs.items()})
+        except SpecError as exc:
+            results.append(str(exc))
+    assert results[0] == results[1]
+    return results[1]
+
+
+def test_a_copy_at_another_depth_keeps_the_init_rules_precedence():
+    """A call made again one level deeper (a network as an ensemble member replays its variant's calls) is a copy:
+    its init rules are as deep as the copy, so an inner kind rule still wins over the caller's."""
+    text = (
+        "block Unit(c) {\n    conv = conv(c, 3, padding = 1)\n    init conv.weight = 1\n}\n"
+        "block Wrap(c) {\n    u = Unit(c)\n    init conv.weight = 2\n}\n"
+        "network Net() {\n    input 8 x 8 x 8\n    a = Unit(8)\n    w = Wrap(8)\n}\n"
+        "variant net = Net()\n"
+    )
+    graphs = _same_either_way(text)
+    inits = graphs["net"][4]
+    assert inits["a.conv"]["weight"].args == {"val": 1}
+    assert inits["w.u.conv"]["weight"].args == {"val": 1}  # Unit's own rule is deeper than Wrap's
+
+
+def test_a_copy_deeper_than_the_limit_is_elaborated_and_refused():
+    """A call recorded near the top, made again where its nesting would pass the limit: the error, as without memo."""
+    chain = "".join(f"block B{i}(c) {{\n    b = B{i + 1}(c)\n}}\n" for i in range(40))
+    text = (chain + "block B40(c) {\n    conv = conv(c, 1)\n}\n"
+            "block Deep(c, n) {\n    d = Deep(c, n - 1) if n > 0\n    b = B0(c) if n == 0\n}\n"
+            "network Net() {\n    input 8 x 8 x 8\n    a = B0(8)\n    d = Deep(8, 30)\n}\n"
+            "variant net = Net()\n")
+    result = _same_either_way(text)
+    assert isinstance(result, str) and "nest" in result, result

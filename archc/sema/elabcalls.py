@@ -140,8 +140,7 @@ class CallElaboration:
                 seen.append(value)  # one value of each kind: enough to annotate the generated parameter
         key = None
         if self.memo is not None:
-            key = memo.call_key(block.name, values, xs, frame.side, len(self.block_stack),
-                                self.stmt_shapes is not None)
+            key = memo.call_key(block.name, values, xs, frame.side, self.stmt_shapes is not None)
             done = self.memo.get(key) if key is not None else None
             if done is not None and memo.fits(self, done):
                 return memo.replay(self, done, path, frame.scope.path, xs)
@@ -149,6 +148,8 @@ class CallElaboration:
         inner = Frame(env, Scope(path, getattr(block, "sequential", False), frame.scope.path + (path,)), x,
                       frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side, block_path=path)
         self.block_stack.append((block.name, call, again))
+        depth = len(self.block_stack)
+        memo.entered(self, start)
         try:
             if getattr(block, "signature", None) is not None:
                 out = self.dataflow(block, inner, xs)
@@ -166,8 +167,9 @@ class CallElaboration:
             raise Fatal(too_deep(self.block_stack, stmt.span, "before Python's stack runs out")) from None
         finally:
             self.block_stack.pop()
+            reach = memo.left(self, start, depth)
         if key is not None and key not in self.memo:
-            done = memo.record(self, start, path, len(frame.scope.path), xs, out)
+            done = memo.record(self, start, path, len(frame.scope.path), xs, out, depth, reach)
             if done is not None:
                 self.memo[key] = done
         return out

@@ -54,6 +54,7 @@ class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElab
         self.stmt_shapes = record_shapes
         self.graph: Graph | None = None
         self.block_stack: list[tuple[str, str, tuple | None]] = []  # the open block calls (recursion.py)
+        self.deepest = 0  # the most calls open at once within the call being elaborated (memo.entered)
         self.param_values: dict[tuple[str, str], list] = {}  # (block, param) -> values it was called with
         self.validated: dict[str, tuple[BaseModel, dict]] = {}  # op arguments checked (and dumped), by kind and values
         self.callees: dict[n.Layer, str] = {}  # layer statement -> "block" or "op" it called through a value

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from .graph import MAX_NODES, OpNode, ScopeInfo, last_added
 from .initrules import Rule
+from .recursion import MAX_DEPTH
 from .scope import Tensor
 from .values import BlockRef, OpRef
 
@@ -37,14 +38,14 @@ def _value_key(v):
     raise _Unkeyable
 
 
-def call_key(block_name: str, values: dict, xs: list[Tensor], side: str | None, depth: int, recording: bool):
+def call_key(block_name: str, values: dict, xs: list[Tensor], side: str | None, recording: bool):
     """What a block call's elaboration depends on, or None where a value cannot be compared safely;
     ``recording``: whether the code generator's shapes are being recorded (a copy gives what was recorded)."""
     try:
         args = tuple((k, _value_key(v)) for k, v in values.items())
     except _Unkeyable:
         return None
-    return (block_name, args, tuple(x.type for x in xs), side, depth, recording)
+    return (block_name, args, tuple(x.type for x in xs), side, recording)
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Recording:
     shapes: list[tuple]  # (statement, shapes), appended to the elaborator's record in order
     rules: list[Rule]
     first_rule: int  # the order of the first rule it met, when it was met
+    depth: int  # the open block calls around it (its own included)
+    reach: int  # how many deeper the deepest call inside it went
 
 
 @dataclass
@@ -71,13 +74,28 @@ class Mark:
     failures: int
     shapes: int
     rules: int
+    deepest: int  # the elaborator's deepest nesting so far
 
 
 def mark(el) -> Mark:
-    return Mark(len(el.graph), len(el.graph.scopes), el.budget.steps, el.failures, len(el.shape_log), len(el.rules))
+    return Mark(len(el.graph), len(el.graph.scopes), el.budget.steps, el.failures, len(el.shape_log), len(el.rules),
+                el.deepest)
 
 
-def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out) -> Recording | None:
+def entered(el, start: Mark) -> None:
+    """A call has just opened (its entry is on the elaborator's stack): its nesting is measured from here."""
+    el.deepest = len(el.block_stack)
+
+
+def left(el, start: Mark, depth: int) -> int:
+    """The call that opened at ``depth`` has closed: how much deeper than itself it nested."""
+    reach = el.deepest - depth
+    el.deepest = max(start.deepest, el.deepest)
+    return reach
+
+
+def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out, depth: int,
+           reach: int) -> Recording | None:
     """The call's records since ``start``, if it may be copied."""
     outs = out if isinstance(out, tuple) else (out,)
     if not all(isinstance(o, Tensor) for o in outs) or el.failures != start.failures:
@@ -95,12 +113,14 @@ def record(el, start: Mark, path: str, outer: int, xs: list[Tensor], out) -> Rec
         return None
     rules = el.rules[start.rules:]
     return Recording(path, outer, inputs, out, nodes, scopes, el.budget.steps - start.steps,
-                     el.shape_log[start.shapes:], rules, rules[0].order if rules else 0)
+                     el.shape_log[start.shapes:], rules, rules[0].order if rules else 0, depth, reach)
 
 
 def fits(el, rec: Recording) -> bool:
-    """Whether copying stays within the limits (otherwise elaborating says where they are crossed)."""
-    return el.budget.steps + rec.steps <= el.budget.limit and len(el.graph) + len(rec.nodes) < MAX_NODES
+    """Whether copying stays within the limits (otherwise elaborating says where they are crossed): a call opened
+    here has ``len(el.block_stack) + 1`` open calls, and the deepest inside it must still open under ``MAX_DEPTH``."""
+    return (el.budget.steps + rec.steps <= el.budget.limit and len(el.graph) + len(rec.nodes) < MAX_NODES
+            and len(el.block_stack) + rec.reach < MAX_DEPTH)
 
 
 def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: list[Tensor]):
@@ -127,11 +147,12 @@ def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: lis
     el.budget.steps += rec.steps
     for stmt, shapes in rec.shapes:
         el.note_shapes(stmt, shapes)
-    first = len(el.rules)
+    first, depth = len(el.rules), len(el.block_stack) + 1
+    el.deepest = max(el.deepest, depth + rec.reach)
     for rule in rec.rules:
         scope = rename(rule.scope) if rule.scope == old or rule.scope.startswith(old + ".") else rule.scope
         el.rules.append(replace(rule, env=dict(rule.env), scope=scope, order=first + rule.order - rec.first_rule,
-                                used=False))
+                                depth=rule.depth + depth - rec.depth, used=False))
     if isinstance(rec.output, tuple):
         return tuple(Tensor(source(o.node), o.type) for o in rec.output)
     return Tensor(source(rec.output.node), rec.output.type)
