@@ -437,6 +437,13 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         n = self.choose(1, 3)
         c = self.choose(1, 8)
         i = self.name("i")
+        if not numbered and self.chance(10):  # nested paths: a list (or a dict) of dicts of lists of dicts
+            act, s, j, m = self.pick(ACTIVATIONS), self.name("stages"), self.name("j"), self.choose(1, 2)
+            key = self.pick([f"{{{i}}}", f"{{{i} + 1}}"])
+            block = f"{s}.{key}.blocks.{{{j}}}"
+            tail = f"; {s}.{key}.tail = {act}" if self.chance(50) else ""
+            return [f"for {i} in range({n}) {{ for {j} in range({m}) {{ {block}.conv = conv({c}, 1); "
+                    f"{block}.act = {act} }}{tail} }}"], T("CHW", c, t.h, t.w)
         if not numbered and self.chance(25):  # dotted names: interleaved containers, a list and a list or a dict
             a, b, act = self.name("convs"), self.name("acts"), self.pick(ACTIVATIONS)
             more = [f"{a}.{n} = conv({c}, 1)"] if self.chance(50) else [f"{b}.last = {act}"] * self.chance(50)

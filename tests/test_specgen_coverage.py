@@ -88,6 +88,13 @@ RECURSION = {"recursion: a block calls itself", "recursion: through another bloc
 FLOW_FORMS = {"flow: a for loop", "flow: a member applied by index", "flow: an empty list extended"}
 
 
+def nested_paths(tree: Tree, found: set[str]) -> None:
+    """Dotted names of more than one key (``stages.{i}.blocks.{j}``): containers in containers."""
+    if any(node.data == "target" and sum(isinstance(c, Tree) for c in node.children) > 1
+           for node in tree.iter_subtrees()):
+        found.add("a nested dotted path")
+
+
 def flow_forms(tree: Tree, found: set[str]) -> None:
     """Loops, container members and lists of tensors in blocks with named tensors."""
     for node in tree.iter_subtrees():
@@ -116,6 +123,7 @@ def generated() -> set[str]:
         uses(tree, found)
         recursion(tree, found)
         flow_forms(tree, found)
+        nested_paths(tree, found)
     return found
 
 
@@ -153,6 +161,10 @@ def test_recursive_blocks_are_generated(found):
 def test_loops_members_and_lists_in_dataflow_blocks_are_generated(found):
     missing = sorted(FLOW_FORMS - found)
     assert not missing, f"forms of blocks with named tensors the generator never writes: {missing}"
+
+
+def test_nested_dotted_paths_are_generated(found):
+    assert "a nested dotted path" in found, "the generator never writes containers in containers"
 
 
 def test_the_allow_list_holds_only_what_is_not_generated(found):

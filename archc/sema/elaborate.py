@@ -319,9 +319,9 @@ class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElab
         if name in scope.names:
             raise SpecError(f"'{name}' is already defined in this scope", target.span,
                             notes=[("first defined here", scope.names[name])])
-        member = claim_member(scope, name, target)
-        if member is not None and self.stmt_shapes is not None:  # the code generator picks the container's class
-            self.note_shapes(("member", target), member)
+        for level, *member in claim_member(scope, name, target):
+            if self.stmt_shapes is not None:  # the code generator picks each container's class
+                self.note_shapes(("member", target, level), tuple(member))
         scope.names[name] = target.span
         if scope.numbered:
             scope.count += 1

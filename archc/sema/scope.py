@@ -66,6 +66,7 @@ class Scope:
     path: tuple[str, ...]
     names: dict[str, n.Span] = field(default_factory=dict)
     containers: dict[str, tuple[n.Span, int]] = field(default_factory=dict)  # convs -> (first member's name, members)
+    inner: dict[str, n.Target] = field(default_factory=dict)  # a container in a container -> the path that made it
     count: int = 0
     unnamed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -113,18 +114,33 @@ def check_name(name: str, target: n.Target) -> str:
 
 
 class PathName(str):
-    """A dotted name (``convs.0``); ``int_key``: its key is a whole number, given as one (``{i}``, ``0``)."""
+    """A dotted name (``convs.0``, ``stages.1.blocks.0``); ``int_keys``: whether each key after the container's name
+    is a whole number, given as one (``{i}``, ``0``)."""
 
-    int_key: bool = False
+    int_keys: tuple[bool, ...] = ()
 
 
-NESTED_HINT = ("make the inner container a block's: 'stages.{s} = Stage(...)', with 'blocks.{i} = ...' in Stage's "
-               "body, gives stages.1.blocks.0")
+# the attributes of nn.ModuleDict that a key of one would shadow (add_module refuses them)
+DICT_ATTRIBUTES = frozenset({"keys", "items", "values", "pop", "clear", "update"})
+
+
+def path_segments(target: n.Target) -> list[list]:
+    """A dotted name as written, split at its dots: the container's name, then each key's text and expressions."""
+    segments: list[list] = [[]]
+    for p in target.parts:
+        if isinstance(p, str):
+            first, *rest = p.split(".")
+            segments[-1] += [first] if first else []
+            segments.extend([part] if part else [] for part in rest)
+        else:
+            segments[-1].append(p)
+    return segments
 
 
 def check_path(target: n.Target, values: list, nested: bool = False) -> PathName:
     """A dotted name from its text and the values it interpolates (ints and strings, one for each ``{...}``): a
-    container's name, a '.' and a key (``convs.0``, ``heads.cls``); ``nested``: a tap's, any path of names."""
+    container's name, then a key for each level of containers, each after a '.' (``convs.0``, ``heads.cls``,
+    ``stages.1.blocks.0``); ``nested``: a tap's, any path of names."""
     segments: list[list] = [[]]
     given = iter(values)
     for p in target.parts:
@@ -143,36 +159,65 @@ def check_path(target: n.Target, values: list, nested: bool = False) -> PathName
         if not (key.isidentifier() or key.isdigit()):
             raise SpecError(f"'{'.'.join(texts)}': the key {key!r} is neither a name nor a whole number", target.span,
                             hint="a container's keys are names (heads.cls) or whole numbers (convs.0, convs.{i})")
-    if len(texts) > 2 and not nested:
-        raise SpecError(f"'{'.'.join(texts)}' names a container in a container", target.span, hint=NESTED_HINT)
+        if not nested and (key in RESERVED or key in DICT_ATTRIBUTES or key.startswith("_")):
+            raise SpecError(f"'{'.'.join(texts)}': the key '{key}' is reserved: an attribute of the container that "
+                            "would hold it (nn.ModuleDict's, or nn.Module's)", target.span, hint="choose another key")
     name = PathName(".".join(texts))
-    last = [v for v in segments[-1] if v != ""]
-    name.int_key = len(last) == 1 and type(last[0]) is int or (texts[-1].isdigit() and all(
-        isinstance(v, str) for v in last))
+
+    def int_key(seg: list, text: str) -> bool:
+        values = [v for v in seg if v != ""]
+        return len(values) == 1 and type(values[0]) is int or (text.isdigit() and all(isinstance(v, str) for v in values))
+
+    name.int_keys = tuple(int_key(seg, text) for seg, text in zip(segments[1:], texts[1:]))
     return name
 
 
-def claim_member(scope: Scope, name: str, target: n.Target) -> tuple[int, str, bool] | None:
-    """Check a new name against the containers of its scope: a dotted name is a container's member, which the
-    scope's plain names must not clash with. Gives a member's (position in its container, key, whether the key is
-    a whole number), which decides the container's class."""
+def claim_member(scope: Scope, name: str, target: n.Target) -> list[tuple[int, int, str, bool]]:
+    """Check a new name against the containers of its scope: a dotted name is a member of a container, and of the
+    containers above it, which the scope's plain names must not clash with (nor a layer's name with a container's).
+    Gives, for each level whose key is new in its container (0: the key after the container's name), its (level,
+    position in its container, key, whether the key is a whole number): what decides each container's class."""
+    if name in scope.containers:
+        raise SpecError(f"'{name}' is a container of modules here ({name}.0, ...) and cannot name a layer too",
+                        target.span, notes=[("its first member", scope.containers[name][0])],
+                        hint="give the layer another name, or make it a member: '" + name + ".last = ...'")
     if not target.dotted:
-        if name in scope.containers:
-            raise SpecError(f"'{name}' is a container of modules here ({name}.0, ...) and cannot name a layer too",
-                            target.span, notes=[("its first member", scope.containers[name][0])],
-                            hint="give the layer another name, or make it a member: '" + name + ".last = ...'")
-        return None
-    container, key = name.split(".", 1)
+        return []
     if scope.numbered:
         raise SpecError(f"'{name}' is a dotted name in a named seq, which numbers its own children", target.span,
                         hint="name the seq's children plainly, or write the loop in a block's body")
-    if container in scope.names:
-        raise SpecError(f"'{container}' is a layer here, so '{name}' cannot make it a container", target.span,
-                        notes=[("the layer", scope.names[container])],
-                        hint="give the container another name than the layer's")
-    span, count = scope.containers.get(container, (target.span, 0))
-    scope.containers[container] = (span, count + 1)
-    return count, key, getattr(name, "int_key", False)
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        above = ".".join(parts[:depth])
+        if above in scope.names:
+            raise SpecError(f"'{above}' is a layer here, so '{name}' cannot make it a container", target.span,
+                            notes=[("the layer", scope.names[above])],
+                            hint="give the container another name than the layer's")
+    new = []
+    for level in range(len(parts) - 1):
+        container, child = ".".join(parts[:level + 1]), ".".join(parts[:level + 2])
+        span, count = scope.containers.get(container, (target.span, 0))
+        if level == len(parts) - 2 or child not in scope.containers:  # a key new in its container
+            new.append((level, count, parts[level + 1], getattr(name, "int_keys", ())[level:level + 1] == (True,)))
+            count += 1
+        scope.containers[container] = (span, count)
+        if level:
+            _same_keys(scope, container, level, target)
+    return new
+
+
+def _same_keys(scope: Scope, container: str, level: int, target: n.Target) -> None:
+    """A container in a container is named by its keys as written, the same in every path through it: where one
+    path writes 'stages.0' and another 'stages.{s}', which statement makes the container is left open."""
+    from ..lang.format import same_ast
+
+    first = scope.inner.setdefault(container, target)
+    if first is not target and not same_ast(path_segments(first)[:level + 1], path_segments(target)[:level + 1]):
+        written = ".".join("".join(p if isinstance(p, str) else "{...}" for p in seg)
+                           for seg in path_segments(target)[:level + 1])
+        raise SpecError(f"'{container}' is written '{written}' here, and otherwise in the path that made it",
+                        target.span, notes=[("made here", first.span)],
+                        hint="write a container in a container the same way in every path through it")
 
 
 def signature_bind(params: list[n.Param], args: list, kwargs: list[tuple[str, object, n.Span]],

@@ -1,62 +1,89 @@
-"""Dotted names (``convs.{i} = conv(...)``, ``heads.cls = linear(...)``): the containers they build in ``__init__``
-and how ``forward`` reads their members.
+"""Dotted names (``convs.{i} = conv(...)``, ``heads.cls = linear(...)``, ``stages.{s}.blocks.{i} = Block(...)``):
+the containers they build in ``__init__`` and how ``forward`` reads their members.
 
-A container is an ``nn.ModuleList`` where appending is sure to give the spec's keys for any arguments: one
-statement names its members, ``NAME.{i}``, in a loop ``for i in range(n)`` that no other loop holds, under no
-condition, and every elaboration gave the keys 0, 1, 2, ... in order as whole numbers. ``__init__`` appends to
-it, ``forward`` indexes it with the loop's variable (``self.convs[i]``). Any other is an ``nn.ModuleDict``,
-set and read by its string keys (a list whose keys follow from a factory's arguments, ``for i in order``, keeps
-them right that way). Either way its state_dict keys are the spec's
-(``convs.0.weight``). The container is made where the class first names it: before the statement of the body
-(a loop, say) that holds its first member.
+A dotted name is a path: a container (an attribute), then one key for each level of containers below it. A
+container is an ``nn.ModuleList`` where appending is sure to give the spec's keys for any arguments, and an
+``nn.ModuleDict`` otherwise, set and read by its string keys (a list whose keys follow from a factory's arguments,
+``for i in order``, keeps them right that way). Either way its state_dict keys are the spec's (``convs.0.weight``).
+
+Where each container is made: the outermost (``convs``) where the class first names it, before the statement of
+the body that holds its first member; one in a container (``stages.{s}``, ``stages.{s}.blocks``), in the body of
+the innermost loop whose variable its keys read (the class's body where they read none), before the statement of
+that body that holds its first member: once an iteration of that loop.
+
+It is a list where its members are made by one statement of a loop ``for i in range(n)`` and named ``.{i}``:
+between where the container is made and where its member is made (the member's statement, or where that member,
+itself a container, is made) stands that one loop and no condition, every path through it writes the member the
+same way, and every elaboration gave the keys 0, 1, 2, ... in order as whole numbers.
 """
 
 from __future__ import annotations
 
+from ...errors import SpecError
 from ...lang import nodes as n
+from ...sema.exprfold import free_names
+from ...sema.scope import path_segments
 from . import ir
 from .irbuild import interpolated
+from .lower import lower
 
 LIST, DICT = "list", "dict"
+SELF = ir.Name("self")
 
 
 def split(target: n.Target) -> tuple[str, n.Target]:
     """A dotted name's container (its text up to the first '.', which the elaborator made sure is written out)
-    and its key, as a target of its own."""
+    and the rest of its path, as a target of its own."""
     head, *rest = target.parts
     assert isinstance(head, str)
     container, key = head.split(".", 1)
     return container, n.Target(([key] if key else []) + rest, target.span)
 
 
-def container_kinds(body: list[n.Stmt], info) -> dict[str, str]:
-    """Each container a class body names: LIST or DICT (see the module's docstring). ``info``: the records of
-    every elaboration (``StmtInfo``), where the elaborator noted each member's position, key and key type."""
-    found: dict[str, list[tuple[n.Target, bool]]] = {}  # container -> its members, and whether each is positional
-
-    def visit(node: n.Node, conditional: bool, loops: tuple[n.For, ...]) -> None:
-        conditional = conditional or isinstance(node, n.If) or getattr(node, "cond", None) is not None
-        if isinstance(node, n.For):
-            loops += (node,)
-        if isinstance(node, n.Target) and node.dotted:
-            found.setdefault(split(node)[0], []).append((node, not conditional and _positional(node, loops)))
-        for child in node.children():
-            visit(child, conditional, loops)
-
-    for stmt in body:
-        visit(stmt, False, ())
-    kinds = {}
-    for container, members in found.items():
-        seen = info.get(("member", members[0][0]))
-        listed = len(members) == 1 and members[0][1] and seen and all(
-            is_int and key == str(position) for position, key, is_int in seen)
-        kinds[container] = LIST if listed else DICT
-    return kinds
+def node(target: n.Target, depth: int) -> str | tuple:
+    """The container at ``depth`` of a dotted name's path as written: its name at 0 (``convs``), else the name and
+    the keys down to it, each key's expressions in their IR form (``stages.{s}``), the same for every statement that
+    writes it alike."""
+    segments = path_segments(target)
+    if depth == 0:
+        return segments[0][0]
+    return (segments[0][0], *(tuple(p if isinstance(p, str) else lower(p, ir.Name) for p in seg)
+                              for seg in segments[1:depth + 1]))
 
 
-def _positional(target: n.Target, loops: tuple[n.For, ...]) -> bool:
-    """``NAME.{i}`` in ``for i in range(n)``, the one loop around it: its key is its position."""
-    key = split(target)[1].parts
+class _Found:
+    """The dotted names of a class body, with the statements around each."""
+
+    def __init__(self) -> None:
+        self.paths: list[tuple[n.Target, tuple[n.Node, ...]]] = []  # each, and the nodes from the body down to it
+
+    def visit(self, node_: n.Node, path: tuple[n.Node, ...]) -> None:
+        if isinstance(node_, n.Target) and node_.dotted:
+            self.paths.append((node_, path))
+        for child in node_.children():
+            self.visit(child, path + (node_,))
+
+
+def _home(target: n.Target, depth: int, path: tuple[n.Node, ...]) -> int:
+    """Where the container at ``depth`` (1 or more) is made: the position in ``path`` of the innermost loop whose
+    variable its keys read, -1 for the class's body."""
+    read = set()
+    for seg in path_segments(target)[1:depth + 1]:
+        for p in seg:
+            if not isinstance(p, str):
+                read |= free_names(p)
+    homes = [i for i, x in enumerate(path) if isinstance(x, n.For) and set(n.pattern_names(x.var)) & read]
+    return homes[-1] if homes else -1
+
+
+def _positional(target: n.Target, depth: int, path: tuple[n.Node, ...], start: int, end: int) -> bool:
+    """Whether the key at ``depth`` + 1 is ``{i}`` of the one loop ``for i in range(n)`` among ``path[start + 1:end]``,
+    with no condition there."""
+    between = path[start + 1:end]
+    loops = [x for x in between if isinstance(x, n.For)]
+    if any(isinstance(x, n.If) or getattr(x, "cond", None) is not None for x in between):
+        return False
+    key = path_segments(target)[depth + 1]
     if len(loops) != 1 or len(key) != 1 or not isinstance(key[0], n.Var):
         return False
     loop, it = loops[0], loops[0].iterable
@@ -64,35 +91,106 @@ def _positional(target: n.Target, loops: tuple[n.For, ...]) -> bool:
             and it.func.name == "range" and len(it.args) == 1 and not it.kwargs)
 
 
+class Containers(dict):
+    """Each container a class body names (``node``'s key) -> LIST or DICT; ``made``: for each statement (by id),
+    the containers in containers made just before it, as (a path through each, its depth)."""
+
+    made: dict[int, list[tuple[n.Target, int]]]
+
+
+def container_kinds(body: list[n.Stmt], info) -> Containers:
+    """Each container a class body names: LIST or DICT (see the module's docstring). ``info``: the records of
+    every elaboration (``StmtInfo``), where the elaborator noted each new key's position, text and type."""
+    found = _Found()
+    for stmt in body:
+        found.visit(stmt, ())
+    members: dict = {}  # container -> (its member as written, whether positional, the elaborations' records)
+    homes: dict = {}  # container in a container -> (the loop it is made in, None for the body; the first path)
+    kinds = Containers()
+    kinds.made = {}
+    for target, full in found.paths:  # full: the nodes from the body's statement down to the target's statement
+        levels = len(path_segments(target)) - 1
+        starts = [-1] + [_home(target, d, full) for d in range(1, levels)]
+        for depth in range(levels):
+            if depth:  # made in its home's body, before the statement there that holds this path
+                home = starts[depth]
+                loop = full[home] if home >= 0 else None
+                seen = homes.setdefault(node(target, depth), (loop, target))
+                if seen[0] is not loop:
+                    raise SpecError(f"'{target.text}' makes a container that another loop makes too", target.span,
+                                    notes=[("made there", seen[1].span)],
+                                    hint="name a container in a container in one loop, the loop over its keys")
+                if seen[1] is target:
+                    kinds.made.setdefault(id(full[home + 1]), []).append((target, depth))
+            end = len(full) if depth == levels - 1 else starts[depth + 1] + 1
+            member = node(target, depth + 1) if depth < levels - 1 else target
+            positional = _positional(target, depth, full, starts[depth], end)
+            records = info.get(("member", target, depth))
+            members.setdefault(node(target, depth), []).append((member, positional, records))
+    for container, listed in members.items():
+        distinct = {id(m) if isinstance(m, n.Target) else m for m, _, _ in listed}
+        records = [r for _, _, rs in listed for r in rs]
+        kinds[container] = LIST if len(distinct) == 1 and all(p for _, p, _ in listed) and records and all(
+            is_int and key == str(position) for position, key, is_int in records) else DICT
+    return kinds
+
+
 def first_named(stmt: n.Stmt) -> list[str]:
-    """The containers a top-level statement of a body names, in order."""
+    """The outermost containers a top-level statement of a body names, in order."""
     out: list[str] = []
-    for node in stmt.walk():
-        if isinstance(node, n.Target) and node.dotted and split(node)[0] not in out:
-            out.append(split(node)[0])
+    for x in stmt.walk():
+        if isinstance(x, n.Target) and x.dotted and split(x)[0] not in out:
+            out.append(split(x)[0])
     return out
 
 
 def make(container: str, kind: str) -> ir.Node:
     """``self.convs = nn.ModuleList()``."""
-    cls = "nn.ModuleList" if kind == LIST else "nn.ModuleDict"
-    return ir.Assign(ir.Attr(ir.Name("self"), container), ir.call(ir.attr(cls)))
+    return ir.Assign(ir.Attr(SELF, container), _new(kind))
 
 
-def put(target: n.Target, kind: str, value: ir.Node, lower) -> ir.Node:
-    """``self.convs.append(value)`` or ``self.heads["cls"] = value``; ``lower`` gives an interpolation's IR."""
-    container, key = split(target)
-    holder = ir.Attr(ir.Name("self"), container)
-    if kind == LIST:
+def _new(kind: str) -> ir.Node:
+    return ir.call(ir.attr("nn.ModuleList" if kind == LIST else "nn.ModuleDict"))
+
+
+def make_inner(target: n.Target, depth: int, kinds: dict, lower_part) -> ir.Node:
+    """``self.stages.append(nn.ModuleDict())``, ``self.stages[s]["blocks"] = nn.ModuleList()``: the container at
+    ``depth`` of the path ``target`` made in the one above it."""
+    return _put(target, depth, kinds, _new(kinds[node(target, depth)]), lower_part)
+
+
+def put(target: n.Target, kinds: dict, value: ir.Node, lower_part) -> ir.Node:
+    """``self.convs.append(value)`` or ``self.heads["cls"] = value``, through the containers above it;
+    ``lower_part`` gives an interpolation's IR."""
+    return _put(target, len(path_segments(target)) - 1, kinds, value, lower_part)
+
+
+def _put(target: n.Target, depth: int, kinds: dict, value: ir.Node, lower_part) -> ir.Node:
+    holder = _holder(SELF, target, depth - 1, kinds, lower_part)
+    if kinds[node(target, depth - 1)] == LIST:
         return ir.Expr(ir.call(ir.Attr(holder, "append"), value))
-    return ir.Assign(ir.Index(holder, interpolated(key, lower)), value)
+    return ir.Assign(_key(holder, target, depth, DICT, lower_part), value)
 
 
-def get(owner: ir.Node, target: n.Target, kind: str, lower) -> ir.Node:
-    """``self.convs[i]`` (the key's expression indexes a list) or ``self.heads["cls"]``."""
-    container, key = split(target)
-    holder = ir.Attr(owner, container)
+def get(owner: ir.Node, target: n.Target, kinds: dict, lower_part) -> ir.Node:
+    """``self.convs[i]`` (the key's expression indexes a list) or ``self.heads["cls"]``, or
+    ``self.stages[s]["blocks"][i]``."""
+    depth = len(path_segments(target)) - 1
+    return _key(_holder(owner, target, depth - 1, kinds, lower_part), target, depth,
+                kinds[node(target, depth - 1)], lower_part)
+
+
+def _holder(owner: ir.Node, target: n.Target, depth: int, kinds: dict, lower_part) -> ir.Node:
+    """The container at ``depth`` of the path."""
+    out = ir.Attr(owner, path_segments(target)[0][0])
+    for d in range(1, depth + 1):
+        out = _key(out, target, d, kinds[node(target, d - 1)], lower_part)
+    return out
+
+
+def _key(holder: ir.Node, target: n.Target, depth: int, kind: str, lower_part) -> ir.Node:
+    """``holder[i]`` or ``holder["cls"]``: the key at ``depth`` of the path."""
+    key = path_segments(target)[depth]
     if kind == LIST:
-        index = ir.Const(int(key.parts[0])) if isinstance(key.parts[0], str) else lower(key.parts[0])
-        return ir.Index(holder, index)
-    return ir.Index(holder, interpolated(key, lower))
+        return ir.Index(holder, ir.Const(int(key[0])) if isinstance(key[0], str) else lower_part(key[0]))
+    return ir.Index(holder, interpolated(n.Target(key, target.span), lower_part))

@@ -175,8 +175,7 @@ class ForwardEmitter(MergeForward):
         if target.is_plain:
             return read_attribute(self.owner, plain(target))
         if target.dotted:
-            kind = self.ctx.containers[containers.split(target)[0]]
-            return containers.get(self.owner, target, kind, lambda e: self.fwd_expr(e, var))
+            return containers.get(self.owner, target, self.ctx.containers, lambda e: self.fwd_expr(e, var))
         name = interpolated(target, lambda e: self.fwd_expr(e, var))
         if not target.quoted and isinstance(name, ir.Const) and is_attribute(name.value):
             return ir.Attr(self.owner, name.value)  # the interpolation is a constant

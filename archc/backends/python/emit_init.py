@@ -103,6 +103,8 @@ class InitEmitter(LayerInit):
                 if container not in self.modules_named:
                     self.modules_named.add(container)
                     w.append(containers.make(container, self.ctx.containers[container]))
+            for target, depth in self.ctx.containers.made.get(id(stmt), []):  # a container in a container
+                w.append(containers.make_inner(target, depth, self.ctx.containers, self.init_expr))
             cur = self.init_stmt(stmt, cur, w, seq)
             if stmt is self.features_end:
                 w.append(ir.Assign(ir.attr("self.num_features"), self.lower(cur)))

@@ -232,7 +232,7 @@ class LayerInit:
                 w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), ir.Const(name), value)))
             return
         if target is not None and target.dotted:
-            w.append(containers.put(target, self.ctx.containers[containers.split(target)[0]], value, self.init_expr))
+            w.append(containers.put(target, self.ctx.containers, value, self.init_expr))
             return
         if target is not None:
             name = interpolated(target, self.init_expr)
