@@ -4,6 +4,8 @@ is refused by the proof."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 from torch import nn
@@ -196,3 +198,60 @@ def test_a_parameter_expanded_over_the_batch_into_a_child_is_learned():
     text = _proven_and_refused_when(nn.Sequential(nn.Linear(4, 8), LatentPool()), torch.randn(2, 5, 4),
                                     "q(select(latent(x), 1, 0))", "q(narrow(x, 1, 0, 2))")
     assert "latent = learned((1, 2, 8))" in text
+
+
+def test_a_named_sequence_of_convs_padded_for_their_input_is_a_block():
+    """NF-Net's stem: timm's 'same' convs in an nn.Sequential of named layers; the pads before them have no module
+    form, which no seq can hold, so the sequence is a block of its own named after it, its layers' names kept."""
+    same = pytest.importorskip("timm.layers.conv2d_same")
+    torch.manual_seed(0)
+    stem = nn.Sequential(OrderedDict(conv1=same.Conv2dSame(3, 4, 3, stride=2), act=nn.ReLU(),
+                                     conv2=same.Conv2dSame(4, 4, 3, stride=2)))
+    model = nn.Sequential(OrderedDict(stem=stem, head=nn.Conv2d(4, 2, 1)))
+    text = _proven_and_refused_when(model, torch.randn(1, 3, 8, 8), "zero_pad((0, 1, 0, 1))\n    conv1",
+                                    "zero_pad((1, 0, 1, 0))\n    conv1")
+    assert "block Stem() {" in text and "stem = Stem()" in text
+
+
+class PadWithOnes(nn.Module):
+    """EfficientViT's linear attention: its values padded with a column of ones (tokens, not a map)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.out = nn.Linear(9, 4)
+
+    def forward(self, x):
+        return self.out(nn.functional.pad(self.fc(x), (0, 1), mode="constant", value=1.0))
+
+
+def test_a_pad_with_another_constant_than_zero_is_constant_pad():
+    torch.manual_seed(0)
+    _proven_and_refused_when(nn.Sequential(PadWithOnes()), torch.randn(1, 5, 4),
+                             "constant_pad((0, 1), value = 1.0)", "constant_pad((0, 1), value = 0.0)")
+
+
+class TokensOnTheirGrid(nn.Module):
+    """EdgeNeXt's transposed-attention block: tokens reshaped to their grid, channels last (``x.reshape(B, H, W,
+    C)``), for a norm and an MLP, then permuted back to a map."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 8, 2, stride=2)
+        self.fc = nn.Linear(8, 8)
+        self.norm = nn.LayerNorm(8)
+        self.mlp = nn.Linear(8, 8)
+        self.conv = nn.Conv2d(8, 4, 3)
+
+    def forward(self, x):
+        x = self.proj(x)
+        b, c, h, w = x.shape
+        t = self.fc(x.flatten(2).transpose(1, 2)).reshape(b, h, w, c)
+        return self.conv(self.mlp(self.norm(t)).permute(0, 3, 1, 2))
+
+
+def test_tokens_reshaped_to_their_grid_channels_last_are_to_map_and_permute():
+    torch.manual_seed(0)
+    text = _proven_and_refused_when(nn.Sequential(TokensOnTheirGrid()), torch.randn(1, 3, 8, 12),
+                                    "to_map(4, 6)", "to_map(6, 4)")
+    assert "to_map(4, 6)\n    permute((0, 2, 3, 1))\n    norm = layernorm" in text

@@ -118,7 +118,11 @@ class _Capture:
                             "applied more than once (weight sharing) cannot be written yet")
         children = [(name, self.part(c, f"{path}.{name}" if path else name)) for name, c in m.named_children()]
         children = [(name, c) for name, c in children if c is not None]
-        if iterated or _is_plain_sequential(m) or (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward):
+        # a layer padded for its input (Conv2dSame) puts a pad with no module form before it, which no seq can hold
+        # (NF-Net's stem): such a sequence is traced as a block of its own, its children keeping their names
+        padded = any(isinstance(c, ir.Leaf) and c.before for _, c in children) and m in self.inputs
+        if not padded and (iterated or _is_plain_sequential(m) or
+                           (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward)):
             cls = None if iterated or _is_plain_sequential(m) else type(m).__name__
             return ir.Seq(cls=cls, path=path, children=children)
         table = table_of(m, path, children)
@@ -130,7 +134,10 @@ class _Capture:
                             "buffers cannot be lifted yet")
         own = {name: p.detach() for name, p in m.named_parameters(recurse=False)}
         graph, values, sides = self._trace(m, where, root=not path)
-        return lower_graph(type(m).__name__, path, children, graph, values, where, own, sides)
+        cls = type(m).__name__
+        if padded and type(m) is nn.Sequential and path.rsplit(".", 1)[-1].isidentifier():
+            cls = "".join(w.capitalize() for w in path.rsplit(".", 1)[-1].split("_"))  # the block's name: Stem
+        return lower_graph(cls, path, children, graph, values, where, own, sides)
 
     def _bound(self, m: nn.Module) -> dict:
         """The recorded call's arguments by the forward's parameter names, defaults filled in."""

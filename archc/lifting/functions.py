@@ -86,11 +86,16 @@ def map_call(name, args, kwargs, shape_of, fail) -> list[tuple[str, tuple]]:
         pad = tuple(v["pad"]) if isinstance(v["pad"], (tuple, list)) else ()
         if pad and all(p == 0 for p in pad) and v["mode"] in ("constant", "reflect", "replicate", "circular"):
             return []  # nothing added on any side (a window that already divides the map): the tensor itself
-        pad = pad + (0, 0) if len(pad) == 2 else pad
-        if len(shape_of(args[0])) != 3 or len(pad) != 4 or v["mode"] != "constant" or v["value"] not in (None, 0, 0.0) \
-                or any(not isinstance(p, int) or p < 0 for p in pad):
-            fail("'pad' other than with zeros around a map (four sizes, none negative) cannot be written yet")
-        return [("zero_pad", (args[0], pad))]
+        if v["mode"] != "constant" or not pad or len(pad) % 2 or len(pad) // 2 > len(shape_of(args[0])) or \
+                any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in pad) or \
+                not isinstance(v["value"], (int, float, type(None))):
+            fail("'pad' other than with a constant, by sizes none negative and not over the batch, cannot be "
+                 "written yet")
+        value = v["value"] or 0
+        if len(shape_of(args[0])) == 3 and len(pad) in (2, 4) and value == 0:
+            return [("zero_pad", (args[0], pad + (0, 0) if len(pad) == 2 else pad))]  # around a map
+        # any other constant, or a tensor of any other layout (EfficientViT's values padded with ones)
+        return [("constant_pad", (args[0], pad, float(value)))]
     if name in _VARARGS:
         return _varargs(name, args, kwargs, fail)
     op, params, lead = _TABLE[name]

@@ -45,3 +45,28 @@ class Layouts:
                 return False
             x = next(iter(ir.refs_in(nd.args)), None)
         return False
+
+    def tokens_to_grid(self, nd: fx.Node, x, value) -> bool:
+        """``x.reshape(B, h, w, D)`` of L x D tokens (L = h w) that a child or a layer reads next (EdgeNeXt's tokens
+        back on their grid, channels last, for its norm and MLP): ``to_map(h, w)`` then ``permute((0, 2, 3, 1))``,
+        the same values, read as the channels-last map they are. A reshape that another reshape, permute or index
+        reads (a window partition) stays a reshape; False then, or where it is no such reshape."""
+        if not isinstance(x, ir.Ref) or len(self.shape(x)) != 2 or value.dim() != 4:
+            return False
+        (length, dim), (h, w, c) = self.shape(x), tuple(value.shape[1:])
+        if h * w != length or c != dim or not nd.users or \
+                any(u.op not in ("call_module", "call_function", "call_method") or _name(u) in _REARRANGING
+                    for u in nd.users):
+            return False
+        grid = self.add(ir.Node(fn="to_map", args=(x, h, w), shape=(dim, h, w)))
+        self.refs[nd] = self.tensor_node("permute", (grid, (0, 2, 3, 1)), value)
+        return True
+
+
+# what reads a reshape's axes as they are laid out (a window partition's next steps): a grid reshape stays for them
+_REARRANGING = {"reshape", "view", "permute", "transpose", "flatten", "unflatten", "getitem", "chunk", "split",
+                "unbind", "contiguous", "squeeze", "unsqueeze", "expand", "matmul", "roll", "pad"}
+
+
+def _name(nd: fx.Node) -> str:
+    return nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
