@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from archtest import graph_breaks
 from test_codegen_cases import build, net
 from test_dotted_names import held_to
-from test_soundness_cases import located_error
+from test_soundness_cases import located_error, runs
 from torch import nn
 
 NESTED = """
@@ -75,6 +76,12 @@ def test_nested_containers_equal_the_hand_written_module(tmp_path):
     assert len(other.stages[1]["blocks"]) == 4 and "stages.1.blocks.3.norm.running_var" in other.state_dict()
 
 
+@pytest.mark.slow
+def test_nested_containers_compile_without_graph_breaks(tmp_path):
+    _, model = build(tmp_path, NESTED)
+    assert graph_breaks(model.eval(), torch.randn(2, 3, 16, 16)) == 0
+
+
 def test_keys_that_are_not_positions_make_dicts_at_their_level(tmp_path):
     spec, model = build(tmp_path, net("""
 for s in range(2) {
@@ -102,3 +109,13 @@ groups.a.{0} = conv(4, 1)
 ])
 def test_clashing_nested_paths_are_located_errors(tmp_path, body, fragment):
     located_error(tmp_path, net(body), fragment)
+
+
+@pytest.mark.parametrize("body", [
+    "concat {\n    for i in range(2) { heads.{i}.conv = conv(4, 1) }\n    identity\n}",  # a branch an iteration
+    "dense {\n    for i in range(2) { layers.{i}.conv = conv(4, 1); layers.{i}.act = relu }\n}",
+    "for a in range(2) {\n    let k = a * 2\n    t.{k}.x = conv(4, 1)\n}",  # made after the let its key reads
+    "for s in range(2) {\n    if s == 0 { st.{s}.a = conv(4, 1) } else { st.{s}.b.c = conv(4, 1) }\n}",
+])
+def test_nested_paths_in_other_constructs_run_as_the_interpreter_does(tmp_path, body):
+    runs(tmp_path, net(body))

@@ -66,14 +66,23 @@ class _Found:
 
 def _home(target: n.Target, depth: int, path: tuple[n.Node, ...]) -> int:
     """Where the container at ``depth`` (1 or more) is made: the position in ``path`` of the innermost loop whose
-    variable its keys read, -1 for the class's body."""
+    variable its keys read (or the innermost body with a let they read), -1 for the class's body."""
     read = set()
     for seg in path_segments(target)[1:depth + 1]:
         for p in seg:
             if not isinstance(p, str):
                 read |= free_names(p)
-    homes = [i for i, x in enumerate(path) if isinstance(x, n.For) and set(n.pattern_names(x.var)) & read]
+    homes = [i for i, x in enumerate(path) if _binds(x) & read]
     return homes[-1] if homes else -1
+
+
+def _binds(x: n.Node) -> set[str]:
+    """The names a node binds for the statements of its body: a loop's variables, the lets of its body."""
+    names = set(n.pattern_names(x.var)) if isinstance(x, n.For) else set()
+    for body in (getattr(x, "body", None), getattr(x, "orelse", None)):
+        if isinstance(body, list):
+            names |= {name for s in body if isinstance(s, n.Let) for name in [s.name, *s.more]}
+    return names
 
 
 def _positional(target: n.Target, depth: int, path: tuple[n.Node, ...], start: int, end: int) -> bool:

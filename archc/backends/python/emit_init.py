@@ -103,8 +103,10 @@ class InitEmitter(LayerInit):
                 if container not in self.modules_named:
                     self.modules_named.add(container)
                     w.append(containers.make(container, self.ctx.containers[container]))
-            for target, depth in self.ctx.containers.made.get(id(stmt), []):  # a container in a container
-                w.append(containers.make_inner(target, depth, self.ctx.containers, self.init_expr))
+            for target, depth in self.ctx.containers.made.get(id(_original(stmt)), []):  # a container in a container
+                made = containers.make_inner(target, depth, self.ctx.containers, self.init_expr)
+                if made not in w:  # (a dense's member, rewritten twice: once)
+                    w.append(made)
             cur = self.init_stmt(stmt, cur, w, seq)
             if stmt is self.features_end:
                 w.append(ir.Assign(ir.attr("self.num_features"), self.lower(cur)))
@@ -421,6 +423,15 @@ def _summed(stmts: list[n.Stmt], width: n.Expr) -> list[n.Stmt]:
             identity = n.Layer(None, "identity", s.span, n.Arguments([], []), None, s.span)
             out.append(n.Concat([identity, _OnInput(None, [s], None, s.span, width)], None, s.span))
     return out
+
+
+def _original(stmt: n.Stmt) -> n.Stmt:
+    """The statement that ``_summed`` or ``_growing`` wrapped (``concat { identity; stmt }``), or ``stmt``."""
+    if isinstance(stmt, n.Concat) and len(stmt.branches) == 2 and isinstance(stmt.branches[0], n.Layer) and \
+            stmt.branches[0].func == "identity" and stmt.branches[0].span is stmt.span:
+        inner = stmt.branches[1]
+        return inner.body[0] if isinstance(inner, _OnInput) else inner
+    return stmt
 
 
 def _sum(terms: list[n.Expr]) -> n.Expr:
