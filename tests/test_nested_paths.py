@@ -111,6 +111,18 @@ def test_clashing_nested_paths_are_located_errors(tmp_path, body, fragment):
     located_error(tmp_path, net(body), fragment)
 
 
+def test_a_tap_named_by_a_path_is_no_member(tmp_path):
+    """``tap stages.{s}`` names a feature map: the list stays a list (it made it a dict, and at one level too)."""
+    spec, model = build(tmp_path, net("""
+for s in range(2) {
+    for i in range(2) { stages.{s}.blocks.{i} = conv(4, 1) }
+    tap stages.{s}
+}
+for i in range(2) { convs.{i} = conv(4, 1); tap convs.{i} }
+"""))
+    assert isinstance(model.stages, nn.ModuleList) and isinstance(model.convs, nn.ModuleList)
+
+
 @pytest.mark.parametrize("body", [
     "concat {\n    for i in range(2) { heads.{i}.conv = conv(4, 1) }\n    identity\n}",  # a branch an iteration
     "dense {\n    for i in range(2) { layers.{i}.conv = conv(4, 1); layers.{i}.act = relu }\n}",

@@ -58,6 +58,8 @@ class _Found:
         self.paths: list[tuple[n.Target, tuple[n.Node, ...]]] = []  # each, and the nodes from the body down to it
 
     def visit(self, node_: n.Node, path: tuple[n.Node, ...]) -> None:
+        if isinstance(node_, n.Tap):  # its name is a feature map's, not a module's
+            return
         if isinstance(node_, n.Target) and node_.dotted:
             self.paths.append((node_, path))
         for child in node_.children():
@@ -146,11 +148,9 @@ def container_kinds(body: list[n.Stmt], info) -> Containers:
 
 def first_named(stmt: n.Stmt) -> list[str]:
     """The outermost containers a top-level statement of a body names, in order."""
-    out: list[str] = []
-    for x in stmt.walk():
-        if isinstance(x, n.Target) and x.dotted and split(x)[0] not in out:
-            out.append(split(x)[0])
-    return out
+    found = _Found()
+    found.visit(stmt, ())
+    return list(dict.fromkeys(split(target)[0] for target, _ in found.paths))
 
 
 def make(container: str, kind: str) -> ir.Node:
