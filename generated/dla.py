@@ -30,6 +30,7 @@ __all__ = [
     "DLA",
     "DLAFeatures",
     "DlaBasic",
+    "DlaBottle2neck",
     "DlaBottleneck",
     "DlaLeaf",
     "DlaLeafJoin",
@@ -40,6 +41,8 @@ __all__ = [
     "dla46_c",
     "dla46x_c",
     "dla60",
+    "dla60_res2net",
+    "dla60_res2next",
     "dla60x",
     "dla60x_c",
     "dla102",
@@ -178,6 +181,86 @@ class DlaBottleneck(nn.Module):
         y = self.bn3(y)  # N x 64..1024 x 7..56 x 7..56
         y = y + skip  # N x 64..1024 x 7..56 x 7..56
         y = F.relu(y)  # N x 64..1024 x 7..56 x 7..56
+        return y
+
+
+class DlaBottle2neck(nn.Module):
+    """Res2Net's bottleneck (Gao et al., TPAMI 2021; specs/res2net.arch writes the
+    paper's own) in DLA's form: its hierarchy of `scale` 3x3 convs of w channels
+    each (y_i = K_i(x_i + y_(i-1))) between the 1x1 convs, the subset that goes on
+    unchanged the last; the block that strides convolves each subset alone and
+    average-pools the last. The tree gives the residual, as above.
+    """
+
+    def __init__(
+        self,
+        x_channels: int,
+        skip_channels: int,
+        outplanes: int,
+        stride: int = 1,
+        cardinality: int = 8,
+        base_width: int = 4,
+        scale: int = 4,
+    ) -> None:
+        super().__init__()
+        self.base_width = base_width
+        self.cardinality = cardinality
+        self.outplanes = outplanes
+        self.scale = scale
+        width = math.floor(outplanes * (base_width / 64)) * cardinality // 2
+        self.first = stride > 1
+        first = self.first
+        self.conv1 = nn.Conv2d(x_channels, width * scale, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width * scale)
+        self.convs = nn.ModuleList()
+        self.bns = nn.ModuleList()
+        spo_channels = 0
+        for _ in range(max(1, scale - 1)):
+            self.convs.append(
+                nn.Conv2d(
+                    width,
+                    width,
+                    kernel_size=3,
+                    stride=stride,
+                    padding=1,
+                    groups=cardinality,
+                    bias=False,
+                ),
+            )
+            self.bns.append(nn.BatchNorm2d(width))
+            spo_channels = spo_channels + width
+        self.pool = None
+        if first:
+            self.pool = nn.AvgPool2d(kernel_size=3, stride=stride, padding=1)
+        self.conv3 = nn.Conv2d(spo_channels + width, outplanes, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(outplanes)
+        self.out_channels = outplanes
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        width = math.floor(self.outplanes * (self.base_width / 64)) * self.cardinality // 2
+        spx = self.conv1(x)  # N x 112..1024 x 7..112 x 7..112
+        spx = self.bn1(spx)  # N x 112..1024 x 7..112 x 7..112
+        spx = F.relu(spx)  # N x 112..1024 x 7..112 x 7..112
+        spo = []
+        for i in range(max(1, self.scale - 1)):
+            part = spx.narrow(1, i * width, width)  # N x 28..256 x 7..112 x 7..112
+            if i == 0 or self.first:
+                sp = part
+            else:
+                sp = sp + part  # N x 28..256 x 7..56 x 7..56
+            sp = self.convs[i](sp)  # N x 28..256 x 7..56 x 7..56
+            sp = self.bns[i](sp)  # N x 28..256 x 7..56 x 7..56
+            sp = F.relu(sp)  # N x 28..256 x 7..56 x 7..56
+            spo = spo + [sp]
+        last = spx.narrow(1, (self.scale - 1) * width, width)  # N x 28..256 x 7..112 x 7..112
+        y_1 = last
+        if self.pool is not None:
+            y_1 = self.pool(y_1)  # N x 28..256 x 7..56 x 7..56
+        y = torch.cat(spo + [y_1], 1)  # N x 112..1024 x 7..56 x 7..56
+        y = self.conv3(y)  # N x 128..1024 x 7..56 x 7..56
+        y = self.bn3(y)  # N x 128..1024 x 7..56 x 7..56
+        y = y + skip  # N x 128..1024 x 7..56 x 7..56
+        y = F.relu(y)  # N x 128..1024 x 7..56 x 7..56
         return y
 
 
@@ -1030,6 +1113,88 @@ def dla169(
             num_classes=num_classes,
         )
     model.archc_variant = "dla169"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        drop_rate=drop_rate,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def dla60_res2net(
+    *,
+    drop_rate: float = 0.0,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> DLA:
+    """timm's Res2Net and Res2NeXt forms of DLA-60 (the bottleneck above)."""
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = DLAFeatures(
+            levels=[1, 1, 1, 2, 3, 1],
+            channels=[16, 32, 128, 256, 512, 1024],
+            block=DlaBottle2neck,
+            base_width=28,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = DLA(
+            levels=[1, 1, 1, 2, 3, 1],
+            channels=[16, 32, 128, 256, 512, 1024],
+            block=DlaBottle2neck,
+            base_width=28,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "dla60_res2net"  # archc.deploy rebuilds the model from these
+    model.archc_arguments = dict(
+        drop_rate=drop_rate,
+        num_classes=num_classes,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def dla60_res2next(
+    *,
+    drop_rate: float = 0.0,
+    num_classes: int = 1000,
+    channels_last: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
+) -> DLA:
+    """DLA with levels=[1, 1, 1, 2, 3, 1], channels=[16, 32, 128, 256, 512, 1024], block=DlaBottle2neck, cardinality=8, base_width=4."""
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices picks feature maps: pass features_only=True too")
+    if features_only:
+        model = DLAFeatures(
+            levels=[1, 1, 1, 2, 3, 1],
+            channels=[16, 32, 128, 256, 512, 1024],
+            block=DlaBottle2neck,
+            cardinality=8,
+            base_width=4,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+            out_indices=out_indices,
+        )
+    else:
+        model = DLA(
+            levels=[1, 1, 1, 2, 3, 1],
+            channels=[16, 32, 128, 256, 512, 1024],
+            block=DlaBottle2neck,
+            cardinality=8,
+            base_width=4,
+            drop_rate=drop_rate,
+            num_classes=num_classes,
+        )
+    model.archc_variant = "dla60_res2next"  # archc.deploy rebuilds the model from these
     model.archc_arguments = dict(
         drop_rate=drop_rate,
         num_classes=num_classes,

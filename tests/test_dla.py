@@ -1,4 +1,4 @@
-"""Deep Layer Aggregation (Yu et al. 2018): specs/dla.arch against timm's models. Its trees are recursive blocks
+"""Deep Layer Aggregation (Yu et al. 2018): specs/dla.arch against timm's models (Res2Net's forms too). Its trees are recursive blocks
 (a tree of depth n is two trees of depth n - 1 and a root), written as the paper's Figure 2(f) reads; under
 timm's names, so timm's state_dict loads strictly, with timm's parameter counts, equal outputs (batch-norm
 statistics drawn at random) and the same tensors for the same seed. As a backbone, timm's features_only maps."""
@@ -14,12 +14,12 @@ from torch import nn
 
 PARAMS = {"dla34": 15_742_104, "dla46_c": 1_301_400, "dla46x_c": 1_068_440, "dla60": 22_036_632,
           "dla60x_c": 1_319_832, "dla60x": 17_352_344, "dla102": 33_268_888, "dla102x": 26_309_272,
-          "dla102x2": 41_282_200, "dla169": 53_389_720}
+          "dla102x2": 41_282_200, "dla169": 53_389_720, "dla60_res2net": 20_848_072, "dla60_res2next": 17_032_984}
 FAST = ["dla34", "dla46_c"]  # the basic block and the bottleneck; the others in the slow tier
 # run in the slow tier: the bottleneck, grouped, a tree of depth 3 (its right subtree a tree with children), the
 # root's residual, and a stage's tree of depth 2 without its input as a child (DLA-169's level2); the other
 # variants differ from these in widths and groups only, which their counts, keys and seed-for-seed starts check
-COMPARED = ["dla46_c", "dla60x_c", "dla60", "dla102", "dla169"]
+COMPARED = ["dla46_c", "dla60x_c", "dla60", "dla102", "dla169", "dla60_res2net"]  # (Res2NeXt: counts, keys, start)
 SIZE = 64  # five stride-2 stages leave a 2 x 2 map: every tree and root still reads every position
 
 
@@ -79,6 +79,17 @@ def test_a_changed_layer_no_longer_matches(old, new, occurrence, tmp_path):
     s = zoo.mutated_spec("dla", old, new, tmp_path, occurrence=occurrence)
     with pytest.raises(AssertionError):
         zoo.compare(s.build("dla34"), randomized("dla34"), image(size=SIZE))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("old", "new"), [
+    ("        let sp = part if i == 0 or first else sp + part\n", "        let sp = part\n"),  # no hierarchy
+    ("cat(spo + [pool(last)], 1)", "cat([pool(last)] + spo, 1)"),  # the unchanged subset first
+])
+def test_a_changed_res2net_block_no_longer_matches(old, new, tmp_path):
+    s = zoo.mutated_spec("dla", old, new, tmp_path)
+    with pytest.raises(AssertionError):
+        zoo.compare(s.build("dla60_res2net"), randomized("dla60_res2net"), image(size=32))
 
 
 def test_the_taps_are_timms():
