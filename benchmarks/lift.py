@@ -59,7 +59,8 @@ def _size(source: str, model, name: str) -> tuple[int, ...]:
 
 def _reason(message: str) -> str:
     """The reason without the module path and the names in it: what to count."""
-    text = message.split(": ", 1)[-1] if re.match(r"^[\w.]+ \(\w+\): ", message) else message
+    text = message.split(": ", 1)[-1] if re.match(r"^(?:[\w.]+|the model) \(\w+\): ", message) else message
+    text = re.sub(r"^[\w.]+ (\(\w+\) (?:is never called|holds its own buffer))", r"\1", text)  # the class, not its path
     text = re.sub(r"'[^']*'", "'…'", text)
     return text.splitlines()[0][:110]
 

@@ -225,10 +225,25 @@ class PadWithOnes(nn.Module):
         return self.out(nn.functional.pad(self.fc(x), (0, 1), mode="constant", value=1.0))
 
 
-def test_a_pad_with_another_constant_than_zero_is_constant_pad():
+class PadChannelsLast(nn.Module):
+    """Swin's padding to whole windows: a channels-last map padded at the bottom and right."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        x = nn.functional.pad(self.fc(x.permute(0, 2, 3, 1)), (0, 0, 0, 1, 0, 1))
+        return x.permute(0, 3, 1, 2)
+
+
+def test_a_pad_with_another_constant_than_zero_or_of_no_map_is_constant_pad():
     torch.manual_seed(0)
     _proven_and_refused_when(nn.Sequential(PadWithOnes()), torch.randn(1, 5, 4),
                              "constant_pad((0, 1), value = 1.0)", "constant_pad((0, 1), value = 0.0)")
+    _proven_and_refused_when(nn.Sequential(nn.Conv2d(3, 4, 1), PadChannelsLast(), nn.Conv2d(4, 2, 1)),
+                             torch.randn(1, 3, 5, 5), "constant_pad((0, 0, 0, 1, 0, 1))",
+                             "constant_pad((0, 0, 1, 0, 1, 0))")
 
 
 class TokensOnTheirGrid(nn.Module):
