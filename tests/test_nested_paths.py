@@ -111,6 +111,15 @@ def test_clashing_nested_paths_are_located_errors(tmp_path, body, fragment):
     located_error(tmp_path, net(body), fragment)
 
 
+def test_a_block_with_named_tensors_declares_members_of_one_key(tmp_path):
+    located_error(tmp_path, net("b = B(3)", blocks="""
+block B(c) (x) -> y {
+    for i in range(2) { stages.{i}.conv = conv(c, 1) }
+    let y = x
+}
+"""), "'stages.{...}.conv' is a path through containers, which a block with named tensors does not declare")
+
+
 def test_a_tap_named_by_a_path_is_no_member(tmp_path):
     """``tap stages.{s}`` names a feature map: the list stays a list (it made it a dict, and at one level too)."""
     spec, model = build(tmp_path, net("""

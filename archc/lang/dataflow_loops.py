@@ -96,6 +96,11 @@ class LoopLowering:
         container, key = head.split(".", 1)
         loop = self.loops[-1] if self.loops else None
         var = loop.var if loop is not None else None
+        if "." in key or any(isinstance(p, str) and "." in p for p in rest):
+            raise SpecError(f"'{target.text}' is a path through containers, which a block with named tensors does "
+                            "not declare: its members have one key", target.span,
+                            hint="declare 'convs.{i}' or 'heads.cls' here, or nest containers in a block without "
+                                 "named tensors ('stages.{s}.blocks.{i} = ...')")
         if loop is not None and not (key == "" and len(rest) == 1 and isinstance(rest[0], n.Var)
                                      and rest[0].name == var):
             raise SpecError(f"a module declared in a loop is named by the loop's variable alone, "
