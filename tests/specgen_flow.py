@@ -110,7 +110,7 @@ class FlowMix:
         scale = "half" if any(line.startswith("let half") for line in lets) else "0.5"
         for _ in range(self.choose(1, 4)):
             kind = self.pick(["fn", "add", "mul", "scale", "neg", "module", "act", "gate", "pair", "nest", "tensor",
-                              "tensor", "join", "choice", "split", "loop", "member", "table"])
+                              "tensor", "join", "choice", "split", "loop", "member", "table", "sizes", "where"])
             if kind == "pair" and not self.pairs:
                 kind = "add"
             a = take()
@@ -167,6 +167,21 @@ class FlowMix:
                 table = module(f"learned((4, c), init = {self.pick(['0.5', '-1'])})")
                 index = module(self.pick(["lookup(1, (2, 2), (2, -1), 1)", "lookup(1, (2, 2), (2, -1), 1, (2, 2))"]))
                 let(f"{a} * sigmoid(unflatten(mean(transpose({index}({table}({a})), 1, 2), 2, keepdim = true), 2, (1, 1)))")
+            elif kind == "sizes":  # sizes read as forward runs: reshapes, rolls, pads and tables of them
+                k = len(lets)
+                lets.append(f"let ch{k}, hh{k}, ww{k} = {a}.shape")
+                let(self.pick([
+                    f"{a} + reshape(mean(reshape({a}, (ch{k}, hh{k} * ww{k})), 2, keepdim = true), (ch{k}, 1, 1))",
+                    f"roll({a}, (hh{k} // 2, -(ww{k} % 3)), (2, 3)) * 0.5 + {a}",
+                    f"narrow(constant_pad({a}, (0, (4 - ww{k} % 4) % 4, 0, hh{k} % 2)), 3, 0, ww{k}) - {a} / 2",
+                    f"{a} * where(coordinates({a}, (1, hh{k}, ww{k}), 2) < hh{k} // 2, 1.0, -1.0)",
+                    f"{a} + (1.0 if hh{k} > ww{k} else 0.5)",
+                ]))
+            elif kind == "where":  # comparisons of tensors, or of a tensor and a number; entries picked by them
+                form = self.pick(["where({a} > 0, {a}, 0.1 * {a})", "where({a} >= {b}, {a}, {b})",
+                                  "{a} * where({a} != {b}, 1.0, 0.5)", "where({a} <= 0.5, 2, {a})",
+                                  "where(-{a} < {b}, where({a} == {a}, {b}, 0.0), -1)"])
+                let(form.format(a=a, b=take() if "{b}" in form else None))
             elif kind == "split":  # parts of uneven sizes, each a tensor, joined again at once
                 p, q = f"p{len(lets)}", f"q{len(lets)}"
                 if self.chance(50):

@@ -46,11 +46,12 @@ def _ensemble(m, a: dict, t, xs: list[Tensor], training: bool) -> Tensor:
     return torch.stack([x.softmax(1) for x in xs]).mean(0)  # the members' class probabilities, averaged
 
 
-_ARITH = {"+": torch.add, "-": torch.sub, "*": torch.mul, "/": torch.div, "**": torch.pow}
+_ARITH = {"+": torch.add, "-": torch.sub, "*": torch.mul, "/": torch.div, "**": torch.pow,
+          "==": torch.eq, "!=": torch.ne, "<": torch.lt, "<=": torch.le, ">": torch.gt, ">=": torch.ge}
 
 
 def _arith(m, a: dict, t, xs: list[Tensor], training: bool) -> Tensor:
-    """``+ - * / **`` of a dataflow block: two tensors, or a tensor and a number on the side ``a`` names."""
+    """``+ - * / **`` and the comparisons of a dataflow block: two tensors, or a tensor and a number on the side ``a`` names."""
     left = a["left"] if "left" in a else xs[0]
     right = a["right"] if "right" in a else xs[-1]
     return _ARITH[a["op"]](left, right)

@@ -21,6 +21,7 @@ from . import nodes as n
 from .dataflow_loops import LoopLowering
 
 ARITH = ("+", "-", "*", "/", "**")
+COMPARE = ("==", "!=", "<", "<=", ">", ">=")  # of tensors, or a tensor and a number: a tensor of booleans
 
 
 def lower_block(block: n.BlockDef) -> None:
@@ -122,6 +123,9 @@ class _Lowering(LoopLowering):
         self.sig.decls[name] = stmt
 
     def let_(self, stmt: n.Let) -> None:
+        if _shape_of(stmt.value) is not None and _shape_of(stmt.value).name in self.tensors:
+            self.sizes(stmt)
+            return
         if not self._reads_tensors(stmt.value):
             if stmt.more:
                 raise SpecError("a let of several names takes the outputs of a block that gives several", stmt.span)
@@ -158,6 +162,16 @@ class _Lowering(LoopLowering):
             self.aliases[stmt.name] = stmt
         if key in self.sig.lists:
             self.sig.lists.add(stmt.name)
+
+    def sizes(self, stmt: n.Let) -> None:
+        """``let h, w, c = x.shape``: values that the forward reads from the tensor as it runs (the checker knows
+        them for the input it checks with)."""
+        source = _shape_of(stmt.value)
+        self.sig.shapes[stmt] = self._tensor(source.name, source.span)
+        for name in stmt.names:
+            if name in self.tensors or name in self.sig.decls:
+                self._new_name(name, stmt.span)  # says where it was defined
+            self.defined.setdefault(name, stmt.span)
 
     def _new_name(self, name: str, span: n.Span) -> None:
         if name in self.defined:
@@ -225,7 +239,7 @@ class _Lowering(LoopLowering):
             return self.item(e, dest, steps)
         if isinstance(e, n.ListExpr) and not e.tuple or isinstance(e, n.BinOp) and self.is_list(e):
             return self.list_value(e, dest, steps)
-        if isinstance(e, n.BinOp) and e.op in ARITH:
+        if isinstance(e, n.BinOp) and e.op in ARITH + COMPARE:
             left, right = self._reads_tensors(e.left), self._reads_tensors(e.right)
             srcs = []
             for side, is_tensor in ((e.left, left), (e.right, right)):
@@ -302,12 +316,17 @@ class _Lowering(LoopLowering):
         if kind.outputs is not None and e is not self.several:
             raise SpecError(f"{func} gives several tensors: name each one", e.span,
                             hint=f"'let a, b = {func}(...)', as many names as it gives")
-        tensors, rest = self._tensor_args(e, func, kind.inputs, kind.optional_inputs)
+        if kind.operands:  # where(m, t, 0.0): each operand a tensor or a number
+            tensors, rest, kwargs = self._operands(e, func, kind.operands)
+        else:
+            tensors, rest = self._tensor_args(e, func, kind.inputs, kind.optional_inputs)
+            kwargs = []
         for arg in [*rest, *(v for _, v in e.kwargs)]:
             self._no_tensors(arg)
         srcs = tuple(self.value(t, dest if i == 0 and not self.is_list(t) else self._fresh(), steps)
                      for i, t in enumerate(tensors))
-        layer = n.Layer(None, func, e.func.span, n.Arguments(list(rest), [(k, v, v.span) for k, v in e.kwargs]),
+        kwargs += [(k, v, v.span) for k, v in e.kwargs]
+        layer = n.Layer(None, func, e.func.span, n.Arguments(list(rest), kwargs),
                         None, e.span, applied=True)
         steps.append(n.Flow(dest, "op", srcs, layer, e.span))
         return dest
@@ -333,6 +352,29 @@ class _Lowering(LoopLowering):
                             hint="the tensors first, then the op's own arguments")
         return tensors, list(rest)
 
+
+    def _operands(self, e: n.Call, func: str, operands: tuple[str, ...]) -> tuple[list, list, list]:
+        """An op whose operands are each a tensor or a number (``where(m, t, 0.0)``): the tensors, in order, and
+        the numbers as the op's arguments of the operands' names."""
+        if len(e.args) != len(operands) or e.kwargs and any(k in operands for k, _ in e.kwargs):
+            raise SpecError(f"'{func}' takes {len(operands)} operands, {', '.join(operands)}, each a tensor or a number",
+                            e.span, hint=f"'{func}({', '.join(operands)})'")
+        tensors, kwargs = [], []
+        for name, arg in zip(operands, e.args):
+            if self._reads_tensors(arg):
+                tensors.append(arg)
+            else:
+                kwargs.append((name, arg, arg.span))
+        if not tensors or not self._reads_tensors(e.args[0]):
+            raise SpecError(f"'{func}' takes a tensor as its first operand", e.args[0].span if e.args else e.span)
+        return tensors, [], kwargs
+
+
+def _shape_of(e: n.Expr) -> n.Var | None:
+    """The tensor of ``x.shape``, where ``e`` is that."""
+    if isinstance(e, n.Attr) and e.name == "shape" and isinstance(e.value, n.Var):
+        return e.value
+    return None
 
 
 def _gives_several(func: str | None) -> bool:

@@ -295,6 +295,7 @@ class Signature(Node):
     # a For of the body -> the (name, key) pairs that carry a tensor from before the loop into the name's own key
     loops: dict = field(default_factory=dict, compare=False)
     lists: set = field(default_factory=set, compare=False)  # the keys that hold lists of tensors
+    shapes: dict = field(default_factory=dict, compare=False)  # a Let of sizes (let h, w = x.shape) -> x's key
     # (walks reach the sizes; the tables are dicts, which a walk passes by: their statements are the body's)
 
 

@@ -128,6 +128,9 @@ class OpKind:
     # in the lets of blocks with named tensors
     inputs: int = 1
     optional_inputs: int = 0  # more tensors it may take after those (attention's additive mask)
+    # the names of its operands where each may be a tensor or a number (where's condition, input and other): the
+    # tensors are its inputs, in order; a number is the argument of its operand's name (None where a tensor)
+    operands: tuple[str, ...] = ()
     # an op that gives several tensors (split), named by a let in a block with named tensors: its ``index`` argument
     # picks each one's part, and this says how many there are from its arguments
     outputs: Callable[[Args], int] | None = None

@@ -96,7 +96,7 @@ def _pad_sym(a: dict, shape: tuple) -> tuple | None:
         return None
     out = list(shape)
     for k in range(len(items) // 2):
-        if out[-1 - k] is not None:
+        if out[-1 - k] is not None and not all(isinstance(e, n.Num) and e.value == 0 for e in items[2 * k:2 * k + 2]):
             out[-1 - k] = n.BinOp("+", out[-1 - k], n.BinOp("+", items[2 * k], items[2 * k + 1], _SPAN), _SPAN)
     return tuple(out)
 

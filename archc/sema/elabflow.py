@@ -70,6 +70,8 @@ class FlowElaboration:
             if isinstance(stmt, (n.Layer, n.Seq)):
                 decls[decl_name(sig, stmt)] = Frame(dict(frame.env), frame.scope, x, frame.where, frame.side,
                                                     block_path=frame.block_path, flow=True)
+            elif isinstance(stmt, n.Let) and stmt in sig.shapes:
+                self.sizes_of(stmt, values.get(sig.shapes[stmt]), frame)
             elif isinstance(stmt, n.Let) and stmt in sig.lets:
                 self.flow_steps(sig.lets[stmt], frame, decls, values, x, read)
                 out = values.get(sig.keys[stmt.name])
@@ -83,6 +85,21 @@ class FlowElaboration:
                     self.flow_body(stmt.body, sig, frame, decls, values, x, read)
             else:
                 self.stmt(stmt, frame, x)
+
+    def sizes_of(self, stmt: n.Let, x: Tensor | None, frame: Frame) -> None:
+        """``let h, w, c = x.shape``: each name the size of its axis (the batch not counted), as the input checked
+        with has it; the generated forward reads them from the tensor."""
+        if x is None:  # (what failed is reported)
+            frame.env.update(dict.fromkeys(stmt.names, 1))
+            return
+        if len(stmt.names) != len(x.shape):
+            frame.env.update(dict.fromkeys(stmt.names, 1))
+            self.record(SpecError(f"{len(stmt.names)} names for the sizes of {x.type.describe()}, which has "
+                            f"{len(x.shape)} (the batch is not one)", stmt.span, follows_shapes=True,
+                            hint=f"one name an axis: 'let {', '.join(f'd{i}' for i in range(len(x.shape)))} = "
+                                 f"{stmt.value.value.name}.shape'"), frame)
+            return
+        frame.env.update(zip(stmt.names, x.shape))
 
     def flow_steps(self, steps: tuple, frame: Frame, decls: dict[str, Frame], values: dict, x: Tensor,
                    read: set[str]) -> None:

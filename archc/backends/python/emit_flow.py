@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ...lang import nodes as n
+from ...lang.dataflow import COMPARE
 from ...ops import REGISTRY
 from ...sema.exprfold import free_names, literal
 from ...sema.layout import TensorType, given_back
@@ -107,7 +108,7 @@ class FlowEmitter(FlowLoops):
         else:
             tensor = next(s for s in srcs if isinstance(s, str))
             left, right = (ir.Name(s) if isinstance(s, str) else self.fwd.fwd_expr(s, tensor) for s in srcs)
-            value = ir.BinOp(step.op, left, right)
+            value = ir.Compare((step.op,), (left, right)) if step.op in COMPARE else ir.BinOp(step.op, left, right)
         w.append(ir.Assign(ir.Name(dest), value, comment))
         self.local[step.dest] = dest
 
@@ -148,7 +149,11 @@ class FlowEmitter(FlowLoops):
             return ir.Call(irparse.expression(kind.functional), tuple(map(ir.Name, srcs)), tuple(kwargs))
         values = {f: self.fwd.fwd_lower(as_tuple(self.fwd.fwd_fold(given[f], srcs[0]))) if f in given else
                   lower(literal(kind.args.model_fields[f].default, SPAN)) for f in kind.positional}
-        if kind.inputs == 0:  # (whole: srcs is one list's local)
+        if kind.operands:  # torch.where(m, t, 0.0): each operand a tensor or the number given
+            tensors = iter(srcs)
+            values.update({f: next(tensors) if f not in given else values[f] for f in kind.operands})
+            values.update({f: ir.Name(v) for f, v in values.items() if isinstance(v, str)})
+        elif kind.inputs == 0:  # (whole: srcs is one list's local)
             values["xs"] = (self.inline.get(srcs[0]) or ir.Name(srcs[0])) if whole else ir.List(tuple(map(ir.Name, srcs)))
         else:
             values.update(zip(("x", "y", "z"), map(ir.Name, srcs)))
@@ -195,7 +200,20 @@ class FlowEmitter(FlowLoops):
         lowered = [self.emitter.lower(out) for out in outs]
         self.check_known(lowered)
         read = set().union(*(ir.reads(low) for low in lowered))
-        return prune_lets(body, read), outs[0] if len(outs) == 1 else outs
+        body = prune_lets(body, read)
+        self.no_run_time_sizes([*body, *lowered])
+        return body, outs[0] if len(outs) == 1 else outs
+
+    def no_run_time_sizes(self, lines: list) -> None:
+        """__init__ reads no size that forward reads from a tensor (``let h, w = x.shape``): a module is made once,
+        for every input size."""
+        read = set().union(set(), *(ir.reads(line) for line in lines))
+        for stmt in self.sig.shapes:
+            for name in stmt.names:
+                if name in read:
+                    raise SpecError(f"'{name}' is a size of a tensor, read as forward runs, but a module's size "
+                                    "depends on it", stmt.span,
+                                    hint="a module is made once, for every input: size it by the block's parameters")
 
     def called(self) -> bool:
         """Whether a block or network of this file calls the block (such a caller would size what follows by its

@@ -28,7 +28,11 @@ class FlowLoops:
 
     def body(self, body: list[n.Stmt], w: list) -> None:
         for stmt in body:
-            if isinstance(stmt, n.Let) and stmt in self.sig.lets:
+            if isinstance(stmt, n.Let) and stmt in self.sig.shapes:  # _, h, w, c = x.shape: sizes as it runs
+                self.fwd.fwd_locals.update(stmt.names)
+                names = (ir.Name("_"), *map(ir.Name, stmt.names))
+                w.append(ir.Assign(ir.Tuple(names), ir.Attr(ir.Name(self.local[self.sig.shapes[stmt]]), "shape")))
+            elif isinstance(stmt, n.Let) and stmt in self.sig.lets:
                 for step in self.sig.lets[stmt]:
                     self.step(step, w)
             elif isinstance(stmt, n.Let):
@@ -75,6 +79,8 @@ class FlowLoops:
 
     def init_body(self, body: list[n.Stmt], shapes: dict, chunks: dict, order: dict, owner: dict) -> None:
         for stmt in body:
+            if isinstance(stmt, n.Let) and stmt in self.sig.shapes:  # sizes forward reads: none here
+                continue
             if isinstance(stmt, n.Let) and stmt in self.sig.lets:
                 self.init_steps(self.sig.lets[stmt], shapes, chunks, order, owner)
             elif isinstance(stmt, (n.Let, n.Init)):
