@@ -102,7 +102,7 @@ groups.a.{0} = conv(4, 1)
     ("stages.0.blocks.0 = conv(4, 3)\nstages.0.blocks = conv(4, 3)", "'stages.0.blocks' is a container of modules"),
     ("stages.0.blocks.0 = conv(4, 3)\nstages.0.blocks.0 = conv(4, 3)", "'stages.0.blocks.0' is already defined"),
     ("for s in range(1) { stages.{s}.a = conv(4, 3) }\nstages.0.b = conv(4, 3)",
-     "'stages.0' is written 'stages.0' here, and otherwise in the path that made it"),
+     "the container 'stages.0' is written 'stages.0' here, but 'stages.{s}' where it was made"),
     ("for s in range(1) { stages.{s}.a = conv(4, 3) }\nfor s in range(1) { stages.{s}.b = conv(4, 3) }",
      "makes a container that another loop makes too"),
     ("heads.keys.0 = conv(4, 3)", "the key 'keys' is reserved"),

@@ -213,10 +213,12 @@ def _same_keys(scope: Scope, container: str, level: int, target: n.Target) -> No
 
     first = scope.inner.setdefault(container, target)
     if first is not target and not same_ast(path_segments(first)[:level + 1], path_segments(target)[:level + 1]):
-        written = ".".join("".join(p if isinstance(p, str) else "{...}" for p in seg)
-                           for seg in path_segments(target)[:level + 1])
-        raise SpecError(f"'{container}' is written '{written}' here, and otherwise in the path that made it",
-                        target.span, notes=[("made here", first.span)],
+        def written(t: n.Target) -> str:
+            return ".".join("".join(p if isinstance(p, str) else f"{{{p.name}}}" if isinstance(p, n.Var) else "{...}"
+                                    for p in seg) for seg in path_segments(t)[:level + 1])
+
+        raise SpecError(f"the container '{container}' is written '{written(target)}' here, but '{written(first)}' "
+                        "where it was made", target.span, notes=[("made here", first.span)],
                         hint="write a container in a container the same way in every path through it")
 
 
