@@ -19,6 +19,8 @@ from torch import Tensor, nn
 __all__ = [
     "MLPBlock",
     "PatchMerging",
+    "ShiftMask",
+    "ShiftedWindowAttention",
     "SwinTransformer",
     "SwinTransformerBlock",
     "SwinTransformerFeatures",
@@ -218,6 +220,28 @@ class _WindowAttention(nn.Module):
         return x[:, :h, :w].contiguous()
 
 
+def _coordinates(x: Tensor, shape: tuple[int, ...], dim: int) -> Tensor:
+    """A table of ``shape`` for each sample of ``x`` (in its dtype, on its device) whose entries are their index
+    along ``dim``, counted with the batch as 0; the values of ``x`` are not read.
+    """
+    sizes = [1] * (len(shape) + 1)
+    sizes[dim] = shape[dim - 1 if dim > 0 else dim]
+    index = torch.arange(sizes[dim], dtype=x.dtype, device=x.device)
+    return index.view(sizes).expand(x.shape[0], *shape)
+
+
+def _index_table(
+    sizes: tuple[int, ...], steps: tuple[int, ...], offset: int, shape: tuple[int, ...] | None = None
+) -> Tensor:
+    """``offset + steps[0] * i_0 + steps[1] * i_1 + ...`` for each index (i_0, i_1, ...) of a grid of ``sizes``,
+    row by row (int64), flat or of ``shape``: a table of indices, as a relative position index.
+    """
+    table = torch.full((), offset, dtype=torch.int64)
+    for size, step in zip(sizes, steps):
+        table = table[..., None] + torch.arange(size) * step
+    return table.flatten() if shape is None else table.reshape(shape)
+
+
 class MLPBlock(nn.Sequential):
     """ViT's MLPBlock (and Swin's MLP): torchvision's MLP whose linear layers it
     initialises again as it makes them, Xavier-uniform weights and N(0, 1e-6)
@@ -237,6 +261,150 @@ class MLPBlock(nn.Sequential):
                 if m.bias is not None:
                     nn.init.normal_(m.bias, std=1e-06)
         self.out_channels = in_channels
+
+
+class ShiftedWindowAttention(nn.Module):
+    """Section 3.2: multi-head self-attention within the windows of ws x ws
+    positions of a channels-last map, padded to whole windows, as torchvision's
+    ShiftedWindowAttention; the map's sizes are read as it runs, so any input
+    size serves. With a shift (Figure 2), the map is rolled up and left by
+    shift_size first and back after, and tokens that the roll brought together
+    from different regions are kept apart by a mask; no shift along a side that
+    one window covers. Each head adds a learned bias per relative position
+    ("Relative position bias"), its table's rows picked by the fixed
+    relative_position_index.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        window_size: int,
+        shift_size: int,
+        num_heads: int,
+        attention_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.attention_dropout = attention_dropout
+        self.dim = dim
+        self.dropout = dropout
+        self.num_heads = num_heads
+        self.shift_size = shift_size
+        self.ws = window_size
+        ws = self.ws
+        self.n = ws * ws
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(num_heads * (dim // num_heads), dim)
+        self.relative_position_bias_table = nn.Parameter(
+            torch.full(((2 * ws - 1) * (2 * ws - 1), num_heads), 0.0),
+        )
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer(
+            "relative_position_index",
+            _index_table(
+                (ws, ws, ws, ws),
+                (2 * ws - 1, 1, 1 - 2 * ws, -1),
+                (ws - 1) * 2 * ws,
+                None,
+            ),
+        )
+        self.shift_mask = None
+        if shift_size > 0:
+            self.shift_mask = ShiftMask(in_channels, ws, shift_size)
+        self.out_channels = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, h, w, c = x.shape
+        ph = h + (self.ws - h % self.ws) % self.ws
+        pw = w + (self.ws - w % self.ws) % self.ws
+        sh = self.shift_size if self.ws < ph else 0
+        sw = self.shift_size if self.ws < pw else 0
+        padded = F.pad(x, (0, 0, 0, pw - w, 0, ph - h), value=0.0)  # N x 7..56 x 7..56 x 96..1024 (channels last)
+        if self.shift_size > 0:
+            rolled = torch.roll(padded, (-sh, -sw), (1, 2))  # N x 7..56 x 7..56 x 96..1024 (channels last)
+        else:
+            rolled = padded
+        windows = rolled.reshape(rolled.shape[0], ph // self.ws, self.ws, pw // self.ws, self.ws, self.dim)  # N x 1..8 x 7 x 1..8 x 7 x 96..1024 (tensor)
+        windows = windows.transpose(2, 3)  # N x 1..8 x 1..8 x 7 x 7 x 96..1024 (tensor)
+        windows = windows.reshape(windows.shape[0], ph // self.ws * (pw // self.ws), self.n, self.dim)  # N x 1..64 x 49 x 96..1024 (tensor)
+        t = self.qkv(windows)  # N x 1..64 x 49 x 288..3072 (channels last)
+        t = t.unflatten(-1, (3, self.num_heads, self.dim // self.num_heads))  # N x 1..64 x 49 x 3 x 3..32 x 32 (tensor)
+        q = t.select(3, 0)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
+        q = q.transpose(2, 3)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
+        q = q * (self.dim // self.num_heads) ** -0.5  # N x 1..64 x 3..32 x 49 x 32 (tensor)
+        k = t.select(3, 1)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
+        k = k.transpose(2, 3)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
+        v = t.select(3, 2)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
+        v = v.transpose(2, 3)  # N x 1..64 x 3..32 x 49 x 32 (tensor)
+        table = self.relative_position_bias_table.expand(x.shape[0], *self.relative_position_bias_table.shape)  # N x 169 x 3..32 (tokens)
+        table = table.transpose(1, 2)  # N x 3..32 x 169 (tokens)
+        bias = table.index_select(2, self.relative_position_index.view(-1))  # N x 3..32 x 2401 (tokens)
+        bias = bias.reshape(bias.shape[0], 1, self.num_heads, self.n, self.n)  # N x 1 x 3..32 x 49 x 49 (tensor)
+        scores_1 = k.transpose(-2, -1)  # N x 1..64 x 3..32 x 32 x 49 (tensor)
+        scores = q @ scores_1  # N x 1..64 x 3..32 x 49 x 49 (tensor)
+        scores = scores + bias  # N x 1..64 x 3..32 x 49 x 49 (tensor)
+        if self.shift_size > 0:
+            masked_1 = self.shift_mask(padded)  # N x 1..64 x 1 x 49 x 49 (tensor)
+            masked = scores + masked_1  # N x 1..64 x 3..32 x 49 x 49 (tensor)
+        else:
+            masked = scores
+        a = F.softmax(masked, -1)  # N x 1..64 x 3..32 x 49 x 49 (tensor)
+        a = F.dropout(a, p=self.attention_dropout, training=self.training)  # N x 1..64 x 3..32 x 49 x 49 (tensor)
+        o = a @ v  # N x 1..64 x 3..32 x 49 x 32 (tensor)
+        o = o.transpose(2, 3)  # N x 1..64 x 49 x 3..32 x 32 (tensor)
+        o = o.flatten(3, -1)  # N x 1..64 x 49 x 96..1024 (tensor)
+        o = self.proj(o)  # N x 1..64 x 49 x 96..1024 (channels last)
+        o = F.dropout(o, p=self.dropout, training=self.training)  # N x 1..64 x 49 x 96..1024 (channels last)
+        merged = o.reshape(o.shape[0], ph // self.ws, pw // self.ws, self.ws, self.ws, self.dim)  # N x 1..8 x 1..8 x 7 x 7 x 96..1024 (tensor)
+        merged = merged.transpose(2, 3)  # N x 1..8 x 7 x 1..8 x 7 x 96..1024 (tensor)
+        merged = merged.reshape(merged.shape[0], ph, pw, self.dim)  # N x 7..56 x 7..56 x 96..1024 (tensor)
+        if self.shift_size > 0:
+            back = torch.roll(merged, (sh, sw), (1, 2))  # N x 7..56 x 7..56 x 96..1024 (tensor)
+        else:
+            back = merged
+        y = back.narrow(1, 0, h)  # N x 7..56 x 7..56 x 96..1024 (tensor)
+        y = y.narrow(2, 0, w)  # N x 7..56 x 7..56 x 96..1024 (tensor)
+        return y
+
+
+class ShiftMask(nn.Module):
+    """The shifted windows' mask, windows x 1 x n x n, of the padded map x (only its
+    sizes are read): torchvision's slices cut the rolled map into 3 x 3 regions,
+    its rows before ph - ws, up to ph - sh and the last sh, its columns alike;
+    two tokens of one window from different regions get -100, nearly no
+    attention after the softmax.
+    """
+
+    def __init__(self, in_channels: int, ws: int, shift_size: int) -> None:
+        super().__init__()
+        self.shift_size = shift_size
+        self.ws = ws
+        self.out_channels = ws * ws
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, ph, pw, c = x.shape
+        sh = self.shift_size if self.ws < ph else 0
+        sw = self.shift_size if self.ws < pw else 0
+        rows = _coordinates(x, (ph, pw), 1)  # N x 7..56 x 7..56 (tokens)
+        cols = _coordinates(x, (ph, pw), 2)  # N x 7..56 x 7..56 (tokens)
+        row = rows >= ph - self.ws  # N x 7..56 x 7..56 (tokens)
+        row_1 = rows >= ph - sh  # N x 7..56 x 7..56 (tokens)
+        row_1 = torch.where(row_1, 2, 1)  # N x 7..56 x 7..56 (tokens)
+        row = torch.where(row, row_1, 0)  # N x 7..56 x 7..56 (tokens)
+        col = cols >= pw - self.ws  # N x 7..56 x 7..56 (tokens)
+        col_1 = cols >= pw - sw  # N x 7..56 x 7..56 (tokens)
+        col_1 = torch.where(col_1, 2, 1)  # N x 7..56 x 7..56 (tokens)
+        col = torch.where(col, col_1, 0)  # N x 7..56 x 7..56 (tokens)
+        region = 3 * row  # N x 7..56 x 7..56 (tokens)
+        region = region + col  # N x 7..56 x 7..56 (tokens)
+        r = region.reshape(region.shape[0], ph // self.ws, self.ws, pw // self.ws, self.ws)  # N x 1..8 x 7 x 1..8 x 7 (tensor)
+        r = r.transpose(2, 3)  # N x 1..8 x 1..8 x 7 x 7 (tensor)
+        r = r.reshape(r.shape[0], ph // self.ws * (pw // self.ws), 1, 1, self.ws * self.ws)  # N x 1..64 x 1 x 1 x 49 (tensor)
+        mask_1 = r.transpose(3, 4)  # N x 1..64 x 1 x 49 x 1 (tensor)
+        mask = r != mask_1  # N x 1..64 x 1 x 49 x 49 (tensor)
+        mask = torch.where(mask, -100.0, 0.0)  # N x 1..64 x 1 x 49 x 49 (tensor)
+        return mask
 
 
 class SwinTransformerBlock(nn.Module):
@@ -264,14 +432,14 @@ class SwinTransformerBlock(nn.Module):
         hidden = int(in_channels * mlp_ratio)
         if version == 1:
             self.norm1 = norm_layer(in_channels)
-            self.attn = _WindowAttention(
+            self.attn = ShiftedWindowAttention(
                 in_channels,
-                window_size=window_size,
-                num_heads=num_heads,
-                shift_size=shift_size,
-                version=1,
-                attention_dropout=attention_dropout,
-                dropout=dropout,
+                in_channels,
+                window_size,
+                shift_size,
+                num_heads,
+                attention_dropout,
+                dropout,
             )
             self.norm2 = norm_layer(in_channels)
             self.mlp = MLPBlock(in_channels, hidden, dropout)

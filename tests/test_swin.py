@@ -81,7 +81,9 @@ def test_training_mode_drops_what_torchvision_drops():
 
 # Mutations that compile (same shapes) but compute something else: the comparison must see each of them.
 SPEC_MUTATIONS = {
-    "no shifted windows": ("0 if j % 2 == 0 else window_size // 2", "0"),
+    "the shift's sign turned": ("roll(padded, (-sh, -sw), (1, 2))", "roll(padded, (sh, sw), (1, 2))"),
+    "the shift's mask dropped": ("scores + shift_mask(padded) if shift_size > 0 else scores",
+                                 "scores + 0 * shift_mask(padded) if shift_size > 0 else scores"),
     "GELU replaced by ReLU": ("gelu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init",
                               "relu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init", "common.arch"),  # the MLP block
     "V2 normalising before attention": ("attn = window_attention(window_size, num_heads, shift_size, 2, "
@@ -101,7 +103,7 @@ def test_comparison_fails_for_a_mutant_spec(mutation, tmp_path):
         compare(variant, 96, model=mutant.build(variant))
 
 
-# The same for the generated attention helper: the mask, the relative position bias, V2's cosine attention.
+# The same for the generated attention helper of Swin V2: the mask, the relative position bias, the cosine attention.
 HELPER_MUTATIONS = {
     "no shift mask": ("attn = (attn.view(n, windows, heads, wh * ww, wh * ww) + mask[None, :, None])",
                       "attn = (attn.view(n, windows, heads, wh * ww, wh * ww) + 0 * mask[None, :, None])"),
@@ -118,7 +120,7 @@ def test_comparison_fails_for_a_mutant_helper(mutation, tmp_path, monkeypatch):
     text = helpers.HELPERS["_WindowAttention"]
     assert text.count(old) == 1
     monkeypatch.setitem(helpers.HELPERS, "_WindowAttention", text.replace(old, new))
-    variant = "swin_v2_t" if "cosine" in mutation else "swin_t"
+    variant = "swin_v2_t"  # (Swin V1's attention is written in the spec)
     mutant = zoo.mutated_spec("swin", "# Section 3.1", "# Section 3.1", tmp_path)  # a fresh copy, built anew
     assert old not in mutant.source()
     with pytest.raises(AssertionError, match="max difference"):
@@ -130,3 +132,43 @@ def test_a_size_that_is_no_multiple_of_the_windows_works_as_in_torchvision():
     # 100 x 100: 25 positions a side, windows of 7 padded to 28; odd sides padded before patch merging
     model, x = compare("swin_t", 100)
     assert_static_shapes(spec("swin"), "swin_t", model, x, size=100)
+
+
+@pytest.mark.slow
+def test_one_model_takes_any_input_size_as_torchvisions_does():
+    # the model made for 224 (the factory's default; 224 itself: test_matches_torchvision) run at 232: 58
+    # positions a side, each map padded to whole windows as it runs and the shift's mask made for the padded
+    # size; static shapes at that size; and as a detection backbone, each stage's channels-last map as the full
+    # model computes it
+    import archc
+
+    model, x = compare("swin_t", 232)
+    assert_static_shapes(spec("swin"), "swin_t", model, x, size=232)
+    model.eval()  # (the shapes' check ran it in training mode)
+    backbone = archc.create_model("swin_t", features_only=True).eval()
+    backbone.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("features.")})
+    with torch.no_grad():
+        maps, expected, y = backbone(x), [], x
+        for i, layer in enumerate(model.features):
+            y = layer(y)
+            if i % 2 == 1:
+                expected.append(y)
+    assert [tuple(m.shape) for m in maps] == [(2, 58, 58, 96), (2, 29, 29, 192), (2, 15, 15, 384), (2, 8, 8, 768)]
+    for ours, theirs in zip(maps, expected):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def _indices(model) -> dict:
+    return {k: v for k, v in model.state_dict().items() if k.endswith("relative_position_index")}
+
+
+@pytest.mark.slow
+def test_the_index_buffers_are_torchvisions_before_loading(tmp_path):
+    # (a strict load copies the buffers, so the outputs cannot see a wrong index: the buffers are compared as
+    # made; an index off by one runs off the table, a located error, tests/test_indexing_ops.py)
+    ours, theirs = _indices(spec("swin").build("swin_t")), _indices(torchvision.models.swin_t())
+    assert ours.keys() == theirs.keys() and len(ours) == 12
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    mirrored = zoo.mutated_spec("swin", "(2 * ws - 1, 1, 1 - 2 * ws, -1), (ws - 1) * 2 * ws)",
+                                "(2 * ws - 1, -1, 1 - 2 * ws, 1), (ws - 1) * 2 * ws)", tmp_path)
+    assert not any(torch.equal(v, theirs[k]) for k, v in _indices(mirrored.build("swin_t")).items())
