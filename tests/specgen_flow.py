@@ -152,6 +152,9 @@ class FlowMix:
                     f"scaled_dot_product_attention({a}, {a}, {a}, narrow({a}, 1, 0, 1))",  # an additive mask
                     f"{a} + unflatten(sum(reshape({a}, (c, -1)), 2, keepdim = true), 2, (1, 1)) / 8",
                     f"flatten_dims(unflatten({a}, 1, (1, c)), 1, 2)",
+                    # permute of any rank: five axes, and a map's axes in an order of unnamed axes
+                    f"flatten_dims(permute(permute(unflatten({a}, 1, (1, c)), (0, 3, 4, 1, 2)), (0, 3, 4, 1, 2)), 1, 2)",
+                    f"permute(tanh(permute({a}, (0, 2, 1, 3))), (0, 2, 1, 3))",
                     f"{a} / (1 + vector_norm({a}, (2, 3), keepdim = true))",  # each channel's L2 norm over the map
                     f"{a} * vector_norm({a}, 1, ord = 1.5, keepdim = true) / 4",
                     f"{a} * sin({a}) + cos(normalize({a}, dim = 1))",

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ..sema.layout import TensorType
+from ..lang.exprnodes import ListExpr, Num
+from ..sema.layout import TensorType, named
 from .base import ANY, INPUT, NOTHING, Args, NonNeg, OpKind, Pos, Prob, ShapeError, _register, _same
 
 FLOAT32_MAX = 3.4028235e38
@@ -136,16 +137,31 @@ def _shuffle_run(m, a: dict, t: TensorType, xs: list, training: bool):
 
 
 class PermuteArgs(Args):
-    dims: tuple[NonNeg, NonNeg, NonNeg, NonNeg]
+    dims: tuple[NonNeg, ...]
 
 
 def _permute_shape(a: PermuteArgs, t: TensorType) -> TensorType:
-    if sorted(a.dims) != [0, 1, 2, 3] or a.dims[0] != 0:
-        raise ShapeError(f"dims {a.dims} must keep the batch first and permute 1, 2, 3 (e.g. (0, 2, 3, 1))")
-    layout = "".join(t.layout[d - 1] for d in a.dims[1:])
-    if layout not in ("CHW", "HWC"):
-        raise ShapeError(f"{a.dims} would give the layout {layout}; archc knows C x H x W and H x W x C")
-    return TensorType(tuple(t.shape[d - 1] for d in a.dims[1:]), layout)
+    rank = len(t.shape)
+    if sorted(a.dims) != list(range(rank + 1)) or a.dims[0] != 0:
+        raise ShapeError(f"dims {a.dims} must keep the batch first and order all of 1 to {rank}",
+                         hint="(0, 2, 3, 1) makes a C x H x W map channels-last" if rank == 3 else
+                         f"one entry a dimension: 0, then 1 to {rank} in the order wanted")
+    shape = tuple(t.shape[d - 1] for d in a.dims[1:])
+    if t.layout in ("CHW", "HWC"):
+        layout = "".join(t.layout[d - 1] for d in a.dims[1:])
+        if layout in ("CHW", "HWC"):  # a map's axes stay named: channels-last and back
+            return TensorType(shape, layout)
+    return named(shape) if a.dims != tuple(range(rank + 1)) else t
+
+
+def _permute_sym(a: dict, shape: tuple) -> tuple | None:
+    dims = a["dims"].items if isinstance(a["dims"], ListExpr) else None
+    if dims is None or not all(isinstance(d, Num) and isinstance(d.value, int) for d in dims):
+        return None
+    order = [d.value for d in dims]
+    if sorted(order) != list(range(len(shape) + 1)):
+        return None
+    return tuple(shape[d - 1] for d in order[1:])
 
 
 _register(OpKind(
@@ -172,9 +188,10 @@ _register(OpKind(
     "channel_shuffle", ShuffleArgs, _shuffle_shape, template="_channel_shuffle({x}, {groups})", run=_shuffle_run,
     doc="interleaves the channels of `groups` groups (ShuffleNet)", saves=NOTHING))
 _register(OpKind(
-    "permute", PermuteArgs, _permute_shape, layouts=("CHW", "HWC"), module="_Permute",
+    "permute", PermuteArgs, _permute_shape, layouts=ANY, module="_Permute", sym=_permute_sym,
     template="torch.permute({x}, {dims})", view=True, run=lambda m, a, t, xs, training: xs[0].permute(a["dims"]),
-    doc="reorders the dimensions, batch first: (0, 2, 3, 1) makes a map channels-last, (0, 3, 1, 2) undoes it",
+    doc="reorders the dimensions of a tensor of any rank, batch first: (0, 2, 3, 1) makes a map channels-last, "
+        "(0, 3, 1, 2) undoes it; another order of a map's axes, or of other axes, gives a tensor of unnamed axes",
     saves=NOTHING, scatters=True))
 
 
