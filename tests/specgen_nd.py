@@ -44,7 +44,7 @@ class NdMix:
         kind = self.pick(["max", "avg", "adaptive"]) if min(sizes) >= 2 else "adaptive"
         if kind == "adaptive":
             size = self.pick([1, 2])
-            return [f"adaptive_avgpool{rank}d({size})"], self.nd_typed(t, t.c, [size] * len(sizes))
+            return [f"adaptive_{self.pick(['avg', 'max'])}pool{rank}d({size})"], self.nd_typed(t, t.c, [size] * len(sizes))
         ceil = self.pick(["true", "false"])
         out = [-(-(n - 2) // 2) + 1 if ceil == "true" else (n - 2) // 2 + 1 for n in sizes]
         out = [o - ((o - 1) * 2 >= n) if ceil == "true" else o for o, n in zip(out, sizes)]
@@ -52,17 +52,23 @@ class NdMix:
             self.nd_typed(t, t.c, out)
 
     def nd_statement(self, t, numbered: bool):
-        kind = self.pick(["conv", "conv", "pool", "pool", "bn", "act", "drop"])
+        kind = self.pick(["conv", "conv", "pool", "pool", "bn", "norm", "act", "drop"])
         if kind == "conv":
             return self.nd_conv(t, numbered)
         if kind == "pool":
             return self.nd_pool(t, numbered)
         if kind == "bn":
             return [f"{self.named(numbered, 'bn')}batchnorm(eps = 0.001)"], t
+        if kind == "norm":  # over the positions of a signal or a volume: a group's, an instance's, across channels
+            groups = self.pick([g for g in (1, 2, 3) if t.c % g == 0])
+            options = [f"{self.named(numbered, 'gn')}groupnorm({groups}, eps = 0.001)", f"lrn({self.choose(1, 4)})"]
+            if min(self.nd_spatial(t)) >= 2:
+                options.append(f"{self.named(numbered, 'inorm')}instancenorm(affine = {self.pick(['true', 'false'])})")
+            return [self.pick(options)], t
         if kind == "act":
             return self.s_act(t, 0, numbered)
         return self.s_drop(t, 0, numbered)
 
     def nd_head(self, t) -> str:
         rank = 1 if t.layout == "CL" else 3
-        return self.pick(["flatten", f"adaptive_avgpool{rank}d(1); flatten"])
+        return self.pick(["flatten", f"adaptive_avgpool{rank}d(1); flatten", f"adaptive_maxpool{rank}d(1); flatten"])

@@ -34,6 +34,17 @@ CASES = {
     "avgpool3d": ("2 x 5 x 7 x 7", "layer = avgpool3d(2, ceil_mode = true)", lambda: nn.AvgPool3d(2, ceil_mode=True)),
     "adaptive_avgpool3d": ("2 x 5 x 7 x 7", "layer = adaptive_avgpool3d((1, 2, 3))",
                            lambda: nn.AdaptiveAvgPool3d((1, 2, 3))),
+    "adaptive_maxpool1d": ("3 x 11", "layer = adaptive_maxpool1d(4)", lambda: nn.AdaptiveMaxPool1d(4)),
+    "adaptive_maxpool3d": ("2 x 5 x 7 x 7", "layer = adaptive_maxpool3d((2, 3, 1))",
+                           lambda: nn.AdaptiveMaxPool3d((2, 3, 1))),
+    # the norms over a map's positions, over a signal's or a volume's
+    "groupnorm1d": ("6 x 9", "layer = groupnorm(3, eps = 0.001)", lambda: nn.GroupNorm(3, 6, eps=0.001)),
+    "groupnorm3d": ("4 x 3 x 5 x 4", "layer = groupnorm(2, affine = false)", lambda: nn.GroupNorm(2, 4, affine=False)),
+    "instancenorm1d": ("3 x 9", "layer = instancenorm(affine = true, track_running_stats = true)",
+                       lambda: nn.InstanceNorm1d(3, affine=True, track_running_stats=True)),
+    "instancenorm3d": ("3 x 2 x 4 x 5", "layer = instancenorm(eps = 0.01)", lambda: nn.InstanceNorm3d(3, eps=0.01)),
+    "lrn1d": ("7 x 9", "layer = lrn(3, alpha = 0.01, k = 2.0)", lambda: nn.LocalResponseNorm(3, alpha=0.01, k=2.0)),
+    "lrn3d": ("6 x 2 x 3 x 4", "layer = lrn(4, beta = 0.5)", lambda: nn.LocalResponseNorm(4, beta=0.5)),
     "batchnorm1d": ("3 x 9", "layer = conv1d(4, 1)\n    bn = batchnorm(eps = 0.001)", None),
     "batchnorm3d": ("3 x 2 x 4 x 4", "layer = conv3d(4, 1)\n    bn = batchnorm(eps = 0.001)", None),
 }
@@ -158,12 +169,16 @@ def test_two_input_sizes_are_tokens_unless_the_first_layer_takes_a_signal(tmp_pa
     ("3 x 9", "c = conv1d(4, 3, groups = 2)", "conv1d: groups=2 must divide both the input (3) and output (4)"),
     ("3 x 2 x 8 x 8", "c = conv3d(4, (1, 3))", "conv3d: bad value (1, 3) for 'kernel_size'"),
     ("3 x 2 x 8 x 8", "avgpool3d((1, 2, 9))", "avgpool3d: kernel (9) is larger than the padded input width (8 + 2*0)"),
+    ("3 x 9", "c = conv1d(6, 9)\n    i = instancenorm", "instancenorm: a signal of length 1 has one value per channel"),
+    ("3 x 2 x 8 x 8", "adaptive_maxpool3d(1)\n    i = instancenorm", "instancenorm: a 1 x 1 x 1 volume has one value"),
+    ("6 x 9", "g = groupnorm(4)", "groupnorm: 6 channels do not split into 4 groups"),
 ])
 def test_mistakes_are_located_errors(tmp_path, sizes, stmt, message):
     with pytest.raises(SpecError) as err:
         load(tmp_path, f"network Net() {{\n    input {sizes}\n    {stmt}\n}}\nvariant net = Net()\n").graph("net")
     column = 19 if "bad value" in message else 5  # at the argument, or at the statement
-    assert f"{tmp_path / 'nd.arch'}:3:{column}: error: {message}" in str(err.value)
+    line = 3 + stmt.count("\n")  # the last statement's
+    assert f"{tmp_path / 'nd.arch'}:{line}:{column}: error: {message}" in str(err.value)
 
 
 def test_the_wrong_rank_says_how_to_declare_a_volume(tmp_path):

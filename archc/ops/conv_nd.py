@@ -129,28 +129,33 @@ def _pool_entry(rank: int, reduce: str) -> OpKind:
         run=run, label=label, saves=saves, doc=f"{rank}-D {reduce} pooling; stride defaults to the kernel size")
 
 
-def _adaptive_entry(rank: int) -> OpKind:
+def _adaptive_entry(rank: int, reduce: str) -> OpKind:
     layout, _, size, _ = RANKS[rank]
-    args = create_model(f"AdaptiveAvgPool{rank}dArgs", __base__=Args, output_size=(size, ...))
+    args = create_model(f"Adaptive{reduce.title()}Pool{rank}dArgs", __base__=Args, output_size=(size, ...))
+    name, func = f"adaptive_{reduce}pool{rank}d", f"adaptive_{reduce}_pool{rank}d"
 
     def run(m, a: dict, t: TensorType, xs: list, training: bool):
         import torch.nn.functional as F
 
-        return F.__dict__[f"adaptive_avg_pool{rank}d"](xs[0], a["output_size"])
+        return F.__dict__[func](xs[0], a["output_size"])
 
     def saves(a: dict, ins: tuple, out: tuple) -> Saves:
-        """To a single position torch takes the mean, which keeps nothing; to another size the pool keeps its input."""
+        """A max pool keeps its input and the int64 index of each output's maximum. To a single position torch
+        takes the mean, which keeps nothing; to another size an average pool keeps its input."""
+        if reduce == "max":
+            return Saves((0,), extra=((math.prod(out), 8),))
         return NOTHING if math.prod(out[1:]) == 1 else INPUT
 
     return OpKind(
-        f"adaptive_avgpool{rank}d", args, lambda a, t: TensorType((t.shape[0], *_each(a.output_size, rank)), layout),
-        layouts=(layout,), module=f"nn.AdaptiveAvgPool{rank}d", functional=f"F.adaptive_avg_pool{rank}d", run=run,
-        label=lambda a: f"adaptive_avgpool{rank}d {_size_text(a['output_size'], rank)}", saves=saves,
-        doc=f"{rank}-D average pooling to a fixed output size")
+        name, args, lambda a, t: TensorType((t.shape[0], *_each(a.output_size, rank)), layout),
+        layouts=(layout,), module=f"nn.Adaptive{reduce.title()}Pool{rank}d", functional=f"F.{func}", run=run,
+        label=lambda a: f"{name} {_size_text(a['output_size'], rank)}", saves=saves,
+        doc=f"{rank}-D {'average' if reduce == 'avg' else 'max'} pooling to a fixed output size")
 
 
 for _rank in (1, 3):
     _register(_conv_entry(_rank))
     _register(_pool_entry(_rank, "max"))
     _register(_pool_entry(_rank, "avg"))
-    _register(_adaptive_entry(_rank))
+    _register(_adaptive_entry(_rank, "avg"))
+    _register(_adaptive_entry(_rank, "max"))

@@ -57,10 +57,22 @@ class InstanceNormArgs(Args):
 
 
 def _instancenorm_shape(a: InstanceNormArgs, t: TensorType) -> TensorType:
-    if t.shape[1] * t.shape[2] < 2:
-        raise ShapeError("a 1 x 1 map has one value per channel and sample: it would normalise to 0 (and torch "
-                         "refuses it in training)", hint="normalise before the map is pooled to 1 x 1, or use batchnorm")
+    if math.prod(t.shape[1:]) < 2:
+        noun = _SPATIAL[t.layout]
+        where = "length 1" if t.layout == "CL" else " x ".join(["1"] * (len(t.shape) - 1))
+        what = f"a {noun} of {where}" if t.layout == "CL" else f"a {where} {noun}"
+        raise ShapeError(f"{what} has one value per channel and sample: it would normalise to 0 (and "
+                         "torch refuses it in training)",
+                         hint=f"normalise before the {noun} is pooled to {where}, or use batchnorm")
     return t
+
+
+_SPATIAL = {"CHW": "map", "CL": "signal", "CDHW": "volume"}  # the layouts whose channels are dimension 1
+
+
+def _per_channel(v, x):
+    """A per-channel vector shaped to broadcast over x's positions (C, then 1 for each spatial axis)."""
+    return v.reshape(-1, *[1] * (x.dim() - 2))
 
 
 class GroupNormArgs(Args):
@@ -97,9 +109,9 @@ def _groupnorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
     var = (g - mean).square().mean(-1, keepdim=True)
     y = ((g - mean) * torch.rsqrt(var + a["eps"])).reshape(x.shape)
     if m.weight is not None:
-        y = y * m.weight[:, None, None]
+        y = y * _per_channel(m.weight, x)
     if m.bias is not None:
-        y = y + m.bias[:, None, None]
+        y = y + _per_channel(m.bias, x)
     return y
 
 
@@ -167,39 +179,44 @@ def _rmsnorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
 def _instancenorm_make(a: dict, t: TensorType):
     from torch import nn
 
-    return nn.InstanceNorm2d(t.features, eps=a["eps"], momentum=a["momentum"], affine=a["affine"],
-                             track_running_stats=a["track_running_stats"])
+    cls = {"CL": nn.InstanceNorm1d, "CDHW": nn.InstanceNorm3d}.get(t.layout, nn.InstanceNorm2d)
+    return cls(t.features, eps=a["eps"], momentum=a["momentum"], affine=a["affine"],
+               track_running_stats=a["track_running_stats"])
 
 
 def _instancenorm_run(m, a: dict, t: TensorType, xs: list, training: bool):
-    """Each sample's channels normalised over their own H x W; with running statistics, those in eval, and in
-    training the samples' statistics averaged into them (the variance unbiased, as batchnorm keeps it)."""
+    """Each sample's channels normalised over their own positions (H x W, L, D x H x W); with running statistics,
+    those in eval, and in training the samples' statistics averaged into them (the variance unbiased, as batchnorm
+    keeps it)."""
     import torch
 
     x = xs[0]
+    axes = tuple(range(2, x.dim()))
     if training or not a["track_running_stats"]:
-        mean = x.mean((2, 3), keepdim=True)
-        var = (x - mean).square().mean((2, 3), keepdim=True)
+        mean = x.mean(axes, keepdim=True)
+        var = (x - mean).square().mean(axes, keepdim=True)
         if training and a["track_running_stats"]:
-            n = x.shape[2] * x.shape[3]
+            n = math.prod(x.shape[2:])
             with torch.no_grad():
                 m.running_mean.lerp_(mean.mean(0).flatten(), a["momentum"])
                 m.running_var.lerp_((var * n / (n - 1)).mean(0).flatten(), a["momentum"])
     else:
-        mean, var = m.running_mean[:, None, None], m.running_var[:, None, None]
+        mean, var = _per_channel(m.running_mean, x), _per_channel(m.running_var, x)
     y = (x - mean) * torch.rsqrt(var + a["eps"])
     if m.weight is not None:
-        y = y * m.weight[:, None, None] + m.bias[:, None, None]
+        y = y * _per_channel(m.weight, x) + _per_channel(m.bias, x)
     return y
 
 
 def _lrn_run(m, a: dict, t: TensorType, xs: list, training: bool):
     import torch.nn.functional as F
 
-    # the mean of squares over a window of `size` channels, size // 2 before and (size - 1) // 2 after
+    # the mean of squares over a window of `size` channels, size // 2 before and (size - 1) // 2 after, at each
+    # position (a map's, a signal's or a volume's: read as one axis of positions)
     x = xs[0]
-    sq = F.pad(x.square().unsqueeze(1), (0, 0, 0, 0, a["size"] // 2, (a["size"] - 1) // 2))
-    mean = F.avg_pool3d(sq, (a["size"], 1, 1), stride=1).squeeze(1)
+    flat = x.flatten(2)
+    sq = F.pad(flat.square().unsqueeze(1), (0, 0, a["size"] // 2, (a["size"] - 1) // 2))
+    mean = F.avg_pool2d(sq, (a["size"], 1), stride=1).squeeze(1).reshape(x.shape)
     return x / (a["k"] + a["alpha"] * mean).pow(a["beta"])
 
 
@@ -234,18 +251,23 @@ _register(OpKind(
     doc="rmsnorm over the channels of a C x H x W map with a class of its own (timm's RmsNorm2d), so that a network "
         "may hold it as its norm_layer", saves=INPUT))
 _register(OpKind(
-    "instancenorm", InstanceNormArgs, _instancenorm_shape, module="nn.InstanceNorm2d", in_arg=True,
+    "instancenorm", InstanceNormArgs, _instancenorm_shape, layouts=tuple(_SPATIAL), module="nn.InstanceNorm2d",
+    modules={"CL": "nn.InstanceNorm1d", "CDHW": "nn.InstanceNorm3d"}, in_arg=True,
     params=lambda a, t: 2 * t.features if a.affine else 0, make=_instancenorm_make, run=_instancenorm_run, value=True,
-    doc="instance normalisation: each sample's channels over their own H x W (style transfer, GANs)", saves=INPUT,
+    doc="instance normalisation: each sample's channels over their own H x W (L of a signal, D x H x W of a volume; "
+        "style transfer, GANs)", saves=INPUT,
     buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8)) if a["track_running_stats"] else ()))
 _register(OpKind(
-    "groupnorm", GroupNormArgs, _groupnorm_shape, module="nn.GroupNorm", in_arg="num_channels",
+    "groupnorm", GroupNormArgs, _groupnorm_shape, layouts=tuple(_SPATIAL), module="nn.GroupNorm",
+    in_arg="num_channels",
     params=lambda a, t: t.features * (a.affine + (a.affine and a.bias)), make=_groupnorm_make, run=_groupnorm_run,
-    doc="group normalisation: each sample's channels in groups, normalised over the group and H x W (Wu and He)",
+    doc="group normalisation: each sample's channels in groups, normalised over the group and its positions (H x W, "
+        "a signal's L, a volume's D x H x W; Wu and He)",
     saves=INPUT))
 _register(OpKind(
-    "lrn", LRNArgs, _same, module="nn.LocalResponseNorm", functional="F.local_response_norm", run=_lrn_run,
-    doc="local response normalisation across channels",
+    "lrn", LRNArgs, _same, layouts=tuple(_SPATIAL), module="nn.LocalResponseNorm",
+    functional="F.local_response_norm", run=_lrn_run,
+    doc="local response normalisation across channels (of a map, a signal or a volume)",
     label=lambda a: f"lrn {a['size']}", saves=_lrn_saves))
 
 
