@@ -345,8 +345,9 @@ class ShiftedWindowAttention(nn.Module):
         scores = q @ scores_1  # N x 1..64 x 3..32 x 49 x 49 (tensor)
         scores = scores + bias  # N x 1..64 x 3..32 x 49 x 49 (tensor)
         if self.shift_size > 0:
-            masked_1 = self.shift_mask(padded)  # N x 1..64 x 1 x 49 x 49 (tensor)
-            masked = scores + masked_1  # N x 1..64 x 3..32 x 49 x 49 (tensor)
+            masked = self.shift_mask(padded)  # N x 1..64 x 1 x 49 x 49 (tensor)
+            masked_1 = scores - 100.0  # N x 1..64 x 3..32 x 49 x 49 (tensor)
+            masked = torch.where(masked, masked_1, scores)  # N x 1..64 x 3..32 x 49 x 49 (tensor)
         else:
             masked = scores
         a = F.softmax(masked, -1)  # N x 1..64 x 3..32 x 49 x 49 (tensor)
@@ -372,8 +373,8 @@ class ShiftMask(nn.Module):
     """The shifted windows' mask, windows x 1 x n x n, of the padded map x (only its
     sizes are read): torchvision's slices cut the rolled map into 3 x 3 regions,
     its rows before ph - ws, up to ph - sh and the last sh, its columns alike;
-    two tokens of one window from different regions get -100, nearly no
-    attention after the softmax.
+    true where two tokens of one window come from different regions, whose
+    scores lose 100 (nearly no attention after the softmax).
     """
 
     def __init__(self, in_channels: int, ws: int, shift_size: int) -> None:
@@ -403,7 +404,6 @@ class ShiftMask(nn.Module):
         r = r.reshape(r.shape[0], ph // self.ws * (pw // self.ws), 1, 1, self.ws * self.ws)  # N x 1..64 x 1 x 1 x 49 (tensor)
         mask_1 = r.transpose(3, 4)  # N x 1..64 x 1 x 49 x 1 (tensor)
         mask = r != mask_1  # N x 1..64 x 1 x 49 x 49 (tensor)
-        mask = torch.where(mask, -100.0, 0.0)  # N x 1..64 x 1 x 49 x 49 (tensor)
         return mask
 
 

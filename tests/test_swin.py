@@ -82,8 +82,8 @@ def test_training_mode_drops_what_torchvision_drops():
 # Mutations that compile (same shapes) but compute something else: the comparison must see each of them.
 SPEC_MUTATIONS = {
     "the shift's sign turned": ("roll(padded, (-sh, -sw), (1, 2))", "roll(padded, (sh, sw), (1, 2))"),
-    "the shift's mask dropped": ("scores + shift_mask(padded) if shift_size > 0 else scores",
-                                 "scores + 0 * shift_mask(padded) if shift_size > 0 else scores"),
+    "the shift's mask dropped": ("where(shift_mask(padded), scores - 100.0, scores)",
+                                 "where(shift_mask(padded), scores, scores)"),
     "GELU replaced by ReLU": ("gelu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init",
                               "relu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init", "common.arch"),  # the MLP block
     "V2 normalising before attention": ("attn = window_attention(window_size, num_heads, shift_size, 2, "
@@ -138,13 +138,11 @@ def test_a_size_that_is_no_multiple_of_the_windows_works_as_in_torchvision():
 def test_one_model_takes_any_input_size_as_torchvisions_does():
     # the model made for 224 (the factory's default; 224 itself: test_matches_torchvision) run at 232: 58
     # positions a side, each map padded to whole windows as it runs and the shift's mask made for the padded
-    # size; static shapes at that size; and as a detection backbone, each stage's channels-last map as the full
-    # model computes it
+    # size (static shapes at a padded size: test_a_size_that_is_no_multiple_of_the_windows_works_as_in_torchvision);
+    # and as a detection backbone, each stage's channels-last map as the full model computes it
     import archc
 
     model, x = compare("swin_t", 232)
-    assert_static_shapes(spec("swin"), "swin_t", model, x, size=232)
-    model.eval()  # (the shapes' check ran it in training mode)
     backbone = archc.create_model("swin_t", features_only=True).eval()
     backbone.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("features.")})
     with torch.no_grad():
@@ -172,3 +170,12 @@ def test_the_index_buffers_are_torchvisions_before_loading(tmp_path):
     mirrored = zoo.mutated_spec("swin", "(2 * ws - 1, 1, 1 - 2 * ws, -1), (ws - 1) * 2 * ws)",
                                 "(2 * ws - 1, -1, 1 - 2 * ws, 1), (ws - 1) * 2 * ws)", tmp_path)
     assert not any(torch.equal(v, theirs[k]) for k, v in _indices(mirrored.build("swin_t")).items())
+
+
+@pytest.mark.slow
+def test_a_bfloat16_model_stays_in_bfloat16():
+    # the shift's mask is boolean and the scores lose 100 where it holds: no float32 tensor joins the scores
+    model = spec("swin").build("swin_t").eval().to(torch.bfloat16)
+    with torch.no_grad():
+        out = model(image(96, batch=1).to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
