@@ -158,6 +158,9 @@ class FlowMix:
                     f"{a} / (1 + vector_norm({a}, (2, 3), keepdim = true))",  # each channel's L2 norm over the map
                     f"{a} * vector_norm({a}, 1, ord = 1.5, keepdim = true) / 4",
                     f"{a} * sin({a}) + cos(normalize({a}, dim = 1))",
+                    # elementwise math (Swin V2's log-spaced coordinates and clamped logit scale)
+                    f"sign({a}) * log2(abs({a}) + 1) / 3 + exp(clamp({a}, max = 1.0)) - log(exp(-abs({a})) + 1)"
+                    f" * clamp({a}, -1.0, 0.5)",
                     # a table of each channel's index, broadcast over the map; ** of a number and a tensor
                     f"normalize({a}, p = 1.0, dim = -1, eps = 0.01) + 0.9 ** coordinates({a}, (c, 1, 1), 1)",
                     f"{a} + reshape(coordinates({a}, (c,), 1), (c, 1, 1)) / c - sigmoid({a}) ** 2",
