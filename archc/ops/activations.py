@@ -317,4 +317,5 @@ def _prelu_run(m, a: dict, t: TensorType, xs: list, training: bool):
 _register(OpKind(
     "prelu", PReLUArgs, _prelu_shape, layouts=ANY, module="nn.PReLU", params=lambda a, t: a.num_parameters,
     make=_prelu_make, run=_prelu_run, label=lambda a: f"prelu {a['num_parameters']}", saves=INPUT,
-    doc="x, or a learned slope times x below zero: one slope, or one per channel (num_parameters = channels)"))
+    doc="x, or a learned slope times x below zero: one slope, or one per channel (num_parameters = channels)",
+    init_params=("weight",)))

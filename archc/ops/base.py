@@ -164,6 +164,14 @@ class OpKind:
     scatters: bool = False
     torch_view: bool = False
 
+    # initialisation (``init KIND.PARAM = ...``): the parameters its module may have; those it has, a function of its
+    # arguments where some may be absent (a conv without bias; None: all of them); and the sizes of a layer that a
+    # rule's arguments may read (``fan_in``, ``num_features``, ...; ``ops.initsizes``), a function of its arguments,
+    # its input's shape and its output's type
+    init_params: tuple[str, ...] = ()
+    init_has: Callable[[dict], tuple[str, ...]] | None = None
+    init_sizes: Callable[[dict, tuple, TensorType], dict] | None = None
+
     def keeps(self, args: dict) -> bool:
         """Whether its backward reads its output, with these argument values."""
         return self.keeps_output or (self.keeps_output_if is not None and self.keeps_output_if(args))

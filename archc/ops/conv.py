@@ -26,6 +26,7 @@ from .base import (
     size_text,
     stride_text,
 )
+from .initsizes import WEIGHT_BIAS, bias_if, conv_sizes
 
 
 def _window(size: int, k: int, s: int, p: int, d: int, ceil: bool, dim: str) -> int:
@@ -142,7 +143,8 @@ def _pool_label(kind: str):
 _register(OpKind(
     "conv", ConvArgs, _conv_shape, module="nn.Conv2d", same_module="_Conv2dSame", in_arg=True,
     channels_from="out_channels", params=_conv_params, macs=_conv_macs, make=_conv_make, run=_conv_run, doc="2-D convolution",
-    label=_conv_label, fuses_into="conv_act", saves=INPUT))
+    label=_conv_label, fuses_into="conv_act", saves=INPUT, init_params=WEIGHT_BIAS, init_has=bias_if("bias"),
+    init_sizes=conv_sizes))
 
 
 # ------------------------------------------- convolution with scaled weight standardisation
@@ -210,7 +212,9 @@ _register(OpKind(
     "ws_conv", WSConvArgs, _ws_conv_shape, module="_WSConv2d", same_module="_WSConv2dSame", in_arg=True,
     channels_from="out_channels", params=_ws_conv_params, macs=_conv_macs, make=_ws_conv_make, run=_ws_conv_run,
     doc="2-D convolution with scaled weight standardisation (NF-ResNets, NFNets): weight, bias and a gain",
-    label=lambda a: "ws_" + _conv_label(a), saves=_ws_conv_saves, makes=_ws_conv_makes))
+    label=lambda a: "ws_" + _conv_label(a), saves=_ws_conv_saves, makes=_ws_conv_makes,
+    init_params=("weight", "bias", "gain"), init_sizes=conv_sizes,
+    init_has=lambda a: ("weight", "bias", "gain") if a.get("bias", True) else ("weight", "gain")))
 
 
 # -------------------------------------------------------------------- pooling

@@ -14,6 +14,7 @@ from pydantic import create_model
 from ..sema.layout import TensorType
 from .base import INPUT, NOTHING, Args, NonNeg, OpKind, Pos, Saves, ShapeError, _register
 from .conv import _window
+from .initsizes import WEIGHT_BIAS, bias_if, conv_sizes
 
 One = Pos | tuple[Pos]  # torch's own modules hold 1-tuples
 PadOne = NonNeg | tuple[NonNeg]
@@ -88,7 +89,7 @@ def _conv_entry(rank: int) -> OpKind:
         channels_from="out_channels", params=lambda a, t: a.out_channels * weights(a, t) + (a.out_channels if a.bias
                                                                                             else 0),
         macs=lambda a, t, o: math.prod(o.shape) * weights(a, t), make=make, run=run, label=label, saves=INPUT,
-        doc=f"{rank}-D convolution")
+        doc=f"{rank}-D convolution", init_params=WEIGHT_BIAS, init_has=bias_if("bias"), init_sizes=conv_sizes)
 
 
 # -------------------------------------------------------------------- pooling

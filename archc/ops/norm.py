@@ -11,6 +11,7 @@ from pydantic import Field
 
 from ..sema.layout import TensorType
 from .base import ANY, INPUT, NOTHING, Args, Finite, NoArgs, OpKind, Pos, Prob, Saves, ShapeError, _register, _same
+from .initsizes import WEIGHT_BIAS, affine_if, bias_if, features_sizes, linear_sizes, shape_sizes
 
 
 def _identity_run(m, a: dict, t: TensorType, xs: list, training: bool):
@@ -226,6 +227,10 @@ def _lrn_saves(a: dict, ins: tuple, out: tuple) -> Saves:
     return Saves((0,), extra=((math.prod(out), 0),) * 3)
 
 
+def _rms_has(a: dict) -> tuple[str, ...]:
+    return ("weight",) if a.get("elementwise_affine", True) else ()
+
+
 _register(OpKind(
     "batchnorm", BatchNormArgs, _same, layouts=("CHW", "F", "CL", "CDHW"), module="nn.BatchNorm2d",
     modules={"F": "nn.BatchNorm1d", "CL": "nn.BatchNorm1d", "CDHW": "nn.BatchNorm3d"}, in_arg=True,
@@ -233,37 +238,40 @@ _register(OpKind(
     folds_into=("conv", "linear"), make=_batchnorm_make, run=_batchnorm_run, value=True,
     doc="batch normalisation over channels (of a map, a C x L signal or a volume; or features, after flatten)",
     saves=lambda a, ins, out: Saves((0,), fixed=((2 * out[0], 4),)),  # and the batch's mean and 1 / deviation
-    buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8))))  # running mean and variance, step count
+    buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8)),  # running mean and variance, step count
+    init_params=WEIGHT_BIAS, init_has=affine_if("affine"), init_sizes=features_sizes))
 _register(OpKind(
     "layernorm", LayerNormArgs, _same, layouts=ANY, module="nn.LayerNorm", modules={"CHW": "_LayerNorm2d"},
     in_arg=True, params=_layernorm_params, make=_layernorm_make, run=_layernorm_run, value=True,
     doc="layer normalisation over the feature dimension: the last one, or the channels of a C x H x W map",
-    saves=INPUT))
+    saves=INPUT, init_params=WEIGHT_BIAS, init_has=affine_if("elementwise_affine", "bias"), init_sizes=shape_sizes))
 _register(OpKind(
     "rmsnorm", RMSNormArgs, _rmsnorm_shape, layouts=ANY, module="nn.RMSNorm", modules={"CHW": "_RMSNorm2d"},
     in_arg=True, params=lambda a, t: t.features if a.elementwise_affine else 0, make=_rmsnorm_make,
     run=_rmsnorm_run, value=True,
     doc="root-mean-square normalisation over the feature dimension: the last one, or the channels of a map",
-    saves=INPUT))  # (and one reciprocal root a position)
+    saves=INPUT,  # (and one reciprocal root a position)
+    init_params=("weight",), init_has=_rms_has, init_sizes=shape_sizes))
 _register(OpKind(
     "rmsnorm2d", RMSNormArgs, _same, module="_RMSNorm2d", in_arg=True,
     params=lambda a, t: t.features if a.elementwise_affine else 0, make=_rmsnorm_make, run=_rmsnorm_run, value=True,
     doc="rmsnorm over the channels of a C x H x W map with a class of its own (timm's RmsNorm2d), so that a network "
-        "may hold it as its norm_layer", saves=INPUT))
+        "may hold it as its norm_layer", saves=INPUT, init_params=("weight",), init_has=_rms_has, init_sizes=shape_sizes))
 _register(OpKind(
     "instancenorm", InstanceNormArgs, _instancenorm_shape, layouts=tuple(_SPATIAL), module="nn.InstanceNorm2d",
     modules={"CL": "nn.InstanceNorm1d", "CDHW": "nn.InstanceNorm3d"}, in_arg=True,
     params=lambda a, t: 2 * t.features if a.affine else 0, make=_instancenorm_make, run=_instancenorm_run, value=True,
     doc="instance normalisation: each sample's channels over their own H x W (L of a signal, D x H x W of a volume; "
         "style transfer, GANs)", saves=INPUT,
-    buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8)) if a["track_running_stats"] else ()))
+    buffers=lambda a, ins, out: ((2 * out[0], 0), (1, 8)) if a["track_running_stats"] else (),
+    init_params=WEIGHT_BIAS, init_has=affine_if("affine"), init_sizes=features_sizes))
 _register(OpKind(
     "groupnorm", GroupNormArgs, _groupnorm_shape, layouts=tuple(_SPATIAL), module="nn.GroupNorm",
     in_arg="num_channels",
     params=lambda a, t: t.features * (a.affine + (a.affine and a.bias)), make=_groupnorm_make, run=_groupnorm_run,
     doc="group normalisation: each sample's channels in groups, normalised over the group and its positions (H x W, "
         "a signal's L, a volume's D x H x W; Wu and He)",
-    saves=INPUT))
+    saves=INPUT, init_params=WEIGHT_BIAS, init_has=affine_if("affine", "bias")))
 _register(OpKind(
     "lrn", LRNArgs, _same, layouts=tuple(_SPATIAL), module="nn.LocalResponseNorm",
     functional="F.local_response_norm", run=_lrn_run,
@@ -318,7 +326,8 @@ _register(OpKind(
     channels_from="out_features", params=lambda a, t: t.features * a.out_features + (a.out_features if a.bias else 0),
     macs=lambda a, t, o: math.prod(t.shape) * a.out_features, make=_linear_make, run=_linear_run,
     doc="fully connected layer on the feature dimension (the last one)",
-    label=lambda a: f"linear {a['out_features']}", fuses_into="linear_act", saves=INPUT))
+    label=lambda a: f"linear {a['out_features']}", fuses_into="linear_act", saves=INPUT, init_params=WEIGHT_BIAS,
+    init_has=bias_if("bias"), init_sizes=linear_sizes))
 _register(OpKind(
     "dropout", DropoutArgs, _same, layouts=ANY, module="nn.Dropout", functional="F.dropout",
     functional_extra=("training=self.training",), value=True, view=True,  # p = 0 or eval: the input itself

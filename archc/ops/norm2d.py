@@ -10,6 +10,7 @@ pass ``partial(torchvision.models.convnext.LayerNorm2d, eps=1e-6)`` or any class
 from __future__ import annotations
 
 from .base import INPUT, OpKind, _register, _same
+from .initsizes import WEIGHT_BIAS, affine_if, shape_sizes
 from .norm import LayerNormArgs, _layernorm_make, _layernorm_params, _layernorm_run
 
 _register(OpKind(
@@ -17,4 +18,4 @@ _register(OpKind(
     params=_layernorm_params, make=_layernorm_make, run=_layernorm_run, value=True,
     doc="layer normalisation over the channels of a C x H x W map (torchvision's LayerNorm2d), as layernorm there, "
         "but with a class of its own, so a network may hold it as its norm_layer",
-    saves=INPUT))
+    saves=INPUT, init_params=WEIGHT_BIAS, init_has=affine_if("elementwise_affine", "bias"), init_sizes=shape_sizes))

@@ -9,11 +9,11 @@ its kind -- so a network of thousands of layers and tens of rules looks at only 
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
+from ..ops import REGISTRY
 from .expr import Evaluator
 from .exprfold import free_names
 from .graph import OpNode
@@ -30,44 +30,25 @@ from .initrules import (
     check_dimensions,
     entries,
 )
+from .layout import TensorType
 
 
 def layer_sizes(node: OpNode) -> dict[str, object]:
-    """The sizes of a layer that a rule's arguments may read, as torch counts them (a learned tensor has none)."""
-    if node.learned:
+    """The sizes of a layer that a rule's arguments may read, as its kind says (a learned tensor has none)."""
+    kind = REGISTRY.get(node.op)
+    if node.learned or kind is None or kind.init_sizes is None:
         return {}
-    a, shape = node.args, node.in_shapes[0]
-    if node.op in ("conv", "ws_conv", "conv1d", "conv3d"):
-        k = a["kernel_size"]  # one size for every spatial axis, or one each
-        kernel = (k,) * (len(shape) - 1) if isinstance(k, int) else tuple(k)
-        c_in, area = shape[0], math.prod(kernel)
-        return {"in_channels": c_in, "out_channels": a["out_channels"], "kernel_size": tuple(kernel),
-                "groups": a["groups"], "fan_in": c_in // a["groups"] * area, "fan_out": a["out_channels"] * area}
-    if node.op == "linear":
-        return {"in_features": shape[-1], "out_features": a["out_features"], "fan_in": shape[-1],
-                "fan_out": a["out_features"]}
-    features = node.shape[0] if node.layout in ("CHW", "F", "CL", "CDHW") else node.shape[-1]
-    return {"num_features": features, "normalized_shape": (features,)}
+    return kind.init_sizes(node.args, node.in_shapes[0], TensorType(node.shape, node.layout))
 
 
 def node_parameters(node: OpNode) -> tuple[str, ...]:
-    """The parameters a layer's module has (a conv without bias has no bias)."""
-    a = node.args
+    """The parameters a layer's module has, as its kind says (a conv without bias has no bias)."""
     if node.learned:  # a learned tensor: the rule sets the tensor itself
         return ("",)
-    if node.op in ("conv", "linear", "conv1d", "conv3d"):
-        return ("weight", "bias") if a.get("bias", True) else ("weight",)
-    if node.op == "ws_conv":
-        return ("weight", "bias", "gain") if a.get("bias", True) else ("weight", "gain")
-    if node.op == "batchnorm":
-        return ("weight", "bias") if a.get("affine", True) else ()
-    if node.op == "layernorm":
-        if not a.get("elementwise_affine", True):
-            return ()
-        return ("weight", "bias") if a.get("bias", True) else ("weight",)
-    if node.op in ("rmsnorm", "rmsnorm2d"):
-        return ("weight",) if a.get("elementwise_affine", True) else ()
-    return ()
+    kind = REGISTRY.get(node.op)
+    if kind is None or not kind.init_params:
+        return ()
+    return kind.init_params if kind.init_has is None else kind.init_has(node.args)
 
 
 def evaluate_rule(rule: Rule, node: OpNode, budget) -> Resolved:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
+from ..ops import REGISTRY
 from .expr import Budget, Evaluator
 from .exprfold import free_names
 from .values import type_name
@@ -57,10 +58,9 @@ _initialiser("kaiming_uniform", "nn.init.kaiming_uniform_",
 _initialiser("xavier_normal", "nn.init.xavier_normal_", (("gain", 1.0),), "Glorot and Bengio: N(0, 2 gain^2 / (fan_in + fan_out))")
 _initialiser("xavier_uniform", "nn.init.xavier_uniform_", (("gain", 1.0),), "Glorot and Bengio, uniform")
 
-# The parameters each op kind's module has, and the layer sizes a rule's arguments may read.
-PARAMETERS = {"conv": ("weight", "bias"), "linear": ("weight", "bias"), "batchnorm": ("weight", "bias"),
-              "layernorm": ("weight", "bias"), "ws_conv": ("weight", "bias", "gain"), "conv1d": ("weight", "bias"),
-              "conv3d": ("weight", "bias"), "rmsnorm": ("weight",), "rmsnorm2d": ("weight",)}
+# The parameters each op kind's module may have (``OpKind.init_params``), and the layer sizes a rule's arguments may
+# read (each kind's ``init_sizes`` gives those it has).
+PARAMETERS = {name: kind.init_params for name, kind in REGISTRY.items() if kind.init_params}
 LAYER_NAMES = ("fan_in", "fan_out", "in_channels", "out_channels", "kernel_size", "groups", "in_features",
                "out_features", "num_features", "normalized_shape")
 LAYER_NAME_SET = frozenset(LAYER_NAMES)
