@@ -234,7 +234,7 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         if t.h < 2 or t.w < 2:
             size = self.pick([1, 2])
             return [f"adaptive_avgpool({size})"], T("CHW", t.c, size, size)
-        kind = self.pick(["maxpool", "avgpool", "adaptive_maxpool", "upsample"])
+        kind = self.pick(["maxpool", "avgpool", "adaptive_maxpool", "upsample", "lppool"])
         if kind == "upsample" and t.h * t.w <= 100:
             mode = self.pick(["", ', mode = "bilinear"', ', mode = "nearest"'])
             return [f"{self.named(numbered, 'up') if self.chance(30) else ''}upsample(2{mode})"], T("CHW", t.c, 2 * t.h,
@@ -243,7 +243,7 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
             kind = "maxpool"
         if kind == "adaptive_maxpool":
             return ["adaptive_maxpool(2)"], T("CHW", t.c, 2, 2)
-        if self.chance(15):  # TensorFlow's: ceil(size / stride), padded with -inf (max) or counted zeros (avg)
+        if kind != "lppool" and self.chance(15):  # TensorFlow's: ceil(size / stride), padded with -inf or zeros
             k, s = self.pick([2, 3]), self.pick([1, 2])
             named = self.named(numbered, 'pool') if self.chance(50) else ''
             return [f'{named}{kind}({k}, {s}, padding = "same")'], T("CHW", t.c, -(-t.h // s), -(-t.w // s))
@@ -253,6 +253,8 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         if ceil == "true":
             h -= (h - 1) * 2 >= t.h
             w -= (w - 1) * 2 >= t.w
+        if kind == "lppool":  # powers whose roots every sum has (1: a sum pool)
+            return [f"lppool({self.pick([1, 2, 4])}, 2, ceil_mode = {ceil})"], T("CHW", t.c, h, w)
         return [f"{kind}(2, stride = 2, ceil_mode = {ceil})"], T("CHW", t.c, h, w)
 
     def s_ln(self, t, depth, numbered):

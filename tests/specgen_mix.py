@@ -214,6 +214,8 @@ class Mix:
                                                                                                 t.h, t.w)
         if kind == "glu":
             kind = "softshrink"
+        if kind in ("softmax", "log_softmax", "softmin") and t.layout == "CHW" and self.chance(25):  # over the channels
+            return [self.named(numbered, "act") + "softmax2d" if self.chance(30) else "softmax2d"], t
         if kind == "prelu":
             n = t.c if t.layout in ("CHW", "F") and self.chance(50) else 1
             return [f"{self.named(numbered, 'prelu')}prelu({self.x_int(n)}, init = {f(-0.5, 0.5)})"], t

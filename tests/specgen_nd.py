@@ -41,14 +41,18 @@ class NdMix:
     def nd_pool(self, t, numbered: bool):
         rank = 1 if t.layout == "CL" else 3
         sizes = self.nd_spatial(t)
-        kind = self.pick(["max", "avg", "adaptive"]) if min(sizes) >= 2 else "adaptive"
+        kind = self.pick(["max", "avg", "adaptive", "lp"]) if min(sizes) >= 2 else "adaptive"
         if kind == "adaptive":
             size = self.pick([1, 2])
             return [f"adaptive_{self.pick(['avg', 'max'])}pool{rank}d({size})"], self.nd_typed(t, t.c, [size] * len(sizes))
         ceil = self.pick(["true", "false"])
+        if kind == "lp":  # stride defaults to the kernel size, as for the others
+            kind = f"lppool{rank}d({self.pick([1, 2, 4])}, "
+        else:
+            kind = f"{kind}pool{rank}d("
         out = [-(-(n - 2) // 2) + 1 if ceil == "true" else (n - 2) // 2 + 1 for n in sizes]
         out = [o - ((o - 1) * 2 >= n) if ceil == "true" else o for o, n in zip(out, sizes)]
-        return [f"{self.named(numbered, 'pool') if self.chance(30) else ''}{kind}pool{rank}d(2, ceil_mode = {ceil})"], \
+        return [f"{self.named(numbered, 'pool') if self.chance(30) else ''}{kind}2, ceil_mode = {ceil})"], \
             self.nd_typed(t, t.c, out)
 
     def nd_statement(self, t, numbered: bool):

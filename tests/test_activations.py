@@ -39,6 +39,7 @@ ELEMENTWISE = [
     ("softmax(-1)", lambda x: F.softmax(x, -1), lambda x: F.softmax(x, 1)),
     ("log_softmax(dim = 2)", lambda x: F.log_softmax(x, 2), lambda x: F.log_softmax(x, 3)),
     ("softmin(1)", lambda x: F.softmin(x, 1), lambda x: F.softmax(x, 1)),
+    ("softmax2d", torch.nn.Softmax2d(), lambda x: F.softmax(x, 2)),
     ("hardshrink", F.hardshrink, lambda x: F.hardshrink(x, 1.0)),
     ("hardshrink(1.5)", lambda x: F.hardshrink(x, 1.5), F.hardshrink),
     ("softshrink(lambd = 0.25)", lambda x: F.softshrink(x, 0.25), F.softshrink),
@@ -50,7 +51,7 @@ FORMS = {  # the module and the function the generated code writes for each kind
     "hardtanh": ("nn.Hardtanh", "F.hardtanh"), "softsign": ("nn.Softsign", "F.softsign"),
     "tanhshrink": ("nn.Tanhshrink", "F.tanhshrink"), "logsigmoid": ("nn.LogSigmoid", "F.logsigmoid"),
     "softmax": ("nn.Softmax", "F.softmax"), "log_softmax": ("nn.LogSoftmax", "F.log_softmax"),
-    "softmin": ("nn.Softmin", "F.softmin"), "hardshrink": ("nn.Hardshrink", "F.hardshrink"),
+    "softmin": ("nn.Softmin", "F.softmin"), "softmax2d": ("nn.Softmax2d", "F.softmax"), "hardshrink": ("nn.Hardshrink", "F.hardshrink"),
     "softshrink": ("nn.Softshrink", "F.softshrink"), "threshold": ("nn.Threshold", "F.threshold"),
 }
 

@@ -174,6 +174,7 @@ _ACTIVATIONS = {
     "softmax": _pointwise(_softmax),
     "log_softmax": _pointwise(_log_softmax),
     "softmin": _pointwise(lambda torch, x, a: _softmax(torch, -x, a)),
+    "softmax2d": _pointwise(lambda torch, x, a: _softmax(torch, x, {"dim": 1})),  # a map's channels
     "hardshrink": _pointwise(lambda torch, x, a: torch.where(x.abs() > a["lambd"], x, torch.zeros_like(x))),
     "softshrink": _pointwise(lambda torch, x, a: x - x.clamp(-a["lambd"], a["lambd"])),
     "threshold": _pointwise(lambda torch, x, a: torch.where(x > a["threshold"], x, torch.full_like(x, a["value"]))),
@@ -252,6 +253,10 @@ _activation("log_softmax", "nn.LogSoftmax", "F.log_softmax", "log(softmax(x)) ov
 _activation("softmin", "nn.Softmin", "F.softmin", "softmax(-x) over dimension dim (counting the batch as 0)",
             inplace=False, args=SoftmaxArgs, keeps_output=True, shape=_softmax_shape, value=False,
             label=lambda a: f"softmin dim {a['dim']}", saves=OUTPUT)
+_register(OpKind(
+    "softmax2d", NoArgs, _same, module="nn.Softmax2d", functional="F.softmax", functional_extra=("-3",),
+    keeps_output=True, value=True, run=_ACTIVATIONS["softmax2d"], saves=OUTPUT,
+    doc="softmax over the channels at each position of a C x H x W map (softmax dim 1 as a module of its own)"))
 _activation("hardshrink", "nn.Hardshrink", "F.hardshrink", "x where |x| > lambd, else 0", inplace=False,
             args=ShrinkArgs, label=lambda a: f"hardshrink {a['lambd']}")
 _activation("softshrink", "nn.Softshrink", "F.softshrink", "x moved towards 0 by lambd, 0 within lambd of it",
