@@ -115,10 +115,12 @@ def test_bad_shapes_of_several_inputs_say_both():
         shape("matmul", (a, b))
     with pytest.raises(ShapeError, match="do not fit"):
         shape("scaled_dot_product_attention", (a, b, TensorType((3, 6, 5), "...")))
-    with pytest.raises(ShapeError, match="differ elsewhere"):
-        shape("cat", (a, TensorType((3, 5, 5), "...")), dim=1)
-    with pytest.raises(ShapeError, match="one shape"):
+    with pytest.raises(ShapeError, match="joining along dim 3, 3 x 4 x 5 .* and 3 x 5 x 5 .* differ elsewhere") as e:
+        shape("cat", (a, TensorType((3, 5, 5), "...")), dim=3)
+    assert e.value.hint == "every size but dim 3's must be equal (and the ranks)"
+    with pytest.raises(ShapeError, match="stacked must have one shape, got 3 x 4 x 5 .*, 3 x 5 x 5") as e:
         shape("stack", (a, TensorType((3, 5, 5), "...")), dim=1)
+    assert "use cat" in e.value.hint
 
 
 def test_macs_of_attention_count_both_products():

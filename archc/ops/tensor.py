@@ -424,7 +424,8 @@ def _cat_shape(a: JoinArgs, ts: tuple[TensorType, ...]) -> TensorType:
     for t in ts[1:]:
         if len(t.shape) != len(first.shape) or any(x != y for k, (x, y) in enumerate(zip(t.shape, first.shape))
                                                    if k != i):
-            raise ShapeError(f"cat along dim {a.dim}: {first.describe()} and {t.describe()} differ elsewhere")
+            raise ShapeError(f"joining along dim {a.dim}, {first.describe()} and {t.describe()} differ elsewhere",
+                             hint=f"every size but dim {a.dim}'s must be equal (and the ranks)")
     shape = list(first.shape)
     shape[i] = sum(t.shape[i] for t in ts)
     return TensorType(tuple(shape), first.layout) if all(t.layout == first.layout for t in ts) else named(tuple(shape))
@@ -443,7 +444,8 @@ def _cat_sym(a: dict, shapes: tuple) -> tuple | None:
 def _stack_shape(a: JoinArgs, ts: tuple[TensorType, ...]) -> TensorType:
     first = ts[0]
     if any(t.shape != first.shape for t in ts):
-        raise ShapeError(f"stack needs tensors of one shape, got {', '.join(t.describe() for t in ts)}")
+        raise ShapeError(f"the tensors stacked must have one shape, got {', '.join(t.describe() for t in ts)}",
+                         hint="stack adds a dimension; to join tensors along one they have, use cat")
     i = axis(a.dim, len(first.shape) + 1)
     return named((*first.shape[:i], len(ts), *first.shape[i:]))
 
