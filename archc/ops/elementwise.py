@@ -53,8 +53,8 @@ _KINDS = {  # name: (its meaning, what backward keeps, the doc)
 
 def _kind(name: str, meaning, saves, doc: str) -> None:
     _register(OpKind(name, NoArgs, _same, layouts=ANY, functional=f"torch.{name}", view=False, doc=doc,
-                     run=lambda m, a, t, xs, training: meaning(xs[0]), keeps_output=saves is OUTPUT,
-                     saves=saves))
+                     sym=lambda a, shape: shape, run=lambda m, a, t, xs, training: meaning(xs[0]),
+                     keeps_output=saves is OUTPUT, saves=saves))
 
 
 for _name, (_meaning, _saves, _doc) in _KINDS.items():
