@@ -150,6 +150,9 @@ class FlowMix:
                     f"scaled_dot_product_attention({a}, {a}, {a}, is_causal = true, scale = 0.5)",
                     f"scaled_dot_product_attention({a}, {a}, {a}, dropout_p = 0.1)",
                     f"scaled_dot_product_attention({a}, {a}, {a}, narrow({a}, 1, 0, 1))",  # an additive mask
+                    # a boolean mask, true at each row's largest entry at least
+                    f"scaled_dot_product_attention({a}, {a}, {a}, narrow({a}, 1, 0, 1) >= amax(narrow({a}, 1, 0, 1), -1,"
+                    f" keepdim = true))",
                     f"{a} + unflatten(sum(reshape({a}, (c, -1)), 2, keepdim = true), 2, (1, 1)) / 8",
                     f"flatten_dims(unflatten({a}, 1, (1, c)), 1, 2)",
                     # permute of any rank: five axes, and a map's axes in an order of unnamed axes

@@ -75,6 +75,17 @@ def test_attention_with_an_additive_mask_matches_torch():
         shape("scaled_dot_product_attention", (t, t, t, TensorType((3, 7, 7), "...")), is_causal=True)
 
 
+def test_attention_with_a_boolean_mask_matches_torch():
+    """A boolean fourth tensor (a comparison in a let) keeps the scores where it holds, as torch's boolean attn_mask:
+    added to the scores as 0 and 1 it would be another attention."""
+    q, k, v = (torch.randn(2, 3, 7, 4, dtype=torch.float64) for _ in range(3))
+    mask = torch.randn(2, 1, 7, 7) > 0
+    mask[..., 0] = True  # every query sees a key
+    ours = run("scaled_dot_product_attention", [q, k, v, mask])
+    assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    assert not torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask.double()))
+
+
 def shape(kind: str, t, **args):
     op = REGISTRY[kind]
     return op.shape(op.args(**args), t)

@@ -401,8 +401,9 @@ def _sdpa_run(m, a: dict, t, xs: list, training: bool):
     q, k, v = xs[:3]
     scale = a["scale"] if a["scale"] is not None else 1 / math.sqrt(q.shape[-1])
     scores = (q @ k.transpose(-2, -1)) * scale
-    if len(xs) == 4:
-        scores = scores + xs[3]
+    if len(xs) == 4:  # a boolean mask keeps the scores where it holds; any other is added to them
+        mask = xs[3]
+        scores = scores.masked_fill(~mask, float("-inf")) if not mask.is_floating_point() else scores + mask
     if a["is_causal"]:
         mask = q.new_ones(q.shape[-2], k.shape[-2], dtype=bool).tril()
         scores = scores.masked_fill(~mask, float("-inf"))
