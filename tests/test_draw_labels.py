@@ -74,19 +74,38 @@ def test_the_drawn_efficientnet_has_keyword_labels_without_float_noise():
 
 
 def test_a_run_that_differs_in_drop_rate_and_shift_folds_with_a_count_and_ranges():
+    # (Swin V2's blocks differ only in their arguments; V1's shifted blocks hold a mask the others lack, so a V1
+    # stage's blocks are drawn one by one)
     s = spec("swin")
-    graph, signatures = s.graph("swin_t"), Signatures.of_spec(s)
+    graph, signatures = s.graph("swin_v2_t"), Signatures.of_spec(s)
     labels = node_labels(draw.dot_source(graph, 1, signatures=signatures))
     fold = labels["block:features.5.0"]
-    assert fold.startswith("5.0 … 5.5  ×6 SwinTransformerBlock(num_heads=12, window_size=7)")
-    assert "shift_size = 0 or 3" in fold and "stochastic_depth_prob = 0.0727 … 0.164" in fold
+    assert fold.startswith("5.0 … 5.5  ×6 SwinTransformerBlock(num_heads=12, window_size=8, version=2)")
+    assert "shift_size = 0 or 4" in fold and "stochastic_depth_prob = 0.0727 … 0.164" in fold
     assert not any(k.startswith("block:features.5.") and k != "block:features.5.0" for k in labels)
     unfolded = node_labels(draw.dot_source(graph, 1, fold=False, signatures=signatures))
     assert [k for k in unfolded if k.startswith("block:features.5.")] == [f"block:features.5.{i}" for i in range(6)]
     # drawn open, the fold's box says the same
     full = draw.dot_source(graph, None, signatures=signatures)
-    assert 'label="5.0 … 5.5 ×6: SwinTransformerBlock(num_heads=12, window_size=7), shift_size = 0 or 3, ' \
+    assert 'label="5.0 … 5.5 ×6: SwinTransformerBlock(num_heads=12, window_size=8, version=2), shift_size = 0 or 4, ' \
            'stochastic_depth_prob = 0.0727 … 0.164"' in full
+
+
+def test_closed_boxes_of_calls_alike_but_for_numbers_fold_though_their_ops_differ():
+    # Swin V1's shifted block holds a mask and rolls that the unshifted one lacks: drawn closed, each is
+    # SwinTransformerBlock(...) with its own shift_size and the same parameters and output, and the stage folds;
+    # drawn open, the ops differ and each block is drawn
+    s = spec("swin")
+    graph, signatures = s.graph("swin_t"), Signatures.of_spec(s)
+    labels = node_labels(draw.dot_source(graph, 1, signatures=signatures))
+    fold = labels["block:features.5.0"]
+    assert fold.startswith("5.0 … 5.5  ×6 SwinTransformerBlock(num_heads=12, window_size=7)")
+    assert "shift_size = 0 or 3" in fold
+    full = draw.dot_source(graph, None, signatures=signatures)
+    assert "5.0 … 5.5" not in full and 'label="5.1: SwinTransformerBlock(num_heads=12, window_size=7, shift_size=3' in full
+    # a box with more parameters than its neighbours (ResNet's first Bottleneck, a projection shortcut) stays apart
+    labels = node_labels(draw.dot_source(spec("resnet").graph("resnet50"), 1))
+    assert "block:layer1.0" in labels and "block:layer1.1" in labels
 
 
 def test_ranges_read_as_growth_or_alternatives():

@@ -151,6 +151,31 @@ class View:
         self._signatures[path] = found
         return found
 
+    def _alike(self, a: str, b: str, closed: bool) -> bool:
+        """Whether instance ``b`` folds into a run of ``a``'s: alike ops (``Signature.alike``), or, drawn closed,
+        alike boxes (``_closed``)."""
+        if self._signature(a).alike(self._signature(b)):
+            return True
+        if not closed:
+            return False
+        x, y = self._closed(a), self._closed(b)
+        return x.masked == y.masked and x.numbers != y.numbers and x.sizes == y.sizes
+
+    def _closed(self, path: str) -> Signature:
+        """A block instance drawn as one box: its call (the block, its arguments with every number ``#``), its
+        parameters and the shapes that leave it. Two boxes of calls that differ in numbers and alike in those fold,
+        though their ops may differ where they are not drawn (Swin V1's shifted block holds a mask that the
+        unshifted one lacks: closed, each is the same call with another shift_size)."""
+        key = "\0closed " + path
+        found = self._signatures.get(key)
+        if found is None:
+            scope, inside = self.graph.scopes[path], set(self.scope_ops[path])
+            ops = [self.graph.node(oid) for oid in self.scope_ops[path]]
+            leaving = tuple(sorted(op.shape for op in ops if any(v not in inside for v in self.g.successors(op.id))))
+            found = self._signatures[key] = Signature((scope.block, masked(scope.args)), tuple(numbers(scope.args)),
+                                                      (sum(op.params for op in ops), leaving))
+        return found
+
     def _masked(self, op: OpNode) -> tuple[tuple, list]:
         """``op``'s arguments with every number written ``#``, and the numbers."""
         found = self._masked_args.get(op.id)
@@ -179,15 +204,16 @@ class View:
             j = i + 1
             concats: list[str] = []
             if first is not None:
-                sig = self._signature(first)
+                closed = not isinstance(children[i], Cluster)
                 prev = first
                 while j < len(children):
                     nxt = self._instance(children[j])
-                    if nxt is not None and self._chained(prev, nxt) and sig.alike(self._signature(nxt)):
+                    if nxt is not None and closed == (not isinstance(children[j], Cluster)) and \
+                            self._chained(prev, nxt) and self._alike(first, nxt, closed):
                         prev = nxt
                         j += 1
                         continue
-                    nxt = self._dense_step(children, j, prev, sig)
+                    nxt = self._dense_step(children, j, prev, first, closed)
                     if nxt is None:
                         break
                     concats.append(children[j])
@@ -204,22 +230,23 @@ class View:
                 for k, path in enumerate(paths):
                     for oid in self.scope_ops[path]:
                         self.run_member[oid] = (first, k)
-                        if k:
-                            self.remap[oid] = first + oid[len(path):]
+                        if k:  # its counterpart in the first (a closed box's op the first lacks: the box)
+                            twin = first + oid[len(path):]
+                            self.remap[oid] = twin if twin in self.unit_of else self.scope_ops[first][0]
                 self.hidden.update(paths[1:])
             i = j
         for child in children:
             if isinstance(child, Cluster) and child.path not in self.hidden:
                 self._fold(child)
 
-    def _dense_step(self, children: list, j: int, prev: str, sig) -> str | None:
+    def _dense_step(self, children: list, j: int, prev: str, first: str, closed: bool) -> str | None:
         """In a dense, alike members alternate with the concatenation that feeds the next one:
         the next member's path if ``children[j]`` is that concatenation."""
         if j + 1 >= len(children) or isinstance(children[j], Cluster) or children[j] in self.unit_block:
             return None
         ops = self.unit_ops[children[j]]
         nxt = self._instance(children[j + 1])
-        if len(ops) != 1 or ops[0].op != "concat" or nxt is None or not sig.alike(self._signature(nxt)):
+        if len(ops) != 1 or ops[0].op != "concat" or nxt is None or not self._alike(first, nxt, closed):
             return None
         cat, in_prev, in_next = ops[0].id, set(self.scope_ops[prev]), set(self.scope_ops[nxt])
         if not any(u in in_prev for u in self.g.predecessors(cat)):
