@@ -95,7 +95,7 @@ class Interpreter(nn.Module):
                 run = kind.run
                 if op.name is not None and kind.make is not None:
                     made = kind.make(op.args, in_type)
-                    self._place(op.name, made)
+                    self._place(op.name, made, persistent=op.args.get("persistent", True))
                     state = "parameter" if isinstance(made, nn.Parameter) else "module" if isinstance(made, nn.Module) \
                         else "buffer"
             free = tuple(sorted({s for s in op.inputs if last_use[s] == i and s not in keep}))
@@ -104,8 +104,9 @@ class Interpreter(nn.Module):
         self._output = graph.output
         self._sides = list(graph.sides.values())
 
-    def _place(self, path: str, thing: nn.Module | nn.Parameter) -> None:
-        """Register a module or learned tensor at a dotted path, creating the containers above it."""
+    def _place(self, path: str, thing: nn.Module | nn.Parameter, persistent: bool = True) -> None:
+        """Register a module or learned tensor at a dotted path, creating the containers above it (a buffer in the
+        state_dict or, ``persistent`` false, not)."""
         *parents, leaf = path.split(".")
         holder: nn.Module = self
         for part in parents:
@@ -115,7 +116,7 @@ class Interpreter(nn.Module):
         if isinstance(thing, nn.Parameter):
             holder.register_parameter(leaf, thing)
         elif isinstance(thing, Tensor):  # a buffer (lookup's table)
-            holder.register_buffer(leaf, thing)
+            holder.register_buffer(leaf, thing, persistent=bool(persistent))
         else:
             holder.add_module(leaf, thing)
 

@@ -168,13 +168,18 @@ class LookupArgs(Args):
     steps: tuple[int, ...]
     offset: int = 0
     shape: tuple[Pos, ...] | None = None  # the buffer's, as the reference holds it (flat: none)
+    persistent: bool = True  # a state_dict key (torchvision's), or not (timm's: register_buffer(persistent=False))
+    absolute: tuple[tuple[int, ...], ...] = ()  # terms |c_0 i_0 + c_1 i_1 + ...| added, one a tuple c (LeViT's)
 
 
 def _extremes(a) -> tuple[int, int]:
-    """The table's least and greatest entry."""
+    """The table's least and greatest entry (with absolute terms, bounds: each term from 0 to its greatest)."""
     low = high = a.offset
     for size, step in zip(a.sizes, a.steps):
         low, high = low + min(0, step * (size - 1)), high + max(0, step * (size - 1))
+    for coefs in a.absolute:  # |c . i| is greatest at a corner of the grid
+        ends = [c * (size - 1) for c, size in zip(coefs, a.sizes)]
+        high += max(sum(max(0, e) for e in ends), -sum(min(0, e) for e in ends))
     return low, high
 
 
@@ -182,6 +187,8 @@ def _lookup_shape(a: LookupArgs, t: TensorType) -> TensorType:
     i = axis(a.dim, len(t.shape))
     if len(a.sizes) != len(a.steps):
         raise ShapeError(f"{len(a.sizes)} sizes and {len(a.steps)} steps", hint="one step a size")
+    if any(len(c) != len(a.sizes) for c in a.absolute):
+        raise ShapeError(f"an absolute term of other than {len(a.sizes)} coefficients", hint="one coefficient a size")
     if math.prod(a.sizes) > 2 ** 24:
         raise ShapeError(f"a table of {math.prod(a.sizes)} entries is too large", hint="at most 2 ** 24")
     if a.shape is not None and math.prod(a.shape) != math.prod(a.sizes):
@@ -207,14 +214,19 @@ def _lookup_sym(a: dict, shape: tuple) -> tuple | None:
     return tuple(out)
 
 
-def index_table(sizes, steps, offset: int, shape=None):
-    """The table: ``offset + sum(steps[k] * i_k)`` for each index of the grid, row by row (int64), flat or of
-    ``shape``."""
+def index_table(sizes, steps, offset: int, shape=None, absolute=()):
+    """The table: ``offset + sum(steps[k] * i_k)`` plus ``|sum(c[k] * i_k)|`` for each ``c`` of ``absolute``, for
+    each index of the grid, row by row (int64), flat or of ``shape``."""
     import torch
 
     table = torch.full((), offset, dtype=torch.int64)
     for size, step in zip(sizes, steps):
         table = table[..., None] + torch.arange(size) * step
+    for coefs in absolute:
+        term = torch.zeros((), dtype=torch.int64)
+        for size, c in zip(sizes, coefs):
+            term = term[..., None] + torch.arange(size) * c
+        table = table + term.abs()
     return table.flatten() if shape is None else table.reshape(tuple(shape))
 
 
@@ -230,9 +242,12 @@ _register(OpKind(
     "lookup", LookupArgs, _lookup_shape, layouts=ANY, template="{x}.index_select({dim}, {param}.view(-1))",
     learned=lambda a, t: (math.prod(a.sizes),), buffer=True,
     learned_init="_index_table({sizes}, {steps}, {offset}, {shape})",
-    make=lambda a, t: index_table(a["sizes"], a["steps"], a["offset"], a["shape"]), sym=_lookup_sym,
+    make=lambda a, t: index_table(a["sizes"], a["steps"], a["offset"], a["shape"], a.get("absolute", ())),
+    sym=_lookup_sym,
     run=_lookup_run,
     buffers=lambda a, ins, out: ((math.prod(a["sizes"]), 8),),
     doc="the input's entries along dimension `dim` picked by a fixed table of indices (an int64 buffer named "
         "after the statement, flat or of `shape`): the entry at each index (i_0, i_1, ...) of a grid of `sizes`, row by row, is "
-        "offset + steps[0] · i_0 + steps[1] · i_1 + ... (Swin's relative position index)", saves=NOTHING))
+        "offset + steps[0] · i_0 + steps[1] · i_1 + ... (Swin's relative position index); with `persistent = false` "
+        "the buffer is no state_dict key (timm's); `absolute` adds |c[0] · i_0 + c[1] · i_1 + ...| for each "
+        "tuple c (LeViT's distances)", saves=NOTHING))

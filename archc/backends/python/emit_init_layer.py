@@ -59,7 +59,13 @@ class LayerInit:
             if "init" in args:  # a learned tensor is float whatever number starts it (init = 1; a parameter)
                 args["init"] = _as_float(args["init"])
             form = irparse.expression(kind.learned_init, tuple(args))
-            self.register(stmt.target, ir.substitute(form, args), w, seq, parameter=not kind.buffer, buffer=kind.buffer)
+            keep = args.get("persistent") if kind.buffer and "persistent" in given else None  # lookup's: timm's
+            if isinstance(keep, ir.Const) and keep.value is True:
+                keep = None  # (the default: a state_dict key)
+            value = ir.substitute(form, args)
+            if kind.buffer and "absolute" in given:  # lookup's absolute terms, where it has them
+                value = ir.Call(value.func, value.args, (*value.kwargs, ("absolute", args["absolute"])))
+            self.register(stmt.target, value, w, seq, parameter=not kind.buffer, buffer=kind.buffer, persistent=keep)
             return new
         needs_module = (stmt.target is not None or kind.has_params or seq.var is not None) and \
             (kind.template is None or kind.module is not None)
@@ -219,17 +225,18 @@ class LayerInit:
         return name
 
     def register(self, target: n.Target | None, value: ir.Node, w: list, seq: _Seq, parameter: bool = False,
-                 buffer: bool = False) -> None:
-        """Make ``value`` (a module, or with ``parameter`` an nn.Parameter, with ``buffer`` a buffer) the target's
-        attribute."""
+                 buffer: bool = False, persistent: ir.Node | None = None) -> None:
+        """Make ``value`` (a module, or with ``parameter`` an nn.Parameter, with ``buffer`` a buffer, with
+        ``persistent`` its ``register_buffer(..., persistent=...)``) the target's attribute."""
         adds = "register_buffer" if buffer else "register_parameter" if parameter else "add_module"
+        extra = {"persistent": persistent} if persistent is not None else {}
         if target is not None and target.is_plain:
             name = plain(target)
             self.modules_named.add(name)
             if seq.var is None and is_attribute(name) and not buffer:
                 w.append(ir.Assign(ir.Attr(ir.Name("self"), name), value))
             else:
-                w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), ir.Const(name), value)))
+                w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), ir.Const(name), value, **extra)))
             return
         if target is not None and target.dotted:
             w.append(containers.put(target, self.ctx.containers, value, self.init_expr))
@@ -240,7 +247,7 @@ class LayerInit:
                     and not buffer:
                 w.append(ir.Assign(ir.Attr(ir.Name("self"), name.value), value))  # a constant: ``x{1}`` is x1
             else:
-                w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), name, value)))
+                w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var or "self"), adds), name, value, **extra)))
             return
         assert seq.var is not None
         w.append(ir.Expr(ir.call(ir.Attr(ir.Name(seq.var), "append"), value)))
