@@ -25,6 +25,7 @@ from . import ir
 from .errors import LiftError
 from .leaves import leaf_of
 from .lowering import lower_graph
+from .relpos import held_child, held_tensors
 from .sides import find_sides, record_training_inputs
 from .specialise import SpecialisingTracer, copy_values
 from .tables import table_of
@@ -109,6 +110,8 @@ class _Capture:
         if m not in self.inputs and not iterated and not any(True for _ in m.parameters()) and \
                 not any(True for _ in m.buffers()):
             return None  # never called and holds nothing: left out
+        if m not in self.inputs and not iterated and held_child(m, path) is not None:
+            return held_child(m, path)  # a bias table its parent reads through a method (relpos)
         if m not in self.inputs and not iterated:
             raise LiftError(f"{where} ({type(m).__name__}) is never called in the forward pass on the example "
                             "input (a module used only in training, such as an auxiliary head, cannot be written "
@@ -128,16 +131,22 @@ class _Capture:
         table = table_of(m, path, children)
         if table is not None:
             return table
-        buffers = [name for name, _ in m.named_buffers(recurse=False)]
+        # an index kept out of the state_dict (timm's relative position index) may pick a parameter's rows (relpos)
+        indices = {name: b for name, b in m.named_buffers(recurse=False)
+                   if name in m._non_persistent_buffers_set and b.dtype == torch.int64}
+        buffers = [name for name, _ in m.named_buffers(recurse=False) if name not in indices]
         if buffers:
             raise LiftError(f"{where} ({type(m).__name__}) holds its own buffer '{buffers[0]}': a module's own "
                             "buffers cannot be lifted yet")
         own = {name: p.detach() for name, p in m.named_parameters(recurse=False)}
+        held_params, held_indices = held_tensors(children)
+        own.update(held_params)
+        indices.update(held_indices)
         graph, values, sides = self._trace(m, where, root=not path)
         cls = type(m).__name__
         if padded and type(m) is nn.Sequential and path.rsplit(".", 1)[-1].isidentifier():
             cls = "".join(w.capitalize() for w in path.rsplit(".", 1)[-1].split("_"))  # the block's name: Stem
-        return lower_graph(cls, path, children, graph, values, where, own, sides)
+        return lower_graph(cls, path, children, graph, values, where, own, sides, indices)
 
     def _bound(self, m: nn.Module) -> dict:
         """The recorded call's arguments by the forward's parameter names, defaults filled in."""

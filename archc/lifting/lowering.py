@@ -17,6 +17,7 @@ from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call, transposes
 from .indexing import Indexing, Permuted
 from .layouts import Layouts
 from .own import OwnParameters, _Expanded, _Own
+from .relpos import RelativePositions
 from .tables import Table
 
 
@@ -32,10 +33,11 @@ def _is_batch_read(nd: fx.Node) -> bool:
     return False
 
 
-class _Lowering(Indexing, OwnParameters, Layouts):
-    def __init__(self, cls, path, children, graph: fx.Graph, values, where, own=None):
+class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
+    def __init__(self, cls, path, children, graph: fx.Graph, values, where, own=None, buffers=None):
         self.where = f"{where} ({cls})"
         self.own = own or {}  # the module's own parameters: learned tensors, by name
+        self.buffers = buffers or {}  # and its index buffers (relpos), not persistent
         self.layer = None  # (op, args) where the module computes its own norm (own_norm)
         self.gone: set[int] = set()  # values a later node took the place of, read by nothing else (tokens_to_map)
         self.used_own: set[str] = set()
@@ -96,7 +98,7 @@ class _Lowering(Indexing, OwnParameters, Layouts):
                 passes.fuse_tokens(self.dag, self.shape)
                 passes.unused(self.dag, self.fail)
             elif nd.op == "get_attr":
-                if nd.target not in self.own:
+                if nd.target not in self.own and nd.target not in self.buffers:
                     self.fail(f"reads the tensor '{nd.target}', which is not a parameter of its own")
                 self.refs[nd] = _Own(nd.target)
             elif nd.op == "call_module":
@@ -195,6 +197,10 @@ class _Lowering(Indexing, OwnParameters, Layouts):
         if args and isinstance(args[0], _Listed):  # torch.cat(inputs, 1): the concatenation the input already is
             self.refs[nd] = args[0].ref
             return
+        read = self.biases(nd, name, args, kwargs, value)  # relative position biases (relpos)
+        if read is None:
+            return
+        args, kwargs = read
         own = [a for a in ir.flat(list(args) + list(kwargs.values())) if isinstance(a, _Own)]
         if own and name in ("layer_norm", "group_norm"):
             self.own_norm(nd, name, args, kwargs, value)
@@ -327,8 +333,8 @@ def _step_shape(op: str, fields: tuple, shape_of) -> tuple[int, ...]:
     raise AssertionError(f"no shape rule for an intermediate {op}")
 
 
-def lower_graph(cls, path, children, graph, values, where, own=None, sides=()) -> ir.Dag | ir.Leaf:
-    lowering = _Lowering(cls, path, children, graph, values, where, own)
+def lower_graph(cls, path, children, graph, values, where, own=None, sides=(), buffers=None) -> ir.Dag | ir.Leaf:
+    lowering = _Lowering(cls, path, children, graph, values, where, own, buffers)
     lowering.dag.sides = list(sides)
     dag = lowering.run()
     return lowering.as_layer() or dag

@@ -57,6 +57,7 @@ class SpecialisingTracer(fx.Tracer):
 
     def __init__(self, root: nn.Module, arguments: dict[str, object]):
         super().__init__()
+        self.proxy_buffer_attributes = True  # a buffer read (an index, relpos) is a get_attr, its views traced
         self._traced = root
         self._arguments = arguments
 
