@@ -12,12 +12,12 @@ to the same AST with the same comments, or nothing is written.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 
 from ..errors import SpecError, remember_source
 from . import nodes as n
+from .tree import same_ast
 
 LINE_LIMIT = 120
 INDENT = 4
@@ -110,20 +110,6 @@ def _docs(module: n.Module, text: str) -> list[str]:
     from ..sema.variants import leading_comment
 
     return [leading_comment(text, d.span.line) for d in [*module.blocks, *module.networks, *module.variants]]
-
-
-def same_ast(a, b) -> bool:
-    """Whether two ASTs (or values in them) are equal, leaving out where things stand in the source."""
-    if isinstance(a, n.Span) and isinstance(b, n.Span):
-        return True
-    if type(a) is not type(b):
-        return False
-    if dataclasses.is_dataclass(a):
-        return all(same_ast(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
-                   if f.compare and f.name not in ("span", "file", "source") and not f.name.endswith("_span"))
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same_ast(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def comments(text: str) -> list[str]:

@@ -53,3 +53,17 @@ class Span:
     column: int
     end_line: int
     end_column: int
+
+
+def same_ast(a, b) -> bool:
+    """Whether two ASTs (or values in them) are equal, leaving out where things stand in the source."""
+    if isinstance(a, Span) and isinstance(b, Span):
+        return True
+    if type(a) is not type(b):
+        return False
+    if dataclasses.is_dataclass(a):
+        return all(same_ast(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+                   if f.compare and f.name not in ("span", "file", "source") and not f.name.endswith("_span"))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_ast(x, y) for x, y in zip(a, b))
+    return a == b

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
+from ..lang.tree import same_ast
 from .layout import NAMES, TensorType, is_generic
 from .values import TensorInfo
 from .values import show as show  # where the elaborator and the diagrams import it from
@@ -209,7 +210,6 @@ def claim_member(scope: Scope, name: str, target: n.Target) -> list[tuple[int, i
 def _same_keys(scope: Scope, container: str, level: int, target: n.Target) -> None:
     """A container in a container is named by its keys as written, the same in every path through it: where one
     path writes 'stages.0' and another 'stages.{s}', which statement makes the container is left open."""
-    from ..lang.format import same_ast
 
     first = scope.inner.setdefault(container, target)
     if first is not target and not same_ast(path_segments(first)[:level + 1], path_segments(target)[:level + 1]):
