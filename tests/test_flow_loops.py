@@ -147,3 +147,30 @@ variant n = N()
     x = torch.randn(1, 4, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(model(x), 5 * model.b.m(x))
+
+
+STACKED = """
+block Mix(c) (x) -> y {
+    let outs = []
+    for i in range(3) {
+        projs.{i} = linear(c)
+        let outs = outs + [projs[i](x)]
+    }
+    let y = sum(stack(outs, 1), 1)
+}
+network Net() {
+    input 5 x 8
+    mix = Mix(6)
+    head = linear(2)
+}
+variant net = Net()
+"""
+
+
+def test_a_list_built_in_a_loop_may_be_stacked(tmp_path):
+    # stack of a whole list is sized by stack's rule for as many tensors as the loop made (it was sized as a cat,
+    # an IndexError); summed over the new axis, the tokens' features are the linear layers'
+    assert check_runs(STACKED, tmp_path)
+    # maps: stacked and summed, a tensor of unnamed axes (nothing after it needs its width)
+    on_maps = STACKED.replace("input 5 x 8", "input 3 x 8 x 8").replace("linear(c)", "conv(c, 3, padding = 1)")
+    assert check_runs(on_maps.replace("    head = linear(2)\n", ""), tmp_path)

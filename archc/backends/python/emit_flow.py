@@ -332,7 +332,7 @@ class FlowEmitter(FlowLoops):
             return [_Shape(self.layouts[d], None if axes is None else kind.sym({**args, "index": i}, axes))
                     for i, d in enumerate(step.dests)]
         if step.kind == "op" and tensors and tensors[0] in self.sig.lists:  # cat(xs, 1): a whole list
-            return self.joined(step, shapes[tensors[0]], layout, seen)
+            return self.of_list(step, shapes[tensors[0]], layout, seen)
         if step.kind == "op":
             kind = REGISTRY[step.layer.func]
             if kind.sym is not None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ...lang import nodes as n
+from ...ops import REGISTRY
 from ...sema.layout import feature_axis
 from . import containers, ir
-from .emit import shape_comment, symbol
+from .emit import SPAN, given_args, shape_comment, symbol
 from .emit_flow_shape import _Shape
 from .emit_init_layer import _Seq
 from .irbuild import loop_target
@@ -182,6 +183,23 @@ class FlowLoops:
         self.elements[step.dest] = element
         return _Shape(None, None, self.emitter.fold(total) if total is not None else n.Num(0, step.span))
 
+
+    def of_list(self, step: n.Flow, shape, layout: str | None, seen):
+        """An op of a whole list: ``cat(xs, dim)`` as ``joined`` says; another (``stack(xs, 2)``) by its kind's rule
+        for as many tensors as every use gave it, unknown where the uses gave different numbers."""
+        if step.layer.func == "cat":
+            return self.joined(step, shape, layout, seen)
+        kind, counts = REGISTRY[step.layer.func], {len(ins) for ins, _ in seen}
+        kinds = {(len(t.shape), feature_axis(t.layout)) for ins, _ in seen for t in ins}  # the tensors' ranks
+        if layout is None or kind.sym is None or len(counts) != 1 or len(kinds) != 1:
+            return _Shape(layout, None)
+        (count,), ((rank, features_at),) = counts, kinds
+        axes = shape.axes
+        if axes is None:  # a list keeps the sum of its tensors' features (for a cat): each one's is a share of it
+            each = None if shape.features is None else n.BinOp("//", shape.features, n.Num(count, SPAN), SPAN)
+            axes = tuple(each if i == features_at else None for i in range(rank))
+        args = {f: self.emitter.fold(e) for f, e in given_args(kind, step.layer).items()}
+        return _Shape(layout, kind.sym(args, (axes,) * count))
 
     def joined(self, step: n.Flow, shape, layout: str | None, seen):
         """``cat(xs, dim)`` of a whole list: the list's width where every use joined its tensors' features."""
