@@ -209,6 +209,7 @@ class FlowElaboration:
             decl = step.layer
             at = decls[step.op]
             if len(srcs) == 1 and not step.dests:
+                self._one_output(decl, step, at)
                 out = self.stmt(decl, at, srcs[0])
             else:
                 out = self.apply_many(decl, at, srcs, len(step.dests) or 1)
@@ -296,6 +297,18 @@ class FlowElaboration:
             node = self.add_node(frame, None, kind.name, part.model_dump(), [x], t, layer.span)
             outs.append(Tensor(node.id, t))
         return tuple(outs)
+
+    def _one_output(self, decl: n.Stmt, step: n.Flow, frame: Frame) -> None:
+        """A declared block of several outputs applied where one tensor is expected: said where it is applied."""
+        if not isinstance(decl, n.Layer):
+            return
+        _, block, _ = self.resolve(decl.func, decl.func_span, frame)
+        outputs = getattr(getattr(block, "signature", None), "outputs", None) or ()
+        if len(outputs) > 1:
+            what = "".join(decl.target.parts)
+            raise SpecError(f"'{what}' ({decl.func}) gives {len(outputs)} tensors ({', '.join(outputs)}), where one "
+                            "is expected", step.span, notes=[("declared here", decl.span)],
+                            hint=f"name them in a let of their own: 'let {', '.join(outputs)} = {what}(...)'")
 
     def apply_many(self, decl: n.Stmt, frame: Frame, xs: list[Tensor], outputs: int = 1):
         """A declared block applied to several tensors, or giving ``outputs`` tensors (a tuple where several)."""
