@@ -134,6 +134,8 @@ class RelativePositions:
         if not self.dag.inputs:
             self.fail(f"reads its table '{table.name}' with no tensor to read the batch size of")
         buf = self.buffers[index.name]
+        if buf.is_meta:  # (a model too large to run, made without values)
+            self.fail(f"its index '{index.name}' is on the meta device: its formula cannot be read from its values")
         formula = index_formula(buf)
         if formula is None or buf.dtype != torch.int64:
             self.fail(f"its index '{index.name}' is no table of offset + steps[0] * i_0 + ... over a grid (nor "
