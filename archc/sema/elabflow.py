@@ -130,7 +130,8 @@ class FlowElaboration:
                     self.note_shapes(step, ((out.type,), out.type))
                 continue
             values.update(dict.fromkeys(dests))  # until made: an operand failed (reported), or this does
-            read.update(s for s in step.srcs if isinstance(s, str))
+            # (a step of a let's own chain, gelu(m(t)), reads the key it writes: that is no use of the let)
+            read.update(s for s in step.srcs if isinstance(s, str) and s not in dests)
             if step.kind == "apply":
                 read.add(("module", step.op))
             if any(s is None for s in srcs):
