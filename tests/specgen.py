@@ -243,7 +243,7 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
             kind = "maxpool"
         if kind == "adaptive_maxpool":
             return ["adaptive_maxpool(2)"], T("CHW", t.c, 2, 2)
-        if kind != "lppool" and self.chance(15):  # TensorFlow's: ceil(size / stride), padded with -inf or zeros
+        if kind != "lppool" and self.chance(25):  # TensorFlow's: ceil(size / stride), padded with -inf or zeros
             k, s = self.pick([2, 3]), self.pick([1, 2])
             named = self.named(numbered, 'pool') if self.chance(50) else ''
             return [f'{named}{kind}({k}, {s}, padding = "same")'], T("CHW", t.c, -(-t.h // s), -(-t.w // s))
@@ -269,8 +269,8 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         kind = self.pick(["rmsnorm", "rmsnorm2d"]) if t.layout == "CHW" else "rmsnorm"  # on a map: either class
         return [self.named(numbered, "norm") + (self.wrapped(kind, args) if args else kind)], t
 
-    def s_block(self, t, depth, numbered):
-        name, strided = self.pick(self.blocks)
+    def s_block(self, t, depth, numbered, among=None):
+        name, strided = self.pick(among or self.blocks)
         c = self.choose(1, 10)
         stride = self.pick([1, 2]) if strided else 1
         args = f"{c}, {stride}" if strided else f"{c}"
@@ -539,7 +539,12 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
             if tokens:  # a network of tokens: L x D in (the generated class sizes its layers by D)
                 start = T("LD", self.choose(2, 12), self.choose(1, 9))
                 shape = f"{start.h} x {start.c}"
+            first: list[str] = []
+            flows = [b for b in self.blocks if b[0].startswith("F")]
+            if flows and not tokens and self.chance(80):  # a block with named tensors made is a block called
+                first, start = self.s_block(start, 2, False, flows)
             body, t = self.statements(start, depth=2, budget=6)
+            body = first + body
         if t.layout == "HWC":
             body.append("permute([0, 3, 1, 2])")
             t = T("CHW", t.c, t.h, t.w)

@@ -191,7 +191,13 @@ class FlowMix:
                 form = self.pick(["where({a} > 0, {a}, 0.1 * {a})", "where({a} >= {b}, {a}, {b})",
                                   "{a} * where({a} != {b}, 1.0, 0.5)", "where({a} <= 0.5, 2, {a})",
                                   "where(-{a} < {b}, where({a} == {a}, {b}, 0.0), -1)"])
-                let(form.format(a=a, b=take() if "{b}" in form else None))
+                b = take() if "{b}" in form else None
+                let(form.format(a=a, b=b))
+                # a tensor only compared passes no gradient back: it is read in the output too
+                only_compared = {"{a} * where({a} != {b}, 1.0, 0.5)": b, "where(-{a} < {b}, where({a} == {a}, {b}, "
+                                 "0.0), -1)": a}.get(form)
+                if only_compared is not None:
+                    unused.append(only_compared)
             elif kind == "split":  # parts of uneven sizes, each a tensor, joined again at once
                 p, q = f"p{len(lets)}", f"q{len(lets)}"
                 if self.chance(50):
