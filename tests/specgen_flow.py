@@ -57,8 +57,9 @@ class FlowMix:
             before = [f"let outs{k} = []"]
             inner += [f"let h{k} = {a} if i == 0 else h{k} + {a}", f"let h{k} = relu(ks{k}[i](h{k}))",
                       f"let outs{k} = outs{k} + [h{k}]"]
+            # (each form reads the list's last tensor, which every earlier one feeds: none is left without a gradient)
             value = self.pick(["JOIN(cat(outs{k} + [{a}], 1))", "sum(stack(outs{k}, 2), 2)",
-                               "outs{k}[-1] * 0.5 + outs{k}[0]", "JOIN(cat([outs{k}[0], {a}], 1))",
+                               "outs{k}[-1] * 0.5 + outs{k}[0]", "JOIN(cat([outs{k}[0], outs{k}[-1], {a}], 1))",
                                "outs{k}[-1] + unflatten(select(outs{k}[0], 1, 0), 1, (1, -1))"]).format(k=k, a=a)
             if "JOIN" in value:  # a 1x1 conv back to c channels, declared after the loop (it reads its width)
                 after = [f"join{k} = conv(c, 1)"]
