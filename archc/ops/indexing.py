@@ -216,18 +216,17 @@ def _lookup_sym(a: dict, shape: tuple) -> tuple | None:
 
 def index_table(sizes, steps, offset: int, shape=None, absolute=()):
     """The table: ``offset + sum(steps[k] * i_k)`` plus ``|sum(c[k] * i_k)|`` for each ``c`` of ``absolute``, for
-    each index of the grid, row by row (int64), flat or of ``shape``."""
+    each index of the grid, row by row (int64), flat or of ``shape``. Entry by entry, from the formula (the
+    generated ``_index_table`` builds it by broadcasting: this is the oracle it is held to)."""
+    import itertools
+
     import torch
 
-    table = torch.full((), offset, dtype=torch.int64)
-    for size, step in zip(sizes, steps):
-        table = table[..., None] + torch.arange(size) * step
-    for coefs in absolute:
-        term = torch.zeros((), dtype=torch.int64)
-        for size, c in zip(sizes, coefs):
-            term = term[..., None] + torch.arange(size) * c
-        table = table + term.abs()
-    return table.flatten() if shape is None else table.reshape(tuple(shape))
+    entries = [offset + sum(s * i for s, i in zip(steps, index))
+               + sum(abs(sum(c * i for c, i in zip(coefs, index))) for coefs in absolute)
+               for index in itertools.product(*(range(size) for size in sizes))]
+    table = torch.tensor(entries, dtype=torch.int64)
+    return table if shape is None else table.reshape(tuple(shape))
 
 
 def _lookup_run(m, a: dict, t, xs: list, training: bool):
