@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
             os.replace(output.with_name(output.name + ".tmp"), output)  # never a half-written checkpoint
 
     if dist.is_initialized():
+        dist.barrier()  # every rank done (rank 0 writing the checkpoint) before gloo's connections close
         dist.destroy_process_group()
 
 
