@@ -10,7 +10,7 @@ one layout (a tensor of unnamed axes takes the other's). ``run`` is written from
 
 from __future__ import annotations
 
-from ..sema.layout import TensorType, is_generic
+from ..sema.layout import TensorType, broadcast
 from .base import ANY, NOTHING, Args, OpKind, ShapeError, _register
 
 Number = int | float | None
@@ -24,19 +24,11 @@ class WhereArgs(Args):
 
 def _where_shape(a: WhereArgs, ts) -> TensorType:
     ts = ts if isinstance(ts, tuple) else (ts,)
-    layouts = [t.layout for t in ts if not is_generic(t.layout)]
-    ranks = {len(t.shape) for t in ts}
-    if len(ranks) > 1 or len(set(layouts)) > 1:
+    out = broadcast(ts)
+    if out is None:
         raise ShapeError(f"where of {' and '.join(t.describe() for t in ts)}: the shapes do not broadcast",
                          hint="sizes must be equal, or 1 in one of them, in the same layout")
-    shape = []
-    for sizes in zip(*(t.shape for t in ts)):
-        big = {s for s in sizes if s != 1}
-        if len(big) > 1:
-            raise ShapeError(f"where of {' and '.join(t.describe() for t in ts)}: the shapes do not broadcast",
-                             hint="sizes must be equal, or 1 in one of them, in the same layout")
-        shape.append(big.pop() if big else 1)
-    return TensorType(tuple(shape), layouts[0] if layouts else ts[0].layout)
+    return out
 
 
 def _where_sym(a: dict, ins) -> tuple | None:

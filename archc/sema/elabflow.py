@@ -12,7 +12,7 @@ from ..lang.dataflow import decl_name
 from ..ops import REGISTRY, ShapeError
 from ..ops.base import ANY
 from .expr import BudgetExceeded
-from .layout import TensorType, as_named, given_back, is_generic
+from .layout import TensorType, as_named, broadcast, given_back
 from .scope import Frame, Tensor
 from .values import type_name
 
@@ -342,13 +342,11 @@ class FlowElaboration:
 
 def _broadcast(a: TensorType, b: TensorType, step: n.Flow) -> TensorType:
     """Sizes equal or 1 axis by axis, in one layout; a tensor of unnamed axes takes the other's layout."""
-    layout = b.layout if is_generic(a.layout) else a.layout
-    fits = len(a.shape) == len(b.shape) and (a.layout == b.layout or is_generic(a.layout) or is_generic(b.layout))
-    if not fits or any(x != y and 1 not in (x, y) for x, y in zip(a.shape, b.shape)):
+    out = broadcast((a, b))
+    if out is None:
         raise SpecError(f"'{step.op}' of {a.describe()} and {b.describe()}: the shapes do not broadcast", step.span,
                         hint="sizes must be equal, or 1 in one of them, in the same layout", follows_shapes=True)
-    return TensorType(tuple(max(x, y) for x, y in zip(a.shape, b.shape)), layout)
-
+    return out
 
 
 def _reads(step: n.Flow, elab) -> tuple[str, ...] | None:

@@ -108,6 +108,21 @@ def named(shape: tuple[int, ...]) -> TensorType:
     return TensorType(tuple(shape), {1: "F", 2: "LD"}.get(len(shape), generic(len(shape))))
 
 
+def broadcast(types) -> TensorType | None:
+    """The type of entrywise arithmetic on tensors of ``types``: sizes equal or 1 axis by axis, in one layout (a
+    tensor of unnamed axes takes the others'); None where they do not broadcast."""
+    layouts = {t.layout for t in types if not is_generic(t.layout)}
+    if len({len(t.shape) for t in types}) != 1 or len(layouts) > 1:
+        return None
+    shape = []
+    for sizes in zip(*(t.shape for t in types)):
+        big = set(sizes) - {1}
+        if len(big) > 1:
+            return None
+        shape.append(big.pop() if big else 1)
+    return TensorType(tuple(shape), layouts.pop() if layouts else types[0].layout)
+
+
 def as_named(t: TensorType, accepted: tuple[str, ...] | None = None, prefer: str | None = None) -> TensorType:
     """A tensor of unnamed axes read in a named layout of its rank: one that ``accepted`` lists (``prefer`` where
     it does, as a block's input's layout; else a C x H x W map first), else flat features, tokens or a C x H x W
