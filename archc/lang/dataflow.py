@@ -123,8 +123,9 @@ class _Lowering(LoopLowering):
         self.sig.decls[name] = stmt
 
     def let_(self, stmt: n.Let) -> None:
-        if _shape_of(stmt.value) is not None and _shape_of(stmt.value).name in self.tensors:
-            self.sizes(stmt)
+        source = _shape_of(stmt.value)
+        if source is not None and source.name in self.tensors:
+            self.sizes(stmt, source)
             return
         if not self._reads_tensors(stmt.value):
             if stmt.more:
@@ -163,10 +164,9 @@ class _Lowering(LoopLowering):
         if key in self.sig.lists:
             self.sig.lists.add(stmt.name)
 
-    def sizes(self, stmt: n.Let) -> None:
+    def sizes(self, stmt: n.Let, source: n.Var) -> None:
         """``let h, w, c = x.shape``: values that the forward reads from the tensor as it runs (the checker knows
         them for the input it checks with)."""
-        source = _shape_of(stmt.value)
         self.sig.shapes[stmt] = self._tensor(source.name, source.span)
         for name in stmt.names:
             if name in self.tensors or name in self.sig.decls:
@@ -351,7 +351,6 @@ class _Lowering(LoopLowering):
             raise SpecError(f"'{func}' is applied to {what}", e.span,
                             hint="the tensors first, then the op's own arguments")
         return tensors, list(rest)
-
 
     def _operands(self, e: n.Call, func: str, operands: tuple[str, ...]) -> tuple[list, list, list]:
         """An op whose operands are each a tensor or a number (``where(m, t, 0.0)``): the tensors, in order, and

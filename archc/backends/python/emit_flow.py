@@ -207,7 +207,7 @@ class FlowEmitter(FlowLoops):
     def no_run_time_sizes(self, lines: list) -> None:
         """__init__ reads no size that forward reads from a tensor (``let h, w = x.shape``): a module is made once,
         for every input size."""
-        read = set().union(set(), *(ir.reads(line) for line in lines))
+        read = set().union(*(ir.reads(line) for line in lines))
         for stmt in self.sig.shapes:
             for name in stmt.names:
                 if name in read:
