@@ -20,6 +20,7 @@ from specgen_nd import NdMix
 from specgen_rec import RecMix
 
 from archc.ops.fused import FUSABLE
+from archc.sema.initrules import PARAMETERS
 
 ACTIVATIONS = ["relu", "relu6", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "gelu"]
 INITS = ['kaiming_normal(mode = "fan_out", nonlinearity = "relu")', "normal(0, 0.01)", "trunc_normal(std = 0.02)",
@@ -617,6 +618,9 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
                  for _ in range(self.choose(0, 2))]
         if self.chance(30):
             rules.append("init batchnorm.weight = 1" + (" if flag" if self.chance(50) else ""))
+        if self.chance(30):  # any kind whose module holds parameters (those the network lacks reach nothing)
+            kind = self.pick(sorted(PARAMETERS))
+            rules.append(f"init {kind}.{self.pick(PARAMETERS[kind])} = {self.pick(['0.5', 'normal(std = 0.02)'])}")
         if self.tops and self.chance(30):
             rules.append(f"init {self.pick(self.tops)}.weight = {self.rule()}{cond()}")
         called = {b for b in self.block_targets if re.search(rf"\b{b}\(", "\n".join(body))}

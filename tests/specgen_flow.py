@@ -176,7 +176,8 @@ class FlowMix:
             elif kind == "table":  # a learned table's rows picked by a fixed index (1 + 2 i - j), over the channels
                 table = module(f"learned((4, c), init = {self.pick(['0.5', '-1'])})")
                 index = module(self.pick(["lookup(1, (2, 2), (2, -1), 1)", "lookup(1, (2, 2), (2, -1), 1, (2, 2))",
-                                          "lookup(1, (2, 2), (2, -1), 1, persistent = false)"]))  # (timm's)
+                                          "lookup(1, (2, 2), (2, -1), 1, persistent = false)",  # (timm's)
+                                          "lookup(1, (2, 2), (1, 0), 0, absolute = ((1, -1),))"]))  # (LeViT's |i - j|)
                 let(f"{a} * sigmoid(unflatten(mean(transpose({index}({table}({a})), 1, 2), 2, keepdim = true), 2, (1, 1)))")
             elif kind == "sizes":  # sizes read as forward runs: reshapes, rolls, pads and tables of them
                 k = len(lets)

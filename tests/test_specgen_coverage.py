@@ -16,6 +16,7 @@ from specgen import generate
 
 from archc.lang.syntax import _parser
 from archc.ops import REGISTRY
+from archc.sema.initrules import PARAMETERS
 
 GRAMMAR = Path(__file__).parent.parent / "archc" / "lang" / "grammar.lark"
 SEEDS = range(500)
@@ -120,6 +121,9 @@ def generated() -> set[str]:
         text = generate(random.Random(seed).randint)
         tree = _parser().parse(text)
         same_padded(text, found)
+        found |= {f"init {kind}" for kind in re.findall(r"\binit (\w+)\.", text)}
+        if "absolute = " in text:
+            found.add("lookup with absolute terms")
         uses(tree, found)
         recursion(tree, found)
         flow_forms(tree, found)
@@ -151,6 +155,15 @@ def test_every_op_kind_is_called(found):
 def test_every_kind_that_takes_same_padding_is_padded_same(found):
     missing = sorted(f"same {k}" for k, kind in REGISTRY.items() if kind.same_module and f"same {k}" not in found)
     assert not missing, f'kinds the generator never pads "same": {missing}'
+
+
+def test_every_kind_an_init_rule_may_reach_is_initialised(found):
+    missing = sorted(f"init {k}" for k in PARAMETERS if f"init {k}" not in found)
+    assert not missing, f"kinds whose parameters the generator's init rules never reach: {missing}"
+
+
+def test_lookup_with_absolute_terms_is_generated(found):
+    assert "lookup with absolute terms" in found, "the generator never writes lookup's absolute terms (LeViT's)"
 
 
 def test_recursive_blocks_are_generated(found):
