@@ -66,9 +66,10 @@ class View:
         self.g = graph.g
         self.root = root
         self.signatures = signatures or Signatures()
-        cache = _CACHE.setdefault(graph, ({}, {}))
+        cache = _CACHE.setdefault(graph, ({}, {}, {}))
         self._signatures: dict[str, Signature] = cache[0]
         self._masked_args: dict[str, tuple[tuple, list]] = cache[1]
+        self._closed_signatures: dict[str, Signature] = cache[2]  # an instance drawn as one box (``_closed``)
         self.ops = [op for op in graph.ops() if root is None or root in op.scope]
         self.in_view = {op.id for op in self.ops}
         self.unit_of: dict[str, str] = {}  # op id -> unit id
@@ -166,14 +167,13 @@ class View:
         parameters and the shapes that leave it. Two boxes of calls that differ in numbers and alike in those fold,
         though their ops may differ where they are not drawn (Swin V1's shifted block holds a mask that the
         unshifted one lacks: closed, each is the same call with another shift_size)."""
-        key = "\0closed " + path
-        found = self._signatures.get(key)
+        found = self._closed_signatures.get(path)
         if found is None:
             scope, inside = self.graph.scopes[path], set(self.scope_ops[path])
             ops = [self.graph.node(oid) for oid in self.scope_ops[path]]
             leaving = tuple(sorted(op.shape for op in ops if any(v not in inside for v in self.g.successors(op.id))))
-            found = self._signatures[key] = Signature((scope.block, masked(scope.args)), tuple(numbers(scope.args)),
-                                                      (sum(op.params for op in ops), leaving))
+            found = self._closed_signatures[path] = Signature(
+                (scope.block, masked(scope.args)), tuple(numbers(scope.args)), (sum(op.params for op in ops), leaving))
         return found
 
     def _masked(self, op: OpNode) -> tuple[tuple, list]:
