@@ -149,7 +149,7 @@ class CallElaboration:
                       frame.where + [(f"in block {block.name}, called here", stmt.span)], frame.side, block_path=path)
         self.block_stack.append((block.name, call, again))
         depth = len(self.block_stack)
-        memo.entered(self, start)
+        memo.entered(self)
         try:
             if getattr(block, "signature", None) is not None:
                 out = self.dataflow(block, inner, xs)

@@ -82,7 +82,7 @@ def mark(el) -> Mark:
                 el.deepest)
 
 
-def entered(el, start: Mark) -> None:
+def entered(el) -> None:
     """A call has just opened (its entry is on the elaborator's stack): its nesting is measured from here."""
     el.deepest = len(el.block_stack)
 
