@@ -29,6 +29,7 @@ from .relpos import held_child, held_tensors
 from .sides import find_sides, record_training_inputs
 from .specialise import SpecialisingTracer, copy_values
 from .tables import table_of
+from .windows import partition_leaf
 
 
 class _Recorder(fx.Interpreter):
@@ -101,6 +102,8 @@ class _Capture:
         recorded = self.inputs.get(m)
         first = recorded[0][0] if recorded and recorded[0] else None
         leaf = leaf_of(m, path, tuple(first.shape[1:]) if isinstance(first, torch.Tensor) else None)
+        if leaf is None and recorded is not None:
+            leaf = partition_leaf(m, path, recorded)  # a map cut into groups of tokens, or put back (MaxViT's)
         if leaf is not None:
             return leaf
         # a container whose items the parent applies one by one (``for blk in self.blocks: x = blk(x)``): the

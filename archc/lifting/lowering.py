@@ -19,6 +19,7 @@ from .layouts import Layouts
 from .own import OwnParameters, _Expanded, _Own
 from .relpos import RelativePositions
 from .tables import Table
+from .windows import fold_grids
 
 
 def _is_batch_read(nd: fx.Node) -> bool:
@@ -96,6 +97,7 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
                 passes.fold_items(self.dag, self.children, self.fail)
                 passes.fuse_dense(self.dag, self.fail)
                 passes.fuse_tokens(self.dag, self.shape)
+                fold_grids(self.dag, self.children)
                 passes.unused(self.dag, self.fail)
             elif nd.op == "get_attr":
                 if nd.target not in self.own and nd.target not in self.buffers:
@@ -145,7 +147,8 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
             return
         args = tuple(self.expanded(a) if isinstance(a, _Expanded) else a for a in map(self.arg, nd.args))
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
-        if not isinstance(child, ir.Leaf):  # a block's constant arguments are in its own trace (its instance's)
+        if not isinstance(child, ir.Leaf) or child.op in _CALLED_WITH_SIZES:
+            # a block's constant arguments are in its own trace (its instance's), a partition's in its arguments
             args = tuple(a for a in args if isinstance(a, ir.Ref) or (isinstance(a, list) and ir.refs_in(a)))
             kwargs = {k: v for k, v in kwargs.items() if isinstance(v, ir.Ref) or (isinstance(v, list) and
                                                                                    ir.refs_in(v))}
@@ -340,6 +343,7 @@ def lower_graph(cls, path, children, graph, values, where, own=None, sides=(), b
     return lowering.as_layer() or dag
 
 
+_CALLED_WITH_SIZES = {"partition", "departition"}  # layers found from a call whose sizes are forward arguments
 _CASTS = {"float", "to", "type_as", "type"}  # methods that give a tensor of another dtype or device, or itself
 
 

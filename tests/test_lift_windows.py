@@ -1,0 +1,47 @@
+"""archc lift on maps cut into groups of tokens and put back (torchvision's MaxViT partitions), in a tiny network made
+here: a module that holds nothing and moves the map's values as the language's ``partition`` does is that op, a
+window partition whose groups and tokens are swapped after it is the grid partition, and the proof fails with the
+other kind or size written; a module that moves the values otherwise is not a partition."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_lift_patterns import _proven_and_refused_when
+from torch import nn
+from torchvision.models.maxvit import PartitionAttentionLayer
+
+from archc.lifting import LiftError, lift
+from archc.lifting.windows import partition_leaf
+
+
+def _net() -> nn.Module:
+    """An 8 x 8 map through attention within 4 x 4 windows, then within a 4 x 4 grid of positions 2 apart."""
+    torch.manual_seed(0)
+    layers = [PartitionAttentionLayer(16, 8, 4, kind, (8, 8), 2, nn.GELU, nn.LayerNorm, 0.0, 0.0, 0.0)
+              for kind in ("window", "grid")]
+    return nn.Sequential(nn.Conv2d(3, 16, 1), *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+
+
+def test_window_and_grid_partitions_are_the_languages():
+    x = torch.randn(1, 3, 8, 8)
+    text = _proven_and_refused_when(_net(), x, '"1" = PartitionAttentionLayer("window"',
+                                    '"1" = PartitionAttentionLayer("grid"')
+    assert "partition(x, 4, kind = kind)" in text and "departition(" in text and "SwapAxes" not in text, text
+
+
+class _Transposed(nn.Module):
+    """WindowPartition with each window's rows and columns swapped: no partition of the language."""
+
+    def forward(self, x, p):
+        B, C, H, W = x.shape
+        return x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 5, 3, 1).reshape(B, H // p * W // p, p * p, C)
+
+
+def test_a_module_that_moves_values_otherwise_is_no_partition():
+    x = torch.randn(1, 16, 8, 8)
+    assert partition_leaf(_Transposed(), "p", ((x, 4), {})) is None
+    net = _net()
+    net[1].partition_op = _Transposed()
+    with pytest.raises(LiftError, match="relative_attention needs G groups"):
+        lift(net.eval(), torch.randn(1, 3, 8, 8))
