@@ -62,6 +62,7 @@ class Recording:
     first_rule: int  # the order of the first rule it met, when it was met
     depth: int  # the open block calls around it (its own included)
     reach: int  # how many deeper the deepest call inside it went
+    plan: list[tuple] | None = None  # its nodes as a copy reads them (``_plan``), worked out at the first copy
 
 
 @dataclass
@@ -123,39 +124,54 @@ def fits(el, rec: Recording) -> bool:
             and len(el.block_stack) + rec.reach < MAX_DEPTH)
 
 
+def _plan(rec: Recording) -> list[tuple]:
+    """Each recorded node with what a copy renames cut to the part after the recorded instance's path: its id,
+    its name, the scopes inside the instance and its inputs (an int: the call's input of that position). A
+    copy then only prefixes its own path, which the deepest networks do tens of thousands of times."""
+    cut = len(rec.path)
+    given = {node_id: i for i, node_id in enumerate(rec.inputs)}
+    plan = []
+    for node in rec.nodes:
+        inputs = tuple(given.get(i, i[cut:]) for i in node.inputs)
+        plan.append((node, node.id[cut:], None if node.name is None else node.name[cut:],
+                     tuple(s[cut:] for s in node.scope[rec.outer + 1:]), inputs,
+                     not any(isinstance(i, int) for i in inputs)))
+    return plan
+
+
 def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: list[Tensor]):
     """The recorded call again, as the instance at ``path`` reading ``xs``."""
     old = rec.path
     cut = len(old)
+    prefix = path.__add__
+    given = [x.node for x in xs]
 
-    def rename(name: str) -> str:
-        return path + name[cut:]
+    def source(i: int | str) -> str:
+        return given[i] if isinstance(i, int) else path + i
 
-    given = {old_id: x.node for old_id, x in zip(rec.inputs, xs)}
-
-    def source(node_id: str) -> str:
-        return given[node_id] if node_id in given else rename(node_id)
-
+    if rec.plan is None:
+        rec.plan = _plan(rec)
     head = (*outer_scopes, path)
-    for node in rec.nodes:
-        scope = head + tuple(rename(s) for s in node.scope[rec.outer + 1:])
-        inputs = tuple(source(i) for i in node.inputs)
-        copy = node.moved(rename(node.id), None if node.name is None else rename(node.name), scope, inputs)
-        el.graph.add(copy, list(inputs))
+    add = el.graph.add
+    for node, ident, name, inner, inputs, internal in rec.plan:
+        inputs = tuple(map(prefix, inputs)) if internal else tuple(map(source, inputs))
+        add(node.moved(path + ident, None if name is None else path + name, head + tuple(map(prefix, inner)),
+                       inputs), inputs)
     for info in rec.scopes:
-        el.graph.scopes[rename(info.path)] = replace(info, path=rename(info.path))
+        el.graph.scopes[path + info.path[cut:]] = replace(info, path=path + info.path[cut:])
     el.budget.steps += rec.steps
     for stmt, shapes in rec.shapes:
         el.note_shapes(stmt, shapes)
     first, depth = len(el.rules), len(el.block_stack) + 1
     el.deepest = max(el.deepest, depth + rec.reach)
     for rule in rec.rules:
-        scope = rename(rule.scope) if rule.scope == old or rule.scope.startswith(old + ".") else rule.scope
+        scope = path + rule.scope[cut:] if rule.scope == old or rule.scope.startswith(old + ".") else rule.scope
         el.rules.append(replace(rule, env=dict(rule.env), scope=scope, order=first + rule.order - rec.first_rule,
                                 depth=rule.depth + depth - rec.depth, used=False))
+    given_ids = dict(zip(rec.inputs, given))
     if isinstance(rec.output, tuple):
-        return tuple(Tensor(source(o.node), o.type) for o in rec.output)
-    return Tensor(source(rec.output.node), rec.output.type)
+        return tuple(Tensor(given_ids.get(o.node) or path + o.node[cut:], o.type) for o in rec.output)
+    return Tensor(given_ids.get(rec.output.node) or path + rec.output.node[cut:], rec.output.type)
 
 
 def carried(old, records: dict, new) -> dict:
