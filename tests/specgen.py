@@ -330,7 +330,8 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
             return self.s_ln(t, depth, numbered)
         if kind == "linear":
             c = self.pick([4, 6, 8, 12])
-            return [f"{self.name('proj')} = linear({c})"], T("LD", c, t.h)
+            zeroed = f", zero_bias = ({c // 3}, {2 * c // 3})" if self.chance(20) else ""  # (a qkv's keys)
+            return [f"{self.name('proj')} = linear({c}{zeroed})"], T("LD", c, t.h)
         if kind == "act":
             return self.s_act(t, depth, numbered)
         if kind == "drop":
@@ -477,6 +478,10 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         kind = self.pick(["linear", "ln", "act", "back", "windows", "windows", "merge"])
         if kind == "linear":
             c = self.choose(1, 12)
+            if c > 1 and self.chance(25):  # part of the bias held at zero (Swin V2's keys)
+                start = self.choose(0, c - 1)
+                return [f"{self.name('fc')} = linear({c}, zero_bias = ({start}, {self.choose(start + 1, c)}))"], \
+                    T("HWC", c, t.h, t.w)
             return [f"{self.name('fc')} = linear({c})"], T("HWC", c, t.h, t.w)
         if kind == "windows":  # any window, any shift within it, either version, dropout or not
             size = self.pick([1, 2, 3, (2, 3)]) if not numbered else 2

@@ -179,6 +179,9 @@ class FlowMix:
                                           "lookup(1, (2, 2), (2, -1), 1, persistent = false)",  # (timm's)
                                           "lookup(1, (2, 2), (1, 0), 0, absolute = ((1, -1),))"]))  # (LeViT's |i - j|)
                 let(f"{a} * sigmoid(unflatten(mean(transpose({index}({table}({a})), 1, 2), 2, keepdim = true), 2, (1, 1)))")
+                if self.chance(30):  # Swin V2's fixed table of log-spaced relative coordinates, 3 x 3 x 2 (or 5 x 3 x 2)
+                    coords = module(f"relative_coords({self.pick(['2', '(3, 2)'])}{self.pick(['', ', scale = 4.0'])})")
+                    let(f"{a} + reshape(mean(flatten_dims({coords}({a}), 1), 1, keepdim = true), (1, 1, 1))")
             elif kind == "sizes":  # sizes read as forward runs: reshapes, rolls, pads and tables of them
                 k = len(lets)
                 lets.append(f"let ch{k}, hh{k}, ww{k} = {a}.shape")

@@ -124,6 +124,8 @@ def generated() -> set[str]:
         found |= {f"init {kind}" for kind in re.findall(r"\binit (\w+)\.", text)}
         if "absolute = " in text:
             found.add("lookup with absolute terms")
+        if "zero_bias = " in text:
+            found.add("linear with zero_bias")
         uses(tree, found)
         recursion(tree, found)
         flow_forms(tree, found)
@@ -164,6 +166,10 @@ def test_every_kind_an_init_rule_may_reach_is_initialised(found):
 
 def test_lookup_with_absolute_terms_is_generated(found):
     assert "lookup with absolute terms" in found, "the generator never writes lookup's absolute terms (LeViT's)"
+
+
+def test_linear_with_part_of_its_bias_zeroed_is_generated(found):
+    assert "linear with zero_bias" in found, "the generator never writes linear's zero_bias (Swin V2's keys)"
 
 
 def test_recursive_blocks_are_generated(found):

@@ -73,6 +73,15 @@ def _kind(stmt) -> str | None:
     return None
 
 
+def _own_class(stmt) -> bool:
+    """A layer given an argument that needs a class of its own (linear's zero_bias): deploy leaves it as it is."""
+    kind = _kind(stmt)
+    if kind is None:
+        return False
+    given = {*REGISTRY[kind].positional[:len(stmt.arguments.args)], *(k for k, _, _ in stmt.arguments.kwargs)}
+    return bool(given & REGISTRY[kind].arg_modules.keys())
+
+
 class _Rewriter:
     def __init__(self, merge: set[n.Span], held: dict[n.Span, str], same: set[n.Span] = frozenset()):
         self.merge = merge
@@ -217,7 +226,8 @@ class _Rewriter:
             return False
         first = _kind(before)
         return (first is not None and first in REGISTRY[stmt.func].folds_into and before.cond is None
-                and not _named(before, self.protected) and "bias" in REGISTRY[first].positional)
+                and not _named(before, self.protected) and "bias" in REGISTRY[first].positional
+                and not _own_class(before))
 
     def _fuses(self, before, stmt: n.Layer) -> bool:
         """An activation written without arguments, name or condition, after a layer that can apply it as it
@@ -230,7 +240,7 @@ class _Rewriter:
             before = before.body[-1]
         first = _kind(before)
         return (first is not None and REGISTRY[first].fuses_into is not None and before.cond is None
-                and not _named(before, self.protected) and before.span not in self.same)
+                and not _named(before, self.protected) and before.span not in self.same and not _own_class(before))
 
     def _fuse(self, layer, act: n.Layer):
         """``layer`` as its fused kind, with ``act`` as its activation (in a seq: its last layer)."""

@@ -112,6 +112,8 @@ class OpKind:
     ctor_extra: tuple[str, ...] = ()  # trailing keyword arguments of the module's construction
     same_module: str | None = None  # the class where its padding is "same" (TensorFlow's) in some use: a helper
     same_functional: str | None = None  # and the function, unnamed: a helper that also takes padding="same"
+    # the class where a statement gives one of these arguments (linear's zero_bias: a helper, an nn.Linear)
+    arg_modules: dict[str, str] = field(default_factory=dict)
     learned: Callable[[Args, TensorType], tuple[int, ...]] | None = None  # a learned tensor of this shape
     learned_init: str | None = None  # the nn.Parameter's construction over {shape} and the arguments
     buffer: bool = False  # that tensor is a buffer (``register_buffer``), fixed, not a parameter (lookup's table)

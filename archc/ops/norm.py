@@ -10,7 +10,22 @@ from typing import Annotated
 from pydantic import Field
 
 from ..sema.layout import TensorType
-from .base import ANY, INPUT, NOTHING, Args, Finite, NoArgs, OpKind, Pos, Prob, Saves, ShapeError, _register, _same
+from .base import (
+    ANY,
+    INPUT,
+    NOTHING,
+    Args,
+    Finite,
+    NoArgs,
+    NonNeg,
+    OpKind,
+    Pos,
+    Prob,
+    Saves,
+    ShapeError,
+    _register,
+    _same,
+)
 from .initsizes import WEIGHT_BIAS, affine_if, bias_if, features_sizes, linear_sizes, shape_sizes
 
 
@@ -291,7 +306,19 @@ class LinearArgs(Args):
     bias: bool = True
 
 
+class LinearKindArgs(LinearArgs):
+    # (start, stop): the bias entries from start up to stop count as 0 in forward, whatever the parameter holds, so
+    # they never learn (torchvision's Swin V2 zeroes its key bias so: F.linear with the bias's key third zeroed)
+    zero_bias: tuple[NonNeg, NonNeg] | None = None
+
+
 def _linear_shape(a: LinearArgs, t: TensorType) -> TensorType:
+    part = getattr(a, "zero_bias", None)
+    if part is not None and not a.bias:
+        raise ShapeError("zero_bias zeroes part of a bias, but this layer has none", hint="bias = true, or drop zero_bias")
+    if part is not None and not part[0] < part[1] <= a.out_features:
+        raise ShapeError(f"zero_bias {part} is no part of {a.out_features} bias entries",
+                         hint=f"(start, stop), 0 <= start < stop <= {a.out_features}: the entries start to stop - 1")
     return t.with_features(a.out_features)
 
 
@@ -300,14 +327,28 @@ def _flatten_shape(a, t: TensorType) -> TensorType:
 
 
 def _linear_make(a: dict, t: TensorType):
+    import torch
     from torch import nn
 
-    return nn.Linear(t.features, a["out_features"], bias=a["bias"])
+    m = nn.Linear(t.features, a["out_features"], bias=a["bias"])
+    if a.get("zero_bias") is not None:  # as torchvision makes Swin V2's qkv
+        with torch.no_grad():
+            m.bias[a["zero_bias"][0]:a["zero_bias"][1]] = 0.0
+    return m
 
 
 def _linear_run(m, a: dict, t: TensorType, xs: list, training: bool):
     y = xs[0] @ m.weight.T
-    return y if m.bias is None else y + m.bias
+    if m.bias is None:
+        return y
+    part = a.get("zero_bias")
+    if part is None:
+        return y + m.bias
+    import torch
+
+    kept = torch.ones_like(m.bias)  # 1 where the bias counts, 0 from start up to stop
+    kept[part[0]:part[1]] = 0.0
+    return y + m.bias * kept
 
 
 def _dropout_run(m, a: dict, t: TensorType, xs: list, training: bool):
@@ -322,10 +363,12 @@ def _dropout_saves(a: dict, ins: tuple, out: tuple) -> Saves:
 
 
 _register(OpKind(
-    "linear", LinearArgs, _linear_shape, layouts=("F", "HWC", "LD", "GLD"), module="nn.Linear", in_arg=True,
+    "linear", LinearKindArgs, _linear_shape, layouts=("F", "HWC", "LD", "GLD"), module="nn.Linear", in_arg=True,
+    arg_modules={"zero_bias": "_LinearZeroedBias"},
     channels_from="out_features", params=lambda a, t: t.features * a.out_features + (a.out_features if a.bias else 0),
     macs=lambda a, t, o: math.prod(t.shape) * a.out_features, make=_linear_make, run=_linear_run,
-    doc="fully connected layer on the feature dimension (the last one)",
+    doc="fully connected layer on the feature dimension (the last one); with `zero_bias = (start, stop)`, the bias "
+        "entries start to stop - 1 count as 0 (a `_LinearZeroedBias` helper, an nn.Linear)",
     label=lambda a: f"linear {a['out_features']}", fuses_into="linear_act", saves=INPUT, init_params=WEIGHT_BIAS,
     init_has=bias_if("bias"), init_sizes=linear_sizes))
 _register(OpKind(

@@ -8,10 +8,14 @@ only where it is used. ``patch_merge`` is Swin's space-to-depth step before a st
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
+from pydantic import Field
+
+from ..lang import nodes as n
 from ..sema.layout import TensorType
 from .base import (
+    ANY,
     NOTHING,
     Args,
     Makes,
@@ -111,14 +115,15 @@ def _relative_index(wh: int, ww: int, device=None):
     return dy * (2 * ww - 1) + dx
 
 
-def _coords_table(wh: int, ww: int, device=None):
-    """1 x (2 wh - 1) x (2 ww - 1) x 2: Swin V2's relative offsets, scaled to [-8, 8], as sign * log2(1 + |.|) / 3."""
+def _coords_table(wh: int, ww: int, device=None, scale: float = 8.0):
+    """1 x (2 wh - 1) x (2 ww - 1) x 2: Swin V2's relative offsets, scaled to [-scale, scale], as
+    sign * log2(1 + |.|) / log2(scale), in float32 as torchvision computes them."""
     import torch
 
-    dy = torch.arange(1 - wh, wh, dtype=torch.float32, device=device) * (8 / (wh - 1))
-    dx = torch.arange(1 - ww, ww, dtype=torch.float32, device=device) * (8 / (ww - 1))
+    dy = torch.arange(1 - wh, wh, dtype=torch.float32, device=device) / (wh - 1) * scale
+    dx = torch.arange(1 - ww, ww, dtype=torch.float32, device=device) / (ww - 1) * scale
     table = torch.stack([dy[:, None].expand(-1, 2 * ww - 1), dx[None, :].expand(2 * wh - 1, -1)], -1)
-    return (torch.sign(table) * torch.log2(1 + table.abs()) / math.log2(8)).unsqueeze(0)
+    return (torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(scale)).unsqueeze(0)
 
 
 def _shift_mask(height: int, width: int, window: tuple[int, int], shift: tuple[int, int], like):
@@ -267,6 +272,51 @@ _register(OpKind(
         "2: Swin V2's cosine attention and bias MLP); a `_WindowAttention` helper",
     label=_window_label, effective=_window_effective, saves=_window_saves, buffers=_window_buffers,
     makes=_window_makes))
+
+
+# ------------------------------------------------------------ relative_coords
+
+
+class CoordsArgs(Args):
+    window_size: Pair
+    scale: Annotated[float, Field(gt=1.0, allow_inf_nan=False)] = 8.0
+
+
+def _coords_sides(a) -> tuple[int, int]:
+    wh, ww = pair(a.window_size)
+    if 1 in (wh, ww):  # the offsets are over (wh - 1, ww - 1)
+        raise ShapeError(f"relative coordinates need windows at least 2 positions on each side, got {a.window_size}")
+    return 2 * wh - 1, 2 * ww - 1
+
+
+def _coords_sym(a: dict, shape: tuple) -> tuple | None:
+    """(2 ws - 1, 2 ws - 1, 2) as expressions of a square window's side; the last size alone for a pair."""
+    side, here = a["window_size"], n.Span("<generated>", 1, 1, 1, 1)
+    if isinstance(side, n.ListExpr):
+        return None, None, n.Num(2, here)
+    rows = n.BinOp("-", n.BinOp("*", n.Num(2, here), side, here), n.Num(1, here), here)
+    return rows, rows, n.Num(2, here)
+
+
+def _coords_run(m, a: dict, t, xs: list, training: bool):
+    """The table once for each sample."""
+    import torch
+
+    return torch.cat([m] * xs[0].shape[0])
+
+
+_register(OpKind(
+    "relative_coords", CoordsArgs, lambda a, t: TensorType((*_coords_sides(a), 2), "HWC"), layouts=ANY,
+    template="{param}.expand({x}.shape[0], -1, -1, -1)", learned=lambda a, t: (1, *_coords_sides(a), 2), buffer=True,
+    learned_init="_relative_coords_table({window_size}, {scale})",
+    make=lambda a, t: _coords_table(*pair(a["window_size"]), scale=a["scale"]), sym=_coords_sym, run=_coords_run,
+    torch_view=True,  # (an expand of the buffer)
+    buffers=lambda a, ins, out: ((math.prod(out), 0),),
+    doc="Swin V2's table of the relative coordinates of a window's tokens, a float buffer named after the statement "
+        "(1 x (2 wh - 1) x (2 ww - 1) x 2, torchvision's relative_coords_table): each offset (dy, dx) over "
+        "(wh - 1, ww - 1), times `scale`, log-spaced, sign(t) · log2(1 + |t|) / log2(scale); applied to a tensor, "
+        "the table for each of its samples, a channels-last map of 2 channels (its values are not read)",
+    saves=NOTHING))
 
 
 def _merge_shape(a, t: TensorType) -> TensorType:

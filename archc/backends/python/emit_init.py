@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ...lang import nodes as n
+from ...ops import REGISTRY
 from ...sema.exprfold import free_names
 from . import containers, ir
 from .context import ClassContext
@@ -143,7 +144,7 @@ class InitEmitter(LayerInit):
             return cur if self.same(new, cur) else n.IfExp(self.fold(cond, cur), new, cur, SPAN)
         if seq.var is None:
             for none_name in conditional_names(stmt, self.blocks, self.block_params):
-                w.append(set_attribute(_SELF, none_name, _NONE))
+                w.append(_skipped(stmt, none_name))
         result = cur
         if self.same(new, cur):
             pass
@@ -455,3 +456,10 @@ def _appended(s: ir.Node, var: str) -> ir.Node | None:
     return None
 
 
+def _skipped(stmt, name: str) -> ir.Node:
+    """The attribute of a conditional statement where it is skipped: None, and a buffer's (Swin V2's
+    relative_coords_table) a buffer of None, which ``register_buffer`` may fill (not in the state_dict)."""
+    kind = REGISTRY.get(stmt.func) if isinstance(stmt, n.Layer) else None
+    if kind is not None and kind.buffer:
+        return ir.Expr(ir.call(ir.Attr(_SELF, "register_buffer"), ir.Const(name), _NONE))
+    return set_attribute(_SELF, name, _NONE)

@@ -151,6 +151,8 @@ class LayerInit:
         modules = {kind.module_for(t.layout) for t, _ in self.info.get(stmt)} or {kind.module}
         if kind.same_module is not None and stmt.span in self.info.same_padded:
             modules = {kind.same_module}  # it also takes padding="same", which the generated class may pass
+        given = given_args(kind, stmt)
+        modules = next(({cls} for arg, cls in kind.arg_modules.items() if arg in given), modules)
         if len(modules) > 1:
             layouts = sorted({t.layout for t, _ in self.info.get(stmt)})
             raise SpecError(f"this {kind.name} sees inputs of different layouts ({', '.join(layouts)}) in different "

@@ -111,6 +111,34 @@ WINDOW_HELPERS = {
         if shift[0] or shift[1]:
             x = torch.roll(x, shifts=shift, dims=(1, 2))
         return x[:, :h, :w].contiguous()''',
+    "_relative_coords_table": '''def _relative_coords_table(window_size: int | tuple[int, int], scale: float = 8.0) -> Tensor:
+    """1 x (2 wh - 1) x (2 ww - 1) x 2: the offset (dy, dx) between two tokens of a wh x ww window, each over
+    (wh - 1, ww - 1), times ``scale``, log-spaced as sign(t) * log2(1 + |t|) / log2(scale) (Swin V2's
+    relative_coords_table, float32).
+    """
+    wh, ww = (window_size, window_size) if isinstance(window_size, int) else window_size
+    dy = torch.arange(-(wh - 1), wh, dtype=torch.float32) / (wh - 1) * scale
+    dx = torch.arange(-(ww - 1), ww, dtype=torch.float32) / (ww - 1) * scale
+    table = torch.stack(torch.meshgrid(dy, dx, indexing="ij"), -1).unsqueeze(0)
+    return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(scale)''',
+    "_LinearZeroedBias": '''class _LinearZeroedBias(nn.Linear):
+    """nn.Linear whose bias entries ``zero_bias[0]`` up to ``zero_bias[1]`` count as 0, whatever the parameter
+    holds, so they never learn: torchvision's Swin V2 applies its qkv so, the keys without a bias.
+    """
+
+    def __init__(self, *args, zero_bias: tuple[int, int] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.zero_bias = zero_bias
+        if zero_bias is not None and self.bias is not None:
+            with torch.no_grad():
+                self.bias[zero_bias[0] : zero_bias[1]].zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = self.bias
+        if self.zero_bias is not None and bias is not None:
+            start, stop = self.zero_bias
+            bias = torch.cat([bias[:start], torch.zeros_like(bias[start:stop]), bias[stop:]])
+        return F.linear(x, self.weight, bias)''',
 }
 
 PARTITION_HELPERS = {
