@@ -17,7 +17,6 @@ from .backends.python.codegen import generate
 from .errors import SpecError, SpecErrors, did_you_mean
 from .lang import nodes as n
 from .lang.loader import Program, load_program
-from .lang.parser import parse
 from .sema.allocation import fewer_collections
 from .sema.elaborate import MAX_ERRORS, Elaborator
 from .sema.expr import Budget, evaluate
@@ -218,7 +217,7 @@ def _same(a: SpecError, b: SpecError) -> bool:
     return a.span == b.span and a.message == b.message
 
 
-def load(path: str | Path, text: str | None = None, *, parser=parse, before_check=None, switched: bool = True) -> Spec:
+def load(path: str | Path, text: str | None = None, *, parser=None, before_check=None, switched: bool = True) -> Spec:
     """Load and check a spec file: ``archc.load("specs/resnet.arch").build("resnet50")``. ``text``, if given, is
     the file's source, read instead of the file (an editor's buffer); the files it uses are read from disk.
     The language server's hooks: ``parser`` parses the text, ``before_check`` gets the spec before its check,

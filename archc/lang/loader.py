@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import SpecError
 from . import nodes as n
 from .files import FileProblem, read_spec_bytes, shown
-from .parser import parse
+from .parsecache import parse_file_text
 
 
 @dataclass
@@ -60,11 +60,14 @@ def _real_path(path: Path, span: n.Span | None) -> Path:
         raise SpecFileError(f"cannot tell where '{shown(path)}' leads", span) from None
 
 
-def load_program(path: str | Path, text: str | None = None, parser=parse) -> Program:
+def load_program(path: str | Path, text: str | None = None, parser=None) -> Program:
     """The program of the spec at ``path``; ``text``, if given, is its source (an editor's unsaved buffer),
     read instead of the file; the files it ``use``s are read from disk, relative to ``path``. ``parser``: what
-    parses the spec's own text (the language server's parses again only the items an edit changed)."""
+    parses the spec's own text (the language server's parses again only the items an edit changed); by default
+    ``parser.parse``, whose trees of files read from disk are kept in the user's cache (``parsecache``)."""
     path = Path(path)
+    if parser is None:
+        parser = parse_file_text if text is None else _parse
     main = parser(read_spec(path) if text is None else text, str(path))
     program = Program(path, main)
     seen: dict[Path, n.Module] = {}
@@ -90,6 +93,12 @@ def load_program(path: str | Path, text: str | None = None, parser=parse) -> Pro
     _check_names_once(program)
     _check_init_rules(program)
     return program
+
+
+def _parse(text: str, file: str) -> n.Module:
+    from .parser import parse  # (imports Lark, which a spec whose trees are cached never needs)
+
+    return parse(text, file)
 
 
 def _check_init_rules(program: Program) -> None:
@@ -362,7 +371,7 @@ def _parse_used(text: str, file: str) -> n.Module:
     """A used file's syntax tree, parsed once for each text it has: an editor re-checks a spec on every keystroke,
     and the files it uses rarely change meanwhile (nothing after parsing changes a tree)."""
     key = (file, text)
-    module = _USED.pop(key, None) or parse(text, file)
+    module = _USED.pop(key, None) or parse_file_text(text, file)
     _USED[key] = module  # the most recently used last
     while len(_USED) > 32:
         del _USED[next(iter(_USED))]
