@@ -57,53 +57,86 @@ def build_index(modules: list[n.Module], path: Path) -> Index:
             globals_[func.name] = ("func", func.name)
         for d in [*module.blocks, *module.networks]:
             globals_[d.name] = ("block", d.name)
+    names = tuple(sorted(globals_.items()))
     for module in modules:
-        _Indexer(index, module, globals_, module is main).run()
+        _Indexer(index, module, globals_, module is main).run(names)
     return index
+
+
+# What indexing each top-level item found (its name's definitions and mentions, in order), by the item: an editor's
+# item that an edit did not change is the same object (``lang.incremental``), and what it finds depends only on it,
+# on whether it is the document's, and on the names of the file's globals. The latest few thousand are kept.
+_FOUND: dict[int, tuple] = {}  # id(item) -> (item, whether the document's, the globals' names, what it found)
+MAX_FOUND = 4096
 
 
 class _Indexer:
     def __init__(self, index: Index, module: n.Module, globals_: dict[str, Key], main: bool):
         self.index, self.module, self.globals, self.main = index, module, globals_, main
-        self.lines = Lines(module.source)
+        self._lines: Lines | None = None
+        self.found: list[tuple] = []  # (span, key, definition, node): what the item being indexed adds
+
+    @property
+    def lines(self) -> Lines:
+        if self._lines is None:  # (only where an item is indexed again)
+            self._lines = Lines(self.module.source)
+        return self._lines
 
     def add(self, span: n.Span | None, key: Key, definition: bool = False, node: n.Node | None = None) -> None:
-        if span is None:
-            return
-        if definition and key not in self.index.definitions:
-            self.index.definitions[key] = span
-            if node is not None:
-                self.index.nodes[key] = node
-        if self.main:
-            self.index.occurrences.append(Occurrence(span, key, definition))
+        if span is not None:
+            self.found.append((span, key, definition, node))
+
+    def _put(self, found: list[tuple]) -> None:
+        for span, key, definition, node in found:
+            if definition and key not in self.index.definitions:
+                self.index.definitions[key] = span
+                if node is not None:
+                    self.index.nodes[key] = node
+            if self.main:
+                self.index.occurrences.append(Occurrence(span, key, definition))
 
     def name(self, name: str, span: n.Span, key: Key, node: n.Node | None = None, skip: int = 0) -> None:
         self.add(self.lines.find(name, span, skip), key, True, node)
 
-    def run(self) -> None:
+    def run(self, names: tuple) -> None:
         m = self.module
-        for use in m.uses:
-            target = Path(m.file).parent / use.path
-            self.add(use.span, ("use", str(target)))
-        for let in m.lets:
-            self.name(let.name, let.span, ("let", let.name), let)
-            self.expr(let.value, None, set())
-        for func in m.funcs:
-            self.name(func.name, func.span, ("func", func.name), func)
-            local = {p.name for p in func.params} | {let.name for let in func.lets}
-            for p in func.params:
-                self.name(p.name, p.span, ("local", func.name, p.name), p)
-                self.expr(p.default, None, set())
-            for let in func.lets:
-                self.name(let.name, let.span, ("local", func.name, let.name), let)
-                self.expr(let.value, func.name, local)
-            self.expr(func.result, func.name, local)
-        for d in [*m.blocks, *m.networks]:
-            self.definition(d)
-        for v in m.variants:
-            self.name(v.name, v.span, ("variant", v.name), v)
-            self.add(v.network_span, ("block", v.network))
-            self.arguments(v.arguments, v.network, None, set())
+        for item, index in [*((u, self.use) for u in m.uses), *((let, self.let) for let in m.lets),
+                            *((f, self.func) for f in m.funcs), *((d, self.definition) for d in [*m.blocks, *m.networks]),
+                            *((v, self.variant) for v in m.variants)]:
+            known = _FOUND.pop(id(item), None)
+            if known is not None and known[0] is item and known[1] == self.main and known[2] == names:
+                found = known[3]
+            else:
+                self.found = []
+                index(item)
+                found = self.found
+            _FOUND[id(item)] = (item, self.main, names, found)  # the most recently used last
+            self._put(found)
+        while len(_FOUND) > MAX_FOUND:
+            del _FOUND[next(iter(_FOUND))]
+
+    def use(self, use: n.Use) -> None:
+        self.add(use.span, ("use", str(Path(self.module.file).parent / use.path)))
+
+    def let(self, let: n.Let) -> None:
+        self.name(let.name, let.span, ("let", let.name), let)
+        self.expr(let.value, None, set())
+
+    def func(self, func: n.FuncDef) -> None:
+        self.name(func.name, func.span, ("func", func.name), func)
+        local = {p.name for p in func.params} | {let.name for let in func.lets}
+        for p in func.params:
+            self.name(p.name, p.span, ("local", func.name, p.name), p)
+            self.expr(p.default, None, set())
+        for let in func.lets:
+            self.name(let.name, let.span, ("local", func.name, let.name), let)
+            self.expr(let.value, func.name, local)
+        self.expr(func.result, func.name, local)
+
+    def variant(self, v: n.VariantDef) -> None:
+        self.name(v.name, v.span, ("variant", v.name), v)
+        self.add(v.network_span, ("block", v.network))
+        self.arguments(v.arguments, v.network, None, set())
 
     def definition(self, d: n.BlockDef | n.NetworkDef) -> None:
         self.name(d.name, d.span, ("block", d.name), d)
