@@ -13,7 +13,9 @@ import pytest
 
 from archc.lang.incremental import ItemParser, items
 from archc.lang.parser import parse
+from archc.lsp import symbols
 from archc.lsp.analysis import Incremental, analyse
+from archc.lsp.symbols import build_index
 from archc.sema import memo
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -86,3 +88,38 @@ def test_items_start_at_the_first_column_outside_brackets():
     text = 'let a = [1,\n2]\n# note\nblock B() {\n    relu\n}\n"x"\nvariant v = N()\n'
     assert [line for line, _ in items(text)] == [1, 4, 7, 8]
     assert "".join(piece for _, piece in items(text)) == text
+
+
+def _index_of(result) -> tuple:
+    index = build_index(result.program.modules, result.path)
+    return ([(o.span, o.key, o.definition) for o in index.occurrences], index.definitions,
+            {k: id(v) for k, v in index.nodes.items()})
+
+
+def test_the_index_of_an_edit_is_a_fresh_ones_and_reindexes_only_what_changed(monkeypatch):
+    path = SPECS / "googlenet.arch"
+    text = path.read_text()
+    incremental = Incremental()
+    _index_of(analyse(path, text, incremental=incremental))
+    indexed = []
+    real = symbols._Indexer.definition
+    monkeypatch.setattr(symbols._Indexer, "definition", lambda self, d: indexed.append(d.name) or real(self, d))
+    for edited in [_edit_number(text, "block"), text.replace("let", "let  ", 1) if "\nlet" in text else text,
+                   text.replace("num_classes = 1000", "classes = 1000").replace("(num_classes", "(classes")]:
+        result = analyse(path, edited, incremental=incremental)
+        indexed.clear()
+        kept, again = _index_of(result), list(indexed)
+        monkeypatch.setattr(symbols, "_FOUND", {})
+        assert kept == _index_of(result)  # what the kept items found is what indexing them again finds
+        if edited == _edit_number(text, "block"):
+            assert again == ["Inception"]  # the edited block alone
+
+
+def test_an_item_is_indexed_again_where_the_files_globals_change(tmp_path):
+    path = tmp_path / "n.arch"
+    text = "network N() {\n    input 3 x 8 x 8\n    conv(width, 3)\n}\nvariant n = N()\n"
+    incremental = Incremental()
+    _index_of(analyse(path, text, incremental=incremental))
+    result = analyse(path, text + "let width = 8\n", incremental=incremental)  # the network's item is kept
+    occurrences = _index_of(result)[0]
+    assert any(key == ("let", "width") and not definition for _, key, definition in occurrences)  # its 'width'
