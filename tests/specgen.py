@@ -236,6 +236,8 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
             size = self.pick([1, 2])
             return [f"adaptive_avgpool({size})"], T("CHW", t.c, size, size)
         kind = self.pick(["maxpool", "avgpool", "adaptive_maxpool", "upsample", "lppool"])
+        if kind == "upsample" and self.chance(60):  # a transposed conv (specgen_nd)
+            return self.up_conv(t, numbered)
         if kind == "upsample" and t.h * t.w <= 100:
             mode = self.pick(["", ', mode = "bilinear"', ', mode = "nearest"'])
             return [f"{self.named(numbered, 'up') if self.chance(30) else ''}upsample(2{mode})"], T("CHW", t.c, 2 * t.h,
@@ -626,6 +628,9 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
         if self.chance(30):  # any kind whose module holds parameters (those the network lacks reach nothing)
             kind = self.pick(sorted(PARAMETERS))
             rules.append(f"init {kind}.{self.pick(PARAMETERS[kind])} = {self.pick(['0.5', 'normal(std = 0.02)'])}")
+        ups = sorted(set(re.findall(r"\b(conv_transpose(?:1d|3d)?)\(", "\n".join(body))))
+        if ups and self.chance(50):  # fans of a transposed weight (in x out / groups x kernel)
+            rules.append(f"init {self.pick(ups)}.weight = {self.pick(INITS)}{cond()}")
         if self.tops and self.chance(30):
             rules.append(f"init {self.pick(self.tops)}.weight = {self.rule()}{cond()}")
         called = {b for b in self.block_targets if re.search(rf"\b{b}\(", "\n".join(body))}

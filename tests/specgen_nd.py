@@ -1,8 +1,19 @@
 """The spec generator's signals and volumes: a network whose input is a C x L signal or a C x D x H x W volume,
-through the 1-D or 3-D convolutions and pools, batch norm, activations and dropout (a mixin of ``specgen.Gen``).
-The spatial sizes ride in ``T.h`` (a signal's length; a volume's height), ``T.w`` and ``T.d``."""
+through the 1-D or 3-D convolutions and pools, batch norm, activations and dropout (a mixin of ``specgen.Gen``);
+and the transposed convolutions of every rank (on maps too), which enlarge them. The spatial sizes ride in ``T.h``
+(a signal's length; a volume's height), ``T.w`` and ``T.d``."""
 
 from __future__ import annotations
+
+import math
+
+UP = {"CL": "conv_transpose1d", "CHW": "conv_transpose", "CDHW": "conv_transpose3d"}
+DOWN = {"CL": "conv1d", "CHW": "conv", "CDHW": "conv3d"}
+
+
+def up_size(n: int, k: int, s: int, p: int, op: int, d: int) -> int:
+    """A transposed conv's output size along an axis of ``n``."""
+    return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
 class NdMix:
@@ -17,15 +28,40 @@ class NdMix:
         return t, f"{t.c} x {t.d} x {t.h} x {t.w}"
 
     def nd_spatial(self, t) -> list[int]:
-        return [t.h] if t.layout == "CL" else [t.d, t.h, t.w]
+        return {"CL": [t.h], "CHW": [t.h, t.w]}.get(t.layout, [t.d, t.h, t.w])
 
     def nd_typed(self, t, c: int, sizes: list[int]):
         from specgen import T
 
-        if t.layout == "CL":
-            return T("CL", c, sizes[0])
+        if t.layout in ("CL", "CHW"):
+            return T(t.layout, c, *sizes)
         d, h, w = sizes
         return T("CDHW", c, h, w, d)
+
+    def up_conv(self, t, numbered: bool):
+        """A transposed conv on a map, a signal or a volume: alone, where the result stays small, or in a residual
+        with a conv of the same stride that takes it back down to the input's size (where some kernel does)."""
+        sizes = self.nd_spatial(t)
+        k, s, d = self.choose(1, 4), self.pick([1, 2, 2, 3]), self.pick([1, 1, 2])
+        op = self.choose(0, max(s, d) - 1) if self.chance(97) else max(s, d)  # too large: a located error
+        p = self.choose(0, (d * (k - 1) + op) // 2)  # crops at most what the kernel adds: no side is empty
+        c = self.choose(1, 8)
+        groups = self.pick([g for g in (1, 2, 3) if t.c % g == 0 and c % g == 0])
+        outs = [up_size(n, k, s, p, op, d) for n in sizes]
+        args = f"{k}, {s}, padding = {p}, output_padding = {op}, groups = {groups}, bias = {self.pick(['true', 'false'])}"
+        if d != 1 or self.chance(20):
+            args += f", dilation = {d}"
+        up = f"{self.name('up')} = {UP[t.layout]}({c}, {args})"
+        downs = [(kd, pd) for kd in range(1, 5) for pd in range(kd // 2 + 1)
+                 if all((m + 2 * pd - kd) // s + 1 == n for m, n in zip(outs, sizes))]
+        if not numbered and downs and (self.chance(50) or math.prod(outs) > 400):
+            kd, pd = self.pick(downs)
+            down = f"{self.name('down')} = {DOWN[t.layout]}({t.c}, {kd}, {s}, padding = {pd})"
+            return [f"residual {{ {up}; {self.pick(['relu', 'gelu', 'tanh'])}; {down} }}"], t
+        if math.prod(outs) > 400:  # too large to run quickly: stride 1, the size kept
+            up = f"{self.name('up')} = {UP[t.layout]}({c}, 3, padding = 1, groups = {groups})"
+            return [up], self.nd_typed(t, c, sizes)
+        return [up], self.nd_typed(t, c, outs)
 
     def nd_conv(self, t, numbered: bool):
         rank = 1 if t.layout == "CL" else 3
@@ -56,9 +92,11 @@ class NdMix:
             self.nd_typed(t, t.c, out)
 
     def nd_statement(self, t, numbered: bool):
-        kind = self.pick(["conv", "conv", "pool", "pool", "bn", "norm", "act", "drop"])
+        kind = self.pick(["conv", "conv", "pool", "pool", "bn", "norm", "act", "drop", "up"])
         if kind == "conv":
             return self.nd_conv(t, numbered)
+        if kind == "up":
+            return self.up_conv(t, numbered)
         if kind == "pool":
             return self.nd_pool(t, numbered)
         if kind == "bn":

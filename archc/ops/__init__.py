@@ -5,7 +5,7 @@ order of the docs and of anything listed from it). A family imports ``base``, ne
 """
 
 # isort: off
-from . import conv, conv_nd, norm, activations, layout, partition, tokens, windows, tensor, joins, einsum, split, numeric, fused, indexing, norm2d, select, elementwise, lppool  # noqa: F401  (register the families, in this order)
+from . import conv, conv_nd, norm, activations, layout, partition, tokens, windows, tensor, joins, einsum, split, numeric, fused, indexing, norm2d, select, elementwise, lppool, conv_transpose  # noqa: F401  (register the families, in this order)
 # isort: on
 from .base import REGISTRY, OpKind, ShapeError, pair
 

@@ -170,7 +170,8 @@ FAN_BASED = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_unifo
 FLOAT32_MAX = 3.4028234663852886e38  # parameters are float32 tensors: a larger number becomes inf there
 # The dimensions of each parameter with more than one (a conv's weight: out, in / groups, kh, kw).
 DIMENSIONS = {("conv", "weight"): 4, ("linear", "weight"): 2, ("ws_conv", "weight"): 4, ("ws_conv", "gain"): 4,
-              ("conv1d", "weight"): 3, ("conv3d", "weight"): 5}
+              ("conv1d", "weight"): 3, ("conv3d", "weight"): 5, ("conv_transpose1d", "weight"): 3,
+              ("conv_transpose", "weight"): 4, ("conv_transpose3d", "weight"): 5}
 
 
 def as_call(rule: n.Expr) -> n.Call | None:
