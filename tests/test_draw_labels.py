@@ -5,12 +5,24 @@ import re
 
 import pytest
 from archtest import spec
+from zoo import mutated_spec
 
 from archc.backends.diagram import draw
 from archc.backends.diagram.calls import Signatures, masked, range_text, round_number, rounded, value_text
 from archc.backends.diagram.labels import effective, op_summary
 from archc.backends.diagram.size import label_lines
 from archc.sema.graph import ScopeInfo
+
+# Swin V2 with its attention one fixed module (window_attention, as archc lift writes torchvision's): its blocks
+# differ only in numbers (specs/swin.arch writes the attention, its shifted blocks holding a mask the others lack)
+V2_FIXED = ("attn = ShiftedWindowAttention(in.channels, window_size, shift_size, num_heads, attention_dropout, "
+            "dropout,\n                                          version)",
+            "attn = window_attention(window_size, num_heads, shift_size, 2, attention_dropout, dropout)")
+
+
+@pytest.fixture(scope="module")
+def swin_fixed(tmp_path_factory):
+    return mutated_spec("swin", *V2_FIXED, tmp_path_factory.mktemp("swin"))
 
 
 def node_labels(source: str) -> dict[str, str]:
@@ -73,10 +85,10 @@ def test_the_drawn_efficientnet_has_keyword_labels_without_float_noise():
     assert not re.search(r"\d\.\d*0000\d", source) and "1e-05" not in source
 
 
-def test_a_run_that_differs_in_drop_rate_and_shift_folds_with_a_count_and_ranges():
-    # (Swin V2's blocks differ only in their arguments; V1's shifted blocks hold a mask the others lack, so a V1
-    # stage's blocks are drawn one by one)
-    s = spec("swin")
+def test_a_run_that_differs_in_drop_rate_and_shift_folds_with_a_count_and_ranges(swin_fixed):
+    # (these Swin V2 blocks differ only in their arguments; the shifted blocks of specs/swin.arch hold a mask the
+    # others lack, so a stage's blocks are drawn one by one there)
+    s = swin_fixed
     graph, signatures = s.graph("swin_v2_t"), Signatures.of_spec(s)
     labels = node_labels(draw.dot_source(graph, 1, signatures=signatures))
     fold = labels["block:features.5.0"]
@@ -121,8 +133,8 @@ def test_what_does_not_fold_still_does_not():
     assert "block:layer3.0" in labels and "block:layer3.1" in labels and "block:layer3.2" not in labels
 
 
-def test_swin_shift_is_labelled_as_the_model_applies_it():
-    graph = spec("swin").graph("swin_v2_t")  # (V1 writes its attention in the spec, the shift a let of it)
+def test_swin_shift_is_labelled_as_the_model_applies_it(swin_fixed):
+    graph = swin_fixed.graph("swin_v2_t")  # (specs/swin.arch writes its attention in the spec, the shift a let)
     attn = {op.id: op for op in graph.ops() if op.op == "window_attention"}
     assert op_summary(attn["features.5.1.attn"]) == "window_attention 12 heads, window 8x8, shift 4x4, cosine"
     # on the last stage's 7x7 map one window covers it: torchvision turns the shift off

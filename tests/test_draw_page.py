@@ -6,6 +6,7 @@ import json
 import pytest
 from archtest import spec
 from test_draw_html import browser, data_of, open_page  # noqa: F401  (browser: a fixture)
+from test_draw_labels import swin_fixed  # noqa: F401  (a fixture: Swin V2 with its attention one module)
 from test_draw_size import shipped_variants
 
 from archc.backends.diagram import draw
@@ -56,7 +57,7 @@ def test_depth_opens_the_page_as_the_picture_at_that_depth():
     assert all(it["k"] == "leaf" for it in items if ".denselayer" in it["id"] and it["id"].count(".") == 2)
 
 
-def test_runs_fold_on_the_page_with_a_count_and_open():
+def test_runs_fold_on_the_page_with_a_count_and_open(swin_fixed):  # noqa: F811
     d = data("densenet", "densenet121")
     items = d["items"]
     index = {it["id"]: i for i, it in enumerate(items)}
@@ -69,7 +70,7 @@ def test_runs_fold_on_the_page_with_a_count_and_open():
     # "expand all" with the runs folded: the boxes not inside a later member (before: all 66, every dense layer)
     boxes = [it for it in items if it["k"] == "box"]
     assert len(boxes) == 66 and sum(1 for it in boxes if "f" not in it) == 12
-    swin = data("swin", "swin_v2_t")["items"]  # (V1's shifted blocks hold a mask the others lack: no fold)
+    swin = drawhtml.page_data(swin_fixed.graph("swin_v2_t"), None, signatures=Signatures.of_spec(swin_fixed))["items"]
     fold = next(it for it in swin if it.get("fold"))
     assert fold["id"] == "features.5.0" and fold["fold"]["ranges"] == [
         "shift_size = 0 or 4", "stochastic_depth_prob = 0.0727 … 0.164"]
@@ -167,7 +168,7 @@ def test_edge_labels_never_cover_a_box_title(browser, tmp_path):  # noqa: F811
         assert overlaps == [], (variant, overlaps)
 
 
-def test_the_page_data_is_json_with_the_folds(tmp_path):
-    text = draw.draw(spec("swin"), "swin_v2_t", "html").decode()
+def test_the_page_data_is_json_with_the_folds(tmp_path, swin_fixed):  # noqa: F811
+    text = draw.draw(swin_fixed, "swin_v2_t", "html").decode()
     d = json.loads(data_of(text)[0])
     assert any(it.get("fold", {}).get("n") == 6 for it in d["items"])

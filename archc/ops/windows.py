@@ -310,6 +310,7 @@ _register(OpKind(
     template="{param}.expand({x}.shape[0], -1, -1, -1)", learned=lambda a, t: (1, *_coords_sides(a), 2), buffer=True,
     learned_init="_relative_coords_table({window_size}, {scale})",
     make=lambda a, t: _coords_table(*pair(a["window_size"]), scale=a["scale"]), sym=_coords_sym, run=_coords_run,
+    channels_rule=lambda cur, args: n.Num(2, n.Span("<generated>", 1, 1, 1, 1)),  # (dy, dx), whatever comes in
     torch_view=True,  # (an expand of the buffer)
     buffers=lambda a, ins, out: ((math.prod(out), 0),),
     doc="Swin V2's table of the relative coordinates of a window's tokens, a float buffer named after the statement "
