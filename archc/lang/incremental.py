@@ -71,13 +71,14 @@ class ItemParser:
         for tree in trees.values():
             for name in ("uses", "lets", "funcs", "blocks", "networks", "variants"):
                 getattr(module, name).extend(getattr(tree, name))
-        check_nesting(module)
         return module
 
 
 def _parse_piece(piece: str, file: str, line: int) -> n.Module | None:
     """One piece's tree, its spans where the piece stands in the file (blank lines before it keep them so)."""
     try:
-        return _ToAst(file).transform(_parser().parse("\n" * (line - 1) + piece))
+        tree = _ToAst(file).transform(_parser().parse("\n" * (line - 1) + piece))
+        check_nesting(tree)  # (a module's items nest alike alone: an item checked once need not be again)
+        return tree
     except Exception:  # a syntax error (or deeper trouble) that the whole text's parse reports as the compiler does
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def _check_init_rules(program: Program) -> None:
     from ..sema.initrules import PARAMETERS, check_static
 
     for definition in [*program.blocks.values(), *program.networks.values()]:
+        if definition in _RULES_CHECKED:
+            continue
         for node in definition.walk():
             if isinstance(node, n.Init):
                 check_static(node)
@@ -114,6 +117,12 @@ def _check_init_rules(program: Program) -> None:
                         node.path[0] in PARAMETERS:
                     raise SpecError("a network's rules for a kind of layer are drawn when it is made already",
                                     node.span, hint="drop 'when made'")
+        _RULES_CHECKED.add(definition)
+
+
+# the definitions whose init rules passed ``_check_init_rules``, which reads nothing but the definition: an editor's
+# definition that an edit did not change is the same object (``incremental``), and is not walked again
+_RULES_CHECKED: weakref.WeakSet = weakref.WeakSet()
 
 
 def _check_names_once(program: Program) -> None:
