@@ -324,7 +324,7 @@ class FlowEmitter(FlowLoops):
                 owner[new] = name
             if step.dests:
                 return [_Shape.of(self.layouts[d], w) for d, w in zip(step.dests, out)]
-            return shapes[tensors[0]].then(layout, out, seen)
+            return self.declared_op(decl, shapes[tensors[0]], layout) or shapes[tensors[0]].then(layout, out, seen)
         if step.kind == "op" and step.dests:  # an op of several parts (split): each part's sizes
             kind = REGISTRY[step.layer.func]
             args = {f: self.emitter.fold(e) for f, e in given_args(kind, step.layer).items()}
@@ -360,6 +360,18 @@ class FlowEmitter(FlowLoops):
             grows = seen and all(ins[0].shape[i] == 1 and out.shape[i] != 1 for ins, out in seen)
             axes.append(b if grows else a)
         return _Shape(layout, tuple(axes))
+
+    def declared_op(self, decl: n.Layer, before: _Shape, layout: str | None) -> _Shape | None:
+        """A declared op's value, every axis by the op's symbolic shape rule where it gives them (a learned tensor's
+        are its own sizes, whatever it is applied to: a table of n x 1 x 1 has n features as a map, 1 as a tensor
+        of unnamed axes); None where it does not, or where a condition may switch it off (its input passes)."""
+        kind = REGISTRY.get(decl.func) if isinstance(decl, n.Layer) else None  # (not a seq)
+        if kind is None or kind.sym is None or decl.func in self.ctx.blocks or layout is None or \
+                decl.cond is not None or (before.axes is None and kind.learned is None):
+            return None
+        args = {f: self.emitter.fold(e) for f, e in given_args(kind, decl).items()}
+        axes = kind.sym(args, before.axes)
+        return _Shape(layout, axes) if axes is not None and len(axes) == len(layout) else None
 
     def block_of_many(self, decl: n.Layer, widths: list[n.Expr], w: list, outputs: int = 1):
         """``Fuse(fine_width, coarse_width, ...)``: a block with several inputs, and its output width (a list of
