@@ -168,13 +168,23 @@ def test_a_batch_norm_after_one_stays_in_deploy_and_the_outputs_agree():
         assert torch.allclose(deployed(x), model(x), atol=1e-5)
 
 
+def test_memory_is_what_torch_measures():
+    """What autograd keeps (each transposed conv its input) and what an eval pass makes, as archc stats counts them."""
+    from test_stats_memory import measured_activations, measured_saved
+
+    s = load(DECODER)
+    model, x = s.build("decoder"), torch.randn(2, 8, 7, 7)
+    totals = stats.totals(s.graph("decoder"), 2)
+    assert (totals["saved"], totals["activations"]) == (measured_saved(model, x), measured_activations(model, x))
+
+
 def test_its_diagram_label_says_its_sizes():
     from archc.ops import REGISTRY
 
     label = REGISTRY["conv_transpose"].label
-    assert label({"out_channels": 64, "kernel_size": 4, "stride": 2}) == "conv_transpose 4x4/2x2, 64"
+    assert label({"out_channels": 64, "kernel_size": 4, "stride": 2}) == "conv_transpose 4x4/2, 64"
     assert REGISTRY["conv_transpose3d"].label({"out_channels": 8, "kernel_size": (1, 3, 3), "output_padding": 1,
-                                               "groups": 2}) == "conv_transpose3d 1x3x3, 8, output_padding 1x1x1, groups 2"
+                                               "groups": 2}) == "conv_transpose3d 1x3x3, 8, output_padding 1, groups 2"
 
 
 @pytest.mark.parametrize(("sizes", "stmt", "message"), [

@@ -41,8 +41,13 @@ def _each(v, rank: int) -> tuple[int, ...]:
 
 
 def _size_text(v, rank: int) -> str:
-    sizes = _each(v, rank)
-    return "x".join(map(str, sizes)) if rank != 2 or len(set(sizes)) > 1 else f"{sizes[0]}x{sizes[0]}"
+    """A kernel's sizes, every axis's (``3x3``, ``1x3x3``)."""
+    return "x".join(map(str, _each(v, rank)))
+
+
+def _text(v) -> str:
+    """A stride, a padding or a dilation as written: ``2``, or ``2x1`` for one per axis (as conv's labels)."""
+    return str(v) if isinstance(v, int) else "x".join(map(str, v))
 
 
 def _axis(n: int, k: int, s: int, p: int, op: int, d: int, axis: str) -> int:
@@ -114,12 +119,12 @@ def _entry(rank: int) -> OpKind:
     def label(a: dict) -> str:
         text = f"{name} {_size_text(a['kernel_size'], rank)}"
         if set(_each(a.get("stride", 1), rank)) != {1}:
-            text += f"/{_size_text(a['stride'], rank)}"
+            text += f"/{_text(a['stride'])}"
         text += f", {a['out_channels']}"
         if set(_each(a.get("output_padding", 0), rank)) != {0}:
-            text += f", output_padding {_size_text(a['output_padding'], rank)}"
+            text += f", output_padding {_text(a['output_padding'])}"
         if set(_each(a.get("dilation", 1), rank)) != {1}:
-            text += f", dilation {_size_text(a['dilation'], rank)}"
+            text += f", dilation {_text(a['dilation'])}"
         return text + (f", groups {a['groups']}" if a.get("groups", 1) != 1 else "")
 
     return OpKind(
