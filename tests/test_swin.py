@@ -86,12 +86,11 @@ SPEC_MUTATIONS = {
     "GELU replaced by ReLU": ("gelu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init",
                               "relu; dropout(dropout); linear(in.channels); dropout(dropout)\n    init", "common.arch"),  # the MLP block
     # Swin V2's attention (Section 3.1 of its paper): the keys learn no bias, the logit scale is clamped at log 100,
-    # the scores are cosines, the bias is 16 sigmoid(...) of the MLP's; and it normalises after attention
+    # the scores are cosines (the bias's 16 sigmoid: tests/test_swin_v2_pieces.py); and it normalises after attention
     "V2's keys given their bias": ("zero_bias = (dim, 2 * dim) if version == 2 else none", "zero_bias = none"),
     "V2's logit scale not clamped": ("exp(clamp(logit_scale(x), max = log(100.0)))", "exp(logit_scale(x))"),
     "V2's cosines replaced by dot products": ("matmul(normalize(q, dim = -1), transpose(normalize(k, dim = -1), -2, -1))",
                                               "matmul(q, transpose(k, -2, -1))"),
-    "V2's bias without 16 sigmoid": ("else 16 * sigmoid(picked)", "else picked"),
     "V2 normalising before attention": ("attn = ShiftedWindowAttention(in.channels, window_size, shift_size, num_heads, "
                                         "attention_dropout, dropout,\n                                          version)\n"
                                         "            norm1 = norm_layer",
