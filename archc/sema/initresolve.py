@@ -156,7 +156,7 @@ def resolve(rules: list[Rule], nodes: list[OpNode], scopes: dict, budget) -> dic
         if not params:
             continue
         for param in params:
-            best: tuple | None = None
+            best = index.best_of_kind(node, param)
             for rule in index.candidates(node, param):
                 rank = _rank(rule, node, scopes)
                 if rank is not None and (best is None or (not rule.stmt.made, rank) > best[0]):
@@ -204,11 +204,27 @@ class _Index:
         self.scoped = {rule.scope for rule in rules if rule.kind is not None}  # the scopes kind rules stand in
         self.around: dict[str, list[str]] = {"": [""] if "" in self.scoped else []}  # path -> those around it
         self.reads: dict[int, tuple] = {}  # id(rule) -> (the names it reads, the block values of those names)
+        self.of_kind: dict[tuple, tuple | None] = {}  # (parameter, kind, scope) -> the kind rules' best there
+
+    def best_of_kind(self, node: OpNode, param: str) -> tuple | None:
+        """The kind rule that reaches ``node``'s ``param`` most specifically, with its rank (``_rank``), or None:
+        the same for every layer of that kind in one scope (a block instance's), so it is found once for them."""
+        parent = node.name.rpartition(".")[0]
+        key = (param, node.op, parent)
+        if key not in self.of_kind:
+            best = None
+            for scope in self._scopes_around(parent):
+                for rule in self.kinds.get((param, node.op, scope), ()):
+                    rank = (not rule.stmt.made, (0, rule.depth, rule.order))
+                    if best is None or rank > best[0]:
+                        best = (rank, rule)
+            self.of_kind[key] = best
+        return self.of_kind[key]
 
     def candidates(self, node: OpNode, param: str) -> list[Rule]:
-        parent, _, last = node.name.rpartition(".")
-        found = [rule for scope in self._scopes_around(parent) for rule in self.kinds.get((param, node.op, scope), ())]
-        return [*found, *self.blocks.get((param, last), ()), *self.layers.get((param, node.name), ())]
+        """The ``Block.layer`` and layer rules that may reach ``node``'s ``param`` (the kind rules: ``best_of_kind``)."""
+        last = node.name.rpartition(".")[2]
+        return [*self.blocks.get((param, last), ()), *self.layers.get((param, node.name), ())]
 
     def _scopes_around(self, path: str) -> list[str]:
         """The scopes of kind rules that hold ``path`` or are it: the network's, then the enclosing paths."""
@@ -239,10 +255,9 @@ class _Index:
 
 
 def _rank(rule: Rule, node: OpNode, scopes: dict) -> tuple | None:
-    """How specifically ``rule`` reaches ``node`` (higher wins), or None if it does not."""
+    """How specifically a ``Block.layer`` or layer ``rule`` reaches ``node`` (higher wins; a kind rule's rank is
+    ``(0, depth, order)``, ``_Index.best_of_kind``), or None if it does not."""
     name = node.name
-    if rule.kind is not None:  # (the index found it by the kind and a scope around the layer)
-        return (0, rule.depth, rule.order)
     if rule.block is not None:
         suffix = "." + ".".join(rule.path)
         if not name.endswith(suffix):
