@@ -212,3 +212,36 @@ def test_only_zeros_padding_is_taken():
              "variant net = Net()\n").graph("net")
     assert "up.arch:3:30: error: conv_transpose: bad value \"reflect\" for 'padding_mode': input should be 'zeros'" \
         in str(err.value)
+
+
+class _Up(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(6)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.up(x)))
+
+
+class _One(nn.Module):
+    def __init__(self, up: nn.Module):
+        super().__init__()
+        self.up = up
+
+    def forward(self, x):
+        return self.up(x)
+
+
+@pytest.mark.parametrize(("model", "sizes", "ops"), [
+    (_Up, (4, 5, 5), ["conv_transpose(6, 3, stride = 2, padding = 1, output_padding = 1, bias = false)"]),
+    (lambda: _One(nn.ConvTranspose1d(6, 2, 4, stride=2, dilation=2)), (6, 9),
+     ["conv_transpose1d(2, (4,), stride = (2,)", "dilation = (2,)"]),
+    (lambda: _One(nn.ConvTranspose3d(2, 4, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), groups=2)), (2, 2, 4, 4),
+     ["conv_transpose3d(4, (1, 3, 3), stride = (1, 2, 2), padding = (0, 1, 1)", "groups = 2"])],
+    ids=["2d", "1d", "3d"])
+def test_torch_s_transposed_convs_lift_to_specs_that_compute_the_same(model, sizes, ops):
+    from archc.lifting import lift
+
+    text = lift(model().eval(), torch.randn(1, *sizes))  # proven: the weights load strictly, the outputs agree
+    assert all(op in text for op in ops), text

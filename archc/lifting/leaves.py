@@ -67,7 +67,7 @@ def _refuse(path: str, m: nn.Module, why: str):
 def _check(m: nn.Module, op: str, path: str) -> dict[str, object]:
     """The op's arguments that do not come straight from attributes of the same name, and the refusals."""
     extra: dict[str, object] = {}
-    if op in ("conv", "ws_conv", "conv1d", "conv3d"):
+    if op in ("conv", "ws_conv", "conv1d", "conv3d", "conv_transpose", "conv_transpose1d", "conv_transpose3d"):
         if m.padding == "same" and all(s == 1 for s in m.stride) and \
                 all(d * (k - 1) % 2 == 0 for d, k in zip(m.dilation, m.kernel_size)):
             extra["padding"] = normalise(tuple(d * (k - 1) // 2 for d, k in zip(m.dilation, m.kernel_size)))
