@@ -45,3 +45,34 @@ def test_a_module_that_moves_values_otherwise_is_no_partition():
     net[1].partition_op = _Transposed()
     with pytest.raises(LiftError, match="relative_attention needs G groups"):
         lift(net.eval(), torch.randn(1, 3, 8, 8))
+
+
+class _Windows(nn.Module):
+    """DaViT's spatial attention, channels last: the map cut into 4 x 4 windows folded into the batch (timm's
+    window_partition, (N G) x 16 x C), attention within each (timm's DaViT WindowAttention, traced with N G rows),
+    and the windows put back (window_reverse)."""
+
+    def __init__(self, dim: int = 16, ws: int = 4):
+        super().__init__()
+        from timm.models.davit import WindowAttention
+
+        self.ws = ws
+        self.norm = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, (ws, ws), num_heads=2)
+
+    def forward(self, x):
+        from timm.models.davit import window_partition, window_reverse
+
+        B, C, H, W = x.shape
+        x = self.norm(x.permute(0, 2, 3, 1))
+        windows = window_partition(x, (self.ws, self.ws)).view(-1, self.ws * self.ws, C)
+        windows = self.attn(windows).view(-1, self.ws, self.ws, C)
+        return window_reverse(windows, (self.ws, self.ws), H, W).permute(0, 3, 1, 2)
+
+
+def test_windows_folded_into_the_batch_are_groups_of_tokens():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 1), _Windows(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+    right = "partition(permute(norm(permute(x, (0, 2, 3, 1))), (0, 3, 1, 2)), 4)"
+    text = _proven_and_refused_when(net, torch.randn(1, 3, 8, 8), right, right[:-1] + ', kind = "grid")')
+    assert "block WindowAttention() (x: 4 x 16 x 16)" in text and "reshape(qkv(x), (4, 16, 3, 2, 8))" in text, text

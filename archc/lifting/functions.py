@@ -6,6 +6,8 @@ filled in), so that two calls of the same op compare field by field."""
 
 from __future__ import annotations
 
+import math
+
 from ..ops.base import REGISTRY
 from . import ir
 from .ir import normalise
@@ -221,3 +223,23 @@ def transposes(x, dims: list[int]) -> list[tuple[str, tuple]]:
             order[i], order[j] = order[j], order[i]
             steps.append(("transpose", (PREVIOUS if steps else x, i, j)))
     return steps or [("transpose", (x, 1, 1))]
+
+
+def step_shape(op: str, fields: tuple, shape_of) -> tuple[int, ...]:
+    """The shape of a step before the last of a call written as several ops (its last gives the traced value)."""
+    if op == "global_avgpool":
+        return shape_of(fields[0])[:1]
+    if op == "transpose":
+        shape = list(shape_of(fields[0]))
+        i, j = fields[1] - 1, fields[2] - 1
+        shape[i], shape[j] = shape[j], shape[i]
+        return tuple(shape)
+    if op == "flatten_dims":  # dims counting the batch, as functions writes them
+        shape = list(shape_of(fields[0]))
+        i, j = fields[1] - 1, fields[2] - 1
+        return (*shape[:i], math.prod(shape[i:j + 1]), *shape[j + 1:])
+    if op in ("mean", "sum", "amax"):
+        shape = list(shape_of(fields[0]))
+        shape[fields[1] - 1:fields[1]] = [1] if fields[2] else []
+        return tuple(shape)
+    raise AssertionError(f"no shape rule for an intermediate {op}")

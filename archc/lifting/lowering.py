@@ -5,7 +5,6 @@ else is a ``LiftError`` that names the module and the operation."""
 
 from __future__ import annotations
 
-import math
 import operator
 
 import torch
@@ -13,7 +12,8 @@ import torch.fx as fx
 
 from . import ir, passes
 from .errors import LiftError
-from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call, transposes
+from .folds import Folds, _Moved
+from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call, step_shape, transposes
 from .indexing import Indexing, Permuted
 from .layouts import Layouts
 from .own import OwnParameters, _Expanded, _Own
@@ -34,7 +34,7 @@ def _is_batch_read(nd: fx.Node) -> bool:
     return False
 
 
-class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
+class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts, Folds):
     def __init__(self, cls, path, children, graph: fx.Graph, values, where, own=None, buffers=None):
         self.where = f"{where} ({cls})"
         self.own = own or {}  # the module's own parameters: learned tensors, by name
@@ -47,6 +47,8 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
         self.refs: dict[fx.Node, object] = {}  # fx node -> Ref, a constant, BATCH, or a list of Refs (chunk)
         self.dag = ir.Dag(cls=cls, path=path, children=children, inputs=[], input_shapes=[])
         self.graph = graph
+        self.batch = None  # the batch size of the recorded input (of this forward's own first tensor)
+        self.folded: dict[int, tuple] = {}  # values with windows folded into the batch: (G, the recorded value)
 
     def fail(self, what: str):
         raise LiftError(f"{self.where}: {what}")
@@ -54,6 +56,8 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
     def arg(self, a):
         """An fx argument as a lifted one."""
         if isinstance(a, fx.Node):
+            if isinstance(self.refs[a], _Moved):  # windows folded into the batch, read: the groups or their map
+                self.refs[a] = self.resolved(self.refs[a])
             if self.refs[a] is _UNREAD:
                 self.fail("reads the attention weights, which the language's attention does not give")
             if isinstance(self.refs[a], _Listed) and not (a.users and all(_concatenates(u) for u in a.users)):
@@ -118,6 +122,7 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
             self.refs[nd] = _Listed(ir.Ref(len(self.dag.inputs) - 1))
             return
         if isinstance(value, torch.Tensor):
+            self.batch = value.shape[0] if self.batch is None else self.batch
             self.dag.inputs.append(nd.target)
             self.dag.input_shapes.append(tuple(value.shape[1:]))
             self.refs[nd] = ir.Ref(len(self.dag.inputs) - 1)
@@ -129,7 +134,11 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
     def tensor_node(self, fn: str, args: tuple, value, child: str | None = None) -> ir.Ref:
         if not isinstance(value, torch.Tensor):
             self.fail(f"'{fn}' gives a {type(value).__name__}, not one tensor: it cannot be written yet")
-        return self.add(ir.Node(fn=fn, args=args, child=child, shape=tuple(value.shape[1:])))
+        shape = self.folded_shape(args, value) if self.folded else None
+        ref = self.add(ir.Node(fn=fn, args=args, child=child, shape=shape or tuple(value.shape[1:])))
+        if shape:
+            self.folded[ref.index] = (shape[0], value)
+        return ref
 
     def call_module(self, nd: fx.Node, value):
         head, _, item = nd.target.partition(".")
@@ -154,6 +163,10 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
                                                                                    ir.refs_in(v))}
         if kwargs:
             self.fail(f"calls '{nd.target}' with tensors as keyword arguments")
+        folded = self.fold_call(nd.target, args, value)  # a child applied to windows folded into the batch
+        if folded is not None:
+            self.refs[nd] = folded
+            return
         if len(args) == 1 and isinstance(args[0], list) and args[0] and all(isinstance(a, ir.Ref) for a in args[0]):
             args = (list(args[0]),)  # a list of tensors: a dense member's inputs (fuse_dense)
         elif not all(isinstance(a, ir.Ref) for a in args):
@@ -189,9 +202,12 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
         self.compute(nd, value)
 
     def compute(self, nd: fx.Node, value):
+        name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
+        if self.folds_batch(nd, name, value):  # windows folded into the batch, or back (folds)
+            return
         args = tuple(self.arg(a) for a in nd.args)
         kwargs = {k: self.arg(v) for k, v in nd.kwargs.items()}
-        name = nd.target if nd.op == "call_method" else getattr(nd.target, "__name__", str(nd.target))
+        self.refuse_folded(name, (args, list(kwargs.values())))
         if args and isinstance(args[0], Permuted) and name != "getitem":
             if name != "unbind" or (kwargs.get("dim", args[1] if len(args) > 1 else 0) != 0):
                 self.fail(f"'{name}' of a permute that moves the batch cannot be written")
@@ -283,7 +299,7 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts):
         for i, (op, fields) in enumerate(steps):
             fields = tuple(ref if f is PREVIOUS else f for f in fields)
             if i < len(steps) - 1:  # a step before the last: its shape is worked out by the registry
-                ref = self.add(ir.Node(fn=op, args=fields, shape=_step_shape(op, fields, self.shape)))
+                ref = self.add(ir.Node(fn=op, args=fields, shape=step_shape(op, fields, self.shape)))
             else:
                 if op == "reshape" and isinstance(value, torch.Tensor):  # every size said (a -1 worked out): the
                     fields = (fields[0], tuple(value.shape[1:]))  # widths after it are then known in __init__
@@ -315,25 +331,6 @@ class _Listed:
 def _concatenates(node: fx.Node) -> bool:
     return node.op == "call_function" and getattr(node.target, "__name__", "") in ("cat", "concat") and \
         (node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0) == 1)
-
-
-def _step_shape(op: str, fields: tuple, shape_of) -> tuple[int, ...]:
-    if op == "global_avgpool":
-        return shape_of(fields[0])[:1]
-    if op == "transpose":
-        shape = list(shape_of(fields[0]))
-        i, j = fields[1] - 1, fields[2] - 1
-        shape[i], shape[j] = shape[j], shape[i]
-        return tuple(shape)
-    if op == "flatten_dims":  # dims counting the batch, as functions writes them
-        shape = list(shape_of(fields[0]))
-        i, j = fields[1] - 1, fields[2] - 1
-        return (*shape[:i], math.prod(shape[i:j + 1]), *shape[j + 1:])
-    if op in ("mean", "sum", "amax"):
-        shape = list(shape_of(fields[0]))
-        shape[fields[1] - 1:fields[1]] = [1] if fields[2] else []
-        return tuple(shape)
-    raise AssertionError(f"no shape rule for an intermediate {op}")
 
 
 def lower_graph(cls, path, children, graph, values, where, own=None, sides=(), buffers=None) -> ir.Dag | ir.Leaf:
