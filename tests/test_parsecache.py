@@ -4,13 +4,16 @@ gives, found without parsing; a damaged file, another text, another archc or an 
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from archc.errors import SpecError, source_text
-from archc.lang import nodes as n
 from archc.lang import loader, parsecache, parser
+from archc.lang import nodes as n
 from archc.lang.loader import load_program
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -110,3 +113,13 @@ def test_old_trees_are_pruned(cache, tmp_path, monkeypatch):
         spec.write_text(f"let x = {i}\n")
         load_program(spec)
     assert 2 <= len(list(cache.glob("*.pickle"))) <= 4
+
+
+@pytest.mark.slow  # two processes
+def test_a_build_from_cached_trees_never_imports_lark(tmp_path):
+    script = ("import sys; from archc.commands.common import load_all; load_all([sys.argv[1]])[0].source(); "
+              "print('lark' in sys.modules)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", script, str(SPECS / "googlenet.arch")], env=env, check=True,
+                           capture_output=True, text=True).stdout.split() for _ in range(2)]
+    assert runs == [["True"], ["False"]]  # parsed the first time, its trees loaded the second
