@@ -267,7 +267,9 @@ class Flow(Node):
     # "apply": a declared module on srcs; "op": a parameter-free op on srcs[0]; "arith"; "neg"; "if": the value of
     # one of two branches (``a if cond else b``), srcs the key each branch gives; "copy": srcs[0] again (a tensor a
     # loop rebinds keeps its own key); "list": a list of tensors, srcs its items and lists in order; "item": the
-    # tensor of the list srcs[0] at ``index``
+    # tensor of the list srcs[0] at ``index``. A structured statement lowered (``dataflow_sugar.py``) adds two:
+    # "run": the statements ``body`` applied to srcs[0] in turn, as a seq body applies them to its implicit
+    # tensor; "join": the statement ``layer`` (residual, gate, concat, dense) joining srcs, ``op`` its graph node
     kind: str
     srcs: tuple  # tensor keys; an "arith" step may have an expression (a number) in place of one of its two
     layer: Layer | Seq | None  # apply: the declaration; op: the op's call with its other arguments
@@ -277,6 +279,7 @@ class Flow(Node):
     cond: Expr | None = None  # if: the condition, a value (no tensor)
     branches: tuple = ()  # if: the steps of each branch, (then, else)
     index: Expr | None = None  # item: the position, a value
+    body: tuple | list = ()  # run: the statements it applies (a slice of the statement's own list)
 
 
 @dataclass(eq=False)

@@ -102,9 +102,9 @@ class FlowElaboration:
         frame.env.update(zip(stmt.names, x.shape))
 
     def flow_steps(self, steps: tuple, frame: Frame, decls: dict[str, Frame], values: dict, x: Tensor,
-                   read: set[str]) -> None:
+                   read: set[str]) -> dict:
         """Run a let's steps (or a branch's), each value put in ``values`` by its key (None where it failed), the
-        keys they read put in ``read``."""
+        keys they read put in ``read``; gives ``values``."""
         for step in steps:
             dests = step.dests or (step.dest,)
             for s in step.srcs:
@@ -148,13 +148,21 @@ class FlowElaboration:
                     self.record(SpecError(f"{step.layer.func} of an empty list of tensors", step.span), frame)
                     continue
             try:
-                out = self.flow_step(step, frame, decls, srcs)
+                if step.kind == "run":  # statements in turn, written out here: a recursion through a structured
+                    if not srcs:  # statement opens no more Python frames than through a seq (recursion.py)
+                        self.no_source(step, frame)
+                    out = srcs[0]
+                    for stmt in step.body:
+                        out = self.stmt(stmt, frame, out)
+                else:
+                    out = self.flow_step(step, frame, decls, srcs)
             except (SpecErrors, BudgetExceeded):
                 raise
             except SpecError as exc:
                 self.record(exc, frame)
                 continue
             values.update(zip(dests, out) if step.dests else [(step.dest, out)])
+        return values
 
     def flow_list(self, step: n.Flow, frame: Frame, srcs: list, x: Tensor):
         """A copy, a list of tensors (its lists' tensors in order), or one tensor of a list."""
@@ -230,6 +238,8 @@ class FlowElaboration:
             out = self.op_many(step.layer, frame, srcs)
         elif step.kind == "op":
             out = self.stmt(step.layer, frame, srcs[0])
+        elif step.kind == "join":
+            out = self.join(step, frame, srcs)
         elif step.kind == "neg":
             (x,) = srcs
             node = self.add_node(frame, None, "arith", {"op": "*", "right": -1}, [x], x.type, step.span)

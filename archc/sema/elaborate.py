@@ -65,6 +65,7 @@ class Elaborator(TapElaboration, StructureElaboration, CallElaboration, FlowElab
         self.memo: dict[tuple, Recording] | None = {} if memoize else None  # block calls elaborated once, by key
         self.tapped = tapped_blocks(program.blocks)  # blocks whose taps become their caller's
         self.entering: tuple[list, dict | None] | None = None  # a tapped block's body about to run, and the memo
+        self.residuals: list[dict] = []  # the options of each residual being elaborated, the innermost last
 
     # ------------------------------------------------------------ entry point
 

@@ -1,10 +1,14 @@
 """The statements that combine branches, as elaboration sees them: concat, gate, dense, residual and
-ensemble. A mixin of ``elaborate.Elaborator``, which holds the statements of one path."""
+ensemble. A residual, a gate, and a concat or dense whose branches or members nothing arranges run the steps they
+lower to (``lang/dataflow_sugar.py``) on the dataflow path (``elabflow``); here are the checks of their joins, and
+the walk of the arranged concats and denses and of ensembles. A mixin of ``elaborate.Elaborator``, which holds
+the statements of one path."""
 
 from __future__ import annotations
 
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
+from ..lang.dataflow_sugar import IN, Sugar, lowered
 from .layout import TensorType
 from .scope import Frame, Tensor, show
 from .values import type_name
@@ -16,8 +20,14 @@ class StructureElaboration:
     def _Concat(self, stmt: n.Concat, frame: Frame, x: Tensor) -> Tensor:
         if not stmt.branches:
             raise SpecError("concat needs at least one branch", stmt.span)
+        sugar = lowered(stmt)
+        if sugar is not None:
+            return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
         outs: list[Tensor] = []
         self._concat_branches(stmt.branches, frame, x, outs)
+        return self._join_branches(stmt, frame, outs)
+
+    def _join_branches(self, stmt: n.Concat, frame: Frame, outs: list[Tensor]) -> Tensor:
         if not outs:
             raise SpecError("every branch of this concat is switched off here", stmt.span,
                             hint="a branch whose condition is false leaves the concat: keep at least one")
@@ -30,6 +40,31 @@ class StructureElaboration:
                             hint="every branch must keep the same height and width (check strides and padding)",
                             follows_shapes=True)
         return self._concat(outs, frame, stmt.span)
+
+    def no_source(self, step: n.Flow, frame: Frame) -> None:
+        """A shortcut reads a layer its residual's body does not name plainly."""
+        names: dict[str, bool] = {}
+        for s in step.layer.body:
+            if isinstance(s, (n.Layer, n.Seq)) and s.target is not None and (s.cond is None or
+                                                                              self._truth(s.cond, frame, frame.block_input)):
+                names[self.target_name(s.target, frame, frame.block_input)] = s.target.is_plain
+        if step.op in names:
+            raise SpecError(f"the shortcut reads '{step.op}', whose name is interpolated", step.span,
+                            hint="a shortcut reads a layer named plainly in the residual's body")
+        raise SpecError(f"'{step.op}' is not a named layer of this residual's body", step.span,
+                        hint=did_you_mean(step.op, names, otherwise="name the layer whose output the shortcut reads"))
+
+    def join(self, step: n.Flow, frame: Frame, srcs: list[Tensor]) -> Tensor:
+        """A "join" step: the node that joins a structured statement's tensors, checked as the statement says."""
+        stmt = step.layer
+        if step.op == "add":
+            return self._join_residual(stmt, frame, *srcs)
+        if step.op == "mul":
+            return self._join_gate(stmt, frame, *srcs)
+        if step.op == "concat":
+            return self._join_branches(stmt, frame, srcs)
+        self._check_member(srcs[-1], srcs[0], stmt.body[len(srcs) - 2])
+        return self._concat(srcs, frame, stmt.span)
 
     def _concat_branches(self, stmts: list[n.Stmt], frame: Frame, x: Tensor, outs: list[Tensor]) -> None:
         """Each statement is a branch fed the concat's input; for, if and let only arrange them (a loop gives a
@@ -47,7 +82,10 @@ class StructureElaboration:
                 outs.append(self.stmt(s, frame, x))
 
     def _Gate(self, stmt: n.Gate, frame: Frame, x: Tensor) -> Tensor:
-        gate = self.body(stmt.body, frame, x)
+        sugar = lowered(stmt)
+        return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
+
+    def _join_gate(self, stmt: n.Gate, frame: Frame, gate: Tensor, x: Tensor) -> Tensor:
         if gate is x:
             raise SpecError("a gate's body must compute something from its input", stmt.span)
         g, t = gate.type, x.type
@@ -68,6 +106,9 @@ class StructureElaboration:
             raise SpecError(f"checkpoint must be true or false, got {type_name(kw[0][1])}", kw[0][2])
         if x.type.layout != "CHW":
             raise SpecError(f"dense needs a C x H x W input, got {x.type.describe()}", stmt.span, follows_shapes=True)
+        sugar = lowered(stmt)
+        if sugar is not None:
+            return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
         features = [x]
         self._dense_members(stmt.body, frame, features, stmt)
         if len(features) == 1:
@@ -93,12 +134,16 @@ class StructureElaboration:
             out = self.stmt(s, frame, inp)
             if out is inp:  # skipped by its condition, or failed (already reported)
                 continue
-            if out.type.layout != "CHW" or out.shape[1:] != features[0].shape[1:]:
-                raise SpecError(f"a dense member must keep the input's height and width, but this one gives "
-                                f"{out.type.describe()}", s.span,
-                                hint="every member is concatenated with the input (check strides and padding)",
-                                follows_shapes=True)
+            self._check_member(out, features[0], s)
             features.append(out)
+
+    @staticmethod
+    def _check_member(out: Tensor, x: Tensor, member: n.Stmt) -> None:
+        if out.type.layout != "CHW" or out.shape[1:] != x.shape[1:]:
+            raise SpecError(f"a dense member must keep the input's height and width, but this one gives "
+                            f"{out.type.describe()}", member.span,
+                            hint="every member is concatenated with the input (check strides and padding)",
+                            follows_shapes=True)
 
     def _concat(self, parts: list[Tensor], frame: Frame, span: n.Span) -> Tensor:
         t = TensorType((sum(p.shape[0] for p in parts), *parts[0].shape[1:]))
@@ -106,29 +151,19 @@ class StructureElaboration:
         return Tensor(node.id, t)
 
     def _Residual(self, stmt: n.Residual, frame: Frame, x: Tensor) -> Tensor:
-        opts = self.residual_options(stmt, frame, x)
-        taps: dict[str, tuple[Tensor, bool]] = {}
-        body_out = self.body(stmt.body, frame, x, taps)
-        if not opts.get("when", True):
-            return body_out  # this instance adds nothing: the body alone
-        short = x
-        sc = stmt.shortcut
-        if sc is not None and (sc.cond is None or self._truth(sc.cond, frame, x)):
-            start = x
-            if sc.source is not None:
-                if sc.source not in taps:
-                    raise SpecError(f"'{sc.source}' is not a named layer of this residual's body", sc.source_span,
-                                    hint=did_you_mean(sc.source, taps, otherwise="name the layer whose output the shortcut reads"))
-                start, plain = taps[sc.source]
-                if not plain:
-                    raise SpecError(f"the shortcut reads '{sc.source}', whose name is interpolated", sc.source_span,
-                                    hint="a shortcut reads a layer named plainly in the residual's body")
-            short = self.body(sc.body, frame, start)
+        self.residuals.append(self.residual_options(stmt, frame, x))  # (the sum reads them: the innermost's)
+        sugar = lowered(stmt)
+        try:
+            return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
+        finally:
+            self.residuals.pop()
+
+    def _join_residual(self, stmt: n.Residual, frame: Frame, body_out: Tensor, short: Tensor) -> Tensor:
         if body_out.type != short.type:
             raise SpecError(f"residual branch gives {body_out.type.describe()} but the shortcut gives "
-                            f"{short.type.describe()}", stmt.span, hint=_residual_hint(body_out.type, short.type, sc),
-                            follows_shapes=True)
-        args = {k: v for k, v in opts.items() if k != "when"}
+                            f"{short.type.describe()}", stmt.span,
+                            hint=_residual_hint(body_out.type, short.type, stmt.shortcut), follows_shapes=True)
+        args = {k: v for k, v in self.residuals[-1].items() if k != "when"}
         node = self.add_node(frame, None, "add", args, [body_out, short], body_out.type, stmt.span)
         return Tensor(node.id, body_out.type)
 
@@ -191,6 +226,14 @@ class StructureElaboration:
                     members.append(out)
             else:
                 raise SpecError("an ensemble's members are named network or block calls (member = Net(...))", s.span)
+
+
+def _output(sugar: Sugar, x: Tensor, values: dict) -> Tensor:
+    """A structured statement's result, once its steps (``lang/dataflow_sugar.py``) ran on its input ``x`` (called
+    by the statement itself, not in between: a recursion through it opens no more Python frames than a seq's);
+    the input where a step failed (what failed is reported)."""
+    out = values.get(sugar.output)
+    return x if out is None else out
 
 
 def _residual_hint(body: TensorType, short: TensorType, sc: n.Shortcut | None) -> str:

@@ -3,7 +3,9 @@
 Structure lives here, as torchvision writes it: branches are ``torch.cat``, residuals
 ``out = out + identity`` (``out += identity`` where that is safe), dense blocks a list of
 feature maps, side outputs a training-only tuple. An unnamed parameter-free layer is a function
-call; a ReLU is in place where its input is a fresh tensor nothing else reads.
+call; a ReLU is in place where its input is a fresh tensor nothing else reads. A residual, a gate
+and a plain concat are written from the steps they lower to (``lang/dataflow_sugar.py``): each run
+of statements into a local, then the join.
 
 The body is built as IR statements (``ir``); locals are plain strings until a statement names them.
 """
@@ -15,6 +17,7 @@ import string
 
 from ...errors import SpecError
 from ...lang import nodes as n
+from ...lang.dataflow_sugar import IN, lowered
 from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, free_names, literal
 from . import containers, ir, irparse
@@ -254,32 +257,18 @@ class ForwardEmitter(MergeForward):
             self._assign(w, dest, ir.Call(self._module_ref(stmt.target, var), (ir.Name(var),)), stmt)
             self._tap(stmt, dest, taps)
             return dest, self._seq_fresh(stmt.body)
-        if isinstance(stmt, n.Concat) and arranged(stmt.branches):
+        if isinstance(stmt, (n.Concat, n.Gate)) and lowered(stmt) is not None:
+            return self.fwd_sugar(stmt, var, w, dest, taps)
+        if isinstance(stmt, n.Concat):  # branches arranged by loops, conditionals or lets
             parts = ir.Name(self.fwd_ns.create("branches"))
             w.append(ir.Assign(parts, ir.List(())))
             self.fwd_branches(stmt.branches, var, parts, w, taps)
             self._assign(w, dest, ir.call("torch.cat", parts, ir.Const(1)), stmt)
             return dest, True
-        if isinstance(stmt, n.Concat):
-            outs = []
-            for branch in stmt.branches:
-                if isinstance(branch, n.Layer) and branch.func == "identity" and branch.cond is None:
-                    outs.append(var)
-                    continue
-                local = self.fwd_ns.create(_branch_name(branch))
-                out, _ = self.fwd_stmt_into(branch, var, w, local, taps)
-                outs.append(out)
-            self._assign(w, dest, ir.call("torch.cat", ir.List(tuple(map(ir.Name, outs))), ir.Const(1)), stmt)
-            return dest, True
         if isinstance(stmt, n.Residual):
             return self.fwd_residual(stmt, var, w, dest)
         if isinstance(stmt, n.Ensemble):
             self._assign(w, dest, self._ensemble(stmt, var), stmt)
-            return dest, True
-        if isinstance(stmt, n.Gate):
-            scale = self.fwd_ns.create("scale")
-            self._fwd_into(stmt.body, var, False, w, scale, taps)
-            self._assign(w, dest, ir.BinOp("*", ir.Name(scale), ir.Name(var)), stmt)
             return dest, True
         if isinstance(stmt, n.Dense):
             return self.fwd_dense(stmt, var, w, dest, taps)
@@ -304,6 +293,27 @@ class ForwardEmitter(MergeForward):
             w.extend(if_(test, then, orelse))
             return var, False
         raise TypeError(type(stmt))
+
+    def fwd_sugar(self, stmt: n.Concat | n.Gate, var: str, w: list, dest: str, taps) -> tuple[str, bool]:
+        """A concat's or a gate's steps (``lang/dataflow_sugar.py``): each run into a local named for what it
+        computes (a concat's identity branch is the input itself), then the join of them."""
+        local = {IN: var}
+        for step in lowered(stmt).steps:
+            if step.kind == "join":
+                parts = [ir.Name(local[s]) for s in step.srcs]
+                value = ir.BinOp("*", *parts) if step.op == "mul" else ir.call("torch.cat", ir.List(tuple(parts)),
+                                                                               ir.Const(1))
+                self._assign(w, dest, value, stmt)
+                continue
+            src, body = local[step.srcs[0]], step.body
+            if step.op == "gate":  # the gate's body, into ``scale``
+                local[step.dest] = self._fwd_into(body, src, False, w, self.fwd_ns.create("scale"), taps)[0]
+            elif isinstance(body[0], n.Layer) and body[0].func == "identity" and body[0].cond is None:
+                local[step.dest] = src
+            else:
+                local[step.dest] = self.fwd_stmt_into(body[0], src, w, self.fwd_ns.create(_branch_name(body[0])),
+                                                      taps)[0]
+        return dest, True
 
     def fwd_branches(self, stmts, var: str, parts: ir.Name, w: list, taps) -> None:
         """A concat's branches as a list each appends its output to: loops and conditions arrange them."""
@@ -462,15 +472,3 @@ def _without_number(name: str) -> str:
     if i == len(stem) or not i or stem[i - 1] != "_":
         return name
     return stem[:i - 1]
-
-
-def arranged(branches: list[n.Stmt]) -> bool:
-    """Whether a concat's branches are arranged by loops, conditionals or lets (or switched by conditions), so
-    forward collects them in a list rather than naming each. An ``if`` that picks one branch of two is not:
-    it is one branch, named as the others are."""
-    def plain_branch(b: n.Stmt) -> bool:
-        return not isinstance(b, (n.For, n.If, n.Let, n.Init)) and (getattr(b, "cond", None) is None or
-                                                                     isinstance(b, n.Side))
-
-    return not all(plain_branch(b) or (isinstance(b, n.If) and len(b.body) == len(b.orelse) == 1 and
-                                       plain_branch(b.body[0]) and plain_branch(b.orelse[0])) for b in branches)

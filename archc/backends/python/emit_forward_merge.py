@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ...lang import nodes as n
+from ...lang.dataflow_sugar import IN, lowered
 from . import ir
 from .emit import creates_modules, plain, static_name
 from .irbuild import if_, loop_target, read_attribute
@@ -120,24 +121,43 @@ class MergeForward:
         return ir.call(ir.Attr(ir.call("torch.stack", listed), "mean"), ir.Const(0))
 
     def fwd_residual(self, stmt: n.Residual, var: str, w: list, dest: str) -> tuple[str, bool]:
-        """``out = body(x)``, then (if ``when`` holds) stochastic depth on ``out`` and the shortcut added."""
+        """The residual's steps (``lang/dataflow_sugar.py``), as torchvision writes them: ``identity = x`` first
+        where the shortcut may be the input, the body into ``out`` (a layer the shortcut reads into a local of its
+        own), then, where ``when`` holds, stochastic depth on ``out``, the shortcut and the sum."""
         sc = stmt.shortcut
         opts = {k: v for k, v, _ in stmt.arguments.kwargs}
         when = self.ctx.static_truth(opts["when"]) if "when" in opts else True
-        if when is None:
+        if when is None:  # (named before the body's own residuals name theirs)
             test = ir.Attr(ir.Name("self"), self.ctx.when_attribute(stmt))
-        taps: dict[str, str | None] = {}
-        if sc is not None and sc.source is not None:
-            taps[sc.source] = None
-        ident = self.fwd_ns.create("identity")
-        out = self.fwd_ns.create("out")
+        ident, out = self.fwd_ns.create("identity"), self.fwd_ns.create("out")
+        local = {IN: var, "out%": out, "identity%": ident, "identity%1": ident}
         # a shortcut whose condition the constants decide is there always, or never (__init__ made nothing)
         sc_when = None if sc is None or sc.cond is None else self.ctx.static_truth(sc.cond)
         if when is not False and (sc is None or (sc.cond is not None and sc_when is not True)):
             w.append(ir.Assign(ir.Name(ident), ir.Name(var)))  # the identity shortcut reads the block's input
-        body_fresh = self._residual_body(stmt.body, var, w, out, taps, sc)
-        if when is False:
-            return self._result(out, var, dest, w, body_fresh)
+        steps = lowered(stmt).steps
+        body_fresh, i = False, 0
+        while steps[i].kind == "run" and steps[i].dest != "identity%":  # the body, in two runs where the shortcut
+            into = self.fwd_ns.create(steps[i].dest) if steps[i].dest != "out%" else out  # reads a layer of it
+            body_fresh = self._run_into(steps[i].body, local[steps[i].srcs[0]], w, out, into)
+            local[steps[i].dest] = into
+            i += 1
+        if steps[i].kind == "if" and steps[i].dest == "y%":  # the shortcut and the sum where ``when`` holds
+            if when is False:
+                return self._result(out, var, dest, w, body_fresh)
+            add = self._residual_sum(steps[i].branches[0], stmt, opts, local, var)
+            if when is None:
+                w.append(ir.If(test, tuple(add)))
+                return self._result(out, var, dest, w, body_fresh)
+        else:
+            add = self._residual_sum(steps[i:], stmt, opts, local, var)
+        w.extend(add)
+        return self._result(out, var, dest, w, True)
+
+    def _residual_sum(self, steps: tuple, stmt: n.Residual, opts: dict, local: dict, var: str) -> list[ir.Node]:
+        """Stochastic depth on the body's output, the shortcut (its own steps), and the sum of the two."""
+        *shortcut, _ = steps  # (the last, the sum)
+        out, ident = local["out%"], local["identity%"]
         add: list[ir.Node] = []
         if "stochastic_depth" in opts:
             p = self.fwd_expr(opts["stochastic_depth"], var)
@@ -145,13 +165,15 @@ class MergeForward:
             if p != ir.Const(0) and p != ir.Const(0.0):
                 dropped = ir.call("_stochastic_depth", ir.Name(out), p, mode, ir.attr("self.training"))
                 self._assign(add, out, dropped, stmt)
-        if sc is not None and sc_when is not False:
-            start = var
-            if sc.source is not None:
-                start = taps.get(sc.source) or var
+        for step in shortcut:
+            sc = stmt.shortcut
+            made = step.branches[0][0] if step.kind == "if" else step
+            sc_when = None if sc.cond is None else self.ctx.static_truth(sc.cond)
+            if sc_when is False:
+                continue
             sub: list[ir.Node] = []
-            self._fwd_into(sc.body, start, False, sub, ident, None)
-            if sc.cond is not None and sc_when is None and sub:
+            self._fwd_into(made.body, local.get(made.srcs[0], var) if made.srcs else var, False, sub, ident, None)
+            if step.kind == "if" and sc_when is None and sub:
                 sub = [ir.If(self._shortcut_test(sc), tuple(sub))]
             add += sub
         self.written[stmt.span] = "scale" not in opts and self._adds_in_place(stmt)
@@ -162,11 +184,7 @@ class MergeForward:
             if "scale" in opts:  # a tree, so the scale keeps its parentheses: out * (1.0 - slope)
                 body = ir.BinOp("*", body, self.fwd_expr(opts["scale"], var))
             self._assign(add, out, ir.BinOp("+", body, ir.Name(ident)), stmt)
-        if when is None:
-            w.append(ir.If(test, tuple(add)))
-        else:
-            w.extend(add)
-        return self._result(out, var, dest, w, body_fresh if when is None else True)
+        return add
 
     @staticmethod
     def _result(out: str, var: str, dest: str, w: list, fresh: bool) -> tuple[str, bool]:
@@ -189,17 +207,15 @@ class MergeForward:
             return True
         return last.func in ADDS_IN_PLACE_AFTER and last.func not in self.blocks
 
-    def _residual_body(self, body, var: str, w: list, out: str, taps, sc) -> bool:
+    def _run_into(self, body: list, var: str, w: list, out: str, into: str) -> bool:
+        """A run of a residual's body: its statements into ``out``, the last into ``into`` where that is the
+        layer the shortcut reads; whether the result is a fresh tensor."""
         cur, fresh = var, False
-        for stmt in body:
-            name = plain(getattr(stmt, "target", None)) if getattr(stmt, "target", None) is not None else None
-            if name is not None and name in taps:
-                local = self.fwd_ns.create(name)
-                cur, fresh = self.fwd_stmt_into(stmt, cur, w, local, None, fresh)
-                taps[name] = local
-                fresh = False
-                continue
-            cur, fresh = self.fwd_stmt_into(stmt, cur, w, out, None, fresh)
+        for i, stmt in enumerate(body):
+            last = into != out and i == len(body) - 1
+            cur, fresh = self.fwd_stmt_into(stmt, cur, w, into if last else out, None, fresh)
+        if into != out:
+            return False
         if cur != out:
             w.append(ir.Assign(ir.Name(out), ir.Name(cur)))
         return fresh

@@ -16,12 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ...lang import nodes as n
+from ...lang.dataflow_sugar import arranged
 from ...ops import REGISTRY
 from ...sema.exprfold import free_names
 from . import containers, ir
 from .context import ClassContext
 from .emit import SPAN, Namespace, conditional_names, plain, static_name, symbol
-from .emit_forward import arranged
 from .emit_head import AT_START
 from .emit_init_layer import LayerInit, _Seq
 from .emit_taps import TapTracker, option_names
