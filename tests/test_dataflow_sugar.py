@@ -1,7 +1,8 @@
 """The structured statements lowered to dataflow (``archc/lang/dataflow_sugar.py``): a residual, a gate, a concat
 and a dense block compute what their hand-written equivalents in blocks with named tensors compute, with the
 same state_dict keys; the graph the lowering gives is checked by the interpreter, and a lowering that drops the
-residual's sum fails the comparison."""
+residual's sum or the gate's product, or joins a concat's or dense's tensors in another order, fails the
+comparison."""
 
 from __future__ import annotations
 
@@ -129,8 +130,16 @@ def test_a_lowering_that_drops_a_join_fails_the_comparison(tmp_path, monkeypatch
         steps = residual(stmt).steps
         return dataflow_sugar.Sugar(steps, "out%")
 
+    def swapped(lower):  # the join's first two tensors in the other order (the same widths here)
+        def mutated(stmt):
+            *steps, last = lower(stmt).steps
+            srcs = (last.srcs[1], last.srcs[0], *last.srcs[2:])
+            return dataflow_sugar.Sugar((*steps, dataflow_sugar.join(last.dest, srcs, stmt, last.op)), last.dest)
+        return mutated
+
     for form, mutated in [(n.Residual, no_sum),
-                          (n.Gate, lambda stmt: dataflow_sugar.Sugar(dataflow_sugar._gate(stmt).steps, "scale%"))]:
+                          (n.Gate, lambda stmt: dataflow_sugar.Sugar(dataflow_sugar._gate(stmt).steps, "scale%")),
+                          (n.Concat, swapped(dataflow_sugar._concat)), (n.Dense, swapped(dataflow_sugar._dense))]:
         with monkeypatch.context() as m:
             m.setitem(dataflow_sugar._LOWERINGS, form, mutated)
             m.setattr(dataflow_sugar, "_LOWERED", dataflow_sugar.weakref.WeakKeyDictionary())
