@@ -52,27 +52,38 @@ class _Windows(nn.Module):
     window_partition, (N G) x 16 x C), attention within each (timm's DaViT WindowAttention, traced with N G rows),
     and the windows put back (window_reverse)."""
 
-    def __init__(self, dim: int = 16, ws: int = 4):
+    def __init__(self, dim: int = 16, ws: int = 4, how: str = "davit"):
         super().__init__()
-        from timm.models.davit import WindowAttention
+        from timm.models import davit, swin_transformer
 
-        self.ws = ws
+        self.ws, self.tiny_vit = ws, how == "tiny_vit"
         self.norm = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, (ws, ws), num_heads=2)
+        if how == "swin":  # Swin's, unshifted: its relative position bias, a table of every sample, is the mask
+            self.attn = swin_transformer.WindowAttention(dim, num_heads=2, window_size=ws)
+        else:
+            self.attn = davit.WindowAttention(dim, (ws, ws), num_heads=2)
 
     def forward(self, x):
         from timm.models.davit import window_partition, window_reverse
 
         B, C, H, W = x.shape
         x = self.norm(x.permute(0, 2, 3, 1))
+        ws, nH, nW = self.ws, H // self.ws, W // self.ws
+        if self.tiny_vit:  # TinyViT's: the batch size times the windows' count, and the batch first back
+            x = x.view(B, nH, ws, nW, ws, C).transpose(2, 3).reshape(B * nH * nW, ws * ws, C)
+            x = self.attn(x).view(B, nH, nW, ws, ws, C).transpose(2, 3).reshape(B, H, W, C)
+            return x.permute(0, 3, 1, 2)
         windows = window_partition(x, (self.ws, self.ws)).view(-1, self.ws * self.ws, C)
         windows = self.attn(windows).view(-1, self.ws, self.ws, C)
         return window_reverse(windows, (self.ws, self.ws), H, W).permute(0, 3, 1, 2)
 
 
-def test_windows_folded_into_the_batch_are_groups_of_tokens():
+@pytest.mark.parametrize("how", ["davit", "tiny_vit", "swin"])
+def test_windows_folded_into_the_batch_are_groups_of_tokens(how):
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 1), _Windows(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))
+    net = nn.Sequential(nn.Conv2d(3, 16, 1), _Windows(how=how), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(16, 4))
     right = "partition(permute(norm(permute(x, (0, 2, 3, 1))), (0, 3, 1, 2)), 4)"
     text = _proven_and_refused_when(net, torch.randn(1, 3, 8, 8), right, right[:-1] + ', kind = "grid")')
     assert "block WindowAttention() (x: 4 x 16 x 16)" in text and "reshape(qkv(x), (4, 16, 3, 2, 8))" in text, text
+    assert ("lookup(" in text) == (how == "swin"), text

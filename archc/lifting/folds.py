@@ -39,6 +39,16 @@ class _Moved:
         self.src, self.value, self.to_groups = src, value, to_groups
 
 
+class _FoldedBatch:
+    """The batch size times a number of windows: may only be a view's first size (a fold of the batch)."""
+
+    def __repr__(self) -> str:
+        return "BATCH * G"
+
+
+FOLDED_BATCH = _FoldedBatch()
+
+
 class Folds:
     def folds_batch(self, nd: fx.Node, name: str, value) -> bool:
         """Whether ``nd`` is a step of a fold or an unfold, or reads the sizes of a folded tensor (then its value is
@@ -50,20 +60,25 @@ class Folds:
                 a.index in self.folded for a in tensors)):
             self.refs[nd] = tuple(value) if isinstance(value, torch.Size) else value  # its sizes: constants
             return True
+        factors = [self.refs.get(a, a) if isinstance(a, fx.Node) else a for a in nd.args]
+        if name == "mul" and isinstance(value, int) and any(a is ir.BATCH or a is FOLDED_BATCH for a in factors) and \
+                all(a is ir.BATCH or a is FOLDED_BATCH or (isinstance(a, int) and not isinstance(a, bool))
+                    for a in factors):
+            self.refs[nd] = FOLDED_BATCH  # B * G, TinyViT's windows' count: a view's first size, nothing else
+            return True
         if not isinstance(value, torch.Tensor) or len(moved) + len(tensors) != 1 or nd.args[0] not in \
                 nd.all_input_nodes:
             return False
         sizes = self._sizes(nd) if name in ("view", "reshape") else None
-        if moved and (name in _MOVING or (nd.op == "call_function" and name not in FUNCTIONS)) and \
-                (sizes is None or sizes[0] is not ir.BATCH):
+        if moved and (name in _MOVING or (nd.op == "call_function" and name not in FUNCTIONS)):
             self.refs[nd] = _Moved(moved[0].src, value, moved[0].to_groups)  # a step on: written once read
+            return True
+        x = tensors[0] if tensors else None
+        if x is not None and x.index in self.folded and sizes is not None:  # the groups viewed as windows again
+            self.refs[nd] = _Moved(x, value, False)  # (or as the batch's, TinyViT's): the unfold starts
             return True
         if moved or sizes is None or sizes[0] is ir.BATCH:  # the batch kept first: a view of the language
             return False
-        x = tensors[0]
-        if x.index in self.folded:  # the groups, viewed as windows again: the unfold starts
-            self.refs[nd] = _Moved(x, value, False)
-            return True
         for src in _sources(nd.args[0]):  # the fold: from which map before it, and how
             ref = self.refs.get(src)
             if isinstance(ref, ir.Ref) and isinstance(self.values.get(src), torch.Tensor):
@@ -219,12 +234,18 @@ def fold_part(part, g: int) -> None:
         if not any(r.index in folded for r in ir.refs_in(nd.args)):
             index[k] = add(nd)
             continue
+        if nd.fn == "call" and isinstance(children[nd.child], ir.Leaf) and children[nd.child].op == "learned":
+            index[k] = add(nd)  # a learned table (relpos) reads its tensor for the batch only: not folded
+            continue
         nd.shape = (g, *nd.shape)
+        if nd.fn != "call":  # a tensor of every sample beside the groups (a bias): given a leading 1 to broadcast
+            nd.args = _broadcast_unfolded(nd.args, folded, add, lambda r: part.input_shapes[r.index]
+                                          if r.index < n_in else nodes[r.index - n_in].shape)
         if nd.fn == "call":
             fold_part(children[nd.child], g)
         elif nd.fn not in _ON_GROUPS:
             raise LiftError(f"'{nd.fn}' on groups of tokens cannot be written yet")
-        elif nd.fn == "scaled_dot_product_attention":
+        elif nd.fn == "scaled_dot_product_attention" and not isinstance(nd.args[3], ir.Ref):
             index[k] = _attention(nd, g, add, lambda r: part.input_shapes[r.index] if r.index < n_in
                                   else nodes[r.index - n_in].shape)
             folded.add(index[k])
@@ -250,12 +271,25 @@ def _remap(a, index: dict):
     return a
 
 
+def _broadcast_unfolded(args, folded: set, add, shape_of):
+    """Each tensor among ``args`` that is not folded, ``unflatten``ed to a leading 1 (its sizes after the batch
+    then align with the groups' after theirs, as torch aligned them after the B x G rows)."""
+    def one(a):
+        if isinstance(a, ir.Ref) and a.index not in folded:
+            shape = shape_of(a)
+            if not shape:
+                raise LiftError("a tensor of one sample's sizes beside groups of tokens cannot be written")
+            return ir.Ref(add(ir.Node(fn="unflatten", args=(a, 1, (1, shape[0])), shape=(1, *shape))))
+        if isinstance(a, (list, tuple)):
+            return type(a)(one(x) for x in a)
+        return a
+    return one(args)
+
+
 def _attention(nd: ir.Node, g: int, add, shape_of) -> int:
     """Attention on N x G x heads x L x D as on N x (G heads) x L x D, unflattened after: torch's kernel on four
     dimensions, as the original's on (N G) x heads x L x D (on five it rounds otherwise)."""
-    q, k, v, *rest = nd.args
-    if isinstance(rest[0], ir.Ref):
-        raise LiftError("attention with a mask on groups of tokens cannot be written yet")
+    q, k, v, *rest = nd.args  # (with a mask torch computes it alike on five dimensions: the node stays)
     flat = []
     for t in (q, k, v):
         shape = shape_of(t)

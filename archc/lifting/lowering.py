@@ -12,7 +12,7 @@ import torch.fx as fx
 
 from . import ir, passes
 from .errors import LiftError
-from .folds import Folds, _Moved
+from .folds import FOLDED_BATCH, Folds, _Moved
 from .functions import BINARY, FUNCTIONS, PREVIOUS, map_call, step_shape, transposes
 from .indexing import Indexing, Permuted
 from .layouts import Layouts
@@ -58,6 +58,8 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts, Folds):
         if isinstance(a, fx.Node):
             if isinstance(self.refs[a], _Moved):  # windows folded into the batch, read: the groups or their map
                 self.refs[a] = self.resolved(self.refs[a])
+            if self.refs[a] is FOLDED_BATCH:
+                self.fail("computes with the batch size times a number of windows other than as a view's first size")
             if self.refs[a] is _UNREAD:
                 self.fail("reads the attention weights, which the language's attention does not give")
             if isinstance(self.refs[a], _Listed) and not (a.users and all(_concatenates(u) for u in a.users)):
