@@ -140,7 +140,10 @@ class Gen(Mix, FlowMix, NdMix, RecMix):
             elif kind == "dense":
                 body.append(f"conv0 = conv(c, 3, {stride}, padding = 1)")
                 body.append("dense {")
-                body.append("    for j in range(2) { layer{j + 1} = conv(2, 3, padding = 1) }")
+                if self.chance(50):  # members written out: a dense that lowers to steps (lang/dataflow_sugar.py)
+                    body.append("    layer1 = conv(2, 3, padding = 1); seq { relu; maxpool(3, stride = 1, padding = 1) }")
+                else:
+                    body.append("    for j in range(2) { layer{j + 1} = conv(2, 3, padding = 1) }")
                 body.append("}")
                 body.append("squeeze = conv(c, 1)")
             else:

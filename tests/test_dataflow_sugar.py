@@ -113,6 +113,11 @@ def test_each_form_computes_its_dataflow_equivalent_with_the_same_keys(tmp_path)
     path.write_text(SPEC)
     spec = archc.load(path)
     sugar, flow = spec.build("sugar"), spec.build("flow")
+    source = spec.source()  # each form's forward, written from its steps
+    for line in ["identity = x", "pre = self.pre(out)", "identity = self.down(pre)", "out = out * 0.5 + identity",
+                 "x = scale * x", "x = torch.cat([b1, b2, x], 1)", "l1 = self.l1(x)",
+                 "l2 = self.l2(torch.cat([x, l1], 1))", "x = torch.cat([x, l1, l2], 1)"]:
+        assert line in source, line
     assert list(sugar.state_dict()) == list(flow.state_dict())  # the same keys, in the same order
     ours, theirs = _compare(tmp_path)
     assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-12)

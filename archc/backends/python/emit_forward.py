@@ -3,9 +3,9 @@
 Structure lives here, as torchvision writes it: branches are ``torch.cat``, residuals
 ``out = out + identity`` (``out += identity`` where that is safe), dense blocks a list of
 feature maps, side outputs a training-only tuple. An unnamed parameter-free layer is a function
-call; a ReLU is in place where its input is a fresh tensor nothing else reads. A residual, a gate
-and a plain concat are written from the steps they lower to (``lang/dataflow_sugar.py``): each run
-of statements into a local, then the join.
+call; a ReLU is in place where its input is a fresh tensor nothing else reads. A residual, a gate,
+and a concat or dense that nothing arranges (nor checkpoints) are written from the steps they lower
+to (``lang/dataflow_sugar.py``): each run of statements into a local, then the join.
 
 The body is built as IR statements (``ir``); locals are plain strings until a statement names them.
 """
@@ -270,7 +270,9 @@ class ForwardEmitter(MergeForward):
         if isinstance(stmt, n.Ensemble):
             self._assign(w, dest, self._ensemble(stmt, var), stmt)
             return dest, True
-        if isinstance(stmt, n.Dense):
+        if isinstance(stmt, n.Dense) and lowered(stmt) is not None and not self.checkpoints(stmt, var):
+            return self.fwd_sugar(stmt, var, w, dest, taps)
+        if isinstance(stmt, n.Dense):  # members arranged by loops, conditionals or lets, or checkpointed
             return self.fwd_dense(stmt, var, w, dest, taps)
         if isinstance(stmt, (n.For, n.If)) and dest != var:
             w.append(assign(dest, var))
@@ -294,26 +296,55 @@ class ForwardEmitter(MergeForward):
             return var, False
         raise TypeError(type(stmt))
 
-    def fwd_sugar(self, stmt: n.Concat | n.Gate, var: str, w: list, dest: str, taps) -> tuple[str, bool]:
-        """A concat's or a gate's steps (``lang/dataflow_sugar.py``): each run into a local named for what it
-        computes (a concat's identity branch is the input itself), then the join of them."""
+    def fwd_sugar(self, stmt: n.Concat | n.Gate | n.Dense, var: str, w: list, dest: str, taps) -> tuple[str, bool]:
+        """A concat's, gate's or dense's steps (``lang/dataflow_sugar.py``): each run into a local named for what
+        it computes (a concat's identity branch is the input itself), then the join of them (a dense member's
+        input, the concatenation before it, where the member reads it)."""
+        sugar = lowered(stmt)
         local = {IN: var}
-        for step in lowered(stmt).steps:
+        joined: dict[str, ir.Node] = {}
+        for step in sugar.steps:
             if step.kind == "join":
                 parts = [ir.Name(local[s]) for s in step.srcs]
                 value = ir.BinOp("*", *parts) if step.op == "mul" else ir.call("torch.cat", ir.List(tuple(parts)),
                                                                                ir.Const(1))
-                self._assign(w, dest, value, stmt)
+                if step.dest == sugar.output:
+                    self._assign(w, dest, value, stmt)
+                else:
+                    joined[step.dest] = value
                 continue
-            src, body = local[step.srcs[0]], step.body
+            src, body = step.srcs[0], step.body
             if step.op == "gate":  # the gate's body, into ``scale``
-                local[step.dest] = self._fwd_into(body, src, False, w, self.fwd_ns.create("scale"), taps)[0]
+                local[step.dest] = self._fwd_into(body, local[src], False, w, self.fwd_ns.create("scale"), taps)[0]
+            elif src in joined:
+                local[step.dest] = self._fwd_on(body[0], joined[src], var, w, taps)
             elif isinstance(body[0], n.Layer) and body[0].func == "identity" and body[0].cond is None:
-                local[step.dest] = src
+                local[step.dest] = local[src]
             else:
-                local[step.dest] = self.fwd_stmt_into(body[0], src, w, self.fwd_ns.create(_branch_name(body[0])),
-                                                      taps)[0]
+                into = self._local_for(body[0], isinstance(stmt, n.Dense))
+                local[step.dest] = self.fwd_stmt_into(body[0], local[src], w, into, taps)[0]
         return dest, True
+
+    def _fwd_on(self, stmt: n.Stmt, value: ir.Node, var: str, w: list, taps) -> str:
+        """A statement on the value of an expression (a dense member on the concatenation before it): a module
+        called on it, else the statement on a local that holds it."""
+        out = self._local_for(stmt, True)
+        if isinstance(stmt, (n.Layer, n.Seq)) and stmt.target is not None and \
+                creates_modules(stmt, self.blocks, self.block_params):
+            self._assign(w, out, ir.Call(self._module_ref(stmt.target, var), (value,)), stmt)
+            return out
+        inputs = self.fwd_ns.create("inputs")
+        w.append(ir.Assign(ir.Name(inputs), value))
+        return self.fwd_stmt_into(stmt, inputs, w, out, taps)[0]
+
+    def _local_for(self, stmt: n.Stmt, member: bool) -> str:
+        """A local for a branch's output, or a dense member's (``new_features`` where it has no name)."""
+        name = _branch_name(stmt)
+        return self.fwd_ns.create("new_features" if member and name == "branch" else name)
+
+    def checkpoints(self, stmt: n.Dense, var: str) -> bool:
+        """Whether a dense may checkpoint its members (its ``checkpoint`` not false where the constants decide)."""
+        return any(self.fwd_expr(value, var) != ir.Const(False) for _, value, _ in stmt.arguments.kwargs)
 
     def fwd_branches(self, stmts, var: str, parts: ir.Name, w: list, taps) -> None:
         """A concat's branches as a list each appends its output to: loops and conditions arrange them."""
