@@ -136,7 +136,10 @@ def slowest_to_check(paths: list[Path]) -> Path:
         archc.load(p).source()
         return time.perf_counter() - start
 
-    return max(paths, key=seconds)
+    # the better of two checks: the first of all pays for importing the compiler, each spec's first for the
+    # kinds of layer it is the first to use
+    times = {p: min(seconds(p), seconds(p)) for p in paths}
+    return max(paths, key=times.__getitem__)
 
 
 def main(argv: list[str]) -> None:
