@@ -6,6 +6,8 @@ the statements of one path."""
 
 from __future__ import annotations
 
+from contextlib import closing
+
 from ..errors import SpecError, did_you_mean
 from ..lang import nodes as n
 from ..lang.dataflow_sugar import IN, Sugar, lowered
@@ -23,8 +25,11 @@ class StructureElaboration:
         sugar = lowered(stmt)
         if sugar is not None:
             return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
-        outs: list[Tensor] = []
-        self._concat_branches(stmt.branches, frame, x, outs)
+        outs: list[Tensor] = []  # a loop gives a branch per statement per iteration (as a dense gives members)
+        with closing(self._leaves(stmt.branches, frame, x)) as leaves:  # (a loop's variable unbound on a raise)
+            for s in leaves:  # a branch switched off by its condition leaves the concat
+                if getattr(s, "cond", None) is None or isinstance(s, n.Side) or self._truth(s.cond, frame, x):
+                    outs.append(self.stmt(s, frame, x))
         return self._join_branches(stmt, frame, outs)
 
     def _join_branches(self, stmt: n.Concat, frame: Frame, outs: list[Tensor]) -> Tensor:
@@ -66,20 +71,21 @@ class StructureElaboration:
         self._check_member(srcs[-1], srcs[0], stmt.body[len(srcs) - 2])
         return self._concat(srcs, frame, stmt.span)
 
-    def _concat_branches(self, stmts: list[n.Stmt], frame: Frame, x: Tensor, outs: list[Tensor]) -> None:
-        """Each statement is a branch fed the concat's input; for, if and let only arrange them (a loop gives a
-        branch per statement per iteration, as a dense gives members), and a branch switched off by its
-        condition leaves the concat."""
+    def _leaves(self, stmts: list[n.Stmt], frame: Frame, x: Tensor):
+        """The statements that ``for``, ``if`` and ``let`` arrange (a concat's branches, a dense's members, an
+        ensemble's), each given as it is reached: a let bound, a loop's body once an iteration (``x`` is what its
+        expressions read as ``in``/``out``). A generator: what each one computes is elaborated by its statement's
+        own loop, so a recursion through a loop opens no more Python frames than through a seq."""
         for s in stmts:
             if isinstance(s, n.Let):
                 self.stmt(s, frame, x)
             elif isinstance(s, n.If):
-                self._concat_branches(s.body if self._truth(s.cond, frame, x) else s.orelse, frame, x, outs)
+                yield from self._leaves(s.body if self._truth(s.cond, frame, x) else s.orelse, frame, x)
             elif isinstance(s, n.For):
                 for _ in self.iterate(s, frame, x):
-                    self._concat_branches(s.body, frame, x, outs)
-            elif getattr(s, "cond", None) is None or isinstance(s, n.Side) or self._truth(s.cond, frame, x):
-                outs.append(self.stmt(s, frame, x))
+                    yield from self._leaves(s.body, frame, x)
+            else:
+                yield s
 
     def _Gate(self, stmt: n.Gate, frame: Frame, x: Tensor) -> Tensor:
         sugar = lowered(stmt)
@@ -109,33 +115,20 @@ class StructureElaboration:
         sugar = lowered(stmt)
         if sugar is not None:
             return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
-        features = [x]
-        self._dense_members(stmt.body, frame, features, stmt)
+        features = [x]  # each member reads the concatenation of everything before it
+        with closing(self._leaves(stmt.body, frame, x)) as leaves:
+            for s in leaves:
+                if isinstance(s, n.Side):
+                    raise SpecError("a side output cannot be a member of a dense", s.span)
+                inp = x if len(features) == 1 else self._concat(features, frame, s.span)
+                out = self.stmt(s, frame, inp)
+                if out is inp:  # skipped by its condition, or failed (already reported)
+                    continue
+                self._check_member(out, x, s)
+                features.append(out)
         if len(features) == 1:
             raise SpecError("dense needs at least one member", stmt.span)
         return self._concat(features, frame, stmt.span)
-
-    def _dense_members(self, stmts: list[n.Stmt], frame: Frame, features: list[Tensor], dense: n.Dense) -> None:
-        """Each member reads the concatenation of everything before it; for, if and let only arrange them."""
-        for s in stmts:
-            if isinstance(s, (n.For, n.If, n.Let, n.Side)):
-                if isinstance(s, n.Side):
-                    raise SpecError("a side output cannot be a member of a dense", s.span)
-                if isinstance(s, n.Let):
-                    self.stmt(s, frame, features[0])
-                elif isinstance(s, n.If):
-                    branch = s.body if self._truth(s.cond, frame, features[0]) else s.orelse
-                    self._dense_members(branch, frame, features, dense)
-                else:
-                    for _ in self.iterate(s, frame, features[0]):
-                        self._dense_members(s.body, frame, features, dense)
-                continue
-            inp = features[0] if len(features) == 1 else self._concat(features, frame, s.span)
-            out = self.stmt(s, frame, inp)
-            if out is inp:  # skipped by its condition, or failed (already reported)
-                continue
-            self._check_member(out, features[0], s)
-            features.append(out)
 
     @staticmethod
     def _check_member(out: Tensor, x: Tensor, member: n.Stmt) -> None:
@@ -194,8 +187,16 @@ class StructureElaboration:
         return opts
 
     def _Ensemble(self, stmt: n.Ensemble, frame: Frame, x: Tensor) -> Tensor:
-        members: list[Tensor] = []
-        self._ensemble_members(stmt.body, frame, x, members)
+        members: list[Tensor] = []  # named network or block calls on the ensemble's input
+        with closing(self._leaves(stmt.body, frame, x)) as leaves:
+            for s in leaves:
+                if not (isinstance(s, n.Layer) and s.target is not None and (
+                        s.func in self.program.networks or s.func in self.program.blocks)):
+                    raise SpecError("an ensemble's members are named network or block calls (member = Net(...))",
+                                    s.span)
+                out = self.stmt(s, frame, x)
+                if out is not x:  # skipped by its condition, or failed (already reported)
+                    members.append(out)
         if len(members) < 2:
             raise SpecError("an ensemble needs at least two members", stmt.span)
         types = {m.type for m in members}
@@ -205,27 +206,6 @@ class StructureElaboration:
                             f"{got}", stmt.span, follows_shapes=True)
         node = self.add_node(frame, None, "ensemble", {}, members, members[0].type, stmt.span)
         return Tensor(node.id, members[0].type)
-
-    def _ensemble_members(self, stmts: list[n.Stmt], frame: Frame, x: Tensor, members: list[Tensor]) -> None:
-        """Each member is a named network or block call on the ensemble's input; for, if and let arrange them."""
-        for s in stmts:
-            if isinstance(s, n.Let):
-                self.stmt(s, frame, x)
-            elif isinstance(s, n.If):
-                if s.cond is not None and self._truth(s.cond, frame, x):
-                    self._ensemble_members(s.body, frame, x, members)
-                else:
-                    self._ensemble_members(s.orelse, frame, x, members)
-            elif isinstance(s, n.For):
-                for _ in self.iterate(s, frame, x):
-                    self._ensemble_members(s.body, frame, x, members)
-            elif isinstance(s, n.Layer) and s.target is not None and (
-                    s.func in self.program.networks or s.func in self.program.blocks):
-                out = self.stmt(s, frame, x)
-                if out is not x:  # skipped by its condition, or failed (already reported)
-                    members.append(out)
-            else:
-                raise SpecError("an ensemble's members are named network or block calls (member = Net(...))", s.span)
 
 
 def _output(sugar: Sugar, x: Tensor, values: dict) -> Tensor:
