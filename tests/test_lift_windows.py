@@ -87,3 +87,38 @@ def test_windows_folded_into_the_batch_are_groups_of_tokens(how):
     text = _proven_and_refused_when(net, torch.randn(1, 3, 8, 8), right, right[:-1] + ', kind = "grid")')
     assert "block WindowAttention() (x: 4 x 16 x 16)" in text and "reshape(qkv(x), (4, 16, 3, 2, 8))" in text, text
     assert ("lookup(" in text) == (how == "swin"), text
+
+
+class _TokensBack(nn.Module):
+    """A map through normalised tokens and back, as DaViT's blocks give it: ``x.transpose(1, 2).view(B, C, H, W)``,
+    a map whose memory is channels last (its batch's stride that of one position's channels)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        return self.norm(x.flatten(2).transpose(1, 2)).transpose(1, 2).view(B, C, H, W)
+
+
+def test_a_sum_whose_order_sets_its_layout_is_written_in_that_order():
+    """DaViT's ConvPosEnc, ``x + act(proj(x))`` on such a map: the conv's output is contiguous, so the sum's layout
+    is the first tensor's; written as a residual (the branch first) the pool after it rounded otherwise on
+    davit_tiny (2.7e-7, tried), so it is written in the original's order."""
+    from timm.models.davit import ConvPosEnc
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 96, 1), _TokensBack(96), ConvPosEnc(96), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    text = lift(net.eval(), torch.randn(1, 3, 7, 7))
+    assert "let y = x + act(proj(x))" in text, text
+
+
+@pytest.mark.slow
+def test_davit_tiny_round_trips():
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("davit_tiny").eval()
+    text = lift(model, torch.randn(1, 3, 224, 224))
+    assert "partition(permute(" in text and "let y = x + act(proj(x))" in text

@@ -125,7 +125,7 @@ class _Walk:
         nodes, sk_nodes = [], []
         for nd in part.nodes:
             args, sk = self.args(nd.args, nd.fn)
-            nodes.append(ir.Node(nd.fn, args, nd.child, nd.shape, nd.name))
+            nodes.append(ir.Node(nd.fn, args, nd.child, nd.shape, nd.name, nd.in_order))
             sk_nodes.append((nd.fn, nd.child, sk))
         dag = ir.Dag(part.cls, part.path, kids, list(part.inputs), list(part.input_shapes), nodes, part.output, sizes,
                      part.dense, list(part.sides))
@@ -259,6 +259,9 @@ def _abstract(name: str, members: list, names: Names) -> BlockDef:
     first = members[0]
     kind = "seq" if isinstance(first[0], ir.Seq) else "dag"
     d = BlockDef(name=name, kind=kind, template=first[2])
+    for i, nd in enumerate(getattr(first[2], "nodes", [])):  # an operator whose order sets the layout in one
+        nd.in_order = any(i < len(m[2].nodes) and m[2].nodes[i].in_order for m in members)  # instance is
+        # written in that order in all
     taken = names.taken_in(first[2])
     vectors: dict[tuple, Param] = {}
     per_param: list[list] = []

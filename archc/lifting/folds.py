@@ -20,7 +20,7 @@ from ..ops.base import REGISTRY
 from ..ops.partition import _departition_run, _partition_run
 from . import ir
 from .errors import LiftError
-from .functions import BINARY, FUNCTIONS
+from .functions import BINARY
 
 # torch calls that only move a tensor's values (a folded tensor's steps between partition and departition)
 _MOVING = {"view", "reshape", "permute", "contiguous", "transpose", "flatten", "unflatten"}
@@ -70,7 +70,7 @@ class Folds:
                 nd.all_input_nodes:
             return False
         sizes = self._sizes(nd) if name in ("view", "reshape") else None
-        if moved and (name in _MOVING or (nd.op == "call_function" and name not in FUNCTIONS)):
+        if moved and (name in _MOVING or _library_function(nd)):
             self.refs[nd] = _Moved(moved[0].src, value, moved[0].to_groups)  # a step on: written once read
             return True
         x = tensors[0] if tensors else None
@@ -176,6 +176,13 @@ class Folds:
         ref = self.add(ir.Node(fn="call", args=args, child=target, shape=(g, *value.shape[1:])))
         self.folded[ref.index] = (g, value)
         return ref
+
+
+def _library_function(nd: fx.Node) -> bool:
+    """A function of the model's library kept whole in the trace (timm's ``window_reverse``, not traced through): a
+    step that may only move values, which the recorded values then say."""
+    module = getattr(nd.target, "__module__", None) or ""
+    return nd.op == "call_function" and not module.startswith(("torch", "_operator", "operator", "builtins", "math"))
 
 
 def _sources(x):

@@ -82,7 +82,7 @@ class ImplicitForms:
             return None
         bodies = [chain for chain, _ in chains]
         if kind == "residual":
-            if not any(bodies):
+            if not any(bodies) or (nd.in_order and not bodies[0]):  # the shortcut first, where the order matters
                 return None
             bodies.sort(key=lambda c: not c)  # the body first, the shortcut (maybe the identity) second
         if kind == "gate":

@@ -57,6 +57,8 @@ class Node:
     child: str | None = None
     shape: tuple[int, ...] = ()  # without the batch
     name: str = ""  # the traced graph's name for it (a hint for the spec's)
+    in_order: bool = False  # an operator whose tensors' order sets its result's memory layout (their strides
+    # differ): written with them in that order, not as a residual or gate that puts the branch first
 
 
 @dataclass

@@ -273,6 +273,10 @@ class _Lowering(Indexing, OwnParameters, RelativePositions, Layouts, Folds):
                 if kwargs.get("alpha", 1) != 1:
                     self.fail(f"'{name}' with alpha cannot be written")
                 self.refs[nd] = self.tensor_node(op, args[:2], value)
+                a, b = (self.values.get(x) if isinstance(x, fx.Node) else None for x in nd.args[:2])
+                if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
+                        a.stride() != b.stride():
+                    self.dag.nodes[self.refs[nd].index - len(self.dag.inputs)].in_order = True
             return
         if name == "permute":
             rest = args[1:] if not (len(args) == 2 and isinstance(args[1], (tuple, list))) else tuple(args[1])
