@@ -251,10 +251,9 @@ class ShiftedWindowAttention(nn.Module):
         self.relative_position_bias_table = None
         if version == 1:
             self.relative_position_bias_table = nn.Parameter(torch.full((d * d, num_heads), 0.0))
-            if version == 1:
-                nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_coords_table", None)
-        if version == 2:
+        if version != 1:
             self.register_buffer("relative_coords_table", _relative_coords_table(ws, 8.0))
         self.register_buffer(
             "relative_position_index",
@@ -266,12 +265,12 @@ class ShiftedWindowAttention(nn.Module):
             ),
         )
         self.logit_scale = None
-        if version == 2:
+        if version != 1:
             self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), 2.302585092994046))
         self.cpb_mlp = None
-        if version == 2:
+        if version != 1:
             self.cpb_mlp = nn.Sequential(
-                nn.Linear(2 if version == 2 else in_channels, 512),
+                nn.Linear(2, 512),
                 nn.ReLU(inplace=True),
                 nn.Linear(512, num_heads, bias=False),
             )
@@ -306,11 +305,8 @@ class ShiftedWindowAttention(nn.Module):
             table = self.relative_position_bias_table.expand(x.shape[0], *self.relative_position_bias_table.shape)  # N x 169 x 3..32 (tokens)
             table = table.transpose(1, 2)  # N x 3..32 x 169 (tokens)
         else:
-            table = x
-            if self.relative_coords_table is not None:
-                table = self.relative_coords_table.expand(table.shape[0], -1, -1, -1)  # N x 15 x 15 x 2 (channels last)
-            if self.cpb_mlp is not None:
-                table = self.cpb_mlp(table)  # N x 15 x 15 x 3..32 (channels last)
+            table = self.relative_coords_table.expand(x.shape[0], -1, -1, -1)  # N x 15 x 15 x 2 (channels last)
+            table = self.cpb_mlp(table)  # N x 15 x 15 x 3..32 (channels last)
             table = table.reshape(table.shape[0], self.d * self.d, self.num_heads)  # N x 225 x 3..32 (tokens)
             table = table.transpose(1, 2)  # N x 3..32 x 225 (tokens)
         picked = table.index_select(2, self.relative_position_index.view(-1))  # N x 3..32 x 2401|4096 (tokens)
@@ -330,9 +326,7 @@ class ShiftedWindowAttention(nn.Module):
             scores_2 = F.normalize(k, dim=-1)  # N x 1..49 x 3..32 x 64 x 32 (tensor)
             scores_2 = scores_2.transpose(-2, -1)  # N x 1..49 x 3..32 x 32 x 64 (tensor)
             scores = scores @ scores_2  # N x 1..49 x 3..32 x 64 x 64 (tensor)
-            scores_3 = x
-            if self.logit_scale is not None:
-                scores_3 = self.logit_scale.expand(scores_3.shape[0], *self.logit_scale.shape)  # N x 3..32 x 1 x 1 (tensor)
+            scores_3 = self.logit_scale.expand(x.shape[0], *self.logit_scale.shape)  # N x 3..32 x 1 x 1 (tensor)
             scores_3 = torch.clamp(scores_3, min=None, max=4.605170185988092)  # N x 3..32 x 1 x 1 (tensor)
             scores_3 = torch.exp(scores_3)  # N x 3..32 x 1 x 1 (tensor)
             scores_3 = scores_3.reshape(scores_3.shape[0], 1, self.num_heads, 1, 1)  # N x 1 x 3..32 x 1 x 1 (tensor)

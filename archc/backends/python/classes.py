@@ -14,7 +14,7 @@ from ...errors import SpecError
 from ...lang import nodes as n
 from ...sema.exprfold import free_names
 from . import emit_head as head
-from . import ir
+from . import ir, irfacts
 from .context import ClassContext, ClassInfo, StmtInfo
 from .emit import input_features, symbol
 from .emit_features import TapsEmitter
@@ -101,6 +101,7 @@ def generate_class(definition: n.BlockDef | n.NetworkDef, blocks: dict[str, n.Bl
         formulas = outs
     info = ClassInfo(definition.name, formulas[0] if formulas and len(outs) == 1 else None,
                      formulas if len(outs) > 1 else None)
+    init, fwd_body, taps_body, head_methods = irfacts.simplify_class(init, fwd_body, taps_body, head_methods)
     return ClassCode(init, fwd_body, info, bool(forward.sides), ctx.referenced, taps_body, head_methods)
 
 
