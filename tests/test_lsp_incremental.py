@@ -14,7 +14,7 @@ import pytest
 from archc.lang.incremental import ItemParser, items
 from archc.lang.parser import parse
 from archc.lsp import symbols
-from archc.lsp.analysis import Incremental, analyse
+from archc.lsp.analysis import Incremental, analyse, statement_info
 from archc.lsp.symbols import build_index
 from archc.sema import memo
 
@@ -123,3 +123,14 @@ def test_an_item_is_indexed_again_where_the_files_globals_change(tmp_path):
     result = analyse(path, text + "let width = 8\n", incremental=incremental)  # the network's item is kept
     occurrences = _index_of(result)[0]
     assert any(key == ("let", "width") and not definition for _, key, definition in occurrences)  # its 'width'
+
+
+def test_a_statements_params_and_macs_are_its_ops_and_its_instances_ops():
+    path = SPECS / "googlenet.arch"
+    result = analyse(path, path.read_text())
+    calls = {s.target.text: s for s in result.module.networks[0].body if getattr(s, "target", None) is not None}
+    for name in ("inception3a", "conv1", "fc"):  # a block instance, one of common.arch's, an op
+        for info in statement_info(result, calls[name]):
+            ids = [(op, re.sub(r"^member\d+\.", "", op.id)) for op in result.graphs[info.variant].ops()]  # (ensemble)
+            ops = [op for op, i in ids if i == name or i.startswith(name + ".")]
+            assert ops and (info.params, info.macs) == (sum(o.params for o in ops), sum(o.macs for o in ops)), name

@@ -171,8 +171,11 @@ def statement_info(result: Analysis, stmt: n.Stmt) -> list[StatementInfo]:
         graph = result.graphs.get(variant)
         if graph is not None:
             scopes = {path for path, info in graph.scopes.items() if info.span is not None and inside(info.span, stmt.span)}
+            first, last = stmt.span.line, stmt.span.end_line  # (a quick test before ``inside``: most ops are elsewhere)
             for op in graph.ops():
-                if (op.span is not None and inside(op.span, stmt.span)) or scopes.intersection(op.scope):
+                span = op.span
+                if (span is not None and first <= span.line <= last and inside(span, stmt.span)) or \
+                        (scopes and not scopes.isdisjoint(op.scope)):
                     params, macs = params + op.params, macs + op.macs
         infos.append(StatementInfo(variant, [out for _, out in pairs], params, macs))
     return infos
