@@ -122,3 +122,20 @@ def test_davit_tiny_round_trips():
     model = timm.create_model("davit_tiny").eval()
     text = lift(model, torch.randn(1, 3, 224, 224))
     assert "partition(permute(" in text and "let y = x + act(proj(x))" in text
+
+
+class _Mixed(nn.Module):
+    """Windows folded into the batch, then mixed across it (a mean over the B x G rows): no step on groups."""
+
+    def forward(self, x):
+        from timm.models.davit import window_partition
+
+        B, C, H, W = x.shape
+        windows = window_partition(x.permute(0, 2, 3, 1), (4, 4)).view(-1, 16, C)
+        return windows.mean(0, keepdim=True).view(B, 4, 4, C)
+
+
+def test_folded_windows_read_otherwise_are_refused_with_the_module_path():
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), _Mixed())
+    with pytest.raises(LiftError, match=r"1 \(_Mixed\): 'mean' of windows folded into the batch cannot be written"):
+        lift(net.eval(), torch.randn(1, 3, 8, 8))
