@@ -63,6 +63,7 @@ class Recording:
     depth: int  # the open block calls around it (its own included)
     reach: int  # how many deeper the deepest call inside it went
     plan: list[tuple] | None = None  # its nodes as a copy reads them (``_plan``), worked out at the first copy
+    by_statement: list[tuple] | None = None  # its shapes, each statement's together in order (at the first copy)
 
 
 @dataclass
@@ -160,8 +161,16 @@ def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: lis
     for info in rec.scopes:
         el.graph.scopes[path + info.path[cut:]] = replace(info, path=path + info.path[cut:])
     el.budget.steps += rec.steps
-    for stmt, shapes in rec.shapes:
-        el.note_shapes(stmt, shapes)
+    if rec.shapes:  # ``note_shapes`` for each, in order: appended to the log, and to each statement's own
+        if rec.by_statement is None:
+            grouped: dict = {}
+            for stmt, shapes in rec.shapes:
+                grouped.setdefault(stmt, []).append(shapes)
+            rec.by_statement = list(grouped.items())
+        el.shape_log.extend(rec.shapes)
+        records = el.stmt_shapes
+        for stmt, shapes in rec.by_statement:
+            records.setdefault(stmt, []).extend(shapes)
     first, depth = len(el.rules), len(el.block_stack) + 1
     el.deepest = max(el.deepest, depth + rec.reach)
     for rule in rec.rules:
