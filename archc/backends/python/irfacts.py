@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from functools import cache
 
 from . import ir
 from .irattrs import SELF, aliases_of, canon, guards_of, names_set, pure, setters
@@ -91,7 +92,7 @@ class _Facts:
         """These facts less those that read a name just assigned."""
         if not names or not self.known:
             return self
-        return dataclasses.replace(self, known=frozenset(c for c in self.known if not ir.reads(c) & names))
+        return dataclasses.replace(self, known=frozenset(c for c in self.known if not _reads(c) & names))
 
     def decide(self, test: ir.Node) -> bool | None:
         """Whether ``test`` holds where these facts do: True, False, or None where they do not say."""
@@ -140,6 +141,11 @@ class _Facts:
         return _UNKNOWN
 
 
+@cache
+def _reads(fact: ir.Node) -> frozenset:
+    return frozenset(ir.reads(fact))
+
+
 def _negated(c: ir.Node) -> ir.Node:
     if isinstance(c, ir.Compare) and len(c.ops) == 1 and c.ops[0] in _FLIP:
         return ir.Compare((_FLIP[c.ops[0]],), c.operands)
@@ -181,7 +187,7 @@ def _body(stmts, facts: _Facts) -> list:
         elif isinstance(s, ir.FunctionDef):
             out.append(s)
         else:
-            out.append(_expr(s, facts))
+            out.append(_expr(s, facts) if any(_decidable(x) for x in s.walk()) else s)
         facts = facts.without(names_set(s))
     return _without_dead_stores(out)
 
@@ -205,6 +211,10 @@ def _expr(node, facts: _Facts):
         items = tuple(_expr(v, facts) for v in node)
         return node if all(a is b for a, b in zip(items, node)) else items
     return node
+
+
+def _decidable(node: ir.Node) -> bool:
+    return isinstance(node, ir.IfExp) or isinstance(node, ir.BinOp) and node.op in ("and", "or")
 
 
 def _without_dead_stores(stmts: list) -> list:
