@@ -58,6 +58,20 @@ block InceptionFlow(c) (x) -> y {
     let y = cat([b1(x), b2(x), x], 1)
 }
 
+block Arranged(c, n) {
+    concat { b1 = conv(c, 1); for i in range(n) { bs.{i} = conv(c, 3, padding = 1) }; b9 = conv(c, 1) if n > 5 }
+}
+
+block ArrangedFlow(c, n) (x) -> y {
+    b1 = conv(c, 1)
+    let outs = [b1(x)]
+    for i in range(n) {
+        bs.{i} = conv(c, 3, padding = 1)
+        let outs = outs + [bs[i](x)]
+    }
+    let y = cat(outs, 1)
+}
+
 block Dense(g) {
     dense { l1 = seq { batchnorm; relu; conv(g, 3, padding = 1) }; l2 = conv(g, 3, padding = 1) }
 }
@@ -70,21 +84,22 @@ block DenseFlow(g) (x) -> y {
     let y = cat([x, f1, f2], 1)
 }
 
-network Net(res, se, inception, densely, num_classes = 10) {
+network Net(res, se, inception, arranged, densely, num_classes = 10) {
     input 3 x 16 x 16
     stem = conv(8, 3, padding = 1)
     r1 = res(8)
     r2 = res(8, stride = 2)
     gate = se(8)
     branches = inception(4)
+    listed = arranged(4, 3)
     features = densely(4)
     pool = adaptive_avgpool(1)
     flatten
     fc = linear(num_classes)
 }
 
-variant sugar = Net(Res, SE, Inception, Dense)
-variant flow = Net(ResFlow, SEFlow, InceptionFlow, DenseFlow)
+variant sugar = Net(Res, SE, Inception, Arranged, Dense)
+variant flow = Net(ResFlow, SEFlow, InceptionFlow, ArrangedFlow, DenseFlow)
 """
 
 
@@ -115,10 +130,15 @@ def test_each_form_computes_its_dataflow_equivalent_with_the_same_keys(tmp_path)
     sugar, flow = spec.build("sugar"), spec.build("flow")
     source = spec.source()  # each form's forward, written from its steps
     for line in ["identity = x", "pre = self.pre(out)", "identity = self.down(pre)", "out = out * 0.5 + identity",
-                 "x = scale * x", "x = torch.cat([b1, b2, x], 1)", "l1 = self.l1(x)",
+                 "x = scale * x", "x = torch.cat([b1, b2, x], 1)", "branches = []", "x = torch.cat(branches, 1)",
+                 "l1 = self.l1(x)",
                  "l2 = self.l2(torch.cat([x, l1], 1))", "x = torch.cat([x, l1, l2], 1)"]:
         assert line in source, line
-    assert list(sugar.state_dict()) == list(flow.state_dict())  # the same keys, in the same order
+    # the same keys (in another order only where __init__ registers a container before the layers written
+    # before it: the arranged concat's bs, a ModuleList made first and filled in the spec's order)
+    assert sorted(sugar.state_dict()) == sorted(flow.state_dict())
+    assert [k for k in sugar.state_dict() if not k.startswith("listed.")] == \
+        [k for k in flow.state_dict() if not k.startswith("listed.")]
     ours, theirs = _compare(tmp_path)
     assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-12)
     flow.load_state_dict(copy.deepcopy(sugar.state_dict()), strict=True)  # and the generated models agree
@@ -138,6 +158,8 @@ def test_a_lowering_that_drops_a_join_fails_the_comparison(tmp_path, monkeypatch
     def swapped(lower):  # the join's first two tensors in the other order (the same widths here)
         def mutated(stmt):
             *steps, last = lower(stmt).steps
+            if len(last.srcs) < 2:  # (a list the arrangement fills: left as it is)
+                return lower(stmt)
             srcs = (last.srcs[1], last.srcs[0], *last.srcs[2:])
             return dataflow_sugar.Sugar((*steps, dataflow_sugar.join(last.dest, srcs, stmt, last.op)), last.dest)
         return mutated
@@ -161,5 +183,7 @@ block B(c) {
     dense { m1 = conv(c, 3, padding = 1) }
 }
 """).blocks[0].body
-    assert [dataflow_sugar.lowered(s) is not None for s in body] == [False, True, False, True]
+    assert [dataflow_sugar.lowered(s) is not None for s in body] == [True, True, False, True]
+    assert [s.kind for s in dataflow_sugar.lowered(body[0]).steps] == ["each", "join"]  # a list the loop fills
+    assert [s.kind for s in dataflow_sugar.lowered(body[1]).steps] == ["run", "run", "join"]
     assert [s.kind for s in dataflow_sugar.lowered(body[3]).steps] == ["run", "join"]

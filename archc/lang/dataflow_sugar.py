@@ -13,11 +13,15 @@ tensors, with ``x`` the statement's input (docs/language.md, "What the structure
         let identity = sc(a) if c else x;  let y = (out * s + identity) if w else out
     gate { body }                       let scale = body(x);  let y = scale * x
     concat { b1; b2 }                   let y = cat([b1(x), b2(x)], 1)
+    concat { for i in r { b{i} } }      let branches = [b0(x), b1(x), ...];  let y = cat(branches, 1)
     dense { m1; m2 }                    let f1 = m1(x);  let f2 = m2(cat([x, f1], 1));  let y = cat([x, f1, f2], 1)
 
-A concat or dense whose branches or members are arranged by ``for``, ``if`` or ``let``, or switched by their
-own conditions (the number of tensors joined is known only where the statement is made), and every ensemble,
-are not lowered: ``lowered`` gives None and elaboration walks their arrangement (``sema.elabstruct``).
+A concat whose branches are arranged by ``for``, ``if`` or ``let``, or switched by their own conditions, is a
+list of tensors made by a third kind of step, "each": the branches its arrangement gives where the concat is made,
+each applied to srcs[0] (one a statement an iteration; a branch switched off leaves the list), as a block with
+named tensors builds a list with ``let outs = []`` and a loop. A dense whose members are so arranged (each reads
+the concatenation of those before it) and every ensemble are not lowered: ``lowered`` gives None and elaboration
+walks their arrangement (``sema.elabstruct``).
 """
 
 from __future__ import annotations
@@ -94,10 +98,11 @@ def _gate(stmt: n.Gate) -> Sugar:
     return Sugar((scale, join("y%", ("scale%", IN), stmt, "mul")), "y%")
 
 
-def _concat(stmt: n.Concat) -> Sugar | None:
+def _concat(stmt: n.Concat) -> Sugar:
     """Each branch on the input, their outputs concatenated along the channels."""
-    if arranged(stmt.branches):
-        return None
+    if arranged(stmt.branches):  # a list, which the arrangement fills as it runs where the concat is made
+        each = n.Flow("branches%", "each", (IN,), None, stmt.span, body=stmt.branches)
+        return Sugar((each, join("y%", ("branches%",), stmt, "concat")), "y%")
     steps = [run(f"branch%{i}", IN, [b], b.span) for i, b in enumerate(stmt.branches)]
     return Sugar((*steps, join("y%", tuple(s.dest for s in steps), stmt, "concat")), "y%")
 

@@ -5,6 +5,7 @@ anywhere, declarations kept until a let applies them, and each tensor let's step
 from __future__ import annotations
 
 import operator
+from contextlib import closing
 
 from ..errors import SpecError, SpecErrors
 from ..lang import nodes as n
@@ -144,7 +145,7 @@ class FlowElaboration:
                 continue
             if any(isinstance(s, tuple) for s in srcs):  # cat(xs, 1): a list's tensors
                 srcs = [t for s in srcs for t in (s if isinstance(s, tuple) else (s,))]
-                if not srcs:
+                if not srcs and step.kind != "join":  # (a concat whose every branch is off says so)
                     self.record(SpecError(f"{step.layer.func} of an empty list of tensors", step.span), frame)
                     continue
             try:
@@ -154,6 +155,14 @@ class FlowElaboration:
                     out = srcs[0]
                     for stmt in step.body:
                         out = self.stmt(stmt, frame, out)
+                elif step.kind == "each":  # a concat's branches as its for/if/let give them (a generator: as above)
+                    outs = []
+                    with closing(self._leaves(step.body, frame, srcs[0])) as leaves:
+                        for stmt in leaves:  # a branch its condition switches off leaves the list
+                            if getattr(stmt, "cond", None) is None or isinstance(stmt, n.Side) or \
+                                    self._truth(stmt.cond, frame, srcs[0]):
+                                outs.append(self.stmt(stmt, frame, srcs[0]))
+                    out = tuple(outs)
                 else:
                     out = self.flow_step(step, frame, decls, srcs)
             except (SpecErrors, BudgetExceeded):

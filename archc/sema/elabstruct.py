@@ -23,14 +23,7 @@ class StructureElaboration:
         if not stmt.branches:
             raise SpecError("concat needs at least one branch", stmt.span)
         sugar = lowered(stmt)
-        if sugar is not None:
-            return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
-        outs: list[Tensor] = []  # a loop gives a branch per statement per iteration (as a dense gives members)
-        with closing(self._leaves(stmt.branches, frame, x)) as leaves:  # (a loop's variable unbound on a raise)
-            for s in leaves:  # a branch switched off by its condition leaves the concat
-                if getattr(s, "cond", None) is None or isinstance(s, n.Side) or self._truth(s.cond, frame, x):
-                    outs.append(self.stmt(s, frame, x))
-        return self._join_branches(stmt, frame, outs)
+        return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
 
     def _join_branches(self, stmt: n.Concat, frame: Frame, outs: list[Tensor]) -> Tensor:
         if not outs:

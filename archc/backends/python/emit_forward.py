@@ -3,9 +3,10 @@
 Structure lives here, as torchvision writes it: branches are ``torch.cat``, residuals
 ``out = out + identity`` (``out += identity`` where that is safe), dense blocks a list of
 feature maps, side outputs a training-only tuple. An unnamed parameter-free layer is a function
-call; a ReLU is in place where its input is a fresh tensor nothing else reads. A residual, a gate,
-and a concat or dense that nothing arranges (nor checkpoints) are written from the steps they lower
-to (``lang/dataflow_sugar.py``): each run of statements into a local, then the join.
+call; a ReLU is in place where its input is a fresh tensor nothing else reads. A residual, a gate, a
+concat, and a dense that nothing arranges (nor checkpoints) are written from the steps they lower
+to (``lang/dataflow_sugar.py``): each run of statements into a local (an arranged concat's branches
+appended to a list), then the join.
 
 The body is built as IR statements (``ir``); locals are plain strings until a statement names them.
 """
@@ -257,14 +258,8 @@ class ForwardEmitter(MergeForward):
             self._assign(w, dest, ir.Call(self._module_ref(stmt.target, var), (ir.Name(var),)), stmt)
             self._tap(stmt, dest, taps)
             return dest, self._seq_fresh(stmt.body)
-        if isinstance(stmt, (n.Concat, n.Gate)) and lowered(stmt) is not None:
+        if isinstance(stmt, (n.Concat, n.Gate)):
             return self.fwd_sugar(stmt, var, w, dest, taps)
-        if isinstance(stmt, n.Concat):  # branches arranged by loops, conditionals or lets
-            parts = ir.Name(self.fwd_ns.create("branches"))
-            w.append(ir.Assign(parts, ir.List(())))
-            self.fwd_branches(stmt.branches, var, parts, w, taps)
-            self._assign(w, dest, ir.call("torch.cat", parts, ir.Const(1)), stmt)
-            return dest, True
         if isinstance(stmt, n.Residual):
             return self.fwd_residual(stmt, var, w, dest)
         if isinstance(stmt, n.Ensemble):
@@ -306,15 +301,19 @@ class ForwardEmitter(MergeForward):
         for step in sugar.steps:
             if step.kind == "join":
                 parts = [ir.Name(local[s]) for s in step.srcs]
-                value = ir.BinOp("*", *parts) if step.op == "mul" else ir.call("torch.cat", ir.List(tuple(parts)),
-                                                                               ir.Const(1))
+                listed = parts[0] if step.srcs[0] == "branches%" else ir.List(tuple(parts))  # (a list already)
+                value = ir.BinOp("*", *parts) if step.op == "mul" else ir.call("torch.cat", listed, ir.Const(1))
                 if step.dest == sugar.output:
                     self._assign(w, dest, value, stmt)
                 else:
                     joined[step.dest] = value
                 continue
             src, body = step.srcs[0], step.body
-            if step.op == "gate":  # the gate's body, into ``scale``
+            if step.kind == "each":  # the branches a concat's for/if/let arrange, appended to a list
+                local[step.dest] = self.fwd_ns.create("branches")
+                w.append(ir.Assign(ir.Name(local[step.dest]), ir.List(())))
+                self.fwd_branches(body, local[src], ir.Name(local[step.dest]), w, taps)
+            elif step.op == "gate":  # the gate's body, into ``scale``
                 local[step.dest] = self._fwd_into(body, local[src], False, w, self.fwd_ns.create("scale"), taps)[0]
             elif src in joined:
                 local[step.dest] = self._fwd_on(body[0], joined[src], var, w, taps)
