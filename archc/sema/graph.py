@@ -90,6 +90,15 @@ class ScopeInfo:
     # the call's arguments as values, each named by its parameter (None: a positional one past the parameters)
     args: tuple[tuple[str | None, object], ...] = ()
 
+    def moved(self, path: str) -> ScopeInfo:
+        """The same scope in another instance of its block (a replayed call): ``dataclasses.replace``'s result at a
+        third of its cost."""
+        return ScopeInfo(path, self.kind, self.block, self.call, self.span, self.args)
+
+
+assert [f.name for f in fields(ScopeInfo)] == ["path", "kind", "block", "call", "span", "args"], \
+    "ScopeInfo.moved passes every field: add a new one there"
+
 
 @dataclass(frozen=True, slots=True)
 class Tap:

@@ -159,7 +159,7 @@ def replay(el, rec: Recording, path: str, outer_scopes: tuple[str, ...], xs: lis
         add(node.moved(path + ident, None if name is None else path + name, head + tuple(map(prefix, inner)),
                        inputs), inputs)
     for info in rec.scopes:
-        el.graph.scopes[path + info.path[cut:]] = replace(info, path=path + info.path[cut:])
+        el.graph.scopes[path + info.path[cut:]] = info.moved(path + info.path[cut:])
     el.budget.steps += rec.steps
     if rec.shapes:  # ``note_shapes`` for each, in order: appended to the log, and to each statement's own
         if rec.by_statement is None:
