@@ -187,3 +187,22 @@ block B(c) {
     assert [s.kind for s in dataflow_sugar.lowered(body[0]).steps] == ["each", "join"]  # a list the loop fills
     assert [s.kind for s in dataflow_sugar.lowered(body[1]).steps] == ["run", "run", "join"]
     assert [s.kind for s in dataflow_sugar.lowered(body[3]).steps] == ["run", "join"]
+
+
+def test_an_init_rule_among_branches_or_members_is_neither(tmp_path):
+    """An init rule between a concat's branches is kept, as forward keeps it, and adds no branch (it added the
+    input once, so the graph was 8 channels wider than the model); between a dense's members alike."""
+    path = tmp_path / "init.arch"
+    path.write_text("""
+network N() {
+    input 8 x 8 x 8
+    concat { a = conv(4, 1); init a.weight = 0; b = conv(4, 1) }
+    dense { c = conv(4, 1); init c.weight = 0.5; d = conv(4, 1) }
+}
+variant n = N()
+""")
+    spec = archc.load(path)
+    graph = spec.graph("n")
+    model = spec.build("n")
+    assert graph.node(graph.output).shape == (16, 8, 8) == tuple(model(torch.randn(1, 8, 8, 8)).shape[1:])
+    assert not model.a.weight.any() and bool((model.c.weight == 0.5).all())

@@ -66,11 +66,11 @@ class StructureElaboration:
 
     def _leaves(self, stmts: list[n.Stmt], frame: Frame, x: Tensor):
         """The statements that ``for``, ``if`` and ``let`` arrange (a concat's branches, a dense's members, an
-        ensemble's), each given as it is reached: a let bound, a loop's body once an iteration (``x`` is what its
+        ensemble's), each given as it is reached: a let bound (an init rule kept), a loop's body once an iteration (``x`` is what its
         expressions read as ``in``/``out``). A generator: what each one computes is elaborated by its statement's
         own loop, so a recursion through a loop opens no more Python frames than through a seq."""
         for s in stmts:
-            if isinstance(s, n.Let):
+            if isinstance(s, (n.Let, n.Init)):  # (an init rule is no branch: forward writes none for it)
                 self.stmt(s, frame, x)
             elif isinstance(s, n.If):
                 yield from self._leaves(s.body if self._truth(s.cond, frame, x) else s.orelse, frame, x)
