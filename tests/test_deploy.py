@@ -380,6 +380,30 @@ variant net = Net()
     assert [name for name, m in deployed.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] == ["bn"]
 
 
+def test_init_rules_inside_branches_are_left_out(tmp_path):
+    """A deployed model takes its weights from the trained one, so its spec has no init rules at any depth: a rule
+    among a concat's branches named the weight of a conv that deploy had made a conv_act ("'a' (conv_act) has no
+    parameter 'weight'"), and only a sequence's own rules were left out."""
+    path = tmp_path / "net.arch"
+    path.write_text("""
+network Net() {
+    input 3 x 8 x 8
+    concat {
+        a = conv(4, 1)
+        init a.weight = 0
+        if true { init a.bias = 0 }
+        b = conv(4, 3, padding = 1)
+    }
+    relu
+}
+variant net = Net()
+""")
+    model = archc.load(path).build("net")
+    assert not model.a.weight.any()
+    randomise(model)
+    assert_same(model, archc.deploy(model), size=8)
+
+
 def test_a_backbone_deploys():
     """features_only: the deployed backbone gives the trained one's feature maps (no head on either side)."""
     model = trained("resnet18", features_only=True)

@@ -97,7 +97,8 @@ class _Rewriter:
         if isinstance(d, n.BlockDef) and d.signature is not None:
             return d  # named tensors: kept as written
         self.protected = {s.source for s in d.walk() if isinstance(s, (n.Side, n.Shortcut)) and s.source}
-        return dataclasses.replace(d, body=[self.packed(s) for s in self.sequence(self.written_out(d.body))])
+        body = self.written_out(_without_inits(d.body))
+        return dataclasses.replace(d, body=[self.packed(s) for s in self.sequence(body)])
 
     def written_out(self, body: list) -> list:
         """``body`` with each layer that calls a held op as that op (``bn1 = batchnorm``)."""
@@ -305,6 +306,20 @@ def _names_positions(seq: n.Seq) -> bool:
     """Whether a seq names some of its layers by number (``"3" = conv(...)``): unnamed ones count from those."""
     return any(isinstance(s, (n.Layer, n.Seq)) and s.target is not None and s.target.quoted for s in seq.walk()
                if s is not seq)
+
+
+def _without_inits(body: list) -> list:
+    """``body`` without its initialisation rules, at every depth (a concat's branches too): a deployed model takes
+    its weights from the trained one, and a rule would name a parameter of a kind the layer no longer is."""
+    out = []
+    for stmt in body:
+        if isinstance(stmt, n.Init) or _inits_only(stmt):
+            continue
+        changed = {f.name: _without_inits(value) if isinstance(value, list) else (_without_inits([value]) or [value])[0]
+                   for f in dataclasses.fields(stmt) for value in [getattr(stmt, f.name)]
+                   if f.name in _BODIES and value}
+        out.append(dataclasses.replace(stmt, **changed) if changed else stmt)
+    return out
 
 
 def _inits_only(stmt) -> bool:
