@@ -139,3 +139,9 @@ def test_folded_windows_read_otherwise_are_refused_with_the_module_path():
     net = nn.Sequential(nn.Conv2d(3, 8, 1), _Mixed())
     with pytest.raises(LiftError, match=r"1 \(_Mixed\): 'mean' of windows folded into the batch cannot be written"):
         lift(net.eval(), torch.randn(1, 3, 8, 8))
+
+
+def test_folded_windows_on_the_meta_device_are_refused():
+    net = nn.Sequential(nn.Conv2d(3, 16, 1), _Windows()).to("meta")
+    with pytest.raises(LiftError, match="1 \\(_Windows\\): folds windows into the batch on the meta device"):
+        lift(net.eval(), torch.randn(1, 3, 8, 8, device="meta"))

@@ -79,6 +79,9 @@ class Folds:
             return True
         if moved or sizes is None or sizes[0] is ir.BATCH:  # the batch kept first: a view of the language
             return False
+        if value.is_meta:  # too large to run: the fold is read from the values
+            self.fail("folds windows into the batch on the meta device (a model too large to run), where which "
+                      "partition it is cannot be read from the values")
         for src in _sources(nd.args[0]):  # the fold: from which map before it, and how
             ref = self.refs.get(src)
             if isinstance(ref, ir.Ref) and isinstance(self.values.get(src), torch.Tensor):
