@@ -125,19 +125,29 @@ def test_davit_tiny_round_trips():
 
 
 class _Mixed(nn.Module):
-    """Windows folded into the batch, then mixed across it (a mean over the B x G rows): no step on groups."""
+    """Windows folded into the batch, then mixed across it (a mean over the B x G rows), or each window's rows and
+    columns swapped before its tokens are read: no partition of the language."""
+
+    def __init__(self, swapped: bool):
+        super().__init__()
+        self.swapped = swapped
 
     def forward(self, x):
         from timm.models.davit import window_partition
 
         B, C, H, W = x.shape
-        windows = window_partition(x.permute(0, 2, 3, 1), (4, 4)).view(-1, 16, C)
-        return windows.mean(0, keepdim=True).view(B, 4, 4, C)
+        windows = window_partition(x.permute(0, 2, 3, 1), (4, 4))
+        if self.swapped:
+            return windows.transpose(1, 2).reshape(-1, 16, C).softmax(-1)
+        return windows.view(-1, 16, C).mean(0, keepdim=True).view(B, 4, 4, C)
 
 
-def test_folded_windows_read_otherwise_are_refused_with_the_module_path():
-    net = nn.Sequential(nn.Conv2d(3, 8, 1), _Mixed())
-    with pytest.raises(LiftError, match=r"1 \(_Mixed\): 'mean' of windows folded into the batch cannot be written"):
+@pytest.mark.parametrize("swapped, message", [
+    (False, "'mean' of windows folded into the batch cannot be written"),
+    (True, "moves windows folded into the batch otherwise than into the language's partition")])
+def test_folded_windows_read_otherwise_are_refused_with_the_module_path(swapped, message):
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), _Mixed(swapped))
+    with pytest.raises(LiftError, match=r"1 \(_Mixed\): " + message):
         lift(net.eval(), torch.randn(1, 3, 8, 8))
 
 

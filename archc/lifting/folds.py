@@ -125,7 +125,8 @@ class Folds:
         """The rearrangement written where ``value`` is the groups (``to_groups``) or their map, else kept."""
         g, real = self.folded[src.index]  # real: the groups as the original holds them, (N G) x L x C
         if to_groups:
-            return src if value.shape == real.shape else _Moved(src, value, True)
+            same = value.shape == real.shape and (value.is_meta or torch.equal(value, real))
+            return src if same else _Moved(src, value, True)  # (each window's rows and columns swapped: no)
         groups = real.reshape(self.batch, g, *real.shape[1:])
         size = math.isqrt(groups.shape[2])
         if size * size == groups.shape[2] and math.isqrt(g) ** 2 == g:
