@@ -123,3 +123,17 @@ def test_a_build_from_cached_trees_never_imports_lark(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", script, str(SPECS / "googlenet.arch")], env=env, check=True,
                            capture_output=True, text=True).stdout.split() for _ in range(2)]
     assert runs == [["True"], ["False"]]  # parsed the first time, its trees loaded the second
+
+
+def test_a_folder_others_may_write_in_is_not_read(cache, monkeypatch):
+    path = SPECS / "common.arch"
+    monkeypatch.setattr(loader, "_USED", {})
+    load_program(path)
+    cache.chmod(0o777)  # (a pickle runs what it says: another user could have put one there)
+    parsed = []
+    real = parser.parse
+    monkeypatch.setattr(parser, "parse", lambda text, file: parsed.append(file) or real(text, file))
+    load_program(path)
+    cache.chmod(0o700)
+    load_program(path)
+    assert parsed == [str(path)]  # parsed in the shared folder only

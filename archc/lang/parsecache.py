@@ -5,9 +5,9 @@ small spec's compile, and Lark is then never imported).
 A tree is kept under the SHA-256 of everything it follows from: the file's name (every span holds it) and text,
 Python's version, and the name, size and modification time of every source file of archc (the parser, the
 lowering to dataflow and the op registry it reads), so an edited or upgraded archc parses again. Only a file
-whose bytes match the digest written before them is unpickled; the folder is the user's own
-(``files.user_cache_dir``, mode 0700). Only a tree that parsed without an error is kept, and a cache that cannot
-be read or written only costs time.
+whose bytes match the digest written before them is unpickled, and only from a folder that is the user's and
+that no one else may write in (``files.user_cache_dir``, made with mode 0700). Only a tree that parsed without
+an error is kept, and a cache that cannot be read or written only costs time.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ def _lark_version() -> str:
 
 def _load(path: Path) -> n.Module | None:
     try:
+        if not _private(os.stat(path.parent)):
+            return None
         with open(path, "rb") as f:
             data = f.read()
     except OSError:
@@ -92,6 +94,14 @@ def _load(path: Path) -> n.Module | None:
     except Exception:  # a file of another archc that pickled what this one no longer has
         return None
     return module if isinstance(module, n.Module) else None
+
+
+def _private(st: os.stat_result) -> bool:
+    """Whether only this user can write in the folder: a pickle runs what it says, so a tree is read only from a
+    folder that is the user's and that no one else may write in (not from a cache folder shared with others)."""
+    if not hasattr(os, "getuid"):  # (Windows: the user's profile folder)
+        return True
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _store(path: Path, module: n.Module) -> None:
