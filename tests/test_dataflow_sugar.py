@@ -2,7 +2,7 @@
 and a dense block compute what their hand-written equivalents in blocks with named tensors compute, with the
 same state_dict keys; the graph the lowering gives is checked by the interpreter, and a lowering that drops the
 residual's sum or the gate's product, or joins a concat's or dense's tensors in another order, fails the
-comparison."""
+comparison, as does an arranged dense whose members read the list they grow in another order."""
 
 from __future__ import annotations
 
@@ -84,7 +84,22 @@ block DenseFlow(g) (x) -> y {
     let y = cat([x, f1, f2], 1)
 }
 
-network Net(res, se, inception, arranged, densely, num_classes = 10) {
+block Grown(g, n) {
+    dense { for i in range(n) { ls.{i} = seq { batchnorm; relu; conv(g, 3, padding = 1) } }; last = conv(g, 1) }
+}
+
+block GrownFlow(g, n) (x) -> y {
+    let feats = [x]
+    for i in range(n) {
+        ls.{i} = seq { batchnorm; relu; conv(g, 3, padding = 1) }
+        let feats = feats + [ls[i](cat(feats, 1))]
+    }
+    last = conv(g, 1)
+    let grown = feats + [last(cat(feats, 1))]
+    let y = cat(grown, 1)
+}
+
+network Net(res, se, inception, arranged, densely, grown, num_classes = 10) {
     input 3 x 16 x 16
     stem = conv(8, 3, padding = 1)
     r1 = res(8)
@@ -93,13 +108,14 @@ network Net(res, se, inception, arranged, densely, num_classes = 10) {
     branches = inception(4)
     listed = arranged(4, 3)
     features = densely(4)
+    grows = grown(2, 3)
     pool = adaptive_avgpool(1)
     flatten
     fc = linear(num_classes)
 }
 
-variant sugar = Net(Res, SE, Inception, Arranged, Dense)
-variant flow = Net(ResFlow, SEFlow, InceptionFlow, ArrangedFlow, DenseFlow)
+variant sugar = Net(Res, SE, Inception, Arranged, Dense, Grown)
+variant flow = Net(ResFlow, SEFlow, InceptionFlow, ArrangedFlow, DenseFlow, GrownFlow)
 """
 
 
@@ -132,10 +148,12 @@ def test_each_form_computes_its_dataflow_equivalent_with_the_same_keys(tmp_path)
     for line in ["identity = x", "pre = self.pre(out)", "identity = self.down(pre)", "out = out * 0.5 + identity",
                  "x = scale * x", "x = torch.cat([b1, b2, x], 1)", "branches = []", "x = torch.cat(branches, 1)",
                  "l1 = self.l1(x)",
-                 "l2 = self.l2(torch.cat([x, l1], 1))", "x = torch.cat([x, l1, l2], 1)"]:
+                 "l2 = self.l2(torch.cat([x, l1], 1))", "x = torch.cat([x, l1, l2], 1)",
+                 "features = [x]", "new_features = self.ls[i](torch.cat(features, 1))", "x = torch.cat(features, 1)"]:
         assert line in source, line
     # the same keys (in another order only where __init__ registers a container before the layers written
-    # before it: the arranged concat's bs, a ModuleList made first and filled in the spec's order)
+    # before it: the arranged concat's bs, a ModuleList made first and filled in the spec's order; the grown
+    # dense's ls is written first)
     assert sorted(sugar.state_dict()) == sorted(flow.state_dict())
     assert [k for k in sugar.state_dict() if not k.startswith("listed.")] == \
         [k for k in flow.state_dict() if not k.startswith("listed.")]
@@ -174,6 +192,22 @@ def test_a_lowering_that_drops_a_join_fails_the_comparison(tmp_path, monkeypatch
             assert not torch.allclose(ours, theirs, rtol=1e-3), form
 
 
+@pytest.mark.slow
+def test_a_grown_list_read_in_another_order_fails_the_comparison(tmp_path, monkeypatch):
+    """The arranged dense's "grow" step with each member reading the list so far in reverse (the same widths):
+    the comparison with the hand-written loop-grown list fails."""
+    from archc.sema.elabstruct import StructureElaboration
+
+    member_input = StructureElaboration.member_input
+
+    def reversed_input(self, member, frame, features):
+        return member_input(self, member, frame, features[::-1])
+
+    monkeypatch.setattr(StructureElaboration, "member_input", reversed_input)
+    ours, theirs = _compare(tmp_path)
+    assert not torch.allclose(ours, theirs, rtol=1e-3)
+
+
 def test_which_statements_are_lowered():
     body = parse("""
 block B(c) {
@@ -183,9 +217,10 @@ block B(c) {
     dense { m1 = conv(c, 3, padding = 1) }
 }
 """).blocks[0].body
-    assert [dataflow_sugar.lowered(s) is not None for s in body] == [True, True, False, True]
+    assert [dataflow_sugar.lowered(s) is not None for s in body] == [True, True, True, True]
     assert [s.kind for s in dataflow_sugar.lowered(body[0]).steps] == ["each", "join"]  # a list the loop fills
     assert [s.kind for s in dataflow_sugar.lowered(body[1]).steps] == ["run", "run", "join"]
+    assert [s.kind for s in dataflow_sugar.lowered(body[2]).steps] == ["grow", "join"]  # a list the loop grows
     assert [s.kind for s in dataflow_sugar.lowered(body[3]).steps] == ["run", "join"]
 
 

@@ -19,9 +19,15 @@ tensors, with ``x`` the statement's input (docs/language.md, "What the structure
 A concat whose branches are arranged by ``for``, ``if`` or ``let``, or switched by their own conditions, is a
 list of tensors made by a third kind of step, "each": the branches its arrangement gives where the concat is made,
 each applied to srcs[0] (one a statement an iteration; a branch switched off leaves the list), as a block with
-named tensors builds a list with ``let outs = []`` and a loop. A dense whose members are so arranged (each reads
-the concatenation of those before it) and every ensemble are not lowered: ``lowered`` gives None and elaboration
-walks their arrangement (``sema.elabstruct``).
+named tensors builds a list with ``let outs = []`` and a loop. A dense whose members are so arranged (or have
+conditions, or are side outputs) is a list too, grown by a fourth kind, "grow": the list starts as ``[x]``, and
+each member its arrangement gives reads the concatenation of the list so far and appends its output, as a block
+with named tensors grows ``let feats = [x]`` in a loop::
+
+    dense { for i in r { m{i} } }       let feats = [x];  for each member: feats + [m{i}(cat(feats, 1))];
+                                        let y = cat(feats, 1)
+
+Ensembles are not lowered: ``lowered`` gives None and elaboration walks their arrangement (``sema.elabstruct``).
 """
 
 from __future__ import annotations
@@ -107,13 +113,13 @@ def _concat(stmt: n.Concat) -> Sugar:
     return Sugar((*steps, join("y%", tuple(s.dest for s in steps), stmt, "concat")), "y%")
 
 
-def _dense(stmt: n.Dense) -> Sugar | None:
+def _dense(stmt: n.Dense) -> Sugar:
     """Each member on the concatenation of the input and the members before it; the result all of them
-    concatenated."""
+    concatenated: named tensors where nothing arranges the members, else a list the arrangement grows."""
     members = stmt.body
     if not members or not all(isinstance(s, (n.Layer, n.Seq, n.Concat, n.Gate, n.Residual, n.Dense)) and
                               s.cond is None for s in members):
-        return None
+        return grown(stmt)
     steps: list[n.Flow] = []
     features = [IN]
     for i, member in enumerate(members):
@@ -124,6 +130,15 @@ def _dense(stmt: n.Dense) -> Sugar | None:
         steps.append(run(f"features%{i + 1}", source, [member], member.span))
         features.append(f"features%{i + 1}")
     return Sugar((*steps, join("y%", tuple(features), stmt, "dense")), "y%")
+
+
+def grown(stmt: n.Dense) -> Sugar:
+    """A dense as a list of feature maps, the input first, that its members' arrangement grows where the dense is
+    made: each member reads the concatenation of the list so far and appends its output (a "grow" step); the
+    result the list concatenated. An arranged dense lowers to it, and forward writes a checkpointed one from it
+    (``_checkpointed`` takes the list)."""
+    grow = n.Flow("features%", "grow", (IN,), stmt, stmt.span, body=stmt.body)
+    return Sugar((grow, join("y%", ("features%",), stmt, "dense")), "y%")
 
 
 _LOWERINGS = {n.Residual: _residual, n.Gate: _gate, n.Concat: _concat, n.Dense: _dense}

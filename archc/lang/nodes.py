@@ -269,8 +269,9 @@ class Flow(Node):
     # loop rebinds keeps its own key); "list": a list of tensors, srcs its items and lists in order; "item": the
     # tensor of the list srcs[0] at ``index``. A structured statement lowered (``dataflow_sugar.py``) adds two:
     # "run": the statements ``body`` applied to srcs[0] in turn, as a seq body applies them to its implicit
-    # tensor; "each": a list, the branches that the for/if/let of ``body`` give, each applied to srcs[0]; "join":
-    # the statement ``layer`` (residual, gate, concat, dense) joining srcs, ``op`` its graph node
+    # tensor; "each": a list, the branches that the for/if/let of ``body`` give, each applied to srcs[0]; "grow":
+    # a list that starts as [srcs[0]], each member ``body`` gives reading its concatenation and appended (a dense,
+    # ``layer``); "join": the statement ``layer`` (residual, gate, concat, dense) joining srcs, ``op`` its graph node
     kind: str
     srcs: tuple  # tensor keys; an "arith" step may have an expression (a number) in place of one of its two
     layer: Layer | Seq | None  # apply: the declaration; op: the op's call with its other arguments

@@ -163,6 +163,13 @@ class FlowElaboration:
                                     self._truth(stmt.cond, frame, srcs[0]):
                                 outs.append(self.stmt(stmt, frame, srcs[0]))
                     out = tuple(outs)
+                elif step.kind == "grow":  # a dense's list: each member on the concatenation so far (as above)
+                    features = [srcs[0]]
+                    with closing(self._leaves(step.body, frame, srcs[0])) as leaves:
+                        for stmt in leaves:
+                            inp = self.member_input(stmt, frame, features)
+                            self.grow(stmt, features, inp, self.stmt(stmt, frame, inp))
+                    out = self.grown_list(step, features)
                 else:
                     out = self.flow_step(step, frame, decls, srcs)
             except (SpecErrors, BudgetExceeded):

@@ -1,8 +1,9 @@
 """The statements that combine branches, as elaboration sees them: concat, gate, dense, residual and
-ensemble. A residual, a gate, and a concat or dense whose branches or members nothing arranges run the steps they
-lower to (``lang/dataflow_sugar.py``) on the dataflow path (``elabflow``); here are the checks of their joins, and
-the walk of the arranged concats and denses and of ensembles. A mixin of ``elaborate.Elaborator``, which holds
-the statements of one path."""
+ensemble. A residual, a gate, a concat and a dense run the steps they lower to (``lang/dataflow_sugar.py``) on
+the dataflow path (``elabflow``); here are the checks of their joins and of a dense's grown list, the walk of
+what for/if/let arrange (an arranged concat's branches, an arranged dense's members, an ensemble's), and
+ensembles, which are walked as written. A mixin of ``elaborate.Elaborator``, which holds the statements of one
+path."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ class StructureElaboration:
             return self._join_gate(stmt, frame, *srcs)
         if step.op == "concat":
             return self._join_branches(stmt, frame, srcs)
-        self._check_member(srcs[-1], srcs[0], stmt.body[len(srcs) - 2])
+        if step.srcs[0] != "features%":  # (a grown list was checked as it grew)
+            self._check_member(srcs[-1], srcs[0], stmt.body[len(srcs) - 2])
         return self._concat(srcs, frame, stmt.span)
 
     def _leaves(self, stmts: list[n.Stmt], frame: Frame, x: Tensor):
@@ -106,22 +108,26 @@ class StructureElaboration:
         if x.type.layout != "CHW":
             raise SpecError(f"dense needs a C x H x W input, got {x.type.describe()}", stmt.span, follows_shapes=True)
         sugar = lowered(stmt)
-        if sugar is not None:
-            return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
-        features = [x]  # each member reads the concatenation of everything before it
-        with closing(self._leaves(stmt.body, frame, x)) as leaves:
-            for s in leaves:
-                if isinstance(s, n.Side):
-                    raise SpecError("a side output cannot be a member of a dense", s.span)
-                inp = x if len(features) == 1 else self._concat(features, frame, s.span)
-                out = self.stmt(s, frame, inp)
-                if out is inp:  # skipped by its condition, or failed (already reported)
-                    continue
-                self._check_member(out, x, s)
-                features.append(out)
+        return _output(sugar, x, self.flow_steps(sugar.steps, frame, {}, {IN: x}, x, set()))
+
+    def member_input(self, member: n.Stmt, frame: Frame, features: list[Tensor]) -> Tensor:
+        """What a member of a dense's "grow" step reads: the concatenation of the feature maps so far."""
+        if isinstance(member, n.Side):
+            raise SpecError("a side output cannot be a member of a dense", member.span)
+        return features[0] if len(features) == 1 else self._concat(features, frame, member.span)
+
+    def grow(self, member: n.Stmt, features: list[Tensor], inp: Tensor, out: Tensor) -> None:
+        """A member's output joins the list, checked; a member skipped by its condition (or failed, which is
+        reported) gave its input back and adds nothing."""
+        if out is not inp:
+            self._check_member(out, features[0], member)
+            features.append(out)
+
+    @staticmethod
+    def grown_list(step: n.Flow, features: list[Tensor]) -> tuple[Tensor, ...]:
         if len(features) == 1:
-            raise SpecError("dense needs at least one member", stmt.span)
-        return self._concat(features, frame, stmt.span)
+            raise SpecError("dense needs at least one member", step.span)
+        return tuple(features)
 
     @staticmethod
     def _check_member(out: Tensor, x: Tensor, member: n.Stmt) -> None:

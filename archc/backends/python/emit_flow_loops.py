@@ -202,11 +202,12 @@ class FlowLoops:
         return _Shape(layout, kind.sym(args, (axes,) * count))
 
     def joined(self, step: n.Flow, shape, layout: str | None, seen):
-        """``cat(xs, dim)`` of a whole list: the list's width where every use joined its tensors' features."""
+        """``cat(xs, dim)`` of a whole list: the list's width where every use joined its tensors' features (a list
+        of one tensor, as a dense's first member reads ``cat([x], 1)``, gives that tensor: its width, along any dim)."""
         if layout is None or not seen:
             return _Shape.of(layout, shape.features)
         fa = feature_axis(layout)
-        along = all(sum(t.shape[fa] for t in ins) == out.shape[fa] and len(ins) > 1 for ins, out in seen)
+        along = all(sum(t.shape[fa] for t in ins) == out.shape[fa] for ins, out in seen)
         return _Shape.of(layout, shape.features) if along else _Shape(layout, None)
 
 

@@ -18,7 +18,7 @@ import string
 
 from ...errors import SpecError
 from ...lang import nodes as n
-from ...lang.dataflow_sugar import IN, lowered
+from ...lang.dataflow_sugar import IN, grown, lowered
 from ...ops import REGISTRY, OpKind
 from ...sema.exprfold import fold, free_names, literal
 from . import containers, ir, irparse
@@ -265,10 +265,8 @@ class ForwardEmitter(MergeForward):
         if isinstance(stmt, n.Ensemble):
             self._assign(w, dest, self._ensemble(stmt, var), stmt)
             return dest, True
-        if isinstance(stmt, n.Dense) and lowered(stmt) is not None and not self.checkpoints(stmt, var):
-            return self.fwd_sugar(stmt, var, w, dest, taps)
-        if isinstance(stmt, n.Dense):  # members arranged by loops, conditionals or lets, or checkpointed
-            return self.fwd_dense(stmt, var, w, dest, taps)
+        if isinstance(stmt, n.Dense):  # a checkpointed one as its grown list, which ``_checkpointed`` takes
+            return self.fwd_sugar(stmt, var, w, dest, taps, grown(stmt) if self.checkpoints(stmt, var) else None)
         if isinstance(stmt, (n.For, n.If)) and dest != var:
             w.append(assign(dest, var))
             var = dest
@@ -291,17 +289,18 @@ class ForwardEmitter(MergeForward):
             return var, False
         raise TypeError(type(stmt))
 
-    def fwd_sugar(self, stmt: n.Concat | n.Gate | n.Dense, var: str, w: list, dest: str, taps) -> tuple[str, bool]:
-        """A concat's, gate's or dense's steps (``lang/dataflow_sugar.py``): each run into a local named for what
-        it computes (a concat's identity branch is the input itself), then the join of them (a dense member's
-        input, the concatenation before it, where the member reads it)."""
-        sugar = lowered(stmt)
+    def fwd_sugar(self, stmt: n.Concat | n.Gate | n.Dense, var: str, w: list, dest: str, taps,
+                  sugar=None) -> tuple[str, bool]:
+        """A concat's, gate's or dense's steps (``lang/dataflow_sugar.py``, or ``sugar``): each run into a local
+        named for what it computes (a concat's identity branch is the input itself), then the join of them (a
+        dense member's input, the concatenation before it, where the member reads it)."""
+        sugar = sugar or lowered(stmt)
         local = {IN: var}
         joined: dict[str, ir.Node] = {}
         for step in sugar.steps:
             if step.kind == "join":
                 parts = [ir.Name(local[s]) for s in step.srcs]
-                listed = parts[0] if step.srcs[0] == "branches%" else ir.List(tuple(parts))  # (a list already)
+                listed = parts[0] if step.srcs[0] in ("branches%", "features%") else ir.List(tuple(parts))  # (a list)
                 value = ir.BinOp("*", *parts) if step.op == "mul" else ir.call("torch.cat", listed, ir.Const(1))
                 if step.dest == sugar.output:
                     self._assign(w, dest, value, stmt)
@@ -309,7 +308,9 @@ class ForwardEmitter(MergeForward):
                     joined[step.dest] = value
                 continue
             src, body = step.srcs[0], step.body
-            if step.kind == "each":  # the branches a concat's for/if/let arrange, appended to a list
+            if step.kind == "grow":  # a dense's list of feature maps, each member appending to it
+                local[step.dest] = self.fwd_grow(stmt, local[src], w, taps)
+            elif step.kind == "each":  # the branches a concat's for/if/let arrange, appended to a list
                 local[step.dest] = self.fwd_ns.create("branches")
                 w.append(ir.Assign(ir.Name(local[step.dest]), ir.List(())))
                 self.fwd_branches(body, local[src], ir.Name(local[step.dest]), w, taps)

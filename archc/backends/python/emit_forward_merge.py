@@ -1,6 +1,6 @@
 """``forward`` of a generated class, continued: the statements that merge tensors, a dense block's growing
-list of feature maps, an ensemble's mean and a residual's sum (in place where that is safe). A mixin of
-``emit_forward.ForwardEmitter``."""
+list of feature maps (its "grow" step), an ensemble's mean and a residual's sum (in place where that is safe). A
+mixin of ``emit_forward.ForwardEmitter``."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ ADDS_IN_PLACE_AFTER = {"conv", "batchnorm", "linear"}
 class MergeForward:
     """ForwardEmitter methods for dense blocks, ensembles and residuals."""
 
-    def fwd_dense(self, stmt: n.Dense, var: str, w: list, dest: str, taps) -> tuple[str, bool]:
-        """A list of feature maps; each member reads their concatenation and adds its output to the list."""
+    def fwd_grow(self, stmt: n.Dense, var: str, w: list, taps) -> str:
+        """A dense's "grow" step: a list of feature maps, ``[var]`` first, where each member reads their
+        concatenation and appends its output (``_checkpointed`` where the dense checkpoints); the list's local."""
         checkpoint = None
         for _, value, _ in stmt.arguments.kwargs:
             test = self.fwd_expr(value, var)
@@ -28,8 +29,7 @@ class MergeForward:
         self.dense_names: dict[str, str] = {}
         w.append(ir.Assign(features, ir.List((ir.Name(var),))))
         self._fwd_members(stmt.body, var, features, checkpoint, w, taps)
-        self._assign(w, dest, _cat(features), stmt)
-        return dest, True
+        return features.id
 
     def _fwd_members(self, stmts, var: str, features: ir.Name, checkpoint: ir.Node | None, w: list, taps) -> None:
         self.fwd_arranged(stmts, var, w, taps,
