@@ -164,7 +164,7 @@ class FlowMix:
                     f"{a} * sin({a}) + cos(normalize({a}, dim = 1))",
                     # elementwise math (Swin V2's log-spaced coordinates and clamped logit scale)
                     f"sign({a}) * log2(abs({a}) + 1) / 3 + exp(clamp({a}, max = 1.0)) - log(exp(-abs({a})) + 1)"
-                    f" * clamp({a}, -1.0, 0.5)",
+                    f" * clamp({a}, -1.0, 0.5) + sin({a}) * cos({a}) / 4",  # (sin, cos: rotary embeddings' too)
                     # a table of each channel's index, broadcast over the map; ** of a number and a tensor
                     f"normalize({a}, p = 1.0, dim = -1, eps = 0.01) + 0.9 ** coordinates({a}, (c, 1, 1), 1)",
                     f"{a} + reshape(coordinates({a}, (c,), 1), (c, 1, 1)) / c - sigmoid({a}) ** 2",

@@ -161,14 +161,14 @@ def test_block_draws_the_most_common_configuration(name, block, variant, path):
         ("layer1.0" if name == "resnet" else path)
 
 
-def test_what_an_op_does_on_its_input_is_its_kinds_registry_entry(monkeypatch):
+def test_what_an_op_does_on_its_input_is_its_kinds_registry_entry(monkeypatch, swin_fixed):
     """The shift rule is window_attention's ``effective`` (no table of kinds in the diagrams): without it the
     label says the shift the call gives, and a kind may bring a rule of its own."""
     import dataclasses
 
     from archc.ops import REGISTRY
 
-    attn = next(op for op in spec("swin").graph("swin_v2_t").ops() if op.id == "features.7.1.attn")
+    attn = next(op for op in swin_fixed.graph("swin_v2_t").ops() if op.id == "features.7.1.attn")
     assert REGISTRY["window_attention"].effective is not None
     with monkeypatch.context() as m:
         m.setitem(REGISTRY, "window_attention", dataclasses.replace(REGISTRY["window_attention"], effective=None))
