@@ -66,14 +66,14 @@ class TransformInput(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         r = x.narrow(1, 0, 1)
-        r = r * 0.458
-        r = r + -0.030000000000000027
+        r = r * (0.229 / 0.5)
+        r = r + (0.485 - 0.5) / 0.5
         g = x.narrow(1, 1, 1)
-        g = g * 0.448
-        g = g + -0.08799999999999997
+        g = g * (0.224 / 0.5)
+        g = g + (0.456 - 0.5) / 0.5
         b = x.narrow(1, 2, 1)
-        b = b * 0.45
-        b = b + -0.18799999999999994
+        b = b * (0.225 / 0.5)
+        b = b + (0.406 - 0.5) / 0.5
         y = torch.cat([r, g, b], 1)
         return y
 

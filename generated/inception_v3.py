@@ -136,14 +136,14 @@ class TransformInput(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         r = x.narrow(1, 0, 1)  # N x 1 x 299 x 299
-        r = r * 0.458  # N x 1 x 299 x 299
-        r = r + -0.030000000000000027  # N x 1 x 299 x 299
+        r = r * (0.229 / 0.5)  # N x 1 x 299 x 299
+        r = r + (0.485 - 0.5) / 0.5  # N x 1 x 299 x 299
         g = x.narrow(1, 1, 1)  # N x 1 x 299 x 299
-        g = g * 0.448  # N x 1 x 299 x 299
-        g = g + -0.08799999999999997  # N x 1 x 299 x 299
+        g = g * (0.224 / 0.5)  # N x 1 x 299 x 299
+        g = g + (0.456 - 0.5) / 0.5  # N x 1 x 299 x 299
         b = x.narrow(1, 2, 1)  # N x 1 x 299 x 299
-        b = b * 0.45  # N x 1 x 299 x 299
-        b = b + -0.18799999999999994  # N x 1 x 299 x 299
+        b = b * (0.225 / 0.5)  # N x 1 x 299 x 299
+        b = b + (0.406 - 0.5) / 0.5  # N x 1 x 299 x 299
         y = torch.cat([r, g, b], 1)  # N x 3 x 299 x 299
         return y
 

@@ -107,10 +107,17 @@ class FlowEmitter(FlowLoops):
             value = ir.Unary("-", ir.Name(srcs[0]))
         else:
             tensor = next(s for s in srcs if isinstance(s, str))
-            left, right = (ir.Name(s) if isinstance(s, str) else self.fwd.fwd_expr(s, tensor) for s in srcs)
+            left, right = (ir.Name(s) if isinstance(s, str) else self._number(s, tensor) for s in srcs)
             value = ir.Compare((step.op,), (left, right)) if step.op in COMPARE else ir.BinOp(step.op, left, right)
         w.append(ir.Assign(ir.Name(dest), value, comment))
         self.local[step.dest] = dest
+
+    def _number(self, e: n.Expr, tensor: str) -> ir.Node:
+        """A number a tensor is combined with: as the spec writes it where it is arithmetic of numbers only
+        (``(0.485 - 0.5) / 0.5``, as torchvision writes it; Python computes the same float the checker folded), else
+        as folded."""
+        numbers_only = all(isinstance(x, (n.Num, n.BinOp, n.UnaryOp)) for x in e.walk())
+        return lower(e) if numbers_only else self.fwd.fwd_expr(e, tensor)
 
     def choice(self, step: n.Flow, w: list) -> None:
         """``if cond: ...`` computing each branch's tensor into one local (a branch that names an existing tensor
