@@ -132,7 +132,7 @@ class TransformInput(nn.Module):
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
-        self.out_channels = 1 + 1 + 1
+        self.out_channels = 3
 
     def forward(self, x: Tensor) -> Tensor:
         r = x.narrow(1, 0, 1)  # N x 1 x 299 x 299

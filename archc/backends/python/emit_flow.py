@@ -202,8 +202,8 @@ class FlowEmitter(FlowLoops):
             if not inputs and shapes[key].features_in(named) is None and not self.called():
                 outs.append(n.Const(None, SPAN))  # a library's block nothing here calls: no caller reads its width
                 continue
-            outs.append(self.width(shapes[key], key, self.producers.get(key), f"the output '{output}'", named,
-                                   unseen=not inputs))
+            outs.append(self.emitter.fold(self.width(shapes[key], key, self.producers.get(key),
+                                                     f"the output '{output}'", named, unseen=not inputs)))
         lowered = [self.emitter.lower(out) for out in outs]
         self.check_known(lowered)
         read = set().union(*(ir.reads(low) for low in lowered))
