@@ -125,15 +125,12 @@ class FlowEmitter(FlowLoops):
         dest = self._dest(step.dest)
         test = self.fwd.fwd_expr(step.cond, self.sig.inputs[0])
         bodies = []
-        written = lower(step.cond, ir.Name)
-        for key, steps, holds in zip(step.srcs, step.branches, (written, ir.Unary("not", written))):
+        for key, steps in zip(step.srcs, step.branches):  # (a module's None check the branch decides: irfacts)
             if key not in self.local:
                 self.local[key] = dest  # the branch's chain computes straight into the let's local
             inner: list[ir.Node] = []
-            self.fwd.holds.append(holds)  # a module made under the branch's condition needs no None check here
             for s in steps:
                 self.step(s, inner)
-            self.fwd.holds.pop()
             if self.local[key] != dest:
                 inner.append(ir.Assign(ir.Name(dest), ir.Name(self.local[key])))
             bodies.append(tuple(inner))

@@ -62,8 +62,6 @@ class ForwardEmitter(SugarForward):
         self.sides_from: dict[str, list[n.Side]] = {}  # layer name -> the side outputs that read it
         self.run_time: dict[str, ir.Node] = {}  # a name folding keeps whole -> the value forward reads there
         self.candidates: dict[str, n.Let] = {}  # lets __init__ could compute once as attributes
-        # conditions true where the statements being written run (a branch's), as written (lower(cond, ir.Name))
-        self.holds: list[ir.Node] = []
         # whether each call it writes works in place, by statement (forward's become the record, ``StmtInfo``;
         # forward_taps' are its own: a tap before an activation keeps it out of place there)
         self.written: dict[n.Span, bool] = {}
@@ -188,8 +186,6 @@ class ForwardEmitter(SugarForward):
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
         if cond is not None:
             test = self.fwd_cond(stmt, cond, var)
-            if self.holds and lower(cond, ir.Name) in self.holds:  # made where this branch runs: it is there
-                test = ir.Const(True)
             if test == ir.Const(False):
                 return var, fresh
             if not test == ir.Const(True):
@@ -303,8 +299,6 @@ class ForwardEmitter(SugarForward):
         if isinstance(stmt, n.Init):
             return var, fresh
         cond = getattr(stmt, "cond", None) if not isinstance(stmt, (n.If, n.Side)) else None
-        if cond is not None and self.holds and lower(cond, ir.Name) in self.holds:  # made where this branch runs
-            cond = None
         if cond is not None and dest != var:
             w.append(assign(dest, var))
             return self.fwd_stmt(stmt, dest, False, w, taps)
